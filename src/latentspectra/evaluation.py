@@ -1,0 +1,96 @@
+"""Metrics of the trained networks (issue targets): accuracy, sample confidence and label entropy,
+classifier-feature Frechet distance, and encode -> decode -> classify accuracy.
+
+Every function takes plain tensors and callables, so it works with any generator, encoder and
+classifier; images are (N, C, H, W) in the generator's pixel range.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import scipy.linalg
+import torch
+
+Network = Callable[[torch.Tensor], torch.Tensor]
+
+
+@torch.inference_mode()
+def batched(function: Network, inputs: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """``function`` applied to ``inputs`` in batches, without gradients, concatenated."""
+    return torch.cat([function(chunk) for chunk in inputs.split(batch_size)])
+
+
+def classifier_accuracy(classifier: Network, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of ``images`` whose argmax logit equals ``labels``."""
+    predictions = batched(classifier, images).argmax(1)
+    return (predictions == labels).float().mean().item()
+
+
+def standard_normal_latents(count: int, latent_dim: int, seed: int) -> torch.Tensor:
+    """``count`` latent vectors z ~ N(0, I) drawn from their own seeded stream."""
+    return torch.randn(count, latent_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def label_entropy(labels: torch.Tensor, num_classes: int) -> float:
+    """Entropy (nats) of the histogram of ``labels``; ln(num_classes) when every class is equally frequent."""
+    frequencies = torch.bincount(labels, minlength=num_classes).double() / len(labels)
+    frequencies = frequencies[frequencies > 0]
+    return float(-(frequencies * frequencies.log()).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def sample_quality(generator: Network, classifier: Network, latents: torch.Tensor,
+                   confidence: float = 0.9) -> dict[str, float | list[int]]:
+    """Classify G(z) for each latent: the fraction classified with probability > ``confidence``, the
+    entropy of the predicted-label histogram, and that histogram."""
+    probabilities = batched(lambda z: classifier(generator(z)).softmax(1), latents)
+    top, labels = probabilities.max(1)
+    num_classes = probabilities.shape[1]
+    entropy = label_entropy(labels, num_classes)
+    return {
+        "sample_confidence": (top > confidence).float().mean().item(),
+        "sample_label_entropy": entropy,
+        "sample_label_entropy_ratio": entropy / math.log(num_classes),
+        "sample_label_counts": torch.bincount(labels, minlength=num_classes).tolist(),
+    }
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (rows are samples):
+    |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), computed in float64."""
+    a = features_a.double().numpy()
+    b = features_b.double().numpy()
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # Tr (S_a S_b)^(1/2) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric PSD matrix:
+    # stable where sqrtm of the non-symmetric product warns on near-singular covariances.
+    eigenvalues, eigenvectors = scipy.linalg.eigh(cov_a)
+    root_a = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
+    middle = scipy.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
+    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
+
+
+def classifier_fid(generator: Network, features: Network, latents: torch.Tensor, real_images: torch.Tensor) -> float:
+    """Frechet distance between classifier features of G(latents) and of ``real_images``."""
+    fake = batched(lambda z: features(generator(z)), latents)
+    real = batched(features, real_images)
+    return frechet_distance(fake, real)
+
+
+def encode_decode_accuracy(encoder_sample: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+                           generator: Network, classifier: Network, images: torch.Tensor,
+                           labels: torch.Tensor, trials: int, seed: int) -> dict[str, float | list[float]]:
+    """Accuracy of classify(G(z)) with z a stochastic encoding of each image, over ``trials`` draws.
+
+    ``encoder_sample(images, rng)`` returns one encoding per image (mu + sigma * eps).
+    """
+    rng = torch.Generator().manual_seed(seed)
+    per_trial = []
+    for _ in range(trials):
+        predictions = batched(lambda x: classifier(generator(encoder_sample(x, rng))).argmax(1), images)
+        per_trial.append((predictions == labels).float().mean().item())
+    values = torch.tensor(per_trial, dtype=torch.float64)
+    return {"mean": values.mean().item(), "std": values.std().item() if trials > 1 else 0.0, "trials": per_trial}

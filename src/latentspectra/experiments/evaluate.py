@@ -1,0 +1,68 @@
+"""The issue's model metrics on a dataset: `latentspectra evaluate` and the records of `train`.
+
+Seeds per purpose (as ganspace does): the latents for sample metrics come from ``seed + SAMPLES``,
+the stochastic encodings from ``seed + ENCODINGS``, so each metric is reproducible on its own.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import ImageDataset, images_to_tensor, load_dataset
+from ..evaluation import (classifier_accuracy, classifier_fid, encode_decode_accuracy, sample_quality,
+                          standard_normal_latents)
+from ..training.checkpoint import load_model, versions
+
+SAMPLES = 1
+ENCODINGS = 2
+SAMPLE_COUNT = 10_000  # the issue's 10,000 generated and 10,000 test images
+ENCODING_TRIALS = 20  # the issue's 20 stochastic encodings of the test set
+
+
+def shipped_models_dir(dataset: str = "mnist") -> Path:
+    """The directory of the networks that ship with the package for ``dataset``."""
+    return Path(str(resources.files("latentspectra") / "pretrained" / dataset))
+
+
+def sample_metrics(generator: torch.nn.Module, classifier: torch.nn.Module, dataset: ImageDataset,
+                   seed: int, count: int = SAMPLE_COUNT) -> dict[str, Any]:
+    """Confidence, label entropy and classifier-feature Frechet distance of ``count`` samples
+    (at most as many as the test split has images, which they are compared with)."""
+    count = min(count, len(dataset.test))
+    latents = standard_normal_latents(count, generator.config["latent_dim"], seed + SAMPLES)
+    metrics = sample_quality(generator, classifier, latents)
+    real = images_to_tensor(dataset.test.images[:count])
+    metrics["classifier_fid"] = classifier_fid(generator, classifier.features, latents, real)
+    return metrics
+
+
+def encoder_metrics(encoder: torch.nn.Module, generator: torch.nn.Module, classifier: torch.nn.Module,
+                    dataset: ImageDataset, seed: int, trials: int = ENCODING_TRIALS) -> dict[str, Any]:
+    """Encode -> decode -> classify accuracy on the test set over ``trials`` stochastic encodings."""
+    result = encode_decode_accuracy(encoder.sample, generator, classifier, images_to_tensor(dataset.test.images),
+                                    torch.from_numpy(dataset.test.labels), trials, seed + ENCODINGS)
+    return {"encode_decode_accuracy": result["mean"], "encode_decode_accuracy_std": result["std"],
+            "encode_decode_trials": result["trials"]}
+
+
+def evaluate_models(models_dir: str | Path, dataset_name: str = "mnist", seed: int = 0) -> dict[str, Any]:
+    """Every metric of the foundation issue for the networks in ``models_dir``."""
+    dataset = load_dataset(dataset_name)
+    generator, _ = load_model(models_dir, "generator")
+    classifier, _ = load_model(models_dir, "classifier")
+    encoder, _ = load_model(models_dir, "encoder")
+    test_images = images_to_tensor(dataset.test.images)
+    metrics: dict[str, Any] = {
+        "models": str(models_dir),
+        "dataset": dataset_name,
+        "seed": seed,
+        "classifier_accuracy": classifier_accuracy(classifier, test_images, torch.from_numpy(dataset.test.labels)),
+    }
+    metrics.update(sample_metrics(generator, classifier, dataset, seed))
+    metrics.update(encoder_metrics(encoder, generator, classifier, dataset, seed))
+    metrics["versions"] = versions()
+    return metrics

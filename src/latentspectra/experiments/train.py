@@ -1,0 +1,80 @@
+"""`train {classifier,gan,encoder,all}`: train the paper's networks in order and record the run.
+
+The classifier comes first because the GAN's sample metrics and the encoder's loss need it; the
+encoder comes last because its decoder is the trained generator.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import TrainConfig
+from ..data import load_dataset
+from ..errors import LatentspectraError
+from ..io import write_json
+from .evaluate import encoder_metrics, sample_metrics
+from ..training.checkpoint import load_model, versions
+from ..training.classifier import ClassifierJob
+from ..training.encoder import EncoderJob
+from ..training.gan import GANJob
+from ..training.loop import run_training
+
+NETWORKS = ("classifier", "gan", "encoder")
+
+
+def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
+    """``config`` with every network's epoch count replaced by ``epochs`` (unchanged for None)."""
+    if epochs is None:
+        return config
+    if epochs < 1:
+        raise LatentspectraError(f"--epochs must be at least 1, got {epochs}")
+    return replace(config, classifier=replace(config.classifier, epochs=epochs),
+                   gan=replace(config.gan, epochs=epochs), encoder=replace(config.encoder, epochs=epochs))
+
+
+def _require(out_dir: Path, name: str, needed_by: str) -> torch.nn.Module:
+    if not (out_dir / f"{name}.json").exists():
+        raise LatentspectraError(f"{out_dir}: no trained {name} there, which {needed_by} needs; "
+                                 f"train it first (latentspectra train {name} --out {out_dir})")
+    return load_model(out_dir, name)[0]
+
+
+def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train ``which`` ("classifier", "gan", "encoder" or "all") into ``out_dir``; returns the run record
+    that is also written to ``out_dir/train-<which>.json``."""
+    if which not in (*NETWORKS, "all"):
+        raise LatentspectraError(f"unknown network {which!r}; choose from {[*NETWORKS, 'all']}")
+    out_dir = Path(out_dir)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    dataset = load_dataset(config.dataset)
+    seed = config.seed
+    record: dict[str, Any] = {"network": which, "dataset": config.dataset, "seed": seed,
+                              "config": asdict(config), "versions": versions(), "seconds": {}, "metrics": {}}
+    began = time.perf_counter()
+    for network in NETWORKS if which == "all" else (which,):
+        start = time.perf_counter()
+        if network == "classifier":
+            job = ClassifierJob(dataset, config.classifier, seed)
+            epochs, sub_config = config.classifier.epochs, asdict(config.classifier)
+        elif network == "gan":
+            classifier = (out_dir / "classifier.json").exists() and load_model(out_dir, "classifier")[0]
+            evaluate = (lambda g: sample_metrics(g, classifier, dataset, seed)) if classifier else None
+            job = GANJob(dataset, config.gan, seed, evaluate_samples=evaluate)
+            epochs, sub_config = config.gan.epochs, asdict(config.gan)
+        else:
+            generator = _require(out_dir, "generator", "the encoder")
+            classifier = _require(out_dir, "classifier", "the encoder")
+            job = EncoderJob(dataset, config.encoder, seed, generator, classifier,
+                             evaluate=lambda e: encoder_metrics(e, generator, classifier, dataset, seed))
+            epochs, sub_config = config.encoder.epochs, asdict(config.encoder)
+        result = run_training(job, out_dir, epochs, seed, {"dataset": config.dataset, **sub_config}, progress)
+        record["seconds"][network] = time.perf_counter() - start
+        record["metrics"].update(result.metrics)
+    record["seconds"]["total"] = time.perf_counter() - began
+    write_json(out_dir / f"train-{which}.json", record)
+    return record

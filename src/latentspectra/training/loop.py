@@ -1,0 +1,107 @@
+"""The resumable epoch loop shared by every network's training.
+
+A `TrainingJob` says what to train; `run_training` runs its epochs with a progress bar, saves the full
+training state after every epoch (atomically, so an interruption loses at most the epoch in flight),
+resumes from that state when it finds one, and finally writes the trained networks with their JSON
+record. Each epoch draws its randomness from its own generator seeded by (seed, epoch), so a resumed
+run continues exactly as the uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import load_training_state, save_model, save_training_state, versions
+
+
+class TrainingJob(Protocol):
+    """What `run_training` needs to know about one network's training."""
+
+    name: str
+    modules: dict[str, nn.Module]  # everything whose state is checkpointed
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, Any]
+
+    def batches_per_epoch(self) -> int: ...
+
+    def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
+        """One optimisation step on batch ``batch_index`` of the current epoch; returns its losses."""
+        ...
+
+    def start_epoch(self, rng: torch.Generator) -> None:
+        """Draw the epoch's shuffling from ``rng``."""
+        ...
+
+    def finished_models(self) -> dict[str, nn.Module]:
+        """The networks to save when training ends, by file name."""
+        ...
+
+    def evaluate(self) -> dict[str, float]:
+        """Final metrics of the trained networks."""
+        ...
+
+
+@dataclass
+class TrainingResult:
+    """What a finished (or resumed and finished) training run produced."""
+
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from_epoch: int = 0
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The random stream of one epoch: independent of how many epochs ran before in this process."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
+                 config: dict[str, Any], progress: bool = True) -> TrainingResult:
+    """Train ``job`` for ``epochs`` epochs into ``out_dir``, resuming if a saved state is there.
+
+    Writes ``out_dir/checkpoints/NAME-state.{safetensors,json}`` after each epoch and, at the end,
+    ``out_dir/<model>.safetensors`` + ``.json`` for each finished network with config, seed, versions,
+    per-epoch losses and final metrics.
+    """
+    out_dir = Path(out_dir)
+    state_stem = out_dir / "checkpoints" / f"{job.name}-state"
+    meta = load_training_state(state_stem, job.modules, job.optimizers, job.schedulers) or {}
+    start_epoch = int(meta.get("epochs_done", 0))
+    history: list[dict[str, float]] = list(meta.get("history", []))
+    seconds = float(meta.get("seconds", 0.0))
+    for epoch in range(start_epoch, epochs):
+        began = time.perf_counter()
+        rng = epoch_generator(seed, epoch)
+        for module in job.modules.values():
+            module.train()
+        job.start_epoch(rng)
+        totals: dict[str, float] = {}
+        steps = job.batches_per_epoch()
+        bar = tqdm(range(steps), desc=f"{job.name} epoch {epoch + 1}/{epochs}", disable=not progress,
+                   leave=False, mininterval=1.0)
+        for batch_index in bar:
+            losses = job.train_step(batch_index, rng)
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + value
+            if batch_index % 50 == 0:
+                bar.set_postfix({key: f"{value:.3f}" for key, value in losses.items()}, refresh=False)
+        seconds += time.perf_counter() - began
+        history.append({"epoch": epoch + 1, **{key: value / steps for key, value in totals.items()}})
+        save_training_state(state_stem, job.modules, job.optimizers, job.schedulers,
+                            {"epochs_done": epoch + 1, "history": history, "seconds": seconds})
+    for module in job.modules.values():
+        module.eval()
+    metrics = job.evaluate()
+    record = {"name": job.name, "seed": seed, "epochs": epochs, "train_config": config,
+              "versions": versions(), "train_seconds": seconds, "history": history, "metrics": metrics}
+    for file_name, model in job.finished_models().items():
+        save_model(out_dir, file_name, model, record)
+    return TrainingResult(metrics=metrics, history=history, seconds=seconds, resumed_from_epoch=start_epoch)

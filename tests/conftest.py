@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny datasets and tiny configs so that every test runs in seconds on 2 cores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from latentspectra.config import ClassifierConfig, EncoderConfig, GANConfig
+from latentspectra.data import ImageDataset, Split
+
+
+def make_dataset(train: int = 64, test: int = 32, classes: int = 10, seed: int = 0) -> ImageDataset:
+    """Random 28 x 28 uint8 images whose class is written as a bright row, so classes are learnable."""
+    rng = np.random.default_rng(seed)
+
+    def split(count: int) -> Split:
+        labels = rng.integers(0, classes, size=count).astype(np.int64)
+        images = rng.integers(0, 40, size=(count, 1, 28, 28)).astype(np.uint8)
+        images[np.arange(count), 0, 2 + 2 * labels, :] = 255
+        return Split(images=images, labels=labels)
+
+    return ImageDataset(name="tiny", train=split(train), test=split(test), classes=tuple(str(i) for i in range(classes)))
+
+
+@pytest.fixture
+def tiny_dataset() -> ImageDataset:
+    return make_dataset()
+
+
+@pytest.fixture
+def tiny_npz(tmp_path, tiny_dataset):
+    path = tmp_path / "tiny.npz"
+    np.savez(path, train_images=tiny_dataset.train.images, train_labels=tiny_dataset.train.labels,
+             test_images=tiny_dataset.test.images, test_labels=tiny_dataset.test.labels)
+    return path
+
+
+TINY_CLASSIFIER = ClassifierConfig(epochs=2, batch_size=16, width=4, max_lr=0.01)
+TINY_GAN = GANConfig(epochs=2, batch_size=16, latent_dim=8, generator_width=4, discriminator_width=4)
+TINY_ENCODER = EncoderConfig(epochs=2, batch_size=16, width=4, hidden=16)
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)

@@ -1,0 +1,74 @@
+"""The command line: JSON output, a tiny end-to-end training run, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from latentspectra.cli import main
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code or 0, captured.out, captured.err
+
+
+def test_data_info_json(capsys, tiny_npz):
+    code, out, _ = run_cli(capsys, "data", "info", f"npz:{tiny_npz}", "--json")
+    info = json.loads(out)
+    assert code == 0
+    assert info["train"] == 64 and info["test"] == 32 and info["shape"] == [1, 28, 28]
+    assert len(info["train_counts"]) == len(info["classes"]) == 10 and sum(info["train_counts"]) == 64
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["data", "info", "idx:/no/such/dir"], "/no/such/dir"),
+    (["data", "info", "imagenet"], "imagenet"),
+    (["evaluate", "--models", "/no/such/models"], "/no/such/models"),
+    (["train", "encoder", "--out", "{empty}", "--dataset", "{npz}"], "no trained generator"),
+    (["train", "gan", "--out", "{file}"], "is a file"),
+    (["train", "gan", "--epochs", "0", "--out", "{empty}"], "--epochs"),
+])
+def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, tiny_npz, args, expected):
+    (tmp_path / "file").write_text("x")
+    args = [a.format(empty=tmp_path / "empty", file=tmp_path / "file", npz=f"npz:{tiny_npz}") for a in args]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err and "Traceback" not in err
+
+
+def test_truncated_dataset_file_is_one_line_from_the_real_executable(tmp_path, tiny_npz):
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(tiny_npz.read_bytes()[:200])
+    result = subprocess.run([sys.executable, "-m", "latentspectra", "data", "info", f"npz:{broken}"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "broken.npz" in result.stderr
+
+
+def test_train_all_then_evaluate_end_to_end(capsys, tmp_path, tiny_npz):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "train", "all", "--dataset", f"npz:{tiny_npz}", "--out", str(out),
+                              "--epochs", "1", "--quiet")
+    assert code == 0
+    summary = json.loads(stdout)
+    assert set(summary["seconds"]) == {"classifier", "gan", "encoder", "total"}
+    for name in ("generator", "discriminator", "classifier", "encoder"):
+        assert (out / f"{name}.safetensors").is_file() and (out / f"{name}.json").is_file()
+    record = json.loads((out / "train-all.json").read_text())
+    assert record["seed"] == 0 and record["config"]["dataset"] == f"npz:{tiny_npz}"
+
+    code, stdout, _ = run_cli(capsys, "evaluate", "--models", str(out), "--dataset", f"npz:{tiny_npz}", "--json")
+    metrics = json.loads(stdout)
+    assert code == 0
+    for key in ("classifier_accuracy", "encode_decode_accuracy", "sample_confidence",
+                "sample_label_entropy", "classifier_fid"):
+        assert isinstance(metrics[key], float), key
+    assert len(metrics["encode_decode_trials"]) == 20

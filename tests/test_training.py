@@ -1,0 +1,110 @@
+"""Training steps, checkpoints and resume on tiny data."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from latentspectra.errors import CheckpointError
+from latentspectra.models import Classifier, Generator
+from latentspectra.training.checkpoint import load_model, save_model
+from latentspectra.training.classifier import ClassifierJob
+from latentspectra.training.encoder import EncoderJob, gaussian_kl
+from latentspectra.training.gan import GANJob
+from latentspectra.training.loop import epoch_generator, run_training
+
+from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN
+
+
+def _parameters(modules: dict) -> dict[str, torch.Tensor]:
+    return {f"{name}.{key}": value.detach().clone()
+            for name, module in modules.items() for key, value in module.state_dict().items()}
+
+
+def _make_jobs(dataset):
+    classifier_job = ClassifierJob(dataset, TINY_CLASSIFIER, seed=0)
+    gan_job = GANJob(dataset, TINY_GAN, seed=0)
+    encoder_job = EncoderJob(dataset, TINY_ENCODER, 0, copy.deepcopy(gan_job.generator),
+                             copy.deepcopy(classifier_job.model))
+    return {"classifier": classifier_job, "gan": gan_job, "encoder": encoder_job}
+
+
+@pytest.mark.parametrize("name", ["classifier", "gan", "encoder"])
+def test_one_step_changes_weights_with_finite_loss(tiny_dataset, name):
+    job = _make_jobs(tiny_dataset)[name]
+    before = _parameters(job.modules)
+    rng = epoch_generator(0, 0)
+    job.start_epoch(rng)
+    losses = job.train_step(0, rng)
+    assert losses and all(torch.isfinite(torch.tensor(value)) for value in losses.values())
+    after = _parameters(job.modules)
+    changed = [key for key in before if not torch.equal(before[key], after[key])]
+    assert changed, f"{name}: no weight changed after one step"
+
+
+def test_encoder_step_leaves_generator_and_classifier_frozen(tiny_dataset):
+    job = _make_jobs(tiny_dataset)["encoder"]
+    frozen = {"g": job.generator, "c": job.classifier}
+    before = _parameters(frozen)
+    rng = epoch_generator(0, 0)
+    job.start_epoch(rng)
+    job.train_step(0, rng)
+    assert all(torch.equal(before[key], value) for key, value in _parameters(frozen).items())
+
+
+def test_gaussian_kl_is_zero_for_standard_normal_and_positive_otherwise():
+    zeros = torch.zeros(3, 5)
+    assert torch.allclose(gaussian_kl(zeros, zeros), torch.zeros(3))
+    assert (gaussian_kl(torch.ones(3, 5), torch.full((3, 5), -1.0)) > 0).all()
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    model = Generator(latent_dim=6, width=4).eval()
+    save_model(tmp_path, "generator", model, {"seed": 3})
+    loaded, record = load_model(tmp_path, "generator")
+    z = torch.randn(5, 6)
+    assert record["seed"] == 3 and record["kind"] == "generator"
+    assert torch.equal(model(z), loaded(z))
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match="classifier.json"):
+        load_model(tmp_path, "classifier")
+    save_model(tmp_path, "classifier", Classifier(width=4), {})
+    (tmp_path / "classifier.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="classifier.safetensors"):
+        load_model(tmp_path, "classifier")
+    save_model(tmp_path, "classifier", Classifier(width=8), {})
+    save_model(tmp_path / "other", "classifier", Classifier(width=4), {})
+    (tmp_path / "other" / "classifier.safetensors").replace(tmp_path / "classifier.safetensors")
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_model(tmp_path, "classifier")
+
+
+@pytest.mark.parametrize("name", ["classifier", "gan"])
+def test_resume_after_interruption_matches_uninterrupted_run(tiny_dataset, tmp_path, name):
+    straight = _make_jobs(tiny_dataset)[name]
+    run_training(straight, tmp_path / "straight", epochs=2, seed=5, config={}, progress=False)
+
+    first = _make_jobs(tiny_dataset)[name]
+    run_training(first, tmp_path / "resumed", epochs=1, seed=5, config={}, progress=False)
+    resumed = _make_jobs(tiny_dataset)[name]  # a fresh process: new, untrained networks
+    result = run_training(resumed, tmp_path / "resumed", epochs=2, seed=5, config={}, progress=False)
+
+    assert result.resumed_from_epoch == 1
+    assert [entry["epoch"] for entry in result.history] == [1, 2]
+    expected, actual = _parameters(straight.modules), _parameters(resumed.modules)
+    for key in expected:
+        assert torch.allclose(expected[key], actual[key], atol=1e-6), key
+
+
+def test_run_training_writes_weights_and_record(tiny_dataset, tmp_path):
+    job = _make_jobs(tiny_dataset)["classifier"]
+    run_training(job, tmp_path, epochs=1, seed=0, config={"epochs": 1}, progress=False)
+    model, record = load_model(tmp_path, "classifier")
+    assert record["seed"] == 0 and record["train_config"] == {"epochs": 1}
+    assert set(record["versions"]) >= {"torch", "python", "latentspectra"}
+    assert 0.0 <= record["metrics"]["classifier_accuracy"] <= 1.0
+    assert not any(path.name.endswith(".part") for path in tmp_path.rglob("*"))
