@@ -7,5 +7,20 @@ methods a user compares it with, on plain tensors and any generator / encoder / 
 __version__ = "0.1.0"
 
 from .errors import CheckpointError, DataError, LatentspectraError
+from .latent import (BasisError, LatentSetError, LatentSets, QuasiEigenBasis, build_latent_sets,
+                     collect_label_means, gram_schmidt, rotation_path)
 
-__all__ = ["CheckpointError", "DataError", "LatentspectraError", "__version__"]
+__all__ = [
+    "BasisError",
+    "CheckpointError",
+    "DataError",
+    "LatentSetError",
+    "LatentSets",
+    "LatentspectraError",
+    "QuasiEigenBasis",
+    "__version__",
+    "build_latent_sets",
+    "collect_label_means",
+    "gram_schmidt",
+    "rotation_path",
+]

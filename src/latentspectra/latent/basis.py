@@ -1,0 +1,296 @@
+"""Quasi-eigenvectors and Latent Spectral Decomposition (paper, Methods step 6, Eqs. 4-10).
+
+The M averages eta of the latent sets (Eq. 3), taken in the order of Eq. 5 (every label of set 1,
+then every label of set 2, ...), are orthogonalised by Gram-Schmidt (Eqs. 4-7) and scaled so that
+<xi_k|xi_k> = C (Eq. 8; C = M by default, the expected squared norm of z ~ N(0, I_M)). A latent vector
+then expands as z = sum_k c_k xi_k (Eq. 9) with c_k = <xi_k|z> / C (Eq. 10).
+
+Everything here is float64 and works on plain tensors: nothing depends on a particular generator.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import LatentspectraError
+from ..io import atomic_write, read_json, write_json
+from .operators import ROTATION_MODES, as_latents, literal_rotation, plane_rotation, projection_operator
+
+BASIS_FORMAT = "latentspectra.QuasiEigenBasis"
+
+
+class BasisError(LatentspectraError, ValueError):
+    """Dependent latent averages, or a basis file that is missing, corrupt or inconsistent."""
+
+
+def _check_matrix(name: str, value: Any) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.ndim != 2 or value.shape[0] == 0 or value.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D tensor (rows x dimensions), got shape {tuple(value.shape)}")
+    if not value.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {value.dtype}")
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return value.to(torch.float64)
+
+
+def gram_schmidt(vectors: torch.Tensor, norm: float, *, rtol: float = 1e-8,
+                 row_names: Sequence[str] | None = None) -> torch.Tensor:
+    """Orthogonalise the rows of ``vectors`` in order (Eqs. 4-7) and scale each to <xi|xi> = ``norm`` (Eq. 8).
+
+    Computed in float64 as a Householder QR of the transposed rows (backward stable, so the result is
+    orthogonal to rounding), with the signs fixed so that diag(R) > 0: row k of the result is the part
+    of row k orthogonal to rows 0..k-1, in its direction, exactly what classical Gram-Schmidt gives in
+    exact arithmetic. Hence <xi_k|eta_k> > 0 and span{xi_0..xi_k} = span{eta_0..eta_k} for every k.
+
+    Args:
+        vectors: (K, M) real floating tensor, K <= M rows eta_k.
+        norm: C > 0, the squared norm of every output row.
+        rtol: a row whose residual (its norm after removing rows 0..k-1) is below ``rtol`` times its own
+            norm counts as linearly dependent.
+        row_names: optional description of each row for error messages, e.g. "label 3, set 2".
+
+    Returns:
+        (K, M) float64 tensor of orthogonal rows xi_k.
+
+    Raises:
+        ValueError: bad shape, dtype, non-finite values, or ``norm`` <= 0.
+        BasisError: a (nearly) linearly dependent row; the message names the row and its relative residual.
+    """
+    etas = _check_matrix("gram_schmidt: vectors", vectors)
+    count, dim = etas.shape
+    if not norm > 0:
+        raise ValueError(f"gram_schmidt: norm must be positive, got {norm}")
+    if row_names is not None and len(row_names) != count:
+        raise ValueError(f"gram_schmidt: {len(row_names)} row names for {count} rows")
+    if count > dim:
+        raise BasisError(f"gram_schmidt: {count} rows in {dim} dimensions cannot be independent: "
+                         f"{_describe_row(dim, row_names)} lies in the span of the rows before it")
+    q, r = torch.linalg.qr(etas.T, mode="reduced")
+    diagonal = r.diagonal()
+    relative = diagonal.abs() / torch.linalg.vector_norm(etas, dim=1)
+    bad = torch.nonzero(~(relative >= rtol)).flatten()  # ~(x >= rtol) also catches 0/0 = NaN for a zero row
+    if len(bad):
+        k = int(bad[0])
+        residual = float(relative[k]) if torch.isfinite(relative[k]) else 0.0
+        raise BasisError(f"gram_schmidt: {_describe_row(k, row_names)} is (nearly) linearly dependent on the rows "
+                         f"before it: its residual norm is {residual:.3g} of its own norm (rtol={rtol:g})")
+    signs = torch.sign(diagonal)
+    return (q * signs).T * float(norm) ** 0.5
+
+
+def _describe_row(index: int, row_names: Sequence[str] | None) -> str:
+    return f"row {index}" + (f" ({row_names[index]})" if row_names is not None else "")
+
+
+def _check_index_vector(name: str, value: Any, dim: int) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        value = torch.as_tensor(value)
+    if value.shape != (dim,):
+        raise ValueError(f"QuasiEigenBasis: {name} must have shape ({dim},), got {tuple(value.shape)}")
+    if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+        raise ValueError(f"QuasiEigenBasis: {name} must be an integer tensor, got {value.dtype}")
+    return value.to(torch.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class QuasiEigenBasis:
+    """The M quasi-eigenvectors xi_k (rows of ``vectors``), with the label and set of the eta each came from.
+
+    Attributes:
+        vectors: (M, M) float64, row k is xi_k, <xi_a|xi_b> = C delta_ab (Eq. 8).
+        labels: (M,) int64, the label alpha of row k.
+        sets: (M,) int64, the set index i (1-based, as in the paper) of row k.
+        norm: C.
+        provenance: free-form JSON-serialisable record of how the basis was built.
+
+    Indices i, j, k in the methods are row indices 0..M-1 of ``vectors``; `index_of` finds the row
+    of a (label, set) pair.
+    """
+
+    vectors: torch.Tensor
+    labels: torch.Tensor
+    sets: torch.Tensor
+    norm: float
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        vectors = self.vectors
+        if not isinstance(vectors, torch.Tensor) or vectors.ndim != 2 or vectors.shape[0] != vectors.shape[1]:
+            shape = tuple(vectors.shape) if isinstance(vectors, torch.Tensor) else type(vectors).__name__
+            raise ValueError(f"QuasiEigenBasis: vectors must be a square (M, M) tensor, got {shape}")
+        if vectors.dtype != torch.float64:
+            raise ValueError(f"QuasiEigenBasis: vectors must be float64, got {vectors.dtype}")
+        dim = vectors.shape[0]
+        object.__setattr__(self, "labels", _check_index_vector("labels", self.labels, dim))
+        object.__setattr__(self, "sets", _check_index_vector("sets", self.sets, dim))
+        if not float(self.norm) > 0:
+            raise ValueError(f"QuasiEigenBasis: norm must be positive, got {self.norm}")
+        object.__setattr__(self, "norm", float(self.norm))
+
+    @classmethod
+    def from_etas(cls, etas: torch.Tensor, labels: Sequence[int] | torch.Tensor, sets: Sequence[int] | torch.Tensor,
+                  norm: float | None = None, *, rtol: float = 1e-8,
+                  provenance: dict[str, Any] | None = None) -> QuasiEigenBasis:
+        """Gram-Schmidt (Eqs. 4-8) of the (M, M) averages ``etas``, rows already in the order of Eq. 5.
+
+        ``labels[k]`` and ``sets[k]`` describe row k; ``norm`` (C) defaults to M.
+
+        Raises:
+            ValueError: ``etas`` not square, or labels / sets of the wrong shape or dtype.
+            BasisError: dependent etas, naming the row with its label and set.
+        """
+        etas = _check_matrix("from_etas: etas", etas)
+        dim = etas.shape[1]
+        if etas.shape[0] != dim:
+            raise ValueError(f"from_etas: etas must be square (M rows of dimension M), got {tuple(etas.shape)}")
+        labels = _check_index_vector("labels", labels, dim)
+        sets = _check_index_vector("sets", sets, dim)
+        names = [f"label {int(a)}, set {int(i)}" for a, i in zip(labels, sets)]
+        norm = float(dim) if norm is None else float(norm)
+        vectors = gram_schmidt(etas, norm, rtol=rtol, row_names=names)
+        return cls(vectors, labels, sets, norm, dict(provenance or {}))
+
+    @property
+    def dim(self) -> int:
+        """M, the latent dimension."""
+        return self.vectors.shape[0]
+
+    def index_of(self, label: int, set: int = 1) -> int:  # noqa: A002 - "set" is the paper's word
+        """Row k of the quasi-eigenvector built from the eta of (``label``, ``set``)."""
+        matches = torch.nonzero((self.labels == label) & (self.sets == set)).flatten()
+        if len(matches) != 1:
+            raise ValueError(f"index_of: no unique quasi-eigenvector for label {label}, set {set} ({len(matches)} "
+                             f"found; labels {_distinct(self.labels)}, sets {_distinct(self.sets)})")
+        return int(matches[0])
+
+    def decompose(self, z: torch.Tensor) -> torch.Tensor:
+        """LSD coefficients c_k = <xi_k|z> / C (Eq. 10) of ``z`` (N, M) or (M,); float64, same shape."""
+        return as_latents("decompose", z, self.dim) @ self.vectors.T / self.norm
+
+    def reconstruct(self, c: torch.Tensor) -> torch.Tensor:
+        """z = sum_k c_k xi_k (Eq. 9) from coefficients ``c`` (N, M) or (M,); float64, same shape."""
+        return as_latents("reconstruct", c, self.dim, name="c") @ self.vectors
+
+    def classify(self, z: torch.Tensor, top: int = 1) -> torch.Tensor:
+        """Labels of the ``top`` quasi-eigenvectors with the largest |c_k|, most important first.
+
+        Returns int64 of shape (N, top) for z of shape (N, M), or (top,) for z of shape (M,): the trailing
+        ``top`` axis is kept even for top=1 (take ``[..., 0]`` for the LSD prediction).
+        """
+        if not 1 <= top <= self.dim:
+            raise ValueError(f"classify: top must be in 1..{self.dim}, got {top}")
+        indices = self.decompose(z).abs().topk(top, dim=-1).indices
+        return self.labels[indices]
+
+    def truncate(self, z: torch.Tensor, n: int) -> torch.Tensor:
+        """Keep the ``n`` coefficients of largest |c_k| of each row of ``z``, zero the rest, reconstruct (Eq. 9)."""
+        if not 0 <= n <= self.dim:
+            raise ValueError(f"truncate: n must be in 0..{self.dim}, got {n}")
+        c = self.decompose(z)
+        kept = torch.zeros_like(c).scatter(-1, c.abs().topk(n, dim=-1).indices, 1.0)
+        return (c * kept) @ self.vectors
+
+    def projection(self, i: int, j: int) -> torch.Tensor:
+        """The operator B_ij = |xi_i><xi_j| / C of Eq. 11 as an (M, M) matrix; see `projection_operator`."""
+        return projection_operator(self.vectors[self._check_index(i)], self.vectors[self._check_index(j)], self.norm)
+
+    def rotation(self, i: int, j: int, dtheta: float, theta: float = 0.0, mode: str = "literal") -> torch.Tensor:
+        """Rotation by ``dtheta`` from xi_i towards xi_j as an (M, M) matrix acting on column vectors.
+
+        mode="literal": Eq. 12 as printed, R = |u(theta + dtheta)><u(theta)| / C with
+            u(phi) = cos(phi) xi_i + sin(phi) xi_j. Rank one: it maps u(theta) to u(theta + dtheta) and
+            annihilates everything orthogonal to u(theta), including the other M - 2 coefficients of z.
+        mode="plane": a true rotation by ``dtheta`` in span{xi_i, xi_j}, the identity on its orthogonal
+            complement (orthogonal, determinant 1); ``theta`` plays no role. It agrees with the literal
+            operator on u(theta): literal = plane @ (|u(theta)><u(theta)| / C).
+        """
+        if mode not in ROTATION_MODES:
+            raise ValueError(f"rotation: mode must be one of {ROTATION_MODES}, got {mode!r}")
+        i, j = self._check_index(i), self._check_index(j)
+        if i == j:
+            raise ValueError(f"rotation: i and j must differ to span a plane, got i = j = {i}")
+        if mode == "literal":
+            return literal_rotation(self.vectors[i], self.vectors[j], self.norm, dtheta, theta)
+        return plane_rotation(self.vectors[i], self.vectors[j], self.norm, dtheta)
+
+    def orthogonality_error(self) -> float:
+        """max_ab |<xi_a|xi_b> / C - delta_ab| (0 up to rounding for a valid basis)."""
+        gram = self.vectors @ self.vectors.T / self.norm
+        return float((gram - torch.eye(self.dim, dtype=torch.float64)).abs().max())
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (safetensors: vectors, labels, sets) and ``path`` with suffix .json (C, M, provenance),
+        each atomically; returns the safetensors path."""
+        path = Path(path)
+        if path.suffix == ".json":
+            raise ValueError(f"save: {path} would be overwritten by the JSON record; use a .safetensors path")
+        tensors = {"vectors": self.vectors.contiguous(), "labels": self.labels.contiguous(),
+                   "sets": self.sets.contiguous()}
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+        write_json(_json_path(path), {"format": BASIS_FORMAT, "norm": self.norm, "dim": self.dim,
+                                      "provenance": self.provenance})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> QuasiEigenBasis:
+        """Read a basis written by `save`.
+
+        Raises:
+            BasisError: a missing, unreadable or inconsistent file, naming it.
+        """
+        path = Path(path)
+        meta = _read_meta(_json_path(path))
+        if not path.is_file():
+            raise BasisError(f"{path}: basis file not found")
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise BasisError(f"{path}: not a readable safetensors file ({error})") from None
+        missing = {"vectors", "labels", "sets"} - set(tensors)
+        if missing:
+            raise BasisError(f"{path}: missing tensors {sorted(missing)}")
+        try:
+            basis = cls(tensors["vectors"], tensors["labels"], tensors["sets"], meta["norm"],
+                        meta.get("provenance", {}))
+        except (ValueError, TypeError) as error:
+            raise BasisError(f"{path}: {error}") from None
+        if basis.dim != meta.get("dim"):
+            raise BasisError(f"{path}: vectors have dimension {basis.dim} "
+                             f"but {_json_path(path)} says {meta.get('dim')}")
+        return basis
+
+    def _check_index(self, k: int) -> int:
+        index = operator.index(k) if hasattr(k, "__index__") and not isinstance(k, bool) else None
+        if index is None or not 0 <= index < self.dim:
+            raise ValueError(f"quasi-eigenvector index must be an int in 0..{self.dim - 1}, got {k!r}")
+        return index
+
+
+def _distinct(values: torch.Tensor) -> list[int]:
+    return [int(v) for v in values.unique()]
+
+
+def _json_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise BasisError(f"{path}: basis JSON record not found")
+    try:
+        meta = read_json(path)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BasisError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(meta, dict) or meta.get("format") != BASIS_FORMAT or "norm" not in meta:
+        raise BasisError(f"{path}: not a {BASIS_FORMAT} record")
+    return meta

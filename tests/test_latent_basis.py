@@ -1,0 +1,243 @@
+"""Quasi-eigenvectors: Gram-Schmidt (Eqs. 4-8), LSD (Eqs. 9-10), classification, truncation, save / load."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from latentspectra.errors import LatentspectraError
+from latentspectra.latent import BasisError, QuasiEigenBasis, gram_schmidt
+
+PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@st.composite
+def eta_matrices(draw) -> torch.Tensor:
+    """Square float64 matrices of independent rows: random, badly scaled, or nearly dependent."""
+    dim = draw(st.integers(2, 40))
+    seed = draw(st.integers(0, 2**31 - 1))
+    kind = draw(st.sampled_from(["random", "scaled", "nearly_dependent"]))
+    rng = torch.Generator().manual_seed(seed)
+    etas = torch.randn(dim, dim, generator=rng, dtype=torch.float64)
+    if kind == "scaled":
+        etas *= 10.0 ** torch.randint(-8, 9, (dim, 1), generator=rng)
+    elif kind == "nearly_dependent":
+        # row k = a combination of the rows before it plus a part orthogonal to them of 1e-6 its size
+        k = draw(st.integers(1, dim - 1))
+        combination = torch.randn(k, generator=rng, dtype=torch.float64) @ etas[:k]
+        span = torch.linalg.qr(etas[:k].T).Q
+        offset = torch.randn(dim, generator=rng, dtype=torch.float64)
+        offset -= span @ (span.T @ offset)
+        etas[k] = combination + 1e-6 * combination.norm() * offset / offset.norm()
+    return etas
+
+
+def _basis(etas: torch.Tensor, norm: float | None = None) -> QuasiEigenBasis:
+    dim = etas.shape[0]
+    labels = torch.arange(dim) % max(1, dim // 2)
+    sets = torch.arange(dim) // max(1, dim // 2) + 1
+    return QuasiEigenBasis.from_etas(etas, labels, sets, norm)
+
+
+def _mnist_like(dim: int = 20, labels: int = 10, seed: int = 0) -> QuasiEigenBasis:
+    etas = torch.randn(dim, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return QuasiEigenBasis.from_etas(etas, torch.arange(labels).repeat(dim // labels),
+                                     torch.arange(1, dim // labels + 1).repeat_interleave(labels))
+
+
+@PROPERTY
+@given(etas=eta_matrices(), norm=st.one_of(st.none(), st.floats(1e-3, 1e3)))
+def test_quasi_eigenvectors_are_orthogonal_with_norm_c(etas, norm):
+    basis = _basis(etas, norm)
+    expected_norm = float(etas.shape[0]) if norm is None else norm
+    assert basis.norm == expected_norm
+    assert basis.vectors.dtype == torch.float64
+    assert basis.orthogonality_error() <= 1e-10
+    squared = (basis.vectors**2).sum(1)
+    assert torch.allclose(squared, torch.full_like(squared, expected_norm), rtol=1e-10, atol=0)
+
+
+@PROPERTY
+@given(etas=eta_matrices())
+def test_each_xi_keeps_its_eta_direction_and_spans_grow_together(etas):
+    basis = _basis(etas)
+    overlaps = (basis.vectors * etas).sum(1)
+    assert (overlaps > 0).all()
+    # eta_k = sum_{m <= k} c_m xi_m: the coefficients of eta_k beyond k vanish, so
+    # span{eta_0..eta_k} is inside span{xi_0..xi_k}; both have dimension k + 1, so they are equal.
+    coefficients = basis.decompose(etas) * basis.norm**0.5 / torch.linalg.vector_norm(etas, dim=1, keepdim=True)
+    assert coefficients.triu(1).abs().max() <= 1e-8
+
+
+@PROPERTY
+@given(etas=eta_matrices(), count=st.integers(1, 5), seed=st.integers(0, 1000))
+def test_reconstruction_from_all_coefficients_is_exact(etas, count, seed):
+    basis = _basis(etas)
+    z = 3 * torch.randn(count, basis.dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    error = (basis.reconstruct(basis.decompose(z)) - z).abs().max()
+    assert error <= 1e-10 * max(1.0, float(z.abs().max()))
+
+
+@PROPERTY
+@given(etas=eta_matrices())
+def test_decompose_of_a_quasi_eigenvector_is_one_hot(etas):
+    basis = _basis(etas)
+    coefficients = basis.decompose(basis.vectors)
+    assert torch.allclose(coefficients, torch.eye(basis.dim, dtype=torch.float64), atol=1e-10, rtol=0)
+
+
+def test_decompose_accepts_float32_and_single_vectors_and_returns_float64():
+    basis = _mnist_like()
+    z = torch.randn(4, 20)
+    batch = basis.decompose(z)
+    assert batch.dtype == torch.float64 and batch.shape == (4, 20)
+    assert torch.allclose(basis.decompose(z[1]), batch[1])
+    assert basis.reconstruct(batch[1]).shape == (20,)
+
+
+def test_gram_schmidt_of_fewer_rows_than_dimensions():
+    etas = torch.randn(3, 7, dtype=torch.float64)
+    xi = gram_schmidt(etas, 2.0)
+    assert xi.shape == (3, 7)
+    assert torch.allclose(xi @ xi.T, 2.0 * torch.eye(3, dtype=torch.float64), atol=1e-12)
+
+
+def test_dependent_eta_is_named_with_its_label_set_and_residual():
+    etas = torch.randn(20, 20, dtype=torch.float64)
+    etas[13] = 2 * etas[2] - etas[7]
+    labels = torch.arange(10).repeat(2)
+    sets = torch.arange(1, 3).repeat_interleave(10)
+    with pytest.raises(BasisError, match=r"row 13 \(label 3, set 2\).*residual norm is .* of its own norm") as info:
+        QuasiEigenBasis.from_etas(etas, labels, sets)
+    assert isinstance(info.value, LatentspectraError) and isinstance(info.value, ValueError)
+
+
+def test_nearly_dependent_eta_below_rtol_raises_and_above_passes():
+    etas = torch.randn(6, 6, dtype=torch.float64)
+    etas[4] = etas[1] + 1e-10 * torch.randn(6, dtype=torch.float64)
+    with pytest.raises(BasisError, match="row 4"):
+        gram_schmidt(etas, 6.0)
+    assert gram_schmidt(etas, 6.0, rtol=1e-12).shape == (6, 6)
+
+
+def test_zero_row_and_too_many_rows_raise():
+    etas = torch.randn(5, 5, dtype=torch.float64)
+    etas[0] = 0
+    with pytest.raises(BasisError, match="row 0"):
+        gram_schmidt(etas, 5.0)
+    with pytest.raises(BasisError, match="6 rows in 5 dimensions"):
+        gram_schmidt(torch.randn(6, 5), 5.0)
+
+
+@pytest.mark.parametrize(("vectors", "message"), [
+    (torch.randn(5), "2-D"),
+    (torch.ones(3, 3, dtype=torch.int64), "floating-point"),
+    (torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), "NaN"),
+    ([[1.0, 0.0], [0.0, 1.0]], "torch.Tensor"),
+])
+def test_gram_schmidt_rejects_bad_input(vectors, message):
+    with pytest.raises(ValueError, match=message):
+        gram_schmidt(vectors, 1.0)
+
+
+def test_gram_schmidt_rejects_non_positive_norm():
+    with pytest.raises(ValueError, match="norm must be positive"):
+        gram_schmidt(torch.eye(3), 0.0)
+
+
+def test_from_etas_rejects_bad_shapes_and_dtypes():
+    with pytest.raises(ValueError, match=r"square .* got \(4, 5\)"):
+        QuasiEigenBasis.from_etas(torch.randn(4, 5), range(4), [1] * 4)
+    with pytest.raises(ValueError, match=r"labels must have shape \(4,\), got \(3,\)"):
+        QuasiEigenBasis.from_etas(torch.randn(4, 4), range(3), [1] * 4)
+    with pytest.raises(ValueError, match="sets must be an integer tensor"):
+        QuasiEigenBasis.from_etas(torch.randn(4, 4), range(4), torch.ones(4))
+
+
+@pytest.mark.parametrize(("method", "argument", "message"), [
+    ("decompose", torch.randn(3, 7), r"decompose: z must have shape \(N, 20\) or \(20,\), got \(3, 7\)"),
+    ("decompose", torch.randn(2, 3, 20), r"got \(2, 3, 20\)"),
+    ("decompose", torch.ones(3, 20, dtype=torch.int64),
+     "decompose: z must be a floating-point tensor, got torch.int64"),
+    ("reconstruct", torch.randn(20, 3), r"reconstruct: c must have shape \(N, 20\) or \(20,\), got \(20, 3\)"),
+    ("classify", [0.0] * 20, "classify|decompose: z must be a torch.Tensor"),
+])
+def test_shape_and_dtype_errors_are_clear(method, argument, message):
+    with pytest.raises(ValueError, match=message):
+        getattr(_mnist_like(), method)(argument)
+
+
+def test_classify_returns_labels_of_largest_coefficients():
+    basis = _mnist_like()
+    k_first, k_second = basis.index_of(4, 2), basis.index_of(7, 1)
+    z = -5 * basis.vectors[k_first] + 2 * basis.vectors[k_second] + 0.01 * basis.vectors.sum(0)
+    assert basis.classify(z).tolist() == [4]
+    assert basis.classify(z, top=2).tolist() == [4, 7]
+    batch = torch.stack([z, basis.vectors[basis.index_of(0, 1)]])
+    labels = basis.classify(batch, top=3)
+    assert labels.shape == (2, 3) and labels.dtype == torch.int64
+    assert labels[:, 0].tolist() == [4, 0]
+    with pytest.raises(ValueError, match="top must be in 1..20"):
+        basis.classify(z, top=0)
+
+
+def test_truncate_keeps_the_largest_coefficients():
+    basis = _mnist_like()
+    z = torch.randn(3, 20, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert torch.allclose(basis.truncate(z, 20), z, atol=1e-12)
+    assert torch.equal(basis.truncate(z, 0), torch.zeros_like(z))
+    c = basis.decompose(z)
+    kept = basis.decompose(basis.truncate(z, 2))
+    assert ((kept.abs() > 1e-12).sum(1) == 2).all()
+    top = c.abs().topk(2, dim=1).indices
+    assert torch.allclose(kept.gather(1, top), c.gather(1, top), atol=1e-12)
+    with pytest.raises(ValueError, match="n must be in 0..20"):
+        basis.truncate(z, 21)
+
+
+def test_index_of_finds_label_and_set():
+    basis = _mnist_like()
+    assert basis.index_of(3) == 3 and basis.index_of(3, 2) == 13
+    assert torch.equal(basis.projection(torch.tensor(3), 13), basis.projection(3, 13))
+    with pytest.raises(ValueError, match="label 10, set 1"):
+        basis.index_of(10)
+
+
+def test_constructor_rejects_bad_vectors():
+    with pytest.raises(ValueError, match="square"):
+        QuasiEigenBasis(torch.eye(3, 4, dtype=torch.float64), torch.arange(3), torch.ones(3, dtype=torch.int64), 3.0)
+    with pytest.raises(ValueError, match="float64"):
+        QuasiEigenBasis(torch.eye(3), torch.arange(3), torch.ones(3, dtype=torch.int64), 3.0)
+
+
+def test_save_load_round_trip(tmp_path):
+    basis = _mnist_like()
+    basis.provenance["seed"] = 7
+    path = basis.save(tmp_path / "out" / "basis.safetensors")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["norm"] == 20.0 and meta["dim"] == 20 and meta["provenance"] == {"seed": 7}
+    loaded = QuasiEigenBasis.load(path)
+    assert torch.equal(loaded.vectors, basis.vectors)
+    assert torch.equal(loaded.labels, basis.labels) and torch.equal(loaded.sets, basis.sets)
+    assert loaded.norm == basis.norm and loaded.provenance == {"seed": 7}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["basis.json", "basis.safetensors"]
+    with pytest.raises(ValueError, match="use a .safetensors path"):
+        basis.save(tmp_path / "basis.json")
+
+
+def test_load_reports_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(BasisError, match="JSON record not found"):
+        QuasiEigenBasis.load(tmp_path / "none.safetensors")
+    path = _mnist_like().save(tmp_path / "basis.safetensors")
+    path.write_bytes(b"not safetensors")
+    with pytest.raises(BasisError, match="not a readable safetensors file"):
+        QuasiEigenBasis.load(path)
+    path = _mnist_like().save(tmp_path / "basis.safetensors")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({**meta, "dim": 30}))
+    with pytest.raises(BasisError, match="dimension 20 but"):
+        QuasiEigenBasis.load(path)

@@ -1,0 +1,217 @@
+"""Latent sets and their averages (Methods steps 4-5, Eq. 3), and a known-answer test of the whole LSD
+pipeline on a linear generator whose class directions are known."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from latentspectra.errors import LatentspectraError
+from latentspectra.experiments.basis import build_basis
+from latentspectra.latent import (
+    LatentSetError,
+    QuasiEigenBasis,
+    build_latent_sets,
+    collect_label_means,
+    encode_latents,
+    sample_latents,
+)
+
+DIM, LABELS = 20, 10
+
+
+def _toy(seed: int = 0, scale: float = 6.0):
+    """A linear generator G(z) = z Q (Q orthogonal), a classifier whose logits are z . w_alpha for
+    orthonormal class directions w_alpha (columns of W), and an encoder that maps an 'image' (the
+    one-hot vector of its class) to scale * w_alpha + N(0, I)."""
+    rng = torch.Generator().manual_seed(seed)
+    q = torch.linalg.qr(torch.randn(DIM, DIM, generator=rng)).Q
+    w = torch.linalg.qr(torch.randn(DIM, LABELS, generator=rng)).Q
+
+    def generator(z: torch.Tensor) -> torch.Tensor:
+        return z @ q.to(z.dtype)
+
+    def classifier(images: torch.Tensor) -> torch.Tensor:
+        return images @ (q.T @ w).to(images.dtype)
+
+    def encoder_sample(images: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
+        return scale * images @ w.T + torch.randn(len(images), DIM, generator=noise)
+
+    return generator, classifier, encoder_sample, w
+
+
+def _images(count: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` one-hot 'images', every class equally often, in a seeded random order."""
+    labels = (torch.arange(count) % LABELS)[torch.randperm(count, generator=torch.Generator().manual_seed(seed))]
+    return torch.nn.functional.one_hot(labels, LABELS).float(), labels
+
+
+def test_running_means_equal_the_direct_mean_of_the_first_v_vectors_per_label():
+    generator, classifier, _, _ = _toy()
+    stream = torch.randn(7, 300, DIM, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    per_label = 40
+    result = collect_label_means(generator, classifier, iter(stream), LABELS, per_label, progress=False)
+    vectors = stream.reshape(-1, DIM)[: result.draws]
+    labels = classifier(generator(vectors)).argmax(1)
+    for label in range(LABELS):
+        accepted = vectors[labels == label][:per_label]
+        assert len(accepted) == per_label
+        assert torch.allclose(result.means[label], accepted.mean(0), atol=1e-12, rtol=0)
+    assert result.counts.tolist() == [per_label] * LABELS
+    assert result.draws % 300 == 0 and result.draws < 7 * 300
+    assert result.means.dtype == torch.float64 and not result.means.is_inference()
+
+
+def test_float32_latents_give_the_same_means_to_float32_precision():
+    generator, classifier, _, _ = _toy()
+    stream = torch.randn(5, 400, DIM, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    exact = collect_label_means(generator, classifier, iter(stream), LABELS, 30, progress=False)
+    single = collect_label_means(generator, classifier, iter(stream.float()), LABELS, 30, progress=False)
+    assert torch.allclose(exact.means, single.means, atol=1e-5)
+
+
+def test_same_seed_same_etas_and_different_seed_different_etas():
+    generator, classifier, encoder_sample, _ = _toy()
+    images, _ = _images(200)
+
+    def build(seed: int):
+        return build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=15,
+                                 encoder_sample=encoder_sample, images=images, seed=seed, batch_size=64,
+                                 progress=False)
+
+    first, again, other = build(0), build(0), build(1)
+    assert torch.equal(first.etas, again.etas)
+    assert not torch.allclose(first.etas, other.etas)
+
+
+def test_latent_sets_are_in_the_order_of_eq_5_with_stats():
+    generator, classifier, encoder_sample, _ = _toy()
+    images, _ = _images(200)
+    sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=10,
+                             encoder_sample=encoder_sample, images=images, batch_size=50, progress=False)
+    assert sets.etas.shape == (DIM, DIM) and sets.etas.dtype == torch.float64
+    assert sets.labels.tolist() == list(range(LABELS)) * 2
+    assert sets.sets.tolist() == [1] * LABELS + [2] * LABELS
+    assert sets.sources == ("encode", "sample")
+    stats = sets.stats()
+    assert stats["sets"] == 2 and stats["labels"] == LABELS and stats["per_set"] == 10
+    assert stats["accepted"] == 10 * DIM and stats["samples_drawn"] == sum(sets.draws) >= 10 * DIM
+    assert stats["seconds"] > 0 and stats["samples_per_second"] > 0
+
+
+def test_encode_source_cycles_through_epochs_with_fresh_encodings():
+    _, _, encoder_sample, _ = _toy()
+    images, _ = _images(30)
+    batches = encode_latents(encoder_sample, images, 16, torch.Generator().manual_seed(0))
+    first_epoch = torch.cat([next(batches) for _ in range(2)])
+    second_epoch = torch.cat([next(batches) for _ in range(2)])
+    assert first_epoch.shape == second_epoch.shape == (30, DIM)
+    assert not torch.allclose(first_epoch, second_epoch)
+    generator, classifier, _, _ = _toy()
+    sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=12,
+                             encoder_sample=encoder_sample, images=images, sources=("encode", "encode"),
+                             batch_size=16, progress=False)
+    assert min(sets.draws) > len(images)  # 12 vectors per label need several passes over 30 images
+
+
+def test_every_set_can_be_sampled():
+    generator, classifier, _, _ = _toy()
+    sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=5, progress=False)
+    assert sets.sources == ("sample", "sample")
+    batch = next(sample_latents(DIM, 8, torch.Generator().manual_seed(0)))
+    assert batch.shape == (8, DIM) and batch.dtype == torch.float32
+
+
+def test_sample_cap_names_the_missing_label():
+    generator, classifier, _, _ = _toy()
+
+    def never_three(images: torch.Tensor) -> torch.Tensor:
+        logits = classifier(images)
+        logits[:, 3] = -1e9
+        return logits
+
+    with pytest.raises(LatentSetError, match=r"after 1000 draws label 3 has 0 of 5;") as info:
+        collect_label_means(generator, never_three, sample_latents(DIM, 250, torch.Generator().manual_seed(0)),
+                            LABELS, 5, max_draws=1000, progress=False, description="set 2/2 (sample)")
+    assert str(info.value).startswith("set 2/2 (sample)")
+    assert isinstance(info.value, LatentspectraError)
+
+
+def test_default_sample_cap_is_50_draws_per_requested_vector():
+    generator, _, _, _ = _toy()
+
+    def always_zero(images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.zeros(len(images), dtype=torch.int64), 2).float()
+
+    with pytest.raises(LatentSetError, match=r"after 400 draws label 1 has 0 of 4"):
+        collect_label_means(generator, always_zero, sample_latents(DIM, 100, torch.Generator()), 2, 4,
+                            progress=False)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"latent_dim": 21}, r"M = 21 must be a multiple of the number of labels l = 10"),
+    ({"sources": ("sample",)}, "need one source per set: 2 sets, got 1"),
+    ({"sources": ("sample", "dream")}, r"unknown latent sources \['dream'\]"),
+    ({"sources": ("encode", "sample")}, 'source "encode" needs encoder_sample and images'),
+])
+def test_build_latent_sets_rejects_bad_arguments(kwargs, message):
+    generator, classifier, _, _ = _toy()
+    arguments = {"latent_dim": DIM, "num_labels": LABELS, "per_set": 2, "progress": False, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        build_latent_sets(generator, classifier, **arguments)
+
+
+def test_logits_of_the_wrong_shape_are_reported():
+    generator, classifier, _, _ = _toy()
+    with pytest.raises(ValueError, match=r"logits of shape \(100, 10\) for 100 latents, got \(100, 9\)"):
+        collect_label_means(generator, lambda x: classifier(x)[:, :9], sample_latents(DIM, 100, torch.Generator()),
+                            LABELS, 2, progress=False)
+
+
+def test_known_answer_on_a_linear_generator():
+    """Set 1 (encodings) averages to scale * w_alpha, so its quasi-eigenvectors align with the known class
+    directions; LSD classification of fresh encodings agrees with the classifier."""
+    generator, classifier, encoder_sample, w = _toy()
+    images, _ = _images(3000)
+    basis, stats = build_basis(generator, classifier, encoder_sample, images, per_set=200, seed=0, batch_size=500,
+                               progress=False, latent_dim=DIM, num_labels=LABELS)
+    assert isinstance(basis, QuasiEigenBasis)
+    assert stats["orthogonality_error"] <= 1e-10
+    for key in ("seconds", "samples_per_second", "per_set", "sets", "labels", "samples_drawn"):
+        assert key in stats
+    assert (stats["per_set"], stats["sets"], stats["labels"]) == (200, 2, LABELS)
+    for label in range(LABELS):
+        xi = basis.vectors[basis.index_of(label, 1)]
+        cosine = float(xi @ w[:, label].double()) / float(xi.norm())
+        assert cosine > 0.99, (label, cosine)
+
+    fresh, _ = _images(2000, seed=9)
+    z = encoder_sample(fresh, torch.Generator().manual_seed(10))
+    logits = classifier(generator(z))
+    predicted = logits.argmax(1)
+    lsd = basis.classify(z, top=4)
+    # clear: the top logit beats the runner-up by 1 and the whole part of z outside span(W) by 1
+    top_two = logits.topk(2, dim=1).values
+    outside = (z - (z @ w) @ w.T).norm(dim=1)
+    clear = (top_two[:, 0] - top_two[:, 1] > 1.0) & (top_two[:, 0] - outside > 1.0)
+    assert clear.sum() > 1000
+    assert torch.equal(lsd[clear, 0], predicted[clear])
+    assert (lsd[:, 0] == predicted).float().mean() > 0.9
+    assert (lsd == predicted[:, None]).any(1).float().mean() > 0.98
+
+
+def test_build_basis_needs_sizes_from_config_or_arguments():
+    generator, classifier, _, _ = _toy()
+    with pytest.raises(ValueError, match="cannot read 'latent_dim' from function.config; pass latent_dim="):
+        build_basis(generator, classifier, None, None, per_set=2, progress=False)
+
+
+def test_any_iterator_of_batches_is_accepted_and_a_finite_one_may_run_out():
+    generator, classifier, _, _ = _toy()
+    batch = torch.randn(500, DIM, generator=torch.Generator().manual_seed(2))
+    result = collect_label_means(generator, classifier, itertools.repeat(batch), LABELS, 3, progress=False)
+    assert result.draws == 500
+    with pytest.raises(LatentSetError, match="after 500 draws label .* has .* of 100; the stream of latent batches ended"):
+        collect_label_means(generator, classifier, iter([batch]), LABELS, 100, progress=False)
