@@ -65,14 +65,15 @@ def main() -> None:
     gan_config, classifier_config, encoder_config = GANConfig(), ClassifierConfig(), EncoderConfig()
     classifier_job = ClassifierJob(dataset, classifier_config, 0)
     gan_job = GANJob(dataset, gan_config, 0)
-    encoder_job = EncoderJob(dataset, encoder_config, 0, gan_job.generator, classifier_job.model)
     results = {"threads": torch.get_num_threads(), "matmul_gflops_before": matmul_gflops()}
     results["classifier_train_images_per_s"] = training_images_per_second(
         classifier_job, classifier_config.batch_size, args.steps)
     results["gan_train_images_per_s"] = training_images_per_second(gan_job, gan_config.batch_size, args.steps)
+    # The encoder job freezes the networks it is given, so it is built after they were measured.
+    encoder_job = EncoderJob(dataset, encoder_config, 0, gan_job.generator, classifier_job.model)
     results["encoder_train_images_per_s"] = training_images_per_second(
         encoder_job, encoder_config.batch_size, args.steps)
-    generator = Generator(gan_config.latent_dim, gan_config.generator_width).eval()
+    generator = Generator(gan_config.latent_dim, gan_config.generator_width, gan_config.hidden).eval()
     classifier = Classifier(width=classifier_config.width).eval()
     results["generator_classifier_samples_per_s"] = sampling_per_second(generator, classifier)
     results["matmul_gflops_after"] = matmul_gflops()

@@ -34,6 +34,9 @@ def test_data_info_json(capsys, tiny_npz):
     (["train", "encoder", "--out", "{empty}", "--dataset", "{npz}"], "no trained generator"),
     (["train", "gan", "--out", "{file}"], "is a file"),
     (["train", "gan", "--epochs", "0", "--out", "{empty}"], "--epochs"),
+    (["basis", "--models", "/no/such/models", "--out", "{empty}/b.safetensors"], "/no/such/models"),
+    (["basis", "--out", "{file}"], "expected a .safetensors file"),
+    (["basis", "--per-set", "0"], "--per-set"),
 ])
 def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, tiny_npz, args, expected):
     (tmp_path / "file").write_text("x")
@@ -72,3 +75,8 @@ def test_train_all_then_evaluate_end_to_end(capsys, tmp_path, tiny_npz):
                 "sample_label_entropy", "classifier_fid"):
         assert isinstance(metrics[key], float), key
     assert len(metrics["encode_decode_trials"]) == 20
+
+    code, stdout, err = run_cli(capsys, "basis", "--models", str(out), "--dataset", f"npz:{tiny_npz}",
+                                "--per-set", "2", "--out", str(tmp_path / "basis.safetensors"), "--json", "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1  # a 1-epoch generator makes almost one label
+    assert "label 0 has 0 of 2" in err and "too few latents" in err

@@ -102,6 +102,41 @@ def evaluate(models: str | None, dataset: str, seed: int, as_json: bool) -> None
         click.echo(f"{key}: {value}")
 
 
+@cli.command()
+@click.option("--models", type=click.Path(), default=None,
+              help="Directory with generator, classifier and encoder (default: the shipped models of --dataset).")
+@click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded for set 1.")
+@click.option("--per-set", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="V: latent vectors averaged into each eta.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--max-draws", type=click.IntRange(min=1), default=None,
+              help="Per-set cap on drawn latents before a rare label is an error (default 50 x V x labels).")
+@click.option("--out", type=click.Path(dir_okay=False), default="runs/basis.safetensors", show_default=True,
+              help="Where to save the basis (safetensors, with a .json record beside it).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object (seconds, samples_per_second, ...).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def basis(models: str | None, dataset: str, per_set: int, batch_size: int, max_draws: int | None, out: str,
+          seed: int, as_json: bool, quiet: bool) -> None:
+    """Build the latent sets and their quasi-eigenvectors (paper steps 4-6) and save the basis."""
+    from .experiments.basis import build_basis_from_models
+
+    out_path = Path(out)
+    if out_path.suffix != ".safetensors":
+        raise LatentspectraError(f"--out {out}: expected a .safetensors file name")
+    if out_path.is_dir():
+        raise LatentspectraError(f"--out {out}: is a directory, expected a .safetensors file name")
+    _check_out_dir(str(out_path.parent))
+    built, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed, progress=not quiet,
+                                           batch_size=batch_size, max_draws=max_draws)
+    stats["out"] = str(built.save(out_path))
+    if as_json:
+        _print_json(stats)
+        return
+    for key, value in _scalars(stats).items():
+        click.echo(f"{key}: {value}")
+
+
 def _scalars(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if not isinstance(value, (list, dict))}
 

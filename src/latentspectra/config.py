@@ -24,25 +24,33 @@ class ClassifierConfig:
 
 @dataclass(frozen=True)
 class GANConfig:
-    epochs: int = 12
+    epochs: int = 7
     batch_size: int = 64
     latent_dim: int = 100  # M of the paper
     generator_width: int = 32
     discriminator_width: int = 32
-    lr: float = 2e-4  # DCGAN's Adam settings, also the authors'
+    hidden: int = 512  # width of the dense hidden layer of G and of D (InfoGAN layout)
+    lr_generator: float = 1e-3  # InfoGAN's MNIST rates: a faster generator than discriminator
+    lr_discriminator: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     ema_decay: float = 0.999  # the shipped generator is an exponential moving average of G's weights
+    bfloat16: bool = True  # bfloat16 autocast for the forward passes: about 1.2-1.4x faster on AVX512-BF16 CPUs
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    epochs: int = 3
+    epochs: int = 4
     batch_size: int = 128
-    lr: float = 1e-3
+    # Inverting the InfoGAN-layout generator is unstable at higher rates: 3e-3 and 1e-3 stall below 80%
+    # encode-decode accuracy after 2 epochs, 3e-4 reaches 92% (see docs/architecture.md).
+    lr: float = 3e-4
     width: int = 32
     hidden: int = 256
     classifier_weight: float = 100.0  # lambda of the paper's step 3
-    kl_weight: float = 1.0  # the paper's loss: KL + reconstruction + lambda * classifier cross-entropy
+    # The paper's loss is KL + reconstruction + lambda * classifier cross-entropy; the authors' code weighs
+    # the KL by 1/25, which measured 96.8% encode-decode accuracy after 2 epochs against 94.6% with 1.0
+    # (with a DCGAN generator).
+    kl_weight: float = 0.04
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..errors import LatentspectraError
 from ..data import images_to_tensor, load_dataset
 from ..latent import QuasiEigenBasis, build_latent_sets
 from ..latent.sets import EncoderSample, Network
@@ -62,12 +63,15 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
 
 def build_basis_from_models(models_dir: str | Path | None = None, dataset: str = "mnist", per_set: int = 5000,
                             seed: int = 0, progress: bool = True,
-                            batch_size: int = 2000) -> tuple[QuasiEigenBasis, dict[str, Any]]:
+                            batch_size: int = 2000,
+                            max_draws: int | None = None) -> tuple[QuasiEigenBasis, dict[str, Any]]:
     """`build_basis` with the generator, classifier and encoder saved in ``models_dir`` (default: the
     shipped networks for ``dataset``) and the training images of ``dataset``.
 
     Raises:
         CheckpointError: a missing or unreadable model.
+        LatentspectraError: models that do not fit together (M not a multiple of the labels) or a label
+            too rare to fill its sets.
         DataError: a missing or corrupt dataset.
     """
     models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(dataset)
@@ -76,6 +80,12 @@ def build_basis_from_models(models_dir: str | Path | None = None, dataset: str =
     encoder, _ = load_model(models_dir, "encoder")
     train_images = images_to_tensor(load_dataset(dataset).train.images)
     origin = {"models": str(models_dir), "dataset": dataset, "versions": versions()}
-    basis, stats = build_basis(generator, classifier, encoder.sample, train_images, per_set=per_set, seed=seed,
-                               batch_size=batch_size, progress=progress, provenance=origin)
+    try:
+        basis, stats = build_basis(generator, classifier, encoder.sample, train_images, per_set=per_set,
+                                   seed=seed, batch_size=batch_size, progress=progress, max_draws=max_draws,
+                                   provenance=origin)
+    except ValueError as error:
+        if isinstance(error, LatentspectraError):
+            raise
+        raise LatentspectraError(f"models in {models_dir}: {error}") from None
     return basis, {**origin, **stats}

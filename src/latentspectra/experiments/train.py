@@ -25,6 +25,8 @@ from ..training.gan import GANJob
 from ..training.loop import run_training
 
 NETWORKS = ("classifier", "gan", "encoder")
+# The training record's quick encode-decode estimate; `latentspectra evaluate` uses the full 20 draws.
+TRAINING_ENCODING_TRIALS = 5
 
 
 def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
@@ -70,7 +72,8 @@ def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progres
             generator = _require(out_dir, "generator", "the encoder")
             classifier = _require(out_dir, "classifier", "the encoder")
             job = EncoderJob(dataset, config.encoder, seed, generator, classifier,
-                             evaluate=lambda e: encoder_metrics(e, generator, classifier, dataset, seed))
+                             evaluate=lambda e: encoder_metrics(e, generator, classifier, dataset, seed,
+                                                               trials=TRAINING_ENCODING_TRIALS))
             epochs, sub_config = config.encoder.epochs, asdict(config.encoder)
         result = run_training(job, out_dir, epochs, seed, {"dataset": config.dataset, **sub_config}, progress)
         record["seconds"][network] = time.perf_counter() - start
