@@ -9,6 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import LatentspectraError
+
 
 def _default_file_mode() -> int:
     """0o666 minus the process umask: the mode a plain open() would give a new file."""
@@ -43,3 +49,21 @@ def write_json(path: str | Path, obj: Any) -> Path:
 def read_json(path: str | Path) -> Any:
     """Read a JSON file; raises FileNotFoundError or json.JSONDecodeError for the caller to report."""
     return json.loads(Path(path).read_text())
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """Write ``tensors`` to ``path`` as safetensors, atomically (contiguous, detached copies)."""
+    plain = {key: value.detach().contiguous().clone() for key, value in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(plain, str(tmp)))
+
+
+def load_tensors(path: str | Path, error: type[LatentspectraError], what: str) -> dict[str, torch.Tensor]:
+    """Read a safetensors file (never a pickle); a missing or unreadable file raises ``error`` naming
+    ``path``, with ``what`` saying what kind of file was expected (e.g. "weights")."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as failure:
+        raise error(f"{path}: not a readable safetensors file ({failure})") from None

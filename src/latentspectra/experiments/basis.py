@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from ..errors import LatentspectraError
 from ..data import images_to_tensor, load_dataset
+from ..errors import LatentspectraError
 from ..latent import QuasiEigenBasis, build_latent_sets
 from ..latent.sets import EncoderSample, Network
 from ..training.checkpoint import load_model, versions
@@ -84,8 +84,8 @@ def build_basis_from_models(models_dir: str | Path | None = None, dataset: str =
         basis, stats = build_basis(generator, classifier, encoder.sample, train_images, per_set=per_set,
                                    seed=seed, batch_size=batch_size, progress=progress, max_draws=max_draws,
                                    provenance=origin)
-    except ValueError as error:
-        if isinstance(error, LatentspectraError):
-            raise
+    except LatentspectraError:
+        raise
+    except ValueError as error:  # networks that do not fit together, e.g. M not a multiple of the labels
         raise LatentspectraError(f"models in {models_dir}: {error}") from None
     return basis, {**origin, **stats}

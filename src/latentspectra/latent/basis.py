@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from ..errors import LatentspectraError
-from ..io import atomic_write, read_json, write_json
+from ..io import load_tensors, read_json, save_tensors, write_json
 from .operators import ROTATION_MODES, as_latents, literal_rotation, plane_rotation, projection_operator
 
 BASIS_FORMAT = "latentspectra.QuasiEigenBasis"
@@ -234,9 +232,8 @@ class QuasiEigenBasis:
         path = Path(path)
         if path.suffix == ".json":
             raise ValueError(f"save: {path} would be overwritten by the JSON record; use a .safetensors path")
-        tensors = {"vectors": self.vectors.contiguous(), "labels": self.labels.contiguous(),
-                   "sets": self.sets.contiguous()}
-        atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+        tensors = {"vectors": self.vectors, "labels": self.labels, "sets": self.sets}
+        save_tensors(path, tensors)
         write_json(_json_path(path), {"format": BASIS_FORMAT, "norm": self.norm, "dim": self.dim,
                                       "provenance": self.provenance})
         return path
@@ -250,12 +247,7 @@ class QuasiEigenBasis:
         """
         path = Path(path)
         meta = _read_meta(_json_path(path))
-        if not path.is_file():
-            raise BasisError(f"{path}: basis file not found")
-        try:
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as error:
-            raise BasisError(f"{path}: not a readable safetensors file ({error})") from None
+        tensors = load_tensors(path, BasisError, "basis")
         missing = {"vectors", "labels", "sets"} - set(tensors)
         if missing:
             raise BasisError(f"{path}: missing tensors {sorted(missing)}")

@@ -15,12 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import CheckpointError
-from ..io import atomic_write, read_json, write_json
+from ..io import load_tensors, read_json, save_tensors, write_json
 from ..models import MODEL_KINDS, build_model
 
 
@@ -34,20 +32,6 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
-
-
-def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    plain = {key: value.detach().contiguous().clone() for key, value in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(plain, str(tmp)))
-
-
-def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
 
 
 def _read_record(path: Path) -> dict[str, Any]:
@@ -74,7 +58,7 @@ def save_model(directory: str | Path, name: str, model: nn.Module, record: dict[
     """Write ``directory/name.safetensors`` and ``directory/name.json``; returns the weights path."""
     directory = Path(directory)
     weights = directory / f"{name}.safetensors"
-    _save_tensors(weights, model.state_dict())
+    save_tensors(weights, model.state_dict())
     write_json(directory / f"{name}.json", {"kind": model_kind(model), "config": model.config, **record})
     return weights
 
@@ -94,7 +78,7 @@ def load_model(directory: str | Path, name: str) -> tuple[nn.Module, dict[str, A
         raise CheckpointError(f"{json_path}: cannot rebuild the network ({error})") from None
     weights_path = directory / f"{name}.safetensors"
     try:
-        model.load_state_dict(_load_tensors(weights_path))
+        model.load_state_dict(load_tensors(weights_path, CheckpointError, "weights"))
     except RuntimeError as error:
         first_line = str(error).splitlines()[0]
         raise CheckpointError(f"{weights_path}: weights do not match {json_path} ({first_line})") from None
@@ -135,7 +119,7 @@ def save_training_state(
     for name, optimizer in optimizers.items():
         flat, optimizer_meta[name] = _flatten_optimizer(f"optim/{name}", optimizer)
         tensors.update(flat)
-    _save_tensors(path_stem.with_suffix(".safetensors"), tensors)
+    save_tensors(path_stem.with_suffix(".safetensors"), tensors)
     scheduler_states = {name: scheduler.state_dict() for name, scheduler in schedulers.items()}
     write_json(path_stem.with_suffix(".json"),
                {"meta": meta, "optimizers": optimizer_meta, "schedulers": scheduler_states})
@@ -153,7 +137,7 @@ def load_training_state(
     if not json_path.exists():
         return None
     record = _read_record(json_path)
-    tensors = _load_tensors(path_stem.with_suffix(".safetensors"))
+    tensors = load_tensors(path_stem.with_suffix(".safetensors"), CheckpointError, "weights")
     try:
         for name, module in modules.items():
             head = f"module/{name}/"
