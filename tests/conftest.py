@@ -39,7 +39,7 @@ def tiny_npz(tmp_path, tiny_dataset):
 TINY_CLASSIFIER = ClassifierConfig(epochs=2, batch_size=16, width=4, max_lr=0.01)
 TINY_GAN = GANConfig(epochs=2, batch_size=16, latent_dim=8, generator_width=4, discriminator_width=4,
                      hidden=16)
-TINY_ENCODER = EncoderConfig(epochs=2, batch_size=16, width=4, hidden=16)
+TINY_ENCODER = EncoderConfig(epochs=2, batch_size=16, width=4, hidden=16, warm_up_steps=3)
 
 
 @pytest.fixture(autouse=True)

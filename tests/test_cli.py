@@ -37,6 +37,9 @@ def test_data_info_json(capsys, tiny_npz):
     (["basis", "--models", "/no/such/models", "--out", "{empty}/b.safetensors"], "/no/such/models"),
     (["basis", "--out", "{file}"], "expected a .safetensors file"),
     (["basis", "--per-set", "0"], "--per-set"),
+    (["reproduce", "--out", "{file}"], "not a directory"),
+    (["reproduce", "--out", "{empty}", "--models", "{empty}"], "generator"),
+    (["reproduce", "--out", "{empty}", "--retrain", "--models", "{empty}"], "--retrain"),
 ])
 def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, tiny_npz, args, expected):
     (tmp_path / "file").write_text("x")

@@ -175,7 +175,7 @@ def test_known_answer_on_a_linear_generator():
     directions; LSD classification of fresh encodings agrees with the classifier."""
     generator, classifier, encoder_sample, w = _toy()
     images, _ = _images(3000)
-    basis, stats = build_basis(generator, classifier, encoder_sample, images, per_set=200, seed=0, batch_size=500,
+    basis, _, stats = build_basis(generator, classifier, encoder_sample, images, per_set=200, seed=0, batch_size=500,
                                progress=False, latent_dim=DIM, num_labels=LABELS)
     assert isinstance(basis, QuasiEigenBasis)
     assert stats["orthogonality_error"] <= 1e-10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from latentspectra.errors import CheckpointError
 from latentspectra.models import Classifier, Generator
 from latentspectra.training.checkpoint import load_model, save_model
 from latentspectra.training.classifier import ClassifierJob
-from latentspectra.training.encoder import EncoderJob, gaussian_kl
+from latentspectra.training.encoder import EncoderJob, gaussian_kl, gaussian_negative_log_likelihood
 from latentspectra.training.gan import GANJob
 from latentspectra.training.loop import epoch_generator, run_training
 
@@ -54,6 +55,28 @@ def test_encoder_step_leaves_generator_and_classifier_frozen(tiny_dataset):
     assert all(torch.equal(before[key], value) for key, value in _parameters(frozen).items())
 
 
+def test_encoder_warm_up_fits_the_generators_latents_and_leaves_it_frozen(tiny_dataset):
+    job = _make_jobs(tiny_dataset)["encoder"]
+    job.config = dataclasses.replace(job.config, warm_up_steps=40, epochs=10)  # 4 batches per epoch
+    z = torch.randn(256, job.encoder.latent_dim, generator=torch.Generator().manual_seed(1))
+
+    def held_out_nll() -> float:
+        with torch.no_grad():
+            return gaussian_negative_log_likelihood(z, *job.encoder.eval()(job.generator(z))).mean().item()
+
+    before, frozen = held_out_nll(), _parameters({"g": job.generator})
+    job.prepare(epoch_generator(0, -1), progress=False)
+    assert held_out_nll() < before
+    assert all(torch.equal(frozen[key], value) for key, value in _parameters({"g": job.generator}).items())
+
+
+def test_gaussian_negative_log_likelihood_is_smallest_at_the_mean():
+    z = torch.randn(4, 6)
+    at_mean = gaussian_negative_log_likelihood(z, z, torch.zeros(4, 6))
+    assert torch.allclose(at_mean, torch.zeros(4))
+    assert (gaussian_negative_log_likelihood(z, z + 0.5, torch.zeros(4, 6)) > at_mean).all()
+
+
 def test_gaussian_kl_is_zero_for_standard_normal_and_positive_otherwise():
     zeros = torch.zeros(3, 5)
     assert torch.allclose(gaussian_kl(zeros, zeros), torch.zeros(3))
@@ -83,7 +106,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
         load_model(tmp_path, "classifier")
 
 
-@pytest.mark.parametrize("name", ["classifier", "gan"])
+@pytest.mark.parametrize("name", ["classifier", "gan", "encoder"])
 def test_resume_after_interruption_matches_uninterrupted_run(tiny_dataset, tmp_path, name):
     straight = _make_jobs(tiny_dataset)[name]
     run_training(straight, tmp_path / "straight", epochs=2, seed=5, config={}, progress=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from .errors import LatentspectraError
+from .io import prepare_out_dir
 
 NETWORK_CHOICES = ("classifier", "gan", "encoder", "all")
 
@@ -77,7 +78,7 @@ def train(network: str, dataset: str, out: str, epochs: int | None, seed: int, q
     from .config import TrainConfig
     from .experiments.train import train_networks, with_epochs
 
-    _check_out_dir(out)
+    prepare_out_dir(out)
     config = with_epochs(replace(TrainConfig(), dataset=dataset, seed=seed), epochs)
     record = train_networks(network, out, config, progress=not quiet)
     _print_json({"seconds": record["seconds"], "metrics": _scalars(record["metrics"])})
@@ -126,9 +127,9 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int, max_d
         raise LatentspectraError(f"--out {out}: expected a .safetensors file name")
     if out_path.is_dir():
         raise LatentspectraError(f"--out {out}: is a directory, expected a .safetensors file name")
-    _check_out_dir(str(out_path.parent))
-    built, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed, progress=not quiet,
-                                           batch_size=batch_size, max_draws=max_draws)
+    prepare_out_dir(out_path.parent)
+    built, _, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed, progress=not quiet,
+                                              batch_size=batch_size, max_draws=max_draws)
     stats["out"] = str(built.save(out_path))
     if as_json:
         _print_json(stats)
@@ -137,18 +138,41 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int, max_d
         click.echo(f"{key}: {value}")
 
 
+@cli.command()
+@click.option("--dataset", default="mnist", show_default=True, help="Dataset of the study (and of the shipped models).")
+@click.option("--out", type=click.Path(), default="runs/reproduce", show_default=True,
+              help="Directory for metrics.json, figures/, report.md and report.html.")
+@click.option("--models", type=click.Path(), default=None,
+              help="Directory with generator, classifier and encoder (default: the shipped models).")
+@click.option("--retrain", is_flag=True, help="Train all three networks first (into OUT/models).")
+@click.option("--per-set", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="V: latent vectors averaged into each eta.")
+@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Stochastic encodings of the test set.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def reproduce(dataset: str, out: str, models: str | None, retrain: bool, per_set: int, trials: int, seed: int,
+              as_json: bool, quiet: bool) -> None:
+    """The paper's whole study: basis, LSD classification, denoising, rotations, Figs. 2-8 and a report."""
+    from .experiments.reproduce import ReproduceConfig, reproduce as run_study
+
+    if retrain and models:
+        raise LatentspectraError("--retrain trains new networks into OUT/models; do not combine it with --models")
+    config = ReproduceConfig(dataset=dataset, seed=seed, per_set=per_set, trials=trials)
+    metrics = run_study(out, config, models_dir=models, retrain=retrain, progress=not quiet)
+    if as_json:
+        _print_json(metrics)
+        return
+    for key in ("classifier_accuracy", "encode_decode_accuracy", "lsd_top1_accuracy"):
+        click.echo(f"{key}: {metrics[key]['mean']:.4f} +- {metrics[key]['std']:.4f}")
+    click.echo(f"lsd_top4_accuracy: {metrics['lsd_top4_accuracy']:.4f}")
+    click.echo(f"seconds: {metrics['seconds']['total']:.1f}")
+    click.echo(f"report: {Path(out) / 'report.html'}")
+
+
 def _scalars(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if not isinstance(value, (list, dict))}
-
-
-def _check_out_dir(out: str) -> None:
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise LatentspectraError(f"--out {out}: exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise LatentspectraError(f"--out {out}: cannot create directory ({error.strerror})") from None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -80,6 +80,15 @@ def classifier_fid(generator: Network, features: Network, latents: torch.Tensor,
     return frechet_distance(fake, real)
 
 
+def psnr(images: torch.Tensor, reference: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB of each image against its reference, 10 log10(range^2 / MSE);
+    ``data_range`` is 2 for images in [-1, 1], which gives the same value as both images in [0, 1]."""
+    if images.shape != reference.shape:
+        raise ValueError(f"psnr: images {tuple(images.shape)} and reference {tuple(reference.shape)} differ in shape")
+    mse = (images.double() - reference.double()).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(data_range ** 2 / mse)
+
+
 def encode_decode_accuracy(encoder_sample: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
                            generator: Network, classifier: Network, images: torch.Tensor,
                            labels: torch.Tensor, trials: int, seed: int) -> dict[str, float | list[float]]:

@@ -16,6 +16,24 @@ from safetensors.torch import load_file, save_file
 from .errors import LatentspectraError
 
 
+def prepare_out_dir(path: str | Path, argument: str = "--out") -> Path:
+    """``path`` as a directory that exists and can be written, created if needed.
+
+    Raises:
+        LatentspectraError: ``path`` is a file, or cannot be created or written; names ``argument``.
+    """
+    directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        raise LatentspectraError(f"{argument} {path}: exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise LatentspectraError(f"{argument} {path}: cannot write there ({error.strerror})") from None
+    return directory
+
+
 def _default_file_mode() -> int:
     """0o666 minus the process umask: the mode a plain open() would give a new file."""
     umask = os.umask(0)

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..latent import QuasiEigenBasis, build_latent_sets
-from ..latent.sets import EncoderSample, Network
+from ..latent.sets import EncoderSample, LatentSets, Network
+from ..models.inference import InferenceNetwork, fold_batch_norms
 from ..training.checkpoint import load_model, versions
 from .evaluate import shipped_models_dir
 
@@ -27,11 +28,20 @@ def _config_value(network: Any, key: str, argument: str) -> int:
         raise ValueError(f"cannot read {key!r} from {type(network).__name__}.config; pass {argument}=") from None
 
 
+class BasisBuild(NamedTuple):
+    """What `build_basis` returns: the basis, the latent sets whose etas it was built from, and a
+    JSON-ready record (seconds, samples_per_second, samples_drawn, orthogonality_error, ...)."""
+
+    basis: QuasiEigenBasis
+    latent_sets: LatentSets
+    stats: dict[str, Any]
+
+
 def build_basis(generator: Network, classifier: Network, encoder_sample: EncoderSample | None,
                 train_images: torch.Tensor | None, per_set: int = 5000, seed: int = 0, batch_size: int = 2000,
                 progress: bool = True, *, latent_dim: int | None = None, num_labels: int | None = None,
                 max_draws: int | None = None,
-                provenance: dict[str, Any] | None = None) -> tuple[QuasiEigenBasis, dict[str, Any]]:
+                provenance: dict[str, Any] | None = None) -> BasisBuild:
     """Latent sets (set 1 by encoding ``train_images``, the rest sampled) and their quasi-eigenvectors.
 
     ``latent_dim`` and ``num_labels`` default to ``generator.config["latent_dim"]`` and
@@ -39,7 +49,7 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
     every set is sampled. ``provenance`` is added to the basis' provenance record (seed, V, sources).
 
     Returns:
-        (basis, stats) with stats holding at least seconds, samples_per_second, samples_drawn,
+        `BasisBuild` whose stats hold at least seconds, samples_per_second, samples_drawn,
         orthogonality_error, per_set, sets and labels.
     """
     if latent_dim is None:
@@ -58,15 +68,18 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
                                                   **(provenance or {})})
     stats["orthogonality_error"] = basis.orthogonality_error()
     stats["total_seconds"] = time.perf_counter() - start
-    return basis, stats
+    return BasisBuild(basis, latent_sets, stats)
 
 
 def build_basis_from_models(models_dir: str | Path | None = None, dataset: str = "mnist", per_set: int = 5000,
                             seed: int = 0, progress: bool = True,
                             batch_size: int = 2000,
-                            max_draws: int | None = None) -> tuple[QuasiEigenBasis, dict[str, Any]]:
+                            max_draws: int | None = None) -> BasisBuild:
     """`build_basis` with the generator, classifier and encoder saved in ``models_dir`` (default: the
     shipped networks for ``dataset``) and the training images of ``dataset``.
+
+    G and C run as `InferenceNetwork` copies (batch norm folded, channels-last, bfloat16 autocast): about
+    2-3x the throughput of the plain float32 networks; the encoder runs in float32 with its batch norm folded.
 
     Raises:
         CheckpointError: a missing or unreadable model.
@@ -75,17 +88,17 @@ def build_basis_from_models(models_dir: str | Path | None = None, dataset: str =
         DataError: a missing or corrupt dataset.
     """
     models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(dataset)
-    generator, _ = load_model(models_dir, "generator")
-    classifier, _ = load_model(models_dir, "classifier")
-    encoder, _ = load_model(models_dir, "encoder")
+    generator = InferenceNetwork(load_model(models_dir, "generator")[0])
+    classifier = InferenceNetwork(load_model(models_dir, "classifier")[0])
+    encoder = fold_batch_norms(load_model(models_dir, "encoder")[0].eval())
     train_images = images_to_tensor(load_dataset(dataset).train.images)
     origin = {"models": str(models_dir), "dataset": dataset, "versions": versions()}
     try:
-        basis, stats = build_basis(generator, classifier, encoder.sample, train_images, per_set=per_set,
-                                   seed=seed, batch_size=batch_size, progress=progress, max_draws=max_draws,
-                                   provenance=origin)
+        built = build_basis(generator, classifier, encoder.sample, train_images, per_set=per_set,
+                            seed=seed, batch_size=batch_size, progress=progress, max_draws=max_draws,
+                            provenance=origin)
     except LatentspectraError:
         raise
     except ValueError as error:  # networks that do not fit together, e.g. M not a multiple of the labels
         raise LatentspectraError(f"models in {models_dir}: {error}") from None
-    return basis, {**origin, **stats}
+    return built._replace(stats={**origin, **built.stats})

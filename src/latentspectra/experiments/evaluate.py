@@ -15,6 +15,7 @@ import torch
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..evaluation import (classifier_accuracy, classifier_fid, encode_decode_accuracy, sample_quality,
                           standard_normal_latents)
+from ..errors import CheckpointError
 from ..training.checkpoint import load_model, versions
 
 SAMPLES = 1
@@ -24,8 +25,17 @@ ENCODING_TRIALS = 20  # the issue's 20 stochastic encodings of the test set
 
 
 def shipped_models_dir(dataset: str = "mnist") -> Path:
-    """The directory of the networks that ship with the package for ``dataset``."""
-    return Path(str(resources.files("latentspectra") / "pretrained" / dataset))
+    """The directory of the networks that ship with the package for ``dataset``.
+
+    Raises:
+        CheckpointError: no networks ship for ``dataset``.
+    """
+    root = Path(str(resources.files("latentspectra") / "pretrained"))
+    if not (root / dataset).is_dir() or dataset.startswith("."):
+        shipped = sorted(path.name for path in root.iterdir() if path.is_dir())
+        raise CheckpointError(f"no shipped networks for dataset {dataset!r} (shipped: {shipped}); "
+                              f"pass a models directory or train them")
+    return root / dataset
 
 
 def sample_metrics(generator: torch.nn.Module, classifier: torch.nn.Module, dataset: ImageDataset,

@@ -190,6 +190,23 @@ class QuasiEigenBasis:
         indices = self.decompose(z).abs().topk(top, dim=-1).indices
         return self.labels[indices]
 
+    def label_ranks(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """1-based rank, among the |c_k| of each row of ``z`` (N, M) sorted in decreasing order, of the first
+        quasi-eigenvector whose label is ``labels[n]``: 1 when `classify` gets it right, r when the true
+        label is first among the labels of the r largest amplitudes (the cumulative top-n curve of Fig. 5).
+
+        Returns int64 (N,); M + 1 for a label that no quasi-eigenvector carries.
+        """
+        z = as_latents("label_ranks", z, self.dim)
+        labels = torch.as_tensor(labels, dtype=torch.int64)
+        if z.ndim != 2 or labels.shape != (len(z),):
+            raise ValueError(f"label_ranks: need z of shape (N, {self.dim}) and N labels, "
+                             f"got {tuple(z.shape)} and {tuple(labels.shape)}")
+        order = self.decompose(z).abs().argsort(dim=1, descending=True)
+        matches = self.labels[order] == labels[:, None]
+        first = matches.to(torch.int64).argmax(dim=1) + 1
+        return torch.where(matches.any(dim=1), first, self.dim + 1)
+
     def truncate(self, z: torch.Tensor, n: int) -> torch.Tensor:
         """Keep the ``n`` coefficients of largest |c_k| of each row of ``z``, zero the rest, reconstruct (Eq. 9)."""
         if not 0 <= n <= self.dim:

@@ -47,6 +47,9 @@ class TrainingJob(Protocol):
         """Final metrics of the trained networks."""
         ...
 
+    # Optional: ``prepare(rng, progress)``, run once before the first epoch of a fresh (not resumed)
+    # run, e.g. a warm-up that initialises the weights; its effect is saved with the first epoch.
+
 
 @dataclass
 class TrainingResult:
@@ -77,6 +80,11 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
     start_epoch = int(meta.get("epochs_done", 0))
     history: list[dict[str, float]] = list(meta.get("history", []))
     seconds = float(meta.get("seconds", 0.0))
+    prepare = getattr(job, "prepare", None)
+    if start_epoch == 0 and prepare is not None:
+        began = time.perf_counter()
+        prepare(epoch_generator(seed, -1), progress)
+        seconds += time.perf_counter() - began
     for epoch in range(start_epoch, epochs):
         began = time.perf_counter()
         rng = epoch_generator(seed, epoch)

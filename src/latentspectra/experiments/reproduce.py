@@ -1,0 +1,357 @@
+"""`latentspectra reproduce`: the paper's whole study on one set of trained networks.
+
+Stages (each timed in ``metrics["seconds"]``): load (or train) the networks; build the latent sets and
+the quasi-eigenvectors (Methods steps 4-6); classify the test set by LSD over stochastic encodings
+(Fig. 5, 6); denoise by truncation (Fig. 7, measured); rotate with Algorithm 1 (Fig. 8, measured);
+draw every figure and write metrics.json, report.md and report.html.
+
+Seeds per purpose (as ganspace does), offsets from the run's seed: the basis uses ``seed``, the test-set
+encodings ``seed + ENCODINGS``, the latent examples of Fig. 3 ``seed + EXAMPLES``, the pixel noise of
+the denoising study ``seed + NOISE``.
+
+Every network acting on latents or images runs as an inference copy (batch norm folded, channels-last);
+G and C on generated images under bfloat16 autocast, the encoder and C on the real test images in
+float32 (see models/inference.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..data import images_to_tensor, load_dataset
+from ..errors import LatentspectraError
+from ..evaluation import batched, psnr
+from ..io import prepare_out_dir, write_json
+from ..latent import QuasiEigenBasis, rotation_path
+from ..latent.operators import ROTATION_MODES
+from ..latent.sets import LatentSets
+from ..models.inference import InferenceNetwork, fold_batch_norms
+from ..report import figures
+from ..report.document import write_report
+from ..training.checkpoint import load_model, versions
+from .basis import build_basis
+from .evaluate import ENCODINGS, shipped_models_dir
+from .train import train_networks
+
+EXAMPLES = 3
+NOISE = 4
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """What `reproduce` does; the defaults are the paper's study and the issue's measurements."""
+
+    dataset: str = "mnist"
+    seed: int = 0
+    per_set: int = 5000  # V of the paper
+    trials: int = 20  # stochastic encodings of the whole test set
+    noise_sigmas: tuple[float, ...] = (0.25, 0.5, 0.75)  # in [0, 1] pixel units
+    truncations: tuple[int, ...] = (1, 2, 3, 4, 10)  # components kept when denoising (Fig. 7)
+    denoise_images: int = 2000  # test images in the denoising measurement
+    rotation_images: int = 1000  # test images in the rotation measurement
+    rotation_dtheta: float = math.pi / 6  # the paper's text (Algorithm 1 prints pi/3, see rotation_path)
+    rotation_steps: int = 3
+    batch_size: int = 2000
+
+
+@dataclass
+class Networks:
+    """The trained networks as fast inference callables."""
+
+    generator: nn.Module  # latents -> images, bfloat16
+    classifier: nn.Module  # generated images -> logits, bfloat16
+    exact_classifier: nn.Module  # real images -> logits, float32
+    encoder: nn.Module  # images -> (mu, logvar), float32, with .sample
+    latent_dim: int
+    num_labels: int
+
+    def decode_classify(self, z: torch.Tensor) -> torch.Tensor:
+        """argmax C(G(z)) for a batch of latents."""
+        return self.classifier(self.generator(z.float())).argmax(1)
+
+
+@dataclass
+class Timer:
+    """Seconds per named stage."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - began
+
+
+def load_networks(models_dir: Path) -> Networks:
+    """The generator, classifier and encoder saved in ``models_dir``, as inference copies."""
+    generator = load_model(models_dir, "generator")[0]
+    classifier = load_model(models_dir, "classifier")[0]
+    encoder = load_model(models_dir, "encoder")[0]
+    return Networks(InferenceNetwork(generator), InferenceNetwork(classifier),
+                    InferenceNetwork(classifier, bfloat16=False), fold_batch_norms(encoder.eval()),
+                    int(generator.config["latent_dim"]), int(classifier.config["num_classes"]))
+
+
+def to_unit_images(images: torch.Tensor) -> np.ndarray:
+    """(N, 1, H, W) images in [-1, 1] -> (N, H, W) float32 numpy in [0, 1], for the figures."""
+    return ((images.float().clamp(-1, 1) + 1) / 2)[:, 0].numpy()
+
+
+def decode(networks: Networks, z: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """G(z) in batches."""
+    return batched(lambda chunk: networks.generator(chunk.float()), z, batch_size)
+
+
+def predict(networks: Networks, z: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """argmax C(G(z)) in batches."""
+    return batched(networks.decode_classify, z, batch_size)
+
+
+# --- LSD classification over stochastic encodings (Figs. 5 and 6) -------------------------------------
+
+def classification_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, labels: torch.Tensor,
+                         config: ReproduceConfig, progress: bool) -> dict[str, Any]:
+    """Per trial: one stochastic encoding of every test image; the encode-decode accuracy
+    (classify G(z)) and the LSD ranks of the true label (Eq. 10, argmax |c_k|).
+
+    Returns the metrics (accuracies with mean, std and trials; the cumulative top-n curve averaged
+    over trials) and, under "figure", the first trial's data for Figs. 5 and 6.
+    """
+    rng = torch.Generator().manual_seed(config.seed + ENCODINGS)
+    lsd, encode_decode, rank_counts = [], [], torch.zeros(basis.dim + 2, dtype=torch.float64)
+    figure: dict[str, Any] = {}
+    for trial in tqdm(range(config.trials), desc="LSD classification (trials)", disable=not progress):
+        z = batched(lambda x: networks.encoder.sample(x, rng), images, config.batch_size)
+        ranks = basis.label_ranks(z, labels)
+        lsd.append((ranks == 1).double().mean().item())
+        encode_decode.append((predict(networks, z, config.batch_size) == labels).double().mean().item())
+        rank_counts += torch.bincount(ranks, minlength=basis.dim + 2).double()
+        if trial == 0:
+            figure = _classification_figure_data(basis, z, labels, ranks)
+    cumulative = (rank_counts[1:basis.dim + 1].cumsum(0) / rank_counts.sum()).tolist()
+    return {"lsd_top1_accuracy": summarise(lsd), "encode_decode_accuracy": summarise(encode_decode),
+            "lsd_topn_cumulative": cumulative, "figure": figure}
+
+
+def _classification_figure_data(basis: QuasiEigenBasis, z: torch.Tensor, labels: torch.Tensor,
+                                ranks: torch.Tensor, batch: int = 25) -> dict[str, Any]:
+    amplitudes = basis.decompose(z).abs().sort(dim=1, descending=True).values
+    return {"sorted_amplitudes": (amplitudes / amplitudes[:, :1]).numpy(), "true_rank": ranks.numpy(),
+            "batch_pred": basis.classify(z[:batch])[:, 0].numpy(), "batch_true": labels[:batch].numpy()}
+
+
+def summarise(values: list[float]) -> dict[str, Any]:
+    """{"mean", "std", "trials"} of per-trial values (sample std; 0 for one trial)."""
+    tensor = torch.tensor(values, dtype=torch.float64)
+    std = tensor.std().item() if len(values) > 1 else 0.0
+    return {"mean": tensor.mean().item(), "std": std, "trials": values}
+
+
+# --- Denoising by truncation (Fig. 7, measured) ----------------------------------------------------------
+
+def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, labels: torch.Tensor,
+                    config: ReproduceConfig) -> dict[str, Any]:
+    """Gaussian pixel noise of each sigma on the test images; classifier accuracy and PSNR against the
+    clean image of: the noisy image, its encode-decode G(mu(x)), and the LSD truncations of mu(x) to the
+    top n components (paper, Fig. 7). Returns the metrics and, under "figure", Fig. 7's rows."""
+    rng = torch.Generator().manual_seed(config.seed + NOISE)
+    methods = ["noisy", "encode-decode", *(f"top {n}" for n in config.truncations)]
+    accuracy: dict[str, list[float]] = {method: [] for method in methods}
+    quality: dict[str, list[float]] = {method: [] for method in methods}
+    figure_rows: dict[str, np.ndarray] = {}
+    for sigma in config.noise_sigmas:
+        noise = torch.randn(images.shape, generator=rng) * (2 * sigma)  # [0, 1] units -> [-1, 1] units
+        noisy = (images + noise).clamp(-1, 1)
+        mu = batched(lambda x: networks.encoder(x)[0], noisy, config.batch_size)
+        outputs = {"noisy": noisy, "encode-decode": decode(networks, mu, config.batch_size)}
+        for n in config.truncations:
+            outputs[f"top {n}"] = decode(networks, basis.truncate(mu, n), config.batch_size)
+        for method, output in outputs.items():
+            classifier = networks.exact_classifier if method == "noisy" else networks.classifier
+            predictions = batched(classifier, output, config.batch_size).argmax(1)
+            accuracy[method].append((predictions == labels).double().mean().item())
+            quality[method].append(psnr(output, images).mean().item())
+        if sigma == config.noise_sigmas[len(config.noise_sigmas) // 2]:
+            figure_rows = {"ground truth": to_unit_images(images[:10]),
+                           **{f"{name} (sigma {sigma})" if name == "noisy" else
+                              ("all " + str(basis.dim) if name == "encode-decode" else name):
+                              to_unit_images(output[:10]) for name, output in outputs.items()}}
+    return {"images": len(images), "sigmas": list(config.noise_sigmas), "methods": methods,
+            "accuracy": accuracy, "psnr": quality, "figure": figure_rows}
+
+
+# --- Rotation (Algorithm 1, Fig. 8, measured) ------------------------------------------------------------
+
+def rotation_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor,
+                   config: ReproduceConfig) -> dict[str, Any]:
+    """Algorithm 1 from the encoded test images (z = mu(x)) through labels 0, 1, ..., l - 1, with the
+    literal Eq. 12 operator and with the plane rotation: the fraction of segment ends (where z reaches
+    the next label's quasi-eigenvector) whose decoded image C assigns to that label, overall and per
+    target. Returns the metrics and, under "figure", decoded paths for Fig. 8."""
+    labels = tuple(range(networks.num_labels))
+    mu = batched(lambda x: networks.encoder(x)[0], images, config.batch_size)
+    ends = torch.arange(config.rotation_steps, len(labels) * config.rotation_steps, config.rotation_steps)
+    targets = torch.tensor(labels[1:]).repeat_interleave(len(images))
+    modes: dict[str, Any] = {}
+    paths: dict[str, torch.Tensor] = {}
+    for mode in ROTATION_MODES:
+        path = rotation_path(mu, basis, labels, config.rotation_dtheta, config.rotation_steps, mode=mode)
+        hits = (predict(networks, path[ends].flatten(0, 1), config.batch_size) == targets).double()
+        modes[mode] = {"segment_end_accuracy": hits.mean().item(),
+                       "per_target": hits.view(len(labels) - 1, len(images)).mean(1).tolist()}
+        paths[mode] = path
+    shown = torch.cat([paths["plane"][:, :4], paths["literal"][:, :1]], dim=1)  # (steps + 1, 5, M)
+    sequence = decode(networks, shown.flatten(0, 1)).unflatten(0, shown.shape[:2])
+    figure = np.stack([to_unit_images(step) for step in sequence])
+    return {"images": len(images), "labels": list(labels), "dtheta": config.rotation_dtheta,
+            "steps": config.rotation_steps, "modes": modes, "figure": figure}
+
+
+# --- Figures 2-4: data, latent sets, etas and quasi-eigenvectors -----------------------------------------
+
+def latent_examples(networks: Networks, latents: torch.Tensor, per_label: int = 3) -> dict[str, Any]:
+    """Fig. 3 data for one latent source: a few latents per label (label = C(G(z))) and the pooled
+    components of every latent of each label."""
+    predicted = predict(networks, latents)
+    shown = torch.cat([torch.nonzero(predicted == label).flatten()[:per_label]
+                       for label in range(networks.num_labels)])
+    return {"latents": latents[shown].numpy(), "latent_labels": predicted[shown].numpy(),
+            "components": {label: latents[predicted == label].flatten().numpy()
+                           for label in range(networks.num_labels)}}
+
+
+def draw_figures(out_dir: Path, networks: Networks, basis: QuasiEigenBasis, latent_sets: LatentSets,
+                 test_images: torch.Tensor, train_images: torch.Tensor, results: dict[str, Any],
+                 config: ReproduceConfig) -> dict[str, Path]:
+    """Figs. 2-8 of the paper from this run's data, as out_dir/figures/figN.png."""
+    directory = out_dir / "figures"
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = torch.Generator().manual_seed(config.seed + EXAMPLES)
+    shown = test_images[:100]
+    decoded_shown = decode(networks, networks.encoder.sample(shown, rng))
+    samples = decode(networks, torch.randn(100, networks.latent_dim, generator=rng))
+    eta_images = to_unit_images(decode(networks, latent_sets.etas))
+    encoded = batched(lambda x: networks.encoder.sample(x, rng), train_images[:2000])
+    sampled = torch.randn(2000, networks.latent_dim, generator=rng)
+    by_set = {index: eta_images[(latent_sets.sets == index).numpy()] for index in (1, 2)}
+    panels = {"step 4a: encoded training set (set 1)": {**latent_examples(networks, encoded), "decoded_etas": by_set[1]},
+              "step 4b: z ~ N(0, I) (set 2)": {**latent_examples(networks, sampled), "decoded_etas": by_set[2]}}
+    etas = latent_sets.etas
+    classification = results["classification"]["figure"]
+    drawn = {
+        "fig2": figures.figure2(to_unit_images(shown), to_unit_images(decoded_shown), to_unit_images(samples),
+                                directory / "fig2.png"),
+        "fig3": figures.figure3(panels, directory / "fig3.png"),
+        "fig4": figures.figure4(eta_images, to_unit_images(decode(networks, basis.vectors)),
+                                (etas @ etas.T).numpy(), (basis.vectors @ basis.vectors.T / basis.norm).numpy(),
+                                directory / "fig4.png"),
+        "fig5": figures.figure5(to_unit_images(test_images[:len(classification["batch_true"])]),
+                                classification["batch_true"], classification["batch_pred"],
+                                results["lsd_top1_accuracy"]["trials"], results["classifier_accuracy"]["mean"],
+                                results["encode_decode_accuracy"]["trials"], results["lsd_topn_cumulative"],
+                                directory / "fig5.png"),
+        "fig6": figures.figure6(classification["sorted_amplitudes"], classification["true_rank"],
+                                directory / "fig6.png"),
+        "fig7": figures.figure7(results["denoising"]["figure"], directory / "fig7.png"),
+        "fig8": figures.figure8(results["rotation"]["figure"], directory / "fig8.png",
+                                caption="rows 1-4: plane rotation of four test digits; row 5: Eq. 12 as printed; "
+                                        f"labels 0 -> {networks.num_labels - 1}, dtheta = pi/6, 3 steps per label"),
+    }
+    return drawn
+
+
+# --- The whole study -------------------------------------------------------------------------------------
+
+def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), models_dir: str | Path | None = None,
+              retrain: bool = False, progress: bool = True,
+              train_config: TrainConfig | None = None) -> dict[str, Any]:
+    """Run the study into ``out_dir`` (metrics.json, figures/fig2-8.png, report.md, report.html).
+
+    With ``retrain`` the networks are trained first into ``out_dir/models`` (``train_config``, default
+    `TrainConfig` with this dataset and seed); otherwise ``models_dir`` or the shipped networks are used.
+    Returns the metrics written to metrics.json.
+    """
+    out = prepare_out_dir(out_dir)
+    timer = Timer()
+    torch.manual_seed(config.seed)
+    if retrain:
+        with timer.stage("train"):
+            train_config = train_config or TrainConfig(dataset=config.dataset, seed=config.seed)
+            train_networks("all", out / "models", train_config, progress)
+        models_dir = out / "models"
+    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
+    with timer.stage("load"):
+        networks = load_networks(models_dir)
+        dataset = load_dataset(config.dataset)
+        train_images = images_to_tensor(dataset.train.images)
+        test_images = images_to_tensor(dataset.test.images)
+        test_labels = torch.from_numpy(dataset.test.labels).long()
+    with timer.stage("basis"):
+        basis, latent_sets, basis_stats = build_basis(
+            networks.generator, networks.classifier, networks.encoder.sample, train_images, per_set=config.per_set,
+            seed=config.seed, batch_size=config.batch_size, progress=progress,
+            latent_dim=networks.latent_dim, num_labels=networks.num_labels)
+        basis.save(out / "basis.safetensors")
+    results: dict[str, Any] = {}
+    with timer.stage("classification"):
+        results["classifier_accuracy"] = summarise([_accuracy(networks.exact_classifier, test_images, test_labels)])
+        classification = classification_study(networks, basis, test_images, test_labels, config, progress)
+        results["classification"] = classification
+        results.update({key: classification[key] for key in
+                        ("lsd_top1_accuracy", "encode_decode_accuracy", "lsd_topn_cumulative")})
+    with timer.stage("denoising"):
+        count = config.denoise_images
+        results["denoising"] = denoising_study(networks, basis, test_images[:count], test_labels[:count], config)
+    with timer.stage("rotation"):
+        results["rotation"] = rotation_study(networks, basis, test_images[:config.rotation_images], config)
+    with timer.stage("figures"):
+        drawn = draw_figures(out, networks, basis, latent_sets, test_images, train_images, results, config)
+    metrics = _metrics(results, basis_stats, models_dir, config, timer.seconds)
+    write_json(out / "metrics.json", metrics)
+    write_report(out, metrics, drawn)
+    return metrics
+
+
+def _accuracy(classifier: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, labels: torch.Tensor) -> float:
+    return (batched(classifier, images).argmax(1) == labels).double().mean().item()
+
+
+def _without_figure_data(section: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in section.items() if key != "figure"}
+
+
+def _metrics(results: dict[str, Any], basis_stats: dict[str, Any], models_dir: Path, config: ReproduceConfig,
+             seconds: dict[str, float]) -> dict[str, Any]:
+    return {
+        "dataset": config.dataset,
+        "seed": config.seed,
+        "models": str(models_dir),
+        "latent_dim": basis_stats["latent_dim"],
+        "per_set": config.per_set,
+        "classifier_accuracy": results["classifier_accuracy"],
+        "encode_decode_accuracy": results["encode_decode_accuracy"],
+        "lsd_top1_accuracy": results["lsd_top1_accuracy"],
+        "lsd_top4_accuracy": results["lsd_topn_cumulative"][3],
+        "lsd_topn_cumulative": results["lsd_topn_cumulative"],
+        "basis_orthogonality_error": basis_stats["orthogonality_error"],
+        "basis": {key: basis_stats[key] for key in ("samples_drawn", "draws_per_set", "sources")},
+        "denoising": _without_figure_data(results["denoising"]),
+        "rotation": _without_figure_data(results["rotation"]),
+        "seconds": {**seconds, "total": sum(seconds.values())},
+        "basis_samples_per_second": basis_stats["samples_per_second"],
+        "config": asdict(config),
+        "versions": versions(),
+    }
