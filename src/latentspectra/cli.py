@@ -96,11 +96,7 @@ def evaluate(models: str | None, dataset: str, seed: int, as_json: bool) -> None
     from .experiments.evaluate import evaluate_models, shipped_models_dir
 
     metrics = evaluate_models(Path(models) if models else shipped_models_dir(dataset), dataset, seed)
-    if as_json:
-        _print_json(metrics)
-        return
-    for key, value in _scalars(metrics).items():
-        click.echo(f"{key}: {value}")
+    _print_record(metrics, as_json)
 
 
 @cli.command()
@@ -131,11 +127,7 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int, max_d
     built, _, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed, progress=not quiet,
                                               batch_size=batch_size, max_draws=max_draws)
     stats["out"] = str(built.save(out_path))
-    if as_json:
-        _print_json(stats)
-        return
-    for key, value in _scalars(stats).items():
-        click.echo(f"{key}: {value}")
+    _print_record(stats, as_json)
 
 
 @cli.command()
@@ -169,6 +161,15 @@ def reproduce(dataset: str, out: str, models: str | None, retrain: bool, per_set
     click.echo(f"lsd_top4_accuracy: {metrics['lsd_top4_accuracy']:.4f}")
     click.echo(f"seconds: {metrics['seconds']['total']:.1f}")
     click.echo(f"report: {Path(out) / 'report.html'}")
+
+
+def _print_record(record: dict, as_json: bool) -> None:
+    """The whole record as JSON, or its scalar entries as "key: value" lines."""
+    if as_json:
+        _print_json(record)
+        return
+    for key, value in _scalars(record).items():
+        click.echo(f"{key}: {value}")
 
 
 def _scalars(metrics: dict) -> dict:

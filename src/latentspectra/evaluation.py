@@ -101,5 +101,11 @@ def encode_decode_accuracy(encoder_sample: Callable[[torch.Tensor, torch.Generat
     for _ in range(trials):
         predictions = batched(lambda x: classifier(generator(encoder_sample(x, rng))).argmax(1), images)
         per_trial.append((predictions == labels).float().mean().item())
-    values = torch.tensor(per_trial, dtype=torch.float64)
-    return {"mean": values.mean().item(), "std": values.std().item() if trials > 1 else 0.0, "trials": per_trial}
+    return summarise(per_trial)
+
+
+def summarise(values: list[float]) -> dict[str, float | list[float]]:
+    """{"mean", "std", "trials"} of per-trial values (sample std; 0 for one trial)."""
+    tensor = torch.tensor(values, dtype=torch.float64)
+    std = tensor.std().item() if len(values) > 1 else 0.0
+    return {"mean": tensor.mean().item(), "std": std, "trials": values}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,23 +26,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..data import images_to_tensor, load_dataset
-from ..errors import LatentspectraError
-from ..evaluation import batched, psnr
+from ..evaluation import batched, classifier_accuracy, psnr, summarise
 from ..io import prepare_out_dir, write_json
 from ..latent import QuasiEigenBasis, rotation_path
 from ..latent.operators import ROTATION_MODES
 from ..latent.sets import LatentSets
-from ..models.inference import InferenceNetwork, fold_batch_norms
 from ..report import figures
 from ..report.document import write_report
-from ..training.checkpoint import load_model, versions
+from ..training.checkpoint import versions
 from .basis import build_basis
 from .evaluate import ENCODINGS, shipped_models_dir
+from .networks import Networks, load_networks
 from .train import train_networks
 
 EXAMPLES = 3
@@ -67,22 +65,6 @@ class ReproduceConfig:
 
 
 @dataclass
-class Networks:
-    """The trained networks as fast inference callables."""
-
-    generator: nn.Module  # latents -> images, bfloat16
-    classifier: nn.Module  # generated images -> logits, bfloat16
-    exact_classifier: nn.Module  # real images -> logits, float32
-    encoder: nn.Module  # images -> (mu, logvar), float32, with .sample
-    latent_dim: int
-    num_labels: int
-
-    def decode_classify(self, z: torch.Tensor) -> torch.Tensor:
-        """argmax C(G(z)) for a batch of latents."""
-        return self.classifier(self.generator(z.float())).argmax(1)
-
-
-@dataclass
 class Timer:
     """Seconds per named stage."""
 
@@ -93,16 +75,6 @@ class Timer:
         began = time.perf_counter()
         yield
         self.seconds[name] = time.perf_counter() - began
-
-
-def load_networks(models_dir: Path) -> Networks:
-    """The generator, classifier and encoder saved in ``models_dir``, as inference copies."""
-    generator = load_model(models_dir, "generator")[0]
-    classifier = load_model(models_dir, "classifier")[0]
-    encoder = load_model(models_dir, "encoder")[0]
-    return Networks(InferenceNetwork(generator), InferenceNetwork(classifier),
-                    InferenceNetwork(classifier, bfloat16=False), fold_batch_norms(encoder.eval()),
-                    int(generator.config["latent_dim"]), int(classifier.config["num_classes"]))
 
 
 def to_unit_images(images: torch.Tensor) -> np.ndarray:
@@ -153,13 +125,6 @@ def _classification_figure_data(basis: QuasiEigenBasis, z: torch.Tensor, labels:
             "batch_pred": basis.classify(z[:batch])[:, 0].numpy(), "batch_true": labels[:batch].numpy()}
 
 
-def summarise(values: list[float]) -> dict[str, Any]:
-    """{"mean", "std", "trials"} of per-trial values (sample std; 0 for one trial)."""
-    tensor = torch.tensor(values, dtype=torch.float64)
-    std = tensor.std().item() if len(values) > 1 else 0.0
-    return {"mean": tensor.mean().item(), "std": std, "trials": values}
-
-
 # --- Denoising by truncation (Fig. 7, measured) ----------------------------------------------------------
 
 def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, labels: torch.Tensor,
@@ -185,10 +150,9 @@ def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Te
             accuracy[method].append((predictions == labels).double().mean().item())
             quality[method].append(psnr(output, images).mean().item())
         if sigma == config.noise_sigmas[len(config.noise_sigmas) // 2]:
+            titles = {"noisy": f"noisy (sigma {sigma})", "encode-decode": f"all {basis.dim}"}
             figure_rows = {"ground truth": to_unit_images(images[:10]),
-                           **{f"{name} (sigma {sigma})" if name == "noisy" else
-                              ("all " + str(basis.dim) if name == "encode-decode" else name):
-                              to_unit_images(output[:10]) for name, output in outputs.items()}}
+                           **{titles.get(name, name): to_unit_images(output[:10]) for name, output in outputs.items()}}
     return {"images": len(images), "sigmas": list(config.noise_sigmas), "methods": methods,
             "accuracy": accuracy, "psnr": quality, "figure": figure_rows}
 
@@ -307,7 +271,8 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), 
         basis.save(out / "basis.safetensors")
     results: dict[str, Any] = {}
     with timer.stage("classification"):
-        results["classifier_accuracy"] = summarise([_accuracy(networks.exact_classifier, test_images, test_labels)])
+        results["classifier_accuracy"] = summarise([classifier_accuracy(networks.exact_classifier, test_images,
+                                                                      test_labels)])
         classification = classification_study(networks, basis, test_images, test_labels, config, progress)
         results["classification"] = classification
         results.update({key: classification[key] for key in
@@ -323,10 +288,6 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), 
     write_json(out / "metrics.json", metrics)
     write_report(out, metrics, drawn)
     return metrics
-
-
-def _accuracy(classifier: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, labels: torch.Tensor) -> float:
-    return (batched(classifier, images).argmax(1) == labels).double().mean().item()
 
 
 def _without_figure_data(section: dict[str, Any]) -> dict[str, Any]:
