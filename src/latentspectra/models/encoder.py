@@ -37,6 +37,10 @@ class GaussianEncoder(nn.Module):
 
     def sample(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One stochastic encoding z = mu + sigma * eps (the reparameterisation trick)."""
-        mu, logvar = self(images)
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-        return mu + torch.exp(0.5 * logvar) * eps
+        return reparameterise(*self(images), generator)
+
+
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) drawn from ``generator``: one draw from q(z | x)."""
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    return mu + torch.exp(0.5 * logvar) * eps
