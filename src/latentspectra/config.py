@@ -53,6 +53,7 @@ class EncoderConfig:
     # so that the encoder starts out inverting G near the prior (see training/encoder.py).
     warm_up_steps: int = 1500
     warm_up_lr: float = 1e-3
+    bfloat16: bool = True  # G and C (frozen) under bfloat16 autocast; E itself stays float32
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..config import EncoderConfig
 from ..data import ImageDataset
 from ..models import GaussianEncoder
+from .loop import bfloat16_autocast
 from .tensors import DatasetTensors
 
 
@@ -42,10 +43,12 @@ def encoder_loss(images: torch.Tensor, labels: torch.Tensor, mu: torch.Tensor, l
                  z: torch.Tensor, generator: nn.Module, classifier: nn.Module,
                  config: EncoderConfig) -> dict[str, torch.Tensor]:
     """The paper's step-3 loss and its three terms, each averaged over the batch."""
-    decoded = generator(z)
-    reconstruction = (decoded - images).pow(2).flatten(1).sum(1).mean()
+    with bfloat16_autocast(config.bfloat16):
+        decoded = generator(z)
+        logits = classifier(decoded)
+    reconstruction = (decoded.float() - images).pow(2).flatten(1).sum(1).mean()
     kl = gaussian_kl(mu, logvar).mean()
-    cross_entropy = F.cross_entropy(classifier(decoded), labels)
+    cross_entropy = F.cross_entropy(logits.float(), labels)
     total = reconstruction + config.kl_weight * kl + config.classifier_weight * cross_entropy
     return {"loss": total, "reconstruction": reconstruction, "kl": kl, "cross_entropy": cross_entropy}
 
@@ -88,8 +91,8 @@ class EncoderJob:
         for _ in tqdm(range(steps), desc="encoder warm-up (inverting G on its samples)",
                       disable=not progress, leave=False, mininterval=1.0):
             z = torch.randn(self.config.batch_size, latent_dim, generator=rng)
-            with torch.no_grad():
-                images = self.generator(z)
+            with torch.no_grad(), bfloat16_autocast(self.config.bfloat16):
+                images = self.generator(z).float()
             mu, logvar = self.encoder(images)
             loss = gaussian_negative_log_likelihood(z, mu, logvar).mean()
             optimizer.zero_grad(set_to_none=True)

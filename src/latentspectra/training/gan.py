@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from ..config import GANConfig
 from ..data import ImageDataset
 from ..models import Discriminator, Generator
+from .loop import bfloat16_autocast
 from .tensors import DatasetTensors
 
 
@@ -80,13 +81,13 @@ class GANJob:
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
         size = self.config.batch_size
         real = self.images[self._order[batch_index * size:(batch_index + 1) * size]]
-        with self._autocast():
+        with bfloat16_autocast(self.config.bfloat16):
             fake = self.generator(torch.randn(len(real), self.config.latent_dim, generator=rng))
             loss_d = discriminator_loss(self.discriminator(real), self.discriminator(fake.detach()))
         self.optimizer_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.optimizer_d.step()
-        with self._autocast():
+        with bfloat16_autocast(self.config.bfloat16):
             loss_g = generator_loss(self.discriminator(fake))
         self.optimizer_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -99,9 +100,6 @@ class GANJob:
         """Optimizer steps taken so far; read from Adam's state so that it survives a resume."""
         first = next(iter(self.generator.parameters()))
         return int(self.optimizer_g.state[first]["step"])
-
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bfloat16)
 
     def finished_models(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.average, "discriminator": self.discriminator}

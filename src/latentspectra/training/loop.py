@@ -21,6 +21,12 @@ from tqdm.auto import tqdm
 from .checkpoint import load_training_state, save_model, save_training_state, versions
 
 
+def bfloat16_autocast(enabled: bool) -> torch.autocast:
+    """bfloat16 autocast on the CPU (matmuls and convolutions in bfloat16, reductions in float32), or a
+    no-op when ``enabled`` is false."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
 class TrainingJob(Protocol):
     """What `run_training` needs to know about one network's training."""
 
