@@ -1,7 +1,8 @@
 """latentspectra: make the latent space of a generative model readable and operable.
 
 Latent Spectral Decomposition (Toledo-Marin & Glazier, PLOS ONE 18(6): e0287736, 2023) and the
-methods a user compares it with, on plain tensors and any generator / encoder / classifier callable.
+methods a user compares it with (methods/: SFVQ), on plain tensors and any generator / encoder /
+classifier callable.
 """
 
 __version__ = "0.1.0"
@@ -9,15 +10,19 @@ __version__ = "0.1.0"
 from .errors import CheckpointError, DataError, LatentspectraError
 from .latent import (BasisError, LatentSetError, LatentSets, QuasiEigenBasis, build_latent_sets,
                      collect_label_means, gram_schmidt, rotation_path)
+from .methods import SFVQ, CurveQuantization, SFVQError
 
 __all__ = [
     "BasisError",
     "CheckpointError",
+    "CurveQuantization",
     "DataError",
     "LatentSetError",
     "LatentSets",
     "LatentspectraError",
     "QuasiEigenBasis",
+    "SFVQ",
+    "SFVQError",
     "__version__",
     "build_latent_sets",
     "collect_label_means",

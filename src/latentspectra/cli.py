@@ -163,6 +163,40 @@ def reproduce(dataset: str, out: str, models: str | None, retrain: bool, per_set
     click.echo(f"report: {Path(out) / 'report.html'}")
 
 
+@cli.command()
+@click.option("--models", type=click.Path(), default=None,
+              help="Directory with generator, classifier and encoder (default: the shipped models of --dataset).")
+@click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded and fitted.")
+@click.option("--codewords", type=click.IntRange(min=2), default=64, show_default=True,
+              help="K: codewords on the curve (and k-means clusters of the baseline).")
+@click.option("--out", type=click.Path(), default="runs/sfvq", show_default=True,
+              help="Directory for sfvq.json, curve.safetensors (+ .json) and figures/.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print sfvq.json's content.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, as_json: bool, quiet: bool) -> None:
+    """Space-filling vector quantization of the encoded training set: the panoptic map, label-boundary
+    directions and quantization error against k-means (Vali & Bäckström 2024)."""
+    from .experiments.sfvq import SFVQStudyConfig, sfvq_study
+
+    record = sfvq_study(out, SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords), models_dir=models,
+                        progress=not quiet)
+    if as_json:
+        _print_json(record)
+        return
+    for name, error in record["quantization_error"]["test"].items():
+        click.echo(f"test quantization error, {name}: {error:.4f}")
+    order, directions = record["curve_order"], record["directions"]
+    click.echo(f"label runs along the curve: {order['label_runs']} "
+               f"(majority agreement {order['majority_agreement']:.3f})")
+    for group in ("boundary", "same_label"):
+        fraction = directions[f"{group}_changed_fraction"]
+        shown = "n/a" if fraction is None else f"{fraction:.3f}"
+        click.echo(f"label changed along {group} directions ({directions[f'{group}_pairs']} pairs): {shown}")
+    click.echo(f"fit seconds: {record['fit']['seconds']:.1f}")
+    click.echo(f"record: {Path(out) / 'sfvq.json'}")
+
+
 def _print_record(record: dict, as_json: bool) -> None:
     """The whole record as JSON, or its scalar entries as "key: value" lines."""
     if as_json:

@@ -1,0 +1,282 @@
+"""`latentspectra sfvq`: space-filling vector quantization of the encoder's latent space (Vali & Bäckström,
+"Unsupervised Panoptic Interpretation of Latent Spaces in GANs Using Space-Filling Vector Quantization",
+arXiv 2410.20573, 2024) on one set of trained networks.
+
+Stages (each timed in ``record["seconds"]``): load the networks and the dataset; encode the training and
+test images with the encoder's mean mu(x); fit the SFVQ curve (methods/sfvq.py) to the training codes and
+k-means with the same K as the plain-VQ baseline; quantization errors on the test codes (held out); decode
+the codewords in curve order and label them with the classifier (the panoptic map) and measure the curve
+order; move test codes along consecutive-codeword directions and measure how often the label changes;
+draw the figures and write ``sfvq.json`` and the fitted curve ``curve.safetensors`` (+ ``curve.json``).
+
+Both quantizers use the run's seed. Everything else is deterministic: the moved test codes are the first
+``direction_latents`` of the test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data import images_to_tensor, load_dataset
+from ..evaluation import batched
+from ..io import prepare_out_dir, write_json
+from ..methods.sfvq import SFVQ, SFVQError, curve_points, nearest_codewords
+from ..report.figures import image_rows
+from ..report.sfvq_figures import panoptic_map
+from ..training.checkpoint import versions
+from .evaluate import shipped_models_dir
+from .networks import Networks, load_networks
+from .reproduce import Timer, decode, predict, to_unit_images
+
+
+@dataclass(frozen=True)
+class SFVQStudyConfig:
+    """What `sfvq_study` does; the quantizer's training defaults are the authors' (methods/sfvq.py)."""
+
+    dataset: str = "mnist"
+    seed: int = 0
+    codewords: int = 64  # K
+    epochs_per_stage: int = 5
+    batch_size: int = 64
+    direction_latents: int = 500  # test codes moved along each consecutive-codeword direction
+    direction_scale: float = 1.0  # z -> z + scale (c_k+1 - c_k): one full step along the curve
+    shown_pairs: int = 3  # boundary and same-label pairs each, in the direction and augmentation figures
+    shown_latents: int = 8  # test codes per row of the direction figure
+    segment_points: int = 9  # evenly spaced t in [0, 1] per row of the augmentation figure
+    network_batch_size: int = 2000
+
+
+@torch.inference_mode()
+def encode_means(networks: Networks, images: torch.Tensor, batch_size: int = 2000, progress: bool = False,
+                 desc: str = "encoding") -> torch.Tensor:
+    """mu(x), the encoder's mean code of each image (N, C, H, W), in batches; (N, M)."""
+    chunks = tqdm(images.split(batch_size), desc=desc, disable=not progress)
+    return torch.cat([networks.encoder(chunk)[0] for chunk in chunks])
+
+
+def fit_kmeans(latents: torch.Tensor, clusters: int, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The plain-VQ baseline: scikit-learn k-means (k-means++ start, one run, seeded) on ``latents`` (N, M).
+
+    Returns:
+        The centroids (clusters, M) float64 and a JSON-ready record of the run (parameters, iterations,
+        scikit-learn version).
+    """
+    import sklearn
+    from sklearn.cluster import KMeans
+
+    kmeans = KMeans(n_clusters=clusters, n_init=1, random_state=seed).fit(latents.double().numpy())
+    record = {"n_clusters": clusters, "init": "k-means++", "n_init": 1, "random_state": seed,
+              "iterations": int(kmeans.n_iter_), "scikit-learn": sklearn.__version__}
+    return torch.from_numpy(kmeans.cluster_centers_), record
+
+
+def quantization_errors(curve: SFVQ, centroids: torch.Tensor, latents: torch.Tensor,
+                        reference: torch.Tensor) -> dict[str, float]:
+    """Mean over ``latents`` (N, M) of the squared distance to: the nearest point of the SFVQ curve, the
+    nearest SFVQ codeword only, the nearest k-means centroid, and ``reference`` (M,), e.g. the training
+    mean (the error of a single codeword, for scale)."""
+    return {"sfvq_curve": curve.quantize(latents).squared_distances.double().mean().item(),
+            "sfvq_nearest_codeword": nearest_codewords(latents, curve.codebook_)[1].mean().item(),
+            "kmeans": nearest_codewords(latents, centroids)[1].mean().item(),
+            "single_codeword_at_mean": (latents.double() - reference.double()).pow(2).sum(1).mean().item()}
+
+
+def curve_order(codeword_labels: torch.Tensor, assigned: torch.Tensor, latent_labels: torch.Tensor,
+                num_labels: int) -> dict[str, Any]:
+    """How well the curve orders the labels.
+
+    Args:
+        codeword_labels: (K,) the classified label of each decoded codeword, in curve order.
+        assigned: (N,) the nearest codeword of each training code.
+        latent_labels: (N,) the true label of each training code.
+        num_labels: number of labels.
+
+    Returns:
+        label_runs (contiguous runs of one label along the curve; 10 for a perfect map of 10 digits),
+        distinct_labels, majority_labels (per codeword, -1 where no code is assigned), empty_codewords,
+        and majority_agreement: the fraction of codewords with assigned codes whose label is the
+        majority true label of those codes.
+    """
+    count = len(codeword_labels)
+    votes = torch.zeros(count, num_labels, dtype=torch.int64).index_put_(
+        (assigned, latent_labels), torch.ones_like(assigned), accumulate=True)
+    used = votes.sum(1) > 0
+    majority = torch.where(used, votes.argmax(1), -1)
+    return {"label_runs": 1 + int((codeword_labels[1:] != codeword_labels[:-1]).sum()),
+            "distinct_labels": len(codeword_labels.unique()),
+            "majority_agreement": (codeword_labels == majority)[used].double().mean().item(),
+            "empty_codewords": int((~used).sum()), "majority_labels": majority.tolist()}
+
+
+def label_changes(networks: Networks, latents: torch.Tensor, moves: torch.Tensor, targets: torch.Tensor,
+                  batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Classify G(z) and G(z + moves[k]) for every code z of ``latents`` (N, M) and move k of ``moves``
+    (P, M). Returns per move (P,) the fraction of codes whose label changes and the fraction whose new
+    label is ``targets[k]`` (P,)."""
+    before = predict(networks, latents, batch_size)
+    after = predict(networks, (latents[None] + moves[:, None]).flatten(0, 1), batch_size).view(len(moves), -1)
+    return (after != before).double().mean(1), (after == targets[:, None]).double().mean(1)
+
+
+def direction_study(networks: Networks, codebook: torch.Tensor, codeword_labels: torch.Tensor, latents: torch.Tensor,
+                    scale: float, batch_size: int = 2000) -> dict[str, Any]:
+    """Move every code of ``latents`` (N, M) by ``scale`` (c_k+1 - c_k) for each consecutive pair (k, k+1)
+    and measure how often the classified label of G(z) changes.
+
+    Pairs whose codeword labels differ cross a label boundary of the curve; the others do not. Boundary
+    steps tend to be longer, so the measurement is repeated with every step rescaled to the mean step
+    length ("equal_length"), which separates the direction from the distance moved.
+
+    Returns:
+        scale, latents, the pair counts and mean step lengths |c_k+1 - c_k| of both groups; the changed
+        fraction averaged over the boundary and over the same-label pairs, and the fraction landing on
+        label(c_k+1) over the boundary pairs, as moved and under "equal_length" (None for an empty group);
+        per pair its labels, step length and both changed fractions.
+    """
+    steps = (codebook[1:] - codebook[:-1]).to(latents.dtype)
+    lengths = torch.linalg.vector_norm(steps.double(), dim=1)
+    equal = steps * (lengths.mean() / lengths.clamp_min(torch.finfo(torch.float64).tiny)).to(steps.dtype)[:, None]
+    boundary = codeword_labels[1:] != codeword_labels[:-1]
+
+    def mean(values: torch.Tensor, mask: torch.Tensor) -> float | None:
+        return values[mask].mean().item() if mask.any() else None
+
+    def fractions(moves: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | None]]:
+        changed, to_next = label_changes(networks, latents, scale * moves, codeword_labels[1:], batch_size)
+        return changed, {"boundary_changed_fraction": mean(changed, boundary),
+                         "same_label_changed_fraction": mean(changed, ~boundary),
+                         "boundary_to_next_label_fraction": mean(to_next, boundary)}
+
+    changed, as_moved = fractions(steps)
+    changed_equal, equal_length = fractions(equal)
+    return {"scale": scale, "latents": len(latents), "boundary_pairs": int(boundary.sum()),
+            "same_label_pairs": int((~boundary).sum()), **as_moved,
+            "boundary_mean_step_length": mean(lengths, boundary),
+            "same_label_mean_step_length": mean(lengths, ~boundary),
+            "equal_length": {"length": scale * lengths.mean().item(), **equal_length},
+            "pairs": [{"pair": [k, k + 1], "labels": codeword_labels[k:k + 2].tolist(),
+                       "step_length": lengths[k].item(), "changed_fraction": changed[k].item(),
+                       "changed_fraction_equal_length": changed_equal[k].item()}
+                      for k in range(len(steps))]}
+
+
+def shown_pairs(codeword_labels: torch.Tensor, per_kind: int) -> list[int]:
+    """Up to ``per_kind`` boundary pairs and ``per_kind`` same-label pairs k (segment [c_k, c_k+1]),
+    spread evenly along the curve, boundary pairs first."""
+    boundary = codeword_labels[1:] != codeword_labels[:-1]
+    chosen = []
+    for mask in (boundary, ~boundary):
+        pairs = torch.nonzero(mask).flatten()
+        if len(pairs) and per_kind:
+            spread = torch.linspace(0, len(pairs) - 1, min(per_kind, len(pairs))).round().long()
+            chosen += pairs[spread].tolist()
+    return chosen
+
+
+def _pair_title(k: int, codeword_labels: torch.Tensor) -> str:
+    return f"{k}->{k + 1} ({int(codeword_labels[k])}->{int(codeword_labels[k + 1])})"
+
+
+def draw_figures(out: Path, networks: Networks, codebook: torch.Tensor, codeword_images: torch.Tensor,
+                 codeword_labels: torch.Tensor, test_latents: torch.Tensor, config: SFVQStudyConfig) -> dict[str, str]:
+    """figures/panoptic.png (decoded codewords in curve order), directions.png (first row: test codes;
+    then per shown pair k, the same codes moved by scale (c_k+1 - c_k)) and augmentation.png (per shown
+    pair, G of evenly spaced points along the segment [c_k, c_k+1])."""
+    directory = out / "figures"
+    directory.mkdir(parents=True, exist_ok=True)
+    pairs = shown_pairs(codeword_labels, config.shown_pairs)
+    shown = test_latents[:config.shown_latents]
+    steps = (codebook[1:] - codebook[:-1]).to(shown.dtype)
+    titles = {k: _pair_title(k, codeword_labels) for k in pairs}
+
+    def images(latents: torch.Tensor) -> np.ndarray:
+        return to_unit_images(decode(networks, latents))
+
+    direction_rows = {"test codes": images(shown),
+                      **{titles[k]: images(shown + config.direction_scale * steps[k]) for k in pairs}}
+    positions = torch.linspace(0, 1, config.segment_points, dtype=codebook.dtype)
+    segment_rows = {titles[k]: images(curve_points(codebook, torch.full(positions.shape, k), positions))
+                    for k in pairs}
+    paths = {"panoptic": panoptic_map(to_unit_images(codeword_images), codeword_labels.tolist(),
+                                      directory / "panoptic.png")}
+    if pairs:
+        paths["directions"] = image_rows(direction_rows, directory / "directions.png")
+        paths["augmentation"] = image_rows(segment_rows, directory / "augmentation.png")
+    return {name: str(path) for name, path in paths.items()}
+
+
+def sfvq_study(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(), models_dir: str | Path | None = None,
+               progress: bool = True) -> dict[str, Any]:
+    """Run the study into ``out_dir`` (sfvq.json, curve.safetensors + curve.json, figures/) and return
+    the record written to sfvq.json (module docstring).
+
+    Raises:
+        LatentspectraError: a bad ``out_dir`` or models directory, a missing dataset, or bad SFVQ
+            parameters (e.g. fewer than 2 codewords, or more than training images).
+    """
+    out = prepare_out_dir(out_dir)
+    timer = Timer()
+    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
+    with timer.stage("load"):
+        networks = load_networks(models_dir)
+        dataset = load_dataset(config.dataset)
+    if config.codewords > len(dataset.train):
+        raise SFVQError(f"codewords: {config.codewords} exceeds the {len(dataset.train)} training images of "
+                        f"{config.dataset}")
+    with timer.stage("encode"):
+        train = encode_means(networks, images_to_tensor(dataset.train.images), config.network_batch_size, progress,
+                             "encoding the training set")
+        test = encode_means(networks, images_to_tensor(dataset.test.images), config.network_batch_size, progress,
+                            "encoding the test set")
+    curve = SFVQ(config.codewords, epochs_per_stage=config.epochs_per_stage, batch_size=config.batch_size,
+                 seed=config.seed)
+    with timer.stage("fit"):
+        curve.fit(train, progress=progress)
+    with timer.stage("kmeans"):
+        centroids, kmeans = fit_kmeans(train, config.codewords, config.seed)
+    with timer.stage("quantization"):
+        mean = train.double().mean(0)
+        errors = {"test": quantization_errors(curve, centroids, test, mean),
+                  "train": quantization_errors(curve, centroids, train, mean)}
+    with timer.stage("labels"):
+        codebook = curve.codebook_
+        codeword_images = decode(networks, codebook)
+        codeword_labels = batched(networks.classifier, codeword_images).argmax(1)
+        order = curve_order(codeword_labels, nearest_codewords(train, codebook)[0],
+                            torch.from_numpy(dataset.train.labels).long(), networks.num_labels)
+    with timer.stage("directions"):
+        directions = direction_study(networks, codebook, codeword_labels, test[:config.direction_latents],
+                                     config.direction_scale, config.network_batch_size)
+    with timer.stage("figures"):
+        figure_paths = draw_figures(out, networks, codebook, codeword_images, codeword_labels, test, config)
+    curve.save(out / "curve.safetensors")
+    record = {
+        "dataset": config.dataset,
+        "seed": config.seed,
+        "models": str(models_dir),
+        "latent_dim": networks.latent_dim,
+        "train_latents": len(train),
+        "test_latents": len(test),
+        "codewords": config.codewords,
+        "quantization_error": errors,
+        "codeword_labels": codeword_labels.tolist(),
+        "curve_order": order,
+        "directions": directions,
+        "fit": {"seconds": timer.seconds["fit"], "latents": len(train), "history": curve.history_,
+                "params": curve.get_params()},
+        "kmeans": {"seconds": timer.seconds["kmeans"], **kmeans},
+        "figures": figure_paths,
+        "curve": str(out / "curve.safetensors"),
+        "seconds": {**timer.seconds, "total": sum(timer.seconds.values())},
+        "config": asdict(config),
+        "versions": versions(),
+    }
+    write_json(out / "sfvq.json", record)
+    return record
+

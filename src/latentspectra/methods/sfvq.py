@@ -1,0 +1,415 @@
+"""Space-filling vector quantization (SFVQ): a piecewise-linear curve through an ordered codebook.
+
+Vali & Bäckström, "Interpretable Latent Space Using Space-Filling Curves for Phonetic Analysis in Voice
+Conversion", Interspeech 2023 (the quantizer), and "Unsupervised Panoptic Interpretation of Latent Spaces
+in GANs Using Space-Filling Vector Quantization", arXiv 2410.20573, 2024 (its use on generator latents).
+
+A vector x is quantized to the nearest point of the curve through c_1..c_K in order, i.e. of any segment
+[c_k, c_k+1] (not only the nearest corner):
+
+    q(x) = c_k + t (c_k+1 - c_k),  t = clamp(<x - c_k, c_k+1 - c_k> / |c_k+1 - c_k|^2, 0, 1),
+
+with k the segment of smallest |x - q(x)|. Training follows the authors' generic quantizer: the codebook
+starts as the means of the data split into quantiles by norm (4 of them: quartiles), and doubles at each
+bit-rate stage by inserting codewords on the curve, which keeps the curve (and so its order) unchanged.
+Within a stage every step puts one dithered point c_k + u_k (c_k+1 - c_k), u_k ~ U(0, 1), on each segment,
+sends each input to the nearest codeword or dithered point and minimises the mean squared error with Adam
+(step decay of the learning rate at fixed fractions of the stage). Gradients reach the codebook directly
+through the chosen point, so noise-substitution VQ (NSVQ; Vali & Bäckström, IEEE Access 10, 2022), which
+the authors use to pass gradients through the quantizer to an encoder, is not needed here.
+
+`project_onto_curve` is exact over all K - 1 segments (in float64, in chunks of inputs), where the
+authors' evaluation only looks at the two segments that meet at the nearest codeword.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import LatentspectraError
+from ..io import load_tensors, read_json, save_tensors, write_json
+
+SFVQ_FORMAT = "latentspectra.SFVQ"
+CHUNK_ELEMENTS = 1 << 22  # inputs x segments per chunk of `project_onto_curve`: 32 MiB per float64 matrix
+
+
+class SFVQError(LatentspectraError, ValueError):
+    """Bad SFVQ parameters or input latents, an unfitted SFVQ, or a missing / inconsistent SFVQ file."""
+
+
+class CurveQuantization(NamedTuple):
+    """The nearest point of the curve for each of N inputs.
+
+    Attributes:
+        points: (N, M) q(x) = c_k + t (c_k+1 - c_k).
+        segments: (N,) int64 k in 0..K-2, the segment [c_k, c_k+1] (0-based codeword indices).
+        positions: (N,) t in [0, 1] along the segment.
+        squared_distances: (N,) |x - q(x)|^2.
+    """
+
+    points: torch.Tensor
+    segments: torch.Tensor
+    positions: torch.Tensor
+    squared_distances: torch.Tensor
+
+
+def check_latents(latents: Any, name: str = "latents", dim: int | None = None) -> torch.Tensor:
+    """``latents`` as a checked (N, M) floating tensor.
+
+    Raises:
+        SFVQError: not a tensor, not 2-D with N, M >= 1 (M = ``dim`` if given), not floating point,
+            or with NaN / infinite values; the message names ``name``.
+    """
+    expected = f"(N, {dim})" if dim is not None else "(N, M)"
+    if not isinstance(latents, torch.Tensor):
+        raise SFVQError(f"{name}: expected a torch.Tensor of shape {expected}, got {type(latents).__name__}")
+    if latents.ndim != 2 or 0 in latents.shape or (dim is not None and latents.shape[1] != dim):
+        raise SFVQError(f"{name}: expected shape {expected} with N >= 1, got {tuple(latents.shape)}")
+    if not latents.is_floating_point():
+        raise SFVQError(f"{name}: expected a floating-point tensor, got {latents.dtype}")
+    if not torch.isfinite(latents).all():
+        raise SFVQError(f"{name}: contains NaN or infinite values")
+    return latents
+
+
+def _chunk_rows(chunk_rows: int | None, columns: int) -> int:
+    """``chunk_rows``, checked, or by default as many rows as keep a (rows x ``columns``) matrix at
+    `CHUNK_ELEMENTS`."""
+    if chunk_rows is None:
+        return max(1, CHUNK_ELEMENTS // columns)
+    if chunk_rows < 1:
+        raise SFVQError(f"chunk_rows: expected >= 1, got {chunk_rows}")
+    return chunk_rows
+
+
+def curve_points(codebook: torch.Tensor, segments: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """c_k + t (c_k+1 - c_k) for each pair (k, t) of ``segments`` (N,) and ``positions`` (N,), with c the
+    rows of ``codebook`` (K, M); (N, M) in the codebook's dtype.
+
+    Raises:
+        IndexError: a segment index outside 0..K-2.
+    """
+    start = codebook[segments]
+    return start + positions.to(codebook.dtype)[:, None] * (codebook[segments + 1] - start)
+
+
+def project_onto_curve(latents: torch.Tensor, codebook: torch.Tensor,
+                       chunk_rows: int | None = None) -> CurveQuantization:
+    """The nearest point of the piecewise-linear curve through ``codebook`` (K, M) for each row of
+    ``latents`` (N, M): the exact minimum over all K - 1 segments (module docstring).
+
+    Computed in float64 from inner products, ``chunk_rows`` inputs at a time (default: as many as keep
+    each (chunk x segments) matrix at `CHUNK_ELEMENTS`), so memory stays bounded for any N. Results are
+    in ``latents``' dtype; a zero-length segment projects with t = 0; ties go to the lower segment.
+
+    Raises:
+        SFVQError: bad shapes or values, K < 2, or ``chunk_rows`` < 1.
+    """
+    codebook = check_latents(codebook, "codebook")
+    latents = check_latents(latents, "latents", codebook.shape[1])
+    if len(codebook) < 2:
+        raise SFVQError(f"codebook: a curve needs at least 2 codewords, got {len(codebook)}")
+    chunk_rows = _chunk_rows(chunk_rows, len(codebook) - 1)
+    exact = codebook.double()
+    starts, steps = exact[:-1], exact[1:] - exact[:-1]
+    step_sq = (steps * steps).sum(1)
+    start_step = (starts * steps).sum(1)
+    start_sq = (starts * starts).sum(1)
+    segments, positions = [], []
+    for chunk in latents.double().split(chunk_rows):
+        along = chunk @ steps.T - start_step  # <x - c_k, c_k+1 - c_k>
+        t = torch.where(step_sq > 0, along / step_sq.clamp_min(torch.finfo(torch.float64).tiny), 0.0).clamp(0, 1)
+        distances = ((chunk * chunk).sum(1, keepdim=True) - 2 * chunk @ starts.T + start_sq
+                     - 2 * t * along + t * t * step_sq)
+        best = distances.argmin(1)
+        segments.append(best)
+        positions.append(t.gather(1, best[:, None])[:, 0])
+    segment = torch.cat(segments)
+    position = torch.cat(positions)
+    points = curve_points(exact, segment, position)
+    squared = (latents.double() - points).pow(2).sum(1)
+    dtype = latents.dtype
+    return CurveQuantization(points.to(dtype), segment, position.to(dtype), squared.to(dtype))
+
+
+def nearest_codewords(latents: torch.Tensor, codebook: torch.Tensor,
+                      chunk_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain vector quantization: for each row of ``latents`` (N, M), the index (N,) int64 of the nearest
+    row of ``codebook`` (K, M) and the squared distance (N,) to it, in float64, in chunks of inputs.
+
+    Raises:
+        SFVQError: bad shapes or values, or ``chunk_rows`` < 1.
+    """
+    codebook = check_latents(codebook, "codebook")
+    latents = check_latents(latents, "latents", codebook.shape[1])
+    chunk_rows = _chunk_rows(chunk_rows, len(codebook))
+    exact = codebook.double()
+    indices, squared = [], []
+    for chunk in latents.double().split(chunk_rows):
+        best = torch.cdist(chunk, exact).argmin(1)
+        indices.append(best)
+        squared.append((chunk - exact[best]).pow(2).sum(1))
+    return torch.cat(indices), torch.cat(squared)
+
+
+def norm_quantile_means(latents: torch.Tensor, count: int) -> torch.Tensor:
+    """The initial codebook: ``latents`` (N, M) sorted by norm and split into ``count`` groups of (nearly)
+    equal size, the mean of each group, in increasing norm (``count`` = 4: the authors' quartiles).
+
+    Raises:
+        SFVQError: bad latents, or fewer than ``count`` of them.
+    """
+    latents = check_latents(latents)
+    if not 1 <= count <= len(latents):
+        raise SFVQError(f"latents: {len(latents)} rows cannot be split into {count} norm quantiles")
+    order = torch.linalg.vector_norm(latents, dim=1).argsort(stable=True)
+    return torch.stack([latents[group].mean(0) for group in order.tensor_split(count)])
+
+
+def insert_codewords(codebook: torch.Tensor, count: int) -> torch.Tensor:
+    """Grow the curve through ``codebook`` (K, M) to ``count`` codewords by inserting new ones on its
+    segments: every old codeword stays, in order, so the curve itself is unchanged.
+
+    The count - K new codewords are spread over the K - 1 segments as evenly as possible (the longest
+    segments take the remainder) and split their segment into equal parts: for doubling (count = 2K) every
+    segment gets its midpoint and the longest one a third and two thirds instead.
+
+    Returns:
+        (count, M) tensor of ``codebook``'s dtype.
+
+    Raises:
+        SFVQError: K < 2 or ``count`` < K.
+    """
+    codebook = check_latents(codebook, "codebook")
+    size = len(codebook)
+    if size < 2 or count < size:
+        raise SFVQError(f"insert_codewords: need at least 2 codewords and count >= {size}, got K = {size} "
+                        f"and count = {count}")
+    added = count - size
+    steps = codebook[1:] - codebook[:-1]
+    per_segment = torch.full((size - 1,), added // (size - 1), dtype=torch.int64)
+    longest = torch.linalg.vector_norm(steps, dim=1).argsort(descending=True, stable=True)
+    per_segment[longest[:added % (size - 1)]] += 1
+    pieces = []
+    for k, inserted in enumerate(per_segment.tolist()):
+        fractions = torch.arange(inserted + 1, dtype=codebook.dtype) / (inserted + 1)
+        pieces.append(codebook[k] + fractions[:, None] * steps[k])
+    pieces.append(codebook[-1:])
+    return torch.cat(pieces)
+
+
+def growth_schedule(initial: int, final: int) -> list[int]:
+    """Codebook sizes of the bit-rate stages: ``initial``, doubling while below ``final``, then ``final``
+    (e.g. 4, 8, 16, 32, 64; for a final size that is not ``initial`` times a power of two the last stage
+    inserts only as many codewords as needed: 4, 8, 16, 32, 48 for 48).
+
+    Raises:
+        SFVQError: ``initial`` or ``final`` below 2.
+    """
+    if initial < 2 or final < 2:
+        raise SFVQError(f"growth_schedule: need initial and final sizes >= 2, got {initial} and {final}")
+    sizes = [min(initial, final)]
+    while sizes[-1] < final:
+        sizes.append(min(2 * sizes[-1], final))
+    return sizes
+
+
+@contextlib.contextmanager
+def _single_thread() -> Iterator[None]:
+    """Run the block on one intra-op thread, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class SFVQ:
+    """Space-filling vector quantizer (module docstring), in the scikit-learn style.
+
+    Args:
+        num_codewords: K >= 2, codewords on the fitted curve.
+        initial_codewords: size of the first stage (the norm-quantile means); 4 as the authors.
+        epochs_per_stage: passes over the data at each codebook size (authors: 5).
+        batch_size: inputs per Adam step (authors: 64).
+        learning_rate: Adam's initial learning rate (authors: 1e-3).
+        decay_at: fractions of each stage's steps at which the learning rate is multiplied by
+            ``decay_factor`` (authors: 0.6 and 0.8, factor 0.5).
+        decay_factor: the step decay factor.
+        seed: seeds the shuffling and the dithering in `fit` (same seed, same data: same codebook).
+
+    Attributes (after `fit` or `load`):
+        codebook_: (K, M) float32, the codewords in curve order.
+        n_features_in_: M.
+        history_: per stage, {"codewords", "steps", "loss"} with loss the mean squared distance of the
+            inputs to their dithered quantization over the stage's last epoch.
+    """
+
+    def __init__(self, num_codewords: int, *, initial_codewords: int = 4, epochs_per_stage: int = 5,
+                 batch_size: int = 64, learning_rate: float = 1e-3, decay_at: Sequence[float] = (0.6, 0.8),
+                 decay_factor: float = 0.5, seed: int = 0) -> None:
+        self.num_codewords = num_codewords
+        self.initial_codewords = initial_codewords
+        self.epochs_per_stage = epochs_per_stage
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.decay_at = decay_at
+        self.decay_factor = decay_factor
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's arguments, JSON-ready."""
+        return {"num_codewords": self.num_codewords, "initial_codewords": self.initial_codewords,
+                "epochs_per_stage": self.epochs_per_stage, "batch_size": self.batch_size,
+                "learning_rate": self.learning_rate, "decay_at": list(self.decay_at),
+                "decay_factor": self.decay_factor, "seed": self.seed}
+
+    def _check_params(self) -> None:
+        def whole(name: str, value: Any, least: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise SFVQError(f"{name}: expected an integer >= {least}, got {value!r}")
+
+        whole("num_codewords", self.num_codewords, 2)
+        whole("initial_codewords", self.initial_codewords, 2)
+        whole("epochs_per_stage", self.epochs_per_stage, 1)
+        whole("batch_size", self.batch_size, 1)
+        whole("seed", self.seed, 0)
+        if not self.learning_rate > 0:
+            raise SFVQError(f"learning_rate: expected a positive number, got {self.learning_rate!r}")
+        if not 0 < self.decay_factor <= 1:
+            raise SFVQError(f"decay_factor: expected a number in (0, 1], got {self.decay_factor!r}")
+        fractions = list(self.decay_at)
+        if any(not 0 < f < 1 for f in fractions) or fractions != sorted(fractions):
+            raise SFVQError(f"decay_at: expected increasing fractions in (0, 1), got {fractions}")
+
+    def fit(self, latents: torch.Tensor, progress: bool = False) -> SFVQ:
+        """Fit the curve to ``latents`` (N, M), N >= K: norm-quantile start, then one training stage per
+        codebook size of `growth_schedule`, inserting codewords between stages. Returns self.
+
+        Runs on one intra-op thread: each step multiplies a (batch x M) by an (M x 2K - 1) matrix, too
+        small for threads to pay off (on the shared 2-core machine, two threads were 20x slower).
+
+        Raises:
+            SFVQError: bad parameters (e.g. K < 2), bad latents, or fewer latents than codewords.
+        """
+        self._check_params()
+        latents = check_latents(latents)
+        if len(latents) < self.num_codewords:
+            raise SFVQError(f"latents: {len(latents)} rows, need at least num_codewords = {self.num_codewords}")
+        data = latents.detach().to(torch.float32).clone()  # a plain copy, also of an inference-mode tensor
+        rng = torch.Generator().manual_seed(self.seed)
+        sizes = growth_schedule(self.initial_codewords, self.num_codewords)
+        codebook = norm_quantile_means(data, sizes[0])
+        history = []
+        with _single_thread(), tqdm(total=len(sizes) * self.epochs_per_stage, desc="SFVQ fit",
+                                    disable=not progress) as bar:
+            for size in sizes:
+                codebook = insert_codewords(codebook, size)
+                codebook, record = self._train_stage(codebook, data, rng, bar)
+                history.append(record)
+        self.codebook_ = codebook
+        self.n_features_in_ = data.shape[1]
+        self.history_ = history
+        return self
+
+    def _train_stage(self, codebook: torch.Tensor, data: torch.Tensor, rng: torch.Generator,
+                     bar: tqdm) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One bit-rate stage: ``epochs_per_stage`` epochs of Adam on the dithered-curve MSE."""
+        parameter = torch.nn.Parameter(codebook.clone())
+        optimizer = torch.optim.Adam([parameter], lr=self.learning_rate)
+        steps = self.epochs_per_stage * -(-len(data) // self.batch_size)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=[int(f * steps) for f in self.decay_at], gamma=self.decay_factor)
+        for _ in range(self.epochs_per_stage):
+            total = 0.0
+            for batch in torch.randperm(len(data), generator=rng).split(self.batch_size):
+                inputs = data[batch]
+                candidates = _dithered_candidates(parameter, rng)
+                with torch.no_grad():
+                    nearest = ((candidates * candidates).sum(1) - 2 * inputs @ candidates.T).argmin(1)
+                loss = torch.nn.functional.mse_loss(candidates[nearest], inputs)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total += loss.item() * len(batch)
+            bar.update()
+            bar.set_postfix(codewords=len(codebook), loss=f"{total / len(data) * data.shape[1]:.3f}")
+        record = {"codewords": len(codebook), "steps": steps, "loss": total / len(data) * data.shape[1]}
+        return parameter.detach(), record
+
+    def _fitted_codebook(self) -> torch.Tensor:
+        if not hasattr(self, "codebook_"):
+            raise SFVQError("SFVQ is not fitted yet: call fit(latents) or SFVQ.load(path) first")
+        return self.codebook_
+
+    def quantize(self, latents: torch.Tensor, chunk_rows: int | None = None) -> CurveQuantization:
+        """The nearest curve point, its segment and its position on it for each row of ``latents`` (N, M):
+        `project_onto_curve` with ``codebook_``.
+
+        Raises:
+            SFVQError: not fitted, or latents not of shape (N, M) with M = ``n_features_in_``.
+        """
+        return project_onto_curve(latents, self._fitted_codebook(), chunk_rows)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``codebook_`` to ``path`` (safetensors) and the parameters and history to ``path`` with
+        suffix .json, each atomically; returns ``path``.
+
+        Raises:
+            SFVQError: not fitted, or ``path`` ends in .json.
+        """
+        codebook = self._fitted_codebook()
+        path = Path(path)
+        if path.suffix == ".json":
+            raise SFVQError(f"save: {path} would be overwritten by the JSON record; use a .safetensors path")
+        save_tensors(path, {"codebook": codebook})
+        write_json(path.with_suffix(".json"), {"format": SFVQ_FORMAT, "params": self.get_params(),
+                                               "n_features_in": self.n_features_in_, "history": self.history_})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> SFVQ:
+        """A fitted SFVQ from the files written by `save`.
+
+        Raises:
+            SFVQError: a missing, unreadable or inconsistent file, naming it.
+        """
+        path = Path(path)
+        meta_path = path.with_suffix(".json")
+        if not meta_path.is_file():
+            raise SFVQError(f"{meta_path}: SFVQ JSON record not found")
+        try:
+            meta = read_json(meta_path)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise SFVQError(f"{meta_path}: not valid JSON ({error})") from None
+        if not isinstance(meta, dict) or meta.get("format") != SFVQ_FORMAT or not isinstance(meta.get("params"), dict):
+            raise SFVQError(f"{meta_path}: not a {SFVQ_FORMAT} record")
+        try:
+            model = cls(**meta["params"])
+            model._check_params()
+        except (TypeError, SFVQError) as error:
+            raise SFVQError(f"{meta_path}: bad parameters ({error})") from None
+        codebook = load_tensors(path, SFVQError, "SFVQ codebook").get("codebook")
+        expected = (model.num_codewords, meta.get("n_features_in"))
+        if codebook is None or tuple(codebook.shape) != expected:
+            shape = None if codebook is None else tuple(codebook.shape)
+            raise SFVQError(f"{path}: expected a 'codebook' tensor of shape {expected}, got {shape}")
+        model.codebook_ = check_latents(codebook, f"{path}: codebook")
+        model.n_features_in_ = codebook.shape[1]
+        model.history_ = list(meta.get("history", []))
+        return model
+
+
+def _dithered_candidates(codebook: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """The K codewords and one point c_k + u_k (c_k+1 - c_k), u_k ~ U(0, 1), on each segment; (2K - 1, M)."""
+    fractions = torch.rand(len(codebook) - 1, 1, generator=rng)
+    return torch.cat([codebook, codebook[:-1] + fractions * (codebook[1:] - codebook[:-1])])

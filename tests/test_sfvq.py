@@ -1,0 +1,203 @@
+"""SFVQ (methods/sfvq.py): exact curve quantization against brute force, recovery of a known curve,
+order-keeping codebook growth, save/load, and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentspectra import SFVQ, SFVQError
+from latentspectra.methods.sfvq import (curve_points, growth_schedule, insert_codewords, nearest_codewords,
+                                        norm_quantile_means, project_onto_curve)
+
+
+def brute_force_squared_distances(latents: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """(N, K - 1): squared distance of each input to each segment, one segment at a time in float64."""
+    x, c = latents.double(), codebook.double()
+    columns = []
+    for start, end in zip(c[:-1], c[1:]):
+        step = end - start
+        length = step @ step
+        t = ((x - start) @ step / length).clamp(0, 1) if length > 0 else torch.zeros(len(x), dtype=x.dtype)
+        columns.append((x - start - t[:, None] * step).pow(2).sum(1))
+    return torch.stack(columns, 1)
+
+
+def random_curve_and_points(seed: int = 0, codewords: int = 9, dim: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = torch.Generator().manual_seed(seed)
+    codebook = torch.randn(codewords, dim, generator=rng, dtype=torch.float64)
+    codebook[4] = codebook[3]  # a zero-length segment
+    points = torch.cat([3 * torch.randn(400, dim, generator=rng, dtype=torch.float64),  # many beyond the ends
+                        codebook,  # exactly on corners
+                        curve_points(codebook, torch.arange(codewords - 1), torch.full((codewords - 1,), 0.3))])
+    return codebook, points
+
+
+def test_quantization_is_the_nearest_point_over_all_segments():
+    codebook, points = random_curve_and_points()
+    result = project_onto_curve(points, codebook)
+    reference = brute_force_squared_distances(points, codebook).min(1).values
+    torch.testing.assert_close(result.squared_distances, reference, rtol=0, atol=1e-10)
+    # the returned point is on the returned segment at the returned position, and at that distance
+    assert ((result.positions >= 0) & (result.positions <= 1)).all()
+    assert ((result.segments >= 0) & (result.segments <= len(codebook) - 2)).all()
+    torch.testing.assert_close(result.points, curve_points(codebook, result.segments, result.positions))
+    torch.testing.assert_close(result.squared_distances, (points - result.points).pow(2).sum(1))
+    # points on the curve quantize to themselves
+    on_curve = result.squared_distances[400:]
+    assert on_curve.max() < 1e-20
+    # independent check: no sampled point of any segment is nearer
+    t = torch.linspace(0, 1, 201, dtype=torch.float64)
+    steps = (codebook[1:] - codebook[:-1])[:, None]
+    samples = (codebook[:-1, None] + t[:, None] * steps).reshape(-1, codebook.shape[1])
+    sampled = torch.cdist(points, samples).pow(2).min(1).values
+    assert (result.squared_distances <= sampled + 1e-12).all()
+
+
+def test_quantization_in_chunks_and_through_a_fitted_sfvq():
+    codebook, points = random_curve_and_points(seed=1)
+    whole = project_onto_curve(points, codebook)
+    chunked = project_onto_curve(points, codebook, chunk_rows=7)
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(a, b)
+    model = SFVQ(6, epochs_per_stage=1, batch_size=32).fit(points[:300].float())
+    result = model.quantize(points[300:].float())
+    reference = brute_force_squared_distances(points[300:].float(), model.codebook_).min(1).values
+    torch.testing.assert_close(result.squared_distances.double(), reference, rtol=1e-5, atol=1e-5)
+    assert result.points.dtype == torch.float32 and result.points.shape == (len(points) - 300, 4)
+
+
+def spiral(s: torch.Tensor) -> torch.Tensor:
+    """A curve in 5-D whose norm grows along it (so the norm-quartile start is in order): s in [1, 4]."""
+    return torch.stack([s * torch.cos(2 * s), s * torch.sin(2 * s), s, 0 * s, 0 * s], 1)
+
+
+def test_fitted_curve_recovers_a_known_curve():
+    rng = torch.Generator().manual_seed(1)
+    s = 1 + 3 * torch.rand(2000, generator=rng)
+    noise = 0.02
+    data = spiral(s) + noise * torch.randn(2000, 5, generator=rng)
+    # lr 1e-2: the stages are only 5 x 32 steps long on these 2000 points
+    model = SFVQ(32, learning_rate=1e-2, seed=0).fit(data)
+    dense_s = torch.linspace(1, 4, 3001)
+    nearest = torch.cdist(model.codebook_, spiral(dense_s)).min(1)
+    assert nearest.values.max() < 0.05  # every codeword lies on the true curve
+    along = dense_s[nearest.indices].diff()
+    assert (along > 0).all() or (along < 0).all()  # in the curve's order
+    covered = dense_s[nearest.indices]
+    assert covered.min() < 1.2 and covered.max() > 3.8  # from one end to the other
+    # the fitted curve explains the data down to the noise (5 * noise^2 per vector)
+    assert model.quantize(data).squared_distances.mean() < 2.5 * 5 * noise**2
+
+
+def test_codebook_growth_keeps_order_and_the_curve():
+    rng = torch.Generator().manual_seed(2)
+    codebook = torch.randn(5, 3, generator=rng, dtype=torch.float64)
+    for count in (5, 6, 10, 17):
+        grown = insert_codewords(codebook, count)
+        assert grown.shape == (count, 3)
+        # the old codewords stay, in order; the new ones lie on the old segments between them
+        kept = [int(torch.cdist(old[None], grown)[0].argmin()) for old in codebook]
+        assert kept == sorted(kept) and kept[0] == 0 and kept[-1] == count - 1
+        assert torch.cdist(codebook, grown).min(1).values.max() < 1e-12
+        on_old = project_onto_curve(grown, codebook)
+        assert on_old.squared_distances.max() < 1e-20
+        position = on_old.segments.double() + on_old.positions
+        assert (position.diff() >= -1e-12).all()
+    # one new codeword per segment: its midpoint
+    midpoints = (codebook[:-1] + codebook[1:]) / 2
+    assert torch.cdist(midpoints, insert_codewords(codebook, 9)).min(1).values.max() < 1e-12
+    assert growth_schedule(4, 64) == [4, 8, 16, 32, 64]
+    assert growth_schedule(4, 48) == [4, 8, 16, 32, 48]
+    assert growth_schedule(4, 3) == [3]
+    with pytest.raises(SFVQError, match="growth_schedule"):
+        growth_schedule(0, 64)
+
+
+def test_fit_grows_through_the_schedule_and_starts_from_norm_quartiles():
+    rng = torch.Generator().manual_seed(3)
+    data = torch.randn(400, 6, generator=rng)
+    start = norm_quantile_means(data, 4)
+    norms = data.norm(dim=1)
+    torch.testing.assert_close(start[0], data[norms <= norms.kthvalue(100).values].mean(0))
+    torch.testing.assert_close(start[3], data[norms > norms.kthvalue(300).values].mean(0))
+    model = SFVQ(12, epochs_per_stage=1).fit(data)
+    assert [stage["codewords"] for stage in model.history_] == [4, 8, 12]
+    assert model.codebook_.shape == (12, 6) and model.n_features_in_ == 6
+    assert all(stage["steps"] == 7 for stage in model.history_)  # 400 / 64 rounded up, 1 epoch
+
+
+def test_same_seed_same_codebook_and_save_load(tmp_path):
+    rng = torch.Generator().manual_seed(4)
+    data = torch.randn(300, 5, generator=rng)
+    first = SFVQ(8, epochs_per_stage=2, seed=7).fit(data)
+    second = SFVQ(8, epochs_per_stage=2, seed=7).fit(data)
+    other = SFVQ(8, epochs_per_stage=2, seed=8).fit(data)
+    assert torch.equal(first.codebook_, second.codebook_)
+    assert not torch.equal(first.codebook_, other.codebook_)
+    path = first.save(tmp_path / "curve.safetensors")
+    loaded = SFVQ.load(path)
+    assert torch.equal(loaded.codebook_, first.codebook_)
+    assert loaded.get_params() == first.get_params() and loaded.history_ == first.history_
+    for a, b in zip(loaded.quantize(data), first.quantize(data)):
+        assert torch.equal(a, b)
+
+
+def test_nearest_codewords_is_plain_vq():
+    codebook, points = random_curve_and_points(seed=5)
+    indices, squared = nearest_codewords(points, codebook, chunk_rows=11)
+    reference = torch.cdist(points, codebook).pow(2)
+    torch.testing.assert_close(squared, reference.min(1).values)
+    assert torch.equal(squared, (points - codebook[indices]).pow(2).sum(1))
+
+
+@pytest.mark.parametrize("make, fit_with, expected", [
+    (lambda: SFVQ(1), torch.randn(10, 3), "num_codewords"),
+    (lambda: SFVQ(0), torch.randn(10, 3), "num_codewords"),
+    (lambda: SFVQ(4, batch_size=0), torch.randn(10, 3), "batch_size"),
+    (lambda: SFVQ(4, learning_rate=-1.0), torch.randn(10, 3), "learning_rate"),
+    (lambda: SFVQ(4, decay_at=(0.8, 0.6)), torch.randn(10, 3), "decay_at"),
+    (lambda: SFVQ(4), torch.randn(10), r"shape \(N, M\)"),
+    (lambda: SFVQ(4), torch.randn(2, 5, 3), r"shape \(N, M\)"),
+    (lambda: SFVQ(4), torch.randn(0, 3), r"shape \(N, M\)"),
+    (lambda: SFVQ(4), torch.arange(30).reshape(10, 3), "floating-point"),
+    (lambda: SFVQ(4), torch.full((10, 3), float("nan")), "NaN"),
+    (lambda: SFVQ(4), [[0.0, 1.0]] * 10, "torch.Tensor"),
+    (lambda: SFVQ(8), torch.randn(5, 3), "at least num_codewords"),
+])
+def test_bad_parameters_and_latents_are_clear_errors(make, fit_with, expected):
+    with pytest.raises(SFVQError, match=expected) as error:
+        make().fit(fit_with)
+    assert "\n" not in str(error.value)
+
+
+def test_quantize_errors(tmp_path):
+    with pytest.raises(SFVQError, match="not fitted"):
+        SFVQ(4).quantize(torch.randn(3, 2))
+    model = SFVQ(4, epochs_per_stage=1).fit(torch.randn(50, 3))
+    with pytest.raises(SFVQError, match=r"shape \(N, 3\)"):
+        model.quantize(torch.randn(5, 4))
+    with pytest.raises(SFVQError, match="chunk_rows"):
+        model.quantize(torch.randn(5, 3), chunk_rows=0)
+    with pytest.raises(SFVQError, match="at least 2 codewords"):
+        project_onto_curve(torch.randn(5, 3), torch.randn(1, 3))
+    with pytest.raises(SFVQError, match=".json"):
+        model.save(tmp_path / "curve.json")
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(SFVQError, match="not found"):
+        SFVQ.load(tmp_path / "missing.safetensors")
+    path = SFVQ(4, epochs_per_stage=1).fit(torch.randn(50, 3)).save(tmp_path / "curve.safetensors")
+    meta = path.with_suffix(".json")
+    text = meta.read_text()
+    meta.write_text(text.replace('"num_codewords": 4', '"num_codewords": 5'))
+    with pytest.raises(SFVQError, match="curve.safetensors: expected a 'codebook' tensor of shape"):
+        SFVQ.load(path)
+    meta.write_text("{not json")
+    with pytest.raises(SFVQError, match="not valid JSON"):
+        SFVQ.load(path)
+    meta.write_text(text)
+    path.write_bytes(b"garbage")
+    with pytest.raises(SFVQError, match="curve.safetensors"):
+        SFVQ.load(path)

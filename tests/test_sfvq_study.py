@@ -1,0 +1,119 @@
+"""`latentspectra sfvq` end to end on the shipped MNIST networks and a small slice of MNIST, its
+measurements on hand-made inputs, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from latentspectra import SFVQ
+from latentspectra.cli import main
+from latentspectra.data import load_dataset
+from latentspectra.experiments.evaluate import shipped_models_dir
+from latentspectra.experiments.sfvq import SFVQStudyConfig, curve_order, sfvq_study, shown_pairs
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code or 0, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def mnist_slice(tmp_path_factory):
+    """The first 600 training and 300 test images of MNIST as an npz dataset."""
+    mnist = load_dataset("mnist")
+    path = tmp_path_factory.mktemp("data") / "mnist-slice.npz"
+    np.savez(path, x_train=mnist.train.images[:600], y_train=mnist.train.labels[:600],
+             x_test=mnist.test.images[:300], y_test=mnist.test.labels[:300])
+    return f"npz:{path}"
+
+
+def test_cli_writes_the_record_the_curve_and_the_figures(capsys, mnist_slice, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "sfvq", "--dataset", mnist_slice, "--models", str(shipped_models_dir("mnist")),
+                              "--codewords", "8", "--out", str(out), "--seed", "3", "--json", "--quiet")
+    assert code == 0
+    record = json.loads(stdout)
+    assert json.loads((out / "sfvq.json").read_text()) == record
+    assert record["seed"] == 3 and record["config"]["codewords"] == 8 and record["train_latents"] == 600
+    assert [stage["codewords"] for stage in record["fit"]["history"]] == [4, 8]
+    for name in ("panoptic", "directions", "augmentation"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
+    curve = SFVQ.load(out / "curve.safetensors")
+    assert curve.codebook_.shape == (8, 100)
+
+    labels = record["codeword_labels"]
+    assert len(labels) == 8 and all(0 <= label <= 9 for label in labels)
+    order = record["curve_order"]
+    assert order["label_runs"] == 1 + sum(a != b for a, b in zip(labels, labels[1:]))
+    assert 0 <= order["majority_agreement"] <= 1 and len(order["majority_labels"]) == 8
+    for split in ("test", "train"):
+        errors = record["quantization_error"][split]
+        # the codewords lie on the curve, so the curve's error can only be smaller
+        assert errors["sfvq_curve"] <= errors["sfvq_nearest_codeword"] + 1e-9
+        assert errors["kmeans"] < errors["single_codeword_at_mean"]
+    directions = record["directions"]
+    assert directions["boundary_pairs"] + directions["same_label_pairs"] == 7 == len(directions["pairs"])
+    assert directions["latents"] == 300 and directions["scale"] == 1.0
+    for pair in directions["pairs"]:
+        assert 0 <= pair["changed_fraction"] <= 1 and 0 <= pair["changed_fraction_equal_length"] <= 1
+    boundary = [pair["changed_fraction"] for pair in directions["pairs"] if pair["labels"][0] != pair["labels"][1]]
+    expected = pytest.approx(sum(boundary) / len(boundary)) if boundary else None
+    assert directions["boundary_changed_fraction"] == expected
+    lengths = [pair["step_length"] for pair in directions["pairs"]]
+    assert directions["equal_length"]["length"] == pytest.approx(sum(lengths) / len(lengths))
+    assert set(record["seconds"]) >= {"encode", "fit", "kmeans", "directions", "figures", "total"}
+    assert {"torch", "latentspectra"} <= set(record["versions"]) and record["kmeans"]["random_state"] == 3
+
+
+def test_same_seed_same_record(mnist_slice, tmp_path):
+    config = SFVQStudyConfig(dataset=mnist_slice, seed=1, codewords=6, direction_latents=50)
+    records = [sfvq_study(tmp_path / name, config, shipped_models_dir("mnist"), progress=False) for name in "ab"]
+    for record in records:
+        for key in ("seconds", "figures", "curve"):
+            record.pop(key)
+        record["fit"].pop("seconds"), record["kmeans"].pop("seconds")
+    assert records[0] == records[1]
+
+
+def test_curve_order_counts_runs_and_majority_agreement():
+    codeword_labels = torch.tensor([1, 1, 2, 2, 1])
+    assigned = torch.tensor([0, 0, 0, 1, 2, 2, 3, 4])
+    true_labels = torch.tensor([1, 1, 7, 1, 2, 2, 5, 3])
+    order = curve_order(codeword_labels, assigned, true_labels, num_labels=10)
+    assert order["label_runs"] == 3 and order["distinct_labels"] == 2
+    assert order["majority_labels"] == [1, 1, 2, 5, 3]
+    assert order["majority_agreement"] == pytest.approx(3 / 5)
+    order = curve_order(codeword_labels, torch.tensor([0, 1]), torch.tensor([1, 1]), num_labels=10)
+    assert order["empty_codewords"] == 3 and order["majority_labels"] == [1, 1, -1, -1, -1]
+    assert order["majority_agreement"] == 1.0
+
+
+def test_shown_pairs_take_boundaries_first_spread_along_the_curve():
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    # boundary pairs 2, 4, 8; same-label pairs 0, 1, 3, 5, 6, 7
+    assert shown_pairs(labels, 2) == [2, 8, 0, 7]
+    assert shown_pairs(labels, 0) == []
+    assert shown_pairs(torch.tensor([4, 4, 4]), 3) == [0, 1]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["sfvq", "--codewords", "1"], "--codewords"),
+    (["sfvq", "--out", "{file}"], "not a directory"),
+    (["sfvq", "--models", "/no/such/models", "--out", "{empty}"], "/no/such/models"),
+    (["sfvq", "--dataset", "{slice}", "--models", "{models}", "--codewords", "601", "--out", "{empty}"], "601"),
+])
+def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, mnist_slice, args, expected):
+    (tmp_path / "file").write_text("x")
+    args = [a.format(empty=tmp_path / "empty", file=tmp_path / "file", slice=mnist_slice,
+                     models=shipped_models_dir("mnist")) for a in args]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err and "Traceback" not in err
