@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from .errors import CheckpointError, DataError, LatentspectraError
 from .latent import (BasisError, LatentSetError, LatentSets, QuasiEigenBasis, build_latent_sets,
                      collect_label_means, gram_schmidt, rotation_path)
+from .methods import RayleighDirections, RedsError, rayleigh_directions, rayleigh_path
 
 __all__ = [
     "BasisError",
@@ -18,9 +19,13 @@ __all__ = [
     "LatentSets",
     "LatentspectraError",
     "QuasiEigenBasis",
+    "RayleighDirections",
+    "RedsError",
     "__version__",
     "build_latent_sets",
     "collect_label_means",
     "gram_schmidt",
+    "rayleigh_directions",
+    "rayleigh_path",
     "rotation_path",
 ]
