@@ -1,7 +1,7 @@
 """latentspectra: make the latent space of a generative model readable and operable.
 
 Latent Spectral Decomposition (Toledo-Marin & Glazier, PLOS ONE 18(6): e0287736, 2023) and the
-methods a user compares it with (methods/: SFVQ), on plain tensors and any generator / encoder /
+methods a user compares it with (methods/: SFVQ, REDs), on plain tensors and any generator / encoder /
 classifier callable.
 """
 
@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 from .errors import CheckpointError, DataError, LatentspectraError
 from .latent import (BasisError, LatentSetError, LatentSets, QuasiEigenBasis, build_latent_sets,
                      collect_label_means, gram_schmidt, rotation_path)
-from .methods import SFVQ, CurveQuantization, SFVQError
+from .methods import (SFVQ, CurveQuantization, RayleighDirections, RedsError, SFVQError, rayleigh_directions,
+                      rayleigh_path)
 
 __all__ = [
     "BasisError",
@@ -21,11 +22,15 @@ __all__ = [
     "LatentSets",
     "LatentspectraError",
     "QuasiEigenBasis",
+    "RayleighDirections",
+    "RedsError",
     "SFVQ",
     "SFVQError",
     "__version__",
     "build_latent_sets",
     "collect_label_means",
     "gram_schmidt",
+    "rayleigh_directions",
+    "rayleigh_path",
     "rotation_path",
 ]

@@ -197,6 +197,58 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
     click.echo(f"record: {Path(out) / 'sfvq.json'}")
 
 
+@cli.command()
+@click.option("--models", type=click.Path(), default=None,
+              help="Directory with generator, classifier and encoder (default: the shipped MNIST models).")
+@click.option("--change", default=None,
+              help="Features to change: upper, lower, left, right, identity, ink, thickness, all, "
+                   "box:T:B:L:R, outside:T:B:L:R, joined by '+' (default: the three documented examples).")
+@click.option("--hold", default=None, help="Features to hold, same names (give --change and --hold together).")
+@click.option("--method", type=click.Choice(["generalized", "nullspace"]), default="generalized", show_default=True,
+              help="generalized: the paper's generalized eigenproblem; nullspace: the authors' code.")
+@click.option("--steps", type=click.IntRange(min=1), default=6, show_default=True, help="Steps along every path.")
+@click.option("--step-size", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Length of every step in latent units.")
+@click.option("--eps", type=click.FloatRange(min=0), default=None,
+              help="Regulariser of the Rayleigh quotient, relative to the largest eigenvalue of J_g^T J_g "
+                   "(default 1e-4).")
+@click.option("--basis", "basis_file", type=click.Path(dir_okay=False), default=None,
+              help="LSD basis (.safetensors from `latentspectra basis`) for the identity comparisons "
+                   "(default: built with V = 500).")
+@click.option("--out", type=click.Path(), default="runs/reds", show_default=True,
+              help="Directory for reds.json and the path images.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--latents", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Encoder means of the first N test images.")
+@click.option("--json", "as_json", is_flag=True, help="Print reds.json's content.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def reds(models: str | None, change: str | None, hold: str | None, method: str, steps: int, step_size: float,
+         eps: float | None, basis_file: str | None, out: str, seed: int, latents: int, as_json: bool,
+         quiet: bool) -> None:
+    """Rayleigh EigenDirections: paths that change --change features while holding --hold features,
+    measured against straight lines, random directions and the LSD rotation."""
+    from .experiments.reds import RedsConfig, reds_study
+
+    if (change is None) != (hold is None):
+        raise LatentspectraError("give --change and --hold together (or neither, for the documented examples)")
+    config = RedsConfig(seed=seed, latents=latents, method=method, steps=steps, step_size=step_size)
+    if change is not None:
+        config = replace(config, examples=((change, hold),))
+    if eps is not None:
+        config = replace(config, eps=eps)
+    record = reds_study(out, config, models_dir=models, basis_file=basis_file, progress=not quiet)
+    if as_json:
+        _print_json(record)
+        return
+    for name, example in record["examples"].items():
+        for kind, changes in example["paths"].items():
+            click.echo(f"{name} {kind}: delta_f {changes['delta_f']['mean']:.4g} delta_g {changes['delta_g']['mean']:.4g} "
+                       f"ratio_median {changes['ratio_median']:.4g} label_changed {changes['label_changed']:.3f}")
+        click.echo(f"{name} seconds_per_direction: {example['path_seconds_per_direction']:.4f}")
+    click.echo(f"seconds: {record['seconds']['total']:.1f}")
+    click.echo(f"record: {Path(out) / 'reds.json'}")
+
+
 def _print_record(record: dict, as_json: bool) -> None:
     """The whole record as JSON, or its scalar entries as "key: value" lines."""
     if as_json:

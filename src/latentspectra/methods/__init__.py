@@ -1,16 +1,42 @@
-"""Neighbouring methods of LSD, one module per paper, on plain tensors and any generator / classifier."""
+"""Neighbouring methods of Latent Spectral Decomposition, one module per paper, on plain tensors and any
+generator / classifier callable.
 
+- `sfvq`: space-filling vector quantization, a curve of codewords through the latent codes.
+- `reds`: Rayleigh EigenDirections (Balakrishnan, Gadde, Martinez & Perona, Caltech 2022), with the
+  image features of `features`.
+"""
+
+from .features import (FeatureError, all_pixels, box_mask, classifier_logits, concat_features, ink_perimeter,
+                       region_pixels, stroke_thickness, total_ink)
+from .reds import (RayleighDirections, RedsError, central_difference_jacobians, feature_jacobians,
+                   rayleigh_directions, rayleigh_path, solve_rayleigh)
 from .sfvq import (SFVQ, CurveQuantization, SFVQError, curve_points, growth_schedule, insert_codewords,
                    nearest_codewords, norm_quantile_means, project_onto_curve)
 
 __all__ = [
-    "SFVQ",
     "CurveQuantization",
+    "FeatureError",
+    "RayleighDirections",
+    "RedsError",
+    "SFVQ",
     "SFVQError",
+    "all_pixels",
+    "box_mask",
+    "central_difference_jacobians",
+    "classifier_logits",
+    "concat_features",
     "curve_points",
+    "feature_jacobians",
     "growth_schedule",
+    "ink_perimeter",
     "insert_codewords",
     "nearest_codewords",
     "norm_quantile_means",
     "project_onto_curve",
+    "rayleigh_directions",
+    "rayleigh_path",
+    "region_pixels",
+    "solve_rayleigh",
+    "stroke_thickness",
+    "total_ink",
 ]

@@ -212,18 +212,20 @@ def figure6(sorted_amplitudes: np.ndarray, true_rank: np.ndarray, path: Path) ->
     return _save(figure, path)
 
 
+def image_rows(rows: Mapping[str, np.ndarray], path: Path, title: str = "") -> Path:
+    """One row of images (N, H, W) per entry, titled at the left with its key, ``title`` above."""
+    columns = max(len(images) for images in rows.values())
+    figure = _figure(1.5 + TILE_INCHES * columns, 0.3 + 1.1 * TILE_INCHES * len(rows) + 0.3 * bool(title))
+    for ax, (side_title, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
+        _show_images(ax, images, columns, side_title=side_title)
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
+
+
 def figure7(rows: Mapping[str, np.ndarray], path: Path) -> Path:
     """Fig. 7: denoising; one row per entry (ground truth, noisy, reconstructions), titled at the left."""
     return image_rows(rows, path)
-
-
-def image_rows(rows: Mapping[str, np.ndarray], path: Path) -> Path:
-    """One row of images (N, H, W) per entry, titled at the left with the entry's key."""
-    columns = max(len(images) for images in rows.values())
-    figure = _figure(1.5 + TILE_INCHES * columns, 0.3 + 1.1 * TILE_INCHES * len(rows))
-    for ax, (title, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
-        _show_images(ax, images, columns, side_title=title)
-    return _save(figure, path)
 
 
 def figure8(sequence: np.ndarray, path: Path, caption: str = "") -> Path:

@@ -1,0 +1,366 @@
+"""`latentspectra reds`: Rayleigh EigenDirections (`methods.reds`) on the MNIST networks, measured.
+
+For each example (features f to change, g to hold) and the encoder means of the first ``latents``
+test images: a REDs path of ``steps`` steps of ``step_size``, and, with the same path length (sum of
+step norms), a straight line along the path's first direction, a straight line along a random
+direction and, where f includes the digit's identity, the LSD plane rotation from the quasi-eigenvector
+of the digit's label (the classifier's label of G(z)) towards that of the next label (Algorithm 1's
+order). Measured along every path:
+the change of f and of g between its ends, their ratio, the largest change of g on the way and how
+often the classifier's label changed. Also: seconds per direction (Jacobian and eigensolve), and how
+far central-difference Jacobians (the authors' code) are from the exact ones, and the angle between
+the directions they give.
+
+Networks: the float32 generator, classifier and encoder of the models directory (`load_model`, eval
+mode) with batch norm folded into the layer before it (exact up to rounding, about 2x faster); not the
+bfloat16 inference copies, whose rounding would show in the Jacobians. The LSD basis is built with
+`build_basis_from_models` (V = ``basis_per_set``) or read from ``--basis``.
+
+Seeds per purpose, offsets from the run's seed: the basis uses ``seed``, the random directions
+``seed + RANDOM``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data import images_to_tensor, load_dataset
+from ..errors import LatentspectraError
+from ..evaluation import batched
+from ..io import prepare_out_dir, write_json
+from ..latent import QuasiEigenBasis
+from ..methods import features as feat
+from ..methods.reds import (CHANGE_SHARE, DEFAULT_EPS, HELD_SHARE, METHODS, central_difference_jacobians,
+                            feature_jacobians, rayleigh_path, solve_rayleigh)
+from ..models.inference import fold_batch_norms
+from ..report.figures import image_rows
+from ..training.checkpoint import load_model, versions
+from .basis import build_basis_from_models
+from .evaluate import shipped_models_dir
+from .reproduce import Timer, to_unit_images
+
+RANDOM = 5
+EXAMPLES = (("upper", "lower"), ("thickness", "identity"), ("identity", "thickness"))
+NAMED_FEATURES = ("upper", "lower", "left", "right", "identity", "ink", "thickness", "all")
+BOX_FEATURES = ("box", "outside")
+
+
+@dataclass(frozen=True)
+class RedsConfig:
+    """What `reds_study` does; the defaults are the documented study (docs/reds.md)."""
+
+    dataset: str = "mnist"
+    seed: int = 0
+    latents: int = 200  # encoder means of the first test images
+    examples: tuple[tuple[str, str], ...] = EXAMPLES  # (change, hold) feature specs
+    method: str = "generalized"
+    steps: int = 6
+    step_size: float = 1.0  # the authors' step
+    eps: float = DEFAULT_EPS
+    held_share: float = HELD_SHARE
+    change_share: float = CHANGE_SHARE
+    fd_steps: tuple[float, ...] = (1.0, 0.1, 0.01)  # central-difference steps compared (1.0: the authors')
+    fd_latents: int = 50  # latents of the finite-difference comparison and the timing
+    shown: int = 4  # latents drawn in each example's figure
+    basis_per_set: int = 500  # V of the LSD basis built for identity changes
+    batch_size: int = 50
+
+
+class ExactNetworks(NamedTuple):
+    """Float32 eval-mode networks with batch norm folded: G (latents -> images), C (images -> logits)
+    and the encoder (images -> (mu, logvar))."""
+
+    generator: nn.Module
+    classifier: nn.Module
+    encoder: nn.Module
+
+
+def load_exact_networks(models_dir: str | Path) -> ExactNetworks:
+    """The float32 generator, classifier and encoder of ``models_dir``, folded and frozen.
+
+    Raises:
+        CheckpointError: a missing or unreadable model.
+    """
+    return ExactNetworks(*(fold_batch_norms(load_model(models_dir, name)[0]).requires_grad_(False)
+                           for name in ("generator", "classifier", "encoder")))
+
+
+# --- Feature specs -----------------------------------------------------------------------------------
+
+def build_feature(spec: str, classifier: nn.Module, image_size: tuple[int, int], argument: str) -> feat.Feature:
+    """The feature named by ``spec``: one of NAMED_FEATURES, ``box:TOP:BOTTOM:LEFT:RIGHT`` (pixels in
+    rows TOP..BOTTOM-1, columns LEFT..RIGHT-1), ``outside:TOP:BOTTOM:LEFT:RIGHT`` (the other pixels), or
+    several joined by "+" (concatenated). upper / lower / left / right are the halves of the image
+    (lower = outside the upper box); identity is the classifier's logits.
+
+    Raises:
+        LatentspectraError: an unknown name or a bad box, naming ``argument``.
+    """
+    parts = spec.split("+")
+    try:
+        features = [_single_feature(part.strip(), classifier, image_size) for part in parts]
+    except feat.FeatureError as error:
+        raise LatentspectraError(f"{argument} {spec}: {error}") from None
+    except ValueError:
+        raise LatentspectraError(f"{argument} {spec}: expected names from {', '.join(NAMED_FEATURES)} or "
+                                 "box:TOP:BOTTOM:LEFT:RIGHT / outside:TOP:BOTTOM:LEFT:RIGHT, joined by '+'") from None
+    return features[0] if len(features) == 1 else feat.concat_features(*features)
+
+
+def _single_feature(name: str, classifier: nn.Module, image_size: tuple[int, int]) -> feat.Feature:
+    height, width = image_size
+    halves = {"upper": (0, height // 2, 0, width), "left": (0, height, 0, width // 2)}
+    if name in ("upper", "lower"):
+        return feat.region_pixels(feat.box_mask(height, width, *halves["upper"]), outside=name == "lower")
+    if name in ("left", "right"):
+        return feat.region_pixels(feat.box_mask(height, width, *halves["left"]), outside=name == "right")
+    simple = {"identity": feat.classifier_logits(classifier), "ink": feat.total_ink,
+              "thickness": feat.stroke_thickness, "all": feat.all_pixels}
+    if name in simple:
+        return simple[name]
+    kind, *bounds = name.split(":")
+    if kind not in BOX_FEATURES or len(bounds) != 4:
+        raise ValueError(name)
+    return feat.region_pixels(feat.box_mask(height, width, *map(int, bounds)), outside=kind == "outside")
+
+
+def example_name(change: str, hold: str) -> str:
+    """A file-name-safe name of one example, e.g. change-upper_hold-lower."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"change-{change}_hold-{hold}")
+
+
+# --- Compared paths ----------------------------------------------------------------------------------
+
+def straight_path(z: torch.Tensor, direction: torch.Tensor, steps: int, step_size: float) -> torch.Tensor:
+    """z + t step_size direction for t = 0..steps: (B, M) latents and unit directions -> (steps + 1, B, M)."""
+    times = torch.arange(steps + 1, dtype=torch.float64)[:, None, None] * step_size
+    return z.double()[None] + times * direction.double()[None]
+
+
+def lsd_rotation_path(z: torch.Tensor, labels: torch.Tensor, basis: QuasiEigenBasis, steps: int,
+                      step_size: float) -> tuple[torch.Tensor, int]:
+    """The LSD plane rotation (`QuasiEigenBasis.rotation`, mode "plane") of each latent from xi of its
+    label towards xi of the next label (set 1), by the angle that makes every step's chord
+    2 r sin(dtheta / 2) equal ``step_size`` (r: the norm of z in that plane), so that the path length
+    matches the other paths. Without the rescaling of `rotation_path`, which would move |z| to sqrt(M).
+
+    Returns:
+        (steps + 1, B, M) latents, and how many latents had r < step_size / 2 (rotated by pi per step,
+        with shorter steps).
+    """
+    z = z.double()
+    num_labels = len(basis.labels.unique())
+    rows, short = [], 0
+    for latent, label in zip(z, labels.tolist()):
+        i, j = basis.index_of(label), basis.index_of((label + 1) % num_labels)
+        radius = math.hypot(float(basis.vectors[i] @ latent), float(basis.vectors[j] @ latent)) / math.sqrt(basis.norm)
+        ratio = step_size / (2 * radius) if radius > 0 else math.inf
+        short += ratio > 1
+        rotation = basis.rotation(i, j, 2 * math.asin(min(ratio, 1.0)), mode="plane")
+        points = [latent]
+        for _ in range(steps):
+            points.append(rotation @ points[-1])
+        rows.append(torch.stack(points))
+    return torch.stack(rows, dim=1), short
+
+
+# --- Measurements ------------------------------------------------------------------------------------
+
+def _describe(values: torch.Tensor) -> dict[str, float]:
+    values = values.double()
+    return {"mean": values.mean().item(), "median": values.median().item(), "max": values.max().item()}
+
+
+class PathValues(NamedTuple):
+    """f, g (steps + 1, B, d) and the classifier's labels (steps + 1, B) along a path, and its images."""
+
+    f: torch.Tensor
+    g: torch.Tensor
+    labels: torch.Tensor
+    images: torch.Tensor
+
+
+def evaluate_path(networks: ExactNetworks, f: feat.Feature, g: feat.Feature, path: torch.Tensor,
+                  batch_size: int) -> PathValues:
+    """G, f, g and the classifier at every latent of ``path`` (steps + 1, B, M)."""
+    flat = path.flatten(0, 1).float()
+    images = batched(networks.generator, flat, batch_size)
+    values = [batched(function, images, batch_size) for function in (f, g, networks.classifier)]
+    shape = path.shape[:2]
+    return PathValues(values[0].unflatten(0, shape), values[1].unflatten(0, shape),
+                      values[2].argmax(1).unflatten(0, shape), images.unflatten(0, shape))
+
+
+def path_changes(values: PathValues, path: torch.Tensor) -> dict[str, Any]:
+    """The change of f and g between the path's ends (L2 norms), their ratio, the largest change of g
+    along the way, the fraction of latents whose label changed, and the path length."""
+    delta_f = (values.f[-1] - values.f[0]).norm(dim=-1)
+    delta_g = (values.g[-1] - values.g[0]).norm(dim=-1)
+    largest_g = (values.g - values.g[:1]).norm(dim=-1).max(dim=0).values
+    lengths = (path[1:] - path[:-1]).norm(dim=-1).sum(0)
+    return {
+        "delta_f": _describe(delta_f),
+        "delta_g": _describe(delta_g),
+        "ratio_median": (delta_f / delta_g.clamp(min=1e-12)).median().item(),
+        "ratio_of_means": (delta_f.mean() / delta_g.mean().clamp(min=1e-12)).item(),
+        "largest_delta_g": _describe(largest_g),
+        "label_changed": (values.labels[-1] != values.labels[0]).double().mean().item(),
+        "path_length": _describe(lengths),
+    }
+
+
+def _angle_degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Angle between the lines of unit vectors a and b (B, M), sign-insensitive, in degrees."""
+    cosine = (a * b).sum(-1).abs().clamp(max=1.0)
+    return torch.rad2deg(torch.arccos(cosine))
+
+
+def start_directions_study(networks: ExactNetworks, f: feat.Feature, g: feat.Feature, z: torch.Tensor,
+                           config: RedsConfig) -> dict[str, Any]:
+    """At the starting latents ``z``: the exact Jacobians and best direction, timed (seconds per
+    direction, Jacobian and eigensolve); for "nullspace" the dimensions of the held subspace and of the
+    followed span; and for each central-difference step the relative Frobenius error of J_f and J_g,
+    the angle between the best directions from the two, and the seconds per latent."""
+    solve = dict(k=1, eps=config.eps, method=config.method, held_share=config.held_share,
+                 change_share=config.change_share)
+    began = time.perf_counter()
+    j_f, j_g = feature_jacobians(networks.generator, f, g, z, config.batch_size)
+    jacobian_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    exact = solve_rayleigh(j_f, j_g, **solve)
+    solve_seconds = time.perf_counter() - began
+    fd: dict[str, Any] = {"latents": len(z), "steps": list(config.fd_steps), "relative_error_f": [],
+                          "relative_error_g": [], "angle_degrees": [], "seconds_per_latent": []}
+    for step in config.fd_steps:
+        began = time.perf_counter()
+        fd_f, fd_g = central_difference_jacobians(networks.generator, f, g, z, step)
+        fd["seconds_per_latent"].append((time.perf_counter() - began) / len(z))
+        for key, approximate, truth in (("relative_error_f", fd_f, j_f), ("relative_error_g", fd_g, j_g)):
+            fd[key].append(_describe((approximate - truth).flatten(1).norm(dim=1) / truth.flatten(1).norm(dim=1)))
+        fd["angle_degrees"].append(_describe(_angle_degrees(solve_rayleigh(fd_f, fd_g, **solve).directions[:, 0],
+                                                            exact.directions[:, 0])))
+    seconds = {"jacobian": jacobian_seconds / len(z), "solve": solve_seconds / len(z)}
+    record = {"seconds_per_direction": {**seconds, "total": sum(seconds.values())}, "finite_differences": fd}
+    if exact.held_dims is not None:
+        record["nullspace_dims"] = {"held": _describe(exact.held_dims), "change": _describe(exact.change_dims)}
+    return record
+
+
+# --- One example, the whole study --------------------------------------------------------------------
+
+def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str, basis: QuasiEigenBasis | None,
+                config: RedsConfig, progress: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """One (change, hold) example on latents ``z`` (B, M): the compared paths and their measurements,
+    plus the figure's rows (the first ``shown`` latents, every path kind)."""
+    image_size = tuple(networks.generator.config["image_shape"][1:])
+    f = build_feature(change, networks.classifier, image_size, "--change")
+    g = build_feature(hold, networks.classifier, image_size, "--hold")
+    record: dict[str, Any] = {"change": change, "hold": hold, "method": config.method}
+    began = time.perf_counter()
+    reds = rayleigh_path(networks.generator, f, g, z, config.steps, config.step_size, eps=config.eps,
+                         method=config.method, held_share=config.held_share, change_share=config.change_share,
+                         batch_size=config.batch_size, progress=progress)
+    record["path_seconds_per_direction"] = (time.perf_counter() - began) / (config.steps * len(z))
+    first = (reds[1] - reds[0]) / config.step_size
+    rng = torch.Generator().manual_seed(config.seed + RANDOM)
+    random = torch.randn(z.shape, generator=rng, dtype=torch.float64)
+    paths = {"reds": reds, "straight": straight_path(z, first, config.steps, config.step_size),
+             "random": straight_path(z, random / random.norm(dim=1, keepdim=True), config.steps, config.step_size)}
+    if basis is not None and "identity" in change.split("+"):
+        labels = batched(lambda latents: networks.classifier(networks.generator(latents)).argmax(1), z.float())
+        paths["lsd"], record["lsd_short_radius"] = lsd_rotation_path(z, labels, basis, config.steps, config.step_size)
+    record["paths"], rows = {}, {}
+    for kind, path in paths.items():
+        values = evaluate_path(networks, f, g, path, config.batch_size)
+        record["paths"][kind] = path_changes(values, path)
+        rows[kind] = values.images[:, :config.shown]
+    record.update(start_directions_study(networks, f, g, z[:config.fd_latents], config))
+    figure_rows = {f"z{index} {kind}": to_unit_images(images[:, index])
+                   for index in range(min(config.shown, len(z))) for kind, images in rows.items()}
+    return record, figure_rows
+
+
+def encoded_test_latents(encoder: nn.Module, dataset: str, count: int) -> torch.Tensor:
+    """Encoder means mu(x) of the first ``count`` test images of ``dataset`` (float32, (count, M)).
+
+    Raises:
+        LatentspectraError: ``count`` exceeds the test split.
+    """
+    test = load_dataset(dataset).test
+    if not 1 <= count <= len(test):
+        raise LatentspectraError(f"--latents {count}: expected 1 to {len(test)} (test images of {dataset})")
+    return batched(lambda images: encoder(images)[0], images_to_tensor(test.images[:count]), 1000)
+
+
+def _check_config(config: RedsConfig) -> None:
+    if config.method not in METHODS:
+        raise LatentspectraError(f"--method {config.method}: expected one of {', '.join(METHODS)}")
+    if config.steps < 1 or not config.step_size > 0:
+        raise LatentspectraError(f"--steps {config.steps} / --step-size {config.step_size}: expected >= 1 and > 0")
+    if not config.eps >= 0:
+        raise LatentspectraError(f"--eps {config.eps}: expected >= 0")
+
+
+def reds_study(out_dir: str | Path, config: RedsConfig = RedsConfig(), models_dir: str | Path | None = None,
+               basis_file: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run every example of ``config`` into ``out_dir``: reds.json and one PNG of path rows per example.
+
+    Returns the record written to reds.json (config, seed, versions, seconds, per-example measurements).
+
+    Raises:
+        CheckpointError: a missing or unreadable model; BasisError: an unreadable ``basis_file``;
+        LatentspectraError: a bad feature spec, parameter, output directory, or a basis whose dimension
+            is not the generator's.
+    """
+    _check_config(config)
+    out = prepare_out_dir(out_dir)
+    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
+    timer = Timer()
+    with timer.stage("load"):
+        networks = load_exact_networks(models_dir)
+        z = encoded_test_latents(networks.encoder, config.dataset, config.latents)
+    for change, hold in config.examples:  # feature specs fail here, before any long computation
+        for spec, argument in ((change, "--change"), (hold, "--hold")):
+            build_feature(spec, networks.classifier, tuple(networks.generator.config["image_shape"][1:]), argument)
+    basis, basis_source = None, None
+    if any("identity" in change.split("+") for change, _ in config.examples):
+        with timer.stage("basis"):
+            basis, basis_source = _lsd_basis(models_dir, basis_file, config, z.shape[1], progress)
+    examples: dict[str, Any] = {}
+    for change, hold in tqdm(config.examples, desc="REDs examples", disable=not progress):
+        name = example_name(change, hold)
+        with timer.stage(name):
+            examples[name], rows = run_example(networks, z, change, hold, basis, config, progress)
+            title = f"change {change}, hold {hold} ({config.method}): {config.steps} steps of {config.step_size:g}"
+            examples[name]["figure"] = image_rows(rows, out / f"{name}.png", title).name
+    record = {"dataset": config.dataset, "seed": config.seed, "models": str(models_dir), "latents": len(z),
+              "latent_dim": z.shape[1], "basis": basis_source, "examples": examples,
+              "seconds": {**timer.seconds, "total": sum(timer.seconds.values())},
+              "config": asdict(config), "versions": versions()}
+    write_json(out / "reds.json", record)
+    return record
+
+
+def _lsd_basis(models_dir: Path, basis_file: str | Path | None, config: RedsConfig, dim: int,
+               progress: bool) -> tuple[QuasiEigenBasis, dict[str, Any]]:
+    """The LSD basis from ``basis_file`` or built from the models (V = basis_per_set, seed)."""
+    if basis_file is not None:
+        basis = QuasiEigenBasis.load(basis_file)
+        source: dict[str, Any] = {"file": str(basis_file)}
+    else:
+        built = build_basis_from_models(models_dir, config.dataset, per_set=config.basis_per_set, seed=config.seed,
+                                        progress=progress)
+        basis, source = built.basis, {"per_set": config.basis_per_set, "seed": config.seed}
+    if basis.dim != dim:
+        raise LatentspectraError(f"--basis {basis_file}: dimension {basis.dim}, the generator's latents have {dim}")
+    return basis, source

@@ -1,0 +1,445 @@
+"""Rayleigh EigenDirections (REDs): latent directions and paths that change one set of features and
+hold another.
+
+Balakrishnan, Gadde, Martinez & Perona, "Rayleigh EigenDirections (REDs): GAN latent space traversals
+for multidimensional features", Caltech, 2022 (arXiv:2201.10423); the authors' code is
+github.com/balakg/rayleigh-eigendirections.
+
+At a latent point z, with f(G(z)) the features to change and g(G(z)) the features to hold, and their
+Jacobians J_f (d_f, M) and J_g (d_g, M) with respect to z, the paper's best direction maximises the
+Rayleigh quotient
+
+    R(v) = |J_f v|^2 / (|J_g v|^2 + eps |v|^2),
+
+solved in closed form by the top generalized eigenvector of (J_f^T J_f, J_g^T J_g + eps I). Walking a
+small step along it and recomputing it there gives a curved path. Two variants (``method``):
+
+- ``"generalized"`` (the paper): the generalized eigenproblem, by Cholesky J_g^T J_g + eps I = L L^T
+  and the ordinary symmetric eigenproblem of L^-1 J_f^T J_f L^-T (what `scipy.linalg.eigh(A, B)`
+  does, batched in torch, float64). Here ``eps`` is relative: the eps of the quotient is ``eps`` times
+  the largest eigenvalue of J_g^T J_g at that latent (times 1 where J_g = 0), so that one value suits
+  held features of any scale (pixels, logits, a stroke width); directions that change g by less than
+  about that count as holding it.
+- ``"nullspace"`` (the authors' code, ``utils.get_REDs``): the eigenvectors of J_g^T J_g that explain
+  ``held_share`` (0.99) of its spectrum span the held subspace; J_f^T J_f projected onto its orthogonal
+  complement gives the directions, of which those explaining ``change_share`` (0.999) span the
+  subspace a path follows. As in the code, the share of eigenvalue lambda_i is lambda_i^2 / sum lambda^2
+  and the rank is the number of leading eigenvalues whose cumulative share is <= the threshold, plus one.
+
+Jacobians are exact, from `torch.func.jacfwd` (forward mode: M = 100 tangents instead of up to 784
+outputs) vmapped over the batch; the authors' code takes finite differences, which
+`central_difference_jacobians` computes for comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import torch
+from torch.func import jacfwd, vmap
+from tqdm.auto import tqdm
+
+from ..errors import LatentspectraError
+
+Network = Callable[[torch.Tensor], torch.Tensor]
+METHODS = ("generalized", "nullspace")
+DEFAULT_EPS = 1e-4
+HELD_SHARE = 0.99  # the authors' beta_f: spectrum share of the held Gram matrix that is held
+CHANGE_SHARE = 0.999  # the authors' beta_c: spectrum share of the projected changed Gram matrix kept
+
+
+class RedsError(LatentspectraError, ValueError):
+    """Bad latents, features, parameters or a held Gram matrix that is singular with eps = 0."""
+
+
+class RayleighDirections(NamedTuple):
+    """What `rayleigh_directions` and `solve_rayleigh` return (float64).
+
+    directions: (B, k, M), or (k, M) for one latent: unit vectors, best first; each one's sign makes
+        its largest-magnitude component positive.
+    eigenvalues: (B, k) or (k,): the Rayleigh quotient R(v) of each direction ("generalized"), or
+        |J_f v|^2 within the complement of the held subspace ("nullspace").
+    held_dims, change_dims: (B,) or (): "nullspace" only (None otherwise): dimension of the held
+        subspace and number of directions that explain ``change_share`` of the projected spectrum.
+    """
+
+    directions: torch.Tensor
+    eigenvalues: torch.Tensor
+    held_dims: torch.Tensor | None = None
+    change_dims: torch.Tensor | None = None
+
+
+class _Solution(NamedTuple):
+    """Every direction (B, M, M) as columns, best first, their eigenvalues (B, M), the number of
+    leading columns whose span a path follows (B,), whether the columns are orthonormal, and the
+    nullspace dimensions."""
+
+    vectors: torch.Tensor
+    values: torch.Tensor
+    span: torch.Tensor
+    orthonormal: bool
+    held_dims: torch.Tensor | None
+    change_dims: torch.Tensor | None
+
+
+# --- Checks ------------------------------------------------------------------------------------------
+
+def _check_latents(function: str, z: object) -> torch.Tensor:
+    """``z`` as a (B, M) batch after checking it is a finite floating tensor of shape (B, M) or (M,)."""
+    if not isinstance(z, torch.Tensor):
+        raise RedsError(f"{function}: z must be a torch.Tensor, got {type(z).__name__}")
+    if z.ndim not in (1, 2) or z.shape[-1] == 0 or (z.ndim == 2 and z.shape[0] == 0):
+        raise RedsError(f"{function}: z must have shape (B, M) or (M,) with B, M >= 1, got {tuple(z.shape)}")
+    if not z.is_floating_point() or not torch.isfinite(z).all():
+        raise RedsError(f"{function}: z must be a finite floating-point tensor, got {z.dtype}")
+    return z.reshape(-1, z.shape[-1])
+
+
+def _check_parameters(function: str, method: str, k: int, eps: float, held_share: float, change_share: float,
+                      dim: int) -> None:
+    if method not in METHODS:
+        raise RedsError(f"{function}: method must be one of {METHODS}, got {method!r}")
+    if not isinstance(k, int) or not 1 <= k <= dim:
+        raise RedsError(f"{function}: k must be an integer from 1 to M = {dim}, got {k!r}")
+    if not eps >= 0:
+        raise RedsError(f"{function}: eps must be >= 0, got {eps}")
+    for name, share in (("held_share", held_share), ("change_share", change_share)):
+        if not 0 < share <= 1:
+            raise RedsError(f"{function}: {name} must be in (0, 1], got {share}")
+
+
+def _check_features(generator: Network, f: Network, g: Network, z: torch.Tensor) -> tuple[int, int]:
+    """Run G, f and g once on the first latent; returns (d_f, d_g) after checking each feature gives a
+    finite (1, d) floating tensor."""
+    for name, network in (("generator", generator), ("f", f), ("g", g)):
+        if not callable(network):
+            raise RedsError(f"{name} must be callable, got {type(network).__name__}")
+    with torch.no_grad():
+        images = generator(z[:1])
+        if not isinstance(images, torch.Tensor) or images.ndim < 2 or images.shape[0] != 1:
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise RedsError(f"generator: expected a batch of 1 output for 1 latent, got {shape}")
+        dims = []
+        for name, feature in (("f", f), ("g", g)):
+            value = feature(images)
+            if not isinstance(value, torch.Tensor) or value.ndim != 2 or value.shape[0] != 1 or value.shape[1] == 0:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise RedsError(f"feature {name} must map a batch of B images to a (B, d) tensor with d >= 1; "
+                                f"for B = 1 it gave {shape}")
+            if not value.is_floating_point():
+                raise RedsError(f"feature {name} must give floating-point values, got {value.dtype}")
+            if not torch.isfinite(value).all():
+                raise RedsError(f"feature {name} gave non-finite values at the first latent")
+            dims.append(value.shape[1])
+    return dims[0], dims[1]
+
+
+def _input_dtype(generator: Network, z: torch.Tensor) -> torch.dtype:
+    """The floating dtype of the generator's parameters (when it has any), else the dtype of ``z``."""
+    if isinstance(generator, torch.nn.Module):
+        for parameter in generator.parameters():
+            if parameter.is_floating_point():
+                return parameter.dtype
+    return z.dtype
+
+
+# --- Jacobians ---------------------------------------------------------------------------------------
+
+def feature_jacobians(generator: Network, f: Network, g: Network, z: torch.Tensor,
+                      batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact Jacobians of f(G(z)) and g(G(z)) with respect to z, by `torch.func.jacfwd` vmapped over
+    the batch (no Python loop over latents or outputs), ``batch_size`` latents at a time.
+
+    ``generator`` maps latents (N, M) to outputs (N, ...) and must treat each latent on its own (an
+    eval-mode network); f and g map those outputs to (N, d_f) and (N, d_g). The latents are cast to the
+    generator's parameter dtype (float32 for the shipped networks).
+
+    Args:
+        z: (B, M) or (M,) latents.
+
+    Returns:
+        J_f (B, d_f, M) and J_g (B, d_g, M), or (d_f, M) and (d_g, M) for one latent.
+
+    Raises:
+        RedsError: bad latents, a non-callable, a feature that does not give (B, d) finite values, or one
+            that torch.func cannot differentiate (e.g. one calling .item() or branching on values).
+    """
+    batch = _check_latents("feature_jacobians", z)
+    batch = batch.to(_input_dtype(generator, batch))
+    _check_features(generator, f, g, batch)
+
+    def features_of_one(latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = generator(latent.unsqueeze(0))
+        return f(images)[0], g(images)[0]
+
+    jacobian = vmap(jacfwd(features_of_one))
+    try:
+        parts = [jacobian(chunk) for chunk in batch.split(batch_size)]
+    except RuntimeError as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason = reason if len(reason) <= 120 else reason[:117] + "..."
+        raise RedsError(f"torch.func cannot differentiate G, f or g ({reason}); features must be "
+                        "differentiable torch functions without .item() or branches on values") from None
+    j_f, j_g = torch.cat([part[0] for part in parts]), torch.cat([part[1] for part in parts])
+    return (j_f, j_g) if z.ndim == 2 else (j_f[0], j_g[0])
+
+
+def central_difference_jacobians(generator: Network, f: Network, g: Network, z: torch.Tensor, step: float,
+                                 batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Jacobians of f(G(z)) and g(G(z)) by central differences, as the authors' code takes them:
+    column m is (h(z + step e_m) - h(z - step e_m)) / (2 step), from 2 M evaluations per latent.
+
+    Same shapes, dtype and requirements as `feature_jacobians`; the 2 B M perturbed latents go through
+    G, f and g ``batch_size`` at a time, without gradients.
+
+    Raises:
+        RedsError: bad latents, features or a step that is not a finite positive number.
+    """
+    batch = _check_latents("central_difference_jacobians", z)
+    if not (isinstance(step, (int, float)) and 0 < step < float("inf")):
+        raise RedsError(f"central_difference_jacobians: step must be a finite positive number, got {step!r}")
+    batch = batch.to(_input_dtype(generator, batch))
+    d_f, _ = _check_features(generator, f, g, batch)
+    count, dim = batch.shape
+    offsets = step * torch.eye(dim, dtype=batch.dtype)
+    shifted = torch.stack([batch[:, None] + offsets, batch[:, None] - offsets], dim=1)  # (B, 2, M, M)
+
+    def features(latents: torch.Tensor) -> torch.Tensor:
+        images = generator(latents)
+        return torch.cat([f(images), g(images)], dim=1)
+
+    with torch.no_grad():
+        values = torch.cat([features(chunk) for chunk in shifted.reshape(-1, dim).split(batch_size)])
+    plus, minus = values.reshape(count, 2, dim, -1).unbind(1)  # (B, M, d_f + d_g) each
+    jacobian = ((plus - minus) / (2 * step)).transpose(1, 2)  # (B, d_f + d_g, M)
+    j_f, j_g = jacobian[:, :d_f], jacobian[:, d_f:]
+    return (j_f, j_g) if z.ndim == 2 else (j_f[0], j_g[0])
+
+
+# --- The eigenproblems -------------------------------------------------------------------------------
+
+def _gram(jacobian: torch.Tensor) -> torch.Tensor:
+    """J^T J in float64: (B, d, M) -> (B, M, M)."""
+    jacobian = jacobian.to(torch.float64)
+    return jacobian.transpose(1, 2) @ jacobian
+
+
+def _descending_eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (B, M) and eigenvector columns (B, M, M) of symmetric matrices, largest first."""
+    values, vectors = torch.linalg.eigh((matrix + matrix.transpose(1, 2)) / 2)
+    return values.flip(-1), vectors.flip(-1)
+
+
+def _explained_rank(values: torch.Tensor, share: float) -> torch.Tensor:
+    """The authors' rank rule: 1 + the number of leading eigenvalues (largest first) whose cumulative
+    share of sum lambda^2 is <= ``share``, at most M; 0 where every eigenvalue is 0. (B, M) -> (B,)."""
+    squares = values.clamp(min=0) ** 2
+    total = squares.sum(-1, keepdim=True)
+    cumulative = squares.cumsum(-1) / total.clamp(min=torch.finfo(values.dtype).tiny)
+    rank = ((cumulative <= share).sum(-1) + 1).clamp(max=values.shape[-1])
+    return torch.where(total[:, 0] > 0, rank, torch.zeros_like(rank))
+
+
+def _generalized_solution(gram_f: torch.Tensor, gram_g: torch.Tensor, eps: float, k: int) -> _Solution:
+    """Top generalized eigenvectors of (A, B) = (J_f^T J_f, J_g^T J_g + eps s I), with s the largest
+    eigenvalue of J_g^T J_g (1 where J_g = 0), via B = L L^T: A u = lambda B u <=> (L^-1 A L^-T) w =
+    lambda w with u = L^-T w."""
+    dim = gram_f.shape[-1]
+    scale = torch.linalg.eigvalsh(gram_g)[:, -1]
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    held = gram_g + (eps * scale)[:, None, None] * torch.eye(dim, dtype=gram_g.dtype)
+    factor, info = torch.linalg.cholesky_ex(held)
+    if (info != 0).any():
+        raise RedsError(f"J_g^T J_g + eps I is not positive definite (eps = {eps}): the held features g "
+                        "leave latent directions free; use eps > 0 or method='nullspace'")
+    left = torch.linalg.solve_triangular(factor, gram_f, upper=False)  # L^-1 A
+    whitened = torch.linalg.solve_triangular(factor, left.transpose(1, 2), upper=False)  # L^-1 A L^-T
+    values, vectors = _descending_eigh(whitened)
+    directions = torch.linalg.solve_triangular(factor.transpose(1, 2), vectors, upper=True)  # L^-T W
+    directions = directions / torch.linalg.vector_norm(directions, dim=1, keepdim=True)
+    span = torch.full(values.shape[:1], k, dtype=torch.long)
+    return _Solution(directions, values, span, False, None, None)
+
+
+def _nullspace_solution(gram_f: torch.Tensor, gram_g: torch.Tensor, held_share: float,
+                        change_share: float) -> _Solution:
+    """The authors' variant: hold the eigenvectors of J_g^T J_g that explain ``held_share`` of its
+    spectrum; take the eigenvectors of J_f^T J_f projected onto their orthogonal complement P, i.e. of
+    P J_f^T J_f P (P = I - U_held U_held^T), best first."""
+    dim = gram_f.shape[-1]
+    held_values, held_vectors = _descending_eigh(gram_g)
+    held_dims = _explained_rank(held_values, held_share)
+    kept = (torch.arange(dim) < held_dims[:, None]).to(gram_g.dtype)  # (B, M): 1 for held columns
+    complement = torch.eye(dim, dtype=gram_g.dtype) - (held_vectors * kept[:, None, :]) @ held_vectors.transpose(1, 2)
+    values, vectors = _descending_eigh(complement @ gram_f @ complement)
+    change_dims = _explained_rank(values, change_share)
+    return _Solution(vectors, values, change_dims.clamp(min=1), True, held_dims, change_dims)
+
+
+def _fix_signs(directions: torch.Tensor) -> torch.Tensor:
+    """Flip each column (B, M, n) so that its largest-magnitude component is positive."""
+    largest = directions.abs().argmax(dim=1, keepdim=True)
+    signs = torch.sign(directions.gather(1, largest))
+    return directions * torch.where(signs == 0, torch.ones_like(signs), signs)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block. The eigenproblems are small (M x M, M = 100): MKL's
+    threaded eigh gains nothing on them, and on a CPU shared with other processes its threads wait on
+    each other (measured here: 0.6 s instead of 0.7 ms for one 100 x 100 eigh with 2 threads under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _solve(j_f: torch.Tensor, j_g: torch.Tensor, method: str, k: int, eps: float, held_share: float,
+           change_share: float) -> _Solution:
+    with _one_thread():
+        gram_f, gram_g = _gram(j_f), _gram(j_g)
+        if method == "generalized":
+            solution = _generalized_solution(gram_f, gram_g, eps, k)
+        else:
+            solution = _nullspace_solution(gram_f, gram_g, held_share, change_share)
+        return solution._replace(vectors=_fix_signs(solution.vectors))
+
+
+def solve_rayleigh(j_f: torch.Tensor, j_g: torch.Tensor, k: int = 1, eps: float = DEFAULT_EPS,
+                   method: str = "generalized", held_share: float = HELD_SHARE,
+                   change_share: float = CHANGE_SHARE) -> RayleighDirections:
+    """The top-k REDs from given Jacobians (see the module docstring for the two methods).
+
+    Args:
+        j_f: (B, d_f, M) or (d_f, M) Jacobian of the features to change.
+        j_g: (B, d_g, M) or (d_g, M) Jacobian of the features to hold.
+
+    Returns:
+        `RayleighDirections`, with a leading batch dimension when the Jacobians have one.
+
+    Raises:
+        RedsError: Jacobians of mismatched shapes or non-finite values, bad parameters, or (method
+            "generalized") J_g^T J_g + eps I not positive definite, e.g. eps = 0 with d_g < M.
+    """
+    for name, jacobian in (("j_f", j_f), ("j_g", j_g)):
+        if not isinstance(jacobian, torch.Tensor) or jacobian.ndim not in (2, 3) or not jacobian.is_floating_point():
+            raise RedsError(f"solve_rayleigh: {name} must be a floating tensor (B, d, M) or (d, M)")
+        if not torch.isfinite(jacobian).all():
+            raise RedsError(f"solve_rayleigh: {name} has non-finite values")
+    if j_f.ndim != j_g.ndim or j_f.shape[-1] != j_g.shape[-1] or (j_f.ndim == 3 and j_f.shape[0] != j_g.shape[0]):
+        raise RedsError(f"solve_rayleigh: j_f {tuple(j_f.shape)} and j_g {tuple(j_g.shape)} must share the batch "
+                        "and latent dimensions")
+    _check_parameters("solve_rayleigh", method, k, eps, held_share, change_share, j_f.shape[-1])
+    single = j_f.ndim == 2
+    solution = _solve(j_f.reshape(-1, *j_f.shape[-2:]), j_g.reshape(-1, *j_g.shape[-2:]), method, k, eps,
+                      held_share, change_share)
+    result = RayleighDirections(solution.vectors[:, :, :k].transpose(1, 2), solution.values[:, :k],
+                                solution.held_dims, solution.change_dims)
+    return RayleighDirections(*(None if part is None else part[0] for part in result)) if single else result
+
+
+def rayleigh_directions(generator: Network, f: Network, g: Network, z: torch.Tensor, k: int = 1,
+                        eps: float = DEFAULT_EPS, method: str = "generalized", held_share: float = HELD_SHARE,
+                        change_share: float = CHANGE_SHARE, batch_size: int = 64) -> RayleighDirections:
+    """The top-k Rayleigh EigenDirections at ``z``: `solve_rayleigh` on the exact `feature_jacobians`.
+
+    Args:
+        generator: latents (N, M) -> outputs (N, ...), each latent on its own (an eval-mode network).
+        f: outputs -> (N, d_f), the features to change.
+        g: outputs -> (N, d_g), the features to hold.
+        z: (B, M) or (M,) latents.
+        k: number of directions.
+        eps: the regulariser of the quotient (method "generalized"), relative to the largest eigenvalue
+            of J_g^T J_g (see the module docstring).
+        method: "generalized" (the paper) or "nullspace" (the authors' code).
+        held_share, change_share: spectrum shares of the "nullspace" method.
+
+    Returns:
+        `RayleighDirections`: directions (B, k, M) or (k, M), eigenvalues (B, k) or (k,).
+
+    Raises:
+        RedsError: see `feature_jacobians` and `solve_rayleigh`.
+    """
+    batch = _check_latents("rayleigh_directions", z)
+    _check_parameters("rayleigh_directions", method, k, eps, held_share, change_share, batch.shape[-1])
+    j_f, j_g = feature_jacobians(generator, f, g, z, batch_size)
+    return solve_rayleigh(j_f, j_g, k, eps, method, held_share, change_share)
+
+
+# --- Paths -------------------------------------------------------------------------------------------
+
+def _span_basis(solution: _Solution) -> torch.Tensor:
+    """Orthonormal columns (B, M, n) spanning the first ``solution.span`` directions at each point
+    (zero columns beyond a point's span)."""
+    if not solution.orthonormal:  # generalized eigenvectors (a fixed k of them) are not orthogonal
+        return torch.linalg.qr(solution.vectors[:, :, :int(solution.span[0])]).Q
+    used = (torch.arange(solution.vectors.shape[-1]) < solution.span[:, None]).to(solution.vectors.dtype)
+    return solution.vectors * used[:, None, :]
+
+
+def _follow(previous: torch.Tensor, solution: _Solution) -> torch.Tensor:
+    """The previous unit directions (B, M) projected onto the span of the new point's directions
+    (`_span_basis`), normalised, with the sign that keeps <new, previous> > 0 (the authors'
+    ``project_onto_subspace`` and sign rule). Where the projection vanishes: the best direction."""
+    basis = _span_basis(solution)
+    projected = (basis @ (basis.transpose(1, 2) @ previous[:, :, None]))[:, :, 0]
+    norms = torch.linalg.vector_norm(projected, dim=1, keepdim=True)
+    new = torch.where(norms > 1e-12, projected / norms.clamp(min=1e-300), solution.vectors[:, :, 0])
+    signs = torch.sign((new * previous).sum(1, keepdim=True))
+    return new * torch.where(signs == 0, torch.ones_like(signs), signs)
+
+
+def rayleigh_path(generator: Network, f: Network, g: Network, z: torch.Tensor, steps: int, step_size: float,
+                  index: int = 0, k: int = 1, eps: float = DEFAULT_EPS, method: str = "generalized",
+                  held_share: float = HELD_SHARE, change_share: float = CHANGE_SHARE, batch_size: int = 64,
+                  progress: bool = False) -> torch.Tensor:
+    """A curved path that follows the REDs: ``steps`` steps of length |step_size| from ``z``.
+
+    The first step goes along direction ``index`` (0: the best) at z, times the sign of ``step_size``
+    (a negative step_size walks the other way). At each later point the directions are recomputed and
+    the previous direction is projected onto the span of the first k of them ("generalized"; with k = 1
+    this is the paper's path along the top RED) or of those explaining ``change_share`` ("nullspace", as
+    the authors' code), normalised, and its sign kept (positive dot product with the previous one).
+
+    Args:
+        z: (B, M) or (M,) starting latents.
+        steps: number of steps (>= 1).
+        step_size: length of every step in latent units (nonzero).
+        index: which direction at z starts the path, 0 <= index < M.
+        progress: a tqdm bar over the steps.
+
+    Returns:
+        (steps + 1, B, M) or (steps + 1, M) float64 latents: the input first, then after every step. The
+        path length (sum of step norms) is steps * |step_size|.
+
+    Raises:
+        RedsError: bad latents, features or parameters; see also `rayleigh_directions`.
+    """
+    batch = _check_latents("rayleigh_path", z)
+    dim = batch.shape[-1]
+    _check_parameters("rayleigh_path", method, k, eps, held_share, change_share, dim)
+    if not isinstance(steps, int) or steps < 1:
+        raise RedsError(f"rayleigh_path: steps must be an integer >= 1, got {steps!r}")
+    if not (isinstance(step_size, (int, float)) and step_size != 0 and abs(step_size) < float("inf")):
+        raise RedsError(f"rayleigh_path: step_size must be a finite nonzero number, got {step_size!r}")
+    if not isinstance(index, int) or not 0 <= index < dim:
+        raise RedsError(f"rayleigh_path: index must be an integer from 0 to M - 1 = {dim - 1}, got {index!r}")
+    current = batch.to(torch.float64)
+    path = [current]
+    direction = None
+    for _ in tqdm(range(steps), desc=f"REDs path ({method})", disable=not progress):
+        j_f, j_g = feature_jacobians(generator, f, g, current, batch_size)
+        solution = _solve(j_f, j_g, method, k, eps, held_share, change_share)
+        if direction is None:
+            direction = solution.vectors[:, :, index] * (1.0 if step_size > 0 else -1.0)
+        else:
+            with _one_thread():
+                direction = _follow(direction, solution)
+        current = current + abs(step_size) * direction
+        path.append(current)
+    stacked = torch.stack(path)
+    return stacked if z.ndim == 2 else stacked[:, 0]

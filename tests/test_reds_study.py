@@ -1,0 +1,133 @@
+"""`latentspectra reds` on the shipped MNIST networks with a few latents and steps; the compared paths."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from latentspectra.cli import main
+from latentspectra.experiments.reds import (RedsConfig, build_feature, example_name, lsd_rotation_path, reds_study,
+                                            straight_path)
+from latentspectra.latent import QuasiEigenBasis
+
+SMALL = ["--latents", "3", "--steps", "2", "--step-size", "0.5", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Single-threaded torch: these few small Jacobians gain nothing from threads, and on a CPU shared
+    with other processes threaded kernels wait on each other (30x slower measured here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code or 0, captured.out, captured.err
+
+
+def random_basis(dim: int = 100, labels: int = 10, seed: int = 7) -> QuasiEigenBasis:
+    """A valid basis (Gram-Schmidt of random etas) in the layout of the shipped networks' basis; its seed
+    differs from the tests' global seed 0, so that the test latents are not its etas."""
+    etas = torch.randn(dim, dim, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    return QuasiEigenBasis.from_etas(etas, torch.arange(dim) % labels, torch.arange(dim) // labels + 1)
+
+
+@pytest.fixture(scope="module")
+def basis_file(tmp_path_factory):
+    return random_basis().save(tmp_path_factory.mktemp("basis") / "basis.safetensors")
+
+
+def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "reds", "--change", "identity", "--hold", "thickness+ink", "--out", str(out),
+                              "--basis", str(basis_file), "--seed", "3", "--json", *SMALL)
+    assert code == 0
+    record = json.loads(stdout)
+    assert json.loads((out / "reds.json").read_text()) == record
+    assert record["seed"] == 3 and record["latents"] == 3 and record["versions"]["torch"] == torch.__version__
+    assert record["basis"] == {"file": str(basis_file)} and record["config"]["steps"] == 2
+    example = record["examples"][example_name("identity", "thickness+ink")]
+    assert (out / example["figure"]).stat().st_size > 1000
+    assert set(example["paths"]) == {"reds", "straight", "random", "lsd"}
+    for kind, changes in example["paths"].items():  # every compared path has the same length
+        assert changes["path_length"]["mean"] == pytest.approx(1.0, rel=1e-9), kind
+        assert changes["delta_f"]["mean"] >= 0 and 0 <= changes["label_changed"] <= 1
+    fd = example["finite_differences"]
+    assert fd["steps"] == [1.0, 0.1, 0.01] and fd["latents"] == 3
+    assert fd["relative_error_f"][2]["median"] < fd["relative_error_f"][0]["median"]
+    assert all(0 <= angle["max"] <= 90 for angle in fd["angle_degrees"])
+    assert example["seconds_per_direction"]["total"] > 0 and example["path_seconds_per_direction"] > 0
+    assert "nullspace_dims" not in example  # generalized by default
+    assert set(record["seconds"]) >= {"load", "basis", "total"}
+
+
+def test_study_is_deterministic_and_reds_holds_g_better_than_a_random_direction(tmp_path):
+    config = RedsConfig(latents=2, steps=2, step_size=0.5, examples=(("upper", "lower"),), fd_steps=(0.1,),
+                        fd_latents=1, seed=1, method="nullspace")
+    first, second = (reds_study(tmp_path / name, config, progress=False) for name in ("a", "b"))
+    example = first["examples"][example_name("upper", "lower")]
+    assert example["paths"] == second["examples"][example_name("upper", "lower")]["paths"]
+    assert first["basis"] is None and set(example["paths"]) == {"reds", "straight", "random"}
+    assert example["paths"]["reds"]["ratio_of_means"] > example["paths"]["random"]["ratio_of_means"]
+    assert 1 <= example["nullspace_dims"]["held"]["mean"] < 100
+
+
+def test_straight_and_lsd_paths_have_steps_of_the_given_length():
+    z = torch.randn(5, 100, dtype=torch.float64)
+    direction = torch.nn.functional.normalize(torch.randn(5, 100, dtype=torch.float64), dim=1)
+    line = straight_path(z, direction, 3, 0.7)
+    assert line.shape == (4, 5, 100) and torch.equal(line[0], z)
+    torch.testing.assert_close((line[1:] - line[:-1]).norm(dim=-1), torch.full((3, 5), 0.7, dtype=torch.float64))
+    basis = random_basis()
+    labels = torch.tensor([0, 3, 9, 4, 4])
+    path, short = lsd_rotation_path(z, labels, basis, 3, 0.7)
+    assert short == 0 and path.shape == (4, 5, 100)
+    torch.testing.assert_close((path[1:] - path[:-1]).norm(dim=-1), torch.full((3, 5), 0.7, dtype=torch.float64))
+    torch.testing.assert_close(path.norm(dim=-1), z.norm(dim=-1).expand(4, 5))  # a rotation keeps |z|
+    c = basis.decompose(path.flatten(0, 1)).unflatten(0, (4, 5))  # rotates from xi_label to xi_(label + 1)
+    for index, label in enumerate(labels.tolist()):
+        i, j = basis.index_of(label), basis.index_of((label + 1) % 10)
+        angles = torch.atan2(c[:, index, j], c[:, index, i])
+        turns = torch.remainder(angles[1:] - angles[:-1] + math.pi, 2 * math.pi) - math.pi
+        assert (turns > 0).all()
+
+
+def test_feature_specs():
+    classifier = torch.nn.Identity()
+    images = torch.randn(2, 1, 28, 28)
+    assert build_feature("upper+lower", classifier, (28, 28), "--change")(images).shape == (2, 784)
+    assert build_feature("box:0:4:0:5", classifier, (28, 28), "--change")(images).shape == (2, 20)
+    assert build_feature("outside:0:4:0:5", classifier, (28, 28), "--hold")(images).shape == (2, 784 - 20)
+    assert build_feature("thickness + ink", classifier, (28, 28), "--hold")(images).shape == (2, 2)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["reds", "--change", "identity"], "--change and --hold together"),
+    (["reds", "--change", "nose", "--hold", "lower", "--out", "{empty}"], "--change nose"),
+    (["reds", "--change", "upper", "--hold", "box:0:40:0:28", "--out", "{empty}"], "--hold box:0:40:0:28"),
+    (["reds", "--change", "upper", "--hold", "box:a:b:c:d", "--out", "{empty}"], "--hold box:a:b:c:d"),
+    (["reds", "--change", "identity", "--hold", "ink", "--basis", "/no/such/basis.safetensors", "--out", "{empty}"],
+     "/no/such/basis"),
+    (["reds", "--latents", "0"], "--latents"),
+    (["reds", "--latents", "20000", "--out", "{empty}"], "--latents 20000"),
+    (["reds", "--step-size", "0"], "--step-size"),
+    (["reds", "--method", "svd"], "--method"),
+    (["reds", "--out", "{file}"], "not a directory"),
+    (["reds", "--models", "/no/such/models", "--out", "{empty}"], "/no/such/models"),
+])
+def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, args, expected):
+    (tmp_path / "file").write_text("x")
+    args = [a.format(empty=tmp_path / "empty", file=tmp_path / "file") for a in args]
+    code, _, err = run_cli(capsys, *args, "--quiet")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err and "Traceback" not in err
