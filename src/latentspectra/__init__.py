@@ -7,17 +7,25 @@ methods a user compares it with, on plain tensors and any generator / encoder / 
 __version__ = "0.1.0"
 
 from .errors import CheckpointError, DataError, LatentspectraError
-from .latent import (BasisError, LatentSetError, LatentSets, QuasiEigenBasis, build_latent_sets,
-                     collect_label_means, gram_schmidt, rotation_path)
+from .latent import (BasisError, BoxSampler, CodeBulk, CodeStatisticsError, FullGaussianSampler,
+                     GaussianMixtureSampler, IndependentGaussianSampler, LatentSetError, LatentSets, QuasiEigenBasis,
+                     StandardNormalSampler, build_latent_sets, collect_label_means, gram_schmidt, rotation_path)
 
 __all__ = [
     "BasisError",
+    "BoxSampler",
     "CheckpointError",
+    "CodeBulk",
+    "CodeStatisticsError",
     "DataError",
+    "FullGaussianSampler",
+    "GaussianMixtureSampler",
+    "IndependentGaussianSampler",
     "LatentSetError",
     "LatentSets",
     "LatentspectraError",
     "QuasiEigenBasis",
+    "StandardNormalSampler",
     "__version__",
     "build_latent_sets",
     "collect_label_means",
