@@ -8,16 +8,23 @@ classifier callable.
 __version__ = "0.1.0"
 
 from .errors import CheckpointError, DataError, LatentspectraError
-from .latent import (BasisError, LatentSetError, LatentSets, QuasiEigenBasis, build_latent_sets,
-                     collect_label_means, gram_schmidt, rotation_path)
+from .latent import (BasisError, BoxSampler, CodeBulk, CodeStatisticsError, FullGaussianSampler,
+                     GaussianMixtureSampler, IndependentGaussianSampler, LatentSetError, LatentSets, QuasiEigenBasis,
+                     StandardNormalSampler, build_latent_sets, collect_label_means, gram_schmidt, rotation_path)
 from .methods import (SFVQ, CurveQuantization, RayleighDirections, RedsError, SFVQError, rayleigh_directions,
                       rayleigh_path)
 
 __all__ = [
     "BasisError",
+    "BoxSampler",
     "CheckpointError",
+    "CodeBulk",
+    "CodeStatisticsError",
     "CurveQuantization",
     "DataError",
+    "FullGaussianSampler",
+    "GaussianMixtureSampler",
+    "IndependentGaussianSampler",
     "LatentSetError",
     "LatentSets",
     "LatentspectraError",
@@ -26,6 +33,7 @@ __all__ = [
     "RedsError",
     "SFVQ",
     "SFVQError",
+    "StandardNormalSampler",
     "__version__",
     "build_latent_sets",
     "collect_label_means",

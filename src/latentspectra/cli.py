@@ -16,7 +16,7 @@ import click
 from .errors import LatentspectraError
 from .io import prepare_out_dir
 
-NETWORK_CHOICES = ("classifier", "gan", "encoder", "all")
+NETWORK_CHOICES = ("classifier", "gan", "encoder", "all", "autoencoder")
 
 
 def _print_json(obj: object) -> None:
@@ -68,18 +68,23 @@ def data_download(name: str, directory: str) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default="runs/train", show_default=True,
               help="Directory for weights, JSON records and resumable checkpoints.")
 @click.option("--epochs", type=int, default=None, help="Epochs for each network trained (default: per network).")
+@click.option("--latent-dim", type=int, default=None,
+              help="Latent size of the generator and of the autoencoder (default: 100).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(network: str, dataset: str, out: str, epochs: int | None, seed: int, quiet: bool) -> None:
-    """Train NETWORK (classifier, gan, encoder or all, in that order) into --out.
+def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: int | None, seed: int,
+          quiet: bool) -> None:
+    """Train NETWORK (classifier, gan, encoder or all = those three in that order; or the plain
+    autoencoder of the fragmentation study) into --out.
 
     Rerunning the same command after an interruption resumes from the last finished epoch.
     """
     from .config import TrainConfig
-    from .experiments.train import train_networks, with_epochs
+    from .experiments.train import train_networks, with_epochs, with_latent_dim
 
     prepare_out_dir(out)
     config = with_epochs(replace(TrainConfig(), dataset=dataset, seed=seed), epochs)
+    config = with_latent_dim(config, latent_dim)
     record = train_networks(network, out, config, progress=not quiet)
     _print_json({"seconds": record["seconds"], "metrics": _scalars(record["metrics"])})
 
@@ -247,6 +252,46 @@ def reds(models: str | None, change: str | None, hold: str | None, method: str, 
         click.echo(f"{name} seconds_per_direction: {example['path_seconds_per_direction']:.4f}")
     click.echo(f"seconds: {record['seconds']['total']:.1f}")
     click.echo(f"record: {Path(out) / 'reds.json'}")
+
+
+@cli.command()
+@click.option("--model", "model", type=click.Choice(["autoencoder", "encoder", "both"]), default="both",
+              show_default=True, help="Whose codes: the plain autoencoder's, the LSD encoder's, or both side by side.")
+@click.option("--models", type=click.Path(), default=None,
+              help="Directory with autoencoder, encoder, generator and classifier (default: the shipped models).")
+@click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded.")
+@click.option("--out", type=click.Path(), default="runs/fragmentation", show_default=True,
+              help="Directory for fragmentation.json and figures/.")
+@click.option("--samples", type=click.IntRange(min=2), default=10_000, show_default=True,
+              help="Decoded samples per sampler (and of the GAN's reference).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print fragmentation.json's content.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def fragmentation(model: str, models: str | None, dataset: str, out: str, samples: int, seed: int, as_json: bool,
+                  quiet: bool) -> None:
+    """How the codes fill latent space (component fits, correlations, radii, slices) and which samplers
+    (box, N(0, I), independent or full Gaussian, mixture) decode to digits, against the GAN."""
+    from .experiments.fragmentation import MODELS, FragmentationConfig, fragmentation as run_study
+
+    config = FragmentationConfig(dataset=dataset, seed=seed, samples=samples,
+                                 models=MODELS if model == "both" else (model,))
+    result = run_study(out, config, models_dir=models, progress=not quiet)
+    if as_json:
+        _print_json(result)
+        return
+    click.echo(f"GAN G(z): Frechet distance {result['gan']['frechet_distance']:.2f}, "
+               f"confidence {result['gan']['sample_confidence']:.3f}")
+    for name, record in result["models"].items():
+        click.echo(f"{name} (N = {record['latent_dim']}, centre norm {record['centre_norm']:.2f}, "
+                   f"radius {record['radius']['mean']:.2f} +- {record['radius']['std']:.2f}):")
+        for sampler, metrics in record["samplers"].items():
+            click.echo(f"  {sampler:26s} confidence {metrics['sample_confidence']:.3f}  entropy "
+                       f"{metrics['sample_label_entropy']:.3f}  FD {metrics['frechet_distance']:8.2f}  "
+                       f"inside bulk {metrics['inside_bulk']:.3f}")
+        target = result["target"][name]
+        click.echo(f"  best FD / GAN FD: {target['best_ratio']:.2f} (target <= 2: {'met' if target['met'] else 'not met'})")
+    click.echo(f"seconds: {result['seconds']['total']:.1f}")
+    click.echo(f"record: {Path(out) / 'fragmentation.json'}")
 
 
 def _print_record(record: dict, as_json: bool) -> None:

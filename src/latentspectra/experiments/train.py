@@ -1,30 +1,38 @@
-"""`train {classifier,gan,encoder,all}`: train the paper's networks in order and record the run.
+"""`train {classifier,gan,encoder,all,autoencoder}`: train the paper's networks in order (or the
+fragmentation study's autoencoder) and record the run.
 
 The classifier comes first because the GAN's sample metrics and the encoder's loss need it; the
-encoder comes last because its decoder is the trained generator.
+encoder comes last because its decoder is the trained generator. `all` is the paper's three networks;
+the autoencoder is trained on its own (its record adds the classifier's accuracy on its reconstructions
+when a trained classifier is in the same directory).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..config import TrainConfig
-from ..data import load_dataset
+from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..io import write_json
+from ..evaluation import classifier_accuracy
 from .evaluate import encoder_metrics, sample_metrics
+from ..training.autoencoder import AutoencoderJob
 from ..training.checkpoint import load_model, versions
 from ..training.classifier import ClassifierJob
 from ..training.encoder import EncoderJob
 from ..training.gan import GANJob
 from ..training.loop import run_training
 
-NETWORKS = ("classifier", "gan", "encoder")
+NETWORKS = ("classifier", "gan", "encoder")  # `train all`, in this order
+TRAINABLE = (*NETWORKS, "autoencoder")
 # The training record's quick encode-decode estimate; `latentspectra evaluate` uses the full 20 draws.
 TRAINING_ENCODING_TRIALS = 5
 
@@ -36,7 +44,23 @@ def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
     if epochs < 1:
         raise LatentspectraError(f"--epochs must be at least 1, got {epochs}")
     return replace(config, classifier=replace(config.classifier, epochs=epochs),
-                   gan=replace(config.gan, epochs=epochs), encoder=replace(config.encoder, epochs=epochs))
+                   gan=replace(config.gan, epochs=epochs), encoder=replace(config.encoder, epochs=epochs),
+                   autoencoder=replace(config.autoencoder, epochs=epochs))
+
+
+def with_latent_dim(config: TrainConfig, latent_dim: int | None) -> TrainConfig:
+    """``config`` with the latent size of the generator and of the autoencoder replaced by ``latent_dim``
+    (unchanged for None); the encoder takes the generator's.
+
+    Raises:
+        LatentspectraError: ``latent_dim`` < 1.
+    """
+    if latent_dim is None:
+        return config
+    if latent_dim < 1:
+        raise LatentspectraError(f"--latent-dim must be at least 1, got {latent_dim}")
+    return replace(config, gan=replace(config.gan, latent_dim=latent_dim),
+                   autoencoder=replace(config.autoencoder, latent_dim=latent_dim))
 
 
 def _require(out_dir: Path, name: str, needed_by: str) -> torch.nn.Module:
@@ -47,10 +71,14 @@ def _require(out_dir: Path, name: str, needed_by: str) -> torch.nn.Module:
 
 
 def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train ``which`` ("classifier", "gan", "encoder" or "all") into ``out_dir``; returns the run record
-    that is also written to ``out_dir/train-<which>.json``."""
-    if which not in (*NETWORKS, "all"):
-        raise LatentspectraError(f"unknown network {which!r}; choose from {[*NETWORKS, 'all']}")
+    """Train ``which`` ("classifier", "gan", "encoder", "all" or "autoencoder") into ``out_dir``; returns
+    the run record that is also written to ``out_dir/train-<which>.json``.
+
+    Raises:
+        LatentspectraError: an unknown ``which``, or the encoder without a trained generator and classifier.
+    """
+    if which not in (*TRAINABLE, "all"):
+        raise LatentspectraError(f"unknown network {which!r}; choose from {[*TRAINABLE, 'all']}")
     out_dir = Path(out_dir)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(config.dataset)
@@ -68,6 +96,10 @@ def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progres
             evaluate = (lambda g: sample_metrics(g, classifier, dataset, seed)) if classifier else None
             job = GANJob(dataset, config.gan, seed, evaluate_samples=evaluate)
             epochs, sub_config = config.gan.epochs, asdict(config.gan)
+        elif network == "autoencoder":
+            job = AutoencoderJob(dataset, config.autoencoder, seed,
+                                 evaluate=_reconstruction_accuracy(out_dir, dataset))
+            epochs, sub_config = config.autoencoder.epochs, asdict(config.autoencoder)
         else:
             generator = _require(out_dir, "generator", "the encoder")
             classifier = _require(out_dir, "classifier", "the encoder")
@@ -81,3 +113,17 @@ def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progres
     record["seconds"]["total"] = time.perf_counter() - began
     write_json(out_dir / f"train-{which}.json", record)
     return record
+
+
+def _reconstruction_accuracy(out_dir: Path, dataset: ImageDataset) -> Callable[[nn.Module], dict[str, float]] | None:
+    """A callback: the accuracy of the classifier in ``out_dir`` on an autoencoder's reconstructions of
+    the test set; None when no classifier is there."""
+    if not (out_dir / "classifier.json").exists():
+        return None
+    classifier = load_model(out_dir, "classifier")[0]
+    images, labels = images_to_tensor(dataset.test.images), torch.from_numpy(dataset.test.labels)
+
+    def evaluate(autoencoder: nn.Module) -> dict[str, float]:
+        return {"reconstruction_accuracy": classifier_accuracy(lambda x: classifier(autoencoder(x)), images, labels)}
+
+    return evaluate

@@ -3,10 +3,16 @@
 Latent sets and their averages (Methods steps 4-5, Eq. 3), quasi-eigenvectors by Gram-Schmidt
 (step 6, Eqs. 4-8), the decomposition of a latent vector (Eqs. 9-10) and the operators built on the
 quasi-eigenvectors (Eqs. 11-12, Algorithm 1). Plain tensors and any generator / encoder / classifier.
+
+Beside it, for any encoder's codes: their statistics (`statistics`: component fits, correlations, box
+shells, slices, the Mahalanobis bulk) and samplers fitted to them (`samplers`), used by the
+fragmentation study.
 """
 
 from .basis import BasisError, QuasiEigenBasis, gram_schmidt
 from .operators import literal_rotation, plane_rotation, projection_operator, rotation_path
+from .samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
+                       LatentSampler, StandardNormalSampler)
 from .sets import (
     LabelMeans,
     LatentSetError,
@@ -17,21 +23,38 @@ from .sets import (
     encode_latents,
     sample_latents,
 )
+from .statistics import (CodeBulk, CodeStatisticsError, box_shell, component_fits, correlation_matrix,
+                         dominant_components, mahalanobis_distances, slice_mask, strongest_pairs)
 
 __all__ = [
     "BasisError",
+    "BoxSampler",
+    "CodeBulk",
+    "CodeStatisticsError",
+    "FullGaussianSampler",
+    "GaussianMixtureSampler",
+    "IndependentGaussianSampler",
     "LabelMeans",
+    "LatentSampler",
     "LatentSetError",
     "LatentSets",
     "QuasiEigenBasis",
+    "StandardNormalSampler",
+    "box_shell",
     "build_latent_sets",
     "collect_label_means",
+    "component_fits",
+    "correlation_matrix",
     "default_sources",
+    "dominant_components",
     "encode_latents",
     "gram_schmidt",
     "literal_rotation",
+    "mahalanobis_distances",
     "plane_rotation",
     "projection_operator",
     "rotation_path",
     "sample_latents",
+    "slice_mask",
+    "strongest_pairs",
 ]

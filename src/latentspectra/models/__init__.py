@@ -1,4 +1,5 @@
-"""The networks of the paper: generator, discriminator, classifier and Gaussian encoder.
+"""The networks of the paper (generator, discriminator, classifier, Gaussian encoder) and a plain
+convolutional autoencoder (the fragmentation study).
 
 Every network keeps the keyword arguments that rebuild it in ``.config``; `build_model` turns a
 kind name and such a config back into a network (used when loading checkpoints).
@@ -10,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from .autoencoder import Autoencoder
 from .classifier import Classifier
 from .encoder import GaussianEncoder
 from .gan import Discriminator, Generator
@@ -19,6 +21,7 @@ MODEL_KINDS: dict[str, type[nn.Module]] = {
     "discriminator": Discriminator,
     "classifier": Classifier,
     "encoder": GaussianEncoder,
+    "autoencoder": Autoencoder,
 }
 
 
@@ -36,4 +39,4 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
     return MODEL_KINDS[kind](**config)
 
 
-__all__ = ["Classifier", "Discriminator", "GaussianEncoder", "Generator", "MODEL_KINDS", "build_model"]
+__all__ = ["Autoencoder", "Classifier", "Discriminator", "GaussianEncoder", "Generator", "MODEL_KINDS", "build_model"]

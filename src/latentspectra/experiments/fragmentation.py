@@ -1,0 +1,355 @@
+"""`latentspectra fragmentation`: how an encoder fills its latent space, and which samplers hit that region.
+
+After R. Mönchmeyer, "Autoencoders and latent space fragmentation" (linux-blog.anracom.com, 2023): for a
+model's codes of the training set ("z-points") the study measures per-component Gaussian fits and the
+dominant components, the correlation matrix and its strongest pairs, the radius of the codes against
+the shell b sqrt(N/3) that box-sampled vectors fill, the codes inside flat slices around a coordinate
+plane; it then compares samplers (box [-b, b], N(0, I), independent per-component Gaussians, a
+full-covariance Gaussian, a Gaussian mixture) on the decoded images, and decodes straight paths from
+the origin to the codes' centre and through the centre in the planes of dominant components.
+
+Two models side by side, each with its own decoder:
+
+- ``autoencoder``: the plain autoencoder's codes E(x) of the training set, decoded by its own decoder;
+- ``encoder``: the LSD encoder's codes, one draw z ~ q(z | x) per training image (the aggregate
+  posterior, which is what the encoder's training fed to the generator), decoded by the generator G.
+
+Sample quality is measured as everywhere in the toolkit (evaluation.py): the share of decoded samples
+the classifier assigns with probability > 0.9, the entropy of the predicted labels, the Fréchet distance
+between the classifier's penultimate features of the samples and of the test set; plus the share of
+samples inside the codes' bulk (Mahalanobis distance below the 99th percentile of the codes' own). The
+GAN's own samples G(z), z ~ N(0, I), are measured with the same function and count as the reference.
+
+Seeds per purpose, offsets from the run's seed: the GAN's latents ``seed + SAMPLES`` (as `evaluate`),
+the encoder's stochastic codes ``seed + ENCODINGS``, the codes shown or decoded as references
+``seed + EXAMPLES``, sampler k ``seed + SAMPLERS + k``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data import images_to_tensor, load_dataset
+from ..errors import LatentspectraError
+from ..evaluation import Network, batched, frechet_distance, sample_quality, standard_normal_latents
+from ..io import prepare_out_dir, write_json
+from ..latent.samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
+                               LatentSampler, StandardNormalSampler)
+from ..latent.statistics import (CodeBulk, box_shell, component_fits, correlation_matrix, dominant_components,
+                                 slice_mask, strongest_pairs)
+from ..models.inference import InferenceNetwork, fold_batch_norms
+from ..report import fragmentation_figures as figures
+from ..training.checkpoint import load_model, versions
+from .evaluate import ENCODINGS, SAMPLES, shipped_models_dir
+from .reproduce import Timer, to_unit_images
+
+MODELS = ("autoencoder", "encoder")
+EXAMPLES = 3
+SAMPLERS = 10
+FULL_GAUSSIAN = "full-covariance Gaussian"
+MIXTURE = "Gaussian mixture"
+
+
+@dataclass(frozen=True)
+class FragmentationConfig:
+    """What the study measures; the defaults are the issue's."""
+
+    dataset: str = "mnist"
+    seed: int = 0
+    models: tuple[str, ...] = MODELS
+    samples: int = 10_000  # decoded samples per sampler, as many as the GAN's reference samples
+    box_bounds: tuple[float, ...] = (1.0, 1.5, 2.0, 5.0)
+    confidence: float = 0.9
+    bulk_quantile: float = 0.99
+    mixture_components: int = 10  # one per digit, as Ghosh et al.'s ex-post density estimate
+    mixture_codes: int = 10_000  # codes the mixture is fitted on: EM on all 60,000 costs minutes
+    dominant: int = 6  # dominant components reported and drawn
+    pairs: int = 10  # strongest correlated pairs reported
+    path_steps: int = 11
+    path_span: float = 3.0  # paths through the centre run from -span to +span standard deviations
+    path_planes: int = 2  # planes of dominant pairs with paths through the centre
+    shown_codes: int = 5000  # codes drawn in the scatter plots
+    batch_size: int = 2000
+
+
+@dataclass
+class LatentModel:
+    """A model's codes of the training set and the decoder that turns codes into images."""
+
+    name: str
+    codes: torch.Tensor  # (P, N) float32
+    decode: Network
+    description: str
+
+
+# --- Loading the models ------------------------------------------------------------------------------
+
+def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: int) -> LatentModel:
+    """The plain autoencoder's codes E(x) of ``train_images`` and its decoder (bfloat16 inference copy).
+
+    Raises:
+        CheckpointError: no readable autoencoder in ``models_dir``.
+    """
+    autoencoder = load_model(models_dir, "autoencoder")[0]
+    encoder = fold_batch_norms(autoencoder.encoder)
+    codes = batched(encoder, train_images, batch_size)
+    return LatentModel("autoencoder", codes, InferenceNetwork(autoencoder.decoder),
+                       "plain autoencoder: codes E(x) of the training set, its own decoder")
+
+
+def encoder_model(models_dir: Path, generator: nn.Module, train_images: torch.Tensor, seed: int,
+                  batch_size: int) -> LatentModel:
+    """The LSD encoder's codes, one z ~ q(z | x) per training image, decoded by the generator.
+
+    Raises:
+        CheckpointError: no readable encoder in ``models_dir``.
+    """
+    encoder = fold_batch_norms(load_model(models_dir, "encoder")[0])
+    rng = torch.Generator().manual_seed(seed + ENCODINGS)
+    codes = batched(lambda x: encoder.sample(x, rng), train_images, batch_size)
+    return LatentModel("encoder", codes, generator,
+                       "LSD encoder: one draw z ~ q(z | x) per training image, decoded by the generator G")
+
+
+# --- Statistics of the codes ---------------------------------------------------------------------------
+
+def code_statistics(codes: torch.Tensor, config: FragmentationConfig) -> dict[str, Any]:
+    """Per-component Gaussian fits, dominant components, strongest correlations, and the codes' radius
+    and centre, as a JSON-ready record."""
+    means, stds = component_fits(codes)
+    dominant = dominant_components(codes, min(config.dominant, codes.shape[1]))
+    correlation = correlation_matrix(codes)
+    off_diagonal = correlation[~torch.eye(len(correlation), dtype=torch.bool)].nan_to_num().abs()
+    radii = codes.double().norm(dim=1)
+    return {
+        "points": codes.shape[0],
+        "latent_dim": codes.shape[1],
+        "component_means": means.tolist(),
+        "component_stds": stds.tolist(),
+        "centre_norm": means.norm().item(),
+        "spread_norm": stds.norm().item(),  # sqrt(trace of the covariance)
+        "radius": _summary(radii),
+        "dominant_components": [{"component": int(j), "mean": means[j].item(), "std": stds[j].item(),
+                                 "second_moment": (means[j] ** 2 + stds[j] ** 2).item()} for j in dominant],
+        "correlation": {"strongest_pairs": [{"components": [i, j], "r": r}
+                                            for i, j, r in strongest_pairs(correlation, config.pairs)],
+                        "mean_abs_off_diagonal": off_diagonal.mean().item(),
+                        "share_abs_above_0.3": (off_diagonal > 0.3).double().mean().item()},
+    }
+
+
+def _summary(values: torch.Tensor) -> dict[str, float]:
+    quantiles = torch.quantile(values.double(), torch.tensor([0.01, 0.5, 0.99], dtype=torch.float64))
+    return {"mean": values.double().mean().item(), "std": values.double().std().item(),
+            "q01": quantiles[0].item(), "median": quantiles[1].item(), "q99": quantiles[2].item()}
+
+
+def box_shells(codes: torch.Tensor, box_samples: dict[float, torch.Tensor]) -> list[dict[str, float]]:
+    """Per box bound b: the shell radius b sqrt(N/3) and width b/sqrt(15), the measured radius of the
+    box samples, and the share of codes whose radius lies within 3 widths of the shell's radius."""
+    radii = codes.double().norm(dim=1)
+    shells = []
+    for bound, samples in box_samples.items():
+        radius, width = box_shell(bound, codes.shape[1])
+        sample_radii = samples.double().norm(dim=1)
+        shells.append({"bound": bound, "radius_formula": radius, "width_formula": width,
+                       "radius_sampled_mean": sample_radii.mean().item(), "radius_sampled_std": sample_radii.std().item(),
+                       "codes_within_3_widths": ((radii - radius).abs() <= 3 * width).double().mean().item()})
+    return shells
+
+
+def slice_counts(codes: torch.Tensor, plane: tuple[int, int], bounds: tuple[float, ...]) -> list[dict[str, Any]]:
+    """Codes inside the flat slice |x_k - c_k| <= b (every k off the plane) for each b, with c the origin
+    and with c the codes' mean."""
+    centre = codes.double().mean(0)
+    return [{"plane": list(plane), "bound": bound,
+             "codes_in_slice_at_origin": int(slice_mask(codes, plane, bound).sum()),
+             "codes_in_slice_at_centre": int(slice_mask(codes, plane, bound, centre=centre).sum())}
+            for bound in bounds]
+
+
+# --- Samplers and the quality of decoded samples --------------------------------------------------------
+
+def make_samplers(config: FragmentationConfig) -> dict[str, LatentSampler]:
+    """The compared strategies by name; sampler k draws from seed ``config.seed + SAMPLERS + k``."""
+    factories: dict[str, Callable[[int], LatentSampler]] = {
+        **{f"box b={bound:g}": lambda seed, bound=bound: BoxSampler(bound, seed) for bound in config.box_bounds},
+        "N(0, I)": StandardNormalSampler,
+        "independent Gaussians": IndependentGaussianSampler,
+        FULL_GAUSSIAN: FullGaussianSampler,
+        MIXTURE: lambda seed: GaussianMixtureSampler(config.mixture_components, seed=seed),
+    }
+    return {name: make(config.seed + SAMPLERS + k) for k, (name, make) in enumerate(factories.items())}
+
+
+def decoded_quality(decode: Network, classifier: nn.Module, latents: torch.Tensor, real_features: torch.Tensor,
+                    config: FragmentationConfig) -> dict[str, Any]:
+    """Classifier confidence share, label entropy and feature Fréchet distance to the test set of the images
+    decoded from ``latents``; the decoder and the classifier's trunk run once per latent."""
+    features = batched(lambda z: classifier.features(decode(z)), latents, config.batch_size)
+    # sample_quality classifies generator(latents): here the "generator" is the identity on the features
+    # just computed and the classifier is the head that turns them into logits.
+    metrics = sample_quality(lambda f: f, classifier.head, features, config.confidence)
+    metrics["frechet_distance"] = frechet_distance(features, real_features)
+    return metrics
+
+
+def sampler_study(model: LatentModel, classifier: nn.Module, real_features: torch.Tensor, bulk: CodeBulk,
+                  config: FragmentationConfig, progress: bool) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Every sampler fitted to the model's codes, plus the codes themselves (the decoder's reconstructions,
+    the best a sampler can do), measured on ``config.samples`` decoded samples each. Returns the metrics
+    by sampler and the latents drawn."""
+    rng = torch.Generator().manual_seed(config.seed + EXAMPLES)
+    count = min(config.samples, len(model.codes))
+    drawn = {"codes (reconstructions)": model.codes[torch.randperm(len(model.codes), generator=rng)[:count]]}
+    fit_codes = model.codes[torch.randperm(len(model.codes), generator=rng)[:config.mixture_codes]]
+    results: dict[str, Any] = {}
+    for name, sampler in tqdm(make_samplers(config).items(), desc=f"{model.name}: samplers", disable=not progress):
+        began = time.perf_counter()
+        sampler.fit(fit_codes if isinstance(sampler, GaussianMixtureSampler) else model.codes)
+        drawn[name] = sampler.sample(config.samples)
+        results[name] = {"fit_seconds": time.perf_counter() - began}
+        if isinstance(sampler, GaussianMixtureSampler):
+            results[name].update(components=sampler.components, fitted_on=len(fit_codes), converged=sampler.converged_)
+    for name, latents in drawn.items():
+        metrics = decoded_quality(model.decode, classifier, latents, real_features, config)
+        metrics["inside_bulk"] = bulk.fraction_inside(latents)
+        metrics["radius_mean"] = latents.double().norm(dim=1).mean().item()
+        results[name] = {**results.get(name, {}), **metrics}
+    return results, drawn
+
+
+# --- Paths -------------------------------------------------------------------------------------------------
+
+def latent_paths(codes: torch.Tensor, dominant: list[int], config: FragmentationConfig) -> dict[str, torch.Tensor]:
+    """Straight paths (steps, N): origin -> the codes' mean c, and c + s (sigma_i e_i +- sigma_j e_j) for s
+    from -span to +span, the two diagonals of the plane of each dominant pair (d1, d2), (d3, d4), ...
+    (``config.path_planes`` planes)."""
+    centre = codes.double().mean(0)
+    stds = codes.double().std(0)
+    paths = {"origin -> centre": torch.linspace(0, 1, config.path_steps, dtype=torch.float64)[:, None] * centre}
+    offsets = torch.linspace(-config.path_span, config.path_span, config.path_steps, dtype=torch.float64)
+    planes = list(zip(dominant[0::2], dominant[1::2]))[:config.path_planes]
+    for (i, j), (sign, symbol) in product(planes, ((1, "+"), (-1, "-"))):
+        direction = torch.zeros_like(centre)
+        direction[i], direction[j] = stds[i], sign * stds[j]
+        paths[f"plane ({i}, {j}), diagonal {symbol}"] = centre + offsets[:, None] * direction
+    return {name: path.float() for name, path in paths.items()}
+
+
+def path_study(model: LatentModel, classifier: nn.Module, bulk: CodeBulk, paths: dict[str, torch.Tensor]
+               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Per path and step: the decoded image's top class probability and label, and the Mahalanobis
+    distance to the codes' centre (the bulk ends at ``bulk.threshold_``). Returns metrics and images."""
+    results, images = {}, {}
+    for name, path in paths.items():
+        decoded = model.decode(path)
+        probabilities = classifier(decoded).softmax(1)
+        top, labels = probabilities.max(1)
+        results[name] = {"top_probability": top.tolist(), "label": labels.tolist(),
+                         "mahalanobis": bulk.distances(path).tolist()}
+        images[name] = to_unit_images(decoded)
+    return results, images
+
+
+# --- The whole study ------------------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def study_model(model: LatentModel, classifier: nn.Module, real_features: torch.Tensor, config: FragmentationConfig,
+                timer: Timer, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every measurement of the study on one model; returns its JSON record and its figure data."""
+    with timer.stage(f"{model.name}: statistics"):
+        record = code_statistics(model.codes, config)
+        record["codes"] = model.description
+        dominant = [entry["component"] for entry in record["dominant_components"]]
+        bulk = CodeBulk(config.bulk_quantile).fit(model.codes)
+        record["bulk"] = {"quantile": config.bulk_quantile, "mahalanobis_threshold": bulk.threshold_,
+                          "codes_mahalanobis_median": bulk.distances(model.codes).median().item(),
+                          "origin_mahalanobis": bulk.distances(torch.zeros(1, model.codes.shape[1])).item()}
+        record["slices"] = slice_counts(model.codes, (dominant[0], dominant[1]), config.box_bounds)
+    with timer.stage(f"{model.name}: samplers"):
+        record["samplers"], drawn = sampler_study(model, classifier, real_features, bulk, config, progress)
+    record["box_shells"] = box_shells(model.codes, {bound: drawn[f"box b={bound:g}"] for bound in config.box_bounds})
+    with timer.stage(f"{model.name}: paths"):
+        record["paths"], path_images = path_study(model, classifier, bulk, latent_paths(model.codes, dominant, config))
+    shown = model.codes[:config.shown_codes]
+    figure_data = {
+        "name": model.name,
+        "codes": shown.numpy(),
+        "in_slice": slice_mask(shown, (dominant[0], dominant[1]), config.box_bounds[-1]).numpy(),
+        "radii": model.codes.double().norm(dim=1).numpy(),
+        "box_radii": {bound: drawn[f"box b={bound:g}"].double().norm(dim=1).numpy() for bound in config.box_bounds},
+        "correlation": correlation_matrix(model.codes).numpy(),
+        "slice_bound": config.box_bounds[-1],
+        "sample_images": {name: to_unit_images(model.decode(latents[:12])) for name, latents in drawn.items()},
+        "path_images": path_images,
+    }
+    return record, figure_data
+
+
+def fragmentation(out_dir: str | Path, config: FragmentationConfig = FragmentationConfig(),
+                  models_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the study into ``out_dir`` (fragmentation.json and figures/<model>/*.png, figures/comparison.png)
+    on the networks in ``models_dir`` (default: the shipped ones of ``config.dataset``); returns the record.
+
+    Raises:
+        LatentspectraError: an unknown model name or bad counts; CheckpointError: a missing network.
+    """
+    unknown = sorted(set(config.models) - set(MODELS))
+    if unknown or not config.models:
+        raise LatentspectraError(f"--model: expected some of {list(MODELS)}, got {list(config.models)}")
+    if config.samples < 2 or config.mixture_codes < 2:
+        raise LatentspectraError(f"samples and mixture_codes must be at least 2, got {config.samples} and "
+                                 f"{config.mixture_codes}")
+    out = prepare_out_dir(out_dir)
+    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
+    timer = Timer()
+    torch.manual_seed(config.seed)
+    with timer.stage("load"):
+        classifier = fold_batch_norms(load_model(models_dir, "classifier")[0])
+        generator = InferenceNetwork(load_model(models_dir, "generator")[0])
+        dataset = load_dataset(config.dataset)
+        train_images = images_to_tensor(dataset.train.images)
+        models = [autoencoder_model(models_dir, train_images, config.batch_size) if name == "autoencoder" else
+                  encoder_model(models_dir, generator, train_images, config.seed, config.batch_size)
+                  for name in config.models]
+        real_features = batched(classifier.features, images_to_tensor(dataset.test.images), config.batch_size)
+    with timer.stage("gan"), torch.inference_mode():
+        latents = standard_normal_latents(config.samples, generator.config["latent_dim"], config.seed + SAMPLES)
+        gan = decoded_quality(generator, classifier, latents, real_features, config)
+    records, figure_data = {}, {}
+    for model in models:
+        records[model.name], figure_data[model.name] = study_model(model, classifier, real_features, config, timer,
+                                                                   progress)
+    with timer.stage("figures"):
+        drawn = figures.draw_all(out / "figures", figure_data, records, gan)
+    seconds = {**timer.seconds, "total": sum(timer.seconds.values())}
+    result = {"dataset": config.dataset, "seed": config.seed, "models_dir": str(models_dir),
+              "test_images": len(real_features), "gan": gan, "target": gan_target(records, gan),
+              "models": records, "figures": {name: str(path) for name, path in drawn.items()},
+              "seconds": seconds, "config": asdict(config), "versions": versions()}
+    write_json(out / "fragmentation.json", result)
+    return result
+
+
+def gan_target(records: dict[str, Any], gan: dict[str, Any]) -> dict[str, Any]:
+    """The issue's target per model: the Fréchet distance of the full-covariance and mixture samplers'
+    decoded images over the GAN's, the better of the two, and whether it is <= 2."""
+    target: dict[str, Any] = {"gan_frechet_distance": gan["frechet_distance"], "max_ratio": 2.0}
+    for name, record in records.items():
+        ratios = {sampler: record["samplers"][sampler]["frechet_distance"] / gan["frechet_distance"]
+                  for sampler in (FULL_GAUSSIAN, MIXTURE)}
+        best = min(ratios.values())
+        target[name] = {**{f"ratio_{key}": value for key, value in ratios.items()}, "best_ratio": best,
+                        "met": best <= 2.0}
+    return target

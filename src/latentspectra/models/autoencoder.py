@@ -1,0 +1,64 @@
+"""A plain (deterministic, not variational) convolutional autoencoder: image -> code z (N) -> image.
+
+The encoder is the GAN discriminator's trunk (two stride-2 convolutions) ending in a linear layer to the
+code, with no activation and no prior on the codes; the decoder mirrors it (a linear layer and two
+stride-2 transposed convolutions to a tanh image). Nothing pulls the codes towards the origin, so they
+settle wherever reconstruction puts them: the subject of the fragmentation study
+(experiments/fragmentation.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .gan import _check_image_shape
+
+
+class Autoencoder(nn.Module):
+    """image (B, C, H, W) in [-1, 1] -> code (B, N) -> reconstruction (B, C, H, W) in [-1, 1]."""
+
+    def __init__(self, latent_dim: int = 100, width: int = 16, image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        self.config = {"latent_dim": latent_dim, "width": width, "image_shape": list(image_shape)}
+        channels, height, width_px = _check_image_shape(image_shape)
+        self.latent_dim = latent_dim
+        base_shape = (2 * width, height // 4, width_px // 4)
+        base_size = base_shape[0] * base_shape[1] * base_shape[2]
+        self.encoder = nn.Sequential(
+            nn.Conv2d(channels, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(base_size, latent_dim),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, base_size),
+            nn.BatchNorm1d(base_size),
+            nn.ReLU(),
+            nn.Unflatten(1, base_shape),
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
+            nn.Tanh(),
+        )
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Codes (B, N) of images (B, C, H, W)."""
+        return self.encoder(images)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) in [-1, 1] of codes (B, N).
+
+        Raises:
+            ValueError: ``codes`` is not of shape (B, N).
+        """
+        if codes.ndim != 2 or codes.shape[1] != self.latent_dim:
+            raise ValueError(f"autoencoder expects codes of shape (B, {self.latent_dim}), got {tuple(codes.shape)}")
+        return self.decoder(codes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(images))

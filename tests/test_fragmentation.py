@@ -1,0 +1,171 @@
+"""The autoencoder (model, training job, `train autoencoder`) and the fragmentation study end to end on the
+shipped MNIST networks, with a small slice of MNIST and small counts."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from latentspectra.cli import main
+from latentspectra.config import AutoencoderConfig
+from latentspectra.data import load_dataset
+from latentspectra.evaluation import batched, classifier_fid, sample_quality
+from latentspectra.experiments.evaluate import shipped_models_dir
+from latentspectra.experiments.fragmentation import FragmentationConfig, decoded_quality, latent_paths
+from latentspectra.models import Autoencoder, Classifier
+from latentspectra.training.autoencoder import AutoencoderJob
+from latentspectra.training.checkpoint import load_model
+from latentspectra.training.loop import epoch_generator
+
+from test_cli import run_cli
+
+TINY_AUTOENCODER = AutoencoderConfig(epochs=1, batch_size=16, latent_dim=8, width=4)
+
+
+def test_autoencoder_step_changes_weights_and_the_job_evaluates_reconstructions(tiny_dataset):
+    job = AutoencoderJob(tiny_dataset, TINY_AUTOENCODER, seed=0)
+    before = [p.detach().clone() for p in job.model.parameters()]
+    rng = epoch_generator(0, 0)
+    job.start_epoch(rng)
+    losses = job.train_step(0, rng)
+    assert math.isfinite(losses["mse"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, job.model.parameters()))
+    job.model.eval()
+    metrics = job.evaluate()
+    assert metrics["reconstruction_mse"] > 0 and math.isfinite(metrics["reconstruction_psnr"])
+
+
+def test_autoencoder_decode_checks_the_code_shape():
+    with pytest.raises(ValueError, match=r"codes of shape \(B, 8\)"):
+        Autoencoder(latent_dim=8, width=4).decode(torch.zeros(2, 9))
+
+
+def test_train_autoencoder_cli_writes_a_loadable_model(capsys, tmp_path, tiny_npz):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "train", "autoencoder", "--dataset", f"npz:{tiny_npz}", "--out", str(out),
+                              "--epochs", "1", "--latent-dim", "12", "--quiet")
+    assert code == 0
+    assert set(json.loads(stdout)["metrics"]) == {"reconstruction_mse", "reconstruction_psnr"}
+    model, record = load_model(out, "autoencoder")
+    assert model.latent_dim == 12 and record["seed"] == 0 and record["train_config"]["latent_dim"] == 12
+    assert not (out / "generator.json").exists()  # `train autoencoder` trains only the autoencoder
+
+
+def test_decoded_quality_is_sample_quality_and_classifier_fid_in_one_pass():
+    torch.manual_seed(0)
+    classifier = Classifier(width=4).eval()
+    decoder = Autoencoder(latent_dim=6, width=4).eval().decode
+    latents, real = torch.randn(64, 6), torch.rand(80, 1, 28, 28) * 2 - 1
+    config = FragmentationConfig(batch_size=16)
+    got = decoded_quality(decoder, classifier, latents, batched(classifier.features, real), config)
+    expected = sample_quality(decoder, classifier, latents)
+    assert got["sample_label_counts"] == expected["sample_label_counts"]
+    assert got["sample_confidence"] == pytest.approx(expected["sample_confidence"])
+    assert got["frechet_distance"] == pytest.approx(classifier_fid(decoder, classifier.features, latents, real),
+                                                    rel=1e-6)
+
+
+def test_paths_run_from_the_origin_to_the_centre_and_through_it():
+    codes = torch.randn(500, 6, generator=torch.Generator().manual_seed(0)) * torch.arange(1.0, 7.0) + 3
+    paths = latent_paths(codes, [5, 4, 3, 2], FragmentationConfig(path_steps=5, path_span=2.0))
+    assert list(paths) == ["origin -> centre", "plane (5, 4), diagonal +", "plane (5, 4), diagonal -",
+                           "plane (3, 2), diagonal +", "plane (3, 2), diagonal -"]
+    centre, stds = codes.mean(0), codes.std(0)
+    torch.testing.assert_close(paths["origin -> centre"][0], torch.zeros(6))
+    torch.testing.assert_close(paths["origin -> centre"][-1], centre)
+    minus = paths["plane (5, 4), diagonal -"]
+    torch.testing.assert_close(minus[2], centre)
+    step = minus[-1] - centre
+    torch.testing.assert_close(step[[5, 4]], torch.stack([2 * stds[5], -2 * stds[4]]))
+    torch.testing.assert_close(step[:4], torch.zeros(4), atol=1e-5, rtol=0)
+
+
+# --- The whole study through the command line ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mnist_slice(tmp_path_factory):
+    """The first 600 training and 300 test images of MNIST as an npz dataset."""
+    mnist = load_dataset("mnist")
+    path = tmp_path_factory.mktemp("data") / "mnist-slice.npz"
+    np.savez(path, x_train=mnist.train.images[:600], y_train=mnist.train.labels[:600],
+             x_test=mnist.test.images[:300], y_test=mnist.test.labels[:300])
+    return f"npz:{path}"
+
+
+@pytest.fixture(scope="module")
+def study(mnist_slice, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fragmentation")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), pytest.raises(SystemExit) as exit_info:
+        main(["fragmentation", "--models", str(shipped_models_dir("mnist")), "--dataset", mnist_slice,
+              "--out", str(out), "--samples", "200", "--seed", "5", "--json", "--quiet"])
+        raise SystemExit(0)
+    assert (exit_info.value.code or 0) == 0
+    return out, json.loads(stdout.getvalue())
+
+
+def test_study_writes_its_record_and_figures(study):
+    out, result = study
+    assert json.loads((out / "fragmentation.json").read_text()) == result
+    assert result["seed"] == 5 and result["config"]["samples"] == 200 and "torch" in result["versions"]
+    for model in ("autoencoder", "encoder"):
+        for name in ("components", "correlation", "radii", "projections", "samplers", "paths"):
+            assert (out / "figures" / model / f"{name}.png").stat().st_size > 1000, (model, name)
+    assert (out / "figures" / "comparison.png").stat().st_size > 1000
+    assert result["seconds"]["total"] == pytest.approx(sum(v for k, v in result["seconds"].items() if k != "total"))
+
+
+def test_study_measurements_are_consistent(study):
+    _, result = study
+    gan = result["gan"]["frechet_distance"]
+    for name, record in result["models"].items():
+        assert record["points"] == 600 and record["latent_dim"] == 100
+        assert record["centre_norm"] == pytest.approx(np.linalg.norm(record["component_means"]))
+        assert len(record["dominant_components"]) == 6
+        moments = [entry["second_moment"] for entry in record["dominant_components"]]
+        assert moments == sorted(moments, reverse=True)
+        assert len(record["correlation"]["strongest_pairs"]) == 10
+        for shell in record["box_shells"]:
+            assert shell["radius_formula"] == pytest.approx(shell["bound"] * math.sqrt(100 / 3))
+            assert shell["radius_sampled_mean"] == pytest.approx(shell["radius_formula"], rel=0.02)
+        at_origin = [entry["codes_in_slice_at_origin"] for entry in record["slices"]]
+        assert at_origin == sorted(at_origin) and all(0 <= count <= 600 for count in at_origin)
+        samplers = record["samplers"]
+        assert set(samplers) == {"box b=1", "box b=1.5", "box b=2", "box b=5", "N(0, I)", "independent Gaussians",
+                                 "full-covariance Gaussian", "Gaussian mixture", "codes (reconstructions)"}
+        for metrics in samplers.values():
+            assert 0 <= metrics["sample_confidence"] <= 1 and 0 <= metrics["inside_bulk"] <= 1
+            assert metrics["frechet_distance"] > 0 and sum(metrics["sample_label_counts"]) == 200
+        # the full-covariance Gaussian's samples come from the codes' own Gaussian: nearly all in the bulk
+        assert samplers["full-covariance Gaussian"]["inside_bulk"] > 0.9
+        target = result["target"][name]
+        assert target["ratio_Gaussian mixture"] == pytest.approx(samplers["Gaussian mixture"]["frechet_distance"] / gan)
+        assert target["met"] == (target["best_ratio"] <= 2)
+        assert len(record["paths"]) == 5 and all(len(path["label"]) == 11 for path in record["paths"].values())
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["fragmentation", "--model", "gan"], "--model"),
+    (["fragmentation", "--out", "{file}"], "not a directory"),
+    (["fragmentation", "--out", "{empty}", "--models", "/no/such/models"], "/no/such/models"),
+    (["fragmentation", "--out", "{empty}", "--models", "{models}"], "autoencoder.json"),
+    (["fragmentation", "--samples", "1"], "--samples"),
+])
+def test_fragmentation_errors_are_one_line_with_exit_code_2(capsys, tmp_path, args, expected):
+    (tmp_path / "file").write_text("x")
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("classifier", "generator"):  # everything but the autoencoder
+        for suffix in (".json", ".safetensors"):
+            (models / f"{name}{suffix}").symlink_to(shipped_models_dir("mnist") / f"{name}{suffix}")
+    args = [a.format(empty=tmp_path / "empty", file=tmp_path / "file", models=models) for a in args]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err and "Traceback" not in err
