@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .gan import _check_image_shape
+from .gan import check_image_shape
 
 
 class Autoencoder(nn.Module):
@@ -21,7 +21,7 @@ class Autoencoder(nn.Module):
     def __init__(self, latent_dim: int = 100, width: int = 16, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         self.config = {"latent_dim": latent_dim, "width": width, "image_shape": list(image_shape)}
-        channels, height, width_px = _check_image_shape(image_shape)
+        channels, height, width_px = check_image_shape(image_shape)
         self.latent_dim = latent_dim
         base_shape = (2 * width, height // 4, width_px // 4)
         base_size = base_shape[0] * base_shape[1] * base_shape[2]

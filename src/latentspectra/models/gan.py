@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 
-def _check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+def check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """(C, H, W) as ints, with H and W divisible by 4 (the networks up- and downsample twice by 2)."""
     channels, height, width = image_shape
     if height % 4 or width % 4:
         raise ValueError(f"image_shape must have height and width divisible by 4, got {image_shape}")
@@ -29,7 +30,7 @@ class Generator(nn.Module):
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         self.config = {"latent_dim": latent_dim, "width": width, "hidden": hidden, "image_shape": list(image_shape)}
-        channels, height, width_px = _check_image_shape(image_shape)
+        channels, height, width_px = check_image_shape(image_shape)
         self.latent_dim = latent_dim
         self.base_shape = (2 * width, height // 4, width_px // 4)
         base_size = 2 * width * (height // 4) * (width_px // 4)
@@ -57,7 +58,7 @@ class Discriminator(nn.Module):
     def __init__(self, width: int = 32, hidden: int = 512, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         self.config = {"width": width, "hidden": hidden, "image_shape": list(image_shape)}
-        channels, height, width_px = _check_image_shape(image_shape)
+        channels, height, width_px = check_image_shape(image_shape)
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2),

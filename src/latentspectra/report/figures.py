@@ -42,11 +42,13 @@ def image_grid(images: np.ndarray, columns: int, fill: float = 1.0) -> np.ndarra
     return grid
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A matplotlib figure of ``width`` x ``height`` inches, not tied to any GUI backend."""
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` as a PNG to ``path`` atomically and return the path."""
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))
 
 
@@ -54,7 +56,7 @@ def _square_columns(count: int) -> int:
     return max(1, math.ceil(math.sqrt(count)))
 
 
-def _show_images(ax: Axes, images: np.ndarray, columns: int, title: str = "", side_title: str = "") -> None:
+def show_images(ax: Axes, images: np.ndarray, columns: int, title: str = "", side_title: str = "") -> None:
     """Draw ``images`` as one grid into ``ax``: no ticks or frame, ``title`` above, ``side_title`` at the left."""
     ax.imshow(image_grid(images, columns), **GRAY)
     ax.set_xticks([])
@@ -64,7 +66,7 @@ def _show_images(ax: Axes, images: np.ndarray, columns: int, title: str = "", si
     ax.set_ylabel(side_title, rotation=0, ha="right", va="center")
 
 
-def _heatmap(ax: Axes, array: np.ndarray, title: str, **style: Any) -> None:
+def heatmap(ax: Axes, array: np.ndarray, title: str, **style: Any) -> None:
     """Draw a 2-D array as a heat image with a colorbar."""
     image = ax.imshow(array, interpolation="nearest", **style)
     ax.figure.colorbar(image, ax=ax, shrink=0.8)
@@ -86,7 +88,7 @@ def _draw_latents(ax: Axes, latents: np.ndarray, latent_labels: np.ndarray) -> N
     blank = np.full_like(groups[0][0], np.nan)
     tiles = np.stack([tile for group in groups for tile in group + [blank] * (columns - len(group))])
     limit = float(np.max(np.abs(latents)))
-    _heatmap(ax, image_grid(tiles, columns, fill=np.nan), "latent vectors z, by label",
+    heatmap(ax, image_grid(tiles, columns, fill=np.nan), "latent vectors z, by label",
              cmap="RdBu_r", vmin=-limit, vmax=limit)
     height = tiles.shape[1]
     ax.set_yticks([row * (height + 1) + (height - 1) / 2 for row in range(len(labels))],
@@ -107,20 +109,20 @@ def _draw_component_histograms(ax: Axes, components: Mapping[int, np.ndarray]) -
 
 def figure2(real: np.ndarray, decoded: np.ndarray, samples: np.ndarray, path: Path) -> Path:
     """Fig. 2: test images, their encode -> decode reconstructions G(E(x)) and random samples G(z)."""
-    figure = _figure(12, 4.4)
+    figure = new_figure(12, 4.4)
     panels = {"test images": real, "encode -> decode": decoded, "random samples G(z)": samples}
     for ax, (title, images) in zip(figure.subplots(1, 3), panels.items()):
-        _show_images(ax, images, _square_columns(len(images)), title)
-    return _save(figure, path)
+        show_images(ax, images, _square_columns(len(images)), title)
+    return save_figure(figure, path)
 
 
 def figure3(panels: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
     """Fig. 3: per latent source (Methods step 4a, 4b, ...), latent vectors by label, the decoded label
     means G(eta) and the per-label distribution of latent components against N(0, 1)."""
-    figure = _figure(15, 3.6 * len(panels))
+    figure = new_figure(15, 3.6 * len(panels))
     for subfigure, (source, panel) in zip(figure.subfigures(len(panels), 1, squeeze=False)[:, 0], panels.items()):
         _draw_source(subfigure, source, panel)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _draw_source(subfigure: SubFigure, source: str, panel: Mapping[str, Any]) -> None:
@@ -128,7 +130,7 @@ def _draw_source(subfigure: SubFigure, source: str, panel: Mapping[str, Any]) ->
     latent_ax, eta_ax, histogram_ax = subfigure.subplots(1, 3, width_ratios=[1.0, 2.2, 1.2])
     _draw_latents(latent_ax, panel["latents"], panel["latent_labels"])
     decoded_etas = panel["decoded_etas"]
-    _show_images(eta_ax, decoded_etas, len(decoded_etas), "G(eta) per label")
+    show_images(eta_ax, decoded_etas, len(decoded_etas), "G(eta) per label")
     _draw_component_histograms(histogram_ax, panel["components"])
 
 
@@ -136,13 +138,13 @@ def figure4(decoded_etas: np.ndarray, decoded_xis: np.ndarray, gram_etas: np.nda
             path: Path, *, labels: int = 10) -> Path:
     """Fig. 4: decoded label means G(eta) and quasi-eigenvectors G(xi) (rows = sets, columns = labels, in
     Gram-Schmidt order) and the Gram matrices of the etas and of the xis."""
-    figure = _figure(12, 11)
+    figure = new_figure(12, 11)
     (eta_ax, xi_ax), (gram_eta_ax, gram_xi_ax) = figure.subplots(2, 2)
-    _show_images(eta_ax, decoded_etas, labels, "G(eta): rows = sets, columns = labels")
-    _show_images(xi_ax, decoded_xis, labels, "G(xi): rows = sets, columns = labels")
-    _heatmap(gram_eta_ax, np.asarray(gram_etas), "<eta_a|eta_b>", cmap="viridis")
-    _heatmap(gram_xi_ax, np.asarray(gram_xis), "<xi_a|xi_b> / C", cmap="viridis")
-    return _save(figure, path)
+    show_images(eta_ax, decoded_etas, labels, "G(eta): rows = sets, columns = labels")
+    show_images(xi_ax, decoded_xis, labels, "G(xi): rows = sets, columns = labels")
+    heatmap(gram_eta_ax, np.asarray(gram_etas), "<eta_a|eta_b>", cmap="viridis")
+    heatmap(gram_xi_ax, np.asarray(gram_xis), "<xi_a|xi_b> / C", cmap="viridis")
+    return save_figure(figure, path)
 
 
 def figure5(batch_images: np.ndarray, batch_true: Sequence[int], batch_pred: Sequence[int],
@@ -150,17 +152,17 @@ def figure5(batch_images: np.ndarray, batch_true: Sequence[int], batch_pred: Seq
             cumulative: Sequence[float], path: Path) -> Path:
     """Fig. 5: (a) a batch labelled by LSD (true/pred), (b) accuracy per trial of LSD top-1 and of
     encode -> decode against the classifier, (c) P(true label among the n largest |c_k|)."""
-    figure = _figure(16, 5)
+    figure = new_figure(16, 5)
     batch_ax, trials_ax, cumulative_ax = figure.subplots(1, 3)
     _draw_predictions(batch_ax, batch_images, batch_true, batch_pred)
     _draw_trials(trials_ax, lsd_trials, classifier_accuracy, encode_decode_trials)
     _draw_cumulative(cumulative_ax, cumulative)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _draw_predictions(ax: Axes, images: np.ndarray, true: Sequence[int], pred: Sequence[int]) -> None:
     columns = _square_columns(len(images))
-    _show_images(ax, images, columns, "(a) LSD labels: true/pred")
+    show_images(ax, images, columns, "(a) LSD labels: true/pred")
     height, width = np.shape(images)[1:]
     for index, (label, guess) in enumerate(zip(true, pred)):
         row, column = divmod(index, columns)
@@ -194,7 +196,7 @@ def figure6(sorted_amplitudes: np.ndarray, true_rank: np.ndarray, path: Path) ->
     """Fig. 6: (a) mean normalised |c| against rank, for latents whose true label comes 1st, 2nd, 3rd;
     (b) densities of the 2nd, 3rd and 4th largest normalised |c|."""
     amplitudes, true_rank = np.asarray(sorted_amplitudes, dtype=float), np.asarray(true_rank)
-    figure = _figure(12, 4.5)
+    figure = new_figure(12, 4.5)
     mean_ax, density_ax = figure.subplots(1, 2)
     ranks = np.arange(1, amplitudes.shape[1] + 1)
     for rank in (1, 2, 3):
@@ -209,18 +211,18 @@ def figure6(sorted_amplitudes: np.ndarray, true_rank: np.ndarray, path: Path) ->
                         label=f"{name} largest")
     density_ax.set(xlabel="|c| / max |c|", ylabel="density", title="(b) runner-up amplitudes")
     density_ax.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def image_rows(rows: Mapping[str, np.ndarray], path: Path, title: str = "") -> Path:
     """One row of images (N, H, W) per entry, titled at the left with its key, ``title`` above."""
     columns = max(len(images) for images in rows.values())
-    figure = _figure(1.5 + TILE_INCHES * columns, 0.3 + 1.1 * TILE_INCHES * len(rows) + 0.3 * bool(title))
+    figure = new_figure(1.5 + TILE_INCHES * columns, 0.3 + 1.1 * TILE_INCHES * len(rows) + 0.3 * bool(title))
     for ax, (side_title, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
-        _show_images(ax, images, columns, side_title=side_title)
+        show_images(ax, images, columns, side_title=side_title)
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def figure7(rows: Mapping[str, np.ndarray], path: Path) -> Path:
@@ -232,9 +234,9 @@ def figure8(sequence: np.ndarray, path: Path, caption: str = "") -> Path:
     """Fig. 8: rotation in latent space; columns = steps along the path, rows = examples, caption below."""
     sequence = np.asarray(sequence, dtype=float)
     steps, examples, height, width = sequence.shape
-    figure = _figure(0.5 + TILE_INCHES * steps, 1.0 + TILE_INCHES * examples)
+    figure = new_figure(0.5 + TILE_INCHES * steps, 1.0 + TILE_INCHES * examples)
     ax = figure.subplots()
-    _show_images(ax, sequence.transpose(1, 0, 2, 3).reshape(-1, height, width), steps,
+    show_images(ax, sequence.transpose(1, 0, 2, 3).reshape(-1, height, width), steps,
                  "rotation: columns = steps, rows = examples")
     ax.set_xlabel(caption, wrap=True)
-    return _save(figure, path)
+    return save_figure(figure, path)

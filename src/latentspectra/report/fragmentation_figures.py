@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 
-from .figures import TILE_INCHES, _figure, _heatmap, _save, _show_images
+from .figures import TILE_INCHES, new_figure, heatmap, save_figure, show_images
 
 
 def _gaussian_density(x: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -29,7 +29,7 @@ def components_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: 
     """(a) mean +- std of every component, dominant ones marked; (b) histograms of the dominant components
     with their Gaussian fits."""
     dominant = record["dominant_components"]
-    figure = _figure(14, 4.2)
+    figure = new_figure(14, 4.2)
     overview, *histograms = figure.subplots(1, 1 + len(dominant), width_ratios=[4] + [1.2] * len(dominant))
     means, stds = np.asarray(record["component_means"]), np.asarray(record["component_stds"])
     overview.errorbar(np.arange(len(means)), means, yerr=stds, fmt=".", markersize=3, elinewidth=0.6, color="C0")
@@ -46,23 +46,23 @@ def components_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: 
         ax.plot(x, _gaussian_density(x, entry["mean"], entry["std"]), "C3")
         ax.set_title(f"x_{entry['component']}", fontsize=9)
         ax.set_yticks([])
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def correlation_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path) -> Path:
     """The correlation matrix of the components, its strongest pairs in the title."""
-    figure = _figure(6.5, 5.8)
+    figure = new_figure(6.5, 5.8)
     ax = figure.subplots()
     pairs = record["correlation"]["strongest_pairs"][:3]
     strongest = ", ".join(f"({p['components'][0]}, {p['components'][1]}): {p['r']:+.2f}" for p in pairs)
-    _heatmap(ax, np.asarray(data["correlation"]), f"{data['name']}: correlation of components\nstrongest {strongest}",
+    heatmap(ax, np.asarray(data["correlation"]), f"{data['name']}: correlation of components\nstrongest {strongest}",
              cmap="RdBu_r", vmin=-1, vmax=1)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def radii_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path) -> Path:
     """Histogram of the codes' radius |z| and of box-sampled vectors' radius for each b, with b sqrt(N/3)."""
-    figure = _figure(8, 4)
+    figure = new_figure(8, 4)
     ax = figure.subplots()
     ax.hist(data["radii"], bins=80, density=True, color="0.5", label="codes")
     for index, shell in enumerate(record["box_shells"]):
@@ -73,7 +73,7 @@ def radii_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path)
     ax.set(xlabel="radius |z|", ylabel="density", title=f"{data['name']}: radius of codes and of box samples "
                                                          "(dotted: b sqrt(N/3))")
     ax.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _scatter(ax: Axes, codes: np.ndarray, i: int, j: int, title: str, mask: np.ndarray | None = None) -> None:
@@ -93,27 +93,27 @@ def projections_figure(data: Mapping[str, Any], record: Mapping[str, Any], path:
     i, j = record["correlation"]["strongest_pairs"][0]["components"]
     bound = data["slice_bound"]
     counts = next(entry for entry in record["slices"] if entry["bound"] == bound)
-    figure = _figure(15, 4.6)
+    figure = new_figure(15, 4.6)
     dominant_ax, pair_ax, slice_ax = figure.subplots(1, 3)
     _scatter(dominant_ax, codes, first, second, f"{data['name']}: dominant plane (+ = origin)")
     _scatter(pair_ax, codes, i, j, "strongest-correlated pair")
     _scatter(slice_ax, codes, first, second, f"slice |x_k| <= {bound:g}: {counts['codes_in_slice_at_origin']} of "
                                              f"{record['points']} codes (at the centre: "
                                              f"{counts['codes_in_slice_at_centre']})", mask=np.asarray(data["in_slice"]))
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def samplers_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path) -> Path:
     """One row of decoded samples per sampler, titled with its confidence share and Fréchet distance."""
     rows = data["sample_images"]
     columns = max(len(images) for images in rows.values())
-    figure = _figure(3.2 + TILE_INCHES * columns, 0.4 + 1.15 * TILE_INCHES * len(rows))
+    figure = new_figure(3.2 + TILE_INCHES * columns, 0.4 + 1.15 * TILE_INCHES * len(rows))
     for ax, (name, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
         metrics = record["samplers"][name]
-        _show_images(ax, images, columns, side_title=f"{name}\nconf {metrics['sample_confidence']:.0%}, "
+        show_images(ax, images, columns, side_title=f"{name}\nconf {metrics['sample_confidence']:.0%}, "
                                                       f"FD {metrics['frechet_distance']:.1f}")
     figure.suptitle(f"{data['name']}: decoded samples per sampler")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def paths_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path) -> Path:
@@ -122,9 +122,9 @@ def paths_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path)
     rows = data["path_images"]
     columns = max(len(images) for images in rows.values())
     threshold = record["bulk"]["mahalanobis_threshold"]
-    figure = _figure(2.6 + 0.6 * columns, 0.5 + 0.75 * len(rows))
+    figure = new_figure(2.6 + 0.6 * columns, 0.5 + 0.75 * len(rows))
     for ax, (name, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
-        _show_images(ax, images, columns, side_title=name)
+        show_images(ax, images, columns, side_title=name)
         steps = record["paths"][name]
         height, width = np.shape(images)[1:]
         for column in range(len(images)):
@@ -132,14 +132,14 @@ def paths_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path)
             ax.text(column * (width + 1) + 1, 1, f"{steps['label'][column]} {steps['top_probability'][column]:.2f}",
                     ha="left", va="top", fontsize=6, color="red" if outside else "yellow")
     figure.suptitle(f"{data['name']}: decoded paths (label, top probability; red = outside the bulk)")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def comparison_figure(records: Mapping[str, Mapping[str, Any]], gan: Mapping[str, Any], path: Path) -> Path:
     """Per sampler and model: the Fréchet distance (log scale; the GAN's as a line) and the share of
     samples inside the codes' bulk."""
     names = list(next(iter(records.values()))["samplers"])
-    figure = _figure(14, 4.8)
+    figure = new_figure(14, 4.8)
     distance_ax, bulk_ax = figure.subplots(1, 2)
     width = 0.8 / len(records)
     positions = np.arange(len(names))
@@ -154,7 +154,7 @@ def comparison_figure(records: Mapping[str, Mapping[str, Any]], gan: Mapping[str
     for ax in (distance_ax, bulk_ax):
         ax.set_xticks(positions, names, rotation=35, ha="right")
     distance_ax.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 PER_MODEL = {"components": components_figure, "correlation": correlation_figure, "radii": radii_figure,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .figures import TILE_INCHES, _figure, _save, _show_images
+from .figures import TILE_INCHES, new_figure, save_figure, show_images
 
 
 def panoptic_map(images: np.ndarray, labels: Sequence[int], path: Path, columns: int = 32) -> Path:
@@ -21,12 +21,12 @@ def panoptic_map(images: np.ndarray, labels: Sequence[int], path: Path, columns:
     count, height, width = images.shape
     columns = min(columns, count)
     rows = -(-count // columns)
-    figure = _figure(0.5 + TILE_INCHES * columns, 0.8 + 1.1 * TILE_INCHES * rows)
+    figure = new_figure(0.5 + TILE_INCHES * columns, 0.8 + 1.1 * TILE_INCHES * rows)
     ax = figure.subplots()
-    _show_images(ax, images, columns, f"panoptic map: the {count} codewords in curve order, with their labels")
+    show_images(ax, images, columns, f"panoptic map: the {count} codewords in curve order, with their labels")
     for index, label in enumerate(labels):
         row, column = divmod(index, columns)
         changed = index > 0 and label != labels[index - 1]
         ax.text(column * (width + 1) + 1, row * (height + 1) + 1, str(label), ha="left", va="top", fontsize=7,
                 fontweight="bold", color="red" if changed else "yellow")
-    return _save(figure, path)
+    return save_figure(figure, path)
