@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .config import INFERENCE_BATCH_SIZE
 from .errors import LatentspectraError
 from .io import prepare_out_dir
 
@@ -110,7 +111,8 @@ def evaluate(models: str | None, dataset: str, seed: int, as_json: bool) -> None
 @click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded for set 1.")
 @click.option("--per-set", type=click.IntRange(min=1), default=5000, show_default=True,
               help="V: latent vectors averaged into each eta.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=INFERENCE_BATCH_SIZE, show_default=True,
+              help="Latent vectors per generator + classifier call.")
 @click.option("--max-draws", type=click.IntRange(min=1), default=None,
               help="Per-set cap on drawn latents before a rare label is an error (default 50 x V x labels).")
 @click.option("--out", type=click.Path(dir_okay=False), default="runs/basis.safetensors", show_default=True,

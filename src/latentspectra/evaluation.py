@@ -14,11 +14,13 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from .config import INFERENCE_BATCH_SIZE
+
 Network = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.inference_mode()
-def batched(function: Network, inputs: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def batched(function: Network, inputs: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
     """``function`` applied to ``inputs`` in batches, without gradients, concatenated."""
     return torch.cat([function(chunk) for chunk in inputs.split(batch_size)])
 

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ..data import images_to_tensor, load_dataset
+from ..config import INFERENCE_BATCH_SIZE
 from ..errors import LatentspectraError
 from ..latent import QuasiEigenBasis, build_latent_sets
 from ..latent.sets import EncoderSample, LatentSets, Network
@@ -38,7 +39,7 @@ class BasisBuild(NamedTuple):
 
 
 def build_basis(generator: Network, classifier: Network, encoder_sample: EncoderSample | None,
-                train_images: torch.Tensor | None, per_set: int = 5000, seed: int = 0, batch_size: int = 2000,
+                train_images: torch.Tensor | None, per_set: int = 5000, seed: int = 0, batch_size: int = INFERENCE_BATCH_SIZE,
                 progress: bool = True, *, latent_dim: int | None = None, num_labels: int | None = None,
                 max_draws: int | None = None,
                 provenance: dict[str, Any] | None = None) -> BasisBuild:
@@ -73,7 +74,7 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
 
 def build_basis_from_models(models_dir: str | Path | None = None, dataset: str = "mnist", per_set: int = 5000,
                             seed: int = 0, progress: bool = True,
-                            batch_size: int = 2000,
+                            batch_size: int = INFERENCE_BATCH_SIZE,
                             max_draws: int | None = None) -> BasisBuild:
     """`build_basis` with the generator, classifier and encoder saved in ``models_dir`` (default: the
     shipped networks for ``dataset``) and the training images of ``dataset``.

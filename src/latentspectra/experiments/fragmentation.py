@@ -40,6 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data import images_to_tensor, load_dataset
+from ..config import INFERENCE_BATCH_SIZE
 from ..errors import LatentspectraError
 from ..evaluation import Network, batched, frechet_distance, sample_quality, standard_normal_latents
 from ..io import prepare_out_dir, write_json
@@ -79,7 +80,7 @@ class FragmentationConfig:
     path_span: float = 3.0  # paths through the centre run from -span to +span standard deviations
     path_planes: int = 2  # planes of dominant pairs with paths through the centre
     shown_codes: int = 5000  # codes drawn in the scatter plots
-    batch_size: int = 2000
+    batch_size: int = INFERENCE_BATCH_SIZE
 
 
 @dataclass

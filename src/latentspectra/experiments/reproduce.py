@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from ..config import INFERENCE_BATCH_SIZE, TrainConfig
 from ..data import images_to_tensor, load_dataset
 from ..evaluation import batched, classifier_accuracy, psnr, summarise
 from ..io import prepare_out_dir, write_json
@@ -62,7 +62,7 @@ class ReproduceConfig:
     rotation_images: int = 1000  # test images in the rotation measurement
     rotation_dtheta: float = math.pi / 6  # the paper's text (Algorithm 1 prints pi/3, see rotation_path)
     rotation_steps: int = 3
-    batch_size: int = 2000
+    batch_size: int = INFERENCE_BATCH_SIZE
 
 
 @dataclass
@@ -83,12 +83,12 @@ def to_unit_images(images: torch.Tensor) -> np.ndarray:
     return ((images.float().clamp(-1, 1) + 1) / 2)[:, 0].numpy()
 
 
-def decode(networks: Networks, z: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def decode(networks: Networks, z: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
     """G(z) in batches."""
     return batched(lambda chunk: networks.generator(chunk.float()), z, batch_size)
 
 
-def predict(networks: Networks, z: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def predict(networks: Networks, z: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
     """argmax C(G(z)) in batches."""
     return batched(networks.decode_classify, z, batch_size)
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config import INFERENCE_BATCH_SIZE
 from ..data import images_to_tensor, load_dataset
 from ..evaluation import batched
 from ..io import prepare_out_dir, write_json
@@ -49,11 +50,11 @@ class SFVQStudyConfig:
     shown_pairs: int = 3  # boundary and same-label pairs each, in the direction and augmentation figures
     shown_latents: int = 8  # test codes per row of the direction figure
     segment_points: int = 9  # evenly spaced t in [0, 1] per row of the augmentation figure
-    network_batch_size: int = 2000
+    network_batch_size: int = INFERENCE_BATCH_SIZE
 
 
 @torch.inference_mode()
-def encode_means(networks: Networks, images: torch.Tensor, batch_size: int = 2000, progress: bool = False,
+def encode_means(networks: Networks, images: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE, progress: bool = False,
                  desc: str = "encoding") -> torch.Tensor:
     """mu(x), the encoder's mean code of each image (N, C, H, W), in batches; (N, M)."""
     chunks = tqdm(images.split(batch_size), desc=desc, disable=not progress)
@@ -115,7 +116,7 @@ def curve_order(codeword_labels: torch.Tensor, assigned: torch.Tensor, latent_la
 
 
 def label_changes(networks: Networks, latents: torch.Tensor, moves: torch.Tensor, targets: torch.Tensor,
-                  batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+                  batch_size: int = INFERENCE_BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     """Classify G(z) and G(z + moves[k]) for every code z of ``latents`` (N, M) and move k of ``moves``
     (P, M). Returns per move (P,) the fraction of codes whose label changes and the fraction whose new
     label is ``targets[k]`` (P,)."""
@@ -125,7 +126,7 @@ def label_changes(networks: Networks, latents: torch.Tensor, moves: torch.Tensor
 
 
 def direction_study(networks: Networks, codebook: torch.Tensor, codeword_labels: torch.Tensor, latents: torch.Tensor,
-                    scale: float, batch_size: int = 2000) -> dict[str, Any]:
+                    scale: float, batch_size: int = INFERENCE_BATCH_SIZE) -> dict[str, Any]:
     """Move every code of ``latents`` (N, M) by ``scale`` (c_k+1 - c_k) for each consecutive pair (k, k+1)
     and measure how often the classified label of G(z) changes.
 
