@@ -3,8 +3,8 @@
     python benchmarks/bench_training.py [--steps 30] [--json]
 
 Prints images/s of each training loop (classifier, GAN, encoder, default configs, real MNIST batches)
-and samples/s of generator + classifier forward passes, with the matmul rate measured in the same
-run, so the ratio to the machine's limit is visible even when absolute speeds drift.
+and samples/s of generator + classifier forward passes (float32 networks, and the shipped networks' fast
+inference copies that `basis` and `reproduce` use), with the matmul rate measured in the same run, so the ratio to the machine's limit is visible even when absolute speeds drift.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import time
 
 import torch
 
-from latentspectra.config import ClassifierConfig, EncoderConfig, GANConfig
+from latentspectra.config import INFERENCE_BATCH_SIZE, ClassifierConfig, EncoderConfig, GANConfig
 from latentspectra.data import load_dataset
+from latentspectra.experiments.evaluate import shipped_models_dir
+from latentspectra.experiments.networks import load_networks
 from latentspectra.models import Classifier, Generator
 from latentspectra.training.classifier import ClassifierJob
 from latentspectra.training.encoder import EncoderJob
@@ -47,8 +49,8 @@ def training_images_per_second(job, batch_size: int, steps: int) -> float:
 
 
 @torch.inference_mode()
-def sampling_per_second(generator, classifier, batch_size: int = 1000, repeats: int = 5) -> float:
-    z = torch.randn(batch_size, generator.latent_dim)
+def sampling_per_second(generator, classifier, latent_dim: int, batch_size: int = 1000, repeats: int = 5) -> float:
+    z = torch.randn(batch_size, latent_dim)
     classifier(generator(z))
     began = time.perf_counter()
     for _ in range(repeats):
@@ -75,7 +77,10 @@ def main() -> None:
         encoder_job, encoder_config.batch_size, args.steps)
     generator = Generator(gan_config.latent_dim, gan_config.generator_width, gan_config.hidden).eval()
     classifier = Classifier(width=classifier_config.width).eval()
-    results["generator_classifier_samples_per_s"] = sampling_per_second(generator, classifier)
+    results["generator_classifier_samples_per_s"] = sampling_per_second(generator, classifier, gan_config.latent_dim)
+    shipped = load_networks(shipped_models_dir("mnist"))
+    results["inference_copies_samples_per_s"] = sampling_per_second(
+        shipped.generator, shipped.classifier, shipped.latent_dim, INFERENCE_BATCH_SIZE, repeats=20)
     results["matmul_gflops_after"] = matmul_gflops()
     if args.json:
         print(json.dumps(results, indent=2))
