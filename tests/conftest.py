@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from latentspectra.cli import main
 from latentspectra.config import ClassifierConfig, EncoderConfig, GANConfig
-from latentspectra.data import ImageDataset, Split
+from latentspectra.data import ImageDataset, Split, load_dataset
 
 
 def make_dataset(train: int = 64, test: int = 32, classes: int = 10, seed: int = 0) -> ImageDataset:
@@ -45,3 +46,22 @@ TINY_ENCODER = EncoderConfig(epochs=2, batch_size=16, width=4, hidden=16, warm_u
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code or 0, captured.out, captured.err
+
+
+@pytest.fixture(scope="session")
+def mnist_slice(tmp_path_factory):
+    """The first 600 training and 300 test images of MNIST as an npz dataset."""
+    mnist = load_dataset("mnist")
+    path = tmp_path_factory.mktemp("data") / "mnist-slice.npz"
+    np.savez(path, x_train=mnist.train.images[:600], y_train=mnist.train.labels[:600],
+             x_test=mnist.test.images[:300], y_test=mnist.test.labels[:300])
+    return f"npz:{path}"

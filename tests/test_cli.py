@@ -8,15 +8,7 @@ import sys
 
 import pytest
 
-from latentspectra.cli import main
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
+from conftest import run_cli
 
 
 def test_data_info_json(capsys, tiny_npz):

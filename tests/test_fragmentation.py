@@ -14,7 +14,6 @@ import torch
 
 from latentspectra.cli import main
 from latentspectra.config import AutoencoderConfig
-from latentspectra.data import load_dataset
 from latentspectra.evaluation import batched, classifier_fid, sample_quality
 from latentspectra.experiments.evaluate import shipped_models_dir
 from latentspectra.experiments.fragmentation import FragmentationConfig, decoded_quality, latent_paths
@@ -87,16 +86,6 @@ def test_paths_run_from_the_origin_to_the_centre_and_through_it():
 
 
 # --- The whole study through the command line ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def mnist_slice(tmp_path_factory):
-    """The first 600 training and 300 test images of MNIST as an npz dataset."""
-    mnist = load_dataset("mnist")
-    path = tmp_path_factory.mktemp("data") / "mnist-slice.npz"
-    np.savez(path, x_train=mnist.train.images[:600], y_train=mnist.train.labels[:600],
-             x_test=mnist.test.images[:300], y_test=mnist.test.labels[:300])
-    return f"npz:{path}"
-
 
 @pytest.fixture(scope="module")
 def study(mnist_slice, tmp_path_factory):

@@ -1,4 +1,5 @@
-"""Atomic writes: nothing half-written survives a failure, and new files get the usual permissions."""
+"""Atomic writes (nothing half-written survives a failure, new files get the usual permissions) and the JSON
+records beside safetensors files."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import os
 
 import pytest
 
-from latentspectra.io import atomic_write, read_json, write_json
+from latentspectra.errors import CheckpointError
+from latentspectra.io import atomic_write, read_json, read_record, record_path, write_json
 
 
 def test_failed_write_leaves_neither_file_nor_temporary(tmp_path):
@@ -27,3 +29,29 @@ def test_written_file_has_umask_permissions(tmp_path):
         os.umask(previous)
     assert read_json(path) == {"x": 1}
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_record_path_sits_beside_the_tensors_and_refuses_a_json_path(tmp_path):
+    assert record_path(tmp_path / "basis.safetensors") == tmp_path / "basis.json"
+    with pytest.raises(CheckpointError, match="would be overwritten"):
+        record_path(tmp_path / "basis.json", CheckpointError)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "my record not found"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"format": "other/1"}', "not a mine/1 record"),
+])
+def test_read_record_errors_name_the_file(tmp_path, content, message):
+    path = tmp_path / "record.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(CheckpointError, match=message) as error:
+        read_record(path, CheckpointError, "my record", "mine/1")
+    assert str(path) in str(error.value)
+
+
+def test_read_record_returns_the_object(tmp_path):
+    path = write_json(tmp_path / "record.json", {"format": "mine/1", "x": 1})
+    assert read_record(path, CheckpointError, format="mine/1") == {"format": "mine/1", "x": 1}

@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 
-from latentspectra.cli import main
 from latentspectra.experiments.reds import (RedsConfig, build_feature, example_name, lsd_rotation_path, reds_study,
                                             straight_path)
 from latentspectra.latent import QuasiEigenBasis
+
+from conftest import run_cli
 
 SMALL = ["--latents", "3", "--steps", "2", "--step-size", "0.5", "--quiet"]
 
@@ -24,14 +25,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
 
 
 def random_basis(dim: int = 100, labels: int = 10, seed: int = 7) -> QuasiEigenBasis:

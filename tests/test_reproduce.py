@@ -5,24 +5,12 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
 
-from latentspectra.data import load_dataset
 from latentspectra.experiments.evaluate import shipped_models_dir
 from latentspectra.experiments.reproduce import ReproduceConfig, reproduce
 
 SMALL = dict(per_set=20, trials=2, denoise_images=30, rotation_images=20, batch_size=500)
-
-
-@pytest.fixture(scope="module")
-def mnist_slice(tmp_path_factory):
-    """The first 600 training and 300 test images of MNIST as an npz dataset."""
-    mnist = load_dataset("mnist")
-    path = tmp_path_factory.mktemp("data") / "mnist-slice.npz"
-    np.savez(path, x_train=mnist.train.images[:600], y_train=mnist.train.labels[:600],
-             x_test=mnist.test.images[:300], y_test=mnist.test.labels[:300])
-    return f"npz:{path}"
 
 
 @pytest.fixture(scope="module")

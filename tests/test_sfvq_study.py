@@ -5,33 +5,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from latentspectra import SFVQ
-from latentspectra.cli import main
-from latentspectra.data import load_dataset
 from latentspectra.experiments.evaluate import shipped_models_dir
 from latentspectra.experiments.sfvq import SFVQStudyConfig, curve_order, sfvq_study, shown_pairs
 
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
-
-
-@pytest.fixture(scope="module")
-def mnist_slice(tmp_path_factory):
-    """The first 600 training and 300 test images of MNIST as an npz dataset."""
-    mnist = load_dataset("mnist")
-    path = tmp_path_factory.mktemp("data") / "mnist-slice.npz"
-    np.savez(path, x_train=mnist.train.images[:600], y_train=mnist.train.labels[:600],
-             x_test=mnist.test.images[:300], y_test=mnist.test.labels[:300])
-    return f"npz:{path}"
+from conftest import run_cli
 
 
 def test_cli_writes_the_record_the_curve_and_the_figures(capsys, mnist_slice, tmp_path):

@@ -69,6 +69,33 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def record_path(tensors_path: str | Path, error: type[Exception] = ValueError) -> Path:
+    """The JSON record that goes beside a safetensors file: the same path with suffix .json. A ``tensors_path``
+    that is itself a .json file raises ``error`` (the record would overwrite it)."""
+    tensors_path = Path(tensors_path)
+    if tensors_path.suffix == ".json":
+        raise error(f"{tensors_path} would be overwritten by the JSON record; use a .safetensors path")
+    return tensors_path.with_suffix(".json")
+
+
+def read_record(path: str | Path, error: type[LatentspectraError], what: str = "JSON record",
+                format: str | None = None) -> dict[str, Any]:  # noqa: A002 - the record's "format" key
+    """Read the JSON object at ``path``; a missing file, invalid JSON, a value that is not an object, or (when
+    ``format`` is given) a record whose "format" differs raises ``error`` naming ``path`` and ``what``."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        record = read_json(path)
+    except (ValueError, UnicodeDecodeError) as failure:
+        raise error(f"{path}: not valid JSON ({failure})") from None
+    if not isinstance(record, dict):
+        raise error(f"{path}: expected a JSON object")
+    if format is not None and record.get("format") != format:
+        raise error(f"{path}: not a {format} record")
+    return record
+
+
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
     """Write ``tensors`` to ``path`` as safetensors, atomically (contiguous, detached copies)."""
     plain = {key: value.detach().contiguous().clone() for key, value in tensors.items()}

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import LatentspectraError
-from ..io import load_tensors, read_json, save_tensors, write_json
+from ..io import load_tensors, read_record, record_path, save_tensors, write_json
 from .operators import ROTATION_MODES, as_latents, literal_rotation, plane_rotation, projection_operator
 
 BASIS_FORMAT = "latentspectra.QuasiEigenBasis"
@@ -247,11 +247,10 @@ class QuasiEigenBasis:
         """Write ``path`` (safetensors: vectors, labels, sets) and ``path`` with suffix .json (C, M, provenance),
         each atomically; returns the safetensors path."""
         path = Path(path)
-        if path.suffix == ".json":
-            raise ValueError(f"save: {path} would be overwritten by the JSON record; use a .safetensors path")
+        meta_path = record_path(path)
         tensors = {"vectors": self.vectors, "labels": self.labels, "sets": self.sets}
         save_tensors(path, tensors)
-        write_json(_json_path(path), {"format": BASIS_FORMAT, "norm": self.norm, "dim": self.dim,
+        write_json(meta_path, {"format": BASIS_FORMAT, "norm": self.norm, "dim": self.dim,
                                       "provenance": self.provenance})
         return path
 
@@ -263,7 +262,9 @@ class QuasiEigenBasis:
             BasisError: a missing, unreadable or inconsistent file, naming it.
         """
         path = Path(path)
-        meta = _read_meta(_json_path(path))
+        meta = read_record(record_path(path, BasisError), BasisError, "basis JSON record", BASIS_FORMAT)
+        if "norm" not in meta:
+            raise BasisError(f"{record_path(path)}: no 'norm' in the basis record")
         tensors = load_tensors(path, BasisError, "basis")
         missing = {"vectors", "labels", "sets"} - set(tensors)
         if missing:
@@ -275,7 +276,7 @@ class QuasiEigenBasis:
             raise BasisError(f"{path}: {error}") from None
         if basis.dim != meta.get("dim"):
             raise BasisError(f"{path}: vectors have dimension {basis.dim} "
-                             f"but {_json_path(path)} says {meta.get('dim')}")
+                             f"but {record_path(path)} says {meta.get('dim')}")
         return basis
 
     def _check_index(self, k: int) -> int:
@@ -287,19 +288,3 @@ class QuasiEigenBasis:
 
 def _distinct(values: torch.Tensor) -> list[int]:
     return [int(v) for v in values.unique()]
-
-
-def _json_path(path: Path) -> Path:
-    return path.with_suffix(".json")
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise BasisError(f"{path}: basis JSON record not found")
-    try:
-        meta = read_json(path)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BasisError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(meta, dict) or meta.get("format") != BASIS_FORMAT or "norm" not in meta:
-        raise BasisError(f"{path}: not a {BASIS_FORMAT} record")
-    return meta

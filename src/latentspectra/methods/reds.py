@@ -33,8 +33,7 @@ outputs) vmapped over the batch; the authors' code takes finite differences, whi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -42,6 +41,7 @@ from torch.func import jacfwd, vmap
 from tqdm.auto import tqdm
 
 from ..errors import LatentspectraError
+from ..threads import single_thread
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 METHODS = ("generalized", "nullspace")
@@ -285,22 +285,9 @@ def _fix_signs(directions: torch.Tensor) -> torch.Tensor:
     return directions * torch.where(signs == 0, torch.ones_like(signs), signs)
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block. The eigenproblems are small (M x M, M = 100): MKL's
-    threaded eigh gains nothing on them, and on a CPU shared with other processes its threads wait on
-    each other (measured here: 0.6 s instead of 0.7 ms for one 100 x 100 eigh with 2 threads under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _solve(j_f: torch.Tensor, j_g: torch.Tensor, method: str, k: int, eps: float, held_share: float,
            change_share: float) -> _Solution:
-    with _one_thread():
+    with single_thread():
         gram_f, gram_g = _gram(j_f), _gram(j_g)
         if method == "generalized":
             solution = _generalized_solution(gram_f, gram_g, eps, k)
@@ -437,7 +424,7 @@ def rayleigh_path(generator: Network, f: Network, g: Network, z: torch.Tensor, s
         if direction is None:
             direction = solution.vectors[:, :, index] * (1.0 if step_size > 0 else -1.0)
         else:
-            with _one_thread():
+            with single_thread():
                 direction = _follow(direction, solution)
         current = current + abs(step_size) * direction
         path.append(current)

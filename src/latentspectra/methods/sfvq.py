@@ -24,9 +24,8 @@ authors' evaluation only looks at the two segments that meet at the nearest code
 
 from __future__ import annotations
 
-import contextlib
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,7 +33,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import LatentspectraError
-from ..io import load_tensors, read_json, save_tensors, write_json
+from ..io import load_tensors, read_record, record_path, save_tensors, write_json
+from ..threads import single_thread
 
 SFVQ_FORMAT = "latentspectra.SFVQ"
 CHUNK_ELEMENTS = 1 << 22  # inputs x segments per chunk of `project_onto_curve`: 32 MiB per float64 matrix
@@ -221,17 +221,6 @@ def growth_schedule(initial: int, final: int) -> list[int]:
     return sizes
 
 
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    """Run the block on one intra-op thread, then restore the previous count."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class SFVQ:
     """Space-filling vector quantizer (module docstring), in the scikit-learn style.
 
@@ -309,7 +298,7 @@ class SFVQ:
         sizes = growth_schedule(self.initial_codewords, self.num_codewords)
         codebook = norm_quantile_means(data, sizes[0])
         history = []
-        with _single_thread(), tqdm(total=len(sizes) * self.epochs_per_stage, desc="SFVQ fit",
+        with single_thread(), tqdm(total=len(sizes) * self.epochs_per_stage, desc="SFVQ fit",
                                     disable=not progress) as bar:
             for size in sizes:
                 codebook = insert_codewords(codebook, size)
@@ -369,10 +358,9 @@ class SFVQ:
         """
         codebook = self._fitted_codebook()
         path = Path(path)
-        if path.suffix == ".json":
-            raise SFVQError(f"save: {path} would be overwritten by the JSON record; use a .safetensors path")
+        meta_path = record_path(path, SFVQError)
         save_tensors(path, {"codebook": codebook})
-        write_json(path.with_suffix(".json"), {"format": SFVQ_FORMAT, "params": self.get_params(),
+        write_json(meta_path, {"format": SFVQ_FORMAT, "params": self.get_params(),
                                                "n_features_in": self.n_features_in_, "history": self.history_})
         return path
 
@@ -384,15 +372,10 @@ class SFVQ:
             SFVQError: a missing, unreadable or inconsistent file, naming it.
         """
         path = Path(path)
-        meta_path = path.with_suffix(".json")
-        if not meta_path.is_file():
-            raise SFVQError(f"{meta_path}: SFVQ JSON record not found")
-        try:
-            meta = read_json(meta_path)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise SFVQError(f"{meta_path}: not valid JSON ({error})") from None
-        if not isinstance(meta, dict) or meta.get("format") != SFVQ_FORMAT or not isinstance(meta.get("params"), dict):
-            raise SFVQError(f"{meta_path}: not a {SFVQ_FORMAT} record")
+        meta_path = record_path(path, SFVQError)
+        meta = read_record(meta_path, SFVQError, "SFVQ JSON record", SFVQ_FORMAT)
+        if not isinstance(meta.get("params"), dict):
+            raise SFVQError(f"{meta_path}: no 'params' object in the {SFVQ_FORMAT} record")
         try:
             model = cls(**meta["params"])
             model._check_params()

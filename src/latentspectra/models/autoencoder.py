@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .gan import check_image_shape
+from .layers import check_image_shape, downsampling_layers, upsampling_layers
 
 
 class Autoencoder(nn.Module):
@@ -25,25 +25,13 @@ class Autoencoder(nn.Module):
         self.latent_dim = latent_dim
         base_shape = (2 * width, height // 4, width_px // 4)
         base_size = base_shape[0] * base_shape[1] * base_shape[2]
-        self.encoder = nn.Sequential(
-            nn.Conv2d(channels, width, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
-            nn.BatchNorm2d(2 * width),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
-            nn.Linear(base_size, latent_dim),
-        )
+        self.encoder = nn.Sequential(*downsampling_layers(channels, width), nn.Linear(base_size, latent_dim))
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, base_size),
             nn.BatchNorm1d(base_size),
             nn.ReLU(),
             nn.Unflatten(1, base_shape),
-            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
-            nn.Tanh(),
+            *upsampling_layers(width, channels),
         )
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:

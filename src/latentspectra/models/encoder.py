@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import check_image_shape, downsampling_layers
+
 
 class GaussianEncoder(nn.Module):
     """E: image (N, C, H, W) -> (mu, logvar), each (N, M)."""
@@ -16,15 +18,10 @@ class GaussianEncoder(nn.Module):
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         self.config = {"latent_dim": latent_dim, "width": width, "hidden": hidden, "image_shape": list(image_shape)}
-        channels, height, width_px = image_shape
+        channels, height, width_px = check_image_shape(image_shape)
         self.latent_dim = latent_dim
         self.trunk = nn.Sequential(
-            nn.Conv2d(channels, width, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
-            nn.BatchNorm2d(2 * width),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
+            *downsampling_layers(channels, width),
             nn.Linear(2 * width * (height // 4) * (width_px // 4), hidden),
             nn.LeakyReLU(0.2),
         )

@@ -14,13 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    """(C, H, W) as ints, with H and W divisible by 4 (the networks up- and downsample twice by 2)."""
-    channels, height, width = image_shape
-    if height % 4 or width % 4:
-        raise ValueError(f"image_shape must have height and width divisible by 4, got {image_shape}")
-    return channels, height, width
+from .layers import check_image_shape, downsampling_layers, upsampling_layers
 
 
 class Generator(nn.Module):
@@ -38,13 +32,7 @@ class Generator(nn.Module):
             nn.Linear(latent_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
             nn.Linear(hidden, base_size), nn.BatchNorm1d(base_size), nn.ReLU(),
         )
-        self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
-            nn.Tanh(),
-        )
+        self.upsample = nn.Sequential(*upsampling_layers(width, channels))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
@@ -60,12 +48,7 @@ class Discriminator(nn.Module):
         self.config = {"width": width, "hidden": hidden, "image_shape": list(image_shape)}
         channels, height, width_px = check_image_shape(image_shape)
         self.net = nn.Sequential(
-            nn.Conv2d(channels, width, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
-            nn.BatchNorm2d(2 * width),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
+            *downsampling_layers(channels, width),
             nn.Linear(2 * width * (height // 4) * (width_px // 4), hidden),
             nn.BatchNorm1d(hidden),
             nn.LeakyReLU(0.2),

@@ -8,7 +8,6 @@ is ever unpickled. Every write is atomic.
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..io import load_tensors, read_json, save_tensors, write_json
+from ..io import load_tensors, read_record, save_tensors, write_json
 from ..models import MODEL_KINDS, build_model
 
 
@@ -32,18 +31,6 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
-
-
-def _read_record(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: JSON record not found")
-    try:
-        record = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(record, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return record
 
 
 def model_kind(model: nn.Module) -> str:
@@ -71,7 +58,7 @@ def load_model(directory: str | Path, name: str) -> tuple[nn.Module, dict[str, A
     """
     directory = Path(directory)
     json_path = directory / f"{name}.json"
-    record = _read_record(json_path)
+    record = read_record(json_path, CheckpointError)
     try:
         model = build_model(record["kind"], record["config"])
     except (KeyError, TypeError, ValueError) as error:
@@ -136,7 +123,7 @@ def load_training_state(
     json_path = path_stem.with_suffix(".json")
     if not json_path.exists():
         return None
-    record = _read_record(json_path)
+    record = read_record(json_path, CheckpointError)
     tensors = load_tensors(path_stem.with_suffix(".safetensors"), CheckpointError, "weights")
     try:
         for name, module in modules.items():

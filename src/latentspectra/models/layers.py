@@ -1,0 +1,42 @@
+"""Layer stacks shared by the networks: two stride-2 convolutions down (28 x 28 -> 7 x 7 for MNIST) and two
+stride-2 transposed convolutions up, in the DCGAN style.
+
+They return plain lists that the networks unpack into their own `nn.Sequential`, so that the parameter
+names of the saved weights stay flat (``trunk.2.weight``, not ``trunk.0.2.weight``).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """(C, H, W) as ints, with H and W divisible by 4 (the networks up- and downsample twice by 2)."""
+    channels, height, width = image_shape
+    if height % 4 or width % 4:
+        raise ValueError(f"image_shape must have height and width divisible by 4, got {image_shape}")
+    return channels, height, width
+
+
+def downsampling_layers(channels: int, width: int) -> list[nn.Module]:
+    """(B, C, H, W) -> (B, 2 width (H / 4) (W / 4)): conv, LeakyReLU, conv, batch norm, LeakyReLU, flatten."""
+    return [
+        nn.Conv2d(channels, width, 4, stride=2, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
+        nn.BatchNorm2d(2 * width),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+    ]
+
+
+def upsampling_layers(width: int, channels: int) -> list[nn.Module]:
+    """(B, 2 width, h, w) -> (B, C, 4 h, 4 w) in [-1, 1]: transposed conv, batch norm, ReLU, transposed conv,
+    tanh."""
+    return [
+        nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
+        nn.Tanh(),
+    ]
