@@ -15,6 +15,7 @@ from latentspectra.training.classifier import ClassifierJob
 from latentspectra.training.encoder import EncoderJob, gaussian_kl, gaussian_negative_log_likelihood
 from latentspectra.training.gan import GANJob
 from latentspectra.training.loop import epoch_generator, run_training
+from latentspectra.training.tensors import ShuffledBatches
 
 from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN
 
@@ -131,3 +132,21 @@ def test_run_training_writes_weights_and_record(tiny_dataset, tmp_path):
     assert set(record["versions"]) >= {"torch", "python", "latentspectra"}
     assert 0.0 <= record["metrics"]["classifier_accuracy"] <= 1.0
     assert not any(path.name.endswith(".part") for path in tmp_path.rglob("*"))
+
+
+def test_shuffled_batches_cover_full_batches_of_one_permutation_per_epoch():
+    batches = ShuffledBatches(10, 3)
+    assert len(batches) == 3  # the partial batch of the one left over is dropped
+    batches.shuffle(torch.Generator().manual_seed(0))
+    first = torch.cat([batches[k] for k in range(len(batches))])
+    assert [len(batches[k]) for k in range(3)] == [3, 3, 3]
+    assert len(set(first.tolist())) == 9 and set(first.tolist()) <= set(range(10))
+    batches.shuffle(torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat([batches[k] for k in range(3)]), first)  # same rng, same epoch
+    batches.shuffle(torch.Generator().manual_seed(1))
+    assert not torch.equal(torch.cat([batches[k] for k in range(3)]), first)
+
+
+def test_shuffled_batches_have_at_least_one_batch():
+    batches = ShuffledBatches(2, 5)
+    assert len(batches) == 1 and sorted(batches[0].tolist()) == [0, 1]

@@ -251,7 +251,7 @@ class QuasiEigenBasis:
         tensors = {"vectors": self.vectors, "labels": self.labels, "sets": self.sets}
         save_tensors(path, tensors)
         write_json(meta_path, {"format": BASIS_FORMAT, "norm": self.norm, "dim": self.dim,
-                                      "provenance": self.provenance})
+                               "provenance": self.provenance})
         return path
 
     @classmethod
@@ -262,9 +262,10 @@ class QuasiEigenBasis:
             BasisError: a missing, unreadable or inconsistent file, naming it.
         """
         path = Path(path)
-        meta = read_record(record_path(path, BasisError), BasisError, "basis JSON record", BASIS_FORMAT)
+        meta_path = record_path(path, BasisError)
+        meta = read_record(meta_path, BasisError, "basis JSON record", BASIS_FORMAT)
         if "norm" not in meta:
-            raise BasisError(f"{record_path(path)}: no 'norm' in the basis record")
+            raise BasisError(f"{meta_path}: no 'norm' in the basis record")
         tensors = load_tensors(path, BasisError, "basis")
         missing = {"vectors", "labels", "sets"} - set(tensors)
         if missing:
@@ -276,7 +277,7 @@ class QuasiEigenBasis:
             raise BasisError(f"{path}: {error}") from None
         if basis.dim != meta.get("dim"):
             raise BasisError(f"{path}: vectors have dimension {basis.dim} "
-                             f"but {record_path(path)} says {meta.get('dim')}")
+                             f"but {meta_path} says {meta.get('dim')}")
         return basis
 
     def _check_index(self, k: int) -> int:

@@ -89,7 +89,7 @@ def _draw_latents(ax: Axes, latents: np.ndarray, latent_labels: np.ndarray) -> N
     tiles = np.stack([tile for group in groups for tile in group + [blank] * (columns - len(group))])
     limit = float(np.max(np.abs(latents)))
     heatmap(ax, image_grid(tiles, columns, fill=np.nan), "latent vectors z, by label",
-             cmap="RdBu_r", vmin=-limit, vmax=limit)
+            cmap="RdBu_r", vmin=-limit, vmax=limit)
     height = tiles.shape[1]
     ax.set_yticks([row * (height + 1) + (height - 1) / 2 for row in range(len(labels))],
                   [str(label) for label in labels])
@@ -237,6 +237,6 @@ def figure8(sequence: np.ndarray, path: Path, caption: str = "") -> Path:
     figure = new_figure(0.5 + TILE_INCHES * steps, 1.0 + TILE_INCHES * examples)
     ax = figure.subplots()
     show_images(ax, sequence.transpose(1, 0, 2, 3).reshape(-1, height, width), steps,
-                 "rotation: columns = steps, rows = examples")
+                "rotation: columns = steps, rows = examples")
     ax.set_xlabel(caption, wrap=True)
     return save_figure(figure, path)

@@ -56,7 +56,7 @@ def correlation_figure(data: Mapping[str, Any], record: Mapping[str, Any], path:
     pairs = record["correlation"]["strongest_pairs"][:3]
     strongest = ", ".join(f"({p['components'][0]}, {p['components'][1]}): {p['r']:+.2f}" for p in pairs)
     heatmap(ax, np.asarray(data["correlation"]), f"{data['name']}: correlation of components\nstrongest {strongest}",
-             cmap="RdBu_r", vmin=-1, vmax=1)
+            cmap="RdBu_r", vmin=-1, vmax=1)
     return save_figure(figure, path)
 
 

@@ -16,7 +16,7 @@ from ..config import AutoencoderConfig
 from ..data import ImageDataset
 from ..evaluation import batched, psnr
 from ..models import Autoencoder
-from .tensors import DatasetTensors
+from .tensors import DatasetTensors, ShuffledBatches
 
 
 class AutoencoderJob:
@@ -29,6 +29,7 @@ class AutoencoderJob:
         torch.manual_seed(seed)
         self.config = config
         self.data = DatasetTensors.from_dataset(dataset)
+        self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
         self.model = Autoencoder(config.latent_dim, config.width, dataset.shape)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         total_steps = max(1, config.epochs * self.batches_per_epoch())
@@ -36,18 +37,16 @@ class AutoencoderJob:
         self.modules = {"autoencoder": self.model}
         self.optimizers = {"autoencoder": self.optimizer}
         self.schedulers = {"autoencoder": self.scheduler}
-        self._order = torch.arange(len(self.data.train_labels))
         self._evaluate = evaluate
 
     def batches_per_epoch(self) -> int:
-        return max(1, len(self.data.train_labels) // self.config.batch_size)
+        return len(self.batches)
 
     def start_epoch(self, rng: torch.Generator) -> None:
-        self._order = torch.randperm(len(self.data.train_labels), generator=rng)
+        self.batches.shuffle(rng)
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
-        size = self.config.batch_size
-        images = self.data.train_images[self._order[batch_index * size:(batch_index + 1) * size]]
+        images = self.data.train_images[self.batches[batch_index]]
         loss = F.mse_loss(self.model(images), images)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

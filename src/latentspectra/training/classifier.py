@@ -14,7 +14,7 @@ from ..data import ImageDataset
 from ..evaluation import classifier_accuracy
 from ..models import Classifier
 from .augment import add_noise, random_affine
-from .tensors import DatasetTensors
+from .tensors import DatasetTensors, ShuffledBatches
 
 
 class ClassifierJob:
@@ -26,6 +26,7 @@ class ClassifierJob:
         torch.manual_seed(seed)
         self.config = config
         self.data = DatasetTensors.from_dataset(dataset)
+        self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
         self.model = Classifier(num_classes=len(dataset.classes), width=config.width, image_shape=dataset.shape)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.max_lr,
                                            weight_decay=config.weight_decay)
@@ -35,17 +36,16 @@ class ClassifierJob:
         self.modules = {"classifier": self.model}
         self.optimizers = {"classifier": self.optimizer}
         self.schedulers = {"classifier": self.scheduler}
-        self._order = torch.arange(len(self.data.train_labels))
 
     def batches_per_epoch(self) -> int:
-        return max(1, len(self.data.train_labels) // self.config.batch_size)
+        return len(self.batches)
 
     def start_epoch(self, rng: torch.Generator) -> None:
-        self._order = torch.randperm(len(self.data.train_labels), generator=rng)
+        self.batches.shuffle(rng)
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
         cfg = self.config
-        index = self._order[batch_index * cfg.batch_size:(batch_index + 1) * cfg.batch_size]
+        index = self.batches[batch_index]
         images = random_affine(self.data.train_images[index], rng, cfg.max_rotation, cfg.max_scale, cfg.max_shift)
         images = add_noise(images, rng, cfg.noise_sigma)
         loss = F.cross_entropy(self.model(images), self.data.train_labels[index])

@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 from ..config import EncoderConfig
 from ..data import ImageDataset
 from ..models import GaussianEncoder
+from ..models.encoder import reparameterise
 from .loop import bfloat16_autocast
-from .tensors import DatasetTensors
+from .tensors import DatasetTensors, ShuffledBatches
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -68,6 +69,7 @@ class EncoderJob:
         torch.manual_seed(seed)
         self.config = config
         self.data = DatasetTensors.from_dataset(dataset)
+        self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
         self.generator = freeze(generator)
         self.classifier = freeze(classifier)
         latent_dim = generator.config["latent_dim"]
@@ -76,7 +78,6 @@ class EncoderJob:
         self.modules = {"encoder": self.encoder}
         self.optimizers = {"encoder": self.optimizer}
         self.schedulers: dict = {}
-        self._order = torch.arange(len(self.data.train_labels))
         self._evaluate = evaluate
 
     def prepare(self, rng: torch.Generator, progress: bool = True) -> None:
@@ -100,20 +101,19 @@ class EncoderJob:
             optimizer.step()
 
     def batches_per_epoch(self) -> int:
-        return max(1, len(self.data.train_labels) // self.config.batch_size)
+        return len(self.batches)
 
     def start_epoch(self, rng: torch.Generator) -> None:
-        self._order = torch.randperm(len(self.data.train_labels), generator=rng)
+        self.batches.shuffle(rng)
         # Frozen networks stay in eval mode although run_training puts its modules in train mode.
         freeze(self.generator)
         freeze(self.classifier)
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
-        size = self.config.batch_size
-        index = self._order[batch_index * size:(batch_index + 1) * size]
+        index = self.batches[batch_index]
         images, labels = self.data.train_images[index], self.data.train_labels[index]
         mu, logvar = self.encoder(images)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=rng)
+        z = reparameterise(mu, logvar, rng)
         terms = encoder_loss(images, labels, mu, logvar, z, self.generator, self.classifier, self.config)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()

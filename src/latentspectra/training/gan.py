@@ -17,7 +17,7 @@ from ..config import GANConfig
 from ..data import ImageDataset
 from ..models import Discriminator, Generator
 from .loop import bfloat16_autocast
-from .tensors import DatasetTensors
+from .tensors import DatasetTensors, ShuffledBatches
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -58,6 +58,7 @@ class GANJob:
         torch.manual_seed(seed)
         self.config = config
         self.images = DatasetTensors.from_dataset(dataset).train_images
+        self.batches = ShuffledBatches(len(self.images), config.batch_size)
         self.generator = Generator(config.latent_dim, config.generator_width, config.hidden, dataset.shape)
         self.discriminator = Discriminator(config.discriminator_width, config.hidden, dataset.shape)
         self.average = copy.deepcopy(self.generator).requires_grad_(False)
@@ -69,18 +70,16 @@ class GANJob:
                         "generator_average": self.average}
         self.optimizers = {"generator": self.optimizer_g, "discriminator": self.optimizer_d}
         self.schedulers: dict = {}
-        self._order = torch.arange(len(self.images))
         self._evaluate_samples = evaluate_samples
 
     def batches_per_epoch(self) -> int:
-        return max(1, len(self.images) // self.config.batch_size)
+        return len(self.batches)
 
     def start_epoch(self, rng: torch.Generator) -> None:
-        self._order = torch.randperm(len(self.images), generator=rng)
+        self.batches.shuffle(rng)
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
-        size = self.config.batch_size
-        real = self.images[self._order[batch_index * size:(batch_index + 1) * size]]
+        real = self.images[self.batches[batch_index]]
         with bfloat16_autocast(self.config.bfloat16):
             fake = self.generator(torch.randn(len(real), self.config.latent_dim, generator=rng))
             loss_d = discriminator_loss(self.discriminator(real), self.discriminator(fake.detach()))

@@ -1,4 +1,5 @@
-"""A dataset held as float tensors in [-1, 1]: the whole of MNIST fits in 200 MB, no DataLoader needed."""
+"""A dataset held as float tensors in [-1, 1] (the whole of MNIST fits in 200 MB, no DataLoader needed) and
+the shuffled batches every training job draws from it."""
 
 from __future__ import annotations
 
@@ -24,3 +25,24 @@ class DatasetTensors:
             test_images=images_to_tensor(dataset.test.images),
             test_labels=torch.from_numpy(dataset.test.labels),
         )
+
+
+class ShuffledBatches:
+    """The indices 0..count-1 in a new random order every epoch, cut into batches of ``batch_size``; the
+    last, partial batch of an epoch is dropped (but an epoch has at least one batch)."""
+
+    def __init__(self, count: int, batch_size: int):
+        self.count = count
+        self.batch_size = batch_size
+        self._order = torch.arange(count)
+
+    def __len__(self) -> int:
+        return max(1, self.count // self.batch_size)
+
+    def shuffle(self, rng: torch.Generator) -> None:
+        """Draw the epoch's order from ``rng``."""
+        self._order = torch.randperm(self.count, generator=rng)
+
+    def __getitem__(self, batch_index: int) -> torch.Tensor:
+        """The indices of batch ``batch_index`` of the current epoch."""
+        return self._order[batch_index * self.batch_size:(batch_index + 1) * self.batch_size]
