@@ -291,7 +291,8 @@ def fragmentation(model: str, models: str | None, dataset: str, out: str, sample
                        f"{metrics['sample_label_entropy']:.3f}  FD {metrics['frechet_distance']:8.2f}  "
                        f"inside bulk {metrics['inside_bulk']:.3f}")
         target = result["target"][name]
-        click.echo(f"  best FD / GAN FD: {target['best_ratio']:.2f} (target <= 2: {'met' if target['met'] else 'not met'})")
+        click.echo(f"  best FD / GAN FD: {target['best_ratio']:.2f} (target <= {result['target']['max_ratio']:g}: "
+                   f"{'met' if target['met'] else 'not met'})")
     click.echo(f"seconds: {result['seconds']['total']:.1f}")
     click.echo(f"record: {Path(out) / 'fragmentation.json'}")
 

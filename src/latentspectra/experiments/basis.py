@@ -39,9 +39,9 @@ class BasisBuild(NamedTuple):
 
 
 def build_basis(generator: Network, classifier: Network, encoder_sample: EncoderSample | None,
-                train_images: torch.Tensor | None, per_set: int = 5000, seed: int = 0, batch_size: int = INFERENCE_BATCH_SIZE,
-                progress: bool = True, *, latent_dim: int | None = None, num_labels: int | None = None,
-                max_draws: int | None = None,
+                train_images: torch.Tensor | None, per_set: int = 5000, seed: int = 0,
+                batch_size: int = INFERENCE_BATCH_SIZE, progress: bool = True, *, latent_dim: int | None = None,
+                num_labels: int | None = None, max_draws: int | None = None,
                 provenance: dict[str, Any] | None = None) -> BasisBuild:
     """Latent sets (set 1 by encoding ``train_images``, the rest sampled) and their quasi-eigenvectors.
 

@@ -299,7 +299,7 @@ def encoded_test_latents(encoder: nn.Module, dataset: str, count: int) -> torch.
     test = load_dataset(dataset).test
     if not 1 <= count <= len(test):
         raise LatentspectraError(f"--latents {count}: expected 1 to {len(test)} (test images of {dataset})")
-    return batched(lambda images: encoder(images)[0], images_to_tensor(test.images[:count]), 1000)
+    return batched(lambda images: encoder(images)[0], images_to_tensor(test.images[:count]))
 
 
 def _check_config(config: RedsConfig) -> None:

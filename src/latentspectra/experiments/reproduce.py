@@ -97,8 +97,9 @@ def predict(networks: Networks, z: torch.Tensor, batch_size: int = INFERENCE_BAT
 
 def classification_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, labels: torch.Tensor,
                          config: ReproduceConfig, progress: bool) -> dict[str, Any]:
-    """Per trial: one stochastic encoding of every test image (the posterior q(z | x) is computed once); the encode-decode accuracy
-    (classify G(z)) and the LSD ranks of the true label (Eq. 10, argmax |c_k|).
+    """Per trial: one stochastic encoding of every test image, drawn from q(z | x) computed once for all
+    trials; the encode-decode accuracy (classify G(z)) and the LSD ranks of the true label (Eq. 10,
+    argmax |c_k|).
 
     Returns the metrics (accuracies with mean, std and trials; the cumulative top-n curve averaged
     over trials) and, under "figure", the first trial's data for Figs. 5 and 6.

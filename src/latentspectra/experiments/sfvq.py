@@ -54,8 +54,8 @@ class SFVQStudyConfig:
 
 
 @torch.inference_mode()
-def encode_means(networks: Networks, images: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE, progress: bool = False,
-                 desc: str = "encoding") -> torch.Tensor:
+def encode_means(networks: Networks, images: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE,
+                 progress: bool = False, desc: str = "encoding") -> torch.Tensor:
     """mu(x), the encoder's mean code of each image (N, C, H, W), in batches; (N, M)."""
     chunks = tqdm(images.split(batch_size), desc=desc, disable=not progress)
     return torch.cat([networks.encoder(chunk)[0] for chunk in chunks])

@@ -212,7 +212,8 @@ def _check_sources(sources: Sequence[str], num_sets: int, encoder_sample: Encode
 def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: int, num_labels: int,
                       per_set: int = 5000, encoder_sample: EncoderSample | None = None,
                       images: torch.Tensor | None = None, sources: Sequence[str] | None = None, seed: int = 0,
-                      batch_size: int = INFERENCE_BATCH_SIZE, max_draws: int | None = None, progress: bool = True) -> LatentSets:
+                      batch_size: int = INFERENCE_BATCH_SIZE, max_draws: int | None = None,
+                      progress: bool = True) -> LatentSets:
     """Build the n = M / l latent sets per label and their averages (Methods steps 4-5, Eq. 3).
 
     Args:
