@@ -102,6 +102,16 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
     return atomic_write(path, lambda tmp: save_file(plain, str(tmp)))
 
 
+def save_tensors_with_record(path: str | Path, tensors: dict[str, torch.Tensor], record: dict[str, Any],
+                             error: type[Exception] = ValueError) -> Path:
+    """Write ``tensors`` to ``path`` (safetensors) and ``record`` to its `record_path` (JSON), each
+    atomically; returns ``path``. A .json ``path`` raises ``error`` before anything is written."""
+    path, json_path = Path(path), record_path(path, error)
+    save_tensors(path, tensors)
+    write_json(json_path, record)
+    return path
+
+
 def load_tensors(path: str | Path, error: type[LatentspectraError], what: str) -> dict[str, torch.Tensor]:
     """Read a safetensors file (never a pickle); a missing or unreadable file raises ``error`` naming
     ``path``, with ``what`` saying what kind of file was expected (e.g. "weights")."""

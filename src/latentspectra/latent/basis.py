@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import LatentspectraError
-from ..io import load_tensors, read_record, record_path, save_tensors, write_json
+from ..io import load_tensors, read_record, record_path, save_tensors_with_record
 from .operators import ROTATION_MODES, as_latents, literal_rotation, plane_rotation, projection_operator
 
 BASIS_FORMAT = "latentspectra.QuasiEigenBasis"
@@ -246,13 +246,9 @@ class QuasiEigenBasis:
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (safetensors: vectors, labels, sets) and ``path`` with suffix .json (C, M, provenance),
         each atomically; returns the safetensors path."""
-        path = Path(path)
-        meta_path = record_path(path)
-        tensors = {"vectors": self.vectors, "labels": self.labels, "sets": self.sets}
-        save_tensors(path, tensors)
-        write_json(meta_path, {"format": BASIS_FORMAT, "norm": self.norm, "dim": self.dim,
-                               "provenance": self.provenance})
-        return path
+        return save_tensors_with_record(path, {"vectors": self.vectors, "labels": self.labels, "sets": self.sets},
+                                        {"format": BASIS_FORMAT, "norm": self.norm, "dim": self.dim,
+                                         "provenance": self.provenance})
 
     @classmethod
     def load(cls, path: str | Path) -> QuasiEigenBasis:

@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import LatentspectraError
-from ..io import load_tensors, read_record, record_path, save_tensors, write_json
+from ..io import load_tensors, read_record, record_path, save_tensors_with_record
 from ..threads import single_thread
 
 SFVQ_FORMAT = "latentspectra.SFVQ"
@@ -357,12 +357,10 @@ class SFVQ:
             SFVQError: not fitted, or ``path`` ends in .json.
         """
         codebook = self._fitted_codebook()
-        path = Path(path)
-        meta_path = record_path(path, SFVQError)
-        save_tensors(path, {"codebook": codebook})
-        write_json(meta_path, {"format": SFVQ_FORMAT, "params": self.get_params(),
-                                               "n_features_in": self.n_features_in_, "history": self.history_})
-        return path
+        return save_tensors_with_record(path, {"codebook": codebook},
+                                        {"format": SFVQ_FORMAT, "params": self.get_params(),
+                                         "n_features_in": self.n_features_in_, "history": self.history_},
+                                        SFVQError)
 
     @classmethod
     def load(cls, path: str | Path) -> SFVQ:
