@@ -1,7 +1,9 @@
 """Classifier C of the paper (Methods step 2): a small batch-normalised CNN.
 
-Three 'conv, batch norm, ReLU, 2x2 max-pool' stages (16, 32, 64 channels), then a 128-unit hidden layer
-(the penultimate features used for the classifier-feature Frechet distance) and the logits.
+Three 'conv, batch norm, 2x2 max-pool, ReLU' stages (16, 32, 64 channels), then a 128-unit hidden layer
+(the penultimate features used for the classifier-feature Frechet distance) and the logits. Max-pooling
+and ReLU commute exactly (both are monotone), so pooling first gives the same outputs and gradients as
+the usual ReLU-then-pool order while the ReLU touches a quarter of the values.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ def _conv_stage(in_channels: int, out_channels: int, kernel: int) -> nn.Sequenti
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2),
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
         nn.MaxPool2d(2),
+        nn.ReLU(),
     )
 
 
