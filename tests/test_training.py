@@ -12,7 +12,7 @@ from latentspectra.errors import CheckpointError
 from latentspectra.models import Classifier, Generator
 from latentspectra.training.checkpoint import load_model, save_model
 from latentspectra.training.classifier import ClassifierJob
-from latentspectra.training.encoder import EncoderJob, gaussian_kl, gaussian_negative_log_likelihood
+from latentspectra.training.encoder import EncoderJob, encoder_loss, gaussian_kl, gaussian_negative_log_likelihood
 from latentspectra.training.gan import GANJob
 from latentspectra.training.loop import epoch_generator, run_training
 from latentspectra.training.tensors import ShuffledBatches
@@ -82,6 +82,19 @@ def test_gaussian_kl_is_zero_for_standard_normal_and_positive_otherwise():
     zeros = torch.zeros(3, 5)
     assert torch.allclose(gaussian_kl(zeros, zeros), torch.zeros(3))
     assert (gaussian_kl(torch.ones(3, 5), torch.full((3, 5), -1.0)) > 0).all()
+
+
+def test_encoder_loss_weighs_its_three_terms_by_the_config(tiny_dataset):
+    job = _make_jobs(tiny_dataset)["encoder"]
+    images, labels = job.data.train_images[:8], job.data.train_labels[:8]
+    mu, logvar = job.encoder(images)
+    z = torch.randn(mu.shape, generator=torch.Generator().manual_seed(2))
+    weights = {"reconstruction_weight": 0.25, "kl_weight": 3.0, "classifier_weight": 7.0}
+    config = dataclasses.replace(job.config, bfloat16=False, **weights)
+    terms = encoder_loss(images, labels, mu, logvar, z, job.generator, job.classifier, config)
+    expected = (0.25 * terms["reconstruction"] + 3.0 * terms["kl"] + 7.0 * terms["cross_entropy"])
+    assert torch.allclose(terms["loss"], expected)
+    assert torch.allclose(terms["kl"], gaussian_kl(mu, logvar).mean())
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):

@@ -3,7 +3,7 @@
 E is the encoder of a VAE whose decoder is the frozen generator G; the frozen classifier C's
 cross-entropy on the decoded image, weighted by lambda, is added to the VAE loss:
 
-    loss = |x - G(z)|^2 + kl_weight * KL(q(z|x) || N(0, I)) + lambda * CE(C(G(z)), y),
+    loss = reconstruction_weight * |x - G(z)|^2 + kl_weight * KL(q(z|x) || N(0, I)) + lambda * CE(C(G(z)), y),
     z = mu(x) + sigma(x) * eps.
 
 Only E's weights change; gradients flow through G and C to z.
@@ -50,7 +50,8 @@ def encoder_loss(images: torch.Tensor, labels: torch.Tensor, mu: torch.Tensor, l
     reconstruction = (decoded.float() - images).pow(2).flatten(1).sum(1).mean()
     kl = gaussian_kl(mu, logvar).mean()
     cross_entropy = F.cross_entropy(logits.float(), labels)
-    total = reconstruction + config.kl_weight * kl + config.classifier_weight * cross_entropy
+    total = (config.reconstruction_weight * reconstruction + config.kl_weight * kl
+             + config.classifier_weight * cross_entropy)
     return {"loss": total, "reconstruction": reconstruction, "kl": kl, "cross_entropy": cross_entropy}
 
 
