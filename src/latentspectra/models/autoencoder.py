@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import check_image_shape, downsampling_layers, upsampling_layers
+from .layers import base_shape, base_size, check_image_shape, downsampling_layers, upsampling_layers
 
 
 class Autoencoder(nn.Module):
@@ -23,14 +23,13 @@ class Autoencoder(nn.Module):
         self.config = {"latent_dim": latent_dim, "width": width, "image_shape": list(image_shape)}
         channels, height, width_px = check_image_shape(image_shape)
         self.latent_dim = latent_dim
-        base_shape = (2 * width, height // 4, width_px // 4)
-        base_size = base_shape[0] * base_shape[1] * base_shape[2]
-        self.encoder = nn.Sequential(*downsampling_layers(channels, width), nn.Linear(base_size, latent_dim))
+        flat = base_size(width, height, width_px)
+        self.encoder = nn.Sequential(*downsampling_layers(channels, width), nn.Linear(flat, latent_dim))
         self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, base_size),
-            nn.BatchNorm1d(base_size),
+            nn.Linear(latent_dim, flat),
+            nn.BatchNorm1d(flat),
             nn.ReLU(),
-            nn.Unflatten(1, base_shape),
+            nn.Unflatten(1, base_shape(width, height, width_px)),
             *upsampling_layers(width, channels),
         )
 

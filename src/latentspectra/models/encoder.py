@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import check_image_shape, downsampling_layers
+from .layers import base_size, check_image_shape, downsampling_layers
 
 
 class GaussianEncoder(nn.Module):
@@ -22,7 +22,7 @@ class GaussianEncoder(nn.Module):
         self.latent_dim = latent_dim
         self.trunk = nn.Sequential(
             *downsampling_layers(channels, width),
-            nn.Linear(2 * width * (height // 4) * (width_px // 4), hidden),
+            nn.Linear(base_size(width, height, width_px), hidden),
             nn.LeakyReLU(0.2),
         )
         self.mean = nn.Linear(hidden, latent_dim)

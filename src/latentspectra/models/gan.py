@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import check_image_shape, downsampling_layers, upsampling_layers
+from .layers import base_shape, base_size, check_image_shape, downsampling_layers, upsampling_layers
 
 
 class Generator(nn.Module):
@@ -26,11 +26,11 @@ class Generator(nn.Module):
         self.config = {"latent_dim": latent_dim, "width": width, "hidden": hidden, "image_shape": list(image_shape)}
         channels, height, width_px = check_image_shape(image_shape)
         self.latent_dim = latent_dim
-        self.base_shape = (2 * width, height // 4, width_px // 4)
-        base_size = 2 * width * (height // 4) * (width_px // 4)
+        self.base_shape = base_shape(width, height, width_px)
+        flat = base_size(width, height, width_px)
         self.project = nn.Sequential(
             nn.Linear(latent_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-            nn.Linear(hidden, base_size), nn.BatchNorm1d(base_size), nn.ReLU(),
+            nn.Linear(hidden, flat), nn.BatchNorm1d(flat), nn.ReLU(),
         )
         self.upsample = nn.Sequential(*upsampling_layers(width, channels))
 
@@ -49,7 +49,7 @@ class Discriminator(nn.Module):
         channels, height, width_px = check_image_shape(image_shape)
         self.net = nn.Sequential(
             *downsampling_layers(channels, width),
-            nn.Linear(2 * width * (height // 4) * (width_px // 4), hidden),
+            nn.Linear(base_size(width, height, width_px), hidden),
             nn.BatchNorm1d(hidden),
             nn.LeakyReLU(0.2),
             nn.Linear(hidden, 1),

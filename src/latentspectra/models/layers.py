@@ -7,6 +7,8 @@ names of the saved weights stay flat (``trunk.2.weight``, not ``trunk.0.2.weight
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
 
@@ -16,6 +18,17 @@ def check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]
     if height % 4 or width % 4:
         raise ValueError(f"image_shape must have height and width divisible by 4, got {image_shape}")
     return channels, height, width
+
+
+def base_shape(width: int, height: int, width_px: int) -> tuple[int, int, int]:
+    """(2 width, H / 4, W / 4): the feature map that `downsampling_layers` flattens and `upsampling_layers` starts
+    from, for images of height H and width W (already checked by `check_image_shape`)."""
+    return 2 * width, height // 4, width_px // 4
+
+
+def base_size(width: int, height: int, width_px: int) -> int:
+    """The number of values in `base_shape`: the length of the flat vector `downsampling_layers` returns."""
+    return math.prod(base_shape(width, height, width_px))
 
 
 def downsampling_layers(channels: int, width: int) -> list[nn.Module]:
