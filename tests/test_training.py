@@ -97,6 +97,13 @@ def test_encoder_loss_weighs_its_three_terms_by_the_config(tiny_dataset):
     assert torch.allclose(terms["kl"], gaussian_kl(mu, logvar).mean())
 
 
+def test_encoder_mean_is_the_first_output_of_the_forward_pass(tiny_dataset):
+    encoder = _make_jobs(tiny_dataset)["encoder"].encoder.eval()
+    images = torch.rand(5, *tiny_dataset.shape) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(encoder.encode_mean(images), encoder(images)[0])
+
+
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     model = Generator(latent_dim=6, width=4).eval()
     save_model(tmp_path, "generator", model, {"seed": 3})

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..models import GaussianEncoder
 from ..models.inference import InferenceNetwork, fold_batch_norms
 from ..training.checkpoint import load_model
 
@@ -20,7 +21,7 @@ class Networks:
     generator: nn.Module  # latents -> images, bfloat16
     classifier: nn.Module  # generated images -> logits, bfloat16
     exact_classifier: nn.Module  # real images -> logits, float32
-    encoder: nn.Module  # images -> (mu, logvar), float32, with .sample
+    encoder: GaussianEncoder  # images -> (mu, logvar), float32, batch norm folded
     latent_dim: int
     num_labels: int
 

@@ -42,6 +42,7 @@ from ..latent import QuasiEigenBasis
 from ..methods import features as feat
 from ..methods.reds import (CHANGE_SHARE, DEFAULT_EPS, HELD_SHARE, METHODS, central_difference_jacobians,
                             feature_jacobians, rayleigh_path, solve_rayleigh)
+from ..models import GaussianEncoder
 from ..models.inference import fold_batch_norms
 from ..report.figures import image_rows
 from ..training.checkpoint import load_model, versions
@@ -82,7 +83,7 @@ class ExactNetworks(NamedTuple):
 
     generator: nn.Module
     classifier: nn.Module
-    encoder: nn.Module
+    encoder: GaussianEncoder
 
 
 def load_exact_networks(models_dir: str | Path) -> ExactNetworks:
@@ -290,7 +291,7 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
     return record, figure_rows
 
 
-def encoded_test_latents(encoder: nn.Module, dataset: str, count: int) -> torch.Tensor:
+def encoded_test_latents(encoder: GaussianEncoder, dataset: str, count: int) -> torch.Tensor:
     """Encoder means mu(x) of the first ``count`` test images of ``dataset`` (float32, (count, M)).
 
     Raises:
@@ -299,7 +300,7 @@ def encoded_test_latents(encoder: nn.Module, dataset: str, count: int) -> torch.
     test = load_dataset(dataset).test
     if not 1 <= count <= len(test):
         raise LatentspectraError(f"--latents {count}: expected 1 to {len(test)} (test images of {dataset})")
-    return batched(lambda images: encoder(images)[0], images_to_tensor(test.images[:count]))
+    return batched(encoder.encode_mean, images_to_tensor(test.images[:count]))
 
 
 def _check_config(config: RedsConfig) -> None:

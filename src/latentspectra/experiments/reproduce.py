@@ -143,7 +143,7 @@ def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Te
     for sigma in config.noise_sigmas:
         noise = torch.randn(images.shape, generator=rng) * (2 * sigma)  # [0, 1] units -> [-1, 1] units
         noisy = (images + noise).clamp(-1, 1)
-        mu = batched(lambda x: networks.encoder(x)[0], noisy, config.batch_size)
+        mu = batched(networks.encoder.encode_mean, noisy, config.batch_size)
         outputs = {"noisy": noisy, "encode-decode": decode(networks, mu, config.batch_size)}
         for n in config.truncations:
             outputs[f"top {n}"] = decode(networks, basis.truncate(mu, n), config.batch_size)
@@ -169,7 +169,7 @@ def rotation_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Ten
     the next label's quasi-eigenvector) whose decoded image C assigns to that label, overall and per
     target. Returns the metrics and, under "figure", decoded paths for Fig. 8."""
     labels = tuple(range(networks.num_labels))
-    mu = batched(lambda x: networks.encoder(x)[0], images, config.batch_size)
+    mu = batched(networks.encoder.encode_mean, images, config.batch_size)
     ends = torch.arange(config.rotation_steps, len(labels) * config.rotation_steps, config.rotation_steps)
     targets = torch.tensor(labels[1:]).repeat_interleave(len(images))
     modes: dict[str, Any] = {}

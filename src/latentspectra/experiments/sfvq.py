@@ -58,7 +58,7 @@ def encode_means(networks: Networks, images: torch.Tensor, batch_size: int = INF
                  progress: bool = False, desc: str = "encoding") -> torch.Tensor:
     """mu(x), the encoder's mean code of each image (N, C, H, W), in batches; (N, M)."""
     chunks = tqdm(images.split(batch_size), desc=desc, disable=not progress)
-    return torch.cat([networks.encoder(chunk)[0] for chunk in chunks])
+    return torch.cat([networks.encoder.encode_mean(chunk) for chunk in chunks])
 
 
 def fit_kmeans(latents: torch.Tensor, clusters: int, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:

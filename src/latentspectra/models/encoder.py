@@ -32,6 +32,10 @@ class GaussianEncoder(nn.Module):
         hidden = self.trunk(images)
         return self.mean(hidden), self.logvar(hidden)
 
+    def encode_mean(self, images: torch.Tensor) -> torch.Tensor:
+        """mu(x), the mean of q(z | x) (N, M): the deterministic code, without computing the variance."""
+        return self.mean(self.trunk(images))
+
     def sample(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One stochastic encoding z = mu + sigma * eps (the reparameterisation trick)."""
         return reparameterise(*self(images), generator)
