@@ -4,7 +4,8 @@
 
 Prints images/s of each training loop (classifier, GAN, encoder, default configs, real MNIST batches)
 and samples/s of generator + classifier forward passes (float32 networks, and the shipped networks' fast
-inference copies that `basis` and `reproduce` use), with the matmul rate measured in the same run, so the ratio to the machine's limit is visible even when absolute speeds drift.
+inference copies that `basis` and `reproduce` use), with the matmul rate measured in the same run, so the
+ratio to the machine's limit is visible even when absolute speeds drift.
 """
 
 from __future__ import annotations

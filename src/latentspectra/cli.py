@@ -249,8 +249,9 @@ def reds(models: str | None, change: str | None, hold: str | None, method: str, 
         return
     for name, example in record["examples"].items():
         for kind, changes in example["paths"].items():
-            click.echo(f"{name} {kind}: delta_f {changes['delta_f']['mean']:.4g} delta_g {changes['delta_g']['mean']:.4g} "
-                       f"ratio_median {changes['ratio_median']:.4g} label_changed {changes['label_changed']:.3f}")
+            click.echo(f"{name} {kind}: delta_f {changes['delta_f']['mean']:.4g} "
+                       f"delta_g {changes['delta_g']['mean']:.4g} ratio_median {changes['ratio_median']:.4g} "
+                       f"label_changed {changes['label_changed']:.3f}")
         click.echo(f"{name} seconds_per_direction: {example['path_seconds_per_direction']:.4f}")
     click.echo(f"seconds: {record['seconds']['total']:.1f}")
     click.echo(f"record: {Path(out) / 'reds.json'}")
