@@ -1,4 +1,5 @@
-"""Quasi-eigenvectors: Gram-Schmidt (Eqs. 4-8), LSD (Eqs. 9-10), classification, truncation, save / load."""
+"""Quasi-eigenvectors: Gram-Schmidt (Eqs. 4-8) and the symmetric orthogonalisation, LSD (Eqs. 9-10),
+classification, truncation, save / load."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from latentspectra.errors import LatentspectraError
-from latentspectra.latent import BasisError, QuasiEigenBasis, gram_schmidt
+from latentspectra.latent import BasisError, QuasiEigenBasis, gram_schmidt, symmetric_orthogonalisation
 
 PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -88,6 +89,92 @@ def test_decompose_of_a_quasi_eigenvector_is_one_hot(etas):
     basis = _basis(etas)
     coefficients = basis.decompose(basis.vectors)
     assert torch.allclose(coefficients, torch.eye(basis.dim, dtype=torch.float64), atol=1e-10, rtol=0)
+
+
+@st.composite
+def grouped_etas(draw) -> tuple[torch.Tensor, list[int]]:
+    """`eta_matrices` cut into consecutive groups of random sizes."""
+    etas = draw(eta_matrices())
+    sizes, left = [], etas.shape[0]
+    while left:
+        sizes.append(draw(st.integers(1, left)))
+        left -= sizes[-1]
+    return etas, sizes
+
+
+@PROPERTY
+@given(grouped=grouped_etas(), norm=st.floats(1e-3, 1e3))
+def test_symmetric_orthogonalisation_is_orthogonal_keeps_directions_and_group_spans(grouped, norm):
+    etas, sizes = grouped
+    xi = symmetric_orthogonalisation(etas, norm, sizes)
+    assert xi.dtype == torch.float64 and xi.shape == etas.shape
+    assert (xi @ xi.T / norm - torch.eye(len(xi), dtype=torch.float64)).abs().max() <= 1e-10
+    assert ((xi * etas).sum(1) > 0).all()
+    # the span of the first g groups is Gram-Schmidt's: the same projector
+    gs = gram_schmidt(etas, norm)
+    for end in torch.tensor(sizes).cumsum(0).tolist():
+        assert torch.allclose(xi[:end].T @ xi[:end], gs[:end].T @ gs[:end], atol=1e-8 * norm)
+
+
+@PROPERTY
+@given(etas=eta_matrices(), seed=st.integers(0, 1000))
+def test_symmetric_orthogonalisation_privileges_no_row_of_a_group(etas, seed):
+    """Permuting the rows inside a group permutes the quasi-eigenvectors the same way; Gram-Schmidt would
+    change them. One row per group is Gram-Schmidt."""
+    half = etas.shape[0] // 2
+    sizes = [half, etas.shape[0] - half] if half else [etas.shape[0]]
+    permutation = torch.cat([torch.randperm(half, generator=torch.Generator().manual_seed(seed)),
+                             torch.arange(half, etas.shape[0])])
+    xi = symmetric_orthogonalisation(etas, 2.0, sizes)
+    assert torch.allclose(symmetric_orthogonalisation(etas[permutation], 2.0, sizes), xi[permutation], atol=1e-8)
+    assert torch.allclose(symmetric_orthogonalisation(etas, 2.0, [1] * len(etas)), gram_schmidt(etas, 2.0),
+                          atol=1e-8)
+
+
+def test_symmetric_orthogonalisation_of_equally_overlapping_etas_known_answer():
+    """Ten unit class offsets plus a common offset m (every pair at the same cosine): the symmetric
+    quasi-eigenvectors keep the same share of every eta, Gram-Schmidt leaves the last one least of all.
+    Known answer: with E = I + m 1^T (rows e_a + m), the polar factor of E is I + b m 1^T-like, and each
+    overlap <xi_a|eta_a>/|eta_a| equals the mean overlap."""
+    dim, labels = 12, 10
+    m = torch.zeros(dim, dtype=torch.float64)
+    m[labels:] = 0.8  # the common offset lies outside the span of the class offsets
+    etas = torch.eye(dim, dtype=torch.float64)[:labels] + m
+    shares = {}
+    for name, xi in (("symmetric", symmetric_orthogonalisation(etas, 1.0, [labels])), ("gs", gram_schmidt(etas, 1.0))):
+        shares[name] = (xi * etas).sum(1) / etas.norm(dim=1)
+    assert torch.allclose(shares["symmetric"], shares["symmetric"].mean().expand(labels), atol=1e-12)
+    assert shares["gs"][0] > shares["symmetric"][0] > shares["gs"][-1]
+    assert (shares["gs"].diff() < 0).all()
+
+
+def test_symmetric_orthogonalisation_names_a_dependent_group_and_rejects_bad_groups():
+    etas = torch.randn(20, 20, dtype=torch.float64)
+    etas[13] = 2 * etas[2] - etas[7]
+    labels, sets = torch.arange(10).repeat(2), torch.arange(1, 3).repeat_interleave(10)
+    with pytest.raises(BasisError, match=r"row 13 \(label 3, set 2\) is \(nearly\) linearly dependent on the "
+                                         r"groups before it: its residual norm is .* of its own norm"):
+        QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation="symmetric")
+    etas[13] = torch.randn(20, dtype=torch.float64)
+    etas[15] = etas[12] + etas[2]  # independent of set 1, but its residual is row 12's
+    with pytest.raises(BasisError, match=r"group 1 \(set 2\) is \(nearly\) linearly dependent: the smallest "
+                                         r"singular value .* row 1[25] \(label [25], set 2\) carries most"):
+        QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation="symmetric")
+    with pytest.raises(ValueError, match=r"group sizes \[3, 3\] must be positive and sum to the 5 rows"):
+        symmetric_orthogonalisation(torch.randn(5, 5), 1.0, [3, 3])
+    with pytest.raises(ValueError, match="norm must be positive"):
+        symmetric_orthogonalisation(torch.randn(5, 5), -1.0, [5])
+    with pytest.raises(ValueError, match="orthogonalisation must be one of"):
+        QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation="qr")
+
+
+def test_from_etas_records_its_orthogonalisation_and_groups_by_set():
+    etas = torch.randn(20, 20, dtype=torch.float64)
+    labels, sets = torch.arange(10).repeat(2), torch.arange(1, 3).repeat_interleave(10)
+    basis = QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation="symmetric", provenance={"seed": 1})
+    assert basis.provenance == {"seed": 1, "orthogonalisation": "symmetric"}
+    assert torch.allclose(basis.vectors, symmetric_orthogonalisation(etas, 20.0, [10, 10]))
+    assert QuasiEigenBasis.from_etas(etas, labels, sets).provenance == {"orthogonalisation": "gram-schmidt"}
 
 
 def test_decompose_accepts_float32_and_single_vectors_and_returns_float64():
@@ -219,11 +306,12 @@ def test_save_load_round_trip(tmp_path):
     basis.provenance["seed"] = 7
     path = basis.save(tmp_path / "out" / "basis.safetensors")
     meta = json.loads(path.with_suffix(".json").read_text())
-    assert meta["norm"] == 20.0 and meta["dim"] == 20 and meta["provenance"] == {"seed": 7}
+    assert meta["norm"] == 20.0 and meta["dim"] == 20
+    assert meta["provenance"] == {"orthogonalisation": "gram-schmidt", "seed": 7}
     loaded = QuasiEigenBasis.load(path)
     assert torch.equal(loaded.vectors, basis.vectors)
     assert torch.equal(loaded.labels, basis.labels) and torch.equal(loaded.sets, basis.sets)
-    assert loaded.norm == basis.norm and loaded.provenance == {"seed": 7}
+    assert loaded.norm == basis.norm and loaded.provenance == basis.provenance
     assert sorted(p.name for p in path.parent.iterdir()) == ["basis.json", "basis.safetensors"]
     with pytest.raises(ValueError, match="use a .safetensors path"):
         basis.save(tmp_path / "basis.json")

@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 from .errors import CheckpointError, DataError, LatentspectraError
 from .latent import (BasisError, BoxSampler, CodeBulk, CodeStatisticsError, FullGaussianSampler,
                      GaussianMixtureSampler, IndependentGaussianSampler, LatentSetError, LatentSets, QuasiEigenBasis,
-                     StandardNormalSampler, build_latent_sets, collect_label_means, gram_schmidt, rotation_path)
+                     StandardNormalSampler, build_latent_sets, collect_label_means, gram_schmidt, rotation_path,
+                     symmetric_orthogonalisation)
 from .methods import (SFVQ, CurveQuantization, RayleighDirections, RedsError, SFVQError, rayleigh_directions,
                       rayleigh_path)
 
@@ -41,4 +42,5 @@ __all__ = [
     "rayleigh_directions",
     "rayleigh_path",
     "rotation_path",
+    "symmetric_orthogonalisation",
 ]

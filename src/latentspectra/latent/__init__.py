@@ -1,15 +1,16 @@
 """Latent Spectral Decomposition (Toledo-Marin & Glazier, PLOS ONE 18(6): e0287736, 2023).
 
 Latent sets and their averages (Methods steps 4-5, Eq. 3), quasi-eigenvectors by Gram-Schmidt
-(step 6, Eqs. 4-8), the decomposition of a latent vector (Eqs. 9-10) and the operators built on the
-quasi-eigenvectors (Eqs. 11-12, Algorithm 1). Plain tensors and any generator / encoder / classifier.
+(step 6, Eqs. 4-8) or by a symmetric orthogonalisation within each set, the decomposition of a latent
+vector (Eqs. 9-10) and the operators built on the quasi-eigenvectors (Eqs. 11-12, Algorithm 1).
+Plain tensors and any generator / encoder / classifier.
 
 Beside it, for any encoder's codes: their statistics (`statistics`: component fits, correlations, box
 shells, slices, the Mahalanobis bulk) and samplers fitted to them (`samplers`), used by the
 fragmentation study.
 """
 
-from .basis import BasisError, QuasiEigenBasis, gram_schmidt
+from .basis import BasisError, QuasiEigenBasis, gram_schmidt, symmetric_orthogonalisation
 from .operators import literal_rotation, plane_rotation, projection_operator, rotation_path
 from .samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
                        LatentSampler, StandardNormalSampler)
@@ -57,4 +58,5 @@ __all__ = [
     "sample_latents",
     "slice_mask",
     "strongest_pairs",
+    "symmetric_orthogonalisation",
 ]

@@ -5,6 +5,9 @@ then every label of set 2, ...), are orthogonalised by Gram-Schmidt (Eqs. 4-7) a
 <xi_k|xi_k> = C (Eq. 8; C = M by default, the expected squared norm of z ~ N(0, I_M)). A latent vector
 then expands as z = sum_k c_k xi_k (Eq. 9) with c_k = <xi_k|z> / C (Eq. 10).
 
+Besides the paper's Gram-Schmidt, a symmetric (Löwdin) orthogonalisation within each set keeps the sets'
+order but privileges no label of a set; `QuasiEigenBasis.from_etas` takes either.
+
 Everything here is float64 and works on plain tensors: nothing depends on a particular generator.
 """
 
@@ -23,6 +26,7 @@ from ..io import load_tensors, read_record, record_path, save_tensors_with_recor
 from .operators import ROTATION_MODES, as_latents, literal_rotation, plane_rotation, projection_operator
 
 BASIS_FORMAT = "latentspectra.QuasiEigenBasis"
+ORTHOGONALISATIONS = ("gram-schmidt", "symmetric")
 
 
 class BasisError(LatentspectraError, ValueError):
@@ -86,6 +90,77 @@ def gram_schmidt(vectors: torch.Tensor, norm: float, *, rtol: float = 1e-8,
     return (q * signs).T * float(norm) ** 0.5
 
 
+def symmetric_orthogonalisation(vectors: torch.Tensor, norm: float, groups: Sequence[int] | torch.Tensor, *,
+                                rtol: float = 1e-8, group_names: Sequence[str] | None = None,
+                                row_names: Sequence[str] | None = None) -> torch.Tensor:
+    """Orthogonalise the rows group by group, treating the rows of a group alike, and scale to <xi|xi> = ``norm``.
+
+    The groups (consecutive rows; ``groups[g]`` rows in group g) are taken in order, as Gram-Schmidt
+    takes rows (Eq. 5 with a group per set): the rows of group g lose their parts in the span of the
+    groups before it, the residuals are scaled to unit length, and those rows R are replaced by the
+    orthonormal rows closest to them in the least-squares sense, the polar factor U V^T of R = U S V^T
+    (Löwdin's symmetric orthogonalisation). With one row per group this is `gram_schmidt`. Within a
+    group no row is privileged (permuting its rows permutes the result) and the rows' lengths do not
+    matter, whereas Gram-Schmidt leaves the last row of a group only what the earlier ones did not take
+    (docs/architecture.md measures what that costs the late labels). The span of the first g groups is
+    Gram-Schmidt's, and <xi_k|eta_k> > 0 for every row.
+
+    Args:
+        vectors: (K, M) real floating tensor, K <= M.
+        norm: C > 0, the squared norm of every output row.
+        groups: sizes of the consecutive groups, summing to K.
+        rtol: a row whose residual after the earlier groups is below ``rtol`` times its own norm, or a
+            group whose unit residuals have a singular value below ``rtol``, counts as linearly dependent.
+        group_names / row_names: optional descriptions for error messages.
+
+    Returns:
+        (K, M) float64 tensor of orthogonal rows.
+
+    Raises:
+        ValueError: bad shape, dtype, values, group sizes or ``norm`` <= 0.
+        BasisError: a (nearly) dependent row or group, naming it, its relative residual or singular value
+            and, for a group, the row that carries most of the dependent combination.
+    """
+    etas = _check_matrix("symmetric_orthogonalisation: vectors", vectors)
+    if not norm > 0:
+        raise ValueError(f"symmetric_orthogonalisation: norm must be positive, got {norm}")
+    sizes = [int(size) for size in torch.as_tensor(groups).flatten()]
+    if any(size < 1 for size in sizes) or sum(sizes) != len(etas):
+        raise ValueError(f"symmetric_orthogonalisation: group sizes {sizes} must be positive and sum to the "
+                         f"{len(etas)} rows")
+    if group_names is not None and len(group_names) != len(sizes):
+        raise ValueError(f"symmetric_orthogonalisation: {len(group_names)} group names for {len(sizes)} groups")
+    if row_names is not None and len(row_names) != len(etas):
+        raise ValueError(f"symmetric_orthogonalisation: {len(row_names)} row names for {len(etas)} rows")
+    if len(etas) > etas.shape[1]:
+        raise BasisError(f"symmetric_orthogonalisation: {len(etas)} rows in {etas.shape[1]} dimensions cannot be "
+                         f"independent")
+    done = etas.new_zeros(0, etas.shape[1])
+    for index, (start, size) in enumerate(zip(torch.tensor([0, *sizes]).cumsum(0).tolist(), sizes)):
+        block = etas[start:start + size]
+        residual = block
+        for _ in range(2):  # projecting twice keeps the result orthogonal to rounding ("twice is enough")
+            residual = residual - (residual @ done.T) @ done
+        lengths = torch.linalg.vector_norm(residual, dim=1)
+        relative = lengths / torch.linalg.vector_norm(block, dim=1)
+        bad = torch.nonzero(~(relative >= rtol)).flatten()  # ~(x >= rtol) also catches 0/0 = NaN
+        if len(bad):
+            row = start + int(bad[0])
+            raise BasisError(f"symmetric_orthogonalisation: {_describe_row(row, row_names)} is (nearly) linearly "
+                             f"dependent on the groups before it: its residual norm is "
+                             f"{float(relative[bad[0]].nan_to_num(0.0)):.3g} of its own norm (rtol={rtol:g})")
+        u, singular, vh = torch.linalg.svd(residual / lengths[:, None], full_matrices=False)
+        if not singular[-1] >= rtol:
+            name = f"group {index}" + (f" ({group_names[index]})" if group_names is not None else "")
+            culprit = start + int(u[:, -1].abs().argmax())
+            raise BasisError(f"symmetric_orthogonalisation: {name} is (nearly) linearly dependent: the smallest "
+                             f"singular value of its unit residual rows is {float(singular[-1]):.3g} "
+                             f"(rtol={rtol:g}); {_describe_row(culprit, row_names)} carries most of the dependent "
+                             f"combination")
+        done = torch.cat([done, u @ vh])
+    return done * float(norm) ** 0.5
+
+
 def _describe_row(index: int, row_names: Sequence[str] | None) -> str:
     return f"row {index}" + (f" ({row_names[index]})" if row_names is not None else "")
 
@@ -137,16 +212,24 @@ class QuasiEigenBasis:
 
     @classmethod
     def from_etas(cls, etas: torch.Tensor, labels: Sequence[int] | torch.Tensor, sets: Sequence[int] | torch.Tensor,
-                  norm: float | None = None, *, rtol: float = 1e-8,
+                  norm: float | None = None, *, orthogonalisation: str = "gram-schmidt", rtol: float = 1e-8,
                   provenance: dict[str, Any] | None = None) -> QuasiEigenBasis:
-        """Gram-Schmidt (Eqs. 4-8) of the (M, M) averages ``etas``, rows already in the order of Eq. 5.
+        """Quasi-eigenvectors (Eqs. 4-8) of the (M, M) averages ``etas``, rows already in the order of Eq. 5.
 
         ``labels[k]`` and ``sets[k]`` describe row k; ``norm`` (C) defaults to M.
+        ``orthogonalisation="gram-schmidt"`` is the paper's (`gram_schmidt`, row by row);
+        ``"symmetric"`` takes the sets in order and the labels of a set alike
+        (`symmetric_orthogonalisation` with one group per run of equal ``sets``). The choice is recorded
+        in ``provenance["orthogonalisation"]``.
 
         Raises:
-            ValueError: ``etas`` not square, or labels / sets of the wrong shape or dtype.
-            BasisError: dependent etas, naming the row with its label and set.
+            ValueError: ``etas`` not square, labels / sets of the wrong shape or dtype, an unknown
+                ``orthogonalisation``.
+            BasisError: dependent etas, naming the row (or set) with its label and set.
         """
+        if orthogonalisation not in ORTHOGONALISATIONS:
+            raise ValueError(f"from_etas: orthogonalisation must be one of {ORTHOGONALISATIONS}, "
+                             f"got {orthogonalisation!r}")
         etas = _check_matrix("from_etas: etas", etas)
         dim = etas.shape[1]
         if etas.shape[0] != dim:
@@ -155,8 +238,13 @@ class QuasiEigenBasis:
         sets = _check_index_vector("sets", sets, dim)
         names = [f"label {int(a)}, set {int(i)}" for a, i in zip(labels, sets)]
         norm = float(dim) if norm is None else float(norm)
-        vectors = gram_schmidt(etas, norm, rtol=rtol, row_names=names)
-        return cls(vectors, labels, sets, norm, dict(provenance or {}))
+        if orthogonalisation == "gram-schmidt":
+            vectors = gram_schmidt(etas, norm, rtol=rtol, row_names=names)
+        else:
+            set_ids, sizes = torch.unique_consecutive(sets, return_counts=True)
+            vectors = symmetric_orthogonalisation(etas, norm, sizes, rtol=rtol, row_names=names,
+                                                  group_names=[f"set {int(i)}" for i in set_ids])
+        return cls(vectors, labels, sets, norm, {**(provenance or {}), "orthogonalisation": orthogonalisation})
 
     @property
     def dim(self) -> int:
