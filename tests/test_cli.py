@@ -29,6 +29,7 @@ def test_data_info_json(capsys, tiny_npz):
     (["basis", "--models", "/no/such/models", "--out", "{empty}/b.safetensors"], "/no/such/models"),
     (["basis", "--out", "{file}"], "expected a .safetensors file"),
     (["basis", "--per-set", "0"], "--per-set"),
+    (["basis", "--orthogonalisation", "qr"], "--orthogonalisation"),
     (["reproduce", "--out", "{file}"], "not a directory"),
     (["reproduce", "--out", "{empty}", "--models", "{empty}"], "generator"),
     (["reproduce", "--out", "{empty}", "--retrain", "--models", "{empty}"], "--retrain"),
@@ -75,3 +76,14 @@ def test_train_all_then_evaluate_end_to_end(capsys, tmp_path, tiny_npz):
                                 "--per-set", "2", "--out", str(tmp_path / "basis.safetensors"), "--json", "--quiet")
     assert code == 2 and len(err.strip().splitlines()) == 1  # a 1-epoch generator makes almost one label
     assert "label 0 has 0 of 2" in err and "too few latents" in err
+
+
+@pytest.mark.parametrize("method", ["gram-schmidt", "symmetric"])
+def test_basis_builds_either_orthogonalisation_and_records_it(capsys, tmp_path, method):
+    out = tmp_path / "basis.safetensors"
+    code, stdout, _ = run_cli(capsys, "basis", "--per-set", "3", "--orthogonalisation", method, "--out", str(out),
+                              "--json", "--quiet")
+    assert code == 0
+    stats = json.loads(stdout)
+    assert stats["orthogonalisation"] == method and stats["orthogonality_error"] <= 1e-10
+    assert json.loads(out.with_suffix(".json").read_text())["provenance"]["orthogonalisation"] == method

@@ -38,6 +38,12 @@ def test_metrics_are_consistent(study):
     assert len(cumulative) == metrics["latent_dim"] == 100
     assert all(a <= b + 1e-12 for a, b in zip(cumulative, cumulative[1:])) and math.isclose(cumulative[-1], 1.0)
     assert math.isclose(cumulative[0], metrics["lsd_top1_accuracy"]["mean"])
+    # both orthogonalisations are measured on the same encodings; the run's own one is the headline
+    compared = metrics["lsd_by_orthogonalisation"]
+    assert set(compared) == {"gram-schmidt", "symmetric"} and metrics["orthogonalisation"] == "symmetric"
+    assert compared["symmetric"]["top1"] == metrics["lsd_top1_accuracy"]
+    assert math.isclose(compared["symmetric"]["top4"]["mean"], metrics["lsd_top4_accuracy"])
+    assert compared["gram-schmidt"]["top1"] != compared["symmetric"]["top1"]
     assert metrics["basis_orthogonality_error"] <= 1e-10
     # the shipped networks are good: far above chance even on 300 images and V = 20
     assert metrics["classifier_accuracy"]["mean"] > 0.9 and metrics["encode_decode_accuracy"]["mean"] > 0.8

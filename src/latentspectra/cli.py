@@ -13,11 +13,16 @@ from pathlib import Path
 
 import click
 
-from .config import INFERENCE_BATCH_SIZE
+from .config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION
 from .errors import LatentspectraError
 from .io import prepare_out_dir
+from .latent.basis import ORTHOGONALISATIONS
 
 NETWORK_CHOICES = ("classifier", "gan", "encoder", "all", "autoencoder")
+ORTHOGONALISATION_OPTION = click.option(
+    "--orthogonalisation", type=click.Choice(ORTHOGONALISATIONS), default=ORTHOGONALISATION, show_default=True,
+    help="How the etas become quasi-eigenvectors: Gram-Schmidt in the paper's order (Eqs. 4-7), or symmetric "
+         "(Löwdin) within each set, which privileges no label (docs/architecture.md).")
 
 
 def _print_json(obj: object) -> None:
@@ -117,11 +122,12 @@ def evaluate(models: str | None, dataset: str, seed: int, as_json: bool) -> None
               help="Per-set cap on drawn latents before a rare label is an error (default 50 x V x labels).")
 @click.option("--out", type=click.Path(dir_okay=False), default="runs/basis.safetensors", show_default=True,
               help="Where to save the basis (safetensors, with a .json record beside it).")
+@ORTHOGONALISATION_OPTION
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object (seconds, samples_per_second, ...).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def basis(models: str | None, dataset: str, per_set: int, batch_size: int, max_draws: int | None, out: str,
-          seed: int, as_json: bool, quiet: bool) -> None:
+          orthogonalisation: str, seed: int, as_json: bool, quiet: bool) -> None:
     """Build the latent sets and their quasi-eigenvectors (paper steps 4-6) and save the basis."""
     from .experiments.basis import build_basis_from_models
 
@@ -132,7 +138,8 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int, max_d
         raise LatentspectraError(f"--out {out}: is a directory, expected a .safetensors file name")
     prepare_out_dir(out_path.parent)
     built, _, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed, progress=not quiet,
-                                              batch_size=batch_size, max_draws=max_draws)
+                                              batch_size=batch_size, max_draws=max_draws,
+                                              orthogonalisation=orthogonalisation)
     stats["out"] = str(built.save(out_path))
     _print_record(stats, as_json)
 
@@ -148,17 +155,19 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int, max_d
               help="V: latent vectors averaged into each eta.")
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
               help="Stochastic encodings of the test set.")
+@ORTHOGONALISATION_OPTION
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reproduce(dataset: str, out: str, models: str | None, retrain: bool, per_set: int, trials: int, seed: int,
-              as_json: bool, quiet: bool) -> None:
+def reproduce(dataset: str, out: str, models: str | None, retrain: bool, per_set: int, trials: int,
+              orthogonalisation: str, seed: int, as_json: bool, quiet: bool) -> None:
     """The paper's whole study: basis, LSD classification, denoising, rotations, Figs. 2-8 and a report."""
     from .experiments.reproduce import ReproduceConfig, reproduce as run_study
 
     if retrain and models:
         raise LatentspectraError("--retrain trains new networks into OUT/models; do not combine it with --models")
-    config = ReproduceConfig(dataset=dataset, seed=seed, per_set=per_set, trials=trials)
+    config = ReproduceConfig(dataset=dataset, seed=seed, per_set=per_set, trials=trials,
+                             orthogonalisation=orthogonalisation)
     metrics = run_study(out, config, models_dir=models, retrain=retrain, progress=not quiet)
     if as_json:
         _print_json(metrics)

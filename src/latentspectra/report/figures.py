@@ -137,7 +137,7 @@ def _draw_source(subfigure: SubFigure, source: str, panel: Mapping[str, Any]) ->
 def figure4(decoded_etas: np.ndarray, decoded_xis: np.ndarray, gram_etas: np.ndarray, gram_xis: np.ndarray,
             path: Path, *, labels: int = 10) -> Path:
     """Fig. 4: decoded label means G(eta) and quasi-eigenvectors G(xi) (rows = sets, columns = labels, in
-    Gram-Schmidt order) and the Gram matrices of the etas and of the xis."""
+    the order of Eq. 5) and the Gram matrices of the etas and of the xis."""
     figure = new_figure(12, 11)
     (eta_ax, xi_ax), (gram_eta_ax, gram_xi_ax) = figure.subplots(2, 2)
     show_images(eta_ax, decoded_etas, labels, "G(eta): rows = sets, columns = labels")
