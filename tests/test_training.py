@@ -8,7 +8,9 @@ import dataclasses
 import pytest
 import torch
 
-from latentspectra.errors import CheckpointError
+from latentspectra.config import TrainConfig
+from latentspectra.errors import CheckpointError, LatentspectraError
+from latentspectra.experiments.train import with_encoder_weights
 from latentspectra.models import Classifier, Generator
 from latentspectra.training.checkpoint import load_model, save_model
 from latentspectra.training.classifier import ClassifierJob
@@ -144,6 +146,23 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_dataset, tmp_p
         assert torch.allclose(expected[key], actual[key], atol=1e-6), key
 
 
+@pytest.mark.parametrize(("seed", "config", "changed"), [
+    (6, {"lr": 0.001, "epochs": 1}, "seed 5 -> 6"),
+    (5, {"lr": 0.002, "epochs": 1}, "lr 0.001 -> 0.002"),
+])
+def test_resume_refuses_a_state_saved_with_other_settings(tiny_dataset, tmp_path, seed, config, changed):
+    run_training(_make_jobs(tiny_dataset)["classifier"], tmp_path, epochs=1, seed=5,
+                 config={"lr": 0.001, "epochs": 1}, progress=False)
+    with pytest.raises(CheckpointError, match="classifier-state.json") as error:
+        run_training(_make_jobs(tiny_dataset)["classifier"], tmp_path, epochs=2, seed=seed, config=config,
+                     progress=False)
+    assert changed in str(error.value)
+    # more epochs with the same settings is a resume, not a change
+    result = run_training(_make_jobs(tiny_dataset)["classifier"], tmp_path, epochs=2, seed=5,
+                          config={"lr": 0.001, "epochs": 2}, progress=False)
+    assert result.resumed_from_epoch == 1
+
+
 def test_run_training_writes_weights_and_record(tiny_dataset, tmp_path):
     job = _make_jobs(tiny_dataset)["classifier"]
     run_training(job, tmp_path, epochs=1, seed=0, config={"epochs": 1}, progress=False)
@@ -170,3 +189,14 @@ def test_shuffled_batches_cover_full_batches_of_one_permutation_per_epoch():
 def test_shuffled_batches_have_at_least_one_batch():
     batches = ShuffledBatches(2, 5)
     assert len(batches) == 1 and sorted(batches[0].tolist()) == [0, 1]
+
+
+def test_with_encoder_weights_sets_the_three_loss_weights_only():
+    config = TrainConfig()
+    assert with_encoder_weights(config, None) is config
+    changed = with_encoder_weights(config, (1.0, 0.5, 30.0))
+    assert (changed.encoder.reconstruction_weight, changed.encoder.kl_weight,
+            changed.encoder.classifier_weight) == (1.0, 0.5, 30.0)
+    assert dataclasses.replace(changed, encoder=config.encoder) == config
+    with pytest.raises(LatentspectraError, match="--encoder-weights"):
+        with_encoder_weights(config, (1.0, float("inf"), 100.0))

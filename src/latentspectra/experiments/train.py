@@ -9,6 +9,7 @@ when a trained classifier is in the same directory).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -61,6 +62,23 @@ def with_latent_dim(config: TrainConfig, latent_dim: int | None) -> TrainConfig:
         raise LatentspectraError(f"--latent-dim must be at least 1, got {latent_dim}")
     return replace(config, gan=replace(config.gan, latent_dim=latent_dim),
                    autoencoder=replace(config.autoencoder, latent_dim=latent_dim))
+
+
+def with_encoder_weights(config: TrainConfig, weights: tuple[float, float, float] | None) -> TrainConfig:
+    """``config`` with the encoder's loss weights (reconstruction, KL, classifier cross-entropy = the
+    paper's lambda, step 3) replaced by ``weights`` (unchanged for None).
+
+    Raises:
+        LatentspectraError: a weight negative or not finite, or all three zero.
+    """
+    if weights is None:
+        return config
+    if not all(math.isfinite(weight) and weight >= 0 for weight in weights) or not any(weights):
+        raise LatentspectraError(f"--encoder-weights must be three finite weights >= 0, not all zero "
+                                 f"(reconstruction, KL, classifier), got {' '.join(map(str, weights))}")
+    reconstruction, kl, classifier = (float(weight) for weight in weights)
+    return replace(config, encoder=replace(config.encoder, reconstruction_weight=reconstruction, kl_weight=kl,
+                                           classifier_weight=classifier))
 
 
 def _require(out_dir: Path, name: str, needed_by: str) -> torch.nn.Module:

@@ -2,13 +2,14 @@
 
 A `TrainingJob` says what to train; `run_training` runs its epochs with a progress bar, saves the full
 training state after every epoch (atomically, so an interruption loses at most the epoch in flight),
-resumes from that state when it finds one, and finally writes the trained networks with their JSON
+resumes from that state when it finds one made with the same seed and settings, and finally writes the trained networks with their JSON
 record. Each epoch draws its randomness from its own generator seeded by (seed, epoch), so a resumed
 run continues exactly as the uninterrupted one would have.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import CheckpointError
 from .checkpoint import load_training_state, save_model, save_training_state, versions
 
 
@@ -72,6 +74,27 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
+def resume_settings(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """What a saved training state must have been made with to be resumed: the seed and every setting but
+    the epoch count (which may grow to train further), as JSON stores them."""
+    return json.loads(json.dumps({"seed": seed, **{key: value for key, value in config.items() if key != "epochs"}}))
+
+
+def check_resume_settings(state_path: Path, saved: dict[str, Any] | None, current: dict[str, Any]) -> None:
+    """Refuse to resume a state saved with other settings (a state from before settings were recorded,
+    ``saved`` None, is resumed as it is).
+
+    Raises:
+        CheckpointError: naming the state file and each differing setting with its saved and new value.
+    """
+    if saved is None or saved == current:
+        return
+    changed = ", ".join(f"{key} {saved.get(key)!r} -> {current.get(key)!r}"
+                        for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key))
+    raise CheckpointError(f"{state_path}: the saved training state was made with other settings ({changed}); "
+                          "rerun with the same settings to resume, or use a fresh --out directory")
+
+
 def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
                  config: dict[str, Any], progress: bool = True) -> TrainingResult:
     """Train ``job`` for ``epochs`` epochs into ``out_dir``, resuming if a saved state is there.
@@ -82,7 +105,9 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
     """
     out_dir = Path(out_dir)
     state_stem = out_dir / "checkpoints" / f"{job.name}-state"
+    settings = resume_settings(config, seed)
     meta = load_training_state(state_stem, job.modules, job.optimizers, job.schedulers) or {}
+    check_resume_settings(state_stem.with_suffix(".json"), meta.get("settings"), settings)
     start_epoch = int(meta.get("epochs_done", 0))
     history: list[dict[str, float]] = list(meta.get("history", []))
     seconds = float(meta.get("seconds", 0.0))
@@ -110,7 +135,8 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
         seconds += time.perf_counter() - began
         history.append({"epoch": epoch + 1, **{key: value / steps for key, value in totals.items()}})
         save_training_state(state_stem, job.modules, job.optimizers, job.schedulers,
-                            {"epochs_done": epoch + 1, "history": history, "seconds": seconds})
+                            {"epochs_done": epoch + 1, "history": history, "seconds": seconds,
+                             "settings": settings})
     for module in job.modules.values():
         module.eval()
     metrics = job.evaluate()
