@@ -68,14 +68,21 @@ def gram_schmidt(vectors: torch.Tensor, norm: float, *, rtol: float = 1e-8,
         ValueError: bad shape, dtype, non-finite values, or ``norm`` <= 0.
         BasisError: a (nearly) linearly dependent row; the message names the row and its relative residual.
     """
-    etas = _check_matrix("gram_schmidt: vectors", vectors)
+    return _orthonormal_rows("gram_schmidt", vectors, norm, rtol, row_names) * float(norm) ** 0.5
+
+
+def _orthonormal_rows(caller: str, vectors: torch.Tensor, norm: float, rtol: float,
+                      row_names: Sequence[str] | None) -> torch.Tensor:
+    """Gram-Schmidt's orthonormal rows q_k (row k: the part of row k orthogonal to rows 0..k-1, in its
+    direction), after checking the arguments and that no row is (nearly) dependent on those before it."""
+    etas = _check_matrix(f"{caller}: vectors", vectors)
     count, dim = etas.shape
     if not norm > 0:
-        raise ValueError(f"gram_schmidt: norm must be positive, got {norm}")
+        raise ValueError(f"{caller}: norm must be positive, got {norm}")
     if row_names is not None and len(row_names) != count:
-        raise ValueError(f"gram_schmidt: {len(row_names)} row names for {count} rows")
+        raise ValueError(f"{caller}: {len(row_names)} row names for {count} rows")
     if count > dim:
-        raise BasisError(f"gram_schmidt: {count} rows in {dim} dimensions cannot be independent: "
+        raise BasisError(f"{caller}: {count} rows in {dim} dimensions cannot be independent: "
                          f"{_describe_row(dim, row_names)} lies in the span of the rows before it")
     q, r = torch.linalg.qr(etas.T, mode="reduced")
     diagonal = r.diagonal()
@@ -84,15 +91,13 @@ def gram_schmidt(vectors: torch.Tensor, norm: float, *, rtol: float = 1e-8,
     if len(bad):
         k = int(bad[0])
         residual = float(relative[k]) if torch.isfinite(relative[k]) else 0.0
-        raise BasisError(f"gram_schmidt: {_describe_row(k, row_names)} is (nearly) linearly dependent on the rows "
+        raise BasisError(f"{caller}: {_describe_row(k, row_names)} is (nearly) linearly dependent on the rows "
                          f"before it: its residual norm is {residual:.3g} of its own norm (rtol={rtol:g})")
-    signs = torch.sign(diagonal)
-    return (q * signs).T * float(norm) ** 0.5
+    return (q * torch.sign(diagonal)).T
 
 
 def symmetric_orthogonalisation(vectors: torch.Tensor, norm: float, groups: Sequence[int] | torch.Tensor, *,
-                                rtol: float = 1e-8, group_names: Sequence[str] | None = None,
-                                row_names: Sequence[str] | None = None) -> torch.Tensor:
+                                rtol: float = 1e-8, row_names: Sequence[str] | None = None) -> torch.Tensor:
     """Orthogonalise the rows group by group, treating the rows of a group alike, and scale to <xi|xi> = ``norm``.
 
     The groups (consecutive rows; ``groups[g]`` rows in group g) are taken in order, as Gram-Schmidt
@@ -105,60 +110,41 @@ def symmetric_orthogonalisation(vectors: torch.Tensor, norm: float, groups: Sequ
     (docs/architecture.md measures what that costs the late labels). The span of the first g groups is
     Gram-Schmidt's, and <xi_k|eta_k> > 0 for every row.
 
+    Computed on Gram-Schmidt's orthonormal rows: each group's residuals are taken in the coordinates of
+    the group's own Gram-Schmidt rows, and the polar factor of those few coordinates is mapped back, so
+    the groups stay orthogonal to rounding however nearly dependent a group's rows are.
+
     Args:
         vectors: (K, M) real floating tensor, K <= M.
         norm: C > 0, the squared norm of every output row.
         groups: sizes of the consecutive groups, summing to K.
-        rtol: a row whose residual after the earlier groups is below ``rtol`` times its own norm, or a
-            group whose unit residuals have a singular value below ``rtol``, counts as linearly dependent.
-        group_names / row_names: optional descriptions for error messages.
+        rtol / row_names: as for `gram_schmidt`, which decides, in the same row order, whether a row is
+            (nearly) dependent on the rows before it.
 
     Returns:
         (K, M) float64 tensor of orthogonal rows.
 
     Raises:
         ValueError: bad shape, dtype, values, group sizes or ``norm`` <= 0.
-        BasisError: a (nearly) dependent row or group, naming it, its relative residual or singular value
-            and, for a group, the row that carries most of the dependent combination.
+        BasisError: a (nearly) dependent row, naming it and its relative residual.
     """
     etas = _check_matrix("symmetric_orthogonalisation: vectors", vectors)
-    if not norm > 0:
-        raise ValueError(f"symmetric_orthogonalisation: norm must be positive, got {norm}")
     sizes = [int(size) for size in torch.as_tensor(groups).flatten()]
     if any(size < 1 for size in sizes) or sum(sizes) != len(etas):
         raise ValueError(f"symmetric_orthogonalisation: group sizes {sizes} must be positive and sum to the "
                          f"{len(etas)} rows")
-    if group_names is not None and len(group_names) != len(sizes):
-        raise ValueError(f"symmetric_orthogonalisation: {len(group_names)} group names for {len(sizes)} groups")
-    if row_names is not None and len(row_names) != len(etas):
-        raise ValueError(f"symmetric_orthogonalisation: {len(row_names)} row names for {len(etas)} rows")
-    if len(etas) > etas.shape[1]:
-        raise BasisError(f"symmetric_orthogonalisation: {len(etas)} rows in {etas.shape[1]} dimensions cannot be "
-                         f"independent")
-    done = etas.new_zeros(0, etas.shape[1])
-    for index, (start, size) in enumerate(zip(torch.tensor([0, *sizes]).cumsum(0).tolist(), sizes)):
-        block = etas[start:start + size]
-        residual = block
-        for _ in range(2):  # projecting twice keeps the result orthogonal to rounding ("twice is enough")
-            residual = residual - (residual @ done.T) @ done
-        lengths = torch.linalg.vector_norm(residual, dim=1)
-        relative = lengths / torch.linalg.vector_norm(block, dim=1)
-        bad = torch.nonzero(~(relative >= rtol)).flatten()  # ~(x >= rtol) also catches 0/0 = NaN
-        if len(bad):
-            row = start + int(bad[0])
-            raise BasisError(f"symmetric_orthogonalisation: {_describe_row(row, row_names)} is (nearly) linearly "
-                             f"dependent on the groups before it: its residual norm is "
-                             f"{float(relative[bad[0]].nan_to_num(0.0)):.3g} of its own norm (rtol={rtol:g})")
-        u, singular, vh = torch.linalg.svd(residual / lengths[:, None], full_matrices=False)
-        if not singular[-1] >= rtol:
-            name = f"group {index}" + (f" ({group_names[index]})" if group_names is not None else "")
-            culprit = start + int(u[:, -1].abs().argmax())
-            raise BasisError(f"symmetric_orthogonalisation: {name} is (nearly) linearly dependent: the smallest "
-                             f"singular value of its unit residual rows is {float(singular[-1]):.3g} "
-                             f"(rtol={rtol:g}); {_describe_row(culprit, row_names)} carries most of the dependent "
-                             f"combination")
-        done = torch.cat([done, u @ vh])
-    return done * float(norm) ** 0.5
+    gram_schmidt_rows = _orthonormal_rows("symmetric_orthogonalisation", etas, norm, rtol, row_names)
+    symmetric = []
+    for group_rows, q in zip(etas.split(sizes), gram_schmidt_rows.split(sizes)):
+        residuals = group_rows @ q.T  # the rows less their parts in the earlier groups' span, in q's coordinates
+        symmetric.append(_polar_factor(residuals / torch.linalg.vector_norm(residuals, dim=1, keepdim=True)) @ q)
+    return torch.cat(symmetric) * float(norm) ** 0.5
+
+
+def _polar_factor(rows: torch.Tensor) -> torch.Tensor:
+    """The orthonormal rows closest to ``rows`` in the least-squares sense: U V^T of rows = U S V^T."""
+    u, _, vh = torch.linalg.svd(rows, full_matrices=False)
+    return u @ vh
 
 
 def _describe_row(index: int, row_names: Sequence[str] | None) -> str:
@@ -225,7 +211,7 @@ class QuasiEigenBasis:
         Raises:
             ValueError: ``etas`` not square, labels / sets of the wrong shape or dtype, an unknown
                 ``orthogonalisation``.
-            BasisError: dependent etas, naming the row (or set) with its label and set.
+            BasisError: dependent etas, naming the row with its label and set.
         """
         if orthogonalisation not in ORTHOGONALISATIONS:
             raise ValueError(f"from_etas: orthogonalisation must be one of {ORTHOGONALISATIONS}, "
@@ -241,9 +227,8 @@ class QuasiEigenBasis:
         if orthogonalisation == "gram-schmidt":
             vectors = gram_schmidt(etas, norm, rtol=rtol, row_names=names)
         else:
-            set_ids, sizes = torch.unique_consecutive(sets, return_counts=True)
-            vectors = symmetric_orthogonalisation(etas, norm, sizes, rtol=rtol, row_names=names,
-                                                  group_names=[f"set {int(i)}" for i in set_ids])
+            _, sizes = torch.unique_consecutive(sets, return_counts=True)
+            vectors = symmetric_orthogonalisation(etas, norm, sizes, rtol=rtol, row_names=names)
         return cls(vectors, labels, sets, norm, {**(provenance or {}), "orthogonalisation": orthogonalisation})
 
     @property
