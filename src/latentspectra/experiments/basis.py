@@ -17,7 +17,7 @@ from ..data import images_to_tensor, load_dataset
 from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION
 from ..errors import LatentspectraError
 from ..latent import QuasiEigenBasis, build_latent_sets
-from ..latent.basis import ORTHOGONALISATIONS
+from ..latent.basis import check_orthogonalisation
 from ..latent.sets import EncoderSample, LatentSets, Network
 from ..training.checkpoint import versions
 from .evaluate import shipped_models_dir
@@ -57,9 +57,7 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
         `BasisBuild` whose stats hold at least seconds, samples_per_second, samples_drawn,
         orthogonality_error, per_set, sets and labels.
     """
-    if orthogonalisation not in ORTHOGONALISATIONS:  # checked before the minute of sampling
-        raise ValueError(f"build_basis: orthogonalisation must be one of {ORTHOGONALISATIONS}, "
-                         f"got {orthogonalisation!r}")
+    check_orthogonalisation(orthogonalisation, "build_basis")  # before the minute of sampling
     if latent_dim is None:
         latent_dim = _config_value(generator, "latent_dim", "latent_dim")
     if num_labels is None:

@@ -121,7 +121,7 @@ def classification_study(networks: Networks, basis: QuasiEigenBasis, images: tor
         encode_decode.append((predict(networks, z, config.batch_size) == labels).double().mean().item())
         rank_counts += torch.bincount(ranks, minlength=basis.dim + 2).double()
         for name, other in compared.items():
-            other_ranks = other.label_ranks(z, labels)
+            other_ranks = ranks if other is basis else other.label_ranks(z, labels)
             compared_ranks[name]["top1"].append((other_ranks == 1).double().mean().item())
             compared_ranks[name]["top4"].append((other_ranks <= 4).double().mean().item())
         if trial == 0:
@@ -285,8 +285,9 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), 
             latent_dim=networks.latent_dim, num_labels=networks.num_labels,
             orthogonalisation=config.orthogonalisation)
         basis.save(out / "basis.safetensors")
-        bases = {method: QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
-                                                   orthogonalisation=method) for method in ORTHOGONALISATIONS}
+        bases = {method: basis if method == config.orthogonalisation else
+                 QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
+                                           orthogonalisation=method) for method in ORTHOGONALISATIONS}
     results: dict[str, Any] = {}
     with timer.stage("classification"):
         results["classifier_accuracy"] = summarise([classifier_accuracy(networks.exact_classifier, test_images,

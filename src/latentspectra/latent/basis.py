@@ -29,6 +29,12 @@ BASIS_FORMAT = "latentspectra.QuasiEigenBasis"
 ORTHOGONALISATIONS = ("gram-schmidt", "symmetric")
 
 
+def check_orthogonalisation(orthogonalisation: str, caller: str) -> None:
+    """Raise ValueError, naming ``caller``, unless ``orthogonalisation`` is one of `ORTHOGONALISATIONS`."""
+    if orthogonalisation not in ORTHOGONALISATIONS:
+        raise ValueError(f"{caller}: orthogonalisation must be one of {ORTHOGONALISATIONS}, got {orthogonalisation!r}")
+
+
 class BasisError(LatentspectraError, ValueError):
     """Dependent latent averages, or a basis file that is missing, corrupt or inconsistent."""
 
@@ -213,9 +219,7 @@ class QuasiEigenBasis:
                 ``orthogonalisation``.
             BasisError: dependent etas, naming the row with its label and set.
         """
-        if orthogonalisation not in ORTHOGONALISATIONS:
-            raise ValueError(f"from_etas: orthogonalisation must be one of {ORTHOGONALISATIONS}, "
-                             f"got {orthogonalisation!r}")
+        check_orthogonalisation(orthogonalisation, "from_etas")
         etas = _check_matrix("from_etas: etas", etas)
         dim = etas.shape[1]
         if etas.shape[0] != dim:

@@ -2,9 +2,9 @@
 
 A `TrainingJob` says what to train; `run_training` runs its epochs with a progress bar, saves the full
 training state after every epoch (atomically, so an interruption loses at most the epoch in flight),
-resumes from that state when it finds one made with the same seed and settings, and finally writes the trained networks with their JSON
-record. Each epoch draws its randomness from its own generator seeded by (seed, epoch), so a resumed
-run continues exactly as the uninterrupted one would have.
+resumes from that state when it finds one made with the same seed and settings, and finally writes
+the trained networks with their JSON record. Each epoch draws its randomness from its own generator
+seeded by (seed, epoch), so a resumed run continues exactly as the uninterrupted one would have.
 """
 
 from __future__ import annotations
