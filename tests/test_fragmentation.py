@@ -93,7 +93,8 @@ def study(mnist_slice, tmp_path_factory):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout), pytest.raises(SystemExit) as exit_info:
         main(["fragmentation", "--models", str(shipped_models_dir("mnist")), "--dataset", mnist_slice,
-              "--out", str(out), "--samples", "200", "--seed", "5", "--json", "--quiet"])
+              "--out", str(out), "--samples", "200", "--mixture-components", "4", "--mixture-codes", "400",
+              "--seed", "5", "--json", "--quiet"])
         raise SystemExit(0)
     assert (exit_info.value.code or 0) == 0
     return out, json.loads(stdout.getvalue())
@@ -134,6 +135,7 @@ def test_study_measurements_are_consistent(study):
         # the full-covariance Gaussian's samples come from the codes' own Gaussian: nearly all in the bulk
         assert samplers["full-covariance Gaussian"]["inside_bulk"] > 0.9
         target = result["target"][name]
+        assert (samplers["Gaussian mixture"]["components"], samplers["Gaussian mixture"]["fitted_on"]) == (4, 400)
         assert target["ratio_Gaussian mixture"] == pytest.approx(samplers["Gaussian mixture"]["frechet_distance"] / gan)
         assert target["met"] == (target["best_ratio"] <= 2)
         assert len(record["paths"]) == 5 and all(len(path["label"]) == 11 for path in record["paths"].values())
@@ -145,6 +147,8 @@ def test_study_measurements_are_consistent(study):
     (["fragmentation", "--out", "{empty}", "--models", "/no/such/models"], "/no/such/models"),
     (["fragmentation", "--out", "{empty}", "--models", "{models}"], "autoencoder.json"),
     (["fragmentation", "--samples", "1"], "--samples"),
+    (["fragmentation", "--mixture-components", "0"], "--mixture-components"),
+    (["fragmentation", "--out", "{empty}", "--mixture-components", "50", "--mixture-codes", "20"], "--mixture-codes"),
 ])
 def test_fragmentation_errors_are_one_line_with_exit_code_2(capsys, tmp_path, args, expected):
     (tmp_path / "file").write_text("x")

@@ -280,17 +280,21 @@ def reds(models: str | None, change: str | None, hold: str | None, method: str, 
               help="Directory for fragmentation.json and figures/.")
 @click.option("--samples", type=click.IntRange(min=2), default=10_000, show_default=True,
               help="Decoded samples per sampler (and of the GAN's reference).")
+@click.option("--mixture-components", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Components of the Gaussian mixture sampler (10: one per digit).")
+@click.option("--mixture-codes", type=click.IntRange(min=2), default=10_000, show_default=True,
+              help="Codes the mixture is fitted on, a random subset of the training set's.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print fragmentation.json's content.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def fragmentation(model: str, models: str | None, dataset: str, out: str, samples: int, seed: int, as_json: bool,
-                  quiet: bool) -> None:
+def fragmentation(model: str, models: str | None, dataset: str, out: str, samples: int, mixture_components: int,
+                  mixture_codes: int, seed: int, as_json: bool, quiet: bool) -> None:
     """How the codes fill latent space (component fits, correlations, radii, slices) and which samplers
     (box, N(0, I), independent or full Gaussian, mixture) decode to digits, against the GAN."""
     from .experiments.fragmentation import MODELS, FragmentationConfig, fragmentation as run_study
 
-    config = FragmentationConfig(dataset=dataset, seed=seed, samples=samples,
-                                 models=MODELS if model == "both" else (model,))
+    config = FragmentationConfig(dataset=dataset, seed=seed, samples=samples, mixture_components=mixture_components,
+                                 mixture_codes=mixture_codes, models=MODELS if model == "both" else (model,))
     result = run_study(out, config, models_dir=models, progress=not quiet)
     if as_json:
         _print_json(result)

@@ -313,6 +313,9 @@ def fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmentati
     if config.samples < 2 or config.mixture_codes < 2:
         raise LatentspectraError(f"samples and mixture_codes must be at least 2, got {config.samples} and "
                                  f"{config.mixture_codes}")
+    if config.mixture_components > config.mixture_codes:
+        raise LatentspectraError(f"--mixture-components ({config.mixture_components}) must be at most --mixture-codes "
+                                 f"({config.mixture_codes}), the codes the mixture is fitted on")
     out = prepare_out_dir(out_dir)
     models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
     timer = Timer()
