@@ -28,6 +28,8 @@ def test_data_info_json(capsys, tiny_npz):
     (["train", "gan", "--epochs", "0", "--out", "{empty}"], "--epochs"),
     (["train", "encoder", "--encoder-weights", "1", "1", "-5", "--out", "{empty}/new"], "--encoder-weights"),
     (["train", "encoder", "--encoder-weights", "0", "0", "0", "--out", "{empty}/new"], "not all zero"),
+    (["train", "autoencoder", "--interpolation-weight", "-1", "--out", "{empty}/new"], "--interpolation-weight"),
+    (["train", "gan", "--interpolation-weight", "1", "--out", "{empty}/new"], "autoencoder only"),
     (["basis", "--models", "/no/such/models", "--out", "{empty}/b.safetensors"], "/no/such/models"),
     (["basis", "--out", "{file}"], "expected a .safetensors file"),
     (["basis", "--per-set", "0"], "--per-set"),

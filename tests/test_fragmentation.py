@@ -4,6 +4,7 @@ shipped MNIST networks, with a small slice of MNIST and small counts."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -16,9 +17,10 @@ from latentspectra.cli import main
 from latentspectra.config import AutoencoderConfig
 from latentspectra.evaluation import batched, classifier_fid, sample_quality
 from latentspectra.experiments.evaluate import shipped_models_dir
-from latentspectra.experiments.fragmentation import FragmentationConfig, decoded_quality, latent_paths
+from latentspectra.experiments.fragmentation import (FragmentationConfig, autoencoder_model, decoded_quality,
+                                                     latent_paths)
 from latentspectra.models import Autoencoder, Classifier
-from latentspectra.training.autoencoder import AutoencoderJob
+from latentspectra.training.autoencoder import AutoencoderJob, critic_loss, mix_codes
 from latentspectra.training.checkpoint import load_model
 from latentspectra.training.loop import epoch_generator
 
@@ -40,19 +42,59 @@ def test_autoencoder_step_changes_weights_and_the_job_evaluates_reconstructions(
     assert metrics["reconstruction_mse"] > 0 and math.isfinite(metrics["reconstruction_psnr"])
 
 
+def test_interpolation_critic_trains_beside_the_autoencoder_and_is_checkpointed(tiny_dataset):
+    config = dataclasses.replace(TINY_AUTOENCODER, interpolation_weight=1.0)
+    job = AutoencoderJob(tiny_dataset, config, seed=0)
+    assert set(job.modules) == set(job.optimizers) == {"autoencoder", "critic"}
+    before = {name: [p.detach().clone() for p in module.parameters()] for name, module in job.modules.items()}
+    rng = epoch_generator(0, 0)
+    job.start_epoch(rng)
+    losses = job.train_step(0, rng)
+    assert set(losses) == {"mse", "critic_penalty", "critic"} and all(map(math.isfinite, losses.values()))
+    for name, module in job.modules.items():
+        assert any(not torch.equal(a, b) for a, b in zip(before[name], module.parameters())), name
+    assert set(job.finished_models()) == {"autoencoder"}
+
+
+def test_mix_codes_mixes_each_code_with_the_mirrored_one():
+    codes = torch.randn(6, 3)
+    mixed, alpha = mix_codes(codes, torch.Generator().manual_seed(0))
+    assert alpha.shape == (6,) and bool(((alpha >= 0) & (alpha <= 0.5)).all())
+    for i in range(6):
+        torch.testing.assert_close(mixed[i], alpha[i] * codes[i] + (1 - alpha[i]) * codes[5 - i])
+
+
+def test_critic_loss_is_zero_only_for_a_critic_that_reads_alpha_and_calls_blends_real():
+    alpha = torch.tensor([0.1, 0.3, 0.5])
+    interpolants = alpha.view(3, 1, 1, 1).expand(3, 1, 4, 4)  # images whose every pixel is their alpha
+    images, reconstructions = torch.full((3, 1, 4, 4), 0.2), torch.full((3, 1, 4, 4), -0.05)
+
+    def reads_alpha(x):
+        return x.mean(dim=(1, 2, 3))
+
+    # blend 0.2: 0.2 * 0.2 + 0.8 * (-0.05) = 0, so the perfect critic says 0 to the blends
+    assert critic_loss(reads_alpha, interpolants, alpha, images, reconstructions, 0.2).item() == pytest.approx(0)
+    wrong = critic_loss(reads_alpha, interpolants, alpha, images, reconstructions, 0.5).item()
+    assert wrong == pytest.approx(0.075 ** 2)
+
+
 def test_autoencoder_decode_checks_the_code_shape():
     with pytest.raises(ValueError, match=r"codes of shape \(B, 8\)"):
         Autoencoder(latent_dim=8, width=4).decode(torch.zeros(2, 9))
 
 
-def test_train_autoencoder_cli_writes_a_loadable_model(capsys, tmp_path, tiny_npz):
+@pytest.mark.parametrize("extra, weight, kind", [([], 0.0, ": plain autoencoder,"),
+                                                 (["--interpolation-weight", "0.5"], 0.5, "critic (lambda 0.5),")])
+def test_train_autoencoder_cli_writes_a_loadable_model(capsys, tmp_path, tiny_npz, extra, weight, kind):
     out = tmp_path / "run"
     code, stdout, _ = run_cli(capsys, "train", "autoencoder", "--dataset", f"npz:{tiny_npz}", "--out", str(out),
-                              "--epochs", "1", "--latent-dim", "12", "--quiet")
+                              "--epochs", "1", "--latent-dim", "12", "--quiet", *extra)
     assert code == 0
     assert set(json.loads(stdout)["metrics"]) == {"reconstruction_mse", "reconstruction_psnr"}
     model, record = load_model(out, "autoencoder")
     assert model.latent_dim == 12 and record["seed"] == 0 and record["train_config"]["latent_dim"] == 12
+    assert record["train_config"]["interpolation_weight"] == weight
+    assert kind in autoencoder_model(out, torch.zeros(2, 1, 28, 28), batch_size=2).description
     assert not (out / "generator.json").exists()  # `train autoencoder` trains only the autoencoder
 
 
@@ -104,6 +146,7 @@ def test_study_writes_its_record_and_figures(study):
     out, result = study
     assert json.loads((out / "fragmentation.json").read_text()) == result
     assert result["seed"] == 5 and result["config"]["samples"] == 200 and "torch" in result["versions"]
+    assert result["models"]["autoencoder"]["codes"].startswith("autoencoder: plain autoencoder,")
     for model in ("autoencoder", "encoder"):
         for name in ("components", "correlation", "radii", "projections", "samplers", "paths"):
             assert (out / "figures" / model / f"{name}.png").stat().st_size > 1000, (model, name)
@@ -146,6 +189,7 @@ def test_study_measurements_are_consistent(study):
     (["fragmentation", "--out", "{file}"], "not a directory"),
     (["fragmentation", "--out", "{empty}", "--models", "/no/such/models"], "/no/such/models"),
     (["fragmentation", "--out", "{empty}", "--models", "{models}"], "autoencoder.json"),
+    (["fragmentation", "--out", "{empty}", "--autoencoder", "no-such-autoencoder"], "no-such-autoencoder.json"),
     (["fragmentation", "--samples", "1"], "--samples"),
     (["fragmentation", "--mixture-components", "0"], "--mixture-components"),
     (["fragmentation", "--out", "{empty}", "--mixture-components", "50", "--mixture-codes", "20"], "--mixture-codes"),

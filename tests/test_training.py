@@ -8,10 +8,11 @@ import dataclasses
 import pytest
 import torch
 
-from latentspectra.config import TrainConfig
+from latentspectra.config import AutoencoderConfig, TrainConfig
 from latentspectra.errors import CheckpointError, LatentspectraError
 from latentspectra.experiments.train import with_encoder_weights
 from latentspectra.models import Classifier, Generator
+from latentspectra.training.autoencoder import AutoencoderJob
 from latentspectra.training.checkpoint import load_model, save_model
 from latentspectra.training.classifier import ClassifierJob
 from latentspectra.training.encoder import EncoderJob, encoder_loss, gaussian_kl, gaussian_negative_log_likelihood
@@ -20,6 +21,9 @@ from latentspectra.training.loop import epoch_generator, run_training
 from latentspectra.training.tensors import ShuffledBatches
 
 from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN
+
+# the autoencoder with ACAI's critic: two networks and two optimizers to checkpoint
+TINY_CRITIC_AUTOENCODER = AutoencoderConfig(epochs=1, batch_size=16, latent_dim=8, width=4, interpolation_weight=1.0)
 
 
 def _parameters(modules: dict) -> dict[str, torch.Tensor]:
@@ -32,7 +36,8 @@ def _make_jobs(dataset):
     gan_job = GANJob(dataset, TINY_GAN, seed=0)
     encoder_job = EncoderJob(dataset, TINY_ENCODER, 0, copy.deepcopy(gan_job.generator),
                              copy.deepcopy(classifier_job.model))
-    return {"classifier": classifier_job, "gan": gan_job, "encoder": encoder_job}
+    return {"classifier": classifier_job, "gan": gan_job, "encoder": encoder_job,
+            "autoencoder": AutoencoderJob(dataset, TINY_CRITIC_AUTOENCODER, seed=0)}
 
 
 @pytest.mark.parametrize("name", ["classifier", "gan", "encoder"])
@@ -129,7 +134,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
         load_model(tmp_path, "classifier")
 
 
-@pytest.mark.parametrize("name", ["classifier", "gan", "encoder"])
+@pytest.mark.parametrize("name", ["classifier", "gan", "encoder", "autoencoder"])
 def test_resume_after_interruption_matches_uninterrupted_run(tiny_dataset, tmp_path, name):
     straight = _make_jobs(tiny_dataset)[name]
     run_training(straight, tmp_path / "straight", epochs=2, seed=5, config={}, progress=False)

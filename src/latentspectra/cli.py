@@ -80,20 +80,29 @@ def data_download(name: str, directory: str) -> None:
               help="The encoder's loss weights: reconstruction, KL and classifier cross-entropy (the paper's "
                    "lambda). Default 0.1 0.1 100, tuned for LSD accuracy; 1 1 100 gives more faithful "
                    "reconstructions and codes nearer N(0, I) (docs/architecture.md).")
+@click.option("--interpolation-weight", type=float, default=None, metavar="LAMBDA",
+              help="Autoencoder only: weight of an adversarial critic on decoded mixtures of codes (ACAI; "
+                   "default 0, the plain autoencoder). 1 lets Gaussian-mixture samples of its codes decode "
+                   "near the GAN's quality (docs/fragmentation.md).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: int | None,
-          encoder_weights: tuple[float, float, float] | None, seed: int, quiet: bool) -> None:
+          encoder_weights: tuple[float, float, float] | None, interpolation_weight: float | None, seed: int,
+          quiet: bool) -> None:
     """Train NETWORK (classifier, gan, encoder or all = those three in that order; or the plain
     autoencoder of the fragmentation study) into --out.
 
     Rerunning the same command after an interruption resumes from the last finished epoch.
     """
     from .config import TrainConfig
-    from .experiments.train import train_networks, with_encoder_weights, with_epochs, with_latent_dim
+    from .experiments.train import (train_networks, with_encoder_weights, with_epochs, with_interpolation_weight,
+                                    with_latent_dim)
 
+    if interpolation_weight is not None and network != "autoencoder":
+        raise LatentspectraError(f"--interpolation-weight applies to the autoencoder only, not to {network}")
     config = with_epochs(replace(TrainConfig(), dataset=dataset, seed=seed), epochs)
     config = with_encoder_weights(with_latent_dim(config, latent_dim), encoder_weights)
+    config = with_interpolation_weight(config, interpolation_weight)
     prepare_out_dir(out)
     record = train_networks(network, out, config, progress=not quiet)
     _print_json({"seconds": record["seconds"], "metrics": _scalars(record["metrics"])})
@@ -272,9 +281,13 @@ def reds(models: str | None, change: str | None, hold: str | None, method: str, 
 
 @cli.command()
 @click.option("--model", "model", type=click.Choice(["autoencoder", "encoder", "both"]), default="both",
-              show_default=True, help="Whose codes: the plain autoencoder's, the LSD encoder's, or both side by side.")
+              show_default=True,
+              help="Whose codes: the autoencoder's (--autoencoder), the LSD encoder's, or both side by side.")
 @click.option("--models", type=click.Path(), default=None,
               help="Directory with autoencoder, encoder, generator and classifier (default: the shipped models).")
+@click.option("--autoencoder", "autoencoder", default="autoencoder", show_default=True, metavar="NAME",
+              help="The autoencoder's file name in --models, without .json / .safetensors. The shipped models "
+                   "also hold autoencoder-acai, trained with --interpolation-weight 1 (docs/fragmentation.md).")
 @click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded.")
 @click.option("--out", type=click.Path(), default="runs/fragmentation", show_default=True,
               help="Directory for fragmentation.json and figures/.")
@@ -287,14 +300,15 @@ def reds(models: str | None, change: str | None, hold: str | None, method: str, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print fragmentation.json's content.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def fragmentation(model: str, models: str | None, dataset: str, out: str, samples: int, mixture_components: int,
-                  mixture_codes: int, seed: int, as_json: bool, quiet: bool) -> None:
+def fragmentation(model: str, models: str | None, autoencoder: str, dataset: str, out: str, samples: int,
+                  mixture_components: int, mixture_codes: int, seed: int, as_json: bool, quiet: bool) -> None:
     """How the codes fill latent space (component fits, correlations, radii, slices) and which samplers
     (box, N(0, I), independent or full Gaussian, mixture) decode to digits, against the GAN."""
     from .experiments.fragmentation import MODELS, FragmentationConfig, fragmentation as run_study
 
     config = FragmentationConfig(dataset=dataset, seed=seed, samples=samples, mixture_components=mixture_components,
-                                 mixture_codes=mixture_codes, models=MODELS if model == "both" else (model,))
+                                 mixture_codes=mixture_codes, models=MODELS if model == "both" else (model,),
+                                 autoencoder=autoencoder)
     result = run_study(out, config, models_dir=models, progress=not quiet)
     if as_json:
         _print_json(result)

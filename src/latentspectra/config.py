@@ -80,6 +80,9 @@ class AutoencoderConfig:
     lr: float = 2e-3  # start of Adam's cosine-annealed rate
     latent_dim: int = 100  # N of the study (it also tries 256)
     width: int = 16  # 335k parameters, 1.3 MB of float32 weights at N = 100
+    # lambda of ACAI's interpolation critic (Berthelot et al., ICLR 2019); 0 trains the plain autoencoder
+    interpolation_weight: float = 0.0
+    critic_blend: float = 0.2  # ACAI's gamma: the critic sees gamma x + (1 - gamma) reconstruction as real
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ class FragmentationConfig:
     dataset: str = "mnist"
     seed: int = 0
     models: tuple[str, ...] = MODELS
+    autoencoder: str = "autoencoder"  # its file stem in the models directory; the shipped also: "autoencoder-acai"
     samples: int = 10_000  # decoded samples per sampler, as many as the GAN's reference samples
     box_bounds: tuple[float, ...] = (1.0, 1.5, 2.0, 5.0)
     confidence: float = 0.9
@@ -96,17 +97,21 @@ class LatentModel:
 
 # --- Loading the models ------------------------------------------------------------------------------
 
-def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: int) -> LatentModel:
-    """The plain autoencoder's codes E(x) of ``train_images`` and its decoder (bfloat16 inference copy).
+def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: int,
+                      name: str = "autoencoder") -> LatentModel:
+    """The codes E(x) of ``train_images`` of the autoencoder saved as ``name`` and its decoder (bfloat16
+    inference copy); the description says whether it was trained plain or with ACAI's interpolation critic.
 
     Raises:
         CheckpointError: no readable autoencoder in ``models_dir``.
     """
-    autoencoder = load_model(models_dir, "autoencoder")[0]
+    autoencoder, record = load_model(models_dir, name)
     encoder = fold_batch_norms(autoencoder.encoder)
     codes = batched(encoder, train_images, batch_size)
+    weight = record.get("train_config", {}).get("interpolation_weight", 0.0)
+    kind = f"autoencoder with ACAI's interpolation critic (lambda {weight:g})" if weight else "plain autoencoder"
     return LatentModel("autoencoder", codes, InferenceNetwork(autoencoder.decoder),
-                       "plain autoencoder: codes E(x) of the training set, its own decoder")
+                       f"{name}: {kind}, codes E(x) of the training set, its own decoder")
 
 
 def encoder_model(models_dir: Path, generator: nn.Module, train_images: torch.Tensor, seed: int,
@@ -325,7 +330,8 @@ def fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmentati
         generator = InferenceNetwork(load_model(models_dir, "generator")[0])
         dataset = load_dataset(config.dataset)
         train_images = images_to_tensor(dataset.train.images)
-        models = [autoencoder_model(models_dir, train_images, config.batch_size) if name == "autoencoder" else
+        models = [autoencoder_model(models_dir, train_images, config.batch_size, config.autoencoder)
+                  if name == "autoencoder" else
                   encoder_model(models_dir, generator, train_images, config.seed, config.batch_size)
                   for name in config.models]
         real_features = batched(classifier.features, images_to_tensor(dataset.test.images), config.batch_size)

@@ -81,6 +81,20 @@ def with_encoder_weights(config: TrainConfig, weights: tuple[float, float, float
                                            classifier_weight=classifier))
 
 
+def with_interpolation_weight(config: TrainConfig, weight: float | None) -> TrainConfig:
+    """``config`` with the autoencoder's ACAI weight lambda (training/autoencoder.py) replaced by ``weight``
+    (unchanged for None; 0 is the plain autoencoder).
+
+    Raises:
+        LatentspectraError: ``weight`` negative or not finite.
+    """
+    if weight is None:
+        return config
+    if not (math.isfinite(weight) and weight >= 0):
+        raise LatentspectraError(f"--interpolation-weight must be a finite weight >= 0, got {weight}")
+    return replace(config, autoencoder=replace(config.autoencoder, interpolation_weight=float(weight)))
+
+
 def _require(out_dir: Path, name: str, needed_by: str) -> torch.nn.Module:
     if not (out_dir / f"{name}.json").exists():
         raise LatentspectraError(f"{out_dir}: no trained {name} there, which {needed_by} needs; "

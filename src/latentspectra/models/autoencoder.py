@@ -5,6 +5,10 @@ code, with no activation and no prior on the codes; the decoder mirrors it (a li
 stride-2 transposed convolutions to a tanh image). Nothing pulls the codes towards the origin, so they
 settle wherever reconstruction puts them: the subject of the fragmentation study
 (experiments/fragmentation.py).
+
+`InterpolationCritic` is the critic of Berthelot et al.'s adversarially constrained autoencoder
+interpolation (ACAI, ICLR 2019), which `train autoencoder --interpolation-weight` adds to the training
+(training/autoencoder.py); the autoencoder itself stays deterministic and unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +19,13 @@ from torch import nn
 from .layers import base_shape, base_size, check_image_shape, downsampling_layers, upsampling_layers
 
 
+def encoder_layers(latent_dim: int, width: int, image_shape: tuple[int, int, int]) -> nn.Sequential:
+    """image (B, C, H, W) -> (B, latent_dim): the discriminator's trunk and a linear layer, no activation."""
+    channels, height, width_px = check_image_shape(image_shape)
+    flat = base_size(width, height, width_px)
+    return nn.Sequential(*downsampling_layers(channels, width), nn.Linear(flat, latent_dim))
+
+
 class Autoencoder(nn.Module):
     """image (B, C, H, W) in [-1, 1] -> code (B, N) -> reconstruction (B, C, H, W) in [-1, 1]."""
 
@@ -23,8 +34,8 @@ class Autoencoder(nn.Module):
         self.config = {"latent_dim": latent_dim, "width": width, "image_shape": list(image_shape)}
         channels, height, width_px = check_image_shape(image_shape)
         self.latent_dim = latent_dim
+        self.encoder = encoder_layers(latent_dim, width, image_shape)
         flat = base_size(width, height, width_px)
-        self.encoder = nn.Sequential(*downsampling_layers(channels, width), nn.Linear(flat, latent_dim))
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, flat),
             nn.BatchNorm1d(flat),
@@ -49,3 +60,18 @@ class Autoencoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))
+
+
+class InterpolationCritic(nn.Module):
+    """image (B, C, H, W) -> (B,): ACAI's critic, the encoder's architecture with its outputs averaged.
+
+    Trained to tell the mixing coefficient alpha of an image decoded from alpha z_1 + (1 - alpha) z_2,
+    and 0 for real images (Berthelot et al., ICLR 2019, Section 2).
+    """
+
+    def __init__(self, latent_dim: int = 100, width: int = 16, image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        self.layers = encoder_layers(latent_dim, width, image_shape)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images).mean(dim=1)
