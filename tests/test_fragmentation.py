@@ -78,6 +78,13 @@ def test_critic_loss_is_zero_only_for_a_critic_that_reads_alpha_and_calls_blends
     assert wrong == pytest.approx(0.075 ** 2)
 
 
+def test_shipped_models_hold_a_plain_and_a_critic_trained_autoencoder():
+    for name, weight in (("autoencoder", None), ("autoencoder-acai", 1.0)):
+        model, record = load_model(shipped_models_dir("mnist"), name)
+        assert isinstance(model, Autoencoder) and model.latent_dim == 100
+        assert record["train_config"].get("interpolation_weight") == weight, name
+
+
 def test_autoencoder_decode_checks_the_code_shape():
     with pytest.raises(ValueError, match=r"codes of shape \(B, 8\)"):
         Autoencoder(latent_dim=8, width=4).decode(torch.zeros(2, 9))
