@@ -1,4 +1,5 @@
-"""Inference copies: batch norm folded into the layer before it, channels-last, optional bfloat16."""
+"""Inference copies: batch norm folded into the layer before it, channels-last, transposed convolutions as
+columns on the CPU, the run's precision."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from latentspectra.models import Classifier, GaussianEncoder, Generator
-from latentspectra.models.inference import InferenceNetwork, fold_batch_norms
+from latentspectra.compute import Compute
+from latentspectra.models import Autoencoder, Classifier, GaussianEncoder, Generator
+from latentspectra.models.inference import (ColumnTransposedConv2d, InferenceEncoder, InferenceNetwork, channels_last,
+                                            columns_are_smaller, fold_batch_norms)
 
 
 def _with_random_statistics(model: nn.Module) -> nn.Module:
@@ -36,11 +39,15 @@ def test_folding_removes_every_batch_norm_and_keeps_the_function(make, inputs):
     x = inputs()
     with torch.no_grad():
         expected = model(x)
-        fast = InferenceNetwork(model, bfloat16=False)
+        fast = InferenceNetwork(model)
         assert _batch_norm_count(model) > 0 and _batch_norm_count(fast) == 0
         torch.testing.assert_close(fast(x), expected, rtol=1e-4, atol=1e-4)
         # bfloat16 keeps about 3 significant digits
-        torch.testing.assert_close(InferenceNetwork(model)(x), expected, rtol=0.05, atol=0.05)
+        reduced = InferenceNetwork(model, Compute(precision="bfloat16"))
+        torch.testing.assert_close(reduced(x), expected, rtol=0.05, atol=0.05)
+        assert not torch.equal(reduced(x), fast(x)), "bfloat16 must round"
+        exact = InferenceNetwork(model, Compute(precision="bfloat16"), full_precision=True)
+        torch.testing.assert_close(exact(x), fast(x), rtol=0, atol=0)
     assert _batch_norm_count(model) > 0, "the original network must be left untouched"
     assert fast.config == model.config
 
@@ -66,3 +73,68 @@ def test_a_batch_norm_without_a_layer_before_it_stays():
 def test_folding_a_training_network_is_refused():
     with pytest.raises(ValueError, match="eval mode"):
         fold_batch_norms(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)))
+
+
+@pytest.mark.parametrize("in_channels, out_channels, kernel, stride, padding, output_padding, dilation", [
+    (32, 1, 4, 2, 1, 0, 1),  # the shipped generator's last layer
+    (8, 3, 3, 2, 1, 1, 1),
+    (6, 2, 5, 3, 2, 2, 2),
+    (4, 4, 2, 1, 0, 0, 1),
+])
+def test_columns_compute_the_transposed_convolution(in_channels, out_channels, kernel, stride, padding,
+                                                    output_padding, dilation):
+    torch.manual_seed(0)
+    layer = nn.ConvTranspose2d(in_channels, out_channels, kernel, stride=stride, padding=padding,
+                               output_padding=output_padding, dilation=dilation)
+    x = torch.randn(3, in_channels, 5, 7)
+    with torch.no_grad():
+        expected = layer(x)
+        for inputs in (x, channels_last(x)):
+            result = ColumnTransposedConv2d(layer)(inputs)
+            assert result.shape == expected.shape
+            torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_columns_replace_only_small_transposed_convolutions_on_the_cpu():
+    assert columns_are_smaller(nn.ConvTranspose2d(32, 1, 4)) and not columns_are_smaller(nn.ConvTranspose2d(64, 32, 4))
+    assert not columns_are_smaller(nn.ConvTranspose2d(32, 2, 4, groups=2)) and not columns_are_smaller(nn.Linear(2, 2))
+    generator = _with_random_statistics(Generator(latent_dim=8, width=16, hidden=16))  # last layer: 16 -> 1 channel
+    fast = InferenceNetwork(generator)
+    kinds = [type(module) for module in fast.modules()]
+    assert kinds.count(ColumnTransposedConv2d) == 1 and kinds.count(nn.ConvTranspose2d) == 1
+    with torch.no_grad():
+        z = torch.randn(4, 8)
+        torch.testing.assert_close(fast(z), generator(z), rtol=1e-4, atol=1e-4)
+
+
+def test_single_channel_images_take_the_channels_last_layout_without_a_copy():
+    images = torch.rand(5, 1, 28, 28)
+    restated = channels_last(images)
+    assert restated.stride() == (784, 1, 28, 1) and restated.data_ptr() == images.data_ptr()
+    assert torch.equal(restated, images)
+    convolved = nn.Conv2d(1, 4, 3)(restated)
+    assert convolved.is_contiguous(memory_format=torch.channels_last) and not convolved.is_contiguous()
+    several = channels_last(torch.rand(2, 3, 4, 4))
+    assert several.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_inference_encoder_keeps_the_encoder_calls():
+    encoder = _with_random_statistics(GaussianEncoder(latent_dim=8, width=4, hidden=16))
+    fast = InferenceEncoder(encoder)
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        mu, logvar = encoder(x)
+        torch.testing.assert_close(fast(x)[0], mu, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(fast(x)[1], logvar, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(fast.encode_mean(x), mu, rtol=1e-4, atol=1e-4)
+        first, second = (fast.sample(x, torch.Generator().manual_seed(1)) for _ in range(2))
+        assert torch.equal(first, second) and first.shape == (3, 8)
+    assert fast.latent_dim == 8 and _batch_norm_count(encoder) > 0
+
+
+def test_the_autoencoder_decoder_folds_and_keeps_its_function():
+    autoencoder = _with_random_statistics(Autoencoder(latent_dim=6, width=4))
+    fast = InferenceNetwork(autoencoder.decoder)
+    codes = torch.randn(4, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(codes), autoencoder.decode(codes), rtol=1e-4, atol=1e-4)

@@ -97,7 +97,7 @@ def test_encoder_loss_weighs_its_three_terms_by_the_config(tiny_dataset):
     mu, logvar = job.encoder(images)
     z = torch.randn(mu.shape, generator=torch.Generator().manual_seed(2))
     weights = {"reconstruction_weight": 0.25, "kl_weight": 3.0, "classifier_weight": 7.0}
-    config = dataclasses.replace(job.config, bfloat16=False, **weights)
+    config = dataclasses.replace(job.config, **weights)
     terms = encoder_loss(images, labels, mu, logvar, z, job.generator, job.classifier, config)
     expected = (0.25 * terms["reconstruction"] + 3.0 * terms["kl"] + 7.0 * terms["cross_entropy"])
     assert torch.allclose(terms["loss"], expected)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
-from .config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION
+from .compute import DEVICE_CHOICES, PRECISIONS, Compute, SlowPrecisionWarning, resolve_device
+from .config import ORTHOGONALISATION
 from .errors import LatentspectraError
 from .io import prepare_out_dir
 from .latent.basis import ORTHOGONALISATIONS
@@ -23,6 +27,22 @@ ORTHOGONALISATION_OPTION = click.option(
     "--orthogonalisation", type=click.Choice(ORTHOGONALISATIONS), default=ORTHOGONALISATION, show_default=True,
     help="How the etas become quasi-eigenvectors: Gram-Schmidt in the paper's order (Eqs. 4-7), or symmetric "
          "(Löwdin) within each set, which privileges no label (docs/architecture.md).")
+
+
+def compute_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--device and --precision, for every command that runs a network; the device is checked before the
+    command writes anything."""
+    def check_device(context: click.Context, parameter: click.Parameter, value: str) -> str:
+        resolve_device(value)
+        return value
+
+    command = click.option(
+        "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+        help="Floating-point format of the networks' forward passes: auto picks bfloat16 only where the hardware "
+             "runs it natively (AVX512-BF16 / AMX / ARM BF16 CPUs, recent GPUs), float32 elsewhere.")(command)
+    return click.option(
+        "--device", default="auto", show_default=True, callback=check_device, expose_value=True,
+        help=f"Where the networks run: {DEVICE_CHOICES}; auto is CUDA if present, then MPS, then the CPU.")(command)
 
 
 def _print_json(obj: object) -> None:
@@ -85,10 +105,11 @@ def data_download(name: str, directory: str) -> None:
                    "default 0, the plain autoencoder). 1 lets Gaussian-mixture samples of its codes decode "
                    "near the GAN's quality (docs/fragmentation.md).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@compute_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: int | None,
           encoder_weights: tuple[float, float, float] | None, interpolation_weight: float | None, seed: int,
-          quiet: bool) -> None:
+          device: str, precision: str, quiet: bool) -> None:
     """Train NETWORK (classifier, gan, encoder or all = those three in that order; or the plain
     autoencoder of the fragmentation study) into --out.
 
@@ -100,7 +121,7 @@ def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: 
 
     if interpolation_weight is not None and network != "autoencoder":
         raise LatentspectraError(f"--interpolation-weight applies to the autoencoder only, not to {network}")
-    config = with_epochs(replace(TrainConfig(), dataset=dataset, seed=seed), epochs)
+    config = with_epochs(replace(TrainConfig(), dataset=dataset, seed=seed, device=device, precision=precision), epochs)
     config = with_encoder_weights(with_latent_dim(config, latent_dim), encoder_weights)
     config = with_interpolation_weight(config, interpolation_weight)
     prepare_out_dir(out)
@@ -113,13 +134,15 @@ def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: 
               help="Directory with generator, classifier and encoder (default: the shipped MNIST models).")
 @click.option("--dataset", default="mnist", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@compute_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-def evaluate(models: str | None, dataset: str, seed: int, as_json: bool) -> None:
+def evaluate(models: str | None, dataset: str, seed: int, device: str, precision: str, as_json: bool) -> None:
     """Classifier accuracy, sample confidence and label entropy, classifier-feature FID, and
     encode -> decode -> classify accuracy of the networks in --models."""
     from .experiments.evaluate import evaluate_models, shipped_models_dir
 
-    metrics = evaluate_models(Path(models) if models else shipped_models_dir(dataset), dataset, seed)
+    metrics = evaluate_models(Path(models) if models else shipped_models_dir(dataset), dataset, seed,
+                              Compute.select(device, precision))
     _print_record(metrics, as_json)
 
 
@@ -129,18 +152,19 @@ def evaluate(models: str | None, dataset: str, seed: int, as_json: bool) -> None
 @click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded for set 1.")
 @click.option("--per-set", type=click.IntRange(min=1), default=5000, show_default=True,
               help="V: latent vectors averaged into each eta.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=INFERENCE_BATCH_SIZE, show_default=True,
-              help="Latent vectors per generator + classifier call.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Latent vectors per generator + classifier call (default: 500 on a CPU, 8192 on a GPU).")
 @click.option("--max-draws", type=click.IntRange(min=1), default=None,
               help="Per-set cap on drawn latents before a rare label is an error (default 50 x V x labels).")
 @click.option("--out", type=click.Path(dir_okay=False), default="runs/basis.safetensors", show_default=True,
               help="Where to save the basis (safetensors, with a .json record beside it).")
 @ORTHOGONALISATION_OPTION
 @click.option("--seed", type=int, default=0, show_default=True)
+@compute_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object (seconds, samples_per_second, ...).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def basis(models: str | None, dataset: str, per_set: int, batch_size: int, max_draws: int | None, out: str,
-          orthogonalisation: str, seed: int, as_json: bool, quiet: bool) -> None:
+def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None, max_draws: int | None, out: str,
+          orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """Build the latent sets and their quasi-eigenvectors (paper steps 4-6) and save the basis."""
     from .experiments.basis import build_basis_from_models
 
@@ -152,7 +176,8 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int, max_d
     prepare_out_dir(out_path.parent)
     built, _, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed, progress=not quiet,
                                               batch_size=batch_size, max_draws=max_draws,
-                                              orthogonalisation=orthogonalisation)
+                                              orthogonalisation=orthogonalisation,
+                                              compute=Compute.select(device, precision))
     stats["out"] = str(built.save(out_path))
     _print_record(stats, as_json)
 
@@ -170,17 +195,18 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int, max_d
               help="Stochastic encodings of the test set.")
 @ORTHOGONALISATION_OPTION
 @click.option("--seed", type=int, default=0, show_default=True)
+@compute_options
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def reproduce(dataset: str, out: str, models: str | None, retrain: bool, per_set: int, trials: int,
-              orthogonalisation: str, seed: int, as_json: bool, quiet: bool) -> None:
+              orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """The paper's whole study: basis, LSD classification, denoising, rotations, Figs. 2-8 and a report."""
     from .experiments.reproduce import ReproduceConfig, reproduce as run_study
 
     if retrain and models:
         raise LatentspectraError("--retrain trains new networks into OUT/models; do not combine it with --models")
     config = ReproduceConfig(dataset=dataset, seed=seed, per_set=per_set, trials=trials,
-                             orthogonalisation=orthogonalisation)
+                             orthogonalisation=orthogonalisation, device=device, precision=precision)
     metrics = run_study(out, config, models_dir=models, retrain=retrain, progress=not quiet)
     if as_json:
         _print_json(metrics)
@@ -201,15 +227,17 @@ def reproduce(dataset: str, out: str, models: str | None, retrain: bool, per_set
 @click.option("--out", type=click.Path(), default="runs/sfvq", show_default=True,
               help="Directory for sfvq.json, curve.safetensors (+ .json) and figures/.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@compute_options
 @click.option("--json", "as_json", is_flag=True, help="Print sfvq.json's content.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, as_json: bool, quiet: bool) -> None:
+def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, device: str, precision: str,
+         as_json: bool, quiet: bool) -> None:
     """Space-filling vector quantization of the encoded training set: the panoptic map, label-boundary
     directions and quantization error against k-means (Vali & Bäckström 2024)."""
     from .experiments.sfvq import SFVQStudyConfig, sfvq_study
 
-    record = sfvq_study(out, SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords), models_dir=models,
-                        progress=not quiet)
+    config = SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords, device=device, precision=precision)
+    record = sfvq_study(out, config, models_dir=models, progress=not quiet)
     if as_json:
         _print_json(record)
         return
@@ -249,18 +277,20 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--latents", type=click.IntRange(min=1), default=200, show_default=True,
               help="Encoder means of the first N test images.")
+@compute_options
 @click.option("--json", "as_json", is_flag=True, help="Print reds.json's content.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def reds(models: str | None, change: str | None, hold: str | None, method: str, steps: int, step_size: float,
-         eps: float | None, basis_file: str | None, out: str, seed: int, latents: int, as_json: bool,
-         quiet: bool) -> None:
+         eps: float | None, basis_file: str | None, out: str, seed: int, latents: int, device: str, precision: str,
+         as_json: bool, quiet: bool) -> None:
     """Rayleigh EigenDirections: paths that change --change features while holding --hold features,
     measured against straight lines, random directions and the LSD rotation."""
     from .experiments.reds import RedsConfig, reds_study
 
     if (change is None) != (hold is None):
         raise LatentspectraError("give --change and --hold together (or neither, for the documented examples)")
-    config = RedsConfig(seed=seed, latents=latents, method=method, steps=steps, step_size=step_size)
+    config = RedsConfig(seed=seed, latents=latents, method=method, steps=steps, step_size=step_size, device=device,
+                        precision=precision)
     if change is not None:
         config = replace(config, examples=((change, hold),))
     if eps is not None:
@@ -298,17 +328,19 @@ def reds(models: str | None, change: str | None, hold: str | None, method: str, 
 @click.option("--mixture-codes", type=click.IntRange(min=2), default=10_000, show_default=True,
               help="Codes the mixture is fitted on, a random subset of the training set's.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@compute_options
 @click.option("--json", "as_json", is_flag=True, help="Print fragmentation.json's content.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def fragmentation(model: str, models: str | None, autoencoder: str, dataset: str, out: str, samples: int,
-                  mixture_components: int, mixture_codes: int, seed: int, as_json: bool, quiet: bool) -> None:
+                  mixture_components: int, mixture_codes: int, seed: int, device: str, precision: str, as_json: bool,
+                  quiet: bool) -> None:
     """How the codes fill latent space (component fits, correlations, radii, slices) and which samplers
     (box, N(0, I), independent or full Gaussian, mixture) decode to digits, against the GAN."""
     from .experiments.fragmentation import MODELS, FragmentationConfig, fragmentation as run_study
 
     config = FragmentationConfig(dataset=dataset, seed=seed, samples=samples, mixture_components=mixture_components,
                                  mixture_codes=mixture_codes, models=MODELS if model == "both" else (model,),
-                                 autoencoder=autoencoder)
+                                 autoencoder=autoencoder, device=device, precision=precision)
     result = run_study(out, config, models_dir=models, progress=not quiet)
     if as_json:
         _print_json(result)
@@ -342,8 +374,20 @@ def _scalars(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if not isinstance(value, (list, dict))}
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    click.echo(f"latentspectra: warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning user-facing errors into one line and exit code 2."""
+    """Entry point: run the CLI, turning user-facing errors into one line and exit code 2, and the package's
+    own warnings (a slow precision) into one line each."""
+    default_show = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        (_one_line_warning if issubclass(category, SlowPrecisionWarning) else default_show)(
+            message, category, *args, **kwargs)
+
+    warnings.showwarning = show
     try:
         cli.main(args=argv, prog_name="latentspectra", standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -358,3 +402,5 @@ def main(argv: list[str] | None = None) -> None:
     except LatentspectraError as error:
         click.echo(f"latentspectra: error: {error}", err=True)
         sys.exit(2)
+    finally:
+        warnings.showwarning = default_show

@@ -31,9 +31,10 @@ def classifier_accuracy(classifier: Network, images: torch.Tensor, labels: torch
     return (predictions == labels).float().mean().item()
 
 
-def standard_normal_latents(count: int, latent_dim: int, seed: int) -> torch.Tensor:
-    """``count`` latent vectors z ~ N(0, I) drawn from their own seeded stream."""
-    return torch.randn(count, latent_dim, generator=torch.Generator().manual_seed(seed))
+def standard_normal_latents(count: int, latent_dim: int, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``count`` latent vectors z ~ N(0, I) drawn from their own seeded stream on ``device``."""
+    rng = torch.Generator(device=device).manual_seed(seed)
+    return torch.randn(count, latent_dim, generator=rng, device=rng.device)
 
 
 def label_entropy(labels: torch.Tensor, num_classes: int) -> float:
@@ -62,8 +63,8 @@ def sample_quality(generator: Network, classifier: Network, latents: torch.Tenso
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (rows are samples):
     |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), computed in float64."""
-    a = features_a.double().numpy()
-    b = features_b.double().numpy()
+    a = features_a.double().cpu().numpy()
+    b = features_b.double().cpu().numpy()
     mean_a, mean_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     # Tr (S_a S_b)^(1/2) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric PSD matrix:
@@ -93,12 +94,15 @@ def psnr(images: torch.Tensor, reference: torch.Tensor, data_range: float = 2.0)
 
 def encode_decode_accuracy(encoder_sample: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
                            generator: Network, classifier: Network, images: torch.Tensor,
-                           labels: torch.Tensor, trials: int, seed: int) -> dict[str, float | list[float]]:
+                           labels: torch.Tensor, trials: int, seed: int,
+                           device: torch.device | str = "cpu") -> dict[str, float | list[float]]:
     """Accuracy of classify(G(z)) with z a stochastic encoding of each image, over ``trials`` draws.
 
-    ``encoder_sample(images, rng)`` returns one encoding per image (mu + sigma * eps).
+    ``encoder_sample(images, rng)`` returns one encoding per image (mu + sigma * eps), drawing its noise
+    from ``rng``, a generator on ``device`` (the encoder's; ``labels`` are compared there too).
     """
-    rng = torch.Generator().manual_seed(seed)
+    rng = torch.Generator(device=device).manual_seed(seed)
+    labels = labels.to(device)
     per_trial = []
     for _ in range(trials):
         predictions = batched(lambda x: classifier(generator(encoder_sample(x, rng))).argmax(1), images)

@@ -97,8 +97,8 @@ def read_record(path: str | Path, error: type[LatentspectraError], what: str = "
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> Path:
-    """Write ``tensors`` to ``path`` as safetensors, atomically (contiguous, detached copies)."""
-    plain = {key: value.detach().contiguous().clone() for key, value in tensors.items()}
+    """Write ``tensors`` to ``path`` as safetensors, atomically (contiguous, detached copies on the CPU)."""
+    plain = {key: value.detach().cpu().contiguous().clone() for key, value in tensors.items()}
     return atomic_write(path, lambda tmp: save_file(plain, str(tmp)))
 
 

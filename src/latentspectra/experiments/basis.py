@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from ..compute import Compute
 from ..data import images_to_tensor, load_dataset
 from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION
 from ..errors import LatentspectraError
@@ -45,13 +46,14 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
                 batch_size: int = INFERENCE_BATCH_SIZE, progress: bool = True, *, latent_dim: int | None = None,
                 num_labels: int | None = None, max_draws: int | None = None,
                 orthogonalisation: str = ORTHOGONALISATION,
-                provenance: dict[str, Any] | None = None) -> BasisBuild:
+                provenance: dict[str, Any] | None = None, device: torch.device | str = "cpu") -> BasisBuild:
     """Latent sets (set 1 by encoding ``train_images``, the rest sampled) and their quasi-eigenvectors.
 
     ``latent_dim`` and ``num_labels`` default to ``generator.config["latent_dim"]`` and
     ``classifier.config["num_classes"]``. With no encoder (``encoder_sample`` or ``train_images`` None)
     every set is sampled. ``orthogonalisation`` is passed to `QuasiEigenBasis.from_etas`. ``provenance`` is
-    added to the basis' provenance record (seed, V, sources, orthogonalisation).
+    added to the basis' provenance record (seed, V, sources, orthogonalisation). ``device`` is where the
+    latents are drawn: the networks' (see `build_latent_sets`).
 
     Returns:
         `BasisBuild` whose stats hold at least seconds, samples_per_second, samples_drawn,
@@ -67,7 +69,7 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
     start = time.perf_counter()
     latent_sets = build_latent_sets(generator, classifier, latent_dim=latent_dim, num_labels=num_labels,
                                     per_set=per_set, encoder_sample=encoder_sample, images=train_images, seed=seed,
-                                    batch_size=batch_size, max_draws=max_draws, progress=progress)
+                                    batch_size=batch_size, max_draws=max_draws, progress=progress, device=device)
     stats: dict[str, Any] = {"seed": seed, "latent_dim": latent_dim, **latent_sets.stats()}
     basis = QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
                                       orthogonalisation=orthogonalisation,
@@ -81,14 +83,16 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
 
 def build_basis_from_models(models_dir: str | Path | None = None, dataset: str = "mnist", per_set: int = 5000,
                             seed: int = 0, progress: bool = True,
-                            batch_size: int = INFERENCE_BATCH_SIZE,
+                            batch_size: int | None = None,
                             max_draws: int | None = None,
-                            orthogonalisation: str = ORTHOGONALISATION) -> BasisBuild:
+                            orthogonalisation: str = ORTHOGONALISATION,
+                            compute: Compute | None = None) -> BasisBuild:
     """`build_basis` with the generator, classifier and encoder saved in ``models_dir`` (default: the
     shipped networks for ``dataset``) and the training images of ``dataset``.
 
-    The networks run as `load_networks` copies (batch norm folded, channels-last, G and C under bfloat16): about
-    2-3x the throughput of the plain float32 networks; the encoder runs in float32 with its batch norm folded.
+    The networks run as `load_networks` copies on ``compute``'s device (default: the CPU in float32; batch
+    norm folded, channels-last, G and C in ``compute``'s precision, the encoder in float32), in batches of
+    ``batch_size`` (default: the device's). The stats add ``compute`` (device, precision, threads).
 
     Raises:
         CheckpointError: a missing or unreadable model.
@@ -97,14 +101,16 @@ def build_basis_from_models(models_dir: str | Path | None = None, dataset: str =
         DataError: a missing or corrupt dataset.
     """
     models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(dataset)
-    networks = load_networks(models_dir)
-    train_images = images_to_tensor(load_dataset(dataset).train.images)
-    origin = {"models": str(models_dir), "dataset": dataset, "versions": versions()}
+    compute = compute or Compute()
+    networks = load_networks(models_dir, compute, batch_size)
+    train_images = images_to_tensor(load_dataset(dataset).train.images).to(compute.device)
+    origin = {"models": str(models_dir), "dataset": dataset, "versions": versions(),
+              "compute": {**compute.record(), "batch_size": networks.batch_size}}
     try:
         built = build_basis(networks.generator, networks.classifier, networks.encoder.sample, train_images,
-                            per_set=per_set,
-                            seed=seed, batch_size=batch_size, progress=progress, max_draws=max_draws,
-                            orthogonalisation=orthogonalisation, provenance=origin)
+                            per_set=per_set, seed=seed, batch_size=networks.batch_size, progress=progress,
+                            max_draws=max_draws, orthogonalisation=orthogonalisation, provenance=origin,
+                            device=compute.device)
     except LatentspectraError:
         raise
     except ValueError as error:  # networks that do not fit together, e.g. M not a multiple of the labels

@@ -20,6 +20,9 @@ between the classifier's penultimate features of the samples and of the test set
 samples inside the codes' bulk (Mahalanobis distance below the 99th percentile of the codes' own). The
 GAN's own samples G(z), z ~ N(0, I), are measured with the same function and count as the reference.
 
+The networks run on the run's device: the decoders (the generator, the autoencoder's decoder) in the run's
+precision, the encoders and the classifier in float32; the codes and their statistics live on the CPU.
+
 Seeds per purpose, offsets from the run's seed: the GAN's latents ``seed + SAMPLES`` (as `evaluate`),
 the encoder's stochastic codes ``seed + ENCODINGS``, the codes shown or decoded as references
 ``seed + EXAMPLES``, sampler k ``seed + SAMPLERS + k``.
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import INFERENCE_BATCH_SIZE
+from ..compute import Compute
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import Network, batched, frechet_distance, sample_quality, standard_normal_latents
@@ -82,7 +85,9 @@ class FragmentationConfig:
     path_span: float = 3.0  # paths through the centre run from -span to +span standard deviations
     path_planes: int = 2  # planes of dominant pairs with paths through the centre
     shown_codes: int = 5000  # codes drawn in the scatter plots
-    batch_size: int = INFERENCE_BATCH_SIZE
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
+    precision: str = "auto"  # auto, float32, bfloat16 of the decoders (compute.py)
+    batch_size: int | None = None  # per network call; None: the device's
 
 
 @dataclass
@@ -97,33 +102,36 @@ class LatentModel:
 
 # --- Loading the models ------------------------------------------------------------------------------
 
-def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: int,
-                      name: str = "autoencoder") -> LatentModel:
-    """The codes E(x) of ``train_images`` of the autoencoder saved as ``name`` and its decoder (bfloat16
-    inference copy); the description says whether it was trained plain or with ACAI's interpolation critic.
+def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: int, name: str = "autoencoder",
+                      compute: Compute | None = None) -> LatentModel:
+    """The codes E(x) of ``train_images`` (on ``compute``'s device; default the CPU in float32) of the
+    autoencoder saved as ``name``, on the CPU, and its decoder (an inference copy in ``compute``'s precision);
+    the description says whether it was trained plain or with ACAI's interpolation critic.
 
     Raises:
         CheckpointError: no readable autoencoder in ``models_dir``.
     """
+    compute = compute or Compute()
     autoencoder, record = load_model(models_dir, name)
-    encoder = fold_batch_norms(autoencoder.encoder)
-    codes = batched(encoder, train_images, batch_size)
+    encoder = fold_batch_norms(autoencoder.encoder).to(compute.device)
+    codes = batched(encoder, train_images, batch_size).cpu()
     weight = record.get("train_config", {}).get("interpolation_weight", 0.0)
     kind = f"autoencoder with ACAI's interpolation critic (lambda {weight:g})" if weight else "plain autoencoder"
-    return LatentModel("autoencoder", codes, InferenceNetwork(autoencoder.decoder),
+    return LatentModel("autoencoder", codes, InferenceNetwork(autoencoder.decoder, compute),
                        f"{name}: {kind}, codes E(x) of the training set, its own decoder")
 
 
 def encoder_model(models_dir: Path, generator: nn.Module, train_images: torch.Tensor, seed: int,
-                  batch_size: int) -> LatentModel:
-    """The LSD encoder's codes, one z ~ q(z | x) per training image, decoded by the generator.
+                  batch_size: int, compute: Compute) -> LatentModel:
+    """The LSD encoder's codes, one z ~ q(z | x) per training image (drawn on ``compute``'s device, kept on
+    the CPU), decoded by the generator.
 
     Raises:
         CheckpointError: no readable encoder in ``models_dir``.
     """
-    encoder = fold_batch_norms(load_model(models_dir, "encoder")[0])
-    rng = torch.Generator().manual_seed(seed + ENCODINGS)
-    codes = batched(lambda x: encoder.sample(x, rng), train_images, batch_size)
+    encoder = fold_batch_norms(load_model(models_dir, "encoder")[0]).to(compute.device)
+    rng = compute.generator(seed + ENCODINGS)
+    codes = batched(lambda x: encoder.sample(x, rng), train_images, batch_size).cpu()
     return LatentModel("encoder", codes, generator,
                        "LSD encoder: one draw z ~ q(z | x) per training image, decoded by the generator G")
 
@@ -321,22 +329,27 @@ def fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmentati
     if config.mixture_components > config.mixture_codes:
         raise LatentspectraError(f"--mixture-components ({config.mixture_components}) must be at most --mixture-codes "
                                  f"({config.mixture_codes}), the codes the mixture is fitted on")
+    compute = Compute.select(config.device, config.precision)
+    config = replace(config, batch_size=config.batch_size or compute.inference_batch_size)
+    batch_size = config.batch_size
     out = prepare_out_dir(out_dir)
     models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
     timer = Timer()
     torch.manual_seed(config.seed)
     with timer.stage("load"):
-        classifier = fold_batch_norms(load_model(models_dir, "classifier")[0])
-        generator = InferenceNetwork(load_model(models_dir, "generator")[0])
+        classifier = fold_batch_norms(load_model(models_dir, "classifier")[0]).to(compute.device)
+        generator = InferenceNetwork(load_model(models_dir, "generator")[0], compute)
         dataset = load_dataset(config.dataset)
-        train_images = images_to_tensor(dataset.train.images)
-        models = [autoencoder_model(models_dir, train_images, config.batch_size, config.autoencoder)
+        train_images = images_to_tensor(dataset.train.images).to(compute.device)
+        models = [autoencoder_model(models_dir, train_images, batch_size, config.autoencoder, compute)
                   if name == "autoencoder" else
-                  encoder_model(models_dir, generator, train_images, config.seed, config.batch_size)
+                  encoder_model(models_dir, generator, train_images, config.seed, batch_size, compute)
                   for name in config.models]
-        real_features = batched(classifier.features, images_to_tensor(dataset.test.images), config.batch_size)
+        real_features = batched(classifier.features, images_to_tensor(dataset.test.images).to(compute.device),
+                                batch_size)
     with timer.stage("gan"), torch.inference_mode():
-        latents = standard_normal_latents(config.samples, generator.config["latent_dim"], config.seed + SAMPLES)
+        latents = standard_normal_latents(config.samples, generator.config["latent_dim"], config.seed + SAMPLES,
+                                          compute.device)
         gan = decoded_quality(generator, classifier, latents, real_features, config)
     records, figure_data = {}, {}
     for model in models:
@@ -348,7 +361,8 @@ def fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmentati
     result = {"dataset": config.dataset, "seed": config.seed, "models_dir": str(models_dir),
               "test_images": len(real_features), "gan": gan, "target": gan_target(records, gan),
               "models": records, "figures": {name: str(path) for name, path in drawn.items()},
-              "seconds": seconds, "config": asdict(config), "versions": versions()}
+              "seconds": seconds, "config": asdict(config),
+              "compute": compute.record(), "versions": versions()}
     write_json(out / "fragmentation.json", result)
     return result
 

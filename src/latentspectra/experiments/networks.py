@@ -1,5 +1,5 @@
 """The trained generator, classifier and encoder of a models directory, loaded as fast inference copies
-(models/inference.py) for the experiments that push many latents through them."""
+(models/inference.py) on the run's device, for the experiments that push many latents through them."""
 
 from __future__ import annotations
 
@@ -9,36 +9,42 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..models import GaussianEncoder
-from ..models.inference import InferenceNetwork, fold_batch_norms
+from ..compute import Compute
+from ..models.inference import InferenceEncoder, InferenceNetwork
 from ..training.checkpoint import load_model
 
 
 @dataclass
 class Networks:
-    """G and C on latents under bfloat16 autocast; C on real images and the encoder in float32."""
+    """G and C on latents in the run's precision; C on real images and the encoder in float32; all on
+    ``compute.device``."""
 
-    generator: nn.Module  # latents -> images, bfloat16
-    classifier: nn.Module  # generated images -> logits, bfloat16
+    generator: nn.Module  # latents -> images, the run's precision
+    classifier: nn.Module  # generated images -> logits, the run's precision
     exact_classifier: nn.Module  # real images -> logits, float32
-    encoder: GaussianEncoder  # images -> (mu, logvar), float32, batch norm folded
+    encoder: InferenceEncoder  # images -> (mu, logvar), float32
     latent_dim: int
     num_labels: int
+    compute: Compute
+    batch_size: int  # latents or images per network call
 
     def decode_classify(self, z: torch.Tensor) -> torch.Tensor:
         """argmax C(G(z)) for a batch of latents."""
         return self.classifier(self.generator(z.float())).argmax(1)
 
 
-def load_networks(models_dir: str | Path) -> Networks:
-    """The generator, classifier and encoder saved in ``models_dir``, as inference copies.
+def load_networks(models_dir: str | Path, compute: Compute | None = None, batch_size: int | None = None) -> Networks:
+    """The generator, classifier and encoder saved in ``models_dir``, as inference copies on ``compute``'s
+    device (default: the CPU in float32), called in batches of ``batch_size`` (default: the device's).
 
     Raises:
         CheckpointError: a missing or unreadable model.
     """
+    compute = compute or Compute()
     generator = load_model(models_dir, "generator")[0]
     classifier = load_model(models_dir, "classifier")[0]
     encoder = load_model(models_dir, "encoder")[0]
-    return Networks(InferenceNetwork(generator), InferenceNetwork(classifier),
-                    InferenceNetwork(classifier, bfloat16=False), fold_batch_norms(encoder.eval()),
-                    int(generator.config["latent_dim"]), int(classifier.config["num_classes"]))
+    return Networks(InferenceNetwork(generator, compute), InferenceNetwork(classifier, compute),
+                    InferenceNetwork(classifier, compute, full_precision=True), InferenceEncoder(encoder, compute),
+                    int(generator.config["latent_dim"]), int(classifier.config["num_classes"]), compute,
+                    batch_size or compute.inference_batch_size)

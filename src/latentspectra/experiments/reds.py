@@ -12,9 +12,10 @@ far central-difference Jacobians (the authors' code) are from the exact ones, an
 the directions they give.
 
 Networks: the float32 generator, classifier and encoder of the models directory (`load_model`, eval
-mode) with batch norm folded into the layer before it (exact up to rounding, about 2x faster); not the
-bfloat16 inference copies, whose rounding would show in the Jacobians. The LSD basis is built with
-`build_basis_from_models` (V = ``basis_per_set``) or read from ``--basis``.
+mode) with batch norm folded into the layer before it (exact up to rounding, about 2x faster), on the
+run's device; always float32 (bfloat16's rounding would show in the Jacobians, so `precision` bfloat16 is
+refused). The LSD basis is built with `build_basis_from_models` (V = ``basis_per_set``) or read from
+``--basis``.
 
 Seeds per purpose, offsets from the run's seed: the basis uses ``seed``, the random directions
 ``seed + RANDOM``.
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..compute import Compute
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import batched
@@ -75,6 +77,8 @@ class RedsConfig:
     shown: int = 4  # latents drawn in each example's figure
     basis_per_set: int = 500  # V of the LSD basis built for identity changes
     batch_size: int = 50
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
+    precision: str = "auto"  # auto or float32: Jacobians need float32
 
 
 class ExactNetworks(NamedTuple):
@@ -86,13 +90,13 @@ class ExactNetworks(NamedTuple):
     encoder: GaussianEncoder
 
 
-def load_exact_networks(models_dir: str | Path) -> ExactNetworks:
-    """The float32 generator, classifier and encoder of ``models_dir``, folded and frozen.
+def load_exact_networks(models_dir: str | Path, device: torch.device | str = "cpu") -> ExactNetworks:
+    """The float32 generator, classifier and encoder of ``models_dir``, folded, frozen, on ``device``.
 
     Raises:
         CheckpointError: a missing or unreadable model.
     """
-    return ExactNetworks(*(fold_batch_norms(load_model(models_dir, name)[0]).requires_grad_(False)
+    return ExactNetworks(*(fold_batch_norms(load_model(models_dir, name)[0]).requires_grad_(False).to(device)
                            for name in ("generator", "classifier", "encoder")))
 
 
@@ -144,7 +148,7 @@ def example_name(change: str, hold: str) -> str:
 
 def straight_path(z: torch.Tensor, direction: torch.Tensor, steps: int, step_size: float) -> torch.Tensor:
     """z + t step_size direction for t = 0..steps: (B, M) latents and unit directions -> (steps + 1, B, M)."""
-    times = torch.arange(steps + 1, dtype=torch.float64)[:, None, None] * step_size
+    times = torch.arange(steps + 1, dtype=torch.float64, device=z.device)[:, None, None] * step_size
     return z.double()[None] + times * direction.double()[None]
 
 
@@ -156,10 +160,10 @@ def lsd_rotation_path(z: torch.Tensor, labels: torch.Tensor, basis: QuasiEigenBa
     matches the other paths. Without the rescaling of `rotation_path`, which would move |z| to sqrt(M).
 
     Returns:
-        (steps + 1, B, M) latents, and how many latents had r < step_size / 2 (rotated by pi per step,
-        with shorter steps).
+        (steps + 1, B, M) latents on the device of ``z``, and how many latents had r < step_size / 2 (rotated
+        by pi per step, with shorter steps).
     """
-    z = z.double()
+    device, z = z.device, z.double().cpu()  # a small loop over latents, done where the basis is
     num_labels = len(basis.labels.unique())
     rows, short = [], 0
     for latent, label in zip(z, labels.tolist()):
@@ -172,7 +176,7 @@ def lsd_rotation_path(z: torch.Tensor, labels: torch.Tensor, basis: QuasiEigenBa
         for _ in range(steps):
             points.append(rotation @ points[-1])
         rows.append(torch.stack(points))
-    return torch.stack(rows, dim=1), short
+    return torch.stack(rows, dim=1).to(device), short
 
 
 # --- Measurements ------------------------------------------------------------------------------------
@@ -274,7 +278,7 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
     record["path_seconds_per_direction"] = (time.perf_counter() - began) / (config.steps * len(z))
     first = (reds[1] - reds[0]) / config.step_size
     rng = torch.Generator().manual_seed(config.seed + RANDOM)
-    random = torch.randn(z.shape, generator=rng, dtype=torch.float64)
+    random = torch.randn(z.shape, generator=rng, dtype=torch.float64).to(z.device)
     paths = {"reds": reds, "straight": straight_path(z, first, config.steps, config.step_size),
              "random": straight_path(z, random / random.norm(dim=1, keepdim=True), config.steps, config.step_size)}
     if basis is not None and "identity" in change.split("+"):
@@ -292,7 +296,8 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
 
 
 def encoded_test_latents(encoder: GaussianEncoder, dataset: str, count: int) -> torch.Tensor:
-    """Encoder means mu(x) of the first ``count`` test images of ``dataset`` (float32, (count, M)).
+    """Encoder means mu(x) of the first ``count`` test images of ``dataset`` (float32, (count, M)), on the
+    encoder's device.
 
     Raises:
         LatentspectraError: ``count`` exceeds the test split.
@@ -300,7 +305,8 @@ def encoded_test_latents(encoder: GaussianEncoder, dataset: str, count: int) -> 
     test = load_dataset(dataset).test
     if not 1 <= count <= len(test):
         raise LatentspectraError(f"--latents {count}: expected 1 to {len(test)} (test images of {dataset})")
-    return batched(encoder.encode_mean, images_to_tensor(test.images[:count]))
+    device = next(encoder.parameters()).device
+    return batched(encoder.encode_mean, images_to_tensor(test.images[:count]).to(device))
 
 
 def _check_config(config: RedsConfig) -> None:
@@ -310,6 +316,9 @@ def _check_config(config: RedsConfig) -> None:
         raise LatentspectraError(f"--steps {config.steps} / --step-size {config.step_size}: expected >= 1 and > 0")
     if not config.eps >= 0:
         raise LatentspectraError(f"--eps {config.eps}: expected >= 0")
+    if config.precision not in ("auto", "float32"):
+        raise LatentspectraError(f"--precision {config.precision}: reds runs in float32 (bfloat16's rounding "
+                                 "would show in the Jacobians); use auto or float32")
 
 
 def reds_study(out_dir: str | Path, config: RedsConfig = RedsConfig(), models_dir: str | Path | None = None,
@@ -324,11 +333,12 @@ def reds_study(out_dir: str | Path, config: RedsConfig = RedsConfig(), models_di
             is not the generator's.
     """
     _check_config(config)
+    compute = Compute.select(config.device, "float32")
     out = prepare_out_dir(out_dir)
     models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
     timer = Timer()
     with timer.stage("load"):
-        networks = load_exact_networks(models_dir)
+        networks = load_exact_networks(models_dir, compute.device)
         z = encoded_test_latents(networks.encoder, config.dataset, config.latents)
     for change, hold in config.examples:  # feature specs fail here, before any long computation
         for spec, argument in ((change, "--change"), (hold, "--hold")):
@@ -336,7 +346,7 @@ def reds_study(out_dir: str | Path, config: RedsConfig = RedsConfig(), models_di
     basis, basis_source = None, None
     if any("identity" in change.split("+") for change, _ in config.examples):
         with timer.stage("basis"):
-            basis, basis_source = _lsd_basis(models_dir, basis_file, config, z.shape[1], progress)
+            basis, basis_source = _lsd_basis(models_dir, basis_file, config, z.shape[1], progress, compute)
     examples: dict[str, Any] = {}
     for change, hold in tqdm(config.examples, desc="REDs examples", disable=not progress):
         name = example_name(change, hold)
@@ -347,20 +357,20 @@ def reds_study(out_dir: str | Path, config: RedsConfig = RedsConfig(), models_di
     record = {"dataset": config.dataset, "seed": config.seed, "models": str(models_dir), "latents": len(z),
               "latent_dim": z.shape[1], "basis": basis_source, "examples": examples,
               "seconds": {**timer.seconds, "total": sum(timer.seconds.values())},
-              "config": asdict(config), "versions": versions()}
+              "config": asdict(config), "compute": compute.record(), "versions": versions()}
     write_json(out / "reds.json", record)
     return record
 
 
 def _lsd_basis(models_dir: Path, basis_file: str | Path | None, config: RedsConfig, dim: int,
-               progress: bool) -> tuple[QuasiEigenBasis, dict[str, Any]]:
+               progress: bool, compute: Compute) -> tuple[QuasiEigenBasis, dict[str, Any]]:
     """The LSD basis from ``basis_file`` or built from the models (V = basis_per_set, seed)."""
     if basis_file is not None:
         basis = QuasiEigenBasis.load(basis_file)
         source: dict[str, Any] = {"file": str(basis_file)}
     else:
         built = build_basis_from_models(models_dir, config.dataset, per_set=config.basis_per_set, seed=config.seed,
-                                        progress=progress)
+                                        progress=progress, compute=compute)
         basis, source = built.basis, {"per_set": config.basis_per_set, "seed": config.seed}
     if basis.dim != dim:
         raise LatentspectraError(f"--basis {basis_file}: dimension {basis.dim}, the generator's latents have {dim}")

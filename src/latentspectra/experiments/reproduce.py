@@ -9,9 +9,10 @@ Seeds per purpose (as ganspace does), offsets from the run's seed: the basis use
 encodings ``seed + ENCODINGS``, the latent examples of Fig. 3 ``seed + EXAMPLES``, the pixel noise of
 the denoising study ``seed + NOISE``.
 
-Every network acting on latents or images runs as an inference copy (batch norm folded, channels-last);
-G and C on generated images under bfloat16 autocast, the encoder and C on the real test images in
-float32 (see models/inference.py).
+Every network acting on latents or images runs as an inference copy (batch norm folded, channels-last) on
+the run's device (``config.device``, default auto); G and C on generated images in the run's precision
+(``config.precision``: auto picks bfloat16 only on hardware with native bfloat16, compute.py), the encoder
+and C on the real test images in float32 (see models/inference.py). Latents are drawn on the device.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION, TrainConfig
+from ..compute import Compute
+from ..config import ORTHOGONALISATION, TrainConfig
 from ..data import images_to_tensor, load_dataset
 from ..evaluation import batched, classifier_accuracy, psnr, summarise
 from ..io import prepare_out_dir, write_json
@@ -64,7 +66,9 @@ class ReproduceConfig:
     rotation_images: int = 1000  # test images in the rotation measurement
     rotation_dtheta: float = math.pi / 6  # the paper's text (Algorithm 1 prints pi/3, see rotation_path)
     rotation_steps: int = 3
-    batch_size: int = INFERENCE_BATCH_SIZE
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
+    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py)
+    batch_size: int | None = None  # per network call; None: the device's (Compute.inference_batch_size)
 
 
 @dataclass
@@ -81,18 +85,18 @@ class Timer:
 
 
 def to_unit_images(images: torch.Tensor) -> np.ndarray:
-    """(N, 1, H, W) images in [-1, 1] -> (N, H, W) float32 numpy in [0, 1], for the figures."""
-    return ((images.float().clamp(-1, 1) + 1) / 2)[:, 0].numpy()
+    """(N, 1, H, W) images in [-1, 1] on any device -> (N, H, W) float32 numpy in [0, 1], for the figures."""
+    return ((images.detach().float().clamp(-1, 1) + 1) / 2)[:, 0].cpu().numpy()
 
 
-def decode(networks: Networks, z: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
-    """G(z) in batches."""
-    return batched(lambda chunk: networks.generator(chunk.float()), z, batch_size)
+def decode(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """G(z) in batches (default: the networks' batch size), on the networks' device."""
+    return batched(lambda chunk: networks.generator(chunk.float()), z, batch_size or networks.batch_size)
 
 
-def predict(networks: Networks, z: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
-    """argmax C(G(z)) in batches."""
-    return batched(networks.decode_classify, z, batch_size)
+def predict(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """argmax C(G(z)) in batches (default: the networks' batch size), on the networks' device."""
+    return batched(networks.decode_classify, z, batch_size or networks.batch_size)
 
 
 # --- LSD classification over stochastic encodings (Figs. 5 and 6) -------------------------------------
@@ -108,9 +112,10 @@ def classification_study(networks: Networks, basis: QuasiEigenBasis, images: tor
     over trials), under "lsd_compared" the top-1 and top-4 accuracies of each basis in ``compared`` on
     the same encodings, and, under "figure", the first trial's data for Figs. 5 and 6.
     """
-    rng = torch.Generator().manual_seed(config.seed + ENCODINGS)
-    mu, logvar = batched(lambda x: torch.cat(networks.encoder(x), 1), images, config.batch_size).chunk(2, dim=1)
-    lsd, encode_decode, rank_counts = [], [], torch.zeros(basis.dim + 2, dtype=torch.float64)
+    rng = networks.compute.generator(config.seed + ENCODINGS)
+    mu, logvar = batched(lambda x: torch.cat(networks.encoder(x), 1), images, networks.batch_size).chunk(2, dim=1)
+    lsd, encode_decode = [], []
+    rank_counts = torch.zeros(basis.dim + 2, dtype=torch.float64, device=mu.device)
     compared = compared or {}
     compared_ranks: dict[str, dict[str, list[float]]] = {name: {"top1": [], "top4": []} for name in compared}
     figure: dict[str, Any] = {}
@@ -118,7 +123,7 @@ def classification_study(networks: Networks, basis: QuasiEigenBasis, images: tor
         z = reparameterise(mu, logvar, rng)
         ranks = basis.label_ranks(z, labels)
         lsd.append((ranks == 1).double().mean().item())
-        encode_decode.append((predict(networks, z, config.batch_size) == labels).double().mean().item())
+        encode_decode.append((predict(networks, z) == labels).double().mean().item())
         rank_counts += torch.bincount(ranks, minlength=basis.dim + 2).double()
         for name, other in compared.items():
             other_ranks = ranks if other is basis else other.label_ranks(z, labels)
@@ -136,8 +141,8 @@ def classification_study(networks: Networks, basis: QuasiEigenBasis, images: tor
 def _classification_figure_data(basis: QuasiEigenBasis, z: torch.Tensor, labels: torch.Tensor,
                                 ranks: torch.Tensor, batch: int = 25) -> dict[str, Any]:
     amplitudes = basis.decompose(z).abs().sort(dim=1, descending=True).values
-    return {"sorted_amplitudes": (amplitudes / amplitudes[:, :1]).numpy(), "true_rank": ranks.numpy(),
-            "batch_pred": basis.classify(z[:batch])[:, 0].numpy(), "batch_true": labels[:batch].numpy()}
+    return {"sorted_amplitudes": (amplitudes / amplitudes[:, :1]).cpu().numpy(), "true_rank": ranks.cpu().numpy(),
+            "batch_pred": basis.classify(z[:batch])[:, 0].cpu().numpy(), "batch_true": labels[:batch].cpu().numpy()}
 
 
 # --- Denoising by truncation (Fig. 7, measured) ----------------------------------------------------------
@@ -147,21 +152,21 @@ def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Te
     """Gaussian pixel noise of each sigma on the test images; classifier accuracy and PSNR against the
     clean image of: the noisy image, its encode-decode G(mu(x)), and the LSD truncations of mu(x) to the
     top n components (paper, Fig. 7). Returns the metrics and, under "figure", Fig. 7's rows."""
-    rng = torch.Generator().manual_seed(config.seed + NOISE)
+    rng = networks.compute.generator(config.seed + NOISE)
     methods = ["noisy", "encode-decode", *(f"top {n}" for n in config.truncations)]
     accuracy: dict[str, list[float]] = {method: [] for method in methods}
     quality: dict[str, list[float]] = {method: [] for method in methods}
     figure_rows: dict[str, np.ndarray] = {}
     for sigma in config.noise_sigmas:
-        noise = torch.randn(images.shape, generator=rng) * (2 * sigma)  # [0, 1] units -> [-1, 1] units
+        noise = torch.randn(images.shape, generator=rng, device=images.device) * (2 * sigma)  # [0, 1] -> [-1, 1] units
         noisy = (images + noise).clamp(-1, 1)
-        mu = batched(networks.encoder.encode_mean, noisy, config.batch_size)
-        outputs = {"noisy": noisy, "encode-decode": decode(networks, mu, config.batch_size)}
+        mu = batched(networks.encoder.encode_mean, noisy, networks.batch_size)
+        outputs = {"noisy": noisy, "encode-decode": decode(networks, mu)}
         for n in config.truncations:
-            outputs[f"top {n}"] = decode(networks, basis.truncate(mu, n), config.batch_size)
+            outputs[f"top {n}"] = decode(networks, basis.truncate(mu, n))
         for method, output in outputs.items():
             classifier = networks.exact_classifier if method == "noisy" else networks.classifier
-            predictions = batched(classifier, output, config.batch_size).argmax(1)
+            predictions = batched(classifier, output, networks.batch_size).argmax(1)
             accuracy[method].append((predictions == labels).double().mean().item())
             quality[method].append(psnr(output, images).mean().item())
         if sigma == config.noise_sigmas[len(config.noise_sigmas) // 2]:
@@ -181,14 +186,14 @@ def rotation_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Ten
     the next label's quasi-eigenvector) whose decoded image C assigns to that label, overall and per
     target. Returns the metrics and, under "figure", decoded paths for Fig. 8."""
     labels = tuple(range(networks.num_labels))
-    mu = batched(networks.encoder.encode_mean, images, config.batch_size)
+    mu = batched(networks.encoder.encode_mean, images, networks.batch_size)
     ends = torch.arange(config.rotation_steps, len(labels) * config.rotation_steps, config.rotation_steps)
-    targets = torch.tensor(labels[1:]).repeat_interleave(len(images))
+    targets = torch.tensor(labels[1:], device=mu.device).repeat_interleave(len(images))
     modes: dict[str, Any] = {}
     paths: dict[str, torch.Tensor] = {}
     for mode in ROTATION_MODES:
         path = rotation_path(mu, basis, labels, config.rotation_dtheta, config.rotation_steps, mode=mode)
-        hits = (predict(networks, path[ends].flatten(0, 1), config.batch_size) == targets).double()
+        hits = (predict(networks, path[ends].flatten(0, 1)) == targets).double()
         modes[mode] = {"segment_end_accuracy": hits.mean().item(),
                        "per_target": hits.view(len(labels) - 1, len(images)).mean(1).tolist()}
         paths[mode] = path
@@ -204,7 +209,7 @@ def rotation_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Ten
 def latent_examples(networks: Networks, latents: torch.Tensor, per_label: int = 3) -> dict[str, Any]:
     """Fig. 3 data for one latent source: a few latents per label (label = C(G(z))) and the pooled
     components of every latent of each label."""
-    predicted = predict(networks, latents)
+    predicted, latents = predict(networks, latents).cpu(), latents.cpu()
     shown = torch.cat([torch.nonzero(predicted == label).flatten()[:per_label]
                        for label in range(networks.num_labels)])
     return {"latents": latents[shown].numpy(), "latent_labels": predicted[shown].numpy(),
@@ -218,13 +223,13 @@ def draw_figures(out_dir: Path, networks: Networks, basis: QuasiEigenBasis, late
     """Figs. 2-8 of the paper from this run's data, as out_dir/figures/figN.png."""
     directory = out_dir / "figures"
     directory.mkdir(parents=True, exist_ok=True)
-    rng = torch.Generator().manual_seed(config.seed + EXAMPLES)
+    rng = networks.compute.generator(config.seed + EXAMPLES)
     shown = test_images[:100]
     decoded_shown = decode(networks, networks.encoder.sample(shown, rng))
-    samples = decode(networks, torch.randn(100, networks.latent_dim, generator=rng))
+    samples = decode(networks, torch.randn(100, networks.latent_dim, generator=rng, device=rng.device))
     eta_images = to_unit_images(decode(networks, latent_sets.etas))
-    encoded = batched(lambda x: networks.encoder.sample(x, rng), train_images[:2000])
-    sampled = torch.randn(2000, networks.latent_dim, generator=rng)
+    encoded = batched(lambda x: networks.encoder.sample(x, rng), train_images[:2000], networks.batch_size)
+    sampled = torch.randn(2000, networks.latent_dim, generator=rng, device=rng.device)
     by_set = {index: eta_images[(latent_sets.sets == index).numpy()] for index in (1, 2)}
     panels = {"step 4a: encoded training set (set 1)": {**latent_examples(networks, encoded), "decoded_etas": by_set[1]},
               "step 4b: z ~ N(0, I) (set 2)": {**latent_examples(networks, sampled), "decoded_etas": by_set[2]}}
@@ -263,27 +268,29 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), 
     `TrainConfig` with this dataset and seed); otherwise ``models_dir`` or the shipped networks are used.
     Returns the metrics written to metrics.json.
     """
+    compute = Compute.select(config.device, config.precision)
     out = prepare_out_dir(out_dir)
     timer = Timer()
     torch.manual_seed(config.seed)
     if retrain:
         with timer.stage("train"):
-            train_config = train_config or TrainConfig(dataset=config.dataset, seed=config.seed)
+            train_config = train_config or TrainConfig(dataset=config.dataset, seed=config.seed, device=config.device,
+                                                       precision=config.precision)
             train_networks("all", out / "models", train_config, progress)
         models_dir = out / "models"
     models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
     with timer.stage("load"):
-        networks = load_networks(models_dir)
+        networks = load_networks(models_dir, compute, config.batch_size)
         dataset = load_dataset(config.dataset)
-        train_images = images_to_tensor(dataset.train.images)
-        test_images = images_to_tensor(dataset.test.images)
-        test_labels = torch.from_numpy(dataset.test.labels).long()
+        train_images = images_to_tensor(dataset.train.images).to(compute.device)
+        test_images = images_to_tensor(dataset.test.images).to(compute.device)
+        test_labels = torch.from_numpy(dataset.test.labels).long().to(compute.device)
     with timer.stage("basis"):
         basis, latent_sets, basis_stats = build_basis(
             networks.generator, networks.classifier, networks.encoder.sample, train_images, per_set=config.per_set,
-            seed=config.seed, batch_size=config.batch_size, progress=progress,
+            seed=config.seed, batch_size=networks.batch_size, progress=progress,
             latent_dim=networks.latent_dim, num_labels=networks.num_labels,
-            orthogonalisation=config.orthogonalisation)
+            orthogonalisation=config.orthogonalisation, device=compute.device)
         basis.save(out / "basis.safetensors")
         bases = {method: basis if method == config.orthogonalisation else
                  QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
@@ -303,7 +310,7 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), 
         results["rotation"] = rotation_study(networks, basis, test_images[:config.rotation_images], config)
     with timer.stage("figures"):
         drawn = draw_figures(out, networks, basis, latent_sets, test_images, train_images, results, config)
-    metrics = _metrics(results, basis_stats, models_dir, config, timer.seconds)
+    metrics = _metrics(results, basis_stats, models_dir, config, timer.seconds, networks)
     write_json(out / "metrics.json", metrics)
     write_report(out, metrics, drawn)
     return metrics
@@ -314,7 +321,7 @@ def _without_figure_data(section: dict[str, Any]) -> dict[str, Any]:
 
 
 def _metrics(results: dict[str, Any], basis_stats: dict[str, Any], models_dir: Path, config: ReproduceConfig,
-             seconds: dict[str, float]) -> dict[str, Any]:
+             seconds: dict[str, float], networks: Networks) -> dict[str, Any]:
     return {
         "dataset": config.dataset,
         "seed": config.seed,
@@ -335,5 +342,6 @@ def _metrics(results: dict[str, Any], basis_stats: dict[str, Any], models_dir: P
         "seconds": {**seconds, "total": sum(seconds.values())},
         "basis_samples_per_second": basis_stats["samples_per_second"],
         "config": asdict(config),
+        "compute": {**networks.compute.record(), "batch_size": networks.batch_size},
         "versions": versions(),
     }

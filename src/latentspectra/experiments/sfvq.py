@@ -10,7 +10,8 @@ order; move test codes along consecutive-codeword directions and measure how oft
 draw the figures and write ``sfvq.json`` and the fitted curve ``curve.safetensors`` (+ ``curve.json``).
 
 Both quantizers use the run's seed. Everything else is deterministic: the moved test codes are the first
-``direction_latents`` of the test set.
+``direction_latents`` of the test set. The networks run on the run's device in its precision (G and C on
+latents; the encoder in float32); the codes, the quantizers and their measurements live on the CPU.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import INFERENCE_BATCH_SIZE
+from ..compute import Compute
 from ..data import images_to_tensor, load_dataset
 from ..evaluation import batched
 from ..io import prepare_out_dir, write_json
@@ -50,15 +51,17 @@ class SFVQStudyConfig:
     shown_pairs: int = 3  # boundary and same-label pairs each, in the direction and augmentation figures
     shown_latents: int = 8  # test codes per row of the direction figure
     segment_points: int = 9  # evenly spaced t in [0, 1] per row of the augmentation figure
-    network_batch_size: int = INFERENCE_BATCH_SIZE
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
+    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py)
+    network_batch_size: int | None = None  # per network call; None: the device's
 
 
 @torch.inference_mode()
-def encode_means(networks: Networks, images: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE,
-                 progress: bool = False, desc: str = "encoding") -> torch.Tensor:
-    """mu(x), the encoder's mean code of each image (N, C, H, W), in batches; (N, M)."""
-    chunks = tqdm(images.split(batch_size), desc=desc, disable=not progress)
-    return torch.cat([networks.encoder.encode_mean(chunk) for chunk in chunks])
+def encode_means(networks: Networks, images: torch.Tensor, progress: bool = False,
+                 desc: str = "encoding") -> torch.Tensor:
+    """mu(x), the encoder's mean code of each image (N, C, H, W), in the networks' batches; (N, M) on the CPU."""
+    chunks = tqdm(images.split(networks.batch_size), desc=desc, disable=not progress)
+    return torch.cat([networks.encoder.encode_mean(chunk) for chunk in chunks]).cpu()
 
 
 def fit_kmeans(latents: torch.Tensor, clusters: int, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -115,18 +118,18 @@ def curve_order(codeword_labels: torch.Tensor, assigned: torch.Tensor, latent_la
             "empty_codewords": int((~used).sum()), "majority_labels": majority.tolist()}
 
 
-def label_changes(networks: Networks, latents: torch.Tensor, moves: torch.Tensor, targets: torch.Tensor,
-                  batch_size: int = INFERENCE_BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+def label_changes(networks: Networks, latents: torch.Tensor, moves: torch.Tensor,
+                  targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Classify G(z) and G(z + moves[k]) for every code z of ``latents`` (N, M) and move k of ``moves``
     (P, M). Returns per move (P,) the fraction of codes whose label changes and the fraction whose new
-    label is ``targets[k]`` (P,)."""
-    before = predict(networks, latents, batch_size)
-    after = predict(networks, (latents[None] + moves[:, None]).flatten(0, 1), batch_size).view(len(moves), -1)
+    label is ``targets[k]`` (P,), on the CPU."""
+    before = predict(networks, latents).cpu()
+    after = predict(networks, (latents[None] + moves[:, None]).flatten(0, 1)).cpu().view(len(moves), -1)
     return (after != before).double().mean(1), (after == targets[:, None]).double().mean(1)
 
 
 def direction_study(networks: Networks, codebook: torch.Tensor, codeword_labels: torch.Tensor, latents: torch.Tensor,
-                    scale: float, batch_size: int = INFERENCE_BATCH_SIZE) -> dict[str, Any]:
+                    scale: float) -> dict[str, Any]:
     """Move every code of ``latents`` (N, M) by ``scale`` (c_k+1 - c_k) for each consecutive pair (k, k+1)
     and measure how often the classified label of G(z) changes.
 
@@ -149,7 +152,7 @@ def direction_study(networks: Networks, codebook: torch.Tensor, codeword_labels:
         return values[mask].mean().item() if mask.any() else None
 
     def fractions(moves: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | None]]:
-        changed, to_next = label_changes(networks, latents, scale * moves, codeword_labels[1:], batch_size)
+        changed, to_next = label_changes(networks, latents, scale * moves, codeword_labels[1:])
         return changed, {"boundary_changed_fraction": mean(changed, boundary),
                          "same_label_changed_fraction": mean(changed, ~boundary),
                          "boundary_to_next_label_fraction": mean(to_next, boundary)}
@@ -221,20 +224,19 @@ def sfvq_study(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(),
         LatentspectraError: a bad ``out_dir`` or models directory, a missing dataset, or bad SFVQ
             parameters (e.g. fewer than 2 codewords, or more than training images).
     """
+    compute = Compute.select(config.device, config.precision)
     out = prepare_out_dir(out_dir)
     timer = Timer()
     models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
     with timer.stage("load"):
-        networks = load_networks(models_dir)
+        networks = load_networks(models_dir, compute, config.network_batch_size)
         dataset = load_dataset(config.dataset)
     if config.codewords > len(dataset.train):
         raise SFVQError(f"codewords: {config.codewords} exceeds the {len(dataset.train)} training images of "
                         f"{config.dataset}")
     with timer.stage("encode"):
-        train = encode_means(networks, images_to_tensor(dataset.train.images), config.network_batch_size, progress,
-                             "encoding the training set")
-        test = encode_means(networks, images_to_tensor(dataset.test.images), config.network_batch_size, progress,
-                            "encoding the test set")
+        train = encode_means(networks, images_to_tensor(dataset.train.images), progress, "encoding the training set")
+        test = encode_means(networks, images_to_tensor(dataset.test.images), progress, "encoding the test set")
     curve = SFVQ(config.codewords, epochs_per_stage=config.epochs_per_stage, batch_size=config.batch_size,
                  seed=config.seed)
     with timer.stage("fit"):
@@ -248,12 +250,12 @@ def sfvq_study(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(),
     with timer.stage("labels"):
         codebook = curve.codebook_
         codeword_images = decode(networks, codebook)
-        codeword_labels = batched(networks.classifier, codeword_images).argmax(1)
+        codeword_labels = batched(networks.classifier, codeword_images, networks.batch_size).argmax(1).cpu()
         order = curve_order(codeword_labels, nearest_codewords(train, codebook)[0],
                             torch.from_numpy(dataset.train.labels).long(), networks.num_labels)
     with timer.stage("directions"):
         directions = direction_study(networks, codebook, codeword_labels, test[:config.direction_latents],
-                                     config.direction_scale, config.network_batch_size)
+                                     config.direction_scale)
     with timer.stage("figures"):
         figure_paths = draw_figures(out, networks, codebook, codeword_images, codeword_labels, test, config)
     curve.save(out / "curve.safetensors")
@@ -276,6 +278,7 @@ def sfvq_study(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(),
         "curve": str(out / "curve.safetensors"),
         "seconds": {**timer.seconds, "total": sum(timer.seconds.values())},
         "config": asdict(config),
+        "compute": {**compute.record(), "batch_size": networks.batch_size},
         "versions": versions(),
     }
     write_json(out / "sfvq.json", record)

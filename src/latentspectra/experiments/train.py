@@ -19,11 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..compute import Compute
 from ..config import TrainConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..io import write_json
 from ..evaluation import classifier_accuracy
+from ..models.inference import InferenceEncoder, InferenceNetwork
 from .evaluate import encoder_metrics, sample_metrics
 from ..training.autoencoder import AutoencoderJob
 from ..training.checkpoint import load_model, versions
@@ -111,33 +113,39 @@ def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progres
     """
     if which not in (*TRAINABLE, "all"):
         raise LatentspectraError(f"unknown network {which!r}; choose from {[*TRAINABLE, 'all']}")
+    compute = Compute.select(config.device, config.precision)
     out_dir = Path(out_dir)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(config.dataset)
     seed = config.seed
-    record: dict[str, Any] = {"network": which, "dataset": config.dataset, "seed": seed,
-                              "config": asdict(config), "versions": versions(), "seconds": {}, "metrics": {}}
+    record: dict[str, Any] = {"network": which, "dataset": config.dataset, "seed": seed, "config": asdict(config),
+                              "compute": compute.record(), "versions": versions(), "seconds": {}, "metrics": {}}
     began = time.perf_counter()
     for network in NETWORKS if which == "all" else (which,):
         start = time.perf_counter()
         if network == "classifier":
-            job = ClassifierJob(dataset, config.classifier, seed)
+            job = ClassifierJob(dataset, config.classifier, seed, compute)
             epochs, sub_config = config.classifier.epochs, asdict(config.classifier)
         elif network == "gan":
             classifier = (out_dir / "classifier.json").exists() and load_model(out_dir, "classifier")[0]
-            evaluate = (lambda g: sample_metrics(g, classifier, dataset, seed)) if classifier else None
-            job = GANJob(dataset, config.gan, seed, evaluate_samples=evaluate)
+            evaluate = (lambda g: sample_metrics(InferenceNetwork(g, compute), InferenceNetwork(classifier, compute),
+                                                 dataset, seed, device=compute.device)) if classifier else None
+            job = GANJob(dataset, config.gan, seed, evaluate_samples=evaluate, compute=compute)
             epochs, sub_config = config.gan.epochs, asdict(config.gan)
         elif network == "autoencoder":
             job = AutoencoderJob(dataset, config.autoencoder, seed,
-                                 evaluate=_reconstruction_accuracy(out_dir, dataset))
+                                 evaluate=_reconstruction_accuracy(out_dir, dataset, compute), compute=compute)
             epochs, sub_config = config.autoencoder.epochs, asdict(config.autoencoder)
         else:
             generator = _require(out_dir, "generator", "the encoder")
             classifier = _require(out_dir, "classifier", "the encoder")
             job = EncoderJob(dataset, config.encoder, seed, generator, classifier,
-                             evaluate=lambda e: encoder_metrics(e, generator, classifier, dataset, seed,
-                                                               trials=TRAINING_ENCODING_TRIALS))
+                             evaluate=lambda e: encoder_metrics(InferenceEncoder(e, compute),
+                                                               InferenceNetwork(generator, compute),
+                                                               InferenceNetwork(classifier, compute), dataset, seed,
+                                                               trials=TRAINING_ENCODING_TRIALS,
+                                                               device=compute.device),
+                             compute=compute)
             epochs, sub_config = config.encoder.epochs, asdict(config.encoder)
         result = run_training(job, out_dir, epochs, seed, {"dataset": config.dataset, **sub_config}, progress)
         record["seconds"][network] = time.perf_counter() - start
@@ -147,13 +155,15 @@ def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progres
     return record
 
 
-def _reconstruction_accuracy(out_dir: Path, dataset: ImageDataset) -> Callable[[nn.Module], dict[str, float]] | None:
+def _reconstruction_accuracy(out_dir: Path, dataset: ImageDataset,
+                             compute: Compute) -> Callable[[nn.Module], dict[str, float]] | None:
     """A callback: the accuracy of the classifier in ``out_dir`` on an autoencoder's reconstructions of
-    the test set; None when no classifier is there."""
+    the test set, on ``compute``'s device; None when no classifier is there."""
     if not (out_dir / "classifier.json").exists():
         return None
-    classifier = load_model(out_dir, "classifier")[0]
-    images, labels = images_to_tensor(dataset.test.images), torch.from_numpy(dataset.test.labels)
+    classifier = load_model(out_dir, "classifier")[0].to(compute.device)
+    images = images_to_tensor(dataset.test.images).to(compute.device)
+    labels = torch.from_numpy(dataset.test.labels).to(compute.device)
 
     def evaluate(autoencoder: nn.Module) -> dict[str, float]:
         return {"reconstruction_accuracy": classifier_accuracy(lambda x: classifier(autoencoder(x)), images, labels)}

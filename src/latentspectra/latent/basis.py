@@ -249,12 +249,14 @@ class QuasiEigenBasis:
         return int(matches[0])
 
     def decompose(self, z: torch.Tensor) -> torch.Tensor:
-        """LSD coefficients c_k = <xi_k|z> / C (Eq. 10) of ``z`` (N, M) or (M,); float64, same shape."""
-        return as_latents("decompose", z, self.dim) @ self.vectors.T / self.norm
+        """LSD coefficients c_k = <xi_k|z> / C (Eq. 10) of ``z`` (N, M) or (M,); float64, same shape and device."""
+        z = as_latents("decompose", z, self.dim)
+        return z @ self.vectors.to(z.device).T / self.norm
 
     def reconstruct(self, c: torch.Tensor) -> torch.Tensor:
-        """z = sum_k c_k xi_k (Eq. 9) from coefficients ``c`` (N, M) or (M,); float64, same shape."""
-        return as_latents("reconstruct", c, self.dim, name="c") @ self.vectors
+        """z = sum_k c_k xi_k (Eq. 9) from coefficients ``c`` (N, M) or (M,); float64, same shape and device."""
+        c = as_latents("reconstruct", c, self.dim, name="c")
+        return c @ self.vectors.to(c.device)
 
     def classify(self, z: torch.Tensor, top: int = 1) -> torch.Tensor:
         """Labels of the ``top`` quasi-eigenvectors with the largest |c_k|, most important first.
@@ -265,7 +267,7 @@ class QuasiEigenBasis:
         if not 1 <= top <= self.dim:
             raise ValueError(f"classify: top must be in 1..{self.dim}, got {top}")
         indices = self.decompose(z).abs().topk(top, dim=-1).indices
-        return self.labels[indices]
+        return self.labels.to(indices.device)[indices]
 
     def label_ranks(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """1-based rank, among the |c_k| of each row of ``z`` (N, M) sorted in decreasing order, of the first
@@ -275,12 +277,12 @@ class QuasiEigenBasis:
         Returns int64 (N,); M + 1 for a label that no quasi-eigenvector carries.
         """
         z = as_latents("label_ranks", z, self.dim)
-        labels = torch.as_tensor(labels, dtype=torch.int64)
+        labels = torch.as_tensor(labels, dtype=torch.int64, device=z.device)
         if z.ndim != 2 or labels.shape != (len(z),):
             raise ValueError(f"label_ranks: need z of shape (N, {self.dim}) and N labels, "
                              f"got {tuple(z.shape)} and {tuple(labels.shape)}")
         order = self.decompose(z).abs().argsort(dim=1, descending=True)
-        matches = self.labels[order] == labels[:, None]
+        matches = self.labels.to(z.device)[order] == labels[:, None]
         first = matches.to(torch.int64).argmax(dim=1) + 1
         return torch.where(matches.any(dim=1), first, self.dim + 1)
 
@@ -290,7 +292,7 @@ class QuasiEigenBasis:
             raise ValueError(f"truncate: n must be in 0..{self.dim}, got {n}")
         c = self.decompose(z)
         kept = torch.zeros_like(c).scatter(-1, c.abs().topk(n, dim=-1).indices, 1.0)
-        return (c * kept) @ self.vectors
+        return (c * kept) @ self.vectors.to(c.device)
 
     def projection(self, i: int, j: int) -> torch.Tensor:
         """The operator B_ij = |xi_i><xi_j| / C of Eq. 11 as an (M, M) matrix; see `projection_operator`."""

@@ -107,7 +107,7 @@ def rotation_path(z: torch.Tensor, basis: QuasiEigenBasis, labels: tuple[int, ..
     path = [current]
     for a, b in zip(indices, indices[1:]):
         for step in range(steps):
-            operator = basis.rotation(a, b, dtheta, theta=step * dtheta, mode=mode)
+            operator = basis.rotation(a, b, dtheta, theta=step * dtheta, mode=mode).to(current.device)
             current = _rescale(current @ operator.T, current, basis.dim)
             path.append(current)
     return torch.stack(path)

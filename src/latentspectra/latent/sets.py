@@ -33,9 +33,9 @@ class LatentSetError(LatentspectraError, RuntimeError):
 
 
 def sample_latents(latent_dim: int, batch_size: int, rng: torch.Generator) -> Iterator[torch.Tensor]:
-    """Endless batches of z ~ N(0, I_M), shape (batch_size, latent_dim), drawn from ``rng``."""
+    """Endless batches of z ~ N(0, I_M), shape (batch_size, latent_dim), drawn from ``rng`` on its device."""
     while True:
-        yield torch.randn(batch_size, latent_dim, generator=rng)
+        yield torch.randn(batch_size, latent_dim, generator=rng, device=rng.device)
 
 
 def encode_latents(encoder_sample: EncoderSample, images: torch.Tensor, batch_size: int,
@@ -78,9 +78,10 @@ def _accepted(labels: torch.Tensor, counts: torch.Tensor, per_label: int) -> tor
 RARE_HINT = "too few latents decode to these labels (raise max_draws or lower the vectors per set)"
 
 
-def _shortfall_message(counts: torch.Tensor, per_label: int, draws: int, description: str, hint: str) -> str:
-    short = [f"label {label} has {int(count)} of {per_label}"
-             for label, count in enumerate(counts) if count < per_label]
+def _shortfall_message(counts: torch.Tensor | None, num_labels: int, per_label: int, draws: int, description: str,
+                       hint: str) -> str:
+    counts_list = [0] * num_labels if counts is None else counts.tolist()
+    short = [f"label {label} has {count} of {per_label}" for label, count in enumerate(counts_list) if count < per_label]
     return f"{description}: after {draws} draws " + ", ".join(short) + f"; {hint}"
 
 
@@ -116,33 +117,36 @@ def collect_label_means(generator: Network, classifier: Network, latents: Iterat
     if num_labels < 1 or per_label < 1:
         raise ValueError(f"collect_label_means: num_labels and per_label must be >= 1, got {num_labels}, {per_label}")
     cap = DRAWS_PER_VECTOR * per_label * num_labels if max_draws is None else max_draws
-    counts = torch.zeros(num_labels, dtype=torch.int64)
+    counts: torch.Tensor | None = None
     sums: torch.Tensor | None = None
+    missing = num_labels * per_label  # vectors still to accept: the loop's one read back from the device
     draws = 0
     start = time.perf_counter()
-    with tqdm(total=num_labels * per_label, desc=description, unit="vec", disable=not progress) as bar, \
-            torch.inference_mode():
-        while bool((counts < per_label).any()):
+    with tqdm(total=missing, desc=description, unit="vec", disable=not progress) as bar, torch.inference_mode():
+        while missing:
             if draws >= cap:
-                raise LatentSetError(_shortfall_message(counts, per_label, draws, description, RARE_HINT))
+                raise LatentSetError(_shortfall_message(counts, num_labels, per_label, draws, description, RARE_HINT))
             z = next(latents, None)
             if z is None:
-                raise LatentSetError(_shortfall_message(counts, per_label, draws, description,
+                raise LatentSetError(_shortfall_message(counts, num_labels, per_label, draws, description,
                                                         "the stream of latent batches ended"))
             if z.ndim != 2 or (sums is not None and z.shape[1] != sums.shape[1]):
                 raise ValueError(f"{description}: latent batches must have shape (B, M) with one M, "
                                  f"got {tuple(z.shape)}")
-            if sums is None:
-                sums = torch.zeros(num_labels, z.shape[1], dtype=torch.float64)
-            accepted = _accepted(_classify_batch(generator, classifier, z, num_labels), counts, per_label)
+            if sums is None or counts is None:  # on the latents' device: nothing leaves it inside the loop
+                sums = torch.zeros(num_labels, z.shape[1], dtype=torch.float64, device=z.device)
+                counts = torch.zeros(num_labels, dtype=torch.int64, device=z.device)
+            accepted = _accepted(_classify_batch(generator, classifier, z, num_labels).to(z.device), counts,
+                                 per_label)
             sums += (accepted.to(z.dtype).T @ z).to(torch.float64)  # one matmul: the batch's sums per label
-            new = accepted.sum(0)
-            counts += new
+            counts += accepted.sum(0)
             draws += len(z)
-            bar.update(int(new.sum()))
-    assert sums is not None  # the loop ran at least once: counts start below per_label >= 1
-    # computed outside inference mode, so the means are ordinary tensors
-    return LabelMeans(sums / counts[:, None], counts, draws, time.perf_counter() - start)
+            still_missing = int((per_label - counts).sum())
+            bar.update(missing - still_missing)
+            missing = still_missing
+    assert sums is not None and counts is not None  # the loop ran at least once: per_label >= 1
+    # computed outside inference mode, so the means are ordinary tensors; moved to the CPU, where the basis is built
+    return LabelMeans((sums / counts[:, None]).cpu(), counts.cpu(), draws, time.perf_counter() - start)
 
 
 @dataclass(frozen=True)
@@ -213,7 +217,7 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
                       per_set: int = 5000, encoder_sample: EncoderSample | None = None,
                       images: torch.Tensor | None = None, sources: Sequence[str] | None = None, seed: int = 0,
                       batch_size: int = INFERENCE_BATCH_SIZE, max_draws: int | None = None,
-                      progress: bool = True) -> LatentSets:
+                      progress: bool = True, device: torch.device | str = "cpu") -> LatentSets:
     """Build the n = M / l latent sets per label and their averages (Methods steps 4-5, Eq. 3).
 
     Args:
@@ -227,6 +231,8 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
             (the paper's choice), or all "sample" when no encoder is given.
         seed: seeds the torch.Generator behind all sampling and encoding noise: same seed, same etas.
         max_draws: per-set cap on drawn vectors (default 50 x V x l), see `collect_label_means`.
+        device: where latents are drawn and encoded images are kept (the networks' device); the random
+            stream is a generator on that device, so the etas depend on it. The etas come back on the CPU.
 
     Raises:
         ValueError: M not divisible by l, bad sources, or missing encoder / images.
@@ -239,7 +245,9 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
     if sources is None:
         sources = default_sources(num_sets, "encode" if encoder_sample is not None else "sample")
     sources = _check_sources(sources, num_sets, encoder_sample, images)
-    rng = torch.Generator().manual_seed(seed)
+    rng = torch.Generator(device=device).manual_seed(seed)
+    if images is not None:
+        images = images.to(rng.device)
     means, draws = [], []
     start = time.perf_counter()
     for index, source in enumerate(sources, start=1):

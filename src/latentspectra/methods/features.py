@@ -73,7 +73,7 @@ def region_pixels(mask: torch.Tensor, outside: bool = False) -> Feature:
         if tuple(images.shape[-2:]) != shape:
             raise FeatureError(f"region_pixels: mask is {shape[0]} x {shape[1]}, images are "
                                f"{images.shape[-2]} x {images.shape[-1]}")
-        return images.flatten(2).index_select(2, indices).flatten(1)
+        return images.flatten(2).index_select(2, indices.to(images.device)).flatten(1)
 
     return pixels
 

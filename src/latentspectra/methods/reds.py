@@ -203,7 +203,7 @@ def central_difference_jacobians(generator: Network, f: Network, g: Network, z: 
     batch = batch.to(_input_dtype(generator, batch))
     d_f, _ = _check_features(generator, f, g, batch)
     count, dim = batch.shape
-    offsets = step * torch.eye(dim, dtype=batch.dtype)
+    offsets = step * torch.eye(dim, dtype=batch.dtype, device=batch.device)
     shifted = torch.stack([batch[:, None] + offsets, batch[:, None] - offsets], dim=1)  # (B, 2, M, M)
 
     def features(latents: torch.Tensor) -> torch.Tensor:
@@ -249,7 +249,7 @@ def _generalized_solution(gram_f: torch.Tensor, gram_g: torch.Tensor, eps: float
     dim = gram_f.shape[-1]
     scale = torch.linalg.eigvalsh(gram_g)[:, -1]
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    held = gram_g + (eps * scale)[:, None, None] * torch.eye(dim, dtype=gram_g.dtype)
+    held = gram_g + (eps * scale)[:, None, None] * torch.eye(dim, dtype=gram_g.dtype, device=gram_g.device)
     factor, info = torch.linalg.cholesky_ex(held)
     if (info != 0).any():
         raise RedsError(f"J_g^T J_g + eps I is not positive definite (eps = {eps}): the held features g "
@@ -259,7 +259,7 @@ def _generalized_solution(gram_f: torch.Tensor, gram_g: torch.Tensor, eps: float
     values, vectors = _descending_eigh(whitened)
     directions = torch.linalg.solve_triangular(factor.transpose(1, 2), vectors, upper=True)  # L^-T W
     directions = directions / torch.linalg.vector_norm(directions, dim=1, keepdim=True)
-    span = torch.full(values.shape[:1], k, dtype=torch.long)
+    span = torch.full(values.shape[:1], k, dtype=torch.long, device=values.device)
     return _Solution(directions, values, span, False, None, None)
 
 
@@ -271,8 +271,9 @@ def _nullspace_solution(gram_f: torch.Tensor, gram_g: torch.Tensor, held_share: 
     dim = gram_f.shape[-1]
     held_values, held_vectors = _descending_eigh(gram_g)
     held_dims = _explained_rank(held_values, held_share)
-    kept = (torch.arange(dim) < held_dims[:, None]).to(gram_g.dtype)  # (B, M): 1 for held columns
-    complement = torch.eye(dim, dtype=gram_g.dtype) - (held_vectors * kept[:, None, :]) @ held_vectors.transpose(1, 2)
+    kept = (torch.arange(dim, device=gram_g.device) < held_dims[:, None]).to(gram_g.dtype)  # (B, M): 1 for held
+    identity = torch.eye(dim, dtype=gram_g.dtype, device=gram_g.device)
+    complement = identity - (held_vectors * kept[:, None, :]) @ held_vectors.transpose(1, 2)
     values, vectors = _descending_eigh(complement @ gram_f @ complement)
     change_dims = _explained_rank(values, change_share)
     return _Solution(vectors, values, change_dims.clamp(min=1), True, held_dims, change_dims)
@@ -364,7 +365,8 @@ def _span_basis(solution: _Solution) -> torch.Tensor:
     (zero columns beyond a point's span)."""
     if not solution.orthonormal:  # generalized eigenvectors (a fixed k of them) are not orthogonal
         return torch.linalg.qr(solution.vectors[:, :, :int(solution.span[0])]).Q
-    used = (torch.arange(solution.vectors.shape[-1]) < solution.span[:, None]).to(solution.vectors.dtype)
+    columns = torch.arange(solution.vectors.shape[-1], device=solution.vectors.device)
+    used = (columns < solution.span[:, None]).to(solution.vectors.dtype)
     return solution.vectors * used[:, None, :]
 
 

@@ -1,14 +1,18 @@
 """Fast inference copies of trained networks, for the loops that push hundreds of thousands of latents
 through G and C (the latent sets of Methods steps 4-5, the evaluations).
 
-Two standard CPU optimisations, both exact up to rounding:
+A copy is frozen, on the run's device, and exact up to rounding in float32:
 
 - batch norm folded into the convolution or linear layer before it (`torch.nn.utils.fusion`), which
   removes a full pass over every activation tensor;
-- channels-last memory layout, which makes oneDNN's convolutions and max-pooling vectorise well;
+- channels-last memory layout, which makes oneDNN's and cuDNN's convolutions and max-pooling vectorise
+  well (single-channel images included, whose strides PyTorch would otherwise leave in NCHW order);
+- on the CPU, a transposed convolution with few output channels (an image-producing layer) computed as
+  one matmul to columns and an overlap-add (`F.fold`): oneDNN's deconvolution takes as long for 1 output
+  channel as for 16, 2.4x the matmul form for the shipped generator's last layer (docs/performance.md);
 
-and one that rounds: the forward pass under bfloat16 autocast (about 2x faster on AVX512-BF16 CPUs;
-about 0.2% of generated digits change their argmax label).
+and, where the run's `Compute` says bfloat16, the forward pass under bfloat16 autocast (faster only on
+hardware with native bfloat16; about 0.2% of generated digits change their argmax label).
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ import copy
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+from ..compute import Compute
 
 _FOLDABLE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -35,21 +42,13 @@ def _folded_pair(layer: nn.Module, norm: nn.Module) -> nn.Module | None:
     return fuse_conv_bn_eval(layer, norm, transpose=isinstance(layer, nn.ConvTranspose2d))
 
 
-def fold_batch_norms(module: nn.Module) -> nn.Module:
-    """Fold every batch norm that directly follows a convolution or linear layer inside an
-    `nn.Sequential` into that layer, in place; ``module`` must be in eval mode. Returns ``module``."""
-    if module.training:
-        raise ValueError("fold_batch_norms needs a module in eval mode (batch norm uses its running statistics)")
+def _replace_in_sequentials(module: nn.Module, rewrite) -> nn.Module:
+    """Replace the layers of every `nn.Sequential` inside ``module`` (in place) by ``rewrite(layers)``, a
+    new list of layers; children are rewritten first. Returns ``module``."""
     for child in module.children():
-        fold_batch_norms(child)
+        _replace_in_sequentials(child, rewrite)
     if isinstance(module, nn.Sequential):
-        layers = list(module)
-        kept: list[nn.Module] = []
-        index = 0
-        while index < len(layers):
-            folded = _folded_pair(layers[index], layers[index + 1]) if index + 1 < len(layers) else None
-            kept.append(folded if folded is not None else layers[index])
-            index += 2 if folded is not None else 1
+        kept = rewrite(list(module))
         for name in list(module._modules):
             del module._modules[name]
         for position, layer in enumerate(kept):
@@ -57,20 +56,137 @@ def fold_batch_norms(module: nn.Module) -> nn.Module:
     return module
 
 
-class InferenceNetwork(nn.Module):
-    """A frozen, batch-norm-folded, channels-last copy of ``network`` whose forward pass runs under
-    bfloat16 autocast (when ``bfloat16``) and returns float32. Keeps the network's ``config``."""
+def _fold_layers(layers: list[nn.Module]) -> list[nn.Module]:
+    kept: list[nn.Module] = []
+    index = 0
+    while index < len(layers):
+        folded = _folded_pair(layers[index], layers[index + 1]) if index + 1 < len(layers) else None
+        kept.append(folded if folded is not None else layers[index])
+        index += 2 if folded is not None else 1
+    return kept
 
-    def __init__(self, network: nn.Module, bfloat16: bool = True):
+
+def fold_batch_norms(module: nn.Module) -> nn.Module:
+    """Fold every batch norm that directly follows a convolution or linear layer inside an
+    `nn.Sequential` into that layer, in place; ``module`` must be in eval mode. Returns ``module``."""
+    if module.training:
+        raise ValueError("fold_batch_norms needs a module in eval mode (batch norm uses its running statistics)")
+    return _replace_in_sequentials(module, _fold_layers)
+
+
+class ColumnTransposedConv2d(nn.Module):
+    """A `nn.ConvTranspose2d` (groups 1) computed as its definition reads: each input pixel times the
+    kernel gives a column of output contributions (one matmul), and the columns are summed into place
+    (`F.fold`, col2im). Same function up to rounding; on the CPU faster than oneDNN's deconvolution when
+    the columns are no larger than the input (out_channels x kernel area <= in_channels)."""
+
+    def __init__(self, layer: nn.ConvTranspose2d):
         super().__init__()
-        self.network = fold_batch_norms(copy.deepcopy(network).eval()).requires_grad_(False)
-        self.network.to(memory_format=torch.channels_last)
-        self.bfloat16 = bfloat16
+        if layer.groups != 1 or layer.padding_mode != "zeros":
+            raise ValueError("ColumnTransposedConv2d: only groups=1 with zero padding")
+        in_channels, out_channels, kernel_h, kernel_w = layer.weight.shape
+        # (out * kh * kw, in): column c holds what one unit of input channel c adds around its pixel
+        self.register_buffer("columns", layer.weight.detach().reshape(in_channels, -1).T.contiguous())
+        self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone())
+        self.out_channels = out_channels
+        self.kernel_size = (kernel_h, kernel_w)
+        self.stride, self.padding = layer.stride, layer.padding
+        self.dilation, self.output_padding = layer.dilation, layer.output_padding
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The output's (H, W), as `nn.ConvTranspose2d` computes it."""
+        return tuple((size - 1) * stride - 2 * pad + dilation * (kernel - 1) + extra + 1
+                     for size, stride, pad, dilation, kernel, extra in
+                     zip((height, width), self.stride, self.padding, self.dilation, self.kernel_size,
+                         self.output_padding))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = inputs.shape
+        # (out * kh * kw, in) @ (in, H W) per image: a batched matmul, fast in either memory layout
+        columns = self.columns @ inputs.reshape(batch, channels, height * width)
+        output = F.fold(columns, self.output_size(height, width), self.kernel_size, dilation=self.dilation,
+                        padding=self.padding, stride=self.stride)
+        if self.bias is not None:
+            output = output + self.bias.view(1, -1, 1, 1)
+        return output
+
+
+def columns_are_smaller(layer: nn.Module) -> bool:
+    """A groups-1 transposed convolution whose columns (out_channels x kernel area values per input pixel) are
+    no larger than its input (in_channels): the layers `ColumnTransposedConv2d` computes faster on a CPU."""
+    if not isinstance(layer, nn.ConvTranspose2d) or layer.groups != 1 or layer.padding_mode != "zeros":
+        return False
+    in_channels, out_channels, kernel_h, kernel_w = layer.weight.shape
+    return out_channels * kernel_h * kernel_w <= in_channels
+
+
+def channels_last(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) images in channels-last layout. A contiguous single-channel batch already has that layout
+    in memory; only its strides are restated (no copy), so that convolutions take their channels-last path."""
+    if images.shape[1] == 1 and images.is_contiguous():
+        _, _, height, width = images.shape
+        return images.as_strided(images.shape, (height * width, 1, width, 1))
+    return images.contiguous(memory_format=torch.channels_last)
+
+
+def inference_copy(network: nn.Module, device: torch.device) -> nn.Module:
+    """A frozen copy of ``network`` with batch norms folded, channels-last, on ``device``; on the CPU its
+    transposed convolutions with small columns become `ColumnTransposedConv2d`. ``network`` is untouched."""
+    module = fold_batch_norms(copy.deepcopy(network).eval()).requires_grad_(False)
+    if device.type == "cpu":
+        _replace_in_sequentials(module, lambda layers: [ColumnTransposedConv2d(layer) if columns_are_smaller(layer)
+                                                        else layer for layer in layers])
+    return module.to(device=device, memory_format=torch.channels_last)
+
+
+def _prepared(inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
+    inputs = inputs.to(device)
+    return channels_last(inputs) if inputs.ndim == 4 else inputs
+
+
+class InferenceNetwork(nn.Module):
+    """A frozen, batch-norm-folded, channels-last copy of ``network`` on ``compute.device`` whose forward pass
+    runs under ``compute``'s precision (float32 when ``full_precision``) and returns float32 outputs on that
+    device. Inputs are moved to the device. Keeps the network's ``config``."""
+
+    def __init__(self, network: nn.Module, compute: Compute | None = None, *, full_precision: bool = False):
+        super().__init__()
+        compute = compute or Compute()
+        self.device = compute.device
+        self.network = inference_copy(network, self.device)
+        self.bfloat16 = compute.bfloat16 and not full_precision
         self.config: dict[str, Any] = dict(getattr(network, "config", {}))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.ndim == 4:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
-            outputs = self.network(inputs)
+        return self._run(self.network, inputs)
+
+    def features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The network's own ``features(inputs)`` (a classifier's penultimate layer), run as `forward` is."""
+        return self._run(self.network.features, inputs)
+
+    def _run(self, function, inputs: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
+            outputs = function(_prepared(inputs, self.device))
         return outputs.float().contiguous()
+
+
+class InferenceEncoder:
+    """A Gaussian encoder's inference copy (as `InferenceNetwork`, always float32: its codes are what the
+    latent sets average) with the encoder's own calls: ``(mu, logvar)``, `encode_mean` and `sample`."""
+
+    def __init__(self, encoder: nn.Module, compute: Compute | None = None):
+        self.device = (compute or Compute()).device
+        self.network = inference_copy(encoder, self.device)
+        self.latent_dim = int(encoder.latent_dim)
+        self.config: dict[str, Any] = dict(getattr(encoder, "config", {}))
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.network(_prepared(images, self.device))
+
+    def encode_mean(self, images: torch.Tensor) -> torch.Tensor:
+        """mu(x) (N, M)."""
+        return self.network.encode_mean(_prepared(images, self.device))
+
+    def sample(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One stochastic encoding z = mu + sigma * eps, eps drawn from ``generator`` (on this device)."""
+        return self.network.sample(_prepared(images, self.device), generator)

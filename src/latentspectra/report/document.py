@@ -96,7 +96,7 @@ class Table:
 @dataclass(frozen=True)
 class FigureRef:
     caption: str
-    path: Path  # absolute, or relative to the report's directory
+    path: Path  # as the process opens it: absolute, or relative to the working directory
 
 
 Block = Heading | Paragraph | Table | FigureRef
@@ -236,12 +236,12 @@ def _render_markdown(blocks: Sequence[Block], out_dir: Path) -> str:
             case Table():
                 parts.append(_markdown_table(block))
             case FigureRef(caption, path):
-                link = Path(os.path.relpath(out_dir / path, out_dir)).as_posix()
+                link = Path(os.path.relpath(path, out_dir)).as_posix()
                 parts.append(f"![{_markdown_text(caption)}]({link})\n\n*{_markdown_text(caption)}*")
     return "\n\n".join(parts) + "\n"
 
 
-def _render_html(blocks: Sequence[Block], out_dir: Path) -> str:
+def _render_html(blocks: Sequence[Block]) -> str:
     parts = []
     for block in blocks:
         match block:
@@ -252,7 +252,7 @@ def _render_html(blocks: Sequence[Block], out_dir: Path) -> str:
             case Table():
                 parts.append(_html_table(block))
             case FigureRef(caption, path):
-                data = base64.b64encode((out_dir / path).read_bytes()).decode("ascii")
+                data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
                 parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
                              f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(TITLE)}</title>'
@@ -268,11 +268,11 @@ def results_table_markdown(metrics: Mapping[str, Any]) -> str:
 def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> tuple[Path, Path]:
     """Write ``out_dir/report.md`` (figures linked relatively) and a self-contained ``out_dir/report.html``
     (figures embedded as base64 PNG), atomically. ``figures`` maps a name ("fig2" ... "fig8", captioned
-    from FIGURE_CAPTIONS; any other name is its own caption) to a PNG path, absolute or relative to
-    ``out_dir``. Returns the two paths."""
+    from FIGURE_CAPTIONS; any other name is its own caption) to a PNG path as this process opens it
+    (absolute, or relative to the working directory, as ``out_dir`` itself). Returns the two paths."""
     out_dir = Path(out_dir)
     blocks = _blocks(metrics, figures)
-    markdown, page = _render_markdown(blocks, out_dir), _render_html(blocks, out_dir)
+    markdown, page = _render_markdown(blocks, out_dir), _render_html(blocks)
     return _write_text(out_dir / "report.md", markdown), _write_text(out_dir / "report.html", page)
 
 

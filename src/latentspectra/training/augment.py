@@ -13,7 +13,7 @@ def random_affine(images: torch.Tensor, rng: torch.Generator, max_rotation: floa
     n = images.shape[0]
 
     def uniform(*shape: int) -> torch.Tensor:
-        return 2 * torch.rand(*shape, generator=rng) - 1
+        return 2 * torch.rand(*shape, generator=rng, device=images.device) - 1
 
     angle = max_rotation * uniform(n)
     inverse_scale = 1 / (1 + max_scale * uniform(n))
@@ -27,4 +27,4 @@ def random_affine(images: torch.Tensor, rng: torch.Generator, max_rotation: floa
 
 def add_noise(images: torch.Tensor, rng: torch.Generator, sigma: float) -> torch.Tensor:
     """Gaussian pixel noise of standard deviation ``sigma`` (pixel units of [-1, 1] images)."""
-    return images + sigma * torch.randn(images.shape, generator=rng)
+    return images + sigma * torch.randn(images.shape, generator=rng, device=images.device)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..compute import Compute
 from ..config import AutoencoderConfig
 from ..data import ImageDataset
 from ..evaluation import batched, psnr
@@ -29,7 +30,7 @@ from .tensors import DatasetTensors, ShuffledBatches
 def mix_codes(codes: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """ACAI's interpolants: alpha z_i + (1 - alpha) z_j for each code z_i of the batch and z_j the code at
     the mirrored position (the batch reversed), alpha ~ U[0, 1/2] per pair; returns (mixed codes, alpha)."""
-    alpha = 0.5 * torch.rand(len(codes), 1, generator=rng)
+    alpha = 0.5 * torch.rand(len(codes), 1, generator=rng, device=codes.device)
     return alpha * codes + (1 - alpha) * codes.flip(0), alpha.squeeze(1)
 
 
@@ -48,12 +49,13 @@ class AutoencoderJob:
     name = "autoencoder"
 
     def __init__(self, dataset: ImageDataset, config: AutoencoderConfig, seed: int,
-                 evaluate: Callable[[Autoencoder], dict[str, float]] | None = None):
+                 evaluate: Callable[[Autoencoder], dict[str, float]] | None = None, compute: Compute | None = None):
         torch.manual_seed(seed)
         self.config = config
-        self.data = DatasetTensors.from_dataset(dataset)
+        self.compute = compute or Compute()
+        self.data = DatasetTensors.from_dataset(dataset, self.compute.device)
         self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
-        self.model = Autoencoder(config.latent_dim, config.width, dataset.shape)
+        self.model = Autoencoder(config.latent_dim, config.width, dataset.shape).to(self.compute.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         total_steps = max(1, config.epochs * self.batches_per_epoch())
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total_steps)
@@ -62,7 +64,7 @@ class AutoencoderJob:
         self.schedulers = {"autoencoder": self.scheduler}
         self.critic: InterpolationCritic | None = None
         if config.interpolation_weight > 0:
-            self.critic = InterpolationCritic(config.latent_dim, config.width, dataset.shape)
+            self.critic = InterpolationCritic(config.latent_dim, config.width, dataset.shape).to(self.compute.device)
             self.modules["critic"] = self.critic
             self.optimizers["critic"] = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
         self._evaluate = evaluate
@@ -75,15 +77,17 @@ class AutoencoderJob:
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
         images = self.data.train_images[self.batches[batch_index]]
-        codes = self.model.encode(images)
-        reconstructions = self.model.decode(codes)
-        mse = F.mse_loss(reconstructions, images)
+        with self.compute.autocast():
+            codes = self.model.encode(images)
+            reconstructions = self.model.decode(codes)
+            mse = F.mse_loss(reconstructions.float(), images)
+            if self.critic is not None:
+                mixed, alpha = mix_codes(codes, rng)
+                interpolants = self.model.decode(mixed)
+                penalty = self.critic(interpolants).float().pow(2).mean()
         losses = {"mse": mse.item()}
         loss = mse
         if self.critic is not None:
-            mixed, alpha = mix_codes(codes, rng)
-            interpolants = self.model.decode(mixed)
-            penalty = self.critic(interpolants).pow(2).mean()
             loss = mse + self.config.interpolation_weight * penalty
             losses["critic_penalty"] = penalty.item()
         self.optimizer.zero_grad(set_to_none=True)
@@ -91,8 +95,9 @@ class AutoencoderJob:
         self.optimizer.step()
         self.scheduler.step()
         if self.critic is not None:
-            loss_critic = critic_loss(self.critic, interpolants.detach(), alpha, images,
-                                      reconstructions.detach(), self.config.critic_blend)
+            with self.compute.autocast():
+                loss_critic = critic_loss(self.critic, interpolants.detach(), alpha, images,
+                                          reconstructions.detach(), self.config.critic_blend).float()
             self.optimizers["critic"].zero_grad(set_to_none=True)
             loss_critic.backward()
             self.optimizers["critic"].step()

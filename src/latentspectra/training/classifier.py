@@ -1,7 +1,8 @@
 """Training of the classifier C (paper, Methods step 2).
 
-AdamW with a one-cycle learning rate, the whole training set held as one tensor (no DataLoader), and
-light affine + Gaussian-noise augmentation: about 99.4% MNIST test accuracy in four epochs.
+AdamW with a one-cycle learning rate, the whole training set held as one tensor on the run's device (no
+DataLoader), light affine + Gaussian-noise augmentation, the forward pass in the run's precision: about
+99.4% MNIST test accuracy in four epochs.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..compute import Compute
 from ..config import ClassifierConfig
 from ..data import ImageDataset
 from ..evaluation import classifier_accuracy
@@ -22,12 +24,14 @@ class ClassifierJob:
 
     name = "classifier"
 
-    def __init__(self, dataset: ImageDataset, config: ClassifierConfig, seed: int):
+    def __init__(self, dataset: ImageDataset, config: ClassifierConfig, seed: int, compute: Compute | None = None):
         torch.manual_seed(seed)
         self.config = config
-        self.data = DatasetTensors.from_dataset(dataset)
+        self.compute = compute or Compute()
+        self.data = DatasetTensors.from_dataset(dataset, self.compute.device)
         self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
-        self.model = Classifier(num_classes=len(dataset.classes), width=config.width, image_shape=dataset.shape)
+        self.model = Classifier(num_classes=len(dataset.classes), width=config.width,
+                                image_shape=dataset.shape).to(self.compute.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.max_lr,
                                            weight_decay=config.weight_decay)
         total_steps = max(1, config.epochs * self.batches_per_epoch())
@@ -48,7 +52,9 @@ class ClassifierJob:
         index = self.batches[batch_index]
         images = random_affine(self.data.train_images[index], rng, cfg.max_rotation, cfg.max_scale, cfg.max_shift)
         images = add_noise(images, rng, cfg.noise_sigma)
-        loss = F.cross_entropy(self.model(images), self.data.train_labels[index])
+        with self.compute.autocast():
+            logits = self.model(images)
+        loss = F.cross_entropy(logits.float(), self.data.train_labels[index])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

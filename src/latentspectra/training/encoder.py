@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..compute import Compute
 from ..config import EncoderConfig
 from ..data import ImageDataset
 from ..models import GaussianEncoder
 from ..models.encoder import reparameterise
-from .loop import bfloat16_autocast
 from .tensors import DatasetTensors, ShuffledBatches
 
 
@@ -42,9 +42,10 @@ def gaussian_negative_log_likelihood(z: torch.Tensor, mu: torch.Tensor, logvar: 
 
 def encoder_loss(images: torch.Tensor, labels: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                  z: torch.Tensor, generator: nn.Module, classifier: nn.Module,
-                 config: EncoderConfig) -> dict[str, torch.Tensor]:
-    """The paper's step-3 loss and its three terms, each averaged over the batch."""
-    with bfloat16_autocast(config.bfloat16):
+                 config: EncoderConfig, compute: Compute | None = None) -> dict[str, torch.Tensor]:
+    """The paper's step-3 loss and its three terms, each averaged over the batch; G and C run in
+    ``compute``'s precision (default float32)."""
+    with (compute or Compute()).autocast():
         decoded = generator(z)
         logits = classifier(decoded)
     reconstruction = (decoded.float() - images).pow(2).flatten(1).sum(1).mean()
@@ -66,15 +67,17 @@ class EncoderJob:
     name = "encoder"
 
     def __init__(self, dataset: ImageDataset, config: EncoderConfig, seed: int, generator: nn.Module,
-                 classifier: nn.Module, evaluate=None):
+                 classifier: nn.Module, evaluate=None, compute: Compute | None = None):
         torch.manual_seed(seed)
         self.config = config
-        self.data = DatasetTensors.from_dataset(dataset)
+        self.compute = compute or Compute()
+        device = self.compute.device
+        self.data = DatasetTensors.from_dataset(dataset, device)
         self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
-        self.generator = freeze(generator)
-        self.classifier = freeze(classifier)
+        self.generator = freeze(generator).to(device)
+        self.classifier = freeze(classifier).to(device)
         latent_dim = generator.config["latent_dim"]
-        self.encoder = GaussianEncoder(latent_dim, config.width, config.hidden, dataset.shape)
+        self.encoder = GaussianEncoder(latent_dim, config.width, config.hidden, dataset.shape).to(device)
         self.optimizer = torch.optim.Adam(self.encoder.parameters(), lr=config.lr)
         self.modules = {"encoder": self.encoder}
         self.optimizers = {"encoder": self.optimizer}
@@ -92,8 +95,8 @@ class EncoderJob:
         self.encoder.train()
         for _ in tqdm(range(steps), desc="encoder warm-up (inverting G on its samples)",
                       disable=not progress, leave=False, mininterval=1.0):
-            z = torch.randn(self.config.batch_size, latent_dim, generator=rng)
-            with torch.no_grad(), bfloat16_autocast(self.config.bfloat16):
+            z = torch.randn(self.config.batch_size, latent_dim, generator=rng, device=rng.device)
+            with torch.no_grad(), self.compute.autocast():
                 images = self.generator(z).float()
             mu, logvar = self.encoder(images)
             loss = gaussian_negative_log_likelihood(z, mu, logvar).mean()
@@ -115,7 +118,7 @@ class EncoderJob:
         images, labels = self.data.train_images[index], self.data.train_labels[index]
         mu, logvar = self.encoder(images)
         z = reparameterise(mu, logvar, rng)
-        terms = encoder_loss(images, labels, mu, logvar, z, self.generator, self.classifier, self.config)
+        terms = encoder_loss(images, labels, mu, logvar, z, self.generator, self.classifier, self.config, self.compute)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()

@@ -1,9 +1,10 @@
 """Training of the GAN (paper, Methods step 1): the non-saturating loss of Goodfellow et al.
 
 Adam with betas 0.5/0.999 and InfoGAN's rates (generator 1e-3, discriminator 2e-4), one
-discriminator step per generator step, forward passes under bfloat16 autocast (weights, optimizer
-state and batch-norm statistics stay float32), and an exponential moving average of the generator's
-weights, which is the generator that is saved (see docs/architecture.md for the measurements).
+discriminator step per generator step, forward passes in the run's precision (under bfloat16 autocast,
+weights, optimizer state and batch-norm statistics stay float32), and an exponential moving average of
+the generator's weights, which is the generator that is saved (see docs/architecture.md for the
+measurements).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from ..compute import Compute
 from ..config import GANConfig
 from ..data import ImageDataset
 from ..models import Discriminator, Generator
-from .loop import bfloat16_autocast
 from .tensors import DatasetTensors, ShuffledBatches
 
 
@@ -54,13 +55,16 @@ class GANJob:
 
     name = "gan"
 
-    def __init__(self, dataset: ImageDataset, config: GANConfig, seed: int, evaluate_samples=None):
+    def __init__(self, dataset: ImageDataset, config: GANConfig, seed: int, evaluate_samples=None,
+                 compute: Compute | None = None):
         torch.manual_seed(seed)
         self.config = config
-        self.images = DatasetTensors.from_dataset(dataset).train_images
+        self.compute = compute or Compute()
+        device = self.compute.device
+        self.images = DatasetTensors.from_dataset(dataset, device).train_images
         self.batches = ShuffledBatches(len(self.images), config.batch_size)
-        self.generator = Generator(config.latent_dim, config.generator_width, config.hidden, dataset.shape)
-        self.discriminator = Discriminator(config.discriminator_width, config.hidden, dataset.shape)
+        self.generator = Generator(config.latent_dim, config.generator_width, config.hidden, dataset.shape).to(device)
+        self.discriminator = Discriminator(config.discriminator_width, config.hidden, dataset.shape).to(device)
         self.average = copy.deepcopy(self.generator).requires_grad_(False)
         betas = tuple(config.betas)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_generator, betas=betas)
@@ -80,13 +84,13 @@ class GANJob:
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
         real = self.images[self.batches[batch_index]]
-        with bfloat16_autocast(self.config.bfloat16):
-            fake = self.generator(torch.randn(len(real), self.config.latent_dim, generator=rng))
+        with self.compute.autocast():
+            fake = self.generator(torch.randn(len(real), self.config.latent_dim, generator=rng, device=real.device))
             loss_d = discriminator_loss(self.discriminator(real), self.discriminator(fake.detach()))
         self.optimizer_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.optimizer_d.step()
-        with bfloat16_autocast(self.config.bfloat16):
+        with self.compute.autocast():
             loss_g = generator_loss(self.discriminator(fake))
         self.optimizer_g.zero_grad(set_to_none=True)
         loss_g.backward()

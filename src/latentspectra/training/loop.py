@@ -19,20 +19,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..compute import Compute
 from ..errors import CheckpointError
 from .checkpoint import load_training_state, save_model, save_training_state, versions
-
-
-def bfloat16_autocast(enabled: bool) -> torch.autocast:
-    """bfloat16 autocast on the CPU (matmuls and convolutions in bfloat16, reductions in float32), or a
-    no-op when ``enabled`` is false."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
 class TrainingJob(Protocol):
     """What `run_training` needs to know about one network's training."""
 
     name: str
+    compute: Compute  # the device its modules and data are on, and the precision of its forward passes
     modules: dict[str, nn.Module]  # everything whose state is checkpointed
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, Any]
@@ -69,9 +65,9 @@ class TrainingResult:
     resumed_from_epoch: int = 0
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The random stream of one epoch: independent of how many epochs ran before in this process."""
-    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The random stream of one epoch, on ``device``: independent of how many epochs ran before in this process."""
+    return torch.Generator(device=device).manual_seed(seed * 100_003 + epoch)
 
 
 def resume_settings(config: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -114,11 +110,11 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
     prepare = getattr(job, "prepare", None)
     if start_epoch == 0 and prepare is not None:
         began = time.perf_counter()
-        prepare(epoch_generator(seed, -1), progress)
+        prepare(epoch_generator(seed, -1, job.compute.device), progress)
         seconds += time.perf_counter() - began
     for epoch in range(start_epoch, epochs):
         began = time.perf_counter()
-        rng = epoch_generator(seed, epoch)
+        rng = epoch_generator(seed, epoch, job.compute.device)
         for module in job.modules.values():
             module.train()
         job.start_epoch(rng)
@@ -141,7 +137,8 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
         module.eval()
     metrics = job.evaluate()
     record = {"name": job.name, "seed": seed, "epochs": epochs, "train_config": config,
-              "versions": versions(), "train_seconds": seconds, "history": history, "metrics": metrics}
+              "compute": job.compute.record(), "versions": versions(), "train_seconds": seconds,
+              "history": history, "metrics": metrics}
     for file_name, model in job.finished_models().items():
         save_model(out_dir, file_name, model, record)
     return TrainingResult(metrics=metrics, history=history, seconds=seconds, resumed_from_epoch=start_epoch)

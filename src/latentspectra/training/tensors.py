@@ -18,12 +18,13 @@ class DatasetTensors:
     test_labels: torch.Tensor
 
     @classmethod
-    def from_dataset(cls, dataset: ImageDataset) -> "DatasetTensors":
+    def from_dataset(cls, dataset: ImageDataset, device: torch.device | str = "cpu") -> "DatasetTensors":
+        """The dataset's tensors, moved once to ``device`` (the training's)."""
         return cls(
-            train_images=images_to_tensor(dataset.train.images),
-            train_labels=torch.from_numpy(dataset.train.labels),
-            test_images=images_to_tensor(dataset.test.images),
-            test_labels=torch.from_numpy(dataset.test.labels),
+            train_images=images_to_tensor(dataset.train.images).to(device),
+            train_labels=torch.from_numpy(dataset.train.labels).to(device),
+            test_images=images_to_tensor(dataset.test.images).to(device),
+            test_labels=torch.from_numpy(dataset.test.labels).to(device),
         )
 
 
@@ -40,8 +41,8 @@ class ShuffledBatches:
         return max(1, self.count // self.batch_size)
 
     def shuffle(self, rng: torch.Generator) -> None:
-        """Draw the epoch's order from ``rng``."""
-        self._order = torch.randperm(self.count, generator=rng)
+        """Draw the epoch's order from ``rng``, on its device."""
+        self._order = torch.randperm(self.count, generator=rng, device=rng.device)
 
     def __getitem__(self, batch_index: int) -> torch.Tensor:
         """The indices of batch ``batch_index`` of the current epoch."""

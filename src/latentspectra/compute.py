@@ -1,0 +1,237 @@
+"""Where and in which precision the networks run: the device and the floating-point format, chosen from
+what this machine offers, and the record that ties a measured number to the hardware that produced it.
+
+``device="auto"`` is CUDA where present, then Apple's MPS, then the CPU. ``precision="auto"`` is
+bfloat16 only where this machine runs it faster than float32: a CUDA GPU with native bfloat16 (compute
+capability 8.0 or newer), or a CPU with native bfloat16 instructions (x86 AVX512-BF16 or AMX, ARM's BF16
+extension) on which a short matmul probe confirms it; everywhere else float32. On an x86 CPU without
+native bfloat16 (AVX2 only), bfloat16 is emulated and about 8x slower than float32 for the shipped
+networks (docs/performance.md), so forcing it there runs after one warning.
+
+This module is the only place that names an accelerator; everything else receives a `Compute`.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import re
+import time
+import warnings
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ACCELERATOR_INFERENCE_BATCH_SIZE, INFERENCE_BATCH_SIZE
+from .errors import LatentspectraError
+
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+PRECISIONS = ("auto", "float32", "bfloat16")
+# bfloat16 must beat float32 on this probe by this factor before `auto` picks it on a CPU.
+PROBE_SIZE = 512
+PROBE_MARGIN = 1.1
+
+
+class ComputeError(LatentspectraError, ValueError):
+    """A device or precision this machine does not offer, or an unknown one; names the option."""
+
+
+class SlowPrecisionWarning(UserWarning):
+    """bfloat16 was asked for on hardware that only emulates it."""
+
+
+def available_devices() -> list[str]:
+    """The devices this machine offers, as `--device` spells them."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    if _mps_available():
+        devices.append("mps")
+    return devices
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def resolve_device(spec: str | torch.device = "auto", option: str = "--device") -> torch.device:
+    """The torch device named by ``spec``: auto, cpu, cuda, cuda:N or mps (or a torch.device).
+
+    Raises:
+        ComputeError: an unknown name, or a device this machine does not have; names ``option`` and the
+            devices available here.
+    """
+    text = str(spec).strip().lower()
+    offered = ", ".join(available_devices())
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    match = re.fullmatch(r"(cpu|mps|cuda)(?::(\d+))?", text)
+    if match is None or (match[2] is not None and match[1] != "cuda"):
+        raise ComputeError(f"{option} {spec}: expected {DEVICE_CHOICES} (this machine offers: {offered})")
+    kind = match[1]
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ComputeError(f"{option} {spec}: CUDA is not available on this machine (devices here: {offered})")
+        index = int(match[2]) if match[2] is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise ComputeError(f"{option} {spec}: no CUDA device {index} on this machine (devices here: {offered})")
+        return torch.device("cuda", index)
+    if kind == "mps" and not _mps_available():
+        raise ComputeError(f"{option} {spec}: MPS (Apple silicon) is not available on this machine "
+                           f"(devices here: {offered})")
+    return torch.device(kind)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as /proc/cpuinfo lists them (x86 "flags", ARM "Features"); empty elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    match = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.MULTILINE)
+    return set(match[1].split()) if match else set()
+
+
+def cpu_name() -> str:
+    """The CPU's model name (lscpu's "Model name"), or the platform's processor string."""
+    try:
+        match = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+    except OSError:
+        match = None
+    return match[1].strip() if match else (platform.processor() or platform.machine())
+
+
+@functools.cache
+def cpu_native_bfloat16() -> bool:
+    """True when the CPU has bfloat16 arithmetic in hardware: AVX512-BF16 or AMX on x86, BF16 on ARM.
+
+    Asks torch (which reads cpuinfo) where it can tell, else the kernel's flags."""
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i386", "i686"):
+        checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        if all(check is not None for check in checks):
+            return any(check() for check in checks)
+        return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    if machine in ("arm64", "aarch64"):
+        return "bf16" in cpu_flags() or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def _matmul_seconds(dtype: torch.dtype, size: int = PROBE_SIZE, repeats: int = 3) -> float:
+    a = torch.randn(size, size, generator=torch.Generator().manual_seed(0)).to(dtype)
+    a @ a  # first call: oneDNN picks and prepares its kernel
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+@functools.cache
+def cpu_bfloat16_is_faster() -> bool:
+    """A short probe (a few 512 x 512 matmuls, well under a second on native hardware): is bfloat16 at least
+    `PROBE_MARGIN` times as fast as float32 here? Run only where the CPU reports native bfloat16."""
+    return _matmul_seconds(torch.float32) > PROBE_MARGIN * _matmul_seconds(torch.bfloat16)
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """True where ``device`` runs bfloat16 in hardware: a CUDA GPU of compute capability >= 8.0, Apple MPS
+    (macOS 14 or newer), or a CPU with native bfloat16 instructions."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    if device.type == "mps":
+        return bool(torch.backends.mps.is_macos_or_newer(14, 0))
+    return device.type == "cpu" and cpu_native_bfloat16()
+
+
+def resolve_precision(spec: str, device: torch.device, option: str = "--precision") -> str:
+    """"float32" or "bfloat16" for ``spec`` (auto, float32 or bfloat16) on ``device``.
+
+    ``auto`` picks bfloat16 where the hardware has it natively (and, on a CPU, the probe confirms it is
+    faster), float32 elsewhere. A forced bfloat16 on a device without native support is honoured after a
+    `SlowPrecisionWarning`.
+
+    Raises:
+        ComputeError: an unknown ``spec``; names ``option``.
+    """
+    if spec not in PRECISIONS:
+        raise ComputeError(f"{option} {spec}: expected one of {', '.join(PRECISIONS)}")
+    native = native_bfloat16(device)
+    if spec == "auto":
+        faster = native and (device.type != "cpu" or cpu_bfloat16_is_faster())
+        return "bfloat16" if faster else "float32"
+    if spec == "bfloat16" and not native:
+        warnings.warn(f"{option} bfloat16 on {describe_device(device)}, which has no native bfloat16: it is "
+                      "emulated there and several times slower than float32", SlowPrecisionWarning, stacklevel=2)
+    return spec
+
+
+def describe_device(device: torch.device) -> str:
+    """A human name for ``device``: the GPU's name, or the CPU's model name and capability."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple MPS ({platform.machine()})"
+    return f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()})"
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A resolved device and precision: where networks run and in which format.
+
+    ``precision`` applies to the bulk of the work, the generator and classifier on latents and the forward
+    passes of training; encoders and classifiers on real images stay float32 (see models/inference.py).
+    Build one with `Compute.select`; ``Compute()`` is the CPU in float32.
+    """
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    precision: str = "float32"
+    requested: tuple[str, str] = ("cpu", "float32")  # what the user asked for: (device, precision)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS[1:]:
+            raise ComputeError(f"Compute: precision must be float32 or bfloat16, got {self.precision!r}")
+
+    @classmethod
+    def select(cls, device: str | torch.device = "auto", precision: str = "auto") -> Compute:
+        """Resolve ``device`` (auto, cpu, cuda, cuda:N, mps) and ``precision`` (auto, float32, bfloat16).
+
+        Raises:
+            ComputeError: a device this machine does not have, or an unknown name (one line, naming the
+                option and what this machine offers).
+        """
+        resolved = resolve_device(device)
+        return cls(resolved, resolve_precision(precision, resolved), (str(device), precision))
+
+    @property
+    def bfloat16(self) -> bool:
+        return self.precision == "bfloat16"
+
+    @property
+    def inference_batch_size(self) -> int:
+        """Latents or images per network call that suit the device."""
+        return INFERENCE_BATCH_SIZE if self.device.type == "cpu" else ACCELERATOR_INFERENCE_BATCH_SIZE
+
+    def autocast(self) -> AbstractContextManager:
+        """bfloat16 autocast on this device (matmuls and convolutions in bfloat16, reductions in float32), or
+        a no-op in float32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bfloat16)
+
+    def generator(self, seed: int) -> torch.Generator:
+        """A random stream on this device seeded with ``seed``: latents are drawn where they are used."""
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready: the device, its name, the precision chosen and asked for, the CPU's capability and
+        native bfloat16, the thread count, so that every number can be traced to its hardware."""
+        return {"device": str(self.device), "device_name": describe_device(self.device),
+                "precision": self.precision, "requested": {"device": self.requested[0], "precision": self.requested[1]},
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "cpu_native_bfloat16": cpu_native_bfloat16(), "threads": torch.get_num_threads(),
+                "torch": torch.__version__}
