@@ -65,3 +65,35 @@ def mnist_slice(tmp_path_factory):
     np.savez(path, x_train=mnist.train.images[:600], y_train=mnist.train.labels[:600],
              x_test=mnist.test.images[:300], y_test=mnist.test.labels[:300])
     return f"npz:{path}"
+
+
+@pytest.fixture(scope="session")
+def readme_runs(tmp_path_factory):
+    """Every command line of the README, run once per session as written from a fresh directory with small
+    sizes (tests/readme.py)."""
+    from readme import run_readme
+
+    return run_readme(tmp_path_factory.mktemp("readme"))
+
+
+@pytest.fixture
+def tiny_models(tmp_path):
+    """A models directory of untrained tiny networks (generator, classifier, encoder; M = 10, 10 labels)."""
+    from latentspectra.models import Classifier, GaussianEncoder, Generator
+    from latentspectra.training.checkpoint import save_model
+
+    directory = tmp_path / "tiny-models"
+    for name, model in (("generator", Generator(latent_dim=10, width=4, hidden=16)),
+                        ("classifier", Classifier(width=4)),
+                        ("encoder", GaussianEncoder(latent_dim=10, width=4, hidden=16))):
+        save_model(directory, name, model.eval(), {"seed": 0})
+    return directory
+
+
+def assert_traces_hardware(record: dict) -> None:
+    """A run's record names the hardware its numbers came from: device, its name, precision, CPU capability,
+    threads."""
+    compute = record["compute"]
+    assert compute["device"] == "cpu" and compute["precision"] in ("float32", "bfloat16")
+    assert compute["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and compute["device_name"]
+    assert compute["threads"] == torch.get_num_threads()

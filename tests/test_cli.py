@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import run_cli
+from conftest import assert_traces_hardware, run_cli
 
 
 def test_data_info_json(capsys, tiny_npz):
@@ -56,30 +56,33 @@ def test_truncated_dataset_file_is_one_line_from_the_real_executable(tmp_path, t
     assert result.stderr.count("\n") == 1 and "broken.npz" in result.stderr
 
 
-def test_train_all_then_evaluate_end_to_end(capsys, tmp_path, tiny_npz):
-    out = tmp_path / "run"
-    code, stdout, _ = run_cli(capsys, "train", "all", "--dataset", f"npz:{tiny_npz}", "--out", str(out),
-                              "--epochs", "1", "--quiet")
-    assert code == 0
-    summary = json.loads(stdout)
+def test_train_all_then_evaluate_end_to_end(readme_runs):
+    """The README's `train all --out runs/mnist` (one epoch on a 300-image slice) and `evaluate --models runs/mnist
+    --json` (tests/readme.py)."""
+    out = readme_runs.out("latentspectra train all --out runs/mnist")
+    summary = json.loads(readme_runs.run("latentspectra train all --out runs/mnist").stdout)
     assert set(summary["seconds"]) == {"classifier", "gan", "encoder", "total"}
     for name in ("generator", "discriminator", "classifier", "encoder"):
         assert (out / f"{name}.safetensors").is_file() and (out / f"{name}.json").is_file()
     record = json.loads((out / "train-all.json").read_text())
-    assert record["seed"] == 0 and record["config"]["dataset"] == f"npz:{tiny_npz}"
+    assert record["seed"] == 0 and record["config"]["dataset"] == "npz:slice.npz"
+    assert record["config"]["gan"]["epochs"] == 1
+    assert_traces_hardware(record)
+    assert_traces_hardware(json.loads((out / "generator.json").read_text()))
 
-    code, stdout, _ = run_cli(capsys, "evaluate", "--models", str(out), "--dataset", f"npz:{tiny_npz}", "--json")
-    metrics = json.loads(stdout)
-    assert code == 0
+    metrics = json.loads(readme_runs.run("latentspectra evaluate --models runs/mnist --json").stdout)
     for key in ("classifier_accuracy", "encode_decode_accuracy", "sample_confidence",
                 "sample_label_entropy", "classifier_fid"):
         assert isinstance(metrics[key], float), key
-    assert len(metrics["encode_decode_trials"]) == 20
+    assert len(metrics["encode_decode_trials"]) == 20 and metrics["models"] == "runs/mnist"
+    assert_traces_hardware(metrics)
 
-    code, stdout, err = run_cli(capsys, "basis", "--models", str(out), "--dataset", f"npz:{tiny_npz}",
-                                "--per-set", "2", "--out", str(tmp_path / "basis.safetensors"), "--json", "--quiet")
-    assert code == 2 and len(err.strip().splitlines()) == 1  # a 1-epoch generator makes almost one label
-    assert "label 0 has 0 of 2" in err and "too few latents" in err
+
+def test_networks_that_draw_too_few_labels_make_the_basis_one_line(capsys, tmp_path, tiny_models, tiny_npz):
+    code, _, err = run_cli(capsys, "basis", "--models", str(tiny_models), "--dataset", f"npz:{tiny_npz}",
+                           "--per-set", "2", "--out", str(tmp_path / "basis.safetensors"), "--json", "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1  # untrained networks decode to a few labels
+    assert "has 0 of 2" in err and "too few latents" in err
 
 
 @pytest.mark.parametrize("method", ["gram-schmidt", "symmetric"])
@@ -91,3 +94,4 @@ def test_basis_builds_either_orthogonalisation_and_records_it(capsys, tmp_path, 
     stats = json.loads(stdout)
     assert stats["orthogonalisation"] == method and stats["orthogonality_error"] <= 1e-10
     assert json.loads(out.with_suffix(".json").read_text())["provenance"]["orthogonalisation"] == method
+    assert_traces_hardware(stats)

@@ -3,9 +3,7 @@ shipped MNIST networks, with a small slice of MNIST and small counts."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import math
 
@@ -13,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from latentspectra.cli import main
 from latentspectra.config import AutoencoderConfig
 from latentspectra.evaluation import batched, classifier_fid, sample_quality
 from latentspectra.experiments.evaluate import shipped_models_dir
@@ -24,7 +21,7 @@ from latentspectra.training.autoencoder import AutoencoderJob, critic_loss, mix_
 from latentspectra.training.checkpoint import load_model
 from latentspectra.training.loop import epoch_generator
 
-from test_cli import run_cli
+from conftest import assert_traces_hardware, run_cli
 
 TINY_AUTOENCODER = AutoencoderConfig(epochs=1, batch_size=16, latent_dim=8, width=4)
 
@@ -137,22 +134,19 @@ def test_paths_run_from_the_origin_to_the_centre_and_through_it():
 # --- The whole study through the command line ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def study(mnist_slice, tmp_path_factory):
-    out = tmp_path_factory.mktemp("fragmentation")
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout), pytest.raises(SystemExit) as exit_info:
-        main(["fragmentation", "--models", str(shipped_models_dir("mnist")), "--dataset", mnist_slice,
-              "--out", str(out), "--samples", "200", "--mixture-components", "4", "--mixture-codes", "400",
-              "--seed", "5", "--json", "--quiet"])
-        raise SystemExit(0)
-    assert (exit_info.value.code or 0) == 0
-    return out, json.loads(stdout.getvalue())
+def study(readme_runs):
+    """The README's `fragmentation --out runs/frag`, run with --samples 200 --mixture-components 4
+    --mixture-codes 200 on a 300-image slice of MNIST (tests/readme.py)."""
+    out = readme_runs.out("latentspectra fragmentation --out runs/frag")
+    return out, json.loads((out / "fragmentation.json").read_text())
 
 
-def test_study_writes_its_record_and_figures(study):
+def test_study_writes_its_record_and_figures(study, readme_runs):
     out, result = study
-    assert json.loads((out / "fragmentation.json").read_text()) == result
-    assert result["seed"] == 5 and result["config"]["samples"] == 200 and "torch" in result["versions"]
+    summary = readme_runs.run("latentspectra fragmentation --out runs/frag").stdout
+    assert f"GAN G(z): Frechet distance {result['gan']['frechet_distance']:.2f}" in summary  # the plain-text output
+    assert_traces_hardware(result)
+    assert result["seed"] == 0 and result["config"]["samples"] == 200 and "torch" in result["versions"]
     assert result["models"]["autoencoder"]["codes"].startswith("autoencoder: plain autoencoder,")
     for model in ("autoencoder", "encoder"):
         for name in ("components", "correlation", "radii", "projections", "samplers", "paths"):
@@ -165,7 +159,7 @@ def test_study_measurements_are_consistent(study):
     _, result = study
     gan = result["gan"]["frechet_distance"]
     for name, record in result["models"].items():
-        assert record["points"] == 600 and record["latent_dim"] == 100
+        assert record["points"] == 300 and record["latent_dim"] == 100
         assert record["centre_norm"] == pytest.approx(np.linalg.norm(record["component_means"]))
         assert len(record["dominant_components"]) == 6
         moments = [entry["second_moment"] for entry in record["dominant_components"]]
@@ -175,7 +169,7 @@ def test_study_measurements_are_consistent(study):
             assert shell["radius_formula"] == pytest.approx(shell["bound"] * math.sqrt(100 / 3))
             assert shell["radius_sampled_mean"] == pytest.approx(shell["radius_formula"], rel=0.02)
         at_origin = [entry["codes_in_slice_at_origin"] for entry in record["slices"]]
-        assert at_origin == sorted(at_origin) and all(0 <= count <= 600 for count in at_origin)
+        assert at_origin == sorted(at_origin) and all(0 <= count <= 300 for count in at_origin)
         samplers = record["samplers"]
         assert set(samplers) == {"box b=1", "box b=1.5", "box b=2", "box b=5", "N(0, I)", "independent Gaussians",
                                  "full-covariance Gaussian", "Gaussian mixture", "codes (reconstructions)"}
@@ -185,7 +179,7 @@ def test_study_measurements_are_consistent(study):
         # the full-covariance Gaussian's samples come from the codes' own Gaussian: nearly all in the bulk
         assert samplers["full-covariance Gaussian"]["inside_bulk"] > 0.9
         target = result["target"][name]
-        assert (samplers["Gaussian mixture"]["components"], samplers["Gaussian mixture"]["fitted_on"]) == (4, 400)
+        assert (samplers["Gaussian mixture"]["components"], samplers["Gaussian mixture"]["fitted_on"]) == (4, 200)
         assert target["ratio_Gaussian mixture"] == pytest.approx(samplers["Gaussian mixture"]["frechet_distance"] / gan)
         assert target["met"] == (target["best_ratio"] <= 2)
         assert len(record["paths"]) == 5 and all(len(path["label"]) == 11 for path in record["paths"].values())

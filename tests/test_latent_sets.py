@@ -116,6 +116,25 @@ def test_encode_source_cycles_through_epochs_with_fresh_encodings():
     assert min(sets.draws) > len(images)  # 12 vectors per label need several passes over 30 images
 
 
+def test_the_latent_sets_create_every_tensor_where_they_are_told():
+    """With the default device elsewhere ("meta", which holds no data), a tensor that the latent-set loop made
+    without naming the device it was given would land there and fail to mix with the real ones: this is
+    how the GPU path's plumbing is checked on a CPU."""
+    generator, classifier, _, w = _toy()
+    images, _ = _images(40)
+
+    def encoder_sample(batch: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
+        return 6.0 * batch @ w.T + torch.randn(len(batch), DIM, generator=noise, device=batch.device)
+
+    arguments = dict(latent_dim=DIM, num_labels=LABELS, per_set=6, encoder_sample=encoder_sample, images=images,
+                     batch_size=16, progress=False, device="cpu")
+    expected = build_latent_sets(generator, classifier, **arguments)
+    with torch.device("meta"):
+        built = build_latent_sets(generator, classifier, **arguments)
+    assert built.etas.device.type == built.labels.device.type == built.sets.device.type == "cpu"
+    assert torch.equal(built.etas, expected.etas) and torch.equal(built.labels, expected.labels)
+
+
 def test_every_set_can_be_sampled():
     generator, classifier, _, _ = _toy()
     sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=5, progress=False)

@@ -9,8 +9,8 @@ from torch import nn
 
 from latentspectra.compute import Compute
 from latentspectra.models import Autoencoder, Classifier, GaussianEncoder, Generator
-from latentspectra.models.inference import (ColumnTransposedConv2d, InferenceEncoder, InferenceNetwork, channels_last,
-                                            columns_are_smaller, fold_batch_norms)
+from latentspectra.models.inference import (ColumnTransposedConv2d, InferenceEncoder, InferenceNetwork, PairMaxPool2d,
+                                            channels_last, columns_are_smaller, fold_batch_norms, is_pair_max_pool)
 
 
 def _with_random_statistics(model: nn.Module) -> nn.Module:
@@ -105,6 +105,18 @@ def test_columns_replace_only_small_transposed_convolutions_on_the_cpu():
     with torch.no_grad():
         z = torch.randn(4, 8)
         torch.testing.assert_close(fast(z), generator(z), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 6), (2, 3, 7, 9), (1, 1, 2, 2)])
+def test_pair_max_pooling_is_max_pooling(shape):
+    x = torch.randn(shape)
+    for inputs in (x, channels_last(x)):
+        assert torch.equal(PairMaxPool2d()(inputs), nn.functional.max_pool2d(inputs, 2))
+    assert is_pair_max_pool(nn.MaxPool2d(2)) and is_pair_max_pool(nn.MaxPool2d((2, 2), stride=2))
+    assert not any(is_pair_max_pool(layer) for layer in (nn.MaxPool2d(3), nn.MaxPool2d(2, stride=1),
+                                                         nn.MaxPool2d(2, ceil_mode=True), nn.MaxPool2d(2, padding=1)))
+    classifier = InferenceNetwork(_with_random_statistics(Classifier(width=4)))
+    assert sum(isinstance(module, PairMaxPool2d) for module in classifier.modules()) == 3
 
 
 def test_single_channel_images_take_the_channels_last_layout_without_a_copy():

@@ -12,7 +12,7 @@ from latentspectra.experiments.reds import (RedsConfig, build_feature, example_n
                                             straight_path)
 from latentspectra.latent import QuasiEigenBasis
 
-from conftest import run_cli
+from conftest import assert_traces_hardware, run_cli
 
 SMALL = ["--latents", "3", "--steps", "2", "--step-size", "0.5", "--quiet"]
 
@@ -46,6 +46,8 @@ def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):
     assert code == 0
     record = json.loads(stdout)
     assert json.loads((out / "reds.json").read_text()) == record
+    assert_traces_hardware(record)
+    assert record["compute"]["precision"] == "float32"
     assert record["seed"] == 3 and record["latents"] == 3 and record["versions"]["torch"] == torch.__version__
     assert record["basis"] == {"file": str(basis_file)} and record["config"]["steps"] == 2
     example = record["examples"][example_name("identity", "thickness+ink")]

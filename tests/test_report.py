@@ -3,6 +3,8 @@ to Markdown and self-contained HTML, even from a partial metrics dict."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -152,6 +154,18 @@ def test_partial_metrics_render_as_dashes(tmp_path):
     assert table.count("—") == len(table.splitlines()) - 3  # every row but M and the two header lines
     md_path, html_path = write_report(tmp_path, {"rotation": {"labels": [0, 1, 2]}}, {})
     assert "—" in md_path.read_text() and "—" in html_path.read_text()
+
+
+def test_a_relative_report_directory_links_and_embeds_its_figures(tmp_path, monkeypatch):
+    """The figures' paths as the run opens them (relative to the working directory, like --out runs/x)."""
+    monkeypatch.chdir(tmp_path)
+    out = Path("runs/report")
+    figure = out / "figures" / "fig2.png"
+    figure.parent.mkdir(parents=True)
+    Image.new("RGB", (4, 3), "white").save(figure)
+    md_path, html_path = write_report(out, full_metrics(), {"fig2": figure})
+    assert "(figures/fig2.png)" in md_path.read_text()
+    assert html_path.read_text().count("data:image/png;base64,") == 1
 
 
 def test_text_is_escaped_in_html_and_markdown(tmp_path, figures):

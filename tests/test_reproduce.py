@@ -1,4 +1,5 @@
-"""`reproduce` end to end on the shipped MNIST networks, with a small slice of MNIST and small counts."""
+"""`reproduce` end to end on the shipped MNIST networks, with a small slice of MNIST and small counts: the
+README's quick-start command as run by tests/readme.py."""
 
 from __future__ import annotations
 
@@ -7,33 +8,37 @@ import math
 
 import pytest
 
-from latentspectra.experiments.evaluate import shipped_models_dir
-from latentspectra.experiments.reproduce import ReproduceConfig, reproduce
+from conftest import assert_traces_hardware
+from readme import run_command
 
-SMALL = dict(per_set=20, trials=2, denoise_images=30, rotation_images=20, batch_size=500)
+QUICK_START = "latentspectra reproduce --out runs/reproduce"
 
 
 @pytest.fixture(scope="module")
-def study(mnist_slice, tmp_path_factory):
-    out = tmp_path_factory.mktemp("study")
-    return out, reproduce(out, ReproduceConfig(dataset=mnist_slice, seed=3, **SMALL),
-                     models_dir=shipped_models_dir("mnist"), progress=False)
+def study(readme_runs):
+    """The README's quick start, `reproduce --out runs/reproduce`, with V = 5, one trial, a 300-image slice."""
+    out = readme_runs.out(QUICK_START)
+    return out, json.loads((out / "metrics.json").read_text())
 
 
-def test_writes_metrics_figures_and_report(study):
+def test_writes_metrics_figures_and_report(study, readme_runs):
     out, metrics = study
-    assert json.loads((out / "metrics.json").read_text())["lsd_top1_accuracy"] == metrics["lsd_top1_accuracy"]
+    stdout = readme_runs.run(QUICK_START).stdout  # the plain-text summary
+    assert f"lsd_top1_accuracy: {metrics['lsd_top1_accuracy']['mean']:.4f}" in stdout
+    assert "report: runs/reproduce/report.html" in stdout
     for name in [f"fig{n}.png" for n in range(2, 9)]:
         assert (out / "figures" / name).stat().st_size > 1000, name
     assert "data:image/png;base64," in (out / "report.html").read_text()
     assert "| " in (out / "report.md").read_text()
     assert (out / "basis.safetensors").exists()
+    assert_traces_hardware(metrics)
+    assert metrics["compute"]["batch_size"] == 500
 
 
 def test_metrics_are_consistent(study):
     _, metrics = study
     for key in ("classifier_accuracy", "encode_decode_accuracy", "lsd_top1_accuracy"):
-        assert 0 <= metrics[key]["mean"] <= 1 and len(metrics[key]["trials"]) in (1, 2), key
+        assert 0 <= metrics[key]["mean"] <= 1 and len(metrics[key]["trials"]) == 1, key
     cumulative = metrics["lsd_topn_cumulative"]
     assert len(cumulative) == metrics["latent_dim"] == 100
     assert all(a <= b + 1e-12 for a, b in zip(cumulative, cumulative[1:])) and math.isclose(cumulative[-1], 1.0)
@@ -45,7 +50,7 @@ def test_metrics_are_consistent(study):
     assert math.isclose(compared["symmetric"]["top4"]["mean"], metrics["lsd_top4_accuracy"])
     assert compared["gram-schmidt"]["top1"] != compared["symmetric"]["top1"]
     assert metrics["basis_orthogonality_error"] <= 1e-10
-    # the shipped networks are good: far above chance even on 300 images and V = 20
+    # the shipped networks are good: far above chance even on 150 test images and V = 5
     assert metrics["classifier_accuracy"]["mean"] > 0.9 and metrics["encode_decode_accuracy"]["mean"] > 0.8
     denoising = metrics["denoising"]
     assert set(denoising["accuracy"]) == {"noisy", "encode-decode", "top 1", "top 2", "top 3", "top 4", "top 10"}
@@ -55,11 +60,13 @@ def test_metrics_are_consistent(study):
     assert set(metrics["seconds"]) >= {"basis", "classification", "denoising", "rotation", "figures", "total"}
 
 
-def test_same_seed_same_metrics(study, mnist_slice, tmp_path):
-    _, first = study
-    first = dict(first)
-    second = reproduce(tmp_path, ReproduceConfig(dataset=mnist_slice, seed=3, **SMALL),
-                     models_dir=shipped_models_dir("mnist"), progress=False)
+def test_same_seed_same_metrics(study, readme_runs, tmp_path, monkeypatch):
+    first = dict(study[1])
+    args = readme_runs.run(QUICK_START).args
+    monkeypatch.chdir(readme_runs.directory)  # where its relative paths point
+    code, _, stderr, _ = run_command([*args, "--out", str(tmp_path)])
+    assert code == 0, stderr
+    second = json.loads((tmp_path / "metrics.json").read_text())
     for metrics in (first, second):  # everything but the timings
         metrics.pop("seconds"), metrics.pop("basis_samples_per_second")
     assert second == first

@@ -12,17 +12,16 @@ from latentspectra import SFVQ
 from latentspectra.experiments.evaluate import shipped_models_dir
 from latentspectra.experiments.sfvq import SFVQStudyConfig, curve_order, sfvq_study, shown_pairs
 
-from conftest import run_cli
+from conftest import assert_traces_hardware, run_cli
 
 
-def test_cli_writes_the_record_the_curve_and_the_figures(capsys, mnist_slice, tmp_path):
-    out = tmp_path / "run"
-    code, stdout, _ = run_cli(capsys, "sfvq", "--dataset", mnist_slice, "--models", str(shipped_models_dir("mnist")),
-                              "--codewords", "8", "--out", str(out), "--seed", "3", "--json", "--quiet")
-    assert code == 0
-    record = json.loads(stdout)
+def test_cli_writes_the_record_the_curve_and_the_figures(readme_runs):
+    """The README's `sfvq --codewords 64 --out runs/sfvq --json`, run with 8 codewords on a 300-image slice."""
+    out = readme_runs.out("latentspectra sfvq")
+    record = json.loads(readme_runs.run("latentspectra sfvq").stdout)
     assert json.loads((out / "sfvq.json").read_text()) == record
-    assert record["seed"] == 3 and record["config"]["codewords"] == 8 and record["train_latents"] == 600
+    assert_traces_hardware(record)
+    assert record["seed"] == 0 and record["config"]["codewords"] == 8 and record["train_latents"] == 300
     assert [stage["codewords"] for stage in record["fit"]["history"]] == [4, 8]
     for name in ("panoptic", "directions", "augmentation"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
@@ -41,7 +40,7 @@ def test_cli_writes_the_record_the_curve_and_the_figures(capsys, mnist_slice, tm
         assert errors["kmeans"] < errors["single_codeword_at_mean"]
     directions = record["directions"]
     assert directions["boundary_pairs"] + directions["same_label_pairs"] == 7 == len(directions["pairs"])
-    assert directions["latents"] == 300 and directions["scale"] == 1.0
+    assert directions["latents"] == 150 and directions["scale"] == 1.0
     for pair in directions["pairs"]:
         assert 0 <= pair["changed_fraction"] <= 1 and 0 <= pair["changed_fraction_equal_length"] <= 1
     boundary = [pair["changed_fraction"] for pair in directions["pairs"] if pair["labels"][0] != pair["labels"][1]]
@@ -50,7 +49,7 @@ def test_cli_writes_the_record_the_curve_and_the_figures(capsys, mnist_slice, tm
     lengths = [pair["step_length"] for pair in directions["pairs"]]
     assert directions["equal_length"]["length"] == pytest.approx(sum(lengths) / len(lengths))
     assert set(record["seconds"]) >= {"encode", "fit", "kmeans", "directions", "figures", "total"}
-    assert {"torch", "latentspectra"} <= set(record["versions"]) and record["kmeans"]["random_state"] == 3
+    assert {"torch", "latentspectra"} <= set(record["versions"]) and record["kmeans"]["random_state"] == 0
 
 
 def test_same_seed_same_record(mnist_slice, tmp_path):

@@ -41,7 +41,7 @@ def compute_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Floating-point format of the networks' forward passes: auto picks bfloat16 only where the hardware "
              "runs it natively (AVX512-BF16 / AMX / ARM BF16 CPUs, recent GPUs), float32 elsewhere.")(command)
     return click.option(
-        "--device", default="auto", show_default=True, callback=check_device, expose_value=True,
+        "--device", default="auto", show_default=True, callback=check_device,
         help=f"Where the networks run: {DEVICE_CHOICES}; auto is CUDA if present, then MPS, then the CPU.")(command)
 
 
@@ -81,11 +81,14 @@ def data_info(name: str, root: str | None, as_json: bool) -> None:
 @click.argument("name", type=click.Choice(["mnist", "fashion-mnist"]))
 @click.option("--to", "directory", type=click.Path(file_okay=False), required=True,
               help="Directory to write the four IDX .gz files to.")
-def data_download(name: str, directory: str) -> None:
+@click.option("--base-url", default=None, metavar="URL",
+              help="Fetch from this mirror (http(s):// or file://) instead of the dataset's canonical one; every "
+                   "file is still checked against the canonical checksums.")
+def data_download(name: str, directory: str, base_url: str | None) -> None:
     """Fetch NAME afresh from its canonical mirror, checking every file's checksum."""
     from .data import download_dataset
 
-    click.echo(str(download_dataset(name, directory)))
+    click.echo(str(download_dataset(name, directory, base_url=base_url)))
 
 
 @cli.command()
@@ -189,6 +192,8 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
 @click.option("--models", type=click.Path(), default=None,
               help="Directory with generator, classifier and encoder (default: the shipped models).")
 @click.option("--retrain", is_flag=True, help="Train all three networks first (into OUT/models).")
+@click.option("--epochs", type=int, default=None,
+              help="With --retrain: epochs for each network trained (default: per network, as `train`).")
 @click.option("--per-set", type=click.IntRange(min=1), default=5000, show_default=True,
               help="V: latent vectors averaged into each eta.")
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
@@ -198,16 +203,21 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
 @compute_options
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reproduce(dataset: str, out: str, models: str | None, retrain: bool, per_set: int, trials: int,
+def reproduce(dataset: str, out: str, models: str | None, retrain: bool, epochs: int | None, per_set: int, trials: int,
               orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """The paper's whole study: basis, LSD classification, denoising, rotations, Figs. 2-8 and a report."""
+    from .config import TrainConfig
     from .experiments.reproduce import ReproduceConfig, reproduce as run_study
+    from .experiments.train import with_epochs
 
     if retrain and models:
         raise LatentspectraError("--retrain trains new networks into OUT/models; do not combine it with --models")
+    if epochs is not None and not retrain:
+        raise LatentspectraError("--epochs applies to --retrain only (the networks it trains)")
     config = ReproduceConfig(dataset=dataset, seed=seed, per_set=per_set, trials=trials,
                              orthogonalisation=orthogonalisation, device=device, precision=precision)
-    metrics = run_study(out, config, models_dir=models, retrain=retrain, progress=not quiet)
+    train_config = with_epochs(TrainConfig(dataset=dataset, seed=seed, device=device, precision=precision), epochs)
+    metrics = run_study(out, config, models_dir=models, retrain=retrain, progress=not quiet, train_config=train_config)
     if as_json:
         _print_json(metrics)
         return
@@ -256,7 +266,8 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
 
 @cli.command()
 @click.option("--models", type=click.Path(), default=None,
-              help="Directory with generator, classifier and encoder (default: the shipped MNIST models).")
+              help="Directory with generator, classifier and encoder (default: the shipped models of --dataset).")
+@click.option("--dataset", default="mnist", show_default=True, help="Dataset whose test images are encoded.")
 @click.option("--change", default=None,
               help="Features to change: upper, lower, left, right, identity, ink, thickness, all, "
                    "box:T:B:L:R, outside:T:B:L:R, joined by '+' (default: the three documented examples).")
@@ -271,7 +282,9 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
                    "(default 1e-4).")
 @click.option("--basis", "basis_file", type=click.Path(dir_okay=False), default=None,
               help="LSD basis (.safetensors from `latentspectra basis`) for the identity comparisons "
-                   "(default: built with V = 500).")
+                   "(default: built with V = --basis-per-set).")
+@click.option("--basis-per-set", type=click.IntRange(min=1), default=None,
+              help="V of the LSD basis built when no --basis is given (default 500).")
 @click.option("--out", type=click.Path(), default="runs/reds", show_default=True,
               help="Directory for reds.json and the path images.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -280,21 +293,23 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
 @compute_options
 @click.option("--json", "as_json", is_flag=True, help="Print reds.json's content.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reds(models: str | None, change: str | None, hold: str | None, method: str, steps: int, step_size: float,
-         eps: float | None, basis_file: str | None, out: str, seed: int, latents: int, device: str, precision: str,
-         as_json: bool, quiet: bool) -> None:
+def reds(models: str | None, dataset: str, change: str | None, hold: str | None, method: str, steps: int,
+         step_size: float, eps: float | None, basis_file: str | None, basis_per_set: int | None, out: str, seed: int,
+         latents: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """Rayleigh EigenDirections: paths that change --change features while holding --hold features,
     measured against straight lines, random directions and the LSD rotation."""
     from .experiments.reds import RedsConfig, reds_study
 
     if (change is None) != (hold is None):
         raise LatentspectraError("give --change and --hold together (or neither, for the documented examples)")
-    config = RedsConfig(seed=seed, latents=latents, method=method, steps=steps, step_size=step_size, device=device,
-                        precision=precision)
+    config = RedsConfig(dataset=dataset, seed=seed, latents=latents, method=method, steps=steps, step_size=step_size,
+                        device=device, precision=precision)
     if change is not None:
         config = replace(config, examples=((change, hold),))
     if eps is not None:
         config = replace(config, eps=eps)
+    if basis_per_set is not None:
+        config = replace(config, basis_per_set=basis_per_set)
     record = reds_study(out, config, models_dir=models, basis_file=basis_file, progress=not quiet)
     if as_json:
         _print_json(record)
@@ -374,18 +389,16 @@ def _scalars(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if not isinstance(value, (list, dict))}
 
 
-def _one_line_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    click.echo(f"latentspectra: warning: {message}", err=True)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user-facing errors into one line and exit code 2, and the package's
     own warnings (a slow precision) into one line each."""
     default_show = warnings.showwarning
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        (_one_line_warning if issubclass(category, SlowPrecisionWarning) else default_show)(
-            message, category, *args, **kwargs)
+        if issubclass(category, SlowPrecisionWarning):
+            click.echo(f"latentspectra: warning: {message}", err=True)
+        else:
+            default_show(message, category, *args, **kwargs)
 
     warnings.showwarning = show
     try:

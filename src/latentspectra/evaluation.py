@@ -15,6 +15,7 @@ import scipy.linalg
 import torch
 
 from .config import INFERENCE_BATCH_SIZE
+from .threads import single_blas_thread
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 
@@ -66,12 +67,13 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     a = features_a.double().cpu().numpy()
     b = features_b.double().cpu().numpy()
     mean_a, mean_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     # Tr (S_a S_b)^(1/2) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric PSD matrix:
     # stable where sqrtm of the non-symmetric product warns on near-singular covariances.
-    eigenvalues, eigenvectors = scipy.linalg.eigh(cov_a)
-    root_a = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
-    middle = scipy.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    with single_blas_thread():
+        cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        eigenvalues, eigenvectors = scipy.linalg.eigh(cov_a)
+        root_a = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
+        middle = scipy.linalg.eigvalsh(root_a @ cov_b @ root_a)
     trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
     return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 

@@ -51,7 +51,7 @@ from ..latent.samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureS
                                LatentSampler, StandardNormalSampler)
 from ..latent.statistics import (CodeBulk, box_shell, component_fits, correlation_matrix, dominant_components,
                                  slice_mask, strongest_pairs)
-from ..models.inference import InferenceNetwork, fold_batch_norms
+from ..models.inference import InferenceNetwork, channels_last, fold_batch_norms, inference_copy
 from ..report import fragmentation_figures as figures
 from ..training.checkpoint import load_model, versions
 from .evaluate import ENCODINGS, SAMPLES, shipped_models_dir
@@ -337,7 +337,8 @@ def fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmentati
     timer = Timer()
     torch.manual_seed(config.seed)
     with timer.stage("load"):
-        classifier = fold_batch_norms(load_model(models_dir, "classifier")[0]).to(compute.device)
+        # the classifier's own module (its features and head are used apart), as an inference copy in float32
+        classifier = inference_copy(load_model(models_dir, "classifier")[0], compute.device)
         generator = InferenceNetwork(load_model(models_dir, "generator")[0], compute)
         dataset = load_dataset(config.dataset)
         train_images = images_to_tensor(dataset.train.images).to(compute.device)
@@ -345,8 +346,8 @@ def fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmentati
                   if name == "autoencoder" else
                   encoder_model(models_dir, generator, train_images, config.seed, batch_size, compute)
                   for name in config.models]
-        real_features = batched(classifier.features, images_to_tensor(dataset.test.images).to(compute.device),
-                                batch_size)
+        real_features = batched(classifier.features,
+                                channels_last(images_to_tensor(dataset.test.images).to(compute.device)), batch_size)
     with timer.stage("gan"), torch.inference_mode():
         latents = standard_normal_latents(config.samples, generator.config["latent_dim"], config.seed + SAMPLES,
                                           compute.device)

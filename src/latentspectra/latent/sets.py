@@ -262,6 +262,7 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
                              f"expected M = {latent_dim}")
         means.append(result.means)
         draws.append(result.draws)
-    set_index = torch.arange(1, num_sets + 1).repeat_interleave(num_labels)
-    return LatentSets(torch.cat(means), torch.arange(num_labels).repeat(num_sets), set_index, sources, per_set,
+    set_index = torch.arange(1, num_sets + 1, device="cpu").repeat_interleave(num_labels)
+    labels = torch.arange(num_labels, device="cpu").repeat(num_sets)
+    return LatentSets(torch.cat(means), labels, set_index, sources, per_set,
                       tuple(draws), time.perf_counter() - start)
