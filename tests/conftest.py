@@ -80,7 +80,7 @@ def readme_runs(tmp_path_factory):
 def tiny_models(tmp_path):
     """A models directory of untrained tiny networks (generator, classifier, encoder; M = 10, 10 labels)."""
     from latentspectra.models import Classifier, GaussianEncoder, Generator
-    from latentspectra.training.checkpoint import save_model
+    from latentspectra.models.files import save_model
 
     directory = tmp_path / "tiny-models"
     for name, model in (("generator", Generator(latent_dim=10, width=4, hidden=16)),

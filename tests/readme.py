@@ -25,7 +25,7 @@ import numpy as np
 from latentspectra.cli import main
 from latentspectra.data import datasets as datasets_module
 from latentspectra.data import load_dataset
-from latentspectra.experiments.evaluate import shipped_models_dir
+from latentspectra.models.files import shipped_models_dir
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BUNDLED_MNIST = Path(datasets_module.__file__).parent / "mnist"

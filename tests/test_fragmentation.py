@@ -13,12 +13,12 @@ import torch
 
 from latentspectra.config import AutoencoderConfig
 from latentspectra.evaluation import batched, classifier_fid, sample_quality
-from latentspectra.experiments.evaluate import shipped_models_dir
+from latentspectra.models.files import shipped_models_dir
 from latentspectra.experiments.fragmentation import (FragmentationConfig, autoencoder_model, decoded_quality,
                                                      latent_paths)
 from latentspectra.models import Autoencoder, Classifier
 from latentspectra.training.autoencoder import AutoencoderJob, critic_loss, mix_codes
-from latentspectra.training.checkpoint import load_model
+from latentspectra.models.files import load_model
 from latentspectra.training.loop import epoch_generator
 
 from conftest import assert_traces_hardware, run_cli

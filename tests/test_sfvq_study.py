@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from latentspectra import SFVQ
-from latentspectra.experiments.evaluate import shipped_models_dir
+from latentspectra.models.files import shipped_models_dir
 from latentspectra.experiments.sfvq import SFVQStudyConfig, curve_order, sfvq_study, shown_pairs
 
 from conftest import assert_traces_hardware, run_cli

@@ -13,7 +13,7 @@ from latentspectra.errors import CheckpointError, LatentspectraError
 from latentspectra.experiments.train import with_encoder_weights
 from latentspectra.models import Classifier, Generator
 from latentspectra.training.autoencoder import AutoencoderJob
-from latentspectra.training.checkpoint import load_model, save_model
+from latentspectra.models.files import load_model, save_model
 from latentspectra.training.classifier import ClassifierJob
 from latentspectra.training.encoder import EncoderJob, encoder_loss, gaussian_kl, gaussian_negative_log_likelihood
 from latentspectra.training.gan import GANJob

@@ -17,7 +17,8 @@ from typing import Any
 import click
 
 from .compute import DEVICE_CHOICES, PRECISIONS, Compute, SlowPrecisionWarning, resolve_device
-from .config import ORTHOGONALISATION
+from .config import (FRAGMENTATION_MODELS, ORTHOGONALISATION, REDS_EPS, REDS_METHODS, FragmentationConfig, RedsConfig,
+                     ReproduceConfig, SFVQStudyConfig, TrainConfig)
 from .errors import LatentspectraError
 from .io import prepare_out_dir
 from .latent.basis import ORTHOGONALISATIONS
@@ -118,7 +119,6 @@ def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: 
 
     Rerunning the same command after an interruption resumes from the last finished epoch.
     """
-    from .config import TrainConfig
     from .experiments.train import (train_networks, with_encoder_weights, with_epochs, with_interpolation_weight,
                                     with_latent_dim)
 
@@ -142,7 +142,8 @@ def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: 
 def evaluate(models: str | None, dataset: str, seed: int, device: str, precision: str, as_json: bool) -> None:
     """Classifier accuracy, sample confidence and label entropy, classifier-feature FID, and
     encode -> decode -> classify accuracy of the networks in --models."""
-    from .experiments.evaluate import evaluate_models, shipped_models_dir
+    from .experiments.evaluate import evaluate_models
+    from .models.files import shipped_models_dir
 
     metrics = evaluate_models(Path(models) if models else shipped_models_dir(dataset), dataset, seed,
                               Compute.select(device, precision))
@@ -153,7 +154,7 @@ def evaluate(models: str | None, dataset: str, seed: int, device: str, precision
 @click.option("--models", type=click.Path(), default=None,
               help="Directory with generator, classifier and encoder (default: the shipped models of --dataset).")
 @click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded for set 1.")
-@click.option("--per-set", type=click.IntRange(min=1), default=5000, show_default=True,
+@click.option("--per-set", type=click.IntRange(min=1), default=ReproduceConfig.per_set, show_default=True,
               help="V: latent vectors averaged into each eta.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Latent vectors per generator + classifier call (default: 500 on a CPU, 8192 on a GPU).")
@@ -194,9 +195,9 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
 @click.option("--retrain", is_flag=True, help="Train all three networks first (into OUT/models).")
 @click.option("--epochs", type=int, default=None,
               help="With --retrain: epochs for each network trained (default: per network, as `train`).")
-@click.option("--per-set", type=click.IntRange(min=1), default=5000, show_default=True,
+@click.option("--per-set", type=click.IntRange(min=1), default=ReproduceConfig.per_set, show_default=True,
               help="V: latent vectors averaged into each eta.")
-@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--trials", type=click.IntRange(min=1), default=ReproduceConfig.trials, show_default=True,
               help="Stochastic encodings of the test set.")
 @ORTHOGONALISATION_OPTION
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -206,8 +207,7 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
 def reproduce(dataset: str, out: str, models: str | None, retrain: bool, epochs: int | None, per_set: int, trials: int,
               orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """The paper's whole study: basis, LSD classification, denoising, rotations, Figs. 2-8 and a report."""
-    from .config import TrainConfig
-    from .experiments.reproduce import ReproduceConfig, reproduce as run_study
+    from .experiments.reproduce import reproduce as run_study
     from .experiments.train import with_epochs
 
     if retrain and models:
@@ -232,7 +232,7 @@ def reproduce(dataset: str, out: str, models: str | None, retrain: bool, epochs:
 @click.option("--models", type=click.Path(), default=None,
               help="Directory with generator, classifier and encoder (default: the shipped models of --dataset).")
 @click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded and fitted.")
-@click.option("--codewords", type=click.IntRange(min=2), default=64, show_default=True,
+@click.option("--codewords", type=click.IntRange(min=2), default=SFVQStudyConfig.codewords, show_default=True,
               help="K: codewords on the curve (and k-means clusters of the baseline).")
 @click.option("--out", type=click.Path(), default="runs/sfvq", show_default=True,
               help="Directory for sfvq.json, curve.safetensors (+ .json) and figures/.")
@@ -244,7 +244,7 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
          as_json: bool, quiet: bool) -> None:
     """Space-filling vector quantization of the encoded training set: the panoptic map, label-boundary
     directions and quantization error against k-means (Vali & Bäckström 2024)."""
-    from .experiments.sfvq import SFVQStudyConfig, sfvq_study
+    from .experiments.sfvq import sfvq_study
 
     config = SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords, device=device, precision=precision)
     record = sfvq_study(out, config, models_dir=models, progress=not quiet)
@@ -272,44 +272,40 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
               help="Features to change: upper, lower, left, right, identity, ink, thickness, all, "
                    "box:T:B:L:R, outside:T:B:L:R, joined by '+' (default: the three documented examples).")
 @click.option("--hold", default=None, help="Features to hold, same names (give --change and --hold together).")
-@click.option("--method", type=click.Choice(["generalized", "nullspace"]), default="generalized", show_default=True,
+@click.option("--method", type=click.Choice(REDS_METHODS), default=RedsConfig.method, show_default=True,
               help="generalized: the paper's generalized eigenproblem; nullspace: the authors' code.")
-@click.option("--steps", type=click.IntRange(min=1), default=6, show_default=True, help="Steps along every path.")
-@click.option("--step-size", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="Length of every step in latent units.")
-@click.option("--eps", type=click.FloatRange(min=0), default=None,
-              help="Regulariser of the Rayleigh quotient, relative to the largest eigenvalue of J_g^T J_g "
-                   "(default 1e-4).")
+@click.option("--steps", type=click.IntRange(min=1), default=RedsConfig.steps, show_default=True,
+              help="Steps along every path.")
+@click.option("--step-size", type=click.FloatRange(min=0, min_open=True), default=RedsConfig.step_size,
+              show_default=True, help="Length of every step in latent units.")
+@click.option("--eps", type=click.FloatRange(min=0), default=REDS_EPS, show_default=True,
+              help="Regulariser of the Rayleigh quotient, relative to the largest eigenvalue of J_g^T J_g.")
 @click.option("--basis", "basis_file", type=click.Path(dir_okay=False), default=None,
               help="LSD basis (.safetensors from `latentspectra basis`) for the identity comparisons "
                    "(default: built with V = --basis-per-set).")
-@click.option("--basis-per-set", type=click.IntRange(min=1), default=None,
-              help="V of the LSD basis built when no --basis is given (default 500).")
+@click.option("--basis-per-set", type=click.IntRange(min=1), default=RedsConfig.basis_per_set, show_default=True,
+              help="V of the LSD basis built when no --basis is given.")
 @click.option("--out", type=click.Path(), default="runs/reds", show_default=True,
               help="Directory for reds.json and the path images.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--latents", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--latents", type=click.IntRange(min=1), default=RedsConfig.latents, show_default=True,
               help="Encoder means of the first N test images.")
 @compute_options
 @click.option("--json", "as_json", is_flag=True, help="Print reds.json's content.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def reds(models: str | None, dataset: str, change: str | None, hold: str | None, method: str, steps: int,
-         step_size: float, eps: float | None, basis_file: str | None, basis_per_set: int | None, out: str, seed: int,
+         step_size: float, eps: float, basis_file: str | None, basis_per_set: int, out: str, seed: int,
          latents: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """Rayleigh EigenDirections: paths that change --change features while holding --hold features,
     measured against straight lines, random directions and the LSD rotation."""
-    from .experiments.reds import RedsConfig, reds_study
+    from .experiments.reds import reds_study
 
     if (change is None) != (hold is None):
         raise LatentspectraError("give --change and --hold together (or neither, for the documented examples)")
     config = RedsConfig(dataset=dataset, seed=seed, latents=latents, method=method, steps=steps, step_size=step_size,
-                        device=device, precision=precision)
+                        eps=eps, basis_per_set=basis_per_set, device=device, precision=precision)
     if change is not None:
         config = replace(config, examples=((change, hold),))
-    if eps is not None:
-        config = replace(config, eps=eps)
-    if basis_per_set is not None:
-        config = replace(config, basis_per_set=basis_per_set)
     record = reds_study(out, config, models_dir=models, basis_file=basis_file, progress=not quiet)
     if as_json:
         _print_json(record)
@@ -325,22 +321,24 @@ def reds(models: str | None, dataset: str, change: str | None, hold: str | None,
 
 
 @cli.command()
-@click.option("--model", "model", type=click.Choice(["autoencoder", "encoder", "both"]), default="both",
+@click.option("--model", "model", type=click.Choice([*FRAGMENTATION_MODELS, "both"]), default="both",
               show_default=True,
               help="Whose codes: the autoencoder's (--autoencoder), the LSD encoder's, or both side by side.")
 @click.option("--models", type=click.Path(), default=None,
               help="Directory with autoencoder, encoder, generator and classifier (default: the shipped models).")
-@click.option("--autoencoder", "autoencoder", default="autoencoder", show_default=True, metavar="NAME",
+@click.option("--autoencoder", "autoencoder", default=FragmentationConfig.autoencoder, show_default=True, metavar="NAME",
               help="The autoencoder's file name in --models, without .json / .safetensors. The shipped models "
                    "also hold autoencoder-acai, trained with --interpolation-weight 1 (docs/fragmentation.md).")
 @click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded.")
 @click.option("--out", type=click.Path(), default="runs/fragmentation", show_default=True,
               help="Directory for fragmentation.json and figures/.")
-@click.option("--samples", type=click.IntRange(min=2), default=10_000, show_default=True,
+@click.option("--samples", type=click.IntRange(min=2), default=FragmentationConfig.samples, show_default=True,
               help="Decoded samples per sampler (and of the GAN's reference).")
-@click.option("--mixture-components", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--mixture-components", type=click.IntRange(min=1), default=FragmentationConfig.mixture_components,
+              show_default=True,
               help="Components of the Gaussian mixture sampler (10: one per digit).")
-@click.option("--mixture-codes", type=click.IntRange(min=2), default=10_000, show_default=True,
+@click.option("--mixture-codes", type=click.IntRange(min=2), default=FragmentationConfig.mixture_codes,
+              show_default=True,
               help="Codes the mixture is fitted on, a random subset of the training set's.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @compute_options
@@ -351,10 +349,10 @@ def fragmentation(model: str, models: str | None, autoencoder: str, dataset: str
                   quiet: bool) -> None:
     """How the codes fill latent space (component fits, correlations, radii, slices) and which samplers
     (box, N(0, I), independent or full Gaussian, mixture) decode to digits, against the GAN."""
-    from .experiments.fragmentation import MODELS, FragmentationConfig, fragmentation as run_study
+    from .experiments.fragmentation import fragmentation as run_study
 
     config = FragmentationConfig(dataset=dataset, seed=seed, samples=samples, mixture_components=mixture_components,
-                                 mixture_codes=mixture_codes, models=MODELS if model == "both" else (model,),
+                                 mixture_codes=mixture_codes, models=FRAGMENTATION_MODELS if model == "both" else (model,),
                                  autoencoder=autoencoder, device=device, precision=precision)
     result = run_study(out, config, models_dir=models, progress=not quiet)
     if as_json:

@@ -1,5 +1,6 @@
-"""Configurations: frozen dataclasses whose defaults reach the issues' targets on a 2-core CPU, and the
-batch size of inference calls.
+"""Configurations, in one place: the training of each network, each study, the seeds per purpose and the
+batch size of inference calls. Frozen dataclasses whose defaults reach the issues' targets on a 2-core CPU;
+the command line's defaults are read from them.
 
 Each default that is not obvious carries a one-line why. `asdict(config)` is what every run writes
 beside its outputs.
@@ -7,6 +8,7 @@ beside its outputs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -21,6 +23,33 @@ ACCELERATOR_INFERENCE_BATCH_SIZE = 8192
 # reaches the paper's LSD accuracy with the shipped networks, Gram-Schmidt in Eq. 5's order does not (the last
 # labels of a set keep only residuals; docs/architecture.md). The library's own default stays the paper's.
 ORTHOGONALISATION = "symmetric"
+
+
+@dataclass(frozen=True)
+class SeedOffsets:
+    """Seeds per purpose (as ganspace names them), offsets from a run's seed: each random stream is
+    reproducible on its own, whatever else the run draws."""
+
+    basis: int = 0  # the latent sets (basis, reproduce)
+    samples: int = 1  # z ~ N(0, I) for sample metrics (evaluate, training records, fragmentation's GAN reference)
+    encodings: int = 2  # stochastic encodings (the test set in evaluate and reproduce, the codes in fragmentation)
+    examples: int = 3  # latents shown in figures or decoded as references (reproduce, fragmentation)
+    noise: int = 4  # pixel noise of the denoising study (reproduce)
+    directions: int = 5  # random directions compared with REDs paths (reds)
+    samplers: int = 10  # sampler k of the fragmentation study draws from samplers + k
+
+
+SEEDS = SeedOffsets()
+
+# REDs (methods/reds.py): the two ways to solve for directions, and the defaults of the authors' code.
+REDS_METHODS = ("generalized", "nullspace")  # the paper's generalized eigenproblem; the authors' code
+REDS_EPS = 1e-4  # regulariser of the Rayleigh quotient, relative to the largest eigenvalue of J_g^T J_g
+REDS_HELD_SHARE = 0.99  # the authors' beta_f: spectrum share of the held Gram matrix that is held
+REDS_CHANGE_SHARE = 0.999  # the authors' beta_c: spectrum share of the projected changed Gram matrix kept
+# The documented (change, hold) examples of `latentspectra reds`.
+REDS_EXAMPLES = (("upper", "lower"), ("thickness", "identity"), ("identity", "thickness"))
+# The models whose codes the fragmentation study compares.
+FRAGMENTATION_MODELS = ("autoencoder", "encoder")
 
 
 @dataclass(frozen=True)
@@ -101,3 +130,95 @@ class TrainConfig:
     gan: GANConfig = field(default_factory=GANConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+
+
+# --- Studies ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """What `reproduce` does; the defaults are the paper's study and the issue's measurements."""
+
+    dataset: str = "mnist"
+    seed: int = 0
+    per_set: int = 5000  # V of the paper
+    orthogonalisation: str = ORTHOGONALISATION  # of the basis every stage uses; both are measured in stage 2
+    trials: int = 20  # stochastic encodings of the whole test set
+    noise_sigmas: tuple[float, ...] = (0.25, 0.5, 0.75)  # in [0, 1] pixel units
+    truncations: tuple[int, ...] = (1, 2, 3, 4, 10)  # components kept when denoising (Fig. 7)
+    denoise_images: int = 2000  # test images in the denoising measurement
+    rotation_images: int = 1000  # test images in the rotation measurement
+    rotation_dtheta: float = math.pi / 6  # the paper's text (Algorithm 1 prints pi/3, see rotation_path)
+    rotation_steps: int = 3
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
+    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py)
+    batch_size: int | None = None  # per network call; None: the device's (Compute.inference_batch_size)
+
+
+
+@dataclass(frozen=True)
+class SFVQStudyConfig:
+    """What `sfvq_study` does; the quantizer's training defaults are the authors' (methods/sfvq.py)."""
+
+    dataset: str = "mnist"
+    seed: int = 0
+    codewords: int = 64  # K
+    epochs_per_stage: int = 5
+    batch_size: int = 64
+    direction_latents: int = 500  # test codes moved along each consecutive-codeword direction
+    direction_scale: float = 1.0  # z -> z + scale (c_k+1 - c_k): one full step along the curve
+    shown_pairs: int = 3  # boundary and same-label pairs each, in the direction and augmentation figures
+    shown_latents: int = 8  # test codes per row of the direction figure
+    segment_points: int = 9  # evenly spaced t in [0, 1] per row of the augmentation figure
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
+    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py)
+    network_batch_size: int | None = None  # per network call; None: the device's
+
+
+
+@dataclass(frozen=True)
+class RedsConfig:
+    """What `reds_study` does; the defaults are the documented study (docs/reds.md)."""
+
+    dataset: str = "mnist"
+    seed: int = 0
+    latents: int = 200  # encoder means of the first test images
+    examples: tuple[tuple[str, str], ...] = REDS_EXAMPLES  # (change, hold) feature specs
+    method: str = REDS_METHODS[0]
+    steps: int = 6
+    step_size: float = 1.0  # the authors' step
+    eps: float = REDS_EPS
+    held_share: float = REDS_HELD_SHARE
+    change_share: float = REDS_CHANGE_SHARE
+    fd_steps: tuple[float, ...] = (1.0, 0.1, 0.01)  # central-difference steps compared (1.0: the authors')
+    fd_latents: int = 50  # latents of the finite-difference comparison and the timing
+    shown: int = 4  # latents drawn in each example's figure
+    basis_per_set: int = 500  # V of the LSD basis built for identity changes
+    batch_size: int = 50
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
+    precision: str = "auto"  # auto or float32: Jacobians need float32
+
+
+
+@dataclass(frozen=True)
+class FragmentationConfig:
+    """What the study measures; the defaults are the issue's."""
+
+    dataset: str = "mnist"
+    seed: int = 0
+    models: tuple[str, ...] = FRAGMENTATION_MODELS
+    autoencoder: str = "autoencoder"  # its file stem in the models directory; the shipped also: "autoencoder-acai"
+    samples: int = 10_000  # decoded samples per sampler, as many as the GAN's reference samples
+    box_bounds: tuple[float, ...] = (1.0, 1.5, 2.0, 5.0)
+    confidence: float = 0.9
+    bulk_quantile: float = 0.99
+    mixture_components: int = 10  # one per digit, as Ghosh et al.'s ex-post density estimate
+    mixture_codes: int = 10_000  # codes the mixture is fitted on: EM on all 60,000 costs minutes
+    dominant: int = 6  # dominant components reported and drawn
+    pairs: int = 10  # strongest correlated pairs reported
+    path_steps: int = 11
+    path_span: float = 3.0  # paths through the centre run from -span to +span standard deviations
+    path_planes: int = 2  # planes of dominant pairs with paths through the centre
+    shown_codes: int = 5000  # codes drawn in the scatter plots
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
+    precision: str = "auto"  # auto, float32, bfloat16 of the decoders (compute.py)
+    batch_size: int | None = None  # per network call; None: the device's

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import LatentspectraError
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software a run used, for its JSON record."""
+    from . import __version__
+
+    return {
+        "latentspectra": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def prepare_out_dir(path: str | Path, argument: str = "--out") -> Path:

@@ -20,8 +20,8 @@ from ..errors import LatentspectraError
 from ..latent import QuasiEigenBasis, build_latent_sets
 from ..latent.basis import check_orthogonalisation
 from ..latent.sets import EncoderSample, LatentSets, Network
-from ..training.checkpoint import versions
-from .evaluate import shipped_models_dir
+from ..io import versions
+from ..models.files import shipped_models_dir
 from .networks import load_networks
 
 

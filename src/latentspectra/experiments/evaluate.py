@@ -1,43 +1,27 @@
 """The issue's model metrics on a dataset: `latentspectra evaluate` and the records of `train`.
 
-Seeds per purpose (as ganspace does): the latents for sample metrics come from ``seed + SAMPLES``,
-the stochastic encodings from ``seed + ENCODINGS``, so each metric is reproducible on its own.
+Seeds per purpose (`config.SEEDS`): the latents for sample metrics come from ``seed + SEEDS.samples``,
+the stochastic encodings from ``seed + SEEDS.encodings``, so each metric is reproducible on its own.
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..compute import Compute
+from ..config import SEEDS
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..evaluation import (classifier_accuracy, classifier_fid, encode_decode_accuracy, sample_quality,
                           standard_normal_latents)
-from ..errors import CheckpointError
 from ..models.inference import InferenceEncoder, InferenceNetwork
-from ..training.checkpoint import load_model, versions
+from ..io import versions
+from ..models.files import load_model
 
-SAMPLES = 1
-ENCODINGS = 2
 SAMPLE_COUNT = 10_000  # the issue's 10,000 generated and 10,000 test images
 ENCODING_TRIALS = 20  # the issue's 20 stochastic encodings of the test set
-
-
-def shipped_models_dir(dataset: str = "mnist") -> Path:
-    """The directory of the networks that ship with the package for ``dataset``.
-
-    Raises:
-        CheckpointError: no networks ship for ``dataset``.
-    """
-    root = Path(str(resources.files("latentspectra") / "pretrained"))
-    if not (root / dataset).is_dir() or dataset.startswith("."):
-        shipped = sorted(path.name for path in root.iterdir() if path.is_dir())
-        raise CheckpointError(f"no shipped networks for dataset {dataset!r} (shipped: {shipped}); "
-                              f"pass a models directory or train them")
-    return root / dataset
 
 
 def sample_metrics(generator: torch.nn.Module, classifier: torch.nn.Module, dataset: ImageDataset,
@@ -46,7 +30,7 @@ def sample_metrics(generator: torch.nn.Module, classifier: torch.nn.Module, data
     (at most as many as the test split has images, which they are compared with); the latents are drawn
     on ``device``, the networks'."""
     count = min(count, len(dataset.test))
-    latents = standard_normal_latents(count, generator.config["latent_dim"], seed + SAMPLES, device)
+    latents = standard_normal_latents(count, generator.config["latent_dim"], seed + SEEDS.samples, device)
     metrics = sample_quality(generator, classifier, latents)
     real = images_to_tensor(dataset.test.images[:count]).to(device)
     metrics["classifier_fid"] = classifier_fid(generator, classifier.features, latents, real)
@@ -60,7 +44,7 @@ def encoder_metrics(encoder: torch.nn.Module, generator: torch.nn.Module, classi
     ``device`` (the networks')."""
     result = encode_decode_accuracy(encoder.sample, generator, classifier,
                                     images_to_tensor(dataset.test.images).to(device),
-                                    torch.from_numpy(dataset.test.labels), trials, seed + ENCODINGS, device)
+                                    torch.from_numpy(dataset.test.labels), trials, seed + SEEDS.encodings, device)
     return {"encode_decode_accuracy": result["mean"], "encode_decode_accuracy_std": result["std"],
             "encode_decode_trials": result["trials"]}
 

@@ -23,9 +23,9 @@ GAN's own samples G(z), z ~ N(0, I), are measured with the same function and cou
 The networks run on the run's device: the decoders (the generator, the autoencoder's decoder) in the run's
 precision, the encoders and the classifier in float32; the codes and their statistics live on the CPU.
 
-Seeds per purpose, offsets from the run's seed: the GAN's latents ``seed + SAMPLES`` (as `evaluate`),
-the encoder's stochastic codes ``seed + ENCODINGS``, the codes shown or decoded as references
-``seed + EXAMPLES``, sampler k ``seed + SAMPLERS + k``.
+Seeds per purpose (`config.SEEDS`), offsets from the run's seed: the GAN's latents ``samples`` (as
+`evaluate`), the encoder's stochastic codes ``encodings``, the codes shown or decoded as references
+``examples``, sampler k ``samplers + k``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..compute import Compute
+from ..config import FRAGMENTATION_MODELS, SEEDS, FragmentationConfig
+from ..models.files import shipped_models_dir
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import Network, batched, frechet_distance, sample_quality, standard_normal_latents
@@ -53,41 +55,13 @@ from ..latent.statistics import (CodeBulk, box_shell, component_fits, correlatio
                                  slice_mask, strongest_pairs)
 from ..models.inference import InferenceNetwork, channels_last, fold_batch_norms, inference_copy
 from ..report import fragmentation_figures as figures
-from ..training.checkpoint import load_model, versions
-from .evaluate import ENCODINGS, SAMPLES, shipped_models_dir
-from .reproduce import Timer, to_unit_images
+from ..io import versions
+from ..models.files import load_model
+from .common import Timer, to_unit_images
 
-MODELS = ("autoencoder", "encoder")
-EXAMPLES = 3
-SAMPLERS = 10
 FULL_GAUSSIAN = "full-covariance Gaussian"
 MIXTURE = "Gaussian mixture"
 TARGET_RATIO = 2.0  # the issue's target: a sampler's Fréchet distance within 2x of the GAN's
-
-
-@dataclass(frozen=True)
-class FragmentationConfig:
-    """What the study measures; the defaults are the issue's."""
-
-    dataset: str = "mnist"
-    seed: int = 0
-    models: tuple[str, ...] = MODELS
-    autoencoder: str = "autoencoder"  # its file stem in the models directory; the shipped also: "autoencoder-acai"
-    samples: int = 10_000  # decoded samples per sampler, as many as the GAN's reference samples
-    box_bounds: tuple[float, ...] = (1.0, 1.5, 2.0, 5.0)
-    confidence: float = 0.9
-    bulk_quantile: float = 0.99
-    mixture_components: int = 10  # one per digit, as Ghosh et al.'s ex-post density estimate
-    mixture_codes: int = 10_000  # codes the mixture is fitted on: EM on all 60,000 costs minutes
-    dominant: int = 6  # dominant components reported and drawn
-    pairs: int = 10  # strongest correlated pairs reported
-    path_steps: int = 11
-    path_span: float = 3.0  # paths through the centre run from -span to +span standard deviations
-    path_planes: int = 2  # planes of dominant pairs with paths through the centre
-    shown_codes: int = 5000  # codes drawn in the scatter plots
-    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
-    precision: str = "auto"  # auto, float32, bfloat16 of the decoders (compute.py)
-    batch_size: int | None = None  # per network call; None: the device's
 
 
 @dataclass
@@ -130,7 +104,7 @@ def encoder_model(models_dir: Path, generator: nn.Module, train_images: torch.Te
         CheckpointError: no readable encoder in ``models_dir``.
     """
     encoder = fold_batch_norms(load_model(models_dir, "encoder")[0]).to(compute.device)
-    rng = compute.generator(seed + ENCODINGS)
+    rng = compute.generator(seed + SEEDS.encodings)
     codes = batched(lambda x: encoder.sample(x, rng), train_images, batch_size).cpu()
     return LatentModel("encoder", codes, generator,
                        "LSD encoder: one draw z ~ q(z | x) per training image, decoded by the generator G")
@@ -196,7 +170,7 @@ def slice_counts(codes: torch.Tensor, plane: tuple[int, int], bounds: tuple[floa
 # --- Samplers and the quality of decoded samples --------------------------------------------------------
 
 def make_samplers(config: FragmentationConfig) -> dict[str, LatentSampler]:
-    """The compared strategies by name; sampler k draws from seed ``config.seed + SAMPLERS + k``."""
+    """The compared strategies by name; sampler k draws from seed ``config.seed + SEEDS.samplers + k``."""
     factories: dict[str, Callable[[int], LatentSampler]] = {
         **{f"box b={bound:g}": lambda seed, bound=bound: BoxSampler(bound, seed) for bound in config.box_bounds},
         "N(0, I)": StandardNormalSampler,
@@ -204,7 +178,7 @@ def make_samplers(config: FragmentationConfig) -> dict[str, LatentSampler]:
         FULL_GAUSSIAN: FullGaussianSampler,
         MIXTURE: lambda seed: GaussianMixtureSampler(config.mixture_components, seed=seed),
     }
-    return {name: make(config.seed + SAMPLERS + k) for k, (name, make) in enumerate(factories.items())}
+    return {name: make(config.seed + SEEDS.samplers + k) for k, (name, make) in enumerate(factories.items())}
 
 
 def decoded_quality(decode: Network, classifier: nn.Module, latents: torch.Tensor, real_features: torch.Tensor,
@@ -224,7 +198,7 @@ def sampler_study(model: LatentModel, classifier: nn.Module, real_features: torc
     """Every sampler fitted to the model's codes, plus the codes themselves (the decoder's reconstructions,
     the best a sampler can do), measured on ``config.samples`` decoded samples each. Returns the metrics
     by sampler and the latents drawn."""
-    rng = torch.Generator().manual_seed(config.seed + EXAMPLES)
+    rng = torch.Generator().manual_seed(config.seed + SEEDS.examples)
     count = min(config.samples, len(model.codes))
     drawn = {"codes (reconstructions)": model.codes[torch.randperm(len(model.codes), generator=rng)[:count]]}
     fit_codes = model.codes[torch.randperm(len(model.codes), generator=rng)[:config.mixture_codes]]
@@ -320,9 +294,9 @@ def fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmentati
     Raises:
         LatentspectraError: an unknown model name or bad counts; CheckpointError: a missing network.
     """
-    unknown = sorted(set(config.models) - set(MODELS))
+    unknown = sorted(set(config.models) - set(FRAGMENTATION_MODELS))
     if unknown or not config.models:
-        raise LatentspectraError(f"--model: expected some of {list(MODELS)}, got {list(config.models)}")
+        raise LatentspectraError(f"--model: expected some of {list(FRAGMENTATION_MODELS)}, got {list(config.models)}")
     if config.samples < 2 or config.mixture_codes < 2:
         raise LatentspectraError(f"samples and mixture_codes must be at least 2, got {config.samples} and "
                                  f"{config.mixture_codes}")
@@ -349,7 +323,7 @@ def fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmentati
         real_features = batched(classifier.features,
                                 channels_last(images_to_tensor(dataset.test.images).to(compute.device)), batch_size)
     with timer.stage("gan"), torch.inference_mode():
-        latents = standard_normal_latents(config.samples, generator.config["latent_dim"], config.seed + SAMPLES,
+        latents = standard_normal_latents(config.samples, generator.config["latent_dim"], config.seed + SEEDS.samples,
                                           compute.device)
         gan = decoded_quality(generator, classifier, latents, real_features, config)
     records, figure_data = {}, {}

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..compute import Compute
 from ..models.inference import InferenceEncoder, InferenceNetwork
-from ..training.checkpoint import load_model
+from ..models.files import load_model
 
 
 @dataclass

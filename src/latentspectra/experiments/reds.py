@@ -18,7 +18,7 @@ refused). The LSD basis is built with `build_basis_from_models` (V = ``basis_per
 ``--basis``.
 
 Seeds per purpose, offsets from the run's seed: the basis uses ``seed``, the random directions
-``seed + RANDOM``.
+``seed + SEEDS.directions`` (`config.SEEDS`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,49 +36,26 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..compute import Compute
+from ..config import SEEDS, RedsConfig
+from ..models.files import shipped_models_dir
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import batched
 from ..io import prepare_out_dir, write_json
 from ..latent import QuasiEigenBasis
 from ..methods import features as feat
-from ..methods.reds import (CHANGE_SHARE, DEFAULT_EPS, HELD_SHARE, METHODS, central_difference_jacobians,
+from ..methods.reds import (central_difference_jacobians,
                             feature_jacobians, rayleigh_path, solve_rayleigh)
 from ..models import GaussianEncoder
 from ..models.inference import fold_batch_norms
 from ..report.figures import image_rows
-from ..training.checkpoint import load_model, versions
+from ..io import versions
+from ..models.files import load_model
 from .basis import build_basis_from_models
-from .evaluate import shipped_models_dir
-from .reproduce import Timer, to_unit_images
+from .common import Timer, to_unit_images
 
-RANDOM = 5
-EXAMPLES = (("upper", "lower"), ("thickness", "identity"), ("identity", "thickness"))
 NAMED_FEATURES = ("upper", "lower", "left", "right", "identity", "ink", "thickness", "all")
 BOX_FEATURES = ("box", "outside")
-
-
-@dataclass(frozen=True)
-class RedsConfig:
-    """What `reds_study` does; the defaults are the documented study (docs/reds.md)."""
-
-    dataset: str = "mnist"
-    seed: int = 0
-    latents: int = 200  # encoder means of the first test images
-    examples: tuple[tuple[str, str], ...] = EXAMPLES  # (change, hold) feature specs
-    method: str = "generalized"
-    steps: int = 6
-    step_size: float = 1.0  # the authors' step
-    eps: float = DEFAULT_EPS
-    held_share: float = HELD_SHARE
-    change_share: float = CHANGE_SHARE
-    fd_steps: tuple[float, ...] = (1.0, 0.1, 0.01)  # central-difference steps compared (1.0: the authors')
-    fd_latents: int = 50  # latents of the finite-difference comparison and the timing
-    shown: int = 4  # latents drawn in each example's figure
-    basis_per_set: int = 500  # V of the LSD basis built for identity changes
-    batch_size: int = 50
-    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
-    precision: str = "auto"  # auto or float32: Jacobians need float32
 
 
 class ExactNetworks(NamedTuple):
@@ -277,7 +254,7 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
                          batch_size=config.batch_size, progress=progress)
     record["path_seconds_per_direction"] = (time.perf_counter() - began) / (config.steps * len(z))
     first = (reds[1] - reds[0]) / config.step_size
-    rng = torch.Generator().manual_seed(config.seed + RANDOM)
+    rng = torch.Generator().manual_seed(config.seed + SEEDS.directions)
     random = torch.randn(z.shape, generator=rng, dtype=torch.float64).to(z.device)
     paths = {"reds": reds, "straight": straight_path(z, first, config.steps, config.step_size),
              "random": straight_path(z, random / random.norm(dim=1, keepdim=True), config.steps, config.step_size)}
@@ -310,8 +287,6 @@ def encoded_test_latents(encoder: GaussianEncoder, dataset: str, count: int) -> 
 
 
 def _check_config(config: RedsConfig) -> None:
-    if config.method not in METHODS:
-        raise LatentspectraError(f"--method {config.method}: expected one of {', '.join(METHODS)}")
     if config.steps < 1 or not config.step_size > 0:
         raise LatentspectraError(f"--steps {config.steps} / --step-size {config.step_size}: expected >= 1 and > 0")
     if not config.eps >= 0:

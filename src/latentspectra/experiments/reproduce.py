@@ -6,8 +6,8 @@ the quasi-eigenvectors (Methods steps 4-6); classify the test set by LSD over st
 draw every figure and write metrics.json, report.md and report.html.
 
 Seeds per purpose (as ganspace does), offsets from the run's seed: the basis uses ``seed``, the test-set
-encodings ``seed + ENCODINGS``, the latent examples of Fig. 3 ``seed + EXAMPLES``, the pixel noise of
-the denoising study ``seed + NOISE``.
+encodings ``seed + SEEDS.encodings``, the latent examples of Fig. 3 ``seed + SEEDS.examples``, the pixel
+noise of the denoising study ``seed + SEEDS.noise`` (`config.SEEDS`).
 
 Every network acting on latents or images runs as an inference copy (batch norm folded, channels-last) on
 the run's device (``config.device``, default auto); G and C on generated images in the run's precision
@@ -17,11 +17,7 @@ and C on the real test images in float32 (see models/inference.py). Latents are 
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +26,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..compute import Compute
-from ..config import ORTHOGONALISATION, TrainConfig
+from ..config import SEEDS, ReproduceConfig, TrainConfig
+from ..models.files import shipped_models_dir
 from ..data import images_to_tensor, load_dataset
 from ..evaluation import batched, classifier_accuracy, psnr, summarise
 from ..io import prepare_out_dir, write_json
@@ -41,62 +38,12 @@ from ..latent.sets import LatentSets
 from ..models.encoder import reparameterise
 from ..report import figures
 from ..report.document import write_report
-from ..training.checkpoint import versions
+from ..io import versions
 from .basis import build_basis
-from .evaluate import ENCODINGS, shipped_models_dir
+from .common import Timer, decode, predict, to_unit_images
 from .networks import Networks, load_networks
 from .train import train_networks
 
-EXAMPLES = 3
-NOISE = 4
-
-
-@dataclass(frozen=True)
-class ReproduceConfig:
-    """What `reproduce` does; the defaults are the paper's study and the issue's measurements."""
-
-    dataset: str = "mnist"
-    seed: int = 0
-    per_set: int = 5000  # V of the paper
-    orthogonalisation: str = ORTHOGONALISATION  # of the basis every stage uses; both are measured in stage 2
-    trials: int = 20  # stochastic encodings of the whole test set
-    noise_sigmas: tuple[float, ...] = (0.25, 0.5, 0.75)  # in [0, 1] pixel units
-    truncations: tuple[int, ...] = (1, 2, 3, 4, 10)  # components kept when denoising (Fig. 7)
-    denoise_images: int = 2000  # test images in the denoising measurement
-    rotation_images: int = 1000  # test images in the rotation measurement
-    rotation_dtheta: float = math.pi / 6  # the paper's text (Algorithm 1 prints pi/3, see rotation_path)
-    rotation_steps: int = 3
-    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
-    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py)
-    batch_size: int | None = None  # per network call; None: the device's (Compute.inference_batch_size)
-
-
-@dataclass
-class Timer:
-    """Seconds per named stage."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        began = time.perf_counter()
-        yield
-        self.seconds[name] = time.perf_counter() - began
-
-
-def to_unit_images(images: torch.Tensor) -> np.ndarray:
-    """(N, 1, H, W) images in [-1, 1] on any device -> (N, H, W) float32 numpy in [0, 1], for the figures."""
-    return ((images.detach().float().clamp(-1, 1) + 1) / 2)[:, 0].cpu().numpy()
-
-
-def decode(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """G(z) in batches (default: the networks' batch size), on the networks' device."""
-    return batched(lambda chunk: networks.generator(chunk.float()), z, batch_size or networks.batch_size)
-
-
-def predict(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """argmax C(G(z)) in batches (default: the networks' batch size), on the networks' device."""
-    return batched(networks.decode_classify, z, batch_size or networks.batch_size)
 
 
 # --- LSD classification over stochastic encodings (Figs. 5 and 6) -------------------------------------
@@ -112,7 +59,7 @@ def classification_study(networks: Networks, basis: QuasiEigenBasis, images: tor
     over trials), under "lsd_compared" the top-1 and top-4 accuracies of each basis in ``compared`` on
     the same encodings, and, under "figure", the first trial's data for Figs. 5 and 6.
     """
-    rng = networks.compute.generator(config.seed + ENCODINGS)
+    rng = networks.compute.generator(config.seed + SEEDS.encodings)
     mu, logvar = batched(lambda x: torch.cat(networks.encoder(x), 1), images, networks.batch_size).chunk(2, dim=1)
     lsd, encode_decode = [], []
     rank_counts = torch.zeros(basis.dim + 2, dtype=torch.float64, device=mu.device)
@@ -152,7 +99,7 @@ def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Te
     """Gaussian pixel noise of each sigma on the test images; classifier accuracy and PSNR against the
     clean image of: the noisy image, its encode-decode G(mu(x)), and the LSD truncations of mu(x) to the
     top n components (paper, Fig. 7). Returns the metrics and, under "figure", Fig. 7's rows."""
-    rng = networks.compute.generator(config.seed + NOISE)
+    rng = networks.compute.generator(config.seed + SEEDS.noise)
     methods = ["noisy", "encode-decode", *(f"top {n}" for n in config.truncations)]
     accuracy: dict[str, list[float]] = {method: [] for method in methods}
     quality: dict[str, list[float]] = {method: [] for method in methods}
@@ -223,7 +170,7 @@ def draw_figures(out_dir: Path, networks: Networks, basis: QuasiEigenBasis, late
     """Figs. 2-8 of the paper from this run's data, as out_dir/figures/figN.png."""
     directory = out_dir / "figures"
     directory.mkdir(parents=True, exist_ok=True)
-    rng = networks.compute.generator(config.seed + EXAMPLES)
+    rng = networks.compute.generator(config.seed + SEEDS.examples)
     shown = test_images[:100]
     decoded_shown = decode(networks, networks.encoder.sample(shown, rng))
     samples = decode(networks, torch.randn(100, networks.latent_dim, generator=rng, device=rng.device))
@@ -288,7 +235,7 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), 
     with timer.stage("basis"):
         basis, latent_sets, basis_stats = build_basis(
             networks.generator, networks.classifier, networks.encoder.sample, train_images, per_set=config.per_set,
-            seed=config.seed, batch_size=networks.batch_size, progress=progress,
+            seed=config.seed + SEEDS.basis, batch_size=networks.batch_size, progress=progress,
             latent_dim=networks.latent_dim, num_labels=networks.num_labels,
             orthogonalisation=config.orthogonalisation, device=compute.device)
         basis.save(out / "basis.safetensors")

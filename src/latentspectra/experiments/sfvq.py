@@ -16,7 +16,7 @@ latents; the encoder in float32); the codes, the quantizers and their measuremen
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,35 +25,17 @@ import torch
 from tqdm.auto import tqdm
 
 from ..compute import Compute
+from ..config import SFVQStudyConfig
+from ..models.files import shipped_models_dir
 from ..data import images_to_tensor, load_dataset
 from ..evaluation import batched
 from ..io import prepare_out_dir, write_json
 from ..methods.sfvq import SFVQ, SFVQError, curve_points, nearest_codewords
 from ..report.figures import image_rows
 from ..report.sfvq_figures import panoptic_map
-from ..training.checkpoint import versions
-from .evaluate import shipped_models_dir
+from ..io import versions
 from .networks import Networks, load_networks
-from .reproduce import Timer, decode, predict, to_unit_images
-
-
-@dataclass(frozen=True)
-class SFVQStudyConfig:
-    """What `sfvq_study` does; the quantizer's training defaults are the authors' (methods/sfvq.py)."""
-
-    dataset: str = "mnist"
-    seed: int = 0
-    codewords: int = 64  # K
-    epochs_per_stage: int = 5
-    batch_size: int = 64
-    direction_latents: int = 500  # test codes moved along each consecutive-codeword direction
-    direction_scale: float = 1.0  # z -> z + scale (c_k+1 - c_k): one full step along the curve
-    shown_pairs: int = 3  # boundary and same-label pairs each, in the direction and augmentation figures
-    shown_latents: int = 8  # test codes per row of the direction figure
-    segment_points: int = 9  # evenly spaced t in [0, 1] per row of the augmentation figure
-    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
-    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py)
-    network_batch_size: int | None = None  # per network call; None: the device's
+from .common import Timer, decode, predict, to_unit_images
 
 
 @torch.inference_mode()

@@ -28,7 +28,8 @@ from ..evaluation import classifier_accuracy
 from ..models.inference import InferenceEncoder, InferenceNetwork
 from .evaluate import encoder_metrics, sample_metrics
 from ..training.autoencoder import AutoencoderJob
-from ..training.checkpoint import load_model, versions
+from ..io import versions
+from ..models.files import load_model
 from ..training.classifier import ClassifierJob
 from ..training.encoder import EncoderJob
 from ..training.gan import GANJob

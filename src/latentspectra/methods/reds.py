@@ -40,14 +40,11 @@ import torch
 from torch.func import jacfwd, vmap
 from tqdm.auto import tqdm
 
+from ..config import REDS_CHANGE_SHARE, REDS_EPS, REDS_HELD_SHARE, REDS_METHODS
 from ..errors import LatentspectraError
 from ..threads import single_thread
 
 Network = Callable[[torch.Tensor], torch.Tensor]
-METHODS = ("generalized", "nullspace")
-DEFAULT_EPS = 1e-4
-HELD_SHARE = 0.99  # the authors' beta_f: spectrum share of the held Gram matrix that is held
-CHANGE_SHARE = 0.999  # the authors' beta_c: spectrum share of the projected changed Gram matrix kept
 
 
 class RedsError(LatentspectraError, ValueError):
@@ -99,8 +96,8 @@ def _check_latents(function: str, z: object) -> torch.Tensor:
 
 def _check_parameters(function: str, method: str, k: int, eps: float, held_share: float, change_share: float,
                       dim: int) -> None:
-    if method not in METHODS:
-        raise RedsError(f"{function}: method must be one of {METHODS}, got {method!r}")
+    if method not in REDS_METHODS:
+        raise RedsError(f"{function}: method must be one of {REDS_METHODS}, got {method!r}")
     if not isinstance(k, int) or not 1 <= k <= dim:
         raise RedsError(f"{function}: k must be an integer from 1 to M = {dim}, got {k!r}")
     if not eps >= 0:
@@ -297,9 +294,9 @@ def _solve(j_f: torch.Tensor, j_g: torch.Tensor, method: str, k: int, eps: float
         return solution._replace(vectors=_fix_signs(solution.vectors))
 
 
-def solve_rayleigh(j_f: torch.Tensor, j_g: torch.Tensor, k: int = 1, eps: float = DEFAULT_EPS,
-                   method: str = "generalized", held_share: float = HELD_SHARE,
-                   change_share: float = CHANGE_SHARE) -> RayleighDirections:
+def solve_rayleigh(j_f: torch.Tensor, j_g: torch.Tensor, k: int = 1, eps: float = REDS_EPS,
+                   method: str = REDS_METHODS[0], held_share: float = REDS_HELD_SHARE,
+                   change_share: float = REDS_CHANGE_SHARE) -> RayleighDirections:
     """The top-k REDs from given Jacobians (see the module docstring for the two methods).
 
     Args:
@@ -331,8 +328,8 @@ def solve_rayleigh(j_f: torch.Tensor, j_g: torch.Tensor, k: int = 1, eps: float 
 
 
 def rayleigh_directions(generator: Network, f: Network, g: Network, z: torch.Tensor, k: int = 1,
-                        eps: float = DEFAULT_EPS, method: str = "generalized", held_share: float = HELD_SHARE,
-                        change_share: float = CHANGE_SHARE, batch_size: int = 64) -> RayleighDirections:
+                        eps: float = REDS_EPS, method: str = REDS_METHODS[0], held_share: float = REDS_HELD_SHARE,
+                        change_share: float = REDS_CHANGE_SHARE, batch_size: int = 64) -> RayleighDirections:
     """The top-k Rayleigh EigenDirections at ``z``: `solve_rayleigh` on the exact `feature_jacobians`.
 
     Args:
@@ -383,8 +380,8 @@ def _follow(previous: torch.Tensor, solution: _Solution) -> torch.Tensor:
 
 
 def rayleigh_path(generator: Network, f: Network, g: Network, z: torch.Tensor, steps: int, step_size: float,
-                  index: int = 0, k: int = 1, eps: float = DEFAULT_EPS, method: str = "generalized",
-                  held_share: float = HELD_SHARE, change_share: float = CHANGE_SHARE, batch_size: int = 64,
+                  index: int = 0, k: int = 1, eps: float = REDS_EPS, method: str = REDS_METHODS[0],
+                  held_share: float = REDS_HELD_SHARE, change_share: float = REDS_CHANGE_SHARE, batch_size: int = 64,
                   progress: bool = False) -> torch.Tensor:
     """A curved path that follows the REDs: ``steps`` steps of length |step_size| from ``z``.
 

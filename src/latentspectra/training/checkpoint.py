@@ -1,75 +1,18 @@
-"""Weights in safetensors with a JSON record beside them; resumable training state.
-
-A finished model is two files, ``NAME.safetensors`` (the state dict) and ``NAME.json`` (the kind and
-config that rebuild the network, plus the run's record: config, seed, versions, metrics). Training
-state for resuming (modules, optimizers, schedulers, epoch) uses the same pair of formats, so nothing
-is ever unpickled. Every write is atomic.
+"""The resumable training state: modules, optimizers, schedulers and the epoch, as a safetensors file with a
+JSON record beside it (the formats of a finished model, models/files.py), so nothing is ever unpickled.
+Every write is atomic.
 """
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import CheckpointError
 from ..io import load_tensors, read_record, save_tensors, write_json
-from ..models import MODEL_KINDS, build_model
-
-
-def versions() -> dict[str, str]:
-    """Versions of the software a run used, for its JSON record."""
-    from .. import __version__
-
-    return {
-        "latentspectra": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-    }
-
-
-def model_kind(model: nn.Module) -> str:
-    """The registry name of ``model``'s class (see `latentspectra.models.MODEL_KINDS`)."""
-    for kind, cls in MODEL_KINDS.items():
-        if type(model) is cls:
-            return kind
-    raise ValueError(f"{type(model).__name__} is not one of the model kinds {sorted(MODEL_KINDS)}")
-
-
-def save_model(directory: str | Path, name: str, model: nn.Module, record: dict[str, Any]) -> Path:
-    """Write ``directory/name.safetensors`` and ``directory/name.json``; returns the weights path."""
-    directory = Path(directory)
-    weights = directory / f"{name}.safetensors"
-    save_tensors(weights, model.state_dict())
-    write_json(directory / f"{name}.json", {"kind": model_kind(model), "config": model.config, **record})
-    return weights
-
-
-def load_model(directory: str | Path, name: str) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the network saved as ``name`` in ``directory``, in eval mode; returns (model, record).
-
-    Raises:
-        CheckpointError: a missing or unreadable file, or weights that do not fit the recorded network.
-    """
-    directory = Path(directory)
-    json_path = directory / f"{name}.json"
-    record = read_record(json_path, CheckpointError)
-    try:
-        model = build_model(record["kind"], record["config"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{json_path}: cannot rebuild the network ({error})") from None
-    weights_path = directory / f"{name}.safetensors"
-    try:
-        model.load_state_dict(load_tensors(weights_path, CheckpointError, "weights"))
-    except RuntimeError as error:
-        first_line = str(error).splitlines()[0]
-        raise CheckpointError(f"{weights_path}: weights do not match {json_path} ({first_line})") from None
-    return model.eval(), record
 
 
 def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

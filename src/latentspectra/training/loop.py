@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..errors import CheckpointError
-from .checkpoint import load_training_state, save_model, save_training_state, versions
+from ..io import versions
+from ..models.files import save_model
+from .checkpoint import load_training_state, save_training_state
 
 
 class TrainingJob(Protocol):

@@ -1,0 +1,43 @@
+"""What every study shares: timing its stages, the networks' batched calls on latents, and images for the
+figures. Imports no study and nothing of training."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..evaluation import batched
+from .networks import Networks
+
+
+@dataclass
+class Timer:
+    """Seconds per named stage."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - began
+
+
+def to_unit_images(images: torch.Tensor) -> np.ndarray:
+    """(N, 1, H, W) images in [-1, 1] on any device -> (N, H, W) float32 numpy in [0, 1], for the figures."""
+    return ((images.detach().float().clamp(-1, 1) + 1) / 2)[:, 0].cpu().numpy()
+
+
+def decode(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """G(z) in batches (default: the networks' batch size), on the networks' device."""
+    return batched(lambda chunk: networks.generator(chunk.float()), z, batch_size or networks.batch_size)
+
+
+def predict(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """argmax C(G(z)) in batches (default: the networks' batch size), on the networks' device."""
+    return batched(networks.decode_classify, z, batch_size or networks.batch_size)
