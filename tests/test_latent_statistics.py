@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from latentspectra.latent import LatentError
 from latentspectra.latent.samplers import BoxSampler
 from latentspectra.latent.statistics import (CodeBulk, CodeStatisticsError, box_shell, component_fits,
                                              correlation_matrix, dominant_components, mahalanobis_distances,
@@ -108,12 +109,13 @@ def test_code_bulk_holds_its_quantile_of_the_codes_and_misses_far_points(codes):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (torch.zeros(5), "expected a (points, latent_dim) tensor"),
-    (torch.zeros(1, 3), "at least 2 points"),
-    (torch.tensor([[0.0, float("nan")], [1.0, 1.0]]), "NaN"),
+    (torch.zeros(5), "component_fits: codes must be a finite floating-point tensor of shape (N, M) with N >= 2, "
+                     "got shape (5,)"),
+    (torch.zeros(1, 3), "with N >= 2, got shape (1, 3)"),
+    (torch.tensor([[0.0, float("nan")], [1.0, 1.0]]), "got NaN or infinite values"),
 ])
 def test_bad_codes_are_one_clear_error(bad, message):
-    with pytest.raises(CodeStatisticsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(LatentError, match=message.replace("(", r"\(").replace(")", r"\)")):
         component_fits(bad)
 
 

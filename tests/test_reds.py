@@ -13,6 +13,7 @@ import scipy.linalg
 import torch
 
 from latentspectra import methods
+from latentspectra.latent import LatentError
 from latentspectra.methods import (FeatureError, RedsError, all_pixels, box_mask, central_difference_jacobians,
                                    classifier_logits, concat_features, feature_jacobians, rayleigh_directions,
                                    rayleigh_path, region_pixels, solve_rayleigh, stroke_thickness, total_ink)
@@ -178,10 +179,19 @@ def test_jacobians_through_a_conv_generator_and_every_feature():
     assert rayleigh_directions(generator, f, g, z, k=2).directions.shape == (3, 2, 4)
 
 
+@pytest.mark.parametrize("z, message", [
+    ([0.0] * M, "rayleigh_directions: z must be a finite floating-point tensor of shape \\(N, M\\) or \\(M,\\), got list"),
+    (torch.zeros(2, 2, M), r"got shape \(2, 2, 6\)"),
+    (torch.zeros(M, dtype=torch.long), "got torch.int64"),
+    (torch.full((M,), float("inf")), "got NaN or infinite values"),
+])
+def test_bad_latents_are_the_one_latent_error(linear, z, message):
+    generator, f, g, _ = linear
+    with pytest.raises(LatentError, match=message):
+        rayleigh_directions(lambda latents: generator(latents.double()), f, g, z)
+
+
 @pytest.mark.parametrize("call, message", [
-    (lambda G, f, g: rayleigh_directions(G, f, g, [0.0] * M), "z must be a torch.Tensor"),
-    (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(2, 2, M)), "shape"),
-    (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M, dtype=torch.long)), "floating"),
     (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), k=0), "k must be"),
     (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), method="svd"), "method must be one of"),
     (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), eps=-1.0), "eps must be"),

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from latentspectra import SFVQ, SFVQError
+from latentspectra.latent import LatentError
 from latentspectra.methods.sfvq import (curve_points, growth_schedule, insert_codewords, nearest_codewords,
                                         norm_quantile_means, project_onto_curve)
 
@@ -151,22 +152,22 @@ def test_nearest_codewords_is_plain_vq():
     assert torch.equal(squared, (points - codebook[indices]).pow(2).sum(1))
 
 
-@pytest.mark.parametrize("make, fit_with, expected", [
-    (lambda: SFVQ(1), torch.randn(10, 3), "num_codewords"),
-    (lambda: SFVQ(0), torch.randn(10, 3), "num_codewords"),
-    (lambda: SFVQ(4, batch_size=0), torch.randn(10, 3), "batch_size"),
-    (lambda: SFVQ(4, learning_rate=-1.0), torch.randn(10, 3), "learning_rate"),
-    (lambda: SFVQ(4, decay_at=(0.8, 0.6)), torch.randn(10, 3), "decay_at"),
-    (lambda: SFVQ(4), torch.randn(10), r"shape \(N, M\)"),
-    (lambda: SFVQ(4), torch.randn(2, 5, 3), r"shape \(N, M\)"),
-    (lambda: SFVQ(4), torch.randn(0, 3), r"shape \(N, M\)"),
-    (lambda: SFVQ(4), torch.arange(30).reshape(10, 3), "floating-point"),
-    (lambda: SFVQ(4), torch.full((10, 3), float("nan")), "NaN"),
-    (lambda: SFVQ(4), [[0.0, 1.0]] * 10, "torch.Tensor"),
-    (lambda: SFVQ(8), torch.randn(5, 3), "at least num_codewords"),
+@pytest.mark.parametrize("make, fit_with, error_type, expected", [
+    (lambda: SFVQ(1), torch.randn(10, 3), SFVQError, "num_codewords"),
+    (lambda: SFVQ(0), torch.randn(10, 3), SFVQError, "num_codewords"),
+    (lambda: SFVQ(4, batch_size=0), torch.randn(10, 3), SFVQError, "batch_size"),
+    (lambda: SFVQ(4, learning_rate=-1.0), torch.randn(10, 3), SFVQError, "learning_rate"),
+    (lambda: SFVQ(4, decay_at=(0.8, 0.6)), torch.randn(10, 3), SFVQError, "decay_at"),
+    (lambda: SFVQ(4), torch.randn(10), LatentError, r"SFVQ.fit: latents must be .* shape \(N, M\), got shape \(10,\)"),
+    (lambda: SFVQ(4), torch.randn(2, 5, 3), LatentError, r"shape \(N, M\), got shape \(2, 5, 3\)"),
+    (lambda: SFVQ(4), torch.randn(0, 3), LatentError, r"shape \(N, M\), got shape \(0, 3\)"),
+    (lambda: SFVQ(4), torch.arange(30).reshape(10, 3), LatentError, "floating-point .*, got torch.int64"),
+    (lambda: SFVQ(4), torch.full((10, 3), float("nan")), LatentError, "got NaN or infinite values"),
+    (lambda: SFVQ(4), [[0.0, 1.0]] * 10, LatentError, "got list"),
+    (lambda: SFVQ(8), torch.randn(5, 3), SFVQError, "at least num_codewords"),
 ])
-def test_bad_parameters_and_latents_are_clear_errors(make, fit_with, expected):
-    with pytest.raises(SFVQError, match=expected) as error:
+def test_bad_parameters_and_latents_are_clear_errors(make, fit_with, error_type, expected):
+    with pytest.raises(error_type, match=expected) as error:
         make().fit(fit_with)
     assert "\n" not in str(error.value)
 
@@ -175,7 +176,7 @@ def test_quantize_errors(tmp_path):
     with pytest.raises(SFVQError, match="not fitted"):
         SFVQ(4).quantize(torch.randn(3, 2))
     model = SFVQ(4, epochs_per_stage=1).fit(torch.randn(50, 3))
-    with pytest.raises(SFVQError, match=r"shape \(N, 3\)"):
+    with pytest.raises(LatentError, match=r"project_onto_curve: latents must be .* shape \(N, 3\), got shape \(5, 4\)"):
         model.quantize(torch.randn(5, 4))
     with pytest.raises(SFVQError, match="chunk_rows"):
         model.quantize(torch.randn(5, 3), chunk_rows=0)

@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 
 from .errors import CheckpointError, DataError, LatentspectraError
 from .latent import (BasisError, BoxSampler, CodeBulk, CodeStatisticsError, FullGaussianSampler,
-                     GaussianMixtureSampler, IndependentGaussianSampler, LatentSetError, LatentSets, QuasiEigenBasis,
+                     GaussianMixtureSampler, IndependentGaussianSampler, LatentError, LatentSetError, LatentSets,
+                     QuasiEigenBasis,
                      StandardNormalSampler, build_latent_sets, collect_label_means, gram_schmidt, rotation_path,
                      symmetric_orthogonalisation)
 from .methods import (SFVQ, CurveQuantization, RayleighDirections, RedsError, SFVQError, rayleigh_directions,
@@ -26,6 +27,7 @@ __all__ = [
     "FullGaussianSampler",
     "GaussianMixtureSampler",
     "IndependentGaussianSampler",
+    "LatentError",
     "LatentSetError",
     "LatentSets",
     "LatentspectraError",

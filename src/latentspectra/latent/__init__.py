@@ -11,7 +11,9 @@ fragmentation study.
 """
 
 from .basis import BasisError, QuasiEigenBasis, gram_schmidt, symmetric_orthogonalisation
-from .operators import literal_rotation, plane_rotation, projection_operator, rotation_path
+from .checks import LatentError, check_latents
+from .operators import literal_rotation, plane_rotation, projection_operator
+from .paths import rotation_path
 from .samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
                        LatentSampler, StandardNormalSampler)
 from .sets import (
@@ -36,6 +38,7 @@ __all__ = [
     "GaussianMixtureSampler",
     "IndependentGaussianSampler",
     "LabelMeans",
+    "LatentError",
     "LatentSampler",
     "LatentSetError",
     "LatentSets",
@@ -43,6 +46,7 @@ __all__ = [
     "StandardNormalSampler",
     "box_shell",
     "build_latent_sets",
+    "check_latents",
     "collect_label_means",
     "component_fits",
     "correlation_matrix",

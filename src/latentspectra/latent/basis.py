@@ -23,7 +23,8 @@ import torch
 
 from ..errors import LatentspectraError
 from ..io import load_tensors, read_record, record_path, save_tensors_with_record
-from .operators import ROTATION_MODES, as_latents, literal_rotation, plane_rotation, projection_operator
+from .checks import check_latents
+from .operators import ROTATION_MODES, literal_rotation, plane_rotation, projection_operator
 
 BASIS_FORMAT = "latentspectra.QuasiEigenBasis"
 ORTHOGONALISATIONS = ("gram-schmidt", "symmetric")
@@ -37,18 +38,6 @@ def check_orthogonalisation(orthogonalisation: str, caller: str) -> None:
 
 class BasisError(LatentspectraError, ValueError):
     """Dependent latent averages, or a basis file that is missing, corrupt or inconsistent."""
-
-
-def _check_matrix(name: str, value: Any) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if value.ndim != 2 or value.shape[0] == 0 or value.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D tensor (rows x dimensions), got shape {tuple(value.shape)}")
-    if not value.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got {value.dtype}")
-    if not torch.isfinite(value).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return value.to(torch.float64)
 
 
 def gram_schmidt(vectors: torch.Tensor, norm: float, *, rtol: float = 1e-8,
@@ -71,7 +60,8 @@ def gram_schmidt(vectors: torch.Tensor, norm: float, *, rtol: float = 1e-8,
         (K, M) float64 tensor of orthogonal rows xi_k.
 
     Raises:
-        ValueError: bad shape, dtype, non-finite values, or ``norm`` <= 0.
+        LatentError: ``vectors`` not a finite floating-point (K, M) tensor.
+        ValueError: ``norm`` <= 0.
         BasisError: a (nearly) linearly dependent row; the message names the row and its relative residual.
     """
     return _orthonormal_rows("gram_schmidt", vectors, norm, rtol, row_names) * float(norm) ** 0.5
@@ -81,7 +71,7 @@ def _orthonormal_rows(caller: str, vectors: torch.Tensor, norm: float, rtol: flo
                       row_names: Sequence[str] | None) -> torch.Tensor:
     """Gram-Schmidt's orthonormal rows q_k (row k: the part of row k orthogonal to rows 0..k-1, in its
     direction), after checking the arguments and that no row is (nearly) dependent on those before it."""
-    etas = _check_matrix(f"{caller}: vectors", vectors)
+    etas = check_latents(vectors, caller, "vectors").double()
     count, dim = etas.shape
     if not norm > 0:
         raise ValueError(f"{caller}: norm must be positive, got {norm}")
@@ -131,10 +121,11 @@ def symmetric_orthogonalisation(vectors: torch.Tensor, norm: float, groups: Sequ
         (K, M) float64 tensor of orthogonal rows.
 
     Raises:
-        ValueError: bad shape, dtype, values, group sizes or ``norm`` <= 0.
+        LatentError: ``vectors`` not a finite floating-point (K, M) tensor.
+        ValueError: bad group sizes or ``norm`` <= 0.
         BasisError: a (nearly) dependent row, naming it and its relative residual.
     """
-    etas = _check_matrix("symmetric_orthogonalisation: vectors", vectors)
+    etas = check_latents(vectors, "symmetric_orthogonalisation", "vectors").double()
     sizes = [int(size) for size in torch.as_tensor(groups).flatten()]
     if any(size < 1 for size in sizes) or sum(sizes) != len(etas):
         raise ValueError(f"symmetric_orthogonalisation: group sizes {sizes} must be positive and sum to the "
@@ -220,7 +211,7 @@ class QuasiEigenBasis:
             BasisError: dependent etas, naming the row with its label and set.
         """
         check_orthogonalisation(orthogonalisation, "from_etas")
-        etas = _check_matrix("from_etas: etas", etas)
+        etas = check_latents(etas, "from_etas", "etas").double()
         dim = etas.shape[1]
         if etas.shape[0] != dim:
             raise ValueError(f"from_etas: etas must be square (M rows of dimension M), got {tuple(etas.shape)}")
@@ -250,12 +241,12 @@ class QuasiEigenBasis:
 
     def decompose(self, z: torch.Tensor) -> torch.Tensor:
         """LSD coefficients c_k = <xi_k|z> / C (Eq. 10) of ``z`` (N, M) or (M,); float64, same shape and device."""
-        z = as_latents("decompose", z, self.dim)
+        z = check_latents(z, "decompose", dim=self.dim, vector=True).double()
         return z @ self.vectors.to(z.device).T / self.norm
 
     def reconstruct(self, c: torch.Tensor) -> torch.Tensor:
         """z = sum_k c_k xi_k (Eq. 9) from coefficients ``c`` (N, M) or (M,); float64, same shape and device."""
-        c = as_latents("reconstruct", c, self.dim, name="c")
+        c = check_latents(c, "reconstruct", "c", dim=self.dim, vector=True).double()
         return c @ self.vectors.to(c.device)
 
     def classify(self, z: torch.Tensor, top: int = 1) -> torch.Tensor:
@@ -276,7 +267,7 @@ class QuasiEigenBasis:
 
         Returns int64 (N,); M + 1 for a label that no quasi-eigenvector carries.
         """
-        z = as_latents("label_ranks", z, self.dim)
+        z = check_latents(z, "label_ranks", dim=self.dim, vector=True).double()
         labels = torch.as_tensor(labels, dtype=torch.int64, device=z.device)
         if z.ndim != 2 or labels.shape != (len(z),):
             raise ValueError(f"label_ranks: need z of shape (N, {self.dim}) and N labels, "

@@ -20,7 +20,8 @@ import warnings
 
 import torch
 
-from .statistics import CodeStatisticsError, check_codes, cholesky_factor, component_fits
+from .checks import check_latents
+from .statistics import CodeStatisticsError, cholesky_factor, component_fits
 
 
 def gaussian_draws(mean: torch.Tensor, lower: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -38,9 +39,9 @@ class LatentSampler:
         """Learn from ``codes`` (P, N) what the sampler needs; returns self.
 
         Raises:
-            CodeStatisticsError: codes that are not a finite (P, N) tensor with enough points.
+            LatentError: codes that are not a finite (P, N) tensor with P >= 2.
         """
-        codes = check_codes(codes)
+        codes = check_latents(codes, f"{type(self).__name__}.fit", "codes", min_rows=2).double()
         self.dim_ = codes.shape[1]
         self._fit(codes)
         self.rng_ = torch.Generator().manual_seed(self.seed)

@@ -17,26 +17,11 @@ import math
 import torch
 
 from ..errors import LatentspectraError
+from .checks import check_latents
 
 
 class CodeStatisticsError(LatentspectraError, ValueError):
     """Codes or parameters that the statistics cannot use (wrong shape, too few points, singular covariance)."""
-
-
-def check_codes(codes: torch.Tensor, name: str = "codes", min_points: int = 2) -> torch.Tensor:
-    """``codes`` as float64 after checking that it is a finite (P, N) tensor with P >= ``min_points``.
-
-    Raises:
-        CodeStatisticsError: wrong shape, too few points or non-finite values, naming ``name``.
-    """
-    if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or codes.shape[1] < 1:
-        shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
-        raise CodeStatisticsError(f"{name}: expected a (points, latent_dim) tensor, got {shape}")
-    if codes.shape[0] < min_points:
-        raise CodeStatisticsError(f"{name}: expected at least {min_points} points, got {codes.shape[0]}")
-    if not torch.isfinite(codes).all():
-        raise CodeStatisticsError(f"{name}: contains NaN or infinite values")
-    return codes.double()
 
 
 def component_fits(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,9 +29,9 @@ def component_fits(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     deviations (1/P normalisation), each (N,) float64.
 
     Raises:
-        CodeStatisticsError: see `check_codes`.
+        CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`).
     """
-    codes = check_codes(codes)
+    codes = check_latents(codes, "component_fits", "codes", min_rows=2).double()
     return codes.mean(0), codes.std(0, correction=0)
 
 
@@ -56,9 +41,9 @@ def dominant_components(codes: torch.Tensor, count: int) -> torch.Tensor:
     the codes' squared length |z|^2 = sum_j x_j^2.
 
     Raises:
-        CodeStatisticsError: see `check_codes`; ``count`` not in 1..N.
+        CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`); ``count`` not in 1..N.
     """
-    codes = check_codes(codes)
+    codes = check_latents(codes, "dominant_components", "codes", min_rows=2).double()
     if not 1 <= count <= codes.shape[1]:
         raise CodeStatisticsError(f"count: expected 1..{codes.shape[1]} components, got {count}")
     return codes.pow(2).mean(0).argsort(descending=True)[:count]
@@ -69,9 +54,9 @@ def correlation_matrix(codes: torch.Tensor) -> torch.Tensor:
     has NaN correlations (its variance is 0).
 
     Raises:
-        CodeStatisticsError: see `check_codes`.
+        CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`).
     """
-    return torch.corrcoef(check_codes(codes).T)
+    return torch.corrcoef(check_latents(codes, "correlation_matrix", "codes", min_rows=2).double().T)
 
 
 def strongest_pairs(correlation: torch.Tensor, count: int) -> list[tuple[int, int, float]]:
@@ -113,10 +98,10 @@ def slice_mask(codes: torch.Tensor, plane: tuple[int, int], bound: float,
     ``centre`` c (N,) defaults to the origin.
 
     Raises:
-        CodeStatisticsError: see `check_codes`; a plane that is not two distinct components; ``bound`` < 0;
+        CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`); a plane that is not two distinct components; ``bound`` < 0;
             a centre of the wrong shape.
     """
-    codes = check_codes(codes, min_points=1)
+    codes = check_latents(codes, "slice_mask", "codes").double()
     dim = codes.shape[1]
     i, j = plane
     if i == j or not (0 <= i < dim and 0 <= j < dim):
@@ -136,10 +121,10 @@ def mahalanobis_distances(points: torch.Tensor, mean: torch.Tensor, covariance: 
     """sqrt((z - mu)^T Sigma^-1 (z - mu)) for each row z of ``points`` (P, N): (P,) float64.
 
     Raises:
-        CodeStatisticsError: see `check_codes`; shapes that do not match; a covariance that is not
+        CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`); shapes that do not match; a covariance that is not
             positive definite.
     """
-    points = check_codes(points, "points", min_points=1)
+    points = check_latents(points, "mahalanobis_distances", "points").double()
     dim = points.shape[1]
     if mean.shape != (dim,) or covariance.shape != (dim, dim):
         raise CodeStatisticsError(f"mean {tuple(mean.shape)} and covariance {tuple(covariance.shape)} do not "
@@ -177,11 +162,11 @@ class CodeBulk:
         """Fit the mean, covariance and distance threshold to ``codes`` (P, N); returns self.
 
         Raises:
-            CodeStatisticsError: see `check_codes`; a quantile outside (0, 1]; a singular covariance.
+            CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`); a quantile outside (0, 1]; a singular covariance.
         """
         if not 0 < self.quantile <= 1:
             raise CodeStatisticsError(f"quantile: expected a value in (0, 1], got {self.quantile}")
-        codes = check_codes(codes)
+        codes = check_latents(codes, "CodeBulk.fit", "codes", min_rows=2).double()
         self.mean_ = codes.mean(0)
         self.covariance_ = torch.cov(codes.T, correction=1)
         self.threshold_ = float(torch.quantile(self.distances(codes), self.quantile))

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from ..config import REDS_CHANGE_SHARE, REDS_EPS, REDS_HELD_SHARE, REDS_METHODS
 from ..errors import LatentspectraError
+from ..latent.checks import check_latents
 from ..threads import single_thread
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -83,14 +84,8 @@ class _Solution(NamedTuple):
 
 # --- Checks ------------------------------------------------------------------------------------------
 
-def _check_latents(function: str, z: object) -> torch.Tensor:
-    """``z`` as a (B, M) batch after checking it is a finite floating tensor of shape (B, M) or (M,)."""
-    if not isinstance(z, torch.Tensor):
-        raise RedsError(f"{function}: z must be a torch.Tensor, got {type(z).__name__}")
-    if z.ndim not in (1, 2) or z.shape[-1] == 0 or (z.ndim == 2 and z.shape[0] == 0):
-        raise RedsError(f"{function}: z must have shape (B, M) or (M,) with B, M >= 1, got {tuple(z.shape)}")
-    if not z.is_floating_point() or not torch.isfinite(z).all():
-        raise RedsError(f"{function}: z must be a finite floating-point tensor, got {z.dtype}")
+def as_batch(z: torch.Tensor) -> torch.Tensor:
+    """(B, M) latents as they are, a single (M,) latent as a batch of one."""
     return z.reshape(-1, z.shape[-1])
 
 
@@ -160,10 +155,11 @@ def feature_jacobians(generator: Network, f: Network, g: Network, z: torch.Tenso
         J_f (B, d_f, M) and J_g (B, d_g, M), or (d_f, M) and (d_g, M) for one latent.
 
     Raises:
-        RedsError: bad latents, a non-callable, a feature that does not give (B, d) finite values, or one
+        LatentError: latents that are not a finite floating-point (B, M) or (M,) tensor.
+        RedsError: a non-callable, a feature that does not give (B, d) finite values, or one
             that torch.func cannot differentiate (e.g. one calling .item() or branching on values).
     """
-    batch = _check_latents("feature_jacobians", z)
+    batch = as_batch(check_latents(z, "feature_jacobians", vector=True))
     batch = batch.to(_input_dtype(generator, batch))
     _check_features(generator, f, g, batch)
 
@@ -192,9 +188,10 @@ def central_difference_jacobians(generator: Network, f: Network, g: Network, z: 
     G, f and g ``batch_size`` at a time, without gradients.
 
     Raises:
-        RedsError: bad latents, features or a step that is not a finite positive number.
+        LatentError: latents that are not a finite floating-point (B, M) or (M,) tensor.
+        RedsError: bad features or a step that is not a finite positive number.
     """
-    batch = _check_latents("central_difference_jacobians", z)
+    batch = as_batch(check_latents(z, "central_difference_jacobians", vector=True))
     if not (isinstance(step, (int, float)) and 0 < step < float("inf")):
         raise RedsError(f"central_difference_jacobians: step must be a finite positive number, got {step!r}")
     batch = batch.to(_input_dtype(generator, batch))
@@ -349,7 +346,7 @@ def rayleigh_directions(generator: Network, f: Network, g: Network, z: torch.Ten
     Raises:
         RedsError: see `feature_jacobians` and `solve_rayleigh`.
     """
-    batch = _check_latents("rayleigh_directions", z)
+    batch = as_batch(check_latents(z, "rayleigh_directions", vector=True))
     _check_parameters("rayleigh_directions", method, k, eps, held_share, change_share, batch.shape[-1])
     j_f, j_g = feature_jacobians(generator, f, g, z, batch_size)
     return solve_rayleigh(j_f, j_g, k, eps, method, held_share, change_share)
@@ -403,9 +400,10 @@ def rayleigh_path(generator: Network, f: Network, g: Network, z: torch.Tensor, s
         path length (sum of step norms) is steps * |step_size|.
 
     Raises:
-        RedsError: bad latents, features or parameters; see also `rayleigh_directions`.
+        LatentError: latents that are not a finite floating-point (B, M) or (M,) tensor.
+        RedsError: bad features or parameters; see also `rayleigh_directions`.
     """
-    batch = _check_latents("rayleigh_path", z)
+    batch = as_batch(check_latents(z, "rayleigh_path", vector=True))
     dim = batch.shape[-1]
     _check_parameters("rayleigh_path", method, k, eps, held_share, change_share, dim)
     if not isinstance(steps, int) or steps < 1:

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..errors import LatentspectraError
 from ..io import load_tensors, read_record, record_path, save_tensors_with_record
+from ..latent.checks import check_latents
 from ..threads import single_thread
 
 SFVQ_FORMAT = "latentspectra.SFVQ"
@@ -58,25 +59,6 @@ class CurveQuantization(NamedTuple):
     segments: torch.Tensor
     positions: torch.Tensor
     squared_distances: torch.Tensor
-
-
-def check_latents(latents: Any, name: str = "latents", dim: int | None = None) -> torch.Tensor:
-    """``latents`` as a checked (N, M) floating tensor.
-
-    Raises:
-        SFVQError: not a tensor, not 2-D with N, M >= 1 (M = ``dim`` if given), not floating point,
-            or with NaN / infinite values; the message names ``name``.
-    """
-    expected = f"(N, {dim})" if dim is not None else "(N, M)"
-    if not isinstance(latents, torch.Tensor):
-        raise SFVQError(f"{name}: expected a torch.Tensor of shape {expected}, got {type(latents).__name__}")
-    if latents.ndim != 2 or 0 in latents.shape or (dim is not None and latents.shape[1] != dim):
-        raise SFVQError(f"{name}: expected shape {expected} with N >= 1, got {tuple(latents.shape)}")
-    if not latents.is_floating_point():
-        raise SFVQError(f"{name}: expected a floating-point tensor, got {latents.dtype}")
-    if not torch.isfinite(latents).all():
-        raise SFVQError(f"{name}: contains NaN or infinite values")
-    return latents
 
 
 def _chunk_rows(chunk_rows: int | None, columns: int) -> int:
@@ -110,10 +92,11 @@ def project_onto_curve(latents: torch.Tensor, codebook: torch.Tensor,
     in ``latents``' dtype; a zero-length segment projects with t = 0; ties go to the lower segment.
 
     Raises:
-        SFVQError: bad shapes or values, K < 2, or ``chunk_rows`` < 1.
+        LatentError: a codebook or latents that are not finite floating-point (K, M) / (N, M) tensors.
+        SFVQError: K < 2, or ``chunk_rows`` < 1.
     """
-    codebook = check_latents(codebook, "codebook")
-    latents = check_latents(latents, "latents", codebook.shape[1])
+    codebook = check_latents(codebook, "project_onto_curve", "codebook")
+    latents = check_latents(latents, "project_onto_curve", "latents", dim=codebook.shape[1])
     if len(codebook) < 2:
         raise SFVQError(f"codebook: a curve needs at least 2 codewords, got {len(codebook)}")
     chunk_rows = _chunk_rows(chunk_rows, len(codebook) - 1)
@@ -145,10 +128,11 @@ def nearest_codewords(latents: torch.Tensor, codebook: torch.Tensor,
     row of ``codebook`` (K, M) and the squared distance (N,) to it, in float64, in chunks of inputs.
 
     Raises:
-        SFVQError: bad shapes or values, or ``chunk_rows`` < 1.
+        LatentError: a codebook or latents that are not finite floating-point (K, M) / (N, M) tensors.
+        SFVQError: ``chunk_rows`` < 1.
     """
-    codebook = check_latents(codebook, "codebook")
-    latents = check_latents(latents, "latents", codebook.shape[1])
+    codebook = check_latents(codebook, "nearest_codewords", "codebook")
+    latents = check_latents(latents, "nearest_codewords", "latents", dim=codebook.shape[1])
     chunk_rows = _chunk_rows(chunk_rows, len(codebook))
     exact = codebook.double()
     indices, squared = [], []
@@ -164,9 +148,10 @@ def norm_quantile_means(latents: torch.Tensor, count: int) -> torch.Tensor:
     equal size, the mean of each group, in increasing norm (``count`` = 4: the authors' quartiles).
 
     Raises:
-        SFVQError: bad latents, or fewer than ``count`` of them.
+        LatentError: latents that are not a finite floating-point (N, M) tensor.
+        SFVQError: fewer than ``count`` latents.
     """
-    latents = check_latents(latents)
+    latents = check_latents(latents, "norm_quantile_means", "latents")
     if not 1 <= count <= len(latents):
         raise SFVQError(f"latents: {len(latents)} rows cannot be split into {count} norm quantiles")
     order = torch.linalg.vector_norm(latents, dim=1).argsort(stable=True)
@@ -187,7 +172,7 @@ def insert_codewords(codebook: torch.Tensor, count: int) -> torch.Tensor:
     Raises:
         SFVQError: K < 2 or ``count`` < K.
     """
-    codebook = check_latents(codebook, "codebook")
+    codebook = check_latents(codebook, "insert_codewords", "codebook")
     size = len(codebook)
     if size < 2 or count < size:
         raise SFVQError(f"insert_codewords: need at least 2 codewords and count >= {size}, got K = {size} "
@@ -290,7 +275,7 @@ class SFVQ:
             SFVQError: bad parameters (e.g. K < 2), bad latents, or fewer latents than codewords.
         """
         self._check_params()
-        latents = check_latents(latents)
+        latents = check_latents(latents, "SFVQ.fit", "latents")
         if len(latents) < self.num_codewords:
             raise SFVQError(f"latents: {len(latents)} rows, need at least num_codewords = {self.num_codewords}")
         data = latents.detach().to(torch.float32).clone()  # a plain copy, also of an inference-mode tensor
@@ -345,7 +330,8 @@ class SFVQ:
         `project_onto_curve` with ``codebook_``.
 
         Raises:
-            SFVQError: not fitted, or latents not of shape (N, M) with M = ``n_features_in_``.
+            SFVQError: not fitted.
+            LatentError: latents not a finite floating-point tensor of shape (N, M), M = ``n_features_in_``.
         """
         return project_onto_curve(latents, self._fitted_codebook(), chunk_rows)
 
@@ -384,7 +370,7 @@ class SFVQ:
         if codebook is None or tuple(codebook.shape) != expected:
             shape = None if codebook is None else tuple(codebook.shape)
             raise SFVQError(f"{path}: expected a 'codebook' tensor of shape {expected}, got {shape}")
-        model.codebook_ = check_latents(codebook, f"{path}: codebook")
+        model.codebook_ = check_latents(codebook, f"SFVQ.load {path}", "codebook")
         model.n_features_in_ = codebook.shape[1]
         model.history_ = list(meta.get("history", []))
         return model
