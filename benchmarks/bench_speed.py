@@ -71,7 +71,7 @@ def latent_set_rate(compute: Compute, per_set: int) -> float:
     images = images_to_tensor(load_dataset("mnist").train.images[:20_000])
     sets = build_latent_sets(networks.generator, networks.classifier, latent_dim=networks.latent_dim,
                              num_labels=networks.num_labels, per_set=per_set, encoder_sample=networks.encoder.sample,
-                             images=images, batch_size=networks.batch_size, progress=False)
+                             images=images, batch_size=networks.batch_size)
     return sets.samples_per_second
 
 

@@ -14,8 +14,8 @@ import torch
 from latentspectra.config import AutoencoderConfig
 from latentspectra.evaluation import batched, classifier_fid, sample_quality
 from latentspectra.models.files import shipped_models_dir
-from latentspectra.experiments.fragmentation import (FragmentationConfig, autoencoder_model, decoded_quality,
-                                                     latent_paths)
+from latentspectra.config import FragmentationConfig
+from latentspectra.experiments.fragmentation import autoencoder_model, decoded_quality, latent_paths
 from latentspectra.models import Autoencoder, Classifier
 from latentspectra.training.autoencoder import AutoencoderJob, critic_loss, mix_codes
 from latentspectra.models.files import load_model

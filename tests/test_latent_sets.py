@@ -52,7 +52,7 @@ def test_running_means_equal_the_direct_mean_of_the_first_v_vectors_per_label():
     generator, classifier, _, _ = _toy()
     stream = torch.randn(7, 300, DIM, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     per_label = 40
-    result = collect_label_means(generator, classifier, iter(stream), LABELS, per_label, progress=False)
+    result = collect_label_means(generator, classifier, iter(stream), LABELS, per_label)
     vectors = stream.reshape(-1, DIM)[: result.draws]
     labels = classifier(generator(vectors)).argmax(1)
     for label in range(LABELS):
@@ -67,8 +67,8 @@ def test_running_means_equal_the_direct_mean_of_the_first_v_vectors_per_label():
 def test_float32_latents_give_the_same_means_to_float32_precision():
     generator, classifier, _, _ = _toy()
     stream = torch.randn(5, 400, DIM, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    exact = collect_label_means(generator, classifier, iter(stream), LABELS, 30, progress=False)
-    single = collect_label_means(generator, classifier, iter(stream.float()), LABELS, 30, progress=False)
+    exact = collect_label_means(generator, classifier, iter(stream), LABELS, 30)
+    single = collect_label_means(generator, classifier, iter(stream.float()), LABELS, 30)
     assert torch.allclose(exact.means, single.means, atol=1e-5)
 
 
@@ -78,8 +78,7 @@ def test_same_seed_same_etas_and_different_seed_different_etas():
 
     def build(seed: int):
         return build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=15,
-                                 encoder_sample=encoder_sample, images=images, seed=seed, batch_size=64,
-                                 progress=False)
+                                 encoder_sample=encoder_sample, images=images, seed=seed, batch_size=64)
 
     first, again, other = build(0), build(0), build(1)
     assert torch.equal(first.etas, again.etas)
@@ -90,7 +89,7 @@ def test_latent_sets_are_in_the_order_of_eq_5_with_stats():
     generator, classifier, encoder_sample, _ = _toy()
     images, _ = _images(200)
     sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=10,
-                             encoder_sample=encoder_sample, images=images, batch_size=50, progress=False)
+                             encoder_sample=encoder_sample, images=images, batch_size=50)
     assert sets.etas.shape == (DIM, DIM) and sets.etas.dtype == torch.float64
     assert sets.labels.tolist() == list(range(LABELS)) * 2
     assert sets.sets.tolist() == [1] * LABELS + [2] * LABELS
@@ -112,7 +111,7 @@ def test_encode_source_cycles_through_epochs_with_fresh_encodings():
     generator, classifier, _, _ = _toy()
     sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=12,
                              encoder_sample=encoder_sample, images=images, sources=("encode", "encode"),
-                             batch_size=16, progress=False)
+                             batch_size=16)
     assert min(sets.draws) > len(images)  # 12 vectors per label need several passes over 30 images
 
 
@@ -127,7 +126,7 @@ def test_the_latent_sets_create_every_tensor_where_they_are_told():
         return 6.0 * batch @ w.T + torch.randn(len(batch), DIM, generator=noise, device=batch.device)
 
     arguments = dict(latent_dim=DIM, num_labels=LABELS, per_set=6, encoder_sample=encoder_sample, images=images,
-                     batch_size=16, progress=False, device="cpu")
+                     batch_size=16, device="cpu")
     expected = build_latent_sets(generator, classifier, **arguments)
     with torch.device("meta"):
         built = build_latent_sets(generator, classifier, **arguments)
@@ -135,9 +134,32 @@ def test_the_latent_sets_create_every_tensor_where_they_are_told():
     assert torch.equal(built.etas, expected.etas) and torch.equal(built.labels, expected.labels)
 
 
+class _Recorder:
+    """A progress sink that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.totals: list[int | None] = []
+        self.steps: list[int] = []
+
+    def reset(self, total: int | None = None) -> None:
+        self.totals.append(total)
+
+    def update(self, n: int = 1) -> None:
+        self.steps.append(n)
+
+
+def test_progress_is_told_the_total_and_every_accepted_vector():
+    generator, classifier, _, _ = _toy()
+    recorder = _Recorder()
+    build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=7, batch_size=16,
+                      progress=recorder)
+    assert recorder.totals == [2 * LABELS * 7] and sum(recorder.steps) == 2 * LABELS * 7
+    assert len(recorder.steps) > 2 and all(step >= 0 for step in recorder.steps)
+
+
 def test_every_set_can_be_sampled():
     generator, classifier, _, _ = _toy()
-    sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=5, progress=False)
+    sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=5)
     assert sets.sources == ("sample", "sample")
     batch = next(sample_latents(DIM, 8, torch.Generator().manual_seed(0)))
     assert batch.shape == (8, DIM) and batch.dtype == torch.float32
@@ -153,7 +175,7 @@ def test_sample_cap_names_the_missing_label():
 
     with pytest.raises(LatentSetError, match=r"after 1000 draws label 3 has 0 of 5;") as info:
         collect_label_means(generator, never_three, sample_latents(DIM, 250, torch.Generator().manual_seed(0)),
-                            LABELS, 5, max_draws=1000, progress=False, description="set 2/2 (sample)")
+                            LABELS, 5, max_draws=1000, description="set 2/2 (sample)")
     assert str(info.value).startswith("set 2/2 (sample)")
     assert isinstance(info.value, LatentspectraError)
 
@@ -165,8 +187,7 @@ def test_default_sample_cap_is_50_draws_per_requested_vector():
         return torch.nn.functional.one_hot(torch.zeros(len(images), dtype=torch.int64), 2).float()
 
     with pytest.raises(LatentSetError, match=r"after 400 draws label 1 has 0 of 4"):
-        collect_label_means(generator, always_zero, sample_latents(DIM, 100, torch.Generator()), 2, 4,
-                            progress=False)
+        collect_label_means(generator, always_zero, sample_latents(DIM, 100, torch.Generator()), 2, 4)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -177,7 +198,7 @@ def test_default_sample_cap_is_50_draws_per_requested_vector():
 ])
 def test_build_latent_sets_rejects_bad_arguments(kwargs, message):
     generator, classifier, _, _ = _toy()
-    arguments = {"latent_dim": DIM, "num_labels": LABELS, "per_set": 2, "progress": False, **kwargs}
+    arguments = {"latent_dim": DIM, "num_labels": LABELS, "per_set": 2, **kwargs}
     with pytest.raises(ValueError, match=message):
         build_latent_sets(generator, classifier, **arguments)
 
@@ -186,7 +207,7 @@ def test_logits_of_the_wrong_shape_are_reported():
     generator, classifier, _, _ = _toy()
     with pytest.raises(ValueError, match=r"logits of shape \(100, 10\) for 100 latents, got \(100, 9\)"):
         collect_label_means(generator, lambda x: classifier(x)[:, :9], sample_latents(DIM, 100, torch.Generator()),
-                            LABELS, 2, progress=False)
+                            LABELS, 2)
 
 
 def test_known_answer_on_a_linear_generator():
@@ -194,8 +215,7 @@ def test_known_answer_on_a_linear_generator():
     directions; LSD classification of fresh encodings agrees with the classifier."""
     generator, classifier, encoder_sample, w = _toy()
     images, _ = _images(3000)
-    basis, _, stats = build_basis(generator, classifier, encoder_sample, images, per_set=200, seed=0, batch_size=500,
-                               progress=False, latent_dim=DIM, num_labels=LABELS)
+    basis, _, stats = build_basis(generator, classifier, encoder_sample, images, per_set=200, seed=0, batch_size=500, latent_dim=DIM, num_labels=LABELS)
     assert isinstance(basis, QuasiEigenBasis)
     assert stats["orthogonality_error"] <= 1e-10
     for key in ("seconds", "samples_per_second", "per_set", "sets", "labels", "samples_drawn"):
@@ -224,13 +244,13 @@ def test_known_answer_on_a_linear_generator():
 def test_build_basis_needs_sizes_from_config_or_arguments():
     generator, classifier, _, _ = _toy()
     with pytest.raises(ValueError, match="cannot read 'latent_dim' from function.config; pass latent_dim="):
-        build_basis(generator, classifier, None, None, per_set=2, progress=False)
+        build_basis(generator, classifier, None, None, per_set=2)
 
 
 def test_any_iterator_of_batches_is_accepted_and_a_finite_one_may_run_out():
     generator, classifier, _, _ = _toy()
     batch = torch.randn(500, DIM, generator=torch.Generator().manual_seed(2))
-    result = collect_label_means(generator, classifier, itertools.repeat(batch), LABELS, 3, progress=False)
+    result = collect_label_means(generator, classifier, itertools.repeat(batch), LABELS, 3)
     assert result.draws == 500
     with pytest.raises(LatentSetError, match="after 500 draws label .* has .* of 100; the stream of latent batches ended"):
-        collect_label_means(generator, classifier, iter([batch]), LABELS, 100, progress=False)
+        collect_label_means(generator, classifier, iter([batch]), LABELS, 100)

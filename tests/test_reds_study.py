@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from latentspectra.experiments.reds import (RedsConfig, build_feature, example_name, lsd_rotation_path, reds_study,
-                                            straight_path)
-from latentspectra.latent import QuasiEigenBasis
+from latentspectra.config import RedsConfig
+from latentspectra.experiments.reds import build_feature, example_name, lsd_rotation_path, reds_study, straight_path
+from latentspectra.latent import QuasiEigenBasis, save_basis
 
 from conftest import assert_traces_hardware, run_cli
 
@@ -36,7 +36,7 @@ def random_basis(dim: int = 100, labels: int = 10, seed: int = 7) -> QuasiEigenB
 
 @pytest.fixture(scope="module")
 def basis_file(tmp_path_factory):
-    return random_basis().save(tmp_path_factory.mktemp("basis") / "basis.safetensors")
+    return save_basis(random_basis(), tmp_path_factory.mktemp("basis") / "basis.safetensors")
 
 
 def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):

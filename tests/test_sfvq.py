@@ -8,6 +8,7 @@ import torch
 
 from latentspectra import SFVQ, SFVQError
 from latentspectra.latent import LatentError
+from latentspectra.methods import load_sfvq, save_sfvq
 from latentspectra.methods.sfvq import (curve_points, growth_schedule, insert_codewords, nearest_codewords,
                                         norm_quantile_means, project_onto_curve)
 
@@ -136,8 +137,8 @@ def test_same_seed_same_codebook_and_save_load(tmp_path):
     other = SFVQ(8, epochs_per_stage=2, seed=8).fit(data)
     assert torch.equal(first.codebook_, second.codebook_)
     assert not torch.equal(first.codebook_, other.codebook_)
-    path = first.save(tmp_path / "curve.safetensors")
-    loaded = SFVQ.load(path)
+    path = save_sfvq(first, tmp_path / "curve.safetensors")
+    loaded = load_sfvq(path)
     assert torch.equal(loaded.codebook_, first.codebook_)
     assert loaded.get_params() == first.get_params() and loaded.history_ == first.history_
     for a, b in zip(loaded.quantize(data), first.quantize(data)):
@@ -183,22 +184,22 @@ def test_quantize_errors(tmp_path):
     with pytest.raises(SFVQError, match="at least 2 codewords"):
         project_onto_curve(torch.randn(5, 3), torch.randn(1, 3))
     with pytest.raises(SFVQError, match=".json"):
-        model.save(tmp_path / "curve.json")
+        save_sfvq(model, tmp_path / "curve.json")
 
 
 def test_load_errors_name_the_file(tmp_path):
     with pytest.raises(SFVQError, match="not found"):
-        SFVQ.load(tmp_path / "missing.safetensors")
-    path = SFVQ(4, epochs_per_stage=1).fit(torch.randn(50, 3)).save(tmp_path / "curve.safetensors")
+        load_sfvq(tmp_path / "missing.safetensors")
+    path = save_sfvq(SFVQ(4, epochs_per_stage=1).fit(torch.randn(50, 3)), tmp_path / "curve.safetensors")
     meta = path.with_suffix(".json")
     text = meta.read_text()
     meta.write_text(text.replace('"num_codewords": 4', '"num_codewords": 5'))
     with pytest.raises(SFVQError, match="curve.safetensors: expected a 'codebook' tensor of shape"):
-        SFVQ.load(path)
+        load_sfvq(path)
     meta.write_text("{not json")
     with pytest.raises(SFVQError, match="not valid JSON"):
-        SFVQ.load(path)
+        load_sfvq(path)
     meta.write_text(text)
     path.write_bytes(b"garbage")
     with pytest.raises(SFVQError, match="curve.safetensors"):
-        SFVQ.load(path)
+        load_sfvq(path)

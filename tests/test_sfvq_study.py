@@ -8,9 +8,10 @@ import json
 import pytest
 import torch
 
-from latentspectra import SFVQ
+from latentspectra.config import SFVQStudyConfig
+from latentspectra.experiments.sfvq import curve_order, sfvq_study, shown_pairs
+from latentspectra.methods import load_sfvq
 from latentspectra.models.files import shipped_models_dir
-from latentspectra.experiments.sfvq import SFVQStudyConfig, curve_order, sfvq_study, shown_pairs
 
 from conftest import assert_traces_hardware, run_cli
 
@@ -25,7 +26,7 @@ def test_cli_writes_the_record_the_curve_and_the_figures(readme_runs):
     assert [stage["codewords"] for stage in record["fit"]["history"]] == [4, 8]
     for name in ("panoptic", "directions", "augmentation"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
-    curve = SFVQ.load(out / "curve.safetensors")
+    curve = load_sfvq(out / "curve.safetensors")
     assert curve.codebook_.shape == (8, 100)
 
     labels = record["codeword_labels"]

@@ -171,6 +171,7 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
           orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """Build the latent sets and their quasi-eigenvectors (paper steps 4-6) and save the basis."""
     from .experiments.basis import build_basis_from_models
+    from .latent.files import save_basis
 
     out_path = Path(out)
     if out_path.suffix != ".safetensors":
@@ -178,11 +179,11 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
     if out_path.is_dir():
         raise LatentspectraError(f"--out {out}: is a directory, expected a .safetensors file name")
     prepare_out_dir(out_path.parent)
-    built, _, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed, progress=not quiet,
+    built_basis, _, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed, progress=not quiet,
                                               batch_size=batch_size, max_draws=max_draws,
                                               orthogonalisation=orthogonalisation,
                                               compute=Compute.select(device, precision))
-    stats["out"] = str(built.save(out_path))
+    stats["out"] = str(save_basis(built_basis, out_path))
     _print_record(stats, as_json)
 
 

@@ -22,6 +22,7 @@ from ..latent.basis import check_orthogonalisation
 from ..latent.sets import EncoderSample, LatentSets, Network
 from ..io import versions
 from ..models.files import shipped_models_dir
+from ..progress import progress_bar
 from .networks import load_networks
 
 
@@ -67,9 +68,11 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
     if train_images is None:
         encoder_sample = None
     start = time.perf_counter()
-    latent_sets = build_latent_sets(generator, classifier, latent_dim=latent_dim, num_labels=num_labels,
-                                    per_set=per_set, encoder_sample=encoder_sample, images=train_images, seed=seed,
-                                    batch_size=batch_size, max_draws=max_draws, progress=progress, device=device)
+    with progress_bar("latent sets", progress, unit="vec") as bar:
+        latent_sets = build_latent_sets(generator, classifier, latent_dim=latent_dim, num_labels=num_labels,
+                                        per_set=per_set, encoder_sample=encoder_sample, images=train_images,
+                                        seed=seed, batch_size=batch_size, max_draws=max_draws, progress=bar,
+                                        device=device)
     stats: dict[str, Any] = {"seed": seed, "latent_dim": latent_dim, **latent_sets.stats()}
     basis = QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
                                       orthogonalisation=orthogonalisation,

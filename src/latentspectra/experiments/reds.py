@@ -37,7 +37,9 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import SEEDS, RedsConfig
+from ..latent.files import load_basis
 from ..models.files import shipped_models_dir
+from ..progress import progress_bar
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import batched
@@ -249,9 +251,10 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
     g = build_feature(hold, networks.classifier, image_size, "--hold")
     record: dict[str, Any] = {"change": change, "hold": hold, "method": config.method}
     began = time.perf_counter()
-    reds = rayleigh_path(networks.generator, f, g, z, config.steps, config.step_size, eps=config.eps,
-                         method=config.method, held_share=config.held_share, change_share=config.change_share,
-                         batch_size=config.batch_size, progress=progress)
+    with progress_bar(f"REDs path ({config.method})", progress, unit="step") as bar:
+        reds = rayleigh_path(networks.generator, f, g, z, config.steps, config.step_size, eps=config.eps,
+                             method=config.method, held_share=config.held_share, change_share=config.change_share,
+                             batch_size=config.batch_size, progress=bar)
     record["path_seconds_per_direction"] = (time.perf_counter() - began) / (config.steps * len(z))
     first = (reds[1] - reds[0]) / config.step_size
     rng = torch.Generator().manual_seed(config.seed + SEEDS.directions)
@@ -341,7 +344,7 @@ def _lsd_basis(models_dir: Path, basis_file: str | Path | None, config: RedsConf
                progress: bool, compute: Compute) -> tuple[QuasiEigenBasis, dict[str, Any]]:
     """The LSD basis from ``basis_file`` or built from the models (V = basis_per_set, seed)."""
     if basis_file is not None:
-        basis = QuasiEigenBasis.load(basis_file)
+        basis = load_basis(basis_file)
         source: dict[str, Any] = {"file": str(basis_file)}
     else:
         built = build_basis_from_models(models_dir, config.dataset, per_set=config.basis_per_set, seed=config.seed,

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import SEEDS, ReproduceConfig, TrainConfig
+from ..latent.files import save_basis
 from ..models.files import shipped_models_dir
 from ..data import images_to_tensor, load_dataset
 from ..evaluation import batched, classifier_accuracy, psnr, summarise
@@ -238,7 +239,7 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), 
             seed=config.seed + SEEDS.basis, batch_size=networks.batch_size, progress=progress,
             latent_dim=networks.latent_dim, num_labels=networks.num_labels,
             orthogonalisation=config.orthogonalisation, device=compute.device)
-        basis.save(out / "basis.safetensors")
+        save_basis(basis, out / "basis.safetensors")
         bases = {method: basis if method == config.orthogonalisation else
                  QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
                                            orthogonalisation=method) for method in ORTHOGONALISATIONS}

@@ -26,7 +26,9 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import SFVQStudyConfig
+from ..methods.files import save_sfvq
 from ..models.files import shipped_models_dir
+from ..progress import progress_bar
 from ..data import images_to_tensor, load_dataset
 from ..evaluation import batched
 from ..io import prepare_out_dir, write_json
@@ -222,7 +224,8 @@ def sfvq_study(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(),
     curve = SFVQ(config.codewords, epochs_per_stage=config.epochs_per_stage, batch_size=config.batch_size,
                  seed=config.seed)
     with timer.stage("fit"):
-        curve.fit(train, progress=progress)
+        with progress_bar("SFVQ fit (epochs)", progress) as bar:
+            curve.fit(train, progress=bar)
     with timer.stage("kmeans"):
         centroids, kmeans = fit_kmeans(train, config.codewords, config.seed)
     with timer.stage("quantization"):
@@ -240,7 +243,7 @@ def sfvq_study(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(),
                                      config.direction_scale)
     with timer.stage("figures"):
         figure_paths = draw_figures(out, networks, codebook, codeword_images, codeword_labels, test, config)
-    curve.save(out / "curve.safetensors")
+    save_sfvq(curve, out / "curve.safetensors")
     record = {
         "dataset": config.dataset,
         "seed": config.seed,

@@ -12,6 +12,7 @@ fragmentation study.
 
 from .basis import BasisError, QuasiEigenBasis, gram_schmidt, symmetric_orthogonalisation
 from .checks import LatentError, check_latents
+from .files import load_basis, save_basis
 from .operators import literal_rotation, plane_rotation, projection_operator
 from .paths import rotation_path
 from .samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
@@ -55,11 +56,13 @@ __all__ = [
     "encode_latents",
     "gram_schmidt",
     "literal_rotation",
+    "load_basis",
     "mahalanobis_distances",
     "plane_rotation",
     "projection_operator",
     "rotation_path",
     "sample_latents",
+    "save_basis",
     "slice_mask",
     "strongest_pairs",
     "symmetric_orthogonalisation",

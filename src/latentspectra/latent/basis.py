@@ -16,17 +16,14 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import LatentspectraError
-from ..io import load_tensors, read_record, record_path, save_tensors_with_record
 from .checks import check_latents
 from .operators import ROTATION_MODES, literal_rotation, plane_rotation, projection_operator
 
-BASIS_FORMAT = "latentspectra.QuasiEigenBasis"
 ORTHOGONALISATIONS = ("gram-schmidt", "symmetric")
 
 
@@ -312,39 +309,6 @@ class QuasiEigenBasis:
         """max_ab |<xi_a|xi_b> / C - delta_ab| (0 up to rounding for a valid basis)."""
         gram = self.vectors @ self.vectors.T / self.norm
         return float((gram - torch.eye(self.dim, dtype=torch.float64)).abs().max())
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``path`` (safetensors: vectors, labels, sets) and ``path`` with suffix .json (C, M, provenance),
-        each atomically; returns the safetensors path."""
-        return save_tensors_with_record(path, {"vectors": self.vectors, "labels": self.labels, "sets": self.sets},
-                                        {"format": BASIS_FORMAT, "norm": self.norm, "dim": self.dim,
-                                         "provenance": self.provenance})
-
-    @classmethod
-    def load(cls, path: str | Path) -> QuasiEigenBasis:
-        """Read a basis written by `save`.
-
-        Raises:
-            BasisError: a missing, unreadable or inconsistent file, naming it.
-        """
-        path = Path(path)
-        meta_path = record_path(path, BasisError)
-        meta = read_record(meta_path, BasisError, "basis JSON record", BASIS_FORMAT)
-        if "norm" not in meta:
-            raise BasisError(f"{meta_path}: no 'norm' in the basis record")
-        tensors = load_tensors(path, BasisError, "basis")
-        missing = {"vectors", "labels", "sets"} - set(tensors)
-        if missing:
-            raise BasisError(f"{path}: missing tensors {sorted(missing)}")
-        try:
-            basis = cls(tensors["vectors"], tensors["labels"], tensors["sets"], meta["norm"],
-                        meta.get("provenance", {}))
-        except (ValueError, TypeError) as error:
-            raise BasisError(f"{path}: {error}") from None
-        if basis.dim != meta.get("dim"):
-            raise BasisError(f"{path}: vectors have dimension {basis.dim} "
-                             f"but {meta_path} says {meta.get('dim')}")
-        return basis
 
     def _check_index(self, k: int) -> int:
         index = operator.index(k) if hasattr(k, "__index__") and not isinstance(k, bool) else None

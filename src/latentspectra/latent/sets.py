@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
-
-from ..errors import LatentspectraError
 from ..config import INFERENCE_BATCH_SIZE
+from ..errors import LatentspectraError
+from ..progress import Progress
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 EncoderSample = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -94,7 +93,7 @@ def _classify_batch(generator: Network, classifier: Network, z: torch.Tensor, nu
 
 
 def collect_label_means(generator: Network, classifier: Network, latents: Iterator[torch.Tensor], num_labels: int,
-                        per_label: int, *, max_draws: int | None = None, progress: bool = True,
+                        per_label: int, *, max_draws: int | None = None, progress: Progress | None = None,
                         description: str = "latent set") -> LabelMeans:
     """Average ``per_label`` latent vectors per label, the label being classifier(generator(z)).argmax (Eq. 3).
 
@@ -106,8 +105,8 @@ def collect_label_means(generator: Network, classifier: Network, latents: Iterat
     Args:
         max_draws: stop once this many vectors have been drawn (checked before each batch); defaults to
             50 x per_label x num_labels.
-        progress: show a tqdm bar of accepted vectors.
-        description: names the set in the progress bar and in errors.
+        progress: told of every accepted vector (`progress.update`).
+        description: names the set in errors.
 
     Raises:
         LatentSetError: the cap was reached (or a finite ``latents`` ran out) first; names each short
@@ -122,7 +121,7 @@ def collect_label_means(generator: Network, classifier: Network, latents: Iterat
     missing = num_labels * per_label  # vectors still to accept: the loop's one read back from the device
     draws = 0
     start = time.perf_counter()
-    with tqdm(total=missing, desc=description, unit="vec", disable=not progress) as bar, torch.inference_mode():
+    with torch.inference_mode():
         while missing:
             if draws >= cap:
                 raise LatentSetError(_shortfall_message(counts, num_labels, per_label, draws, description, RARE_HINT))
@@ -142,7 +141,8 @@ def collect_label_means(generator: Network, classifier: Network, latents: Iterat
             counts += accepted.sum(0)
             draws += len(z)
             still_missing = int((per_label - counts).sum())
-            bar.update(missing - still_missing)
+            if progress is not None:
+                progress.update(missing - still_missing)
             missing = still_missing
     assert sums is not None and counts is not None  # the loop ran at least once: per_label >= 1
     # computed outside inference mode, so the means are ordinary tensors; moved to the CPU, where the basis is built
@@ -217,7 +217,7 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
                       per_set: int = 5000, encoder_sample: EncoderSample | None = None,
                       images: torch.Tensor | None = None, sources: Sequence[str] | None = None, seed: int = 0,
                       batch_size: int = INFERENCE_BATCH_SIZE, max_draws: int | None = None,
-                      progress: bool = True, device: torch.device | str = "cpu") -> LatentSets:
+                      progress: Progress | None = None, device: torch.device | str = "cpu") -> LatentSets:
     """Build the n = M / l latent sets per label and their averages (Methods steps 4-5, Eq. 3).
 
     Args:
@@ -231,6 +231,7 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
             (the paper's choice), or all "sample" when no encoder is given.
         seed: seeds the torch.Generator behind all sampling and encoding noise: same seed, same etas.
         max_draws: per-set cap on drawn vectors (default 50 x V x l), see `collect_label_means`.
+        progress: given the total (n l V accepted vectors) and told of every accepted vector.
         device: where latents are drawn and encoded images are kept (the networks' device); the random
             stream is a generator on that device, so the etas depend on it. The etas come back on the CPU.
 
@@ -249,6 +250,8 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
     if images is not None:
         images = images.to(rng.device)
     means, draws = [], []
+    if progress is not None:
+        progress.reset(total=num_sets * num_labels * per_set)
     start = time.perf_counter()
     for index, source in enumerate(sources, start=1):
         if source == "encode":

@@ -10,6 +10,7 @@ from .features import (FeatureError, all_pixels, box_mask, classifier_logits, co
                        region_pixels, stroke_thickness, total_ink)
 from .reds import (RayleighDirections, RedsError, central_difference_jacobians, feature_jacobians,
                    rayleigh_directions, rayleigh_path, solve_rayleigh)
+from .files import load_sfvq, save_sfvq
 from .sfvq import (SFVQ, CurveQuantization, SFVQError, curve_points, growth_schedule, insert_codewords,
                    nearest_codewords, norm_quantile_means, project_onto_curve)
 
@@ -29,12 +30,14 @@ __all__ = [
     "feature_jacobians",
     "growth_schedule",
     "ink_perimeter",
+    "load_sfvq",
     "insert_codewords",
     "nearest_codewords",
     "norm_quantile_means",
     "project_onto_curve",
     "rayleigh_directions",
     "rayleigh_path",
+    "save_sfvq",
     "region_pixels",
     "solve_rayleigh",
     "stroke_thickness",

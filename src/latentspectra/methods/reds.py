@@ -38,11 +38,11 @@ from typing import NamedTuple
 
 import torch
 from torch.func import jacfwd, vmap
-from tqdm.auto import tqdm
 
 from ..config import REDS_CHANGE_SHARE, REDS_EPS, REDS_HELD_SHARE, REDS_METHODS
 from ..errors import LatentspectraError
 from ..latent.checks import check_latents
+from ..progress import Progress
 from ..threads import single_thread
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -379,7 +379,7 @@ def _follow(previous: torch.Tensor, solution: _Solution) -> torch.Tensor:
 def rayleigh_path(generator: Network, f: Network, g: Network, z: torch.Tensor, steps: int, step_size: float,
                   index: int = 0, k: int = 1, eps: float = REDS_EPS, method: str = REDS_METHODS[0],
                   held_share: float = REDS_HELD_SHARE, change_share: float = REDS_CHANGE_SHARE, batch_size: int = 64,
-                  progress: bool = False) -> torch.Tensor:
+                  progress: Progress | None = None) -> torch.Tensor:
     """A curved path that follows the REDs: ``steps`` steps of length |step_size| from ``z``.
 
     The first step goes along direction ``index`` (0: the best) at z, times the sign of ``step_size``
@@ -393,7 +393,7 @@ def rayleigh_path(generator: Network, f: Network, g: Network, z: torch.Tensor, s
         steps: number of steps (>= 1).
         step_size: length of every step in latent units (nonzero).
         index: which direction at z starts the path, 0 <= index < M.
-        progress: a tqdm bar over the steps.
+        progress: given the number of steps and told of each.
 
     Returns:
         (steps + 1, B, M) or (steps + 1, M) float64 latents: the input first, then after every step. The
@@ -415,7 +415,9 @@ def rayleigh_path(generator: Network, f: Network, g: Network, z: torch.Tensor, s
     current = batch.to(torch.float64)
     path = [current]
     direction = None
-    for _ in tqdm(range(steps), desc=f"REDs path ({method})", disable=not progress):
+    if progress is not None:
+        progress.reset(total=steps)
+    for _ in range(steps):
         j_f, j_g = feature_jacobians(generator, f, g, current, batch_size)
         solution = _solve(j_f, j_g, method, k, eps, held_share, change_share)
         if direction is None:
@@ -425,5 +427,7 @@ def rayleigh_path(generator: Network, f: Network, g: Network, z: torch.Tensor, s
                 direction = _follow(direction, solution)
         current = current + abs(step_size) * direction
         path.append(current)
+        if progress is not None:
+            progress.update()
     stacked = torch.stack(path)
     return stacked if z.ndim == 2 else stacked[:, 0]

@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import LatentspectraError
-from ..io import load_tensors, read_record, record_path, save_tensors_with_record
 from ..latent.checks import check_latents
+from ..progress import Progress
 from ..threads import single_thread
 
-SFVQ_FORMAT = "latentspectra.SFVQ"
 CHUNK_ELEMENTS = 1 << 22  # inputs x segments per chunk of `project_onto_curve`: 32 MiB per float64 matrix
 
 
@@ -246,7 +243,7 @@ class SFVQ:
                 "learning_rate": self.learning_rate, "decay_at": list(self.decay_at),
                 "decay_factor": self.decay_factor, "seed": self.seed}
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
         def whole(name: str, value: Any, least: int) -> None:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
                 raise SFVQError(f"{name}: expected an integer >= {least}, got {value!r}")
@@ -264,17 +261,18 @@ class SFVQ:
         if any(not 0 < f < 1 for f in fractions) or fractions != sorted(fractions):
             raise SFVQError(f"decay_at: expected increasing fractions in (0, 1), got {fractions}")
 
-    def fit(self, latents: torch.Tensor, progress: bool = False) -> SFVQ:
+    def fit(self, latents: torch.Tensor, progress: Progress | None = None) -> SFVQ:
         """Fit the curve to ``latents`` (N, M), N >= K: norm-quantile start, then one training stage per
         codebook size of `growth_schedule`, inserting codewords between stages. Returns self.
 
-        Runs on one intra-op thread: each step multiplies a (batch x M) by an (M x 2K - 1) matrix, too
+        ``progress`` is given the number of epochs (stages x epochs per stage) and told of each. Runs on one
+        intra-op thread: each step multiplies a (batch x M) by an (M x 2K - 1) matrix, too
         small for threads to pay off (on the shared 2-core machine, two threads were 20x slower).
 
         Raises:
             SFVQError: bad parameters (e.g. K < 2), bad latents, or fewer latents than codewords.
         """
-        self._check_params()
+        self.check_params()
         latents = check_latents(latents, "SFVQ.fit", "latents")
         if len(latents) < self.num_codewords:
             raise SFVQError(f"latents: {len(latents)} rows, need at least num_codewords = {self.num_codewords}")
@@ -283,11 +281,12 @@ class SFVQ:
         sizes = growth_schedule(self.initial_codewords, self.num_codewords)
         codebook = norm_quantile_means(data, sizes[0])
         history = []
-        with single_thread(), tqdm(total=len(sizes) * self.epochs_per_stage, desc="SFVQ fit",
-                                    disable=not progress) as bar:
+        if progress is not None:
+            progress.reset(total=len(sizes) * self.epochs_per_stage)
+        with single_thread():
             for size in sizes:
                 codebook = insert_codewords(codebook, size)
-                codebook, record = self._train_stage(codebook, data, rng, bar)
+                codebook, record = self._train_stage(codebook, data, rng, progress)
                 history.append(record)
         self.codebook_ = codebook
         self.n_features_in_ = data.shape[1]
@@ -295,7 +294,7 @@ class SFVQ:
         return self
 
     def _train_stage(self, codebook: torch.Tensor, data: torch.Tensor, rng: torch.Generator,
-                     bar: tqdm) -> tuple[torch.Tensor, dict[str, Any]]:
+                     progress: Progress | None) -> tuple[torch.Tensor, dict[str, Any]]:
         """One bit-rate stage: ``epochs_per_stage`` epochs of Adam on the dithered-curve MSE."""
         parameter = torch.nn.Parameter(codebook.clone())
         optimizer = torch.optim.Adam([parameter], lr=self.learning_rate)
@@ -315,14 +314,15 @@ class SFVQ:
                 optimizer.step()
                 scheduler.step()
                 total += loss.item() * len(batch)
-            bar.update()
-            bar.set_postfix(codewords=len(codebook), loss=f"{total / len(data) * data.shape[1]:.3f}")
+            if progress is not None:
+                progress.update()
         record = {"codewords": len(codebook), "steps": steps, "loss": total / len(data) * data.shape[1]}
         return parameter.detach(), record
 
-    def _fitted_codebook(self) -> torch.Tensor:
+    def fitted_codebook(self) -> torch.Tensor:
+        """``codebook_``, or SFVQError when the curve is not fitted."""
         if not hasattr(self, "codebook_"):
-            raise SFVQError("SFVQ is not fitted yet: call fit(latents) or SFVQ.load(path) first")
+            raise SFVQError("SFVQ is not fitted yet: call fit(latents) or load_sfvq(path) first")
         return self.codebook_
 
     def quantize(self, latents: torch.Tensor, chunk_rows: int | None = None) -> CurveQuantization:
@@ -333,47 +333,7 @@ class SFVQ:
             SFVQError: not fitted.
             LatentError: latents not a finite floating-point tensor of shape (N, M), M = ``n_features_in_``.
         """
-        return project_onto_curve(latents, self._fitted_codebook(), chunk_rows)
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``codebook_`` to ``path`` (safetensors) and the parameters and history to ``path`` with
-        suffix .json, each atomically; returns ``path``.
-
-        Raises:
-            SFVQError: not fitted, or ``path`` ends in .json.
-        """
-        codebook = self._fitted_codebook()
-        return save_tensors_with_record(path, {"codebook": codebook},
-                                        {"format": SFVQ_FORMAT, "params": self.get_params(),
-                                         "n_features_in": self.n_features_in_, "history": self.history_},
-                                        SFVQError)
-
-    @classmethod
-    def load(cls, path: str | Path) -> SFVQ:
-        """A fitted SFVQ from the files written by `save`.
-
-        Raises:
-            SFVQError: a missing, unreadable or inconsistent file, naming it.
-        """
-        path = Path(path)
-        meta_path = record_path(path, SFVQError)
-        meta = read_record(meta_path, SFVQError, "SFVQ JSON record", SFVQ_FORMAT)
-        if not isinstance(meta.get("params"), dict):
-            raise SFVQError(f"{meta_path}: no 'params' object in the {SFVQ_FORMAT} record")
-        try:
-            model = cls(**meta["params"])
-            model._check_params()
-        except (TypeError, SFVQError) as error:
-            raise SFVQError(f"{meta_path}: bad parameters ({error})") from None
-        codebook = load_tensors(path, SFVQError, "SFVQ codebook").get("codebook")
-        expected = (model.num_codewords, meta.get("n_features_in"))
-        if codebook is None or tuple(codebook.shape) != expected:
-            shape = None if codebook is None else tuple(codebook.shape)
-            raise SFVQError(f"{path}: expected a 'codebook' tensor of shape {expected}, got {shape}")
-        model.codebook_ = check_latents(codebook, f"SFVQ.load {path}", "codebook")
-        model.n_features_in_ = codebook.shape[1]
-        model.history_ = list(meta.get("history", []))
-        return model
+        return project_onto_curve(latents, self.fitted_codebook(), chunk_rows)
 
 
 def _dithered_candidates(codebook: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
