@@ -27,6 +27,7 @@ class Networks:
     num_labels: int
     compute: Compute
     batch_size: int  # latents or images per network call
+    source: str  # where they came from, for the records: the models directory
 
     def decode_classify(self, z: torch.Tensor) -> torch.Tensor:
         """argmax C(G(z)) for a batch of latents."""
@@ -47,4 +48,4 @@ def load_networks(models_dir: str | Path, compute: Compute | None = None, batch_
     return Networks(InferenceNetwork(generator, compute), InferenceNetwork(classifier, compute),
                     InferenceNetwork(classifier, compute, full_precision=True), InferenceEncoder(encoder, compute),
                     int(generator.config["latent_dim"]), int(classifier.config["num_classes"]), compute,
-                    batch_size or compute.inference_batch_size)
+                    batch_size or compute.inference_batch_size, str(models_dir))

@@ -1,13 +1,15 @@
 """`latentspectra reproduce`: the paper's whole study on one set of trained networks.
 
-Stages (each timed in ``metrics["seconds"]``): load (or train) the networks; build the latent sets and
-the quasi-eigenvectors (Methods steps 4-6); classify the test set by LSD over stochastic encodings
-(Fig. 5, 6); denoise by truncation (Fig. 7, measured); rotate with Algorithm 1 (Fig. 8, measured);
-draw every figure and write metrics.json, report.md and report.html.
+`reproduce_study` computes and returns a `ReproduceResult`; `write_reproduce` writes it (metrics.json,
+basis.safetensors, figures/fig2-8.png, report.md, report.html); `reproduce` loads (or trains) the networks,
+runs the one and then the other. Stages (each timed in ``metrics["seconds"]``): load (or train) the
+networks; build the latent sets and the quasi-eigenvectors (Methods steps 4-6); classify the test set by
+LSD over stochastic encodings (Fig. 5, 6); denoise by truncation (Fig. 7, measured); rotate with
+Algorithm 1 (Fig. 8, measured); decode what Figs. 2-4 show.
 
-Seeds per purpose (as ganspace does), offsets from the run's seed: the basis uses ``seed``, the test-set
-encodings ``seed + SEEDS.encodings``, the latent examples of Fig. 3 ``seed + SEEDS.examples``, the pixel
-noise of the denoising study ``seed + SEEDS.noise`` (`config.SEEDS`).
+Seeds per purpose (`config.SEEDS`), offsets from the run's seed: the basis ``basis``, the test-set
+encodings ``encodings``, the latent examples of Figs. 2-3 ``examples``, the pixel noise of the denoising
+study ``noise``.
 
 Every network acting on latents or images runs as an inference copy (batch norm folded, channels-last) on
 the run's device (``config.device``, default auto); G and C on generated images in the run's precision
@@ -17,94 +19,202 @@ and C on the real test images in float32 (see models/inference.py). Latents are 
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import SEEDS, ReproduceConfig, TrainConfig
-from ..latent.files import save_basis
-from ..models.files import shipped_models_dir
-from ..data import images_to_tensor, load_dataset
+from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..evaluation import batched, classifier_accuracy, psnr, summarise
-from ..io import prepare_out_dir, write_json
+from ..io import prepare_out_dir, versions, write_json
 from ..latent import QuasiEigenBasis, rotation_path
 from ..latent.basis import ORTHOGONALISATIONS
+from ..latent.files import save_basis
 from ..latent.operators import ROTATION_MODES
 from ..latent.sets import LatentSets
 from ..models.encoder import reparameterise
+from ..models.files import shipped_models_dir
+from ..progress import progress_bar
 from ..report import figures
 from ..report.document import write_report
-from ..io import versions
 from .basis import build_basis
 from .common import Timer, decode, predict, to_unit_images
 from .networks import Networks, load_networks
 from .train import train_networks
 
 
+# --- What the study returns ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Classification:
+    """LSD classification of the test set over stochastic encodings (Figs. 5 and 6).
+
+    ``lsd_top1`` and ``encode_decode`` are {"mean", "std", "trials"} (`evaluation.summarise`);
+    ``by_orthogonalisation`` maps each basis to its "top1" and "top4" summaries on the same encodings; the
+    arrays are the first trial's, for the figures."""
+
+    lsd_top1: dict[str, Any]
+    encode_decode: dict[str, Any]
+    topn_cumulative: list[float]
+    by_orthogonalisation: dict[str, dict[str, dict[str, Any]]]
+    sorted_amplitudes: np.ndarray  # (N, M) |c| sorted, over the largest
+    true_rank: np.ndarray  # (N,) rank of the true label's first quasi-eigenvector
+    batch_images: np.ndarray  # (B, H, W) the first test images, in [0, 1]
+    batch_true: np.ndarray
+    batch_pred: np.ndarray
+
+
+@dataclass(frozen=True)
+class Denoising:
+    """Classifier accuracy and PSNR of each method at each noise level (Fig. 7, measured); ``rows``: the
+    figure's image rows at the middle noise level."""
+
+    images: int
+    sigmas: list[float]
+    methods: list[str]
+    accuracy: dict[str, list[float]]
+    psnr: dict[str, list[float]]
+    rows: dict[str, np.ndarray]
+
+    def record(self) -> dict[str, Any]:
+        return {"images": self.images, "sigmas": self.sigmas, "methods": self.methods, "accuracy": self.accuracy,
+                "psnr": self.psnr}
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Algorithm 1's segment ends classified as the label reached, per operator mode (Fig. 8, measured);
+    ``sequence``: decoded paths of the figure, (steps + 1, 5, H, W)."""
+
+    images: int
+    labels: list[int]
+    dtheta: float
+    steps: int
+    modes: dict[str, dict[str, Any]]
+    sequence: np.ndarray
+
+    def record(self) -> dict[str, Any]:
+        return {"images": self.images, "labels": self.labels, "dtheta": self.dtheta, "steps": self.steps,
+                "modes": self.modes}
+
+
+@dataclass(frozen=True)
+class Examples:
+    """What Figs. 2-4 show, decoded: test images, their encode-decode and samples G(z) (Fig. 2); latents of
+    both sources with their labels (Fig. 3); decoded etas and quasi-eigenvectors and the Gram matrices (Fig. 4)."""
+
+    test_images: np.ndarray
+    reconstructions: np.ndarray
+    samples: np.ndarray
+    panels: dict[str, dict[str, Any]]
+    eta_images: np.ndarray
+    basis_images: np.ndarray
+    eta_gram: np.ndarray
+    basis_gram: np.ndarray
+
+
+@dataclass(frozen=True)
+class ReproduceResult:
+    """Everything the study measured and the data of its figures; `metrics` is metrics.json."""
+
+    config: ReproduceConfig
+    models: str
+    basis: QuasiEigenBasis
+    basis_stats: dict[str, Any]
+    classifier_accuracy: dict[str, Any]
+    classification: Classification
+    denoising: Denoising
+    rotation: Rotation
+    examples: Examples
+    compute: dict[str, Any]
+    seconds: dict[str, float]
+
+    def metrics(self) -> dict[str, Any]:
+        """The JSON record of the run (metrics.json)."""
+        classification, stats = self.classification, self.basis_stats
+        return {
+            "dataset": self.config.dataset,
+            "seed": self.config.seed,
+            "models": self.models,
+            "latent_dim": stats["latent_dim"],
+            "per_set": self.config.per_set,
+            "classifier_accuracy": self.classifier_accuracy,
+            "encode_decode_accuracy": classification.encode_decode,
+            "lsd_top1_accuracy": classification.lsd_top1,
+            "lsd_top4_accuracy": classification.topn_cumulative[3],
+            "lsd_topn_cumulative": classification.topn_cumulative,
+            "orthogonalisation": self.config.orthogonalisation,
+            "lsd_by_orthogonalisation": classification.by_orthogonalisation,
+            "basis_orthogonality_error": stats["orthogonality_error"],
+            "basis": {key: stats[key] for key in ("samples_drawn", "draws_per_set", "sources")},
+            "denoising": self.denoising.record(),
+            "rotation": self.rotation.record(),
+            "seconds": {**self.seconds, "total": sum(self.seconds.values())},
+            "basis_samples_per_second": stats["samples_per_second"],
+            "config": asdict(self.config),
+            "compute": self.compute,
+            "versions": versions(),
+        }
+
 
 # --- LSD classification over stochastic encodings (Figs. 5 and 6) -------------------------------------
 
-def classification_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, labels: torch.Tensor,
-                         config: ReproduceConfig, progress: bool,
-                         compared: dict[str, QuasiEigenBasis] | None = None) -> dict[str, Any]:
+def classification_study(networks: Networks, bases: dict[str, QuasiEigenBasis], basis: QuasiEigenBasis,
+                         images: torch.Tensor, labels: torch.Tensor, config: ReproduceConfig,
+                         progress: bool) -> Classification:
     """Per trial: one stochastic encoding of every test image, drawn from q(z | x) computed once for all
     trials; the encode-decode accuracy (classify G(z)) and the LSD ranks of the true label (Eq. 10,
-    argmax |c_k|).
-
-    Returns the metrics (accuracies with mean, std and trials; the cumulative top-n curve averaged
-    over trials), under "lsd_compared" the top-1 and top-4 accuracies of each basis in ``compared`` on
-    the same encodings, and, under "figure", the first trial's data for Figs. 5 and 6.
-    """
+    argmax |c_k|) in ``basis``, and the top-1 and top-4 accuracies of each of ``bases`` on the same
+    encodings. The cumulative top-n curve is averaged over trials; the figures get the first trial."""
     rng = networks.compute.generator(config.seed + SEEDS.encodings)
     mu, logvar = batched(lambda x: torch.cat(networks.encoder(x), 1), images, networks.batch_size).chunk(2, dim=1)
     lsd, encode_decode = [], []
     rank_counts = torch.zeros(basis.dim + 2, dtype=torch.float64, device=mu.device)
-    compared = compared or {}
-    compared_ranks: dict[str, dict[str, list[float]]] = {name: {"top1": [], "top4": []} for name in compared}
-    figure: dict[str, Any] = {}
-    for trial in tqdm(range(config.trials), desc="LSD classification (trials)", disable=not progress):
-        z = reparameterise(mu, logvar, rng)
-        ranks = basis.label_ranks(z, labels)
-        lsd.append((ranks == 1).double().mean().item())
-        encode_decode.append((predict(networks, z) == labels).double().mean().item())
-        rank_counts += torch.bincount(ranks, minlength=basis.dim + 2).double()
-        for name, other in compared.items():
-            other_ranks = ranks if other is basis else other.label_ranks(z, labels)
-            compared_ranks[name]["top1"].append((other_ranks == 1).double().mean().item())
-            compared_ranks[name]["top4"].append((other_ranks <= 4).double().mean().item())
-        if trial == 0:
-            figure = _classification_figure_data(basis, z, labels, ranks)
-    cumulative = (rank_counts[1:basis.dim + 1].cumsum(0) / rank_counts.sum()).tolist()
-    return {"lsd_top1_accuracy": summarise(lsd), "encode_decode_accuracy": summarise(encode_decode),
-            "lsd_topn_cumulative": cumulative, "figure": figure,
-            "lsd_compared": {name: {key: summarise(values) for key, values in accuracies.items()}
-                             for name, accuracies in compared_ranks.items()}}
-
-
-def _classification_figure_data(basis: QuasiEigenBasis, z: torch.Tensor, labels: torch.Tensor,
-                                ranks: torch.Tensor, batch: int = 25) -> dict[str, Any]:
+    compared_ranks: dict[str, dict[str, list[float]]] = {name: {"top1": [], "top4": []} for name in bases}
+    with progress_bar("LSD classification (trials)", progress) as bar:
+        bar.reset(total=config.trials)
+        for trial in range(config.trials):
+            z = reparameterise(mu, logvar, rng)
+            ranks = basis.label_ranks(z, labels)
+            lsd.append((ranks == 1).double().mean().item())
+            encode_decode.append((predict(networks, z) == labels).double().mean().item())
+            rank_counts += torch.bincount(ranks, minlength=basis.dim + 2).double()
+            for name, other in bases.items():
+                other_ranks = ranks if other is basis else other.label_ranks(z, labels)
+                compared_ranks[name]["top1"].append((other_ranks == 1).double().mean().item())
+                compared_ranks[name]["top4"].append((other_ranks <= 4).double().mean().item())
+            if trial == 0:
+                first = (z, ranks)
+            bar.update()
+    z, ranks = first
     amplitudes = basis.decompose(z).abs().sort(dim=1, descending=True).values
-    return {"sorted_amplitudes": (amplitudes / amplitudes[:, :1]).cpu().numpy(), "true_rank": ranks.cpu().numpy(),
-            "batch_pred": basis.classify(z[:batch])[:, 0].cpu().numpy(), "batch_true": labels[:batch].cpu().numpy()}
+    shown = 25
+    return Classification(
+        lsd_top1=summarise(lsd), encode_decode=summarise(encode_decode),
+        topn_cumulative=(rank_counts[1:basis.dim + 1].cumsum(0) / rank_counts.sum()).tolist(),
+        by_orthogonalisation={name: {key: summarise(values) for key, values in accuracies.items()}
+                              for name, accuracies in compared_ranks.items()},
+        sorted_amplitudes=(amplitudes / amplitudes[:, :1]).cpu().numpy(), true_rank=ranks.cpu().numpy(),
+        batch_images=to_unit_images(images[:shown]), batch_true=labels[:shown].cpu().numpy(),
+        batch_pred=basis.classify(z[:shown])[:, 0].cpu().numpy())
 
 
 # --- Denoising by truncation (Fig. 7, measured) ----------------------------------------------------------
 
 def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, labels: torch.Tensor,
-                    config: ReproduceConfig) -> dict[str, Any]:
+                    config: ReproduceConfig) -> Denoising:
     """Gaussian pixel noise of each sigma on the test images; classifier accuracy and PSNR against the
     clean image of: the noisy image, its encode-decode G(mu(x)), and the LSD truncations of mu(x) to the
-    top n components (paper, Fig. 7). Returns the metrics and, under "figure", Fig. 7's rows."""
+    top n components (paper, Fig. 7)."""
     rng = networks.compute.generator(config.seed + SEEDS.noise)
     methods = ["noisy", "encode-decode", *(f"top {n}" for n in config.truncations)]
     accuracy: dict[str, list[float]] = {method: [] for method in methods}
     quality: dict[str, list[float]] = {method: [] for method in methods}
-    figure_rows: dict[str, np.ndarray] = {}
+    rows: dict[str, np.ndarray] = {}
     for sigma in config.noise_sigmas:
         noise = torch.randn(images.shape, generator=rng, device=images.device) * (2 * sigma)  # [0, 1] -> [-1, 1] units
         noisy = (images + noise).clamp(-1, 1)
@@ -119,20 +229,19 @@ def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Te
             quality[method].append(psnr(output, images).mean().item())
         if sigma == config.noise_sigmas[len(config.noise_sigmas) // 2]:
             titles = {"noisy": f"noisy (sigma {sigma})", "encode-decode": f"all {basis.dim}"}
-            figure_rows = {"ground truth": to_unit_images(images[:10]),
-                           **{titles.get(name, name): to_unit_images(output[:10]) for name, output in outputs.items()}}
-    return {"images": len(images), "sigmas": list(config.noise_sigmas), "methods": methods,
-            "accuracy": accuracy, "psnr": quality, "figure": figure_rows}
+            rows = {"ground truth": to_unit_images(images[:10]),
+                    **{titles.get(name, name): to_unit_images(output[:10]) for name, output in outputs.items()}}
+    return Denoising(len(images), list(config.noise_sigmas), methods, accuracy, quality, rows)
 
 
 # --- Rotation (Algorithm 1, Fig. 8, measured) ------------------------------------------------------------
 
 def rotation_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor,
-                   config: ReproduceConfig) -> dict[str, Any]:
+                   config: ReproduceConfig) -> Rotation:
     """Algorithm 1 from the encoded test images (z = mu(x)) through labels 0, 1, ..., l - 1, with the
     literal Eq. 12 operator and with the plane rotation: the fraction of segment ends (where z reaches
     the next label's quasi-eigenvector) whose decoded image C assigns to that label, overall and per
-    target. Returns the metrics and, under "figure", decoded paths for Fig. 8."""
+    target; and the decoded paths of Fig. 8."""
     labels = tuple(range(networks.num_labels))
     mu = batched(networks.encoder.encode_mean, images, networks.batch_size)
     ends = torch.arange(config.rotation_steps, len(labels) * config.rotation_steps, config.rotation_steps)
@@ -147,9 +256,8 @@ def rotation_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Ten
         paths[mode] = path
     shown = torch.cat([paths["plane"][:, :4], paths["literal"][:, :1]], dim=1)  # (steps + 1, 5, M)
     sequence = decode(networks, shown.flatten(0, 1)).unflatten(0, shown.shape[:2])
-    figure = np.stack([to_unit_images(step) for step in sequence])
-    return {"images": len(images), "labels": list(labels), "dtheta": config.rotation_dtheta,
-            "steps": config.rotation_steps, "modes": modes, "figure": figure}
+    return Rotation(len(images), list(labels), config.rotation_dtheta, config.rotation_steps, modes,
+                    np.stack([to_unit_images(step) for step in sequence]))
 
 
 # --- Figures 2-4: data, latent sets, etas and quasi-eigenvectors -----------------------------------------
@@ -165,15 +273,12 @@ def latent_examples(networks: Networks, latents: torch.Tensor, per_label: int = 
                            for label in range(networks.num_labels)}}
 
 
-def draw_figures(out_dir: Path, networks: Networks, basis: QuasiEigenBasis, latent_sets: LatentSets,
-                 test_images: torch.Tensor, train_images: torch.Tensor, results: dict[str, Any],
-                 config: ReproduceConfig) -> dict[str, Path]:
-    """Figs. 2-8 of the paper from this run's data, as out_dir/figures/figN.png."""
-    directory = out_dir / "figures"
-    directory.mkdir(parents=True, exist_ok=True)
+def examples_study(networks: Networks, basis: QuasiEigenBasis, latent_sets: LatentSets, test_images: torch.Tensor,
+                   train_images: torch.Tensor, config: ReproduceConfig) -> Examples:
+    """The decoded images and latents that Figs. 2-4 show."""
     rng = networks.compute.generator(config.seed + SEEDS.examples)
     shown = test_images[:100]
-    decoded_shown = decode(networks, networks.encoder.sample(shown, rng))
+    reconstructions = decode(networks, networks.encoder.sample(shown, rng))
     samples = decode(networks, torch.randn(100, networks.latent_dim, generator=rng, device=rng.device))
     eta_images = to_unit_images(decode(networks, latent_sets.etas))
     encoded = batched(lambda x: networks.encoder.sample(x, rng), train_images[:2000], networks.batch_size)
@@ -182,44 +287,94 @@ def draw_figures(out_dir: Path, networks: Networks, basis: QuasiEigenBasis, late
     panels = {"step 4a: encoded training set (set 1)": {**latent_examples(networks, encoded), "decoded_etas": by_set[1]},
               "step 4b: z ~ N(0, I) (set 2)": {**latent_examples(networks, sampled), "decoded_etas": by_set[2]}}
     etas = latent_sets.etas
-    classification = results["classification"]["figure"]
-    drawn = {
-        "fig2": figures.figure2(to_unit_images(shown), to_unit_images(decoded_shown), to_unit_images(samples),
-                                directory / "fig2.png"),
-        "fig3": figures.figure3(panels, directory / "fig3.png"),
-        "fig4": figures.figure4(eta_images, to_unit_images(decode(networks, basis.vectors)),
-                                (etas @ etas.T).numpy(), (basis.vectors @ basis.vectors.T / basis.norm).numpy(),
-                                directory / "fig4.png"),
-        "fig5": figures.figure5(to_unit_images(test_images[:len(classification["batch_true"])]),
-                                classification["batch_true"], classification["batch_pred"],
-                                results["lsd_top1_accuracy"]["trials"], results["classifier_accuracy"]["mean"],
-                                results["encode_decode_accuracy"]["trials"], results["lsd_topn_cumulative"],
-                                directory / "fig5.png"),
-        "fig6": figures.figure6(classification["sorted_amplitudes"], classification["true_rank"],
-                                directory / "fig6.png"),
-        "fig7": figures.figure7(results["denoising"]["figure"], directory / "fig7.png"),
-        "fig8": figures.figure8(results["rotation"]["figure"], directory / "fig8.png",
-                                caption="rows 1-4: plane rotation of four test digits; row 5: Eq. 12 as printed; "
-                                        f"labels 0 -> {networks.num_labels - 1}, dtheta = pi/6, 3 steps per label"),
-    }
-    return drawn
+    return Examples(to_unit_images(shown), to_unit_images(reconstructions), to_unit_images(samples), panels, eta_images,
+                    to_unit_images(decode(networks, basis.vectors)), (etas @ etas.T).numpy(),
+                    (basis.vectors @ basis.vectors.T / basis.norm).numpy())
 
 
 # --- The whole study -------------------------------------------------------------------------------------
 
+def reproduce_study(networks: Networks, dataset: ImageDataset, config: ReproduceConfig = ReproduceConfig(),
+                    progress: bool = True, timer: Timer | None = None) -> ReproduceResult:
+    """The study on ``networks`` (loaded with `load_networks`) and ``dataset``; writes nothing. Each stage is
+    timed into ``timer`` (a new one by default), whose seconds the result keeps."""
+    timer = timer or Timer()
+    device = networks.compute.device
+    torch.manual_seed(config.seed)
+    train_images = images_to_tensor(dataset.train.images).to(device)
+    test_images = images_to_tensor(dataset.test.images).to(device)
+    test_labels = torch.from_numpy(dataset.test.labels).long().to(device)
+    with timer.stage("basis"):
+        basis, latent_sets, basis_stats = build_basis(
+            networks.generator, networks.classifier, networks.encoder.sample, train_images, per_set=config.per_set,
+            seed=config.seed + SEEDS.basis, batch_size=networks.batch_size, progress=progress,
+            latent_dim=networks.latent_dim, num_labels=networks.num_labels,
+            orthogonalisation=config.orthogonalisation, device=device)
+        bases = {method: basis if method == config.orthogonalisation else
+                 QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
+                                           orthogonalisation=method) for method in ORTHOGONALISATIONS}
+    with timer.stage("classification"):
+        accuracy = summarise([classifier_accuracy(networks.exact_classifier, test_images, test_labels)])
+        classification = classification_study(networks, bases, basis, test_images, test_labels, config, progress)
+    with timer.stage("denoising"):
+        count = config.denoise_images
+        denoising = denoising_study(networks, basis, test_images[:count], test_labels[:count], config)
+    with timer.stage("rotation"):
+        rotation = rotation_study(networks, basis, test_images[:config.rotation_images], config)
+    with timer.stage("figures"):
+        examples = examples_study(networks, basis, latent_sets, test_images, train_images, config)
+    return ReproduceResult(config, networks.source, basis, basis_stats, accuracy, classification, denoising, rotation,
+                           examples, {**networks.compute.record(), "batch_size": networks.batch_size},
+                           dict(timer.seconds))
+
+
+def draw_figures(directory: Path, result: ReproduceResult) -> dict[str, Path]:
+    """Figs. 2-8 of the paper from ``result``, as directory/figN.png."""
+    directory.mkdir(parents=True, exist_ok=True)
+    examples, classification = result.examples, result.classification
+    labels = result.rotation.labels
+    return {
+        "fig2": figures.figure2(examples.test_images, examples.reconstructions, examples.samples,
+                                directory / "fig2.png"),
+        "fig3": figures.figure3(examples.panels, directory / "fig3.png"),
+        "fig4": figures.figure4(examples.eta_images, examples.basis_images, examples.eta_gram, examples.basis_gram,
+                                directory / "fig4.png"),
+        "fig5": figures.figure5(classification.batch_images, classification.batch_true, classification.batch_pred,
+                                classification.lsd_top1["trials"], result.classifier_accuracy["mean"],
+                                classification.encode_decode["trials"], classification.topn_cumulative,
+                                directory / "fig5.png"),
+        "fig6": figures.figure6(classification.sorted_amplitudes, classification.true_rank, directory / "fig6.png"),
+        "fig7": figures.figure7(result.denoising.rows, directory / "fig7.png"),
+        "fig8": figures.figure8(result.rotation.sequence, directory / "fig8.png",
+                                caption="rows 1-4: plane rotation of four test digits; row 5: Eq. 12 as printed; "
+                                        f"labels {labels[0]} -> {labels[-1]}, dtheta = pi/6, 3 steps per label"),
+    }
+
+
+def write_reproduce(out_dir: str | Path, result: ReproduceResult) -> dict[str, Any]:
+    """Write ``result`` into ``out_dir``: basis.safetensors (+ .json), figures/fig2-8.png, metrics.json,
+    report.md and report.html. Returns the metrics written."""
+    out = Path(out_dir)
+    save_basis(result.basis, out / "basis.safetensors")
+    drawn = draw_figures(out / "figures", result)
+    metrics = result.metrics()
+    write_json(out / "metrics.json", metrics)
+    write_report(out, metrics, drawn)
+    return metrics
+
+
 def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), models_dir: str | Path | None = None,
               retrain: bool = False, progress: bool = True,
               train_config: TrainConfig | None = None) -> dict[str, Any]:
-    """Run the study into ``out_dir`` (metrics.json, figures/fig2-8.png, report.md, report.html).
+    """Run the study into ``out_dir`` (see `write_reproduce`); returns the metrics written to metrics.json.
 
     With ``retrain`` the networks are trained first into ``out_dir/models`` (``train_config``, default
-    `TrainConfig` with this dataset and seed); otherwise ``models_dir`` or the shipped networks are used.
-    Returns the metrics written to metrics.json.
+    `TrainConfig` with this dataset, seed, device and precision); otherwise ``models_dir`` or the shipped
+    networks are used.
     """
     compute = Compute.select(config.device, config.precision)
     out = prepare_out_dir(out_dir)
     timer = Timer()
-    torch.manual_seed(config.seed)
     if retrain:
         with timer.stage("train"):
             train_config = train_config or TrainConfig(dataset=config.dataset, seed=config.seed, device=config.device,
@@ -230,66 +385,4 @@ def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), 
     with timer.stage("load"):
         networks = load_networks(models_dir, compute, config.batch_size)
         dataset = load_dataset(config.dataset)
-        train_images = images_to_tensor(dataset.train.images).to(compute.device)
-        test_images = images_to_tensor(dataset.test.images).to(compute.device)
-        test_labels = torch.from_numpy(dataset.test.labels).long().to(compute.device)
-    with timer.stage("basis"):
-        basis, latent_sets, basis_stats = build_basis(
-            networks.generator, networks.classifier, networks.encoder.sample, train_images, per_set=config.per_set,
-            seed=config.seed + SEEDS.basis, batch_size=networks.batch_size, progress=progress,
-            latent_dim=networks.latent_dim, num_labels=networks.num_labels,
-            orthogonalisation=config.orthogonalisation, device=compute.device)
-        save_basis(basis, out / "basis.safetensors")
-        bases = {method: basis if method == config.orthogonalisation else
-                 QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
-                                           orthogonalisation=method) for method in ORTHOGONALISATIONS}
-    results: dict[str, Any] = {}
-    with timer.stage("classification"):
-        results["classifier_accuracy"] = summarise([classifier_accuracy(networks.exact_classifier, test_images,
-                                                                      test_labels)])
-        classification = classification_study(networks, basis, test_images, test_labels, config, progress, bases)
-        results["classification"] = classification
-        results.update({key: classification[key] for key in
-                        ("lsd_top1_accuracy", "encode_decode_accuracy", "lsd_topn_cumulative")})
-    with timer.stage("denoising"):
-        count = config.denoise_images
-        results["denoising"] = denoising_study(networks, basis, test_images[:count], test_labels[:count], config)
-    with timer.stage("rotation"):
-        results["rotation"] = rotation_study(networks, basis, test_images[:config.rotation_images], config)
-    with timer.stage("figures"):
-        drawn = draw_figures(out, networks, basis, latent_sets, test_images, train_images, results, config)
-    metrics = _metrics(results, basis_stats, models_dir, config, timer.seconds, networks)
-    write_json(out / "metrics.json", metrics)
-    write_report(out, metrics, drawn)
-    return metrics
-
-
-def _without_figure_data(section: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in section.items() if key != "figure"}
-
-
-def _metrics(results: dict[str, Any], basis_stats: dict[str, Any], models_dir: Path, config: ReproduceConfig,
-             seconds: dict[str, float], networks: Networks) -> dict[str, Any]:
-    return {
-        "dataset": config.dataset,
-        "seed": config.seed,
-        "models": str(models_dir),
-        "latent_dim": basis_stats["latent_dim"],
-        "per_set": config.per_set,
-        "classifier_accuracy": results["classifier_accuracy"],
-        "encode_decode_accuracy": results["encode_decode_accuracy"],
-        "lsd_top1_accuracy": results["lsd_top1_accuracy"],
-        "lsd_top4_accuracy": results["lsd_topn_cumulative"][3],
-        "lsd_topn_cumulative": results["lsd_topn_cumulative"],
-        "orthogonalisation": config.orthogonalisation,
-        "lsd_by_orthogonalisation": results["classification"]["lsd_compared"],
-        "basis_orthogonality_error": basis_stats["orthogonality_error"],
-        "basis": {key: basis_stats[key] for key in ("samples_drawn", "draws_per_set", "sources")},
-        "denoising": _without_figure_data(results["denoising"]),
-        "rotation": _without_figure_data(results["rotation"]),
-        "seconds": {**seconds, "total": sum(seconds.values())},
-        "basis_samples_per_second": basis_stats["samples_per_second"],
-        "config": asdict(config),
-        "compute": {**networks.compute.record(), "batch_size": networks.batch_size},
-        "versions": versions(),
-    }
+    return write_reproduce(out, reproduce_study(networks, dataset, config, progress, timer))
