@@ -23,9 +23,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from latentspectra.compute import Compute, describe_device
 from latentspectra.config import TrainConfig
 from latentspectra.data import images_to_tensor, load_dataset
-from latentspectra.models.files import shipped_models_dir
 from latentspectra.experiments.networks import load_networks
 from latentspectra.latent import build_latent_sets
+from latentspectra.models.files import shipped_models_dir
 from latentspectra.training.classifier import ClassifierJob
 from latentspectra.training.encoder import EncoderJob
 from latentspectra.training.gan import GANJob

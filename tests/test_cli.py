@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import assert_traces_hardware, run_cli
 
 

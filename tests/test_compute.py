@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 
 import latentspectra
 from latentspectra import compute as compute_module
 from latentspectra.compute import Compute, ComputeError, SlowPrecisionWarning, resolve_device, resolve_precision
-
-from conftest import run_cli
 
 CPU = torch.device("cpu")
 

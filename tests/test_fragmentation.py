@@ -10,18 +10,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import assert_traces_hardware, run_cli
 
-from latentspectra.config import AutoencoderConfig
+from latentspectra.config import AutoencoderConfig, FragmentationConfig
 from latentspectra.evaluation import batched, classifier_fid, sample_quality
-from latentspectra.models.files import shipped_models_dir
-from latentspectra.config import FragmentationConfig
 from latentspectra.experiments.fragmentation import autoencoder_model, decoded_quality, latent_paths
 from latentspectra.models import Autoencoder, Classifier
+from latentspectra.models.files import load_model, shipped_models_dir
 from latentspectra.training.autoencoder import AutoencoderJob, critic_loss, mix_codes
-from latentspectra.models.files import load_model
 from latentspectra.training.loop import epoch_generator
-
-from conftest import assert_traces_hardware, run_cli
 
 TINY_AUTOENCODER = AutoencoderConfig(epochs=1, batch_size=16, latent_dim=8, width=4)
 

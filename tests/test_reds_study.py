@@ -7,12 +7,11 @@ import math
 
 import pytest
 import torch
+from conftest import assert_traces_hardware, run_cli
 
 from latentspectra.config import RedsConfig
-from latentspectra.experiments.reds import build_feature, example_name, lsd_rotation_path, reds_study, straight_path
+from latentspectra.experiments.reds import build_feature, example_name, lsd_rotation_path, run_reds, straight_path
 from latentspectra.latent import QuasiEigenBasis, save_basis
-
-from conftest import assert_traces_hardware, run_cli
 
 SMALL = ["--latents", "3", "--steps", "2", "--step-size", "0.5", "--quiet"]
 
@@ -68,7 +67,7 @@ def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):
 def test_study_is_deterministic_and_reds_holds_g_better_than_a_random_direction(tmp_path):
     config = RedsConfig(latents=2, steps=2, step_size=0.5, examples=(("upper", "lower"),), fd_steps=(0.1,),
                         fd_latents=1, seed=1, method="nullspace")
-    first, second = (reds_study(tmp_path / name, config, progress=False) for name in ("a", "b"))
+    first, second = (run_reds(tmp_path / name, config, progress=False) for name in ("a", "b"))
     example = first["examples"][example_name("upper", "lower")]
     assert example["paths"] == second["examples"][example_name("upper", "lower")]["paths"]
     assert first["basis"] is None and set(example["paths"]) == {"reds", "straight", "random"}

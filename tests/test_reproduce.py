@@ -7,7 +7,6 @@ import json
 import math
 
 import pytest
-
 from conftest import assert_traces_hardware
 from readme import run_command
 

@@ -7,13 +7,12 @@ import json
 
 import pytest
 import torch
+from conftest import assert_traces_hardware, run_cli
 
 from latentspectra.config import SFVQStudyConfig
-from latentspectra.experiments.sfvq import curve_order, sfvq_study, shown_pairs
+from latentspectra.experiments.sfvq import curve_order, run_sfvq, shown_pairs
 from latentspectra.methods import load_sfvq
 from latentspectra.models.files import shipped_models_dir
-
-from conftest import assert_traces_hardware, run_cli
 
 
 def test_cli_writes_the_record_the_curve_and_the_figures(readme_runs):
@@ -55,7 +54,7 @@ def test_cli_writes_the_record_the_curve_and_the_figures(readme_runs):
 
 def test_same_seed_same_record(mnist_slice, tmp_path):
     config = SFVQStudyConfig(dataset=mnist_slice, seed=1, codewords=6, direction_latents=50)
-    records = [sfvq_study(tmp_path / name, config, shipped_models_dir("mnist"), progress=False) for name in "ab"]
+    records = [run_sfvq(tmp_path / name, config, shipped_models_dir("mnist"), progress=False) for name in "ab"]
     for record in records:
         for key in ("seconds", "figures", "curve"):
             record.pop(key)

@@ -7,20 +7,19 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN
 
 from latentspectra.config import AutoencoderConfig, TrainConfig
 from latentspectra.errors import CheckpointError, LatentspectraError
 from latentspectra.experiments.train import with_encoder_weights
 from latentspectra.models import Classifier, Generator
-from latentspectra.training.autoencoder import AutoencoderJob
 from latentspectra.models.files import load_model, save_model
+from latentspectra.training.autoencoder import AutoencoderJob
 from latentspectra.training.classifier import ClassifierJob
 from latentspectra.training.encoder import EncoderJob, encoder_loss, gaussian_kl, gaussian_negative_log_likelihood
 from latentspectra.training.gan import GANJob
 from latentspectra.training.loop import epoch_generator, run_training
 from latentspectra.training.tensors import ShuffledBatches
-
-from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN
 
 # the autoencoder with ACAI's critic: two networks and two optimizers to checkpoint
 TINY_CRITIC_AUTOENCODER = AutoencoderConfig(epochs=1, batch_size=16, latent_dim=8, width=4, interpolation_weight=1.0)

@@ -17,8 +17,17 @@ from typing import Any
 import click
 
 from .compute import DEVICE_CHOICES, PRECISIONS, Compute, SlowPrecisionWarning, resolve_device
-from .config import (FRAGMENTATION_MODELS, ORTHOGONALISATION, REDS_EPS, REDS_METHODS, FragmentationConfig, RedsConfig,
-                     ReproduceConfig, SFVQStudyConfig, TrainConfig)
+from .config import (
+    FRAGMENTATION_MODELS,
+    ORTHOGONALISATION,
+    REDS_EPS,
+    REDS_METHODS,
+    FragmentationConfig,
+    RedsConfig,
+    ReproduceConfig,
+    SFVQStudyConfig,
+    TrainConfig,
+)
 from .errors import LatentspectraError
 from .io import prepare_out_dir
 from .latent.basis import ORTHOGONALISATIONS
@@ -119,8 +128,13 @@ def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: 
 
     Rerunning the same command after an interruption resumes from the last finished epoch.
     """
-    from .experiments.train import (train_networks, with_encoder_weights, with_epochs, with_interpolation_weight,
-                                    with_latent_dim)
+    from .experiments.train import (
+        train_networks,
+        with_encoder_weights,
+        with_epochs,
+        with_interpolation_weight,
+        with_latent_dim,
+    )
 
     if interpolation_weight is not None and network != "autoencoder":
         raise LatentspectraError(f"--interpolation-weight applies to the autoencoder only, not to {network}")
@@ -208,7 +222,7 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
 def reproduce(dataset: str, out: str, models: str | None, retrain: bool, epochs: int | None, per_set: int, trials: int,
               orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """The paper's whole study: basis, LSD classification, denoising, rotations, Figs. 2-8 and a report."""
-    from .experiments.reproduce import reproduce as run_study
+    from .experiments.reproduce import run_reproduce
     from .experiments.train import with_epochs
 
     if retrain and models:
@@ -218,7 +232,8 @@ def reproduce(dataset: str, out: str, models: str | None, retrain: bool, epochs:
     config = ReproduceConfig(dataset=dataset, seed=seed, per_set=per_set, trials=trials,
                              orthogonalisation=orthogonalisation, device=device, precision=precision)
     train_config = with_epochs(TrainConfig(dataset=dataset, seed=seed, device=device, precision=precision), epochs)
-    metrics = run_study(out, config, models_dir=models, retrain=retrain, progress=not quiet, train_config=train_config)
+    metrics = run_reproduce(out, config, models_dir=models, retrain=retrain, progress=not quiet,
+                            train_config=train_config)
     if as_json:
         _print_json(metrics)
         return
@@ -245,10 +260,10 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
          as_json: bool, quiet: bool) -> None:
     """Space-filling vector quantization of the encoded training set: the panoptic map, label-boundary
     directions and quantization error against k-means (Vali & Bäckström 2024)."""
-    from .experiments.sfvq import sfvq_study
+    from .experiments.sfvq import run_sfvq
 
     config = SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords, device=device, precision=precision)
-    record = sfvq_study(out, config, models_dir=models, progress=not quiet)
+    record = run_sfvq(out, config, models_dir=models, progress=not quiet)
     if as_json:
         _print_json(record)
         return
@@ -299,7 +314,7 @@ def reds(models: str | None, dataset: str, change: str | None, hold: str | None,
          latents: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """Rayleigh EigenDirections: paths that change --change features while holding --hold features,
     measured against straight lines, random directions and the LSD rotation."""
-    from .experiments.reds import reds_study
+    from .experiments.reds import run_reds
 
     if (change is None) != (hold is None):
         raise LatentspectraError("give --change and --hold together (or neither, for the documented examples)")
@@ -307,7 +322,7 @@ def reds(models: str | None, dataset: str, change: str | None, hold: str | None,
                         eps=eps, basis_per_set=basis_per_set, device=device, precision=precision)
     if change is not None:
         config = replace(config, examples=((change, hold),))
-    record = reds_study(out, config, models_dir=models, basis_file=basis_file, progress=not quiet)
+    record = run_reds(out, config, models_dir=models, basis_file=basis_file, progress=not quiet)
     if as_json:
         _print_json(record)
         return
@@ -350,12 +365,12 @@ def fragmentation(model: str, models: str | None, autoencoder: str, dataset: str
                   quiet: bool) -> None:
     """How the codes fill latent space (component fits, correlations, radii, slices) and which samplers
     (box, N(0, I), independent or full Gaussian, mixture) decode to digits, against the GAN."""
-    from .experiments.fragmentation import fragmentation as run_study
+    from .experiments.fragmentation import run_fragmentation
 
     config = FragmentationConfig(dataset=dataset, seed=seed, samples=samples, mixture_components=mixture_components,
                                  mixture_codes=mixture_codes, models=FRAGMENTATION_MODELS if model == "both" else (model,),
                                  autoencoder=autoencoder, device=device, precision=precision)
-    result = run_study(out, config, models_dir=models, progress=not quiet)
+    result = run_fragmentation(out, config, models_dir=models, progress=not quiet)
     if as_json:
         _print_json(result)
         return

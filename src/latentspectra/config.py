@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-
 # Batch of the networks' inference calls on a CPU: the shipped G + C forward runs at 14,700 samples/s in batches
 # of 500 against 9,300 in batches of 2,000 on a 2-core AVX512-BF16 CPU in bfloat16, and at 5,360 against 4,200 on
 # a 2-core AVX2 CPU in float32 (the activations of smaller batches stay in cache).
@@ -177,7 +176,7 @@ class SFVQStudyConfig:
 
 @dataclass(frozen=True)
 class RedsConfig:
-    """What `reds_study` does; the defaults are the documented study (docs/reds.md)."""
+    """What `latentspectra reds` does; the defaults are the documented study (docs/reds.md)."""
 
     dataset: str = "mnist"
     seed: int = 0

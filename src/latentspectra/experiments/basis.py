@@ -14,13 +14,13 @@ from typing import Any, NamedTuple
 import torch
 
 from ..compute import Compute
-from ..data import images_to_tensor, load_dataset
 from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION
+from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
+from ..io import versions
 from ..latent import QuasiEigenBasis, build_latent_sets
 from ..latent.basis import check_orthogonalisation
 from ..latent.sets import EncoderSample, LatentSets, Network
-from ..io import versions
 from ..models.files import shipped_models_dir
 from ..progress import progress_bar
 from .networks import load_networks

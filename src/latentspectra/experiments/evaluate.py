@@ -14,11 +14,16 @@ import torch
 from ..compute import Compute
 from ..config import SEEDS
 from ..data import ImageDataset, images_to_tensor, load_dataset
-from ..evaluation import (classifier_accuracy, classifier_fid, encode_decode_accuracy, sample_quality,
-                          standard_normal_latents)
-from ..models.inference import InferenceEncoder, InferenceNetwork
+from ..evaluation import (
+    classifier_accuracy,
+    classifier_fid,
+    encode_decode_accuracy,
+    sample_quality,
+    standard_normal_latents,
+)
 from ..io import versions
 from ..models.files import load_model
+from ..models.inference import InferenceEncoder, InferenceNetwork
 
 SAMPLE_COUNT = 10_000  # the 10,000 generated and 10,000 test images
 ENCODING_TRIALS = 20  # the 20 stochastic encodings of the test set

@@ -44,19 +44,30 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import FRAGMENTATION_MODELS, SEEDS, FragmentationConfig
-from ..models.files import shipped_models_dir
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import Network, batched, frechet_distance, sample_quality, standard_normal_latents
-from ..io import prepare_out_dir, write_json
-from ..latent.samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
-                               LatentSampler, StandardNormalSampler)
-from ..latent.statistics import (CodeBulk, box_shell, component_fits, correlation_matrix, dominant_components,
-                                 slice_mask, strongest_pairs)
+from ..io import prepare_out_dir, versions, write_json
+from ..latent.samplers import (
+    BoxSampler,
+    FullGaussianSampler,
+    GaussianMixtureSampler,
+    IndependentGaussianSampler,
+    LatentSampler,
+    StandardNormalSampler,
+)
+from ..latent.statistics import (
+    CodeBulk,
+    box_shell,
+    component_fits,
+    correlation_matrix,
+    dominant_components,
+    slice_mask,
+    strongest_pairs,
+)
+from ..models.files import load_model, shipped_models_dir
 from ..models.inference import InferenceNetwork, channels_last, fold_batch_norms, inference_copy
 from ..report import fragmentation_figures as figures
-from ..io import versions
-from ..models.files import load_model
 from .common import Timer, to_unit_images
 
 FULL_GAUSSIAN = "full-covariance Gaussian"
@@ -286,13 +297,35 @@ def study_model(model: LatentModel, classifier: nn.Module, real_features: torch.
     return record, figure_data
 
 
-def fragmentation(out_dir: str | Path, config: FragmentationConfig = FragmentationConfig(),
-                  models_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the study into ``out_dir`` (fragmentation.json and figures/<model>/*.png, figures/comparison.png)
-    on the networks in ``models_dir`` (default: the shipped ones of ``config.dataset``); returns the record.
+@dataclass(frozen=True)
+class FragmentationResult:
+    """What the study measured on each model and on the GAN, and the data of its figures; `record` is
+    fragmentation.json."""
+
+    config: FragmentationConfig
+    models_dir: str
+    test_images: int
+    gan: dict[str, Any]
+    models: dict[str, dict[str, Any]]
+    figure_data: dict[str, dict[str, Any]]
+    compute: dict[str, Any]
+    seconds: dict[str, float]
+
+    def record(self, figures: dict[str, str]) -> dict[str, Any]:
+        """The JSON record (fragmentation.json), naming the ``figures`` drawn."""
+        return {"dataset": self.config.dataset, "seed": self.config.seed, "models_dir": self.models_dir,
+                "test_images": self.test_images, "gan": self.gan, "target": gan_target(self.models, self.gan),
+                "models": self.models, "figures": figures,
+                "seconds": {**self.seconds, "total": sum(self.seconds.values())}, "config": asdict(self.config),
+                "compute": self.compute, "versions": versions()}
+
+
+def check_config(config: FragmentationConfig) -> None:
+    """Refuse models and counts the study cannot use, before anything is loaded.
 
     Raises:
-        LatentspectraError: an unknown model name or bad counts; CheckpointError: a missing network.
+        LatentspectraError: an unknown model name, fewer than 2 samples or codes, more mixture components
+            than codes.
     """
     unknown = sorted(set(config.models) - set(FRAGMENTATION_MODELS))
     if unknown or not config.models:
@@ -303,6 +336,47 @@ def fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmentati
     if config.mixture_components > config.mixture_codes:
         raise LatentspectraError(f"--mixture-components ({config.mixture_components}) must be at most --mixture-codes "
                                  f"({config.mixture_codes}), the codes the mixture is fitted on")
+
+
+def fragmentation_study(latent_models: list[LatentModel], generator: Network, classifier: nn.Module,
+                        real_features: torch.Tensor, config: FragmentationConfig, *, progress: bool = True,
+                        timer: Timer | None = None, models_dir: str = "",
+                        compute: Compute | None = None) -> FragmentationResult:
+    """Every measurement of the study on each of ``latent_models`` and on the GAN's own samples G(z), the
+    classifier's features compared with ``real_features`` (the test set's); writes nothing. ``models_dir``
+    and ``compute`` (default: the CPU) say where the networks came from and where they ran, for the record."""
+    timer = timer or Timer()
+    with timer.stage("gan"), torch.inference_mode():
+        latents = standard_normal_latents(config.samples, generator.config["latent_dim"], config.seed + SEEDS.samples,
+                                          real_features.device)
+        gan = decoded_quality(generator, classifier, latents, real_features, config)
+    records, figure_data = {}, {}
+    for model in latent_models:
+        records[model.name], figure_data[model.name] = study_model(model, classifier, real_features, config, timer,
+                                                                   progress)
+    return FragmentationResult(config, models_dir, len(real_features), gan, records, figure_data,
+                               (compute or Compute()).record(), dict(timer.seconds))
+
+
+def write_fragmentation(out_dir: str | Path, result: FragmentationResult) -> dict[str, Any]:
+    """Write ``result`` into ``out_dir``: figures/<model>/*.png, figures/comparison.png and fragmentation.json.
+    Returns the record written."""
+    out = Path(out_dir)
+    drawn = figures.draw_all(out / "figures", result.figure_data, result.models, result.gan)
+    record = result.record({name: str(path) for name, path in drawn.items()})
+    write_json(out / "fragmentation.json", record)
+    return record
+
+
+def run_fragmentation(out_dir: str | Path, config: FragmentationConfig = FragmentationConfig(),
+                      models_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Load the networks in ``models_dir`` (default: the shipped ones of ``config.dataset``), run the study and
+    write it into ``out_dir`` (`write_fragmentation`); returns the record written to fragmentation.json.
+
+    Raises:
+        LatentspectraError: an unknown model name or bad counts; CheckpointError: a missing network.
+    """
+    check_config(config)
     compute = Compute.select(config.device, config.precision)
     config = replace(config, batch_size=config.batch_size or compute.inference_batch_size)
     batch_size = config.batch_size
@@ -322,24 +396,9 @@ def fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmentati
                   for name in config.models]
         real_features = batched(classifier.features,
                                 channels_last(images_to_tensor(dataset.test.images).to(compute.device)), batch_size)
-    with timer.stage("gan"), torch.inference_mode():
-        latents = standard_normal_latents(config.samples, generator.config["latent_dim"], config.seed + SEEDS.samples,
-                                          compute.device)
-        gan = decoded_quality(generator, classifier, latents, real_features, config)
-    records, figure_data = {}, {}
-    for model in models:
-        records[model.name], figure_data[model.name] = study_model(model, classifier, real_features, config, timer,
-                                                                   progress)
-    with timer.stage("figures"):
-        drawn = figures.draw_all(out / "figures", figure_data, records, gan)
-    seconds = {**timer.seconds, "total": sum(timer.seconds.values())}
-    result = {"dataset": config.dataset, "seed": config.seed, "models_dir": str(models_dir),
-              "test_images": len(real_features), "gan": gan, "target": gan_target(records, gan),
-              "models": records, "figures": {name: str(path) for name, path in drawn.items()},
-              "seconds": seconds, "config": asdict(config),
-              "compute": compute.record(), "versions": versions()}
-    write_json(out / "fragmentation.json", result)
-    return result
+    result = fragmentation_study(models, generator, classifier, real_features, config, progress=progress, timer=timer,
+                                 models_dir=str(models_dir), compute=compute)
+    return write_fragmentation(out, result)
 
 
 def gan_target(records: dict[str, Any], gan: dict[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,20 @@
-"""The trained generator, classifier and encoder of a models directory, loaded as fast inference copies
-(models/inference.py) on the run's device, for the experiments that push many latents through them."""
+"""The trained generator, classifier and encoder of a models directory: as fast inference copies
+(models/inference.py) on the run's device, for the experiments that push many latents through them, or as
+exact float32 networks for those that differentiate through them (REDs)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from ..compute import Compute
-from ..models.inference import InferenceEncoder, InferenceNetwork
+from ..models import GaussianEncoder
 from ..models.files import load_model
+from ..models.inference import InferenceEncoder, InferenceNetwork, fold_batch_norms
 
 
 @dataclass
@@ -49,3 +52,22 @@ def load_networks(models_dir: str | Path, compute: Compute | None = None, batch_
                     InferenceNetwork(classifier, compute, full_precision=True), InferenceEncoder(encoder, compute),
                     int(generator.config["latent_dim"]), int(classifier.config["num_classes"]), compute,
                     batch_size or compute.inference_batch_size, str(models_dir))
+
+
+class ExactNetworks(NamedTuple):
+    """Float32 eval-mode networks with batch norm folded: G (latents -> images), C (images -> logits)
+    and the encoder (images -> (mu, logvar))."""
+
+    generator: nn.Module
+    classifier: nn.Module
+    encoder: GaussianEncoder
+
+
+def load_exact_networks(models_dir: str | Path, device: torch.device | str = "cpu") -> ExactNetworks:
+    """The float32 generator, classifier and encoder of ``models_dir``, folded, frozen, on ``device``.
+
+    Raises:
+        CheckpointError: a missing or unreadable model.
+    """
+    return ExactNetworks(*(fold_batch_norms(load_model(models_dir, name)[0]).requires_grad_(False).to(device)
+                           for name in ("generator", "classifier", "encoder")))

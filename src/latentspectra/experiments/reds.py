@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,85 +37,34 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import SEEDS, RedsConfig
-from ..latent.files import load_basis
-from ..models.files import shipped_models_dir
-from ..progress import progress_bar
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import batched
-from ..io import prepare_out_dir, write_json
+from ..io import prepare_out_dir, versions, write_json
 from ..latent import QuasiEigenBasis
+from ..latent.files import load_basis
 from ..methods import features as feat
-from ..methods.reds import (central_difference_jacobians,
-                            feature_jacobians, rayleigh_path, solve_rayleigh)
+from ..methods.reds import central_difference_jacobians, feature_jacobians, rayleigh_path, solve_rayleigh
 from ..models import GaussianEncoder
-from ..models.inference import fold_batch_norms
+from ..models.files import shipped_models_dir
+from ..progress import progress_bar
 from ..report.figures import image_rows
-from ..io import versions
-from ..models.files import load_model
 from .basis import build_basis_from_models
 from .common import Timer, to_unit_images
-
-NAMED_FEATURES = ("upper", "lower", "left", "right", "identity", "ink", "thickness", "all")
-BOX_FEATURES = ("box", "outside")
-
-
-class ExactNetworks(NamedTuple):
-    """Float32 eval-mode networks with batch norm folded: G (latents -> images), C (images -> logits)
-    and the encoder (images -> (mu, logvar))."""
-
-    generator: nn.Module
-    classifier: nn.Module
-    encoder: GaussianEncoder
-
-
-def load_exact_networks(models_dir: str | Path, device: torch.device | str = "cpu") -> ExactNetworks:
-    """The float32 generator, classifier and encoder of ``models_dir``, folded, frozen, on ``device``.
-
-    Raises:
-        CheckpointError: a missing or unreadable model.
-    """
-    return ExactNetworks(*(fold_batch_norms(load_model(models_dir, name)[0]).requires_grad_(False).to(device)
-                           for name in ("generator", "classifier", "encoder")))
-
+from .networks import ExactNetworks, load_exact_networks
 
 # --- Feature specs -----------------------------------------------------------------------------------
 
 def build_feature(spec: str, classifier: nn.Module, image_size: tuple[int, int], argument: str) -> feat.Feature:
-    """The feature named by ``spec``: one of NAMED_FEATURES, ``box:TOP:BOTTOM:LEFT:RIGHT`` (pixels in
-    rows TOP..BOTTOM-1, columns LEFT..RIGHT-1), ``outside:TOP:BOTTOM:LEFT:RIGHT`` (the other pixels), or
-    several joined by "+" (concatenated). upper / lower / left / right are the halves of the image
-    (lower = outside the upper box); identity is the classifier's logits.
+    """`methods.features.feature_from_spec`, its error naming the command-line ``argument``.
 
     Raises:
         LatentspectraError: an unknown name or a bad box, naming ``argument``.
     """
-    parts = spec.split("+")
     try:
-        features = [_single_feature(part.strip(), classifier, image_size) for part in parts]
+        return feat.feature_from_spec(spec, classifier, image_size)
     except feat.FeatureError as error:
         raise LatentspectraError(f"{argument} {spec}: {error}") from None
-    except ValueError:
-        raise LatentspectraError(f"{argument} {spec}: expected names from {', '.join(NAMED_FEATURES)} or "
-                                 "box:TOP:BOTTOM:LEFT:RIGHT / outside:TOP:BOTTOM:LEFT:RIGHT, joined by '+'") from None
-    return features[0] if len(features) == 1 else feat.concat_features(*features)
-
-
-def _single_feature(name: str, classifier: nn.Module, image_size: tuple[int, int]) -> feat.Feature:
-    height, width = image_size
-    halves = {"upper": (0, height // 2, 0, width), "left": (0, height, 0, width // 2)}
-    if name in ("upper", "lower"):
-        return feat.region_pixels(feat.box_mask(height, width, *halves["upper"]), outside=name == "lower")
-    if name in ("left", "right"):
-        return feat.region_pixels(feat.box_mask(height, width, *halves["left"]), outside=name == "right")
-    simple = {"identity": feat.classifier_logits(classifier), "ink": feat.total_ink,
-              "thickness": feat.stroke_thickness, "all": feat.all_pixels}
-    if name in simple:
-        return simple[name]
-    kind, *bounds = name.split(":")
-    if kind not in BOX_FEATURES or len(bounds) != 4:
-        raise ValueError(name)
-    return feat.region_pixels(feat.box_mask(height, width, *map(int, bounds)), outside=kind == "outside")
 
 
 def example_name(change: str, hold: str) -> str:
@@ -299,11 +248,76 @@ def _check_config(config: RedsConfig) -> None:
                                  "would show in the Jacobians); use auto or float32")
 
 
-def reds_study(out_dir: str | Path, config: RedsConfig = RedsConfig(), models_dir: str | Path | None = None,
-               basis_file: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run every example of ``config`` into ``out_dir``: reds.json and one PNG of path rows per example.
+@dataclass(frozen=True)
+class RedsExample:
+    """One (change, hold) example: its record (paths compared, their measurements, the start directions'
+    timing and finite-difference comparison) and its figure's rows."""
 
-    Returns the record written to reds.json (config, seed, versions, seconds, per-example measurements).
+    name: str
+    title: str
+    record: dict[str, Any]
+    rows: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class RedsResult:
+    """What `reds_study` measured; `record` is reds.json."""
+
+    config: RedsConfig
+    models: str
+    latents: int
+    latent_dim: int
+    basis: dict[str, Any] | None  # where the LSD basis came from, when an example changes the identity
+    examples: list[RedsExample]
+    compute: dict[str, Any]
+    seconds: dict[str, float]
+
+    def record(self, figures: dict[str, str]) -> dict[str, Any]:
+        """The JSON record (reds.json), with each example's ``figures`` file name."""
+        examples = {example.name: {**example.record, "figure": figures[example.name]} for example in self.examples}
+        return {"dataset": self.config.dataset, "seed": self.config.seed, "models": self.models,
+                "latents": self.latents, "latent_dim": self.latent_dim, "basis": self.basis, "examples": examples,
+                "seconds": {**self.seconds, "total": sum(self.seconds.values())}, "config": asdict(self.config),
+                "compute": self.compute, "versions": versions()}
+
+
+def reds_study(networks: ExactNetworks, z: torch.Tensor, config: RedsConfig = RedsConfig(), *,
+               basis: QuasiEigenBasis | None = None, basis_source: dict[str, Any] | None = None, models: str = "",
+               compute: Compute | None = None, progress: bool = True, timer: Timer | None = None) -> RedsResult:
+    """Every example of ``config`` on the latents ``z`` (B, M), with ``basis`` for the LSD comparisons of
+    identity changes; writes nothing. ``models``, ``basis_source`` and ``compute`` (default: the CPU) say
+    where the networks and the basis came from and where they ran, for the record.
+
+    Raises:
+        LatentspectraError: a bad feature spec.
+    """
+    timer = timer or Timer()
+    examples = []
+    for change, hold in tqdm(config.examples, desc="REDs examples", disable=not progress):
+        name = example_name(change, hold)
+        with timer.stage(name):
+            record, rows = run_example(networks, z, change, hold, basis, config, progress)
+        title = f"change {change}, hold {hold} ({config.method}): {config.steps} steps of {config.step_size:g}"
+        examples.append(RedsExample(name, title, record, rows))
+    return RedsResult(config, models, len(z), z.shape[1], basis_source, examples, (compute or Compute()).record(),
+                      dict(timer.seconds))
+
+
+def write_reds(out_dir: str | Path, result: RedsResult) -> dict[str, Any]:
+    """Write ``result`` into ``out_dir``: one PNG of path rows per example and reds.json. Returns the record."""
+    out = Path(out_dir)
+    figures = {example.name: image_rows(example.rows, out / f"{example.name}.png", example.title).name
+               for example in result.examples}
+    record = result.record(figures)
+    write_json(out / "reds.json", record)
+    return record
+
+
+def run_reds(out_dir: str | Path, config: RedsConfig = RedsConfig(), models_dir: str | Path | None = None,
+             basis_file: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Load the networks (default: the shipped ones of ``config.dataset``), the test latents and, when an
+    example changes the identity, the LSD basis (``basis_file``, or built with V = ``config.basis_per_set``);
+    run the study and write it into ``out_dir`` (`write_reds`). Returns the record written to reds.json.
 
     Raises:
         CheckpointError: a missing or unreadable model; BasisError: an unreadable ``basis_file``;
@@ -325,19 +339,9 @@ def reds_study(out_dir: str | Path, config: RedsConfig = RedsConfig(), models_di
     if any("identity" in change.split("+") for change, _ in config.examples):
         with timer.stage("basis"):
             basis, basis_source = _lsd_basis(models_dir, basis_file, config, z.shape[1], progress, compute)
-    examples: dict[str, Any] = {}
-    for change, hold in tqdm(config.examples, desc="REDs examples", disable=not progress):
-        name = example_name(change, hold)
-        with timer.stage(name):
-            examples[name], rows = run_example(networks, z, change, hold, basis, config, progress)
-            title = f"change {change}, hold {hold} ({config.method}): {config.steps} steps of {config.step_size:g}"
-            examples[name]["figure"] = image_rows(rows, out / f"{name}.png", title).name
-    record = {"dataset": config.dataset, "seed": config.seed, "models": str(models_dir), "latents": len(z),
-              "latent_dim": z.shape[1], "basis": basis_source, "examples": examples,
-              "seconds": {**timer.seconds, "total": sum(timer.seconds.values())},
-              "config": asdict(config), "compute": compute.record(), "versions": versions()}
-    write_json(out / "reds.json", record)
-    return record
+    result = reds_study(networks, z, config, basis=basis, basis_source=basis_source, models=str(models_dir),
+                        compute=compute, progress=progress, timer=timer)
+    return write_reds(out, result)
 
 
 def _lsd_basis(models_dir: Path, basis_file: str | Path | None, config: RedsConfig, dim: int,

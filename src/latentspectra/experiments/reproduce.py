@@ -1,8 +1,8 @@
 """`latentspectra reproduce`: the paper's whole study on one set of trained networks.
 
 `reproduce_study` computes and returns a `ReproduceResult`; `write_reproduce` writes it (metrics.json,
-basis.safetensors, figures/fig2-8.png, report.md, report.html); `reproduce` loads (or trains) the networks,
-runs the one and then the other. Stages (each timed in ``metrics["seconds"]``): load (or train) the
+basis.safetensors, figures/fig2-8.png, report.md, report.html); `run_reproduce` loads (or trains) the
+networks, runs the one and then the other. Stages (each timed in ``metrics["seconds"]``): load (or train) the
 networks; build the latent sets and the quasi-eigenvectors (Methods steps 4-6); classify the test set by
 LSD over stochastic encodings (Fig. 5, 6); denoise by truncation (Fig. 7, measured); rotate with
 Algorithm 1 (Fig. 8, measured); decode what Figs. 2-4 show.
@@ -45,7 +45,6 @@ from .basis import build_basis
 from .common import Timer, decode, predict, to_unit_images
 from .networks import Networks, load_networks
 from .train import train_networks
-
 
 # --- What the study returns ---------------------------------------------------------------------------
 
@@ -363,9 +362,9 @@ def write_reproduce(out_dir: str | Path, result: ReproduceResult) -> dict[str, A
     return metrics
 
 
-def reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(), models_dir: str | Path | None = None,
-              retrain: bool = False, progress: bool = True,
-              train_config: TrainConfig | None = None) -> dict[str, Any]:
+def run_reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(),
+                  models_dir: str | Path | None = None, retrain: bool = False, progress: bool = True,
+                  train_config: TrainConfig | None = None) -> dict[str, Any]:
     """Run the study into ``out_dir`` (see `write_reproduce`); returns the metrics written to metrics.json.
 
     With ``retrain`` the networks are trained first into ``out_dir/models`` (``train_config``, default

@@ -16,7 +16,7 @@ latents; the encoder in float32); the codes, the quantizers and their measuremen
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +26,17 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import SFVQStudyConfig
+from ..data import ImageDataset, images_to_tensor, load_dataset
+from ..evaluation import batched
+from ..io import prepare_out_dir, versions, write_json
 from ..methods.files import save_sfvq
+from ..methods.sfvq import SFVQ, SFVQError, curve_points, nearest_codewords
 from ..models.files import shipped_models_dir
 from ..progress import progress_bar
-from ..data import images_to_tensor, load_dataset
-from ..evaluation import batched
-from ..io import prepare_out_dir, write_json
-from ..methods.sfvq import SFVQ, SFVQError, curve_points, nearest_codewords
 from ..report.figures import image_rows
 from ..report.sfvq_figures import panoptic_map
-from ..io import versions
-from .networks import Networks, load_networks
 from .common import Timer, decode, predict, to_unit_images
+from .networks import Networks, load_networks
 
 
 @torch.inference_mode()
@@ -171,14 +170,14 @@ def _pair_title(k: int, codeword_labels: torch.Tensor) -> str:
     return f"{k}->{k + 1} ({int(codeword_labels[k])}->{int(codeword_labels[k + 1])})"
 
 
-def draw_figures(out: Path, networks: Networks, codebook: torch.Tensor, codeword_images: torch.Tensor,
-                 codeword_labels: torch.Tensor, test_latents: torch.Tensor, config: SFVQStudyConfig) -> dict[str, str]:
-    """figures/panoptic.png (decoded codewords in curve order), directions.png (first row: test codes;
-    then per shown pair k, the same codes moved by scale (c_k+1 - c_k)) and augmentation.png (per shown
-    pair, G of evenly spaced points along the segment [c_k, c_k+1])."""
-    directory = out / "figures"
-    directory.mkdir(parents=True, exist_ok=True)
+def figure_rows(networks: Networks, codebook: torch.Tensor, codeword_labels: torch.Tensor, test_latents: torch.Tensor,
+                config: SFVQStudyConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The decoded rows of the direction figure (first row: test codes; then per shown pair k, the same codes
+    moved by scale (c_k+1 - c_k)) and of the augmentation figure (per shown pair, G of evenly spaced points
+    along the segment [c_k, c_k+1]); both empty when no pair is shown."""
     pairs = shown_pairs(codeword_labels, config.shown_pairs)
+    if not pairs:
+        return {}, {}
     shown = test_latents[:config.shown_latents]
     steps = (codebook[1:] - codebook[:-1]).to(shown.dtype)
     titles = {k: _pair_title(k, codeword_labels) for k in pairs}
@@ -191,30 +190,64 @@ def draw_figures(out: Path, networks: Networks, codebook: torch.Tensor, codeword
     positions = torch.linspace(0, 1, config.segment_points, dtype=codebook.dtype)
     segment_rows = {titles[k]: images(curve_points(codebook, torch.full(positions.shape, k), positions))
                     for k in pairs}
-    paths = {"panoptic": panoptic_map(to_unit_images(codeword_images), codeword_labels.tolist(),
-                                      directory / "panoptic.png")}
-    if pairs:
-        paths["directions"] = image_rows(direction_rows, directory / "directions.png")
-        paths["augmentation"] = image_rows(segment_rows, directory / "augmentation.png")
-    return {name: str(path) for name, path in paths.items()}
+    return direction_rows, segment_rows
 
 
-def sfvq_study(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(), models_dir: str | Path | None = None,
-               progress: bool = True) -> dict[str, Any]:
-    """Run the study into ``out_dir`` (sfvq.json, curve.safetensors + curve.json, figures/) and return
-    the record written to sfvq.json (module docstring).
+@dataclass(frozen=True)
+class SFVQResult:
+    """What `sfvq_study` measured, the fitted curve and the data of its figures; `record` is sfvq.json."""
+
+    config: SFVQStudyConfig
+    models: str
+    latent_dim: int
+    train_latents: int
+    test_latents: int
+    curve: SFVQ
+    quantization_error: dict[str, dict[str, float]]
+    codeword_labels: list[int]
+    curve_order: dict[str, Any]
+    directions: dict[str, Any]
+    kmeans: dict[str, Any]
+    codeword_images: np.ndarray  # (K, H, W) in curve order, in [0, 1]
+    direction_rows: dict[str, np.ndarray]
+    segment_rows: dict[str, np.ndarray]
+    compute: dict[str, Any]
+    seconds: dict[str, float]
+
+    def record(self, figures: dict[str, str], curve_file: str) -> dict[str, Any]:
+        """The JSON record (sfvq.json), naming the ``figures`` and the ``curve_file`` written."""
+        return {
+            "dataset": self.config.dataset,
+            "seed": self.config.seed,
+            "models": self.models,
+            "latent_dim": self.latent_dim,
+            "train_latents": self.train_latents,
+            "test_latents": self.test_latents,
+            "codewords": self.config.codewords,
+            "quantization_error": self.quantization_error,
+            "codeword_labels": self.codeword_labels,
+            "curve_order": self.curve_order,
+            "directions": self.directions,
+            "fit": {"seconds": self.seconds["fit"], "latents": self.train_latents, "history": self.curve.history_,
+                    "params": self.curve.get_params()},
+            "kmeans": {"seconds": self.seconds["kmeans"], **self.kmeans},
+            "figures": figures,
+            "curve": curve_file,
+            "seconds": {**self.seconds, "total": sum(self.seconds.values())},
+            "config": asdict(self.config),
+            "compute": self.compute,
+            "versions": versions(),
+        }
+
+
+def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfig = SFVQStudyConfig(),
+               progress: bool = True, timer: Timer | None = None) -> SFVQResult:
+    """The study on ``networks`` and ``dataset`` (module docstring); writes nothing.
 
     Raises:
-        LatentspectraError: a bad ``out_dir`` or models directory, a missing dataset, or bad SFVQ
-            parameters (e.g. fewer than 2 codewords, or more than training images).
+        SFVQError: bad SFVQ parameters (e.g. fewer than 2 codewords, or more than training images).
     """
-    compute = Compute.select(config.device, config.precision)
-    out = prepare_out_dir(out_dir)
-    timer = Timer()
-    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
-    with timer.stage("load"):
-        networks = load_networks(models_dir, compute, config.network_batch_size)
-        dataset = load_dataset(config.dataset)
+    timer = timer or Timer()
     if config.codewords > len(dataset.train):
         raise SFVQError(f"codewords: {config.codewords} exceeds the {len(dataset.train)} training images of "
                         f"{config.dataset}")
@@ -223,9 +256,8 @@ def sfvq_study(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(),
         test = encode_means(networks, images_to_tensor(dataset.test.images), progress, "encoding the test set")
     curve = SFVQ(config.codewords, epochs_per_stage=config.epochs_per_stage, batch_size=config.batch_size,
                  seed=config.seed)
-    with timer.stage("fit"):
-        with progress_bar("SFVQ fit (epochs)", progress) as bar:
-            curve.fit(train, progress=bar)
+    with timer.stage("fit"), progress_bar("SFVQ fit (epochs)", progress) as bar:
+        curve.fit(train, progress=bar)
     with timer.stage("kmeans"):
         centroids, kmeans = fit_kmeans(train, config.codewords, config.seed)
     with timer.stage("quantization"):
@@ -242,30 +274,44 @@ def sfvq_study(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(),
         directions = direction_study(networks, codebook, codeword_labels, test[:config.direction_latents],
                                      config.direction_scale)
     with timer.stage("figures"):
-        figure_paths = draw_figures(out, networks, codebook, codeword_images, codeword_labels, test, config)
-    save_sfvq(curve, out / "curve.safetensors")
-    record = {
-        "dataset": config.dataset,
-        "seed": config.seed,
-        "models": str(models_dir),
-        "latent_dim": networks.latent_dim,
-        "train_latents": len(train),
-        "test_latents": len(test),
-        "codewords": config.codewords,
-        "quantization_error": errors,
-        "codeword_labels": codeword_labels.tolist(),
-        "curve_order": order,
-        "directions": directions,
-        "fit": {"seconds": timer.seconds["fit"], "latents": len(train), "history": curve.history_,
-                "params": curve.get_params()},
-        "kmeans": {"seconds": timer.seconds["kmeans"], **kmeans},
-        "figures": figure_paths,
-        "curve": str(out / "curve.safetensors"),
-        "seconds": {**timer.seconds, "total": sum(timer.seconds.values())},
-        "config": asdict(config),
-        "compute": {**compute.record(), "batch_size": networks.batch_size},
-        "versions": versions(),
-    }
+        direction_rows, segment_rows = figure_rows(networks, codebook, codeword_labels, test, config)
+    return SFVQResult(config, networks.source, networks.latent_dim, len(train), len(test), curve, errors,
+                      codeword_labels.tolist(), order, directions, kmeans, to_unit_images(codeword_images),
+                      direction_rows, segment_rows, {**networks.compute.record(), "batch_size": networks.batch_size},
+                      dict(timer.seconds))
+
+
+def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
+    """Write ``result`` into ``out_dir``: figures/panoptic.png (decoded codewords in curve order),
+    directions.png and augmentation.png (when pairs are shown), curve.safetensors (+ .json) and sfvq.json.
+    Returns the record written."""
+    out = Path(out_dir)
+    directory = out / "figures"
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"panoptic": panoptic_map(result.codeword_images, result.codeword_labels, directory / "panoptic.png")}
+    if result.direction_rows:
+        paths["directions"] = image_rows(result.direction_rows, directory / "directions.png")
+        paths["augmentation"] = image_rows(result.segment_rows, directory / "augmentation.png")
+    save_sfvq(result.curve, out / "curve.safetensors")
+    record = result.record({name: str(path) for name, path in paths.items()}, str(out / "curve.safetensors"))
     write_json(out / "sfvq.json", record)
     return record
 
+
+def run_sfvq(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(), models_dir: str | Path | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Load the networks in ``models_dir`` (default: the shipped ones of ``config.dataset``) and the dataset,
+    run the study and write it into ``out_dir`` (`write_sfvq`); returns the record written to sfvq.json.
+
+    Raises:
+        LatentspectraError: a bad ``out_dir`` or models directory, a missing dataset, or bad SFVQ
+            parameters (e.g. fewer than 2 codewords, or more than training images).
+    """
+    compute = Compute.select(config.device, config.precision)
+    out = prepare_out_dir(out_dir)
+    timer = Timer()
+    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
+    with timer.stage("load"):
+        networks = load_networks(models_dir, compute, config.network_batch_size)
+        dataset = load_dataset(config.dataset)
+    return write_sfvq(out, sfvq_study(networks, dataset, config, progress, timer))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from ..config import INFERENCE_BATCH_SIZE
 from ..errors import LatentspectraError
 from ..progress import Progress

@@ -6,13 +6,38 @@ generator / classifier callable.
   image features of `features`.
 """
 
-from .features import (FeatureError, all_pixels, box_mask, classifier_logits, concat_features, ink_perimeter,
-                       region_pixels, stroke_thickness, total_ink)
-from .reds import (RayleighDirections, RedsError, central_difference_jacobians, feature_jacobians,
-                   rayleigh_directions, rayleigh_path, solve_rayleigh)
+from .features import (
+                       FeatureError,
+                       all_pixels,
+                       box_mask,
+                       classifier_logits,
+                       concat_features,
+                       ink_perimeter,
+                       region_pixels,
+                       stroke_thickness,
+                       total_ink,
+)
 from .files import load_sfvq, save_sfvq
-from .sfvq import (SFVQ, CurveQuantization, SFVQError, curve_points, growth_schedule, insert_codewords,
-                   nearest_codewords, norm_quantile_means, project_onto_curve)
+from .reds import (
+                       RayleighDirections,
+                       RedsError,
+                       central_difference_jacobians,
+                       feature_jacobians,
+                       rayleigh_directions,
+                       rayleigh_path,
+                       solve_rayleigh,
+)
+from .sfvq import (
+                       SFVQ,
+                       CurveQuantization,
+                       SFVQError,
+                       curve_points,
+                       growth_schedule,
+                       insert_codewords,
+                       nearest_codewords,
+                       norm_quantile_means,
+                       project_onto_curve,
+)
 
 __all__ = [
     "CurveQuantization",

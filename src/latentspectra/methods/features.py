@@ -143,3 +143,44 @@ def concat_features(*features: Feature) -> Feature:
 
     return concatenated
 
+
+NAMED_FEATURES = ("upper", "lower", "left", "right", "identity", "ink", "thickness", "all")
+BOX_FEATURES = ("box", "outside")
+
+
+def feature_from_spec(spec: str, classifier: Callable[[torch.Tensor], torch.Tensor],
+                      image_size: tuple[int, int]) -> Feature:
+    """The feature named by ``spec``: one of NAMED_FEATURES, ``box:TOP:BOTTOM:LEFT:RIGHT`` (pixels in rows
+    TOP..BOTTOM-1, columns LEFT..RIGHT-1), ``outside:TOP:BOTTOM:LEFT:RIGHT`` (the other pixels), or several
+    joined by "+" (concatenated). upper / lower / left / right are the halves of the image (lower = outside
+    the upper box); identity is the classifier's logits.
+
+    Raises:
+        FeatureError: an unknown name or a bad box.
+    """
+    try:
+        features = [_single_feature(part.strip(), classifier, image_size) for part in spec.split("+")]
+    except ValueError as error:
+        if isinstance(error, FeatureError):
+            raise
+        raise FeatureError(f"expected names from {', '.join(NAMED_FEATURES)} or box:TOP:BOTTOM:LEFT:RIGHT / "
+                           "outside:TOP:BOTTOM:LEFT:RIGHT, joined by '+'") from None
+    return features[0] if len(features) == 1 else concat_features(*features)
+
+
+def _single_feature(name: str, classifier: Callable[[torch.Tensor], torch.Tensor],
+                    image_size: tuple[int, int]) -> Feature:
+    height, width = image_size
+    halves = {"upper": (0, height // 2, 0, width), "left": (0, height, 0, width // 2)}
+    if name in ("upper", "lower"):
+        return region_pixels(box_mask(height, width, *halves["upper"]), outside=name == "lower")
+    if name in ("left", "right"):
+        return region_pixels(box_mask(height, width, *halves["left"]), outside=name == "right")
+    simple = {"identity": classifier_logits(classifier), "ink": total_ink, "thickness": stroke_thickness,
+              "all": all_pixels}
+    if name in simple:
+        return simple[name]
+    kind, *bounds = name.split(":")
+    if kind not in BOX_FEATURES or len(bounds) != 4:
+        raise ValueError(name)
+    return region_pixels(box_mask(height, width, *map(int, bounds)), outside=kind == "outside")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 
-from .figures import TILE_INCHES, new_figure, heatmap, save_figure, show_images
+from .figures import TILE_INCHES, heatmap, new_figure, save_figure, show_images
 
 
 def _gaussian_density(x: np.ndarray, mean: float, std: float) -> np.ndarray:
