@@ -12,18 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from latentspectra.data import (
-    FASHION_MNIST_CLASSES,
-    ImageDataset,
-    Split,
-    available_datasets,
-    download_dataset,
-    images_to_tensor,
-    load_dataset,
-    load_idx_dir,
-    load_npz,
-    read_idx,
-)
+from latentspectra.data import (FASHION_MNIST_CLASSES, ImageDataset, Split, available_datasets, download_dataset,
+                                images_to_tensor, load_dataset, load_idx_dir, load_npz, read_idx)
 from latentspectra.data import datasets as datasets_module
 from latentspectra.data import download as download_module
 from latentspectra.errors import DataError

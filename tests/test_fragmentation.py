@@ -14,7 +14,8 @@ from conftest import assert_traces_hardware, run_cli
 
 from latentspectra.config import AutoencoderConfig, FragmentationConfig
 from latentspectra.evaluation import batched, classifier_fid, sample_quality
-from latentspectra.experiments.fragmentation import autoencoder_model, decoded_quality, latent_paths
+from latentspectra.experiments.fragmentation import decoded_quality, latent_paths
+from latentspectra.experiments.networks import autoencoder_model
 from latentspectra.models import Autoencoder, Classifier
 from latentspectra.models.files import load_model, shipped_models_dir
 from latentspectra.training.autoencoder import AutoencoderJob, critic_loss, mix_codes

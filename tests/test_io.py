@@ -9,15 +9,8 @@ import pytest
 import torch
 
 from latentspectra.errors import CheckpointError
-from latentspectra.io import (
-    atomic_write,
-    load_tensors,
-    read_json,
-    read_record,
-    record_path,
-    save_tensors_with_record,
-    write_json,
-)
+from latentspectra.io import (atomic_write, load_tensors, read_json, read_record, record_path, save_tensors_with_record,
+                              write_json)
 
 
 def test_failed_write_leaves_neither_file_nor_temporary(tmp_path):

@@ -11,15 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from latentspectra.errors import LatentspectraError
-from latentspectra.latent import (
-    BasisError,
-    LatentError,
-    QuasiEigenBasis,
-    gram_schmidt,
-    load_basis,
-    save_basis,
-    symmetric_orthogonalisation,
-)
+from latentspectra.latent import (BasisError, LatentError, QuasiEigenBasis, gram_schmidt, load_basis, save_basis,
+                                  symmetric_orthogonalisation)
 
 PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from latentspectra.latent.samplers import (
-    BoxSampler,
-    FullGaussianSampler,
-    GaussianMixtureSampler,
-    IndependentGaussianSampler,
-    StandardNormalSampler,
-)
+from latentspectra.latent.samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler,
+                                           IndependentGaussianSampler, StandardNormalSampler)
 from latentspectra.latent.statistics import CodeStatisticsError
 
 DIM = 5

@@ -10,14 +10,8 @@ import torch
 
 from latentspectra.errors import LatentspectraError
 from latentspectra.experiments.basis import build_basis
-from latentspectra.latent import (
-    LatentSetError,
-    QuasiEigenBasis,
-    build_latent_sets,
-    collect_label_means,
-    encode_latents,
-    sample_latents,
-)
+from latentspectra.latent import (LatentSetError, QuasiEigenBasis, build_latent_sets, collect_label_means,
+                                  encode_latents, sample_latents)
 
 DIM, LABELS = 20, 10
 

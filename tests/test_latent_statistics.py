@@ -10,17 +10,9 @@ import torch
 
 from latentspectra.latent import LatentError
 from latentspectra.latent.samplers import BoxSampler
-from latentspectra.latent.statistics import (
-    CodeBulk,
-    CodeStatisticsError,
-    box_shell,
-    component_fits,
-    correlation_matrix,
-    dominant_components,
-    mahalanobis_distances,
-    slice_mask,
-    strongest_pairs,
-)
+from latentspectra.latent.statistics import (CodeBulk, CodeStatisticsError, box_shell, component_fits,
+                                             correlation_matrix, dominant_components, mahalanobis_distances, slice_mask,
+                                             strongest_pairs)
 
 DIM = 6
 MEAN = np.array([3.0, 0.0, -0.5, 0.0, 0.2, 0.0])

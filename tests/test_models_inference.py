@@ -9,16 +9,8 @@ from torch import nn
 
 from latentspectra.compute import Compute
 from latentspectra.models import Autoencoder, Classifier, GaussianEncoder, Generator
-from latentspectra.models.inference import (
-    ColumnTransposedConv2d,
-    InferenceEncoder,
-    InferenceNetwork,
-    PairMaxPool2d,
-    channels_last,
-    columns_are_smaller,
-    fold_batch_norms,
-    is_pair_max_pool,
-)
+from latentspectra.models.inference import (ColumnTransposedConv2d, InferenceEncoder, InferenceNetwork, PairMaxPool2d,
+                                            channels_last, columns_are_smaller, fold_batch_norms, is_pair_max_pool)
 
 
 def _with_random_statistics(model: nn.Module) -> nn.Module:

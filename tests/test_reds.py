@@ -14,22 +14,9 @@ import torch
 
 from latentspectra import methods
 from latentspectra.latent import LatentError
-from latentspectra.methods import (
-    FeatureError,
-    RedsError,
-    all_pixels,
-    box_mask,
-    central_difference_jacobians,
-    classifier_logits,
-    concat_features,
-    feature_jacobians,
-    rayleigh_directions,
-    rayleigh_path,
-    region_pixels,
-    solve_rayleigh,
-    stroke_thickness,
-    total_ink,
-)
+from latentspectra.methods import (FeatureError, RedsError, all_pixels, box_mask, central_difference_jacobians,
+                                   classifier_logits, concat_features, feature_jacobians, rayleigh_directions,
+                                   rayleigh_path, region_pixels, solve_rayleigh, stroke_thickness, total_ink)
 from latentspectra.models import build_model
 
 M = 6

@@ -9,18 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentspectra.report import (
-    figure2,
-    figure3,
-    figure4,
-    figure5,
-    figure6,
-    figure7,
-    figure8,
-    image_grid,
-    results_table_markdown,
-    write_report,
-)
+from latentspectra.report import (figure2, figure3, figure4, figure5, figure6, figure7, figure8, image_grid,
+                                  results_table_markdown, write_report)
 
 M = 100
 RNG = np.random.default_rng(0)

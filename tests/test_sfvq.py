@@ -9,14 +9,8 @@ import torch
 from latentspectra import SFVQ, SFVQError
 from latentspectra.latent import LatentError
 from latentspectra.methods import load_sfvq, save_sfvq
-from latentspectra.methods.sfvq import (
-    curve_points,
-    growth_schedule,
-    insert_codewords,
-    nearest_codewords,
-    norm_quantile_means,
-    project_onto_curve,
-)
+from latentspectra.methods.sfvq import (curve_points, growth_schedule, insert_codewords, nearest_codewords,
+                                        norm_quantile_means, project_onto_curve)
 
 
 def brute_force_squared_distances(latents: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:

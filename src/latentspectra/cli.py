@@ -17,17 +17,8 @@ from typing import Any
 import click
 
 from .compute import DEVICE_CHOICES, PRECISIONS, Compute, SlowPrecisionWarning, resolve_device
-from .config import (
-    FRAGMENTATION_MODELS,
-    ORTHOGONALISATION,
-    REDS_EPS,
-    REDS_METHODS,
-    FragmentationConfig,
-    RedsConfig,
-    ReproduceConfig,
-    SFVQStudyConfig,
-    TrainConfig,
-)
+from .config import (FRAGMENTATION_MODELS, ORTHOGONALISATION, REDS_EPS, REDS_METHODS, FragmentationConfig, RedsConfig,
+                     ReproduceConfig, SFVQStudyConfig, TrainConfig)
 from .errors import LatentspectraError
 from .io import prepare_out_dir
 from .latent.basis import ORTHOGONALISATIONS
@@ -53,6 +44,30 @@ def compute_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--device", default="auto", show_default=True, callback=check_device,
         help=f"Where the networks run: {DEVICE_CHOICES}; auto is CUDA if present, then MPS, then the CPU.")(command)
+
+
+def models_option(networks: str = "generator, classifier and encoder") -> Callable[..., Any]:
+    return click.option("--models", type=click.Path(), default=None,
+                        help=f"Directory with the {networks} (default: the shipped models of --dataset).")
+
+
+def dataset_option(use: str) -> Callable[..., Any]:
+    return click.option("--dataset", default="mnist", show_default=True,
+                        help=f"Dataset {use}: mnist, fashion-mnist, idx:DIR or npz:FILE.")
+
+
+def run_options(printed: str | None, quiet: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--seed, --device, --precision, --json (where the command can print ``printed``) and --quiet (where it
+    shows progress bars), for every command that runs networks."""
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        if quiet:
+            command = click.option("--quiet", is_flag=True, help="No progress bars.")(command)
+        if printed is not None:
+            command = click.option("--json", "as_json", is_flag=True, help=f"Print {printed}.")(command)
+        command = compute_options(command)
+        return click.option("--seed", type=int, default=0, show_default=True,
+                            help="Seed of every random stream (each purpose its own offset, config.SEEDS).")(command)
+    return decorate
 
 
 def _print_json(obj: object) -> None:
@@ -103,7 +118,7 @@ def data_download(name: str, directory: str, base_url: str | None) -> None:
 
 @cli.command()
 @click.argument("network", type=click.Choice(NETWORK_CHOICES))
-@click.option("--dataset", default="mnist", show_default=True, help="Dataset name or idx:DIR / npz:FILE.")
+@dataset_option("to train on")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/train", show_default=True,
               help="Directory for weights, JSON records and resumable checkpoints.")
 @click.option("--epochs", type=int, default=None, help="Epochs for each network trained (default: per network).")
@@ -117,9 +132,7 @@ def data_download(name: str, directory: str, base_url: str | None) -> None:
               help="Autoencoder only: weight of an adversarial critic on decoded mixtures of codes (ACAI; "
                    "default 0, the plain autoencoder). 1 lets Gaussian-mixture samples of its codes decode "
                    "near the GAN's quality (docs/fragmentation.md).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@compute_options
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@run_options(None)
 def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: int | None,
           encoder_weights: tuple[float, float, float] | None, interpolation_weight: float | None, seed: int,
           device: str, precision: str, quiet: bool) -> None:
@@ -128,13 +141,8 @@ def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: 
 
     Rerunning the same command after an interruption resumes from the last finished epoch.
     """
-    from .experiments.train import (
-        train_networks,
-        with_encoder_weights,
-        with_epochs,
-        with_interpolation_weight,
-        with_latent_dim,
-    )
+    from .experiments.train import (train_networks, with_encoder_weights, with_epochs, with_interpolation_weight,
+                                    with_latent_dim)
 
     if interpolation_weight is not None and network != "autoencoder":
         raise LatentspectraError(f"--interpolation-weight applies to the autoencoder only, not to {network}")
@@ -147,12 +155,9 @@ def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: 
 
 
 @cli.command()
-@click.option("--models", type=click.Path(), default=None,
-              help="Directory with generator, classifier and encoder (default: the shipped MNIST models).")
-@click.option("--dataset", default="mnist", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@compute_options
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@models_option()
+@dataset_option("of the test images and the evaluation")
+@run_options("a JSON object", quiet=False)
 def evaluate(models: str | None, dataset: str, seed: int, device: str, precision: str, as_json: bool) -> None:
     """Classifier accuracy, sample confidence and label entropy, classifier-feature FID, and
     encode -> decode -> classify accuracy of the networks in --models."""
@@ -165,9 +170,8 @@ def evaluate(models: str | None, dataset: str, seed: int, device: str, precision
 
 
 @cli.command()
-@click.option("--models", type=click.Path(), default=None,
-              help="Directory with generator, classifier and encoder (default: the shipped models of --dataset).")
-@click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded for set 1.")
+@models_option()
+@dataset_option("whose training set is encoded for set 1")
 @click.option("--per-set", type=click.IntRange(min=1), default=ReproduceConfig.per_set, show_default=True,
               help="V: latent vectors averaged into each eta.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
@@ -177,10 +181,7 @@ def evaluate(models: str | None, dataset: str, seed: int, device: str, precision
 @click.option("--out", type=click.Path(dir_okay=False), default="runs/basis.safetensors", show_default=True,
               help="Where to save the basis (safetensors, with a .json record beside it).")
 @ORTHOGONALISATION_OPTION
-@click.option("--seed", type=int, default=0, show_default=True)
-@compute_options
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object (seconds, samples_per_second, ...).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@run_options("a JSON object (seconds, samples_per_second, ...)")
 def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None, max_draws: int | None, out: str,
           orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """Build the latent sets and their quasi-eigenvectors (paper steps 4-6) and save the basis."""
@@ -202,11 +203,10 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
 
 
 @cli.command()
-@click.option("--dataset", default="mnist", show_default=True, help="Dataset of the study (and of the shipped models).")
+@dataset_option("of the study (and of the shipped models)")
 @click.option("--out", type=click.Path(), default="runs/reproduce", show_default=True,
               help="Directory for metrics.json, figures/, report.md and report.html.")
-@click.option("--models", type=click.Path(), default=None,
-              help="Directory with generator, classifier and encoder (default: the shipped models).")
+@models_option()
 @click.option("--retrain", is_flag=True, help="Train all three networks first (into OUT/models).")
 @click.option("--epochs", type=int, default=None,
               help="With --retrain: epochs for each network trained (default: per network, as `train`).")
@@ -215,15 +215,13 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
 @click.option("--trials", type=click.IntRange(min=1), default=ReproduceConfig.trials, show_default=True,
               help="Stochastic encodings of the test set.")
 @ORTHOGONALISATION_OPTION
-@click.option("--seed", type=int, default=0, show_default=True)
-@compute_options
-@click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@run_options("metrics.json's content")
 def reproduce(dataset: str, out: str, models: str | None, retrain: bool, epochs: int | None, per_set: int, trials: int,
               orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """The paper's whole study: basis, LSD classification, denoising, rotations, Figs. 2-8 and a report."""
     from .experiments.reproduce import run_reproduce
     from .experiments.train import with_epochs
+    from .report.summaries import reproduce_summary
 
     if retrain and models:
         raise LatentspectraError("--retrain trains new networks into OUT/models; do not combine it with --models")
@@ -234,56 +232,32 @@ def reproduce(dataset: str, out: str, models: str | None, retrain: bool, epochs:
     train_config = with_epochs(TrainConfig(dataset=dataset, seed=seed, device=device, precision=precision), epochs)
     metrics = run_reproduce(out, config, models_dir=models, retrain=retrain, progress=not quiet,
                             train_config=train_config)
-    if as_json:
-        _print_json(metrics)
-        return
-    for key in ("classifier_accuracy", "encode_decode_accuracy", "lsd_top1_accuracy"):
-        click.echo(f"{key}: {metrics[key]['mean']:.4f} +- {metrics[key]['std']:.4f}")
-    click.echo(f"lsd_top4_accuracy: {metrics['lsd_top4_accuracy']:.4f}")
-    click.echo(f"seconds: {metrics['seconds']['total']:.1f}")
-    click.echo(f"report: {Path(out) / 'report.html'}")
+    _print_result(metrics, as_json, reproduce_summary(metrics, Path(out)))
 
 
 @cli.command()
-@click.option("--models", type=click.Path(), default=None,
-              help="Directory with generator, classifier and encoder (default: the shipped models of --dataset).")
-@click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded and fitted.")
+@models_option()
+@dataset_option("whose training set is encoded and fitted")
 @click.option("--codewords", type=click.IntRange(min=2), default=SFVQStudyConfig.codewords, show_default=True,
               help="K: codewords on the curve (and k-means clusters of the baseline).")
 @click.option("--out", type=click.Path(), default="runs/sfvq", show_default=True,
               help="Directory for sfvq.json, curve.safetensors (+ .json) and figures/.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@compute_options
-@click.option("--json", "as_json", is_flag=True, help="Print sfvq.json's content.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@run_options("sfvq.json's content")
 def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, device: str, precision: str,
          as_json: bool, quiet: bool) -> None:
     """Space-filling vector quantization of the encoded training set: the panoptic map, label-boundary
     directions and quantization error against k-means (Vali & Bäckström 2024)."""
     from .experiments.sfvq import run_sfvq
+    from .report.summaries import sfvq_summary
 
     config = SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords, device=device, precision=precision)
     record = run_sfvq(out, config, models_dir=models, progress=not quiet)
-    if as_json:
-        _print_json(record)
-        return
-    for name, error in record["quantization_error"]["test"].items():
-        click.echo(f"test quantization error, {name}: {error:.4f}")
-    order, directions = record["curve_order"], record["directions"]
-    click.echo(f"label runs along the curve: {order['label_runs']} "
-               f"(majority agreement {order['majority_agreement']:.3f})")
-    for group in ("boundary", "same_label"):
-        fraction = directions[f"{group}_changed_fraction"]
-        shown = "n/a" if fraction is None else f"{fraction:.3f}"
-        click.echo(f"label changed along {group} directions ({directions[f'{group}_pairs']} pairs): {shown}")
-    click.echo(f"fit seconds: {record['fit']['seconds']:.1f}")
-    click.echo(f"record: {Path(out) / 'sfvq.json'}")
+    _print_result(record, as_json, sfvq_summary(record, Path(out)))
 
 
 @cli.command()
-@click.option("--models", type=click.Path(), default=None,
-              help="Directory with generator, classifier and encoder (default: the shipped models of --dataset).")
-@click.option("--dataset", default="mnist", show_default=True, help="Dataset whose test images are encoded.")
+@models_option()
+@dataset_option("whose test images are encoded")
 @click.option("--change", default=None,
               help="Features to change: upper, lower, left, right, identity, ink, thickness, all, "
                    "box:T:B:L:R, outside:T:B:L:R, joined by '+' (default: the three documented examples).")
@@ -303,18 +277,16 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
               help="V of the LSD basis built when no --basis is given.")
 @click.option("--out", type=click.Path(), default="runs/reds", show_default=True,
               help="Directory for reds.json and the path images.")
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--latents", type=click.IntRange(min=1), default=RedsConfig.latents, show_default=True,
               help="Encoder means of the first N test images.")
-@compute_options
-@click.option("--json", "as_json", is_flag=True, help="Print reds.json's content.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@run_options("reds.json's content")
 def reds(models: str | None, dataset: str, change: str | None, hold: str | None, method: str, steps: int,
          step_size: float, eps: float, basis_file: str | None, basis_per_set: int, out: str, seed: int,
          latents: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """Rayleigh EigenDirections: paths that change --change features while holding --hold features,
     measured against straight lines, random directions and the LSD rotation."""
     from .experiments.reds import run_reds
+    from .report.summaries import reds_summary
 
     if (change is None) != (hold is None):
         raise LatentspectraError("give --change and --hold together (or neither, for the documented examples)")
@@ -323,29 +295,18 @@ def reds(models: str | None, dataset: str, change: str | None, hold: str | None,
     if change is not None:
         config = replace(config, examples=((change, hold),))
     record = run_reds(out, config, models_dir=models, basis_file=basis_file, progress=not quiet)
-    if as_json:
-        _print_json(record)
-        return
-    for name, example in record["examples"].items():
-        for kind, changes in example["paths"].items():
-            click.echo(f"{name} {kind}: delta_f {changes['delta_f']['mean']:.4g} "
-                       f"delta_g {changes['delta_g']['mean']:.4g} ratio_median {changes['ratio_median']:.4g} "
-                       f"label_changed {changes['label_changed']:.3f}")
-        click.echo(f"{name} seconds_per_direction: {example['path_seconds_per_direction']:.4f}")
-    click.echo(f"seconds: {record['seconds']['total']:.1f}")
-    click.echo(f"record: {Path(out) / 'reds.json'}")
+    _print_result(record, as_json, reds_summary(record, Path(out)))
 
 
 @cli.command()
 @click.option("--model", "model", type=click.Choice([*FRAGMENTATION_MODELS, "both"]), default="both",
               show_default=True,
               help="Whose codes: the autoencoder's (--autoencoder), the LSD encoder's, or both side by side.")
-@click.option("--models", type=click.Path(), default=None,
-              help="Directory with autoencoder, encoder, generator and classifier (default: the shipped models).")
+@models_option("autoencoder, encoder, generator and classifier")
 @click.option("--autoencoder", "autoencoder", default=FragmentationConfig.autoencoder, show_default=True, metavar="NAME",
               help="The autoencoder's file name in --models, without .json / .safetensors. The shipped models "
                    "also hold autoencoder-acai, trained with --interpolation-weight 1 (docs/fragmentation.md).")
-@click.option("--dataset", default="mnist", show_default=True, help="Dataset whose training set is encoded.")
+@dataset_option("whose training set is encoded")
 @click.option("--out", type=click.Path(), default="runs/fragmentation", show_default=True,
               help="Directory for fragmentation.json and figures/.")
 @click.option("--samples", type=click.IntRange(min=2), default=FragmentationConfig.samples, show_default=True,
@@ -356,38 +317,29 @@ def reds(models: str | None, dataset: str, change: str | None, hold: str | None,
 @click.option("--mixture-codes", type=click.IntRange(min=2), default=FragmentationConfig.mixture_codes,
               show_default=True,
               help="Codes the mixture is fitted on, a random subset of the training set's.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@compute_options
-@click.option("--json", "as_json", is_flag=True, help="Print fragmentation.json's content.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@run_options("fragmentation.json's content")
 def fragmentation(model: str, models: str | None, autoencoder: str, dataset: str, out: str, samples: int,
                   mixture_components: int, mixture_codes: int, seed: int, device: str, precision: str, as_json: bool,
                   quiet: bool) -> None:
     """How the codes fill latent space (component fits, correlations, radii, slices) and which samplers
     (box, N(0, I), independent or full Gaussian, mixture) decode to digits, against the GAN."""
     from .experiments.fragmentation import run_fragmentation
+    from .report.summaries import fragmentation_summary
 
     config = FragmentationConfig(dataset=dataset, seed=seed, samples=samples, mixture_components=mixture_components,
                                  mixture_codes=mixture_codes, models=FRAGMENTATION_MODELS if model == "both" else (model,),
                                  autoencoder=autoencoder, device=device, precision=precision)
     result = run_fragmentation(out, config, models_dir=models, progress=not quiet)
+    _print_result(result, as_json, fragmentation_summary(result, Path(out)))
+
+
+def _print_result(record: dict, as_json: bool, summary: list[str]) -> None:
+    """The whole record as JSON, or the command's plain-text ``summary``."""
     if as_json:
-        _print_json(result)
+        _print_json(record)
         return
-    click.echo(f"GAN G(z): Frechet distance {result['gan']['frechet_distance']:.2f}, "
-               f"confidence {result['gan']['sample_confidence']:.3f}")
-    for name, record in result["models"].items():
-        click.echo(f"{name} (N = {record['latent_dim']}, centre norm {record['centre_norm']:.2f}, "
-                   f"radius {record['radius']['mean']:.2f} +- {record['radius']['std']:.2f}):")
-        for sampler, metrics in record["samplers"].items():
-            click.echo(f"  {sampler:26s} confidence {metrics['sample_confidence']:.3f}  entropy "
-                       f"{metrics['sample_label_entropy']:.3f}  FD {metrics['frechet_distance']:8.2f}  "
-                       f"inside bulk {metrics['inside_bulk']:.3f}")
-        target = result["target"][name]
-        click.echo(f"  best FD / GAN FD: {target['best_ratio']:.2f} (target <= {result['target']['max_ratio']:g}: "
-                   f"{'met' if target['met'] else 'not met'})")
-    click.echo(f"seconds: {result['seconds']['total']:.1f}")
-    click.echo(f"record: {Path(out) / 'fragmentation.json'}")
+    for line in summary:
+        click.echo(line)
 
 
 def _print_record(record: dict, as_json: bool) -> None:

@@ -126,6 +126,18 @@ def save_tensors_with_record(path: str | Path, tensors: dict[str, torch.Tensor],
     return path
 
 
+def load_tensors_with_record(path: str | Path, error: type[LatentspectraError], what: str,
+                             format: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:  # noqa: A002
+    """The tensors of ``path`` (safetensors) and the JSON record beside it, written by `save_tensors_with_record`;
+    the record must say it is of ``format``. Errors name the file and ``what`` it should have been.
+
+    Raises:
+        ``error``: a missing or unreadable file, or a record of another format.
+    """
+    record = read_record(record_path(path, error), error, f"{what} JSON record", format)
+    return load_tensors(path, error, what), record
+
+
 def load_tensors(path: str | Path, error: type[LatentspectraError], what: str) -> dict[str, torch.Tensor]:
     """Read a safetensors file (never a pickle); a missing or unreadable file raises ``error`` naming
     ``path``, with ``what`` saying what kind of file was expected (e.g. "weights")."""

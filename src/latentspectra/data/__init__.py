@@ -1,18 +1,10 @@
 """Datasets for latentspectra: IDX / npz loading, the bundled MNIST and downloads."""
 
-from .datasets import (
-    FASHION_MNIST_CLASSES,
-    MNIST_CLASSES,
-    ImageDataset,
-    Split,
-    available_datasets,
-    images_to_tensor,
-    load_dataset,
-    load_idx_dir,
-    load_npz,
-)
+from .catalog import available_datasets, load_dataset
+from .datasets import FASHION_MNIST_CLASSES, MNIST_CLASSES, ImageDataset, Split, images_to_tensor, load_idx_dir
 from .download import download_dataset
 from .idx import read_idx
+from .npz import load_npz
 
 __all__ = [
     "FASHION_MNIST_CLASSES",

@@ -12,6 +12,8 @@ from __future__ import annotations
 import gzip
 import math
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +34,24 @@ _DTYPE_NAMES = {
 }
 
 
-def _read_payload(path: Path) -> bytes:
-    """Return the bytes of ``path``, gunzipped when the content is gzip-compressed."""
+@contextmanager
+def reading(path: Path, expected: str) -> Iterator[None]:
+    """Turn the OS errors of reading ``path`` inside the block into one-line `DataError`s naming it; a
+    directory is reported as not the ``expected`` kind of file (e.g. "an IDX file")."""
     try:
-        raw = path.read_bytes()
+        yield
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected an IDX file") from None
+        raise DataError(f"{path}: is a directory, expected {expected}") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+
+
+def _read_payload(path: Path) -> bytes:
+    """Return the bytes of ``path``, gunzipped when the content is gzip-compressed."""
+    with reading(path, "an IDX file"):
+        raw = path.read_bytes()
 
     if raw[:2] != _GZIP_MAGIC:
         if path.suffix == ".gz":

@@ -14,13 +14,8 @@ import torch
 from ..compute import Compute
 from ..config import SEEDS
 from ..data import ImageDataset, images_to_tensor, load_dataset
-from ..evaluation import (
-    classifier_accuracy,
-    classifier_fid,
-    encode_decode_accuracy,
-    sample_quality,
-    standard_normal_latents,
-)
+from ..evaluation import (classifier_accuracy, classifier_fid, encode_decode_accuracy, sample_quality,
+                          standard_normal_latents)
 from ..io import versions
 from ..models.files import load_model
 from ..models.inference import InferenceEncoder, InferenceNetwork

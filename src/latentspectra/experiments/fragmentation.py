@@ -48,77 +48,19 @@ from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import Network, batched, frechet_distance, sample_quality, standard_normal_latents
 from ..io import prepare_out_dir, versions, write_json
-from ..latent.samplers import (
-    BoxSampler,
-    FullGaussianSampler,
-    GaussianMixtureSampler,
-    IndependentGaussianSampler,
-    LatentSampler,
-    StandardNormalSampler,
-)
-from ..latent.statistics import (
-    CodeBulk,
-    box_shell,
-    component_fits,
-    correlation_matrix,
-    dominant_components,
-    slice_mask,
-    strongest_pairs,
-)
+from ..latent.samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
+                               LatentSampler, StandardNormalSampler)
+from ..latent.statistics import (CodeBulk, box_shell, component_fits, correlation_matrix, dominant_components,
+                                 slice_mask, strongest_pairs)
 from ..models.files import load_model, shipped_models_dir
-from ..models.inference import InferenceNetwork, channels_last, fold_batch_norms, inference_copy
+from ..models.inference import InferenceNetwork, channels_last, inference_copy
 from ..report import fragmentation_figures as figures
 from .common import Timer, to_unit_images
+from .networks import LatentModel, autoencoder_model, encoder_model
 
 FULL_GAUSSIAN = "full-covariance Gaussian"
 MIXTURE = "Gaussian mixture"
 TARGET_RATIO = 2.0  # the issue's target: a sampler's Fréchet distance within 2x of the GAN's
-
-
-@dataclass
-class LatentModel:
-    """A model's codes of the training set and the decoder that turns codes into images."""
-
-    name: str
-    codes: torch.Tensor  # (P, N) float32
-    decode: Network
-    description: str
-
-
-# --- Loading the models ------------------------------------------------------------------------------
-
-def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: int, name: str = "autoencoder",
-                      compute: Compute | None = None) -> LatentModel:
-    """The codes E(x) of ``train_images`` (on ``compute``'s device; default the CPU in float32) of the
-    autoencoder saved as ``name``, on the CPU, and its decoder (an inference copy in ``compute``'s precision);
-    the description says whether it was trained plain or with ACAI's interpolation critic.
-
-    Raises:
-        CheckpointError: no readable autoencoder in ``models_dir``.
-    """
-    compute = compute or Compute()
-    autoencoder, record = load_model(models_dir, name)
-    encoder = fold_batch_norms(autoencoder.encoder).to(compute.device)
-    codes = batched(encoder, train_images, batch_size).cpu()
-    weight = record.get("train_config", {}).get("interpolation_weight", 0.0)
-    kind = f"autoencoder with ACAI's interpolation critic (lambda {weight:g})" if weight else "plain autoencoder"
-    return LatentModel("autoencoder", codes, InferenceNetwork(autoencoder.decoder, compute),
-                       f"{name}: {kind}, codes E(x) of the training set, its own decoder")
-
-
-def encoder_model(models_dir: Path, generator: nn.Module, train_images: torch.Tensor, seed: int,
-                  batch_size: int, compute: Compute) -> LatentModel:
-    """The LSD encoder's codes, one z ~ q(z | x) per training image (drawn on ``compute``'s device, kept on
-    the CPU), decoded by the generator.
-
-    Raises:
-        CheckpointError: no readable encoder in ``models_dir``.
-    """
-    encoder = fold_batch_norms(load_model(models_dir, "encoder")[0]).to(compute.device)
-    rng = compute.generator(seed + SEEDS.encodings)
-    codes = batched(lambda x: encoder.sample(x, rng), train_images, batch_size).cpu()
-    return LatentModel("encoder", codes, generator,
-                       "LSD encoder: one draw z ~ q(z | x) per training image, decoded by the generator G")
 
 
 # --- Statistics of the codes ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The trained generator, classifier and encoder of a models directory: as fast inference copies
+"""The trained networks of a models directory: the generator, classifier and encoder as fast inference copies
 (models/inference.py) on the run's device, for the experiments that push many latents through them, or as
-exact float32 networks for those that differentiate through them (REDs)."""
+exact float32 networks for those that differentiate through them (REDs); and a model's codes of a training
+set with the decoder that turns them into images (the fragmentation study)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import torch
 from torch import nn
 
 from ..compute import Compute
+from ..config import SEEDS
+from ..evaluation import Network, batched
 from ..models import GaussianEncoder
 from ..models.files import load_model
 from ..models.inference import InferenceEncoder, InferenceNetwork, fold_batch_norms
@@ -71,3 +74,47 @@ def load_exact_networks(models_dir: str | Path, device: torch.device | str = "cp
     """
     return ExactNetworks(*(fold_batch_norms(load_model(models_dir, name)[0]).requires_grad_(False).to(device)
                            for name in ("generator", "classifier", "encoder")))
+
+
+@dataclass
+class LatentModel:
+    """A model's codes of the training set and the decoder that turns codes into images."""
+
+    name: str
+    codes: torch.Tensor  # (P, N) float32
+    decode: Network
+    description: str
+
+
+def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: int, name: str = "autoencoder",
+                      compute: Compute | None = None) -> LatentModel:
+    """The codes E(x) of ``train_images`` (on ``compute``'s device; default the CPU in float32) of the
+    autoencoder saved as ``name``, on the CPU, and its decoder (an inference copy in ``compute``'s precision);
+    the description says whether it was trained plain or with ACAI's interpolation critic.
+
+    Raises:
+        CheckpointError: no readable autoencoder in ``models_dir``.
+    """
+    compute = compute or Compute()
+    autoencoder, record = load_model(models_dir, name)
+    encoder = fold_batch_norms(autoencoder.encoder).to(compute.device)
+    codes = batched(encoder, train_images, batch_size).cpu()
+    weight = record.get("train_config", {}).get("interpolation_weight", 0.0)
+    kind = f"autoencoder with ACAI's interpolation critic (lambda {weight:g})" if weight else "plain autoencoder"
+    return LatentModel("autoencoder", codes, InferenceNetwork(autoencoder.decoder, compute),
+                       f"{name}: {kind}, codes E(x) of the training set, its own decoder")
+
+
+def encoder_model(models_dir: Path, generator: nn.Module, train_images: torch.Tensor, seed: int,
+                  batch_size: int, compute: Compute) -> LatentModel:
+    """The LSD encoder's codes, one z ~ q(z | x) per training image (drawn on ``compute``'s device, kept on
+    the CPU), decoded by the generator.
+
+    Raises:
+        CheckpointError: no readable encoder in ``models_dir``.
+    """
+    encoder = fold_batch_norms(load_model(models_dir, "encoder")[0]).to(compute.device)
+    rng = compute.generator(seed + SEEDS.encodings)
+    codes = batched(lambda x: encoder.sample(x, rng), train_images, batch_size).cpu()
+    return LatentModel("encoder", codes, generator,
+                       "LSD encoder: one draw z ~ q(z | x) per training image, decoded by the generator G")

@@ -44,7 +44,8 @@ from ..io import prepare_out_dir, versions, write_json
 from ..latent import QuasiEigenBasis
 from ..latent.files import load_basis
 from ..methods import features as feat
-from ..methods.reds import central_difference_jacobians, feature_jacobians, rayleigh_path, solve_rayleigh
+from ..methods.reds import rayleigh_path, solve_rayleigh
+from ..methods.reds_jacobians import central_difference_jacobians, feature_jacobians
 from ..models import GaussianEncoder
 from ..models.files import shipped_models_dir
 from ..progress import progress_bar

@@ -15,35 +15,12 @@ from .checks import LatentError, check_latents
 from .files import load_basis, save_basis
 from .operators import literal_rotation, plane_rotation, projection_operator
 from .paths import rotation_path
-from .samplers import (
-                       BoxSampler,
-                       FullGaussianSampler,
-                       GaussianMixtureSampler,
-                       IndependentGaussianSampler,
-                       LatentSampler,
-                       StandardNormalSampler,
-)
-from .sets import (
-                       LabelMeans,
-                       LatentSetError,
-                       LatentSets,
-                       build_latent_sets,
-                       collect_label_means,
-                       default_sources,
-                       encode_latents,
-                       sample_latents,
-)
-from .statistics import (
-                       CodeBulk,
-                       CodeStatisticsError,
-                       box_shell,
-                       component_fits,
-                       correlation_matrix,
-                       dominant_components,
-                       mahalanobis_distances,
-                       slice_mask,
-                       strongest_pairs,
-)
+from .samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
+                       LatentSampler, StandardNormalSampler)
+from .sets import (LabelMeans, LatentSetError, LatentSets, build_latent_sets, collect_label_means, default_sources,
+                   encode_latents, sample_latents)
+from .statistics import (CodeBulk, CodeStatisticsError, box_shell, component_fits, correlation_matrix,
+                         dominant_components, mahalanobis_distances, slice_mask, strongest_pairs)
 
 __all__ = [
     "BasisError",

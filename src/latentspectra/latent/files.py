@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import load_tensors, read_record, record_path, save_tensors_with_record
+from ..io import load_tensors_with_record, record_path, save_tensors_with_record
 from .basis import BasisError, QuasiEigenBasis
 
 BASIS_FORMAT = "latentspectra.QuasiEigenBasis"
@@ -30,11 +30,9 @@ def load_basis(path: str | Path) -> QuasiEigenBasis:
         BasisError: a missing, unreadable or inconsistent file, naming it.
     """
     path = Path(path)
-    meta_path = record_path(path, BasisError)
-    meta = read_record(meta_path, BasisError, "basis JSON record", BASIS_FORMAT)
+    tensors, meta = load_tensors_with_record(path, BasisError, "basis", BASIS_FORMAT)
     if "norm" not in meta:
-        raise BasisError(f"{meta_path}: no 'norm' in the basis record")
-    tensors = load_tensors(path, BasisError, "basis")
+        raise BasisError(f"{record_path(path)}: no 'norm' in the basis record")
     missing = {"vectors", "labels", "sets"} - set(tensors)
     if missing:
         raise BasisError(f"{path}: missing tensors {sorted(missing)}")
@@ -44,5 +42,5 @@ def load_basis(path: str | Path) -> QuasiEigenBasis:
     except (ValueError, TypeError) as error:
         raise BasisError(f"{path}: {error}") from None
     if basis.dim != meta.get("dim"):
-        raise BasisError(f"{path}: vectors have dimension {basis.dim} but {meta_path} says {meta.get('dim')}")
+        raise BasisError(f"{path}: vectors have dimension {basis.dim} but {record_path(path)} says {meta.get('dim')}")
     return basis

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import load_tensors, read_record, record_path, save_tensors_with_record
+from ..io import load_tensors_with_record, record_path, save_tensors_with_record
 from ..latent.checks import check_latents
 from .sfvq import SFVQ, SFVQError
 
@@ -32,16 +32,15 @@ def load_sfvq(path: str | Path) -> SFVQ:
         SFVQError: a missing, unreadable or inconsistent file, naming it.
     """
     path = Path(path)
-    meta_path = record_path(path, SFVQError)
-    meta = read_record(meta_path, SFVQError, "SFVQ JSON record", SFVQ_FORMAT)
+    tensors, meta = load_tensors_with_record(path, SFVQError, "SFVQ codebook", SFVQ_FORMAT)
     if not isinstance(meta.get("params"), dict):
-        raise SFVQError(f"{meta_path}: no 'params' object in the {SFVQ_FORMAT} record")
+        raise SFVQError(f"{record_path(path)}: no 'params' object in the {SFVQ_FORMAT} record")
     try:
         model = SFVQ(**meta["params"])
         model.check_params()
     except (TypeError, SFVQError) as error:
-        raise SFVQError(f"{meta_path}: bad parameters ({error})") from None
-    codebook = load_tensors(path, SFVQError, "SFVQ codebook").get("codebook")
+        raise SFVQError(f"{record_path(path)}: bad parameters ({error})") from None
+    codebook = tensors.get("codebook")
     expected = (model.num_codewords, meta.get("n_features_in"))
     if codebook is None or tuple(codebook.shape) != expected:
         shape = None if codebook is None else tuple(codebook.shape)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import base_shape, base_size, check_image_shape, downsampling_layers, upsampling_layers
+from .layers import LatentNetwork, base_shape, base_size, check_image_shape, downsampling_layers, upsampling_layers
 
 
 def encoder_layers(latent_dim: int, width: int, image_shape: tuple[int, int, int]) -> nn.Sequential:
@@ -26,14 +26,12 @@ def encoder_layers(latent_dim: int, width: int, image_shape: tuple[int, int, int
     return nn.Sequential(*downsampling_layers(channels, width), nn.Linear(flat, latent_dim))
 
 
-class Autoencoder(nn.Module):
+class Autoencoder(LatentNetwork):
     """image (B, C, H, W) in [-1, 1] -> code (B, N) -> reconstruction (B, C, H, W) in [-1, 1]."""
 
     def __init__(self, latent_dim: int = 100, width: int = 16, image_shape: tuple[int, int, int] = (1, 28, 28)):
-        super().__init__()
-        self.config = {"latent_dim": latent_dim, "width": width, "image_shape": list(image_shape)}
+        super().__init__(latent_dim=latent_dim, width=width, image_shape=image_shape)
         channels, height, width_px = check_image_shape(image_shape)
-        self.latent_dim = latent_dim
         self.encoder = encoder_layers(latent_dim, width, image_shape)
         flat = base_size(width, height, width_px)
         self.decoder = nn.Sequential(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import Configured
+
 
 def _conv_stage(in_channels: int, out_channels: int, kernel: int) -> nn.Sequential:
     return nn.Sequential(
@@ -21,13 +23,12 @@ def _conv_stage(in_channels: int, out_channels: int, kernel: int) -> nn.Sequenti
     )
 
 
-class Classifier(nn.Module):
+class Classifier(Configured):
     """C: image (N, C, H, W) in [-1, 1] -> logits (N, num_classes)."""
 
     def __init__(self, num_classes: int = 10, width: int = 16, hidden: int = 128,
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
-        super().__init__()
-        self.config = {"num_classes": num_classes, "width": width, "hidden": hidden, "image_shape": list(image_shape)}
+        super().__init__(num_classes=num_classes, width=width, hidden=hidden, image_shape=image_shape)
         channels, height, width_px = image_shape
         self.trunk = nn.Sequential(
             _conv_stage(channels, width, 5),

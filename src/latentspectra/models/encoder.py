@@ -8,18 +8,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import base_size, check_image_shape, downsampling_layers
+from .layers import LatentNetwork, base_size, check_image_shape, downsampling_layers
 
 
-class GaussianEncoder(nn.Module):
+class GaussianEncoder(LatentNetwork):
     """E: image (N, C, H, W) -> (mu, logvar), each (N, M)."""
 
     def __init__(self, latent_dim: int = 100, width: int = 32, hidden: int = 256,
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
-        super().__init__()
-        self.config = {"latent_dim": latent_dim, "width": width, "hidden": hidden, "image_shape": list(image_shape)}
+        super().__init__(latent_dim=latent_dim, width=width, hidden=hidden, image_shape=image_shape)
         channels, height, width_px = check_image_shape(image_shape)
-        self.latent_dim = latent_dim
         self.trunk = nn.Sequential(
             *downsampling_layers(channels, width),
             nn.Linear(base_size(width, height, width_px), hidden),

@@ -14,18 +14,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import base_shape, base_size, check_image_shape, downsampling_layers, upsampling_layers
+from .layers import Configured, LatentNetwork, base_shape, base_size, check_image_shape, downsampling_layers, upsampling_layers
 
 
-class Generator(nn.Module):
+class Generator(LatentNetwork):
     """G: latent (N, M) -> image (N, C, H, W) with pixels in [-1, 1] (tanh output)."""
 
     def __init__(self, latent_dim: int = 100, width: int = 32, hidden: int = 512,
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
-        super().__init__()
-        self.config = {"latent_dim": latent_dim, "width": width, "hidden": hidden, "image_shape": list(image_shape)}
+        super().__init__(latent_dim=latent_dim, width=width, hidden=hidden, image_shape=image_shape)
         channels, height, width_px = check_image_shape(image_shape)
-        self.latent_dim = latent_dim
         self.base_shape = base_shape(width, height, width_px)
         flat = base_size(width, height, width_px)
         self.project = nn.Sequential(
@@ -40,12 +38,11 @@ class Generator(nn.Module):
         return self.upsample(self.project(z).view(-1, *self.base_shape))
 
 
-class Discriminator(nn.Module):
+class Discriminator(Configured):
     """D: image (N, C, H, W) -> one real/fake logit per image."""
 
     def __init__(self, width: int = 32, hidden: int = 512, image_shape: tuple[int, int, int] = (1, 28, 28)):
-        super().__init__()
-        self.config = {"width": width, "hidden": hidden, "image_shape": list(image_shape)}
+        super().__init__(width=width, hidden=hidden, image_shape=image_shape)
         channels, height, width_px = check_image_shape(image_shape)
         self.net = nn.Sequential(
             *downsampling_layers(channels, width),

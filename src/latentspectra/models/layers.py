@@ -8,8 +8,26 @@ names of the saved weights stay flat (``trunk.2.weight``, not ``trunk.0.2.weight
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from torch import nn
+
+
+class Configured(nn.Module):
+    """A network that keeps in ``.config`` the keyword arguments that rebuild it (`models.build_model`), the
+    image shape as a list, as JSON stores it."""
+
+    def __init__(self, **config: Any):
+        super().__init__()
+        self.config = {key: list(value) if key == "image_shape" else value for key, value in config.items()}
+
+
+class LatentNetwork(Configured):
+    """A `Configured` network with a latent side of ``config["latent_dim"]`` = M components."""
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config["latent_dim"])
 
 
 def check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -81,10 +81,22 @@ class Heading:
     text: str
     level: int = 2
 
+    def markdown(self, out_dir: Path) -> str:
+        return f"{'#' * self.level} {_markdown_text(self.text)}"
+
+    def html(self) -> str:
+        return f"<h{self.level}>{html.escape(self.text)}</h{self.level}>"
+
 
 @dataclass(frozen=True)
 class Paragraph:
     text: str
+
+    def markdown(self, out_dir: Path) -> str:
+        return _markdown_text(self.text)
+
+    def html(self) -> str:
+        return f"<p>{html.escape(self.text)}</p>"
 
 
 @dataclass(frozen=True)
@@ -92,11 +104,33 @@ class Table:
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
 
+    def markdown(self, out_dir: Path) -> str:
+        cells = [[_markdown_text(cell, MARKDOWN_SPECIAL + "|") for cell in line] for line in (self.header, *self.rows)]
+        lines = [cells[0], ["---"] * len(self.header), *cells[1:]]
+        return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(cell)}</th>" for cell in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+                       for row in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
 
 @dataclass(frozen=True)
 class FigureRef:
     caption: str
     path: Path  # as the process opens it: absolute, or relative to the working directory
+
+    def markdown(self, out_dir: Path) -> str:
+        """The figure linked relative to the report in ``out_dir``, its caption below."""
+        link = Path(os.path.relpath(self.path, out_dir)).as_posix()
+        return f"![{_markdown_text(self.caption)}]({link})\n\n*{_markdown_text(self.caption)}*"
+
+    def html(self) -> str:
+        """The figure embedded as base64 PNG, so the page stands alone."""
+        data = base64.b64encode(Path(self.path).read_bytes()).decode("ascii")
+        return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(self.caption)}">'
+                f"<figcaption>{html.escape(self.caption)}</figcaption></figure>")
 
 
 Block = Heading | Paragraph | Table | FigureRef
@@ -213,56 +247,19 @@ def _markdown_text(text: str, special: str = MARKDOWN_SPECIAL) -> str:
     return "".join(f"\\{char}" if char in special else char for char in text.replace("\n", " "))
 
 
-def _markdown_table(table: Table) -> str:
-    cells = [[_markdown_text(cell, MARKDOWN_SPECIAL + "|") for cell in line] for line in (table.header, *table.rows)]
-    lines = [cells[0], ["---"] * len(table.header), *cells[1:]]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
-
-
-def _html_table(table: Table) -> str:
-    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in table.header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in table.rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _render_markdown(blocks: Sequence[Block], out_dir: Path) -> str:
-    parts = []
-    for block in blocks:
-        match block:
-            case Heading(text, level):
-                parts.append(f"{'#' * level} {_markdown_text(text)}")
-            case Paragraph(text):
-                parts.append(_markdown_text(text))
-            case Table():
-                parts.append(_markdown_table(block))
-            case FigureRef(caption, path):
-                link = Path(os.path.relpath(path, out_dir)).as_posix()
-                parts.append(f"![{_markdown_text(caption)}]({link})\n\n*{_markdown_text(caption)}*")
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(block.markdown(out_dir) for block in blocks) + "\n"
 
 
 def _render_html(blocks: Sequence[Block]) -> str:
-    parts = []
-    for block in blocks:
-        match block:
-            case Heading(text, level):
-                parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
-            case Paragraph(text):
-                parts.append(f"<p>{html.escape(text)}</p>")
-            case Table():
-                parts.append(_html_table(block))
-            case FigureRef(caption, path):
-                data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-                parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-                             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(TITLE)}</title>'
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(block.html() for block in blocks) + "\n</body></html>\n")
 
 
 def results_table_markdown(metrics: Mapping[str, Any]) -> str:
     """The paper's headline numbers (classifier, encode-decode and LSD accuracies of Fig. 5, M, V,
     orthogonality of the quasi-eigenvectors) beside this run's, as a Markdown table."""
-    return _markdown_table(_results_table(metrics))
+    return _results_table(metrics).markdown(Path())
 
 
 def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> tuple[Path, Path]:

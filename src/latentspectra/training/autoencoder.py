@@ -24,7 +24,7 @@ from ..data import ImageDataset
 from ..evaluation import batched, psnr
 from ..models import Autoencoder
 from ..models.autoencoder import InterpolationCritic
-from .tensors import DatasetTensors, ShuffledBatches
+from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
 
 
 def mix_codes(codes: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,7 +42,7 @@ def critic_loss(critic: nn.Module, interpolants: torch.Tensor, alpha: torch.Tens
     return (critic(interpolants) - alpha).pow(2).mean() + critic(realistic).pow(2).mean()
 
 
-class AutoencoderJob:
+class AutoencoderJob(ShuffledEpochs):
     """A `TrainingJob` for the autoencoder (and ACAI's critic when ``config.interpolation_weight`` > 0);
     ``evaluate(model)`` adds metrics to the reconstruction ones."""
 
@@ -68,12 +68,6 @@ class AutoencoderJob:
             self.modules["critic"] = self.critic
             self.optimizers["critic"] = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
         self._evaluate = evaluate
-
-    def batches_per_epoch(self) -> int:
-        return len(self.batches)
-
-    def start_epoch(self, rng: torch.Generator) -> None:
-        self.batches.shuffle(rng)
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
         images = self.data.train_images[self.batches[batch_index]]

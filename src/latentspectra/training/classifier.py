@@ -16,10 +16,10 @@ from ..data import ImageDataset
 from ..evaluation import classifier_accuracy
 from ..models import Classifier
 from .augment import add_noise, random_affine
-from .tensors import DatasetTensors, ShuffledBatches
+from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
 
 
-class ClassifierJob:
+class ClassifierJob(ShuffledEpochs):
     """A `TrainingJob` for the classifier."""
 
     name = "classifier"
@@ -40,12 +40,6 @@ class ClassifierJob:
         self.modules = {"classifier": self.model}
         self.optimizers = {"classifier": self.optimizer}
         self.schedulers = {"classifier": self.scheduler}
-
-    def batches_per_epoch(self) -> int:
-        return len(self.batches)
-
-    def start_epoch(self, rng: torch.Generator) -> None:
-        self.batches.shuffle(rng)
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
         cfg = self.config

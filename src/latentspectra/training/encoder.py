@@ -27,7 +27,7 @@ from ..config import EncoderConfig
 from ..data import ImageDataset
 from ..models import GaussianEncoder
 from ..models.encoder import reparameterise
-from .tensors import DatasetTensors, ShuffledBatches
+from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -61,7 +61,7 @@ def freeze(model: nn.Module) -> nn.Module:
     return model.eval().requires_grad_(False)
 
 
-class EncoderJob:
+class EncoderJob(ShuffledEpochs):
     """A `TrainingJob` for the encoder, given the trained generator and classifier."""
 
     name = "encoder"
@@ -104,11 +104,8 @@ class EncoderJob:
             loss.backward()
             optimizer.step()
 
-    def batches_per_epoch(self) -> int:
-        return len(self.batches)
-
     def start_epoch(self, rng: torch.Generator) -> None:
-        self.batches.shuffle(rng)
+        super().start_epoch(rng)
         # Frozen networks stay in eval mode although run_training puts its modules in train mode.
         freeze(self.generator)
         freeze(self.classifier)

@@ -18,7 +18,7 @@ from ..compute import Compute
 from ..config import GANConfig
 from ..data import ImageDataset
 from ..models import Discriminator, Generator
-from .tensors import DatasetTensors, ShuffledBatches
+from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -46,7 +46,7 @@ def update_moving_average(average: torch.nn.Module, model: torch.nn.Module, deca
         target.copy_(source)
 
 
-class GANJob:
+class GANJob(ShuffledEpochs):
     """A `TrainingJob` for the generator and discriminator.
 
     ``evaluate_samples`` (optional) maps the averaged generator to sample metrics; `train all` passes
@@ -75,12 +75,6 @@ class GANJob:
         self.optimizers = {"generator": self.optimizer_g, "discriminator": self.optimizer_d}
         self.schedulers: dict = {}
         self._evaluate_samples = evaluate_samples
-
-    def batches_per_epoch(self) -> int:
-        return len(self.batches)
-
-    def start_epoch(self, rng: torch.Generator) -> None:
-        self.batches.shuffle(rng)
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
         real = self.images[self.batches[batch_index]]

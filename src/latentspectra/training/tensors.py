@@ -47,3 +47,16 @@ class ShuffledBatches:
     def __getitem__(self, batch_index: int) -> torch.Tensor:
         """The indices of batch ``batch_index`` of the current epoch."""
         return self._order[batch_index * self.batch_size:(batch_index + 1) * self.batch_size]
+
+
+class ShuffledEpochs:
+    """What every training job here shares: an epoch is one pass over ``self.batches`` in a new order."""
+
+    batches: ShuffledBatches
+
+    def batches_per_epoch(self) -> int:
+        return len(self.batches)
+
+    def start_epoch(self, rng: torch.Generator) -> None:
+        """Draw the epoch's order from ``rng``."""
+        self.batches.shuffle(rng)
