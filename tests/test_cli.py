@@ -7,6 +7,9 @@ import subprocess
 import sys
 
 import pytest
+
+from latentspectra.models.files import shipped_models_dir
+
 from conftest import assert_traces_hardware, run_cli
 
 
@@ -84,13 +87,16 @@ def test_networks_that_draw_too_few_labels_make_the_basis_one_line(capsys, tmp_p
     assert "has 0 of 2" in err and "too few latents" in err
 
 
-@pytest.mark.parametrize("method", ["gram-schmidt", "symmetric"])
-def test_basis_builds_either_orthogonalisation_and_records_it(capsys, tmp_path, method):
+def test_basis_builds_either_orthogonalisation_and_records_it(capsys, tmp_path, mnist_slice, readme_runs):
     out = tmp_path / "basis.safetensors"
-    code, stdout, _ = run_cli(capsys, "basis", "--per-set", "3", "--orthogonalisation", method, "--out", str(out),
+    code, stdout, _ = run_cli(capsys, "basis", "--per-set", "3", "--orthogonalisation", "gram-schmidt", "--out",
+                              str(out), "--dataset", mnist_slice, "--models", str(shipped_models_dir("mnist")),
                               "--json", "--quiet")
     assert code == 0
     stats = json.loads(stdout)
-    assert stats["orthogonalisation"] == method and stats["orthogonality_error"] <= 1e-10
-    assert json.loads(out.with_suffix(".json").read_text())["provenance"]["orthogonalisation"] == method
+    assert stats["orthogonalisation"] == "gram-schmidt" and stats["orthogonality_error"] <= 1e-10
+    assert json.loads(out.with_suffix(".json").read_text())["provenance"]["orthogonalisation"] == "gram-schmidt"
     assert_traces_hardware(stats)
+    # the README's `basis` ran with the default, symmetric
+    record = json.loads((readme_runs.directory / "runs" / "basis.json").read_text())
+    assert record["provenance"]["orthogonalisation"] == "symmetric" and record["provenance"]["per_set"] == 3

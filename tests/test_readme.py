@@ -4,9 +4,15 @@ included, small sizes appended; tests/readme.py) and writes the files it promise
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from readme import option, readme_commands
+import torch
+
+from latentspectra.experiments.networks import load_networks
+from latentspectra.models.files import shipped_models_dir
+
+from readme import README, option, readme_commands
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -58,6 +64,37 @@ def test_every_readme_command_runs_as_written_from_a_fresh_directory(readme_runs
         missing = [path for path in promised_files(run.args) if not (readme_runs.directory / path).is_file()]
         assert missing == [], f"{run.command}: promised files missing"
     assert not (readme_runs.directory / "runs" / "runs").exists(), "a run wrote under a doubled relative path"
+
+
+# What each command prints without --json: a line of its plain-text summary.
+PLAIN_TEXT = {
+    "latentspectra data info idx:DIR": "train_counts: [",
+    "latentspectra reproduce --out runs/reproduce": "lsd_top1_accuracy: 0.",
+    "latentspectra evaluate --models runs/mnist --device cpu --precision float32": "classifier_accuracy: 0.",
+    "latentspectra basis": "orthogonality_error: ",
+    "latentspectra sfvq": "test quantization error, sfvq_curve: ",
+    "latentspectra reds": "change-thickness_hold-identity reds: delta_f ",
+    "latentspectra fragmentation": "GAN G(z): Frechet distance ",
+}
+
+
+def test_the_commands_print_a_plain_summary_without_json(readme_runs):
+    for command, expected in PLAIN_TEXT.items():
+        run = readme_runs.run(command)
+        assert "--json" not in run.args and expected in run.stdout, (command, run.stdout[:300])
+
+
+def test_the_python_example_runs_as_written_with_the_shipped_networks():
+    """The README's Python block, with the networks it names: the shipped generator and classifier (inference
+    copies) and a few latents z."""
+    code = re.search(r"```python\n(.*?)```", README.read_text(), re.DOTALL)[1]
+    networks = load_networks(shipped_models_dir("mnist"))
+    names = {"generator": networks.generator, "classifier": networks.classifier,
+             "z": torch.randn(4, networks.latent_dim, generator=torch.Generator().manual_seed(0))}
+    exec(compile(code, "README.md", "exec"), names)  # noqa: S102 - the project's own README
+    assert names["c"].shape == (4, 100) and names["labels"].shape == (4, 4)
+    assert names["path"].shape == (1 + 3 * 9, 4, 100) and names["denoised"].shape == (4, 100)
+    assert names["basis"].provenance["orthogonalisation"] == "symmetric" and names["sets"].per_set == 50
 
 
 def test_the_reports_link_their_figures_relative_to_themselves(readme_runs):

@@ -54,11 +54,13 @@ def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):
     assert set(example["paths"]) == {"reds", "straight", "random", "lsd"}
     for kind, changes in example["paths"].items():  # every compared path has the same length
         assert changes["path_length"]["mean"] == pytest.approx(1.0, rel=1e-9), kind
-        assert changes["delta_f"]["mean"] >= 0 and 0 <= changes["label_changed"] <= 1
+        assert changes["delta_f"]["mean"] > 0, kind  # every path changes the identity it is asked to change
+        assert changes["label_changed"] * 3 == pytest.approx(round(changes["label_changed"] * 3)), kind  # of 3
     fd = example["finite_differences"]
     assert fd["steps"] == [1.0, 0.1, 0.01] and fd["latents"] == 3
     assert fd["relative_error_f"][2]["median"] < fd["relative_error_f"][0]["median"]
-    assert all(0 <= angle["max"] <= 90 for angle in fd["angle_degrees"])
+    # smaller steps give the exact Jacobians' direction more closely
+    assert fd["angle_degrees"][2]["median"] < fd["angle_degrees"][0]["median"]
     assert example["seconds_per_direction"]["total"] > 0 and example["path_seconds_per_direction"] > 0
     assert "nullspace_dims" not in example  # generalized by default
     assert set(record["seconds"]) >= {"load", "basis", "total"}

@@ -173,7 +173,10 @@ def test_run_training_writes_weights_and_record(tiny_dataset, tmp_path):
     model, record = load_model(tmp_path, "classifier")
     assert record["seed"] == 0 and record["train_config"] == {"epochs": 1}
     assert set(record["versions"]) >= {"torch", "python", "latentspectra"}
-    assert 0.0 <= record["metrics"]["classifier_accuracy"] <= 1.0
+    test_images = len(tiny_dataset.test)  # a share of them, as classified by the saved model
+    with torch.no_grad():
+        correct = (model(job.data.test_images).argmax(1) == job.data.test_labels).sum().item()
+    assert record["metrics"]["classifier_accuracy"] == pytest.approx(correct / test_images)
     assert not any(path.name.endswith(".part") for path in tmp_path.rglob("*"))
 
 

@@ -1,0 +1,68 @@
+"""The package's layers import one way: cli -> experiments -> (training, methods, latent, report, evaluation)
+-> (models, data) -> the foundation (errors, config, compute, io, threads, progress). Nothing imports a layer
+above its own, and no two packages of one layer import each other."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import latentspectra
+
+ROOT = Path(latentspectra.__file__).parent
+LAYERS = {
+    "errors": 0, "config": 0, "compute": 0, "io": 0, "threads": 0, "progress": 0,
+    "models": 1, "data": 1,
+    "training": 2, "methods": 2, "latent": 2, "report": 2, "evaluation": 2,
+    "experiments": 3,
+    "cli": 4, "__main__": 4, "__init__": 4,
+}
+
+
+def unit(path: Path) -> str:
+    """The top-level module or package a source file belongs to."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return parts[0]
+
+
+def imported_units(path: Path) -> set[str]:
+    """The top-level units of the package that ``path`` imports (relative or absolute imports)."""
+    tree = ast.parse(path.read_text())
+    depth = len(path.relative_to(ROOT).parts) - 1  # packages between the package root and the file
+    units = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                up = node.level - 1
+                if up > depth:
+                    continue
+                base = list(path.relative_to(ROOT).parts[:depth - up])
+                target = base + (node.module.split(".") if node.module else [])
+                names = [alias.name for alias in node.names]
+                units.add(target[0] if target else names[0])
+            elif node.module and node.module.split(".")[0] == "latentspectra" and "." in node.module:
+                units.add(node.module.split(".")[1])
+    return units
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    offenders = []
+    for path in ROOT.rglob("*.py"):
+        own = unit(path)
+        for other in imported_units(path) - {own}:
+            if other in LAYERS and LAYERS[other] > LAYERS[own]:
+                offenders.append(f"{path.relative_to(ROOT)} imports {other}")
+    assert offenders == []
+
+
+def test_no_two_packages_import_each_other():
+    imports: dict[str, set[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        imports.setdefault(unit(path), set()).update(imported_units(path) - {unit(path)})
+    cycles = sorted(f"{a} <-> {b}" for a, targets in imports.items() for b in targets
+                    if a < b and a in imports.get(b, set()))
+    assert cycles == []
+
+
+def test_every_source_file_belongs_to_a_known_layer():
+    assert {unit(path) for path in ROOT.rglob("*.py")} <= set(LAYERS)
