@@ -66,3 +66,22 @@ def test_no_two_packages_import_each_other():
 
 def test_every_source_file_belongs_to_a_known_layer():
     assert {unit(path) for path in ROOT.rglob("*.py")} <= set(LAYERS)
+
+
+def test_a_study_imports_neither_another_study_nor_training():
+    """Only `train` (and `reproduce`, whose --retrain trains) reach training; the studies share `common` and
+    `networks`, never each other's modules (`basis` is the latent sets' step that `reproduce` and `reds` run)."""
+    shared = {"common", "networks", "basis"}
+    offenders = []
+    for path in (ROOT / "experiments").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level == 1 and node.module and node.module.split(".")[0] not in shared | {"train"}:
+                offenders.append(f"{path.name} imports .{node.module}")
+            if node.level == 1 and node.module == "train" and path.stem not in ("reproduce",):
+                offenders.append(f"{path.name} imports .train")
+            if node.level == 2 and node.module and node.module.startswith("training") and path.stem != "train":
+                offenders.append(f"{path.name} imports ..{node.module}")
+    assert offenders == []

@@ -1,5 +1,7 @@
 """Metrics of the trained networks (issue targets): accuracy, sample confidence and label entropy,
-classifier-feature Frechet distance, and encode -> decode -> classify accuracy.
+classifier-feature Frechet distance, and encode -> decode -> classify accuracy; `sample_metrics` and
+`encoder_metrics` measure them on a dataset with seeds per purpose (``seed + SEEDS.samples`` for the
+latents, ``seed + SEEDS.encodings`` for the stochastic encodings), as `evaluate` and the training records do.
 
 Every function takes plain tensors and callables, so it works with any generator, encoder and
 classifier; images are (N, C, H, W) in the generator's pixel range.
@@ -9,12 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 import torch
 
-from .config import INFERENCE_BATCH_SIZE
+from .config import INFERENCE_BATCH_SIZE, SEEDS
+from .data import ImageDataset, images_to_tensor
 from .threads import single_blas_thread
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -117,3 +121,32 @@ def summarise(values: list[float]) -> dict[str, float | list[float]]:
     tensor = torch.tensor(values, dtype=torch.float64)
     std = tensor.std().item() if len(values) > 1 else 0.0
     return {"mean": tensor.mean().item(), "std": std, "trials": values}
+
+
+SAMPLE_COUNT = 10_000  # the issue's 10,000 generated and 10,000 test images
+ENCODING_TRIALS = 20  # the issue's 20 stochastic encodings of the test set
+
+
+def sample_metrics(generator: torch.nn.Module, classifier: torch.nn.Module, dataset: ImageDataset,
+                   seed: int, count: int = SAMPLE_COUNT, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Confidence, label entropy and classifier-feature Frechet distance of ``count`` samples
+    (at most as many as the test split has images, which they are compared with); the latents are drawn
+    on ``device``, the networks'."""
+    count = min(count, len(dataset.test))
+    latents = standard_normal_latents(count, generator.config["latent_dim"], seed + SEEDS.samples, device)
+    metrics = sample_quality(generator, classifier, latents)
+    real = images_to_tensor(dataset.test.images[:count]).to(device)
+    metrics["classifier_fid"] = classifier_fid(generator, classifier.features, latents, real)
+    return metrics
+
+
+def encoder_metrics(encoder: torch.nn.Module, generator: torch.nn.Module, classifier: torch.nn.Module,
+                    dataset: ImageDataset, seed: int, trials: int = ENCODING_TRIALS,
+                    device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Encode -> decode -> classify accuracy on the test set over ``trials`` stochastic encodings, drawn on
+    ``device`` (the networks')."""
+    result = encode_decode_accuracy(encoder.sample, generator, classifier,
+                                    images_to_tensor(dataset.test.images).to(device),
+                                    torch.from_numpy(dataset.test.labels), trials, seed + SEEDS.encodings, device)
+    return {"encode_decode_accuracy": result["mean"], "encode_decode_accuracy_std": result["std"],
+            "encode_decode_trials": result["trials"]}

@@ -23,7 +23,7 @@ from ..compute import Compute
 from ..config import TrainConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..errors import LatentspectraError
-from ..evaluation import classifier_accuracy
+from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
 from ..io import versions, write_json
 from ..models.files import load_model
 from ..models.inference import InferenceEncoder, InferenceNetwork
@@ -32,7 +32,6 @@ from ..training.classifier import ClassifierJob
 from ..training.encoder import EncoderJob
 from ..training.gan import GANJob
 from ..training.loop import run_training
-from .evaluate import encoder_metrics, sample_metrics
 
 NETWORKS = ("classifier", "gan", "encoder")  # `train all`, in this order
 TRAINABLE = (*NETWORKS, "autoencoder")
