@@ -3,41 +3,55 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..compute import Compute
-from ..data import images_to_tensor, load_dataset
+from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
 from ..io import versions
-from ..models.files import load_model
-from ..models.inference import InferenceEncoder, InferenceNetwork
+from .networks import Networks, load_networks
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The networks' metrics on a dataset (evaluation.py says what each is); `record` is what
+    `latentspectra evaluate --json` prints."""
+
+    models: str
+    dataset: str
+    seed: int
+    classifier_accuracy: float
+    samples: dict[str, Any]  # `sample_metrics`: confidence, label entropy and counts, classifier-feature FID
+    encodings: dict[str, Any]  # `encoder_metrics`: encode -> decode -> classify accuracy over the draws
+    compute: dict[str, Any]
+
+    def record(self) -> dict[str, Any]:
+        return {"models": self.models, "dataset": self.dataset, "seed": self.seed,
+                "classifier_accuracy": self.classifier_accuracy, **self.samples, **self.encodings,
+                "compute": self.compute, "versions": versions()}
+
+
+def evaluate_study(networks: Networks, dataset: ImageDataset, seed: int = 0, dataset_name: str = "") -> Evaluation:
+    """Every metric of the foundation issue for ``networks`` (loaded with `load_networks`: G and C on latents
+    in their precision, C on the test images and the encoder in float32) on ``dataset``."""
+    device = networks.compute.device
+    test_images = images_to_tensor(dataset.test.images).to(device)
+    test_labels = torch.from_numpy(dataset.test.labels).to(device)
+    accuracy = classifier_accuracy(networks.exact_classifier, test_images, test_labels)
+    samples = sample_metrics(networks.generator, networks.classifier, dataset, seed, device=device)
+    encodings = encoder_metrics(networks.encoder, networks.generator, networks.classifier, dataset, seed,
+                                device=device)
+    return Evaluation(networks.source, dataset_name or dataset.name, seed, accuracy, samples, encodings,
+                      networks.compute.record())
+
 
 def evaluate_models(models_dir: str | Path, dataset_name: str = "mnist", seed: int = 0,
                     compute: Compute | None = None) -> dict[str, Any]:
-    """Every metric of the foundation issue for the networks in ``models_dir``, run as inference copies on
-    ``compute``'s device (default: the CPU in float32): G and C on latents in its precision, C on the test
-    images and the encoder in float32."""
-    compute = compute or Compute()
-    device = compute.device
-    dataset = load_dataset(dataset_name)
-    generator = InferenceNetwork(load_model(models_dir, "generator")[0], compute)
-    trained_classifier = load_model(models_dir, "classifier")[0]
-    classifier = InferenceNetwork(trained_classifier, compute)
-    exact_classifier = InferenceNetwork(trained_classifier, compute, full_precision=True)
-    encoder = InferenceEncoder(load_model(models_dir, "encoder")[0], compute)
-    test_images = images_to_tensor(dataset.test.images).to(device)
-    test_labels = torch.from_numpy(dataset.test.labels).to(device)
-    metrics: dict[str, Any] = {
-        "models": str(models_dir),
-        "dataset": dataset_name,
-        "seed": seed,
-        "classifier_accuracy": classifier_accuracy(exact_classifier, test_images, test_labels),
-    }
-    metrics.update(sample_metrics(generator, classifier, dataset, seed, device=device))
-    metrics.update(encoder_metrics(encoder, generator, classifier, dataset, seed, device=device))
-    metrics["compute"] = compute.record()
-    metrics["versions"] = versions()
-    return metrics
+    """`evaluate_study` on the networks in ``models_dir`` (on ``compute``'s device, default the CPU in
+    float32) and the dataset named ``dataset_name``; returns the record."""
+    networks = load_networks(models_dir, compute)
+    return evaluate_study(networks, load_dataset(dataset_name), seed, dataset_name).record()
