@@ -87,23 +87,23 @@ def resolve_device(spec: str | torch.device = "auto", option: str = "--device") 
     return torch.device(kind)
 
 
+def _cpuinfo_field(pattern: str) -> str | None:
+    """The first /proc/cpuinfo field whose name matches ``pattern``; None where there is no such file or field."""
+    try:
+        match = re.search(rf"^(?:{pattern})\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return match[1].strip() if match else None
+
+
 def cpu_flags() -> set[str]:
     """The CPU's feature flags as /proc/cpuinfo lists them (x86 "flags", ARM "Features"); empty elsewhere."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    match = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.MULTILINE)
-    return set(match[1].split()) if match else set()
+    return set((_cpuinfo_field("flags|Features") or "").split())
 
 
 def cpu_name() -> str:
     """The CPU's model name (lscpu's "Model name"), or the platform's processor string."""
-    try:
-        match = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-    except OSError:
-        match = None
-    return match[1].strip() if match else (platform.processor() or platform.machine())
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 @functools.cache

@@ -20,6 +20,7 @@ hardware with native bfloat16; about 0.2% of generated digits change their argma
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -181,9 +182,9 @@ class InferenceNetwork(nn.Module):
     def __init__(self, network: nn.Module, compute: Compute | None = None, *, full_precision: bool = False):
         super().__init__()
         compute = compute or Compute()
+        self.compute = replace(compute, precision="float32") if full_precision else compute
         self.device = compute.device
         self.network = inference_copy(network, self.device)
-        self.bfloat16 = compute.bfloat16 and not full_precision
         self.config: dict[str, Any] = dict(getattr(network, "config", {}))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -194,7 +195,7 @@ class InferenceNetwork(nn.Module):
         return self._run(self.network.features, inputs)
 
     def _run(self, function, inputs: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
+        with self.compute.autocast():
             outputs = function(_prepared(inputs, self.device))
         return outputs.float().contiguous()
 
