@@ -108,7 +108,7 @@ def build_basis_from_models(models_dir: str | Path | None = None, dataset: str =
     networks = load_networks(models_dir, compute, batch_size)
     train_images = images_to_tensor(load_dataset(dataset).train.images).to(compute.device)
     origin = {"models": str(models_dir), "dataset": dataset, "versions": versions(),
-              "compute": {**compute.record(), "batch_size": networks.batch_size}}
+              "compute": networks.compute_record()}
     try:
         built = build_basis(networks.generator, networks.classifier, networks.encoder.sample, train_images,
                             per_set=per_set, seed=seed, batch_size=networks.batch_size, progress=progress,

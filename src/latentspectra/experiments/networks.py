@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -34,6 +34,10 @@ class Networks:
     compute: Compute
     batch_size: int  # latents or images per network call
     source: str  # where they came from, for the records: the models directory
+
+    def compute_record(self) -> dict[str, Any]:
+        """Where and how they ran, for a study's record: `Compute.record` and the batch size."""
+        return {**self.compute.record(), "batch_size": self.batch_size}
 
     def decode_classify(self, z: torch.Tensor) -> torch.Tensor:
         """argmax C(G(z)) for a batch of latents."""

@@ -323,7 +323,7 @@ def reproduce_study(networks: Networks, dataset: ImageDataset, config: Reproduce
     with timer.stage("figures"):
         examples = examples_study(networks, basis, latent_sets, test_images, train_images, config)
     return ReproduceResult(config, networks.source, basis, basis_stats, accuracy, classification, denoising, rotation,
-                           examples, {**networks.compute.record(), "batch_size": networks.batch_size},
+                           examples, networks.compute_record(),
                            dict(timer.seconds))
 
 

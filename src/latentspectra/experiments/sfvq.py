@@ -277,7 +277,7 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
         direction_rows, segment_rows = figure_rows(networks, codebook, codeword_labels, test, config)
     return SFVQResult(config, networks.source, networks.latent_dim, len(train), len(test), curve, errors,
                       codeword_labels.tolist(), order, directions, kmeans, to_unit_images(codeword_images),
-                      direction_rows, segment_rows, {**networks.compute.record(), "batch_size": networks.batch_size},
+                      direction_rows, segment_rows, networks.compute_record(),
                       dict(timer.seconds))
 
 
