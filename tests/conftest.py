@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from latentspectra.cli import main
+from latentspectra.compute import resolve_device
 from latentspectra.config import ClassifierConfig, EncoderConfig, GANConfig
 from latentspectra.data import ImageDataset, Split, load_dataset
 
@@ -90,10 +91,21 @@ def tiny_models(tmp_path):
     return directory
 
 
+def rewrite_pair(path, change, tensors_change=None) -> None:
+    """Rewrite the safetensors file ``path`` and its JSON record as one unit, as latentspectra writes them, with
+    ``change(record)`` (and ``tensors_change(tensors)``) applied: a consistent pair whose content is wrong."""
+    from latentspectra.errors import CheckpointError
+    from latentspectra.io import load_tensors_and_record, save_tensors_with_record
+
+    tensors, record = load_tensors_and_record(path, CheckpointError, "test file")
+    save_tensors_with_record(path, tensors_change(tensors) if tensors_change else tensors, change(record))
+
+
 def assert_traces_hardware(record: dict) -> None:
-    """A run's record names the hardware its numbers came from: device, its name, precision, CPU capability,
-    threads."""
+    """A run's record names the hardware its numbers came from: device (the CPU, or the accelerator `auto`
+    picks on a machine that has one), its name, precision, CPU capability, threads."""
     compute = record["compute"]
-    assert compute["device"] == "cpu" and compute["precision"] in ("float32", "bfloat16")
+    assert compute["device"] in {"cpu", str(resolve_device("auto"))}
+    assert compute["precision"] in ("float32", "bfloat16")
     assert compute["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and compute["device_name"]
     assert compute["threads"] == torch.get_num_threads()

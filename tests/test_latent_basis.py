@@ -10,6 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import rewrite_pair
 from latentspectra.errors import LatentspectraError
 from latentspectra.latent import (BasisError, LatentError, QuasiEigenBasis, gram_schmidt, load_basis, save_basis,
                                   symmetric_orthogonalisation)
@@ -162,7 +163,7 @@ def test_symmetric_orthogonalisation_names_a_dependent_row_and_rejects_bad_group
         QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation="symmetric")
     with pytest.raises(ValueError, match=r"group sizes \[3, 3\] must be positive and sum to the 5 rows"):
         symmetric_orthogonalisation(torch.randn(5, 5), 1.0, [3, 3])
-    with pytest.raises(ValueError, match="norm must be positive"):
+    with pytest.raises(ValueError, match="norm C must be a finite number > 0"):
         symmetric_orthogonalisation(torch.randn(5, 5), -1.0, [5])
     with pytest.raises(ValueError, match="orthogonalisation must be one of"):
         QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation="qr")
@@ -232,7 +233,7 @@ def test_gram_schmidt_rejects_bad_input(vectors, message):
 
 
 def test_gram_schmidt_rejects_non_positive_norm():
-    with pytest.raises(ValueError, match="norm must be positive"):
+    with pytest.raises(ValueError, match="norm C must be a finite number > 0"):
         gram_schmidt(torch.eye(3), 0.0)
 
 
@@ -330,5 +331,8 @@ def test_load_reports_missing_and_corrupt_files(tmp_path):
     path = save_basis(_mnist_like(), tmp_path / "basis.safetensors")
     meta = json.loads(path.with_suffix(".json").read_text())
     path.with_suffix(".json").write_text(json.dumps({**meta, "dim": 30}))
+    with pytest.raises(BasisError, match="were not written together"):
+        load_basis(path)
+    rewrite_pair(path, lambda record: {**record, "dim": 30})
     with pytest.raises(BasisError, match="dimension 20 but"):
         load_basis(path)

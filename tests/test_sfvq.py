@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import rewrite_pair
 from latentspectra import SFVQ, SFVQError
 from latentspectra.latent import LatentError
 from latentspectra.methods import load_sfvq, save_sfvq
@@ -194,8 +195,12 @@ def test_load_errors_name_the_file(tmp_path):
     meta = path.with_suffix(".json")
     text = meta.read_text()
     meta.write_text(text.replace('"num_codewords": 4', '"num_codewords": 5'))
+    with pytest.raises(SFVQError, match="were not written together"):
+        load_sfvq(path)
+    rewrite_pair(path, lambda record: {**record, "params": {**record["params"], "num_codewords": 5}})
     with pytest.raises(SFVQError, match="curve.safetensors: expected a 'codebook' tensor of shape"):
         load_sfvq(path)
+    path = save_sfvq(SFVQ(4, epochs_per_stage=1).fit(torch.randn(50, 3)), tmp_path / "curve.safetensors")
     meta.write_text("{not json")
     with pytest.raises(SFVQError, match="not valid JSON"):
         load_sfvq(path)

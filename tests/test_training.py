@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN
+from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN, rewrite_pair
 
 from latentspectra.config import AutoencoderConfig, TrainConfig
 from latentspectra.errors import CheckpointError, LatentspectraError
@@ -129,6 +129,9 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     save_model(tmp_path, "classifier", Classifier(width=8), {})
     save_model(tmp_path / "other", "classifier", Classifier(width=4), {})
     (tmp_path / "other" / "classifier.safetensors").replace(tmp_path / "classifier.safetensors")
+    with pytest.raises(CheckpointError, match="were not written together"):
+        load_model(tmp_path, "classifier")
+    rewrite_pair(tmp_path / "classifier.safetensors", lambda record: {**record, "config": {"width": 8}})
     with pytest.raises(CheckpointError, match="do not match"):
         load_model(tmp_path, "classifier")
 
@@ -157,7 +160,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_dataset, tmp_p
 def test_resume_refuses_a_state_saved_with_other_settings(tiny_dataset, tmp_path, seed, config, changed):
     run_training(_make_jobs(tiny_dataset)["classifier"], tmp_path, epochs=1, seed=5,
                  config={"lr": 0.001, "epochs": 1}, progress=False)
-    with pytest.raises(CheckpointError, match="classifier-state.json") as error:
+    with pytest.raises(CheckpointError, match="classifier-state.safetensors") as error:
         run_training(_make_jobs(tiny_dataset)["classifier"], tmp_path, epochs=2, seed=seed, config=config,
                      progress=False)
     assert changed in str(error.value)

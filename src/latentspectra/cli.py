@@ -6,7 +6,6 @@ code 2; an interrupted training run keeps its finished epochs and resumes when r
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from collections.abc import Callable
@@ -17,10 +16,10 @@ from typing import Any
 import click
 
 from .compute import DEVICE_CHOICES, PRECISIONS, Compute, SlowPrecisionWarning, resolve_device
-from .config import (FRAGMENTATION_MODELS, ORTHOGONALISATION, REDS_EPS, REDS_METHODS, FragmentationConfig, RedsConfig,
-                     ReproduceConfig, SFVQStudyConfig, TrainConfig)
+from .config import (FRAGMENTATION_MODELS, MAX_PER_SET, MAX_SEED, ORTHOGONALISATION, REDS_EPS, REDS_METHODS,
+                     FragmentationConfig, RedsConfig, ReproduceConfig, SFVQStudyConfig, TrainConfig)
 from .errors import LatentspectraError
-from .io import prepare_out_dir
+from .io import json_text, output_directory
 from .latent.basis import ORTHOGONALISATIONS
 
 NETWORK_CHOICES = ("classifier", "gan", "encoder", "all", "autoencoder")
@@ -65,13 +64,13 @@ def run_options(printed: str | None, quiet: bool = True) -> Callable[[Callable[.
         if printed is not None:
             command = click.option("--json", "as_json", is_flag=True, help=f"Print {printed}.")(command)
         command = compute_options(command)
-        return click.option("--seed", type=int, default=0, show_default=True,
+        return click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
                             help="Seed of every random stream (each purpose its own offset, config.SEEDS).")(command)
     return decorate
 
 
 def _print_json(obj: object) -> None:
-    click.echo(json.dumps(obj, indent=2))
+    click.echo(json_text(obj))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -149,8 +148,8 @@ def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: 
     config = with_epochs(replace(TrainConfig(), dataset=dataset, seed=seed, device=device, precision=precision), epochs)
     config = with_encoder_weights(with_latent_dim(config, latent_dim), encoder_weights)
     config = with_interpolation_weight(config, interpolation_weight)
-    prepare_out_dir(out)
-    record = train_networks(network, out, config, progress=not quiet)
+    with output_directory(out):
+        record = train_networks(network, out, config, progress=not quiet)
     _print_json({"seconds": record["seconds"], "metrics": _scalars(record["metrics"])})
 
 
@@ -172,7 +171,7 @@ def evaluate(models: str | None, dataset: str, seed: int, device: str, precision
 @cli.command()
 @models_option()
 @dataset_option("whose training set is encoded for set 1")
-@click.option("--per-set", type=click.IntRange(min=1), default=ReproduceConfig.per_set, show_default=True,
+@click.option("--per-set", type=click.IntRange(1, MAX_PER_SET), default=ReproduceConfig.per_set, show_default=True,
               help="V: latent vectors averaged into each eta.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Latent vectors per generator + classifier call (default: 500 on a CPU, 8192 on a GPU).")
@@ -193,12 +192,12 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
         raise LatentspectraError(f"--out {out}: expected a .safetensors file name")
     if out_path.is_dir():
         raise LatentspectraError(f"--out {out}: is a directory, expected a .safetensors file name")
-    prepare_out_dir(out_path.parent)
-    built_basis, _, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed, progress=not quiet,
-                                              batch_size=batch_size, max_draws=max_draws,
-                                              orthogonalisation=orthogonalisation,
-                                              compute=Compute.select(device, precision))
-    stats["out"] = str(save_basis(built_basis, out_path))
+    with output_directory(out_path.parent, lock=False):
+        built_basis, _, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed,
+                                                        progress=not quiet, batch_size=batch_size, max_draws=max_draws,
+                                                        orthogonalisation=orthogonalisation,
+                                                        compute=Compute.select(device, precision))
+        stats["out"] = str(save_basis(built_basis, out_path))
     _print_record(stats, as_json)
 
 
@@ -210,7 +209,7 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
 @click.option("--retrain", is_flag=True, help="Train all three networks first (into OUT/models).")
 @click.option("--epochs", type=int, default=None,
               help="With --retrain: epochs for each network trained (default: per network, as `train`).")
-@click.option("--per-set", type=click.IntRange(min=1), default=ReproduceConfig.per_set, show_default=True,
+@click.option("--per-set", type=click.IntRange(1, MAX_PER_SET), default=ReproduceConfig.per_set, show_default=True,
               help="V: latent vectors averaged into each eta.")
 @click.option("--trials", type=click.IntRange(min=1), default=ReproduceConfig.trials, show_default=True,
               help="Stochastic encodings of the test set.")
@@ -273,7 +272,7 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
 @click.option("--basis", "basis_file", type=click.Path(dir_okay=False), default=None,
               help="LSD basis (.safetensors from `latentspectra basis`) for the identity comparisons "
                    "(default: built with V = --basis-per-set).")
-@click.option("--basis-per-set", type=click.IntRange(min=1), default=RedsConfig.basis_per_set, show_default=True,
+@click.option("--basis-per-set", type=click.IntRange(1, MAX_PER_SET), default=RedsConfig.basis_per_set, show_default=True,
               help="V of the LSD basis built when no --basis is given.")
 @click.option("--out", type=click.Path(), default="runs/reds", show_default=True,
               help="Directory for reds.json and the path images.")
@@ -355,6 +354,15 @@ def _scalars(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if not isinstance(value, (list, dict))}
 
 
+def _interrupted_note(argv: list[str] | None) -> str:
+    """What an interrupted command kept: training resumes from its finished epochs; other commands leave only
+    whole files."""
+    words = sys.argv[1:] if argv is None else argv
+    if "train" in words or ("reproduce" in words and "--retrain" in words):
+        return "finished epochs are saved, rerun the same command to resume training"
+    return "files already written are whole, nothing half-written was left; rerun the command to start again"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user-facing errors into one line and exit code 2, and the package's
     own warnings (a slow precision) into one line each."""
@@ -376,10 +384,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"latentspectra: error: {error.format_message()}{hint}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
-        click.echo("latentspectra: interrupted; finished epochs are saved, rerun the command to resume", err=True)
+        click.echo(f"latentspectra: interrupted; {_interrupted_note(argv)}", err=True)
         sys.exit(130)
     except LatentspectraError as error:
-        click.echo(f"latentspectra: error: {error}", err=True)
+        click.echo(f"latentspectra: error: {' '.join(str(error).split())}", err=True)
         sys.exit(2)
     finally:
         warnings.showwarning = default_show

@@ -14,6 +14,7 @@ This module is the only place that names an accelerator; everything else receive
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import re
 import time
@@ -170,6 +171,39 @@ def resolve_precision(spec: str, device: torch.device, option: str = "--precisio
         warnings.warn(f"{option} bfloat16 on {describe_device(device)}, which has no native bfloat16: it is "
                       "emulated there and several times slower than float32", SlowPrecisionWarning, stacklevel=2)
     return spec
+
+
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Bytes of memory free for new work on ``device``: the GPU's free memory for CUDA, the kernel's
+    MemAvailable (or free physical pages) for the CPU; None where the platform does not say (MPS, other
+    systems), and then nothing is refused on size."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        match = re.search(r"^MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
+    except (OSError, UnicodeDecodeError):
+        match = None
+    if match:
+        return int(match.group(1)) * 1024
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_memory(needed: int, what: str, device: torch.device | str = "cpu") -> None:
+    """Refuse work that cannot fit: ``needed`` bytes against `available_memory` of ``device``.
+
+    Raises:
+        ComputeError: "``what``: needs about X GiB, Y GiB are available on DEVICE".
+    """
+    available = available_memory(device)
+    if available is not None and needed > available:
+        raise ComputeError(f"{what}: needs about {needed / 2**30:,.1f} GiB, {available / 2**30:,.1f} GiB are "
+                           f"available on {torch.device(device)}")
 
 
 def describe_device(device: torch.device) -> str:

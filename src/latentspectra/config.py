@@ -39,6 +39,13 @@ class SeedOffsets:
 
 
 SEEDS = SeedOffsets()
+# The largest seed a run takes: 32 bits, so that every derived stream (offsets above, training's
+# seed x 100,003 + epoch) stays inside the 64 bits a torch generator is seeded with.
+MAX_SEED = 2**32 - 1
+# The largest V (vectors averaged per label and set) a command takes. A basis draws about V x M latents
+# (M = 100: 1.1e9 at V = 1e7, about 40 min at the 450,000 samples/s measured on an H200 and two days at the
+# 6,000/s of 2 AVX2 cores); beyond it a run would go on for weeks rather than fail, so it is refused at once.
+MAX_PER_SET = 10**7
 
 # REDs (methods/reds.py): the two ways to solve for directions, and the defaults of the authors' code.
 REDS_METHODS = ("generalized", "nullspace")  # the paper's generalized eigenproblem; the authors' code

@@ -11,3 +11,8 @@ class DataError(LatentspectraError, ValueError):
 
 class CheckpointError(LatentspectraError, ValueError):
     """A model directory or weights file is missing or does not match the expected model."""
+
+
+class OutputError(LatentspectraError, OSError):
+    """An output cannot be written: no space left, no permission, or another run is writing there; the
+    message names the path and the cause, and nothing half-written is left behind."""

@@ -13,7 +13,7 @@ from ..compute import Compute
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
 from ..io import versions
-from .networks import Networks, load_networks
+from .networks import Networks, check_images_fit, load_networks
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,12 @@ class Evaluation:
 
 def evaluate_study(networks: Networks, dataset: ImageDataset, seed: int = 0, dataset_name: str = "") -> Evaluation:
     """Every metric of the foundation issue for ``networks`` (loaded with `load_networks`: G and C on latents
-    in their precision, C on the test images and the encoder in float32) on ``dataset``."""
+    in their precision, C on the test images and the encoder in float32) on ``dataset``.
+
+    Raises:
+        DataError: the dataset's images are not of the networks' shape.
+    """
+    check_images_fit(networks.image_shape, dataset, networks.source)
     device = networks.compute.device
     test_images = images_to_tensor(dataset.test.images).to(device)
     test_labels = torch.from_numpy(dataset.test.labels).to(device)

@@ -47,7 +47,7 @@ from ..config import FRAGMENTATION_MODELS, SEEDS, FragmentationConfig
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import Network, batched, frechet_distance, sample_quality, standard_normal_latents
-from ..io import prepare_out_dir, versions, write_json
+from ..io import output_directory, versions, write_json
 from ..latent.samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
                                LatentSampler, StandardNormalSampler)
 from ..latent.statistics import (CodeBulk, box_shell, component_fits, correlation_matrix, dominant_components,
@@ -56,7 +56,7 @@ from ..models.files import load_model, shipped_models_dir
 from ..models.inference import InferenceNetwork, channels_last, inference_copy
 from ..report import fragmentation_figures as figures
 from .common import Timer, to_unit_images
-from .networks import LatentModel, autoencoder_model, encoder_model
+from .networks import LatentModel, autoencoder_model, check_images_fit, encoder_model
 
 FULL_GAUSSIAN = "full-covariance Gaussian"
 MIXTURE = "Gaussian mixture"
@@ -322,25 +322,26 @@ def run_fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmen
     compute = Compute.select(config.device, config.precision)
     config = replace(config, batch_size=config.batch_size or compute.inference_batch_size)
     batch_size = config.batch_size
-    out = prepare_out_dir(out_dir)
-    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
-    timer = Timer()
-    torch.manual_seed(config.seed)
-    with timer.stage("load"):
-        # the classifier's own module (its features and head are used apart), as an inference copy in float32
-        classifier = inference_copy(load_model(models_dir, "classifier")[0], compute.device)
-        generator = InferenceNetwork(load_model(models_dir, "generator")[0], compute)
-        dataset = load_dataset(config.dataset)
-        train_images = images_to_tensor(dataset.train.images).to(compute.device)
-        models = [autoencoder_model(models_dir, train_images, batch_size, config.autoencoder, compute)
-                  if name == "autoencoder" else
-                  encoder_model(models_dir, generator, train_images, config.seed, batch_size, compute)
-                  for name in config.models]
-        real_features = batched(classifier.features,
-                                channels_last(images_to_tensor(dataset.test.images).to(compute.device)), batch_size)
-    result = fragmentation_study(models, generator, classifier, real_features, config, progress=progress, timer=timer,
-                                 models_dir=str(models_dir), compute=compute)
-    return write_fragmentation(out, result)
+    with output_directory(out_dir) as out:
+        models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
+        timer = Timer()
+        torch.manual_seed(config.seed)
+        with timer.stage("load"):
+            # the classifier's own module (its features and head are used apart), as an inference copy in float32
+            classifier = inference_copy(load_model(models_dir, "classifier", "classifier")[0], compute.device)
+            generator = InferenceNetwork(load_model(models_dir, "generator", "generator")[0], compute)
+            dataset = load_dataset(config.dataset)
+            check_images_fit(generator.config["image_shape"], dataset, str(models_dir))
+            train_images = images_to_tensor(dataset.train.images).to(compute.device)
+            models = [autoencoder_model(models_dir, train_images, batch_size, config.autoencoder, compute)
+                      if name == "autoencoder" else
+                      encoder_model(models_dir, generator, train_images, config.seed, batch_size, compute)
+                      for name in config.models]
+            real_features = batched(classifier.features,
+                                    channels_last(images_to_tensor(dataset.test.images).to(compute.device)), batch_size)
+        result = fragmentation_study(models, generator, classifier, real_features, config, progress=progress,
+                                     timer=timer, models_dir=str(models_dir), compute=compute)
+        return write_fragmentation(out, result)
 
 
 def gan_target(records: dict[str, Any], gan: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ set with the decoder that turns them into images (the fragmentation study)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -12,8 +13,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ..compute import Compute
+from ..compute import Compute, check_fits_memory
 from ..config import SEEDS
+from ..data import ImageDataset
+from ..errors import DataError
 from ..evaluation import Network, batched
 from ..models import GaussianEncoder
 from ..models.files import load_model
@@ -43,22 +46,75 @@ class Networks:
         """argmax C(G(z)) for a batch of latents."""
         return self.classifier(self.generator(z.float())).argmax(1)
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images the generator makes and the classifier and encoder take."""
+        return tuple(self.generator.config["image_shape"])
+
+
+def check_images_fit(image_shape: Sequence[int], dataset: ImageDataset, source: str) -> None:
+    """The dataset's images have the shape the networks of ``source`` take.
+
+    Raises:
+        DataError: naming the dataset, its image shape and the networks' (e.g. RGB or 2 x 2 images for networks
+            of 28 x 28 grey ones).
+    """
+    if tuple(dataset.shape) != tuple(image_shape):
+        raise DataError(f"dataset {dataset.name}: images are {tuple(dataset.shape)} (C, H, W), but the networks in "
+                        f"{source} take {tuple(image_shape)}; use a dataset of that shape or networks trained on it")
+
+
+def activation_bytes_per_sample(networks: Sequence[nn.Module], inputs: torch.Tensor) -> int:
+    """Bytes of every intermediate output of ``networks`` applied in turn to ``inputs`` (a batch of one), as
+    measured by forward hooks: an upper bound on the memory one more sample in a batch needs."""
+    total = 0
+
+    def count(module: nn.Module, args: Any, output: Any) -> None:
+        nonlocal total
+        for tensor in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(tensor, torch.Tensor):
+                total += tensor.numel() * tensor.element_size()
+
+    hooks = [module.register_forward_hook(count) for network in networks for module in network.modules()]
+    try:
+        with torch.inference_mode():
+            for network in networks:
+                inputs = network(inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total
+
+
+def check_batch_fits(networks: Networks, argument: str = "--batch-size") -> None:
+    """A batch of ``networks.batch_size`` latents through G and C fits in the device's memory (per-sample bytes
+    measured by `activation_bytes_per_sample`).
+
+    Raises:
+        ComputeError: naming ``argument``, the batch size and the memory it needs and has.
+    """
+    z = torch.zeros(1, networks.latent_dim, device=networks.compute.device)
+    per_sample = activation_bytes_per_sample([networks.generator, networks.classifier], z)
+    check_fits_memory(networks.batch_size * per_sample, f"{argument} {networks.batch_size}", networks.compute.device)
+
 
 def load_networks(models_dir: str | Path, compute: Compute | None = None, batch_size: int | None = None) -> Networks:
     """The generator, classifier and encoder saved in ``models_dir``, as inference copies on ``compute``'s
     device (default: the CPU in float32), called in batches of ``batch_size`` (default: the device's).
 
     Raises:
-        CheckpointError: a missing or unreadable model.
+        CheckpointError: a missing or unreadable model; ComputeError: a batch too large for the device's memory.
     """
     compute = compute or Compute()
-    generator = load_model(models_dir, "generator")[0]
-    classifier = load_model(models_dir, "classifier")[0]
-    encoder = load_model(models_dir, "encoder")[0]
-    return Networks(InferenceNetwork(generator, compute), InferenceNetwork(classifier, compute),
-                    InferenceNetwork(classifier, compute, full_precision=True), InferenceEncoder(encoder, compute),
-                    int(generator.config["latent_dim"]), int(classifier.config["num_classes"]), compute,
-                    batch_size or compute.inference_batch_size, str(models_dir))
+    generator = load_model(models_dir, "generator", "generator")[0]
+    classifier = load_model(models_dir, "classifier", "classifier")[0]
+    encoder = load_model(models_dir, "encoder", "encoder")[0]
+    networks = Networks(InferenceNetwork(generator, compute), InferenceNetwork(classifier, compute),
+                        InferenceNetwork(classifier, compute, full_precision=True), InferenceEncoder(encoder, compute),
+                        int(generator.config["latent_dim"]), int(classifier.config["num_classes"]), compute,
+                        batch_size or compute.inference_batch_size, str(models_dir))
+    check_batch_fits(networks)
+    return networks
 
 
 class ExactNetworks(NamedTuple):
@@ -76,7 +132,7 @@ def load_exact_networks(models_dir: str | Path, device: torch.device | str = "cp
     Raises:
         CheckpointError: a missing or unreadable model.
     """
-    return ExactNetworks(*(fold_batch_norms(load_model(models_dir, name)[0]).requires_grad_(False).to(device)
+    return ExactNetworks(*(fold_batch_norms(load_model(models_dir, name, name)[0]).requires_grad_(False).to(device)
                            for name in ("generator", "classifier", "encoder")))
 
 
@@ -100,7 +156,7 @@ def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: 
         CheckpointError: no readable autoencoder in ``models_dir``.
     """
     compute = compute or Compute()
-    autoencoder, record = load_model(models_dir, name)
+    autoencoder, record = load_model(models_dir, name, "autoencoder")
     encoder = fold_batch_norms(autoencoder.encoder).to(compute.device)
     codes = batched(encoder, train_images, batch_size).cpu()
     weight = record.get("train_config", {}).get("interpolation_weight", 0.0)
@@ -117,7 +173,7 @@ def encoder_model(models_dir: Path, generator: nn.Module, train_images: torch.Te
     Raises:
         CheckpointError: no readable encoder in ``models_dir``.
     """
-    encoder = fold_batch_norms(load_model(models_dir, "encoder")[0]).to(compute.device)
+    encoder = fold_batch_norms(load_model(models_dir, "encoder", "encoder")[0]).to(compute.device)
     rng = compute.generator(seed + SEEDS.encodings)
     codes = batched(lambda x: encoder.sample(x, rng), train_images, batch_size).cpu()
     return LatentModel("encoder", codes, generator,

@@ -40,7 +40,7 @@ from ..config import SEEDS, RedsConfig
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import batched
-from ..io import prepare_out_dir, versions, write_json
+from ..io import output_directory, versions, write_json
 from ..latent import QuasiEigenBasis
 from ..latent.files import load_basis
 from ..methods import features as feat
@@ -52,7 +52,7 @@ from ..progress import progress_bar
 from ..report.figures import image_rows
 from .basis import build_basis_from_models
 from .common import Timer, to_unit_images
-from .networks import ExactNetworks, load_exact_networks
+from .networks import ExactNetworks, check_images_fit, load_exact_networks
 
 # --- Feature specs -----------------------------------------------------------------------------------
 
@@ -230,9 +230,11 @@ def encoded_test_latents(encoder: GaussianEncoder, dataset: str, count: int) -> 
     encoder's device.
 
     Raises:
-        LatentspectraError: ``count`` exceeds the test split.
+        LatentspectraError: ``count`` exceeds the test split; DataError: images not of the encoder's shape.
     """
-    test = load_dataset(dataset).test
+    loaded = load_dataset(dataset)
+    check_images_fit(encoder.config["image_shape"], loaded, "the models directory")
+    test = loaded.test
     if not 1 <= count <= len(test):
         raise LatentspectraError(f"--latents {count}: expected 1 to {len(test)} (test images of {dataset})")
     device = next(encoder.parameters()).device
@@ -327,22 +329,22 @@ def run_reds(out_dir: str | Path, config: RedsConfig = RedsConfig(), models_dir:
     """
     _check_config(config)
     compute = Compute.select(config.device, "float32")
-    out = prepare_out_dir(out_dir)
-    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
-    timer = Timer()
-    with timer.stage("load"):
-        networks = load_exact_networks(models_dir, compute.device)
-        z = encoded_test_latents(networks.encoder, config.dataset, config.latents)
-    for change, hold in config.examples:  # feature specs fail here, before any long computation
-        for spec, argument in ((change, "--change"), (hold, "--hold")):
-            build_feature(spec, networks.classifier, tuple(networks.generator.config["image_shape"][1:]), argument)
-    basis, basis_source = None, None
-    if any("identity" in change.split("+") for change, _ in config.examples):
-        with timer.stage("basis"):
-            basis, basis_source = _lsd_basis(models_dir, basis_file, config, z.shape[1], progress, compute)
-    result = reds_study(networks, z, config, basis=basis, basis_source=basis_source, models=str(models_dir),
-                        compute=compute, progress=progress, timer=timer)
-    return write_reds(out, result)
+    with output_directory(out_dir) as out:
+        models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
+        timer = Timer()
+        with timer.stage("load"):
+            networks = load_exact_networks(models_dir, compute.device)
+            z = encoded_test_latents(networks.encoder, config.dataset, config.latents)
+        for change, hold in config.examples:  # feature specs fail here, before any long computation
+            for spec, argument in ((change, "--change"), (hold, "--hold")):
+                build_feature(spec, networks.classifier, tuple(networks.generator.config["image_shape"][1:]), argument)
+        basis, basis_source = None, None
+        if any("identity" in change.split("+") for change, _ in config.examples):
+            with timer.stage("basis"):
+                basis, basis_source = _lsd_basis(models_dir, basis_file, config, z.shape[1], progress, compute)
+        result = reds_study(networks, z, config, basis=basis, basis_source=basis_source, models=str(models_dir),
+                            compute=compute, progress=progress, timer=timer)
+        return write_reds(out, result)
 
 
 def _lsd_basis(models_dir: Path, basis_file: str | Path | None, config: RedsConfig, dim: int,

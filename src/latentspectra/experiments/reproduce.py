@@ -30,7 +30,7 @@ from ..compute import Compute
 from ..config import SEEDS, ReproduceConfig, TrainConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..evaluation import batched, classifier_accuracy, psnr, summarise
-from ..io import prepare_out_dir, versions, write_json
+from ..io import output_directory, versions, write_json
 from ..latent import QuasiEigenBasis, rotation_path
 from ..latent.basis import ORTHOGONALISATIONS
 from ..latent.files import save_basis
@@ -43,7 +43,7 @@ from ..report import figures
 from ..report.document import write_report
 from .basis import build_basis
 from .common import Timer, decode, predict, to_unit_images
-from .networks import Networks, load_networks
+from .networks import Networks, check_images_fit, load_networks
 from .train import train_networks
 
 # --- What the study returns ---------------------------------------------------------------------------
@@ -296,7 +296,12 @@ def examples_study(networks: Networks, basis: QuasiEigenBasis, latent_sets: Late
 def reproduce_study(networks: Networks, dataset: ImageDataset, config: ReproduceConfig = ReproduceConfig(),
                     progress: bool = True, timer: Timer | None = None) -> ReproduceResult:
     """The study on ``networks`` (loaded with `load_networks`) and ``dataset``; writes nothing. Each stage is
-    timed into ``timer`` (a new one by default), whose seconds the result keeps."""
+    timed into ``timer`` (a new one by default), whose seconds the result keeps.
+
+    Raises:
+        DataError: the dataset's images are not of the networks' shape.
+    """
+    check_images_fit(networks.image_shape, dataset, networks.source)
     timer = timer or Timer()
     device = networks.compute.device
     torch.manual_seed(config.seed)
@@ -372,16 +377,16 @@ def run_reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig
     networks are used.
     """
     compute = Compute.select(config.device, config.precision)
-    out = prepare_out_dir(out_dir)
-    timer = Timer()
-    if retrain:
-        with timer.stage("train"):
-            train_config = train_config or TrainConfig(dataset=config.dataset, seed=config.seed, device=config.device,
-                                                       precision=config.precision)
-            train_networks("all", out / "models", train_config, progress)
-        models_dir = out / "models"
-    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
-    with timer.stage("load"):
-        networks = load_networks(models_dir, compute, config.batch_size)
-        dataset = load_dataset(config.dataset)
-    return write_reproduce(out, reproduce_study(networks, dataset, config, progress, timer))
+    with output_directory(out_dir) as out:
+        timer = Timer()
+        if retrain:
+            with timer.stage("train"):
+                train_config = train_config or TrainConfig(dataset=config.dataset, seed=config.seed,
+                                                           device=config.device, precision=config.precision)
+                train_networks("all", out / "models", train_config, progress)
+            models_dir = out / "models"
+        models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
+        with timer.stage("load"):
+            networks = load_networks(models_dir, compute, config.batch_size)
+            dataset = load_dataset(config.dataset)
+        return write_reproduce(out, reproduce_study(networks, dataset, config, progress, timer))

@@ -28,7 +28,7 @@ from ..compute import Compute
 from ..config import SFVQStudyConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..evaluation import batched
-from ..io import prepare_out_dir, versions, write_json
+from ..io import output_directory, versions, write_json
 from ..methods.files import save_sfvq
 from ..methods.sfvq import SFVQ, SFVQError, curve_points, nearest_codewords
 from ..models.files import shipped_models_dir
@@ -36,7 +36,7 @@ from ..progress import progress_bar
 from ..report.figures import image_rows
 from ..report.sfvq_figures import panoptic_map
 from .common import Timer, decode, predict, to_unit_images
-from .networks import Networks, load_networks
+from .networks import Networks, check_images_fit, load_networks
 
 
 @torch.inference_mode()
@@ -246,7 +246,9 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
 
     Raises:
         SFVQError: bad SFVQ parameters (e.g. fewer than 2 codewords, or more than training images).
+        DataError: the dataset's images are not of the networks' shape.
     """
+    check_images_fit(networks.image_shape, dataset, networks.source)
     timer = timer or Timer()
     if config.codewords > len(dataset.train):
         raise SFVQError(f"codewords: {config.codewords} exceeds the {len(dataset.train)} training images of "
@@ -308,10 +310,10 @@ def run_sfvq(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(), m
             parameters (e.g. fewer than 2 codewords, or more than training images).
     """
     compute = Compute.select(config.device, config.precision)
-    out = prepare_out_dir(out_dir)
-    timer = Timer()
-    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
-    with timer.stage("load"):
-        networks = load_networks(models_dir, compute, config.network_batch_size)
-        dataset = load_dataset(config.dataset)
-    return write_sfvq(out, sfvq_study(networks, dataset, config, progress, timer))
+    with output_directory(out_dir) as out:
+        timer = Timer()
+        models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
+        with timer.stage("load"):
+            networks = load_networks(models_dir, compute, config.network_batch_size)
+            dataset = load_dataset(config.dataset)
+        return write_sfvq(out, sfvq_study(networks, dataset, config, progress, timer))

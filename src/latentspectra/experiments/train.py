@@ -22,7 +22,7 @@ from torch import nn
 from ..compute import Compute
 from ..config import TrainConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
-from ..errors import LatentspectraError
+from ..errors import DataError, LatentspectraError
 from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
 from ..io import versions, write_json
 from ..models.files import load_model
@@ -31,7 +31,8 @@ from ..training.autoencoder import AutoencoderJob
 from ..training.classifier import ClassifierJob
 from ..training.encoder import EncoderJob
 from ..training.gan import GANJob
-from ..training.loop import run_training
+from ..training.loop import TrainingJob, run_training
+from .networks import check_images_fit
 
 NETWORKS = ("classifier", "gan", "encoder")  # `train all`, in this order
 TRAINABLE = (*NETWORKS, "autoencoder")
@@ -96,11 +97,45 @@ def with_interpolation_weight(config: TrainConfig, weight: float | None) -> Trai
     return replace(config, autoencoder=replace(config.autoencoder, interpolation_weight=float(weight)))
 
 
+TRAINED_BY = {"generator": "gan", "classifier": "classifier"}  # the `train` command of each network another needs
+
+
 def _require(out_dir: Path, name: str, needed_by: str) -> torch.nn.Module:
     if not (out_dir / f"{name}.json").exists():
         raise LatentspectraError(f"{out_dir}: no trained {name} there, which {needed_by} needs; "
-                                 f"train it first (latentspectra train {name} --out {out_dir})")
-    return load_model(out_dir, name)[0]
+                                 f"train it first (latentspectra train {TRAINED_BY[name]} --out {out_dir})")
+    return load_model(out_dir, name, name)[0]
+
+
+def _training_job(network: str, out_dir: Path, dataset: ImageDataset, config: TrainConfig,
+                  compute: Compute) -> TrainingJob:
+    """The job that trains ``network`` on ``dataset``; the GAN and the autoencoder are scored with the classifier
+    of ``out_dir`` where there is one, the encoder needs the generator and classifier there.
+
+    Raises:
+        ValueError: a network that cannot be built for the dataset's images.
+        LatentspectraError: the encoder without a trained generator and classifier, or networks of another
+            image shape.
+    """
+    seed = config.seed
+    if network == "classifier":
+        return ClassifierJob(dataset, config.classifier, seed, compute)
+    if network == "gan":
+        classifier = (out_dir / "classifier.json").exists() and load_model(out_dir, "classifier", "classifier")[0]
+        evaluate = (lambda g: sample_metrics(InferenceNetwork(g, compute), InferenceNetwork(classifier, compute),
+                                             dataset, seed, device=compute.device)) if classifier else None
+        return GANJob(dataset, config.gan, seed, evaluate_samples=evaluate, compute=compute)
+    if network == "autoencoder":
+        return AutoencoderJob(dataset, config.autoencoder, seed,
+                              evaluate=_reconstruction_accuracy(out_dir, dataset, compute), compute=compute)
+    generator = _require(out_dir, "generator", "the encoder")
+    classifier = _require(out_dir, "classifier", "the encoder")
+    check_images_fit(generator.config["image_shape"], dataset, str(out_dir))
+    return EncoderJob(dataset, config.encoder, seed, generator, classifier,
+                      evaluate=lambda e: encoder_metrics(InferenceEncoder(e, compute), InferenceNetwork(generator, compute),
+                                                         InferenceNetwork(classifier, compute), dataset, seed,
+                                                         trials=TRAINING_ENCODING_TRIALS, device=compute.device),
+                      compute=compute)
 
 
 def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progress: bool = True) -> dict[str, Any]:
@@ -122,30 +157,14 @@ def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progres
     began = time.perf_counter()
     for network in NETWORKS if which == "all" else (which,):
         start = time.perf_counter()
-        if network == "classifier":
-            job = ClassifierJob(dataset, config.classifier, seed, compute)
-            epochs, sub_config = config.classifier.epochs, asdict(config.classifier)
-        elif network == "gan":
-            classifier = (out_dir / "classifier.json").exists() and load_model(out_dir, "classifier")[0]
-            evaluate = (lambda g: sample_metrics(InferenceNetwork(g, compute), InferenceNetwork(classifier, compute),
-                                                 dataset, seed, device=compute.device)) if classifier else None
-            job = GANJob(dataset, config.gan, seed, evaluate_samples=evaluate, compute=compute)
-            epochs, sub_config = config.gan.epochs, asdict(config.gan)
-        elif network == "autoencoder":
-            job = AutoencoderJob(dataset, config.autoencoder, seed,
-                                 evaluate=_reconstruction_accuracy(out_dir, dataset, compute), compute=compute)
-            epochs, sub_config = config.autoencoder.epochs, asdict(config.autoencoder)
-        else:
-            generator = _require(out_dir, "generator", "the encoder")
-            classifier = _require(out_dir, "classifier", "the encoder")
-            job = EncoderJob(dataset, config.encoder, seed, generator, classifier,
-                             evaluate=lambda e: encoder_metrics(InferenceEncoder(e, compute),
-                                                               InferenceNetwork(generator, compute),
-                                                               InferenceNetwork(classifier, compute), dataset, seed,
-                                                               trials=TRAINING_ENCODING_TRIALS,
-                                                               device=compute.device),
-                             compute=compute)
-            epochs, sub_config = config.encoder.epochs, asdict(config.encoder)
+        try:
+            job = _training_job(network, out_dir, dataset, config, compute)
+        except LatentspectraError:
+            raise
+        except ValueError as error:  # a network that cannot be built for these images
+            raise DataError(f"--dataset {config.dataset}: cannot train the {network} on its images ({error})") from None
+        sub_config = asdict(getattr(config, network))
+        epochs = sub_config["epochs"]
         result = run_training(job, out_dir, epochs, seed, {"dataset": config.dataset, **sub_config}, progress)
         record["seconds"][network] = time.perf_counter() - start
         record["metrics"].update(result.metrics)
@@ -160,7 +179,7 @@ def _reconstruction_accuracy(out_dir: Path, dataset: ImageDataset,
     the test set, on ``compute``'s device; None when no classifier is there."""
     if not (out_dir / "classifier.json").exists():
         return None
-    classifier = load_model(out_dir, "classifier")[0].to(compute.device)
+    classifier = load_model(out_dir, "classifier", "classifier")[0].to(compute.device)
     images = images_to_tensor(dataset.test.images).to(compute.device)
     labels = torch.from_numpy(dataset.test.labels).to(compute.device)
 

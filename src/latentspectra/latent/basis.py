@@ -13,6 +13,7 @@ Everything here is float64 and works on plain tensors: nothing depends on a part
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from .checks import check_latents
 from .operators import ROTATION_MODES, literal_rotation, plane_rotation, projection_operator
 
 ORTHOGONALISATIONS = ("gram-schmidt", "symmetric")
+# A basis whose max |<xi_a|xi_b> / C - delta_ab| exceeds this is refused: the float64 bases built here are
+# orthogonal to about 1e-15; a file edited, truncated to float32 and back, or built from other vectors is not.
+ORTHOGONALITY_TOLERANCE = 1e-6
 
 
 def check_orthogonalisation(orthogonalisation: str, caller: str) -> None:
@@ -70,8 +74,7 @@ def _orthonormal_rows(caller: str, vectors: torch.Tensor, norm: float, rtol: flo
     direction), after checking the arguments and that no row is (nearly) dependent on those before it."""
     etas = check_latents(vectors, caller, "vectors").double()
     count, dim = etas.shape
-    if not norm > 0:
-        raise ValueError(f"{caller}: norm must be positive, got {norm}")
+    _check_norm(caller, norm)
     if row_names is not None and len(row_names) != count:
         raise ValueError(f"{caller}: {len(row_names)} row names for {count} rows")
     if count > dim:
@@ -141,6 +144,21 @@ def _polar_factor(rows: torch.Tensor) -> torch.Tensor:
     return u @ vh
 
 
+def _check_norm(caller: str, norm: Any) -> float:
+    """C as a float: a finite number > 0.
+
+    Raises:
+        ValueError: naming ``caller`` and the value.
+    """
+    try:
+        value = float(norm)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{caller}: norm C must be a finite number > 0, got {norm!r}")
+    return value
+
+
 def _describe_row(index: int, row_names: Sequence[str] | None) -> str:
     return f"row {index}" + (f" ({row_names[index]})" if row_names is not None else "")
 
@@ -186,9 +204,13 @@ class QuasiEigenBasis:
         dim = vectors.shape[0]
         object.__setattr__(self, "labels", _check_index_vector("labels", self.labels, dim))
         object.__setattr__(self, "sets", _check_index_vector("sets", self.sets, dim))
-        if not float(self.norm) > 0:
-            raise ValueError(f"QuasiEigenBasis: norm must be positive, got {self.norm}")
-        object.__setattr__(self, "norm", float(self.norm))
+        object.__setattr__(self, "norm", _check_norm("QuasiEigenBasis", self.norm))
+        if not bool(torch.isfinite(vectors).all()):
+            raise ValueError("QuasiEigenBasis: vectors hold NaN or infinite values")
+        error = self.orthogonality_error()
+        if error > ORTHOGONALITY_TOLERANCE:
+            raise ValueError(f"QuasiEigenBasis: vectors are not orthogonal with <xi|xi> = C = {self.norm:g}: "
+                             f"max |<xi_a|xi_b> / C - delta_ab| is {error:.3g}, more than {ORTHOGONALITY_TOLERANCE:g}")
 
     @classmethod
     def from_etas(cls, etas: torch.Tensor, labels: Sequence[int] | torch.Tensor, sets: Sequence[int] | torch.Tensor,
@@ -215,7 +237,7 @@ class QuasiEigenBasis:
         labels = _check_index_vector("labels", labels, dim)
         sets = _check_index_vector("sets", sets, dim)
         names = [f"label {int(a)}, set {int(i)}" for a, i in zip(labels, sets)]
-        norm = float(dim) if norm is None else float(norm)
+        norm = float(dim) if norm is None else _check_norm("from_etas", norm)
         if orthogonalisation == "gram-schmidt":
             vectors = gram_schmidt(etas, norm, rtol=rtol, row_names=names)
         else:

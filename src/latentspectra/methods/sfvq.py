@@ -24,6 +24,7 @@ authors' evaluation only looks at the two segments that meet at the nearest code
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -253,12 +254,15 @@ class SFVQ:
         whole("epochs_per_stage", self.epochs_per_stage, 1)
         whole("batch_size", self.batch_size, 1)
         whole("seed", self.seed, 0)
-        if not self.learning_rate > 0:
-            raise SFVQError(f"learning_rate: expected a positive number, got {self.learning_rate!r}")
-        if not 0 < self.decay_factor <= 1:
+        def real(value: Any) -> bool:
+            return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+        if not (real(self.learning_rate) and self.learning_rate > 0):
+            raise SFVQError(f"learning_rate: expected a finite number > 0, got {self.learning_rate!r}")
+        if not (real(self.decay_factor) and 0 < self.decay_factor <= 1):
             raise SFVQError(f"decay_factor: expected a number in (0, 1], got {self.decay_factor!r}")
-        fractions = list(self.decay_at)
-        if any(not 0 < f < 1 for f in fractions) or fractions != sorted(fractions):
+        fractions = list(self.decay_at) if isinstance(self.decay_at, (list, tuple)) else [self.decay_at]
+        if any(not (real(f) and 0 < f < 1) for f in fractions) or fractions != sorted(fractions):
             raise SFVQError(f"decay_at: expected increasing fractions in (0, 1), got {fractions}")
 
     def fit(self, latents: torch.Tensor, progress: Progress | None = None) -> SFVQ:
@@ -288,6 +292,9 @@ class SFVQ:
                 codebook = insert_codewords(codebook, size)
                 codebook, record = self._train_stage(codebook, data, rng, progress)
                 history.append(record)
+        if not bool(torch.isfinite(codebook).all()):
+            raise SFVQError(f"the fit diverged to NaN or infinite codewords (learning_rate {self.learning_rate:g}); "
+                            "lower the learning rate")
         self.codebook_ = codebook
         self.n_features_in_ = data.shape[1]
         self.history_ = history

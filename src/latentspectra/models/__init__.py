@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
+
+from ..compute import ComputeError, check_fits_memory
 
 from .autoencoder import Autoencoder
 from .classifier import Classifier
@@ -26,16 +29,31 @@ MODEL_KINDS: dict[str, type[nn.Module]] = {
 
 
 def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
-    """Build an untrained network of ``kind`` from its ``config`` (the model's ``.config``).
+    """Build an untrained network of ``kind`` from its ``config`` (the model's ``.config``), after building it
+    on the meta device (no memory) to check that its parameters fit in this machine's memory.
 
     Raises:
-        ValueError: unknown kind, naming the kinds allowed.
+        ValueError: an unknown kind (naming the kinds allowed), a config the network refuses (a size that is
+            not a whole number >= 1, unknown keys, an image shape it cannot take), or parameters larger than
+            the memory available.
     """
-    if kind not in MODEL_KINDS:
+    if not isinstance(kind, str) or kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; kinds allowed: {sorted(MODEL_KINDS)}")
+    if not isinstance(config, dict):
+        raise ValueError(f"a {kind}'s config must be an object, got {type(config).__name__}")
     config = dict(config)
-    if "image_shape" in config:
+    if isinstance(config.get("image_shape"), list):
         config["image_shape"] = tuple(config["image_shape"])
+    try:
+        with torch.device("meta"):
+            skeleton = MODEL_KINDS[kind](**config)
+    except (TypeError, RuntimeError, OverflowError) as error:
+        raise ValueError(f"cannot build a {kind} from {config} ({str(error).splitlines()[0]})") from None
+    parameter_bytes = sum(tensor.numel() * tensor.element_size() for tensor in skeleton.state_dict().values())
+    try:
+        check_fits_memory(parameter_bytes, f"a {kind} of config {config}")
+    except ComputeError as error:
+        raise ValueError(str(error)) from None
     return MODEL_KINDS[kind](**config)
 
 

@@ -30,6 +30,8 @@ class Classifier(Configured):
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__(num_classes=num_classes, width=width, hidden=hidden, image_shape=image_shape)
         channels, height, width_px = image_shape
+        if height < 8 or width_px < 8:
+            raise ValueError(f"image_shape must be at least 8 x 8 (three 2 x 2 poolings), got {tuple(image_shape)}")
         self.trunk = nn.Sequential(
             _conv_stage(channels, width, 5),
             _conv_stage(width, 2 * width, 5),

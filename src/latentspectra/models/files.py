@@ -9,10 +9,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..io import load_tensors, read_record, save_tensors, write_json
+from ..io import load_tensors_with_record, save_tensors_with_record
 from . import MODEL_KINDS, build_model
 
 
@@ -39,31 +40,52 @@ def model_kind(model: nn.Module) -> str:
 
 
 def save_model(directory: str | Path, name: str, model: nn.Module, record: dict[str, Any]) -> Path:
-    """Write ``directory/name.safetensors`` and ``directory/name.json``; returns the weights path."""
-    directory = Path(directory)
-    weights = directory / f"{name}.safetensors"
-    save_tensors(weights, model.state_dict())
-    write_json(directory / f"{name}.json", {"kind": model_kind(model), "config": model.config, **record})
-    return weights
+    """Write ``directory/name.safetensors`` and ``directory/name.json`` as one unit (`io.save_tensors_with_record`);
+    returns the weights path."""
+    return save_tensors_with_record(Path(directory) / f"{name}.safetensors", model.state_dict(),
+                                    {"kind": model_kind(model), "config": model.config, **record}, CheckpointError)
 
 
-def load_model(directory: str | Path, name: str) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the network saved as ``name`` in ``directory``, in eval mode; returns (model, record).
+def load_model(directory: str | Path, name: str, kind: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network saved as ``name`` in ``directory``, in eval mode; returns (model, record). With
+    ``kind``, the file must hold a network of that kind (the role it is loaded for).
 
     Raises:
-        CheckpointError: a missing or unreadable file, or weights that do not fit the recorded network.
+        CheckpointError: a missing or unreadable file, a pair not written together, a network of another kind,
+            an impossible config, or weights that do not fit the recorded network, are not floating point where
+            it has floating-point parameters, or are not finite.
     """
-    directory = Path(directory)
-    json_path = directory / f"{name}.json"
-    record = read_record(json_path, CheckpointError)
+    weights_path = Path(directory) / f"{name}.safetensors"
+    json_path = weights_path.with_suffix(".json")
+    tensors, record = load_tensors_with_record(weights_path, CheckpointError, "weights")
+    saved_kind = record.get("kind")
+    if kind is not None and saved_kind != kind:
+        raise CheckpointError(f"{json_path}: holds a {saved_kind or 'network of no kind'}, expected the {kind}")
     try:
-        model = build_model(record["kind"], record["config"])
-    except (KeyError, TypeError, ValueError) as error:
+        model = build_model(saved_kind, record.get("config", {}))
+    except ValueError as error:
         raise CheckpointError(f"{json_path}: cannot rebuild the network ({error})") from None
-    weights_path = directory / f"{name}.safetensors"
+    check_weights(tensors, model, weights_path)
     try:
-        model.load_state_dict(load_tensors(weights_path, CheckpointError, "weights"))
+        model.load_state_dict(tensors)
     except RuntimeError as error:
         first_line = str(error).splitlines()[0]
         raise CheckpointError(f"{weights_path}: weights do not match {json_path} ({first_line})") from None
     return model.eval(), record
+
+
+def check_weights(tensors: dict[str, torch.Tensor], model: nn.Module, path: Path) -> None:
+    """Each tensor that stands for one of ``model``'s floating-point parameters or buffers is floating point
+    and finite (an integer tensor would be cast silently; NaN weights make every output NaN).
+
+    Raises:
+        CheckpointError: naming ``path``, the tensor and what is wrong with it.
+    """
+    expected = model.state_dict()
+    for key, tensor in tensors.items():
+        if key not in expected or not expected[key].is_floating_point():
+            continue
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"{path}: weights {key!r} have dtype {tensor.dtype}, expected floating point")
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: weights {key!r} hold NaN or infinite values")

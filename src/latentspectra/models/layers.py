@@ -19,7 +19,27 @@ class Configured(nn.Module):
 
     def __init__(self, **config: Any):
         super().__init__()
+        check_config(config)
         self.config = {key: list(value) if key == "image_shape" else value for key, value in config.items()}
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Every size of a network's config a whole number >= 1 (``image_shape``: three of them, C, H, W), so that
+    nothing is built from a zero, negative or non-numeric size.
+
+    Raises:
+        ValueError: naming the first entry that is not, and its value.
+    """
+    for key, value in config.items():
+        if key == "image_shape":
+            if not (isinstance(value, (list, tuple)) and len(value) == 3 and all(map(_is_size, value))):
+                raise ValueError(f"image_shape must be three whole numbers >= 1 (C, H, W), got {value!r}")
+        elif not _is_size(value):
+            raise ValueError(f"{key} must be a whole number >= 1, got {value!r}")
 
 
 class LatentNetwork(Configured):
@@ -34,7 +54,7 @@ def check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]
     """(C, H, W) as ints, with H and W divisible by 4 (the networks up- and downsample twice by 2)."""
     channels, height, width = image_shape
     if height % 4 or width % 4:
-        raise ValueError(f"image_shape must have height and width divisible by 4, got {image_shape}")
+        raise ValueError(f"image_shape must have height and width divisible by 4, got {tuple(image_shape)}")
     return channels, height, width
 
 

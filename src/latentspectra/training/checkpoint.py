@@ -1,6 +1,9 @@
 """The resumable training state: modules, optimizers, schedulers and the epoch, as a safetensors file with a
 JSON record beside it (the formats of a finished model, models/files.py), so nothing is ever unpickled.
-Every write is atomic.
+
+The record is also stored in the safetensors header and that copy is the one resumed from: the tensors and
+their record are one atomic file, so a run killed between the two writes resumes from what the tensors hold,
+exactly as an uninterrupted run continues. The JSON beside it is for people.
 """
 
 from __future__ import annotations
@@ -12,7 +15,38 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..io import load_tensors, read_record, save_tensors, write_json
+from ..io import load_tensors_and_record, save_tensors_with_record
+
+
+STATE_FORMAT = "latentspectra.TrainingState"
+
+
+def check_state_record(record: dict[str, Any], path: Path) -> None:
+    """The structure `run_training` resumes from: ``meta`` with a whole ``epochs_done`` >= 0, a list
+    ``history``, a number ``seconds`` and a ``settings`` object, and objects ``optimizers`` and ``schedulers``.
+
+    Raises:
+        CheckpointError: naming ``path`` and the first entry that is missing or of the wrong type.
+    """
+    meta = record.get("meta")
+    checks = (
+        ("meta", isinstance(meta, dict), "an object"),
+        ("optimizers", isinstance(record.get("optimizers"), dict), "an object"),
+        ("schedulers", isinstance(record.get("schedulers"), dict), "an object"),
+    )
+    if isinstance(meta, dict):
+        epochs = meta.get("epochs_done")
+        checks += (
+            ("meta.epochs_done", isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0,
+             "a whole number >= 0"),
+            ("meta.history", isinstance(meta.get("history"), list), "a list"),
+            ("meta.seconds", isinstance(meta.get("seconds"), (int, float)), "a number"),
+            ("meta.settings", isinstance(meta.get("settings"), dict), "an object"),
+        )
+    for key, valid, expected in checks:
+        if not valid:
+            raise CheckpointError(f"{path}: training state record has no valid {key!r} (expected {expected}); "
+                                  "use a fresh --out directory")
 
 
 def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -49,10 +83,10 @@ def save_training_state(
     for name, optimizer in optimizers.items():
         flat, optimizer_meta[name] = _flatten_optimizer(f"optim/{name}", optimizer)
         tensors.update(flat)
-    save_tensors(path_stem.with_suffix(".safetensors"), tensors)
     scheduler_states = {name: scheduler.state_dict() for name, scheduler in schedulers.items()}
-    write_json(path_stem.with_suffix(".json"),
-               {"meta": meta, "optimizers": optimizer_meta, "schedulers": scheduler_states})
+    save_tensors_with_record(path_stem.with_suffix(".safetensors"), tensors,
+                             {"format": STATE_FORMAT, "meta": meta, "optimizers": optimizer_meta,
+                              "schedulers": scheduler_states}, CheckpointError)
 
 
 def load_training_state(
@@ -61,13 +95,18 @@ def load_training_state(
     optimizers: dict[str, torch.optim.Optimizer],
     schedulers: dict[str, Any],
 ) -> dict[str, Any] | None:
-    """Restore a state saved by `save_training_state` in place; None when there is none to resume."""
-    path_stem = Path(path_stem)
-    json_path = path_stem.with_suffix(".json")
-    if not json_path.exists():
+    """Restore a state saved by `save_training_state` in place and return its ``meta``; None when there is
+    none to resume.
+
+    Raises:
+        CheckpointError: an unreadable state, one of another structure, or one that does not fit these
+            modules; naming the file.
+    """
+    tensors_path = Path(path_stem).with_suffix(".safetensors")
+    if not tensors_path.exists():
         return None
-    record = read_record(json_path, CheckpointError)
-    tensors = load_tensors(path_stem.with_suffix(".safetensors"), CheckpointError, "weights")
+    tensors, record = load_tensors_and_record(tensors_path, CheckpointError, "training state", STATE_FORMAT)
+    check_state_record(record, tensors_path)
     try:
         for name, module in modules.items():
             head = f"module/{name}/"
@@ -76,7 +115,8 @@ def load_training_state(
             _restore_optimizer(f"optim/{name}", optimizer, tensors, record["optimizers"][name])
         for name, scheduler in schedulers.items():
             scheduler.load_state_dict(record["schedulers"][name])
-    except (KeyError, RuntimeError, ValueError) as error:
-        raise CheckpointError(f"{json_path}: training state does not match this run ({error}); "
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
+        raise CheckpointError(f"{tensors_path}: training state does not match this run "
+                              f"({str(error).strip().splitlines()[0]}); "
                               "use a fresh --out directory") from None
     return record["meta"]

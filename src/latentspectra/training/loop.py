@@ -10,6 +10,7 @@ seeded by (seed, epoch), so a resumed run continues exactly as the uninterrupted
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..errors import CheckpointError
-from ..io import versions
+from ..io import directory_lock, versions
 from ..models.files import save_model
 from .checkpoint import load_training_state, save_training_state
 
@@ -78,14 +79,13 @@ def resume_settings(config: dict[str, Any], seed: int) -> dict[str, Any]:
     return json.loads(json.dumps({"seed": seed, **{key: value for key, value in config.items() if key != "epochs"}}))
 
 
-def check_resume_settings(state_path: Path, saved: dict[str, Any] | None, current: dict[str, Any]) -> None:
-    """Refuse to resume a state saved with other settings (a state from before settings were recorded,
-    ``saved`` None, is resumed as it is).
+def check_resume_settings(state_path: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to resume a state saved with other settings.
 
     Raises:
         CheckpointError: naming the state file and each differing setting with its saved and new value.
     """
-    if saved is None or saved == current:
+    if saved == current:
         return
     changed = ", ".join(f"{key} {saved.get(key)!r} -> {current.get(key)!r}"
                         for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key))
@@ -97,15 +97,41 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
                  config: dict[str, Any], progress: bool = True) -> TrainingResult:
     """Train ``job`` for ``epochs`` epochs into ``out_dir``, resuming if a saved state is there.
 
-    Writes ``out_dir/checkpoints/NAME-state.{safetensors,json}`` after each epoch and, at the end,
+    Writes ``out_dir/checkpoints/NAME-state.{safetensors,json}`` after each epoch, holding the lock of the
+    checkpoints directory throughout (a second run there stops at once), and, at the end,
     ``out_dir/<model>.safetensors`` + ``.json`` for each finished network with config, seed, versions,
     per-epoch losses and final metrics.
+
+    Raises:
+        CheckpointError: a saved state that cannot be resumed; OutputError: another run training there.
     """
     out_dir = Path(out_dir)
     state_stem = out_dir / "checkpoints" / f"{job.name}-state"
-    settings = resume_settings(config, seed)
-    meta = load_training_state(state_stem, job.modules, job.optimizers, job.schedulers) or {}
-    check_resume_settings(state_stem.with_suffix(".json"), meta.get("settings"), settings)
+    state_stem.parent.mkdir(parents=True, exist_ok=True)
+    with directory_lock(state_stem.parent, wait=0):
+        history, seconds, start_epoch = _train_epochs(job, state_stem, epochs, seed, resume_settings(config, seed),
+                                                      progress)
+    for module in job.modules.values():
+        module.eval()
+    metrics = job.evaluate()
+    record = {"name": job.name, "seed": seed, "epochs": epochs, "train_config": config,
+              "compute": job.compute.record(), "versions": versions(), "train_seconds": seconds,
+              "history": history, "metrics": metrics}
+    for file_name, model in job.finished_models().items():
+        save_model(out_dir, file_name, model, record)
+    return TrainingResult(metrics=metrics, history=history, seconds=seconds, resumed_from_epoch=start_epoch)
+
+
+def _train_epochs(job: TrainingJob, state_stem: Path, epochs: int, seed: int, settings: dict[str, Any],
+                  progress: bool) -> tuple[list[dict[str, float]], float, int]:
+    """Resume from ``state_stem`` if a state is there, run the remaining epochs, saving the state after each;
+    returns (per-epoch losses, training seconds, the epoch it started from)."""
+    meta = load_training_state(state_stem, job.modules, job.optimizers, job.schedulers)
+    if meta is not None:
+        check_resume_settings(state_stem.with_suffix(".safetensors"), meta["settings"], settings)
+        print(f"latentspectra: resuming {job.name} after epoch {meta['epochs_done']} of {epochs} "
+              f"({state_stem.with_suffix('.safetensors')})", file=sys.stderr)
+    meta = meta or {}
     start_epoch = int(meta.get("epochs_done", 0))
     history: list[dict[str, float]] = list(meta.get("history", []))
     seconds = float(meta.get("seconds", 0.0))
@@ -135,12 +161,4 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
         save_training_state(state_stem, job.modules, job.optimizers, job.schedulers,
                             {"epochs_done": epoch + 1, "history": history, "seconds": seconds,
                              "settings": settings})
-    for module in job.modules.values():
-        module.eval()
-    metrics = job.evaluate()
-    record = {"name": job.name, "seed": seed, "epochs": epochs, "train_config": config,
-              "compute": job.compute.record(), "versions": versions(), "train_seconds": seconds,
-              "history": history, "metrics": metrics}
-    for file_name, model in job.finished_models().items():
-        save_model(out_dir, file_name, model, record)
-    return TrainingResult(metrics=metrics, history=history, seconds=seconds, resumed_from_epoch=start_epoch)
+    return history, seconds, start_epoch
