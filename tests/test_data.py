@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
+import math
+import re
 import struct
+import tracemalloc
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from latentspectra.compute import available_memory
 from latentspectra.data import (FASHION_MNIST_CLASSES, ImageDataset, Split, available_datasets, download_dataset,
                                 images_to_tensor, load_dataset, load_idx_dir, load_npz, read_idx)
 from latentspectra.data import datasets as datasets_module
 from latentspectra.data import download as download_module
+from latentspectra.data import idx as idx_module
 from latentspectra.errors import DataError
 
 BUNDLED_MNIST = Path(datasets_module.__file__).parent / "mnist"
@@ -139,6 +147,70 @@ def test_read_idx_corrupt_gzip(tmp_path: Path, corrupt) -> None:
         read_idx(path)
 
 
+ABSURD_SHAPE = (2**32 - 1, 2**32 - 1)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_read_idx_refuses_a_header_declaring_more_than_memory(tmp_path: Path, suffix: str) -> None:
+    header = bytes([0, 0, 8, 2]) + b"".join(struct.pack(">I", d) for d in ABSURD_SHAPE)
+    path = write_idx(tmp_path / f"huge-idx2-ubyte{suffix}", header + bytes(16))
+    declared = 12 + math.prod(ABSURD_SHAPE)
+    with pytest.raises(DataError, match=rf"huge-idx2-ubyte{re.escape(suffix)}: header \(shape \(4294967295, "
+                                        rf"4294967295\)\) declares {declared} bytes, more than the \d+ bytes "
+                                        r"of memory available"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_read_idx_compares_the_declared_size_to_available_memory(
+    tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_idx(tmp_path / f"x-idx3-ubyte{suffix}", idx_bytes(np.zeros((6, 4, 5), dtype=np.uint8)))
+    monkeypatch.setattr(idx_module, "available_memory", lambda: 135)
+    with pytest.raises(DataError, match=r"declares 136 bytes, more than the 135 bytes of memory available"):
+        read_idx(path)
+    monkeypatch.setattr(idx_module, "available_memory", lambda: None)  # unknown: no cap
+    assert read_idx(path).shape == (6, 4, 5)
+
+
+def test_available_memory_is_a_positive_byte_count() -> None:
+    available = available_memory()
+    assert available is None or (isinstance(available, int) and available > 0)
+    if Path("/proc/meminfo").is_file():
+        assert available is not None and available > 2**20
+
+
+def _gzip_stream(*chunks: bytes, repeat: int = 1) -> bytes:
+    """gzip of the concatenated chunks, the last one repeated ``repeat`` times, compressed piece by piece."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [compressor.compress(chunk) for chunk in chunks[:-1]]
+    out += [compressor.compress(chunks[-1]) for _ in range(repeat)]
+    return b"".join(out) + compressor.flush()
+
+
+def test_read_idx_stops_decompressing_a_gzip_bomb(tmp_path: Path) -> None:
+    data = idx_bytes(np.arange(10, dtype=np.uint8))
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    path.write_bytes(_gzip_stream(data, bytes(2**20), repeat=64))  # 64 MiB of zeros past the declared 18 bytes
+    assert path.stat().st_size < 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"bomb-idx1-ubyte\.gz: trailing garbage: header declares shape \(10,\) "
+                                            r"\(18 bytes\) but file holds more than \d+ bytes"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
+
+
+def test_read_idx_raw_trailing_garbage_is_refused_before_reading(tmp_path: Path) -> None:
+    data = idx_bytes(np.arange(10, dtype=np.uint8))
+    path = write_idx(tmp_path / "labels-idx1-ubyte", data + bytes(3 * 2**20))
+    with pytest.raises(DataError, match=r"labels-idx1-ubyte: trailing garbage: .* \(3145728 extra\)"):
+        read_idx(path)
+
+
 # --------------------------------------------------------------------------- load_idx_dir
 
 
@@ -208,6 +280,28 @@ def test_load_idx_dir_truncated_file_names_it(tmp_path: Path) -> None:
         load_idx_dir(tmp_path)
 
 
+@pytest.mark.parametrize("stems, words", [((TRAIN_IMAGES, TRAIN_LABELS), "training"),
+                                          ((TEST_IMAGES, TEST_LABELS), "test")], ids=["train", "test"])
+@pytest.mark.parametrize("gz", [True, False], ids=["gz", "raw"])
+def test_load_idx_dir_refuses_an_empty_split(tmp_path: Path, stems: tuple[str, str], words: str, gz: bool) -> None:
+    images, labels = (stem.replace("-", "_") for stem in stems)
+    empty = {images: idx_bytes(np.zeros((0, 4, 5), dtype=np.uint8)), labels: idx_bytes(np.zeros(0, dtype=np.uint8))}
+    write_idx_dir(tmp_path / "tiny", gz=gz, **empty)
+    stem = stems[0]
+    message = rf"{stem}{'.gz' if gz else ''}: holds no {words} images, expected at least one"
+    with pytest.raises(DataError, match=message):
+        load_idx_dir(tmp_path / "tiny")
+    with pytest.raises(DataError, match=message):
+        load_dataset(f"idx:{tmp_path / 'tiny'}")
+
+
+def test_load_idx_dir_refuses_images_without_pixels(tmp_path: Path) -> None:
+    write_idx_dir(tmp_path, train_images_idx3_ubyte=idx_bytes(np.zeros((6, 0, 5), dtype=np.uint8)),
+                  t10k_images_idx3_ubyte=idx_bytes(np.zeros((3, 0, 5), dtype=np.uint8)))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: images of shape \(0, 5\) hold no pixels"):
+        load_idx_dir(tmp_path)
+
+
 # --------------------------------------------------------------------------- npz
 
 
@@ -266,6 +360,122 @@ def test_load_npz_label_out_of_range(tmp_path: Path) -> None:
     arrays = _tiny_npz_arrays(keras=False)
     path = save_npz(tmp_path / "labels.npz", classes=np.array(["a", "b"]), **arrays)
     with pytest.raises(DataError, match=r"labels\.npz: 'train_labels': label 2 out of range"):
+        load_npz(path)
+
+
+@pytest.mark.parametrize("keys, words", [(("x_train", "y_train"), "training"), (("x_test", "y_test"), "test")])
+def test_load_npz_refuses_an_empty_split(tmp_path: Path, keys: tuple[str, str], words: str) -> None:
+    arrays = _tiny_npz_arrays(keras=True)
+    arrays[keys[0]] = arrays[keys[0]][:0]
+    arrays[keys[1]] = arrays[keys[1]][:0]
+    path = save_npz(tmp_path / "empty.npz", **arrays)
+    message = rf"empty\.npz: '{keys[0]}': holds no {words} images, expected at least one"
+    with pytest.raises(DataError, match=message):
+        load_npz(path)
+    with pytest.raises(DataError, match=message):
+        load_dataset(f"npz:{path}")
+
+
+@pytest.mark.parametrize("largest", [2**40, 65_536, 2**63 - 1])
+def test_load_npz_refuses_too_many_unnamed_classes(tmp_path: Path, largest: int) -> None:
+    arrays = _tiny_npz_arrays(keras=False)
+    arrays["test_labels"] = np.array([2, 0, largest], dtype=np.int64)
+    path = save_npz(tmp_path / "many.npz", **arrays)
+    with pytest.raises(DataError, match=rf"many\.npz: 'test_labels': largest label {largest} exceeds 65535, "
+                                        r"expected labels 0\.\.K-1 with K <= 65536 .*'classes' array"):
+        load_npz(path)
+
+
+def test_load_npz_accepts_the_most_unnamed_classes(tmp_path: Path) -> None:
+    arrays = _tiny_npz_arrays(keras=False)
+    arrays["test_labels"] = np.array([2, 0, datasets_module.MAX_CLASSES - 1], dtype=np.int64)
+    ds = load_npz(save_npz(tmp_path / "many.npz", **arrays))
+    assert len(ds.classes) == datasets_module.MAX_CLASSES == 65_536
+
+
+@pytest.mark.parametrize(
+    "labels, classes, message",
+    [
+        (np.array([0, 1, 2**64 - 1], dtype=np.uint64), "abc", r"label 18446744073709551615 out of range \[0, 3\)"),
+        (np.array([0, 1, 2**63], dtype=np.uint64), None, r"largest label 9223372036854775808 exceeds 65535"),
+        (np.array([0, -5, 1], dtype=np.int64), "abc", r"label -5 out of range \[0, 3\)"),
+        (np.array([0, 1, -3], dtype=np.int8), None, r"label -3 out of range \[0, 3\)"),
+        (np.array([0, 1, 2**40], dtype=np.int64), "abc", r"label 1099511627776 out of range \[0, 3\)"),
+    ],
+    ids=["uint64-max", "uint64-unnamed", "negative", "negative-unnamed", "huge-named"],
+)
+def test_load_npz_labels_report_their_real_value(
+    tmp_path: Path, labels: np.ndarray, classes: str | None, message: str
+) -> None:
+    arrays = _tiny_npz_arrays(keras=True)
+    arrays["y_test"] = labels
+    extra = {} if classes is None else {"classes": np.array(list(classes))}
+    path = save_npz(tmp_path / "real.npz", **arrays, **extra)
+    with pytest.raises(DataError, match=rf"real\.npz: 'y_test': {message}"):
+        load_npz(path)
+
+
+def _npy_member(header: str, data: bytes = b"") -> bytes:
+    """A version 1.0 .npy file with the given header dict literal (padded as numpy pads it)."""
+    text = header + " " * ((-(len(header) + 11)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1") + data
+
+
+def _npz_with_member(path: Path, key: str, member: bytes) -> Path:
+    """Write the tiny Keras-style archive with the member ``key``.npy replaced by raw ``member`` bytes."""
+    arrays = _tiny_npz_arrays(keras=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(f"{name}.npy", member if name == key else buffer.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("shape", [(2**42,), (2**40, 2**40, 5)], ids=["4TiB", "overflows-int64"])
+def test_load_npz_refuses_a_member_declaring_more_than_memory(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    member = _npy_member(f"{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}", bytes(64))
+    path = _npz_with_member(tmp_path / "absurd.npz", "x_train", member)
+    with pytest.raises(DataError, match=rf"absurd\.npz: 'x_train' \(uint8{re.escape(str(shape))}\) declares "
+                                        rf"{math.prod(shape)} bytes, more than the \d+ bytes of memory available"):
+        load_npz(path)
+
+
+@pytest.mark.parametrize(
+    "member",
+    [b"not an npy array", _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, 4, 5), }")[:-3],
+     _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, 4, 5), }", bytes(7)),
+     _npy_member("{}("), _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (0, 9223372036854775808), }"),
+     _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, -4, 5), }", bytes(120)),
+     _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, 4, 5), }").replace(b"\x01", b"\x03", 1)],
+    ids=["not-npy", "truncated-header", "truncated-data", "unbalanced-header", "dimension-2**63", "negative-dimension",
+         "version-3"],
+)
+def test_load_npz_refuses_a_garbled_member(tmp_path: Path, member: bytes) -> None:
+    path = _npz_with_member(tmp_path / "garbled.npz", "x_train", member)
+    with pytest.raises(DataError, match=r"garbled\.npz: cannot read array 'x_train': "):
+        load_npz(path)
+
+
+def _patch_central_directory(content: bytes, offset: int, value: int) -> bytes:
+    """``content`` (a zip) with the 2-byte field at ``offset`` of its first central directory entry set to ``value``."""
+    start = content.index(b"PK\x01\x02") + offset
+    return content[:start] + struct.pack("<H", value) + content[start + 2 :]
+
+
+@pytest.mark.parametrize(
+    "offset, value, why",
+    [(8, 0x0001, "encrypted"), (8, 0x0020, "patched data"), (10, 9, "compression method"),
+     (10, 12, "Invalid data stream"), (10, 14, "")],
+    ids=["encrypted", "patched", "deflate64", "bzip2", "lzma"],
+)
+def test_load_npz_refuses_unsupported_zip_features(tmp_path: Path, offset: int, value: int, why: str) -> None:
+    # 1000 images: a member big enough that zipfile's LZMA reader gets to parse (garbage) filter properties.
+    path = save_npz(tmp_path / "odd.npz", train_images=np.zeros((1000, 4, 5), dtype=np.uint8),
+                    train_labels=np.zeros(1000, dtype=np.int64), test_images=np.zeros((1, 4, 5), dtype=np.uint8),
+                    test_labels=np.zeros(1, dtype=np.int64))
+    path.write_bytes(_patch_central_directory(path.read_bytes(), offset, value))
+    with pytest.raises(DataError, match=rf"odd\.npz: cannot read array 'train_images': .*{why}"):
         load_npz(path)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "MNIST_CLASSES",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_ENV",
+    "MAX_CLASSES",
 ]
 
 MNIST_CLASSES: tuple[str, ...] = tuple(str(i) for i in range(10))
@@ -65,10 +66,36 @@ def _check_labels(labels: np.ndarray, num_classes: int, source: object) -> None:
         )
 
 
-def _default_classes(*label_arrays: np.ndarray) -> tuple[str, ...]:
-    """Class names "0".."max" covering every label present."""
-    top = max((int(a.max()) for a in label_arrays if a.size), default=-1)
+#: The most classes a dataset may have without class names: its labels must then be 0..K-1 with K at most this.
+MAX_CLASSES = 65_536
+
+_SPLIT_WORDS = {"train": "training", "test": "test"}
+
+
+def _default_classes(*labelled: tuple[object, np.ndarray]) -> tuple[str, ...]:
+    """Class names "0".."max" covering every label of the (source, labels) pairs given.
+
+    Raises DataError naming the source of a label above ``MAX_CLASSES - 1`` (the labels are compared in their
+    own dtype, so the message shows the real value).
+    """
+    top = -1
+    for source, labels in labelled:
+        largest = int(labels.max()) if labels.size else -1
+        if largest >= MAX_CLASSES:
+            raise DataError(
+                f"{source}: largest label {largest} exceeds {MAX_CLASSES - 1}, expected labels 0..K-1 with "
+                f"K <= {MAX_CLASSES} classes, or a 'classes' array naming them"
+            )
+        top = max(top, largest)
     return tuple(str(i) for i in range(top + 1))
+
+
+def _check_holds_images(images: np.ndarray, split_name: str, source: object) -> None:
+    """Raise DataError (prefixed with ``source``) when the ``split_name`` images are none or have no pixels."""
+    if len(images) == 0:
+        raise DataError(f"{source}: holds no {_SPLIT_WORDS[split_name]} images, expected at least one")
+    if images[0].size == 0:
+        raise DataError(f"{source}: images of shape {images.shape[1:]} hold no pixels, expected at least one")
 
 
 # --------------------------------------------------------------------------- containers
@@ -197,8 +224,9 @@ def load_idx_dir(
     ``.gz`` or uncompressed.  Besides the per-file checks of :func:`read_idx` it
     validates that images are 3-D ``(N, H, W)`` (a channel axis is added), labels
     1-D, image and label counts agree per split, train and test images have the
-    same size, and labels lie in ``[0, len(classes))``.  Without ``classes`` the
-    names are "0".."max label".  ``name`` defaults to the directory name.
+    same size, both splits hold images, and labels lie in ``[0, len(classes))``.
+    Without ``classes`` the names are "0".."max label".  ``name`` defaults to the
+    directory name.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -216,6 +244,7 @@ def load_idx_dir(
             )
         if labels.ndim != 1:
             raise DataError(f"{label_path}: expected 1-D labels (N,), header declares shape {labels.shape}")
+        _check_holds_images(images, split_name, image_path)
         if len(images) != len(labels):
             raise DataError(
                 f"{label_path}: holds {len(labels)} labels but {image_path.name} holds {len(images)} images"
@@ -231,7 +260,7 @@ def load_idx_dir(
         )
 
     if classes is None:
-        classes = _default_classes(loaded["train"][1], loaded["test"][1])
+        classes = _default_classes(*((label_path, labels) for _, labels, _, label_path in loaded.values()))
     for _, labels, _, label_path in loaded.values():
         _check_labels(labels, len(classes), label_path)
 

@@ -3,23 +3,33 @@ without unpickling anything."""
 
 from __future__ import annotations
 
+import lzma
+import math
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import numpy as np
 
 from ..errors import DataError
-from .datasets import ImageDataset, Split, _check_labels, _default_classes, _describe
-from .idx import reading
+from .datasets import ImageDataset, Split, _check_holds_images, _check_labels, _default_classes, _describe
+from .idx import check_fits_in_memory, reading
 
 _NPZ_KEY_STYLES: tuple[tuple[str, str, str, str], ...] = (
     ("train_images", "train_labels", "test_images", "test_labels"),
     ("x_train", "y_train", "x_test", "y_test"),
 )
 
-_NPZ_READ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+_NPY_MAGIC = b"\x93NUMPY"
+_MAX_DIMENSION = int(np.iinfo(np.intp).max)
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+# Besides corrupt zip or .npy data: zipfile raises RuntimeError for an encrypted member and its subclass
+# NotImplementedError for a compression method or flag it does not support, LZMAError for a member that claims
+# LZMA compression; numpy tokenizes a .npy header, and an unbalanced one ("{}(") escapes as TokenError.
+_NPZ_READ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, lzma.LZMAError,
+                    RuntimeError, tokenize.TokenError)
 
 
 def _npz_images(array: np.ndarray, path: Path, key: str) -> np.ndarray:
@@ -56,9 +66,11 @@ def _npz_images(array: np.ndarray, path: Path, key: str) -> np.ndarray:
 
 
 def _npz_labels(array: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """Validate one labels array from an npz archive; it keeps its integer dtype until its range is checked
+    (a cast first would wrap uint64 values above the int64 maximum into negative ones)."""
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise DataError(f"{path}: {key!r}: labels must be a 1-D integer array, got {_describe(array)}")
-    return array.astype(np.int64)
+    return array
 
 
 def _npz_classes(array: np.ndarray, path: Path) -> tuple[str, ...]:
@@ -70,16 +82,50 @@ def _npz_classes(array: np.ndarray, path: Path) -> tuple[str, ...]:
         raise DataError(f"{path}: 'classes' holds bytes that are not valid UTF-8") from None
 
 
-def _read_npz_arrays(handle: BinaryIO, path: Path) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
-    """Read the split arrays (and optional ``classes``) of an open npz file, without unpickling."""
+def _open_archive(handle: BinaryIO, path: Path) -> zipfile.ZipFile:
+    """Open the zip archive of an .npz file; a plain .npy file or anything else that is not a zip is refused."""
+    if handle.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+        raise DataError(f"{path}: holds a single .npy array, expected an .npz archive")
+    handle.seek(0)
     try:
-        archive = np.load(handle, allow_pickle=False)
+        return zipfile.ZipFile(handle)
     except _NPZ_READ_ERRORS as exc:
         raise DataError(f"{path}: not a readable .npz archive: {exc}") from None
-    if isinstance(archive, np.ndarray):
-        raise DataError(f"{path}: holds a single .npy array, expected an .npz archive")
-    with archive:
-        present = set(archive.files)
+
+
+def _npy_header(member: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype the .npy header at the start of ``member`` declares (ValueError when it has none,
+    or a dimension numpy cannot index)."""
+    version = np.lib.format.read_magic(member)
+    read_header = _NPY_HEADER_READERS.get(version)
+    if read_header is None:
+        raise ValueError(f".npy format version {version[0]}.{version[1]}, expected 1.0 or 2.0")
+    shape, _, dtype = read_header(member)
+    if not all(0 <= dim <= _MAX_DIMENSION for dim in shape):
+        raise ValueError(f".npy header declares shape {shape}, expected dimensions in [0, {_MAX_DIMENSION}]")
+    return shape, dtype
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, path: Path, key: str) -> np.ndarray:
+    """Read the array ``key`` stored as member ``name``, without unpickling; its header is read first and an
+    array declaring more bytes than the memory available is refused before anything is allocated."""
+    try:
+        with archive.open(name) as member:
+            shape, dtype = _npy_header(member)
+        check_fits_in_memory(math.prod(shape) * dtype.itemsize, f"{path}: {key!r} ({dtype}{shape})")
+        with archive.open(name) as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
+    except DataError:
+        raise
+    except _NPZ_READ_ERRORS as exc:
+        raise DataError(f"{path}: cannot read array {key!r}: {exc}") from None
+
+
+def _read_npz_arrays(handle: BinaryIO, path: Path) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """Read the split arrays (and optional ``classes``) of an open npz file, without unpickling."""
+    with _open_archive(handle, path) as archive:
+        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+        present = set(members)
         style = next((s for s in _NPZ_KEY_STYLES if set(s) <= present), None)
         if style is None:
             best = max(_NPZ_KEY_STYLES, key=lambda s: len(present & set(s)))
@@ -89,13 +135,8 @@ def _read_npz_arrays(handle: BinaryIO, path: Path) -> tuple[dict[str, np.ndarray
                 f"{path}: missing key(s) {missing}; expected "
                 f"{' / '.join(', '.join(s) for s in _NPZ_KEY_STYLES)} (found: {found})"
             )
-        arrays: dict[str, np.ndarray] = {}
-        for key in style + (("classes",) if "classes" in present else ()):
-            try:
-                arrays[key] = archive[key]
-            except _NPZ_READ_ERRORS as exc:
-                raise DataError(f"{path}: cannot read array {key!r}: {exc}") from None
-    return arrays, style
+        keys = style + (("classes",) if "classes" in present else ())
+        return {key: _read_member(archive, members[key], path, key) for key in keys}, style
 
 
 def load_npz(path: str | Path) -> ImageDataset:
@@ -105,12 +146,15 @@ def load_npz(path: str | Path) -> ImageDataset:
     Keras style ``x_train, y_train, x_test, y_test``, plus an optional 1-D string
     array ``classes``.  Images are ``(N, H, W)`` or ``(N, C, H, W)`` with C in {1, 3};
     uint8, integers in [0, 255], or floats in [0, 1] (scaled to uint8).  Labels are
-    1-D integers.  Validates counts per split, equal image shapes across splits and
-    labels in ``[0, len(classes))`` (without ``classes``: "0".."max label").
+    1-D integers.  Validates that both splits hold images, counts per split, equal
+    image shapes across splits and labels in ``[0, len(classes))``.  Without
+    ``classes`` the labels must be 0..K-1 with K at most ``datasets.MAX_CLASSES`` (65,536;
+    the class names are then "0".."K-1"); a larger label is refused with a
+    suggestion to add ``classes``.  Each array's .npy header is read first: one
+    declaring more bytes than the memory available is refused before it is read.
     Unreadable, corrupt or pickled (object) contents raise :class:`DataError`.
     """
     path = Path(path)
-    # Open the file ourselves: np.load leaks its handle when the zip is corrupt.
     with reading(path, "an .npz file"), open(path, "rb") as handle:
         arrays, style = _read_npz_arrays(handle, path)
 
@@ -121,6 +165,7 @@ def load_npz(path: str | Path) -> ImageDataset:
         ("test", test_img_key, test_lab_key),
     ):
         images = _npz_images(arrays[img_key], path, img_key)
+        _check_holds_images(images, split_name, f"{path}: {img_key!r}")
         labels = _npz_labels(arrays[lab_key], path, lab_key)
         if len(images) != len(labels):
             raise DataError(
@@ -136,14 +181,15 @@ def load_npz(path: str | Path) -> ImageDataset:
     if "classes" in arrays:
         classes = _npz_classes(arrays["classes"], path)
     else:
-        classes = _default_classes(parts["train"][1], parts["test"][1])
+        classes = _default_classes((f"{path}: {train_lab_key!r}", parts["train"][1]),
+                                   (f"{path}: {test_lab_key!r}", parts["test"][1]))
     _check_labels(parts["train"][1], len(classes), f"{path}: {train_lab_key!r}")
     _check_labels(parts["test"][1], len(classes), f"{path}: {test_lab_key!r}")
 
     return ImageDataset(
         name=path.stem,
-        train=Split(*parts["train"]),
-        test=Split(*parts["test"]),
+        train=Split(parts["train"][0], parts["train"][1].astype(np.int64)),
+        test=Split(parts["test"][0], parts["test"][1].astype(np.int64)),
         classes=classes,
     )
 
