@@ -321,3 +321,16 @@ def test_build_model_refuses_what_it_cannot_build():
     with pytest.raises(ValueError, match="must be an object"):
         build_model("generator", [1, 2])
     assert isinstance(build_model("generator", {"latent_dim": 3, "width": 2, "hidden": 4}), Generator)
+
+
+@pytest.mark.parametrize("args, kept", [
+    (("basis", "--out", "x.safetensors"), "files already written are whole"),
+    (("train", "gan", "--out", "runs/x"), "finished epochs are saved, rerun the same command to resume training"),
+])
+def test_ctrl_c_says_what_the_command_kept(capsys, monkeypatch, args, kept):
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("latentspectra.cli.output_directory", interrupted)
+    code, _, err = run_cli(capsys, *args)
+    assert code == 130 and err.strip().startswith(f"latentspectra: interrupted; {kept}") and len(err.splitlines()) == 1
