@@ -333,4 +333,4 @@ def test_ctrl_c_says_what_the_command_kept(capsys, monkeypatch, args, kept):
 
     monkeypatch.setattr("latentspectra.cli.output_directory", interrupted)
     code, _, err = run_cli(capsys, *args)
-    assert code == 130 and err.strip().startswith(f"latentspectra: interrupted; {kept}") and len(err.splitlines()) == 1
+    assert code == 130 and err.strip().startswith(f"latentspectra: interrupted; {kept}") and len(err.strip().splitlines()) == 1
