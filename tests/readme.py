@@ -65,7 +65,8 @@ def small(command: str) -> list[str]:
         command = command.replace(placeholder, value)
     args = shlex.split(command)[1:]
     extra = list(SMALL.get(args[0], []))
-    if args[0] in SHIPPED_DEFAULT and "--models" not in args and "--retrain" not in args and "--dataset" in extra:
+    if args[0] in SHIPPED_DEFAULT and not {"--models", "--networks"} & set(args) and "--retrain" not in args \
+            and "--dataset" in extra:
         extra += ["--models", str(shipped_models_dir("mnist"))]
     if "--retrain" in args:
         extra += ["--epochs", "1"]

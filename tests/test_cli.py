@@ -59,7 +59,7 @@ def test_truncated_dataset_file_is_one_line_from_the_real_executable(tmp_path, t
 
 
 def test_train_all_then_evaluate_end_to_end(readme_runs):
-    """The README's `train all --out runs/mnist` (one epoch on a 300-image slice) and `evaluate --models runs/mnist
+    """The README's `train all --out runs/mnist` (one epoch on a 300-image slice) and `evaluate --networks runs/mnist
     --json` (tests/readme.py)."""
     out = readme_runs.out("latentspectra train all --out runs/mnist")
     summary = json.loads(readme_runs.run("latentspectra train all --out runs/mnist").stdout)
@@ -72,7 +72,7 @@ def test_train_all_then_evaluate_end_to_end(readme_runs):
     assert_traces_hardware(record)
     assert_traces_hardware(json.loads((out / "generator.json").read_text()))
 
-    metrics = json.loads(readme_runs.run("latentspectra evaluate --models runs/mnist --json").stdout)
+    metrics = json.loads(readme_runs.run("latentspectra evaluate --networks runs/mnist --json").stdout)
     for key in ("classifier_accuracy", "encode_decode_accuracy", "sample_confidence",
                 "sample_label_entropy", "classifier_fid"):
         assert isinstance(metrics[key], float), key

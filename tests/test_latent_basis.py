@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from conftest import rewrite_pair
 from latentspectra.errors import LatentspectraError
-from latentspectra.latent import (BasisError, LatentError, QuasiEigenBasis, gram_schmidt, load_basis, save_basis,
-                                  symmetric_orthogonalisation)
+from latentspectra.latent import (UNLABELLED, UNLABELLED_SET, BasisError, LatentError, QuasiEigenBasis, gram_schmidt,
+                                  load_basis, save_basis, symmetric_orthogonalisation)
 
 PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -173,9 +173,10 @@ def test_from_etas_records_its_orthogonalisation_and_groups_by_set():
     etas = torch.randn(20, 20, dtype=torch.float64)
     labels, sets = torch.arange(10).repeat(2), torch.arange(1, 3).repeat_interleave(10)
     basis = QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation="symmetric", provenance={"seed": 1})
-    assert basis.provenance == {"seed": 1, "orthogonalisation": "symmetric"}
+    assert basis.provenance == {"seed": 1, "orthogonalisation": "symmetric", "unlabelled_directions": 0}
     assert torch.allclose(basis.vectors, symmetric_orthogonalisation(etas, 20.0, [10, 10]))
-    assert QuasiEigenBasis.from_etas(etas, labels, sets).provenance == {"orthogonalisation": "gram-schmidt"}
+    assert QuasiEigenBasis.from_etas(etas, labels, sets).provenance == {"orthogonalisation": "gram-schmidt",
+                                                                        "unlabelled_directions": 0}
 
 
 def test_decompose_accepts_float32_and_single_vectors_and_returns_float64():
@@ -238,8 +239,8 @@ def test_gram_schmidt_rejects_non_positive_norm():
 
 
 def test_from_etas_rejects_bad_shapes_and_dtypes():
-    with pytest.raises(ValueError, match=r"square .* got \(4, 5\)"):
-        QuasiEigenBasis.from_etas(torch.randn(4, 5), range(4), [1] * 4)
+    with pytest.raises(ValueError, match=r"^from_etas: etas must have K <= M rows of dimension M .* got \(5, 4\)$"):
+        QuasiEigenBasis.from_etas(torch.randn(5, 4), range(5), [1] * 5)
     with pytest.raises(ValueError, match=r"labels must have shape \(4,\), got \(3,\)"):
         QuasiEigenBasis.from_etas(torch.randn(4, 4), range(3), [1] * 4)
     with pytest.raises(ValueError, match="sets must be an integer tensor"):
@@ -311,7 +312,7 @@ def test_save_load_round_trip(tmp_path):
     path = save_basis(basis, tmp_path / "out" / "basis.safetensors")
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["norm"] == 20.0 and meta["dim"] == 20
-    assert meta["provenance"] == {"orthogonalisation": "gram-schmidt", "seed": 7}
+    assert meta["provenance"] == {"orthogonalisation": "gram-schmidt", "unlabelled_directions": 0, "seed": 7}
     loaded = load_basis(path)
     assert torch.equal(loaded.vectors, basis.vectors)
     assert torch.equal(loaded.labels, basis.labels) and torch.equal(loaded.sets, basis.sets)
@@ -336,3 +337,72 @@ def test_load_reports_missing_and_corrupt_files(tmp_path):
     rewrite_pair(path, lambda record: {**record, "dim": 30})
     with pytest.raises(BasisError, match="dimension 20 but"):
         load_basis(path)
+
+
+# --- fewer etas than dimensions (l does not divide M): the unlabelled completion ----------------------------
+
+def test_mnist_case_n_l_equal_to_m_is_the_orthogonalised_etas_bit_for_bit():
+    """M = 100, l = 10: no completion; the basis, classify and label_ranks are exactly what they were before the
+    completion existed (reference: the orthogonalisation itself, and top-|c_k| over all rows)."""
+    etas = torch.randn(100, 100, generator=torch.Generator().manual_seed(1234), dtype=torch.float64)
+    labels, sets = torch.arange(10).repeat(10), torch.arange(1, 11).repeat_interleave(10)
+    z = torch.randn(50, 100, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    truth = torch.arange(50) % 10
+    expected = {"gram-schmidt": gram_schmidt(etas, 100.0),
+                "symmetric": symmetric_orthogonalisation(etas, 100.0, [10] * 10)}
+    for orthogonalisation, vectors in expected.items():
+        basis = QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation=orthogonalisation)
+        assert torch.equal(basis.vectors, vectors)
+        assert torch.equal(basis.labels, labels) and torch.equal(basis.sets, sets) and bool(basis.labelled.all())
+        amplitudes = (z @ vectors.T / 100.0).abs()
+        order = amplitudes.argsort(dim=1, descending=True)
+        assert torch.equal(basis.classify(z, top=5), labels[amplitudes.topk(5, dim=1).indices])
+        assert torch.equal(basis.label_ranks(z, truth), (labels[order] == truth[:, None]).long().argmax(dim=1) + 1)
+
+
+@pytest.mark.parametrize("orthogonalisation", ["gram-schmidt", "symmetric"])
+@pytest.mark.parametrize(("count", "dim"), [(1, 5), (6, 7), (24, 25), (9, 10), (40, 52)])
+def test_fewer_etas_than_dimensions_are_completed_orthogonally_without_a_label(count, dim, orthogonalisation):
+    etas = torch.randn(count, dim, generator=torch.Generator().manual_seed(count), dtype=torch.float64)
+    labels, sets = torch.arange(count) % 4, torch.arange(count) // 4 + 1
+    basis = QuasiEigenBasis.from_etas(etas, labels, sets, 3.0, orthogonalisation=orthogonalisation)
+    again = QuasiEigenBasis.from_etas(etas.clone(), labels, sets, 3.0, orthogonalisation=orthogonalisation)
+    assert torch.equal(basis.vectors, again.vectors)  # deterministic, completion included
+    orthogonalised = {"gram-schmidt": gram_schmidt(etas, 3.0),
+                      "symmetric": symmetric_orthogonalisation(etas, 3.0, torch.unique_consecutive(sets,
+                                                                                              return_counts=True)[1])}
+    assert torch.equal(basis.vectors[:count], orthogonalised[orthogonalisation])  # the etas' rows are untouched
+    completion = basis.vectors[count:]
+    assert basis.orthogonality_error() <= 1e-10 and basis.norm == 3.0
+    assert (completion @ etas.T).abs().max() <= 1e-10 * float(etas.norm(dim=1).max())
+    largest = completion.gather(1, completion.abs().argmax(dim=1, keepdim=True))
+    assert (largest > 0).all()  # the sign convention
+    assert basis.labels[count:].tolist() == [UNLABELLED] * (dim - count)
+    assert basis.sets[count:].tolist() == [UNLABELLED_SET] * (dim - count)
+    assert basis.provenance["unlabelled_directions"] == dim - count
+
+
+def test_a_completed_basis_round_trips_through_files(tmp_path):
+    etas = torch.randn(6, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    basis = QuasiEigenBasis.from_etas(etas, [0, 1, 2] * 2, [1, 1, 1, 2, 2, 2])
+    loaded = load_basis(save_basis(basis, tmp_path / "basis.safetensors"))
+    assert torch.equal(loaded.vectors, basis.vectors) and loaded.labels.tolist() == [0, 1, 2, 0, 1, 2, UNLABELLED]
+    assert loaded.sets.tolist() == [1, 1, 1, 2, 2, 2, UNLABELLED_SET] and loaded.labelled.sum() == 6
+    assert loaded.provenance == {"orthogonalisation": "gram-schmidt", "unlabelled_directions": 1}
+
+
+def test_labels_and_sets_must_say_labelled_or_unlabelled():
+    etas = torch.randn(3, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^from_etas: the etas' labels must be >= 0 and their sets >= 1, got labels "
+                                         r"\[-1, 0, 1\] and sets \[1\]$"):
+        QuasiEigenBasis.from_etas(etas, [0, 1, UNLABELLED], [1, 1, 1])
+    with pytest.raises(ValueError, match=r"sets >= 1, got labels \[0, 1, 2\] and sets \[0, 1\]$"):
+        QuasiEigenBasis.from_etas(etas, [0, 1, 2], [1, 1, UNLABELLED_SET])
+    vectors = torch.eye(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^QuasiEigenBasis: row 2 has label -1 and set 1; expected a label >= 0 with "
+                                         r"a set >= 1, or label -1 with set 0 \(unlabelled\)$"):
+        QuasiEigenBasis(vectors, [0, 1, UNLABELLED], [1, 1, 1], 1.0)
+    with pytest.raises(ValueError, match=r"row 0 has label -2 and set 0"):
+        QuasiEigenBasis(vectors, [-2, 1, 2], [0, 1, 1], 1.0)
+    assert QuasiEigenBasis(vectors, [0, 1, UNLABELLED], [1, 1, UNLABELLED_SET], 1.0).labelled.tolist() == [True, True,
+                                                                                                           False]

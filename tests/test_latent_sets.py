@@ -10,19 +10,19 @@ import torch
 
 from latentspectra.errors import LatentspectraError
 from latentspectra.experiments.basis import build_basis
-from latentspectra.latent import (LatentSetError, QuasiEigenBasis, build_latent_sets, collect_label_means,
-                                  encode_latents, sample_latents)
+from latentspectra.latent import (UNLABELLED, UNLABELLED_SET, LatentSetError, QuasiEigenBasis, build_latent_sets,
+                                  collect_label_means, encode_latents, load_basis, sample_latents, save_basis)
 
 DIM, LABELS = 20, 10
 
 
-def _toy(seed: int = 0, scale: float = 6.0):
+def _toy(seed: int = 0, scale: float = 6.0, dim: int = DIM, labels: int = LABELS):
     """A linear generator G(z) = z Q (Q orthogonal), a classifier whose logits are z . w_alpha for
     orthonormal class directions w_alpha (columns of W), and an encoder that maps an 'image' (the
-    one-hot vector of its class) to scale * w_alpha + N(0, I)."""
+    one-hot vector of its class) to scale * w_alpha + N(0, I); M = ``dim``, l = ``labels`` <= M."""
     rng = torch.Generator().manual_seed(seed)
-    q = torch.linalg.qr(torch.randn(DIM, DIM, generator=rng)).Q
-    w = torch.linalg.qr(torch.randn(DIM, LABELS, generator=rng)).Q
+    q = torch.linalg.qr(torch.randn(dim, dim, generator=rng)).Q
+    w = torch.linalg.qr(torch.randn(dim, labels, generator=rng)).Q
 
     def generator(z: torch.Tensor) -> torch.Tensor:
         return z @ q.to(z.dtype)
@@ -31,15 +31,15 @@ def _toy(seed: int = 0, scale: float = 6.0):
         return images @ (q.T @ w).to(images.dtype)
 
     def encoder_sample(images: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
-        return scale * images @ w.T + torch.randn(len(images), DIM, generator=noise)
+        return scale * images @ w.T + torch.randn(len(images), dim, generator=noise)
 
     return generator, classifier, encoder_sample, w
 
 
-def _images(count: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """``count`` one-hot 'images', every class equally often, in a seeded random order."""
-    labels = (torch.arange(count) % LABELS)[torch.randperm(count, generator=torch.Generator().manual_seed(seed))]
-    return torch.nn.functional.one_hot(labels, LABELS).float(), labels
+def _images(count: int, seed: int = 1, classes: int = LABELS) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` one-hot 'images', every one of ``classes`` equally often, in a seeded random order."""
+    labels = (torch.arange(count) % classes)[torch.randperm(count, generator=torch.Generator().manual_seed(seed))]
+    return torch.nn.functional.one_hot(labels, classes).float(), labels
 
 
 def test_running_means_equal_the_direct_mean_of_the_first_v_vectors_per_label():
@@ -185,7 +185,9 @@ def test_default_sample_cap_is_50_draws_per_requested_vector():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"latent_dim": 21}, r"M = 21 must be a multiple of the number of labels l = 10"),
+    ({"latent_dim": 9}, r"^build_latent_sets: need M >= l >= 1 \(n = floor\(M / l\) latent sets per label\), "
+                        r"got latent dimension M = 9 and l = 10 labels$"),
+    ({"num_labels": 0}, r"got latent dimension M = 20 and l = 0 labels$"),
     ({"sources": ("sample",)}, "need one source per set: 2 sets, got 1"),
     ({"sources": ("sample", "dream")}, r"unknown latent sources \['dream'\]"),
     ({"sources": ("encode", "sample")}, 'source "encode" needs encoder_sample and images'),
@@ -248,3 +250,70 @@ def test_any_iterator_of_batches_is_accepted_and_a_finite_one_may_run_out():
     assert result.draws == 500
     with pytest.raises(LatentSetError, match="after 500 draws label .* has .* of 100; the stream of latent batches ended"):
         collect_label_means(generator, classifier, iter([batch]), LABELS, 100)
+
+
+# --- M not a multiple of l: n = floor(M / l) sets per label, r = M - n l unlabelled directions -----------------
+
+UNEVEN = [(25, 4, 6, 1), (10, 3, 3, 1), (7, 3, 2, 1)]  # M, l, n, r
+
+
+def _uneven_basis(dim: int, labels: int, orthogonalisation: str, seed: int = 0):
+    """Latent sets (set 1 encoded, the rest sampled) of the toy networks with M = ``dim`` and l = ``labels``,
+    and their quasi-eigenvectors."""
+    generator, classifier, encoder_sample, _ = _toy(dim=dim, labels=labels)
+    images, _ = _images(20 * labels, classes=labels)
+    sets = build_latent_sets(generator, classifier, latent_dim=dim, num_labels=labels, per_set=8,
+                             encoder_sample=encoder_sample, images=images, seed=seed, batch_size=64)
+    return sets, QuasiEigenBasis.from_etas(sets.etas, sets.labels, sets.sets, orthogonalisation=orthogonalisation)
+
+
+@pytest.mark.parametrize("orthogonalisation", ["gram-schmidt", "symmetric"])
+@pytest.mark.parametrize(("dim", "labels", "per_label", "unlabelled"), UNEVEN)
+def test_m_not_a_multiple_of_l_gives_floor_m_over_l_sets_and_unlabelled_directions_last(
+        dim, labels, per_label, unlabelled, orthogonalisation):
+    sets, basis = _uneven_basis(dim, labels, orthogonalisation)
+    count = per_label * labels
+    assert sets.etas.shape == (count, dim) and len(sets.sources) == per_label
+    assert sets.unlabelled_directions == sets.stats()["unlabelled_directions"] == unlabelled
+    assert basis.dim == dim and basis.orthogonality_error() <= 1e-10
+    assert torch.equal(basis.labels[:count], sets.labels) and torch.equal(basis.sets[:count], sets.sets)
+    assert basis.labels[count:].tolist() == [UNLABELLED] * unlabelled
+    assert basis.sets[count:].tolist() == [UNLABELLED_SET] * unlabelled
+    assert basis.labelled.tolist() == [True] * count + [False] * unlabelled
+    assert basis.provenance == {"orthogonalisation": orthogonalisation, "unlabelled_directions": unlabelled}
+    assert ((basis.vectors[count:] @ sets.etas.T).abs() <= 1e-10 * sets.etas.norm(dim=1)).all()
+    assert basis.index_of(labels - 1, per_label) == count - 1
+
+
+@pytest.mark.parametrize("orthogonalisation", ["gram-schmidt", "symmetric"])
+@pytest.mark.parametrize(("dim", "labels", "per_label", "unlabelled"), UNEVEN)
+def test_unlabelled_directions_are_never_predicted_nor_ranked(dim, labels, per_label, unlabelled, orthogonalisation):
+    _, basis = _uneven_basis(dim, labels, orthogonalisation)
+    count = per_label * labels
+    unlabelled_row = basis.vectors[count]
+    # the unlabelled coefficient is by far the largest: the prediction is the label of the runner-up
+    runner_up = basis.index_of(1, per_label)
+    z = torch.cat([10 * unlabelled_row + 3 * basis.vectors[runner_up] + 0.1 * basis.vectors[:count].sum(0)[None],
+                   torch.randn(300, dim, generator=torch.Generator().manual_seed(5), dtype=torch.float64)])
+    predicted = basis.classify(z, top=count)
+    assert (predicted >= 0).all() and predicted[0, 0] == 1
+    truth = (torch.arange(len(z)) + 1) % labels  # z[0]: label 1, the runner-up's
+    ranks = basis.label_ranks(z, truth)
+    assert ranks[0] == 1 and (ranks >= 1).all() and (ranks <= count).all()  # the unlabelled rank 1 is skipped
+    assert torch.equal(ranks == 1, predicted[:, 0] == truth)
+    with pytest.raises(ValueError, match=rf"classify: top must be in 1..{count} \(the labelled quasi-eigenvectors\)"):
+        basis.classify(z, top=count + 1)
+    assert torch.allclose(basis.truncate(z, dim), z, atol=1e-10)
+    kept = basis.decompose(basis.truncate(z[:1], 1))
+    assert kept[0, count] == pytest.approx(10.0) and kept[0, :count].abs().max() <= 1e-12
+
+
+@pytest.mark.parametrize("orthogonalisation", ["gram-schmidt", "symmetric"])
+def test_a_basis_with_unlabelled_directions_is_deterministic_and_round_trips(tmp_path, orthogonalisation):
+    _, basis = _uneven_basis(25, 4, orthogonalisation, seed=3)
+    _, again = _uneven_basis(25, 4, orthogonalisation, seed=3)
+    assert torch.equal(basis.vectors, again.vectors) and torch.equal(basis.labels, again.labels)
+    loaded = load_basis(save_basis(basis, tmp_path / "basis.safetensors"))
+    assert torch.equal(loaded.vectors, basis.vectors)
+    assert torch.equal(loaded.labels, basis.labels) and torch.equal(loaded.sets, basis.sets)
+    assert loaded.provenance == basis.provenance and loaded.provenance["unlabelled_directions"] == 1

@@ -70,7 +70,7 @@ def test_every_readme_command_runs_as_written_from_a_fresh_directory(readme_runs
 PLAIN_TEXT = {
     "latentspectra data info idx:DIR": "train_counts: [",
     "latentspectra reproduce --out runs/reproduce": "lsd_top1_accuracy: 0.",
-    "latentspectra evaluate --models runs/mnist --device cpu --precision float32": "classifier_accuracy: 0.",
+    "latentspectra evaluate --networks runs/mnist --device cpu --precision float32": "classifier_accuracy: 0.",
     "latentspectra basis": "orthogonality_error: ",
     "latentspectra sfvq": "test quantization error, sfvq_curve: ",
     "latentspectra reds": "change-thickness_hold-identity reds: delta_f ",

@@ -17,6 +17,8 @@ from latentspectra.latent import LatentError
 from latentspectra.methods import (FeatureError, RedsError, all_pixels, box_mask, central_difference_jacobians,
                                    classifier_logits, concat_features, feature_jacobians, rayleigh_directions,
                                    rayleigh_path, region_pixels, solve_rayleigh, stroke_thickness, total_ink)
+from latentspectra.methods.features import (GENERIC_FEATURES, NAMED_FEATURES, STROKE_FEATURES, feature_from_spec,
+                                            features_for_shape, unfit_features)
 from latentspectra.models import build_model
 
 M = 6
@@ -264,6 +266,67 @@ def test_classifier_logits_and_concatenation():
 def test_bad_feature_definitions_are_clear_errors(call, message):
     with pytest.raises(FeatureError, match=message):
         call()
+
+
+def first_logits(images: torch.Tensor) -> torch.Tensor:
+    """A stand-in classifier of 4 labels: the first 4 pixels."""
+    return images.flatten(1)[:, :4]
+
+
+@pytest.mark.parametrize("spec, width", [
+    ("upper", 3 * 16 * 32), ("lower", 3 * 16 * 32), ("left", 3 * 32 * 16), ("right", 3 * 32 * 16),
+    ("box:0:8:4:12", 3 * 8 * 8), ("outside:0:8:4:12", 3 * (32 * 32 - 8 * 8)), ("all", 3 * 32 * 32),
+    ("identity", 4), ("upper+identity", 3 * 16 * 32 + 4),
+])
+def test_generic_features_fit_rgb_images_of_any_size(spec, width):
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert feature_from_spec(spec, first_logits, (3, 32, 32))(images).shape == (2, width)
+
+
+def test_halves_follow_the_height_and_width_given():
+    images = torch.rand(2, 3, 31, 17) * 2 - 1
+    halves = {name: feature_from_spec(name, first_logits, (3, 31, 17))(images) for name in ("upper", "left", "right")}
+    torch.testing.assert_close(halves["upper"], images[:, :, :15].flatten(1))
+    torch.testing.assert_close(halves["left"], images[..., :8].flatten(1))
+    torch.testing.assert_close(halves["right"], images[..., 8:].flatten(1))
+
+
+@pytest.mark.parametrize("spec, refused", [("thickness", "thickness"), ("upper + ink", "ink"),
+                                           ("identity+thickness+ink", "thickness")])
+def test_stroke_features_are_refused_on_rgb_images(spec, refused):
+    message = (f"^{refused} is a stroke feature: it only applies to single-channel \\(grey stroke\\) images, "
+               "not to images of 3 channels$")
+    with pytest.raises(FeatureError, match=message):
+        feature_from_spec(spec, first_logits, (3, 32, 32))
+    with pytest.raises(FeatureError, match="ink is a stroke feature"):
+        stroke_thickness(torch.zeros(1, 3, 32, 32))
+
+
+def test_features_for_shape_names_what_fits():
+    assert set(STROKE_FEATURES) == {"ink", "thickness"} and set(NAMED_FEATURES) == {*GENERIC_FEATURES, *STROKE_FEATURES}
+    assert features_for_shape((1, 28, 28)) == features_for_shape((28, 28)) == NAMED_FEATURES
+    assert features_for_shape((3, 32, 32)) == GENERIC_FEATURES
+    assert unfit_features("identity + thickness+box:0:2:0:2+ink", (3, 32, 32)) == ("thickness", "ink")
+    assert unfit_features("identity+thickness+ink", (1, 32, 32)) == ()
+    with pytest.raises(FeatureError, match=r"image shape \(C, H, W\) or \(H, W\)"):
+        features_for_shape((2, 3, 28, 28))
+    with pytest.raises(FeatureError, match="expected names from upper, lower, left, right, identity, all or box"):
+        feature_from_spec("nose", first_logits, (3, 32, 32))
+
+
+def test_every_named_feature_on_grey_28_x_28_images_as_before():
+    classifier = build_model("classifier", {"num_classes": 10, "width": 2, "hidden": 4}).eval()
+    images = torch.rand(2, 1, 28, 28) * 2 - 1
+    widths = {"upper": 392, "lower": 392, "left": 392, "right": 392, "identity": 10, "ink": 1, "thickness": 1,
+              "all": 784, "box:0:4:0:5": 20, "outside:0:4:0:5": 764}
+    assert set(NAMED_FEATURES) <= set(widths)
+    for spec, width in widths.items():
+        grey = feature_from_spec(spec, classifier, (1, 28, 28))(images)
+        assert grey.shape == (2, width)
+        torch.testing.assert_close(grey, feature_from_spec(spec, classifier, (28, 28))(images))
+    torch.testing.assert_close(feature_from_spec("ink", classifier, (1, 28, 28))(images), total_ink(images))
+    torch.testing.assert_close(feature_from_spec("upper", classifier, (1, 28, 28))(images),
+                               images[:, :, :14].flatten(1))
 
 
 def test_public_api():

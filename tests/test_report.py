@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from matplotlib.text import Text
+
 from latentspectra.report import (figure2, figure3, figure4, figure5, figure6, figure7, figure8, image_grid,
-                                  results_table_markdown, write_report)
+                                  image_rows, results_table_markdown, write_report)
+from latentspectra.report import figures as report_figures
+from latentspectra.report import fragmentation_figures, sfvq_figures
 
 M = 100
 RNG = np.random.default_rng(0)
@@ -39,9 +43,35 @@ def test_image_grid_places_each_image_in_its_tile():
     assert np.all(grid[6:, 4:] == -1.0)  # padded last row
 
 
-def test_image_grid_rejects_wrong_shape():
-    with pytest.raises(ValueError):
-        image_grid(np.zeros((4, 4)), columns=2)
+@pytest.mark.parametrize("shape", [(4, 4), (2, 2, 4, 4), (2, 4, 4, 3), (1, 1, 1, 4, 4)])
+def test_image_grid_rejects_wrong_shape(shape):
+    with pytest.raises(ValueError, match=r"\(N, H, W\) or \(N, C, H, W\) with C in \(1, 3\)"):
+        image_grid(np.zeros(shape), columns=2)
+
+
+def test_image_grid_of_rgb_images_keeps_their_colours():
+    red, blue = np.zeros((3, 32, 20)), np.zeros((3, 32, 20))
+    red[0], blue[2] = 1.0, 1.0
+    grid = image_grid(np.stack([red, blue, red]), columns=2, fill=0.5)
+    assert grid.shape == (2 * 33 - 1, 2 * 21 - 1, 3)
+    assert np.all(grid[:32, :20] == [1, 0, 0]) and np.all(grid[:32, 21:] == [0, 0, 1])
+    assert np.all(grid[33:, :20] == [1, 0, 0])
+    assert np.all(grid[32] == 0.5) and np.all(grid[:, 20] == 0.5) and np.all(grid[33:, 21:] == 0.5)
+
+
+def test_image_grid_of_single_channel_images_is_grey():
+    stack = RNG.random((3, 20, 12))
+    grid = image_grid(stack[:, None], columns=2)
+    assert grid.shape == (2 * 21 - 1, 2 * 13 - 1)
+    np.testing.assert_array_equal(grid, image_grid(stack, columns=2))
+
+
+def test_rgb_images_are_drawn_in_colour(tmp_path):
+    red = np.zeros((2, 3, 32, 32))
+    red[:, 0] = 1.0
+    with Image.open(image_rows({"red": red}, tmp_path / "red.png")) as image:
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3).astype(int)
+    assert np.sum((pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] < 60)) > 1000
 
 
 def test_figure2(tmp_path):
@@ -173,3 +203,91 @@ def test_text_is_escaped_in_html_and_markdown(tmp_path, figures):
     page, markdown = html_path.read_text(), md_path.read_text()
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>" not in markdown and "\\<script\\>" in markdown
+
+
+# --- Any image shape, any labels: RGB 3 x 32 x 32 (and grey 1 x 20 x 12) images, 4 named labels ---------------
+
+NAMES = ("cat", "dog", "owl", "elk")
+SHAPES = {"rgb": (3, 32, 32), "grey": (1, 20, 12)}
+
+
+def shaped(count: int, shape: tuple[int, ...]) -> np.ndarray:
+    return RNG.random((count, *shape))
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every figure saved during the test, by file name, with the texts written on it."""
+    figures = {}
+    save = report_figures.save_figure
+
+    def keep(figure, path):
+        figures[Path(path).name] = {text.get_text() for text in figure.findobj(Text)}
+        return save(figure, path)
+
+    for module in (report_figures, sfvq_figures, fragmentation_figures):
+        monkeypatch.setattr(module, "save_figure", keep)
+    return figures
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_figure2_and_figure7_draw_any_image_shape(tmp_path, shape):
+    assert_png(figure2(shaped(9, shape), shaped(9, shape), shaped(4, shape), tmp_path / "fig2.png"))
+    rows = {title: shaped(4, shape) for title in ("ground truth", "noisy", "top 1")}
+    assert_png(figure7(rows, tmp_path / "fig7.png"))
+
+
+def test_figure3_names_four_labels(tmp_path, drawn):
+    labels = np.repeat(np.arange(4), [2, 1, 2, 1])
+    panel = {"latents": RNG.normal(size=(len(labels), 16)), "latent_labels": labels,
+             "decoded_etas": shaped(4, SHAPES["rgb"]), "components": {label: RNG.normal(size=50) for label in range(4)}}
+    assert_png(figure3({"step 4a": panel}, tmp_path / "fig3.png", label_names=NAMES))
+    assert set(NAMES) <= drawn["fig3.png"]
+
+
+def test_figure4_lays_out_the_given_labels_as_columns(tmp_path, monkeypatch):
+    columns, grid = [], report_figures.image_grid
+
+    def recording_grid(images, count):
+        columns.append(count)
+        return grid(images, count)
+
+    monkeypatch.setattr(report_figures, "image_grid", recording_grid)
+    gram = RNG.normal(size=(8, 8))
+    assert_png(figure4(shaped(8, SHAPES["rgb"]), shaped(8, SHAPES["rgb"]), gram, gram, tmp_path / "fig4.png",
+                       labels=4))
+    assert columns == [4, 4]
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_figure5_writes_label_names(tmp_path, drawn, shape):
+    cumulative = np.linspace(0.9, 1.0, 16).tolist()
+    path = figure5(shaped(4, shape), [0, 1, 2, 3], [0, 1, 3, 3], [0.9, 0.92], 0.95, [0.93, 0.94], cumulative,
+                   tmp_path / "fig5.png", label_names=NAMES)
+    assert_png(path)
+    assert {"cat/cat", "owl/elk"} <= drawn["fig5.png"]
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_figure8_draws_any_image_shape(tmp_path, shape):
+    sequence = RNG.random((4, 2, *shape))
+    assert_png(figure8(sequence, tmp_path / "fig8.png", caption="labels cat -> elk"), min_side=80)
+
+
+def test_panoptic_map_writes_label_names(tmp_path, drawn):
+    path = sfvq_figures.panoptic_map(shaped(6, SHAPES["rgb"]), [0, 0, 1, 2, 3, 3], tmp_path / "panoptic.png",
+                                     columns=4, label_names=NAMES)
+    assert_png(path, min_side=80)
+    assert set(NAMES) <= drawn["panoptic.png"]
+
+
+def test_fragmentation_image_figures_draw_rgb_and_write_label_names(tmp_path, drawn):
+    rows = {"box b=1": shaped(3, SHAPES["rgb"]), "N(0, I)": shaped(3, SHAPES["rgb"])}
+    data = {"name": "ae", "sample_images": rows, "path_images": rows}
+    steps = {"label": [0, 2, 3], "top_probability": [0.9, 0.5, 0.7], "mahalanobis": [1.0, 3.0, 1.0]}
+    record = {"samplers": {name: {"sample_confidence": 0.8, "frechet_distance": 12.0} for name in rows},
+              "bulk": {"mahalanobis_threshold": 2.0}, "paths": {name: steps for name in rows}}
+    assert_png(fragmentation_figures.samplers_figure(data, record, tmp_path / "samplers.png"), min_side=80)
+    assert_png(fragmentation_figures.paths_figure(data, record, tmp_path / "paths.png", label_names=NAMES),
+               min_side=80)
+    assert {"cat 0.90", "owl 0.50", "elk 0.70"} <= drawn["paths.png"]

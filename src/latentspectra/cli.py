@@ -6,6 +6,7 @@ code 2; an interrupted training run keeps its finished epochs and resumes when r
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 from collections.abc import Callable
@@ -45,9 +46,25 @@ def compute_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help=f"Where the networks run: {DEVICE_CHOICES}; auto is CUDA if present, then MPS, then the CPU.")(command)
 
 
-def models_option(networks: str = "generator, classifier and encoder") -> Callable[..., Any]:
-    return click.option("--models", type=click.Path(), default=None,
-                        help=f"Directory with the {networks} (default: the shipped models of --dataset).")
+def networks_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--networks (alias --models) and the per-network files --generator, --classifier and --encoder, passed to
+    the command as ``networks`` and ``overrides`` (piece -> file or None)."""
+    @functools.wraps(command)
+    def with_networks(*args: Any, generator: str | None, classifier: str | None, encoder: str | None,
+                      **kwargs: Any) -> Any:
+        return command(*args, overrides={"generator": generator, "classifier": classifier, "encoder": encoder},
+                       **kwargs)
+
+    for piece in ("encoder", "classifier", "generator"):
+        with_networks = click.option(
+            f"--{piece}", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+            help=f"Use this {piece} instead: a torch.export program (.pt2), a TorchScript archive (.pt) or the "
+                 "package's NAME.safetensors (with NAME.json).")(with_networks)
+    return click.option(
+        "--networks", "--models", "networks", default=None, metavar="SPEC",
+        help="The networks: a models directory (the package's format, or a networks.json manifest naming exported "
+             "files) or package.module:function returning them (runs that code). Default: the shipped networks "
+             "of --dataset. See docs/guide.md.")(with_networks)
 
 
 def dataset_option(use: str) -> Callable[..., Any]:
@@ -154,22 +171,21 @@ def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: 
 
 
 @cli.command()
-@models_option()
+@networks_options
 @dataset_option("of the test images and the evaluation")
 @run_options("a JSON object", quiet=False)
-def evaluate(models: str | None, dataset: str, seed: int, device: str, precision: str, as_json: bool) -> None:
+def evaluate(networks: str | None, overrides: dict[str, str | None], dataset: str, seed: int, device: str,
+             precision: str, as_json: bool) -> None:
     """Classifier accuracy, sample confidence and label entropy, classifier-feature FID, and
     encode -> decode -> classify accuracy of the networks in --models."""
     from .experiments.evaluate import evaluate_models
-    from .models.files import shipped_models_dir
 
-    metrics = evaluate_models(Path(models) if models else shipped_models_dir(dataset), dataset, seed,
-                              Compute.select(device, precision))
+    metrics = evaluate_models(networks, dataset, seed, Compute.select(device, precision), overrides)
     _print_record(metrics, as_json)
 
 
 @cli.command()
-@models_option()
+@networks_options
 @dataset_option("whose training set is encoded for set 1")
 @click.option("--per-set", type=click.IntRange(1, MAX_PER_SET), default=ReproduceConfig.per_set, show_default=True,
               help="V: latent vectors averaged into each eta.")
@@ -181,7 +197,8 @@ def evaluate(models: str | None, dataset: str, seed: int, device: str, precision
               help="Where to save the basis (safetensors, with a .json record beside it).")
 @ORTHOGONALISATION_OPTION
 @run_options("a JSON object (seconds, samples_per_second, ...)")
-def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None, max_draws: int | None, out: str,
+def basis(networks: str | None, overrides: dict[str, str | None], dataset: str, per_set: int, batch_size: int | None,
+          max_draws: int | None, out: str,
           orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """Build the latent sets and their quasi-eigenvectors (paper steps 4-6) and save the basis."""
     from .experiments.basis import build_basis_from_models
@@ -193,10 +210,11 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
     if out_path.is_dir():
         raise LatentspectraError(f"--out {out}: is a directory, expected a .safetensors file name")
     with output_directory(out_path.parent, lock=False):
-        built_basis, _, stats = build_basis_from_models(models, dataset, per_set=per_set, seed=seed,
+        built_basis, _, stats = build_basis_from_models(networks, dataset, per_set=per_set, seed=seed,
                                                         progress=not quiet, batch_size=batch_size, max_draws=max_draws,
                                                         orthogonalisation=orthogonalisation,
-                                                        compute=Compute.select(device, precision))
+                                                        compute=Compute.select(device, precision),
+                                                        overrides=overrides)
         stats["out"] = str(save_basis(built_basis, out_path))
     _print_record(stats, as_json)
 
@@ -205,7 +223,7 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
 @dataset_option("of the study (and of the shipped models)")
 @click.option("--out", type=click.Path(), default="runs/reproduce", show_default=True,
               help="Directory for metrics.json, figures/, report.md and report.html.")
-@models_option()
+@networks_options
 @click.option("--retrain", is_flag=True, help="Train all three networks first (into OUT/models).")
 @click.option("--epochs", type=int, default=None,
               help="With --retrain: epochs for each network trained (default: per network, as `train`).")
@@ -215,34 +233,37 @@ def basis(models: str | None, dataset: str, per_set: int, batch_size: int | None
               help="Stochastic encodings of the test set.")
 @ORTHOGONALISATION_OPTION
 @run_options("metrics.json's content")
-def reproduce(dataset: str, out: str, models: str | None, retrain: bool, epochs: int | None, per_set: int, trials: int,
+def reproduce(dataset: str, out: str, networks: str | None, overrides: dict[str, str | None], retrain: bool,
+              epochs: int | None, per_set: int, trials: int,
               orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """The paper's whole study: basis, LSD classification, denoising, rotations, Figs. 2-8 and a report."""
     from .experiments.reproduce import run_reproduce
     from .experiments.train import with_epochs
     from .report.summaries import reproduce_summary
 
-    if retrain and models:
-        raise LatentspectraError("--retrain trains new networks into OUT/models; do not combine it with --models")
+    if retrain and (networks or any(overrides.values())):
+        raise LatentspectraError("--retrain trains new networks into OUT/models; do not combine it with --networks "
+                                 "or a network file")
     if epochs is not None and not retrain:
         raise LatentspectraError("--epochs applies to --retrain only (the networks it trains)")
     config = ReproduceConfig(dataset=dataset, seed=seed, per_set=per_set, trials=trials,
                              orthogonalisation=orthogonalisation, device=device, precision=precision)
     train_config = with_epochs(TrainConfig(dataset=dataset, seed=seed, device=device, precision=precision), epochs)
-    metrics = run_reproduce(out, config, models_dir=models, retrain=retrain, progress=not quiet,
+    metrics = run_reproduce(out, config, networks=networks, overrides=overrides, retrain=retrain, progress=not quiet,
                             train_config=train_config)
     _print_result(metrics, as_json, reproduce_summary(metrics, Path(out)))
 
 
 @cli.command()
-@models_option()
+@networks_options
 @dataset_option("whose training set is encoded and fitted")
 @click.option("--codewords", type=click.IntRange(min=2), default=SFVQStudyConfig.codewords, show_default=True,
               help="K: codewords on the curve (and k-means clusters of the baseline).")
 @click.option("--out", type=click.Path(), default="runs/sfvq", show_default=True,
               help="Directory for sfvq.json, curve.safetensors (+ .json) and figures/.")
 @run_options("sfvq.json's content")
-def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, device: str, precision: str,
+def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, codewords: int, out: str, seed: int,
+         device: str, precision: str,
          as_json: bool, quiet: bool) -> None:
     """Space-filling vector quantization of the encoded training set: the panoptic map, label-boundary
     directions and quantization error against k-means (Vali & Bäckström 2024)."""
@@ -250,12 +271,12 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
     from .report.summaries import sfvq_summary
 
     config = SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords, device=device, precision=precision)
-    record = run_sfvq(out, config, models_dir=models, progress=not quiet)
+    record = run_sfvq(out, config, networks=networks, overrides=overrides, progress=not quiet)
     _print_result(record, as_json, sfvq_summary(record, Path(out)))
 
 
 @cli.command()
-@models_option()
+@networks_options
 @dataset_option("whose test images are encoded")
 @click.option("--change", default=None,
               help="Features to change: upper, lower, left, right, identity, ink, thickness, all, "
@@ -272,14 +293,16 @@ def sfvq(models: str | None, dataset: str, codewords: int, out: str, seed: int, 
 @click.option("--basis", "basis_file", type=click.Path(dir_okay=False), default=None,
               help="LSD basis (.safetensors from `latentspectra basis`) for the identity comparisons "
                    "(default: built with V = --basis-per-set).")
-@click.option("--basis-per-set", type=click.IntRange(1, MAX_PER_SET), default=RedsConfig.basis_per_set, show_default=True,
+@click.option("--basis-per-set", type=click.IntRange(1, MAX_PER_SET), default=RedsConfig.basis_per_set,
+              show_default=True,
               help="V of the LSD basis built when no --basis is given.")
 @click.option("--out", type=click.Path(), default="runs/reds", show_default=True,
               help="Directory for reds.json and the path images.")
 @click.option("--latents", type=click.IntRange(min=1), default=RedsConfig.latents, show_default=True,
               help="Encoder means of the first N test images.")
 @run_options("reds.json's content")
-def reds(models: str | None, dataset: str, change: str | None, hold: str | None, method: str, steps: int,
+def reds(networks: str | None, overrides: dict[str, str | None], dataset: str, change: str | None, hold: str | None,
+         method: str, steps: int,
          step_size: float, eps: float, basis_file: str | None, basis_per_set: int, out: str, seed: int,
          latents: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """Rayleigh EigenDirections: paths that change --change features while holding --hold features,
@@ -293,7 +316,8 @@ def reds(models: str | None, dataset: str, change: str | None, hold: str | None,
                         eps=eps, basis_per_set=basis_per_set, device=device, precision=precision)
     if change is not None:
         config = replace(config, examples=((change, hold),))
-    record = run_reds(out, config, models_dir=models, basis_file=basis_file, progress=not quiet)
+    record = run_reds(out, config, networks=networks, overrides=overrides, basis_file=basis_file,
+                      progress=not quiet)
     _print_result(record, as_json, reds_summary(record, Path(out)))
 
 
@@ -301,9 +325,9 @@ def reds(models: str | None, dataset: str, change: str | None, hold: str | None,
 @click.option("--model", "model", type=click.Choice([*FRAGMENTATION_MODELS, "both"]), default="both",
               show_default=True,
               help="Whose codes: the autoencoder's (--autoencoder), the LSD encoder's, or both side by side.")
-@models_option("autoencoder, encoder, generator and classifier")
+@networks_options
 @click.option("--autoencoder", "autoencoder", default=FragmentationConfig.autoencoder, show_default=True, metavar="NAME",
-              help="The autoencoder's file name in --models, without .json / .safetensors. The shipped models "
+              help="The autoencoder's file name in --networks, without .json / .safetensors. The shipped models "
                    "also hold autoencoder-acai, trained with --interpolation-weight 1 (docs/fragmentation.md).")
 @dataset_option("whose training set is encoded")
 @click.option("--out", type=click.Path(), default="runs/fragmentation", show_default=True,
@@ -317,7 +341,8 @@ def reds(models: str | None, dataset: str, change: str | None, hold: str | None,
               show_default=True,
               help="Codes the mixture is fitted on, a random subset of the training set's.")
 @run_options("fragmentation.json's content")
-def fragmentation(model: str, models: str | None, autoencoder: str, dataset: str, out: str, samples: int,
+def fragmentation(model: str, networks: str | None, overrides: dict[str, str | None], autoencoder: str, dataset: str,
+                  out: str, samples: int,
                   mixture_components: int, mixture_codes: int, seed: int, device: str, precision: str, as_json: bool,
                   quiet: bool) -> None:
     """How the codes fill latent space (component fits, correlations, radii, slices) and which samplers
@@ -328,7 +353,7 @@ def fragmentation(model: str, models: str | None, autoencoder: str, dataset: str
     config = FragmentationConfig(dataset=dataset, seed=seed, samples=samples, mixture_components=mixture_components,
                                  mixture_codes=mixture_codes, models=FRAGMENTATION_MODELS if model == "both" else (model,),
                                  autoencoder=autoencoder, device=device, precision=precision)
-    result = run_fragmentation(out, config, models_dir=models, progress=not quiet)
+    result = run_fragmentation(out, config, networks=networks, overrides=overrides, progress=not quiet)
     _print_result(result, as_json, fragmentation_summary(result, Path(out)))
 
 

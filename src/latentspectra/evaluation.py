@@ -128,12 +128,14 @@ ENCODING_TRIALS = 20  # the issue's 20 stochastic encodings of the test set
 
 
 def sample_metrics(generator: torch.nn.Module, classifier: torch.nn.Module, dataset: ImageDataset,
-                   seed: int, count: int = SAMPLE_COUNT, device: torch.device | str = "cpu") -> dict[str, Any]:
+                   seed: int, count: int = SAMPLE_COUNT, device: torch.device | str = "cpu",
+                   latent_dim: int | None = None) -> dict[str, Any]:
     """Confidence, label entropy and classifier-feature Frechet distance of ``count`` samples
-    (at most as many as the test split has images, which they are compared with); the latents are drawn
-    on ``device``, the networks'."""
+    (at most as many as the test split has images, which they are compared with); the latents (of width
+    ``latent_dim``, default the generator's config's) are drawn on ``device``, the networks'."""
     count = min(count, len(dataset.test))
-    latents = standard_normal_latents(count, generator.config["latent_dim"], seed + SEEDS.samples, device)
+    latent_dim = latent_dim or generator.config["latent_dim"]
+    latents = standard_normal_latents(count, latent_dim, seed + SEEDS.samples, device)
     metrics = sample_quality(generator, classifier, latents)
     real = images_to_tensor(dataset.test.images[:count]).to(device)
     metrics["classifier_fid"] = classifier_fid(generator, classifier.features, latents, real)

@@ -21,9 +21,8 @@ from ..io import versions
 from ..latent import QuasiEigenBasis, build_latent_sets
 from ..latent.basis import check_orthogonalisation
 from ..latent.sets import EncoderSample, LatentSets, Network
-from ..models.files import shipped_models_dir
 from ..progress import progress_bar
-from .networks import load_networks
+from .networks import NetworksSpec, check_images_fit, load_networks
 
 
 def _config_value(network: Any, key: str, argument: str) -> int:
@@ -84,38 +83,45 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
     return BasisBuild(basis, latent_sets, stats)
 
 
-def build_basis_from_models(models_dir: str | Path | None = None, dataset: str = "mnist", per_set: int = 5000,
+def build_basis_from_models(networks: NetworksSpec = None, dataset: str = "mnist", per_set: int = 5000,
                             seed: int = 0, progress: bool = True,
                             batch_size: int | None = None,
                             max_draws: int | None = None,
                             orthogonalisation: str = ORTHOGONALISATION,
-                            compute: Compute | None = None) -> BasisBuild:
-    """`build_basis` with the generator, classifier and encoder saved in ``models_dir`` (default: the
-    shipped networks for ``dataset``) and the training images of ``dataset``.
+                            compute: Compute | None = None,
+                            overrides: dict[str, str | Path | None] | None = None) -> BasisBuild:
+    """`build_basis` with the generator, classifier and (where there is one) encoder that ``networks`` describes
+    (a models directory, a manifest directory, a ``module:function`` factory or a `LatentNetworks`; default:
+    the shipped networks for ``dataset``), with ``overrides`` (piece -> file), and the training images of
+    ``dataset`` for the encoded set 1 (without an encoder every set is sampled).
 
     The networks run as `load_networks` copies on ``compute``'s device (default: the CPU in float32; batch
     norm folded, channels-last, G and C in ``compute``'s precision, the encoder in float32), in batches of
     ``batch_size`` (default: the device's). The stats add ``compute`` (device, precision, threads).
 
     Raises:
-        CheckpointError: a missing or unreadable model.
-        LatentspectraError: models that do not fit together (M not a multiple of the labels) or a label
-            too rare to fill its sets.
-        DataError: a missing or corrupt dataset.
+        CheckpointError, NetworkError: networks that cannot be read, lack G or C, or do not fit.
+        LatentspectraError: a label too rare to fill its sets.
+        DataError: a missing or corrupt dataset, or images not of the networks' shape.
     """
-    models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(dataset)
     compute = compute or Compute()
-    networks = load_networks(models_dir, compute, batch_size)
-    train_images = images_to_tensor(load_dataset(dataset).train.images).to(compute.device)
-    origin = {"models": str(models_dir), "dataset": dataset, "versions": versions(),
-              "compute": networks.compute_record()}
+    loaded = load_networks(networks, compute, batch_size, dataset=dataset, overrides=overrides)
+    loaded.require("basis", "generator", "classifier")
+    train_images = None
+    if loaded.encoder is not None:
+        images = load_dataset(dataset)
+        check_images_fit(loaded.image_shape, images, loaded.source)
+        train_images = images_to_tensor(images.train.images).to(compute.device)
+    origin = {"models": loaded.source, "dataset": dataset, "versions": versions(),
+              "compute": loaded.compute_record()}
     try:
-        built = build_basis(networks.generator, networks.classifier, networks.encoder.sample, train_images,
-                            per_set=per_set, seed=seed, batch_size=networks.batch_size, progress=progress,
-                            max_draws=max_draws, orthogonalisation=orthogonalisation, provenance=origin,
-                            device=compute.device)
+        built = build_basis(loaded.generator, loaded.classifier,
+                            loaded.encoder.sample if loaded.encoder is not None else None, train_images,
+                            per_set=per_set, seed=seed, batch_size=loaded.batch_size, progress=progress,
+                            latent_dim=loaded.latent_dim, num_labels=loaded.num_labels, max_draws=max_draws,
+                            orthogonalisation=orthogonalisation, provenance=origin, device=compute.device)
     except LatentspectraError:
         raise
-    except ValueError as error:  # networks that do not fit together, e.g. M not a multiple of the labels
-        raise LatentspectraError(f"models in {models_dir}: {error}") from None
+    except ValueError as error:  # networks that do not fit together, e.g. fewer latent dimensions than labels
+        raise LatentspectraError(f"networks of {loaded.source}: {error}") from None
     return built._replace(stats={**origin, **built.stats})

@@ -29,8 +29,10 @@ class Timer:
 
 
 def to_unit_images(images: torch.Tensor) -> np.ndarray:
-    """(N, 1, H, W) images in [-1, 1] on any device -> (N, H, W) float32 numpy in [0, 1], for the figures."""
-    return ((images.detach().float().clamp(-1, 1) + 1) / 2)[:, 0].cpu().numpy()
+    """(N, C, H, W) images in [-1, 1] on any device -> float32 numpy in [0, 1] for the figures: (N, H, W) for
+    grey images, (N, C, H, W) for colour ones."""
+    unit = (images.detach().float().clamp(-1, 1) + 1) / 2
+    return (unit[:, 0] if unit.shape[1] == 1 else unit).cpu().numpy()
 
 
 def decode(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:

@@ -13,7 +13,7 @@ from ..compute import Compute
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
 from ..io import versions
-from .networks import Networks, check_images_fit, load_networks
+from .networks import Networks, NetworksSpec, check_images_fit, load_networks
 
 
 @dataclass(frozen=True)
@@ -40,23 +40,28 @@ def evaluate_study(networks: Networks, dataset: ImageDataset, seed: int = 0, dat
     in their precision, C on the test images and the encoder in float32) on ``dataset``.
 
     Raises:
+        NetworkError: networks without a generator, classifier or encoder.
         DataError: the dataset's images are not of the networks' shape.
     """
+    networks.require("evaluate", "generator", "classifier", "encoder")
     check_images_fit(networks.image_shape, dataset, networks.source)
     device = networks.compute.device
     test_images = images_to_tensor(dataset.test.images).to(device)
     test_labels = torch.from_numpy(dataset.test.labels).to(device)
     accuracy = classifier_accuracy(networks.exact_classifier, test_images, test_labels)
-    samples = sample_metrics(networks.generator, networks.classifier, dataset, seed, device=device)
+    samples = sample_metrics(networks.generator, networks.classifier, dataset, seed, device=device,
+                             latent_dim=networks.latent_dim)
     encodings = encoder_metrics(networks.encoder, networks.generator, networks.classifier, dataset, seed,
                                 device=device)
     return Evaluation(networks.source, dataset_name or dataset.name, seed, accuracy, samples, encodings,
                       networks.compute.record())
 
 
-def evaluate_models(models_dir: str | Path, dataset_name: str = "mnist", seed: int = 0,
-                    compute: Compute | None = None) -> dict[str, Any]:
-    """`evaluate_study` on the networks in ``models_dir`` (on ``compute``'s device, default the CPU in
-    float32) and the dataset named ``dataset_name``; returns the record."""
-    networks = load_networks(models_dir, compute)
+def evaluate_models(networks: NetworksSpec = None, dataset_name: str = "mnist", seed: int = 0,
+                    compute: Compute | None = None,
+                    overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+    """`evaluate_study` on the networks ``networks`` describes (`load_networks`; default the shipped ones of
+    the dataset) on ``compute``'s device (default the CPU in float32) and the dataset named ``dataset_name``;
+    returns the record."""
+    networks = load_networks(networks, compute, dataset=dataset_name, overrides=overrides)
     return evaluate_study(networks, load_dataset(dataset_name), seed, dataset_name).record()

@@ -52,11 +52,12 @@ from ..latent.samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureS
                                LatentSampler, StandardNormalSampler)
 from ..latent.statistics import (CodeBulk, box_shell, component_fits, correlation_matrix, dominant_components,
                                  slice_mask, strongest_pairs)
-from ..models.files import load_model, shipped_models_dir
-from ..models.inference import InferenceNetwork, channels_last, inference_copy
+from ..models.foreign import NetworkError
+from ..models.inference import channels_last, inference_copy
 from ..report import fragmentation_figures as figures
 from .common import Timer, to_unit_images
-from .networks import LatentModel, autoencoder_model, check_images_fit, encoder_model
+from .networks import (LatentModel, Networks, NetworksSpec, autoencoder_model, check_images_fit, encoder_model,
+                       load_networks)
 
 FULL_GAUSSIAN = "full-covariance Gaussian"
 MIXTURE = "Gaussian mixture"
@@ -252,6 +253,7 @@ class FragmentationResult:
     figure_data: dict[str, dict[str, Any]]
     compute: dict[str, Any]
     seconds: dict[str, float]
+    label_names: tuple[str, ...] = ()  # the classifier's labels, for the figures
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (fragmentation.json), naming the ``figures`` drawn."""
@@ -281,15 +283,17 @@ def check_config(config: FragmentationConfig) -> None:
 
 
 def fragmentation_study(latent_models: list[LatentModel], generator: Network, classifier: nn.Module,
-                        real_features: torch.Tensor, config: FragmentationConfig, *, progress: bool = True,
-                        timer: Timer | None = None, models_dir: str = "",
+                        real_features: torch.Tensor, config: FragmentationConfig, *, latent_dim: int,
+                        label_names: tuple[str, ...] = (), progress: bool = True, timer: Timer | None = None,
+                        models_dir: str = "",
                         compute: Compute | None = None) -> FragmentationResult:
-    """Every measurement of the study on each of ``latent_models`` and on the GAN's own samples G(z), the
-    classifier's features compared with ``real_features`` (the test set's); writes nothing. ``models_dir``
-    and ``compute`` (default: the CPU) say where the networks came from and where they ran, for the record."""
+    """Every measurement of the study on each of ``latent_models`` and on the GAN's own samples G(z) (z of width
+    ``latent_dim``), the classifier's features compared with ``real_features`` (the test set's); writes nothing.
+    ``models_dir`` and ``compute`` (default: the CPU) say where the networks came from and where they ran, for
+    the record."""
     timer = timer or Timer()
     with timer.stage("gan"), torch.inference_mode():
-        latents = standard_normal_latents(config.samples, generator.config["latent_dim"], config.seed + SEEDS.samples,
+        latents = standard_normal_latents(config.samples, latent_dim, config.seed + SEEDS.samples,
                                           real_features.device)
         gan = decoded_quality(generator, classifier, latents, real_features, config)
     records, figure_data = {}, {}
@@ -297,51 +301,73 @@ def fragmentation_study(latent_models: list[LatentModel], generator: Network, cl
         records[model.name], figure_data[model.name] = study_model(model, classifier, real_features, config, timer,
                                                                    progress)
     return FragmentationResult(config, models_dir, len(real_features), gan, records, figure_data,
-                               (compute or Compute()).record(), dict(timer.seconds))
+                               (compute or Compute()).record(), dict(timer.seconds), tuple(label_names))
 
 
 def write_fragmentation(out_dir: str | Path, result: FragmentationResult) -> dict[str, Any]:
     """Write ``result`` into ``out_dir``: figures/<model>/*.png, figures/comparison.png and fragmentation.json.
     Returns the record written."""
     out = Path(out_dir)
-    drawn = figures.draw_all(out / "figures", result.figure_data, result.models, result.gan)
+    drawn = figures.draw_all(out / "figures", result.figure_data, result.models, result.gan,
+                             label_names=result.label_names or None)
     record = result.record({name: str(path) for name, path in drawn.items()})
     write_json(out / "fragmentation.json", record)
     return record
 
 
 def run_fragmentation(out_dir: str | Path, config: FragmentationConfig = FragmentationConfig(),
-                      models_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Load the networks in ``models_dir`` (default: the shipped ones of ``config.dataset``), run the study and
-    write it into ``out_dir`` (`write_fragmentation`); returns the record written to fragmentation.json.
+                      networks: NetworksSpec = None, progress: bool = True,
+                      overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+    """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of ``config.dataset``),
+    with ``overrides`` (piece -> file), run the study and write it into ``out_dir`` (`write_fragmentation`);
+    returns the record written to fragmentation.json. The autoencoder is read by name (``config.autoencoder``)
+    from the networks' models directory.
 
     Raises:
-        LatentspectraError: an unknown model name or bad counts; CheckpointError: a missing network.
+        LatentspectraError: an unknown model name or bad counts; CheckpointError, NetworkError: a missing network.
     """
     check_config(config)
     compute = Compute.select(config.device, config.precision)
     config = replace(config, batch_size=config.batch_size or compute.inference_batch_size)
     batch_size = config.batch_size
     with output_directory(out_dir) as out:
-        models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
         timer = Timer()
         torch.manual_seed(config.seed)
         with timer.stage("load"):
+            loaded = load_networks(networks, compute, batch_size, dataset=config.dataset, overrides=overrides)
+            loaded.require("fragmentation", "generator", "classifier",
+                           *(("encoder",) if "encoder" in config.models else ()))
+            directory = _autoencoder_directory(loaded, config)
             # the classifier's own module (its features and head are used apart), as an inference copy in float32
-            classifier = inference_copy(load_model(models_dir, "classifier", "classifier")[0], compute.device)
-            generator = InferenceNetwork(load_model(models_dir, "generator", "generator")[0], compute)
+            classifier = inference_copy(loaded.description.classifier, compute.device)
             dataset = load_dataset(config.dataset)
-            check_images_fit(generator.config["image_shape"], dataset, str(models_dir))
+            check_images_fit(loaded.image_shape, dataset, loaded.source)
             train_images = images_to_tensor(dataset.train.images).to(compute.device)
-            models = [autoencoder_model(models_dir, train_images, batch_size, config.autoencoder, compute)
+            models = [autoencoder_model(directory, train_images, batch_size, config.autoencoder, compute)
                       if name == "autoencoder" else
-                      encoder_model(models_dir, generator, train_images, config.seed, batch_size, compute)
+                      encoder_model(loaded.description.encoder, loaded.generator, train_images, config.seed,
+                                    batch_size, compute)
                       for name in config.models]
             real_features = batched(classifier.features,
                                     channels_last(images_to_tensor(dataset.test.images).to(compute.device)), batch_size)
-        result = fragmentation_study(models, generator, classifier, real_features, config, progress=progress,
-                                     timer=timer, models_dir=str(models_dir), compute=compute)
+        result = fragmentation_study(models, loaded.generator, classifier, real_features, config,
+                                     latent_dim=loaded.latent_dim, label_names=loaded.labels, progress=progress,
+                                     timer=timer, models_dir=loaded.source, compute=compute)
         return write_fragmentation(out, result)
+
+
+def _autoencoder_directory(networks: Networks, config: FragmentationConfig) -> Path | None:
+    """The models directory the autoencoder is read from, when the study needs one.
+
+    Raises:
+        NetworkError: the autoencoder is asked for but the networks come from no models directory.
+    """
+    if "autoencoder" in config.models and networks.description.directory is None:
+        raise NetworkError(f"fragmentation --model {'both' if len(config.models) > 1 else 'autoencoder'}: reads the "
+                           f"autoencoder {config.autoencoder!r} from a models directory written by `latentspectra "
+                           f"train autoencoder`, and the networks of {networks.source} come from none; use --model "
+                           "encoder")
+    return networks.description.directory
 
 
 def gan_target(records: dict[str, Any], gan: dict[str, Any]) -> dict[str, Any]:

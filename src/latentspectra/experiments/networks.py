@@ -1,7 +1,8 @@
-"""The trained networks of a models directory: the generator, classifier and encoder as fast inference copies
-(models/inference.py) on the run's device, for the experiments that push many latents through them, or as
-exact float32 networks for those that differentiate through them (REDs); and a model's codes of a training
-set with the decoder that turns them into images (the fragmentation study)."""
+"""The networks of a latent space (models/spec.py: the package's own, a user's files or a factory) as the
+studies run them: the generator, classifier and encoder as fast inference copies (models/inference.py) on the
+run's device, for the experiments that push many latents through them, or as exact float32 networks for those
+that differentiate through them (REDs); and a model's codes of a training set with the decoder that turns them
+into images (the fragmentation study)."""
 
 from __future__ import annotations
 
@@ -19,28 +20,34 @@ from ..data import ImageDataset
 from ..errors import DataError
 from ..evaluation import Network, batched
 from ..models import GaussianEncoder
-from ..models.files import load_model
-from ..models.inference import InferenceEncoder, InferenceNetwork, fold_batch_norms
+from ..models.files import load_model, shipped_models_dir
+from ..models.spec import LatentNetworks, resolve_networks
+from ..models.inference import InferenceEncoder, InferenceNetwork, fold_batch_norms, frozen
 
 
 @dataclass
 class Networks:
     """G and C on latents in the run's precision; C on real images and the encoder in float32; all on
-    ``compute.device``."""
+    ``compute.device``. A piece the description lacks is None (`require` names it for a command)."""
 
-    generator: nn.Module  # latents -> images, the run's precision
-    classifier: nn.Module  # generated images -> logits, the run's precision
-    exact_classifier: nn.Module  # real images -> logits, float32
-    encoder: InferenceEncoder  # images -> (mu, logvar), float32
+    generator: nn.Module | None  # latents -> images in [-1, 1], the run's precision
+    classifier: nn.Module | None  # generated images -> logits, the run's precision
+    exact_classifier: nn.Module | None  # real images -> logits, float32
+    encoder: InferenceEncoder | None  # images -> (mu, logvar), float32
     latent_dim: int
     num_labels: int
     compute: Compute
     batch_size: int  # latents or images per network call
-    source: str  # where they came from, for the records: the models directory
+    source: str  # where they came from, for the records
+    description: LatentNetworks  # labels, image shape, pixel range, the models directory
 
     def compute_record(self) -> dict[str, Any]:
         """Where and how they ran, for a study's record: `Compute.record` and the batch size."""
         return {**self.compute.record(), "batch_size": self.batch_size}
+
+    def require(self, command: str, *pieces: str) -> None:
+        """`LatentNetworks.require`: one line naming ``command`` and the first missing piece."""
+        self.description.require(command, *pieces)
 
     def decode_classify(self, z: torch.Tensor) -> torch.Tensor:
         """argmax C(G(z)) for a batch of latents."""
@@ -49,7 +56,11 @@ class Networks:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the images the generator makes and the classifier and encoder take."""
-        return tuple(self.generator.config["image_shape"])
+        return self.description.image_shape
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.description.labels
 
 
 def check_images_fit(image_shape: Sequence[int], dataset: ImageDataset, source: str) -> None:
@@ -66,7 +77,8 @@ def check_images_fit(image_shape: Sequence[int], dataset: ImageDataset, source: 
 
 def activation_bytes_per_sample(networks: Sequence[nn.Module], inputs: torch.Tensor) -> int:
     """Bytes of every intermediate output of ``networks`` applied in turn to ``inputs`` (a batch of one), as
-    measured by forward hooks: an upper bound on the memory one more sample in a batch needs."""
+    measured by forward hooks: an upper bound on the memory one more sample in a batch needs (inside a
+    TorchScript module, which takes no hooks, only what it returns is counted)."""
     total = 0
 
     def count(module: nn.Module, args: Any, output: Any) -> None:
@@ -75,7 +87,8 @@ def activation_bytes_per_sample(networks: Sequence[nn.Module], inputs: torch.Ten
             if isinstance(tensor, torch.Tensor):
                 total += tensor.numel() * tensor.element_size()
 
-    hooks = [module.register_forward_hook(count) for network in networks for module in network.modules()]
+    hooks = [module.register_forward_hook(count) for network in networks for module in network.modules()
+             if not isinstance(module, torch.jit.ScriptModule)]  # TorchScript takes no hooks: its outputs count
     try:
         with torch.inference_mode():
             for network in networks:
@@ -98,42 +111,61 @@ def check_batch_fits(networks: Networks, argument: str = "--batch-size") -> None
     check_fits_memory(networks.batch_size * per_sample, f"{argument} {networks.batch_size}", networks.compute.device)
 
 
-def load_networks(models_dir: str | Path, compute: Compute | None = None, batch_size: int | None = None) -> Networks:
-    """The generator, classifier and encoder saved in ``models_dir``, as inference copies on ``compute``'s
-    device (default: the CPU in float32), called in batches of ``batch_size`` (default: the device's).
+NetworksSpec = str | Path | LatentNetworks | None  # what `resolve_networks` takes: a directory, a factory, ...
+
+
+def load_networks(networks: NetworksSpec, compute: Compute | None = None, batch_size: int | None = None, *,
+                  dataset: str = "mnist", overrides: dict[str, str | Path | None] | None = None) -> Networks:
+    """The networks ``networks`` describes (a models directory, a manifest directory, a ``module:function``
+    factory or a `LatentNetworks`; None: the shipped networks of ``dataset``), with ``overrides`` (piece ->
+    file), as inference copies on ``compute``'s device (default: the CPU in float32), called in batches of
+    ``batch_size`` (default: the device's).
 
     Raises:
-        CheckpointError: a missing or unreadable model; ComputeError: a batch too large for the device's memory.
+        CheckpointError, NetworkError: networks that cannot be read or do not fit their description;
+        ComputeError: a batch too large for the device's memory.
     """
     compute = compute or Compute()
-    generator = load_model(models_dir, "generator", "generator")[0]
-    classifier = load_model(models_dir, "classifier", "classifier")[0]
-    encoder = load_model(models_dir, "encoder", "encoder")[0]
-    networks = Networks(InferenceNetwork(generator, compute), InferenceNetwork(classifier, compute),
-                        InferenceNetwork(classifier, compute, full_precision=True), InferenceEncoder(encoder, compute),
-                        int(generator.config["latent_dim"]), int(classifier.config["num_classes"]), compute,
-                        batch_size or compute.inference_batch_size, str(models_dir))
-    check_batch_fits(networks)
-    return networks
+    described = resolve_networks(shipped_models_dir(dataset) if networks is None else networks, overrides=overrides)
+    classifier = described.classifier
+    loaded = Networks(_copy(InferenceNetwork, described.generator, compute),
+                      _copy(InferenceNetwork, classifier, compute),
+                      None if classifier is None else InferenceNetwork(classifier, compute, full_precision=True),
+                      _copy(InferenceEncoder, described.encoder, compute), described.latent_dim,
+                      described.num_labels, compute, batch_size or compute.inference_batch_size, described.source,
+                      described)
+    if loaded.generator is not None and loaded.classifier is not None:
+        check_batch_fits(loaded)
+    return loaded
+
+
+def _copy(kind: type, network: nn.Module | None, compute: Compute) -> Any:
+    return None if network is None else kind(network, compute)
 
 
 class ExactNetworks(NamedTuple):
     """Float32 eval-mode networks with batch norm folded: G (latents -> images), C (images -> logits)
-    and the encoder (images -> (mu, logvar))."""
+    and the encoder (images -> (mu, logvar)), and the (C, H, W) of their images."""
 
     generator: nn.Module
     classifier: nn.Module
     encoder: GaussianEncoder
+    image_shape: tuple[int, int, int]
 
 
-def load_exact_networks(models_dir: str | Path, device: torch.device | str = "cpu") -> ExactNetworks:
-    """The float32 generator, classifier and encoder of ``models_dir``, folded, frozen, on ``device``.
+def load_exact_networks(networks: NetworksSpec, device: torch.device | str = "cpu", *, dataset: str = "mnist",
+                        overrides: dict[str, str | Path | None] | None = None) -> tuple[ExactNetworks, LatentNetworks]:
+    """The float32 generator, classifier and encoder of ``networks`` (as `load_networks` takes them), folded,
+    frozen, on ``device``, with their description.
 
     Raises:
-        CheckpointError: a missing or unreadable model.
+        CheckpointError, NetworkError: networks that cannot be read, lack a piece or do not fit.
     """
-    return ExactNetworks(*(fold_batch_norms(load_model(models_dir, name, name)[0]).requires_grad_(False).to(device)
-                           for name in ("generator", "classifier", "encoder")))
+    described = resolve_networks(shipped_models_dir(dataset) if networks is None else networks, overrides=overrides)
+    described.require("reds", "generator", "classifier", "encoder")
+    exact = ExactNetworks(*(fold_batch_norms(frozen(getattr(described, name))).requires_grad_(False).to(device)
+                            for name in ("generator", "classifier", "encoder")), described.image_shape)
+    return exact, described
 
 
 @dataclass
@@ -165,15 +197,11 @@ def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: 
                        f"{name}: {kind}, codes E(x) of the training set, its own decoder")
 
 
-def encoder_model(models_dir: Path, generator: nn.Module, train_images: torch.Tensor, seed: int,
+def encoder_model(encoder: nn.Module, generator: nn.Module, train_images: torch.Tensor, seed: int,
                   batch_size: int, compute: Compute) -> LatentModel:
     """The LSD encoder's codes, one z ~ q(z | x) per training image (drawn on ``compute``'s device, kept on
-    the CPU), decoded by the generator.
-
-    Raises:
-        CheckpointError: no readable encoder in ``models_dir``.
-    """
-    encoder = fold_batch_norms(load_model(models_dir, "encoder", "encoder")[0]).to(compute.device)
+    the CPU), decoded by the generator."""
+    encoder = fold_batch_norms(frozen(encoder)).to(compute.device)
     rng = compute.generator(seed + SEEDS.encodings)
     codes = batched(lambda x: encoder.sample(x, rng), train_images, batch_size).cpu()
     return LatentModel("encoder", codes, generator,

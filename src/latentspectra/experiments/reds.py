@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,7 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..compute import Compute
-from ..config import SEEDS, RedsConfig
+from ..config import REDS_EXAMPLES, SEEDS, RedsConfig
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import batched
@@ -47,23 +47,24 @@ from ..methods import features as feat
 from ..methods.reds import rayleigh_path, solve_rayleigh
 from ..methods.reds_jacobians import central_difference_jacobians, feature_jacobians
 from ..models import GaussianEncoder
-from ..models.files import shipped_models_dir
+from ..models.spec import LatentNetworks
 from ..progress import progress_bar
 from ..report.figures import image_rows
 from .basis import build_basis_from_models
 from .common import Timer, to_unit_images
-from .networks import ExactNetworks, check_images_fit, load_exact_networks
+from .networks import ExactNetworks, NetworksSpec, check_images_fit, load_exact_networks
 
 # --- Feature specs -----------------------------------------------------------------------------------
 
-def build_feature(spec: str, classifier: nn.Module, image_size: tuple[int, int], argument: str) -> feat.Feature:
-    """`methods.features.feature_from_spec`, its error naming the command-line ``argument``.
+def build_feature(spec: str, classifier: nn.Module, image_shape: tuple[int, ...], argument: str) -> feat.Feature:
+    """`methods.features.feature_from_spec` for images of ``image_shape`` (C, H, W), its error naming the
+    command-line ``argument``.
 
     Raises:
         LatentspectraError: an unknown name or a bad box, naming ``argument``.
     """
     try:
-        return feat.feature_from_spec(spec, classifier, image_size)
+        return feat.feature_from_spec(spec, classifier, image_shape)
     except feat.FeatureError as error:
         raise LatentspectraError(f"{argument} {spec}: {error}") from None
 
@@ -93,7 +94,7 @@ def lsd_rotation_path(z: torch.Tensor, labels: torch.Tensor, basis: QuasiEigenBa
         by pi per step, with shorter steps).
     """
     device, z = z.device, z.double().cpu()  # a small loop over latents, done where the basis is
-    num_labels = len(basis.labels.unique())
+    num_labels = len(basis.labels[basis.labelled].unique())
     rows, short = [], 0
     for latent, label in zip(z, labels.tolist()):
         i, j = basis.index_of(label), basis.index_of((label + 1) % num_labels)
@@ -196,9 +197,8 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
                 config: RedsConfig, progress: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """One (change, hold) example on latents ``z`` (B, M): the compared paths and their measurements,
     plus the figure's rows (the first ``shown`` latents, every path kind)."""
-    image_size = tuple(networks.generator.config["image_shape"][1:])
-    f = build_feature(change, networks.classifier, image_size, "--change")
-    g = build_feature(hold, networks.classifier, image_size, "--hold")
+    f = build_feature(change, networks.classifier, networks.image_shape, "--change")
+    g = build_feature(hold, networks.classifier, networks.image_shape, "--hold")
     record: dict[str, Any] = {"change": change, "hold": hold, "method": config.method}
     began = time.perf_counter()
     with progress_bar(f"REDs path ({config.method})", progress, unit="step") as bar:
@@ -225,20 +225,39 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
     return record, figure_rows
 
 
-def encoded_test_latents(encoder: GaussianEncoder, dataset: str, count: int) -> torch.Tensor:
-    """Encoder means mu(x) of the first ``count`` test images of ``dataset`` (float32, (count, M)), on the
-    encoder's device.
+def encoded_test_latents(encoder: GaussianEncoder, dataset: str, count: int, image_shape: tuple[int, int, int],
+                         source: str, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Encoder means mu(x) of the first ``count`` test images of ``dataset`` (float32, (count, M)), on
+    ``device`` (the encoder's).
 
     Raises:
-        LatentspectraError: ``count`` exceeds the test split; DataError: images not of the encoder's shape.
+        LatentspectraError: ``count`` exceeds the test split; DataError: images not of ``image_shape``, the
+            networks' of ``source``.
     """
     loaded = load_dataset(dataset)
-    check_images_fit(encoder.config["image_shape"], loaded, "the models directory")
+    check_images_fit(image_shape, loaded, source)
     test = loaded.test
     if not 1 <= count <= len(test):
         raise LatentspectraError(f"--latents {count}: expected 1 to {len(test)} (test images of {dataset})")
-    device = next(encoder.parameters()).device
     return batched(encoder.encode_mean, images_to_tensor(test.images[:count]).to(device))
+
+
+def fitting_examples(config: RedsConfig, image_shape: tuple[int, int, int]) -> tuple[RedsConfig, tuple[str, ...]]:
+    """``config`` without those of the documented examples (`config.REDS_EXAMPLES`) whose features do not fit
+    images of ``image_shape`` (stroke features on colour images, `methods.features.unfit_features`), and a note
+    on each one dropped. Examples the user asked for are kept: they fail with one line if they do not fit.
+
+    """
+    if config.examples != REDS_EXAMPLES:
+        return config, ()
+    kept, skipped = [], []
+    for change, hold in config.examples:
+        unfit = feat.unfit_features(f"{change}+{hold}", image_shape)
+        if unfit:
+            skipped.append(f"{change} / {hold}: {', '.join(unfit)} applies to single-channel stroke images only")
+        else:
+            kept.append((change, hold))
+    return replace(config, examples=tuple(kept)), tuple(skipped)
 
 
 def _check_config(config: RedsConfig) -> None:
@@ -274,12 +293,14 @@ class RedsResult:
     examples: list[RedsExample]
     compute: dict[str, Any]
     seconds: dict[str, float]
+    skipped: tuple[str, ...] = ()  # the documented examples these images cannot take, and why
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (reds.json), with each example's ``figures`` file name."""
         examples = {example.name: {**example.record, "figure": figures[example.name]} for example in self.examples}
         return {"dataset": self.config.dataset, "seed": self.config.seed, "models": self.models,
                 "latents": self.latents, "latent_dim": self.latent_dim, "basis": self.basis, "examples": examples,
+                "skipped_examples": list(self.skipped),
                 "seconds": {**self.seconds, "total": sum(self.seconds.values())}, "config": asdict(self.config),
                 "compute": self.compute, "versions": versions()}
 
@@ -316,45 +337,50 @@ def write_reds(out_dir: str | Path, result: RedsResult) -> dict[str, Any]:
     return record
 
 
-def run_reds(out_dir: str | Path, config: RedsConfig = RedsConfig(), models_dir: str | Path | None = None,
-             basis_file: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Load the networks (default: the shipped ones of ``config.dataset``), the test latents and, when an
-    example changes the identity, the LSD basis (``basis_file``, or built with V = ``config.basis_per_set``);
-    run the study and write it into ``out_dir`` (`write_reds`). Returns the record written to reds.json.
+def run_reds(out_dir: str | Path, config: RedsConfig = RedsConfig(), networks: NetworksSpec = None,
+             basis_file: str | Path | None = None, progress: bool = True,
+             overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+    """Load the networks ``networks`` describes (`load_exact_networks`; default: the shipped ones of
+    ``config.dataset``), the test latents and, when an example changes the identity, the LSD basis
+    (``basis_file``, or built with V = ``config.basis_per_set``); run the study and write it into ``out_dir``
+    (`write_reds`). Returns the record written to reds.json.
 
     Raises:
-        CheckpointError: a missing or unreadable model; BasisError: an unreadable ``basis_file``;
-        LatentspectraError: a bad feature spec, parameter, output directory, or a basis whose dimension
-            is not the generator's.
+        CheckpointError, NetworkError: networks that cannot be read or lack a piece; BasisError: an unreadable
+            ``basis_file``; LatentspectraError: a bad feature spec, parameter, output directory, or a basis
+            whose dimension is not the generator's.
     """
     _check_config(config)
     compute = Compute.select(config.device, "float32")
     with output_directory(out_dir) as out:
-        models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
         timer = Timer()
         with timer.stage("load"):
-            networks = load_exact_networks(models_dir, compute.device)
-            z = encoded_test_latents(networks.encoder, config.dataset, config.latents)
+            exact, described = load_exact_networks(networks, compute.device, dataset=config.dataset,
+                                                   overrides=overrides)
+            z = encoded_test_latents(exact.encoder, config.dataset, config.latents, exact.image_shape,
+                                     described.source, compute.device)
+        config, skipped = fitting_examples(config, exact.image_shape)
         for change, hold in config.examples:  # feature specs fail here, before any long computation
             for spec, argument in ((change, "--change"), (hold, "--hold")):
-                build_feature(spec, networks.classifier, tuple(networks.generator.config["image_shape"][1:]), argument)
+                build_feature(spec, exact.classifier, exact.image_shape, argument)
         basis, basis_source = None, None
         if any("identity" in change.split("+") for change, _ in config.examples):
             with timer.stage("basis"):
-                basis, basis_source = _lsd_basis(models_dir, basis_file, config, z.shape[1], progress, compute)
-        result = reds_study(networks, z, config, basis=basis, basis_source=basis_source, models=str(models_dir),
+                basis, basis_source = _lsd_basis(described, basis_file, config, z.shape[1], progress, compute)
+        result = reds_study(exact, z, config, basis=basis, basis_source=basis_source, models=described.source,
                             compute=compute, progress=progress, timer=timer)
+        result = replace(result, skipped=skipped)
         return write_reds(out, result)
 
 
-def _lsd_basis(models_dir: Path, basis_file: str | Path | None, config: RedsConfig, dim: int,
+def _lsd_basis(networks: LatentNetworks, basis_file: str | Path | None, config: RedsConfig, dim: int,
                progress: bool, compute: Compute) -> tuple[QuasiEigenBasis, dict[str, Any]]:
-    """The LSD basis from ``basis_file`` or built from the models (V = basis_per_set, seed)."""
+    """The LSD basis from ``basis_file`` or built from the networks (V = basis_per_set, seed)."""
     if basis_file is not None:
         basis = load_basis(basis_file)
         source: dict[str, Any] = {"file": str(basis_file)}
     else:
-        built = build_basis_from_models(models_dir, config.dataset, per_set=config.basis_per_set, seed=config.seed,
+        built = build_basis_from_models(networks, config.dataset, per_set=config.basis_per_set, seed=config.seed,
                                         progress=progress, compute=compute)
         basis, source = built.basis, {"per_set": config.basis_per_set, "seed": config.seed}
     if basis.dim != dim:

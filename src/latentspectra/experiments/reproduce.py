@@ -37,13 +37,12 @@ from ..latent.files import save_basis
 from ..latent.operators import ROTATION_MODES
 from ..latent.sets import LatentSets
 from ..models.encoder import reparameterise
-from ..models.files import shipped_models_dir
 from ..progress import progress_bar
 from ..report import figures
 from ..report.document import write_report
 from .basis import build_basis
 from .common import Timer, decode, predict, to_unit_images
-from .networks import Networks, check_images_fit, load_networks
+from .networks import Networks, NetworksSpec, check_images_fit, load_networks
 from .train import train_networks
 
 # --- What the study returns ---------------------------------------------------------------------------
@@ -131,6 +130,7 @@ class ReproduceResult:
     examples: Examples
     compute: dict[str, Any]
     seconds: dict[str, float]
+    label_names: tuple[str, ...] = ()  # the classifier's labels, for the figures
 
     def metrics(self) -> dict[str, Any]:
         """The JSON record of the run (metrics.json)."""
@@ -299,8 +299,10 @@ def reproduce_study(networks: Networks, dataset: ImageDataset, config: Reproduce
     timed into ``timer`` (a new one by default), whose seconds the result keeps.
 
     Raises:
+        NetworkError: networks without a generator, classifier or encoder.
         DataError: the dataset's images are not of the networks' shape.
     """
+    networks.require("reproduce", "generator", "classifier", "encoder")
     check_images_fit(networks.image_shape, dataset, networks.source)
     timer = timer or Timer()
     device = networks.compute.device
@@ -328,8 +330,7 @@ def reproduce_study(networks: Networks, dataset: ImageDataset, config: Reproduce
     with timer.stage("figures"):
         examples = examples_study(networks, basis, latent_sets, test_images, train_images, config)
     return ReproduceResult(config, networks.source, basis, basis_stats, accuracy, classification, denoising, rotation,
-                           examples, networks.compute_record(),
-                           dict(timer.seconds))
+                           examples, networks.compute_record(), dict(timer.seconds), networks.labels)
 
 
 def draw_figures(directory: Path, result: ReproduceResult) -> dict[str, Path]:
@@ -340,17 +341,17 @@ def draw_figures(directory: Path, result: ReproduceResult) -> dict[str, Path]:
     return {
         "fig2": figures.figure2(examples.test_images, examples.reconstructions, examples.samples,
                                 directory / "fig2.png"),
-        "fig3": figures.figure3(examples.panels, directory / "fig3.png"),
+        "fig3": figures.figure3(examples.panels, directory / "fig3.png", label_names=result.label_names or None),
         "fig4": figures.figure4(examples.eta_images, examples.basis_images, examples.eta_gram, examples.basis_gram,
-                                directory / "fig4.png"),
+                                directory / "fig4.png", labels=len(result.label_names) or None),
         "fig5": figures.figure5(classification.batch_images, classification.batch_true, classification.batch_pred,
                                 classification.lsd_top1["trials"], result.classifier_accuracy["mean"],
                                 classification.encode_decode["trials"], classification.topn_cumulative,
-                                directory / "fig5.png"),
+                                directory / "fig5.png", label_names=result.label_names or None),
         "fig6": figures.figure6(classification.sorted_amplitudes, classification.true_rank, directory / "fig6.png"),
         "fig7": figures.figure7(result.denoising.rows, directory / "fig7.png"),
         "fig8": figures.figure8(result.rotation.sequence, directory / "fig8.png",
-                                caption="rows 1-4: plane rotation of four test digits; row 5: Eq. 12 as printed; "
+                                caption="rows 1-4: plane rotation of four test images; row 5: Eq. 12 as printed; "
                                         f"labels {labels[0]} -> {labels[-1]}, dtheta = pi/6, 3 steps per label"),
     }
 
@@ -368,13 +369,15 @@ def write_reproduce(out_dir: str | Path, result: ReproduceResult) -> dict[str, A
 
 
 def run_reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(),
-                  models_dir: str | Path | None = None, retrain: bool = False, progress: bool = True,
-                  train_config: TrainConfig | None = None) -> dict[str, Any]:
+                  networks: NetworksSpec = None, retrain: bool = False, progress: bool = True,
+                  train_config: TrainConfig | None = None,
+                  overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
     """Run the study into ``out_dir`` (see `write_reproduce`); returns the metrics written to metrics.json.
 
     With ``retrain`` the networks are trained first into ``out_dir/models`` (``train_config``, default
-    `TrainConfig` with this dataset, seed, device and precision); otherwise ``models_dir`` or the shipped
-    networks are used.
+    `TrainConfig` with this dataset, seed, device and precision); otherwise those ``networks`` describes
+    (`load_networks`: a models directory, a manifest directory, a factory; default the shipped networks),
+    with ``overrides`` (piece -> file).
     """
     compute = Compute.select(config.device, config.precision)
     with output_directory(out_dir) as out:
@@ -384,9 +387,8 @@ def run_reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig
                 train_config = train_config or TrainConfig(dataset=config.dataset, seed=config.seed,
                                                            device=config.device, precision=config.precision)
                 train_networks("all", out / "models", train_config, progress)
-            models_dir = out / "models"
-        models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
+            networks = out / "models"
         with timer.stage("load"):
-            networks = load_networks(models_dir, compute, config.batch_size)
+            loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
             dataset = load_dataset(config.dataset)
-        return write_reproduce(out, reproduce_study(networks, dataset, config, progress, timer))
+        return write_reproduce(out, reproduce_study(loaded, dataset, config, progress, timer))

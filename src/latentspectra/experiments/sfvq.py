@@ -31,12 +31,11 @@ from ..evaluation import batched
 from ..io import output_directory, versions, write_json
 from ..methods.files import save_sfvq
 from ..methods.sfvq import SFVQ, SFVQError, curve_points, nearest_codewords
-from ..models.files import shipped_models_dir
 from ..progress import progress_bar
 from ..report.figures import image_rows
 from ..report.sfvq_figures import panoptic_map
 from .common import Timer, decode, predict, to_unit_images
-from .networks import Networks, check_images_fit, load_networks
+from .networks import Networks, NetworksSpec, check_images_fit, load_networks
 
 
 @torch.inference_mode()
@@ -208,11 +207,12 @@ class SFVQResult:
     curve_order: dict[str, Any]
     directions: dict[str, Any]
     kmeans: dict[str, Any]
-    codeword_images: np.ndarray  # (K, H, W) in curve order, in [0, 1]
+    codeword_images: np.ndarray  # (K, H, W) or (K, C, H, W) in curve order, in [0, 1]
     direction_rows: dict[str, np.ndarray]
     segment_rows: dict[str, np.ndarray]
     compute: dict[str, Any]
     seconds: dict[str, float]
+    label_names: tuple[str, ...] = ()  # the classifier's labels, for the figures
 
     def record(self, figures: dict[str, str], curve_file: str) -> dict[str, Any]:
         """The JSON record (sfvq.json), naming the ``figures`` and the ``curve_file`` written."""
@@ -246,8 +246,10 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
 
     Raises:
         SFVQError: bad SFVQ parameters (e.g. fewer than 2 codewords, or more than training images).
+        NetworkError: networks without a generator, classifier or encoder.
         DataError: the dataset's images are not of the networks' shape.
     """
+    networks.require("sfvq", "generator", "classifier", "encoder")
     check_images_fit(networks.image_shape, dataset, networks.source)
     timer = timer or Timer()
     if config.codewords > len(dataset.train):
@@ -279,8 +281,7 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
         direction_rows, segment_rows = figure_rows(networks, codebook, codeword_labels, test, config)
     return SFVQResult(config, networks.source, networks.latent_dim, len(train), len(test), curve, errors,
                       codeword_labels.tolist(), order, directions, kmeans, to_unit_images(codeword_images),
-                      direction_rows, segment_rows, networks.compute_record(),
-                      dict(timer.seconds))
+                      direction_rows, segment_rows, networks.compute_record(), dict(timer.seconds), networks.labels)
 
 
 def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
@@ -290,7 +291,8 @@ def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
     out = Path(out_dir)
     directory = out / "figures"
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {"panoptic": panoptic_map(result.codeword_images, result.codeword_labels, directory / "panoptic.png")}
+    paths = {"panoptic": panoptic_map(result.codeword_images, result.codeword_labels, directory / "panoptic.png",
+                                      label_names=result.label_names or None)}
     if result.direction_rows:
         paths["directions"] = image_rows(result.direction_rows, directory / "directions.png")
         paths["augmentation"] = image_rows(result.segment_rows, directory / "augmentation.png")
@@ -300,20 +302,21 @@ def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
     return record
 
 
-def run_sfvq(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(), models_dir: str | Path | None = None,
-             progress: bool = True) -> dict[str, Any]:
-    """Load the networks in ``models_dir`` (default: the shipped ones of ``config.dataset``) and the dataset,
-    run the study and write it into ``out_dir`` (`write_sfvq`); returns the record written to sfvq.json.
+def run_sfvq(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(), networks: NetworksSpec = None,
+             progress: bool = True, overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+    """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of
+    ``config.dataset``), with ``overrides`` (piece -> file), and the dataset, run the study and write it into
+    ``out_dir`` (`write_sfvq`); returns the record written to sfvq.json.
 
     Raises:
-        LatentspectraError: a bad ``out_dir`` or models directory, a missing dataset, or bad SFVQ
-            parameters (e.g. fewer than 2 codewords, or more than training images).
+        LatentspectraError: a bad ``out_dir`` or networks, a missing dataset, or bad SFVQ parameters (e.g. fewer
+            than 2 codewords, or more than training images).
     """
     compute = Compute.select(config.device, config.precision)
     with output_directory(out_dir) as out:
         timer = Timer()
-        models_dir = Path(models_dir) if models_dir is not None else shipped_models_dir(config.dataset)
         with timer.stage("load"):
-            networks = load_networks(models_dir, compute, config.network_batch_size)
+            loaded = load_networks(networks, compute, config.network_batch_size, dataset=config.dataset,
+                                   overrides=overrides)
             dataset = load_dataset(config.dataset)
-        return write_sfvq(out, sfvq_study(networks, dataset, config, progress, timer))
+        return write_sfvq(out, sfvq_study(loaded, dataset, config, progress, timer))

@@ -132,7 +132,8 @@ def _training_job(network: str, out_dir: Path, dataset: ImageDataset, config: Tr
     classifier = _require(out_dir, "classifier", "the encoder")
     check_images_fit(generator.config["image_shape"], dataset, str(out_dir))
     return EncoderJob(dataset, config.encoder, seed, generator, classifier,
-                      evaluate=lambda e: encoder_metrics(InferenceEncoder(e, compute), InferenceNetwork(generator, compute),
+                      evaluate=lambda e: encoder_metrics(InferenceEncoder(e, compute),
+                                                         InferenceNetwork(generator, compute),
                                                          InferenceNetwork(classifier, compute), dataset, seed,
                                                          trials=TRAINING_ENCODING_TRIALS, device=compute.device),
                       compute=compute)

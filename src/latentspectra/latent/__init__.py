@@ -10,7 +10,8 @@ shells, slices, the Mahalanobis bulk) and samplers fitted to them (`samplers`), 
 fragmentation study.
 """
 
-from .basis import BasisError, QuasiEigenBasis, gram_schmidt, symmetric_orthogonalisation
+from .basis import (UNLABELLED, UNLABELLED_SET, BasisError, QuasiEigenBasis, gram_schmidt,
+                    symmetric_orthogonalisation)
 from .checks import LatentError, check_latents
 from .files import load_basis, save_basis
 from .operators import literal_rotation, plane_rotation, projection_operator
@@ -37,6 +38,8 @@ __all__ = [
     "LatentSets",
     "QuasiEigenBasis",
     "StandardNormalSampler",
+    "UNLABELLED",
+    "UNLABELLED_SET",
     "box_shell",
     "build_latent_sets",
     "check_latents",

@@ -1,12 +1,23 @@
 """Quasi-eigenvectors and Latent Spectral Decomposition (paper, Methods step 6, Eqs. 4-10).
 
-The M averages eta of the latent sets (Eq. 3), taken in the order of Eq. 5 (every label of set 1,
-then every label of set 2, ...), are orthogonalised by Gram-Schmidt (Eqs. 4-7) and scaled so that
-<xi_k|xi_k> = C (Eq. 8; C = M by default, the expected squared norm of z ~ N(0, I_M)). A latent vector
-then expands as z = sum_k c_k xi_k (Eq. 9) with c_k = <xi_k|z> / C (Eq. 10).
+The n l averages eta of the latent sets (Eq. 3; n = floor(M / l) sets per label, see `build_latent_sets`),
+taken in the order of Eq. 5 (every label of set 1, then every label of set 2, ...), are orthogonalised by
+Gram-Schmidt (Eqs. 4-7) and scaled so that <xi_k|xi_k> = C (Eq. 8; C = M by default, the expected squared
+norm of z ~ N(0, I_M)). A latent vector then expands as z = sum_k c_k xi_k (Eq. 9) with c_k = <xi_k|z> / C
+(Eq. 10).
 
 Besides the paper's Gram-Schmidt, a symmetric (Löwdin) orthogonalisation within each set keeps the sets'
 order but privileges no label of a set; `QuasiEigenBasis.from_etas` takes either.
+
+Any M and l with M >= l: when l does not divide M (the paper has M = 100, l = 10), the r = M - n l
+directions that no eta spans are completed orthogonally. They are an orthonormal basis of the orthogonal
+complement of the etas' span (the last r columns of a complete Householder QR in float64, each signed so
+that its largest-magnitude entry is positive: same etas, same vectors bit for bit), scaled to
+<xi|xi> = C like the rest, and come last in the basis. They carry no label: label `UNLABELLED` (-1) and
+set `UNLABELLED_SET` (0). `classify` and `label_ranks` rank only the labelled quasi-eigenvectors, so an
+unlabelled direction is never predicted; `decompose`, `reconstruct` and `truncate` use all M. The basis'
+provenance records r as "unlabelled_directions". With n l = M nothing is completed and the basis is the
+paper's.
 
 Everything here is float64 and works on plain tensors: nothing depends on a particular generator.
 """
@@ -26,6 +37,8 @@ from .checks import check_latents
 from .operators import ROTATION_MODES, literal_rotation, plane_rotation, projection_operator
 
 ORTHOGONALISATIONS = ("gram-schmidt", "symmetric")
+UNLABELLED = -1  # the label of a direction completed beyond the n l etas (M not a multiple of l)
+UNLABELLED_SET = 0  # its set index: the sets of the etas are 1-based
 # A basis whose max |<xi_a|xi_b> / C - delta_ab| exceeds this is refused: the float64 bases built here are
 # orthogonal to about 1e-15; a file edited, truncated to float32 and back, or built from other vectors is not.
 ORTHOGONALITY_TOLERANCE = 1e-6
@@ -173,19 +186,60 @@ def _check_index_vector(name: str, value: Any, dim: int) -> torch.Tensor:
     return value.to(torch.int64)
 
 
+def _check_unlabelled_rows(labels: torch.Tensor, sets: torch.Tensor) -> None:
+    """Every row is labelled (label >= 0, set >= 1) or unlabelled (label `UNLABELLED`, set `UNLABELLED_SET`).
+
+    Raises:
+        ValueError: naming the first row that is neither, with its label and set.
+    """
+    labelled = (labels >= 0) & (sets > UNLABELLED_SET)
+    unlabelled = (labels == UNLABELLED) & (sets == UNLABELLED_SET)
+    bad = torch.nonzero(~(labelled | unlabelled)).flatten()
+    if len(bad):
+        k = int(bad[0])
+        raise ValueError(f"QuasiEigenBasis: row {k} has label {int(labels[k])} and set {int(sets[k])}; expected a "
+                         f"label >= 0 with a set >= 1, or label {UNLABELLED} with set {UNLABELLED_SET} (unlabelled)")
+
+
+def _orthogonal_complement(rows: torch.Tensor, norm: float) -> torch.Tensor:
+    """The M - K rows that complete the K orthogonal rows ``rows`` (K, M) to an orthogonal basis of R^M, each
+    with <v|v> = ``norm`` (Eq. 8's C): the unlabelled directions when l does not divide M.
+
+    An orthonormal basis of the orthogonal complement of span(rows): the last M - K columns of the
+    complete Householder QR of rows^T in float64 (orthogonal to the rows to rounding), each signed so that
+    its largest-magnitude entry is positive (the first such entry on a tie). Deterministic: same rows,
+    same bits. (0, M) when K = M.
+    """
+    complement = torch.linalg.qr(rows.T, mode="complete").Q[:, len(rows):].T
+    largest = complement.abs().argmax(dim=1, keepdim=True)
+    return complement * torch.sign(complement.gather(1, largest)) * norm ** 0.5
+
+
+def _orthogonalise(etas: torch.Tensor, norm: float, sets: torch.Tensor, orthogonalisation: str, rtol: float,
+                   row_names: Sequence[str]) -> torch.Tensor:
+    """The quasi-eigenvectors of the etas (Eqs. 4-8): `gram_schmidt`, or `symmetric_orthogonalisation` with one
+    group per run of equal ``sets``."""
+    if orthogonalisation == "gram-schmidt":
+        return gram_schmidt(etas, norm, rtol=rtol, row_names=row_names)
+    _, sizes = torch.unique_consecutive(sets, return_counts=True)
+    return symmetric_orthogonalisation(etas, norm, sizes, rtol=rtol, row_names=row_names)
+
+
 @dataclass(frozen=True, eq=False)
 class QuasiEigenBasis:
     """The M quasi-eigenvectors xi_k (rows of ``vectors``), with the label and set of the eta each came from.
 
     Attributes:
         vectors: (M, M) float64, row k is xi_k, <xi_a|xi_b> = C delta_ab (Eq. 8).
-        labels: (M,) int64, the label alpha of row k.
-        sets: (M,) int64, the set index i (1-based, as in the paper) of row k.
+        labels: (M,) int64, the label alpha of row k; `UNLABELLED` (-1) for a direction completed beyond
+            the n l etas when l does not divide M (see the module docstring).
+        sets: (M,) int64, the set index i (1-based, as in the paper) of row k; `UNLABELLED_SET` (0) for
+            an unlabelled row.
         norm: C.
         provenance: free-form JSON-serialisable record of how the basis was built.
 
     Indices i, j, k in the methods are row indices 0..M-1 of ``vectors``; `index_of` finds the row
-    of a (label, set) pair.
+    of a (label, set) pair, `labelled` the rows that carry a label.
     """
 
     vectors: torch.Tensor
@@ -204,6 +258,7 @@ class QuasiEigenBasis:
         dim = vectors.shape[0]
         object.__setattr__(self, "labels", _check_index_vector("labels", self.labels, dim))
         object.__setattr__(self, "sets", _check_index_vector("sets", self.sets, dim))
+        _check_unlabelled_rows(self.labels, self.sets)
         object.__setattr__(self, "norm", _check_norm("QuasiEigenBasis", self.norm))
         if not bool(torch.isfinite(vectors).all()):
             raise ValueError("QuasiEigenBasis: vectors hold NaN or infinite values")
@@ -216,39 +271,55 @@ class QuasiEigenBasis:
     def from_etas(cls, etas: torch.Tensor, labels: Sequence[int] | torch.Tensor, sets: Sequence[int] | torch.Tensor,
                   norm: float | None = None, *, orthogonalisation: str = "gram-schmidt", rtol: float = 1e-8,
                   provenance: dict[str, Any] | None = None) -> QuasiEigenBasis:
-        """Quasi-eigenvectors (Eqs. 4-8) of the (M, M) averages ``etas``, rows already in the order of Eq. 5.
+        """Quasi-eigenvectors (Eqs. 4-8) of the (K, M) averages ``etas`` (K = n l <= M), rows already in the
+        order of Eq. 5, completed to M when K < M.
 
-        ``labels[k]`` and ``sets[k]`` describe row k; ``norm`` (C) defaults to M.
+        ``labels[k]`` (>= 0) and ``sets[k]`` (>= 1) describe row k; ``norm`` (C) defaults to M.
         ``orthogonalisation="gram-schmidt"`` is the paper's (`gram_schmidt`, row by row);
         ``"symmetric"`` takes the sets in order and the labels of a set alike
         (`symmetric_orthogonalisation` with one group per run of equal ``sets``). The choice is recorded
         in ``provenance["orthogonalisation"]``.
 
+        When K < M (l does not divide M) the r = M - K remaining directions are completed orthogonally: an
+        orthonormal basis of the orthogonal complement of the etas' span, deterministic (same etas, same
+        bits) and scaled to <xi|xi> = C, appended after the K quasi-eigenvectors with label `UNLABELLED`
+        (-1) and set `UNLABELLED_SET` (0). ``provenance["unlabelled_directions"]`` records r (0 when K = M,
+        where the basis is the K orthogonalised etas alone).
+
         Raises:
-            ValueError: ``etas`` not square, labels / sets of the wrong shape or dtype, an unknown
-                ``orthogonalisation``.
+            ValueError: ``etas`` with more rows than columns, labels / sets of the wrong shape or dtype, a
+                negative label or a set < 1, an unknown ``orthogonalisation``.
             BasisError: dependent etas, naming the row with its label and set.
         """
         check_orthogonalisation(orthogonalisation, "from_etas")
         etas = check_latents(etas, "from_etas", "etas").double()
-        dim = etas.shape[1]
-        if etas.shape[0] != dim:
-            raise ValueError(f"from_etas: etas must be square (M rows of dimension M), got {tuple(etas.shape)}")
-        labels = _check_index_vector("labels", labels, dim)
-        sets = _check_index_vector("sets", sets, dim)
+        count, dim = etas.shape
+        if count > dim:
+            raise ValueError(f"from_etas: etas must have K <= M rows of dimension M (K = n l latent averages), "
+                             f"got {tuple(etas.shape)}")
+        labels = _check_index_vector("labels", labels, count)
+        sets = _check_index_vector("sets", sets, count)
+        if bool((labels < 0).any()) or bool((sets <= UNLABELLED_SET).any()):
+            raise ValueError(f"from_etas: the etas' labels must be >= 0 and their sets >= 1, got labels "
+                             f"{_distinct(labels)} and sets {_distinct(sets)}")
         names = [f"label {int(a)}, set {int(i)}" for a, i in zip(labels, sets)]
         norm = float(dim) if norm is None else _check_norm("from_etas", norm)
-        if orthogonalisation == "gram-schmidt":
-            vectors = gram_schmidt(etas, norm, rtol=rtol, row_names=names)
-        else:
-            _, sizes = torch.unique_consecutive(sets, return_counts=True)
-            vectors = symmetric_orthogonalisation(etas, norm, sizes, rtol=rtol, row_names=names)
-        return cls(vectors, labels, sets, norm, {**(provenance or {}), "orthogonalisation": orthogonalisation})
+        vectors = _orthogonalise(etas, norm, sets, orthogonalisation, rtol, names)
+        unlabelled = dim - count
+        return cls(torch.cat([vectors, _orthogonal_complement(vectors, norm)]),
+                   torch.cat([labels, labels.new_full((unlabelled,), UNLABELLED)]),
+                   torch.cat([sets, sets.new_full((unlabelled,), UNLABELLED_SET)]), norm,
+                   {**(provenance or {}), "orthogonalisation": orthogonalisation, "unlabelled_directions": unlabelled})
 
     @property
     def dim(self) -> int:
         """M, the latent dimension."""
         return self.vectors.shape[0]
+
+    @property
+    def labelled(self) -> torch.Tensor:
+        """(M,) bool: True for the rows built from an eta (label >= 0), False for the unlabelled completion."""
+        return self.labels != UNLABELLED
 
     def index_of(self, label: int, set: int = 1) -> int:  # noqa: A002 - "set" is the paper's word
         """Row k of the quasi-eigenvector built from the eta of (``label``, ``set``)."""
@@ -269,35 +340,46 @@ class QuasiEigenBasis:
         return c @ self.vectors.to(c.device)
 
     def classify(self, z: torch.Tensor, top: int = 1) -> torch.Tensor:
-        """Labels of the ``top`` quasi-eigenvectors with the largest |c_k|, most important first.
+        """Labels of the ``top`` labelled quasi-eigenvectors with the largest |c_k| (Eq. 10), most important
+        first; unlabelled directions are never predicted.
 
         Returns int64 of shape (N, top) for z of shape (N, M), or (top,) for z of shape (M,): the trailing
         ``top`` axis is kept even for top=1 (take ``[..., 0]`` for the LSD prediction).
         """
-        if not 1 <= top <= self.dim:
-            raise ValueError(f"classify: top must be in 1..{self.dim}, got {top}")
-        indices = self.decompose(z).abs().topk(top, dim=-1).indices
-        return self.labels.to(indices.device)[indices]
+        count = int(self.labelled.sum())
+        if not 1 <= top <= count:
+            raise ValueError(f"classify: top must be in 1..{count} (the labelled quasi-eigenvectors), got {top}")
+        amplitudes, row_labels = self._labelled_amplitudes(z)
+        return row_labels[amplitudes.topk(top, dim=-1).indices]
 
     def label_ranks(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """1-based rank, among the |c_k| of each row of ``z`` (N, M) sorted in decreasing order, of the first
-        quasi-eigenvector whose label is ``labels[n]``: 1 when `classify` gets it right, r when the true
-        label is first among the labels of the r largest amplitudes (the cumulative top-n curve of Fig. 5).
+        """1-based rank, among the |c_k| of the labelled quasi-eigenvectors of each row of ``z`` (N, M) sorted in
+        decreasing order, of the first one whose label is ``labels[n]``: 1 when `classify` gets it right, r
+        when the true label is first among the labels of the r largest amplitudes (the cumulative top-n
+        curve of Fig. 5). Unlabelled directions are left out of the ranking.
 
-        Returns int64 (N,); M + 1 for a label that no quasi-eigenvector carries.
+        Returns int64 (N,): 1..K for K labelled quasi-eigenvectors, M + 1 for a label that none of them carries.
         """
         z = check_latents(z, "label_ranks", dim=self.dim, vector=True).double()
         labels = torch.as_tensor(labels, dtype=torch.int64, device=z.device)
         if z.ndim != 2 or labels.shape != (len(z),):
             raise ValueError(f"label_ranks: need z of shape (N, {self.dim}) and N labels, "
                              f"got {tuple(z.shape)} and {tuple(labels.shape)}")
-        order = self.decompose(z).abs().argsort(dim=1, descending=True)
-        matches = self.labels.to(z.device)[order] == labels[:, None]
+        amplitudes, row_labels = self._labelled_amplitudes(z)
+        matches = row_labels[amplitudes.argsort(dim=1, descending=True)] == labels[:, None]
         first = matches.to(torch.int64).argmax(dim=1) + 1
         return torch.where(matches.any(dim=1), first, self.dim + 1)
 
+    def _labelled_amplitudes(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """|c_k| (Eq. 10) of ``z`` on the labelled quasi-eigenvectors only (last axis: those rows, in order) and
+        their labels, on the device of ``z``: what `classify` and `label_ranks` rank."""
+        amplitudes = self.decompose(z).abs()
+        rows = torch.nonzero(self.labelled).flatten().to(amplitudes.device)
+        return amplitudes[..., rows], self.labels.to(amplitudes.device)[rows]
+
     def truncate(self, z: torch.Tensor, n: int) -> torch.Tensor:
-        """Keep the ``n`` coefficients of largest |c_k| of each row of ``z``, zero the rest, reconstruct (Eq. 9)."""
+        """Keep the ``n`` coefficients of largest |c_k| of each row of ``z`` among all M directions (unlabelled
+        ones included), zero the rest, reconstruct (Eq. 9)."""
         if not 0 <= n <= self.dim:
             raise ValueError(f"truncate: n must be in 0..{self.dim}, got {n}")
         c = self.decompose(z)

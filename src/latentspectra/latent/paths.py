@@ -42,7 +42,7 @@ def rotation_path(z: torch.Tensor, basis: QuasiEigenBasis, labels: Sequence[int]
             (c_a = 0), which cannot be rescaled.
     """
     current = check_latents(z, "rotation_path", dim=basis.dim, vector=True).double()
-    labels = tuple(sorted(set(basis.labels.tolist()))) if labels is None else tuple(labels)
+    labels = tuple(sorted(set(basis.labels[basis.labelled].tolist()))) if labels is None else tuple(labels)
     if len(labels) < 2:
         raise ValueError(f"rotation_path: need at least two labels to rotate between, got {tuple(labels)}")
     if steps < 1:

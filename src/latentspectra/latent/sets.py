@@ -5,6 +5,12 @@ alpha are averaged: eta_{alpha,i} = (1/V) sum z (Eq. 3). The vectors come from a
 either stochastic encodings E(x) of training images ("encode") or z ~ N(0, I) ("sample"), and only
 running sums are kept, so memory is O(batch x M + labels x sets x M) whatever V is.
 
+Any latent dimension M and number of labels l with M >= l: there are n = floor(M / l) sets per label,
+hence n l etas. When l does not divide M, the r = M - n l directions that no eta spans are completed by
+`QuasiEigenBasis.from_etas` with an orthonormal basis of the orthogonal complement of the etas' span; they
+carry no label (label `UNLABELLED` = -1, set `UNLABELLED_SET` = 0, in `latent.basis`) and come last in the
+basis (`LatentSets.unlabelled_directions` is r). M < l, not even one set per label, is a ValueError.
+
 Works with any callables: ``generator(z) -> images``, ``classifier(images) -> logits (N, labels)`` and
 ``encoder_sample(images, rng) -> z``.
 """
@@ -152,10 +158,11 @@ def collect_label_means(generator: Network, classifier: Network, latents: Iterat
 
 @dataclass(frozen=True)
 class LatentSets:
-    """All l x n latent averages, in the Gram-Schmidt order of Eq. 5 (every label of set 1, then set 2, ...).
+    """All l x n latent averages, in the Gram-Schmidt order of Eq. 5 (every label of set 1, then set 2, ...),
+    n = floor(M / l).
 
     Attributes:
-        etas: (l n, M) float64; row (i - 1) l + alpha is eta_{alpha, i}.
+        etas: (l n, M) float64, l n <= M; row (i - 1) l + alpha is eta_{alpha, i}.
         labels: (l n,) int64, alpha of each row.
         sets: (l n,) int64, the set index i of each row, 1-based as in the paper.
         sources: "encode" or "sample" for each set.
@@ -173,6 +180,12 @@ class LatentSets:
     seconds: float
 
     @property
+    def unlabelled_directions(self) -> int:
+        """r = M - n l, the directions no eta spans, which `QuasiEigenBasis.from_etas` completes without a label
+        (0 when l divides M)."""
+        return self.etas.shape[1] - len(self.etas)
+
+    @property
     def samples_drawn(self) -> int:
         return sum(self.draws)
 
@@ -187,6 +200,7 @@ class LatentSets:
             "per_set": self.per_set,
             "sets": len(self.sources),
             "labels": int(self.labels.max()) + 1,
+            "unlabelled_directions": self.unlabelled_directions,
             "sources": list(self.sources),
             "draws_per_set": list(self.draws),
             "samples_drawn": self.samples_drawn,
@@ -219,7 +233,11 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
                       images: torch.Tensor | None = None, sources: Sequence[str] | None = None, seed: int = 0,
                       batch_size: int = INFERENCE_BATCH_SIZE, max_draws: int | None = None,
                       progress: Progress | None = None, device: torch.device | str = "cpu") -> LatentSets:
-    """Build the n = M / l latent sets per label and their averages (Methods steps 4-5, Eq. 3).
+    """Build the n = floor(M / l) latent sets per label and their averages (Methods steps 4-5, Eq. 3).
+
+    Any M >= l: when l does not divide M, the n l etas span n l of the M directions and
+    `QuasiEigenBasis.from_etas` completes the other r = M - n l without a label
+    (`LatentSets.unlabelled_directions`).
 
     Args:
         latent_dim: M.
@@ -237,12 +255,12 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
             stream is a generator on that device, so the etas depend on it. The etas come back on the CPU.
 
     Raises:
-        ValueError: M not divisible by l, bad sources, or missing encoder / images.
+        ValueError: l < 1 or M < l (not even one set per label), bad sources, or missing encoder / images.
         LatentSetError: a label too rare to fill a set before the cap.
     """
-    if num_labels < 1 or latent_dim % num_labels:
-        raise ValueError(f"the latent dimension M = {latent_dim} must be a multiple of the number of labels "
-                         f"l = {num_labels} (n = M / l sets per label)")
+    if num_labels < 1 or latent_dim < num_labels:
+        raise ValueError(f"build_latent_sets: need M >= l >= 1 (n = floor(M / l) latent sets per label), got latent "
+                         f"dimension M = {latent_dim} and l = {num_labels} labels")
     num_sets = latent_dim // num_labels
     if sources is None:
         sources = default_sources(num_sets, "encode" if encoder_sample is not None else "sample")

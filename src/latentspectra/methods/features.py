@@ -1,19 +1,25 @@
 """Image features for Rayleigh EigenDirections (`methods.reds`): composable callables images -> (B, d).
 
 The features that Balakrishnan, Gadde, Martinez & Perona ("Rayleigh EigenDirections (REDs): GAN latent
-space traversals for multidimensional features", Caltech, 2022) change or hold, as they make sense on
-MNIST-like images: the pixels inside a region (a box or any mask) and outside it, all pixels, a
-classifier's logits (the digit's identity), the total ink and a stroke-thickness measure; `concat_features`
-joins several into one.
+space traversals for multidimensional features", Caltech, 2022) change or hold: the pixels inside a region
+(a box or any mask) and outside it, all pixels, a classifier's logits (the image's identity), the total ink
+and a stroke-thickness measure; `concat_features` joins several into one.
 
 Every feature takes a batch of images (B, C, H, W) with pixels in [-1, 1] (the generator's tanh range)
 and returns a (B, d) tensor. All are plain differentiable torch functions without data-dependent
 control flow, so `torch.func.jacfwd` and `torch.func.vmap` can run through them.
+
+Which features fit which images: the region features (halves, boxes), all pixels and the identity work on
+images of any shape (C, H, W), their regions taken from the H and W given. The stroke features
+(`STROKE_FEATURES`: ink and thickness, built on `ink_map`) assume digit-like images, single-channel strokes
+on a dark background, and refuse images with C != 1. `features_for_shape` names the features of
+`NAMED_FEATURES` that fit an image shape, and `unfit_features` the parts of a spec that do not, so that a
+study can skip (and note) stroke-feature examples on RGB images; `feature_from_spec` refuses them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -33,6 +39,12 @@ def _check_images(name: str, images: torch.Tensor) -> torch.Tensor:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise FeatureError(f"{name}: expected images of shape (B, C, H, W), got {shape}")
     return images
+
+
+def _stroke_refusal(name: str, channels: int) -> str:
+    """The one-line reason why the stroke feature ``name`` does not fit images of ``channels`` channels."""
+    return (f"{name} is a stroke feature: it only applies to single-channel (grey stroke) images, "
+            f"not to images of {channels} channels")
 
 
 def box_mask(height: int, width: int, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
@@ -84,7 +96,7 @@ def all_pixels(images: torch.Tensor) -> torch.Tensor:
 
 
 def classifier_logits(classifier: Callable[[torch.Tensor], torch.Tensor]) -> Feature:
-    """The digit's identity as the classifier's logits: images (B, C, H, W) -> (B, num_labels)."""
+    """The image's identity as the classifier's logits: images (B, C, H, W) -> (B, num_labels)."""
 
     def logits(images: torch.Tensor) -> torch.Tensor:
         return classifier(_check_images("classifier_logits", images))
@@ -93,8 +105,15 @@ def classifier_logits(classifier: Callable[[torch.Tensor], torch.Tensor]) -> Fea
 
 
 def ink_map(images: torch.Tensor) -> torch.Tensor:
-    """Pixels mapped from [-1, 1] to ink in [0, 1] (background -1 -> 0, full stroke 1 -> 1)."""
-    return (_check_images("ink", images) + 1) / 2
+    """Pixels mapped from [-1, 1] to ink in [0, 1] (background -1 -> 0, full stroke 1 -> 1).
+
+    Raises:
+        FeatureError: images that are not (B, 1, H, W): ink is a stroke measure of single-channel images.
+    """
+    channels = _check_images("ink", images).shape[1]
+    if channels != 1:
+        raise FeatureError(_stroke_refusal("ink", channels))
+    return (images + 1) / 2
 
 
 def total_ink(images: torch.Tensor) -> torch.Tensor:
@@ -144,26 +163,67 @@ def concat_features(*features: Feature) -> Feature:
     return concatenated
 
 
-NAMED_FEATURES = ("upper", "lower", "left", "right", "identity", "ink", "thickness", "all")
+GENERIC_FEATURES = ("upper", "lower", "left", "right", "identity", "all")
+STROKE_FEATURES = ("ink", "thickness")  # single-channel stroke images only (digit-like: strokes on dark)
+NAMED_FEATURES = GENERIC_FEATURES + STROKE_FEATURES
 BOX_FEATURES = ("box", "outside")
 
 
-def feature_from_spec(spec: str, classifier: Callable[[torch.Tensor], torch.Tensor],
-                      image_size: tuple[int, int]) -> Feature:
-    """The feature named by ``spec``: one of NAMED_FEATURES, ``box:TOP:BOTTOM:LEFT:RIGHT`` (pixels in rows
-    TOP..BOTTOM-1, columns LEFT..RIGHT-1), ``outside:TOP:BOTTOM:LEFT:RIGHT`` (the other pixels), or several
-    joined by "+" (concatenated). upper / lower / left / right are the halves of the image (lower = outside
-    the upper box); identity is the classifier's logits.
+def _channels_height_width(image_shape: Sequence[int]) -> tuple[int, int, int]:
+    """(C, H, W) from an image shape (C, H, W), or (1, H, W) from (H, W) (a single-channel image)."""
+    shape = tuple(int(size) for size in image_shape)
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise FeatureError(f"expected an image shape (C, H, W) or (H, W) of positive sizes, got {shape}")
+    return shape if len(shape) == 3 else (1, *shape)
+
+
+def features_for_shape(image_shape: Sequence[int]) -> tuple[str, ...]:
+    """The names of `NAMED_FEATURES` that fit images of ``image_shape`` ((C, H, W), or (H, W) for one channel):
+    all of them for single-channel images, the generic ones (not `STROKE_FEATURES`) otherwise. Boxes
+    (``box:...``, ``outside:...``) fit every shape they lie inside.
 
     Raises:
-        FeatureError: an unknown name or a bad box.
+        FeatureError: a shape that is not (C, H, W) or (H, W) of positive sizes.
     """
+    channels, _, _ = _channels_height_width(image_shape)
+    return NAMED_FEATURES if channels == 1 else GENERIC_FEATURES
+
+
+def unfit_features(spec: str, image_shape: Sequence[int]) -> tuple[str, ...]:
+    """The named features of ``spec`` (names joined by "+") that do not fit images of ``image_shape``
+    (see `features_for_shape`), in spec order; empty when all fit. Unknown names and boxes are not judged here.
+
+    Raises:
+        FeatureError: a shape that is not (C, H, W) or (H, W) of positive sizes.
+    """
+    fitting = features_for_shape(image_shape)
+    parts = (part.strip() for part in spec.split("+"))
+    return tuple(part for part in parts if part in NAMED_FEATURES and part not in fitting)
+
+
+def feature_from_spec(spec: str, classifier: Callable[[torch.Tensor], torch.Tensor],
+                      image_shape: Sequence[int]) -> Feature:
+    """The feature named by ``spec`` for images of ``image_shape`` ((C, H, W), or (H, W) for single-channel
+    images): one of NAMED_FEATURES, ``box:TOP:BOTTOM:LEFT:RIGHT`` (pixels in rows TOP..BOTTOM-1, columns
+    LEFT..RIGHT-1), ``outside:TOP:BOTTOM:LEFT:RIGHT`` (the other pixels), or several joined by "+"
+    (concatenated). upper / lower / left / right are the halves of the H x W image (lower = outside the upper
+    box, so the middle row of an odd H is lower's); identity is the classifier's logits; ink and thickness
+    (`STROKE_FEATURES`) only for single-channel images.
+
+    Raises:
+        FeatureError: an unknown name, a bad box or shape, or a stroke feature for images with C != 1.
+    """
+    channels, height, width = _channels_height_width(image_shape)
+    unfit = unfit_features(spec, image_shape)
+    if unfit:
+        raise FeatureError(_stroke_refusal(unfit[0], channels))
     try:
-        features = [_single_feature(part.strip(), classifier, image_size) for part in spec.split("+")]
+        features = [_single_feature(part.strip(), classifier, (height, width)) for part in spec.split("+")]
     except ValueError as error:
         if isinstance(error, FeatureError):
             raise
-        raise FeatureError(f"expected names from {', '.join(NAMED_FEATURES)} or box:TOP:BOTTOM:LEFT:RIGHT / "
+        names = ", ".join(features_for_shape(image_shape))
+        raise FeatureError(f"expected names from {names} or box:TOP:BOTTOM:LEFT:RIGHT / "
                            "outside:TOP:BOTTOM:LEFT:RIGHT, joined by '+'") from None
     return features[0] if len(features) == 1 else concat_features(*features)
 

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from ..compute import Compute
+from .foreign import ForeignNetwork
 
 _FOLDABLE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -74,6 +75,8 @@ def fold_batch_norms(module: nn.Module) -> nn.Module:
     `nn.Sequential` into that layer, in place; ``module`` must be in eval mode. Returns ``module``."""
     if module.training:
         raise ValueError("fold_batch_norms needs a module in eval mode (batch norm uses its running statistics)")
+    if isinstance(module, ForeignNetwork):  # a user's layers are left as they are
+        return module
     return _replace_in_sequentials(module, _fold_layers)
 
 
@@ -159,11 +162,21 @@ def channels_last(images: torch.Tensor) -> torch.Tensor:
     return images.contiguous(memory_format=torch.channels_last)
 
 
+def frozen(network: nn.Module) -> nn.Module:
+    """An eval-mode copy of a package network that may be changed freely; a user's network (`ForeignNetwork`)
+    itself, frozen: its layers are its own, and copying an exported program is not supported by torch."""
+    if isinstance(network, ForeignNetwork):
+        return network.eval().requires_grad_(False)
+    return copy.deepcopy(network).eval()
+
+
 def inference_copy(network: nn.Module, device: torch.device) -> nn.Module:
     """A frozen copy of ``network`` with batch norms folded, channels-last, on ``device``; on the CPU its
     transposed convolutions with small columns become `ColumnTransposedConv2d` and its 2 x 2 max-poolings
-    `PairMaxPool2d`. ``network`` is untouched."""
-    module = fold_batch_norms(copy.deepcopy(network).eval()).requires_grad_(False)
+    `PairMaxPool2d`. ``network`` is untouched, except a user's network (`frozen`), which is only moved."""
+    if isinstance(network, ForeignNetwork):
+        return frozen(network).to(device)
+    module = fold_batch_norms(frozen(network)).requires_grad_(False)
     if device.type == "cpu":
         _replace_in_sequentials(module, lambda layers: [_cpu_layer(layer) for layer in layers])
     return module.to(device=device, memory_format=torch.channels_last)
@@ -191,7 +204,8 @@ class InferenceNetwork(nn.Module):
         return self._run(self.network, inputs)
 
     def features(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The network's own ``features(inputs)`` (a classifier's penultimate layer), run as `forward` is."""
+        """The network's own ``features(inputs)`` (a classifier's penultimate layer; a user's classifier without
+        them: its logits), run as `forward` is."""
         return self._run(self.network.features, inputs)
 
     def _run(self, function, inputs: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """The figures of the reproduction report, drawn from plain numpy arrays.
 
 Each public function draws one figure of Toledo-Marin & Glazier (PLOS ONE 18(6): e0287736, 2023) and
-writes it as one PNG, atomically, returning its path. Images are floats in [0, 1] of shape (N, H, W).
+writes it as one PNG, atomically, returning its path. Images are floats in [0, 1] of shape (N, H, W) or
+(N, C, H, W) with C = 1 (drawn grey) or C = 3 (drawn in colour), of any height and width. Labels are the
+integers 0..l-1; a figure that writes them takes ``label_names`` (default: the integers themselves).
 Figures are ``matplotlib.figure.Figure`` objects, so no pyplot and no backend selection is involved.
 Nothing here computes results: the arrays come from the experiments.
 """
@@ -22,24 +24,69 @@ from ..io import atomic_write
 
 DPI = 100
 GRAY: dict[str, Any] = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
-TILE_INCHES = 0.45  # on-page size of one image in an image grid
+TILE_INCHES = 0.45  # on-page height of one image in an image grid (its width follows the image's aspect)
+CHANNELS = (1, 3)  # grey, RGB
+
+
+def drawable_images(images: np.ndarray) -> np.ndarray:
+    """Images (N, H, W) or (N, C, H, W), C in CHANNELS, as floats ready to draw: (N, H, W) grey or
+    (N, H, W, 3) colour (channels last).
+
+    Raises:
+        ValueError: any other shape.
+    """
+    images = np.asarray(images, dtype=float)
+    if images.ndim == 3:
+        return images
+    if images.ndim != 4 or images.shape[1] not in CHANNELS:
+        raise ValueError(f"expected images (N, H, W) or (N, C, H, W) with C in {CHANNELS}, got shape {images.shape}")
+    return images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+
+
+def image_size(images: np.ndarray) -> tuple[int, int]:
+    """(H, W) of images (N, H, W) or (N, C, H, W)."""
+    height, width = np.shape(images)[-2:]
+    return height, width
+
+
+def tile_inches(images: np.ndarray) -> float:
+    """On-page width of one image of an image grid: TILE_INCHES scaled by the images' width / height."""
+    height, width = image_size(images)
+    return TILE_INCHES * width / height
 
 
 def image_grid(images: np.ndarray, columns: int, fill: float = 1.0) -> np.ndarray:
-    """Tile images (N, H, W) row-major into one 2-D array ``columns`` wide, with a 1-pixel gap of ``fill``.
+    """Tile images row-major into one array ``columns`` wide, with a 1-pixel gap of ``fill``.
 
-    The last row is padded with ``fill``. Every image panel of Figs. 2-5, 7 and 8 is one such grid.
+    Images (N, H, W) or (N, 1, H, W) give a grey grid (rows (H + 1) - 1, columns (W + 1) - 1); images
+    (N, 3, H, W) a colour grid of the same height and width with 3 channels last. The last row is padded
+    with ``fill``. Every image panel of Figs. 2-5, 7 and 8 is one such grid.
+
+    Raises:
+        ValueError: images of another shape (see `drawable_images`), or ``columns`` < 1.
     """
-    images = np.asarray(images, dtype=float)
-    if images.ndim != 3 or columns < 1:
-        raise ValueError(f"expected images (N, H, W) and columns >= 1, got shape {images.shape} and {columns}")
-    count, height, width = images.shape
+    images = drawable_images(images)
+    if columns < 1:
+        raise ValueError(f"expected columns >= 1, got {columns}")
+    count, height, width, *channels = images.shape
     rows = max(1, math.ceil(count / columns))
-    grid = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), fill, dtype=float)
+    grid = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1, *channels), fill, dtype=float)
     for index, image in enumerate(images):
-        top, left = (index // columns) * (height + 1), (index % columns) * (width + 1)
+        top, left = tile_corner(index, columns, (height, width))
         grid[top:top + height, left:left + width] = image
     return grid
+
+
+def tile_corner(index: int, columns: int, size: tuple[int, int]) -> tuple[int, int]:
+    """(row, column) pixel of the top-left corner of image ``index`` in an `image_grid` ``columns`` wide
+    of images of ``size`` (H, W)."""
+    height, width = size
+    return (index // columns) * (height + 1), (index % columns) * (width + 1)
+
+
+def label_name(label: int, label_names: Sequence[str] | None = None) -> str:
+    """The name of the integer ``label``: ``label_names[label]``, or the integer itself without names."""
+    return str(label) if label_names is None else label_names[int(label)]
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -57,13 +104,28 @@ def _square_columns(count: int) -> int:
 
 
 def show_images(ax: Axes, images: np.ndarray, columns: int, title: str = "", side_title: str = "") -> None:
-    """Draw ``images`` as one grid into ``ax``: no ticks or frame, ``title`` above, ``side_title`` at the left."""
-    ax.imshow(image_grid(images, columns), **GRAY)
+    """Draw ``images`` (grey or colour, see `image_grid`) as one grid into ``ax``: no ticks or frame,
+    ``title`` above, ``side_title`` at the left."""
+    grid = image_grid(images, columns)
+    if grid.ndim == 2:
+        ax.imshow(grid, **GRAY)
+    else:
+        ax.imshow(np.clip(grid, 0.0, 1.0), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.spines[:].set_visible(False)
     ax.set_title(title)
     ax.set_ylabel(side_title, rotation=0, ha="right", va="center")
+
+
+def annotate_tiles(ax: Axes, images: np.ndarray, columns: int, texts: Sequence[str], colors: Sequence[str],
+                   **style: Any) -> None:
+    """Write ``texts[k]`` in ``colors[k]`` at the top-left corner of image k of the grid that `show_images`
+    drew of ``images`` into ``ax``, ``columns`` wide."""
+    size = image_size(images)
+    for index, (text, color) in enumerate(zip(texts, colors)):
+        top, left = tile_corner(index, columns, size)
+        ax.text(left + 1, top + 1, text, ha="left", va="top", color=color, **style)
 
 
 def heatmap(ax: Axes, array: np.ndarray, title: str, **style: Any) -> None:
@@ -79,7 +141,8 @@ def _latent_image(vector: np.ndarray) -> np.ndarray:
     return vector.reshape(side, side) if side * side == vector.size else vector.reshape(1, -1)
 
 
-def _draw_latents(ax: Axes, latents: np.ndarray, latent_labels: np.ndarray) -> None:
+def _draw_latents(ax: Axes, latents: np.ndarray, latent_labels: np.ndarray,
+                  label_names: Sequence[str] | None) -> None:
     """Latent vectors as heat images, one row per label (rows padded with blanks to the same length)."""
     latents, latent_labels = np.asarray(latents, dtype=float), np.asarray(latent_labels)
     labels = np.unique(latent_labels)
@@ -92,19 +155,20 @@ def _draw_latents(ax: Axes, latents: np.ndarray, latent_labels: np.ndarray) -> N
             cmap="RdBu_r", vmin=-limit, vmax=limit)
     height = tiles.shape[1]
     ax.set_yticks([row * (height + 1) + (height - 1) / 2 for row in range(len(labels))],
-                  [str(label) for label in labels])
+                  [label_name(label, label_names) for label in labels])
     ax.set_xticks([])
     ax.set_ylabel("label")
 
 
-def _draw_component_histograms(ax: Axes, components: Mapping[int, np.ndarray]) -> None:
+def _draw_component_histograms(ax: Axes, components: Mapping[int, np.ndarray],
+                               label_names: Sequence[str] | None) -> None:
     """Per-label densities of pooled latent components, with the N(0, 1) density for reference."""
     for label, values in components.items():
-        ax.hist(np.ravel(values), bins=40, density=True, histtype="step", label=str(label))
+        ax.hist(np.ravel(values), bins=40, density=True, histtype="step", label=label_name(label, label_names))
     x = np.linspace(-4.0, 4.0, 201)
     ax.plot(x, np.exp(-x**2 / 2) / math.sqrt(2 * math.pi), "k--", label="N(0, 1)")
     ax.set(xlabel="latent component", ylabel="density", title="components per label")
-    ax.legend(title="label", fontsize=6, title_fontsize=7, ncols=2)
+    ax.legend(title="label", fontsize=6, title_fontsize=7, ncols=max(2, math.ceil(len(components) / 10)))
 
 
 def figure2(real: np.ndarray, decoded: np.ndarray, samples: np.ndarray, path: Path) -> Path:
@@ -116,32 +180,36 @@ def figure2(real: np.ndarray, decoded: np.ndarray, samples: np.ndarray, path: Pa
     return save_figure(figure, path)
 
 
-def figure3(panels: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
+def figure3(panels: Mapping[str, Mapping[str, Any]], path: Path, label_names: Sequence[str] | None = None) -> Path:
     """Fig. 3: per latent source (Methods step 4a, 4b, ...), latent vectors by label, the decoded label
-    means G(eta) and the per-label distribution of latent components against N(0, 1)."""
+    means G(eta) and the per-label distribution of latent components against N(0, 1); labels written
+    as ``label_names`` (default: the integers)."""
     figure = new_figure(15, 3.6 * len(panels))
     for subfigure, (source, panel) in zip(figure.subfigures(len(panels), 1, squeeze=False)[:, 0], panels.items()):
-        _draw_source(subfigure, source, panel)
+        _draw_source(subfigure, source, panel, label_names)
     return save_figure(figure, path)
 
 
-def _draw_source(subfigure: SubFigure, source: str, panel: Mapping[str, Any]) -> None:
+def _draw_source(subfigure: SubFigure, source: str, panel: Mapping[str, Any],
+                 label_names: Sequence[str] | None) -> None:
     subfigure.suptitle(source)
     latent_ax, eta_ax, histogram_ax = subfigure.subplots(1, 3, width_ratios=[1.0, 2.2, 1.2])
-    _draw_latents(latent_ax, panel["latents"], panel["latent_labels"])
+    _draw_latents(latent_ax, panel["latents"], panel["latent_labels"], label_names)
     decoded_etas = panel["decoded_etas"]
     show_images(eta_ax, decoded_etas, len(decoded_etas), "G(eta) per label")
-    _draw_component_histograms(histogram_ax, panel["components"])
+    _draw_component_histograms(histogram_ax, panel["components"], label_names)
 
 
 def figure4(decoded_etas: np.ndarray, decoded_xis: np.ndarray, gram_etas: np.ndarray, gram_xis: np.ndarray,
-            path: Path, *, labels: int = 10) -> Path:
-    """Fig. 4: decoded label means G(eta) and quasi-eigenvectors G(xi) (rows = sets, columns = labels, in
-    the order of Eq. 5) and the Gram matrices of the etas and of the xis."""
+            path: Path, *, labels: int | None = None) -> Path:
+    """Fig. 4: decoded label means G(eta) and quasi-eigenvectors G(xi) (rows = sets, columns = the
+    ``labels`` labels, in the order of Eq. 5) and the Gram matrices of the etas and of the xis. Without
+    ``labels`` the images are laid out in a square grid (10 columns for M = 100)."""
+    columns = labels or _square_columns(len(decoded_etas))
     figure = new_figure(12, 11)
     (eta_ax, xi_ax), (gram_eta_ax, gram_xi_ax) = figure.subplots(2, 2)
-    show_images(eta_ax, decoded_etas, labels, "G(eta): rows = sets, columns = labels")
-    show_images(xi_ax, decoded_xis, labels, "G(xi): rows = sets, columns = labels")
+    show_images(eta_ax, decoded_etas, columns, "G(eta): rows = sets, columns = labels")
+    show_images(xi_ax, decoded_xis, columns, "G(xi): rows = sets, columns = labels")
     heatmap(gram_eta_ax, np.asarray(gram_etas), "<eta_a|eta_b>", cmap="viridis")
     heatmap(gram_xi_ax, np.asarray(gram_xis), "<xi_a|xi_b> / C", cmap="viridis")
     return save_figure(figure, path)
@@ -149,25 +217,25 @@ def figure4(decoded_etas: np.ndarray, decoded_xis: np.ndarray, gram_etas: np.nda
 
 def figure5(batch_images: np.ndarray, batch_true: Sequence[int], batch_pred: Sequence[int],
             lsd_trials: Sequence[float], classifier_accuracy: float, encode_decode_trials: Sequence[float],
-            cumulative: Sequence[float], path: Path) -> Path:
-    """Fig. 5: (a) a batch labelled by LSD (true/pred), (b) accuracy per trial of LSD top-1 and of
-    encode -> decode against the classifier, (c) P(true label among the n largest |c_k|)."""
+            cumulative: Sequence[float], path: Path, label_names: Sequence[str] | None = None) -> Path:
+    """Fig. 5: (a) a batch labelled by LSD (true/pred, written as ``label_names``, default: the integers),
+    (b) accuracy per trial of LSD top-1 and of encode -> decode against the classifier, (c) P(true label
+    among the n largest |c_k|)."""
     figure = new_figure(16, 5)
     batch_ax, trials_ax, cumulative_ax = figure.subplots(1, 3)
-    _draw_predictions(batch_ax, batch_images, batch_true, batch_pred)
+    _draw_predictions(batch_ax, batch_images, batch_true, batch_pred, label_names)
     _draw_trials(trials_ax, lsd_trials, classifier_accuracy, encode_decode_trials)
     _draw_cumulative(cumulative_ax, cumulative)
     return save_figure(figure, path)
 
 
-def _draw_predictions(ax: Axes, images: np.ndarray, true: Sequence[int], pred: Sequence[int]) -> None:
+def _draw_predictions(ax: Axes, images: np.ndarray, true: Sequence[int], pred: Sequence[int],
+                      label_names: Sequence[str] | None) -> None:
     columns = _square_columns(len(images))
     show_images(ax, images, columns, "(a) LSD labels: true/pred")
-    height, width = np.shape(images)[1:]
-    for index, (label, guess) in enumerate(zip(true, pred)):
-        row, column = divmod(index, columns)
-        ax.text(column * (width + 1) + 1, row * (height + 1) + 1, f"{label}/{guess}", ha="left", va="top",
-                fontsize=8, fontweight="bold", color="green" if label == guess else "red")
+    texts = [f"{label_name(label, label_names)}/{label_name(guess, label_names)}" for label, guess in zip(true, pred)]
+    colors = ["green" if label == guess else "red" for label, guess in zip(true, pred)]
+    annotate_tiles(ax, images, columns, texts, colors, fontsize=8, fontweight="bold")
 
 
 def _draw_trials(ax: Axes, lsd_trials: Sequence[float], classifier_accuracy: float,
@@ -215,9 +283,10 @@ def figure6(sorted_amplitudes: np.ndarray, true_rank: np.ndarray, path: Path) ->
 
 
 def image_rows(rows: Mapping[str, np.ndarray], path: Path, title: str = "") -> Path:
-    """One row of images (N, H, W) per entry, titled at the left with its key, ``title`` above."""
+    """One row of images (N, H, W) or (N, C, H, W) per entry, titled at the left with its key, ``title`` above."""
     columns = max(len(images) for images in rows.values())
-    figure = new_figure(1.5 + TILE_INCHES * columns, 0.3 + 1.1 * TILE_INCHES * len(rows) + 0.3 * bool(title))
+    width = tile_inches(next(iter(rows.values())))
+    figure = new_figure(1.5 + width * columns, 0.3 + 1.1 * TILE_INCHES * len(rows) + 0.3 * bool(title))
     for ax, (side_title, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
         show_images(ax, images, columns, side_title=side_title)
     if title:
@@ -231,12 +300,13 @@ def figure7(rows: Mapping[str, np.ndarray], path: Path) -> Path:
 
 
 def figure8(sequence: np.ndarray, path: Path, caption: str = "") -> Path:
-    """Fig. 8: rotation in latent space; columns = steps along the path, rows = examples, caption below."""
+    """Fig. 8: rotation in latent space; columns = steps along the path, rows = examples, caption below.
+    ``sequence`` is (steps, examples, H, W) or (steps, examples, C, H, W)."""
     sequence = np.asarray(sequence, dtype=float)
-    steps, examples, height, width = sequence.shape
-    figure = new_figure(0.5 + TILE_INCHES * steps, 1.0 + TILE_INCHES * examples)
+    steps, examples, *image_shape = sequence.shape
+    figure = new_figure(0.5 + tile_inches(sequence) * steps, 1.0 + TILE_INCHES * examples)
     ax = figure.subplots()
-    show_images(ax, sequence.transpose(1, 0, 2, 3).reshape(-1, height, width), steps,
+    show_images(ax, sequence.swapaxes(0, 1).reshape(-1, *image_shape), steps,
                 "rotation: columns = steps, rows = examples")
     ax.set_xlabel(caption, wrap=True)
     return save_figure(figure, path)

@@ -11,14 +11,16 @@ side by side against the GAN.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 
-from .figures import TILE_INCHES, heatmap, new_figure, save_figure, show_images
+from .figures import (TILE_INCHES, annotate_tiles, heatmap, label_name, new_figure, save_figure, show_images,
+                      tile_inches)
 
 
 def _gaussian_density(x: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -107,7 +109,7 @@ def samplers_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Pa
     """One row of decoded samples per sampler, titled with its confidence share and Fréchet distance."""
     rows = data["sample_images"]
     columns = max(len(images) for images in rows.values())
-    figure = new_figure(3.2 + TILE_INCHES * columns, 0.4 + 1.15 * TILE_INCHES * len(rows))
+    figure = new_figure(3.2 + tile_inches(next(iter(rows.values()))) * columns, 0.4 + 1.15 * TILE_INCHES * len(rows))
     for ax, (name, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
         metrics = record["samplers"][name]
         show_images(ax, images, columns, side_title=f"{name}\nconf {metrics['sample_confidence']:.0%}, "
@@ -116,9 +118,11 @@ def samplers_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Pa
     return save_figure(figure, path)
 
 
-def paths_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path) -> Path:
+def paths_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path,
+                 label_names: Sequence[str] | None = None) -> Path:
     """Decoded images along each path, one row per path; each image labelled with the classifier's label
-    and top probability, in red where the latent is outside the codes' bulk."""
+    (written as ``label_names``, default: the integers) and top probability, in red where the latent is
+    outside the codes' bulk."""
     rows = data["path_images"]
     columns = max(len(images) for images in rows.values())
     threshold = record["bulk"]["mahalanobis_threshold"]
@@ -126,11 +130,10 @@ def paths_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path)
     for ax, (name, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
         show_images(ax, images, columns, side_title=name)
         steps = record["paths"][name]
-        height, width = np.shape(images)[1:]
-        for column in range(len(images)):
-            outside = steps["mahalanobis"][column] > threshold
-            ax.text(column * (width + 1) + 1, 1, f"{steps['label'][column]} {steps['top_probability'][column]:.2f}",
-                    ha="left", va="top", fontsize=6, color="red" if outside else "yellow")
+        texts = [f"{label_name(label, label_names)} {probability:.2f}"
+                 for label, probability in zip(steps["label"], steps["top_probability"])]
+        colors = ["red" if distance > threshold else "yellow" for distance in steps["mahalanobis"]]
+        annotate_tiles(ax, images, columns, texts, colors, fontsize=6)
     figure.suptitle(f"{data['name']}: decoded paths (label, top probability; red = outside the bulk)")
     return save_figure(figure, path)
 
@@ -162,11 +165,13 @@ PER_MODEL = {"components": components_figure, "correlation": correlation_figure,
 
 
 def draw_all(directory: Path, figure_data: Mapping[str, Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]],
-             gan: Mapping[str, Any]) -> dict[str, Path]:
-    """Every figure of the study under ``directory``; returns their paths by "model/figure" name."""
+             gan: Mapping[str, Any], label_names: Sequence[str] | None = None) -> dict[str, Path]:
+    """Every figure of the study under ``directory``, labels written as ``label_names`` (default: the
+    integers); returns their paths by "model/figure" name."""
+    per_model = {**PER_MODEL, "paths": partial(paths_figure, label_names=label_names)}
     drawn = {}
     for model, data in figure_data.items():
-        for name, draw in PER_MODEL.items():
+        for name, draw in per_model.items():
             drawn[f"{model}/{name}"] = draw(data, records[model], Path(directory) / model / f"{name}.png")
     drawn["comparison"] = comparison_figure(records, gan, Path(directory) / "comparison.png")
     return drawn
