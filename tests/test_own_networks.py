@@ -18,6 +18,7 @@ from conftest import run_cli
 from torch import nn
 
 from latentspectra.experiments.networks import load_networks
+from latentspectra.latent import load_basis
 from latentspectra.models.files import shipped_models_dir
 
 LATENT, SHAPE, LABELS = 24, (3, 32, 32), ("red", "green", "blue", "white")
@@ -36,14 +37,14 @@ def _patterns() -> torch.Tensor:
 class Generator(nn.Module):
     """z -> a mixture of the four coloured shapes, weighted by softmax(3 A z), plus a little texture; [0, 1]."""
 
-    def __init__(self) -> None:
+    def __init__(self, latent: int = LATENT) -> None:
         super().__init__()
         rng = torch.Generator().manual_seed(0)
-        self.mix = nn.Linear(LATENT, 4, bias=False)
-        self.texture = nn.Linear(LATENT, math.prod(SHAPE))
+        self.mix = nn.Linear(latent, 4, bias=False)
+        self.texture = nn.Linear(latent, math.prod(SHAPE))
         with torch.no_grad():
-            self.mix.weight.copy_(torch.randn(4, LATENT, generator=rng))
-            self.texture.weight.copy_(0.05 * torch.randn(math.prod(SHAPE), LATENT, generator=rng))
+            self.mix.weight.copy_(torch.randn(4, latent, generator=rng))
+            self.texture.weight.copy_(0.05 * torch.randn(math.prod(SHAPE), latent, generator=rng))
         self.register_buffer("patterns", _patterns().flatten(1))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -73,7 +74,7 @@ class Encoder(nn.Module):
     def __init__(self, generator: Generator, classifier: Classifier) -> None:
         super().__init__()
         self.classifier = classifier
-        self.back = nn.Linear(4, LATENT, bias=False)
+        self.back = nn.Linear(4, generator.mix.in_features, bias=False)
         with torch.no_grad():
             self.back.weight.copy_(0.3 * generator.mix.weight.T)
 
@@ -82,8 +83,8 @@ class Encoder(nn.Module):
         return mean, torch.full_like(mean, -4.0)
 
 
-def _networks() -> tuple[Generator, Classifier, Encoder]:
-    generator, classifier = Generator().eval(), Classifier().eval()
+def _networks(latent: int = LATENT) -> tuple[Generator, Classifier, Encoder]:
+    generator, classifier = Generator(latent).eval(), Classifier().eval()
     return generator, classifier, Encoder(generator, classifier).eval()
 
 
@@ -122,6 +123,11 @@ def own(tmp_path_factory):
             generator, classifier, encoder = _networks()
             return {{"generator": generator, "classifier": classifier, "encoder": encoder, "latent_dim": 24,
                      "pixel_range": (0, 1), "labels": {list(LABELS)!r}}}
+
+        def odd():  # M = 25 for l = 4 labels: 6 sets per label and one direction without a label
+            generator, classifier, encoder = _networks(25)
+            return {{"generator": generator, "classifier": classifier, "encoder": encoder, "latent_dim": 25,
+                     "pixel_range": (0, 1)}}
 
         def broken():
             raise RuntimeError("no weights here")
@@ -170,6 +176,20 @@ def test_every_command_runs_on_the_users_networks(own, tmp_path, capsys, monkeyp
     assert len(reds["skipped_examples"]) == 2  # the stroke features of the documented examples
     assert (tmp_path / "sfvq" / "curve.safetensors").is_file()
     assert json.loads((tmp_path / "fragmentation" / "fragmentation.json").read_text())["models"]
+
+
+def test_a_latent_size_that_is_not_a_multiple_of_the_labels(own, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(own)
+    common = ("--networks", "user_networks:odd", "--dataset", f"npz:{own / 'shapes.npz'}", "--device", "cpu",
+              "--quiet")
+    code, _, err = run_cli(capsys, "basis", "--per-set", "10", "--out", str(tmp_path / "b.safetensors"), *common)
+    assert code == 0, err
+    basis = load_basis(tmp_path / "b.safetensors")
+    assert basis.labels.tolist()[-1] == -1 and basis.provenance["unlabelled_directions"] == 1
+    code, _, err = run_cli(capsys, "reproduce", "--per-set", "10", "--trials", "1", "--out", str(tmp_path / "r"),
+                           *common)
+    assert code == 0, err
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["latent_dim"] == 25
 
 
 def test_the_shipped_networks_load_the_same_through_the_description(tmp_path):
