@@ -4,6 +4,7 @@ line for the CLI; never another exception type."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -180,5 +181,28 @@ def test_mutated_training_states_resume_or_raise_the_packages_error(tmp_path):
     def check(mutation):
         save_tensors_with_record(stem.with_suffix(".safetensors"), *mutation)
         _loads_or_own_error(lambda: load_training_state(stem, job.modules, job.optimizers, job.schedulers))
+
+    check()
+
+
+MANIFEST_VALUES = st.one_of(json_values, st.sampled_from(["generator.pt2", "classifier.pt", "missing.pt2", "x"]),
+                            st.sampled_from([[3, 8, 8], [1, 8, 8], [0, 1], [-1, 1], ["a", "b"]]))
+
+
+def test_mutated_manifests_resolve_or_raise_the_packages_error(tmp_path):
+    from latentspectra.models.spec import resolve_networks
+
+    generator = torch.nn.Sequential(torch.nn.Linear(4, 192), torch.nn.Unflatten(1, (3, 8, 8)))
+    batch = torch.export.Dim("batch", min=1)
+    torch.export.save(torch.export.export(generator, (torch.zeros(2, 4),), dynamic_shapes=({0: batch},)),
+                      str(tmp_path / "generator.pt2"))
+    keys = st.sampled_from(["generator", "classifier", "encoder", "latent_dim", "image_shape", "labels",
+                            "pixel_range", "prior", "other"])
+
+    @FUZZ
+    @given(st.dictionaries(keys, MANIFEST_VALUES, max_size=5) | json_values)
+    def check(manifest):
+        (tmp_path / "networks.json").write_text(json.dumps(manifest))
+        _loads_or_own_error(lambda: resolve_networks(tmp_path))
 
     check()

@@ -99,6 +99,28 @@ class LatentNetworks:
                                    f"give one with --{piece} FILE or in {MANIFEST}")
 
 
+def _latent_size(value: Any, where: str) -> int:
+    """M as given by a manifest or a factory: a whole number >= 1.
+
+    Raises:
+        NetworkError: naming ``where`` and the value.
+    """
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        raise NetworkError(f"{where}: latent_dim must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _label_names(value: Any, where: str) -> tuple[str, ...]:
+    """Label names as given by a manifest or a factory: a list of strings (or none).
+
+    Raises:
+        NetworkError: naming ``where`` and the value.
+    """
+    if not (isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value)):
+        raise NetworkError(f"{where}: labels must be a list of names, got {value!r}")
+    return tuple(value)
+
+
 def _pixel_range(value: Any, where: str) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in value)
@@ -232,16 +254,17 @@ def _from_files(files: dict[str, Path], facts: dict[str, Any], source: str) -> L
             native[piece] = load_model(path.parent, path.stem, piece)[0]
         else:
             modules[piece] = load_network_file(path, piece)
-    latent_dim = facts.get("latent_dim") or next(
-        (int(model.config["latent_dim"]) for model in native.values() if "latent_dim" in model.config), None) \
-        or _latent_width(modules, source)
+    latent_dim = _latent_size(facts.get("latent_dim") or next(
+        (int(model.config["latent_dim"]) for model in native.values() if "latent_dim" in model.config), None)
+        or _latent_width(modules, source), f"networks of {source}")
     pixel_range = _pixel_range(facts.get("pixel_range", PACKAGE_RANGE), f"networks of {source}")
     pieces = {piece: _foreign(module, piece, latent_dim, pixel_range) for piece, module in modules.items()}
     pieces.update(native)
     image_shape = facts.get("image_shape") or next(
         (tuple(model.config["image_shape"]) for model in native.values()), None) \
         or _image_shape(pieces.get("generator"), latent_dim, source)
-    return LatentNetworks(latent_dim, tuple(image_shape), tuple(facts.get("labels", ())), pieces.get("generator"),
+    labels = _label_names(facts.get("labels", ()), f"networks of {source}")
+    return LatentNetworks(latent_dim, image_shape, labels, pieces.get("generator"),
                           pieces.get("classifier"), pieces.get("encoder"), pixel_range, facts.get("prior", "normal"),
                           source)
 
@@ -307,7 +330,7 @@ def networks_from_factory(spec: str) -> LatentNetworks:
         raise NetworkError(f"--networks {spec}: the factory's dict must hold latent_dim and some of {sorted(allowed)}; "
                            f"found {sorted(made)}")
     pixel_range = _pixel_range(made.get("pixel_range", PACKAGE_RANGE), f"networks of {spec}")
-    latent_dim = made["latent_dim"]
+    latent_dim = _latent_size(made["latent_dim"], f"--networks {spec}")
     pieces = {piece: _foreign(made[piece], piece, latent_dim, pixel_range) for piece in PIECES
               if made.get(piece) is not None}
     for piece, network in pieces.items():
@@ -315,7 +338,8 @@ def networks_from_factory(spec: str) -> LatentNetworks:
             raise NetworkError(f"--networks {spec}: the factory's {piece} is a {type(network.network).__name__}, "
                                "expected a callable network")
     image_shape = made.get("image_shape") or _image_shape(pieces.get("generator"), latent_dim, spec)
-    return LatentNetworks(latent_dim, tuple(image_shape), tuple(made.get("labels", ())), pieces.get("generator"),
+    labels = _label_names(made.get("labels", ()), f"--networks {spec}")
+    return LatentNetworks(latent_dim, image_shape, labels, pieces.get("generator"),
                           pieces.get("classifier"), pieces.get("encoder"), pixel_range, made.get("prior", "normal"),
                           spec)
 
