@@ -1,5 +1,5 @@
 """SFVQ (methods/sfvq.py): exact curve quantization against brute force, recovery of a known curve,
-order-keeping codebook growth, save/load, and clear errors."""
+order-keeping codebook growth, the training candidates (ours and the authors'), save/load, and clear errors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from conftest import rewrite_pair
 from latentspectra import SFVQ, SFVQError
 from latentspectra.latent import LatentError
 from latentspectra.methods import load_sfvq, save_sfvq
-from latentspectra.methods.sfvq import (curve_points, growth_schedule, insert_codewords, nearest_codewords,
-                                        norm_quantile_means, project_onto_curve)
+from latentspectra.methods.sfvq import (SFVQ_CANDIDATES, curve_points, growth_schedule, insert_codewords,
+                                        nearest_codewords, norm_quantile_means, project_onto_curve,
+                                        training_candidates)
 
 
 def brute_force_squared_distances(latents: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -130,20 +131,47 @@ def test_fit_grows_through_the_schedule_and_starts_from_norm_quartiles():
     assert all(stage["steps"] == 7 for stage in model.history_)  # 400 / 64 rounded up, 1 epoch
 
 
-def test_same_seed_same_codebook_and_save_load(tmp_path):
+def test_training_candidates_are_ours_or_the_authors_dithered_points_only():
+    codebook = torch.randn(6, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    ours = training_candidates(codebook, torch.Generator().manual_seed(1), "codewords+dithered")
+    theirs = training_candidates(codebook, torch.Generator().manual_seed(1), "dithered")
+    assert ours.shape == (11, 3) and theirs.shape == (5, 3)  # 2K - 1 and K - 1
+    assert torch.equal(ours[:6], codebook) and torch.equal(ours[6:], theirs)
+    # the authors' candidates: one point inside each segment k, in order, none of them a codeword
+    on_curve = project_onto_curve(theirs, codebook)
+    assert on_curve.squared_distances.max() < 1e-20
+    assert on_curve.segments.tolist() == [0, 1, 2, 3, 4]
+    assert ((on_curve.positions > 0) & (on_curve.positions < 1)).all()
+
+
+def test_same_seed_same_codebook_for_each_candidate_set_and_save_load(tmp_path):
     rng = torch.Generator().manual_seed(4)
     data = torch.randn(300, 5, generator=rng)
-    first = SFVQ(8, epochs_per_stage=2, seed=7).fit(data)
-    second = SFVQ(8, epochs_per_stage=2, seed=7).fit(data)
+    codebooks = []
+    for candidates in SFVQ_CANDIDATES:
+        first = SFVQ(8, epochs_per_stage=2, seed=7, candidates=candidates).fit(data)
+        second = SFVQ(8, epochs_per_stage=2, seed=7, candidates=candidates).fit(data)
+        assert torch.equal(first.codebook_, second.codebook_), candidates
+        codebooks.append(first.codebook_)
+        path = save_sfvq(first, tmp_path / f"{candidates}.safetensors")
+        loaded = load_sfvq(path)
+        assert loaded.candidates == candidates and loaded.get_params() == first.get_params()
+        assert torch.equal(loaded.codebook_, first.codebook_) and loaded.history_ == first.history_
+        for a, b in zip(loaded.quantize(data), first.quantize(data)):
+            assert torch.equal(a, b)
+    assert not torch.equal(*codebooks)  # same data and seed, different candidates: different fits
     other = SFVQ(8, epochs_per_stage=2, seed=8).fit(data)
-    assert torch.equal(first.codebook_, second.codebook_)
-    assert not torch.equal(first.codebook_, other.codebook_)
-    path = save_sfvq(first, tmp_path / "curve.safetensors")
+    assert not torch.equal(codebooks[0], other.codebook_)
+
+
+def test_a_curve_saved_before_the_candidates_parameter_loads_with_the_default(tmp_path):
+    model = SFVQ(4, epochs_per_stage=1).fit(torch.randn(50, 3))
+    path = save_sfvq(model, tmp_path / "curve.safetensors")
+    rewrite_pair(path, lambda record: {**record, "params": {key: value for key, value in record["params"].items()
+                                                            if key != "candidates"}})
+    assert "candidates" not in path.with_suffix(".json").read_text()
     loaded = load_sfvq(path)
-    assert torch.equal(loaded.codebook_, first.codebook_)
-    assert loaded.get_params() == first.get_params() and loaded.history_ == first.history_
-    for a, b in zip(loaded.quantize(data), first.quantize(data)):
-        assert torch.equal(a, b)
+    assert loaded.candidates == "codewords+dithered" and torch.equal(loaded.codebook_, model.codebook_)
 
 
 def test_nearest_codewords_is_plain_vq():
@@ -160,6 +188,8 @@ def test_nearest_codewords_is_plain_vq():
     (lambda: SFVQ(4, batch_size=0), torch.randn(10, 3), SFVQError, "batch_size"),
     (lambda: SFVQ(4, learning_rate=-1.0), torch.randn(10, 3), SFVQError, "learning_rate"),
     (lambda: SFVQ(4, decay_at=(0.8, 0.6)), torch.randn(10, 3), SFVQError, "decay_at"),
+    (lambda: SFVQ(4, candidates="codewords"), torch.randn(10, 3), SFVQError,
+     r"candidates: expected one of codewords\+dithered, dithered, got 'codewords'"),
     (lambda: SFVQ(4), torch.randn(10), LatentError, r"SFVQ.fit: latents must be .* shape \(N, M\), got shape \(10,\)"),
     (lambda: SFVQ(4), torch.randn(2, 5, 3), LatentError, r"shape \(N, M\), got shape \(2, 5, 3\)"),
     (lambda: SFVQ(4), torch.randn(0, 3), LatentError, r"shape \(N, M\), got shape \(0, 3\)"),

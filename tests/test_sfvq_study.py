@@ -10,6 +10,8 @@ import torch
 from conftest import assert_traces_hardware, run_cli
 
 from latentspectra.config import SFVQStudyConfig
+from latentspectra.errors import LatentspectraError
+from latentspectra.experiments import sfvq as sfvq_experiment
 from latentspectra.experiments.sfvq import curve_order, run_sfvq, shown_pairs
 from latentspectra.methods import load_sfvq
 from latentspectra.models.files import shipped_models_dir
@@ -24,6 +26,7 @@ def test_cli_writes_the_record_the_curve_and_the_figures(readme_runs):
     assert f"label runs along the curve: {record['curve_order']['label_runs']} " in summary
     assert_traces_hardware(record)
     assert record["seed"] == 0 and record["config"]["codewords"] == 8 and record["train_latents"] == 300
+    assert record["config"]["candidates"] == record["fit"]["params"]["candidates"] == "codewords+dithered"
     assert [stage["codewords"] for stage in record["fit"]["history"]] == [4, 8]
     for name in ("panoptic", "directions", "augmentation"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
@@ -67,6 +70,27 @@ def test_same_seed_same_record(mnist_slice, tmp_path):
     assert records[0] == records[1]
 
 
+def test_the_authors_candidates_reach_the_fit_the_record_and_the_curve_file(mnist_slice, tmp_path):
+    config = SFVQStudyConfig(dataset=mnist_slice, codewords=6, direction_latents=50, candidates="dithered")
+    record = run_sfvq(tmp_path, config, shipped_models_dir("mnist"), progress=False)
+    assert record["config"]["candidates"] == record["fit"]["params"]["candidates"] == "dithered"
+    assert load_sfvq(tmp_path / "curve.safetensors").candidates == "dithered"
+
+
+def test_cli_candidates_option_reaches_the_config(capsys, monkeypatch, tmp_path):
+    configs = []
+
+    def stop_after_the_config(out, config, **kwargs):
+        configs.append(config)
+        raise LatentspectraError("stopped before the study")
+
+    monkeypatch.setattr(sfvq_experiment, "run_sfvq", stop_after_the_config)
+    for args, expected in (([], "codewords+dithered"), (["--candidates", "dithered"], "dithered")):
+        code, _, err = run_cli(capsys, "sfvq", "--out", str(tmp_path), *args)
+        assert code == 2 and "stopped before the study" in err
+        assert configs.pop().candidates == expected
+
+
 def test_curve_order_counts_runs_and_majority_agreement():
     codeword_labels = torch.tensor([1, 1, 2, 2, 1])
     assigned = torch.tensor([0, 0, 0, 1, 2, 2, 3, 4])
@@ -90,6 +114,7 @@ def test_shown_pairs_take_boundaries_first_spread_along_the_curve():
 
 @pytest.mark.parametrize("args, expected", [
     (["sfvq", "--codewords", "1"], "--codewords"),
+    (["sfvq", "--candidates", "codewords"], "--candidates"),
     (["sfvq", "--out", "{file}"], "not a directory"),
     (["sfvq", "--models", "/no/such/models", "--out", "{empty}"], "/no/such/models"),
     (["sfvq", "--dataset", "{slice}", "--models", "{models}", "--codewords", "601", "--out", "{empty}"], "601"),

@@ -22,6 +22,7 @@ from .config import (FRAGMENTATION_MODELS, MAX_PER_SET, MAX_SEED, ORTHOGONALISAT
 from .errors import LatentspectraError
 from .io import json_text, output_directory
 from .latent.basis import ORTHOGONALISATIONS
+from .methods.sfvq import SFVQ_CANDIDATES
 
 NETWORK_CHOICES = ("classifier", "gan", "encoder", "all", "autoencoder")
 ORTHOGONALISATION_OPTION = click.option(
@@ -259,18 +260,23 @@ def reproduce(dataset: str, out: str, networks: str | None, overrides: dict[str,
 @dataset_option("whose training set is encoded and fitted")
 @click.option("--codewords", type=click.IntRange(min=2), default=SFVQStudyConfig.codewords, show_default=True,
               help="K: codewords on the curve (and k-means clusters of the baseline).")
+@click.option("--candidates", type=click.Choice(SFVQ_CANDIDATES), default=SFVQStudyConfig.candidates,
+              show_default=True,
+              help="Points each code is matched against in a training step: the K codewords and the K - 1 dithered "
+                   "points (ours: lower quantization error), or the dithered points only (the authors': labels "
+                   "ordered better along the curve; docs/sfvq.md).")
 @click.option("--out", type=click.Path(), default="runs/sfvq", show_default=True,
               help="Directory for sfvq.json, curve.safetensors (+ .json) and figures/.")
 @run_options("sfvq.json's content")
-def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, codewords: int, out: str, seed: int,
-         device: str, precision: str,
-         as_json: bool, quiet: bool) -> None:
+def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, codewords: int, candidates: str,
+         out: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
     """Space-filling vector quantization of the encoded training set: the panoptic map, label-boundary
     directions and quantization error against k-means (Vali & Bäckström 2024)."""
     from .experiments.sfvq import run_sfvq
     from .report.summaries import sfvq_summary
 
-    config = SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords, device=device, precision=precision)
+    config = SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords, candidates=candidates, device=device,
+                             precision=precision)
     record = run_sfvq(out, config, networks=networks, overrides=overrides, progress=not quiet)
     _print_result(record, as_json, sfvq_summary(record, Path(out)))
 

@@ -170,6 +170,9 @@ class SFVQStudyConfig:
     codewords: int = 64  # K
     epochs_per_stage: int = 5
     batch_size: int = 64
+    # the training step's candidates (methods/sfvq.py SFVQ_CANDIDATES): ours, the lower quantization error;
+    # "dithered" is the authors', whose curves order the labels better (docs/sfvq.md)
+    candidates: str = "codewords+dithered"
     direction_latents: int = 500  # test codes moved along each consecutive-codeword direction
     direction_scale: float = 1.0  # z -> z + scale (c_k+1 - c_k): one full step along the curve
     shown_pairs: int = 3  # boundary and same-label pairs each, in the direction and augmentation figures

@@ -259,7 +259,7 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
         train = encode_means(networks, images_to_tensor(dataset.train.images), progress, "encoding the training set")
         test = encode_means(networks, images_to_tensor(dataset.test.images), progress, "encoding the test set")
     curve = SFVQ(config.codewords, epochs_per_stage=config.epochs_per_stage, batch_size=config.batch_size,
-                 seed=config.seed)
+                 seed=config.seed, candidates=config.candidates)
     with timer.stage("fit"), progress_bar("SFVQ fit (epochs)", progress) as bar:
         curve.fit(train, progress=bar)
     with timer.stage("kmeans"):
