@@ -5,41 +5,61 @@ generator / classifier callable.
 - `reds`: Rayleigh EigenDirections (Balakrishnan, Gadde, Martinez & Perona, Caltech 2022), the Jacobians
   it needs in `reds_jacobians` and the image features of `features`.
 - `files`: a fitted SFVQ curve as files.
+- The direction finders users compare with, behind one contract and registry (`directions`: fit, edit,
+  transform, save/load, `get("sefa")`): `sefa` (Shen & Zhou 2021), `ganspace` (Härkönen et al. 2020),
+  `interfacegan` (Shen et al. 2020) and the `baselines` (random orthonormal directions, coordinate axes).
 """
 
+from .baselines import CoordinateAxes, RandomDirections
+from .directions import DirectionMethod, MethodError, available, get, load_method, register, save_method
 from .features import (FeatureError, all_pixels, box_mask, classifier_logits, concat_features, ink_perimeter,
                        region_pixels, stroke_thickness, total_ink)
 from .files import load_sfvq, save_sfvq
+from .ganspace import GANSpace
+from .interfacegan import InterFaceGAN
 from .reds import RayleighDirections, rayleigh_directions, rayleigh_path, solve_rayleigh
 from .reds_jacobians import RedsError, central_difference_jacobians, feature_jacobians
+from .sefa import SeFa
 from .sfvq import (SFVQ, CurveQuantization, SFVQError, curve_points, growth_schedule, insert_codewords,
                    nearest_codewords, norm_quantile_means, project_onto_curve)
 
 __all__ = [
+    "CoordinateAxes",
     "CurveQuantization",
+    "DirectionMethod",
     "FeatureError",
+    "GANSpace",
+    "InterFaceGAN",
+    "MethodError",
+    "RandomDirections",
     "RayleighDirections",
     "RedsError",
     "SFVQ",
     "SFVQError",
+    "SeFa",
     "all_pixels",
+    "available",
     "box_mask",
     "central_difference_jacobians",
     "classifier_logits",
     "concat_features",
     "curve_points",
     "feature_jacobians",
+    "get",
     "growth_schedule",
     "ink_perimeter",
-    "load_sfvq",
     "insert_codewords",
+    "load_method",
+    "load_sfvq",
     "nearest_codewords",
     "norm_quantile_means",
     "project_onto_curve",
     "rayleigh_directions",
     "rayleigh_path",
-    "save_sfvq",
     "region_pixels",
+    "register",
+    "save_method",
+    "save_sfvq",
     "solve_rayleigh",
     "stroke_thickness",
     "total_ink",

@@ -1,0 +1,223 @@
+"""InterFaceGAN linear boundaries: Shen, Gu, Tang & Zhou, "Interpreting the Latent Space of GANs for Semantic
+Face Editing", CVPR 2020 (https://arxiv.org/abs/1907.10786); the authors' code is github.com/genforce/interfacegan.
+
+For a binary attribute, a hyperplane n.z + b = 0 separates the latents whose images have it from those that do
+not, and moving along the unit normal n changes it (paper, Sec. 3.1). The normal is found by a linear SVM on
+latents labelled by an attribute predictor (Sec. 4): the latents are ranked by their score, the top and bottom
+``ratio`` of them (2% as the authors) are the positives and negatives, and a part of each (``validation_split``,
+30% as the authors) is held out to measure the boundary's accuracy. Conditional manipulation (Sec. 3.2): to
+change attribute 1 without attribute 2, move along n1 - (n1.n2) n2, normalised; for several conditions, along
+n1 projected off their span.
+
+Followed from the authors' code (`utils/manipulator.py`: `train_boundary`, `project_boundary`): the stable
+ranking of scores, the count int(N ratio) per side (at most N / 2), the training count int(count (1 -
+validation_split)) per side, each side shuffled before the split, scikit-learn's ``SVC(kernel="linear")`` with
+its defaults (C = 1), and the SVM's weight vector normalised. SVC (libsvm) rather than LinearSVC (liblinear):
+it minimises the plain hinge loss with an unpenalised intercept, the textbook maximum-margin boundary the paper
+describes, whereas LinearSVC's default squared hinge and penalised intercept give a (slightly) different normal;
+the training sets are small (2 x 70% of 2% of the latents), where libsvm is fast. Where this differs: the
+shuffles come from ``seed`` (the code uses NumPy's global state); the intercept is kept (divided by |w|, so that
+n.z + b is the signed distance to the boundary); a classifier's labels are scored one-vs-rest by their
+log-probability (which ranks as the probability does, without ties where it saturates) or by their logit; one
+projection (least squares off the span of the conditions) serves any number of conditions, where the code has
+formulas for one and two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .directions import (DirectionMethod, FitInputs, MethodError, Network, check_count, check_fraction, check_whole,
+                         is_index, network_device, register)
+
+SCORES = ("probability", "logit")  # how a classifier's label is scored: log-softmax (one-vs-rest) or raw logit
+SPAN_TOLERANCE = 1e-6  # a boundary whose part off the conditions' span is shorter than this lies in the span
+
+
+class Boundary(NamedTuple):
+    """One attribute's separating hyperplane n.z + b = 0: unit ``normal`` (M,) float64 pointing to high scores,
+    ``intercept`` b, and the SVM's ``accuracy`` on the held-out latents."""
+
+    normal: torch.Tensor
+    intercept: float
+    accuracy: float
+
+
+def train_boundary(latents: torch.Tensor, scores: torch.Tensor, ratio: float, validation_split: float,
+                   rng: torch.Generator, attribute: int = 0) -> Boundary:
+    """The linear SVM boundary between the top and bottom ``ratio`` of ``latents`` (N, M) ranked by ``scores``
+    (N,) of ``attribute`` (module docstring), a ``validation_split`` of each side held out, the sides shuffled by
+    ``rng``.
+
+    Raises:
+        MethodError: too few latents for a training and a validation latent on each side, top and bottom
+            scores that do not differ, or an SVM that finds no normal.
+    """
+    order = torch.argsort(scores, descending=True, stable=True)
+    chosen = min(int(len(latents) * ratio), len(latents) // 2)
+    train = int(chosen * (1 - validation_split))
+    if not 1 <= train < chosen:
+        raise MethodError(f"InterFaceGAN: latents expected enough rows for ratio {ratio:g} to keep a training and a "
+                          f"validation latent on each side, got {len(latents)}")
+    if scores[order[chosen - 1]] <= scores[order[-chosen]]:
+        raise MethodError(f"InterFaceGAN: scores expected the top and bottom {chosen} of attribute {attribute} to "
+                          "differ, got equal scores")
+    from sklearn.svm import SVC  # imported here: `import latentspectra` stays light
+
+    positives = order[:chosen][torch.randperm(chosen, generator=rng)]
+    negatives = order[-chosen:][torch.randperm(chosen, generator=rng)]
+    data = latents.to(torch.float64).numpy()
+    fit_rows = torch.cat([positives[:train], negatives[:train]]).numpy()
+    held_rows = torch.cat([positives[train:], negatives[train:]]).numpy()
+    svm = SVC(kernel="linear").fit(data[fit_rows], _side_labels(train))
+    accuracy = float((svm.predict(data[held_rows]) == _side_labels(chosen - train)).mean())
+    weights = torch.from_numpy(svm.coef_[0].copy())
+    norm = torch.linalg.vector_norm(weights)
+    if norm == 0:
+        raise MethodError(f"InterFaceGAN: scores expected top and bottom latents that a hyperplane separates, got a "
+                          f"zero SVM normal for attribute {attribute}")
+    return Boundary(weights / norm, float(svm.intercept_[0] / norm), accuracy)
+
+
+def _side_labels(count: int) -> np.ndarray:
+    """Labels 1 for ``count`` positives followed by 0 for ``count`` negatives."""
+    return np.repeat([1, 0], count)
+
+
+def classifier_scores(generator: Network, classifier: Network, latents: torch.Tensor, batch_size: int,
+                      score: str) -> torch.Tensor:
+    """(N, L) float64: each label's log-probability (``score`` "probability") or logit ("logit") for the images
+    G(z) of ``latents`` (N, M), in batches.
+
+    Raises:
+        MethodError: a classifier that does not return (B, L) logits for a batch of B images.
+    """
+    device = network_device(generator)
+    batches = []
+    for batch in latents.split(batch_size):
+        logits = classifier(generator(batch.to(device)))
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or len(logits) != len(batch):
+            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise MethodError(f"InterFaceGAN: classifier expected logits of shape ({len(batch)}, L), got {got}")
+        batches.append(logits.detach().to("cpu", torch.float64))
+    logits = torch.cat(batches)
+    return torch.log_softmax(logits, 1) if score == "probability" else logits
+
+
+@register("interfacegan")
+class InterFaceGAN(DirectionMethod):
+    """One boundary normal per attribute (module docstring).
+
+    Fit uses either ``latents`` (N, M) with ``scores`` (N,) or (N, A), one column per attribute; or
+    ``generator`` and ``classifier``, scoring each classifier label one-vs-rest on G(z) for the given
+    ``latents`` or, without them, ``n_samples`` draws z ~ N(0, I_M) (M from ``latent_dim`` or the generator);
+    both run in the mode they are in (eval mode for networks with batch norm).
+
+    Args:
+        n_directions: K: the first K attributes (score columns or labels), or None for all of them; K <= M.
+        ratio: the share of latents taken from each end of the ranking (authors: 0.02).
+        validation_split: the share of each side held out for the accuracy (authors: 0.3).
+        score: "probability" (a label's log-softmax: the label against the rest) or "logit".
+        n_samples: latents drawn for a classifier when fit is given none (authors: 500 000 for 512-dimensional
+            latents).
+        batch_size: latents per generator and classifier pass.
+        latent_dim: M, where fit is given neither latents nor a generator that says it.
+        seed: seeds the drawn latents and the shuffles before the split.
+
+    Attributes (after `fit`):
+        directions_: (K, M) float32 unit normals, pointing to higher scores.
+        intercepts_: (K,) float32 b, so that z.d_k + b_k is the signed distance to boundary k.
+        validation_accuracy_: (K,) float32, each boundary's accuracy on its held-out latents.
+    """
+
+    inputs = ("latents", "scores", "generator", "classifier")
+    count_from_data = True
+
+    def __init__(self, n_directions: int | None = None, *, ratio: float = 0.02, validation_split: float = 0.3,
+                 score: str = "probability", n_samples: int = 20_000, batch_size: int = 500,
+                 latent_dim: int | None = None, seed: int = 0) -> None:
+        super().__init__(n_directions, latent_dim=latent_dim)
+        self.ratio = ratio
+        self.validation_split = validation_split
+        self.score = score
+        self.n_samples = n_samples
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def check_params(self) -> None:
+        super().check_params()
+        check_fraction(self.title, "ratio", self.ratio, 0.5)
+        check_fraction(self.title, "validation_split", self.validation_split)
+        if self.score not in SCORES:
+            raise MethodError(f"{self.title}: score expected one of {', '.join(SCORES)}, got {self.score!r}")
+        check_whole(self.title, "n_samples", self.n_samples, 2)
+        check_whole(self.title, "batch_size", self.batch_size, 1)
+        check_whole(self.title, "seed", self.seed, 0)
+
+    def _fit(self, inputs: FitInputs) -> None:
+        rng = torch.Generator().manual_seed(self.seed)
+        latents, scores = self._scored_latents(inputs, rng)
+        count = scores.shape[1] if self.n_directions is None else self.n_directions
+        if count > scores.shape[1]:
+            raise MethodError(f"{self.title}: n_directions expected <= the {scores.shape[1]} attributes scored, "
+                              f"got {count}")
+        check_count(self.title, count, latents.shape[1])
+        boundaries = [train_boundary(latents, scores[:, column], self.ratio, self.validation_split, rng, column)
+                      for column in range(count)]
+        self.directions_ = torch.stack([boundary.normal for boundary in boundaries]).float()
+        self.intercepts_ = torch.tensor([boundary.intercept for boundary in boundaries], dtype=torch.float32)
+        self.validation_accuracy_ = torch.tensor([boundary.accuracy for boundary in boundaries], dtype=torch.float32)
+
+    def _scored_latents(self, inputs: FitInputs, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(latents (N, M), scores (N, A) float64) from the given scores, or from the classifier on G(z)."""
+        if inputs.scores is not None:
+            latents = inputs.require("latents").detach().cpu()
+            return latents, self._checked_scores(inputs.scores, len(latents))
+        generator, classifier = inputs.require("generator"), inputs.require("classifier")
+        latents = inputs.latents
+        if latents is None:
+            latents = torch.randn(self.n_samples, inputs.require_latent_dim(), generator=rng)
+        latents = latents.detach().cpu()
+        return latents, classifier_scores(generator, classifier, latents, self.batch_size, self.score)
+
+    def _checked_scores(self, scores: object, rows: int) -> torch.Tensor:
+        """``scores`` as a float64 (N, A) tensor, checked to be finite floating-point (N,) or (N, A), N = ``rows``."""
+        expected = f"{self.title}: scores expected a finite floating-point tensor of shape ({rows},) or ({rows}, A)"
+        if not isinstance(scores, torch.Tensor):
+            raise MethodError(f"{expected}, got {type(scores).__name__}")
+        if scores.ndim not in (1, 2) or len(scores) != rows or scores.ndim == 2 and scores.shape[1] < 1:
+            raise MethodError(f"{expected}, got shape {tuple(scores.shape)}")
+        if not scores.is_floating_point():
+            raise MethodError(f"{expected}, got {scores.dtype}")
+        if not bool(scores.isfinite().all()):
+            raise MethodError(f"{expected}, got NaN or infinite values")
+        return scores.detach().cpu().to(torch.float64).reshape(rows, -1)
+
+    def conditional_direction(self, k: int, others: Sequence[int]) -> torch.Tensor:
+        """Boundary ``k``'s normal projected off the span of the boundaries ``others`` and normalised (the
+        authors' conditional manipulation, module docstring): (M,) float32 unit vector, orthogonal to each of
+        ``others``; the normal itself when ``others`` is empty.
+
+        Raises:
+            MethodError: not fitted, an index outside 0..K-1, or ``others`` whose span holds boundary k.
+        """
+        self.check_is_fitted()
+        count = len(self.directions_)
+        for name, values in (("k", [k]), ("others", list(others))):
+            if not all(is_index(value, count) for value in values):
+                raise MethodError(f"{self.title}: {name} expected integers in 0..{count - 1}, got {values!r}")
+        if not others:
+            return self.directions_[k].clone()
+        primal = self.directions_[k].to(torch.float64)
+        conditions = self.directions_[list(others)].to(torch.float64).T  # (M, C)
+        along = conditions @ torch.linalg.lstsq(conditions, primal[:, None], driver="gelsd").solution
+        residual = primal - along[:, 0]
+        norm = torch.linalg.vector_norm(residual)
+        if norm < SPAN_TOLERANCE:
+            raise MethodError(f"{self.title}: others expected boundaries whose span leaves part of boundary {k}, "
+                              f"got {list(others)}")
+        return (residual / norm).float()
