@@ -187,6 +187,12 @@ def contract_recipes() -> dict[str, tuple[dict, dict]]:
         "ganspace": ({"n_directions": 3, "layer": "linear", "n_samples": 400, "batch_size": 100, "latent_dim": M,
                       "seed": 3}, {"generator": generator}),
         "interfacegan": ({"n_directions": 2, "seed": 3}, {"latents": latents, "scores": scores}),
+        "learned": ({"n_directions": 3, "steps": 5, "batch_size": 8, "n_validation": 16, "latent_dim": M, "seed": 3},
+                    {"generator": generator}),
+        "lsd": ({"n_directions": 3, "latent_dim": M, "per_set": 20, "batch_size": 100, "seed": 3},
+                {"generator": generator, "classifier": lambda images: images.flatten(1)[:, :M]}),
+        "reds": ({"n_directions": 3}, {"generator": generator, "latents": latents}),
+        "sfvq": ({"n_directions": 3, "epochs_per_stage": 1, "batch_size": 100, "seed": 3}, {"latents": latents}),
     }
 
 
@@ -239,7 +245,7 @@ def test_contract(name, tmp_path):
         get(name, **{**params, "n_directions": M + 1}).fit(**inputs)
     with pytest.raises(MethodError, match=f"{method.title}: parameters expected among n_directions"):
         get(name, **params, colour="blue")
-    with pytest.raises(MethodError, match="method: expected one of axes, ganspace, interfacegan, random, sefa"):
+    with pytest.raises(MethodError, match="method: expected one of " + ", ".join(available())):
         get(name + "-nope")
 
 

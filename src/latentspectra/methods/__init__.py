@@ -7,7 +7,8 @@ generator / classifier callable.
 - `files`: a fitted SFVQ curve as files.
 - The direction finders users compare with, behind one contract and registry (`directions`: fit, edit,
   transform, save/load, `get("sefa")`): `sefa` (Shen & Zhou 2021), `ganspace` (Härkönen et al. 2020),
-  `interfacegan` (Shen et al. 2020) and the `baselines` (random orthonormal directions, coordinate axes).
+  `interfacegan` (Shen et al. 2020), `learned` (Voynov & Babenko 2020), the `baselines` (random orthonormal
+  directions, coordinate axes), and in `ours` LSD, SFVQ and REDs as thin adapters of the code above.
 """
 
 from .baselines import CoordinateAxes, RandomDirections
@@ -17,6 +18,8 @@ from .features import (FeatureError, all_pixels, box_mask, classifier_logits, co
 from .files import load_sfvq, save_sfvq
 from .ganspace import GANSpace
 from .interfacegan import InterFaceGAN
+from .learned import LearnedDirections
+from .ours import LSDDirections, REDsDirections, SFVQDirections
 from .reds import RayleighDirections, rayleigh_directions, rayleigh_path, solve_rayleigh
 from .reds_jacobians import RedsError, central_difference_jacobians, feature_jacobians
 from .sefa import SeFa
@@ -30,11 +33,15 @@ __all__ = [
     "FeatureError",
     "GANSpace",
     "InterFaceGAN",
+    "LSDDirections",
+    "LearnedDirections",
     "MethodError",
+    "REDsDirections",
     "RandomDirections",
     "RayleighDirections",
     "RedsError",
     "SFVQ",
+    "SFVQDirections",
     "SFVQError",
     "SeFa",
     "all_pixels",
