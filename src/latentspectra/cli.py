@@ -18,7 +18,7 @@ import click
 
 from .compute import DEVICE_CHOICES, PRECISIONS, Compute, SlowPrecisionWarning, resolve_device
 from .config import (FRAGMENTATION_MODELS, MAX_PER_SET, MAX_SEED, ORTHOGONALISATION, REDS_EPS, REDS_METHODS,
-                     FragmentationConfig, RedsConfig, ReproduceConfig, SFVQStudyConfig, TrainConfig)
+                     CompareConfig, FragmentationConfig, RedsConfig, ReproduceConfig, SFVQStudyConfig, TrainConfig)
 from .errors import LatentspectraError
 from .io import json_text, output_directory
 from .latent.basis import ORTHOGONALISATIONS
@@ -279,6 +279,35 @@ def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, c
                              precision=precision)
     record = run_sfvq(out, config, networks=networks, overrides=overrides, progress=not quiet)
     _print_result(record, as_json, sfvq_summary(record, Path(out)))
+
+
+@cli.command()
+@networks_options
+@dataset_option("whose images are encoded (training codes and test latents)")
+@click.option("--directions", type=click.IntRange(min=1), default=CompareConfig.directions, show_default=True,
+              help="K: directions per method (at most the latent dimension M).")
+@click.option("--shift", type=click.FloatRange(min=0, min_open=True), default=CompareConfig.shift, show_default=True,
+              help="t: every edit moves z to z + t d_k.")
+@click.option("--latents", type=click.IntRange(min=1), default=CompareConfig.latents, show_default=True,
+              help="Encoder means of the first N test images, the latents edited and rescored.")
+@click.option("--methods", default=None, metavar="A,B,...",
+              help="Registered direction methods to compare, comma-separated (default: all of them).")
+@click.option("--out", type=click.Path(), default="runs/compare", show_default=True,
+              help="Directory for compare.json, report.md and figures/.")
+@run_options("compare.json's content")
+def compare(networks: str | None, overrides: dict[str, str | None], dataset: str, directions: int, shift: float,
+            latents: int, methods: str | None, out: str, seed: int, device: str, precision: str, as_json: bool,
+            quiet: bool) -> None:
+    """Every direction method on the same networks, seed, K and shift: re-scoring matrices, disentanglement,
+    label edits (LSD rotation, InterFaceGAN, class means), cost and one figure per method."""
+    from .experiments.compare import run_compare
+    from .report.summaries import compare_summary
+
+    names = () if methods is None else tuple(name.strip() for name in methods.split(",") if name.strip())
+    config = CompareConfig(dataset=dataset, seed=seed, directions=directions, shift=shift, latents=latents,
+                           methods=names, device=device, precision=precision)
+    record = run_compare(out, config, networks=networks, overrides=overrides, progress=not quiet)
+    _print_result(record, as_json, compare_summary(record, Path(out)))
 
 
 @cli.command()

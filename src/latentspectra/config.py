@@ -231,3 +231,26 @@ class FragmentationConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
     precision: str = "auto"  # auto, float32, bfloat16 of the decoders (compute.py)
     batch_size: int | None = None  # per network call; None: the device's
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What `compare_study` does: every registered direction method (or ``methods``) on the same networks, seed,
+    K and shift t; the per-method budgets keep the whole command on the shipped networks to minutes on 2 cores."""
+
+    dataset: str = "mnist"
+    seed: int = 0  # every method's seed parameter
+    directions: int = 10  # K per method (InterFaceGAN: one per label, its first K rescored)
+    shift: float = 3.0  # t of the edits z + t d_k (rescoring, figures) and of InterFaceGAN's label edit
+    latents: int = 200  # encoder means of the first test images, the latents edited
+    methods: tuple[str, ...] = ()  # registry names; () is all of `methods.directions.available()`
+    steps: int = 5  # images per direction in the figures, s evenly from -shift to +shift
+    # per-method parameters (replacing the whole mapping replaces these budgets). GANSpace at layer None is fitted
+    # on the encoded training codes as its latents (so n_samples is unused there), SFVQ on the same codes, REDs
+    # (change upper, hold lower) on the encoded test latents, InterFaceGAN on n_samples z ~ N(0, I) scored by C(G(z))
+    method_params: dict[str, dict[str, object]] = field(default_factory=lambda: {
+        "lsd": {"per_set": 500}, "ganspace": {"n_samples": 20_000, "layer": None},
+        "interfacegan": {"n_samples": 5000}, "learned": {"steps": 500}, "reds": {"change": "upper", "hold": "lower"}})
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
+    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py); REDs' Jacobians in float32
+    network_batch_size: int | None = None  # per network call; None: the device's

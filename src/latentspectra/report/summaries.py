@@ -57,3 +57,20 @@ def fragmentation_summary(result: Mapping[str, Any], out: Path) -> list[str]:
         lines.append(f"  best FD / GAN FD: {target['best_ratio']:.2f} (target <= {result['target']['max_ratio']:g}: "
                      f"{'met' if target['met'] else 'not met'})")
     return [*lines, f"seconds: {result['seconds']['total']:.1f}", f"record: {out / 'fragmentation.json'}"]
+
+
+def compare_summary(record: Mapping[str, Any], out: Path) -> list[str]:
+    """Per method its disentanglement and fit seconds (or why it was skipped), per label-edit approach its
+    success rate."""
+    lines = []
+    for name, method in record["methods"].items():
+        if "skipped" in method:
+            lines.append(f"{name}: skipped ({method['skipped']})")
+        else:
+            lines.append(f"{name}: disentanglement {method['disentanglement']:.3f}, fit seconds "
+                         f"{method['fit_seconds']:.1f}")
+    for name, edit in record["label_edits"]["approaches"].items():
+        rate = edit["success_rate"]
+        lines.append(f"label edit {name}: success {'n/a' if rate is None else f'{rate:.3f}'} "
+                     f"({edit['latents']} latents)")
+    return [*lines, f"seconds: {record['seconds']['total']:.1f}", f"report: {out / 'report.md'}"]

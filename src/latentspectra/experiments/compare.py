@@ -1,0 +1,319 @@
+"""`latentspectra compare`: every registered direction method (methods/directions.py) on the same networks, the
+same seed, the same number of directions K and the same shift t, measured side by side.
+
+Per method, after fitting it (timed):
+
+- Re-scoring (InterFaceGAN, Shen et al. CVPR 2020, Sec. 2.2 / 4, and SeFa, Shen & Zhou CVPR 2021, Sec. 4.1,
+  "re-scoring analysis"): for each direction d_k, the mean over the test latents z of C(G(z + t d_k)) minus
+  C(G(z)), the classifier's label probabilities, one row of l changes per direction: a (K, l) matrix. Its
+  disentanglement is the mean over the directions of max_j |change_j| / sum_j |change_j| (1: a direction moves
+  one label's probability only; 1 / l: all alike).
+- Figures: G(z0 + s d_k) for s evenly from -t to t, one row per direction.
+
+And label edits a -> b = a + 1 mod l of the test latents classified a (C(G(z))), by up to three approaches: the
+LSD rotation by pi / 2 in the plane of the set-1 quasi-eigenvectors of a and b (Algorithm 1; `LSDDirections.
+label_edit`; where "lsd" was compared and fitted), one step of length t along the InterFaceGAN normals'
+difference n_b - n_a normalised (where "interfacegan" was fitted with one normal per label), and the difference
+of the class means of the encoded training latents, their classes as C(G(z)) labels them (label b's mean minus
+label a's, added in full; the baseline asked for in InterFaceGAN issue #5,
+github.com/genforce/interfacegan/issues/5; a pair with a label no training code has is not measured). Each gives the
+fraction classified b after the edit, the mean latent distance moved and the mean distance between the
+classifier features of the edited and the original image (the penultimate layer; logits for a classifier
+without one).
+
+The latents: the test latents are the encoder means of the first ``latents`` test images; the training codes
+(the encoder means of the training set) are GANSpace's latents (at layer None: the PCA of the codes), SFVQ's
+and the class means'; REDs is fitted on the test latents with float32 copies of G and C (its Jacobians);
+InterFaceGAN on n_samples z ~ N(0, I) scored one-vs-rest by C(G(z)), one normal per label (its first K are
+rescored). A method whose fit fails on these networks (a missing input, a rare label, ...) is recorded as
+skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..compute import Compute
+from ..config import CompareConfig
+from ..data import ImageDataset, images_to_tensor, load_dataset
+from ..errors import LatentspectraError
+from ..evaluation import batched
+from ..io import atomic_write, output_directory, versions, write_json
+from ..methods.directions import DirectionMethod, MethodError, available, get
+from ..methods.ours import LSDDirections
+from ..models.inference import InferenceNetwork
+from ..report.compare_figures import compare_markdown, direction_figure
+from .common import Timer, decode, predict, to_unit_images
+from .networks import Networks, NetworksSpec, check_images_fit, load_networks
+
+# Which latents each method's fit is given where it takes latents: the encoded training codes, the encoded
+# test latents, or none (InterFaceGAN then draws n_samples from N(0, I) and scores them with the classifier).
+FIT_LATENTS = {"reds": "test", "interfacegan": None}
+FLOAT32_METHODS = ("reds",)  # fitted through float32 copies of G and C: they differentiate through them
+
+
+def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
+    """The methods ``config`` names (all registered ones for ``()``), after checking them and K against M.
+
+    Raises:
+        MethodError: an unknown method name, K < 1, K > ``latent_dim``, or steps, shift or latents out of range.
+    """
+    methods = config.methods or tuple(available())
+    unknown = [name for name in methods if name not in available()]
+    if unknown:
+        raise MethodError(f"--methods: expected names among {', '.join(available())}, got {', '.join(unknown)}")
+    if not 1 <= config.directions <= latent_dim:
+        raise MethodError(f"--directions: expected 1..{latent_dim} (the latent dimension M), got {config.directions}")
+    if not (math.isfinite(config.shift) and config.shift > 0):
+        raise MethodError(f"--shift: expected a positive number, got {config.shift}")
+    if config.latents < 1 or config.steps < 2:
+        raise MethodError(f"compare: expected latents >= 1 and steps >= 2, got {config.latents} and {config.steps}")
+    return methods
+
+
+@torch.inference_mode()
+def encoder_means(networks: Networks, images: np.ndarray) -> torch.Tensor:
+    """mu(x), the encoder's mean code of each uint8 image (N, C, H, W), in the networks' batches; (N, M) on the CPU."""
+    return batched(networks.encoder.encode_mean, images_to_tensor(images), networks.batch_size).cpu()
+
+
+def probabilities(networks: Networks, z: torch.Tensor) -> torch.Tensor:
+    """softmax C(G(z)) in the networks' batches, (N, l) float64 on the CPU."""
+    return batched(lambda chunk: networks.classifier(networks.generator(chunk.float())).softmax(1),
+                   z, networks.batch_size).double().cpu()
+
+
+def rescoring(networks: Networks, directions: torch.Tensor, latents: torch.Tensor, shift: float) -> torch.Tensor:
+    """The re-scoring matrix (InterFaceGAN Sec. 4, SeFa Sec. 4.1): per direction d_k of ``directions`` (K, M)
+    the mean over ``latents`` (N, M) of softmax C(G(z + shift d_k)) - softmax C(G(z)); (K, l) float64."""
+    before = probabilities(networks, latents)
+    moved = (latents[None] + shift * directions.to(latents)[:, None]).flatten(0, 1)
+    after = probabilities(networks, moved).view(len(directions), len(latents), -1)
+    return (after - before[None]).mean(1)
+
+
+def disentanglement(matrix: torch.Tensor) -> float:
+    """Mean over the rows of a re-scoring matrix (K, l) of max |change| / sum |change| (SeFa Sec. 4.1's
+    reading of the matrix: one dominant label per direction); rows without change count as 1 / l."""
+    size = matrix.abs()
+    share = size.max(1).values / size.sum(1).clamp_min(torch.finfo(size.dtype).tiny)
+    return torch.where(size.sum(1) > 0, share, 1 / matrix.shape[1]).mean().item()
+
+
+def feature_map(networks: Networks) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """The float32 classifier's penultimate features of images, or its logits where it has none; and which."""
+    classifier = networks.exact_classifier
+    if hasattr(getattr(classifier, "network", None), "features"):
+        return classifier.features, "classifier features (penultimate layer)"
+    return classifier, "classifier logits"
+
+
+def measure_edits(networks: Networks, features: Callable[[torch.Tensor], torch.Tensor], original: torch.Tensor,
+                  edited: torch.Tensor, target: int) -> dict[str, float]:
+    """Sums over the rows of ``original`` and ``edited`` latents (N, M): how many are classified ``target`` after
+    the edit, the latent distances moved and the feature distances between G(edited) and G(original)."""
+    images = decode(networks, torch.cat([original, edited]))
+    moved = batched(features, images, networks.batch_size).double().cpu()
+    labels = batched(networks.classifier, images[len(original):], networks.batch_size).argmax(1).cpu()
+    return {"latents": len(original), "reached": int((labels == target).sum()),
+            "latent_distance": torch.linalg.vector_norm((edited - original).double(), dim=1).sum().item(),
+            "feature_distance": torch.linalg.vector_norm(moved[len(original):] - moved[:len(original)],
+                                                         dim=1).sum().item()}
+
+
+def label_edit_approaches(fitted: dict[str, DirectionMethod], train: torch.Tensor, train_labels: torch.Tensor,
+                          num_labels: int, shift: float
+                          ) -> dict[str, Callable[[torch.Tensor, int, int], torch.Tensor | None]]:
+    """Per approach, the edit of latents of label a towards label b (None where it cannot make that edit):
+    LSD's rotation by pi / 2, InterFaceGAN's step of ``shift`` along (n_b - n_a) / |n_b - n_a| (where both were
+    fitted), and the class-mean difference (InterFaceGAN issue #5) of the training codes by classified label."""
+    means = {label: train[train_labels == label].double().mean(0) for label in range(num_labels)
+             if bool((train_labels == label).any())}
+    approaches: dict[str, Callable[[torch.Tensor, int, int], torch.Tensor | None]] = {}
+    lsd = fitted.get("lsd")
+    if isinstance(lsd, LSDDirections):
+        approaches["lsd_rotation"] = lambda z, a, b: lsd.label_edit(z, a, b, math.pi / 2)
+    interfacegan = fitted.get("interfacegan")
+    if interfacegan is not None and len(interfacegan.directions_) == num_labels:
+        normals = interfacegan.directions_.double()
+
+        def boundary_step(z: torch.Tensor, a: int, b: int) -> torch.Tensor:
+            step = normals[b] - normals[a]
+            return z + (shift * step / torch.linalg.vector_norm(step).clamp_min(1e-12)).to(z)
+
+        approaches["interfacegan"] = boundary_step
+
+    def class_means(z: torch.Tensor, a: int, b: int) -> torch.Tensor | None:
+        return z + (means[b] - means[a]).to(z) if a in means and b in means else None
+
+    approaches["class_means"] = class_means
+    return approaches
+
+
+def label_edits(networks: Networks, approaches: dict[str, Callable[[torch.Tensor, int, int], torch.Tensor | None]],
+                test: torch.Tensor, test_labels: torch.Tensor) -> tuple[dict[str, Any], str]:
+    """For every pair (a, a + 1 mod l) and approach, the test latents classified a edited towards a + 1: per
+    approach the success rate (classified a + 1 after the edit), mean latent and feature distances, pooled over
+    the pairs, and per pair its counts; and what the feature distance is measured on."""
+    features, space = feature_map(networks)
+    num_labels = networks.num_labels
+    results: dict[str, Any] = {}
+    for name, edit in approaches.items():
+        totals = {"latents": 0, "reached": 0, "latent_distance": 0.0, "feature_distance": 0.0}
+        pairs = []
+        for a in range(num_labels):
+            b, source = (a + 1) % num_labels, test[test_labels == a]
+            edited = edit(source, a, b) if len(source) else None
+            if edited is None:
+                continue
+            measured = measure_edits(networks, features, source, edited, b)
+            pairs.append({"pair": [a, b], "latents": measured["latents"], "reached": measured["reached"]})
+            totals = {key: totals[key] + measured[key] for key in totals}
+        count = totals["latents"]
+        results[name] = {"pairs_measured": len(pairs), "latents": count,
+                         "success_rate": totals["reached"] / count if count else None,
+                         "mean_latent_distance": totals["latent_distance"] / count if count else None,
+                         "mean_feature_distance": totals["feature_distance"] / count if count else None,
+                         "pairs": pairs}
+    return results, space
+
+
+def method_params(name: str, config: CompareConfig, latent_dim: int) -> dict[str, Any]:
+    """The parameters ``name`` is built with: K (InterFaceGAN: None, one normal per label), M, the config's seed
+    where the method takes one, and its entry of ``config.method_params``."""
+    params: dict[str, Any] = {"n_directions": None if name == "interfacegan" else config.directions,
+                              "latent_dim": latent_dim}
+    if "seed" in get(name, **params).get_params():
+        params["seed"] = config.seed
+    return {**params, **config.method_params.get(name, {})}
+
+
+def fit_inputs(name: str, networks: Networks, train: torch.Tensor, test: torch.Tensor) -> dict[str, Any]:
+    """The keyword arguments of ``name``'s fit (module docstring: which latents, which precision)."""
+    if name in FLOAT32_METHODS:
+        generator = InferenceNetwork(networks.description.generator, networks.compute, full_precision=True)
+        classifier = networks.exact_classifier
+    else:
+        generator, classifier = networks.generator, networks.classifier
+    latents = {"train": train, "test": test, None: None}[FIT_LATENTS.get(name, "train")]
+    return {"generator": generator, "classifier": classifier, "latents": latents}
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """What `compare_study` measured and the images of its figures; `record` is compare.json."""
+
+    config: CompareConfig
+    models: str
+    latent_dim: int
+    labels: tuple[str, ...]
+    train_latents: int
+    test_latents: int
+    methods: dict[str, dict[str, Any]]  # per method: params, seconds, rescoring, disentanglement; or skipped
+    label_edits: dict[str, Any]
+    feature_space: str
+    figure_images: dict[str, np.ndarray]  # per fitted method (rows, steps, H, W) or (rows, steps, C, H, W)
+    compute: dict[str, Any]
+    seconds: dict[str, float]
+
+    def record(self, figures: dict[str, str]) -> dict[str, Any]:
+        """The JSON record (compare.json), naming the ``figures`` written."""
+        return {"dataset": self.config.dataset, "seed": self.config.seed, "models": self.models,
+                "latent_dim": self.latent_dim, "labels": list(self.labels), "directions": self.config.directions,
+                "shift": self.config.shift, "train_latents": self.train_latents, "test_latents": self.test_latents,
+                "methods": self.methods,
+                "label_edits": {"feature_space": self.feature_space, "approaches": self.label_edits},
+                "figures": figures, "seconds": {**self.seconds, "total": sum(self.seconds.values())},
+                "config": asdict(self.config), "compute": self.compute, "versions": versions()}
+
+
+def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConfig = CompareConfig(),
+                  progress: bool = True, timer: Timer | None = None) -> CompareResult:
+    """The comparison on ``networks`` and ``dataset`` (module docstring); writes nothing.
+
+    Raises:
+        MethodError: an unknown method or K > M (`check_compare`).
+        NetworkError: networks without a generator, classifier or encoder.
+        DataError: the dataset's images are not of the networks' shape.
+    """
+    networks.require("compare", "generator", "classifier", "encoder")
+    methods = check_compare(config, networks.latent_dim)
+    check_images_fit(networks.image_shape, dataset, networks.source)
+    timer = timer or Timer()
+    with timer.stage("encode"):
+        train, test = (encoder_means(networks, images) for images in (dataset.train.images,
+                                                                      dataset.test.images[:config.latents]))
+        train_labels, test_labels = predict(networks, train).cpu(), predict(networks, test).cpu()
+    records: dict[str, dict[str, Any]] = {}
+    fitted: dict[str, DirectionMethod] = {}
+    figure_images: dict[str, np.ndarray] = {}
+    shifts = torch.linspace(-config.shift, config.shift, config.steps)
+    with timer.stage("methods"):
+        for name in tqdm(methods, desc="direction methods", disable=not progress):
+            params = method_params(name, config, networks.latent_dim)
+            began = time.perf_counter()
+            try:
+                method = get(name, **params).fit(**fit_inputs(name, networks, train, test))
+            except LatentspectraError as error:
+                records[name] = {"params": params, "skipped": " ".join(str(error).split())}
+                continue
+            fit_seconds = time.perf_counter() - began
+            began = time.perf_counter()
+            directions = method.directions_[:config.directions].cpu()
+            matrix = rescoring(networks, directions, test, config.shift)
+            path = (test[:1] + shifts[:, None, None] * directions[None]).transpose(0, 1).flatten(0, 1)
+            images = to_unit_images(decode(networks, path))
+            figure_images[name] = images.reshape(len(directions), config.steps, *images.shape[1:])
+            fitted[name] = method
+            records[name] = {"params": method.get_params(), "directions": len(directions),
+                             "fit_seconds": fit_seconds, "eval_seconds": time.perf_counter() - began,
+                             "rescoring": matrix.tolist(), "disentanglement": disentanglement(matrix)}
+    with timer.stage("label_edits"):
+        approaches = label_edit_approaches(fitted, train, train_labels, networks.num_labels, config.shift)
+        edits, space = label_edits(networks, approaches, test, test_labels)
+    return CompareResult(config, networks.source, networks.latent_dim, networks.labels, len(train), len(test),
+                         records, edits, space, figure_images, networks.compute_record(), dict(timer.seconds))
+
+
+def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
+    """Write ``result`` into ``out_dir``: figures/<method>.png per fitted method, compare.json and report.md.
+    Returns the record written."""
+    out = Path(out_dir)
+    directory = out / "figures"
+    directory.mkdir(parents=True, exist_ok=True)
+    figures = {name: str(direction_figure(images, directory / f"{name}.png", name, result.config.shift))
+               for name, images in result.figure_images.items()}
+    record = result.record(figures)
+    write_json(out / "compare.json", record)
+    atomic_write(out / "report.md", lambda path: path.write_text(compare_markdown(record), encoding="utf-8"))
+    return record
+
+
+def run_compare(out_dir: str | Path, config: CompareConfig = CompareConfig(), networks: NetworksSpec = None,
+                progress: bool = True, overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+    """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of
+    ``config.dataset``), with ``overrides`` (piece -> file), check the methods and K against them before
+    anything is written, load the dataset, run the comparison and write it into ``out_dir`` (`write_compare`);
+    returns the record written to compare.json.
+
+    Raises:
+        LatentspectraError: a bad ``out_dir``, networks or dataset, an unknown method or K > M.
+    """
+    compute = Compute.select(config.device, config.precision)
+    timer = Timer()
+    with timer.stage("load"):
+        loaded = load_networks(networks, compute, config.network_batch_size, dataset=config.dataset,
+                               overrides=overrides)
+        check_compare(config, loaded.latent_dim)
+        dataset = load_dataset(config.dataset)
+    with output_directory(out_dir) as out:
+        return write_compare(out, compare_study(loaded, dataset, config, progress, timer))

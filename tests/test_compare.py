@@ -1,0 +1,92 @@
+"""`latentspectra compare` on tiny networks: every registered method measured side by side, reproducibly, and the
+command's argument checks."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import run_cli
+
+from latentspectra.config import CompareConfig
+from latentspectra.experiments.compare import run_compare
+from latentspectra.methods.directions import available
+from latentspectra.models import Classifier
+from latentspectra.models.files import load_model, save_model
+
+TINY_PARAMS = {"lsd": {"per_set": 2}, "ganspace": {"n_samples": 50}, "interfacegan": {"n_samples": 200},
+               "learned": {"steps": 2, "batch_size": 4, "n_validation": 8},
+               "sfvq": {"epochs_per_stage": 1, "batch_size": 16}, "reds": {"change": "upper", "hold": "lower"}}
+TIMING_KEYS = {"seconds", "fit_seconds", "eval_seconds", "figures"}
+
+
+@pytest.fixture
+def spread_models(tiny_models):
+    """The tiny networks with the classifier's head biased so that G(z) of random z gets every label (untrained,
+    it calls nearly every image the same label, and LSD needs latents of every label)."""
+    generator, _ = load_model(tiny_models, "generator", "generator")
+    classifier = Classifier(width=4).eval()
+    with torch.no_grad():
+        features = classifier.features(generator.eval()(torch.randn(2000, 10, generator=torch.Generator().manual_seed(1))))
+        classifier.head.bias.sub_(classifier.head(features).mean(0))
+    save_model(tiny_models, "classifier", classifier, {"seed": 0})
+    return tiny_models
+
+
+def _without_timing(value):
+    if isinstance(value, dict):
+        return {key: _without_timing(item) for key, item in value.items() if key not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [_without_timing(item) for item in value]
+    return value
+
+
+def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tiny_npz):
+    config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=3, latents=16, steps=3, method_params=TINY_PARAMS,
+                           device="cpu")
+    record = run_compare(tmp_path / "one", config, networks=spread_models, progress=False)
+    assert json.loads((tmp_path / "one" / "compare.json").read_text())["methods"].keys() == set(available())
+    for name in available():
+        method = record["methods"][name]
+        assert "skipped" not in method, (name, method.get("skipped"))
+        matrix = torch.tensor(method["rescoring"])
+        assert matrix.shape == (3, 10) and bool(matrix.isfinite().all())
+        assert all(math.isfinite(method[key]) for key in ("disentanglement", "fit_seconds", "eval_seconds"))
+        assert 0.1 <= method["disentanglement"] <= 1
+        assert (tmp_path / "one" / "figures" / f"{name}.png").stat().st_size > 0
+    approaches = record["label_edits"]["approaches"]
+    assert set(approaches) == {"lsd_rotation", "interfacegan", "class_means"}
+    assert approaches["lsd_rotation"]["latents"] > 0 and approaches["interfacegan"]["latents"] > 0
+    for edit in approaches.values():  # the untrained encoder's codes may all get one label: no class means then
+        if edit["latents"]:
+            assert 0 <= edit["success_rate"] <= 1
+            assert math.isfinite(edit["mean_latent_distance"]) and math.isfinite(edit["mean_feature_distance"])
+        else:
+            assert edit["success_rate"] is None and edit["pairs"] == []
+    assert "| lsd |" in (tmp_path / "one" / "report.md").read_text()
+
+    again = run_compare(tmp_path / "two", config, networks=spread_models, progress=False)
+    assert _without_timing(again) == _without_timing(record)
+
+
+def test_compare_skips_a_method_that_cannot_fit(tmp_path, tiny_models, tiny_npz):
+    config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=2, latents=8, steps=2, methods=("lsd", "random"),
+                           method_params={"lsd": {"per_set": 2, "max_draws": 20}}, device="cpu")
+    record = run_compare(tmp_path / "out", config, networks=tiny_models, progress=False)
+    assert "too few latents" in record["methods"]["lsd"]["skipped"]
+    assert "lsd_rotation" not in record["label_edits"]["approaches"]
+    assert (tmp_path / "out" / "figures" / "random.png").exists()
+    assert not (tmp_path / "out" / "figures" / "lsd.png").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [(("--methods", "lsd,nope"), "nope"),
+                                                (("--directions", "11"), "--directions")])
+def test_compare_refuses_bad_arguments_before_writing(capsys, tmp_path, tiny_models, tiny_npz, arguments, message):
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(capsys, "compare", "--out", str(out), "--networks", str(tiny_models), "--dataset",
+                                   f"npz:{tiny_npz}", "--device", "cpu", "--quiet", *arguments)
+    assert code == 2 and stdout == "" and message in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert not out.exists()
