@@ -19,7 +19,7 @@ from latentspectra.models.files import load_model, save_model
 TINY_PARAMS = {"lsd": {"per_set": 2}, "ganspace": {"n_samples": 50}, "interfacegan": {"n_samples": 200},
                "learned": {"steps": 2, "batch_size": 4, "n_validation": 8},
                "sfvq": {"epochs_per_stage": 1, "batch_size": 16}, "reds": {"change": "upper", "hold": "lower"}}
-TIMING_KEYS = {"seconds", "fit_seconds", "eval_seconds", "figures"}
+TIMING_KEYS = {"seconds", "fit_seconds", "eval_seconds", "reconstructor_seconds", "figures"}
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def _without_timing(value):
 
 def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tiny_npz):
     config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=3, latents=16, steps=3, method_params=TINY_PARAMS,
-                           device="cpu")
+                           reconstructor_steps=3, reconstructor_validation=8, device="cpu")
     record = run_compare(tmp_path / "one", config, networks=spread_models, progress=False)
     assert json.loads((tmp_path / "one" / "compare.json").read_text())["methods"].keys() == set(available())
     for name in available():
@@ -55,6 +55,8 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         assert matrix.shape == (3, 10) and bool(matrix.isfinite().all())
         assert all(math.isfinite(method[key]) for key in ("disentanglement", "fit_seconds", "eval_seconds"))
         assert 0.1 <= method["disentanglement"] <= 1
+        assert 0 <= method["reconstructor_accuracy"] <= 1 and math.isfinite(method["reconstructor_seconds"])
+        assert math.isfinite(method["path_correlation"]) and 0 <= method["path_correlation"] <= 1
         assert (tmp_path / "one" / "figures" / f"{name}.png").stat().st_size > 0
     approaches = record["label_edits"]["approaches"]
     assert set(approaches) == {"lsd_rotation", "interfacegan", "class_means"}
@@ -65,7 +67,8 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
             assert math.isfinite(edit["mean_latent_distance"]) and math.isfinite(edit["mean_feature_distance"])
         else:
             assert edit["success_rate"] is None and edit["pairs"] == []
-    assert "| lsd |" in (tmp_path / "one" / "report.md").read_text()
+    report = (tmp_path / "one" / "report.md").read_text()
+    assert "| lsd |" in report and "reconstructor accuracy" in report and "path correlation" in report
 
     again = run_compare(tmp_path / "two", config, networks=spread_models, progress=False)
     assert _without_timing(again) == _without_timing(record)
@@ -73,6 +76,7 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
 
 def test_compare_skips_a_method_that_cannot_fit(tmp_path, tiny_models, tiny_npz):
     config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=2, latents=8, steps=2, methods=("lsd", "random"),
+                           reconstructor_steps=3, reconstructor_validation=8,
                            method_params={"lsd": {"per_set": 2, "max_draws": 20}}, device="cpu")
     record = run_compare(tmp_path / "out", config, networks=tiny_models, progress=False)
     assert "too few latents" in record["methods"]["lsd"]["skipped"]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from latentspectra.methods import LearnedDirections, MethodError, get
+from latentspectra.methods.learned import train_reconstructor
 from latentspectra.models.gan import Generator
 
 SIZE = 12  # the toy's images are 1 x 12 x 12: three bands of 4 rows, one per factor
@@ -88,6 +89,22 @@ def test_the_generator_stays_frozen():
     assert method.directions_.shape == (2, 8)
     assert all(torch.equal(value, weights[name]) for name, value in generator.state_dict().items())
     assert all(parameter.grad is None and parameter.requires_grad for parameter in generator.parameters())
+
+
+def test_train_reconstructor_tells_distinct_frozen_directions_apart():
+    """R alone on frozen directions (the compare study's reconstructor accuracy): the toy's axes, each moving its own
+    band, are told apart; three copies of one axis cannot be (chance 1/3). The global torch generator is left as it
+    was and the same seed gives the same accuracy."""
+    generator, state = MirroredBumps(), torch.random.get_rng_state()
+    params = {"steps": 60, "learning_rate": 3e-2, "n_validation": 320, "seed": 0}
+    axes = train_reconstructor(generator, torch.eye(3), **params)
+    assert axes > 0.9
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert train_reconstructor(generator, torch.eye(3), **params) == axes
+    same = train_reconstructor(generator, torch.eye(3)[[0, 0, 0]], **params)
+    assert 0.2 < same < 0.47
+    with pytest.raises(MethodError, match="train_reconstructor: steps expected an integer >= 1, got 0"):
+        train_reconstructor(generator, torch.eye(3), steps=0)
 
 
 def test_misuse_is_one_line_method_errors():

@@ -244,7 +244,13 @@ class CompareConfig:
     shift: float = 3.0  # t of the edits z + t d_k (rescoring, figures) and of InterFaceGAN's label edit
     latents: int = 200  # encoder means of the first test images, the latents edited
     methods: tuple[str, ...] = ()  # registry names; () is all of `methods.directions.available()`
-    steps: int = 5  # images per direction in the figures, s evenly from -shift to +shift
+    steps: int = 5  # images per direction in the figures and points per path (path correlation), s from -t to +t
+    # the reconstructor accuracy of every method's frozen directions: a fresh R trained for reconstructor_steps
+    # batches of 32, scored on reconstructor_validation fresh draws. Cost on the shipped MNIST networks, 2 AVX2
+    # cores (AMD EPYC): 13-19 s a method (one outlier of 32 s on a busy host), 151 s for all nine at these values
+    # (about 25-30 ms a step); the whole compare went from about 60 s to 272 s
+    reconstructor_steps: int = 500
+    reconstructor_validation: int = 1600
     # per-method parameters (replacing the whole mapping replaces these budgets). GANSpace at layer None is fitted
     # on the encoded training codes as its latents (so n_samples is unused there), SFVQ on the same codes, REDs
     # (change upper, hold lower) on the encoded test latents, InterFaceGAN on n_samples z ~ N(0, I) scored by C(G(z))

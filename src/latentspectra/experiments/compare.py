@@ -8,6 +8,17 @@ Per method, after fitting it (timed):
   C(G(z)), the classifier's label probabilities, one row of l changes per direction: a (K, l) matrix. Its
   disentanglement is the mean over the directions of max_j |change_j| / sum_j |change_j| (1: a direction moves
   one label's probability only; 1 / l: all alike).
+- Reconstructor classification accuracy (Voynov & Babenko, ICML 2020, Sec. 4): with the method's K directions
+  frozen, a fresh reconstructor R (methods/learned.py's, the same architecture, budget ``reconstructor_steps``,
+  batches of 32, Adam at 1e-3, shifts eps as learned.py draws them: |eps| in [0.5, 6], the config's seed) is trained
+  to tell which direction moved G(z) to G(z + eps d_k); its accuracy on ``reconstructor_validation`` fresh draws
+  (`train_reconstructor`; chance 1 / K). The same budget and seed for every method, so the learned directions are
+  scored by a fresh R too, not by the one trained with them.
+- Path-attribute correlation (after WarpedGANSpace, Tzelepis et al. ICCV 2021, which ranks paths by how
+  monotonically an attribute changes along them): along z + s d_k, s at the ``steps`` values evenly from -t to t,
+  the Pearson correlation between s and each label probability of C(G(z + s d_k)) per test latent z (0 where the
+  probability does not change), averaged over the test latents; per direction the largest |mean correlation|
+  over the labels; per method the mean over the directions, in [0, 1].
 - Figures: G(z0 + s d_k) for s evenly from -t to t, one row per direction.
 
 And label edits a -> b = a + 1 mod l of the test latents classified a (C(G(z))), by up to three approaches: the
@@ -49,6 +60,7 @@ from ..errors import LatentspectraError
 from ..evaluation import batched
 from ..io import atomic_write, output_directory, versions, write_json
 from ..methods.directions import DirectionMethod, MethodError, available, get
+from ..methods.learned import train_reconstructor
 from ..methods.ours import LSDDirections
 from ..models.inference import InferenceNetwork
 from ..report.compare_figures import compare_markdown, direction_figure
@@ -77,6 +89,9 @@ def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
         raise MethodError(f"--shift: expected a positive number, got {config.shift}")
     if config.latents < 1 or config.steps < 2:
         raise MethodError(f"compare: expected latents >= 1 and steps >= 2, got {config.latents} and {config.steps}")
+    if config.reconstructor_steps < 1 or config.reconstructor_validation < 1:
+        raise MethodError(f"compare: expected reconstructor_steps >= 1 and reconstructor_validation >= 1, got "
+                          f"{config.reconstructor_steps} and {config.reconstructor_validation}")
     return methods
 
 
@@ -107,6 +122,21 @@ def disentanglement(matrix: torch.Tensor) -> float:
     size = matrix.abs()
     share = size.max(1).values / size.sum(1).clamp_min(torch.finfo(size.dtype).tiny)
     return torch.where(size.sum(1) > 0, share, 1 / matrix.shape[1]).mean().item()
+
+
+def path_correlation(networks: Networks, directions: torch.Tensor, latents: torch.Tensor,
+                     shifts: torch.Tensor) -> float:
+    """How monotonically a label probability changes along the straight paths z + s d_k (module docstring):
+    per direction of ``directions`` (K, M) and per label, the Pearson correlation between the ``shifts`` s (S,)
+    and softmax C(G(z + s d_k)) for each of ``latents`` (N, M) (0 where the probability is constant along the
+    path), averaged over the latents; the largest |average| over the labels, averaged over the directions."""
+    s = shifts.double()
+    moved = latents[None, None] + shifts.to(latents)[None, :, None, None] * directions.to(latents)[:, None, None]
+    found = probabilities(networks, moved.flatten(0, 2)).view(len(directions), len(s), len(latents), -1)
+    centred, offsets = found - found.mean(1, keepdim=True), (s - s.mean())[None, :, None, None]
+    spread = (centred.square().sum(1) * offsets.square().sum()).sqrt()  # (K, N, l)
+    correlation = torch.where(spread > 0, (centred * offsets).sum(1) / spread.clamp_min(1e-300), 0.0)
+    return correlation.mean(1).abs().max(1).values.clamp(0, 1).mean().item()
 
 
 def feature_map(networks: Networks) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
@@ -218,7 +248,7 @@ class CompareResult:
     labels: tuple[str, ...]
     train_latents: int
     test_latents: int
-    methods: dict[str, dict[str, Any]]  # per method: params, seconds, rescoring, disentanglement; or skipped
+    methods: dict[str, dict[str, Any]]  # per method: params, seconds, rescoring and the metrics; or skipped
     label_edits: dict[str, Any]
     feature_space: str
     figure_images: dict[str, np.ndarray]  # per fitted method (rows, steps, H, W) or (rows, steps, C, H, W)
@@ -270,13 +300,23 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
             began = time.perf_counter()
             directions = method.directions_[:config.directions].cpu()
             matrix = rescoring(networks, directions, test, config.shift)
+            correlation = path_correlation(networks, directions, test, shifts)
+            eval_seconds = time.perf_counter() - began
+            began = time.perf_counter()
+            accuracy = train_reconstructor(networks.generator, directions, steps=config.reconstructor_steps,
+                                           seed=config.seed, n_validation=config.reconstructor_validation)
+            reconstructor_seconds = time.perf_counter() - began
+            began = time.perf_counter()
             path = (test[:1] + shifts[:, None, None] * directions[None]).transpose(0, 1).flatten(0, 1)
             images = to_unit_images(decode(networks, path))
             figure_images[name] = images.reshape(len(directions), config.steps, *images.shape[1:])
             fitted[name] = method
             records[name] = {"params": method.get_params(), "directions": len(directions),
-                             "fit_seconds": fit_seconds, "eval_seconds": time.perf_counter() - began,
-                             "rescoring": matrix.tolist(), "disentanglement": disentanglement(matrix)}
+                             "fit_seconds": fit_seconds,
+                             "eval_seconds": eval_seconds + time.perf_counter() - began,
+                             "reconstructor_seconds": reconstructor_seconds, "rescoring": matrix.tolist(),
+                             "disentanglement": disentanglement(matrix), "reconstructor_accuracy": accuracy,
+                             "path_correlation": correlation}
     with timer.stage("label_edits"):
         approaches = label_edit_approaches(fitted, train, train_labels, networks.num_labels, config.shift)
         edits, space = label_edits(networks, approaches, test, test_labels)

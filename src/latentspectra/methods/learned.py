@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -170,6 +170,97 @@ def frozen(generator: Network) -> Iterator[None]:
             parameter.requires_grad_(flag)
 
 
+def training_step(generator: Network, reconstructor: Reconstructor, directions: torch.Tensor,
+                  optimizer: torch.optim.Optimizer, batch: Shifts) -> torch.Tensor:
+    """One Adam step on the paper's Eq. 1 for ``batch``: whatever ``optimizer`` holds (A and R, or R alone) learns;
+    returns (direction loss, shift loss, accuracy) of the batch, detached (3,)."""
+    direction_loss, shift_loss, correct = shift_losses(generator, reconstructor, directions, batch)
+    optimizer.zero_grad()
+    (direction_loss + shift_loss).backward()
+    optimizer.step()
+    return torch.stack([direction_loss, shift_loss, correct / len(batch.k)]).detach()
+
+
+def train_steps(generator: Network, reconstructor: Reconstructor, directions: Callable[[], torch.Tensor],
+                parameters: list[torch.Tensor], draw: Callable[[int], Shifts], *, steps: int, batch_size: int,
+                learning_rate: float) -> list[dict[str, float]]:
+    """``steps`` `training_step` s of Adam (rate ``learning_rate``) on ``parameters``, R in train mode, each on
+    ``draw(batch_size)`` with the directions ``directions()`` gives then (A from its free matrix, or fixed rows);
+    returns the history (losses averaged over at most HISTORY_CHUNKS chunks of the steps). Call it with gradients
+    enabled and the generator `frozen`."""
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate, foreach=True)
+    reconstructor.train()
+    device = parameters[0].device
+    history = []
+    for chunk in torch.arange(steps).tensor_split(min(HISTORY_CHUNKS, steps)):
+        totals = torch.zeros(3, device=device)
+        for _ in chunk:
+            batch = draw(batch_size)
+            totals += training_step(generator, reconstructor, directions(), optimizer, batch)
+        history.append(_history_entry(int(chunk[-1]) + 1, totals / len(chunk)))
+    return history
+
+
+def held_out_accuracy(generator: Network, reconstructor: Reconstructor, directions: torch.Tensor,
+                      draw: Callable[[int], Shifts], *, n_validation: int, batch_size: int) -> float:
+    """R's accuracy of k, in eval mode and without gradients, on ``n_validation`` fresh draws (``draw(size)``) in
+    batches of ``batch_size`` (the authors' `validate_classifier`)."""
+    reconstructor.eval()
+    correct = 0
+    with torch.no_grad():
+        for draws in torch.arange(n_validation).split(batch_size):
+            correct += int(shift_losses(generator, reconstructor, directions, draw(len(draws)))[2])
+    return correct / n_validation
+
+
+def seeded_reconstructor(generator: Network, probe: Shifts, count: int, seed: int) -> Reconstructor:
+    """R for the generator's outputs (their shape from a probe of latents), K = ``count``, its initial weights
+    seeded by ``seed`` without touching torch's global generator."""
+    with torch.no_grad():
+        output = generator(probe.z)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_reconstructor(output, count)
+
+
+def train_reconstructor(generator: Network, directions: torch.Tensor, *, steps: int = 500, batch_size: int = 32,
+                        learning_rate: float = 1e-3, min_shift: float = 0.5, max_shift: float = 6.0, seed: int = 0,
+                        n_validation: int = 3200) -> float:
+    """The paper's reconstructor classification accuracy of given, frozen ``directions`` (K, M): a fresh R (the
+    architecture `LearnedDirections` trains) trained alone for ``steps`` `training_step` s of ``batch_size`` draws
+    (the shifts drawn as in `draw_shifts`) to tell which of the K directions moved G(z) to G(z + eps d_k); returns
+    its accuracy of k on ``n_validation`` fresh draws (chance: 1 / K). ``seed`` seeds R's initial weights and every
+    draw; torch's global generator is left as it was. ``directions`` are used as given (normalise them first for
+    unit rows); the generator gets no gradients and runs in the mode it is in.
+
+    Raises:
+        MethodError: bad budgets or shifts, directions that are not a (K, M) tensor, or outputs of neither shape.
+    """
+    title = "train_reconstructor"
+    for name, value, least in (("steps", steps, 1), ("batch_size", batch_size, 2), ("n_validation", n_validation, 1),
+                               ("seed", seed, 0)):
+        check_whole(title, name, value, least)
+    _check_number(title, "learning_rate", learning_rate, 0, strict=True)
+    _check_number(title, "min_shift", min_shift, 0, strict=False)
+    _check_number(title, "max_shift", max_shift, min_shift, strict=min_shift == 0)
+    if not (isinstance(directions, torch.Tensor) and directions.ndim == 2 and len(directions) >= 1):
+        raise MethodError(f"{title}: directions expected a (K, M) tensor, got "
+                          f"{tuple(directions.shape) if isinstance(directions, torch.Tensor) else type(directions)}")
+    device = network_device(generator)
+    rows = directions.detach().to(device=device, dtype=torch.float32)
+    count, dim = rows.shape
+    rng = torch.Generator().manual_seed(seed)
+
+    def draw(size: int) -> Shifts:
+        return draw_shifts(rng, size, dim, count, min_shift, max_shift, device)
+
+    with torch.enable_grad(), frozen(generator):
+        reconstructor = seeded_reconstructor(generator, draw(2), count, seed).to(device)
+        train_steps(generator, reconstructor, lambda: rows, list(reconstructor.parameters()), draw, steps=steps,
+                    batch_size=batch_size, learning_rate=learning_rate)
+    return held_out_accuracy(generator, reconstructor, rows, draw, n_validation=n_validation, batch_size=batch_size)
+
+
 def _check_number(method: str, name: str, value: Any, least: float, strict: bool) -> None:
     """``value`` is a finite number > ``least`` (``strict``) or >= ``least``."""
     number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
@@ -254,42 +345,23 @@ class LearnedDirections(DirectionMethod):
         return draw_shifts(rng, size, dim, self.n_directions, self.min_shift, self.max_shift, device)
 
     def _reconstructor(self, generator: Network, probe: Shifts) -> Reconstructor:
-        """R for the generator's outputs (their shape from a probe of two latents), its initial weights seeded by
-        ``seed`` without touching torch's global generator."""
-        with torch.no_grad():
-            output = generator(probe.z)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            return build_reconstructor(output, self.n_directions)
+        """R for the generator's outputs, its initial weights seeded by ``seed`` (`seeded_reconstructor`)."""
+        return seeded_reconstructor(generator, probe, self.n_directions, self.seed)
 
     def _train(self, generator: Network, reconstructor: Reconstructor, free: torch.Tensor,
                rng: torch.Generator) -> list[dict[str, float]]:
         """``steps`` Adam steps on A (through ``free``) and R; returns history_ (losses averaged per chunk)."""
-        optimizer = torch.optim.Adam([free, *reconstructor.parameters()], lr=self.learning_rate, foreach=True)
-        reconstructor.train()
-        history = []
-        for chunk in torch.arange(self.steps).tensor_split(min(HISTORY_CHUNKS, self.steps)):
-            totals = torch.zeros(3, device=free.device)
-            for _ in chunk:
-                batch = self._draw(rng, self.batch_size, free.shape[0], free.device)
-                direction_loss, shift_loss, correct = shift_losses(
-                    generator, reconstructor, direction_rows(free, self.orthogonal), batch)
-                optimizer.zero_grad()
-                (direction_loss + shift_loss).backward()
-                optimizer.step()
-                totals += torch.stack([direction_loss, shift_loss, correct / self.batch_size]).detach()
-            history.append(_history_entry(int(chunk[-1]) + 1, totals / len(chunk)))
-        return history
+        return train_steps(generator, reconstructor, lambda: direction_rows(free, self.orthogonal),
+                           [free, *reconstructor.parameters()],
+                           lambda size: self._draw(rng, size, free.shape[0], free.device),
+                           steps=self.steps, batch_size=self.batch_size, learning_rate=self.learning_rate)
 
     def _held_out_accuracy(self, generator: Network, reconstructor: Reconstructor, directions: torch.Tensor,
                            rng: torch.Generator) -> float:
         """R's accuracy of k, in eval mode, on ``n_validation`` fresh draws in batches of ``batch_size``."""
-        reconstructor.eval()
-        correct = 0
-        for draws in torch.arange(self.n_validation).split(self.batch_size):
-            batch = self._draw(rng, len(draws), directions.shape[1], directions.device)
-            correct += int(shift_losses(generator, reconstructor, directions, batch)[2])
-        return correct / self.n_validation
+        return held_out_accuracy(generator, reconstructor, directions,
+                                 lambda size: self._draw(rng, size, directions.shape[1], directions.device),
+                                 n_validation=self.n_validation, batch_size=self.batch_size)
 
 
 def _history_entry(steps: int, means: torch.Tensor) -> dict[str, float]:

@@ -24,21 +24,27 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 
 def compare_markdown(record: Mapping[str, Any]) -> str:
-    """report.md: per method its cost, disentanglement and largest re-scoring change (or why it was skipped),
-    and per label-edit approach its success rate and distances."""
+    """report.md: per method its cost, disentanglement, largest re-scoring change, reconstructor accuracy and path
+    correlation (or why it was skipped), and per label-edit approach its success rate and distances."""
     lines = [f"# Direction methods compared ({record['models']})", "",
              (f"K = {record['directions']} directions, shift t = {record['shift']:g}, {record['test_latents']} test "
               f"latents, seed {record['seed']}. Re-scoring (InterFaceGAN, SeFa): mean change of C(G(z + t d_k)) "
-              "label probabilities; disentanglement: mean over directions of max |change| / sum |change|."), "",
-             "| method | directions | fit s | eval s | disentanglement | largest mean change |",
-             "|---|---|---|---|---|---|"]
+              "label probabilities; disentanglement: mean over directions of max |change| / sum |change|. "
+              "Reconstructor accuracy (Voynov & Babenko): a fresh reconstructor trained on the frozen directions "
+              f"tells which of them moved G(z), accuracy on fresh draws (chance {1 / record['directions']:.2f}); "
+              "path correlation (after WarpedGANSpace): mean over directions of the largest |Pearson correlation| "
+              "between s and a label probability along z + s d_k, averaged over the test latents."), "",
+             ("| method | directions | fit s | eval s | disentanglement | largest mean change | reconstructor accuracy "
+              "| reconstructor s | path correlation |"),
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, method in record["methods"].items():
         if "skipped" in method:
-            lines.append(f"| {name} | skipped: {method['skipped']} | | | | |")
+            lines.append(f"| {name} | skipped: {method['skipped']} | | | | | | | |")
             continue
         largest = max(abs(value) for row in method["rescoring"] for value in row)
         lines.append(f"| {name} | {method['directions']} | {method['fit_seconds']:.1f} | {method['eval_seconds']:.1f} "
-                     f"| {method['disentanglement']:.3f} | {largest:.3f} |")
+                     f"| {method['disentanglement']:.3f} | {largest:.3f} | {method['reconstructor_accuracy']:.3f} "
+                     f"| {method['reconstructor_seconds']:.1f} | {method['path_correlation']:.3f} |")
     edits = record["label_edits"]
     lines += ["", f"## Label edits a -> a + 1 (feature distance: {edits['feature_space']})", "",
               "| approach | pairs | latents | success rate | mean latent distance | mean feature distance |",
