@@ -53,6 +53,8 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         assert "skipped" not in method, (name, method.get("skipped"))
         matrix = torch.tensor(method["rescoring"])
         assert matrix.shape == (3, 10) and bool(matrix.isfinite().all())
+        measures = torch.tensor(method["measure_rescoring"])  # grey images: the Morpho-MNIST measures too
+        assert measures.shape == (3, len(record["measures"])) and bool(measures.isfinite().all())
         assert all(math.isfinite(method[key]) for key in ("disentanglement", "fit_seconds", "eval_seconds"))
         assert 0.1 <= method["disentanglement"] <= 1
         assert 0 <= method["reconstructor_accuracy"] <= 1 and math.isfinite(method["reconstructor_seconds"])

@@ -7,7 +7,9 @@ Per method, after fitting it (timed):
   "re-scoring analysis"): for each direction d_k, the mean over the test latents z of C(G(z + t d_k)) minus
   C(G(z)), the classifier's label probabilities, one row of l changes per direction: a (K, l) matrix. Its
   disentanglement is the mean over the directions of max_j |change_j| / sum_j |change_j| (1: a direction moves
-  one label's probability only; 1 / l: all alike).
+  one label's probability only; 1 / l: all alike). For single-channel images the same for the Morpho-MNIST
+  measures (area, length, thickness, slant, width, height; Castro et al., JMLR 2019), in standard deviations of
+  each measure over the unedited images: ``measure_rescoring``, (K, 6), named by ``measures`` in the record.
 - Reconstructor classification accuracy (Voynov & Babenko, ICML 2020, Sec. 4): with the method's K directions
   frozen, a fresh reconstructor R (methods/learned.py's, the same architecture, budget ``reconstructor_steps``,
   batches of 32, Adam at 1e-3, shifts eps as learned.py draws them: |eps| in [0.5, 6], the config's seed) is trained
@@ -61,6 +63,7 @@ from ..evaluation import batched
 from ..io import atomic_write, output_directory, versions, write_json
 from ..methods.directions import DirectionMethod, MethodError, available, get
 from ..methods.learned import train_reconstructor
+from ..methods.morphometry import MORPHO_MEASURES, morpho_measures
 from ..methods.ours import LSDDirections
 from ..models.inference import InferenceNetwork
 from ..report.compare_figures import compare_markdown, direction_figure
@@ -114,6 +117,22 @@ def rescoring(networks: Networks, directions: torch.Tensor, latents: torch.Tenso
     moved = (latents[None] + shift * directions.to(latents)[:, None]).flatten(0, 1)
     after = probabilities(networks, moved).view(len(directions), len(latents), -1)
     return (after - before[None]).mean(1)
+
+
+def measure_rescoring(networks: Networks, directions: torch.Tensor, latents: torch.Tensor,
+                      shift: float) -> list[list[float]] | None:
+    """The re-scoring matrix of image measurements (Morpho-MNIST, Castro et al. 2019: area, length, thickness,
+    slant, width, height; `methods.morphometry`): per direction d_k of ``directions`` (K, M) the mean over
+    ``latents`` of each measure of G(z + shift d_k) minus that of G(z), in units of the measure's standard
+    deviation over the G(z); (K, 6). None for multi-channel images, which these stroke measures do not fit."""
+    if networks.image_shape[0] != 1:
+        return None
+    before = morpho_measures(decode(networks, latents))
+    moved = (latents[None] + shift * directions.to(latents)[:, None]).flatten(0, 1)
+    after = morpho_measures(decode(networks, moved)).reshape(len(directions), len(latents), -1)
+    spread = before.std(0)
+    change = (after - before[None]).mean(1) / np.where(spread > 0, spread, 1.0)
+    return change.tolist()
 
 
 def disentanglement(matrix: torch.Tensor) -> float:
@@ -260,7 +279,7 @@ class CompareResult:
         return {"dataset": self.config.dataset, "seed": self.config.seed, "models": self.models,
                 "latent_dim": self.latent_dim, "labels": list(self.labels), "directions": self.config.directions,
                 "shift": self.config.shift, "train_latents": self.train_latents, "test_latents": self.test_latents,
-                "methods": self.methods,
+                "measures": list(MORPHO_MEASURES), "methods": self.methods,
                 "label_edits": {"feature_space": self.feature_space, "approaches": self.label_edits},
                 "figures": figures, "seconds": {**self.seconds, "total": sum(self.seconds.values())},
                 "config": asdict(self.config), "compute": self.compute, "versions": versions()}
@@ -300,6 +319,7 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
             began = time.perf_counter()
             directions = method.directions_[:config.directions].cpu()
             matrix = rescoring(networks, directions, test, config.shift)
+            measures = measure_rescoring(networks, directions, test, config.shift)
             correlation = path_correlation(networks, directions, test, shifts)
             eval_seconds = time.perf_counter() - began
             began = time.perf_counter()
@@ -315,6 +335,7 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
                              "fit_seconds": fit_seconds,
                              "eval_seconds": eval_seconds + time.perf_counter() - began,
                              "reconstructor_seconds": reconstructor_seconds, "rescoring": matrix.tolist(),
+                             "measure_rescoring": measures,
                              "disentanglement": disentanglement(matrix), "reconstructor_accuracy": accuracy,
                              "path_correlation": correlation}
     with timer.stage("label_edits"):
