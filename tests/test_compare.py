@@ -44,7 +44,8 @@ def _without_timing(value):
 
 
 def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tiny_npz):
-    config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=3, latents=16, steps=3, method_params=TINY_PARAMS,
+    config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=3, latents=16, edit_latents=24, steps=3,
+                           method_params=TINY_PARAMS,
                            reconstructor_steps=3, reconstructor_validation=8, device="cpu")
     record = run_compare(tmp_path / "one", config, networks=spread_models, progress=False)
     assert json.loads((tmp_path / "one" / "compare.json").read_text())["methods"].keys() == set(available())
@@ -60,8 +61,9 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         assert 0 <= method["reconstructor_accuracy"] <= 1 and math.isfinite(method["reconstructor_seconds"])
         assert math.isfinite(method["path_correlation"]) and 0 <= method["path_correlation"] <= 1
         assert (tmp_path / "one" / "figures" / f"{name}.png").stat().st_size > 0
+        assert (tmp_path / "one" / "figures" / f"{name}-rescoring.png").stat().st_size > 0
     approaches = record["label_edits"]["approaches"]
-    assert set(approaches) == {"lsd_rotation", "interfacegan", "class_means"}
+    assert set(approaches) == {"lsd_rotation", "lsd_projection", "interfacegan", "class_means"}
     assert approaches["lsd_rotation"]["latents"] > 0 and approaches["interfacegan"]["latents"] > 0
     for edit in approaches.values():  # the untrained encoder's codes may all get one label: no class means then
         if edit["latents"]:
@@ -96,3 +98,20 @@ def test_compare_refuses_bad_arguments_before_writing(capsys, tmp_path, tiny_mod
     assert code == 2 and stdout == "" and message in stderr
     assert len(stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_the_lsd_projection_edit_moves_label_a_amplitude_onto_label_b():
+    from types import SimpleNamespace
+
+    from latentspectra.experiments.compare import lsd_projection_edit
+    from latentspectra.latent import QuasiEigenBasis
+
+    etas = torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    basis = QuasiEigenBasis.from_etas(etas, [0, 1, 2] * 2, [1, 1, 1, 2, 2, 2])
+    z = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    before, after = basis.decompose(z), basis.decompose(lsd_projection_edit(SimpleNamespace(basis_=basis), z, 0, 2))
+    a, b = basis.index_of(0), basis.index_of(2)
+    assert torch.allclose(after[:, a], torch.zeros(4, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(after[:, b], before[:, b] + before[:, a])
+    others = [k for k in range(6) if k not in (a, b)]
+    assert torch.allclose(after[:, others], before[:, others])

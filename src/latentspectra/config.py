@@ -243,6 +243,7 @@ class CompareConfig:
     directions: int = 10  # K per method (InterFaceGAN: one per label, its first K rescored)
     shift: float = 3.0  # t of the edits z + t d_k (rescoring, figures) and of InterFaceGAN's label edit
     latents: int = 200  # encoder means of the first test images, the latents edited
+    edit_latents: int = 1000  # encoder means of the first test images whose labels the label edits change
     methods: tuple[str, ...] = ()  # registry names; () is all of `methods.directions.available()`
     steps: int = 5  # images per direction in the figures and points per path (path correlation), s from -t to +t
     # the reconstructor accuracy of every method's frozen directions: a fresh R trained for reconstructor_steps

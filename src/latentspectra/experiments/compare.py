@@ -66,7 +66,7 @@ from ..methods.learned import train_reconstructor
 from ..methods.morphometry import MORPHO_MEASURES, morpho_measures
 from ..methods.ours import LSDDirections
 from ..models.inference import InferenceNetwork
-from ..report.compare_figures import compare_markdown, direction_figure
+from ..report.compare_figures import compare_markdown, direction_figure, rescoring_figure
 from .common import Timer, decode, predict, to_unit_images
 from .networks import Networks, NetworksSpec, check_images_fit, load_networks
 
@@ -90,8 +90,9 @@ def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
         raise MethodError(f"--directions: expected 1..{latent_dim} (the latent dimension M), got {config.directions}")
     if not (math.isfinite(config.shift) and config.shift > 0):
         raise MethodError(f"--shift: expected a positive number, got {config.shift}")
-    if config.latents < 1 or config.steps < 2:
-        raise MethodError(f"compare: expected latents >= 1 and steps >= 2, got {config.latents} and {config.steps}")
+    if config.latents < 1 or config.edit_latents < 1 or config.steps < 2:
+        raise MethodError(f"compare: expected latents >= 1, edit_latents >= 1 and steps >= 2, got {config.latents}, "
+                          f"{config.edit_latents} and {config.steps}")
     if config.reconstructor_steps < 1 or config.reconstructor_validation < 1:
         raise MethodError(f"compare: expected reconstructor_steps >= 1 and reconstructor_validation >= 1, got "
                           f"{config.reconstructor_steps} and {config.reconstructor_validation}")
@@ -179,11 +180,20 @@ def measure_edits(networks: Networks, features: Callable[[torch.Tensor], torch.T
                                                          dim=1).sum().item()}
 
 
+def lsd_projection_edit(lsd: LSDDirections, z: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """z + (B_ba - B_aa) z with the projection operators B_ij = |xi_i><xi_j| / C of Eq. 11 (set 1): the amplitude
+    c_a of label a's quasi-eigenvector moved onto label b's, every other component kept."""
+    basis = lsd.basis_
+    source, target = basis.vectors[basis.index_of(a)], basis.vectors[basis.index_of(b)]
+    amplitude = z.double() @ source / basis.norm
+    return (z.double() + amplitude[:, None] * (target - source)).to(z)
+
+
 def label_edit_approaches(fitted: dict[str, DirectionMethod], train: torch.Tensor, train_labels: torch.Tensor,
                           num_labels: int, shift: float
                           ) -> dict[str, Callable[[torch.Tensor, int, int], torch.Tensor | None]]:
     """Per approach, the edit of latents of label a towards label b (None where it cannot make that edit):
-    LSD's rotation by pi / 2, InterFaceGAN's step of ``shift`` along (n_b - n_a) / |n_b - n_a| (where both were
+    LSD's rotation by pi / 2 and its projection operators (`lsd_projection_edit`), InterFaceGAN's step of ``shift`` along (n_b - n_a) / |n_b - n_a| (where both were
     fitted), and the class-mean difference (InterFaceGAN issue #5) of the training codes by classified label."""
     means = {label: train[train_labels == label].double().mean(0) for label in range(num_labels)
              if bool((train_labels == label).any())}
@@ -191,6 +201,7 @@ def label_edit_approaches(fitted: dict[str, DirectionMethod], train: torch.Tenso
     lsd = fitted.get("lsd")
     if isinstance(lsd, LSDDirections):
         approaches["lsd_rotation"] = lambda z, a, b: lsd.label_edit(z, a, b, math.pi / 2)
+        approaches["lsd_projection"] = lambda z, a, b: lsd_projection_edit(lsd, z, a, b)
     interfacegan = fitted.get("interfacegan")
     if interfacegan is not None and len(interfacegan.directions_) == num_labels:
         normals = interfacegan.directions_.double()
@@ -299,9 +310,10 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
     check_images_fit(networks.image_shape, dataset, networks.source)
     timer = timer or Timer()
     with timer.stage("encode"):
-        train, test = (encoder_means(networks, images) for images in (dataset.train.images,
-                                                                      dataset.test.images[:config.latents]))
-        train_labels, test_labels = predict(networks, train).cpu(), predict(networks, test).cpu()
+        train, edited = (encoder_means(networks, images) for images in (
+            dataset.train.images, dataset.test.images[:max(config.latents, config.edit_latents)]))
+        test = edited[:config.latents]
+        train_labels, edited_labels = predict(networks, train).cpu(), predict(networks, edited).cpu()
     records: dict[str, dict[str, Any]] = {}
     fitted: dict[str, DirectionMethod] = {}
     figure_images: dict[str, np.ndarray] = {}
@@ -340,7 +352,8 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
                              "path_correlation": correlation}
     with timer.stage("label_edits"):
         approaches = label_edit_approaches(fitted, train, train_labels, networks.num_labels, config.shift)
-        edits, space = label_edits(networks, approaches, test, test_labels)
+        edits, space = label_edits(networks, approaches, edited[:config.edit_latents],
+                                   edited_labels[:config.edit_latents])
     return CompareResult(config, networks.source, networks.latent_dim, networks.labels, len(train), len(test),
                          records, edits, space, figure_images, networks.compute_record(), dict(timer.seconds))
 
@@ -353,6 +366,9 @@ def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
     figures = {name: str(direction_figure(images, directory / f"{name}.png", name, result.config.shift))
                for name, images in result.figure_images.items()}
+    figures.update({f"{name} rescoring": str(rescoring_figure(method, result.labels, MORPHO_MEASURES,
+                                                              directory / f"{name}-rescoring.png", name))
+                    for name, method in result.methods.items() if "skipped" not in method})
     record = result.record(figures)
     write_json(out / "compare.json", record)
     atomic_write(out / "report.md", lambda path: path.write_text(compare_markdown(record), encoding="utf-8"))

@@ -3,13 +3,13 @@ nothing here computes results."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .figures import image_rows
+from .figures import heatmap, image_rows, new_figure, save_figure
 
 
 def direction_figure(images: np.ndarray, path: Path, method: str, shift: float) -> Path:
@@ -17,6 +17,23 @@ def direction_figure(images: np.ndarray, path: Path, method: str, shift: float) 
     for s evenly from -``shift`` to +``shift``."""
     rows = {f"d{k}": row for k, row in enumerate(images)}
     return image_rows(rows, path, f"{method}: G(z0 + s d_k), s from -{shift:g} to +{shift:g}")
+
+
+def rescoring_figure(method: Mapping[str, Any], labels: Sequence[str], measures: Sequence[str], path: Path,
+                     name: str) -> Path:
+    """The disentanglement figure of one method: its re-scoring matrix |change| (directions x labels), and beside
+    it the image measurements' (directions x measures, in standard deviations) where there are any; a
+    disentangled direction is one bright cell in its row."""
+    panels = [("label probabilities", np.abs(np.array(method["rescoring"])), labels)]
+    if method.get("measure_rescoring") is not None:
+        panels.append(("image measurements (SD)", np.abs(np.array(method["measure_rescoring"])), measures))
+    figure = new_figure(5.0 * len(panels), 4.0)
+    for index, (title, matrix, names) in enumerate(panels, start=1):
+        ax = figure.add_subplot(1, len(panels), index)
+        heatmap(ax, matrix, f"{name}: |change| of {title}", cmap="magma")
+        ax.set_xticks(range(len(names)), list(names), rotation=90, fontsize=7)
+        ax.set_ylabel("direction k")
+    return save_figure(figure, path)
 
 
 def _number(value: float | None, digits: int = 3) -> str:
