@@ -73,6 +73,8 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
             assert edit["success_rate"] is None and edit["pairs"] == []
     report = (tmp_path / "one" / "report.md").read_text()
     assert "| lsd |" in report and "reconstructor accuracy" in report and "path correlation" in report
+    page = (tmp_path / "one" / "report.html").read_text()
+    assert "<td>lsd</td>" in page and page.count("data:image/png;base64,") == 2 * len(available())
 
     again = run_compare(tmp_path / "two", config, networks=spread_models, progress=False)
     assert _without_timing(again) == _without_timing(record)

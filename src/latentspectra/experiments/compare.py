@@ -60,13 +60,14 @@ from ..config import CompareConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import batched
-from ..io import atomic_write, output_directory, versions, write_json
+from ..io import output_directory, versions, write_json
 from ..methods.directions import DirectionMethod, MethodError, available, get
 from ..methods.learned import train_reconstructor
 from ..methods.morphometry import MORPHO_MEASURES, morpho_measures
 from ..methods.ours import LSDDirections
 from ..models.inference import InferenceNetwork
-from ..report.compare_figures import compare_markdown, direction_figure, rescoring_figure
+from ..report.compare_figures import compare_blocks, direction_figure, rescoring_figure
+from ..report.document import write_documents
 from .common import Timer, decode, predict, to_unit_images
 from .networks import Networks, NetworksSpec, check_images_fit, load_networks
 
@@ -193,8 +194,9 @@ def label_edit_approaches(fitted: dict[str, DirectionMethod], train: torch.Tenso
                           num_labels: int, shift: float
                           ) -> dict[str, Callable[[torch.Tensor, int, int], torch.Tensor | None]]:
     """Per approach, the edit of latents of label a towards label b (None where it cannot make that edit):
-    LSD's rotation by pi / 2 and its projection operators (`lsd_projection_edit`), InterFaceGAN's step of ``shift`` along (n_b - n_a) / |n_b - n_a| (where both were
-    fitted), and the class-mean difference (InterFaceGAN issue #5) of the training codes by classified label."""
+    LSD's rotation by pi / 2 and its projection operators (`lsd_projection_edit`), InterFaceGAN's step of
+    ``shift`` along (n_b - n_a) / |n_b - n_a| (where both were fitted), and the class-mean difference
+    (InterFaceGAN issue #5) of the training codes by classified label."""
     means = {label: train[train_labels == label].double().mean(0) for label in range(num_labels)
              if bool((train_labels == label).any())}
     approaches: dict[str, Callable[[torch.Tensor, int, int], torch.Tensor | None]] = {}
@@ -359,7 +361,8 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
 
 
 def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
-    """Write ``result`` into ``out_dir``: figures/<method>.png per fitted method, compare.json and report.md.
+    """Write ``result`` into ``out_dir``: figures/<method>.png and <method>-rescoring.png per fitted method,
+    compare.json, report.md and a self-contained report.html.
     Returns the record written."""
     out = Path(out_dir)
     directory = out / "figures"
@@ -371,7 +374,8 @@ def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
                     for name, method in result.methods.items() if "skipped" not in method})
     record = result.record(figures)
     write_json(out / "compare.json", record)
-    atomic_write(out / "report.md", lambda path: path.write_text(compare_markdown(record), encoding="utf-8"))
+    write_documents(out, compare_blocks(record, {caption: Path(path) for caption, path in figures.items()}),
+                    "latentspectra: direction methods compared")
     return record
 
 

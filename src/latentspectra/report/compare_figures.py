@@ -1,5 +1,5 @@
-"""The figures and the Markdown report of `latentspectra compare`, drawn from plain arrays and its record;
-nothing here computes results."""
+"""The figures and the report (Markdown and self-contained HTML) of `latentspectra compare`, drawn from plain
+arrays and its record; nothing here computes results."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .document import Block, FigureRef, Heading, Paragraph, Table
 from .figures import heatmap, image_rows, new_figure, save_figure
 
 
@@ -40,33 +41,37 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def compare_markdown(record: Mapping[str, Any]) -> str:
-    """report.md: per method its cost, disentanglement, largest re-scoring change, reconstructor accuracy and path
-    correlation (or why it was skipped), and per label-edit approach its success rate and distances."""
-    lines = [f"# Direction methods compared ({record['models']})", "",
-             (f"K = {record['directions']} directions, shift t = {record['shift']:g}, {record['test_latents']} test "
-              f"latents, seed {record['seed']}. Re-scoring (InterFaceGAN, SeFa): mean change of C(G(z + t d_k)) "
-              "label probabilities; disentanglement: mean over directions of max |change| / sum |change|. "
-              "Reconstructor accuracy (Voynov & Babenko): a fresh reconstructor trained on the frozen directions "
-              f"tells which of them moved G(z), accuracy on fresh draws (chance {1 / record['directions']:.2f}); "
-              "path correlation (after WarpedGANSpace): mean over directions of the largest |Pearson correlation| "
-              "between s and a label probability along z + s d_k, averaged over the test latents."), "",
-             ("| method | directions | fit s | eval s | disentanglement | largest mean change | reconstructor accuracy "
-              "| reconstructor s | path correlation |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+def compare_blocks(record: Mapping[str, Any], figures: Mapping[str, Path]) -> list[Block]:
+    """The report of `latentspectra compare`: per method its cost, disentanglement, largest re-scoring change,
+    reconstructor accuracy and path correlation (or why it was skipped), per label-edit approach its success
+    rate and distances, then every figure (``figures``: caption -> PNG path)."""
+    methods = []
     for name, method in record["methods"].items():
         if "skipped" in method:
-            lines.append(f"| {name} | skipped: {method['skipped']} | | | | | | | |")
+            methods.append((name, f"skipped: {method['skipped']}", "", "", "", "", "", "", ""))
             continue
         largest = max(abs(value) for row in method["rescoring"] for value in row)
-        lines.append(f"| {name} | {method['directions']} | {method['fit_seconds']:.1f} | {method['eval_seconds']:.1f} "
-                     f"| {method['disentanglement']:.3f} | {largest:.3f} | {method['reconstructor_accuracy']:.3f} "
-                     f"| {method['reconstructor_seconds']:.1f} | {method['path_correlation']:.3f} |")
+        methods.append((name, str(method["directions"]), f"{method['fit_seconds']:.1f}",
+                        f"{method['eval_seconds']:.1f}", f"{method['disentanglement']:.3f}", f"{largest:.3f}",
+                        f"{method['reconstructor_accuracy']:.3f}", f"{method['reconstructor_seconds']:.1f}", f"{method['path_correlation']:.3f}"))
     edits = record["label_edits"]
-    lines += ["", f"## Label edits a -> a + 1 (feature distance: {edits['feature_space']})", "",
-              "| approach | pairs | latents | success rate | mean latent distance | mean feature distance |",
-              "|---|---|---|---|---|---|"]
-    for name, edit in edits["approaches"].items():
-        lines.append(f"| {name} | {edit['pairs_measured']} | {edit['latents']} | {_number(edit['success_rate'])} | "
-                     f"{_number(edit['mean_latent_distance'])} | {_number(edit['mean_feature_distance'])} |")
-    return "\n".join(lines) + "\n"
+    approaches = [(name, str(edit["pairs_measured"]), str(edit["latents"]), _number(edit["success_rate"]),
+                   _number(edit["mean_latent_distance"]), _number(edit["mean_feature_distance"]))
+                  for name, edit in edits["approaches"].items()]
+    return [
+        Heading(f"Direction methods compared ({record['models']})", level=1),
+        Paragraph(f"K = {record['directions']} directions, shift t = {record['shift']:g}, {record['test_latents']} "
+                  f"test latents, seed {record['seed']}. Re-scoring (InterFaceGAN, SeFa): mean change of "
+                  "C(G(z + t d_k)) label probabilities; disentanglement: mean over directions of max |change| / sum "
+                  "|change|. Reconstructor accuracy (Voynov & Babenko): a fresh reconstructor trained on the frozen "
+                  "directions tells which of them moved G(z), accuracy on fresh draws (chance "
+                  f"{1 / record['directions']:.2f}); path correlation (after WarpedGANSpace): mean over directions of "
+                  "the largest |Pearson correlation| between s and a label probability along z + s d_k."),
+        Table(("method", "directions", "fit s", "eval s", "disentanglement", "largest mean change",
+               "reconstructor accuracy", "reconstructor s", "path correlation"), tuple(methods)),
+        Heading(f"Label edits a -> a + 1 (feature distance: {edits['feature_space']})"),
+        Table(("approach", "pairs", "latents", "success rate", "mean latent distance", "mean feature distance"),
+              tuple(approaches)),
+        Heading("Figures"),
+        *(FigureRef(caption, path) for caption, path in figures.items()),
+    ]

@@ -251,8 +251,8 @@ def _render_markdown(blocks: Sequence[Block], out_dir: Path) -> str:
     return "\n\n".join(block.markdown(out_dir) for block in blocks) + "\n"
 
 
-def _render_html(blocks: Sequence[Block]) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(TITLE)}</title>'
+def _render_html(blocks: Sequence[Block], title: str = TITLE) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{CSS}</style></head><body>\n" + "\n".join(block.html() for block in blocks) + "\n</body></html>\n")
 
 
@@ -267,9 +267,14 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
     (figures embedded as base64 PNG), atomically. ``figures`` maps a name ("fig2" ... "fig8", captioned
     from FIGURE_CAPTIONS; any other name is its own caption) to a PNG path as this process opens it
     (absolute, or relative to the working directory, as ``out_dir`` itself). Returns the two paths."""
+    return write_documents(out_dir, _blocks(metrics, figures), TITLE)
+
+
+def write_documents(out_dir: Path, blocks: Sequence[Block], title: str) -> tuple[Path, Path]:
+    """``blocks`` as ``out_dir/report.md`` (figures linked relatively) and a self-contained ``out_dir/report.html``
+    titled ``title`` (figures embedded), atomically. Returns the two paths."""
     out_dir = Path(out_dir)
-    blocks = _blocks(metrics, figures)
-    markdown, page = _render_markdown(blocks, out_dir), _render_html(blocks)
+    markdown, page = _render_markdown(blocks, out_dir), _render_html(blocks, title)
     return _write_text(out_dir / "report.md", markdown), _write_text(out_dir / "report.html", page)
 
 

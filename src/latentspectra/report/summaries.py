@@ -73,4 +73,4 @@ def compare_summary(record: Mapping[str, Any], out: Path) -> list[str]:
         rate = edit["success_rate"]
         lines.append(f"label edit {name}: success {'n/a' if rate is None else f'{rate:.3f}'} "
                      f"({edit['latents']} latents)")
-    return [*lines, f"seconds: {record['seconds']['total']:.1f}", f"report: {out / 'report.md'}"]
+    return [*lines, f"seconds: {record['seconds']['total']:.1f}", f"report: {out / 'report.html'}"]
