@@ -53,7 +53,8 @@ def compare_blocks(record: Mapping[str, Any], figures: Mapping[str, Path]) -> li
         largest = max(abs(value) for row in method["rescoring"] for value in row)
         methods.append((name, str(method["directions"]), f"{method['fit_seconds']:.1f}",
                         f"{method['eval_seconds']:.1f}", f"{method['disentanglement']:.3f}", f"{largest:.3f}",
-                        f"{method['reconstructor_accuracy']:.3f}", f"{method['reconstructor_seconds']:.1f}", f"{method['path_correlation']:.3f}"))
+                        f"{method['reconstructor_accuracy']:.3f}", f"{method['reconstructor_seconds']:.1f}",
+                        f"{method['path_correlation']:.3f}"))
     edits = record["label_edits"]
     approaches = [(name, str(edit["pairs_measured"]), str(edit["latents"]), _number(edit["success_rate"]),
                    _number(edit["mean_latent_distance"]), _number(edit["mean_feature_distance"]))
