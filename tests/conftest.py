@@ -91,6 +91,38 @@ def tiny_models(tmp_path):
     return directory
 
 
+UNPICKLED: list[str] = []  # what a `PickleTrap` recorded: empty unless something unpickled one
+
+
+def _record_unpickle(tag: str) -> str:
+    UNPICKLED.append(tag)
+    return tag
+
+
+class PickleTrap:
+    """Pickles to a call of _record_unpickle, so unpickling would be observable in `UNPICKLED`."""
+
+    def __reduce__(self):
+        return (_record_unpickle, ("unpickled!",))
+
+
+def linear_label_toy(seed: int = 0, dim: int = 20, labels: int = 10):
+    """A linear generator G(z) = z Q (Q orthogonal) and a classifier whose logits are z . w_alpha for orthonormal
+    class directions w_alpha (the columns of W, returned too): every label about equally frequent, the etas
+    independent; M = ``dim``, l = ``labels`` <= M."""
+    rng = torch.Generator().manual_seed(seed)
+    q = torch.linalg.qr(torch.randn(dim, dim, generator=rng)).Q
+    w = torch.linalg.qr(torch.randn(dim, labels, generator=rng)).Q
+
+    def generator(z: torch.Tensor) -> torch.Tensor:
+        return z @ q.to(z.dtype)
+
+    def classifier(images: torch.Tensor) -> torch.Tensor:
+        return images @ (q.T @ w).to(images.dtype)
+
+    return generator, classifier, w
+
+
 def rewrite_pair(path, change, tensors_change=None) -> None:
     """Rewrite the safetensors file ``path`` and its JSON record as one unit, as latentspectra writes them, with
     ``change(record)`` (and ``tensors_change(tensors)``) applied: a consistent pair whose content is wrong."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import UNPICKLED, PickleTrap
 
 from latentspectra.compute import available_memory
 from latentspectra.data import (FASHION_MNIST_CLASSES, ImageDataset, Split, available_datasets, download_dataset,
@@ -479,26 +480,11 @@ def test_load_npz_refuses_unsupported_zip_features(tmp_path: Path, offset: int, 
         load_npz(path)
 
 
-UNPICKLED: list[str] = []
-
-
-def _record_unpickle(tag: str) -> str:
-    UNPICKLED.append(tag)
-    return tag
-
-
-class _Trap:
-    """Pickles to a call of _record_unpickle, so unpickling would be observable."""
-
-    def __reduce__(self):
-        return (_record_unpickle, ("unpickled!",))
-
-
 @pytest.mark.parametrize("key", ["x_train", "classes"])
 def test_load_npz_object_array_is_not_unpickled(tmp_path: Path, key: str) -> None:
     arrays = _tiny_npz_arrays(keras=True)
     trap = np.empty(2, dtype=object)
-    trap[0], trap[1] = _Trap(), _Trap()
+    trap[0], trap[1] = PickleTrap(), PickleTrap()
     arrays[key] = trap
     path = save_npz(tmp_path / "evil.npz", **arrays)
     with pytest.raises(DataError, match=rf"evil\.npz: cannot read array '{key}'"):

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from conftest import UNPICKLED, PickleTrap
 
 from latentspectra.data import ImageDataset, load_dataset, load_idx_dir, load_npz, read_idx
 from latentspectra.errors import LatentspectraError
@@ -208,21 +209,6 @@ def test_mutated_npz_bytes_load_the_saved_dataset_or_are_refused(
 
 # --------------------------------------------------------------------------- npz: arrays
 
-UNPICKLED: list[str] = []
-
-
-def _record_unpickle(tag: str) -> str:
-    UNPICKLED.append(tag)
-    return tag
-
-
-class _Trap:
-    """Pickles to a call of _record_unpickle, so unpickling would be observable."""
-
-    def __reduce__(self):
-        return (_record_unpickle, ("unpickled!",))
-
-
 ODD_DTYPES = st.sampled_from([np.uint8, np.int8, np.int16, np.int64, np.uint64, np.float16, np.float32,
                               np.float64, np.bool_, np.complex64, "U2", "S2", "M8[s]"])
 ODD_LABELS = st.one_of(st.sampled_from([-(2**63), -1, 3, 9, 65_535, 65_536, 2**40, 2**63 - 1, 2**64 - 1]),
@@ -262,7 +248,7 @@ def _slice(draw, array: np.ndarray) -> np.ndarray:
 
 def _objects(draw, array: np.ndarray) -> np.ndarray:
     trap = np.empty(array.shape, dtype=object)
-    trap.fill(_Trap())
+    trap.fill(PickleTrap())
     return trap
 
 

@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 import torch
+from conftest import linear_label_toy
 
 from latentspectra.errors import LatentspectraError
 from latentspectra.experiments.basis import build_basis
@@ -20,15 +21,7 @@ def _toy(seed: int = 0, scale: float = 6.0, dim: int = DIM, labels: int = LABELS
     """A linear generator G(z) = z Q (Q orthogonal), a classifier whose logits are z . w_alpha for
     orthonormal class directions w_alpha (columns of W), and an encoder that maps an 'image' (the
     one-hot vector of its class) to scale * w_alpha + N(0, I); M = ``dim``, l = ``labels`` <= M."""
-    rng = torch.Generator().manual_seed(seed)
-    q = torch.linalg.qr(torch.randn(dim, dim, generator=rng)).Q
-    w = torch.linalg.qr(torch.randn(dim, labels, generator=rng)).Q
-
-    def generator(z: torch.Tensor) -> torch.Tensor:
-        return z @ q.to(z.dtype)
-
-    def classifier(images: torch.Tensor) -> torch.Tensor:
-        return images @ (q.T @ w).to(images.dtype)
+    generator, classifier, w = linear_label_toy(seed, dim, labels)
 
     def encoder_sample(images: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
         return scale * images @ w.T + torch.randn(len(images), dim, generator=noise)

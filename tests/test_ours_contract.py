@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from conftest import linear_label_toy
 
 from latentspectra.experiments.basis import build_basis
 from latentspectra.methods import (SFVQ, LSDDirections, MethodError, REDsDirections, SFVQDirections, get,
@@ -29,19 +30,8 @@ def _one_thread():
 
 
 def lsd_toy(seed: int = 0):
-    """G(z) = z Q (Q orthogonal) and a classifier whose logits are z . w_alpha for orthonormal class directions
-    w_alpha, through G: every label about equally frequent, the etas independent."""
-    rng = torch.Generator().manual_seed(seed)
-    q = torch.linalg.qr(torch.randn(DIM, DIM, generator=rng)).Q
-    w = torch.linalg.qr(torch.randn(DIM, LABELS, generator=rng)).Q
-
-    def generator(z: torch.Tensor) -> torch.Tensor:
-        return z @ q.to(z.dtype)
-
-    def classifier(images: torch.Tensor) -> torch.Tensor:
-        return images @ (q.T @ w).to(images.dtype)
-
-    return generator, classifier
+    """`conftest.linear_label_toy` at M = DIM, l = LABELS: G and C only."""
+    return linear_label_toy(seed, DIM, LABELS)[:2]
 
 
 # --- LSD ----------------------------------------------------------------------------------------------
