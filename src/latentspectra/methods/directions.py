@@ -74,6 +74,18 @@ def check_whole(method: str, name: str, value: Any, least: int, optional: bool =
         raise MethodError(f"{method}: {name} expected {kind} >= {least}, got {value!r}")
 
 
+def check_number(method: str, name: str, value: Any, least: float, strict: bool) -> None:
+    """``value`` is a finite number > ``least`` (``strict``) or >= ``least``.
+
+    Raises:
+        MethodError: "``method``: ``name`` expected a finite number > ``least``, got ...".
+    """
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not (number and (value > least if strict else value >= least)):
+        raise MethodError(f"{method}: {name} expected a finite number {'>' if strict else '>='} {least:g}, "
+                          f"got {value!r}")
+
+
 def check_fraction(method: str, name: str, value: Any, high: float = 1.0) -> None:
     """``value`` is a number in the open interval (0, ``high``), or exactly ``high`` when ``high`` < 1.
 

@@ -40,18 +40,16 @@ M = 4 coordinates: one seed in six kept a direction 0.6 along the ignored coordi
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .directions import (DirectionMethod, FitInputs, MethodError, Network, as_unit_directions, canonical_signs,
-                         check_whole, network_device, register, unit_rows)
+                         check_number, check_whole, network_device, register, unit_rows)
 
 SHIFT_WEIGHT = 0.25  # lambda of the paper's Eq. 1 and the authors' `shift_weight`
 LENET_WIDTH = 2  # the authors' `LeNetShiftPredictor(width=2)`: 6, 16, 120 channels, heads of 84 units
@@ -240,9 +238,9 @@ def train_reconstructor(generator: Network, directions: torch.Tensor, *, steps: 
     for name, value, least in (("steps", steps, 1), ("batch_size", batch_size, 2), ("n_validation", n_validation, 1),
                                ("seed", seed, 0)):
         check_whole(title, name, value, least)
-    _check_number(title, "learning_rate", learning_rate, 0, strict=True)
-    _check_number(title, "min_shift", min_shift, 0, strict=False)
-    _check_number(title, "max_shift", max_shift, min_shift, strict=min_shift == 0)
+    check_number(title, "learning_rate", learning_rate, 0, strict=True)
+    check_number(title, "min_shift", min_shift, 0, strict=False)
+    check_number(title, "max_shift", max_shift, min_shift, strict=min_shift == 0)
     if not (isinstance(directions, torch.Tensor) and directions.ndim == 2 and len(directions) >= 1):
         raise MethodError(f"{title}: directions expected a (K, M) tensor, got "
                           f"{tuple(directions.shape) if isinstance(directions, torch.Tensor) else type(directions)}")
@@ -259,14 +257,6 @@ def train_reconstructor(generator: Network, directions: torch.Tensor, *, steps: 
         train_steps(generator, reconstructor, lambda: rows, list(reconstructor.parameters()), draw, steps=steps,
                     batch_size=batch_size, learning_rate=learning_rate)
     return held_out_accuracy(generator, reconstructor, rows, draw, n_validation=n_validation, batch_size=batch_size)
-
-
-def _check_number(method: str, name: str, value: Any, least: float, strict: bool) -> None:
-    """``value`` is a finite number > ``least`` (``strict``) or >= ``least``."""
-    number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not (number and (value > least if strict else value >= least)):
-        raise MethodError(f"{method}: {name} expected a finite number {'>' if strict else '>='} {least:g}, "
-                          f"got {value!r}")
 
 
 @register("learned")
@@ -320,9 +310,9 @@ class LearnedDirections(DirectionMethod):
         super().check_params()
         check_whole(self.title, "steps", self.steps, 1)
         check_whole(self.title, "batch_size", self.batch_size, 2)
-        _check_number(self.title, "learning_rate", self.learning_rate, 0, strict=True)
-        _check_number(self.title, "min_shift", self.min_shift, 0, strict=False)
-        _check_number(self.title, "max_shift", self.max_shift, self.min_shift, strict=self.min_shift == 0)
+        check_number(self.title, "learning_rate", self.learning_rate, 0, strict=True)
+        check_number(self.title, "min_shift", self.min_shift, 0, strict=False)
+        check_number(self.title, "max_shift", self.max_shift, self.min_shift, strict=self.min_shift == 0)
         if not isinstance(self.orthogonal, bool):
             raise MethodError(f"{self.title}: orthogonal expected True or False, got {self.orthogonal!r}")
         check_whole(self.title, "n_validation", self.n_validation, 1)
