@@ -23,8 +23,14 @@ class Configured(nn.Module):
         self.config = {key: list(value) if key == "image_shape" else value for key, value in config.items()}
 
 
-def _is_size(value: Any) -> bool:
+def is_size(value: Any) -> bool:
+    """``value`` is a whole number >= 1 (a bool is not)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def is_image_shape(value: Any) -> bool:
+    """``value`` is (C, H, W): a list or tuple of three sizes (`is_size`)."""
+    return isinstance(value, (list, tuple)) and len(value) == 3 and all(map(is_size, value))
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -36,9 +42,9 @@ def check_config(config: dict[str, Any]) -> None:
     """
     for key, value in config.items():
         if key == "image_shape":
-            if not (isinstance(value, (list, tuple)) and len(value) == 3 and all(map(_is_size, value))):
+            if not is_image_shape(value):
                 raise ValueError(f"image_shape must be three whole numbers >= 1 (C, H, W), got {value!r}")
-        elif not _is_size(value):
+        elif not is_size(value):
             raise ValueError(f"{key} must be a whole number >= 1, got {value!r}")
 
 

@@ -36,6 +36,7 @@ from ..io import read_record
 from .files import load_model
 from .foreign import (ForeignEncoder, ForeignNetwork, NetworkError, describe_failure, exported_input_width,
                       load_network_file)
+from .layers import is_image_shape, is_size
 
 PIECES = ("generator", "classifier", "encoder")
 MANIFEST = "networks.json"
@@ -73,13 +74,11 @@ class LatentNetworks:
 
     def __post_init__(self) -> None:
         where = f"networks of {self.source}"
-        if not (isinstance(self.latent_dim, int) and not isinstance(self.latent_dim, bool) and self.latent_dim >= 1):
-            raise NetworkError(f"{where}: latent_dim must be a whole number >= 1, got {self.latent_dim!r}")
-        shape = tuple(self.image_shape) if isinstance(self.image_shape, (list, tuple)) else ()
-        if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+        _latent_size(self.latent_dim, where)
+        if not is_image_shape(self.image_shape):
             raise NetworkError(f"{where}: image_shape must be three whole numbers >= 1 (C, H, W), "
                                f"got {self.image_shape!r}")
-        object.__setattr__(self, "image_shape", shape)
+        object.__setattr__(self, "image_shape", tuple(self.image_shape))
         low, high = _pixel_range(self.pixel_range, where)
         object.__setattr__(self, "pixel_range", (low, high))
         if self.prior not in PRIORS:
@@ -105,7 +104,7 @@ def _latent_size(value: Any, where: str) -> int:
     Raises:
         NetworkError: naming ``where`` and the value.
     """
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+    if not is_size(value):
         raise NetworkError(f"{where}: latent_dim must be a whole number >= 1, got {value!r}")
     return value
 
