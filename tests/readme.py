@@ -39,11 +39,15 @@ SMALL: dict[str, list[str]] = {
     "basis": ["--per-set", "3", "--quiet"],
     "sfvq": ["--codewords", "8", "--dataset", SLICE, "--quiet"],
     "reds": ["--latents", "3", "--basis-per-set", "5", "--quiet"],
+    "compare": ["--directions", "3", "--latents", "4", "--edit-latents", "20", "--reconstructor-steps", "3",
+                "--measure-samples", "200", "--param", "lsd.per_set=5", "--param", "interfacegan.n_samples=300",
+                "--param", "learned.steps=3", "--param", "learned.n_validation=64", "--param", "sfvq.epochs_per_stage=1",
+                "--dataset", SLICE, "--quiet"],
     "fragmentation": ["--samples", "200", "--mixture-components", "4", "--mixture-codes", "200", "--dataset", SLICE,
                       "--quiet"],
 }
 # Commands that default to the shipped networks of --dataset get them named when the slice replaces MNIST.
-SHIPPED_DEFAULT = ("reproduce", "sfvq", "fragmentation")
+SHIPPED_DEFAULT = ("reproduce", "sfvq", "fragmentation", "compare")
 # What the README's placeholders stand for in the working directory.
 PLACEHOLDERS = {"idx:DIR": "idx:mnist-idx", "npz:FILE": SLICE, "--to DIR": "--to downloaded"}
 

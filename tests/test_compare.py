@@ -45,7 +45,7 @@ def _without_timing(value):
 
 def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tiny_npz):
     config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=3, latents=16, edit_latents=24, steps=3,
-                           method_params=TINY_PARAMS,
+                           method_params=TINY_PARAMS, measure_samples=300,
                            reconstructor_steps=3, reconstructor_validation=8, device="cpu")
     record = run_compare(tmp_path / "one", config, networks=spread_models, progress=False)
     assert json.loads((tmp_path / "one" / "compare.json").read_text())["methods"].keys() == set(available())
@@ -62,13 +62,25 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         assert math.isfinite(method["path_correlation"]) and 0 <= method["path_correlation"] <= 1
         assert (tmp_path / "one" / "figures" / f"{name}.png").stat().st_size > 0
         assert (tmp_path / "one" / "figures" / f"{name}-rescoring.png").stat().st_size > 0
+    boundaries = record["methods"]["interfacegan"]["measure_boundaries"]
+    assert boundaries["samples"] == 300
+    if "skipped" not in boundaries:  # the untrained generator's images may have no ink to measure
+        assert len(boundaries["validation_accuracy"]) == len(record["measures"])
+        assert all(0 <= accuracy <= 1 for accuracy in boundaries["validation_accuracy"])
+        assert torch.tensor(boundaries["rescoring"]).shape == (len(record["measures"]), 10)
+        assert torch.tensor(boundaries["measure_rescoring"]).shape == (len(record["measures"]),) * 2
     approaches = record["label_edits"]["approaches"]
     assert set(approaches) == {"lsd_rotation", "lsd_projection", "interfacegan", "class_means"}
-    assert approaches["lsd_rotation"]["latents"] > 0 and approaches["interfacegan"]["latents"] > 0
+    assert approaches["lsd_rotation"]["latents"] > 0
+    # InterFaceGAN's step is as long as the pair's class-mean difference: measured on the same pairs
+    assert [pair["pair"] for pair in approaches["interfacegan"]["pairs"]] == \
+        [pair["pair"] for pair in approaches["class_means"]["pairs"]]
     for edit in approaches.values():  # the untrained encoder's codes may all get one label: no class means then
         if edit["latents"]:
             assert 0 <= edit["success_rate"] <= 1
             assert math.isfinite(edit["mean_latent_distance"]) and math.isfinite(edit["mean_feature_distance"])
+            assert edit["success_rate"] <= edit["flip_rate"] <= 1 and edit["flipped_within"] == 2.0
+            assert sum(pair["flipped"] for pair in edit["pairs"]) == round(edit["flip_rate"] * edit["latents"])
         else:
             assert edit["success_rate"] is None and edit["pairs"] == []
     report = (tmp_path / "one" / "report.md").read_text()
@@ -92,7 +104,10 @@ def test_compare_skips_a_method_that_cannot_fit(tmp_path, tiny_models, tiny_npz)
 
 
 @pytest.mark.parametrize("arguments, message", [(("--methods", "lsd,nope"), "nope"),
-                                                (("--directions", "11"), "--directions")])
+                                                (("--directions", "11"), "--directions"),
+                                                (("--param", "sefa.nope=1"), "nope"),
+                                                (("--param", "nope.layer=main.0"), "nope"),
+                                                (("--param", "sefa"), "METHOD.NAME=VALUE")])
 def test_compare_refuses_bad_arguments_before_writing(capsys, tmp_path, tiny_models, tiny_npz, arguments, message):
     out = tmp_path / "out"
     code, stdout, stderr = run_cli(capsys, "compare", "--out", str(out), "--networks", str(tiny_models), "--dataset",
@@ -117,3 +132,33 @@ def test_the_lsd_projection_edit_moves_label_a_amplitude_onto_label_b():
     assert torch.allclose(after[:, b], before[:, b] + before[:, a])
     others = [k for k in range(6) if k not in (a, b)]
     assert torch.allclose(after[:, others], before[:, others])
+
+
+def test_first_flips_takes_the_smallest_strength_that_reaches_the_target():
+    from latentspectra.experiments.compare import first_flips
+
+    def step(reached, scale):
+        return {"reached": torch.tensor(reached), "latent_distance": scale * torch.ones(3, dtype=torch.float64),
+                "feature_distance": 10 * scale * torch.ones(3, dtype=torch.float64)}
+
+    found = first_flips([step([False, True, False], 1.0), step([True, True, False], 2.0),
+                         step([False, True, False], 3.0)])
+    assert found["reached"].tolist() == [True, True, False]
+    assert found["latent_distance"].tolist() == [2.0, 1.0, math.inf]
+    assert found["feature_distance"].tolist() == [20.0, 10.0, math.inf]
+
+
+def test_compare_param_options_reach_the_methods(capsys, tmp_path, spread_models, tiny_npz):
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(
+        capsys, "compare", "--out", str(out), "--networks", str(spread_models), "--dataset", f"npz:{tiny_npz}",
+        "--device", "cpu", "--quiet", "--json", "--methods", "sefa,ganspace,learned", "--directions", "2",
+        "--latents", "4", "--edit-latents", "6", "--reconstructor-steps", "2", "--param", "sefa.layer=project.0",
+        "--param", "ganspace.layer=project.2", "--param", "ganspace.n_samples=64", "--param", "learned.steps=2")
+    assert code == 0, stderr
+    methods = json.loads(stdout)["methods"]
+    assert not [name for name, method in methods.items() if "skipped" in method], methods
+    assert methods["sefa"]["params"]["layer"] == "project.0"
+    assert methods["ganspace"]["params"]["layer"] == "project.2" and methods["ganspace"]["params"]["n_samples"] == 64
+    assert methods["learned"]["params"]["steps"] == 2 and methods["learned"]["params"]["batch_size"] == 32
+    assert json.loads(stdout)["config"]["reconstructor_steps"] == 2

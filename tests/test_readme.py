@@ -36,6 +36,9 @@ def promised_files(args: list[str]) -> list[str]:
         return [f"{out}/reds.json", f"{out}/change-{option(args, '--change')}_hold-{option(args, '--hold')}.png"]
     if args[0] == "fragmentation":
         return [f"{out}/fragmentation.json", f"{out}/figures/comparison.png"]
+    if args[0] == "compare":
+        return [f"{out}/{name}" for name in ("compare.json", "report.md", "report.html", "figures/lsd.png",
+                                             "figures/sefa-rescoring.png")]
     if args[:2] == ["data", "download"]:
         return [f"{out}/{name}" for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")]
     return []
@@ -45,7 +48,7 @@ def test_the_readme_lists_its_commands():
     commands = readme_commands()
     assert commands[0] == "latentspectra reproduce --out runs/reproduce"  # the quick start's main command
     assert {command.split()[1] for command in commands} >= {"data", "train", "evaluate", "reproduce", "basis", "sfvq",
-                                                            "reds", "fragmentation"}
+                                                            "reds", "fragmentation", "compare"}
 
 
 def test_every_readme_command_runs_as_written_from_a_fresh_directory(readme_runs):
@@ -75,6 +78,7 @@ PLAIN_TEXT = {
     "latentspectra sfvq": "test quantization error, sfvq_curve: ",
     "latentspectra reds": "change-thickness_hold-identity reds: delta_f ",
     "latentspectra fragmentation": "GAN G(z): Frechet distance ",
+    "latentspectra compare": "label edit class_means: success ",
 }
 
 

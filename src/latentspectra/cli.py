@@ -20,7 +20,7 @@ from .compute import DEVICE_CHOICES, PRECISIONS, Compute, SlowPrecisionWarning, 
 from .config import (FRAGMENTATION_MODELS, MAX_PER_SET, MAX_SEED, ORTHOGONALISATION, REDS_EPS, REDS_METHODS,
                      CompareConfig, FragmentationConfig, RedsConfig, ReproduceConfig, SFVQStudyConfig, TrainConfig)
 from .errors import LatentspectraError
-from .io import json_text, output_directory
+from .io import json_text, output_directory, parse_json
 from .latent.basis import ORTHOGONALISATIONS
 from .methods.sfvq import SFVQ_CANDIDATES
 
@@ -89,6 +89,24 @@ def run_options(printed: str | None, quiet: bool = True) -> Callable[[Callable[.
 
 def _print_json(obj: object) -> None:
     click.echo(json_text(obj))
+
+
+def _method_param(context: click.Context, parameter: click.Parameter,
+                  values: tuple[str, ...]) -> dict[str, dict[str, object]]:
+    """``--param METHOD.NAME=VALUE`` options as {method: {name: value}}, VALUE read as JSON where it is JSON
+    (numbers, null, true, quoted strings) and as a plain string otherwise (a layer name)."""
+    found: dict[str, dict[str, object]] = {}
+    for text in values:
+        key, equals, raw = text.partition("=")
+        method, dot, name = key.partition(".")
+        if not (equals and dot and method and name.isidentifier()):
+            raise click.BadParameter(f"expected METHOD.NAME=VALUE, got {text!r}", context, parameter)
+        try:
+            value = parse_json(raw)
+        except ValueError:
+            value = raw
+        found.setdefault(method, {})[name] = value
+    return found
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -292,20 +310,36 @@ def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, c
               help="Encoder means of the first N test images, the latents edited and rescored.")
 @click.option("--methods", default=None, metavar="A,B,...",
               help="Registered direction methods to compare, comma-separated (default: all of them).")
+@click.option("--param", "params", multiple=True, callback=_method_param, metavar="METHOD.NAME=VALUE",
+              help="A constructor parameter of one method, over its default budget (repeatable), e.g. "
+                   "sefa.layer=main.0, ganspace.layer=main.2, learned.steps=2000; VALUE is JSON or else a string.")
+@click.option("--reconstructor-steps", type=click.IntRange(min=1), default=CompareConfig.reconstructor_steps,
+              show_default=True, help="Training steps of the reconstructor that scores each method's directions.")
+@click.option("--edit-latents", type=click.IntRange(min=1), default=CompareConfig.edit_latents, show_default=True,
+              help="Encoder means of the first N test images that the label edits change.")
+@click.option("--measure-samples", type=click.IntRange(min=2), default=CompareConfig.measure_samples,
+              show_default=True, help="Sampled latents scored by the image measurements for InterFaceGAN's "
+                                      "measure boundaries (grey images).")
 @click.option("--out", type=click.Path(), default="runs/compare", show_default=True,
               help="Directory for compare.json, report.md and figures/.")
 @run_options("compare.json's content")
 def compare(networks: str | None, overrides: dict[str, str | None], dataset: str, directions: int, shift: float,
-            latents: int, methods: str | None, out: str, seed: int, device: str, precision: str, as_json: bool,
-            quiet: bool) -> None:
+            latents: int, methods: str | None, params: dict[str, dict[str, object]], reconstructor_steps: int,
+            edit_latents: int, measure_samples: int, out: str, seed: int, device: str, precision: str,
+            as_json: bool, quiet: bool) -> None:
     """Every direction method on the same networks, seed, K and shift: re-scoring matrices, disentanglement,
-    label edits (LSD rotation, InterFaceGAN, class means), cost and one figure per method."""
+    reconstructor accuracy, path correlation, label edits (LSD rotation and projection, InterFaceGAN, class
+    means), cost and figures per method."""
     from .experiments.compare import run_compare
     from .report.summaries import compare_summary
 
     names = () if methods is None else tuple(name.strip() for name in methods.split(",") if name.strip())
+    budgets = CompareConfig().method_params
+    method_params = {name: {**budgets.get(name, {}), **params.get(name, {})} for name in {*budgets, *params}}
     config = CompareConfig(dataset=dataset, seed=seed, directions=directions, shift=shift, latents=latents,
-                           methods=names, device=device, precision=precision)
+                           methods=names, method_params=method_params, reconstructor_steps=reconstructor_steps,
+                           edit_latents=edit_latents, measure_samples=measure_samples, device=device,
+                           precision=precision)
     record = run_compare(out, config, networks=networks, overrides=overrides, progress=not quiet)
     _print_result(record, as_json, compare_summary(record, Path(out)))
 

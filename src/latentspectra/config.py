@@ -241,9 +241,16 @@ class CompareConfig:
     dataset: str = "mnist"
     seed: int = 0  # every method's seed parameter
     directions: int = 10  # K per method (InterFaceGAN: one per label, its first K rescored)
-    shift: float = 3.0  # t of the edits z + t d_k (rescoring, figures) and of InterFaceGAN's label edit
+    shift: float = 3.0  # t of the edits z + t d_k (rescoring, path correlation, figures)
     latents: int = 200  # encoder means of the first test images, the latents edited
     edit_latents: int = 1000  # encoder means of the first test images whose labels the label edits change
+    # each label edit is also made at these multiples s of its own step (s = 1): rotation by s pi / 2, s times the
+    # projection, the boundary step or the mean difference; the first s that flips a latent gives the distance
+    # the approach needs, so approaches with steps of different lengths are compared at the distance they need
+    edit_strengths: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+    # InterFaceGAN's boundaries of the image measurements (grey images): z ~ N(0, I) scored by the Morpho-MNIST
+    # measures of G(z), about 5 ms an image on 2 AVX2 cores; 2% from each end gives 100 latents a side
+    measure_samples: int = 5000
     methods: tuple[str, ...] = ()  # registry names; () is all of `methods.directions.available()`
     steps: int = 5  # images per direction in the figures and points per path (path correlation), s from -t to +t
     # the reconstructor accuracy of every method's frozen directions: a fresh R trained for reconstructor_steps

@@ -23,16 +23,24 @@ Per method, after fitting it (timed):
   over the labels; per method the mean over the directions, in [0, 1].
 - Figures: G(z0 + s d_k) for s evenly from -t to t, one row per direction.
 
-And label edits a -> b = a + 1 mod l of the test latents classified a (C(G(z))), by up to three approaches: the
+For grey images, InterFaceGAN is also fitted with one boundary per Morpho-MNIST measure (`measure_boundaries`:
+z ~ N(0, I) scored by the measures of G(z), as the paper scores latents by attribute predictors), each with its
+held-out accuracy and its re-scoring rows.
+
+And label edits a -> b = a + 1 mod l of the test latents classified a (C(G(z))), by up to four approaches: the
 LSD rotation by pi / 2 in the plane of the set-1 quasi-eigenvectors of a and b (Algorithm 1; `LSDDirections.
-label_edit`; where "lsd" was compared and fitted), one step of length t along the InterFaceGAN normals'
-difference n_b - n_a normalised (where "interfacegan" was fitted with one normal per label), and the difference
-of the class means of the encoded training latents, their classes as C(G(z)) labels them (label b's mean minus
-label a's, added in full; the baseline asked for in InterFaceGAN issue #5,
-github.com/genforce/interfacegan/issues/5; a pair with a label no training code has is not measured). Each gives the
-fraction classified b after the edit, the mean latent distance moved and the mean distance between the
-classifier features of the edited and the original image (the penultimate layer; logits for a classifier
-without one).
+label_edit`) and LSD's projection operators (Eq. 11; both where "lsd" was compared and fitted), the difference of
+the class means of the encoded training codes, their classes as C(G(z)) labels them (label b's mean minus label
+a's, added in full; the baseline asked for in InterFaceGAN issue #5, github.com/genforce/interfacegan/issues/5; a
+pair with a label no training code has is not measured), and a step along the InterFaceGAN normals' difference
+n_b - n_a normalised (where "interfacegan" was fitted with one normal per label) as long as that class-mean
+difference, so that the two straight edits differ in direction only. Each gives,
+at its own step, the fraction classified b after the edit, the mean latent distance moved and the mean distance
+between the classifier features of the edited and the original image (the penultimate layer; logits for a
+classifier without one). Since the approaches' own steps differ in length, each is also made at the strengths
+``edit_strengths`` (multiples of its step: angle s pi / 2, s times the rest) and measured at the first strength
+that flips each latent: the share flipped within the largest strength, the median latent distance needed (over
+all latents, those never flipped counting as beyond reach) and the median feature distance at the flip.
 
 The latents: the test latents are the encoder means of the first ``latents`` test images; the training codes
 (the encoder means of the training set) are GANSpace's latents (at layer None: the PCA of the codes), SFVQ's
@@ -75,13 +83,16 @@ from .networks import Networks, NetworksSpec, check_images_fit, load_networks
 # test latents, or none (InterFaceGAN then draws n_samples from N(0, I) and scores them with the classifier).
 FIT_LATENTS = {"reds": "test", "interfacegan": None}
 FLOAT32_METHODS = ("reds",)  # fitted through float32 copies of G and C: they differentiate through them
+# A label edit (latents of label a, a, b, strength s) -> edited latents, or None where it cannot make that edit.
+Edit = Callable[[torch.Tensor, int, int, float], torch.Tensor | None]
 
 
 def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
     """The methods ``config`` names (all registered ones for ``()``), after checking them and K against M.
 
     Raises:
-        MethodError: an unknown method name, K < 1, K > ``latent_dim``, or steps, shift or latents out of range.
+        MethodError: an unknown method name or parameter, a bad parameter value, K < 1, K > ``latent_dim``, or
+            steps, shift, latents or strengths out of range.
     """
     methods = config.methods or tuple(available())
     unknown = [name for name in methods if name not in available()]
@@ -91,9 +102,21 @@ def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
         raise MethodError(f"--directions: expected 1..{latent_dim} (the latent dimension M), got {config.directions}")
     if not (math.isfinite(config.shift) and config.shift > 0):
         raise MethodError(f"--shift: expected a positive number, got {config.shift}")
-    if config.latents < 1 or config.edit_latents < 1 or config.steps < 2:
-        raise MethodError(f"compare: expected latents >= 1, edit_latents >= 1 and steps >= 2, got {config.latents}, "
-                          f"{config.edit_latents} and {config.steps}")
+    if config.latents < 1 or config.edit_latents < 1 or config.steps < 2 or config.measure_samples < 2:
+        raise MethodError(f"compare: expected latents >= 1, edit_latents >= 1, steps >= 2 and measure_samples >= 2, "
+                          f"got {config.latents}, {config.edit_latents}, {config.steps} and {config.measure_samples}")
+    for name in config.method_params:  # the methods' parameters, names and values, checked by building them
+        if name not in available():
+            raise MethodError(f"--param: expected methods among {', '.join(available())}, got {name!r}")
+        try:
+            get(name, **method_params(name, config, latent_dim))
+        except MethodError as error:
+            raise MethodError(f"--param: {error}") from None
+    strengths = config.edit_strengths
+    if 1.0 not in strengths or not all(math.isfinite(value) and value > 0 for value in strengths) \
+            or list(strengths) != sorted(set(strengths)):
+        raise MethodError(f"compare: edit_strengths expected increasing positive numbers that include 1, got "
+                          f"{list(strengths)}")
     if config.reconstructor_steps < 1 or config.reconstructor_validation < 1:
         raise MethodError(f"compare: expected reconstructor_steps >= 1 and reconstructor_validation >= 1, got "
                           f"{config.reconstructor_steps} and {config.reconstructor_validation}")
@@ -169,84 +192,145 @@ def feature_map(networks: Networks) -> tuple[Callable[[torch.Tensor], torch.Tens
 
 
 def measure_edits(networks: Networks, features: Callable[[torch.Tensor], torch.Tensor], original: torch.Tensor,
-                  edited: torch.Tensor, target: int) -> dict[str, float]:
-    """Sums over the rows of ``original`` and ``edited`` latents (N, M): how many are classified ``target`` after
-    the edit, the latent distances moved and the feature distances between G(edited) and G(original)."""
+                  edited: torch.Tensor, target: int) -> dict[str, torch.Tensor]:
+    """Per row of ``original`` and ``edited`` latents (N, M): whether G(edited) is classified ``target``, the latent
+    distance moved and the distance between the classifier features of G(edited) and G(original); each (N,)."""
     images = decode(networks, torch.cat([original, edited]))
     moved = batched(features, images, networks.batch_size).double().cpu()
     labels = batched(networks.classifier, images[len(original):], networks.batch_size).argmax(1).cpu()
-    return {"latents": len(original), "reached": int((labels == target).sum()),
-            "latent_distance": torch.linalg.vector_norm((edited - original).double(), dim=1).sum().item(),
-            "feature_distance": torch.linalg.vector_norm(moved[len(original):] - moved[:len(original)],
-                                                         dim=1).sum().item()}
+    return {"reached": labels == target,
+            "latent_distance": torch.linalg.vector_norm((edited - original).double().cpu(), dim=1),
+            "feature_distance": torch.linalg.vector_norm(moved[len(original):] - moved[:len(original)], dim=1)}
 
 
-def lsd_projection_edit(lsd: LSDDirections, z: torch.Tensor, a: int, b: int) -> torch.Tensor:
-    """z + (B_ba - B_aa) z with the projection operators B_ij = |xi_i><xi_j| / C of Eq. 11 (set 1): the amplitude
-    c_a of label a's quasi-eigenvector moved onto label b's, every other component kept."""
+def lsd_projection_edit(lsd: LSDDirections, z: torch.Tensor, a: int, b: int, strength: float = 1.0) -> torch.Tensor:
+    """z + s (B_ba - B_aa) z with the projection operators B_ij = |xi_i><xi_j| / C of Eq. 11 (set 1) and s the
+    ``strength``: at s = 1 the amplitude c_a of label a's quasi-eigenvector moved onto label b's, every other
+    component kept."""
     basis = lsd.basis_
     source, target = basis.vectors[basis.index_of(a)], basis.vectors[basis.index_of(b)]
     amplitude = z.double() @ source / basis.norm
-    return (z.double() + amplitude[:, None] * (target - source)).to(z)
+    return (z.double() + strength * amplitude[:, None] * (target - source)).to(z)
 
 
 def label_edit_approaches(fitted: dict[str, DirectionMethod], train: torch.Tensor, train_labels: torch.Tensor,
-                          num_labels: int, shift: float
-                          ) -> dict[str, Callable[[torch.Tensor, int, int], torch.Tensor | None]]:
-    """Per approach, the edit of latents of label a towards label b (None where it cannot make that edit):
-    LSD's rotation by pi / 2 and its projection operators (`lsd_projection_edit`), InterFaceGAN's step of
-    ``shift`` along (n_b - n_a) / |n_b - n_a| (where both were fitted), and the class-mean difference
-    (InterFaceGAN issue #5) of the training codes by classified label."""
+                          num_labels: int) -> dict[str, Edit]:
+    """Per approach, the edit of latents of label a towards label b at a strength s (None where it cannot make
+    that edit); s = 1 is the approach's own edit and s scales it: LSD's rotation by s pi / 2 and its projection
+    operators (`lsd_projection_edit`), s times the class-mean difference mu_b - mu_a of the training codes by
+    classified label (InterFaceGAN issue #5), and InterFaceGAN's step along (n_b - n_a) / |n_b - n_a| (where
+    both were fitted) of s |mu_b - mu_a|: as long as the class-mean edit, so that the two straight edits differ
+    in direction only."""
     means = {label: train[train_labels == label].double().mean(0) for label in range(num_labels)
              if bool((train_labels == label).any())}
-    approaches: dict[str, Callable[[torch.Tensor, int, int], torch.Tensor | None]] = {}
+
+    def class_means(z: torch.Tensor, a: int, b: int, s: float) -> torch.Tensor | None:
+        return z + (s * (means[b] - means[a])).to(z) if a in means and b in means else None
+
+    approaches: dict[str, Edit] = {}
     lsd = fitted.get("lsd")
     if isinstance(lsd, LSDDirections):
-        approaches["lsd_rotation"] = lambda z, a, b: lsd.label_edit(z, a, b, math.pi / 2)
-        approaches["lsd_projection"] = lambda z, a, b: lsd_projection_edit(lsd, z, a, b)
+        approaches["lsd_rotation"] = lambda z, a, b, s: lsd.label_edit(z, a, b, s * math.pi / 2)
+        approaches["lsd_projection"] = lambda z, a, b, s: lsd_projection_edit(lsd, z, a, b, s)
     interfacegan = fitted.get("interfacegan")
     if interfacegan is not None and len(interfacegan.directions_) == num_labels:
         normals = interfacegan.directions_.double()
 
-        def boundary_step(z: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        def boundary_step(z: torch.Tensor, a: int, b: int, s: float) -> torch.Tensor | None:
+            if a not in means or b not in means:
+                return None
             step = normals[b] - normals[a]
-            return z + (shift * step / torch.linalg.vector_norm(step).clamp_min(1e-12)).to(z)
+            length = torch.linalg.vector_norm(means[b] - means[a])
+            return z + (s * length * step / torch.linalg.vector_norm(step).clamp_min(1e-12)).to(z)
 
         approaches["interfacegan"] = boundary_step
-
-    def class_means(z: torch.Tensor, a: int, b: int) -> torch.Tensor | None:
-        return z + (means[b] - means[a]).to(z) if a in means and b in means else None
 
     approaches["class_means"] = class_means
     return approaches
 
 
-def label_edits(networks: Networks, approaches: dict[str, Callable[[torch.Tensor, int, int], torch.Tensor | None]],
-                test: torch.Tensor, test_labels: torch.Tensor) -> tuple[dict[str, Any], str]:
-    """For every pair (a, a + 1 mod l) and approach, the test latents classified a edited towards a + 1: per
-    approach the success rate (classified a + 1 after the edit), mean latent and feature distances, pooled over
-    the pairs, and per pair its counts; and what the feature distance is measured on."""
+def first_flips(measured: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """From the measurements of one set of latents at increasing strengths (`measure_edits` per strength): per
+    latent whether any strength reached the target, and the latent and feature distances at the first that did
+    (infinite where none did); each (N,)."""
+    reached = torch.stack([step["reached"] for step in measured])  # (S, N)
+    first, rows, flipped = reached.int().argmax(0), torch.arange(reached.shape[1]), reached.any(0)
+    return {"reached": flipped,
+            **{key: torch.where(flipped, torch.stack([step[key] for step in measured])[first, rows], math.inf)
+               for key in ("latent_distance", "feature_distance")}}
+
+
+def edit_summary(own: list[dict[str, torch.Tensor]], flips: list[dict[str, torch.Tensor]], pairs: list[dict],
+                 strengths: tuple[float, ...]) -> dict[str, Any]:
+    """One approach's label-edit record pooled over its pairs: at strength 1 (``own``, one `measure_edits` per
+    pair) the success rate and mean distances; over ``strengths`` (``flips``, one `first_flips` per pair) the
+    share of latents that some strength flips, the median over all latents of the latent distance at which each
+    first flips (None where fewer than half flip: the median lies beyond the largest strength), and the median
+    feature distance at the flip over the latents that flip."""
+    if not own:
+        return {"pairs_measured": 0, "latents": 0, "success_rate": None, "mean_latent_distance": None,
+                "mean_feature_distance": None, "flipped_within": max(strengths), "flip_rate": None,
+                "median_latent_distance_to_flip": None, "median_feature_distance_at_flip": None, "pairs": pairs}
+    at_one = {key: torch.cat([pair[key] for pair in own]) for key in own[0]}
+    flipped = {key: torch.cat([pair[key] for pair in flips]) for key in flips[0]}
+    done = flipped["reached"]
+    needed = flipped["latent_distance"].quantile(0.5, interpolation="lower").item()
+    return {"pairs_measured": len(pairs), "latents": len(done),
+            "success_rate": at_one["reached"].double().mean().item(),
+            "mean_latent_distance": at_one["latent_distance"].mean().item(),
+            "mean_feature_distance": at_one["feature_distance"].mean().item(),
+            "flipped_within": max(strengths), "flip_rate": done.double().mean().item(),
+            "median_latent_distance_to_flip": needed if math.isfinite(needed) else None,
+            "median_feature_distance_at_flip": flipped["feature_distance"][done].median().item()
+            if bool(done.any()) else None, "pairs": pairs}
+
+
+def label_edits(networks: Networks, approaches: dict[str, Edit], test: torch.Tensor, test_labels: torch.Tensor,
+                strengths: tuple[float, ...]) -> tuple[dict[str, Any], str]:
+    """For every pair (a, a + 1 mod l) and approach, the test latents classified a edited towards a + 1 at each of
+    ``strengths`` (which include 1): `edit_summary` per approach, with each pair's counts; and what the feature
+    distance is measured on."""
     features, space = feature_map(networks)
     num_labels = networks.num_labels
     results: dict[str, Any] = {}
     for name, edit in approaches.items():
-        totals = {"latents": 0, "reached": 0, "latent_distance": 0.0, "feature_distance": 0.0}
-        pairs = []
+        own, flips, pairs = [], [], []
         for a in range(num_labels):
             b, source = (a + 1) % num_labels, test[test_labels == a]
-            edited = edit(source, a, b) if len(source) else None
-            if edited is None:
+            if not len(source) or edit(source[:1], a, b, 1.0) is None:
                 continue
-            measured = measure_edits(networks, features, source, edited, b)
-            pairs.append({"pair": [a, b], "latents": measured["latents"], "reached": measured["reached"]})
-            totals = {key: totals[key] + measured[key] for key in totals}
-        count = totals["latents"]
-        results[name] = {"pairs_measured": len(pairs), "latents": count,
-                         "success_rate": totals["reached"] / count if count else None,
-                         "mean_latent_distance": totals["latent_distance"] / count if count else None,
-                         "mean_feature_distance": totals["feature_distance"] / count if count else None,
-                         "pairs": pairs}
+            measured = [measure_edits(networks, features, source, edit(source, a, b, s), b) for s in strengths]
+            own.append(measured[strengths.index(1.0)])
+            flips.append(first_flips(measured))
+            pairs.append({"pair": [a, b], "latents": len(source), "reached": int(own[-1]["reached"].sum()),
+                          "flipped": int(flips[-1]["reached"].sum())})
+        results[name] = edit_summary(own, flips, pairs, strengths)
     return results, space
+
+
+def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Tensor) -> dict[str, Any]:
+    """InterFaceGAN boundaries of the image measurements (Morpho-MNIST, `methods.morphometry`): the method as
+    compared (its parameters, `method_params`, and seed) fitted on ``config.measure_samples`` z ~ N(0, I) scored
+    by each measure of G(z), one boundary per measure; per boundary its held-out accuracy and, at the shift t, the
+    re-scoring rows of the label probabilities and of the measures over the ``test`` latents. Where a measure's
+    top and bottom latents do not differ, the reason instead.
+
+    Raises:
+        FeatureError: multi-channel images (the caller measures grey images only).
+    """
+    params = {key: value for key, value in method_params("interfacegan", config, networks.latent_dim).items()
+              if key != "n_samples"}
+    z = torch.randn(config.measure_samples, networks.latent_dim, generator=torch.Generator().manual_seed(config.seed))
+    scores = torch.from_numpy(morpho_measures(decode(networks, z)))
+    try:
+        method = get("interfacegan", **params).fit(latents=z, scores=scores)
+    except LatentspectraError as error:
+        return {"samples": len(z), "skipped": " ".join(str(error).split())}
+    directions = method.directions_.cpu()
+    return {"samples": len(z), "measures": list(MORPHO_MEASURES),
+            "validation_accuracy": method.validation_accuracy_.tolist(),
+            "rescoring": rescoring(networks, directions, test, config.shift).tolist(),
+            "measure_rescoring": measure_rescoring(networks, directions, test, config.shift)}
 
 
 def method_params(name: str, config: CompareConfig, latent_dim: int) -> dict[str, Any]:
@@ -352,10 +436,13 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
                              "measure_rescoring": measures,
                              "disentanglement": disentanglement(matrix), "reconstructor_accuracy": accuracy,
                              "path_correlation": correlation}
+    if "skipped" not in records.get("interfacegan", {"skipped": ""}) and networks.image_shape[0] == 1:
+        with timer.stage("measure_boundaries"):
+            records["interfacegan"]["measure_boundaries"] = measure_boundaries(networks, config, test)
     with timer.stage("label_edits"):
-        approaches = label_edit_approaches(fitted, train, train_labels, networks.num_labels, config.shift)
+        approaches = label_edit_approaches(fitted, train, train_labels, networks.num_labels)
         edits, space = label_edits(networks, approaches, edited[:config.edit_latents],
-                                   edited_labels[:config.edit_latents])
+                                   edited_labels[:config.edit_latents], config.edit_strengths)
     return CompareResult(config, networks.source, networks.latent_dim, networks.labels, len(train), len(test),
                          records, edits, space, figure_images, networks.compute_record(), dict(timer.seconds))
 

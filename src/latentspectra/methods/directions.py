@@ -165,6 +165,33 @@ def network_device(network: Any) -> torch.device:
     return torch.device("cpu")
 
 
+def layer_root(generator: torch.nn.Module) -> torch.nn.Module:
+    """The user's own module inside the package's wrappers (`InferenceNetwork`, which runs it at a device and
+    precision, and `ForeignNetwork`, which converts its pixel range, each holding it as ``network``): the module
+    whose submodule names a user gives as a layer."""
+    from ..models.foreign import ForeignNetwork
+    from ..models.inference import InferenceNetwork
+
+    while isinstance(generator, (InferenceNetwork, ForeignNetwork)):
+        generator = generator.network
+    return generator
+
+
+def named_layer(title: str, generator: Any, layer: str) -> torch.nn.Module:
+    """The submodule ``layer`` (a dotted name, as the user's own module names it: `layer_root`) of ``generator``.
+
+    Raises:
+        MethodError: a generator that is not a torch module, or no submodule of that name.
+    """
+    if not isinstance(generator, torch.nn.Module):
+        raise MethodError(f"{title}: generator expected a torch module (layer {layer!r} is set), got "
+                          f"{type(generator).__name__}")
+    try:
+        return layer_root(generator).get_submodule(layer)
+    except AttributeError:
+        raise MethodError(f"{title}: layer expected the name of a submodule of the generator, got {layer!r}") from None
+
+
 def latent_batches(latents: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     """``latents`` split into consecutive batches of (nearly) equal size, each of at least ``batch_size`` and
     fewer than 2 ``batch_size`` rows, so that no batch is short; one batch when there are fewer rows."""

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .directions import (DirectionMethod, FitInputs, MethodError, Network, as_unit_directions, canonical_signs,
-                         check_whole, latent_batches, network_device, register)
+                         check_whole, latent_batches, named_layer, network_device, register)
 
 if TYPE_CHECKING:
     from sklearn.decomposition import IncrementalPCA
@@ -144,14 +144,7 @@ class GANSpace(DirectionMethod):
         """latents (B, M) -> float64 (B, D): the latents themselves, or the activations of ``layer``."""
         if self.layer is None:
             return lambda z: z.to(torch.float64)
-        if not isinstance(generator, nn.Module):
-            raise MethodError(f"{self.title}: generator expected a torch module (layer {self.layer!r} is set), "
-                              f"got {type(generator).__name__}")
-        try:
-            layer = generator.get_submodule(self.layer)
-        except AttributeError:
-            raise MethodError(f"{self.title}: layer expected the name of a submodule of the generator, "
-                              f"got {self.layer!r}") from None
+        layer = named_layer(self.title, generator, self.layer)
         return lambda z: layer_activations(generator, layer, self.layer, z)
 
     def _check_rank(self, pca: IncrementalPCA) -> None:

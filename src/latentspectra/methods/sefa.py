@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .directions import (DirectionMethod, FitInputs, MethodError, as_unit_directions, canonical_signs, check_count,
-                         register, unit_rows)
+                         layer_root, named_layer, register, unit_rows)
 
 
 def factorize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,8 +39,10 @@ def _layer_weight(layer: nn.Module) -> torch.Tensor | None:
 
 
 def first_linear(generator: nn.Module) -> tuple[str, nn.Module] | None:
-    """The (dotted name, module) of the first ``nn.Linear`` in ``generator``'s module order, or None."""
-    return next(((name, module) for name, module in generator.named_modules() if isinstance(module, nn.Linear)), None)
+    """The (dotted name, module) of the first ``nn.Linear`` in the module order of ``generator`` (its `layer_root`), or
+    None."""
+    return next(((name, module) for name, module in layer_root(generator).named_modules()
+                  if isinstance(module, nn.Linear)), None)
 
 
 @register("sefa")
@@ -94,11 +96,7 @@ class SeFa(DirectionMethod):
             if found is None:
                 raise MethodError(f"{self.title}: layer expected (the generator has no nn.Linear), got None")
         else:
-            try:
-                found = (self.layer, generator.get_submodule(self.layer))
-            except AttributeError:
-                raise MethodError(f"{self.title}: layer expected the name of a submodule of the generator, "
-                                  f"got {self.layer!r}") from None
+            found = (self.layer, named_layer(self.title, generator, self.layer))
         name, module = found
         weight = _layer_weight(module)
         if weight is None:

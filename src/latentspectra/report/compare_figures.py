@@ -41,6 +41,27 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def measure_boundary_blocks(record: Mapping[str, Any]) -> list[Block]:
+    """InterFaceGAN's boundaries of the image measurements, where compare fitted them: per measure the held-out
+    accuracy, the change of that measure along its own normal at the shift t (in standard deviations), the
+    largest change of another measure and the largest label-probability change."""
+    found = record["methods"].get("interfacegan", {}).get("measure_boundaries")
+    if found is None:
+        return []
+    heading = Heading(f"InterFaceGAN boundaries of the image measurements ({found['samples']} scored latents)")
+    if "skipped" in found:
+        return [heading, Paragraph(f"Not fitted: {found['skipped']}")]
+    rows = []
+    for index, name in enumerate(found["measures"]):
+        changes = found["measure_rescoring"][index]
+        others = max(abs(value) for column, value in enumerate(changes) if column != index)
+        labels = max(abs(value) for value in found["rescoring"][index])
+        rows.append((name, f"{found['validation_accuracy'][index]:.3f}", f"{changes[index]:+.3f}", f"{others:.3f}",
+                     f"{labels:.3f}"))
+    return [heading, Table(("measure", "boundary accuracy", "own change (SD)", "largest other measure change (SD)",
+                            "largest label change"), tuple(rows))]
+
+
 def compare_blocks(record: Mapping[str, Any], figures: Mapping[str, Path]) -> list[Block]:
     """The report of `latentspectra compare`: per method its cost, disentanglement, largest re-scoring change,
     reconstructor accuracy and path correlation (or why it was skipped), per label-edit approach its success
@@ -57,8 +78,11 @@ def compare_blocks(record: Mapping[str, Any], figures: Mapping[str, Path]) -> li
                         f"{method['path_correlation']:.3f}"))
     edits = record["label_edits"]
     approaches = [(name, str(edit["pairs_measured"]), str(edit["latents"]), _number(edit["success_rate"]),
-                   _number(edit["mean_latent_distance"]), _number(edit["mean_feature_distance"]))
+                   _number(edit["mean_latent_distance"]), _number(edit["mean_feature_distance"]),
+                   _number(edit["flip_rate"]), _number(edit["median_latent_distance_to_flip"]),
+                   _number(edit["median_feature_distance_at_flip"]))
                   for name, edit in edits["approaches"].items()]
+    strongest = max((edit["flipped_within"] for edit in edits["approaches"].values()), default=0)
     return [
         Heading(f"Direction methods compared ({record['models']})", level=1),
         Paragraph(f"K = {record['directions']} directions, shift t = {record['shift']:g}, {record['test_latents']} "
@@ -70,9 +94,14 @@ def compare_blocks(record: Mapping[str, Any], figures: Mapping[str, Path]) -> li
                   "the largest |Pearson correlation| between s and a label probability along z + s d_k."),
         Table(("method", "directions", "fit s", "eval s", "disentanglement", "largest mean change",
                "reconstructor accuracy", "reconstructor s", "path correlation"), tuple(methods)),
+        *measure_boundary_blocks(record),
         Heading(f"Label edits a -> a + 1 (feature distance: {edits['feature_space']})"),
-        Table(("approach", "pairs", "latents", "success rate", "mean latent distance", "mean feature distance"),
-              tuple(approaches)),
+        Paragraph("At each approach's own step (s = 1): success rate and mean distances; made at multiples s of "
+                  f"that step up to {strongest:g}, the share of latents some s flips, and the median latent "
+                  "distance needed and feature distance at the first s that flips each."),
+        Table(("approach", "pairs", "latents", "success rate", "mean latent distance", "mean feature distance",
+               f"flipped by s <= {strongest:g}", "median latent distance to flip",
+               "median feature distance at flip"), tuple(approaches)),
         Heading("Figures"),
         *(FigureRef(caption, path) for caption, path in figures.items()),
     ]

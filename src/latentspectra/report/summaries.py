@@ -61,7 +61,7 @@ def fragmentation_summary(result: Mapping[str, Any], out: Path) -> list[str]:
 
 def compare_summary(record: Mapping[str, Any], out: Path) -> list[str]:
     """Per method its disentanglement and fit seconds (or why it was skipped), per label-edit approach its
-    success rate."""
+    success rate and the median latent distance it needs to flip a label."""
     lines = []
     for name, method in record["methods"].items():
         if "skipped" in method:
@@ -70,7 +70,7 @@ def compare_summary(record: Mapping[str, Any], out: Path) -> list[str]:
             lines.append(f"{name}: disentanglement {method['disentanglement']:.3f}, fit seconds "
                          f"{method['fit_seconds']:.1f}")
     for name, edit in record["label_edits"]["approaches"].items():
-        rate = edit["success_rate"]
-        lines.append(f"label edit {name}: success {'n/a' if rate is None else f'{rate:.3f}'} "
-                     f"({edit['latents']} latents)")
+        rate, needed = edit["success_rate"], edit["median_latent_distance_to_flip"]
+        lines.append(f"label edit {name}: success {'n/a' if rate is None else f'{rate:.3f}'}, median latent "
+                     f"distance to flip {'n/a' if needed is None else f'{needed:.2f}'} ({edit['latents']} latents)")
     return [*lines, f"seconds: {record['seconds']['total']:.1f}", f"report: {out / 'report.html'}"]
