@@ -45,6 +45,9 @@ SMALL: dict[str, list[str]] = {
                 "--dataset", SLICE, "--quiet"],
     "fragmentation": ["--samples", "200", "--mixture-components", "4", "--mixture-codes", "200", "--dataset", SLICE,
                       "--quiet"],
+    # a server runs until Ctrl-C: --check starts it, fetches the page and its API once and stops; a free port, a
+    # cache in the working directory instead of the user's
+    "explore": ["--port", "0", "--check", "--per-set", "5", "--cache", "explore-cache", "--quiet"],
 }
 # Commands that default to the shipped networks of --dataset get them named when the slice replaces MNIST.
 SHIPPED_DEFAULT = ("reproduce", "sfvq", "fragmentation", "compare")

@@ -324,7 +324,7 @@ def test_build_model_refuses_what_it_cannot_build():
 
 
 @pytest.mark.parametrize("args, kept", [
-    (("basis", "--out", "x.safetensors"), "files already written are whole"),
+    (("basis", "--out", "x.safetensors"), "finished latent sets are kept beside --out, rerun the same command"),
     (("train", "gan", "--out", "runs/x"), "finished epochs are saved, rerun the same command to resume training"),
 ])
 def test_ctrl_c_says_what_the_command_kept(capsys, monkeypatch, args, kept):

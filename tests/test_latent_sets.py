@@ -12,7 +12,8 @@ from conftest import linear_label_toy
 from latentspectra.errors import LatentspectraError
 from latentspectra.experiments.basis import build_basis
 from latentspectra.latent import (UNLABELLED, UNLABELLED_SET, LatentSetError, QuasiEigenBasis, build_latent_sets,
-                                  collect_label_means, encode_latents, load_basis, sample_latents, save_basis)
+                                  block_generator, collect_label_means, encode_blocks, load_basis, sample_blocks,
+                                  save_basis)
 
 DIM, LABELS = 20, 10
 
@@ -90,10 +91,11 @@ def test_latent_sets_are_in_the_order_of_eq_5_with_stats():
 def test_encode_source_cycles_through_epochs_with_fresh_encodings():
     _, _, encoder_sample, _ = _toy()
     images, _ = _images(30)
-    batches = encode_latents(encoder_sample, images, 16, torch.Generator().manual_seed(0))
-    first_epoch = torch.cat([next(batches) for _ in range(2)])
-    second_epoch = torch.cat([next(batches) for _ in range(2)])
+    blocks = encode_blocks(encoder_sample, images, 16, seed=0)
+    first_epoch = torch.cat([blocks(0), blocks(1)])
+    second_epoch = torch.cat([blocks(2), blocks(3)])
     assert first_epoch.shape == second_epoch.shape == (30, DIM)
+    assert torch.equal(blocks(1), blocks(1))  # a block is keyed, not drawn from a shared stream
     assert not torch.allclose(first_epoch, second_epoch)
     generator, classifier, _, _ = _toy()
     sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=12,
@@ -148,8 +150,11 @@ def test_every_set_can_be_sampled():
     generator, classifier, _, _ = _toy()
     sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=5)
     assert sets.sources == ("sample", "sample")
-    batch = next(sample_latents(DIM, 8, torch.Generator().manual_seed(0)))
+    blocks = sample_blocks(DIM, 8, seed=0, stream=1)
+    batch = blocks(3)
     assert batch.shape == (8, DIM) and batch.dtype == torch.float32
+    assert torch.equal(batch, torch.randn(8, DIM, generator=block_generator(0, 1, 3)))
+    assert not torch.equal(batch, blocks(2)) and not torch.equal(batch, sample_blocks(DIM, 8, seed=0, stream=2)(3))
 
 
 def test_sample_cap_names_the_missing_label():
@@ -161,7 +166,7 @@ def test_sample_cap_names_the_missing_label():
         return logits
 
     with pytest.raises(LatentSetError, match=r"after 1000 draws label 3 has 0 of 5;") as info:
-        collect_label_means(generator, never_three, sample_latents(DIM, 250, torch.Generator().manual_seed(0)),
+        collect_label_means(generator, never_three, sample_blocks(DIM, 250, seed=0),
                             LABELS, 5, max_draws=1000, description="set 2/2 (sample)")
     assert str(info.value).startswith("set 2/2 (sample)")
     assert isinstance(info.value, LatentspectraError)
@@ -174,7 +179,7 @@ def test_default_sample_cap_is_50_draws_per_requested_vector():
         return torch.nn.functional.one_hot(torch.zeros(len(images), dtype=torch.int64), 2).float()
 
     with pytest.raises(LatentSetError, match=r"after 400 draws label 1 has 0 of 4"):
-        collect_label_means(generator, always_zero, sample_latents(DIM, 100, torch.Generator()), 2, 4)
+        collect_label_means(generator, always_zero, sample_blocks(DIM, 100, seed=0), 2, 4)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -195,7 +200,7 @@ def test_build_latent_sets_rejects_bad_arguments(kwargs, message):
 def test_logits_of_the_wrong_shape_are_reported():
     generator, classifier, _, _ = _toy()
     with pytest.raises(ValueError, match=r"logits of shape \(100, 10\) for 100 latents, got \(100, 9\)"):
-        collect_label_means(generator, lambda x: classifier(x)[:, :9], sample_latents(DIM, 100, torch.Generator()),
+        collect_label_means(generator, lambda x: classifier(x)[:, :9], sample_blocks(DIM, 100, seed=0),
                             LABELS, 2)
 
 

@@ -60,6 +60,13 @@ def test_lsd_builds_the_basis_of_build_basis_bit_for_bit(orthogonalisation, tmp_
     # the files keep the whole basis
     loaded = load_method(save_method(first, tmp_path / "lsd.safetensors"))
     assert torch.equal(loaded.basis_.vectors, built.vectors) and loaded.basis_.provenance == built.provenance
+    # a basis built elsewhere gives the fitted method without sampling
+    given = LSDDirections.from_basis(built, 3, per_set=PER_SET, orthogonalisation=orthogonalisation, seed=5,
+                                     batch_size=64)
+    assert given.get_params() == first.get_params() and torch.equal(given.directions_, first.directions_)
+    assert torch.equal(given.basis_.vectors, built.vectors)
+    with pytest.raises(MethodError, match="n_directions"):
+        LSDDirections.from_basis(built, DIM + 1)
 
 
 def test_lsd_label_edit_rotates_the_classification_from_source_to_target():

@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ import click
 
 from .compute import DEVICE_CHOICES, PRECISIONS, Compute, SlowPrecisionWarning, resolve_device
 from .config import (FRAGMENTATION_MODELS, MAX_PER_SET, MAX_SEED, ORTHOGONALISATION, REDS_EPS, REDS_METHODS,
-                     CompareConfig, FragmentationConfig, RedsConfig, ReproduceConfig, SFVQStudyConfig, TrainConfig)
+                     CompareConfig, ExploreConfig, FragmentationConfig, RedsConfig, ReproduceConfig, SFVQStudyConfig,
+                     TrainConfig)
+from .distributed import World, launched_size, open_world, rank_label
 from .errors import LatentspectraError
 from .io import json_text, output_directory, parse_json
 from .latent.basis import ORTHOGONALISATIONS
@@ -91,6 +94,30 @@ def _print_json(obj: object) -> None:
     click.echo(json_text(obj))
 
 
+# those that run as ranks of one run under torchrun (docs/scale.md)
+SHARDED_COMMANDS = ("basis", "reproduce", "train", "evaluate")
+
+
+def sharded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``command`` as one rank of a sharded run when torchrun started it (`distributed.open_world` on its
+    --device, its arguments compared across ranks), passing the ``world``; alone otherwise."""
+    @functools.wraps(command)
+    def in_world(**kwargs: Any) -> Any:
+        with open_world(kwargs["device"], sorted(kwargs.items())) as world:
+            return command(world=world, **kwargs)
+    return in_world
+
+
+@contextmanager
+def writer_directory(world: World, path: Path, lock: bool = False) -> Iterator[None]:
+    """`output_directory` of ``path`` (locked with ``lock``) on the rank that writes; nothing on the others."""
+    if world.is_writer:
+        with output_directory(path, lock=lock):
+            yield
+    else:
+        yield
+
+
 def _method_param(context: click.Context, parameter: click.Parameter,
                   values: tuple[str, ...]) -> dict[str, dict[str, object]]:
     """``--param METHOD.NAME=VALUE`` options as {method: {name: value}}, VALUE read as JSON where it is JSON
@@ -111,8 +138,12 @@ def _method_param(context: click.Context, parameter: click.Parameter,
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="latentspectra")
-def cli() -> None:
+@click.pass_context
+def cli(context: click.Context) -> None:
     """Read and operate the latent space of a generative model (Latent Spectral Decomposition)."""
+    if launched_size() > 1 and context.invoked_subcommand not in SHARDED_COMMANDS:
+        raise LatentspectraError(f"{context.invoked_subcommand} does not run sharded; start it without torchrun "
+                                 f"(sharded: {', '.join(SHARDED_COMMANDS)}; docs/scale.md)")
 
 
 @cli.group()
@@ -168,9 +199,10 @@ def data_download(name: str, directory: str, base_url: str | None) -> None:
                    "default 0, the plain autoencoder). 1 lets Gaussian-mixture samples of its codes decode "
                    "near the GAN's quality (docs/fragmentation.md).")
 @run_options(None)
+@sharded
 def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: int | None,
           encoder_weights: tuple[float, float, float] | None, interpolation_weight: float | None, seed: int,
-          device: str, precision: str, quiet: bool) -> None:
+          device: str, precision: str, quiet: bool, world: World) -> None:
     """Train NETWORK (classifier, gan, encoder or all = those three in that order; or the plain
     autoencoder of the fragmentation study) into --out.
 
@@ -184,23 +216,26 @@ def train(network: str, dataset: str, out: str, epochs: int | None, latent_dim: 
     config = with_epochs(replace(TrainConfig(), dataset=dataset, seed=seed, device=device, precision=precision), epochs)
     config = with_encoder_weights(with_latent_dim(config, latent_dim), encoder_weights)
     config = with_interpolation_weight(config, interpolation_weight)
-    with output_directory(out):
-        record = train_networks(network, out, config, progress=not quiet)
-    _print_json({"seconds": record["seconds"], "metrics": _scalars(record["metrics"])})
+    with writer_directory(world, Path(out), lock=True):
+        record = train_networks(network, out, config, progress=not quiet, world=world)
+    if world.is_writer:
+        _print_json({"seconds": record["seconds"], "metrics": _scalars(record["metrics"])})
 
 
 @cli.command()
 @networks_options
 @dataset_option("of the test images and the evaluation")
 @run_options("a JSON object", quiet=False)
+@sharded
 def evaluate(networks: str | None, overrides: dict[str, str | None], dataset: str, seed: int, device: str,
-             precision: str, as_json: bool) -> None:
+             precision: str, as_json: bool, world: World) -> None:
     """Classifier accuracy, sample confidence and label entropy, classifier-feature FID, and
     encode -> decode -> classify accuracy of the networks in --models."""
     from .experiments.evaluate import evaluate_models
 
-    metrics = evaluate_models(networks, dataset, seed, Compute.select(device, precision), overrides)
-    _print_record(metrics, as_json)
+    metrics = evaluate_models(networks, dataset, seed, Compute.select(device, precision), overrides, world)
+    if world.is_writer:
+        _print_record(metrics, as_json)
 
 
 @cli.command()
@@ -216,26 +251,25 @@ def evaluate(networks: str | None, overrides: dict[str, str | None], dataset: st
               help="Where to save the basis (safetensors, with a .json record beside it).")
 @ORTHOGONALISATION_OPTION
 @run_options("a JSON object (seconds, samples_per_second, ...)")
+@sharded
 def basis(networks: str | None, overrides: dict[str, str | None], dataset: str, per_set: int, batch_size: int | None,
           max_draws: int | None, out: str,
-          orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
+          orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool,
+          world: World) -> None:
     """Build the latent sets and their quasi-eigenvectors (paper steps 4-6) and save the basis."""
-    from .experiments.basis import build_basis_from_models
-    from .latent.files import save_basis
+    from .experiments.basis import run_basis
 
     out_path = Path(out)
     if out_path.suffix != ".safetensors":
         raise LatentspectraError(f"--out {out}: expected a .safetensors file name")
     if out_path.is_dir():
         raise LatentspectraError(f"--out {out}: is a directory, expected a .safetensors file name")
-    with output_directory(out_path.parent, lock=False):
-        built_basis, _, stats = build_basis_from_models(networks, dataset, per_set=per_set, seed=seed,
-                                                        progress=not quiet, batch_size=batch_size, max_draws=max_draws,
-                                                        orthogonalisation=orthogonalisation,
-                                                        compute=Compute.select(device, precision),
-                                                        overrides=overrides)
-        stats["out"] = str(save_basis(built_basis, out_path))
-    _print_record(stats, as_json)
+    with writer_directory(world, out_path.parent):
+        stats = run_basis(out_path, networks, dataset, world=world, per_set=per_set, seed=seed, progress=not quiet,
+                          batch_size=batch_size, max_draws=max_draws, orthogonalisation=orthogonalisation,
+                          compute=Compute.select(device, precision), overrides=overrides)
+    if world.is_writer:
+        _print_record(stats, as_json)
 
 
 @cli.command()
@@ -252,9 +286,11 @@ def basis(networks: str | None, overrides: dict[str, str | None], dataset: str, 
               help="Stochastic encodings of the test set.")
 @ORTHOGONALISATION_OPTION
 @run_options("metrics.json's content")
+@sharded
 def reproduce(dataset: str, out: str, networks: str | None, overrides: dict[str, str | None], retrain: bool,
               epochs: int | None, per_set: int, trials: int,
-              orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
+              orthogonalisation: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool,
+              world: World) -> None:
     """The paper's whole study: basis, LSD classification, denoising, rotations, Figs. 2-8 and a report."""
     from .experiments.reproduce import run_reproduce
     from .experiments.train import with_epochs
@@ -269,8 +305,9 @@ def reproduce(dataset: str, out: str, networks: str | None, overrides: dict[str,
                              orthogonalisation=orthogonalisation, device=device, precision=precision)
     train_config = with_epochs(TrainConfig(dataset=dataset, seed=seed, device=device, precision=precision), epochs)
     metrics = run_reproduce(out, config, networks=networks, overrides=overrides, retrain=retrain, progress=not quiet,
-                            train_config=train_config)
-    _print_result(metrics, as_json, reproduce_summary(metrics, Path(out)))
+                            train_config=train_config, world=world)
+    if world.is_writer:
+        _print_result(metrics, as_json, reproduce_summary(metrics, Path(out)))
 
 
 @cli.command()
@@ -426,6 +463,63 @@ def fragmentation(model: str, networks: str | None, overrides: dict[str, str | N
     _print_result(result, as_json, fragmentation_summary(result, Path(out)))
 
 
+@cli.command()
+@networks_options
+@dataset_option("whose test images are offered and whose training set is encoded")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback lets other machines use the page (a warning says so).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free one).")
+@click.option("--per-set", type=click.IntRange(1, MAX_PER_SET), default=ExploreConfig.per_set, show_default=True,
+              help="V of the LSD basis built at start (cached for the next start).")
+@click.option("--basis", "basis_file", type=click.Path(dir_okay=False), default=None,
+              help="LSD basis (.safetensors from `latentspectra basis`) instead of building one.")
+@click.option("--directions", type=click.IntRange(min=1), default=ExploreConfig.directions, show_default=True,
+              help="K: sliders per direction method.")
+@click.option("--cache", "cache", type=click.Path(file_okay=False), default=None,
+              help="Directory for the basis and fitted directions (default: ~/.cache/latentspectra/explore).")
+@click.option("--check", is_flag=True, help="Start, fetch the page and /api/info once, stop: a smoke test.")
+@run_options(None)
+def explore(networks: str | None, overrides: dict[str, str | None], dataset: str, host: str, port: int, per_set: int,
+            basis_file: str | None, directions: int, cache: str | None, check: bool, seed: int, device: str,
+            precision: str, quiet: bool) -> None:
+    """A local web page to read and move through the latent space: a latent from a seed, a test image, a drawing
+    or an image file; its image, label probabilities and LSD spectrum; sliders along every direction method,
+    Algorithm 1's rotation, exports (docs/explore.md)."""
+    from .explore import bind, create_app, open_session, serve, serving
+    from .explore.server import LOCAL_HOSTS, address, check as check_server
+    from .threads import single_thread
+
+    sock = bind(host, port)  # before the networks load: a port in use is the first thing said
+    if host not in LOCAL_HOSTS:
+        click.echo(f"latentspectra: warning: listening on {host}: anyone who can reach this machine can use the page "
+                   "(there is no login)", err=True)
+    config = ExploreConfig(dataset=dataset, seed=seed, per_set=per_set, directions=directions, device=device,
+                           precision=precision)
+    say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    try:
+        session = open_session(config, networks, overrides=overrides, basis_file=basis_file, cache_root=cache,
+                               progress=not quiet, say=say)
+    except BaseException:
+        sock.close()
+        raise
+    app = create_app(session)
+    # One intra-op thread while serving: a view is a batch of two latents, which two threads only slow down (6 ms on
+    # one, 176 ms on two while other processes use the cores); a fit in the background takes the other core.
+    try:
+        with single_thread():
+            if check:
+                with serving(app, sock) as url:
+                    click.echo(check_server(url))
+                return
+            click.echo(f"latentspectra explore: serving {address(sock)} (Ctrl-C stops)")
+            serve(app, sock)
+    except KeyboardInterrupt:  # uvicorn has shut down cleanly and re-raised Ctrl-C: nothing is left to say
+        click.echo("latentspectra explore: stopped", err=True)
+    finally:
+        session.methods.close()
+
+
 def _print_result(record: dict, as_json: bool, summary: list[str]) -> None:
     """The whole record as JSON, or the command's plain-text ``summary``."""
     if as_json:
@@ -454,6 +548,8 @@ def _interrupted_note(argv: list[str] | None) -> str:
     words = sys.argv[1:] if argv is None else argv
     if "train" in words or ("reproduce" in words and "--retrain" in words):
         return "finished epochs are saved, rerun the same command to resume training"
+    if "basis" in words:
+        return "finished latent sets are kept beside --out, rerun the same command to resume after them"
     return "files already written are whole, nothing half-written was left; rerun the command to start again"
 
 
@@ -481,7 +577,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"latentspectra: interrupted; {_interrupted_note(argv)}", err=True)
         sys.exit(130)
     except LatentspectraError as error:
-        click.echo(f"latentspectra: error: {' '.join(str(error).split())}", err=True)
+        click.echo(f"latentspectra: error: {rank_label()}{' '.join(str(error).split())}", err=True)
         sys.exit(2)
     finally:
         warnings.showwarning = default_show

@@ -88,6 +88,25 @@ def resolve_device(spec: str | torch.device = "auto", option: str = "--device") 
     return torch.device(kind)
 
 
+def is_cuda(device: torch.device) -> bool:
+    """Whether ``device`` is a CUDA GPU: NCCL's devices, the ones DistributedDataParallel and object collectives
+    are told by index."""
+    return device.type == "cuda"
+
+
+def collective_backend(device: torch.device) -> str:
+    """The torch.distributed backend for ranks whose work runs on ``device``: NCCL between CUDA GPUs, gloo
+    everywhere else (CPUs; an MPS rank's collectives cross over its CPU)."""
+    return "nccl" if is_cuda(device) else "gloo"
+
+
+def bind_local_device(local_rank: int) -> None:
+    """Under torchrun, one rank per GPU of a host: make GPU ``local_rank`` this process's current CUDA device,
+    so that ``auto`` and ``cuda`` resolve to it; nothing where there is no CUDA."""
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+
+
 def _cpuinfo_field(pattern: str) -> str | None:
     """The first /proc/cpuinfo field whose name matches ``pattern``; None where there is no such file or field."""
     try:

@@ -268,3 +268,22 @@ class CompareConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
     precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py); REDs' Jacobians in float32
     network_batch_size: int | None = None  # per network call; None: the device's
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    """What `latentspectra explore` serves: the networks' latent space on a local page (explore/)."""
+
+    dataset: str = "mnist"  # test images to pick from, training codes for the methods that fit on them
+    seed: int = 0  # the LSD basis and every method's seed parameter
+    # V of the LSD basis built at the first start, then read from the cache: a tenth of `basis`'s 5,000 (40-70 s on 2
+    # cores, docs/architecture.md); 60 s measured for V = 500 while other jobs kept the 2 cores busy
+    per_set: int = 500
+    directions: int = 10  # K sliders per method (LSD: the set-1 quasi-eigenvectors, one per label)
+    slider_range: float = 5.0  # the sliders' shared scale, -range..range latent units (the prior's sigma is 1)
+    strip_images: int = 9  # images in the strip along one direction
+    rotation_steps: int = 6  # steps of pi / 12 from one label's quasi-eigenvector to the next (Algorithm 1)
+    upload_bytes: int = 5 * 2**20  # the largest image file accepted
+    upload_pixels: int = 4096 * 4096  # the largest image accepted, checked from its header before decoding
+    device: str = "auto"
+    precision: str = "auto"

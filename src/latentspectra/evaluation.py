@@ -5,12 +5,19 @@ latents, ``seed + SEEDS.encodings`` for the stochastic encodings), as `evaluate`
 
 Every function takes plain tensors and callables, so it works with any generator, encoder and
 classifier; images are (N, C, H, W) in the generator's pixel range.
+
+Sharded (``world=``, `latentspectra evaluate` under torchrun; docs/scale.md): the rows are cut into chunks of
+`INFERENCE_BATCH_SIZE`, chunk b computed by rank b mod W (`dealt_chunks`), so that every row is computed in the
+same chunk whatever the number of ranks; each metric is a sum over the rows (counts, feature sums and second
+moments, in float64), merged with one all-reduce (`merged_sum`). Counts, and so accuracies, confidences and
+label histograms, are the same for any number of ranks; Frechet distances agree to float64 rounding.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +26,8 @@ import torch
 
 from .config import INFERENCE_BATCH_SIZE, SEEDS
 from .data import ImageDataset, images_to_tensor
+from .distributed import SINGLE, World
+from .models.encoder import reparameterise
 from .threads import single_blas_thread
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -30,10 +39,31 @@ def batched(function: Network, inputs: torch.Tensor, batch_size: int = INFERENCE
     return torch.cat([function(chunk) for chunk in inputs.split(batch_size)])
 
 
-def classifier_accuracy(classifier: Network, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of ``images`` whose argmax logit equals ``labels``."""
-    predictions = batched(classifier, images).argmax(1)
-    return (predictions == labels).float().mean().item()
+def dealt_chunks(world: World, *tensors: torch.Tensor,
+                 batch_size: int = INFERENCE_BATCH_SIZE) -> list[tuple[torch.Tensor, ...]]:
+    """This rank's chunks of the rows of ``tensors`` (all of one length), each a tuple of their rows: chunk b
+    of ``batch_size`` rows is rank b mod W's (one process: every chunk, in order)."""
+    return list(zip(*(tensor.split(batch_size) for tensor in tensors)))[world.rank::world.size]
+
+
+def merged_sum(parts: list[torch.Tensor], world: World, what: str) -> torch.Tensor:
+    """The float64 sum, on the CPU, of this rank's ``parts`` (one per chunk, all of one shape) and of every other
+    rank's: one all-reduce. A rank without chunks adds zeros of rank 0's shape (rank 0 holds the first chunk)."""
+    local = torch.stack([part.cpu().double() for part in parts]).sum(0) if parts else None
+    if world.size > 1:
+        shape = world.share(None if local is None else tuple(local.shape), f"the shape of {what}")
+        local = torch.zeros(shape, dtype=torch.float64) if local is None else local
+    return world.sum(local, what)
+
+
+@torch.inference_mode()
+def classifier_accuracy(classifier: Network, images: torch.Tensor, labels: torch.Tensor,
+                        world: World = SINGLE) -> float:
+    """Fraction of ``images`` whose argmax logit equals ``labels`` (as one rank of ``world``: its chunks, merged)."""
+    hits = [(classifier(chunk).argmax(1) == chunk_labels).sum()
+            for chunk, chunk_labels in dealt_chunks(world, images, labels)]
+    correct = merged_sum(hits, world, "the test images' hits")
+    return correct.item() / len(images)
 
 
 def standard_normal_latents(count: int, latent_dim: int, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -42,39 +72,68 @@ def standard_normal_latents(count: int, latent_dim: int, seed: int, device: torc
     return torch.randn(count, latent_dim, generator=rng, device=rng.device)
 
 
-def label_entropy(labels: torch.Tensor, num_classes: int) -> float:
-    """Entropy (nats) of the histogram of ``labels``; ln(num_classes) when every class is equally frequent."""
-    frequencies = torch.bincount(labels, minlength=num_classes).double() / len(labels)
+def label_entropy(counts: torch.Tensor) -> float:
+    """Entropy (nats) of the label histogram ``counts``; ln(number of labels) when every label is equally
+    frequent."""
+    frequencies = counts.double() / counts.sum()
     frequencies = frequencies[frequencies > 0]
     return float(-(frequencies * frequencies.log()).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+@torch.inference_mode()
 def sample_quality(generator: Network, classifier: Network, latents: torch.Tensor,
-                   confidence: float = 0.9) -> dict[str, float | list[int]]:
+                   confidence: float = 0.9, world: World = SINGLE) -> dict[str, float | list[int]]:
     """Classify G(z) for each latent: the fraction classified with probability > ``confidence``, the
-    entropy of the predicted-label histogram, and that histogram."""
-    probabilities = batched(lambda z: classifier(generator(z)).softmax(1), latents)
-    top, labels = probabilities.max(1)
-    num_classes = probabilities.shape[1]
-    entropy = label_entropy(labels, num_classes)
+    entropy of the predicted-label histogram, and that histogram (as one rank of ``world``: its chunks,
+    merged)."""
+    def tally(z: torch.Tensor) -> torch.Tensor:
+        probabilities = classifier(generator(z)).softmax(1)
+        top, labels = probabilities.max(1)
+        return torch.cat([(top > confidence).sum()[None], torch.bincount(labels, minlength=probabilities.shape[1])])
+
+    totals = merged_sum([tally(z) for (z,) in dealt_chunks(world, latents)], world, "the samples' labels")
+    counts = totals[1:].long()
+    entropy = label_entropy(counts)
     return {
-        "sample_confidence": (top > confidence).float().mean().item(),
+        "sample_confidence": totals[0].item() / len(latents),
         "sample_label_entropy": entropy,
-        "sample_label_entropy_ratio": entropy / math.log(num_classes),
-        "sample_label_counts": torch.bincount(labels, minlength=num_classes).tolist(),
+        "sample_label_entropy_ratio": entropy / math.log(len(counts)),
+        "sample_label_counts": counts.tolist(),
     }
 
 
-def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (rows are samples):
-    |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), computed in float64."""
-    a = features_a.double().cpu().numpy()
-    b = features_b.double().cpu().numpy()
-    mean_a, mean_b = a.mean(0), b.mean(0)
+@dataclass(frozen=True)
+class FeatureMoments:
+    """A Gaussian fitted to feature rows: their count, mean and (unbiased) covariance, in float64."""
+
+    count: int
+    mean: torch.Tensor
+    covariance: torch.Tensor
+
+    @classmethod
+    @torch.inference_mode()
+    def of(cls, function: Network, inputs: torch.Tensor, world: World = SINGLE) -> FeatureMoments:
+        """The moments of ``function``'s features of ``inputs``, from float64 sums and sums of products over
+        the rows (as one rank of ``world``: its chunks, merged)."""
+        def sums(chunk: torch.Tensor) -> torch.Tensor:
+            features = function(chunk).cpu().double()
+            return torch.cat([torch.tensor([len(features)], dtype=torch.float64), features.sum(0),
+                              (features.T @ features).flatten()])
+
+        totals = merged_sum([sums(chunk) for (chunk,) in dealt_chunks(world, inputs)], world, "feature moments")
+        width = round((math.sqrt(4 * len(totals) - 3) - 1) / 2)  # len = 1 + d + d^2
+        count, mean = totals[0], totals[1:1 + width] / totals[0]
+        products = totals[1 + width:].view(width, width)
+        return cls(int(count), mean, (products - count * torch.outer(mean, mean)) / (count - 1))
+
+
+def frechet_distance_of_moments(a: FeatureMoments, b: FeatureMoments) -> float:
+    """Frechet distance between two Gaussians: |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), in float64."""
+    mean_a, mean_b = a.mean.numpy(), b.mean.numpy()
+    cov_a, cov_b = a.covariance.numpy(), b.covariance.numpy()
     # Tr (S_a S_b)^(1/2) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric PSD matrix:
     # stable where sqrtm of the non-symmetric product warns on near-singular covariances.
     with single_blas_thread():
-        cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
         eigenvalues, eigenvectors = scipy.linalg.eigh(cov_a)
         root_a = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
         middle = scipy.linalg.eigvalsh(root_a @ cov_b @ root_a)
@@ -82,11 +141,22 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
-def classifier_fid(generator: Network, features: Network, latents: torch.Tensor, real_images: torch.Tensor) -> float:
-    """Frechet distance between classifier features of G(latents) and of ``real_images``."""
-    fake = batched(lambda z: features(generator(z)), latents)
-    real = batched(features, real_images)
-    return frechet_distance(fake, real)
+def _identity(features: torch.Tensor) -> torch.Tensor:
+    return features
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (rows are samples), in float64."""
+    return frechet_distance_of_moments(FeatureMoments.of(_identity, features_a),
+                                       FeatureMoments.of(_identity, features_b))
+
+
+def classifier_fid(generator: Network, features: Network, latents: torch.Tensor, real_images: torch.Tensor,
+                   world: World = SINGLE) -> float:
+    """Frechet distance between classifier features of G(latents) and of ``real_images`` (as one rank of
+    ``world``: its chunks' feature moments, merged)."""
+    return frechet_distance_of_moments(FeatureMoments.of(lambda z: features(generator(z)), latents, world),
+                                       FeatureMoments.of(features, real_images, world))
 
 
 def psnr(images: torch.Tensor, reference: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
@@ -98,22 +168,30 @@ def psnr(images: torch.Tensor, reference: torch.Tensor, data_range: float = 2.0)
     return 10 * torch.log10(data_range ** 2 / mse)
 
 
-def encode_decode_accuracy(encoder_sample: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+@torch.inference_mode()
+def encode_decode_accuracy(encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
                            generator: Network, classifier: Network, images: torch.Tensor,
-                           labels: torch.Tensor, trials: int, seed: int,
-                           device: torch.device | str = "cpu") -> dict[str, float | list[float]]:
-    """Accuracy of classify(G(z)) with z a stochastic encoding of each image, over ``trials`` draws.
+                           labels: torch.Tensor, trials: int, seed: int, device: torch.device | str = "cpu",
+                           world: World = SINGLE) -> dict[str, float | list[float]]:
+    """Accuracy of classify(G(z)) with z = mu + sigma * eps a stochastic encoding of each image, over ``trials``
+    draws.
 
-    ``encoder_sample(images, rng)`` returns one encoding per image (mu + sigma * eps), drawing its noise
-    from ``rng``, a generator on ``device`` (the encoder's; ``labels`` are compared there too).
+    ``encoder(images)`` returns (mu, logvar). Trial t's noise eps is one (N, M) draw, for all N images, from a
+    generator on ``device`` (the encoder's; ``labels`` are compared there too) seeded with ``seed``, the trials
+    one after the other; as one rank of ``world`` each rank draws it whole and keeps its chunks' rows.
     """
     rng = torch.Generator(device=device).manual_seed(seed)
-    labels = labels.to(device)
-    per_trial = []
-    for _ in range(trials):
-        predictions = batched(lambda x: classifier(generator(encoder_sample(x, rng))).argmax(1), images)
-        per_trial.append((predictions == labels).float().mean().item())
-    return summarise(per_trial)
+    chunks = dealt_chunks(world, images, labels.to(device))
+    codes = [encoder(chunk) for chunk, _ in chunks]
+    hits = torch.zeros(len(chunks), trials, dtype=torch.long)  # per chunk and trial
+    for trial in range(trials if chunks else 0):  # a rank without chunks draws nothing and adds zeros
+        noise = torch.randn(len(images), codes[0][0].shape[1], generator=rng, device=rng.device)
+        for index, ((mu, logvar), (_, chunk_labels), (chunk_noise,)) in enumerate(zip(codes, chunks,
+                                                                                   dealt_chunks(world, noise))):
+            decoded = classifier(generator(reparameterise(mu, logvar, noise=chunk_noise)))
+            hits[index, trial] = (decoded.argmax(1) == chunk_labels).sum()
+    correct = merged_sum(list(hits), world, "the encodings' hits")
+    return summarise((correct / len(images)).tolist())
 
 
 def summarise(values: list[float]) -> dict[str, float | list[float]]:
@@ -129,26 +207,26 @@ ENCODING_TRIALS = 20  # the issue's 20 stochastic encodings of the test set
 
 def sample_metrics(generator: torch.nn.Module, classifier: torch.nn.Module, dataset: ImageDataset,
                    seed: int, count: int = SAMPLE_COUNT, device: torch.device | str = "cpu",
-                   latent_dim: int | None = None) -> dict[str, Any]:
+                   latent_dim: int | None = None, world: World = SINGLE) -> dict[str, Any]:
     """Confidence, label entropy and classifier-feature Frechet distance of ``count`` samples
     (at most as many as the test split has images, which they are compared with); the latents (of width
     ``latent_dim``, default the generator's config's) are drawn on ``device``, the networks'."""
     count = min(count, len(dataset.test))
     latent_dim = latent_dim or generator.config["latent_dim"]
     latents = standard_normal_latents(count, latent_dim, seed + SEEDS.samples, device)
-    metrics = sample_quality(generator, classifier, latents)
+    metrics = sample_quality(generator, classifier, latents, world=world)
     real = images_to_tensor(dataset.test.images[:count]).to(device)
-    metrics["classifier_fid"] = classifier_fid(generator, classifier.features, latents, real)
+    metrics["classifier_fid"] = classifier_fid(generator, classifier.features, latents, real, world)
     return metrics
 
 
 def encoder_metrics(encoder: torch.nn.Module, generator: torch.nn.Module, classifier: torch.nn.Module,
                     dataset: ImageDataset, seed: int, trials: int = ENCODING_TRIALS,
-                    device: torch.device | str = "cpu") -> dict[str, Any]:
+                    device: torch.device | str = "cpu", world: World = SINGLE) -> dict[str, Any]:
     """Encode -> decode -> classify accuracy on the test set over ``trials`` stochastic encodings, drawn on
-    ``device`` (the networks')."""
-    result = encode_decode_accuracy(encoder.sample, generator, classifier,
-                                    images_to_tensor(dataset.test.images).to(device),
-                                    torch.from_numpy(dataset.test.labels), trials, seed + SEEDS.encodings, device)
+    ``device`` (the networks'); ``encoder(images)`` returns (mu, logvar)."""
+    result = encode_decode_accuracy(encoder, generator, classifier, images_to_tensor(dataset.test.images).to(device),
+                                    torch.from_numpy(dataset.test.labels), trials, seed + SEEDS.encodings, device,
+                                    world)
     return {"encode_decode_accuracy": result["mean"], "encode_decode_accuracy_std": result["std"],
             "encode_decode_trials": result["trials"]}

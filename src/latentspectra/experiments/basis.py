@@ -16,12 +16,15 @@ import torch
 from ..compute import Compute
 from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION
 from ..data import images_to_tensor, load_dataset
+from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
 from ..io import versions
+from ..latent.files import save_basis
 from ..latent import QuasiEigenBasis, build_latent_sets
 from ..latent.basis import check_orthogonalisation
 from ..latent.sets import EncoderSample, LatentSets, Network
 from ..progress import progress_bar
+from .finished_sets import FinishedSets, finished_sets_path, probe_digest
 from .networks import NetworksSpec, check_images_fit, load_networks
 
 
@@ -46,18 +49,22 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
                 batch_size: int = INFERENCE_BATCH_SIZE, progress: bool = True, *, latent_dim: int | None = None,
                 num_labels: int | None = None, max_draws: int | None = None,
                 orthogonalisation: str = ORTHOGONALISATION,
-                provenance: dict[str, Any] | None = None, device: torch.device | str = "cpu") -> BasisBuild:
+                provenance: dict[str, Any] | None = None, device: torch.device | str = "cpu",
+                world: World = SINGLE, finished_sets: FinishedSets | None = None) -> BasisBuild:
     """Latent sets (set 1 by encoding ``train_images``, the rest sampled) and their quasi-eigenvectors.
 
     ``latent_dim`` and ``num_labels`` default to ``generator.config["latent_dim"]`` and
     ``classifier.config["num_classes"]``. With no encoder (``encoder_sample`` or ``train_images`` None)
     every set is sampled. ``orthogonalisation`` is passed to `QuasiEigenBasis.from_etas`. ``provenance`` is
     added to the basis' provenance record (seed, V, sources, orthogonalisation). ``device`` is where the
-    latents are drawn: the networks' (see `build_latent_sets`).
+    latents are drawn: the networks' (see `build_latent_sets`). Under a ``world`` of several ranks the
+    latent sets are sharded over them (every rank gets the same basis, to float64 rounding) and progress is
+    shown by rank 0 only. With ``finished_sets``, the sets it holds are taken as they are and each new set is
+    added to it.
 
     Returns:
         `BasisBuild` whose stats hold at least seconds, samples_per_second, samples_drawn,
-        orthogonality_error, per_set, sets and labels.
+        orthogonality_error, per_set, sets, labels and world_size.
     """
     check_orthogonalisation(orthogonalisation, "build_basis")  # before the minute of sampling
     if latent_dim is None:
@@ -67,12 +74,14 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
     if train_images is None:
         encoder_sample = None
     start = time.perf_counter()
-    with progress_bar("latent sets", progress, unit="vec") as bar:
+    with progress_bar("latent sets", progress and world.is_writer, unit="vec") as bar:
         latent_sets = build_latent_sets(generator, classifier, latent_dim=latent_dim, num_labels=num_labels,
                                         per_set=per_set, encoder_sample=encoder_sample, images=train_images,
                                         seed=seed, batch_size=batch_size, max_draws=max_draws, progress=bar,
-                                        device=device)
-    stats: dict[str, Any] = {"seed": seed, "latent_dim": latent_dim, **latent_sets.stats()}
+                                        device=device, world=world,
+                                        finished=finished_sets.load() if finished_sets is not None else (),
+                                        on_set=finished_sets.save if finished_sets is not None else None)
+    stats: dict[str, Any] = {"seed": seed, "latent_dim": latent_dim, **latent_sets.stats(), "world_size": world.size}
     basis = QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
                                       orthogonalisation=orthogonalisation,
                                       provenance={**{key: stats[key] for key in ("seed", "per_set", "sources")},
@@ -89,7 +98,8 @@ def build_basis_from_models(networks: NetworksSpec = None, dataset: str = "mnist
                             max_draws: int | None = None,
                             orthogonalisation: str = ORTHOGONALISATION,
                             compute: Compute | None = None,
-                            overrides: dict[str, str | Path | None] | None = None) -> BasisBuild:
+                            overrides: dict[str, str | Path | None] | None = None,
+                            world: World = SINGLE, resume: Path | None = None) -> BasisBuild:
     """`build_basis` with the generator, classifier and (where there is one) encoder that ``networks`` describes
     (a models directory, a manifest directory, a ``module:function`` factory or a `LatentNetworks`; default:
     the shipped networks for ``dataset``), with ``overrides`` (piece -> file), and the training images of
@@ -97,7 +107,9 @@ def build_basis_from_models(networks: NetworksSpec = None, dataset: str = "mnist
 
     The networks run as `load_networks` copies on ``compute``'s device (default: the CPU in float32; batch
     norm folded, channels-last, G and C in ``compute``'s precision, the encoder in float32), in batches of
-    ``batch_size`` (default: the device's). The stats add ``compute`` (device, precision, threads).
+    ``batch_size`` (default: the device's). The stats add ``compute`` (device, precision, threads). Under a
+    ``world`` of several ranks every rank calls this with the same arguments (see `build_basis`). With
+    ``resume``, the finished sets are kept there (`FinishedSets`) and a rerun resumes after them.
 
     Raises:
         CheckpointError, NetworkError: networks that cannot be read, lack G or C, or do not fit.
@@ -113,15 +125,40 @@ def build_basis_from_models(networks: NetworksSpec = None, dataset: str = "mnist
         check_images_fit(loaded.image_shape, images, loaded.source)
         train_images = images_to_tensor(images.train.images).to(compute.device)
     origin = {"models": loaded.source, "dataset": dataset, "versions": versions(),
-              "compute": loaded.compute_record()}
+              "compute": loaded.compute_record(), "world_size": world.size}
+    finished = None
+    if resume is not None:
+        settings = {"models": str(loaded.source), "dataset": dataset, "seed": seed, "per_set": per_set,
+                    "batch_size": loaded.batch_size, "max_draws": max_draws, "device": str(compute.device),
+                    "precision": compute.precision,
+                    "probe": probe_digest(loaded.generator, loaded.classifier, loaded.latent_dim, compute.device)}
+        finished = FinishedSets(resume, settings, world)
     try:
         built = build_basis(loaded.generator, loaded.classifier,
                             loaded.encoder.sample if loaded.encoder is not None else None, train_images,
                             per_set=per_set, seed=seed, batch_size=loaded.batch_size, progress=progress,
                             latent_dim=loaded.latent_dim, num_labels=loaded.num_labels, max_draws=max_draws,
-                            orthogonalisation=orthogonalisation, provenance=origin, device=compute.device)
+                            orthogonalisation=orthogonalisation, provenance=origin, device=compute.device,
+                            world=world, finished_sets=finished)
     except LatentspectraError:
         raise
     except ValueError as error:  # networks that do not fit together, e.g. fewer latent dimensions than labels
         raise LatentspectraError(f"networks of {loaded.source}: {error}") from None
     return built._replace(stats={**origin, **built.stats})
+
+
+def run_basis(out: str | Path, networks: NetworksSpec = None, dataset: str = "mnist", *, world: World = SINGLE,
+              **options: Any) -> dict[str, Any]:
+    """`build_basis_from_models` (``options``: its keyword arguments) into ``out`` (.safetensors, with its
+    .json record), as `latentspectra basis` runs it: the finished sets are kept beside ``out`` until the
+    basis is written (`finished_sets_path`), so an interrupted run resumes; rank 0 writes. Returns the
+    record, with ``out``.
+    """
+    out = Path(out)
+    resume = finished_sets_path(out)
+    built = build_basis_from_models(networks, dataset, world=world, resume=resume, **options)
+    if not world.is_writer:
+        return built.stats
+    stats = {**built.stats, "out": str(save_basis(built.basis, out))}
+    FinishedSets(resume, {}, world).discard()
+    return stats

@@ -11,6 +11,7 @@ import torch
 
 from ..compute import Compute
 from ..data import ImageDataset, images_to_tensor, load_dataset
+from ..distributed import SINGLE, World
 from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
 from ..io import versions
 from .networks import Networks, NetworksSpec, check_images_fit, load_networks
@@ -28,16 +29,19 @@ class Evaluation:
     samples: dict[str, Any]  # `sample_metrics`: confidence, label entropy and counts, classifier-feature FID
     encodings: dict[str, Any]  # `encoder_metrics`: encode -> decode -> classify accuracy over the draws
     compute: dict[str, Any]
+    world_size: int = 1  # the ranks that computed it (the numbers do not depend on it)
 
     def record(self) -> dict[str, Any]:
         return {"models": self.models, "dataset": self.dataset, "seed": self.seed,
                 "classifier_accuracy": self.classifier_accuracy, **self.samples, **self.encodings,
-                "compute": self.compute, "versions": versions()}
+                "compute": self.compute, "world_size": self.world_size, "versions": versions()}
 
 
-def evaluate_study(networks: Networks, dataset: ImageDataset, seed: int = 0, dataset_name: str = "") -> Evaluation:
+def evaluate_study(networks: Networks, dataset: ImageDataset, seed: int = 0, dataset_name: str = "",
+                   world: World = SINGLE) -> Evaluation:
     """Every metric of the foundation issue for ``networks`` (loaded with `load_networks`: G and C on latents
-    in their precision, C on the test images and the encoder in float32) on ``dataset``.
+    in their precision, C on the test images and the encoder in float32) on ``dataset``; as one rank of a
+    sharded ``world``, every metric's rows dealt over the ranks and merged (evaluation.py), the same numbers.
 
     Raises:
         NetworkError: networks without a generator, classifier or encoder.
@@ -48,20 +52,20 @@ def evaluate_study(networks: Networks, dataset: ImageDataset, seed: int = 0, dat
     device = networks.compute.device
     test_images = images_to_tensor(dataset.test.images).to(device)
     test_labels = torch.from_numpy(dataset.test.labels).to(device)
-    accuracy = classifier_accuracy(networks.exact_classifier, test_images, test_labels)
+    accuracy = classifier_accuracy(networks.exact_classifier, test_images, test_labels, world)
     samples = sample_metrics(networks.generator, networks.classifier, dataset, seed, device=device,
-                             latent_dim=networks.latent_dim)
+                             latent_dim=networks.latent_dim, world=world)
     encodings = encoder_metrics(networks.encoder, networks.generator, networks.classifier, dataset, seed,
-                                device=device)
+                                device=device, world=world)
     return Evaluation(networks.source, dataset_name or dataset.name, seed, accuracy, samples, encodings,
-                      networks.compute.record())
+                      networks.compute.record(), world.size)
 
 
 def evaluate_models(networks: NetworksSpec = None, dataset_name: str = "mnist", seed: int = 0,
                     compute: Compute | None = None,
-                    overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+                    overrides: dict[str, str | Path | None] | None = None, world: World = SINGLE) -> dict[str, Any]:
     """`evaluate_study` on the networks ``networks`` describes (`load_networks`; default the shipped ones of
-    the dataset) on ``compute``'s device (default the CPU in float32) and the dataset named ``dataset_name``;
-    returns the record."""
+    the dataset) on ``compute``'s device (default the CPU in float32) and the dataset named ``dataset_name``,
+    as one rank of ``world``; returns the record."""
     networks = load_networks(networks, compute, dataset=dataset_name, overrides=overrides)
-    return evaluate_study(networks, load_dataset(dataset_name), seed, dataset_name).record()
+    return evaluate_study(networks, load_dataset(dataset_name), seed, dataset_name, world).record()

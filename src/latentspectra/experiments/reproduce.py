@@ -29,6 +29,7 @@ import torch
 from ..compute import Compute
 from ..config import SEEDS, ReproduceConfig, TrainConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
+from ..distributed import SINGLE, DistributedError, World
 from ..evaluation import batched, classifier_accuracy, psnr, summarise
 from ..io import output_directory, versions, write_json
 from ..latent import QuasiEigenBasis, rotation_path
@@ -40,7 +41,7 @@ from ..models.encoder import reparameterise
 from ..progress import progress_bar
 from ..report import figures
 from ..report.document import write_report
-from .basis import build_basis
+from .basis import BasisBuild, build_basis
 from .common import Timer, decode, predict, to_unit_images
 from .networks import Networks, NetworksSpec, check_images_fit, load_networks
 from .train import train_networks
@@ -149,7 +150,7 @@ class ReproduceResult:
             "orthogonalisation": self.config.orthogonalisation,
             "lsd_by_orthogonalisation": classification.by_orthogonalisation,
             "basis_orthogonality_error": stats["orthogonality_error"],
-            "basis": {key: stats[key] for key in ("samples_drawn", "draws_per_set", "sources")},
+            "basis": {key: stats[key] for key in ("samples_drawn", "draws_per_set", "sources", "world_size")},
             "denoising": self.denoising.record(),
             "rotation": self.rotation.record(),
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},
@@ -293,10 +294,21 @@ def examples_study(networks: Networks, basis: QuasiEigenBasis, latent_sets: Late
 
 # --- The whole study -------------------------------------------------------------------------------------
 
+def study_basis(networks: Networks, train_images: torch.Tensor, config: ReproduceConfig, progress: bool = True,
+                world: World = SINGLE) -> BasisBuild:
+    """The study's first stage, the basis (paper steps 4-6) from ``train_images`` (on the networks' device), the
+    one stage that is sharded over the ranks of ``world``: every rank calls it."""
+    return build_basis(networks.generator, networks.classifier, networks.encoder.sample, train_images,
+                       per_set=config.per_set, seed=config.seed + SEEDS.basis, batch_size=networks.batch_size,
+                       progress=progress, latent_dim=networks.latent_dim, num_labels=networks.num_labels,
+                       orthogonalisation=config.orthogonalisation, device=networks.compute.device, world=world)
+
+
 def reproduce_study(networks: Networks, dataset: ImageDataset, config: ReproduceConfig = ReproduceConfig(),
-                    progress: bool = True, timer: Timer | None = None) -> ReproduceResult:
+                    progress: bool = True, timer: Timer | None = None, world: World = SINGLE) -> ReproduceResult:
     """The study on ``networks`` (loaded with `load_networks`) and ``dataset``; writes nothing. Each stage is
-    timed into ``timer`` (a new one by default), whose seconds the result keeps.
+    timed into ``timer`` (a new one by default), whose seconds the result keeps. Under a ``world`` of several
+    ranks this is rank 0's part: the others call `study_basis` alone.
 
     Raises:
         NetworkError: networks without a generator, classifier or encoder.
@@ -311,11 +323,7 @@ def reproduce_study(networks: Networks, dataset: ImageDataset, config: Reproduce
     test_images = images_to_tensor(dataset.test.images).to(device)
     test_labels = torch.from_numpy(dataset.test.labels).long().to(device)
     with timer.stage("basis"):
-        basis, latent_sets, basis_stats = build_basis(
-            networks.generator, networks.classifier, networks.encoder.sample, train_images, per_set=config.per_set,
-            seed=config.seed + SEEDS.basis, batch_size=networks.batch_size, progress=progress,
-            latent_dim=networks.latent_dim, num_labels=networks.num_labels,
-            orthogonalisation=config.orthogonalisation, device=device)
+        basis, latent_sets, basis_stats = study_basis(networks, train_images, config, progress, world)
         bases = {method: basis if method == config.orthogonalisation else
                  QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
                                            orthogonalisation=method) for method in ORTHOGONALISATIONS}
@@ -371,15 +379,30 @@ def write_reproduce(out_dir: str | Path, result: ReproduceResult) -> dict[str, A
 def run_reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(),
                   networks: NetworksSpec = None, retrain: bool = False, progress: bool = True,
                   train_config: TrainConfig | None = None,
-                  overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+                  overrides: dict[str, str | Path | None] | None = None, world: World = SINGLE) -> dict[str, Any]:
     """Run the study into ``out_dir`` (see `write_reproduce`); returns the metrics written to metrics.json.
 
     With ``retrain`` the networks are trained first into ``out_dir/models`` (``train_config``, default
     `TrainConfig` with this dataset, seed, device and precision); otherwise those ``networks`` describes
     (`load_networks`: a models directory, a manifest directory, a factory; default the shipped networks),
     with ``overrides`` (piece -> file).
+
+    Under a ``world`` of several ranks (torchrun) every rank builds its share of the basis; rank 0 alone runs
+    the other stages and writes, and returns the metrics ({} on the other ranks).
+
+    Raises:
+        DistributedError: ``retrain`` in a sharded run.
     """
     compute = Compute.select(config.device, config.precision)
+    if retrain and world.size > 1:
+        raise DistributedError("--retrain does not run sharded: train the networks first (`latentspectra train all "
+                               "--out DIR`), then run reproduce sharded with --networks DIR")
+    if not world.is_writer:
+        loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
+        loaded.require("reproduce", "generator", "classifier", "encoder")
+        train_images = images_to_tensor(load_dataset(config.dataset).train.images).to(compute.device)
+        study_basis(loaded, train_images, config, progress=False, world=world)
+        return {}
     with output_directory(out_dir) as out:
         timer = Timer()
         if retrain:
@@ -391,4 +414,4 @@ def run_reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig
         with timer.stage("load"):
             loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
             dataset = load_dataset(config.dataset)
-        return write_reproduce(out, reproduce_study(loaded, dataset, config, progress, timer))
+        return write_reproduce(out, reproduce_study(loaded, dataset, config, progress, timer, world))

@@ -22,6 +22,7 @@ from torch import nn
 from ..compute import Compute
 from ..config import TrainConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
+from ..distributed import SINGLE, World
 from ..errors import DataError, LatentspectraError
 from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
 from ..io import versions, write_json
@@ -139,12 +140,17 @@ def _training_job(network: str, out_dir: Path, dataset: ImageDataset, config: Tr
                       compute=compute)
 
 
-def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progress: bool = True,
+                   world: World = SINGLE) -> dict[str, Any]:
     """Train ``which`` ("classifier", "gan", "encoder", "all" or "autoencoder") into ``out_dir``; returns
-    the run record that is also written to ``out_dir/train-<which>.json``.
+    the run record that is also written to ``out_dir/train-<which>.json``. As one rank of a sharded ``world``
+    (DistributedDataParallel, training/sharding.py) rank 0 alone writes; after each network every rank waits
+    until it is written, so that the encoder reads the trained G and C (``out_dir`` must be the same directory
+    for all ranks to train the encoder: one host, or a shared file system).
 
     Raises:
-        LatentspectraError: an unknown ``which``, or the encoder without a trained generator and classifier.
+        LatentspectraError: an unknown ``which``, or the encoder without a trained generator and classifier;
+        DistributedError: the autoencoder under a sharded ``world``, or the other ranks lost.
     """
     if which not in (*TRAINABLE, "all"):
         raise LatentspectraError(f"unknown network {which!r}; choose from {[*TRAINABLE, 'all']}")
@@ -154,7 +160,8 @@ def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progres
     dataset = load_dataset(config.dataset)
     seed = config.seed
     record: dict[str, Any] = {"network": which, "dataset": config.dataset, "seed": seed, "config": asdict(config),
-                              "compute": compute.record(), "versions": versions(), "seconds": {}, "metrics": {}}
+                              "compute": compute.record(), "versions": versions(), "world_size": world.size,
+                              "seconds": {}, "metrics": {}}
     began = time.perf_counter()
     for network in NETWORKS if which == "all" else (which,):
         start = time.perf_counter()
@@ -166,11 +173,13 @@ def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progres
             raise DataError(f"--dataset {config.dataset}: cannot train the {network} on its images ({error})") from None
         sub_config = asdict(getattr(config, network))
         epochs = sub_config["epochs"]
-        result = run_training(job, out_dir, epochs, seed, {"dataset": config.dataset, **sub_config}, progress)
+        result = run_training(job, out_dir, epochs, seed, {"dataset": config.dataset, **sub_config}, progress, world)
+        world.barrier(f"the end of the {network}'s training (rank 0 writing it)")
         record["seconds"][network] = time.perf_counter() - start
         record["metrics"].update(result.metrics)
     record["seconds"]["total"] = time.perf_counter() - began
-    write_json(out_dir / f"train-{which}.json", record)
+    if world.is_writer:
+        write_json(out_dir / f"train-{which}.json", record)
     return record
 
 

@@ -18,8 +18,8 @@ from .operators import literal_rotation, plane_rotation, projection_operator
 from .paths import rotation_path
 from .samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
                        LatentSampler, StandardNormalSampler)
-from .sets import (LabelMeans, LatentSetError, LatentSets, build_latent_sets, collect_label_means, default_sources,
-                   encode_latents, sample_latents)
+from .sets import (LabelMeans, LatentBlocks, LatentSetError, LatentSets, block_generator, build_latent_sets,
+                   collect_label_means, default_sources, encode_blocks, sample_blocks)
 from .statistics import (CodeBulk, CodeStatisticsError, box_shell, component_fits, correlation_matrix,
                          dominant_components, mahalanobis_distances, slice_mask, strongest_pairs)
 
@@ -32,6 +32,7 @@ __all__ = [
     "GaussianMixtureSampler",
     "IndependentGaussianSampler",
     "LabelMeans",
+    "LatentBlocks",
     "LatentError",
     "LatentSampler",
     "LatentSetError",
@@ -40,6 +41,7 @@ __all__ = [
     "StandardNormalSampler",
     "UNLABELLED",
     "UNLABELLED_SET",
+    "block_generator",
     "box_shell",
     "build_latent_sets",
     "check_latents",
@@ -48,7 +50,7 @@ __all__ = [
     "correlation_matrix",
     "default_sources",
     "dominant_components",
-    "encode_latents",
+    "encode_blocks",
     "gram_schmidt",
     "literal_rotation",
     "load_basis",
@@ -56,7 +58,7 @@ __all__ = [
     "plane_rotation",
     "projection_operator",
     "rotation_path",
-    "sample_latents",
+    "sample_blocks",
     "save_basis",
     "slice_mask",
     "strongest_pairs",

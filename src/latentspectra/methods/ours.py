@@ -31,8 +31,8 @@ from ..config import (INFERENCE_BATCH_SIZE, ORTHOGONALISATION, REDS_CHANGE_SHARE
 from ..latent.basis import ORTHOGONALISATIONS, QuasiEigenBasis
 from ..latent.checks import check_latents
 from ..latent.sets import build_latent_sets
-from .directions import (DirectionMethod, FitInputs, MethodError, Network, as_unit_directions, check_whole,
-                         network_device, register)
+from .directions import (DirectionMethod, FitInputs, MethodError, Network, as_unit_directions, check_count,
+                         check_whole, network_device, register)
 from .features import Feature, FeatureError, feature_from_spec
 from .reds import rayleigh_directions, rayleigh_path
 from .sfvq import SFVQ, SFVQ_CANDIDATES, CurveQuantization, project_onto_curve
@@ -137,10 +137,29 @@ class LSDDirections(DirectionMethod):
                                               orthogonalisation=self.orthogonalisation,
                                               provenance={"seed": self.seed, "per_set": sets.per_set,
                                                           "sources": list(sets.sources)})
+        self._learn(basis)
+
+    def _learn(self, basis: QuasiEigenBasis) -> None:
+        """Set the learned fields from ``basis``: its ``basis_*_`` fields and the first K rows as ``directions_``."""
         for field in fields(QuasiEigenBasis):
             setattr(self, f"basis_{field.name}_", getattr(basis, field.name))
-        count = dim if self.n_directions is None else self.n_directions
+        count = basis.dim if self.n_directions is None else self.n_directions
         self.directions_ = as_unit_directions(basis.vectors[:count])
+
+    @classmethod
+    def from_basis(cls, basis: QuasiEigenBasis, n_directions: int | None = None, **params: Any) -> LSDDirections:
+        """The method fitted without sampling, on a basis built elsewhere (`experiments.basis.build_basis`, a
+        `latentspectra basis` file: set 1 encoded, as the paper's): ``basis`` as its learned basis and its first
+        ``n_directions`` rows as ``directions_``, ``params`` kept as its parameters (M is the basis').
+
+        Raises:
+            MethodError: a bad parameter, or K > M.
+        """
+        method = cls(n_directions, latent_dim=basis.dim, **params)
+        method.check_params()
+        check_count(method.title, basis.dim if n_directions is None else n_directions, basis.dim)
+        method._learn(basis)
+        return method
 
     @property
     def basis_(self) -> QuasiEigenBasis:

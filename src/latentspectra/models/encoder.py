@@ -39,7 +39,9 @@ class GaussianEncoder(LatentNetwork):
         return reparameterise(*self(images), generator)
 
 
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) drawn from ``generator``: one draw from q(z | x)."""
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
+                   noise: torch.Tensor | None = None) -> torch.Tensor:
+    """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) drawn from ``generator`` (or given as ``noise``): one draw
+    from q(z | x)."""
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device) if noise is None else noise
     return mu + torch.exp(0.5 * logvar) * eps

@@ -89,6 +89,47 @@ def save_training_state(
                               "schedulers": scheduler_states}, CheckpointError)
 
 
+def read_training_state(path_stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The tensors and record of a state saved by `save_training_state`; None when there is none to resume.
+
+    Raises:
+        CheckpointError: an unreadable state or one of another structure, naming the file.
+    """
+    tensors_path = Path(path_stem).with_suffix(".safetensors")
+    if not tensors_path.exists():
+        return None
+    tensors, record = load_tensors_and_record(tensors_path, CheckpointError, "training state", STATE_FORMAT)
+    check_state_record(record, tensors_path)
+    return tensors, record
+
+
+def restore_training_state(
+    path_stem: str | Path,
+    saved: tuple[dict[str, torch.Tensor], dict[str, Any]],
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    schedulers: dict[str, Any],
+) -> dict[str, Any]:
+    """Restore ``saved`` (`read_training_state` of ``path_stem``) in place and return its ``meta``.
+
+    Raises:
+        CheckpointError: a state that does not fit these modules, naming the file.
+    """
+    tensors, record = saved
+    try:
+        for name, module in modules.items():
+            head = f"module/{name}/"
+            module.load_state_dict({k[len(head):]: v for k, v in tensors.items() if k.startswith(head)})
+        for name, optimizer in optimizers.items():
+            _restore_optimizer(f"optim/{name}", optimizer, tensors, record["optimizers"][name])
+        for name, scheduler in schedulers.items():
+            scheduler.load_state_dict(record["schedulers"][name])
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
+        raise CheckpointError(f"{Path(path_stem).with_suffix('.safetensors')}: training state does not match this "
+                              f"run ({str(error).strip().splitlines()[0]}); use a fresh --out directory") from None
+    return record["meta"]
+
+
 def load_training_state(
     path_stem: str | Path,
     modules: dict[str, nn.Module],
@@ -102,21 +143,5 @@ def load_training_state(
         CheckpointError: an unreadable state, one of another structure, or one that does not fit these
             modules; naming the file.
     """
-    tensors_path = Path(path_stem).with_suffix(".safetensors")
-    if not tensors_path.exists():
-        return None
-    tensors, record = load_tensors_and_record(tensors_path, CheckpointError, "training state", STATE_FORMAT)
-    check_state_record(record, tensors_path)
-    try:
-        for name, module in modules.items():
-            head = f"module/{name}/"
-            module.load_state_dict({k[len(head):]: v for k, v in tensors.items() if k.startswith(head)})
-        for name, optimizer in optimizers.items():
-            _restore_optimizer(f"optim/{name}", optimizer, tensors, record["optimizers"][name])
-        for name, scheduler in schedulers.items():
-            scheduler.load_state_dict(record["schedulers"][name])
-    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
-        raise CheckpointError(f"{tensors_path}: training state does not match this run "
-                              f"({str(error).strip().splitlines()[0]}); "
-                              "use a fresh --out directory") from None
-    return record["meta"]
+    saved = read_training_state(path_stem)
+    return None if saved is None else restore_training_state(path_stem, saved, modules, optimizers, schedulers)

@@ -23,6 +23,7 @@ class ClassifierJob(ShuffledEpochs):
     """A `TrainingJob` for the classifier."""
 
     name = "classifier"
+    trained = ("classifier",)
 
     def __init__(self, dataset: ImageDataset, config: ClassifierConfig, seed: int, compute: Compute | None = None):
         torch.manual_seed(seed)
@@ -43,12 +44,13 @@ class ClassifierJob(ShuffledEpochs):
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
         cfg = self.config
-        index = self.batches[batch_index]
-        images = random_affine(self.data.train_images[index], rng, cfg.max_rotation, cfg.max_scale, cfg.max_shift)
-        images = add_noise(images, rng, cfg.noise_sigma)
+        index, shard = self.batch(batch_index)
+        images = random_affine(self.data.train_images[index], rng, cfg.max_rotation, cfg.max_scale, cfg.max_shift,
+                               shard)
+        images = add_noise(images, rng, cfg.noise_sigma, shard)
         with self.compute.autocast():
-            logits = self.model(images)
-        loss = F.cross_entropy(logits.float(), self.data.train_labels[index])
+            logits = self.replica("classifier")(images)
+        loss = shard.scale(F.cross_entropy(logits.float(), self.data.train_labels[index]))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

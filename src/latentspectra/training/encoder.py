@@ -27,6 +27,7 @@ from ..config import EncoderConfig
 from ..data import ImageDataset
 from ..models import GaussianEncoder
 from ..models.encoder import reparameterise
+from .sharding import Shard
 from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
 
 
@@ -65,6 +66,7 @@ class EncoderJob(ShuffledEpochs):
     """A `TrainingJob` for the encoder, given the trained generator and classifier."""
 
     name = "encoder"
+    trained = ("encoder",)
 
     def __init__(self, dataset: ImageDataset, config: EncoderConfig, seed: int, generator: nn.Module,
                  classifier: nn.Module, evaluate=None, compute: Compute | None = None):
@@ -93,13 +95,14 @@ class EncoderJob(ShuffledEpochs):
         optimizer = torch.optim.Adam(self.encoder.parameters(), lr=self.config.warm_up_lr)
         latent_dim = self.encoder.latent_dim
         self.encoder.train()
+        shard = Shard.of(self.config.batch_size, self.world)
         for _ in tqdm(range(steps), desc="encoder warm-up (inverting G on its samples)",
                       disable=not progress, leave=False, mininterval=1.0):
-            z = torch.randn(self.config.batch_size, latent_dim, generator=rng, device=rng.device)
+            z = shard.normal(rng, latent_dim)
             with torch.no_grad(), self.compute.autocast():
                 images = self.generator(z).float()
-            mu, logvar = self.encoder(images)
-            loss = gaussian_negative_log_likelihood(z, mu, logvar).mean()
+            mu, logvar = self.replica("encoder")(images)
+            loss = shard.scale(gaussian_negative_log_likelihood(z, mu, logvar).mean())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -111,11 +114,13 @@ class EncoderJob(ShuffledEpochs):
         freeze(self.classifier)
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
-        index = self.batches[batch_index]
+        index, shard = self.batch(batch_index)
         images, labels = self.data.train_images[index], self.data.train_labels[index]
-        mu, logvar = self.encoder(images)
-        z = reparameterise(mu, logvar, rng)
-        terms = encoder_loss(images, labels, mu, logvar, z, self.generator, self.classifier, self.config, self.compute)
+        mu, logvar = self.replica("encoder")(images)
+        z = reparameterise(mu, logvar, noise=shard.normal(rng, mu.shape[1], dtype=mu.dtype))
+        terms = {key: shard.scale(term) for key, term in encoder_loss(images, labels, mu, logvar, z, self.generator,
+                                                                      self.classifier, self.config,
+                                                                      self.compute).items()}
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()

@@ -54,6 +54,7 @@ class GANJob(ShuffledEpochs):
     """
 
     name = "gan"
+    trained = ("generator", "discriminator")
 
     def __init__(self, dataset: ImageDataset, config: GANConfig, seed: int, evaluate_samples=None,
                  compute: Compute | None = None):
@@ -77,15 +78,18 @@ class GANJob(ShuffledEpochs):
         self._evaluate_samples = evaluate_samples
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
-        real = self.images[self.batches[batch_index]]
+        index, shard = self.batch(batch_index)
+        real = self.images[index]
+        discriminator = self.replica("discriminator")
         with self.compute.autocast():
-            fake = self.generator(torch.randn(len(real), self.config.latent_dim, generator=rng, device=real.device))
-            loss_d = discriminator_loss(self.discriminator(real), self.discriminator(fake.detach()))
+            fake = self.replica("generator")(shard.normal(rng, self.config.latent_dim))
+            loss_d = shard.scale(discriminator_loss(discriminator(real), discriminator(fake.detach())))
         self.optimizer_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.optimizer_d.step()
+        # The plain discriminator: the generator's step needs its gradients through D, not D's own averaged.
         with self.compute.autocast():
-            loss_g = generator_loss(self.discriminator(fake))
+            loss_g = shard.scale(generator_loss(self.discriminator(fake)))
         self.optimizer_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.optimizer_g.step()

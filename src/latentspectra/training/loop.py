@@ -4,7 +4,9 @@ A `TrainingJob` says what to train; `run_training` runs its epochs with a progre
 training state after every epoch (atomically, so an interruption loses at most the epoch in flight),
 resumes from that state when it finds one made with the same seed and settings, and finally writes
 the trained networks with their JSON record. Each epoch draws its randomness from its own generator
-seeded by (seed, epoch), so a resumed run continues exactly as the uninterrupted one would have.
+seeded by (seed, epoch), so a resumed run continues exactly as the uninterrupted one would have. Under
+torchrun (``world=``) each rank trains on its shard of every batch and rank 0 alone writes
+(training/sharding.py, docs/scale.md).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,10 +25,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..compute import Compute
+from ..distributed import SINGLE, World
 from ..errors import CheckpointError
 from ..io import directory_lock, versions
 from ..models.files import save_model
-from .checkpoint import load_training_state, save_training_state
+from .checkpoint import read_training_state, restore_training_state, save_training_state
 
 
 class TrainingJob(Protocol):
@@ -48,6 +53,14 @@ class TrainingJob(Protocol):
 
     def finished_models(self) -> dict[str, nn.Module]:
         """The networks to save when training ends, by file name."""
+        ...
+
+    def shard_over(self, world: World) -> None:
+        """Train as one rank of ``world`` (each rank its shard of every batch; training/sharding.py)."""
+        ...
+
+    def unshard(self) -> None:
+        """One process again, the modules as they are saved."""
         ...
 
     def evaluate(self) -> dict[str, float]:
@@ -94,43 +107,75 @@ def check_resume_settings(state_path: Path, saved: dict[str, Any], current: dict
 
 
 def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
-                 config: dict[str, Any], progress: bool = True) -> TrainingResult:
+                 config: dict[str, Any], progress: bool = True, world: World = SINGLE) -> TrainingResult:
     """Train ``job`` for ``epochs`` epochs into ``out_dir``, resuming if a saved state is there.
 
     Writes ``out_dir/checkpoints/NAME-state.{safetensors,json}`` after each epoch, holding the lock of the
     checkpoints directory throughout (a second run there stops at once), and, at the end,
     ``out_dir/<model>.safetensors`` + ``.json`` for each finished network with config, seed, versions,
-    per-epoch losses and final metrics.
+    per-epoch losses and final metrics. As one rank of a sharded ``world`` the job trains on its shard of every
+    batch; rank 0 alone reads the saved state (and shares it), writes, evaluates and shows progress, and the
+    other ranks return no metrics.
 
     Raises:
-        CheckpointError: a saved state that cannot be resumed; OutputError: another run training there.
+        CheckpointError: a saved state that cannot be resumed; OutputError: another run training there;
+        DistributedError: the other ranks lost.
     """
     out_dir = Path(out_dir)
     state_stem = out_dir / "checkpoints" / f"{job.name}-state"
-    state_stem.parent.mkdir(parents=True, exist_ok=True)
-    with directory_lock(state_stem.parent, wait=0):
-        history, seconds, start_epoch = _train_epochs(job, state_stem, epochs, seed, resume_settings(config, seed),
-                                                      progress)
+    if world.size > 1:
+        job.shard_over(world)
+    try:
+        with _checkpoints_held(state_stem.parent, world):
+            history, seconds, start_epoch = _train_epochs(job, state_stem, epochs, seed,
+                                                          resume_settings(config, seed), progress, world)
+    finally:
+        if world.size > 1:
+            job.unshard()
+    if not world.is_writer:
+        return TrainingResult(metrics={}, history=history, seconds=seconds, resumed_from_epoch=start_epoch)
     for module in job.modules.values():
         module.eval()
     metrics = job.evaluate()
     record = {"name": job.name, "seed": seed, "epochs": epochs, "train_config": config,
-              "compute": job.compute.record(), "versions": versions(), "train_seconds": seconds,
-              "history": history, "metrics": metrics}
+              "compute": job.compute.record(), "versions": versions(), "world_size": world.size,
+              "train_seconds": seconds, "history": history, "metrics": metrics}
     for file_name, model in job.finished_models().items():
         save_model(out_dir, file_name, model, record)
     return TrainingResult(metrics=metrics, history=history, seconds=seconds, resumed_from_epoch=start_epoch)
 
 
+@contextmanager
+def _checkpoints_held(directory: Path, world: World) -> Iterator[None]:
+    """The checkpoints ``directory``, made and locked on the rank that writes; nothing on the others."""
+    if not world.is_writer:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    with directory_lock(directory, wait=0):
+        yield
+
+
+def _epoch_means(totals: dict[str, float], steps: int, world: World) -> dict[str, float]:
+    """Each loss's mean over the epoch's ``steps`` and over the ranks (the ranks' losses are their shards'
+    weighted means, `Shard.scale`, whose average over the ranks is the global batch's)."""
+    means = world.sum(torch.tensor(list(totals.values()), dtype=torch.float64), "the epoch's losses")
+    return dict(zip(totals, (means / (steps * world.size)).tolist()))
+
+
 def _train_epochs(job: TrainingJob, state_stem: Path, epochs: int, seed: int, settings: dict[str, Any],
-                  progress: bool) -> tuple[list[dict[str, float]], float, int]:
-    """Resume from ``state_stem`` if a state is there, run the remaining epochs, saving the state after each;
-    returns (per-epoch losses, training seconds, the epoch it started from)."""
-    meta = load_training_state(state_stem, job.modules, job.optimizers, job.schedulers)
+                  progress: bool, world: World) -> tuple[list[dict[str, float]], float, int]:
+    """Resume from ``state_stem`` if a state is there (rank 0's, shared), run the remaining epochs, saving the
+    state after each (rank 0); returns (per-epoch losses, training seconds, the epoch it started from)."""
+    saved = world.share(read_training_state(state_stem) if world.is_writer else None, "the saved training state")
+    meta = None if saved is None else restore_training_state(state_stem, saved, job.modules, job.optimizers,
+                                                              job.schedulers)
+    progress = progress and world.is_writer
     if meta is not None:
         check_resume_settings(state_stem.with_suffix(".safetensors"), meta["settings"], settings)
-        print(f"latentspectra: resuming {job.name} after epoch {meta['epochs_done']} of {epochs} "
-              f"({state_stem.with_suffix('.safetensors')})", file=sys.stderr)
+        if world.is_writer:
+            print(f"latentspectra: resuming {job.name} after epoch {meta['epochs_done']} of {epochs} "
+                  f"({state_stem.with_suffix('.safetensors')})", file=sys.stderr)
     meta = meta or {}
     start_epoch = int(meta.get("epochs_done", 0))
     history: list[dict[str, float]] = list(meta.get("history", []))
@@ -157,8 +202,9 @@ def _train_epochs(job: TrainingJob, state_stem: Path, epochs: int, seed: int, se
             if batch_index % 50 == 0:
                 bar.set_postfix({key: f"{value:.3f}" for key, value in losses.items()}, refresh=False)
         seconds += time.perf_counter() - began
-        history.append({"epoch": epoch + 1, **{key: value / steps for key, value in totals.items()}})
-        save_training_state(state_stem, job.modules, job.optimizers, job.schedulers,
-                            {"epochs_done": epoch + 1, "history": history, "seconds": seconds,
-                             "settings": settings})
+        history.append({"epoch": epoch + 1, **_epoch_means(totals, steps, world)})
+        if world.is_writer:
+            save_training_state(state_stem, job.modules, job.optimizers, job.schedulers,
+                                {"epochs_done": epoch + 1, "history": history, "seconds": seconds,
+                                 "settings": settings})
     return history, seconds, start_epoch

@@ -6,8 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ..data import ImageDataset, images_to_tensor
+from ..distributed import SINGLE, DistributedError, World
+from .sharding import Shard, plain_batch_norm, replicate
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,14 @@ class ShuffledBatches:
 
 
 class ShuffledEpochs:
-    """What every training job here shares: an epoch is one pass over ``self.batches`` in a new order."""
+    """What every training job here shares: an epoch is one pass over ``self.batches`` in a new order, and,
+    as one rank of a sharded run (`shard_over`), each rank trains on its shard of every batch, the modules
+    named in ``trained`` replicated with DistributedDataParallel (training/sharding.py)."""
 
     batches: ShuffledBatches
+    modules: dict[str, nn.Module]
+    trained: tuple[str, ...] = ()  # the modules that take optimizer steps: replicated over the ranks
+    world: World = SINGLE
 
     def batches_per_epoch(self) -> int:
         return len(self.batches)
@@ -60,3 +68,33 @@ class ShuffledEpochs:
     def start_epoch(self, rng: torch.Generator) -> None:
         """Draw the epoch's order from ``rng``."""
         self.batches.shuffle(rng)
+
+    def shard_over(self, world: World) -> None:
+        """Train as one rank of ``world`` from now on: this rank's shard of every batch, gradients averaged and
+        batch norm over the global batch (`sharding.replicate`).
+
+        Raises:
+            DistributedError: a job without modules to replicate, which does not train sharded.
+        """
+        if not self.trained:
+            raise DistributedError(f"train {getattr(self, 'name', 'this network')} does not run sharded; start it "
+                                   "without torchrun")
+        self.world = world
+        self._replicas = {name: replicate(self.modules[name], world) for name in self.trained}
+
+    def unshard(self) -> None:
+        """One process again, the trained modules' batch norms plain again (to be evaluated and saved)."""
+        for name in self.trained:
+            plain_batch_norm(self.modules[name])
+        self.world, self._replicas = SINGLE, {}
+
+    def replica(self, name: str) -> nn.Module:
+        """The module ``name`` to run a training step's forward pass with: its replica as one rank of a
+        sharded run, the module itself otherwise."""
+        return getattr(self, "_replicas", {}).get(name, self.modules[name])
+
+    def batch(self, batch_index: int) -> tuple[torch.Tensor, Shard]:
+        """This rank's dataset indices of batch ``batch_index`` of the current epoch, and its shard of the batch."""
+        indices = self.batches[batch_index]
+        shard = Shard.of(len(indices), self.world)
+        return shard.take(indices), shard

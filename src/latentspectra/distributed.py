@@ -1,0 +1,238 @@
+"""Sharding the sample-heavy work over processes and hosts with torch.distributed (docs/scale.md).
+
+``torchrun`` starts one process (rank) per GPU or CPU share and sets RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR and MASTER_PORT in each; `open_world` reads them, joins the process group (gloo between CPUs,
+NCCL between CUDA GPUs: `compute.collective_backend`) and hands back a `World`. Without torchrun (no
+WORLD_SIZE, or 1) it is `SINGLE`, world size 1, and no process group is made: the single-process path is the
+same code with collectives that return their argument.
+
+What a `World` offers the layers below it (which never import the CLI):
+
+- ``sum`` and ``gather``: the collectives the mergeable statistics need: a float64 sum-reduce of per-rank
+  sums, and an all-gather of small per-rank tables (the per-block label counts of the latent sets);
+- ``share``: rank 0's object on every rank (a training state that rank 0 alone read, to resume from);
+- ``deal``: which fixed-size blocks of a random stream this rank computes (block b goes to rank b mod W);
+- ``check_agreement``: every rank must run the same command (a hash of its arguments, compared);
+- ``is_writer``: rank 0 alone writes outputs.
+
+A collective that fails (a rank killed, a host unreachable, the timeout passed) is one `DistributedError`
+naming the cause; the command line prefixes each error line of a sharded run with its rank (`rank_label`).
+Timeouts: ``LATENTSPECTRA_DIST_TIMEOUT`` seconds (default `DEFAULT_TIMEOUT_SECONDS`) for the rendezvous and
+for every collective.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from .compute import bind_local_device, collective_backend, is_cuda, resolve_device
+from .errors import LatentspectraError
+
+TIMEOUT_VARIABLE = "LATENTSPECTRA_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_SECONDS = 300.0  # a rank waits this long for the others at the rendezvous and at each collective
+
+
+class DistributedError(LatentspectraError, RuntimeError):
+    """The ranks of a sharded run cannot work together: no rendezvous, different arguments, a rank lost."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the ranks of a run: ``rank`` of ``size``, ``local_rank`` on its host, and
+    ``device``, where collectives run (the GPU under NCCL, the CPU under gloo). ``World()`` is one process
+    alone (`SINGLE`), whose collectives return their argument."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_writer(self) -> bool:
+        """Rank 0 alone writes outputs and prints records."""
+        return self.rank == 0
+
+    def deal(self, round_index: int) -> int:
+        """The block this rank computes in round ``round_index``: blocks are dealt round-robin, block
+        b = round x W + rank, so every block is computed by exactly one rank, whatever W."""
+        return round_index * self.size + self.rank
+
+    def sum(self, tensor: torch.Tensor, what: str = "a sum") -> torch.Tensor:
+        """The float64 sum of ``tensor`` over all ranks (one all-reduce), on ``tensor``'s device.
+
+        Raises:
+            DistributedError: another rank failed or did not answer within the timeout.
+        """
+        total = tensor.to(self.device, torch.float64, copy=True)
+        if self.size > 1:
+            self._collective(what, dist.all_reduce, total, op=dist.ReduceOp.SUM)
+        return total.to(tensor.device)
+
+    def gather(self, tensor: torch.Tensor, what: str = "a table") -> torch.Tensor:
+        """(W, *shape): every rank's ``tensor`` (same shape and dtype on all ranks), in rank order, on
+        ``tensor``'s device.
+
+        Raises:
+            DistributedError: another rank failed or did not answer within the timeout.
+        """
+        if self.size == 1:
+            return tensor[None].clone()
+        local = tensor.to(self.device).contiguous()
+        parts = [torch.empty_like(local) for _ in range(self.size)]
+        self._collective(what, dist.all_gather, parts, local)
+        return torch.stack(parts).to(tensor.device)
+
+    def share(self, value: object, what: str = "a value") -> object:
+        """Rank 0's ``value`` on every rank (one broadcast of the pickled object; the other ranks' ``value`` is
+        ignored): what rank 0 alone read, such as a saved training state.
+
+        Raises:
+            DistributedError: another rank failed or did not answer within the timeout.
+        """
+        if self.size == 1:
+            return value
+        box = [value if self.is_writer else None]
+        self._collective(what, dist.broadcast_object_list, box, src=0,
+                         device=self.device if is_cuda(self.device) else None)
+        return box[0]
+
+    def barrier(self, what: str = "the start") -> None:
+        """Wait until every rank is here (so that a stage's timing starts when all ranks are ready).
+
+        Raises:
+            DistributedError: another rank failed or did not answer within the timeout.
+        """
+        if self.size > 1:
+            self._collective(what, dist.barrier)
+
+    def check_agreement(self, arguments: object) -> None:
+        """Refuse a run whose ranks were given different arguments: a hash of ``repr(arguments)``
+        compared across ranks.
+
+        Raises:
+            DistributedError: on every rank, naming the first rank whose arguments differ from rank 0's.
+        """
+        digest = hashlib.sha256(repr(arguments).encode()).digest()[:8]
+        hashes = self.gather(torch.tensor(int.from_bytes(digest, "big", signed=True), device="cpu"),
+                             "the arguments' hash")
+        differing = [rank for rank in range(self.size) if hashes[rank] != hashes[0]]
+        if differing:
+            raise DistributedError(f"rank {differing[0]} was started with other arguments than rank 0; every rank "
+                                   "of a sharded run must run the same command")
+
+    def _collective(self, what: str, operation: Callable[..., object], *args: object, **kwargs: object) -> None:
+        try:
+            operation(*args, **kwargs)
+        except RuntimeError as failure:  # torch.distributed's errors are RuntimeErrors
+            raise DistributedError(f"lost the other ranks while exchanging {what} (another rank failed or was "
+                                   f"killed, or the timeout passed): {_first_line(failure)}") from None
+
+
+SINGLE = World()
+
+
+def _first_line(failure: Exception) -> str:
+    text = str(failure).strip()
+    return text.splitlines()[0] if text else type(failure).__name__
+
+
+def _environment_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise DistributedError(f"${name}={value!r}: expected a whole number (torchrun sets it)") from None
+
+
+def timeout_seconds() -> float:
+    """The rendezvous and collective timeout: ``$LATENTSPECTRA_DIST_TIMEOUT`` or `DEFAULT_TIMEOUT_SECONDS`."""
+    value = os.environ.get(TIMEOUT_VARIABLE, "")
+    try:
+        seconds = float(value) if value else DEFAULT_TIMEOUT_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise DistributedError(f"${TIMEOUT_VARIABLE}={value!r}: expected a number of seconds > 0")
+    return seconds
+
+
+def launched_size() -> int:
+    """WORLD_SIZE as torchrun set it (1 when this process was not started by torchrun)."""
+    return _environment_int("WORLD_SIZE", 1)
+
+
+def rank_label() -> str:
+    """"rank R of W: " inside a sharded run (to prefix its error lines), "" otherwise."""
+    try:
+        size, rank = launched_size(), _environment_int("RANK", 0)
+    except DistributedError:
+        return ""
+    return f"rank {rank} of {size}: " if size > 1 else ""
+
+
+@contextmanager
+def _native_stderr_held() -> Iterator[None]:
+    """Hold what is written to file descriptor 2 during the block and write it out after, unless the block
+    fails: c10d logs every failed connection attempt of a rendezvous with a C++ stack trace, which the one
+    `DistributedError` line replaces."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = False
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not failed:
+                held.seek(0)
+                os.write(2, held.read())
+
+
+@contextmanager
+def open_world(device: str | torch.device = "auto", arguments: object = None) -> Iterator[World]:
+    """The `World` torchrun's environment describes, its process group open for the block (destroyed after
+    it); `SINGLE` where WORLD_SIZE is unset or 1. Under CUDA each rank is bound to GPU LOCAL_RANK first, so
+    that ``--device auto`` or ``cuda`` names its own GPU. With ``arguments``, `World.check_agreement`.
+
+    Raises:
+        DistributedError: a bad environment, a rendezvous that fails within the timeout, or ranks started
+            with different arguments.
+        ComputeError: a device this machine lacks.
+    """
+    size = launched_size()
+    if size <= 1:
+        yield SINGLE
+        return
+    rank, local_rank = _environment_int("RANK", 0), _environment_int("LOCAL_RANK", 0)
+    bind_local_device(local_rank)
+    backend = collective_backend(resolve_device(device))
+    timeout = timedelta(seconds=timeout_seconds())
+    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    try:
+        with _native_stderr_held():
+            dist.init_process_group(backend, init_method="env://", rank=rank, world_size=size, timeout=timeout)
+    except (RuntimeError, ValueError) as failure:
+        raise DistributedError(f"cannot join the other ranks at {where} within "
+                               f"{timeout.total_seconds():g} s ({backend}): {_first_line(failure)}") from None
+    world = World(rank, size, local_rank, resolve_device(device) if backend == "nccl" else torch.device("cpu"))
+    try:
+        if arguments is not None:
+            world.check_agreement(arguments)
+        yield world
+    finally:
+        dist.destroy_process_group()

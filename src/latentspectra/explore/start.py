@@ -1,0 +1,109 @@
+"""Everything a server loads once, before it answers: the networks, the dataset's images, the LSD basis (read from a
+file, from the cache, or built as `latentspectra basis` builds it) and the methods already in the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ..compute import Compute
+from ..config import ORTHOGONALISATION, ExploreConfig
+from ..data import images_to_tensor, load_dataset
+from ..errors import LatentspectraError
+from ..experiments.basis import build_basis
+from ..experiments.networks import Networks, NetworksSpec, check_images_fit, load_networks
+from ..io import json_text, tensors_digest, versions
+from ..latent.basis import QuasiEigenBasis
+from ..latent.files import load_basis, save_basis
+from ..methods.ours import LSDDirections
+from .fitting import LSD, MethodStore
+from .session import ExploreSession
+
+Say = Callable[[str], None]  # where start-up progress lines go (the command prints them; tests drop them)
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/latentspectra/explore, else ~/.cache/latentspectra/explore."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "latentspectra" / "explore"
+
+
+def networks_digest(networks: Networks) -> str:
+    """SHA-256 of every weight of the generator, classifier and encoder: the cache's key to the networks."""
+    description = networks.description
+    tensors = {f"{piece}.{key}": value for piece in ("generator", "classifier", "encoder")
+               if getattr(description, piece) is not None
+               for key, value in getattr(description, piece).state_dict().items()}
+    return tensors_digest(tensors)
+
+
+def cache_directory(root: Path, networks: Networks, config: ExploreConfig, basis_file: Path | None) -> Path:
+    """root/<key>: one directory per networks, dataset, seed, V, K and basis file, so no file of other settings is
+    reused."""
+    basis = None if basis_file is None else hashlib.sha256(basis_file.read_bytes()).hexdigest()
+    key = json_text({"networks": networks_digest(networks), "dataset": config.dataset, "seed": config.seed,
+                     "per_set": config.per_set, "directions": config.directions, "basis_file": basis,
+                     "orthogonalisation": ORTHOGONALISATION}, indent=None)
+    return root / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def lsd_basis(networks: Networks, train_images, config: ExploreConfig, directory: Path, basis_file: Path | None,
+              progress: bool, say: Say) -> QuasiEigenBasis:
+    """The basis of ``basis_file``, else the cached one, else built (set 1 from the encoded ``train_images``, as
+    `latentspectra basis --per-set V --seed S` builds it) and cached.
+
+    Raises:
+        LatentspectraError: a basis file that cannot be read or is not of the networks' latent dimension.
+    """
+    cached = directory / "basis.safetensors"
+    if basis_file is None and cached.is_file():
+        basis_file = cached
+        say(f"LSD basis: {cached} (cached)")
+    if basis_file is not None:
+        basis = load_basis(basis_file)
+        if basis.dim != networks.latent_dim:
+            raise LatentspectraError(f"--basis {basis_file}: dimension {basis.dim}, the networks' latents have "
+                                     f"{networks.latent_dim}")
+        return basis
+    say(f"LSD basis: building the latent sets (V = {config.per_set}, seed {config.seed})")
+    built = build_basis(networks.generator, networks.classifier, networks.encoder.sample,
+                        images_to_tensor(train_images).to(networks.compute.device), per_set=config.per_set,
+                        seed=config.seed, batch_size=networks.batch_size, progress=progress,
+                        latent_dim=networks.latent_dim, num_labels=networks.num_labels,
+                        orthogonalisation=ORTHOGONALISATION, device=networks.compute.device,
+                        provenance={"models": networks.source, "dataset": config.dataset, "versions": versions()})
+    save_basis(built.basis, cached)
+    say(f"LSD basis: {built.stats['total_seconds']:.1f} s, saved to {cached}")
+    return built.basis
+
+
+def open_session(config: ExploreConfig, networks: NetworksSpec = None, *, overrides: dict | None = None,
+                 basis_file: str | Path | None = None, cache_root: str | Path | None = None, progress: bool = False,
+                 say: Say = lambda line: None) -> ExploreSession:
+    """Load the networks (`load_networks`, once for the server), the dataset, the basis and the cached methods.
+
+    Raises:
+        LatentspectraError: networks without a generator, classifier or encoder, a dataset not of their image
+            shape, a bad basis file, or a cache directory that cannot be written.
+    """
+    loaded = load_networks(networks, Compute.select(config.device, config.precision), dataset=config.dataset,
+                           overrides=overrides)
+    loaded.require("explore", "generator", "classifier", "encoder")
+    dataset = load_dataset(config.dataset)
+    check_images_fit(loaded.image_shape, dataset, loaded.source)
+    basis_path = None if basis_file is None else Path(basis_file)
+    if basis_path is not None and not basis_path.is_file():
+        raise LatentspectraError(f"--basis {basis_file}: no such file (a .safetensors from `latentspectra basis`)")
+    directory = cache_directory(Path(cache_root) if cache_root else default_cache_dir(), loaded, config, basis_path)
+    say(f"networks: {loaded.source}; cache: {directory}")
+    basis = lsd_basis(loaded, dataset.train.images, config, directory, basis_path, progress, say)
+    store = MethodStore(loaded, config, directory, dataset.train.images, dataset.test.images)
+    cached = store.load_cached()
+    if LSD not in cached:
+        store.add(LSD, LSDDirections.from_basis(basis, min(config.directions, basis.dim), per_set=config.per_set,
+                                                seed=config.seed))
+    say(f"methods cached: {', '.join(name for name in cached if name != LSD) or 'none'}; the others are fitted on "
+        "first use")
+    return ExploreSession(loaded, basis, dataset.test.images, store, config)

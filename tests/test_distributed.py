@@ -1,0 +1,344 @@
+"""Sharded runs (torch.distributed, gloo on 127.0.0.1; docs/scale.md): the same basis from 1, 2 and 3 ranks,
+the collectives, the one-line failures (ranks with other arguments, a rendezvous nobody answers, a rank
+killed mid-run), DistributedDataParallel training against one process with the same global batch (global
+batch norm, shards of each batch and of its noise), and `evaluate`'s metrics from 2 ranks against 1. Every
+multi-process run gets a free port, a 30 s collective timeout and a bounded wait."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sharded_networks
+import torch
+import torch.distributed as dist
+from conftest import make_dataset
+from safetensors.torch import load_file
+
+from latentspectra.cli import main
+from latentspectra.config import AutoencoderConfig
+from latentspectra.distributed import SINGLE, DistributedError, World, open_world, timeout_seconds
+from latentspectra.experiments import finished_sets
+from latentspectra.experiments.basis import build_basis_from_models, run_basis
+from latentspectra.experiments.evaluate import evaluate_models
+from latentspectra.experiments.train import train_networks
+from latentspectra.latent import sets
+from latentspectra.models.files import load_model
+from latentspectra.training.autoencoder import AutoencoderJob
+from latentspectra.training.sharding import GlobalBatchNorm, Shard, global_batch_norm, plain_batch_norm
+
+TESTS = Path(__file__).parent
+WAIT = 120  # seconds any launched run may take before the test fails instead of hanging
+LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                    "GROUP_RANK", "TORCHELASTIC_RUN_ID")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    environment = {key: value for key, value in os.environ.items() if key not in LAUNCH_VARIABLES}
+    return {**environment, "PYTHONPATH": os.pathsep.join([str(TESTS), environment.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1", "LATENTSPECTRA_DIST_TIMEOUT": "30", **extra}
+
+
+def _torchrun(ranks: int, arguments: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--rdzv-backend", "c10d",
+               "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "-m", "latentspectra", *arguments]
+    return subprocess.run(command, cwd=cwd, env=_environment(), capture_output=True, text=True, timeout=WAIT)
+
+
+def _ranks(commands: list[list[str]], cwd: Path, port: int | None = None, **extra: str) -> list[tuple[int, str, str]]:
+    """Start one process per command as rank 0, 1, ... of one world (what torchrun's environment says), and
+    wait for all: (exit code, stdout, stderr) of each."""
+    port = port or _free_port()
+    def launch(rank: int, command: list[str]) -> subprocess.Popen:
+        world = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(len(commands)),
+                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        return subprocess.Popen([sys.executable, *command], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=_environment(**{**world, **extra}))
+
+    processes = [launch(rank, command) for rank, command in enumerate(commands)]
+    try:
+        return [(process.wait(WAIT), *process.communicate()) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A directory holding the tiny networks' dataset, their basis built by one process (the reference), and
+    the finished sets of a build interrupted in set 2 (interrupted.sets.safetensors: set 1 of 3)."""
+    root = tmp_path_factory.mktemp("sharded")
+    sharded_networks.write_dataset(root / "tiny.npz")
+    reference = build_basis_from_models("sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40,
+                                        batch_size=16, progress=False)
+    collect = sets.collect_label_means
+
+    def interrupted_in_set_2(*args, description: str, **kwargs):
+        if description.startswith("set 2/"):
+            raise KeyboardInterrupt
+        return collect(*args, description=description, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(sets, "collect_label_means", interrupted_in_set_2)
+        run_basis(root / "interrupted.safetensors", "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40,
+                  batch_size=16, progress=False)
+    assert not (root / "interrupted.safetensors").exists()
+    return root, reference
+
+
+def _interrupted_copy(root: Path, name: str) -> Path:
+    """A copy of the interrupted build's finished sets as NAME.sets.safetensors (with its record)."""
+    for suffix in (".safetensors", ".json"):
+        (root / f"{name}.sets{suffix}").write_bytes((root / f"interrupted.sets{suffix}").read_bytes())
+    return root / f"{name}.safetensors"
+
+
+BASIS = ["basis", "--networks", "sharded_networks:build", "--dataset", "npz:tiny.npz", "--per-set", "40",
+         "--batch-size", "16", "--device", "cpu", "--quiet"]
+
+
+def test_one_process_is_the_same_code_with_collectives_that_return_their_argument(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with open_world("cpu", ("any", "arguments")) as world:
+        assert world is SINGLE and world.is_writer and world.size == 1
+    values = torch.arange(3, dtype=torch.float32)
+    summed = SINGLE.sum(values)
+    assert summed.dtype == torch.float64 and torch.equal(summed, values.double()) and summed is not values
+    assert SINGLE.gather(values).shape == (1, 3)
+    assert [SINGLE.deal(round_index) for round_index in range(3)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("value", "message"), [("0", "expected a number of seconds > 0"),
+                                                ("soon", "expected a number of seconds > 0")])
+def test_a_bad_timeout_is_one_line(monkeypatch, value, message):
+    monkeypatch.setenv("LATENTSPECTRA_DIST_TIMEOUT", value)
+    with pytest.raises(DistributedError, match=message):
+        timeout_seconds()
+
+
+def test_three_ranks_under_torchrun_build_the_basis_of_one_process(tiny):
+    root, reference = tiny
+    run = _torchrun(3, [*BASIS, "--out", "three.safetensors"], root)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("samples_drawn:") == 1  # rank 0 alone prints
+    assert "world_size: 3" in run.stdout
+    assert f"samples_drawn: {reference.stats['samples_drawn']}" in run.stdout
+    sharded = load_file(root / "three.safetensors")
+    assert torch.allclose(sharded["vectors"], reference.basis.vectors, rtol=0, atol=1e-12)
+    assert torch.equal(sharded["labels"], reference.basis.labels)
+
+
+def test_a_rerun_resumes_after_the_finished_sets_and_removes_them(tiny, capsys):
+    root, reference = tiny
+    out = _interrupted_copy(root, "resumed")
+    stats = run_basis(out, "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16,
+                      progress=False)
+    assert "resuming the basis after 1 finished set(s)" in capsys.readouterr().err
+    assert torch.equal(load_file(out)["vectors"], reference.basis.vectors)
+    assert stats["draws_per_set"] == list(reference.latent_sets.draws)
+    assert not finished_sets.finished_sets_path(out).exists() and not out.with_name("resumed.sets.json").exists()
+
+
+def test_finished_sets_of_other_settings_are_not_used(tiny, capsys):
+    root, _ = tiny
+    out = _interrupted_copy(root, "reseeded")
+    run_basis(out, "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16, seed=1,
+              progress=False)
+    assert "not resuming from" in capsys.readouterr().err
+    assert not finished_sets.finished_sets_path(out).exists()
+
+
+def test_two_ranks_share_the_latent_sets_the_finished_sets_and_the_collectives(tiny):
+    root, reference = tiny
+    resume = finished_sets.finished_sets_path(_interrupted_copy(root, "shared"))
+    results = _ranks([["-m", "sharded_networks", "main", str(root), str(root / "tiny.npz"), str(resume)]] * 2, root)
+    assert [code for code, _, _ in results] == [0, 0], results
+    assert "resuming the basis after 1 finished set(s)" in results[0][2]
+    sharded = load_file(root / "world.safetensors")
+    assert torch.allclose(sharded["etas"], reference.latent_sets.etas, rtol=0, atol=1e-12)
+    assert torch.allclose(sharded["vectors"], reference.basis.vectors, rtol=0, atol=1e-12)
+    assert sharded["draws"].tolist() == list(reference.latent_sets.draws)  # the same vectors, in block order
+    assert sharded["summed"].tolist() == [3.0] * 3 and sharded["summed"].dtype == torch.float64
+    assert sharded["gathered"].tolist() == [[0, 0], [1, 10]] and int(sharded["world_size"]) == 2
+
+
+def test_ranks_started_with_other_arguments_are_refused_in_one_line(tiny):
+    root, _ = tiny
+    commands = [["-m", "latentspectra", *BASIS, "--out", "mismatch.safetensors", "--seed", str(seed)]
+                for seed in (0, 1)]
+    for code, _, stderr in _ranks(commands, root):
+        assert code == 2
+        assert stderr.strip().count("\n") == 0, stderr
+        assert "rank 1 was started with other arguments than rank 0" in stderr
+    assert not list(root.glob("mismatch*"))
+
+
+def test_a_rendezvous_nobody_answers_is_one_line_within_the_timeout(tiny):
+    root, _ = tiny
+    port = _free_port()
+    [(code, _, stderr)] = _ranks([["-m", "latentspectra", *BASIS, "--out", "alone.safetensors"]], root, port=port,
+                                 WORLD_SIZE="2", RANK="1", LATENTSPECTRA_DIST_TIMEOUT="1")
+    assert code == 2 and stderr.strip().count("\n") == 0, stderr
+    assert stderr.startswith(f"latentspectra: error: rank 1 of 2: cannot join the other ranks at 127.0.0.1:{port} "
+                             "within 1 s")
+    assert not list(root.glob("alone*"))
+
+
+def test_a_rank_killed_mid_run_ends_the_run_without_an_output(tiny):
+    root, _ = tiny
+    run = _torchrun(2, [*BASIS[:2], "sharded_networks:dying", *BASIS[3:], "--out", "killed.safetensors"], root)
+    assert run.returncode != 0
+    assert "exitcode  : -9" in run.stderr and "rank      : 1" in run.stderr  # torchrun names the rank lost
+    assert not list(root.glob("killed*")) and not list(root.glob(".*.part"))
+
+
+def test_a_command_that_is_not_sharded_refuses_torchrun(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sfvq"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == ("latentspectra: error: rank 1 of 2: sfvq does not run sharded; start it "
+                                       "without torchrun (sharded: basis, reproduce, train, evaluate; docs/scale.md)\n")
+
+
+def test_the_shards_of_a_batch_are_its_rows_in_rank_order_with_the_noise_of_one_process():
+    rows, rng = torch.arange(15), torch.Generator().manual_seed(0)
+    whole = torch.randn(15, 3, generator=torch.Generator().manual_seed(0))
+    shards = [Shard.of(15, World(rank, 2)) for rank in range(2)]
+    assert [(shard.start, shard.stop) for shard in shards] == [(0, 7), (7, 15)]
+    assert torch.equal(torch.cat([shard.take(rows) for shard in shards]), rows)
+    assert torch.equal(torch.cat([shard.normal(rng.manual_seed(0), 3) for shard in shards]), whole)
+    losses = whole.sum(1)  # per row: the ranks' weighted shard means average to the batch's mean
+    weighted = [shard.scale(shard.take(losses).mean()) for shard in shards]
+    assert torch.allclose(sum(weighted) / 2, losses.mean(), rtol=1e-6, atol=0)
+    assert Shard.of(16, World(1, 2)).scale(losses) is losses  # equal shards: no weighting
+    with pytest.raises(DistributedError, match="a batch of 2 rows cannot be split over 3 ranks"):
+        Shard.of(2, World(0, 3))
+
+
+@pytest.fixture
+def world_of_one():
+    """A gloo process group of one rank in this process (the differentiable all-reduce returns its argument)."""
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        yield World(0, 1)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(("norm", "shape", "momentum"), [(torch.nn.BatchNorm2d, (6, 3, 4, 5), 0.1),
+                                                         (torch.nn.BatchNorm1d, (7, 3), None)])
+def test_global_batch_norm_is_batch_norm_and_goes_back_to_it(world_of_one, norm, shape, momentum):
+    plain = norm(3, momentum=momentum)
+    with torch.no_grad():
+        plain.weight.uniform_(0.5, 1.5)
+        plain.bias.uniform_(-1, 1)
+    model = torch.nn.Sequential(copy.deepcopy(plain))
+    global_batch_norm(model)
+    assert isinstance(model[0], GlobalBatchNorm) and list(model[0].state_dict()) == list(plain.state_dict())
+    for step in range(2):
+        inputs = 3 * torch.randn(shape, generator=torch.Generator().manual_seed(step)) + 2
+        weights = torch.randn(shape, generator=torch.Generator().manual_seed(10 + step))
+        outputs = []
+        for module in (plain, model):
+            module.zero_grad()
+            leaf = inputs.clone().requires_grad_(True)
+            output = module(leaf)
+            (output * weights).sum().backward()
+            state = dict(zip(plain.state_dict(), module.state_dict().values()))  # keys without the 0. prefix
+            outputs.append((output, leaf.grad, state, [p.grad for p in module.parameters()]))
+        (expected, expected_grad, expected_state, expected_grads), (got, got_grad, got_state, got_grads) = outputs
+        assert torch.allclose(got, expected, rtol=0, atol=1e-5)
+        assert torch.allclose(got_grad, expected_grad, rtol=0, atol=1e-5)
+        for key, value in expected_state.items():
+            assert torch.allclose(got_state[key].double(), value.double(), rtol=1e-5, atol=1e-6), key
+        assert all(torch.allclose(g, e, rtol=1e-5, atol=1e-5) for g, e in zip(got_grads, expected_grads))
+    model.eval()
+    plain.eval()
+    assert torch.allclose(model(inputs), plain(inputs), rtol=0, atol=1e-5)
+    parameters = list(model.parameters())
+    plain_batch_norm(model)
+    assert type(model[0]) is norm and not model[0].training
+    assert all(now is before for now, before in zip(model.parameters(), parameters, strict=True))
+
+
+def test_a_network_without_replicas_refuses_to_train_sharded(tiny_dataset):
+    job = AutoencoderJob(tiny_dataset, AutoencoderConfig(epochs=1, batch_size=16, latent_dim=8, width=4), seed=0)
+    with pytest.raises(DistributedError, match="train autoencoder does not run sharded"):
+        job.shard_over(World(0, 2))
+
+
+# DDP's average of the ranks' gradients and the global batch norms' float64 statistics add in another order than
+# one process does: float32 rounding, about 1e-7 relative per step, which 4 Adam steps carry to a few 1e-6 in the
+# weights (measured: 8.2e-6 at most, in the generator's second linear layer; 4.5e-8 in the encoder).
+TRAINING_TOLERANCE = 2e-5
+# A bias right before a batch norm is a null direction of the loss (the norm subtracts it again): its exact
+# gradient is 0, the computed one rounding noise, which Adam normalises into steps of up to its learning rate,
+# whatever the order of the sums (at most 0.01 here, 4 steps). Those biases, and the running means of the norms
+# after them, agree only to that (measured: 9.6e-3 at most, in the classifier).
+NULL_DIRECTION_TOLERANCE = 5e-2
+
+
+def _null_directions(model: torch.nn.Module) -> set[str]:
+    """The state-dict keys of the biases that a batch norm right after their layer removes, and of that batch
+    norm's running mean."""
+    keys = set()
+    for prefix, parent in model.named_modules():
+        children = list(parent.named_children())
+        for (name, layer), (norm_name, norm) in zip(children, children[1:]):
+            if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm) and getattr(layer, "bias", None) is not None:
+                keys |= {".".join(filter(None, (prefix, name, "bias"))),
+                         ".".join(filter(None, (prefix, norm_name, "running_mean")))}
+    return keys
+
+
+def test_two_ranks_train_the_weights_of_one_process_with_the_same_global_batch(tmp_path):
+    dataset = make_dataset(train=64, test=32)
+    path = tmp_path / "digits.npz"
+    np.savez(path, x_train=dataset.train.images[:, 0], y_train=dataset.train.labels,
+             x_test=dataset.test.images[:, 0], y_test=dataset.test.labels)
+    one, two = tmp_path / "one", tmp_path / "two"
+    train_networks("all", one, sharded_networks.train_config(str(path)), progress=False)
+    results = _ranks([["-m", "sharded_networks", "train", str(two), str(path), str(one)]] * 2, tmp_path)
+    assert [code for code, _, _ in results] == [0, 0], results
+    for name, directory in (("classifier", two), ("generator", two), ("discriminator", two),
+                            ("encoder", two / "encoder")):
+        model, record = load_model(directory, name, name)
+        expected, got = load_file(one / f"{name}.safetensors"), load_file(directory / f"{name}.safetensors")
+        assert list(got) == list(expected) and record["world_size"] == 2, name  # plain batch norms again
+        null = _null_directions(model)
+        assert null, name  # every shipped network has a layer with a bias before a batch norm
+        for key, value in expected.items():
+            tolerance = NULL_DIRECTION_TOLERANCE if key in null else TRAINING_TOLERANCE
+            assert torch.allclose(got[key].double(), value.double(), rtol=0, atol=tolerance), (name, key)
+    assert json.loads((two / "train-gan.json").read_text())["world_size"] == 2
+
+
+def test_two_ranks_evaluate_to_the_numbers_of_one_process(tiny):
+    root, _ = tiny
+    sharded_networks.write_dataset(root / "large.npz", train=200, test=1300)  # chunks of 500, 500, 300
+    datasets = [str(root / "large.npz"), str(root / "tiny.npz")]  # tiny: one chunk, none for rank 1
+    results = _ranks([["-m", "sharded_networks", "evaluate", str(root / "evaluated.json"), *datasets]] * 2, root)
+    assert [code for code, _, _ in results] == [0, 0], results
+    for got, dataset in zip(json.loads((root / "evaluated.json").read_text()), datasets):
+        expected = evaluate_models("sharded_networks:build", f"npz:{dataset}")
+        assert got["world_size"] == 2 and expected["world_size"] == 1
+        fid = got.pop("classifier_fid"), expected.pop("classifier_fid")
+        assert fid[0] == pytest.approx(fid[1], rel=1e-10, abs=1e-10)
+        for key in ("compute", "versions", "world_size"):
+            got.pop(key), expected.pop(key)
+        assert got == expected  # counts, accuracies, label histograms, the encodings' trials: identical
