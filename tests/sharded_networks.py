@@ -119,10 +119,12 @@ def evaluate(out: str, *datasets: str) -> None:
 def main(out: str, dataset: str, resume: str) -> None:
     """One rank of the library-level check (run under WORLD_SIZE > 1): the basis of the tiny networks built
     with `build_basis_from_models` under the world, resuming after the finished sets at RESUME, and the
-    world's two collectives; rank 0 writes OUT/world.safetensors."""
+    world's collectives and a gathered map over 37 rows in chunks of 5 (8 chunks, the last short); rank 0 writes
+    OUT/world.safetensors."""
     from safetensors.torch import save_file
 
     from latentspectra.distributed import open_world
+    from latentspectra.evaluation import gathered_batched
     from latentspectra.experiments.basis import build_basis_from_models
 
     with open_world("cpu", ("main", dataset)) as world:
@@ -130,8 +132,11 @@ def main(out: str, dataset: str, resume: str) -> None:
                                         progress=False, world=world, resume=Path(resume))
         summed = world.sum(torch.full((3,), float(world.rank + 1), dtype=torch.float32))
         gathered = world.gather(torch.tensor([world.rank, 10 * world.rank]))
+        rows = torch.arange(37 * 2, dtype=torch.float32).view(37, 2)
+        mapped = gathered_batched(lambda chunk: torch.stack([chunk.sum(1), chunk[:, 0] * (world.rank + 1)], 1),
+                                  rows, world, batch_size=5)
         if world.is_writer:
-            save_file({"etas": built.latent_sets.etas, "vectors": built.basis.vectors,
+            save_file({"etas": built.latent_sets.etas, "vectors": built.basis.vectors, "mapped": mapped,
                        "draws": torch.tensor(built.latent_sets.draws), "summed": summed, "gathered": gathered,
                        "world_size": torch.tensor(built.stats["world_size"])}, f"{out}/world.safetensors")
 

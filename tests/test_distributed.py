@@ -173,6 +173,9 @@ def test_two_ranks_share_the_latent_sets_the_finished_sets_and_the_collectives(t
     assert sharded["draws"].tolist() == list(reference.latent_sets.draws)  # the same vectors, in block order
     assert sharded["summed"].tolist() == [3.0] * 3 and sharded["summed"].dtype == torch.float64
     assert sharded["gathered"].tolist() == [[0, 0], [1, 10]] and int(sharded["world_size"]) == 2
+    rows = torch.arange(37 * 2, dtype=torch.float32).view(37, 2)  # chunk b of 5 rows by rank b % 2 (factor rank + 1)
+    factor = (torch.arange(37) // 5 % 2 + 1).float()
+    assert torch.equal(sharded["mapped"], torch.stack([rows.sum(1), rows[:, 0] * factor], 1))
 
 
 def test_ranks_started_with_other_arguments_are_refused_in_one_line(tiny):

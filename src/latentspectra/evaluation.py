@@ -46,6 +46,31 @@ def dealt_chunks(world: World, *tensors: torch.Tensor,
     return list(zip(*(tensor.split(batch_size) for tensor in tensors)))[world.rank::world.size]
 
 
+def gathered_batched(function: Network, inputs: torch.Tensor, world: World = SINGLE,
+                     batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
+    """`batched` as one rank of ``world``: chunk b of ``batch_size`` rows is computed by rank b mod W
+    (`dealt_chunks`) and the outputs are gathered on every rank in row order (one all-gather of equal-size
+    padded pieces), on the CPU: every row is computed in the same chunk whatever W, so the result is the same
+    tensor. One process: `batched`, moved to the CPU.
+
+    Raises:
+        DistributedError: another rank failed or did not answer within the timeout.
+    """
+    if world.size == 1:
+        return batched(function, inputs, batch_size).cpu()
+    with torch.inference_mode():
+        mine = [function(chunk).cpu() for (chunk,) in dealt_chunks(world, inputs, batch_size=batch_size)]
+    chunks = -(-len(inputs) // batch_size)
+    rounds = -(-chunks // world.size)
+    example = world.share(None if not mine else (tuple(mine[0].shape[1:]), mine[0].dtype), "the outputs' shape")
+    shape, dtype = example
+    padded = torch.zeros(rounds, batch_size, *shape, dtype=dtype)
+    for index, output in enumerate(mine):
+        padded[index, :len(output)] = output
+    pieces = world.gather(padded, "the outputs")  # (W, rounds, batch, ...): chunk b is rank b % W's round b // W
+    return pieces.transpose(0, 1).flatten(0, 2)[:len(inputs)]
+
+
 def merged_sum(parts: list[torch.Tensor], world: World, what: str) -> torch.Tensor:
     """The float64 sum, on the CPU, of this rank's ``parts`` (one per chunk, all of one shape) and of every other
     rank's: one all-reduce. A rank without chunks adds zeros of rank 0's shape (rank 0 holds the first chunk)."""
