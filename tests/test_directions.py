@@ -15,6 +15,7 @@ from conftest import rewrite_pair
 from latentspectra.latent import LatentError
 from latentspectra.methods import (GANSpace, InterFaceGAN, MethodError, SeFa, available, get, load_method,
                                    save_method)
+from latentspectra.methods.interfacegan import classifier_scores
 from latentspectra.models.gan import Generator
 
 M, OUT = 8, 16
@@ -160,6 +161,23 @@ def test_interfacegan_scores_a_classifiers_labels(score):
     cosines = (method.directions_.double() * expected).sum(1) / expected.norm(dim=1)
     assert method.directions_.shape == (3, M) and bool((cosines > 0.95).all()), cosines
     assert bool((method.validation_accuracy_ > 0.95).all())
+
+
+def test_interfacegan_fitted_on_the_scores_of_its_own_draws_is_the_fit_that_draws_them():
+    """Scores without latents are those of the latents fit draws (`sampled_latents`, scored elsewhere as a sharded
+    compare does): the same latents and the same shuffles after them, the same boundaries bit for bit."""
+    generator, _ = linear_generator()
+    classifier = nn.Linear(generator.linear.out_features, 3).double()
+
+    def logits(images: torch.Tensor) -> torch.Tensor:
+        return classifier(images.flatten(1).double())
+
+    method = InterFaceGAN(n_samples=600, ratio=0.1, batch_size=250, latent_dim=M, seed=4)
+    drawn = InterFaceGAN(**method.get_params()).fit(generator=generator, classifier=logits)
+    scores = classifier_scores(generator, logits, method.sampled_latents(M), method.batch_size, method.score)
+    given = method.fit(scores=scores)
+    assert torch.equal(given.directions_, drawn.directions_)
+    assert torch.equal(given.validation_accuracy_, drawn.validation_accuracy_)
 
 
 def test_interfacegan_refuses_bad_scores():

@@ -1,8 +1,9 @@
 """Sharded runs (torch.distributed, gloo on 127.0.0.1; docs/scale.md): the same basis from 1, 2 and 3 ranks,
 the collectives, the one-line failures (ranks with other arguments, a rendezvous nobody answers, a rank
 killed mid-run), DistributedDataParallel training against one process with the same global batch (global
-batch norm, shards of each batch and of its noise), and `evaluate`'s metrics from 2 ranks against 1. Every
-multi-process run gets a free port, a 30 s collective timeout and a bounded wait."""
+batch norm, shards of each batch and of its noise), `evaluate`'s metrics from 2 ranks against 1, and the
+records of the studies (`sfvq`, `fragmentation`, ...) from 2 ranks against 1. Every multi-process run gets a
+free port, a 30 s collective timeout and a bounded wait."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ import torch
 import torch.distributed as dist
 from conftest import make_dataset
 from safetensors.torch import load_file
+from threadpoolctl import threadpool_limits
 
-from latentspectra.cli import main
+from latentspectra.cli import SHARDED_COMMANDS, main
 from latentspectra.config import AutoencoderConfig
 from latentspectra.distributed import SINGLE, DistributedError, World, open_world, timeout_seconds
 from latentspectra.experiments import finished_sets
@@ -31,6 +33,7 @@ from latentspectra.experiments.evaluate import evaluate_models
 from latentspectra.experiments.train import train_networks
 from latentspectra.latent import sets
 from latentspectra.models.files import load_model
+from latentspectra.threads import single_thread
 from latentspectra.training.autoencoder import AutoencoderJob
 from latentspectra.training.sharding import GlobalBatchNorm, Shard, global_batch_norm, plain_batch_norm
 
@@ -212,10 +215,10 @@ def test_a_command_that_is_not_sharded_refuses_torchrun(monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     with pytest.raises(SystemExit) as exit_info:
-        main(["sfvq"])
+        main(["reds"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == ("latentspectra: error: rank 1 of 2: sfvq does not run sharded; start it "
-                                       "without torchrun (sharded: basis, reproduce, train, evaluate; docs/scale.md)\n")
+    assert capsys.readouterr().err == ("latentspectra: error: rank 1 of 2: reds does not run sharded; start it "
+                                       f"without torchrun (sharded: {', '.join(SHARDED_COMMANDS)}; docs/scale.md)\n")
 
 
 def test_the_shards_of_a_batch_are_its_rows_in_rank_order_with_the_noise_of_one_process():
@@ -345,3 +348,47 @@ def test_two_ranks_evaluate_to_the_numbers_of_one_process(tiny):
         for key in ("compute", "versions", "world_size"):
             got.pop(key), expected.pop(key)
         assert got == expected  # counts, accuracies, label histograms, the encodings' trials: identical
+
+
+STUDIES = {"sfvq": ["--codewords", "4"],
+           "fragmentation": ["--model", "encoder", "--samples", "600", "--mixture-components", "2",
+                             "--mixture-codes", "100"],
+           # InterFaceGAN's 1200 scored latents 3 batches (the last short), the 600 measured ones 2, the re-scoring's
+           # 3 x 200 moved latents 2, the path correlation's 3 x 5 x 200 6
+           "compare": ["--methods", "interfacegan,ganspace,lsd", "--directions", "3", "--latents", "200",
+                       "--edit-latents", "140", "--reconstructor-steps", "1", "--measure-samples", "600",
+                       "--param", "interfacegan.n_samples=1200", "--param", "lsd.per_set=2"]}
+TIMINGS = ("seconds", "fit_seconds", "eval_seconds", "reconstructor_seconds")
+
+
+def _untimed(value: object) -> object:
+    """A record less its timings (every key of `TIMINGS`)."""
+    if isinstance(value, dict):
+        return {key: _untimed(item) for key, item in value.items() if key not in TIMINGS}
+    return [_untimed(item) for item in value] if isinstance(value, list) else value
+
+
+@pytest.mark.parametrize("command", STUDIES)
+def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
+    """600 training images (and 600 samples per sampler) are 2 batches of 500, one per rank; the 140 test images
+    are one batch, none for rank 1. The one process runs on one thread, as each rank: k-means itself differs
+    in the last digit between 1 and 2 threads."""
+    sharded_networks.write_dataset(tmp_path / "rows.npz", train=600, test=140)
+    arguments = [command, *STUDIES[command], "--networks", "sharded_networks:build", "--dataset",
+                 f"npz:{tmp_path / 'rows.npz'}", "--device", "cpu", "--precision", "float32", "--quiet", "--json"]
+    results = _ranks([["-m", "latentspectra", *arguments, "--out", str(tmp_path / "two")]] * 2, tmp_path)
+    assert [code for code, _, _ in results] == [0, 0], results
+    with single_thread(), threadpool_limits(1):
+        main([*arguments, "--out", str(tmp_path / "one")])
+    capsys.readouterr()
+    assert results[1][1] == ""  # rank 0 alone prints
+    got, expected = (json.loads((tmp_path / out / f"{command}.json").read_text()) for out in ("two", "one"))
+    assert json.loads(results[0][1]) == got
+    assert (got.pop("world_size"), expected.pop("world_size")) == (2, 1)
+    for key in ("figures", *(("curve",) if command == "sfvq" else ())):
+        got.pop(key), expected.pop(key)
+    assert _untimed(got) == _untimed(expected)  # every number identical
+    if command == "sfvq":
+        curves = [load_file(tmp_path / out / "curve.safetensors") for out in ("two", "one")]
+        assert curves[0].keys() == curves[1].keys()
+        assert all(torch.equal(curves[0][key], curves[1][key]) for key in curves[0])

@@ -331,6 +331,6 @@ def test_ctrl_c_says_what_the_command_kept(capsys, monkeypatch, args, kept):
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("latentspectra.cli.output_directory", interrupted)
+    monkeypatch.setattr("latentspectra.io.output_directory", interrupted)
     code, _, err = run_cli(capsys, *args)
     assert code == 130 and err.strip().startswith(f"latentspectra: interrupted; {kept}") and len(err.strip().splitlines()) == 1

@@ -9,8 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from .config import (FRAGMENTATION_MODELS, MAX_PER_SET, MAX_SEED, ORTHOGONALISAT
                      TrainConfig)
 from .distributed import World, launched_size, open_world, rank_label
 from .errors import LatentspectraError
-from .io import json_text, output_directory, parse_json
+from .io import json_text, parse_json, writer_directory
 from .latent.basis import ORTHOGONALISATIONS
 from .methods.sfvq import SFVQ_CANDIDATES
 
@@ -95,7 +94,7 @@ def _print_json(obj: object) -> None:
 
 
 # those that run as ranks of one run under torchrun (docs/scale.md)
-SHARDED_COMMANDS = ("basis", "reproduce", "train", "evaluate")
+SHARDED_COMMANDS = ("basis", "reproduce", "train", "evaluate", "sfvq", "fragmentation", "compare")
 
 
 def sharded(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,16 +105,6 @@ def sharded(command: Callable[..., Any]) -> Callable[..., Any]:
         with open_world(kwargs["device"], sorted(kwargs.items())) as world:
             return command(world=world, **kwargs)
     return in_world
-
-
-@contextmanager
-def writer_directory(world: World, path: Path, lock: bool = False) -> Iterator[None]:
-    """`output_directory` of ``path`` (locked with ``lock``) on the rank that writes; nothing on the others."""
-    if world.is_writer:
-        with output_directory(path, lock=lock):
-            yield
-    else:
-        yield
 
 
 def _method_param(context: click.Context, parameter: click.Parameter,
@@ -323,8 +312,9 @@ def reproduce(dataset: str, out: str, networks: str | None, overrides: dict[str,
 @click.option("--out", type=click.Path(), default="runs/sfvq", show_default=True,
               help="Directory for sfvq.json, curve.safetensors (+ .json) and figures/.")
 @run_options("sfvq.json's content")
+@sharded
 def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, codewords: int, candidates: str,
-         out: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool) -> None:
+         out: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool, world: World) -> None:
     """Space-filling vector quantization of the encoded training set: the panoptic map, label-boundary
     directions and quantization error against k-means (Vali & Bäckström 2024)."""
     from .experiments.sfvq import run_sfvq
@@ -332,8 +322,9 @@ def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, c
 
     config = SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords, candidates=candidates, device=device,
                              precision=precision)
-    record = run_sfvq(out, config, networks=networks, overrides=overrides, progress=not quiet)
-    _print_result(record, as_json, sfvq_summary(record, Path(out)))
+    record = run_sfvq(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
+    if world.is_writer:
+        _print_result(record, as_json, sfvq_summary(record, Path(out)))
 
 
 @cli.command()
@@ -360,10 +351,11 @@ def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, c
 @click.option("--out", type=click.Path(), default="runs/compare", show_default=True,
               help="Directory for compare.json, report.md and figures/.")
 @run_options("compare.json's content")
+@sharded
 def compare(networks: str | None, overrides: dict[str, str | None], dataset: str, directions: int, shift: float,
             latents: int, methods: str | None, params: dict[str, dict[str, object]], reconstructor_steps: int,
             edit_latents: int, measure_samples: int, out: str, seed: int, device: str, precision: str,
-            as_json: bool, quiet: bool) -> None:
+            as_json: bool, quiet: bool, world: World) -> None:
     """Every direction method on the same networks, seed, K and shift: re-scoring matrices, disentanglement,
     reconstructor accuracy, path correlation, label edits (LSD rotation and projection, InterFaceGAN, class
     means), cost and figures per method."""
@@ -377,8 +369,9 @@ def compare(networks: str | None, overrides: dict[str, str | None], dataset: str
                            methods=names, method_params=method_params, reconstructor_steps=reconstructor_steps,
                            edit_latents=edit_latents, measure_samples=measure_samples, device=device,
                            precision=precision)
-    record = run_compare(out, config, networks=networks, overrides=overrides, progress=not quiet)
-    _print_result(record, as_json, compare_summary(record, Path(out)))
+    record = run_compare(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
+    if world.is_writer:
+        _print_result(record, as_json, compare_summary(record, Path(out)))
 
 
 @cli.command()
@@ -447,10 +440,11 @@ def reds(networks: str | None, overrides: dict[str, str | None], dataset: str, c
               show_default=True,
               help="Codes the mixture is fitted on, a random subset of the training set's.")
 @run_options("fragmentation.json's content")
+@sharded
 def fragmentation(model: str, networks: str | None, overrides: dict[str, str | None], autoencoder: str, dataset: str,
                   out: str, samples: int,
                   mixture_components: int, mixture_codes: int, seed: int, device: str, precision: str, as_json: bool,
-                  quiet: bool) -> None:
+                  quiet: bool, world: World) -> None:
     """How the codes fill latent space (component fits, correlations, radii, slices) and which samplers
     (box, N(0, I), independent or full Gaussian, mixture) decode to digits, against the GAN."""
     from .experiments.fragmentation import run_fragmentation
@@ -459,8 +453,9 @@ def fragmentation(model: str, networks: str | None, overrides: dict[str, str | N
     config = FragmentationConfig(dataset=dataset, seed=seed, samples=samples, mixture_components=mixture_components,
                                  mixture_codes=mixture_codes, models=FRAGMENTATION_MODELS if model == "both" else (model,),
                                  autoencoder=autoencoder, device=device, precision=precision)
-    result = run_fragmentation(out, config, networks=networks, overrides=overrides, progress=not quiet)
-    _print_result(result, as_json, fragmentation_summary(result, Path(out)))
+    result = run_fragmentation(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
+    if world.is_writer:
+        _print_result(result, as_json, fragmentation_summary(result, Path(out)))
 
 
 @cli.command()

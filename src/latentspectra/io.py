@@ -37,6 +37,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .distributed import World
 from .errors import LatentspectraError, OutputError
 
 try:
@@ -178,6 +179,16 @@ def output_directory(path: str | Path, argument: str = "--out", lock: bool = Tru
     except BaseException:
         _remove_empty(created)
         raise
+
+
+@contextmanager
+def writer_directory(world: World, path: str | Path, lock: bool = False) -> Iterator[None]:
+    """`output_directory` of ``path`` (locked with ``lock``) on the rank that writes; nothing on the others."""
+    if world.is_writer:
+        with output_directory(path, lock=lock):
+            yield
+    else:
+        yield
 
 
 def _remove_empty(directories: list[Path]) -> None:

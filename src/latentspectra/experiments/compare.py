@@ -48,6 +48,12 @@ and the class means'; REDs is fitted on the test latents with float32 copies of 
 InterFaceGAN on n_samples z ~ N(0, I) scored one-vs-rest by C(G(z)), one normal per label (its first K are
 rescored). A method whose fit fails on these networks (a missing input, a rare label, ...) is recorded as
 skipped, with the reason.
+
+Sharded (``world=``, `latentspectra compare` under torchrun; docs/scale.md): every network pass over rows (the
+encodings and their labels, InterFaceGAN's scored latents, the measured samples, the re-scoring and path images)
+runs in the networks' batches dealt over the ranks and gathered in row order (`gathered_batched`); the fits, the
+reconstructors and the label edits then run alike on every rank from the same tensors and seeds, and rank 0
+writes: the record of one process, bit for bit.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +73,19 @@ from tqdm.auto import tqdm
 from ..compute import Compute
 from ..config import CompareConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
+from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
-from ..evaluation import batched
-from ..io import output_directory, versions, write_json
+from ..evaluation import batched, gathered_batched
+from ..io import versions, write_json, writer_directory
 from ..methods.directions import DirectionMethod, MethodError, available, get
+from ..methods.interfacegan import InterFaceGAN, as_scores, classifier_logits
 from ..methods.learned import train_reconstructor
 from ..methods.morphometry import MORPHO_MEASURES, morpho_measures
 from ..methods.ours import LSDDirections
 from ..models.inference import InferenceNetwork
 from ..report.compare_figures import compare_blocks, direction_figure, rescoring_figure
 from ..report.document import write_documents
-from .common import Timer, decode, predict, to_unit_images
+from .common import Timer, decode, to_unit_images
 from .networks import Networks, NetworksSpec, check_images_fit, load_networks
 
 # Which latents each method's fit is given where it takes latents: the encoded training codes, the encoded
@@ -123,38 +132,60 @@ def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
     return methods
 
 
-@torch.inference_mode()
-def encoder_means(networks: Networks, images: np.ndarray) -> torch.Tensor:
-    """mu(x), the encoder's mean code of each uint8 image (N, C, H, W), in the networks' batches; (N, M) on the CPU."""
-    return batched(networks.encoder.encode_mean, images_to_tensor(images), networks.batch_size).cpu()
+def encoder_means(networks: Networks, images: np.ndarray, world: World = SINGLE) -> torch.Tensor:
+    """mu(x), the encoder's mean code of each uint8 image (N, C, H, W), in the networks' batches dealt over the
+    ranks of ``world`` (`gathered_batched`); (N, M) on the CPU."""
+    return gathered_batched(networks.encoder.encode_mean, images_to_tensor(images), world, networks.batch_size)
 
 
-def probabilities(networks: Networks, z: torch.Tensor) -> torch.Tensor:
-    """softmax C(G(z)) in the networks' batches, (N, l) float64 on the CPU."""
-    return batched(lambda chunk: networks.classifier(networks.generator(chunk.float())).softmax(1),
-                   z, networks.batch_size).double().cpu()
+def predicted_labels(networks: Networks, z: torch.Tensor, world: World = SINGLE) -> torch.Tensor:
+    """argmax C(G(z)) in the networks' batches dealt over the ranks of ``world``; (N,) on the CPU."""
+    return gathered_batched(networks.decode_classify, z, world, networks.batch_size)
 
 
-def rescoring(networks: Networks, directions: torch.Tensor, latents: torch.Tensor, shift: float) -> torch.Tensor:
+def probabilities(networks: Networks, z: torch.Tensor, world: World = SINGLE) -> torch.Tensor:
+    """softmax C(G(z)) in the networks' batches dealt over the ranks of ``world``, (N, l) float64 on the CPU."""
+    return gathered_batched(lambda chunk: networks.classifier(networks.generator(chunk.float())).softmax(1),
+                            z, world, networks.batch_size).double()
+
+
+def image_measures(networks: Networks, z: torch.Tensor, world: World = SINGLE) -> np.ndarray:
+    """The Morpho-MNIST measures of G(z) (`morpho_measures`, each image's own), (N, 6) float64, in the networks'
+    batches dealt over the ranks of ``world``."""
+    def measured(chunk: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(morpho_measures(networks.generator(chunk.float())))
+
+    return gathered_batched(measured, z, world, networks.batch_size).numpy()
+
+
+def shifted(latents: torch.Tensor, directions: torch.Tensor, shift: float) -> torch.Tensor:
+    """(K N, M): ``latents`` (N, M) moved by ``shift`` along each of ``directions`` (K, M), direction by direction."""
+    return (latents[None] + shift * directions.to(latents)[:, None]).flatten(0, 1)
+
+
+def rescoring(networks: Networks, directions: torch.Tensor, latents: torch.Tensor, shift: float,
+              world: World = SINGLE) -> torch.Tensor:
     """The re-scoring matrix (InterFaceGAN Sec. 4, SeFa Sec. 4.1): per direction d_k of ``directions`` (K, M)
-    the mean over ``latents`` (N, M) of softmax C(G(z + shift d_k)) - softmax C(G(z)); (K, l) float64."""
-    before = probabilities(networks, latents)
-    moved = (latents[None] + shift * directions.to(latents)[:, None]).flatten(0, 1)
-    after = probabilities(networks, moved).view(len(directions), len(latents), -1)
+    the mean over ``latents`` (N, M) of softmax C(G(z + shift d_k)) - softmax C(G(z)); (K, l) float64 (the
+    images dealt over the ranks of ``world``)."""
+    before = probabilities(networks, latents, world)
+    after = probabilities(networks, shifted(latents, directions, shift), world)
+    after = after.view(len(directions), len(latents), -1)
     return (after - before[None]).mean(1)
 
 
 def measure_rescoring(networks: Networks, directions: torch.Tensor, latents: torch.Tensor,
-                      shift: float) -> list[list[float]] | None:
+                      shift: float, world: World = SINGLE) -> list[list[float]] | None:
     """The re-scoring matrix of image measurements (Morpho-MNIST, Castro et al. 2019: area, length, thickness,
     slant, width, height; `methods.morphometry`): per direction d_k of ``directions`` (K, M) the mean over
     ``latents`` of each measure of G(z + shift d_k) minus that of G(z), in units of the measure's standard
-    deviation over the G(z); (K, 6). None for multi-channel images, which these stroke measures do not fit."""
+    deviation over the G(z); (K, 6) (the images dealt over the ranks of ``world``). None for multi-channel
+    images, which these stroke measures do not fit."""
     if networks.image_shape[0] != 1:
         return None
-    before = morpho_measures(decode(networks, latents))
-    moved = (latents[None] + shift * directions.to(latents)[:, None]).flatten(0, 1)
-    after = morpho_measures(decode(networks, moved)).reshape(len(directions), len(latents), -1)
+    before = image_measures(networks, latents, world)
+    after = image_measures(networks, shifted(latents, directions, shift), world)
+    after = after.reshape(len(directions), len(latents), -1)
     spread = before.std(0)
     change = (after - before[None]).mean(1) / np.where(spread > 0, spread, 1.0)
     return change.tolist()
@@ -169,14 +200,15 @@ def disentanglement(matrix: torch.Tensor) -> float:
 
 
 def path_correlation(networks: Networks, directions: torch.Tensor, latents: torch.Tensor,
-                     shifts: torch.Tensor) -> float:
+                     shifts: torch.Tensor, world: World = SINGLE) -> float:
     """How monotonically a label probability changes along the straight paths z + s d_k (module docstring):
     per direction of ``directions`` (K, M) and per label, the Pearson correlation between the ``shifts`` s (S,)
     and softmax C(G(z + s d_k)) for each of ``latents`` (N, M) (0 where the probability is constant along the
-    path), averaged over the latents; the largest |average| over the labels, averaged over the directions."""
+    path), averaged over the latents; the largest |average| over the labels, averaged over the directions (the
+    images dealt over the ranks of ``world``)."""
     s = shifts.double()
     moved = latents[None, None] + shifts.to(latents)[None, :, None, None] * directions.to(latents)[:, None, None]
-    found = probabilities(networks, moved.flatten(0, 2)).view(len(directions), len(s), len(latents), -1)
+    found = probabilities(networks, moved.flatten(0, 2), world).view(len(directions), len(s), len(latents), -1)
     centred, offsets = found - found.mean(1, keepdim=True), (s - s.mean())[None, :, None, None]
     spread = (centred.square().sum(1) * offsets.square().sum()).sqrt()  # (K, N, l)
     correlation = torch.where(spread > 0, (centred * offsets).sum(1) / spread.clamp_min(1e-300), 0.0)
@@ -308,12 +340,13 @@ def label_edits(networks: Networks, approaches: dict[str, Edit], test: torch.Ten
     return results, space
 
 
-def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Tensor) -> dict[str, Any]:
+def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Tensor,
+                       world: World = SINGLE) -> dict[str, Any]:
     """InterFaceGAN boundaries of the image measurements (Morpho-MNIST, `methods.morphometry`): the method as
     compared (its parameters, `method_params`, and seed) fitted on ``config.measure_samples`` z ~ N(0, I) scored
     by each measure of G(z), one boundary per measure; per boundary its held-out accuracy and, at the shift t, the
     re-scoring rows of the label probabilities and of the measures over the ``test`` latents. Where a measure's
-    top and bottom latents do not differ, the reason instead.
+    top and bottom latents do not differ, the reason instead. The images are dealt over the ranks of ``world``.
 
     Raises:
         FeatureError: multi-channel images (the caller measures grey images only).
@@ -321,7 +354,7 @@ def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Te
     params = {key: value for key, value in method_params("interfacegan", config, networks.latent_dim).items()
               if key != "n_samples"}
     z = torch.randn(config.measure_samples, networks.latent_dim, generator=torch.Generator().manual_seed(config.seed))
-    scores = torch.from_numpy(morpho_measures(decode(networks, z)))
+    scores = torch.from_numpy(image_measures(networks, z, world))
     try:
         method = get("interfacegan", **params).fit(latents=z, scores=scores)
     except LatentspectraError as error:
@@ -329,8 +362,8 @@ def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Te
     directions = method.directions_.cpu()
     return {"samples": len(z), "measures": list(MORPHO_MEASURES),
             "validation_accuracy": method.validation_accuracy_.tolist(),
-            "rescoring": rescoring(networks, directions, test, config.shift).tolist(),
-            "measure_rescoring": measure_rescoring(networks, directions, test, config.shift)}
+            "rescoring": rescoring(networks, directions, test, config.shift, world).tolist(),
+            "measure_rescoring": measure_rescoring(networks, directions, test, config.shift, world)}
 
 
 def method_params(name: str, config: CompareConfig, latent_dim: int) -> dict[str, Any]:
@@ -343,15 +376,31 @@ def method_params(name: str, config: CompareConfig, latent_dim: int) -> dict[str
     return {**params, **config.method_params.get(name, {})}
 
 
-def fit_inputs(name: str, networks: Networks, train: torch.Tensor, test: torch.Tensor) -> dict[str, Any]:
-    """The keyword arguments of ``name``'s fit (module docstring: which latents, which precision)."""
+def fit_inputs(method: DirectionMethod, networks: Networks, train: torch.Tensor, test: torch.Tensor,
+               world: World = SINGLE) -> dict[str, Any]:
+    """The keyword arguments of ``method``'s fit (module docstring: which latents, which precision); InterFaceGAN
+    without latents is given the scores of the latents it draws (`sampled_scores`)."""
+    name = method.registry_name
     if name in FLOAT32_METHODS:
         generator = InferenceNetwork(networks.description.generator, networks.compute, full_precision=True)
         classifier = networks.exact_classifier
     else:
         generator, classifier = networks.generator, networks.classifier
     latents = {"train": train, "test": test, None: None}[FIT_LATENTS.get(name, "train")]
-    return {"generator": generator, "classifier": classifier, "latents": latents}
+    scores = sampled_scores(method, networks, world) if isinstance(method, InterFaceGAN) and latents is None else None
+    return {"generator": generator, "classifier": classifier, "latents": latents, "scores": scores}
+
+
+def sampled_scores(method: InterFaceGAN, networks: Networks, world: World = SINGLE) -> torch.Tensor:
+    """InterFaceGAN's scores of C(G(z)) for the latents its fit draws (`InterFaceGAN.sampled_latents`), in its
+    batches dealt over the ranks of ``world``: the scores its own fit computes, whatever the number of ranks.
+
+    Raises:
+        MethodError: bad parameters, or a classifier that does not return (B, L) logits.
+    """
+    logits = gathered_batched(partial(classifier_logits, networks.generator, networks.classifier),
+                              method.sampled_latents(networks.latent_dim), world, method.batch_size)
+    return as_scores(logits, method.score)
 
 
 @dataclass(frozen=True)
@@ -370,6 +419,7 @@ class CompareResult:
     figure_images: dict[str, np.ndarray]  # per fitted method (rows, steps, H, W) or (rows, steps, C, H, W)
     compute: dict[str, Any]
     seconds: dict[str, float]
+    world_size: int = 1  # the ranks that computed it (the numbers do not depend on it)
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (compare.json), naming the ``figures`` written."""
@@ -379,12 +429,16 @@ class CompareResult:
                 "measures": list(MORPHO_MEASURES), "methods": self.methods,
                 "label_edits": {"feature_space": self.feature_space, "approaches": self.label_edits},
                 "figures": figures, "seconds": {**self.seconds, "total": sum(self.seconds.values())},
-                "config": asdict(self.config), "compute": self.compute, "versions": versions()}
+                "config": asdict(self.config), "compute": self.compute, "world_size": self.world_size,
+                "versions": versions()}
 
 
 def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConfig = CompareConfig(),
-                  progress: bool = True, timer: Timer | None = None) -> CompareResult:
-    """The comparison on ``networks`` and ``dataset`` (module docstring); writes nothing.
+                  progress: bool = True, timer: Timer | None = None, world: World = SINGLE) -> CompareResult:
+    """The comparison on ``networks`` and ``dataset`` (module docstring); writes nothing. As one rank of a sharded
+    ``world`` (every rank calls it alike): the networks' passes over rows (the encodings and their labels,
+    InterFaceGAN's scored latents, the re-scoring, path correlation and measure boundaries) are dealt over the
+    ranks and gathered, so every rank fits and measures the same tensors; the result is that of one process.
 
     Raises:
         MethodError: an unknown method or K > M (`check_compare`).
@@ -396,10 +450,10 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
     check_images_fit(networks.image_shape, dataset, networks.source)
     timer = timer or Timer()
     with timer.stage("encode"):
-        train, edited = (encoder_means(networks, images) for images in (
+        train, edited = (encoder_means(networks, images, world) for images in (
             dataset.train.images, dataset.test.images[:max(config.latents, config.edit_latents)]))
         test = edited[:config.latents]
-        train_labels, edited_labels = predict(networks, train).cpu(), predict(networks, edited).cpu()
+        train_labels, edited_labels = (predicted_labels(networks, z, world) for z in (train, edited))
     records: dict[str, dict[str, Any]] = {}
     fitted: dict[str, DirectionMethod] = {}
     figure_images: dict[str, np.ndarray] = {}
@@ -409,16 +463,17 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
             params = method_params(name, config, networks.latent_dim)
             began = time.perf_counter()
             try:
-                method = get(name, **params).fit(**fit_inputs(name, networks, train, test))
+                method = get(name, **params)
+                method.fit(**fit_inputs(method, networks, train, test, world))
             except LatentspectraError as error:
                 records[name] = {"params": params, "skipped": " ".join(str(error).split())}
                 continue
             fit_seconds = time.perf_counter() - began
             began = time.perf_counter()
             directions = method.directions_[:config.directions].cpu()
-            matrix = rescoring(networks, directions, test, config.shift)
-            measures = measure_rescoring(networks, directions, test, config.shift)
-            correlation = path_correlation(networks, directions, test, shifts)
+            matrix = rescoring(networks, directions, test, config.shift, world)
+            measures = measure_rescoring(networks, directions, test, config.shift, world)
+            correlation = path_correlation(networks, directions, test, shifts, world)
             eval_seconds = time.perf_counter() - began
             began = time.perf_counter()
             accuracy = train_reconstructor(networks.generator, directions, steps=config.reconstructor_steps,
@@ -438,13 +493,14 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
                              "path_correlation": correlation}
     if "skipped" not in records.get("interfacegan", {"skipped": ""}) and networks.image_shape[0] == 1:
         with timer.stage("measure_boundaries"):
-            records["interfacegan"]["measure_boundaries"] = measure_boundaries(networks, config, test)
+            records["interfacegan"]["measure_boundaries"] = measure_boundaries(networks, config, test, world)
     with timer.stage("label_edits"):
         approaches = label_edit_approaches(fitted, train, train_labels, networks.num_labels)
         edits, space = label_edits(networks, approaches, edited[:config.edit_latents],
                                    edited_labels[:config.edit_latents], config.edit_strengths)
     return CompareResult(config, networks.source, networks.latent_dim, networks.labels, len(train), len(test),
-                         records, edits, space, figure_images, networks.compute_record(), dict(timer.seconds))
+                         records, edits, space, figure_images, networks.compute_record(), dict(timer.seconds),
+                         world.size)
 
 
 def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
@@ -467,11 +523,13 @@ def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
 
 
 def run_compare(out_dir: str | Path, config: CompareConfig = CompareConfig(), networks: NetworksSpec = None,
-                progress: bool = True, overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+                progress: bool = True, overrides: dict[str, str | Path | None] | None = None,
+                world: World = SINGLE) -> dict[str, Any]:
     """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of
     ``config.dataset``), with ``overrides`` (piece -> file), check the methods and K against them before
     anything is written, load the dataset, run the comparison and write it into ``out_dir`` (`write_compare`);
-    returns the record written to compare.json.
+    returns the record written to compare.json. As one rank of a sharded ``world`` (`compare_study`), rank 0
+    alone shows progress and writes; the other ranks return the record without its figures.
 
     Raises:
         LatentspectraError: a bad ``out_dir``, networks or dataset, an unknown method or K > M.
@@ -483,5 +541,6 @@ def run_compare(out_dir: str | Path, config: CompareConfig = CompareConfig(), ne
                                overrides=overrides)
         check_compare(config, loaded.latent_dim)
         dataset = load_dataset(config.dataset)
-    with output_directory(out_dir) as out:
-        return write_compare(out, compare_study(loaded, dataset, config, progress, timer))
+    with writer_directory(world, out_dir, lock=True):
+        result = compare_study(loaded, dataset, config, progress and world.is_writer, timer, world)
+        return write_compare(out_dir, result) if world.is_writer else result.record({})

@@ -26,6 +26,12 @@ precision, the encoders and the classifier in float32; the codes and their stati
 Seeds per purpose (`config.SEEDS`), offsets from the run's seed: the GAN's latents ``samples`` (as
 `evaluate`), the encoder's stochastic codes ``encodings``, the codes shown or decoded as references
 ``examples``, sampler k ``samplers + k``.
+
+Sharded (``world=``, `latentspectra fragmentation` under torchrun; docs/scale.md): the network passes over many
+rows (encoding the training set, the test set's features, every sampler's decoded samples) are batches dealt
+over the ranks and gathered in row order (`evaluation.gathered_batched`), the same tensors whatever the number
+of ranks; every rank then computes the statistics and fits the samplers on the same codes with the same seeds,
+and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -45,9 +51,10 @@ from tqdm.auto import tqdm
 from ..compute import Compute
 from ..config import FRAGMENTATION_MODELS, SEEDS, FragmentationConfig
 from ..data import images_to_tensor, load_dataset
+from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
-from ..evaluation import Network, batched, frechet_distance, sample_quality, standard_normal_latents
-from ..io import output_directory, versions, write_json
+from ..evaluation import Network, frechet_distance, gathered_batched, sample_quality, standard_normal_latents
+from ..io import versions, write_json, writer_directory
 from ..latent.samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
                                LatentSampler, StandardNormalSampler)
 from ..latent.statistics import (CodeBulk, box_shell, component_fits, correlation_matrix, dominant_components,
@@ -136,10 +143,12 @@ def make_samplers(config: FragmentationConfig) -> dict[str, LatentSampler]:
 
 
 def decoded_quality(decode: Network, classifier: nn.Module, latents: torch.Tensor, real_features: torch.Tensor,
-                    config: FragmentationConfig) -> dict[str, Any]:
+                    config: FragmentationConfig, world: World = SINGLE) -> dict[str, Any]:
     """Classifier confidence share, label entropy and feature Fréchet distance to the test set of the images
-    decoded from ``latents``; the decoder and the classifier's trunk run once per latent."""
-    features = batched(lambda z: classifier.features(decode(z)), latents, config.batch_size)
+    decoded from ``latents``; the decoder and the classifier's trunk run once per latent (as one rank of
+    ``world``: on its batches, the features gathered)."""
+    features = gathered_batched(lambda z: classifier.features(decode(z)), latents, world,
+                                config.batch_size).to(real_features.device)
     # sample_quality classifies generator(latents): here the "generator" is the identity on the features
     # just computed and the classifier is the head that turns them into logits.
     metrics = sample_quality(lambda f: f, classifier.head, features, config.confidence)
@@ -148,10 +157,11 @@ def decoded_quality(decode: Network, classifier: nn.Module, latents: torch.Tenso
 
 
 def sampler_study(model: LatentModel, classifier: nn.Module, real_features: torch.Tensor, bulk: CodeBulk,
-                  config: FragmentationConfig, progress: bool) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+                  config: FragmentationConfig, progress: bool,
+                  world: World = SINGLE) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Every sampler fitted to the model's codes, plus the codes themselves (the decoder's reconstructions,
-    the best a sampler can do), measured on ``config.samples`` decoded samples each. Returns the metrics
-    by sampler and the latents drawn."""
+    the best a sampler can do), measured on ``config.samples`` decoded samples each (decoded as one rank of
+    ``world``: `decoded_quality`). Returns the metrics by sampler and the latents drawn."""
     rng = torch.Generator().manual_seed(config.seed + SEEDS.examples)
     count = min(config.samples, len(model.codes))
     drawn = {"codes (reconstructions)": model.codes[torch.randperm(len(model.codes), generator=rng)[:count]]}
@@ -165,7 +175,7 @@ def sampler_study(model: LatentModel, classifier: nn.Module, real_features: torc
         if isinstance(sampler, GaussianMixtureSampler):
             results[name].update(components=sampler.components, fitted_on=len(fit_codes), converged=sampler.converged_)
     for name, latents in drawn.items():
-        metrics = decoded_quality(model.decode, classifier, latents, real_features, config)
+        metrics = decoded_quality(model.decode, classifier, latents, real_features, config, world)
         metrics["inside_bulk"] = bulk.fraction_inside(latents)
         metrics["radius_mean"] = latents.double().norm(dim=1).mean().item()
         results[name] = {**results.get(name, {}), **metrics}
@@ -209,8 +219,9 @@ def path_study(model: LatentModel, classifier: nn.Module, bulk: CodeBulk, paths:
 
 @torch.inference_mode()
 def study_model(model: LatentModel, classifier: nn.Module, real_features: torch.Tensor, config: FragmentationConfig,
-                timer: Timer, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every measurement of the study on one model; returns its JSON record and its figure data."""
+                timer: Timer, progress: bool, world: World = SINGLE) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every measurement of the study on one model (the samplers' decoded samples dealt over the ranks of
+    ``world``); returns its JSON record and its figure data."""
     with timer.stage(f"{model.name}: statistics"):
         record = code_statistics(model.codes, config)
         record["codes"] = model.description
@@ -221,7 +232,7 @@ def study_model(model: LatentModel, classifier: nn.Module, real_features: torch.
                           "origin_mahalanobis": bulk.distances(torch.zeros(1, model.codes.shape[1])).item()}
         record["slices"] = slice_counts(model.codes, (dominant[0], dominant[1]), config.box_bounds)
     with timer.stage(f"{model.name}: samplers"):
-        record["samplers"], drawn = sampler_study(model, classifier, real_features, bulk, config, progress)
+        record["samplers"], drawn = sampler_study(model, classifier, real_features, bulk, config, progress, world)
     record["box_shells"] = box_shells(model.codes, {bound: drawn[f"box b={bound:g}"] for bound in config.box_bounds})
     with timer.stage(f"{model.name}: paths"):
         record["paths"], path_images = path_study(model, classifier, bulk, latent_paths(model.codes, dominant, config))
@@ -254,6 +265,7 @@ class FragmentationResult:
     compute: dict[str, Any]
     seconds: dict[str, float]
     label_names: tuple[str, ...] = ()  # the classifier's labels, for the figures
+    world_size: int = 1  # the ranks that computed it (the numbers do not depend on it)
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (fragmentation.json), naming the ``figures`` drawn."""
@@ -261,7 +273,7 @@ class FragmentationResult:
                 "test_images": self.test_images, "gan": self.gan, "target": gan_target(self.models, self.gan),
                 "models": self.models, "figures": figures,
                 "seconds": {**self.seconds, "total": sum(self.seconds.values())}, "config": asdict(self.config),
-                "compute": self.compute, "versions": versions()}
+                "compute": self.compute, "world_size": self.world_size, "versions": versions()}
 
 
 def check_config(config: FragmentationConfig) -> None:
@@ -285,23 +297,24 @@ def check_config(config: FragmentationConfig) -> None:
 def fragmentation_study(latent_models: list[LatentModel], generator: Network, classifier: nn.Module,
                         real_features: torch.Tensor, config: FragmentationConfig, *, latent_dim: int,
                         label_names: tuple[str, ...] = (), progress: bool = True, timer: Timer | None = None,
-                        models_dir: str = "",
-                        compute: Compute | None = None) -> FragmentationResult:
+                        models_dir: str = "", compute: Compute | None = None,
+                        world: World = SINGLE) -> FragmentationResult:
     """Every measurement of the study on each of ``latent_models`` and on the GAN's own samples G(z) (z of width
     ``latent_dim``), the classifier's features compared with ``real_features`` (the test set's); writes nothing.
     ``models_dir`` and ``compute`` (default: the CPU) say where the networks came from and where they ran, for
-    the record."""
+    the record. As one rank of ``world`` (every rank calls it alike): the decoded samples dealt over the ranks,
+    the same result on every rank."""
     timer = timer or Timer()
     with timer.stage("gan"), torch.inference_mode():
         latents = standard_normal_latents(config.samples, latent_dim, config.seed + SEEDS.samples,
                                           real_features.device)
-        gan = decoded_quality(generator, classifier, latents, real_features, config)
+        gan = decoded_quality(generator, classifier, latents, real_features, config, world)
     records, figure_data = {}, {}
     for model in latent_models:
         records[model.name], figure_data[model.name] = study_model(model, classifier, real_features, config, timer,
-                                                                   progress)
+                                                                   progress, world)
     return FragmentationResult(config, models_dir, len(real_features), gan, records, figure_data,
-                               (compute or Compute()).record(), dict(timer.seconds), tuple(label_names))
+                               (compute or Compute()).record(), dict(timer.seconds), tuple(label_names), world.size)
 
 
 def write_fragmentation(out_dir: str | Path, result: FragmentationResult) -> dict[str, Any]:
@@ -317,11 +330,12 @@ def write_fragmentation(out_dir: str | Path, result: FragmentationResult) -> dic
 
 def run_fragmentation(out_dir: str | Path, config: FragmentationConfig = FragmentationConfig(),
                       networks: NetworksSpec = None, progress: bool = True,
-                      overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+                      overrides: dict[str, str | Path | None] | None = None, world: World = SINGLE) -> dict[str, Any]:
     """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of ``config.dataset``),
     with ``overrides`` (piece -> file), run the study and write it into ``out_dir`` (`write_fragmentation`);
     returns the record written to fragmentation.json. The autoencoder is read by name (``config.autoencoder``)
-    from the networks' models directory.
+    from the networks' models directory. As one rank of ``world`` (torchrun): every rank runs the study, rank 0
+    alone writes and returns the record ({} on the other ranks).
 
     Raises:
         LatentspectraError: an unknown model name or bad counts; CheckpointError, NetworkError: a missing network.
@@ -330,7 +344,7 @@ def run_fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmen
     compute = Compute.select(config.device, config.precision)
     config = replace(config, batch_size=config.batch_size or compute.inference_batch_size)
     batch_size = config.batch_size
-    with output_directory(out_dir) as out:
+    with writer_directory(world, out_dir, lock=True):
         timer = Timer()
         torch.manual_seed(config.seed)
         with timer.stage("load"):
@@ -343,17 +357,18 @@ def run_fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmen
             dataset = load_dataset(config.dataset)
             check_images_fit(loaded.image_shape, dataset, loaded.source)
             train_images = images_to_tensor(dataset.train.images).to(compute.device)
-            models = [autoencoder_model(directory, train_images, batch_size, config.autoencoder, compute)
+            models = [autoencoder_model(directory, train_images, batch_size, config.autoencoder, compute, world)
                       if name == "autoencoder" else
                       encoder_model(loaded.description.encoder, loaded.generator, train_images, config.seed,
-                                    batch_size, compute)
+                                    batch_size, compute, world)
                       for name in config.models]
-            real_features = batched(classifier.features,
-                                    channels_last(images_to_tensor(dataset.test.images).to(compute.device)), batch_size)
+            test_images = channels_last(images_to_tensor(dataset.test.images).to(compute.device))
+            real_features = gathered_batched(classifier.features, test_images, world, batch_size).to(compute.device)
         result = fragmentation_study(models, loaded.generator, classifier, real_features, config,
-                                     latent_dim=loaded.latent_dim, label_names=loaded.labels, progress=progress,
-                                     timer=timer, models_dir=loaded.source, compute=compute)
-        return write_fragmentation(out, result)
+                                     latent_dim=loaded.latent_dim, label_names=loaded.labels,
+                                     progress=progress and world.is_writer, timer=timer, models_dir=loaded.source,
+                                     compute=compute, world=world)
+        return write_fragmentation(out_dir, result) if world.is_writer else {}
 
 
 def _autoencoder_directory(networks: Networks, config: FragmentationConfig) -> Path | None:

@@ -17,9 +17,11 @@ from torch import nn
 from ..compute import Compute, check_fits_memory
 from ..config import SEEDS
 from ..data import ImageDataset
+from ..distributed import SINGLE, World
 from ..errors import DataError
-from ..evaluation import Network, batched
+from ..evaluation import Network, gathered_batched
 from ..models import GaussianEncoder
+from ..models.encoder import reparameterise
 from ..models.files import load_model, shipped_models_dir
 from ..models.spec import LatentNetworks, resolve_networks
 from ..models.inference import InferenceEncoder, InferenceNetwork, fold_batch_norms, frozen
@@ -179,10 +181,11 @@ class LatentModel:
 
 
 def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: int, name: str = "autoencoder",
-                      compute: Compute | None = None) -> LatentModel:
+                      compute: Compute | None = None, world: World = SINGLE) -> LatentModel:
     """The codes E(x) of ``train_images`` (on ``compute``'s device; default the CPU in float32) of the
     autoencoder saved as ``name``, on the CPU, and its decoder (an inference copy in ``compute``'s precision);
-    the description says whether it was trained plain or with ACAI's interpolation critic.
+    the description says whether it was trained plain or with ACAI's interpolation critic. As one rank of
+    ``world``: its batches of the images, gathered (`gathered_batched`), the same codes.
 
     Raises:
         CheckpointError: no readable autoencoder in ``models_dir``.
@@ -190,7 +193,7 @@ def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: 
     compute = compute or Compute()
     autoencoder, record = load_model(models_dir, name, "autoencoder")
     encoder = fold_batch_norms(autoencoder.encoder).to(compute.device)
-    codes = batched(encoder, train_images, batch_size).cpu()
+    codes = gathered_batched(encoder, train_images, world, batch_size)
     weight = record.get("train_config", {}).get("interpolation_weight", 0.0)
     kind = f"autoencoder with ACAI's interpolation critic (lambda {weight:g})" if weight else "plain autoencoder"
     return LatentModel("autoencoder", codes, InferenceNetwork(autoencoder.decoder, compute),
@@ -198,11 +201,15 @@ def autoencoder_model(models_dir: Path, train_images: torch.Tensor, batch_size: 
 
 
 def encoder_model(encoder: nn.Module, generator: nn.Module, train_images: torch.Tensor, seed: int,
-                  batch_size: int, compute: Compute) -> LatentModel:
-    """The LSD encoder's codes, one z ~ q(z | x) per training image (drawn on ``compute``'s device, kept on
-    the CPU), decoded by the generator."""
+                  batch_size: int, compute: Compute, world: World = SINGLE) -> LatentModel:
+    """The LSD encoder's codes, one z = mu + sigma * eps ~ q(z | x) per training image (kept on the CPU), decoded
+    by the generator. (mu, log sigma^2) are computed in batches of ``batch_size``, as one rank of ``world`` its
+    batches, gathered (`gathered_batched`); every rank then draws eps on ``compute``'s device batch after batch,
+    as one process does: the same codes whatever the number of ranks."""
     encoder = fold_batch_norms(frozen(encoder)).to(compute.device)
     rng = compute.generator(seed + SEEDS.encodings)
-    codes = batched(lambda x: encoder.sample(x, rng), train_images, batch_size).cpu()
+    moments = gathered_batched(lambda x: torch.cat(encoder(x), 1), train_images, world, batch_size)
+    codes = torch.cat([reparameterise(*chunk.chunk(2, 1), rng).cpu()
+                       for chunk in moments.to(compute.device).split(batch_size)])
     return LatentModel("encoder", codes, generator,
                        "LSD encoder: one draw z ~ q(z | x) per training image, decoded by the generator G")

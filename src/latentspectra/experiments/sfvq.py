@@ -12,6 +12,11 @@ draw the figures and write ``sfvq.json`` and the fitted curve ``curve.safetensor
 Both quantizers use the run's seed. Everything else is deterministic: the moved test codes are the first
 ``direction_latents`` of the test set. The networks run on the run's device in its precision (G and C on
 latents; the encoder in float32); the codes, the quantizers and their measurements live on the CPU.
+
+Sharded (``world=``, `latentspectra sfvq` under torchrun; docs/scale.md): the encodings and the classified
+moved codes are batches dealt over the ranks and gathered in row order (`evaluation.gathered_batched`), the
+same tensors whatever the number of ranks; every rank then fits the curve and k-means on the same codes with
+the same seed, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -27,23 +32,29 @@ from tqdm.auto import tqdm
 from ..compute import Compute
 from ..config import SFVQStudyConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
-from ..evaluation import batched
-from ..io import output_directory, versions, write_json
+from ..distributed import SINGLE, World
+from ..evaluation import batched, gathered_batched
+from ..io import versions, write_json, writer_directory
 from ..methods.files import save_sfvq
 from ..methods.sfvq import SFVQ, SFVQError, curve_points, nearest_codewords
 from ..progress import progress_bar
 from ..report.figures import image_rows
 from ..report.sfvq_figures import panoptic_map
-from .common import Timer, decode, predict, to_unit_images
+from .common import Timer, decode, to_unit_images
 from .networks import Networks, NetworksSpec, check_images_fit, load_networks
 
 
-@torch.inference_mode()
-def encode_means(networks: Networks, images: torch.Tensor, progress: bool = False,
-                 desc: str = "encoding") -> torch.Tensor:
-    """mu(x), the encoder's mean code of each image (N, C, H, W), in the networks' batches; (N, M) on the CPU."""
-    chunks = tqdm(images.split(networks.batch_size), desc=desc, disable=not progress)
-    return torch.cat([networks.encoder.encode_mean(chunk) for chunk in chunks]).cpu()
+def encode_means(networks: Networks, images: torch.Tensor, progress: bool = False, desc: str = "encoding",
+                 world: World = SINGLE) -> torch.Tensor:
+    """mu(x), the encoder's mean code of each image (N, C, H, W), in the networks' batches; (N, M) on the CPU.
+    As one rank of ``world``: its batches, gathered (`gathered_batched`), the same codes."""
+    batches = -(-len(images) // networks.batch_size)
+    with tqdm(total=len(range(world.rank, batches, world.size)), desc=desc, disable=not progress) as bar:
+        def encode(chunk: torch.Tensor) -> torch.Tensor:
+            bar.update()
+            return networks.encoder.encode_mean(chunk)
+
+        return gathered_batched(encode, images, world, networks.batch_size)
 
 
 def fit_kmeans(latents: torch.Tensor, clusters: int, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -101,19 +112,24 @@ def curve_order(codeword_labels: torch.Tensor, assigned: torch.Tensor, latent_la
 
 
 def label_changes(networks: Networks, latents: torch.Tensor, moves: torch.Tensor,
-                  targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                  targets: torch.Tensor, world: World = SINGLE) -> tuple[torch.Tensor, torch.Tensor]:
     """Classify G(z) and G(z + moves[k]) for every code z of ``latents`` (N, M) and move k of ``moves``
-    (P, M). Returns per move (P,) the fraction of codes whose label changes and the fraction whose new
-    label is ``targets[k]`` (P,), on the CPU."""
-    before = predict(networks, latents).cpu()
-    after = predict(networks, (latents[None] + moves[:, None]).flatten(0, 1)).cpu().view(len(moves), -1)
+    (P, M), in the networks' batches (as one rank of ``world``: its batches, gathered). Returns per move (P,)
+    the fraction of codes whose label changes and the fraction whose new label is ``targets[k]`` (P,), on the
+    CPU."""
+    def predict(z: torch.Tensor) -> torch.Tensor:
+        return gathered_batched(networks.decode_classify, z, world, networks.batch_size)
+
+    before = predict(latents)
+    after = predict((latents[None] + moves[:, None]).flatten(0, 1)).view(len(moves), -1)
     return (after != before).double().mean(1), (after == targets[:, None]).double().mean(1)
 
 
 def direction_study(networks: Networks, codebook: torch.Tensor, codeword_labels: torch.Tensor, latents: torch.Tensor,
-                    scale: float) -> dict[str, Any]:
+                    scale: float, world: World = SINGLE) -> dict[str, Any]:
     """Move every code of ``latents`` (N, M) by ``scale`` (c_k+1 - c_k) for each consecutive pair (k, k+1)
-    and measure how often the classified label of G(z) changes.
+    and measure how often the classified label of G(z) changes (the moved codes dealt over the ranks of
+    ``world``, `label_changes`).
 
     Pairs whose codeword labels differ cross a label boundary of the curve; the others do not. Boundary
     steps tend to be longer, so the measurement is repeated with every step rescaled to the mean step
@@ -134,7 +150,7 @@ def direction_study(networks: Networks, codebook: torch.Tensor, codeword_labels:
         return values[mask].mean().item() if mask.any() else None
 
     def fractions(moves: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | None]]:
-        changed, to_next = label_changes(networks, latents, scale * moves, codeword_labels[1:])
+        changed, to_next = label_changes(networks, latents, scale * moves, codeword_labels[1:], world)
         return changed, {"boundary_changed_fraction": mean(changed, boundary),
                          "same_label_changed_fraction": mean(changed, ~boundary),
                          "boundary_to_next_label_fraction": mean(to_next, boundary)}
@@ -213,6 +229,7 @@ class SFVQResult:
     compute: dict[str, Any]
     seconds: dict[str, float]
     label_names: tuple[str, ...] = ()  # the classifier's labels, for the figures
+    world_size: int = 1  # the ranks that computed it (the numbers do not depend on it)
 
     def record(self, figures: dict[str, str], curve_file: str) -> dict[str, Any]:
         """The JSON record (sfvq.json), naming the ``figures`` and the ``curve_file`` written."""
@@ -236,13 +253,15 @@ class SFVQResult:
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},
             "config": asdict(self.config),
             "compute": self.compute,
+            "world_size": self.world_size,
             "versions": versions(),
         }
 
 
 def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfig = SFVQStudyConfig(),
-               progress: bool = True, timer: Timer | None = None) -> SFVQResult:
-    """The study on ``networks`` and ``dataset`` (module docstring); writes nothing.
+               progress: bool = True, timer: Timer | None = None, world: World = SINGLE) -> SFVQResult:
+    """The study on ``networks`` and ``dataset`` (module docstring); writes nothing. As one rank of ``world``
+    (every rank calls it alike): the network passes dealt over the ranks, the same result on every rank.
 
     Raises:
         SFVQError: bad SFVQ parameters (e.g. fewer than 2 codewords, or more than training images).
@@ -256,8 +275,9 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
         raise SFVQError(f"codewords: {config.codewords} exceeds the {len(dataset.train)} training images of "
                         f"{config.dataset}")
     with timer.stage("encode"):
-        train = encode_means(networks, images_to_tensor(dataset.train.images), progress, "encoding the training set")
-        test = encode_means(networks, images_to_tensor(dataset.test.images), progress, "encoding the test set")
+        train = encode_means(networks, images_to_tensor(dataset.train.images), progress, "encoding the training set",
+                             world)
+        test = encode_means(networks, images_to_tensor(dataset.test.images), progress, "encoding the test set", world)
     curve = SFVQ(config.codewords, epochs_per_stage=config.epochs_per_stage, batch_size=config.batch_size,
                  seed=config.seed, candidates=config.candidates)
     with timer.stage("fit"), progress_bar("SFVQ fit (epochs)", progress) as bar:
@@ -276,12 +296,13 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
                             torch.from_numpy(dataset.train.labels).long(), networks.num_labels)
     with timer.stage("directions"):
         directions = direction_study(networks, codebook, codeword_labels, test[:config.direction_latents],
-                                     config.direction_scale)
+                                     config.direction_scale, world)
     with timer.stage("figures"):
         direction_rows, segment_rows = figure_rows(networks, codebook, codeword_labels, test, config)
     return SFVQResult(config, networks.source, networks.latent_dim, len(train), len(test), curve, errors,
                       codeword_labels.tolist(), order, directions, kmeans, to_unit_images(codeword_images),
-                      direction_rows, segment_rows, networks.compute_record(), dict(timer.seconds), networks.labels)
+                      direction_rows, segment_rows, networks.compute_record(), dict(timer.seconds), networks.labels,
+                      world.size)
 
 
 def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
@@ -303,20 +324,23 @@ def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
 
 
 def run_sfvq(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(), networks: NetworksSpec = None,
-             progress: bool = True, overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+             progress: bool = True, overrides: dict[str, str | Path | None] | None = None,
+             world: World = SINGLE) -> dict[str, Any]:
     """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of
     ``config.dataset``), with ``overrides`` (piece -> file), and the dataset, run the study and write it into
-    ``out_dir`` (`write_sfvq`); returns the record written to sfvq.json.
+    ``out_dir`` (`write_sfvq`); returns the record written to sfvq.json. As one rank of ``world`` (torchrun):
+    every rank runs the study, rank 0 alone writes and returns the record ({} on the other ranks).
 
     Raises:
         LatentspectraError: a bad ``out_dir`` or networks, a missing dataset, or bad SFVQ parameters (e.g. fewer
             than 2 codewords, or more than training images).
     """
     compute = Compute.select(config.device, config.precision)
-    with output_directory(out_dir) as out:
+    with writer_directory(world, out_dir, lock=True):
         timer = Timer()
         with timer.stage("load"):
             loaded = load_networks(networks, compute, config.network_batch_size, dataset=config.dataset,
                                    overrides=overrides)
             dataset = load_dataset(config.dataset)
-        return write_sfvq(out, sfvq_study(loaded, dataset, config, progress, timer))
+        result = sfvq_study(loaded, dataset, config, progress and world.is_writer, timer, world)
+        return write_sfvq(out_dir, result) if world.is_writer else {}

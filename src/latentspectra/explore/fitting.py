@@ -169,10 +169,11 @@ class MethodStore:
         try:
             params = method_params(name, replace(CompareConfig(), seed=self.config.seed,
                                                  directions=self.config.directions), self.networks.latent_dim)
-            which = FIT_LATENTS.get(name, "train") if "latents" in get(name, **params).inputs else None
+            method = get(name, **params)
+            which = FIT_LATENTS.get(name, "train") if "latents" in method.inputs else None
             codes = {which: self._encoded(name, which)} if which else {}
             self._stage(name, "fitting")
-            method = get(name, **params).fit(**fit_inputs(name, self.networks, codes.get("train"), codes.get("test")))
+            method.fit(**fit_inputs(method, self.networks, codes.get("train"), codes.get("test")))
             self._stage(name, "saving")
             self.add(name, method, seconds=time.monotonic() - began)
         except Exception as error:  # noqa: BLE001 - a worker that dies silently would leave the page waiting

@@ -88,24 +88,35 @@ def _side_labels(count: int) -> np.ndarray:
     return np.repeat([1, 0], count)
 
 
-def classifier_scores(generator: Network, classifier: Network, latents: torch.Tensor, batch_size: int,
-                      score: str) -> torch.Tensor:
-    """(N, L) float64: each label's log-probability (``score`` "probability") or logit ("logit") for the images
-    G(z) of ``latents`` (N, M), in batches.
+def classifier_logits(generator: Network, classifier: Network, batch: torch.Tensor) -> torch.Tensor:
+    """(B, L) float64 on the CPU: the classifier's logits of the images G(z) of the latents ``batch`` (B, M).
 
     Raises:
         MethodError: a classifier that does not return (B, L) logits for a batch of B images.
     """
-    device = network_device(generator)
-    batches = []
-    for batch in latents.split(batch_size):
-        logits = classifier(generator(batch.to(device)))
-        if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or len(logits) != len(batch):
-            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise MethodError(f"InterFaceGAN: classifier expected logits of shape ({len(batch)}, L), got {got}")
-        batches.append(logits.detach().to("cpu", torch.float64))
-    logits = torch.cat(batches)
+    logits = classifier(generator(batch.to(network_device(generator))))
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or len(logits) != len(batch):
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise MethodError(f"InterFaceGAN: classifier expected logits of shape ({len(batch)}, L), got {got}")
+    return logits.detach().to("cpu", torch.float64)
+
+
+def as_scores(logits: torch.Tensor, score: str) -> torch.Tensor:
+    """Each label's score from float64 ``logits`` (N, L): its log-probability (``score`` "probability") or the
+    logit itself ("logit")."""
     return torch.log_softmax(logits, 1) if score == "probability" else logits
+
+
+def classifier_scores(generator: Network, classifier: Network, latents: torch.Tensor, batch_size: int,
+                      score: str) -> torch.Tensor:
+    """(N, L) float64: each label's log-probability (``score`` "probability") or logit ("logit") for the images
+    G(z) of ``latents`` (N, M), in batches (`classifier_logits`).
+
+    Raises:
+        MethodError: a classifier that does not return (B, L) logits for a batch of B images.
+    """
+    logits = torch.cat([classifier_logits(generator, classifier, batch) for batch in latents.split(batch_size)])
+    return as_scores(logits, score)
 
 
 @register("interfacegan")
@@ -115,7 +126,8 @@ class InterFaceGAN(DirectionMethod):
     Fit uses either ``latents`` (N, M) with ``scores`` (N,) or (N, A), one column per attribute; or
     ``generator`` and ``classifier``, scoring each classifier label one-vs-rest on G(z) for the given
     ``latents`` or, without them, ``n_samples`` draws z ~ N(0, I_M) (M from ``latent_dim`` or the generator);
-    both run in the mode they are in (eval mode for networks with batch norm).
+    both run in the mode they are in (eval mode for networks with batch norm). ``scores`` without ``latents``
+    are those of the latents it draws (`sampled_latents`: scored elsewhere, as a sharded run does).
 
     Args:
         n_directions: K: the first K attributes (score columns or labels), or None for all of them; K <= M.
@@ -172,17 +184,34 @@ class InterFaceGAN(DirectionMethod):
         self.intercepts_ = torch.tensor([boundary.intercept for boundary in boundaries], dtype=torch.float32)
         self.validation_accuracy_ = torch.tensor([boundary.accuracy for boundary in boundaries], dtype=torch.float32)
 
+    def sampled_latents(self, latent_dim: int) -> torch.Tensor:
+        """The ``n_samples`` latents z ~ N(0, I_M), M = ``latent_dim``, that fit draws when given none (the first
+        draw of its ``seed``'s stream): score them elsewhere, a sharded run's ranks each a share, and give fit
+        the scores alone to fit on the very latents and shuffles of an unsharded fit.
+
+        Raises:
+            MethodError: bad parameters.
+        """
+        self.check_params()
+        return self._draw(latent_dim, torch.Generator().manual_seed(self.seed))
+
+    def _draw(self, latent_dim: int, rng: torch.Generator) -> torch.Tensor:
+        return torch.randn(self.n_samples, latent_dim, generator=rng)
+
     def _scored_latents(self, inputs: FitInputs, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(latents (N, M), scores (N, A) float64) from the given scores, or from the classifier on G(z)."""
+        """(latents (N, M), scores (N, A) float64): the given latents, or ``n_samples`` drawn from ``rng``
+        (`_latents`); scored by the given scores, or by the classifier on G(z)."""
         if inputs.scores is not None:
-            latents = inputs.require("latents").detach().cpu()
+            latents = self._latents(inputs, rng)
             return latents, self._checked_scores(inputs.scores, len(latents))
         generator, classifier = inputs.require("generator"), inputs.require("classifier")
-        latents = inputs.latents
-        if latents is None:
-            latents = torch.randn(self.n_samples, inputs.require_latent_dim(), generator=rng)
-        latents = latents.detach().cpu()
+        latents = self._latents(inputs, rng)
         return latents, classifier_scores(generator, classifier, latents, self.batch_size, self.score)
+
+    def _latents(self, inputs: FitInputs, rng: torch.Generator) -> torch.Tensor:
+        """The given latents on the CPU, or ``n_samples`` draws from ``rng``."""
+        latents = inputs.latents if inputs.latents is not None else self._draw(inputs.require_latent_dim(), rng)
+        return latents.detach().cpu()
 
     def _checked_scores(self, scores: object, rows: int) -> torch.Tensor:
         """``scores`` as a float64 (N, A) tensor, checked to be finite floating-point (N,) or (N, A), N = ``rows``."""
