@@ -392,3 +392,20 @@ def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
         curves = [load_file(tmp_path / out / "curve.safetensors") for out in ("two", "one")]
         assert curves[0].keys() == curves[1].keys()
         assert all(torch.equal(curves[0][key], curves[1][key]) for key in curves[0])
+
+
+def test_two_ranks_reproduce_the_metrics_of_one_process(tmp_path, capsys):
+    """`reproduce` under torchrun: its basis stage sharded, the rest on rank 0, metrics.json as one process'."""
+    sharded_networks.write_dataset(tmp_path / "rows.npz", train=600, test=140)
+    arguments = ["reproduce", "--per-set", "5", "--trials", "2", "--networks", "sharded_networks:build", "--dataset",
+                 f"npz:{tmp_path / 'rows.npz'}", "--device", "cpu", "--precision", "float32", "--quiet"]
+    results = _ranks([["-m", "latentspectra", *arguments, "--out", str(tmp_path / "two")]] * 2, tmp_path)
+    assert [code for code, _, _ in results] == [0, 0], results
+    with single_thread(), threadpool_limits(1):
+        main([*arguments, "--out", str(tmp_path / "one")])
+    capsys.readouterr()
+    got, expected = (json.loads((tmp_path / out / "metrics.json").read_text()) for out in ("two", "one"))
+    assert (got["basis"].pop("world_size"), expected["basis"].pop("world_size")) == (2, 1)
+    for record in (got, expected):
+        record.pop("basis_samples_per_second"), record.pop("compute")
+    assert _untimed(got) == _untimed(expected)  # the basis, its metrics and every study number identical
