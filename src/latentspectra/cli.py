@@ -340,7 +340,7 @@ def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, c
               help="Registered direction methods to compare, comma-separated (default: all of them).")
 @click.option("--param", "params", multiple=True, callback=_method_param, metavar="METHOD.NAME=VALUE",
               help="A constructor parameter of one method, over its default budget (repeatable), e.g. "
-                   "sefa.layer=main.0, ganspace.layer=main.2, learned.steps=2000; VALUE is JSON or else a string.")
+                   "sefa.layer=project.0, ganspace.layer=project.2, learned.steps=2000; VALUE is JSON or else a string.")
 @click.option("--reconstructor-steps", type=click.IntRange(min=1), default=CompareConfig.reconstructor_steps,
               show_default=True, help="Training steps of the reconstructor that scores each method's directions.")
 @click.option("--edit-latents", type=click.IntRange(min=1), default=CompareConfig.edit_latents, show_default=True,

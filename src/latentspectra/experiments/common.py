@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from ..evaluation import batched
+from ..data import images_to_tensor
+from ..distributed import SINGLE, World
+from ..evaluation import batched, gathered_batched
 from .networks import Networks
 
 
@@ -43,3 +46,23 @@ def decode(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -
 def predict(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """argmax C(G(z)) in batches (default: the networks' batch size), on the networks' device."""
     return batched(networks.decode_classify, z, batch_size or networks.batch_size)
+
+
+def predicted_labels(networks: Networks, z: torch.Tensor, world: World = SINGLE) -> torch.Tensor:
+    """argmax C(G(z)) in the networks' batches dealt over the ranks of ``world`` and gathered in row order
+    (`gathered_batched`: the same labels whatever the number of ranks); (N,) on the CPU."""
+    return gathered_batched(networks.decode_classify, z, world, networks.batch_size)
+
+
+def encoder_means(networks: Networks, images: np.ndarray, world: World = SINGLE, progress: bool = False,
+                  desc: str = "encoding") -> torch.Tensor:
+    """mu(x), the encoder's mean code of each uint8 image (N, C, H, W), in the networks' batches dealt over the
+    ranks of ``world`` and gathered in row order (`gathered_batched`); (N, M) on the CPU. The progress bar counts
+    this rank's batches."""
+    batches = -(-len(images) // networks.batch_size)
+    with tqdm(total=len(range(world.rank, batches, world.size)), desc=desc, disable=not progress) as bar:
+        def encode(chunk: torch.Tensor) -> torch.Tensor:
+            bar.update()
+            return networks.encoder.encode_mean(chunk)
+
+        return gathered_batched(encode, images_to_tensor(images), world, networks.batch_size)

@@ -72,7 +72,7 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import CompareConfig
-from ..data import ImageDataset, images_to_tensor, load_dataset
+from ..data import ImageDataset, load_dataset
 from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
 from ..evaluation import batched, gathered_batched
@@ -85,7 +85,7 @@ from ..methods.ours import LSDDirections
 from ..models.inference import InferenceNetwork
 from ..report.compare_figures import compare_blocks, direction_figure, rescoring_figure
 from ..report.document import write_documents
-from .common import Timer, decode, to_unit_images
+from .common import Timer, decode, encoder_means, predicted_labels, to_unit_images
 from .networks import Networks, NetworksSpec, check_images_fit, load_networks
 
 # Which latents each method's fit is given where it takes latents: the encoded training codes, the encoded
@@ -130,17 +130,6 @@ def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
         raise MethodError(f"compare: expected reconstructor_steps >= 1 and reconstructor_validation >= 1, got "
                           f"{config.reconstructor_steps} and {config.reconstructor_validation}")
     return methods
-
-
-def encoder_means(networks: Networks, images: np.ndarray, world: World = SINGLE) -> torch.Tensor:
-    """mu(x), the encoder's mean code of each uint8 image (N, C, H, W), in the networks' batches dealt over the
-    ranks of ``world`` (`gathered_batched`); (N, M) on the CPU."""
-    return gathered_batched(networks.encoder.encode_mean, images_to_tensor(images), world, networks.batch_size)
-
-
-def predicted_labels(networks: Networks, z: torch.Tensor, world: World = SINGLE) -> torch.Tensor:
-    """argmax C(G(z)) in the networks' batches dealt over the ranks of ``world``; (N,) on the CPU."""
-    return gathered_batched(networks.decode_classify, z, world, networks.batch_size)
 
 
 def probabilities(networks: Networks, z: torch.Tensor, world: World = SINGLE) -> torch.Tensor:
@@ -329,9 +318,10 @@ def label_edits(networks: Networks, approaches: dict[str, Edit], test: torch.Ten
         own, flips, pairs = [], [], []
         for a in range(num_labels):
             b, source = (a + 1) % num_labels, test[test_labels == a]
-            if not len(source) or edit(source[:1], a, b, 1.0) is None:
+            edited = [edit(source, a, b, s) for s in strengths] if len(source) else [None]
+            if edited[0] is None:
                 continue
-            measured = [measure_edits(networks, features, source, edit(source, a, b, s), b) for s in strengths]
+            measured = [measure_edits(networks, features, source, moved, b) for moved in edited]
             own.append(measured[strengths.index(1.0)])
             flips.append(first_flips(measured))
             pairs.append({"pair": [a, b], "latents": len(source), "reached": int(own[-1]["reached"].sum()),
@@ -351,12 +341,12 @@ def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Te
     Raises:
         FeatureError: multi-channel images (the caller measures grey images only).
     """
-    params = {key: value for key, value in method_params("interfacegan", config, networks.latent_dim).items()
-              if key != "n_samples"}
-    z = torch.randn(config.measure_samples, networks.latent_dim, generator=torch.Generator().manual_seed(config.seed))
+    params = {**method_params("interfacegan", config, networks.latent_dim), "n_samples": config.measure_samples}
+    method = get("interfacegan", **params)
+    z = method.sampled_latents(networks.latent_dim)
     scores = torch.from_numpy(image_measures(networks, z, world))
     try:
-        method = get("interfacegan", **params).fit(latents=z, scores=scores)
+        method.fit(latents=z, scores=scores)
     except LatentspectraError as error:
         return {"samples": len(z), "skipped": " ".join(str(error).split())}
     directions = method.directions_.cpu()

@@ -27,34 +27,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import SFVQStudyConfig
-from ..data import ImageDataset, images_to_tensor, load_dataset
+from ..data import ImageDataset, load_dataset
 from ..distributed import SINGLE, World
-from ..evaluation import batched, gathered_batched
+from ..evaluation import batched
 from ..io import versions, write_json, writer_directory
 from ..methods.files import save_sfvq
 from ..methods.sfvq import SFVQ, SFVQError, curve_points, nearest_codewords
 from ..progress import progress_bar
 from ..report.figures import image_rows
 from ..report.sfvq_figures import panoptic_map
-from .common import Timer, decode, to_unit_images
+from .common import Timer, decode, encoder_means, predicted_labels, to_unit_images
 from .networks import Networks, NetworksSpec, check_images_fit, load_networks
-
-
-def encode_means(networks: Networks, images: torch.Tensor, progress: bool = False, desc: str = "encoding",
-                 world: World = SINGLE) -> torch.Tensor:
-    """mu(x), the encoder's mean code of each image (N, C, H, W), in the networks' batches; (N, M) on the CPU.
-    As one rank of ``world``: its batches, gathered (`gathered_batched`), the same codes."""
-    batches = -(-len(images) // networks.batch_size)
-    with tqdm(total=len(range(world.rank, batches, world.size)), desc=desc, disable=not progress) as bar:
-        def encode(chunk: torch.Tensor) -> torch.Tensor:
-            bar.update()
-            return networks.encoder.encode_mean(chunk)
-
-        return gathered_batched(encode, images, world, networks.batch_size)
 
 
 def fit_kmeans(latents: torch.Tensor, clusters: int, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -117,11 +103,8 @@ def label_changes(networks: Networks, latents: torch.Tensor, moves: torch.Tensor
     (P, M), in the networks' batches (as one rank of ``world``: its batches, gathered). Returns per move (P,)
     the fraction of codes whose label changes and the fraction whose new label is ``targets[k]`` (P,), on the
     CPU."""
-    def predict(z: torch.Tensor) -> torch.Tensor:
-        return gathered_batched(networks.decode_classify, z, world, networks.batch_size)
-
-    before = predict(latents)
-    after = predict((latents[None] + moves[:, None]).flatten(0, 1)).view(len(moves), -1)
+    before = predicted_labels(networks, latents, world)
+    after = predicted_labels(networks, (latents[None] + moves[:, None]).flatten(0, 1), world).view(len(moves), -1)
     return (after != before).double().mean(1), (after == targets[:, None]).double().mean(1)
 
 
@@ -275,9 +258,8 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
         raise SFVQError(f"codewords: {config.codewords} exceeds the {len(dataset.train)} training images of "
                         f"{config.dataset}")
     with timer.stage("encode"):
-        train = encode_means(networks, images_to_tensor(dataset.train.images), progress, "encoding the training set",
-                             world)
-        test = encode_means(networks, images_to_tensor(dataset.test.images), progress, "encoding the test set", world)
+        train = encoder_means(networks, dataset.train.images, world, progress, "encoding the training set")
+        test = encoder_means(networks, dataset.test.images, world, progress, "encoding the test set")
     curve = SFVQ(config.codewords, epochs_per_stage=config.epochs_per_stage, batch_size=config.batch_size,
                  seed=config.seed, candidates=config.candidates)
     with timer.stage("fit"), progress_bar("SFVQ fit (epochs)", progress) as bar:

@@ -20,7 +20,8 @@ import torch
 
 from ..config import CompareConfig, ExploreConfig
 from ..errors import LatentspectraError
-from ..experiments.compare import FIT_LATENTS, encoder_means, fit_inputs, method_params
+from ..experiments.common import encoder_means
+from ..experiments.compare import FIT_LATENTS, fit_inputs, method_params
 from ..experiments.networks import Networks
 from ..methods.directions import DirectionMethod, MethodError, available, get, load_method, \
     save_method
