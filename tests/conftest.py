@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -47,6 +52,23 @@ TINY_ENCODER = EncoderConfig(epochs=2, batch_size=16, width=4, hidden=16, warm_u
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _native_bfloat16_as_asked(monkeypatch):
+    """LATENTSPECTRA_TEST_NATIVE_BFLOAT16=1 (or 0) runs the suite as on a CPU with (or without) native bfloat16,
+    so that what `auto` picks on the other CPU kind is tried here (in this process; commands run as
+    subprocesses see the real CPU). Unset: the real CPU."""
+    asked = os.environ.get("LATENTSPECTRA_TEST_NATIVE_BFLOAT16")
+    if asked is not None:
+        monkeypatch.setattr("latentspectra.compute.cpu_native_bfloat16", lambda: asked == "1")
+
+
+def one_error_line(err: str) -> str:
+    """The single stderr line of a failed command: "latentspectra: error: ..."."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("latentspectra: error: "), err
+    return lines[0]
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -141,3 +163,25 @@ def assert_traces_hardware(record: dict) -> None:
     assert compute["precision"] in ("float32", "bfloat16")
     assert compute["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and compute["device_name"]
     assert compute["threads"] == torch.get_num_threads()
+
+
+def _spin(stop) -> None:
+    while not stop.is_set():
+        sum(range(10_000))
+
+
+@contextlib.contextmanager
+def busy_cores(count: int) -> Iterator[None]:
+    """``count`` processes that keep a core each busy until the block ends: the load under which a result must
+    not change."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    workers = [context.Process(target=_spin, args=(stop,), daemon=True) for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=10)

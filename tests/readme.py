@@ -39,7 +39,7 @@ SMALL: dict[str, list[str]] = {
     "basis": ["--per-set", "3", "--quiet"],
     "sfvq": ["--codewords", "8", "--dataset", SLICE, "--quiet"],
     "reds": ["--latents", "3", "--basis-per-set", "5", "--quiet"],
-    "compare": ["--directions", "3", "--latents", "4", "--edit-latents", "20", "--reconstructor-steps", "3",
+    "compare": ["--seeds", "2", "--directions", "3", "--latents", "4", "--edit-latents", "20", "--reconstructor-steps", "3",
                 "--measure-samples", "200", "--param", "lsd.per_set=5", "--param", "interfacegan.n_samples=300",
                 "--param", "learned.steps=3", "--param", "learned.n_validation=64", "--param", "sfvq.epochs_per_stage=1",
                 "--dataset", SLICE, "--quiet"],

@@ -45,10 +45,11 @@ def _without_timing(value):
 
 def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tiny_npz):
     config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=3, latents=16, edit_latents=24, steps=3,
-                           method_params=TINY_PARAMS, measure_samples=300,
+                           method_params=TINY_PARAMS, measure_samples=300, seeds=2,
                            reconstructor_steps=3, reconstructor_validation=8, device="cpu")
     record = run_compare(tmp_path / "one", config, networks=spread_models, progress=False)
     assert json.loads((tmp_path / "one" / "compare.json").read_text())["methods"].keys() == set(available())
+    assert record["seeds"] == [0, 1]
     for name in available():
         method = record["methods"][name]
         assert "skipped" not in method, (name, method.get("skipped"))
@@ -56,19 +57,34 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         assert matrix.shape == (3, 10) and bool(matrix.isfinite().all())
         measures = torch.tensor(method["measure_rescoring"])  # grey images: the Morpho-MNIST measures too
         assert measures.shape == (3, len(record["measures"])) and bool(measures.isfinite().all())
-        assert all(math.isfinite(method[key]) for key in ("disentanglement", "fit_seconds", "eval_seconds"))
-        assert 0.1 <= method["disentanglement"] <= 1
-        assert 0 <= method["reconstructor_accuracy"] <= 1 and math.isfinite(method["reconstructor_seconds"])
-        assert math.isfinite(method["path_correlation"]) and 0 <= method["path_correlation"] <= 1
+        for key in ("disentanglement", "target_change", "rest_change", "reconstructor_accuracy", "path_correlation",
+                    "fit_seconds", "eval_seconds", "reconstructor_seconds", "largest_label_change"):
+            found = method[key]  # an interval over the two seeds: the mean lies in it, made of the seeds' values
+            assert len(found["values"]) == 2 and found["mean"] == pytest.approx(sum(found["values"]) / 2), key
+            assert found["ci95"][0] <= found["mean"] <= found["ci95"][1], key
+        assert all(0.1 <= value <= 1 for value in method["disentanglement"]["values"])
+        assert all(0 <= value <= 1 for value in method["reconstructor_accuracy"]["values"])
+        assert all(0 <= value <= 1 for value in method["path_correlation"]["values"])
+        assert 0 <= method["stability"]["mean"] <= 1 + 1e-9 and len(method["stability"]["values"]) == 1
+        assert set(method["against_baseline"].values()) <= {"above", "below", "within"}
         assert (tmp_path / "one" / "figures" / f"{name}.png").stat().st_size > 0
         assert (tmp_path / "one" / "figures" / f"{name}-rescoring.png").stat().st_size > 0
+    assert record["methods"]["random"]["against_baseline"]["disentanglement"] == "within"
+    assert record["methods"]["axes"]["stability"]["mean"] == pytest.approx(1.0)  # the same axes for every seed
+    assert record["methods"]["lsd"]["stability"]["mean"] < 1  # each seed draws its own latent sets
+    for key, found in record["leaders"].items():
+        assert sorted(found["best"] + found["behind"]) == sorted(available()), key
+    assert (tmp_path / "one" / "figures" / "summary.png").stat().st_size > 0
     boundaries = record["methods"]["interfacegan"]["measure_boundaries"]
     assert boundaries["samples"] == 300
     if "skipped" not in boundaries:  # the untrained generator's images may have no ink to measure
         assert len(boundaries["validation_accuracy"]) == len(record["measures"])
-        assert all(0 <= accuracy <= 1 for accuracy in boundaries["validation_accuracy"])
+        assert all(0 <= value <= 1 for accuracy in boundaries["validation_accuracy"] for value in accuracy["values"])
         assert torch.tensor(boundaries["rescoring"]).shape == (len(record["measures"]), 10)
         assert torch.tensor(boundaries["measure_rescoring"]).shape == (len(record["measures"]),) * 2
+        cosines = torch.tensor(boundaries["normals_cosine"])
+        assert cosines.shape == (len(record["measures"]),) * 2 and torch.allclose(cosines.diagonal(),
+                                                                                   torch.ones(len(cosines)))
     approaches = record["label_edits"]["approaches"]
     assert set(approaches) == {"lsd_rotation", "lsd_projection", "interfacegan", "class_means"}
     assert approaches["lsd_rotation"]["latents"] > 0
@@ -77,23 +93,26 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         [pair["pair"] for pair in approaches["class_means"]["pairs"]]
     for edit in approaches.values():  # the untrained encoder's codes may all get one label: no class means then
         if edit["latents"]:
-            assert 0 <= edit["success_rate"] <= 1
-            assert math.isfinite(edit["mean_latent_distance"]) and math.isfinite(edit["mean_feature_distance"])
-            assert edit["success_rate"] <= edit["flip_rate"] <= 1 and edit["flipped_within"] == 2.0
-            assert sum(pair["flipped"] for pair in edit["pairs"]) == round(edit["flip_rate"] * edit["latents"])
+            first = {key: edit[key]["values"][0] for key in ("success_rate", "flip_rate", "mean_latent_distance",
+                                                               "mean_feature_distance")}
+            assert 0 <= first["success_rate"] <= first["flip_rate"] <= 1 and edit["flipped_within"] == 2.0
+            assert math.isfinite(first["mean_latent_distance"]) and math.isfinite(first["mean_feature_distance"])
+            assert sum(pair["flipped"] for pair in edit["pairs"]) == round(first["flip_rate"] * edit["latents"])
         else:
-            assert edit["success_rate"] is None and edit["pairs"] == []
+            assert edit["success_rate"]["mean"] is None and edit["pairs"] == []
     report = (tmp_path / "one" / "report.md").read_text()
     assert "| lsd |" in report and "reconstructor accuracy" in report and "path correlation" in report
+    assert "disentanglement: " in report
     page = (tmp_path / "one" / "report.html").read_text()
-    assert "<td>lsd</td>" in page and page.count("data:image/png;base64,") == 2 * len(available())
+    assert "seeds [0, 1]" in page
+    assert "<td>lsd</td>" in page and page.count("data:image/png;base64,") == 2 * len(available()) + 1
 
     again = run_compare(tmp_path / "two", config, networks=spread_models, progress=False)
     assert _without_timing(again) == _without_timing(record)
 
 
 def test_compare_skips_a_method_that_cannot_fit(tmp_path, tiny_models, tiny_npz):
-    config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=2, latents=8, steps=2, methods=("lsd", "random"),
+    config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=2, latents=8, steps=2, methods=("lsd", "random"), seeds=1,
                            reconstructor_steps=3, reconstructor_validation=8,
                            method_params={"lsd": {"per_set": 2, "max_draws": 20}}, device="cpu")
     record = run_compare(tmp_path / "out", config, networks=tiny_models, progress=False)
@@ -152,7 +171,7 @@ def test_compare_param_options_reach_the_methods(capsys, tmp_path, spread_models
     out = tmp_path / "out"
     code, stdout, stderr = run_cli(
         capsys, "compare", "--out", str(out), "--networks", str(spread_models), "--dataset", f"npz:{tiny_npz}",
-        "--device", "cpu", "--quiet", "--json", "--methods", "sefa,ganspace,learned", "--directions", "2",
+        "--device", "cpu", "--quiet", "--json", "--seeds", "1", "--methods", "sefa,ganspace,learned", "--directions", "2",
         "--latents", "4", "--edit-latents", "6", "--reconstructor-steps", "2", "--param", "sefa.layer=project.0",
         "--param", "ganspace.layer=project.2", "--param", "ganspace.n_samples=64", "--param", "learned.steps=2")
     assert code == 0, stderr
@@ -162,3 +181,13 @@ def test_compare_param_options_reach_the_methods(capsys, tmp_path, spread_models
     assert methods["ganspace"]["params"]["layer"] == "project.2" and methods["ganspace"]["params"]["n_samples"] == 64
     assert methods["learned"]["params"]["steps"] == 2 and methods["learned"]["params"]["batch_size"] == 32
     assert json.loads(stdout)["config"]["reconstructor_steps"] == 2
+
+
+def test_the_paper_budget_trains_the_learned_directions_as_their_authors():
+    from latentspectra.experiments.compare import method_params
+
+    paper = method_params("learned", CompareConfig(budget="paper"), 100)
+    assert {key: paper[key] for key in ("steps", "learning_rate", "deformator", "n_directions")} == \
+        {"steps": 100_000, "learning_rate": 1e-4, "deformator": "expm", "n_directions": 100}
+    assert method_params("learned", CompareConfig(), 100)["steps"] == CompareConfig().method_params["learned"]["steps"]
+    assert "deformator" not in method_params("sefa", CompareConfig(budget="paper"), 100)

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import busy_cores, run_cli
 
 import latentspectra
 from latentspectra import compute as compute_module
+from latentspectra.models.files import shipped_models_dir
 from latentspectra.compute import Compute, ComputeError, SlowPrecisionWarning, resolve_device, resolve_precision
 
 CPU = torch.device("cpu")
+MNIST_MODELS = shipped_models_dir("mnist")
 
 
 @pytest.fixture
@@ -27,10 +30,9 @@ def no_accelerator(monkeypatch):
 
 @pytest.fixture
 def native(monkeypatch):
-    """Pretend the CPU has native bfloat16 (the flags) and choose what the probe finds."""
-    def set_native(flags: bool, probe: bool = True) -> None:
+    """Pretend the CPU has native bfloat16 (its flags) or not."""
+    def set_native(flags: bool) -> None:
         monkeypatch.setattr(compute_module, "cpu_native_bfloat16", lambda: flags)
-        monkeypatch.setattr(compute_module, "cpu_bfloat16_is_faster", lambda: probe)
     return set_native
 
 
@@ -60,13 +62,11 @@ def test_a_cuda_index_beyond_the_devices_is_refused(monkeypatch):
         resolve_device("cuda:2")
 
 
-def test_auto_precision_follows_the_hardware_and_the_probe(native):
+def test_auto_precision_follows_what_the_hardware_reports(native):
     native(flags=False)
     assert resolve_precision("auto", CPU) == "float32"
-    native(flags=True, probe=True)
+    native(flags=True)
     assert resolve_precision("auto", CPU) == "bfloat16"
-    native(flags=True, probe=False)  # reported native, but not faster here
-    assert resolve_precision("auto", CPU) == "float32"
     with pytest.raises(ComputeError, match="--precision float16: expected one of auto, float32, bfloat16"):
         resolve_precision("float16", CPU)
 
@@ -87,10 +87,35 @@ def test_the_cpu_reports_native_bfloat16_as_torch_sees_it():
         assert not compute_module.cpu_native_bfloat16()
 
 
-def test_the_probe_is_short():
-    compute_module.cpu_bfloat16_is_faster.cache_clear()
-    seconds = compute_module._matmul_seconds(torch.float32) * 4
-    assert seconds < 1.0
+def test_auto_precision_measures_nothing_so_load_cannot_flip_it(monkeypatch):
+    """The choice reads the hardware's report only: with both cores busy and every clock broken, `auto` is
+    what the flags say, every time."""
+    def no_clock() -> float:
+        raise AssertionError("auto precision must not time anything")
+
+    monkeypatch.setattr(time, "perf_counter", no_clock)
+    monkeypatch.setattr(time, "time", no_clock)
+    expected = "bfloat16" if compute_module.cpu_native_bfloat16() else "float32"
+    with busy_cores(2):
+        choices = {Compute.select("cpu", "auto").precision for _ in range(20)}
+    assert choices == {expected}
+
+
+def test_the_same_basis_command_gives_the_same_bytes_under_load(capsys, tmp_path, mnist_slice):
+    """Same command, seed and machine, through `auto`, once idle and once with both cores busy: the same basis,
+    byte for byte, and the same precision in both records."""
+    def basis(name: str) -> tuple[bytes, str]:
+        out = tmp_path / f"{name}.safetensors"
+        code, stdout, err = run_cli(capsys, "basis", "--dataset", mnist_slice, "--models", str(MNIST_MODELS),
+                                    "--per-set", "3", "--device",
+                                    "cpu", "--precision", "auto", "--out", str(out), "--json", "--quiet")
+        assert code == 0, err
+        return out.read_bytes(), json.loads(stdout)["compute"]["precision"]
+
+    idle = basis("idle")
+    with busy_cores(2):
+        loaded = basis("loaded")
+    assert idle[1] == loaded[1] and idle[0] == loaded[0]
 
 
 def test_a_compute_record_traces_the_hardware(native):

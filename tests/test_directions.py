@@ -87,13 +87,15 @@ def test_ganspace_at_a_layer_recovers_the_right_singular_vectors():
     assert torch.allclose(method.explained_variance_ratio_.double(), expected, atol=0.05)
 
 
-def test_ganspace_without_a_layer_takes_the_principal_axes_of_the_latents():
+@pytest.mark.parametrize("layer", ["latents", None])  # None: the name files and configs written before use
+def test_ganspace_on_the_latents_takes_their_principal_axes(layer):
     """Latents w = W^T e, e ~ N(0, I) (a linear mapping network, as StyleGAN's w): covariance W^T W = V S^2 V^T."""
     generator, right = linear_generator()
     noise = torch.randn(2000, OUT, generator=torch.Generator().manual_seed(1))
     latents = noise @ generator.linear.weight.detach()
-    method = GANSpace(3, batch_size=500).fit(latents=latents)
+    method = GANSpace(3, layer=layer, batch_size=500).fit(latents=latents)
     assert_recovers(method.directions_, right)
+    assert method.layer_ == "latents"
 
 
 def test_ganspace_refuses_a_layer_it_cannot_use():

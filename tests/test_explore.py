@@ -14,20 +14,28 @@ import struct
 import threading
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from latentspectra.cli import main
 from latentspectra.config import ExploreConfig
-from latentspectra.errors import LatentspectraError
+from latentspectra.errors import LatentspectraError, OutputError
 from latentspectra.explore import bind, create_app, open_session, serving
 from latentspectra.explore.images import convert_image, png_bytes
+from latentspectra.explore.names import PublicNames, hidden_paths, networks_name, without_paths
 from latentspectra.io import load_tensors_and_record
+from latentspectra.methods.directions import save_method
+from latentspectra.methods.ours import LSDDirections
+from latentspectra.models.files import shipped_models_dir
+from latentspectra.models.spec import LatentNetworks
 
 PER_SET = 20  # a small basis: the tests check the plumbing, not LSD's accuracy
 WAIT = 30.0  # seconds any test waits for the server or the browser, at most
@@ -172,12 +180,34 @@ def test_starting_points_test_image_upload_and_export(client, session, tmp_path)
 
 # --- Bad input: a JSON 4xx, never a 500 --------------------------------------------------------------
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def crafted_png(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` pixels, with one tiny IDAT: a decompression bomb's header."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0"))
+            + png_chunk(b"IEND", b""))
+
+
+def broken_chunk_png() -> bytes:
+    """An 8 x 8 grey PNG whose pixel data runs on into a chunk with a nonsense name: Pillow raises SyntaxError."""
+    rows = np.random.default_rng(0).integers(0, 255, (8, 9), dtype=np.uint8)
+    rows[:, 0] = 0  # each row's filter byte: none
+    data = zlib.compress(rows.tobytes())
+    header = struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data[:20])
+            + png_chunk(b"\0\0IE", data[20:]) + png_chunk(b"IEND", b""))
+
+
+def one_line_refusal(answer: httpx.Response) -> str:
+    """The one-line detail of a 4xx answer, checked: {"detail": "..."} and nothing else, never a traceback."""
+    assert 400 <= answer.status_code < 500, (answer.request.url, answer.status_code, answer.text[:300])
+    detail = answer.json()["detail"]
+    assert list(answer.json()) == ["detail"] and isinstance(detail, str) and detail and "\n" not in detail
+    assert "Traceback" not in answer.text
+    return detail
 
 
 BAD_JSON = [
@@ -193,16 +223,96 @@ BAD_JSON = [
     ("/api/test-image", b'{"index": 10000}', 400),
     ("/api/test-image", b'{"index": -1}', 422),
     ("/api/rotation", b'{"latent": ZZ, "labels": [3, 3]}', 400),
+    # each of these was once a 500, or is a value of the kind that was
+    ("/api/rotation", b'{"latent": Z0}', 400),  # the rotation rescales every step: a zero latent cannot be
+    ("/api/rotation", b'{"latent": Z0, "labels": [0, 1], "top_n": 1}', 400),
+    ("/api/rotation", b'{"latent": ZZ, "labels": []}', 422),
+    ("/api/rotation", b'{"latent": ZZ, "labels": [0, 10]}', 400),
+    ("/api/rotation", b'{"latent": ZZ, "labels": [0, 1e400]}', 422),
+    ("/api/rotation", b'{"latent": ZZ, "top_n": 0}', 422),
+    ("/api/rotation", b'{"latent": [NaN, 1]}', 422),
+    ("/api/rotation", b'{"latent": [-Infinity]}', 422),
+    ("/api/strip", b'{"latent": ZZ, "direction": 10}', 400),
+    ("/api/strip", b'{"latent": ZZ, "direction": 100000000000000000000000}', 400),
+    ("/api/strip", b'{"latent": ZZ, "direction": -1}', 422),
+    ("/api/strip", b'{"latent": ZZ, "direction": 0, "offsets": [NaN]}', 422),
+    ("/api/strip", b'{"latent": ZZ, "direction": 0, "offsets": [-Infinity]}', 422),
+    ("/api/strip", b'{"latent": ZZ, "direction": 0, "method": "nope"}', 400),
+    ("/api/strip", b'{"latent": [1e999], "direction": 0}', 422),
+    ("/api/view", b'{"latent": ZZ, "offsets": [Infinity]}', 422),
+    ("/api/view", b'{"latent": ZZ, "offsets": [NaN]}', 422),
+    ("/api/view", b'{"latent": []}', 422),
+    ("/api/view", b'{"latent": ZZ, "top_n": 1e400}', 422),
+    ("/api/export/latent", b'{"latent": ZZ, "offsets": [NaN]}', 422),
+    ("/api/export/latent", b'{"latent": [0.5]}', 400),
+    ("/api/export/latent", b'{"latent": ZZ, "method": "nope", "offsets": [1]}', 400),
+    ("/api/sample", b'{"seed": 18446744073709551616}', 422),  # 2**64
+    ("/api/sample", b'{"seed": 18446744073709551617}', 422),
+    ("/api/sample", b'{"seed": NaN}', 422),
+    ("/api/sample", b'{"seed": ' + b"9" * 5000 + b'}', 400),  # more digits than Python's JSON reads
+    ("/api/test-image", b'{"index": 1e400}', 422),
+    ("/api/test-image", b'{"index": 100000000000000000000000}', 400),
 ]
 
 
 @pytest.mark.parametrize("path, body, status", BAD_JSON)
 def test_bad_json_is_a_4xx_with_one_line(client, path, body, status):
-    body = body.replace(b"ZZ", json.dumps([0.1] * 100).encode())
+    body = body.replace(b"ZZ", json.dumps([0.1] * 100).encode()).replace(b"Z0", json.dumps([0.0] * 100).encode())
     answer = client.post(path, content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == status, answer.text
-    assert list(answer.json()) == ["detail"] and "\n" not in answer.json()["detail"]
-    assert "Traceback" not in answer.text
+    one_line_refusal(answer)
+
+
+# Any JSON body to the calls that take a latent: a 2xx or a one-line 4xx, never a 500. Most bodies are valid ones
+# (zero, subnormal and extreme latents among them), so that they reach the networks, the basis, the methods and the
+# rotation; the others have one field set to any value, fields left out, or are any JSON at all.
+NUMBERS = st.one_of(st.floats(), st.integers(-2**70, 2**70),
+                    st.sampled_from([0.0, -0.0, 1e-45, 1e-320, 1e3, -1e3, 1000.5, 1e308, math.nan, math.inf]))
+VALID_LATENTS = st.one_of(st.just([0.0] * 100), st.lists(st.floats(-1e3, 1e3), min_size=100, max_size=100),
+                          st.lists(st.sampled_from([0.0, 5e-324, 1e-45, -1e3, 1e3]), min_size=100, max_size=100))
+ANY_JSON = st.recursive(st.none() | st.booleans() | NUMBERS | st.text(max_size=6),
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                      max_size=3), max_leaves=8)
+ODD_VALUES = st.one_of(NUMBERS, ANY_JSON, st.lists(NUMBERS, max_size=101), st.sampled_from(["nope", "../x", ""]))
+VALID_FIELDS = {"method": st.sampled_from(["lsd", "sefa"]), "offsets": st.lists(st.floats(-100, 100), max_size=10),
+                "top_n": st.integers(1, 100), "direction": st.integers(0, 9),
+                "labels": st.none() | st.lists(st.integers(0, 9), min_size=2, max_size=4)}
+CALLS = {"/api/view": ("method", "offsets", "top_n"), "/api/strip": ("direction", "method", "offsets"),
+         "/api/rotation": ("labels", "top_n"), "/api/export/latent": ("method", "offsets")}
+
+
+def call_bodies(path: str) -> st.SearchStrategy:
+    """Bodies for ``path``: valid ones, the same with one field (or an unknown one) set to any value, some fields
+    left out, or any JSON."""
+    fields = {name: VALID_FIELDS[name] for name in CALLS[path]}
+    valid = st.fixed_dictionaries({"latent": VALID_LATENTS, **fields})
+    one_odd = st.builds(lambda body, name, value: {**body, name: value}, valid,
+                        st.sampled_from(["latent", *fields, "colour"]), ODD_VALUES)
+    some = st.fixed_dictionaries({"latent": VALID_LATENTS}, optional=fields)
+    return st.one_of(valid, valid, one_odd, one_odd, some, ANY_JSON)
+
+
+@pytest.mark.parametrize("path", list(CALLS))
+def test_any_json_body_is_answered_or_refused_never_a_500(client, path):
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(body=call_bodies(path))
+    def answered_or_refused(body):
+        answer = client.post(path, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        if answer.status_code >= 300:
+            one_line_refusal(answer)
+
+    answered_or_refused()
+
+
+def test_networks_that_overflow_are_a_4xx(client, session, monkeypatch):
+    """Networks that give NaN or infinity (low precision far from the prior): a 400, not a JSON encoder's 500."""
+    generator = session.networks.generator
+    monkeypatch.setattr(session.networks, "generator", lambda z: generator(z) * math.inf)
+    assert "NaN or infinite" in one_line_refusal(client.post("/api/view", json={"latent": [0.5] * 100}))
+    monkeypatch.setattr(session.networks, "generator", generator)
+    monkeypatch.setattr(session.networks.encoder, "encode_mean", lambda images: torch.full((1, 100), math.nan))
+    assert "NaN or infinite" in one_line_refusal(client.post("/api/test-image", json={"index": 0}))
 
 
 def test_bad_requests_on_methods_and_values(client):
@@ -216,6 +326,7 @@ def test_bad_requests_on_methods_and_values(client):
         (client.post("/api/view", json={"latent": z, "top_n": 101}), 400),
         (client.post("/api/strip", json={"latent": z, "direction": 10}), 400),
         (client.post("/api/rotation", json={"latent": z, "labels": [3, 42]}), 400),
+        (client.post("/api/rotation", json={"latent": [0.0] * 100, "labels": [3, 4]}), 400),
         (client.get("/api/methods/nope"), 404),
         (client.post("/api/methods/nope/fit"), 404),
         (client.get("/api/methods/lsd/export", params={"format": "pickle"}), 422),
@@ -235,11 +346,17 @@ def test_bad_uploads(client, session):
         (crafted_png(5000, 5000), 413),  # more pixels than the page takes, refused from the header
         (crafted_png(100_000, 100_000), 413),  # a decompression bomb for Pillow itself
         (b"\0" * (limit + 1), 413),
+        (b"", 400),
+        (crafted_png(0, 0), 400),  # no pixels at all
+        (crafted_png(4096, 4096), 400),  # as large as the page takes, but its data is one byte
+        (crafted_png(2**31 - 1, 1), 413),
+        (broken_chunk_png(), 400),  # Pillow: SyntaxError, once a 500
+        (crafted_png(8, 8)[:8] + png_chunk(b"IHDR", b"\0" * 5), 400),  # Pillow: ValueError, once a 500
     ]
     for body, status in cases:
         answer = client.post("/api/encode", content=body, headers={"Content-Type": "image/png"})
         assert answer.status_code == status, answer.text
-        assert isinstance(answer.json()["detail"], str)
+        one_line_refusal(answer)
 
 
 def test_no_request_names_a_file_on_the_server(client):
@@ -249,6 +366,73 @@ def test_no_request_names_a_file_on_the_server(client):
         assert answer.status_code in (400, 404), (path, answer.status_code)
         assert "import " not in answer.text and "root:" not in answer.text
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_no_answer_names_a_path_of_the_server(client, session, cache_root):
+    """The networks' directory and the cache appear in no answer: the page, /api/info, every call, the exports and
+    the refusals (the page names the networks: "shipped mnist networks")."""
+    private = {str(shipped_models_dir("mnist")), str(shipped_models_dir("mnist").resolve()), str(cache_root),
+               str(session.methods.directory)}
+    z = sample(client, seed=5)
+    answers = [client.get(path) for path in ("/", "/static/app.js", "/api/info", "/openapi.json", "/api/methods",
+                                             "/api/methods/lsd", "/api/methods/lsd/export",
+                                             "/api/methods/lsd/export?format=safetensors", "/api/methods/nope",
+                                             "/api/methods/reds/export")]
+    answers += [client.post(path, json=body) for path, body in [
+        ("/api/sample", {"seed": 5}), ("/api/test-image", {"index": 3}), ("/api/view", {"latent": z}),
+        ("/api/strip", {"latent": z, "direction": 1}), ("/api/rotation", {"latent": z, "labels": [1, 2]}),
+        ("/api/export/latent", {"latent": z}), ("/api/view", {"latent": z, "method": "reds", "offsets": [1.0]}),
+        ("/api/rotation", {"latent": [0.0] * 100}), ("/api/view", {"latent": [1.0]})]]
+    answers.append(client.post("/api/export/latent", params={"format": "safetensors"}, json={"latent": z}))
+    answers.append(client.post("/api/encode", content=b"not an image", headers={"Content-Type": "image/png"}))
+    for answer in answers:
+        assert answer.status_code < 500, (answer.request.url, answer.text)
+        for path in private:
+            assert path.encode() not in answer.content, (answer.request.url, path)
+    assert client.get("/api/info").json()["networks"] == "shipped mnist networks"
+    written = session.names.scrub(f"cannot write {session.methods.path('sefa')}")
+    assert written == "cannot write <cache>/sefa.safetensors"
+
+
+def test_lsd_cached_by_an_older_server_is_served_without_its_path(session, cache_root):
+    """An LSD file cached before the page hid paths names the networks' directory in its basis' provenance: the next
+    server makes LSD from its own basis instead, and says it is cached (the directions are the same)."""
+    private = str(shipped_models_dir("mnist"))
+    older = replace(session.basis, provenance={**session.basis.provenance, "models": private})
+    save_method(LSDDirections.from_basis(older, 10, per_set=PER_SET), session.methods.path("lsd"))
+    again = open_session(ExploreConfig(per_set=PER_SET), cache_root=cache_root)
+    try:
+        assert private not in json.dumps(again.methods.get("lsd").basis_provenance_)
+        assert again.methods.status("lsd").cached
+    finally:
+        again.methods.close()
+
+
+def test_a_file_the_server_cannot_write_is_a_500_without_its_path(client, monkeypatch):
+    """The server's own disk failing is its fault, not the request's: a 500 whose line names no path."""
+
+    def full(path, *args):
+        raise OutputError(f"{path}: no space left on the device")
+
+    monkeypatch.setattr("latentspectra.explore.app.save_tensors_with_record", full)
+    answer = client.post("/api/export/latent", params={"format": "safetensors"}, json={"latent": [0.1] * 100})
+    assert answer.status_code == 500 and "/" not in answer.json()["detail"], answer.text
+
+
+def test_networks_are_named_and_paths_hidden(tmp_path):
+    shipped = shipped_models_dir("mnist")
+    assert networks_name(None, "mnist") == "shipped mnist networks"
+    assert networks_name(str(shipped), "mnist") == "mnist" and networks_name(shipped, "mnist") == "mnist"
+    assert networks_name("mypackage.nets:build", "mnist") == "mypackage.nets:build"
+    assert networks_name(str(shipped), "mnist", {"generator": tmp_path / "g.pt", "encoder": None}) == \
+        "mnist with generator g.pt"
+    assert networks_name(LatentNetworks(4, (1, 2, 2), source="/home/someone/nets"), "mnist") == "nets"
+    names = PublicNames("nets", hidden_paths([(tmp_path / "nets", "nets"), (tmp_path, "<cache>"), ("/", "root")]))
+    assert names.scrub(f"{tmp_path}/nets/g.pt and {tmp_path}/x at /") == "nets/g.pt and <cache>/x at /"
+    assert names.provenance({"models": "/elsewhere/nets", "sets": [f"{tmp_path}/a"], "seed": 3}) == \
+        {"models": "nets", "sets": ["a"], "seed": 3}
+    assert without_paths("/a/b/mnist with generator C:\\w\\g.pt, classifier ./c.pt") == \
+        "mnist with generator g.pt, classifier c.pt"
 
 
 def test_concurrent_requests_get_their_own_answers(client):
@@ -352,6 +536,14 @@ def wait_for(driver, condition, what: str) -> dict:
     raise AssertionError(f"the page did not {what} within {WAIT} s")
 
 
+def shown_error(driver) -> str:
+    """The page's error line once it shows one (bounded)."""
+    deadline = time.monotonic() + WAIT
+    while not page_values(driver)["error"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return page_values(driver)["error"]
+
+
 @pytest.mark.skipif(not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
                     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
 def test_the_page_in_headless_chromium(url, tmp_path):
@@ -378,6 +570,10 @@ def test_the_page_in_headless_chromium(url, tmp_path):
         driver.save_screenshot(str(ARTIFACTS / "explore-browser.png"))
         severe = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert severe == []
+        header = driver.find_element(By.ID, "source").text  # the networks by name, not by their directory
+        assert header.startswith("networks: shipped mnist networks;") and "/" not in header, header
+        driver.execute_script("guarded(() => post('/api/rotation', {latent: new Array(100).fill(0)}));")
+        assert shown_error(driver).startswith("latent: all zeros"), "the page did not show the refusal's detail"
     finally:
         driver.quit()
         shutil.rmtree(tmp_path / "profile", ignore_errors=True)

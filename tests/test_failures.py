@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_CLASSIFIER, make_dataset, rewrite_pair, run_cli
+from conftest import TINY_CLASSIFIER, make_dataset, one_error_line, rewrite_pair, run_cli
 
 from latentspectra import io
 from latentspectra.errors import CheckpointError, OutputError
@@ -27,13 +27,6 @@ from latentspectra.training.classifier import ClassifierJob
 from latentspectra.training.loop import run_training
 
 TESTS = Path(__file__).parent
-
-
-def one_error_line(err: str) -> str:
-    """The single stderr line of a failed command."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("latentspectra: error: "), err
-    return lines[0]
 
 
 # ------------------------------------------------------------------ a kill between the two checkpoint writes
@@ -173,6 +166,30 @@ def test_a_second_run_on_an_output_being_written_stops_at_once(tmp_path, capsys)
     save_basis(_basis(seed=0), out / "basis.safetensors")  # the lock went with the process
 
 
+def test_a_second_basis_run_on_the_same_file_stops_at_once(tmp_path, capsys):
+    """`basis --out FILE` holds FILE's lock for its whole run, as the commands with an output directory hold
+    theirs: a second run writing the same file stops with one line and leaves the first run's file alone."""
+    out = tmp_path / "runs" / "b.safetensors"
+    out.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom latentspectra.io import output_file_lock\n"
+         "with output_file_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = run_cli(capsys, "basis", "--out", str(out), "--per-set", "2", "--quiet")
+        assert code == 2
+        assert f"--out {out}: another latentspectra run is writing it" in one_error_line(err)
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    with io.output_file_lock(out):  # the lock went with the process, and the lock file with the lock
+        assert io.output_lock_path(out).exists()
+    assert sorted(path.name for path in out.parent.iterdir()) == []
+
+
 # ------------------------------------------------------------------ write failures
 
 @pytest.mark.parametrize("cause", [errno.ENOSPC, errno.EACCES, errno.EPERM])
@@ -187,7 +204,7 @@ def test_a_failed_write_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeyp
                            str(out), "--quiet")
     state = out / "checkpoints" / "classifier-state.safetensors"
     assert code == 2 and f"{state}: cannot write ({os.strerror(cause)})" in one_error_line(err)
-    assert not list((out / "checkpoints").iterdir())  # neither the file nor its temporary
+    assert not (tmp_path / "new").exists()  # neither the file nor its temporary, nor the directories made for them
 
 
 def test_strict_json_both_ways(tmp_path):
@@ -334,3 +351,14 @@ def test_ctrl_c_says_what_the_command_kept(capsys, monkeypatch, args, kept):
     monkeypatch.setattr("latentspectra.io.output_directory", interrupted)
     code, _, err = run_cli(capsys, *args)
     assert code == 130 and err.strip().startswith(f"latentspectra: interrupted; {kept}") and len(err.strip().splitlines()) == 1
+
+
+def test_a_train_interrupted_before_its_first_epoch_leaves_no_directories(tmp_path, capsys, monkeypatch, tiny_npz):
+    """Ctrl-C before any state is saved: neither --out nor its checkpoints/ is left behind (empty)."""
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ClassifierJob, "train_step", interrupted)
+    out = tmp_path / "runs" / "x"
+    code, _, _ = run_cli(capsys, "train", "classifier", "--dataset", f"npz:{tiny_npz}", "--out", str(out), "--quiet")
+    assert code == 130 and not (tmp_path / "runs").exists()

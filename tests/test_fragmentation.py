@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import assert_traces_hardware, run_cli
 
-from latentspectra.config import AutoencoderConfig, FragmentationConfig
+from latentspectra.config import MAX_SEED, SEEDS, AutoencoderConfig, FragmentationConfig, derived_seed
 from latentspectra.evaluation import batched, classifier_fid, sample_quality
-from latentspectra.experiments.fragmentation import decoded_quality, latent_paths
+from latentspectra.experiments.fragmentation import decoded_quality, latent_paths, make_samplers
 from latentspectra.experiments.networks import autoencoder_model
 from latentspectra.models import Autoencoder, Classifier
 from latentspectra.models.files import load_model, shipped_models_dir
@@ -127,6 +127,18 @@ def test_paths_run_from_the_origin_to_the_centre_and_through_it():
     step = minus[-1] - centre
     torch.testing.assert_close(step[[5, 4]], torch.stack([2 * stds[5], -2 * stds[4]]))
     torch.testing.assert_close(step[:4], torch.zeros(4), atol=1e-5, rtol=0)
+
+
+def test_every_sampler_fits_and_draws_at_the_largest_seed():
+    """--seed 4294967295 is taken: the per-purpose offsets wrap into every library's range (scikit-learn's
+    random_state stops at 2**32 - 1), and below the limit a derived seed is the plain sum (same numbers)."""
+    assert derived_seed(7, SEEDS.samplers + 2) == 7 + SEEDS.samplers + 2
+    assert derived_seed(MAX_SEED, SEEDS.samplers) == SEEDS.samplers - 1
+    codes = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+    samplers = make_samplers(FragmentationConfig(seed=MAX_SEED, mixture_components=2))
+    for name, sampler in samplers.items():
+        drawn = sampler.fit(codes).sample(5)
+        assert drawn.shape == (5, 3) and bool(torch.isfinite(drawn).all()), name
 
 
 # --- The whole study through the command line ----------------------------------------------------------------

@@ -14,7 +14,7 @@ ROOT = Path(latentspectra.__file__).parent
 LAYERS = {
     "errors": 0, "config": 0, "compute": 0, "distributed": 0, "io": 0, "threads": 0, "progress": 0,
     "models": 1, "data": 1,
-    "training": 2, "methods": 2, "latent": 2, "report": 2, "evaluation": 2,
+    "training": 2, "methods": 2, "latent": 2, "report": 2, "evaluation": 2, "intervals": 2,
     "experiments": 3,
     "explore": 4,
     "cli": 5, "__main__": 5, "__init__": 5,

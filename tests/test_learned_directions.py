@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from latentspectra.methods import LearnedDirections, MethodError, get
-from latentspectra.methods.learned import train_reconstructor
+from latentspectra.methods.learned import checkpoint_steps, direction_rows, train_reconstructor
 from latentspectra.models.gan import Generator
 
 SIZE = 12  # the toy's images are 1 x 12 x 12: three bands of 4 rows, one per factor
@@ -76,10 +76,30 @@ def test_same_seed_same_directions_on_vector_outputs():
     assert not torch.equal(other.directions_, first.directions_)
 
 
-def test_unit_directions_when_not_orthogonal():
-    method = LearnedDirections(3, steps=10, orthogonal=False, n_validation=32).fit(generator=MirroredBumps())
+def test_unit_directions_with_the_linear_deformator():
+    method = LearnedDirections(3, steps=10, deformator="linear", n_validation=32).fit(generator=MirroredBumps())
     assert torch.allclose(method.directions_.norm(dim=1), torch.ones(3), atol=1e-6)
     assert not torch.allclose(method.directions_ @ method.directions_.T, torch.eye(3), atol=1e-3)
+
+
+def test_the_authors_ortho_deformator_is_a_rotation_whose_first_columns_are_the_directions():
+    """The authors' "ortho" A (expm of a skew-symmetric M x M matrix, its first K columns): orthonormal rows."""
+    method = LearnedDirections(2, steps=10, deformator="expm", n_validation=32).fit(generator=MirroredBumps())
+    assert torch.allclose(method.directions_ @ method.directions_.T, torch.eye(2), atol=1e-5)
+    free = torch.randn(5, 5, generator=torch.Generator().manual_seed(0))
+    rotation = torch.linalg.matrix_exp(free - free.T)
+    assert torch.allclose(direction_rows(free, "expm", 3), rotation[:, :3].T)
+
+
+def test_the_convergence_curve_is_read_at_the_doublings():
+    """R's held-out accuracy after steps/16, ..., steps, on draws of their own, and the gain of the last doubling."""
+    generator = MirroredBumps()
+    method = LearnedDirections(2, steps=32, n_validation=64, seed=1).fit(generator=generator)
+    assert method.convergence_["steps"] == checkpoint_steps(32) == [2, 4, 8, 16, 32]
+    assert all(0 <= value <= 1 for value in method.convergence_["reconstructor_accuracy"])
+    record = method.fit_record()["convergence"]
+    assert record["last_doubling_gain"] == pytest.approx(record["reconstructor_accuracy"][-1]
+                                                         - record["reconstructor_accuracy"][-2])
 
 
 def test_the_generator_stays_frozen():
@@ -119,5 +139,7 @@ def test_misuse_is_one_line_method_errors():
         get("learned", n_directions=2, min_shift=2.0, max_shift=1.0)
     with pytest.raises(MethodError, match="LearnedDirections: batch_size expected an integer >= 2, got 1"):
         get("learned", n_directions=2, batch_size=1)
-    with pytest.raises(MethodError, match="LearnedDirections: orthogonal expected True or False, got 1"):
-        get("learned", n_directions=2, orthogonal=1)
+    with pytest.raises(MethodError, match="LearnedDirections: deformator expected one of qr, expm, linear, got 1"):
+        get("learned", n_directions=2, deformator=1)
+    with pytest.raises(MethodError, match=r"LearnedDirections: steps expected an integer >= 1 and <= 10,000,000"):
+        get("learned", n_directions=2, steps=10**7 + 1)

@@ -68,6 +68,14 @@ def test_empty_image_gives_zeros() -> None:
     assert np.all(measures[1, [AREA, LENGTH, THICKNESS, WIDTH, HEIGHT]] > 0)
 
 
+def test_faint_digit_is_binarised_at_its_own_midpoint() -> None:
+    """The authors' relative threshold: a bar at a tenth of full ink on a blank background is measured as the
+    same bar at full ink."""
+    full = bar(3, 14)
+    faint = np.where(full > 0, -0.8, -1.0)
+    np.testing.assert_allclose(morpho_measures(faint[None]), morpho_measures(full[None]), atol=1e-9)
+
+
 def test_real_digits_are_plausible() -> None:
     digits = load_dataset("mnist").test.images[:50].astype(np.float64) / 127.5 - 1
     measures = morpho_measures(torch.from_numpy(digits))

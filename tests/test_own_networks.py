@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import one_error_line, run_cli
 from torch import nn
 
 from latentspectra.experiments.networks import load_networks
@@ -224,7 +224,7 @@ def test_a_generator_file_replaces_the_shipped_one(own, capsys, tmp_path):
         {"generator": str(own / "generator.pt2"), "classifier": str(own / "classifier.pt"), "pixel_range": [0, 1],
          "labels": ["a", "b", "c"]})), ("--networks", "{root}/wide"), "expected 3 outputs, one per label"),
 ])
-def test_networks_that_do_not_fit_are_one_line(own, tmp_path, capsys, monkeypatch, setup, args, message):
+def test_networks_that_do_not_fit_areone_error_line(own, tmp_path, capsys, monkeypatch, setup, args, message):
     monkeypatch.chdir(own)
     if setup is not None:
         setup(tmp_path, own)
@@ -232,4 +232,88 @@ def test_networks_that_do_not_fit_are_one_line(own, tmp_path, capsys, monkeypatc
     code, _, err = run_cli(capsys, "basis", *args, "--out", str(tmp_path / "out" / "b.safetensors"), "--device",
                            "cpu", "--quiet")
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+# --- careless and hostile descriptions: sizes, probabilities, datasets whose classes are not the labels ------
+
+def _manifest(root, own_root, **entries) -> str:
+    """A networks.json in ``root`` naming the user's generator, classifier and encoder in ``own_root``, with
+    ``entries`` over them."""
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = {"generator": str(own_root / "generator.pt2"), "classifier": str(own_root / "classifier.pt"),
+                "encoder": str(own_root / "encoder.pt2"), "pixel_range": [0, 1], "labels": list(LABELS), **entries}
+    (root / "networks.json").write_text(json.dumps(manifest))
+    return str(root)
+
+
+@pytest.mark.parametrize("entries, message", [
+    ({"latent_dim": 0}, "latent_dim must be a whole number >= 1, got 0"),
+    ({"latent_dim": 10**12}, "two latents of shape (1000000000000,): needs about"),
+    ({"image_shape": [3, 10**6, 10**6]}, "two images of shape (3, 1000000, 1000000): needs about"),
+    ({"classifier_outputs": "odds"}, "classifier_outputs must be one of ('logits', 'probabilities'), got 'odds'"),
+])
+def test_a_manifest_size_no_machine_holds_isone_error_line(own, tmp_path, capsys, entries, message):
+    networks = _manifest(tmp_path / "mine", own, **entries)
+    code, _, err = run_cli(capsys, "basis", "--networks", networks, "--out", str(tmp_path / "out" / "b.safetensors"),
+                           "--device", "cpu", "--quiet")
+    assert code == 2 and message in one_error_line(err), err
+    assert not (tmp_path / "out").exists()
+
+
+def _probability_classifier(root) -> str:
+    """The user's classifier with a softmax at its end, as TorchScript."""
+    path = root / "softmax.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(nn.Sequential(Classifier().eval(), nn.Softmax(dim=1))), str(path))
+    return str(path)
+
+
+def test_a_classifier_returning_probabilities_is_refused_unless_declared(own, tmp_path, capsys):
+    """Undeclared probabilities are refused before any work; declared, they give the label numbers of the same
+    classifier's logits (sample confidence 0.0 instead of the logits' value was the silent failure). The
+    classifier-feature Fréchet distance is not among them: its features are the probabilities then."""
+    probabilities = _probability_classifier(tmp_path)
+    refused = _manifest(tmp_path / "refused", own, classifier=probabilities)
+    code, _, err = run_cli(capsys, "evaluate", "--networks", refused, "--dataset", f"npz:{own / 'shapes.npz'}",
+                           "--device", "cpu", "--precision", "float32")
+    assert code == 2 and "outputs on the probe batch are probabilities" in one_error_line(err)
+    assert '"classifier_outputs": "probabilities"' in err
+
+    def evaluated(networks: str) -> dict:
+        code, out, err = run_cli(capsys, "evaluate", "--networks", networks, "--dataset", f"npz:{own / 'shapes.npz'}",
+                                 "--device", "cpu", "--precision", "float32", "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    declared = evaluated(_manifest(tmp_path / "declared", own, classifier=probabilities,
+                                   classifier_outputs="probabilities"))
+    logits = evaluated(_manifest(tmp_path / "logits", own))
+    for key in ("classifier_accuracy", "sample_confidence", "sample_label_entropy", "encode_decode_accuracy"):
+        assert declared[key] == pytest.approx(logits[key], abs=1e-4), key
+    assert logits["sample_confidence"] > 0.1
+
+
+def test_declared_probabilities_that_are_not_are_refused(own, tmp_path, capsys):
+    networks = _manifest(tmp_path / "mine", own, classifier_outputs="probabilities")
+    code, _, err = run_cli(capsys, "basis", "--networks", networks, "--out", str(tmp_path / "b.safetensors"),
+                           "--device", "cpu", "--quiet")
+    assert code == 2 and "declared \"classifier_outputs\": \"probabilities\", but" in one_error_line(err)
+
+
+@pytest.mark.parametrize("classes", [3, 5])
+@pytest.mark.parametrize("command", ["evaluate", "reproduce", "compare"])
+def test_a_dataset_whose_classes_are_not_the_labels_is_refused_before_any_work(own, tmp_path, capsys, command,
+                                                                               classes):
+    """reproduce crashed at its figures after all the work with more classes, and evaluated without a word
+    with fewer."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(20, 3, 32, 32), dtype=np.uint8)
+    path = tmp_path / "other.npz"
+    np.savez(path, x_train=images, y_train=np.arange(20) % classes, x_test=images[:10], y_test=np.arange(10) % classes)
+    out = ["--out", str(tmp_path / "out")] if command != "evaluate" else []
+    code, _, err = run_cli(capsys, command, "--networks", _manifest(tmp_path / "mine", own), "--dataset", f"npz:{path}",
+                           "--device", "cpu", *out)
+    assert code == 2 and f"{classes} classes, but the classifier of" in one_error_line(err) and "has 4 labels" in err
     assert not (tmp_path / "out").exists()

@@ -19,7 +19,9 @@ from latentspectra.methods import (FeatureError, RedsError, all_pixels, box_mask
                                    rayleigh_path, region_pixels, solve_rayleigh, stroke_thickness, total_ink)
 from latentspectra.methods.features import (GENERIC_FEATURES, NAMED_FEATURES, STROKE_FEATURES, feature_from_spec,
                                             features_for_shape, unfit_features)
+from latentspectra.methods.reds_jacobians import input_dtype, jacobian_networks
 from latentspectra.models import build_model
+from latentspectra.models.foreign import ForeignNetwork
 
 M = 6
 
@@ -102,7 +104,7 @@ def test_nullspace_method_projects_into_the_complement_of_the_held_subspace():
 
 def test_eps_regularises_a_singular_held_jacobian():
     rng = torch.Generator().manual_seed(3)
-    j_f, j_g = torch.randn(3, M, dtype=torch.float64, generator=rng), torch.randn(2, M, dtype=torch.float64, generator=rng)
+    j_f, j_g = (torch.randn(rows, M, dtype=torch.float64, generator=rng) for rows in (3, 2))
     with pytest.raises(RedsError, match="not positive definite"):
         solve_rayleigh(j_f, j_g, eps=0.0)
     small = solve_rayleigh(j_f, j_g, eps=1e-9).directions[0]
@@ -181,8 +183,60 @@ def test_jacobians_through_a_conv_generator_and_every_feature():
     assert rayleigh_directions(generator, f, g, z, k=2).directions.shape == (3, 2, 4)
 
 
+class BufferGenerator(torch.nn.Module):
+    """G(z) = tanh(W z) with W a float32 buffer: a network without parameters."""
+
+    def __init__(self, weights: torch.Tensor):
+        super().__init__()
+        self.register_buffer("weights", weights.float())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(z @ self.weights.T)
+
+
+def test_jacobians_take_the_dtype_the_networks_take():
+    """float32 for a float32 network whatever holds its weights (a buffer, a plain function's tensor), float64
+    for a float64 one; the float32 Jacobians are the float64 ones to float32's rounding."""
+    weights = torch.randn(8, M, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    single = weights.float()
+    generators = {torch.float32: (BufferGenerator(weights), lambda z: torch.tanh(z @ single.T)),
+                  torch.float64: (lambda z: torch.tanh(z @ weights.T),)}
+    f, g = (lambda x: x[:, :3]), (lambda x: x[:, 3:])
+    z = torch.randn(3, M, dtype=torch.float64)
+    exact = feature_jacobians(generators[torch.float64][0], f, g, z)
+    for dtype, made in generators.items():
+        for generator in made:
+            assert input_dtype(z, generator, f, g) == dtype and input_dtype(z.float(), generator) == dtype
+            j_f, j_g = feature_jacobians(generator, f, g, z)
+            assert j_f.dtype == j_g.dtype == dtype
+            torch.testing.assert_close(torch.cat([j_f, j_g], 1).double(), torch.cat(exact, 1), rtol=1e-5, atol=1e-6)
+            assert central_difference_jacobians(generator, f, g, z, 0.1)[0].dtype == dtype
+    directions = [rayleigh_path(generator, f, g, z, 2, 0.5) for generator in generators[torch.float32]]
+    torch.testing.assert_close(directions[0], directions[1])  # a buffer or a function: the same path
+    with pytest.raises(RedsError, match=r"fail on latents of each of float64, float32 \(expected m1 and m2"):
+        feature_jacobians(lambda latents: latents @ weights.half().T, f, g, z)
+
+
+def test_jacobian_networks_cast_only_the_packages_own_networks():
+    """The package's own networks as float64 copies (the originals untouched); beside a user's network, float32
+    copies, and the user's network itself."""
+    generator = build_model("generator", {"latent_dim": 4, "width": 2, "hidden": 8}).eval()
+    classifier = build_model("classifier", {"num_classes": 3, "width": 2, "hidden": 4}).eval()
+    own = jacobian_networks(generator, classifier)
+    assert all(parameter.dtype == torch.float64 for network in own for parameter in network.parameters())
+    assert all(parameter.dtype == torch.float32 for parameter in generator.parameters())
+    users = ForeignNetwork(lambda images: images.flatten(1)[:, :3])
+    mixed = jacobian_networks(generator, users)
+    assert mixed[1] is users and all(parameter.dtype == torch.float32 for parameter in mixed[0].parameters())
+    z = torch.randn(2, 4, dtype=torch.float64)
+    f, g = region_pixels(box_mask(28, 28, 0, 14, 0, 28)), classifier_logits(own[1])
+    assert feature_jacobians(own[0], f, g, z)[0].dtype == torch.float64
+    assert feature_jacobians(mixed[0], f, mixed[1], z)[0].dtype == torch.float32
+
+
 @pytest.mark.parametrize("z, message", [
-    ([0.0] * M, "rayleigh_directions: z must be a finite floating-point tensor of shape \\(N, M\\) or \\(M,\\), got list"),
+    ([0.0] * M,
+     "rayleigh_directions: z must be a finite floating-point tensor of shape \\(N, M\\) or \\(M,\\), got list"),
     (torch.zeros(2, 2, M), r"got shape \(2, 2, 6\)"),
     (torch.zeros(M, dtype=torch.long), "got torch.int64"),
     (torch.full((M,), float("inf")), "got NaN or infinite values"),

@@ -1,17 +1,28 @@
-"""`latentspectra reds` on the shipped MNIST networks with a few latents and steps; the compared paths."""
+"""`latentspectra reds` on the shipped MNIST networks with a few latents and steps; the compared paths; on a
+user's networks without parameters (an exported program whose weights are a buffer and a constant, a factory's
+plain functions), where compare's REDs adapter gives the directions of the `reds` path."""
 
 from __future__ import annotations
 
 import json
 import math
+import textwrap
+from functools import partial
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import assert_traces_hardware, run_cli
+from torch import nn
 
 from latentspectra.config import RedsConfig
-from latentspectra.experiments.reds import build_feature, example_name, lsd_rotation_path, run_reds, straight_path
+from latentspectra.experiments.compare import fit_inputs
+from latentspectra.experiments.networks import load_networks
+from latentspectra.experiments.reds import (build_feature, example_name, lsd_rotation_path, reds_networks, run_reds,
+                                            straight_path)
 from latentspectra.latent import QuasiEigenBasis, save_basis
+from latentspectra.methods import feature_jacobians, get, rayleigh_path
 
 SMALL = ["--latents", "3", "--steps", "2", "--step-size", "0.5", "--quiet"]
 
@@ -46,7 +57,7 @@ def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):
     record = json.loads(stdout)
     assert json.loads((out / "reds.json").read_text()) == record
     assert_traces_hardware(record)
-    assert record["compute"]["precision"] == "float32"
+    assert record["compute"]["precision"] == "float32"  # the encoder's; G and C are float64 copies for REDs
     assert record["seed"] == 3 and record["latents"] == 3 and record["versions"]["torch"] == torch.__version__
     assert record["basis"] == {"file": str(basis_file)} and record["config"]["steps"] == 2
     example = record["examples"][example_name("identity", "thickness+ink")]
@@ -63,6 +74,7 @@ def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):
     assert fd["angle_degrees"][2]["median"] < fd["angle_degrees"][0]["median"]
     assert example["seconds_per_direction"]["total"] > 0 and example["path_seconds_per_direction"] > 0
     assert "nullspace_dims" not in example  # generalized by default
+    assert example["jacobian_dtype"] == "float64"  # the package's own networks
     assert set(record["seconds"]) >= {"load", "basis", "total"}
 
 
@@ -127,3 +139,106 @@ def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, args, expected):
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     assert expected in err and "Traceback" not in err
+
+
+# --- A user's networks without parameters --------------------------------------------------------------
+
+SIDE, LATENT, LABELS = 8, 6, 3
+OUTPUTS = {"generator": (1, SIDE, SIDE), "classifier": (LABELS,), "encoder": (LATENT,)}
+
+
+def user_weights() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """float32 weights and shifts of G (z -> 8 x 8 grey images), C (3 labels) and E (the pseudo-inverse of G's)."""
+    rng = torch.Generator().manual_seed(0)
+    generator = torch.randn(SIDE * SIDE, LATENT, generator=rng) / math.sqrt(LATENT)
+    weights = {"generator": generator, "classifier": torch.randn(LABELS, SIDE * SIDE, generator=rng) / SIDE,
+               "encoder": torch.linalg.pinv(generator)}
+    return {piece: (weight, torch.full((len(weight),), 0.01)) for piece, weight in weights.items()}
+
+
+def user_layer(piece: str, weight: torch.Tensor, shift: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """One affine map of the flattened inputs, tanh for the generator (images in [-1, 1]), shaped as ``piece``."""
+    outputs = inputs.flatten(1) @ weight.T + shift
+    return (torch.tanh(outputs) if piece == "generator" else outputs).reshape(-1, *OUTPUTS[piece])
+
+
+class BufferNetwork(nn.Module):
+    """`user_layer` with its weight a buffer and its shift a plain tensor attribute (torch.export makes it a
+    constant): no nn.Parameter."""
+
+    def __init__(self, piece: str, weight: torch.Tensor, shift: torch.Tensor) -> None:
+        super().__init__()
+        self.piece = piece
+        self.register_buffer("weight", weight)
+        self.shift = shift
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return user_layer(self.piece, self.weight, self.shift, inputs)
+
+
+def plain_networks() -> dict:
+    """The factory: the same networks as plain functions over float32 tensors."""
+    pieces = {piece: partial(user_layer, piece, *weights) for piece, weights in user_weights().items()}
+    return {**pieces, "latent_dim": LATENT}
+
+
+@pytest.fixture(scope="module")
+def users(tmp_path_factory) -> Path:
+    """A networks.json directory of the exported networks, the factory module and a dataset of their images."""
+    root = tmp_path_factory.mktemp("users")
+    batch = torch.export.Dim("batch", min=1)
+    for piece, weights in user_weights().items():
+        example = torch.zeros(2, LATENT) if piece == "generator" else torch.zeros(2, 1, SIDE, SIDE)
+        program = torch.export.export(BufferNetwork(piece, *weights), (example,), dynamic_shapes=({0: batch},))
+        assert not list(program.module().parameters())
+        torch.export.save(program, str(root / f"{piece}.pt2"))
+    (root / "networks.json").write_text(json.dumps({piece: f"{piece}.pt2" for piece in OUTPUTS}))
+    (root / "plain_reds_networks.py").write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_reds_study import plain_networks
+    """))
+    networks = plain_networks()
+    with torch.no_grad():
+        images = networks["generator"](torch.randn(12, LATENT, generator=torch.Generator().manual_seed(1)))
+        labels = networks["classifier"](images).argmax(1).numpy()
+    pixels = ((images + 1) * 127.5).round().to(torch.uint8).numpy()
+    np.savez(root / "images.npz", x_train=pixels[:8], y_train=labels[:8], x_test=pixels[8:], y_test=labels[8:])
+    return root
+
+
+USER_SPECS = {"exported": lambda root: str(root), "factory": lambda root: "plain_reds_networks:plain_networks"}
+
+
+@pytest.mark.parametrize("kind", USER_SPECS)
+def test_cli_runs_on_networks_without_parameters(users, tmp_path, capsys, monkeypatch, kind):
+    monkeypatch.chdir(users)
+    code, out, err = run_cli(capsys, "reds", "--networks", USER_SPECS[kind](users), "--dataset",
+                             f"npz:{users / 'images.npz'}", "--device", "cpu", "--change", "upper", "--hold",
+                             "lower+identity", "--latents", "2", "--steps", "2", "--step-size", "0.5", "--out",
+                             str(tmp_path / "reds"), "--json", "--quiet")
+    assert code == 0, err
+    example = json.loads(out)["examples"][example_name("upper", "lower+identity")]
+    assert example["jacobian_dtype"] == "float32"
+    for kind_of_path, changes in example["paths"].items():
+        assert changes["path_length"]["mean"] == pytest.approx(1.0, rel=1e-6), kind_of_path
+        assert math.isfinite(changes["ratio_median"]), kind_of_path
+
+
+@pytest.mark.parametrize("kind", ["shipped", *USER_SPECS])
+def test_compares_reds_adapter_gives_the_directions_of_the_reds_path(users, monkeypatch, kind):
+    """One code path: the adapter fitted as compare fits it (`fit_inputs`) at one latent starts where the `reds`
+    command's path does, from networks in the same dtype (float64 for the package's own, float32 for a user's)."""
+    monkeypatch.chdir(users)
+    spec = None if kind == "shipped" else USER_SPECS[kind](users)
+    exact, _ = reds_networks(spec)
+    z = torch.randn(1, 100 if kind == "shipped" else LATENT)
+    change, hold = "upper", "lower+identity"
+    f, g = (build_feature(feature, exact.classifier, exact.image_shape, argument)
+            for feature, argument in ((change, "--change"), (hold, "--hold")))
+    dtype = torch.float64 if kind == "shipped" else torch.float32
+    assert feature_jacobians(exact.generator, f, g, z)[0].dtype == dtype
+    path = rayleigh_path(exact.generator, f, g, z, 1, 1.0)
+    adapter = get("reds", n_directions=2, change=change, hold=hold)
+    adapter.fit(**fit_inputs(adapter, load_networks(spec), None, z))
+    torch.testing.assert_close(adapter.directions_[0], (path[1, 0] - path[0, 0]).float())

@@ -27,6 +27,7 @@ def test_cli_writes_the_record_the_curve_and_the_figures(readme_runs):
     assert_traces_hardware(record)
     assert record["seed"] == 0 and record["config"]["codewords"] == 8 and record["train_latents"] == 300
     assert record["config"]["candidates"] == record["fit"]["params"]["candidates"] == "codewords+dithered"
+    assert record["config"]["growth"] == record["fit"]["params"]["growth"] == "split"
     assert [stage["codewords"] for stage in record["fit"]["history"]] == [4, 8]
     for name in ("panoptic", "directions", "augmentation"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
@@ -77,7 +78,14 @@ def test_the_authors_candidates_reach_the_fit_the_record_and_the_curve_file(mnis
     assert load_sfvq(tmp_path / "curve.safetensors").candidates == "dithered"
 
 
-def test_cli_candidates_option_reaches_the_config(capsys, monkeypatch, tmp_path):
+def test_the_midpoint_growth_reaches_the_fit_the_record_and_the_curve_file(mnist_slice, tmp_path):
+    config = SFVQStudyConfig(dataset=mnist_slice, codewords=6, direction_latents=50, growth="midpoint")
+    record = run_sfvq(tmp_path, config, shipped_models_dir("mnist"), progress=False)
+    assert record["config"]["growth"] == record["fit"]["params"]["growth"] == "midpoint"
+    assert load_sfvq(tmp_path / "curve.safetensors").growth == "midpoint"
+
+
+def test_cli_candidates_and_growth_options_reach_the_config(capsys, monkeypatch, tmp_path):
     configs = []
 
     def stop_after_the_config(out, config, **kwargs):
@@ -85,10 +93,12 @@ def test_cli_candidates_option_reaches_the_config(capsys, monkeypatch, tmp_path)
         raise LatentspectraError("stopped before the study")
 
     monkeypatch.setattr(sfvq_experiment, "run_sfvq", stop_after_the_config)
-    for args, expected in (([], "codewords+dithered"), (["--candidates", "dithered"], "dithered")):
+    for args, expected in (([], ("codewords+dithered", "split")), (["--candidates", "dithered"], ("dithered", "split")),
+                           (["--growth", "midpoint"], ("codewords+dithered", "midpoint"))):
         code, _, err = run_cli(capsys, "sfvq", "--out", str(tmp_path), *args)
         assert code == 2 and "stopped before the study" in err
-        assert configs.pop().candidates == expected
+        config = configs.pop()
+        assert (config.candidates, config.growth) == expected
 
 
 def test_curve_order_counts_runs_and_majority_agreement():
@@ -115,6 +125,7 @@ def test_shown_pairs_take_boundaries_first_spread_along_the_curve():
 @pytest.mark.parametrize("args, expected", [
     (["sfvq", "--codewords", "1"], "--codewords"),
     (["sfvq", "--candidates", "codewords"], "--candidates"),
+    (["sfvq", "--growth", "double"], "--growth"),
     (["sfvq", "--out", "{file}"], "not a directory"),
     (["sfvq", "--models", "/no/such/models", "--out", "{empty}"], "/no/such/models"),
     (["sfvq", "--dataset", "{slice}", "--models", "{models}", "--codewords", "601", "--out", "{empty}"], "601"),

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN, rewrite_pair
 
+from latentspectra.compute import Compute
 from latentspectra.config import AutoencoderConfig, TrainConfig
 from latentspectra.errors import CheckpointError, LatentspectraError
 from latentspectra.experiments.train import with_encoder_weights
@@ -167,6 +168,19 @@ def test_resume_refuses_a_state_saved_with_other_settings(tiny_dataset, tmp_path
     # more epochs with the same settings is a resume, not a change
     result = run_training(_make_jobs(tiny_dataset)["classifier"], tmp_path, epochs=2, seed=5,
                           config={"lr": 0.001, "epochs": 2}, progress=False)
+    assert result.resumed_from_epoch == 1
+
+
+def test_resume_refuses_a_state_trained_in_another_precision(tiny_dataset, tmp_path):
+    """A run interrupted in bfloat16 does not go on silently in float32 (nor is recorded as float32)."""
+    bfloat16 = Compute(precision="bfloat16")
+    run_training(ClassifierJob(tiny_dataset, TINY_CLASSIFIER, 0, bfloat16), tmp_path, epochs=1, seed=5,
+                 config={}, progress=False)
+    with pytest.raises(CheckpointError, match="precision 'bfloat16' -> 'float32'"):
+        run_training(ClassifierJob(tiny_dataset, TINY_CLASSIFIER, 0, Compute()), tmp_path, epochs=2, seed=5,
+                     config={}, progress=False)
+    result = run_training(ClassifierJob(tiny_dataset, TINY_CLASSIFIER, 0, bfloat16), tmp_path, epochs=2, seed=5,
+                          config={}, progress=False)
     assert result.resumed_from_epoch == 1
 
 

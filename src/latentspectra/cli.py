@@ -17,14 +17,14 @@ from typing import Any
 import click
 
 from .compute import DEVICE_CHOICES, PRECISIONS, Compute, SlowPrecisionWarning, resolve_device
-from .config import (FRAGMENTATION_MODELS, MAX_PER_SET, MAX_SEED, ORTHOGONALISATION, REDS_EPS, REDS_METHODS,
-                     CompareConfig, ExploreConfig, FragmentationConfig, RedsConfig, ReproduceConfig, SFVQStudyConfig,
-                     TrainConfig)
+from .config import (COMPARE_BUDGETS, FRAGMENTATION_MODELS, MAX_PER_SET, MAX_SEED, MAX_SEEDS, MAX_TRAINING_STEPS,
+                     ORTHOGONALISATION, REDS_EPS, REDS_METHODS, CompareConfig, ExploreConfig, FragmentationConfig,
+                     RedsConfig, ReproduceConfig, SFVQStudyConfig, TrainConfig)
 from .distributed import World, launched_size, open_world, rank_label
 from .errors import LatentspectraError
-from .io import json_text, parse_json, writer_directory
+from .io import json_text, parse_json, writer_directory, writer_file_lock
 from .latent.basis import ORTHOGONALISATIONS
-from .methods.sfvq import SFVQ_CANDIDATES
+from .methods.sfvq import SFVQ_CANDIDATES, SFVQ_GROWTH
 
 NETWORK_CHOICES = ("classifier", "gan", "encoder", "all", "autoencoder")
 ORTHOGONALISATION_OPTION = click.option(
@@ -253,7 +253,7 @@ def basis(networks: str | None, overrides: dict[str, str | None], dataset: str, 
         raise LatentspectraError(f"--out {out}: expected a .safetensors file name")
     if out_path.is_dir():
         raise LatentspectraError(f"--out {out}: is a directory, expected a .safetensors file name")
-    with writer_directory(world, out_path.parent):
+    with writer_directory(world, out_path.parent), writer_file_lock(world, out_path):
         stats = run_basis(out_path, networks, dataset, world=world, per_set=per_set, seed=seed, progress=not quiet,
                           batch_size=batch_size, max_draws=max_draws, orthogonalisation=orthogonalisation,
                           compute=Compute.select(device, precision), overrides=overrides)
@@ -309,19 +309,23 @@ def reproduce(dataset: str, out: str, networks: str | None, overrides: dict[str,
               help="Points each code is matched against in a training step: the K codewords and the K - 1 dithered "
                    "points (ours: lower quantization error), or the dithered points only (the authors': labels "
                    "ordered better along the curve; docs/sfvq.md).")
+@click.option("--growth", type=click.Choice(SFVQ_GROWTH), default=SFVQStudyConfig.growth, show_default=True,
+              help="How the codebook doubles between stages: split each codeword in two along the curve (the "
+                   "authors' codebook_extension) or add the segments' midpoints (ours); docs/sfvq.md.")
 @click.option("--out", type=click.Path(), default="runs/sfvq", show_default=True,
               help="Directory for sfvq.json, curve.safetensors (+ .json) and figures/.")
 @run_options("sfvq.json's content")
 @sharded
 def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, codewords: int, candidates: str,
-         out: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool, world: World) -> None:
+         growth: str, out: str, seed: int, device: str, precision: str, as_json: bool, quiet: bool,
+         world: World) -> None:
     """Space-filling vector quantization of the encoded training set: the panoptic map, label-boundary
     directions and quantization error against k-means (Vali & Bäckström 2024)."""
     from .experiments.sfvq import run_sfvq
     from .report.summaries import sfvq_summary
 
-    config = SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords, candidates=candidates, device=device,
-                             precision=precision)
+    config = SFVQStudyConfig(dataset=dataset, seed=seed, codewords=codewords, candidates=candidates, growth=growth,
+                             device=device, precision=precision)
     record = run_sfvq(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
     if world.is_writer:
         _print_result(record, as_json, sfvq_summary(record, Path(out)))
@@ -341,7 +345,14 @@ def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, c
 @click.option("--param", "params", multiple=True, callback=_method_param, metavar="METHOD.NAME=VALUE",
               help="A constructor parameter of one method, over its default budget (repeatable), e.g. "
                    "sefa.layer=project.0, ganspace.layer=project.2, learned.steps=2000; VALUE is JSON or else a string.")
-@click.option("--reconstructor-steps", type=click.IntRange(min=1), default=CompareConfig.reconstructor_steps,
+@click.option("--budget", type=click.Choice(COMPARE_BUDGETS), default=CompareConfig.budget, show_default=True,
+              help="paper: the learned directions at their authors' budget (10^5 steps at rate 1e-4, K = M, their "
+                   "ortho deformator; about an hour on 2 CPU cores).")
+@click.option("--seeds", type=click.IntRange(1, MAX_SEEDS), default=CompareConfig.seeds, show_default=True,
+              help="Seeds (--seed, --seed + 1, ...) everything random is repeated with: every headline number is a "
+                   "mean with its 95% t-interval over them.")
+@click.option("--reconstructor-steps", type=click.IntRange(1, MAX_TRAINING_STEPS),
+              default=CompareConfig.reconstructor_steps,
               show_default=True, help="Training steps of the reconstructor that scores each method's directions.")
 @click.option("--edit-latents", type=click.IntRange(min=1), default=CompareConfig.edit_latents, show_default=True,
               help="Encoder means of the first N test images that the label edits change.")
@@ -353,9 +364,9 @@ def sfvq(networks: str | None, overrides: dict[str, str | None], dataset: str, c
 @run_options("compare.json's content")
 @sharded
 def compare(networks: str | None, overrides: dict[str, str | None], dataset: str, directions: int, shift: float,
-            latents: int, methods: str | None, params: dict[str, dict[str, object]], reconstructor_steps: int,
-            edit_latents: int, measure_samples: int, out: str, seed: int, device: str, precision: str,
-            as_json: bool, quiet: bool, world: World) -> None:
+            latents: int, methods: str | None, params: dict[str, dict[str, object]], budget: str, seeds: int,
+            reconstructor_steps: int, edit_latents: int, measure_samples: int, out: str, seed: int, device: str,
+            precision: str, as_json: bool, quiet: bool, world: World) -> None:
     """Every direction method on the same networks, seed, K and shift: re-scoring matrices, disentanglement,
     reconstructor accuracy, path correlation, label edits (LSD rotation and projection, InterFaceGAN, class
     means), cost and figures per method."""
@@ -365,10 +376,10 @@ def compare(networks: str | None, overrides: dict[str, str | None], dataset: str
     names = () if methods is None else tuple(name.strip() for name in methods.split(",") if name.strip())
     budgets = CompareConfig().method_params
     method_params = {name: {**budgets.get(name, {}), **params.get(name, {})} for name in {*budgets, *params}}
-    config = CompareConfig(dataset=dataset, seed=seed, directions=directions, shift=shift, latents=latents,
-                           methods=names, method_params=method_params, reconstructor_steps=reconstructor_steps,
-                           edit_latents=edit_latents, measure_samples=measure_samples, device=device,
-                           precision=precision)
+    config = CompareConfig(dataset=dataset, seed=seed, seeds=seeds, budget=budget, directions=directions,
+                           shift=shift, latents=latents, methods=names, method_params=method_params,
+                           reconstructor_steps=reconstructor_steps, edit_latents=edit_latents,
+                           measure_samples=measure_samples, device=device, precision=precision)
     record = run_compare(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
     if world.is_writer:
         _print_result(record, as_json, compare_summary(record, Path(out)))

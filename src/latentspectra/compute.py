@@ -2,11 +2,13 @@
 what this machine offers, and the record that ties a measured number to the hardware that produced it.
 
 ``device="auto"`` is CUDA where present, then Apple's MPS, then the CPU. ``precision="auto"`` is
-bfloat16 only where this machine runs it faster than float32: a CUDA GPU with native bfloat16 (compute
-capability 8.0 or newer), or a CPU with native bfloat16 instructions (x86 AVX512-BF16 or AMX, ARM's BF16
-extension) on which a short matmul probe confirms it; everywhere else float32. On an x86 CPU without
-native bfloat16 (AVX2 only), bfloat16 is emulated and about 8x slower than float32 for the shipped
-networks (docs/performance.md), so forcing it there runs after one warning.
+bfloat16 exactly where the hardware reports native bfloat16: a CUDA GPU of compute capability 8.0 or newer,
+MPS on macOS 14 or newer, or a CPU with bfloat16 instructions (x86 AVX512-BF16 or AMX, ARM's BF16
+extension); everywhere else float32. The choice reads what the hardware reports and nothing it measures, so
+the same command on the same machine picks the same precision however loaded the machine is (a timing probe
+flipped under load), and every resume key names it. On an x86 CPU without native bfloat16 (AVX2 only),
+bfloat16 is emulated and about 8x slower than float32 for the shipped networks (docs/performance.md), so
+forcing it there runs after one warning.
 
 This module is the only place that names an accelerator; everything else receives a `Compute`.
 """
@@ -17,7 +19,6 @@ import functools
 import os
 import platform
 import re
-import time
 import warnings
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -31,9 +32,6 @@ from .errors import LatentspectraError
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 PRECISIONS = ("auto", "float32", "bfloat16")
-# bfloat16 must beat float32 on this probe by this factor before `auto` picks it on a CPU.
-PROBE_SIZE = 512
-PROBE_MARGIN = 1.1
 
 
 class ComputeError(LatentspectraError, ValueError):
@@ -142,24 +140,6 @@ def cpu_native_bfloat16() -> bool:
     return False
 
 
-def _matmul_seconds(dtype: torch.dtype, size: int = PROBE_SIZE, repeats: int = 3) -> float:
-    a = torch.randn(size, size, generator=torch.Generator().manual_seed(0)).to(dtype)
-    a @ a  # first call: oneDNN picks and prepares its kernel
-    best = float("inf")
-    for _ in range(repeats):
-        began = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - began)
-    return best
-
-
-@functools.cache
-def cpu_bfloat16_is_faster() -> bool:
-    """A short probe (a few 512 x 512 matmuls, well under a second on native hardware): is bfloat16 at least
-    `PROBE_MARGIN` times as fast as float32 here? Run only where the CPU reports native bfloat16."""
-    return _matmul_seconds(torch.float32) > PROBE_MARGIN * _matmul_seconds(torch.bfloat16)
-
-
 def native_bfloat16(device: torch.device) -> bool:
     """True where ``device`` runs bfloat16 in hardware: a CUDA GPU of compute capability >= 8.0, Apple MPS
     (macOS 14 or newer), or a CPU with native bfloat16 instructions."""
@@ -173,8 +153,8 @@ def native_bfloat16(device: torch.device) -> bool:
 def resolve_precision(spec: str, device: torch.device, option: str = "--precision") -> str:
     """"float32" or "bfloat16" for ``spec`` (auto, float32 or bfloat16) on ``device``.
 
-    ``auto`` picks bfloat16 where the hardware has it natively (and, on a CPU, the probe confirms it is
-    faster), float32 elsewhere. A forced bfloat16 on a device without native support is honoured after a
+    ``auto`` picks bfloat16 where the hardware reports it natively (`native_bfloat16`), float32 elsewhere:
+    the same answer on every call and under any load. A forced bfloat16 on a device without native support is honoured after a
     `SlowPrecisionWarning`.
 
     Raises:
@@ -184,12 +164,16 @@ def resolve_precision(spec: str, device: torch.device, option: str = "--precisio
         raise ComputeError(f"{option} {spec}: expected one of {', '.join(PRECISIONS)}")
     native = native_bfloat16(device)
     if spec == "auto":
-        faster = native and (device.type != "cpu" or cpu_bfloat16_is_faster())
-        return "bfloat16" if faster else "float32"
+        return "bfloat16" if native else "float32"
     if spec == "bfloat16" and not native:
         warnings.warn(f"{option} bfloat16 on {describe_device(device)}, which has no native bfloat16: it is "
                       "emulated there and several times slower than float32", SlowPrecisionWarning, stacklevel=2)
     return spec
+
+
+def computes_float64(device: torch.device) -> bool:
+    """Whether ``device`` computes in float64: every device but Apple's MPS, which has no float64."""
+    return device.type != "mps"
 
 
 def available_memory(device: torch.device | str = "cpu") -> int | None:

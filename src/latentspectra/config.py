@@ -42,10 +42,22 @@ SEEDS = SeedOffsets()
 # The largest seed a run takes: 32 bits, so that every derived stream (offsets above, training's
 # seed x 100,003 + epoch) stays inside the 64 bits a torch generator is seeded with.
 MAX_SEED = 2**32 - 1
+
+
+def derived_seed(seed: int, offset: int) -> int:
+    """The seed of the stream ``offset`` places after ``seed`` (an offset of `SEEDS`), wrapped into
+    [0, MAX_SEED] so that every library takes it (scikit-learn's ``random_state`` stops at 2**32 - 1): the plain
+    sum wherever it fits, so the same seed gives the same numbers as before wherever it did."""
+    return (seed + offset) % (MAX_SEED + 1)
 # The largest V (vectors averaged per label and set) a command takes. A basis draws about V x M latents
 # (M = 100: 1.1e9 at V = 1e7, about 40 min at the 450,000 samples/s measured on an H200 and two days at the
 # 6,000/s of 2 AVX2 cores); beyond it a run would go on for weeks rather than fail, so it is refused at once.
 MAX_PER_SET = 10**7
+# The largest training budget in steps of the learned directions and of compare's reconstructors: 100x the
+# authors' 10^5 (Voynov & Babenko); beyond it a run would go on for weeks rather than fail, so it is refused.
+MAX_TRAINING_STEPS = 10**7
+# The most seeds a study repeats itself with (compare --seeds): each seed is a whole run.
+MAX_SEEDS = 100
 
 # REDs (methods/reds.py): the two ways to solve for directions, and the defaults of the authors' code.
 REDS_METHODS = ("generalized", "nullspace")  # the paper's generalized eigenproblem; the authors' code
@@ -173,6 +185,9 @@ class SFVQStudyConfig:
     # the training step's candidates (methods/sfvq.py SFVQ_CANDIDATES): ours, the lower quantization error;
     # "dithered" is the authors', whose curves order the labels better (docs/sfvq.md)
     candidates: str = "codewords+dithered"
+    # how the codebook grows between stages (methods/sfvq.py SFVQ_GROWTH): the authors' split, the lower test error
+    # on the shipped MNIST codes at K = 16 and 64 (docs/sfvq.md); "midpoint" is ours
+    growth: str = "split"
     direction_latents: int = 500  # test codes moved along each consecutive-codeword direction
     direction_scale: float = 1.0  # z -> z + scale (c_k+1 - c_k): one full step along the curve
     shown_pairs: int = 3  # boundary and same-label pairs each, in the direction and augmentation figures
@@ -239,7 +254,10 @@ class CompareConfig:
     K and shift t; the per-method budgets keep the whole command on the shipped networks to minutes on 2 cores."""
 
     dataset: str = "mnist"
-    seed: int = 0  # every method's seed parameter
+    seed: int = 0  # every method's seed parameter (the first seed's)
+    # everything random (fits, their draws, reconstructors) is repeated with seed, seed + 1, ...: each headline
+    # number is a mean with its 95% t-interval over these seeds (intervals.py)
+    seeds: int = 3
     directions: int = 10  # K per method (InterFaceGAN: one per label, its first K rescored)
     shift: float = 3.0  # t of the edits z + t d_k (rescoring, path correlation, figures)
     latents: int = 200  # encoder means of the first test images, the latents edited
@@ -259,15 +277,25 @@ class CompareConfig:
     # (about 25-30 ms a step); the whole compare went from about 60 s to 272 s
     reconstructor_steps: int = 500
     reconstructor_validation: int = 1600
-    # per-method parameters (replacing the whole mapping replaces these budgets). GANSpace at layer None is fitted
-    # on the encoded training codes as its latents (so n_samples is unused there), SFVQ on the same codes, REDs
-    # (change upper, hold lower) on the encoded test latents, InterFaceGAN on n_samples z ~ N(0, I) scored by C(G(z))
+    # per-method parameters (replacing the whole mapping replaces these budgets). GANSpace as its authors run it on
+    # a generator without a mapping network (the PCA of its first linear layer on z, regressed back to z, its
+    # default 100,000 samples), SFVQ on the encoded training codes, REDs
+    # (change upper, hold lower) on the encoded test latents, InterFaceGAN on its default n_samples (200,000: where two
+    # seeds' normals agree to |cos| >= 0.95) z ~ N(0, I) scored by C(G(z))
+    # "paper": the learned directions at their authors' budget (Voynov & Babenko: 10^5 steps at rate 1e-4, K = M
+    # directions, their "ortho" deformator; PAPER_LEARNED), over method_params' learned entry: about an hour on 2
+    # CPU cores
+    budget: str = "default"
     method_params: dict[str, dict[str, object]] = field(default_factory=lambda: {
-        "lsd": {"per_set": 500}, "ganspace": {"n_samples": 20_000, "layer": None},
-        "interfacegan": {"n_samples": 5000}, "learned": {"steps": 500}, "reds": {"change": "upper", "hold": "lower"}})
+        "lsd": {"per_set": 500},
+        "learned": {"steps": 500}, "reds": {"change": "upper", "hold": "lower"}})
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
-    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py); REDs' Jacobians in float32
+    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py); REDs' Jacobians apart
     network_batch_size: int | None = None  # per network call; None: the device's
+
+
+COMPARE_BUDGETS = ("default", "paper")
+PAPER_LEARNED = {"steps": 100_000, "learning_rate": 1e-4, "deformator": "expm"}  # and K = M (compare.method_params)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from .config import INFERENCE_BATCH_SIZE, SEEDS
+from .config import INFERENCE_BATCH_SIZE, SEEDS, derived_seed
 from .data import ImageDataset, images_to_tensor
 from .distributed import SINGLE, World
 from .models.encoder import reparameterise
@@ -238,7 +238,7 @@ def sample_metrics(generator: torch.nn.Module, classifier: torch.nn.Module, data
     ``latent_dim``, default the generator's config's) are drawn on ``device``, the networks'."""
     count = min(count, len(dataset.test))
     latent_dim = latent_dim or generator.config["latent_dim"]
-    latents = standard_normal_latents(count, latent_dim, seed + SEEDS.samples, device)
+    latents = standard_normal_latents(count, latent_dim, derived_seed(seed, SEEDS.samples), device)
     metrics = sample_quality(generator, classifier, latents, world=world)
     real = images_to_tensor(dataset.test.images[:count]).to(device)
     metrics["classifier_fid"] = classifier_fid(generator, classifier.features, latents, real, world)
@@ -251,7 +251,7 @@ def encoder_metrics(encoder: torch.nn.Module, generator: torch.nn.Module, classi
     """Encode -> decode -> classify accuracy on the test set over ``trials`` stochastic encodings, drawn on
     ``device`` (the networks'); ``encoder(images)`` returns (mu, logvar)."""
     result = encode_decode_accuracy(encoder, generator, classifier, images_to_tensor(dataset.test.images).to(device),
-                                    torch.from_numpy(dataset.test.labels), trials, seed + SEEDS.encodings, device,
-                                    world)
+                                    torch.from_numpy(dataset.test.labels), trials,
+                                    derived_seed(seed, SEEDS.encodings), device, world)
     return {"encode_decode_accuracy": result["mean"], "encode_decode_accuracy_std": result["std"],
             "encode_decode_trials": result["trials"]}

@@ -4,7 +4,8 @@
   interrupted run never leaves a half-written file, and a failed write is one `OutputError` naming the path.
 - Writers in one directory take turns: a process holds an advisory lock (flock) on the directory while it
   writes there (`directory_lock`), and a run holds it on its output directory for its whole length
-  (`output_directory`), so a second run on the same output stops at once with one line. Temporary files left
+  (`output_directory`), so a second run on the same output stops at once with one line; a run whose output is
+  one file holds a lock on that file's name for its whole length (`output_file_lock`). Temporary files left
   by a killed process are removed by the next writer that takes the lock.
 - A safetensors file and its JSON record are one unit: the record carries the SHA-256 of the tensors
   (`DIGEST_KEY`) and is also stored in the safetensors header (`RECORD_KEY`), both files are written under the
@@ -28,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,52 @@ def output_directory(path: str | Path, argument: str = "--out", lock: bool = Tru
         raise
 
 
+def output_lock_path(path: Path) -> Path:
+    """The lock file of a run whose output is ``path``: runs/b.safetensors -> runs/.b.safetensors.lock."""
+    return path.with_name(f".{path.name}.lock")
+
+
+def _locked_lock_file(lock_path: Path, argument: str, output: Path) -> int:
+    """A descriptor of ``lock_path`` holding its flock; the file is the one at ``lock_path`` now (a holder that
+    finished may have removed the file it locked, so a lock on a removed file is dropped and taken again)."""
+    while True:
+        try:
+            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as failure:
+            raise _write_failure(lock_path, failure) from None
+        if not _try_flock(descriptor, 0):
+            os.close(descriptor)
+            raise OutputError(f"{argument} {output}: another latentspectra run is writing it; wait for it to finish "
+                              "or choose another output")
+        try:
+            if os.path.samestat(os.fstat(descriptor), os.stat(lock_path)):
+                return descriptor
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)
+
+
+@contextmanager
+def output_file_lock(path: str | Path, argument: str = "--out") -> Iterator[None]:
+    """Hold the lock of the output file ``path`` (whose directory must exist) for the block, so that a second
+    run writing the same file stops at once with one line; the lock file beside it is removed afterwards.
+
+    Raises:
+        OutputError: another process holds it, naming ``argument`` and ``path``.
+    """
+    path = Path(path)
+    if fcntl is None:  # pragma: no cover - Windows: atomic but not locked
+        yield
+        return
+    lock_path = output_lock_path(path)
+    descriptor = _locked_lock_file(lock_path, argument, path)
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        os.close(descriptor)
+
+
 @contextmanager
 def writer_directory(world: World, path: str | Path, lock: bool = False) -> Iterator[None]:
     """`output_directory` of ``path`` (locked with ``lock``) on the rank that writes; nothing on the others."""
@@ -188,6 +235,13 @@ def writer_directory(world: World, path: str | Path, lock: bool = False) -> Iter
         with output_directory(path, lock=lock):
             yield
     else:
+        yield
+
+
+@contextmanager
+def writer_file_lock(world: World, path: str | Path) -> Iterator[None]:
+    """`output_file_lock` of ``path`` on the rank that writes; nothing on the others."""
+    with output_file_lock(path) if world.is_writer else nullcontext():
         yield
 
 

@@ -25,7 +25,7 @@ from ..latent.basis import check_orthogonalisation
 from ..latent.sets import EncoderSample, LatentSets, Network
 from ..progress import progress_bar
 from .finished_sets import FinishedSets, finished_sets_path, probe_digest
-from .networks import NetworksSpec, check_images_fit, load_networks
+from .networks import NetworksSpec, check_dataset_fits, load_networks
 
 
 def _config_value(network: Any, key: str, argument: str) -> int:
@@ -122,7 +122,7 @@ def build_basis_from_models(networks: NetworksSpec = None, dataset: str = "mnist
     train_images = None
     if loaded.encoder is not None:
         images = load_dataset(dataset)
-        check_images_fit(loaded.image_shape, images, loaded.source)
+        check_dataset_fits(loaded.image_shape, images, loaded.source)
         train_images = images_to_tensor(images.train.images).to(compute.device)
     origin = {"models": loaded.source, "dataset": dataset, "versions": versions(),
               "compute": loaded.compute_record(), "world_size": world.size}

@@ -20,7 +20,7 @@ from .networks import Networks
 
 @dataclass
 class Timer:
-    """Seconds per named stage."""
+    """Seconds per named stage, summed over every time the stage runs (once per seed, say)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -28,7 +28,7 @@ class Timer:
     def stage(self, name: str) -> Iterator[None]:
         began = time.perf_counter()
         yield
-        self.seconds[name] = time.perf_counter() - began
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
 
 
 def to_unit_images(images: torch.Tensor) -> np.ndarray:

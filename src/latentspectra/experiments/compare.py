@@ -43,11 +43,20 @@ that flips each latent: the share flipped within the largest strength, the media
 all latents, those never flipped counting as beyond reach) and the median feature distance at the flip.
 
 The latents: the test latents are the encoder means of the first ``latents`` test images; the training codes
-(the encoder means of the training set) are GANSpace's latents (at layer None: the PCA of the codes), SFVQ's
-and the class means'; REDs is fitted on the test latents with float32 copies of G and C (its Jacobians);
-InterFaceGAN on n_samples z ~ N(0, I) scored one-vs-rest by C(G(z)), one normal per label (its first K are
-rescored). A method whose fit fails on these networks (a missing input, a rare label, ...) is recorded as
-skipped, with the reason.
+(the encoder means of the training set) are SFVQ's latents and the class means'; GANSpace draws its own z as its
+authors do (the PCA of the generator's first linear layer on z, regressed back to z on fresh draws), read on the
+generator as the user made it (`DirectionMethod.reads_activations`: its batch norms not folded); REDs is fitted on
+the test latents with G and C as `latentspectra reds` differentiates them (`jacobian_networks`: float64 copies of
+the package's own networks, a user's networks as they are); InterFaceGAN on n_samples z ~ N(0, I) scored
+one-vs-rest by C(G(z)), one normal per label (its first K are rescored). Every edit is z + t d_k, InterFaceGAN's
+too (its authors' distance-to-boundary edit is `InterFaceGAN(edit_mode="distance")`, not used here). A method
+whose fit fails on these networks (a missing input, a rare label, ...) is recorded as skipped, with the reason.
+
+Seeds: everything random is repeated for ``seeds`` seeds (the fits and their draws, the reconstructors, the
+measure boundaries' draws); each headline number is recorded as its mean with a 95% Student t-interval over the
+seeds (`intervals.interval`), read against the random baseline's interval, and a method is said to lead only where
+its interval clears the others' (`intervals.leaders`). The encodings and the figures do not depend on the seed
+(the figures show the first seed's directions).
 
 Sharded (``world=``, `latentspectra compare` under torchrun; docs/scale.md): every network pass over rows (the
 encodings and their labels, InterFaceGAN's scored latents, the measured samples, the re-scoring and path images)
@@ -61,7 +70,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -71,27 +80,29 @@ import torch
 from tqdm.auto import tqdm
 
 from ..compute import Compute
-from ..config import CompareConfig
+from ..config import COMPARE_BUDGETS, MAX_SEEDS, MAX_TRAINING_STEPS, PAPER_LEARNED, CompareConfig, derived_seed
 from ..data import ImageDataset, load_dataset
 from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
 from ..evaluation import batched, gathered_batched
+from ..intervals import against, interval, leaders, pairwise_stability
 from ..io import versions, write_json, writer_directory
-from ..methods.directions import DirectionMethod, MethodError, available, get
+from ..methods.directions import DirectionMethod, MethodError, available, check_whole, get
 from ..methods.interfacegan import InterFaceGAN, as_scores, classifier_logits
 from ..methods.learned import train_reconstructor
 from ..methods.morphometry import MORPHO_MEASURES, morpho_measures
 from ..methods.ours import LSDDirections
-from ..models.inference import InferenceNetwork
-from ..report.compare_figures import compare_blocks, direction_figure, rescoring_figure
+from ..methods.reds_jacobians import jacobian_networks
+from ..report.compare_figures import compare_blocks, direction_figure, rescoring_figure, summary_figure
 from ..report.document import write_documents
 from .common import Timer, decode, encoder_means, predicted_labels, to_unit_images
-from .networks import Networks, NetworksSpec, check_images_fit, load_networks
+from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 
 # Which latents each method's fit is given where it takes latents: the encoded training codes, the encoded
-# test latents, or none (InterFaceGAN then draws n_samples from N(0, I) and scores them with the classifier).
-FIT_LATENTS = {"reds": "test", "interfacegan": None}
-FLOAT32_METHODS = ("reds",)  # fitted through float32 copies of G and C: they differentiate through them
+# test latents, or none (InterFaceGAN then draws n_samples from N(0, I) and scores them with the classifier;
+# GANSpace draws its own z for the PCA of its layer and fresh ones for the regression, as its authors do).
+FIT_LATENTS = {"reds": "test", "interfacegan": None, "ganspace": None}
+JACOBIAN_METHODS = ("reds",)  # fitted through G and C as REDs differentiates them (`jacobian_networks`)
 # A label edit (latents of label a, a, b, strength s) -> edited latents, or None where it cannot make that edit.
 Edit = Callable[[torch.Tensor, int, int, float], torch.Tensor | None]
 
@@ -126,9 +137,11 @@ def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
             or list(strengths) != sorted(set(strengths)):
         raise MethodError(f"compare: edit_strengths expected increasing positive numbers that include 1, got "
                           f"{list(strengths)}")
-    if config.reconstructor_steps < 1 or config.reconstructor_validation < 1:
-        raise MethodError(f"compare: expected reconstructor_steps >= 1 and reconstructor_validation >= 1, got "
-                          f"{config.reconstructor_steps} and {config.reconstructor_validation}")
+    check_whole("compare", "reconstructor_steps", config.reconstructor_steps, 1, most=MAX_TRAINING_STEPS)
+    check_whole("compare", "reconstructor_validation", config.reconstructor_validation, 1)
+    check_whole("compare", "seeds", config.seeds, 1, most=MAX_SEEDS)
+    if config.budget not in COMPARE_BUDGETS:
+        raise MethodError(f"--budget: expected one of {', '.join(COMPARE_BUDGETS)}, got {config.budget!r}")
     return methods
 
 
@@ -178,6 +191,25 @@ def measure_rescoring(networks: Networks, directions: torch.Tensor, latents: tor
     spread = before.std(0)
     change = (after - before[None]).mean(1) / np.where(spread > 0, spread, 1.0)
     return change.tolist()
+
+
+def rescoring_summary(matrix: torch.Tensor, measures: list[list[float]] | None) -> dict[str, Any]:
+    """The scalars read off one method's re-scoring matrices (K, l) and (K, 6): its `disentanglement`; the
+    re-scoring of each direction's target label against the rest, as InterFaceGAN and SeFa read their matrices
+    (per direction the label it changes most is its target: ``target_change`` the mean |change| of the targets,
+    ``rest_change`` the mean |change| of the other labels); the largest |change| of a label probability; and the
+    largest |change| of an image measurement, with the measure (None for colour images)."""
+    size = matrix.abs()
+    target = size.max(1).values
+    rest = (size.sum(1) - target) / max(size.shape[1] - 1, 1)
+    summary = {"disentanglement": disentanglement(matrix), "target_change": target.mean().item(),
+               "rest_change": rest.mean().item(), "largest_label_change": size.max().item(),
+               "largest_measure_change": None, "largest_measure": None}
+    if measures is not None:
+        changes = np.abs(np.array(measures))
+        summary["largest_measure_change"] = float(changes.max())
+        summary["largest_measure"] = MORPHO_MEASURES[int(changes.max(0).argmax())]
+    return summary
 
 
 def disentanglement(matrix: torch.Tensor) -> float:
@@ -335,7 +367,8 @@ def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Te
     """InterFaceGAN boundaries of the image measurements (Morpho-MNIST, `methods.morphometry`): the method as
     compared (its parameters, `method_params`, and seed) fitted on ``config.measure_samples`` z ~ N(0, I) scored
     by each measure of G(z), one boundary per measure; per boundary its held-out accuracy and, at the shift t, the
-    re-scoring rows of the label probabilities and of the measures over the ``test`` latents. Where a measure's
+    re-scoring rows of the label probabilities and of the measures over the ``test`` latents, and the |cos| between
+    every two measures' normals (``normals_cosine``). Where a measure's
     top and bottom latents do not differ, the reason instead. The images are dealt over the ranks of ``world``.
 
     Raises:
@@ -350,20 +383,24 @@ def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Te
     except LatentspectraError as error:
         return {"samples": len(z), "skipped": " ".join(str(error).split())}
     directions = method.directions_.cpu()
+    unit = torch.nn.functional.normalize(directions.double(), dim=1)
     return {"samples": len(z), "measures": list(MORPHO_MEASURES),
             "validation_accuracy": method.validation_accuracy_.tolist(),
+            "normals_cosine": (unit @ unit.T).abs().tolist(),
             "rescoring": rescoring(networks, directions, test, config.shift, world).tolist(),
             "measure_rescoring": measure_rescoring(networks, directions, test, config.shift, world)}
 
 
 def method_params(name: str, config: CompareConfig, latent_dim: int) -> dict[str, Any]:
     """The parameters ``name`` is built with: K (InterFaceGAN: None, one normal per label), M, the config's seed
-    where the method takes one, and its entry of ``config.method_params``."""
+    where the method takes one, and its entry of ``config.method_params``; with ``budget="paper"`` the learned
+    directions at their authors' budget over that entry (`PAPER_LEARNED`, K = M: the first K are measured)."""
     params: dict[str, Any] = {"n_directions": None if name == "interfacegan" else config.directions,
                               "latent_dim": latent_dim}
     if "seed" in get(name, **params).get_params():
         params["seed"] = config.seed
-    return {**params, **config.method_params.get(name, {})}
+    paper = {**PAPER_LEARNED, "n_directions": latent_dim} if name == "learned" and config.budget == "paper" else {}
+    return {**params, **config.method_params.get(name, {}), **paper}
 
 
 def fit_inputs(method: DirectionMethod, networks: Networks, train: torch.Tensor, test: torch.Tensor,
@@ -371,9 +408,11 @@ def fit_inputs(method: DirectionMethod, networks: Networks, train: torch.Tensor,
     """The keyword arguments of ``method``'s fit (module docstring: which latents, which precision); InterFaceGAN
     without latents is given the scores of the latents it draws (`sampled_scores`)."""
     name = method.registry_name
-    if name in FLOAT32_METHODS:
-        generator = InferenceNetwork(networks.description.generator, networks.compute, full_precision=True)
-        classifier = networks.exact_classifier
+    if name in JACOBIAN_METHODS:
+        generator, classifier = jacobian_networks(networks.description.generator, networks.description.classifier,
+                                                  device=networks.compute.device)
+    elif method.reads_activations:  # the layers as the user's generator computes them, batch norms unfolded
+        generator, classifier = networks.description.generator.eval(), networks.classifier
     else:
         generator, classifier = networks.generator, networks.classifier
     latents = {"train": train, "test": test, None: None}[FIT_LATENTS.get(name, "train")]
@@ -393,6 +432,29 @@ def sampled_scores(method: InterFaceGAN, networks: Networks, world: World = SING
     return as_scores(logits, method.score)
 
 
+# The per-seed numbers pooled into intervals (`intervals.interval`); the first five are the headline metrics,
+# each with whether a higher value is better, compared with the random baseline and ranked (`leaders`).
+HEADLINES = {"disentanglement": True, "target_change": True, "rest_change": False, "reconstructor_accuracy": True,
+             "path_correlation": True}
+POOLED = (*HEADLINES, "largest_label_change", "largest_measure_change", "fit_seconds", "eval_seconds",
+          "reconstructor_seconds")
+EDIT_POOLED = ("success_rate", "mean_latent_distance", "mean_feature_distance", "flip_rate",
+               "median_latent_distance_to_flip", "median_feature_distance_at_flip")
+BASELINE = "random"  # the method whose interval every headline number is read against
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """Everything `compare_study` measured with one seed: per method its record (or why it was skipped) and the
+    fitted method, InterFaceGAN's measure boundaries (grey images) and the label edits."""
+
+    seed: int
+    records: dict[str, dict[str, Any]]
+    fitted: dict[str, DirectionMethod]
+    measure_boundaries: dict[str, Any] | None
+    label_edits: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class CompareResult:
     """What `compare_study` measured and the images of its figures; `record` is compare.json."""
@@ -403,7 +465,9 @@ class CompareResult:
     labels: tuple[str, ...]
     train_latents: int
     test_latents: int
-    methods: dict[str, dict[str, Any]]  # per method: params, seconds, rescoring and the metrics; or skipped
+    seeds: tuple[int, ...]
+    methods: dict[str, dict[str, Any]]  # per method: params, seconds, rescoring, intervals; or skipped
+    leaders: dict[str, dict[str, list[str]]]  # per headline metric: `intervals.leaders`
     label_edits: dict[str, Any]
     feature_space: str
     figure_images: dict[str, np.ndarray]  # per fitted method (rows, steps, H, W) or (rows, steps, C, H, W)
@@ -413,89 +477,189 @@ class CompareResult:
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (compare.json), naming the ``figures`` written."""
-        return {"dataset": self.config.dataset, "seed": self.config.seed, "models": self.models,
+        return {"dataset": self.config.dataset, "seed": self.config.seed, "seeds": list(self.seeds),
+                "interval": "95% Student t-interval over the seeds", "models": self.models,
                 "latent_dim": self.latent_dim, "labels": list(self.labels), "directions": self.config.directions,
                 "shift": self.config.shift, "train_latents": self.train_latents, "test_latents": self.test_latents,
-                "measures": list(MORPHO_MEASURES), "methods": self.methods,
+                "measures": list(MORPHO_MEASURES), "baseline": BASELINE, "methods": self.methods,
+                "leaders": self.leaders,
                 "label_edits": {"feature_space": self.feature_space, "approaches": self.label_edits},
                 "figures": figures, "seconds": {**self.seconds, "total": sum(self.seconds.values())},
                 "config": asdict(self.config), "compute": self.compute, "world_size": self.world_size,
                 "versions": versions()}
 
 
+def measure_method(name: str, config: CompareConfig, networks: Networks, train: torch.Tensor, test: torch.Tensor,
+                   shifts: torch.Tensor, world: World = SINGLE) -> tuple[DirectionMethod | None, dict[str, Any]]:
+    """Fit method ``name`` with ``config``'s seed and measure its first K directions (module docstring): the
+    fitted method (None where its fit failed) and its record for this seed (or why it was skipped)."""
+    params = method_params(name, config, networks.latent_dim)
+    began = time.perf_counter()
+    try:
+        method = get(name, **params)
+        method.fit(**fit_inputs(method, networks, train, test, world))
+    except LatentspectraError as error:
+        return None, {"params": params, "skipped": " ".join(str(error).split())}
+    fit_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    directions = method.directions_[:config.directions].cpu()
+    matrix = rescoring(networks, directions, test, config.shift, world)
+    measures = measure_rescoring(networks, directions, test, config.shift, world)
+    correlation = path_correlation(networks, directions, test, shifts, world)
+    eval_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    accuracy = train_reconstructor(networks.generator, directions, steps=config.reconstructor_steps,
+                                   seed=config.seed, n_validation=config.reconstructor_validation)
+    record = {"params": method.get_params(), "directions": len(directions), "fit_seconds": fit_seconds,
+              "eval_seconds": eval_seconds, "reconstructor_seconds": time.perf_counter() - began,
+              "rescoring": matrix.tolist(), "measure_rescoring": measures, **rescoring_summary(matrix, measures),
+              "reconstructor_accuracy": accuracy, "path_correlation": correlation, "fit_record": method.fit_record()}
+    return method, record
+
+
+def seed_run(networks: Networks, config: CompareConfig, methods: tuple[str, ...], latents: dict[str, torch.Tensor],
+             progress: bool, timer: Timer, world: World = SINGLE) -> SeedRun:
+    """Every method fitted and measured with ``config.seed``, then InterFaceGAN's measure boundaries (grey
+    images) and the label edits; ``latents`` holds the encoded ``train`` and ``test`` latents, the ``edited``
+    latents and the labels C(G(z)) gives the training and edited ones (``train_labels``, ``edited_labels``)."""
+    train, test = latents["train"], latents["test"]
+    shifts = torch.linspace(-config.shift, config.shift, config.steps)
+    records: dict[str, dict[str, Any]] = {}
+    fitted: dict[str, DirectionMethod] = {}
+    with timer.stage("methods"):
+        for name in tqdm(methods, desc=f"direction methods, seed {config.seed}", disable=not progress):
+            method, records[name] = measure_method(name, config, networks, train, test, shifts, world)
+            if method is not None:
+                fitted[name] = method
+    boundaries = None
+    if "interfacegan" in fitted and networks.image_shape[0] == 1:
+        with timer.stage("measure_boundaries"):
+            boundaries = measure_boundaries(networks, config, test, world)
+    with timer.stage("label_edits"):
+        approaches = label_edit_approaches(fitted, train, latents["train_labels"], networks.num_labels)
+        edits, _ = label_edits(networks, approaches, latents["edited"], latents["edited_labels"],
+                               config.edit_strengths)
+    return SeedRun(config.seed, records, fitted, boundaries, edits)
+
+
+def pooled_method(name: str, runs: list[SeedRun], directions: int) -> dict[str, Any]:
+    """One method's record over the seeds' ``runs``: its first seed's parameters, re-scoring matrices (those of
+    the figures) and fit record (`DirectionMethod.fit_record`: the learned method's convergence curve), an
+    `interval` of each `POOLED` number, the measure most often changed most, and the stability of its first
+    ``directions`` directions across the seeds (`pairwise_stability`); skipped where any seed's fit failed."""
+    per_seed = [run.records[name] for run in runs]
+    failed = next((record for record in per_seed if "skipped" in record), None)
+    if failed is not None:
+        return failed
+    first = per_seed[0]
+    measures = [record["largest_measure"] for record in per_seed if record["largest_measure"] is not None]
+    found = [run.fitted[name].directions_[:directions].cpu() for run in runs]
+    return {"params": first["params"], "directions": first["directions"], "rescoring": first["rescoring"],
+            "measure_rescoring": first["measure_rescoring"],
+            **{key: interval([record[key] for record in per_seed]) for key in POOLED},
+            "largest_measure": max(set(measures), key=measures.count) if measures else None,
+            "stability": pairwise_stability(found) if len(runs) > 1 else None, **first["fit_record"]}
+
+
+def against_baseline(methods: dict[str, dict[str, Any]]) -> None:
+    """Add to each measured method ``against_baseline``: per headline metric whether its interval is above,
+    below or within the random baseline's (`intervals.against`), where the baseline was measured."""
+    baseline = methods.get(BASELINE, {})
+    if "skipped" in baseline or not baseline:
+        return
+    for record in methods.values():
+        if "skipped" not in record:
+            record["against_baseline"] = {key: against(record[key], baseline[key]) for key in HEADLINES}
+
+
+def headline_leaders(methods: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """Per headline metric, which methods lead (`intervals.leaders`: the best, and those whose intervals overlap
+    it) and which are behind."""
+    measured = {name: record for name, record in methods.items() if "skipped" not in record}
+    return {key: leaders({name: record[key] for name, record in measured.items()}, higher)
+            for key, higher in HEADLINES.items()}
+
+
+def pooled_edits(runs: list[SeedRun]) -> dict[str, Any]:
+    """Each label-edit approach over the seeds: the first seed's counts and pairs, an `interval` of each rate and
+    distance (`EDIT_POOLED`)."""
+    pooled = {}
+    for name, first in runs[0].label_edits.items():
+        per_seed = [run.label_edits.get(name, {}) for run in runs]
+        pooled[name] = {**first, **{key: interval([record.get(key) for record in per_seed]) for key in EDIT_POOLED}}
+    return pooled
+
+
+def pooled_boundaries(runs: list[SeedRun]) -> dict[str, Any] | None:
+    """InterFaceGAN's measure boundaries over the seeds: the first seed's record, with per measure an `interval` of
+    the held-out accuracy and of the change of its own measure along its normal (standard deviations), and the
+    |cos| between the measures' normals averaged over the seeds (``normals_cosine``, measures x measures)."""
+    found = [run.measure_boundaries for run in runs]
+    if found[0] is None or any(boundary is None or "skipped" in boundary for boundary in found):
+        return found[0]
+    count = len(found[0]["measures"])
+    return {**found[0],
+            "validation_accuracy": [interval([b["validation_accuracy"][k] for b in found]) for k in range(count)],
+            "own_change": [interval([b["measure_rescoring"][k][k] for b in found]) for k in range(count)],
+            "normals_cosine": np.mean([b["normals_cosine"] for b in found], axis=0).tolist()}
+
+
 def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConfig = CompareConfig(),
                   progress: bool = True, timer: Timer | None = None, world: World = SINGLE) -> CompareResult:
-    """The comparison on ``networks`` and ``dataset`` (module docstring); writes nothing. As one rank of a sharded
-    ``world`` (every rank calls it alike): the networks' passes over rows (the encodings and their labels,
-    InterFaceGAN's scored latents, the re-scoring, path correlation and measure boundaries) are dealt over the
-    ranks and gathered, so every rank fits and measures the same tensors; the result is that of one process.
+    """The comparison on ``networks`` and ``dataset`` (module docstring), repeated for ``config.seeds`` seeds
+    (``config.seed`` and the next ones, `derived_seed`), each repeating everything random (the fits and their
+    draws, the reconstructors, the measure boundaries' draws); writes nothing. The figures show the first seed.
+    As one rank of a sharded ``world`` (every rank calls it alike): the networks' passes over rows (the encodings
+    and their labels, InterFaceGAN's scored latents, the re-scoring, path correlation and measure boundaries)
+    are dealt over the ranks and gathered, so every rank fits and measures the same tensors; the result is that
+    of one process.
 
     Raises:
         MethodError: an unknown method or K > M (`check_compare`).
         NetworkError: networks without a generator, classifier or encoder.
-        DataError: the dataset's images are not of the networks' shape.
+        DataError: the dataset's images are not of the networks' shape, or its classes not the classifier's labels.
     """
     networks.require("compare", "generator", "classifier", "encoder")
     methods = check_compare(config, networks.latent_dim)
-    check_images_fit(networks.image_shape, dataset, networks.source)
+    check_dataset_fits(networks.image_shape, dataset, networks.source, networks.num_labels)
     timer = timer or Timer()
     with timer.stage("encode"):
         train, edited = (encoder_means(networks, images, world) for images in (
             dataset.train.images, dataset.test.images[:max(config.latents, config.edit_latents)]))
-        test = edited[:config.latents]
-        train_labels, edited_labels = (predicted_labels(networks, z, world) for z in (train, edited))
-    records: dict[str, dict[str, Any]] = {}
-    fitted: dict[str, DirectionMethod] = {}
-    figure_images: dict[str, np.ndarray] = {}
+        latents = {"train": train, "test": edited[:config.latents], "edited": edited[:config.edit_latents],
+                   "train_labels": predicted_labels(networks, train, world)}
+        latents["edited_labels"] = predicted_labels(networks, latents["edited"], world)
+    seeds = tuple(derived_seed(config.seed, index) for index in range(config.seeds))
+    runs = [seed_run(networks, replace(config, seed=seed), methods, latents, progress, timer, world) for seed in seeds]
+    pooled = {name: pooled_method(name, runs, config.directions) for name in methods}
+    against_baseline(pooled)
+    if "interfacegan" in pooled and "skipped" not in pooled["interfacegan"] and runs[0].measure_boundaries:
+        pooled["interfacegan"]["measure_boundaries"] = pooled_boundaries(runs)
+    _, space = feature_map(networks)
     shifts = torch.linspace(-config.shift, config.shift, config.steps)
-    with timer.stage("methods"):
-        for name in tqdm(methods, desc="direction methods", disable=not progress):
-            params = method_params(name, config, networks.latent_dim)
-            began = time.perf_counter()
-            try:
-                method = get(name, **params)
-                method.fit(**fit_inputs(method, networks, train, test, world))
-            except LatentspectraError as error:
-                records[name] = {"params": params, "skipped": " ".join(str(error).split())}
-                continue
-            fit_seconds = time.perf_counter() - began
-            began = time.perf_counter()
-            directions = method.directions_[:config.directions].cpu()
-            matrix = rescoring(networks, directions, test, config.shift, world)
-            measures = measure_rescoring(networks, directions, test, config.shift, world)
-            correlation = path_correlation(networks, directions, test, shifts, world)
-            eval_seconds = time.perf_counter() - began
-            began = time.perf_counter()
-            accuracy = train_reconstructor(networks.generator, directions, steps=config.reconstructor_steps,
-                                           seed=config.seed, n_validation=config.reconstructor_validation)
-            reconstructor_seconds = time.perf_counter() - began
-            began = time.perf_counter()
-            path = (test[:1] + shifts[:, None, None] * directions[None]).transpose(0, 1).flatten(0, 1)
-            images = to_unit_images(decode(networks, path))
-            figure_images[name] = images.reshape(len(directions), config.steps, *images.shape[1:])
-            fitted[name] = method
-            records[name] = {"params": method.get_params(), "directions": len(directions),
-                             "fit_seconds": fit_seconds,
-                             "eval_seconds": eval_seconds + time.perf_counter() - began,
-                             "reconstructor_seconds": reconstructor_seconds, "rescoring": matrix.tolist(),
-                             "measure_rescoring": measures,
-                             "disentanglement": disentanglement(matrix), "reconstructor_accuracy": accuracy,
-                             "path_correlation": correlation}
-    if "skipped" not in records.get("interfacegan", {"skipped": ""}) and networks.image_shape[0] == 1:
-        with timer.stage("measure_boundaries"):
-            records["interfacegan"]["measure_boundaries"] = measure_boundaries(networks, config, test, world)
-    with timer.stage("label_edits"):
-        approaches = label_edit_approaches(fitted, train, train_labels, networks.num_labels)
-        edits, space = label_edits(networks, approaches, edited[:config.edit_latents],
-                                   edited_labels[:config.edit_latents], config.edit_strengths)
-    return CompareResult(config, networks.source, networks.latent_dim, networks.labels, len(train), len(test),
-                         records, edits, space, figure_images, networks.compute_record(), dict(timer.seconds),
-                         world.size)
+    with timer.stage("figures"):
+        figure_images = {name: direction_images(networks, latents["test"][:1],
+                                                method.directions_[:config.directions], shifts)
+                         for name, method in runs[0].fitted.items()}
+    return CompareResult(config, networks.source, networks.latent_dim, networks.labels, len(train),
+                         len(latents["test"]), seeds, pooled, headline_leaders(pooled), pooled_edits(runs), space,
+                         figure_images, networks.compute_record(), dict(timer.seconds), world.size)
+
+
+def direction_images(networks: Networks, start: torch.Tensor, directions: torch.Tensor,
+                     shifts: torch.Tensor) -> np.ndarray:
+    """G(z0 + s d_k) in [0, 1] for the latent ``start`` (1, M), each of ``directions`` (K, M) and each of
+    ``shifts`` (S,): (K, S, H, W) or (K, S, C, H, W), the rows of a method's figure."""
+    directions = directions.cpu()
+    path = (start + shifts[:, None, None] * directions[None]).transpose(0, 1).flatten(0, 1)
+    images = to_unit_images(decode(networks, path))
+    return images.reshape(len(directions), len(shifts), *images.shape[1:])
 
 
 def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
     """Write ``result`` into ``out_dir``: figures/<method>.png and <method>-rescoring.png per fitted method,
-    compare.json, report.md and a self-contained report.html.
+    figures/summary.png (the headline metrics with their intervals and the random baseline's band), compare.json,
+    report.md and a self-contained report.html.
     Returns the record written."""
     out = Path(out_dir)
     directory = out / "figures"
@@ -505,6 +669,8 @@ def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
     figures.update({f"{name} rescoring": str(rescoring_figure(method, result.labels, MORPHO_MEASURES,
                                                               directory / f"{name}-rescoring.png", name))
                     for name, method in result.methods.items() if "skipped" not in method})
+    figures["headline metrics over the seeds"] = str(summary_figure(result.record(figures),
+                                                                    directory / "summary.png"))
     record = result.record(figures)
     write_json(out / "compare.json", record)
     write_documents(out, compare_blocks(record, {caption: Path(path) for caption, path in figures.items()}),

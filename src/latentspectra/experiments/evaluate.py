@@ -14,7 +14,7 @@ from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..distributed import SINGLE, World
 from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
 from ..io import versions
-from .networks import Networks, NetworksSpec, check_images_fit, load_networks
+from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,10 @@ def evaluate_study(networks: Networks, dataset: ImageDataset, seed: int = 0, dat
 
     Raises:
         NetworkError: networks without a generator, classifier or encoder.
-        DataError: the dataset's images are not of the networks' shape.
+        DataError: the dataset's images are not of the networks' shape, or its classes not the classifier's labels.
     """
     networks.require("evaluate", "generator", "classifier", "encoder")
-    check_images_fit(networks.image_shape, dataset, networks.source)
+    check_dataset_fits(networks.image_shape, dataset, networks.source, networks.num_labels)
     device = networks.compute.device
     test_images = images_to_tensor(dataset.test.images).to(device)
     test_labels = torch.from_numpy(dataset.test.labels).to(device)

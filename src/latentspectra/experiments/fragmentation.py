@@ -49,7 +49,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..compute import Compute
-from ..config import FRAGMENTATION_MODELS, SEEDS, FragmentationConfig
+from ..config import FRAGMENTATION_MODELS, SEEDS, FragmentationConfig, derived_seed
 from ..data import images_to_tensor, load_dataset
 from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
@@ -63,7 +63,7 @@ from ..models.foreign import NetworkError
 from ..models.inference import channels_last, inference_copy
 from ..report import fragmentation_figures as figures
 from .common import Timer, to_unit_images
-from .networks import (LatentModel, Networks, NetworksSpec, autoencoder_model, check_images_fit, encoder_model,
+from .networks import (LatentModel, Networks, NetworksSpec, autoencoder_model, check_dataset_fits, encoder_model,
                        load_networks)
 
 FULL_GAUSSIAN = "full-covariance Gaussian"
@@ -131,7 +131,8 @@ def slice_counts(codes: torch.Tensor, plane: tuple[int, int], bounds: tuple[floa
 # --- Samplers and the quality of decoded samples --------------------------------------------------------
 
 def make_samplers(config: FragmentationConfig) -> dict[str, LatentSampler]:
-    """The compared strategies by name; sampler k draws from seed ``config.seed + SEEDS.samplers + k``."""
+    """The compared strategies by name; sampler k draws from seed ``config.seed + SEEDS.samplers + k``
+    (`derived_seed`)."""
     factories: dict[str, Callable[[int], LatentSampler]] = {
         **{f"box b={bound:g}": lambda seed, bound=bound: BoxSampler(bound, seed) for bound in config.box_bounds},
         "N(0, I)": StandardNormalSampler,
@@ -139,7 +140,8 @@ def make_samplers(config: FragmentationConfig) -> dict[str, LatentSampler]:
         FULL_GAUSSIAN: FullGaussianSampler,
         MIXTURE: lambda seed: GaussianMixtureSampler(config.mixture_components, seed=seed),
     }
-    return {name: make(config.seed + SEEDS.samplers + k) for k, (name, make) in enumerate(factories.items())}
+    return {name: make(derived_seed(config.seed, SEEDS.samplers + k))
+            for k, (name, make) in enumerate(factories.items())}
 
 
 def decoded_quality(decode: Network, classifier: nn.Module, latents: torch.Tensor, real_features: torch.Tensor,
@@ -162,7 +164,7 @@ def sampler_study(model: LatentModel, classifier: nn.Module, real_features: torc
     """Every sampler fitted to the model's codes, plus the codes themselves (the decoder's reconstructions,
     the best a sampler can do), measured on ``config.samples`` decoded samples each (decoded as one rank of
     ``world``: `decoded_quality`). Returns the metrics by sampler and the latents drawn."""
-    rng = torch.Generator().manual_seed(config.seed + SEEDS.examples)
+    rng = torch.Generator().manual_seed(derived_seed(config.seed, SEEDS.examples))
     count = min(config.samples, len(model.codes))
     drawn = {"codes (reconstructions)": model.codes[torch.randperm(len(model.codes), generator=rng)[:count]]}
     fit_codes = model.codes[torch.randperm(len(model.codes), generator=rng)[:config.mixture_codes]]
@@ -306,7 +308,7 @@ def fragmentation_study(latent_models: list[LatentModel], generator: Network, cl
     the same result on every rank."""
     timer = timer or Timer()
     with timer.stage("gan"), torch.inference_mode():
-        latents = standard_normal_latents(config.samples, latent_dim, config.seed + SEEDS.samples,
+        latents = standard_normal_latents(config.samples, latent_dim, derived_seed(config.seed, SEEDS.samples),
                                           real_features.device)
         gan = decoded_quality(generator, classifier, latents, real_features, config, world)
     records, figure_data = {}, {}
@@ -355,7 +357,7 @@ def run_fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmen
             # the classifier's own module (its features and head are used apart), as an inference copy in float32
             classifier = inference_copy(loaded.description.classifier, compute.device)
             dataset = load_dataset(config.dataset)
-            check_images_fit(loaded.image_shape, dataset, loaded.source)
+            check_dataset_fits(loaded.image_shape, dataset, loaded.source)
             train_images = images_to_tensor(dataset.train.images).to(compute.device)
             models = [autoencoder_model(directory, train_images, batch_size, config.autoencoder, compute, world)
                       if name == "autoencoder" else

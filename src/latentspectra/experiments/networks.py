@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..compute import Compute, check_fits_memory
-from ..config import SEEDS
+from ..config import SEEDS, derived_seed
 from ..data import ImageDataset
 from ..distributed import SINGLE, World
 from ..errors import DataError
@@ -65,16 +65,22 @@ class Networks:
         return self.description.labels
 
 
-def check_images_fit(image_shape: Sequence[int], dataset: ImageDataset, source: str) -> None:
-    """The dataset's images have the shape the networks of ``source`` take.
+def check_dataset_fits(image_shape: Sequence[int], dataset: ImageDataset, source: str,
+                       num_labels: int | None = None) -> None:
+    """The dataset's images have the shape the networks of ``source`` take and, with ``num_labels`` (the
+    classifier's outputs, for a command that compares them with the dataset's labels), its classes are the
+    classifier's labels, one for one: checked before any work.
 
     Raises:
         DataError: naming the dataset, its image shape and the networks' (e.g. RGB or 2 x 2 images for networks
-            of 28 x 28 grey ones).
+            of 28 x 28 grey ones), or its number of classes and the classifier's.
     """
     if tuple(dataset.shape) != tuple(image_shape):
         raise DataError(f"dataset {dataset.name}: images are {tuple(dataset.shape)} (C, H, W), but the networks in "
                         f"{source} take {tuple(image_shape)}; use a dataset of that shape or networks trained on it")
+    if num_labels is not None and len(dataset.classes) != num_labels:
+        raise DataError(f"dataset {dataset.name}: {len(dataset.classes)} classes, but the classifier of {source} has "
+                        f"{num_labels} labels; use a dataset with one class per label or networks trained on it")
 
 
 def activation_bytes_per_sample(networks: Sequence[nn.Module], inputs: torch.Tensor) -> int:
@@ -207,7 +213,7 @@ def encoder_model(encoder: nn.Module, generator: nn.Module, train_images: torch.
     batches, gathered (`gathered_batched`); every rank then draws eps on ``compute``'s device batch after batch,
     as one process does: the same codes whatever the number of ranks."""
     encoder = fold_batch_norms(frozen(encoder)).to(compute.device)
-    rng = compute.generator(seed + SEEDS.encodings)
+    rng = compute.generator(derived_seed(seed, SEEDS.encodings))
     moments = gathered_batched(lambda x: torch.cat(encoder(x), 1), train_images, world, batch_size)
     codes = torch.cat([reparameterise(*chunk.chunk(2, 1), rng).cpu()
                        for chunk in moments.to(compute.device).split(batch_size)])

@@ -11,11 +11,14 @@ often the classifier's label changed. Also: seconds per direction (Jacobian and 
 far central-difference Jacobians (the authors' code) are from the exact ones, and the angle between
 the directions they give.
 
-Networks: the float32 generator, classifier and encoder of the models directory (`load_model`, eval
-mode) with batch norm folded into the layer before it (exact up to rounding, about 2x faster), on the
-run's device; always float32 (bfloat16's rounding would show in the Jacobians, so `precision` bfloat16 is
-refused). The LSD basis is built with `build_basis_from_models` (V = ``basis_per_set``) or read from
-``--basis``.
+Networks: the generator, classifier and encoder the networks spec describes (`load_exact_networks`: eval
+mode, batch norm folded into the layer before it, exact up to rounding and about 2x faster), on the run's
+device; G and C as REDs differentiates them (`reds_networks`, `methods.reds_jacobians.jacobian_networks`, the
+code compare's REDs adapter is given its networks by): float64 copies of the package's own networks, a user's
+networks as they are (float32 most often). Every path is walked and measured in the dtype they take
+(`input_dtype`); reds.json records it per example (``jacobian_dtype``). The encoder is float32 (bfloat16's
+rounding would show in the Jacobians, so `precision` bfloat16 is refused). The LSD basis is built with
+`build_basis_from_models` (V = ``basis_per_set``) or read from ``--basis``.
 
 Seeds per purpose, offsets from the run's seed: the basis uses ``seed``, the random directions
 ``seed + SEEDS.directions`` (`config.SEEDS`).
@@ -36,7 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..compute import Compute
-from ..config import REDS_EXAMPLES, SEEDS, RedsConfig
+from ..config import REDS_EXAMPLES, SEEDS, RedsConfig, derived_seed
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..evaluation import batched
@@ -45,14 +48,14 @@ from ..latent import QuasiEigenBasis
 from ..latent.files import load_basis
 from ..methods import features as feat
 from ..methods.reds import rayleigh_path, solve_rayleigh
-from ..methods.reds_jacobians import central_difference_jacobians, feature_jacobians
+from ..methods.reds_jacobians import central_difference_jacobians, feature_jacobians, input_dtype, jacobian_networks
 from ..models import GaussianEncoder
 from ..models.spec import LatentNetworks
 from ..progress import progress_bar
 from ..report.figures import image_rows
 from .basis import build_basis_from_models
 from .common import Timer, to_unit_images
-from .networks import ExactNetworks, NetworksSpec, check_images_fit, load_exact_networks
+from .networks import ExactNetworks, NetworksSpec, check_dataset_fits, load_exact_networks
 
 # --- Feature specs -----------------------------------------------------------------------------------
 
@@ -126,9 +129,9 @@ class PathValues(NamedTuple):
 
 
 def evaluate_path(networks: ExactNetworks, f: feat.Feature, g: feat.Feature, path: torch.Tensor,
-                  batch_size: int) -> PathValues:
-    """G, f, g and the classifier at every latent of ``path`` (steps + 1, B, M)."""
-    flat = path.flatten(0, 1).float()
+                  batch_size: int, dtype: torch.dtype) -> PathValues:
+    """G, f, g and the classifier at every latent of ``path`` (steps + 1, B, M), taken in ``dtype``."""
+    flat = path.flatten(0, 1).to(dtype)
     images = batched(networks.generator, flat, batch_size)
     values = [batched(function, images, batch_size) for function in (f, g, networks.classifier)]
     shape = path.shape[:2]
@@ -165,7 +168,7 @@ def start_directions_study(networks: ExactNetworks, f: feat.Feature, g: feat.Fea
     """At the starting latents ``z``: the exact Jacobians and best direction, timed (seconds per
     direction, Jacobian and eigensolve); for "nullspace" the dimensions of the held subspace and of the
     followed span; and for each central-difference step the relative Frobenius error of J_f and J_g,
-    the angle between the best directions from the two, and the seconds per latent."""
+    the angle between the best directions from the two, and the seconds per latent; and the Jacobians' dtype."""
     solve = dict(k=1, eps=config.eps, method=config.method, held_share=config.held_share,
                  change_share=config.change_share)
     began = time.perf_counter()
@@ -185,7 +188,8 @@ def start_directions_study(networks: ExactNetworks, f: feat.Feature, g: feat.Fea
         fd["angle_degrees"].append(_describe(_angle_degrees(solve_rayleigh(fd_f, fd_g, **solve).directions[:, 0],
                                                             exact.directions[:, 0])))
     seconds = {"jacobian": jacobian_seconds / len(z), "solve": solve_seconds / len(z)}
-    record = {"seconds_per_direction": {**seconds, "total": sum(seconds.values())}, "finite_differences": fd}
+    record = {"jacobian_dtype": str(j_f.dtype).removeprefix("torch."),
+              "seconds_per_direction": {**seconds, "total": sum(seconds.values())}, "finite_differences": fd}
     if exact.held_dims is not None:
         record["nullspace_dims"] = {"held": _describe(exact.held_dims), "change": _describe(exact.change_dims)}
     return record
@@ -200,6 +204,7 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
     f = build_feature(change, networks.classifier, networks.image_shape, "--change")
     g = build_feature(hold, networks.classifier, networks.image_shape, "--hold")
     record: dict[str, Any] = {"change": change, "hold": hold, "method": config.method}
+    dtype = input_dtype(z, networks.generator, f, g)
     began = time.perf_counter()
     with progress_bar(f"REDs path ({config.method})", progress, unit="step") as bar:
         reds = rayleigh_path(networks.generator, f, g, z, config.steps, config.step_size, eps=config.eps,
@@ -207,22 +212,35 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
                              batch_size=config.batch_size, progress=bar)
     record["path_seconds_per_direction"] = (time.perf_counter() - began) / (config.steps * len(z))
     first = (reds[1] - reds[0]) / config.step_size
-    rng = torch.Generator().manual_seed(config.seed + SEEDS.directions)
+    rng = torch.Generator().manual_seed(derived_seed(config.seed, SEEDS.directions))
     random = torch.randn(z.shape, generator=rng, dtype=torch.float64).to(z.device)
     paths = {"reds": reds, "straight": straight_path(z, first, config.steps, config.step_size),
              "random": straight_path(z, random / random.norm(dim=1, keepdim=True), config.steps, config.step_size)}
     if basis is not None and "identity" in change.split("+"):
-        labels = batched(lambda latents: networks.classifier(networks.generator(latents)).argmax(1), z.float())
+        labels = batched(lambda latents: networks.classifier(networks.generator(latents)).argmax(1), z.to(dtype))
         paths["lsd"], record["lsd_short_radius"] = lsd_rotation_path(z, labels, basis, config.steps, config.step_size)
     record["paths"], rows = {}, {}
     for kind, path in paths.items():
-        values = evaluate_path(networks, f, g, path, config.batch_size)
+        values = evaluate_path(networks, f, g, path, config.batch_size, dtype)
         record["paths"][kind] = path_changes(values, path)
         rows[kind] = values.images[:, :config.shown]
     record.update(start_directions_study(networks, f, g, z[:config.fd_latents], config))
     figure_rows = {f"z{index} {kind}": to_unit_images(images[:, index])
                    for index in range(min(config.shown, len(z))) for kind, images in rows.items()}
     return record, figure_rows
+
+
+def reds_networks(networks: NetworksSpec, device: torch.device | str = "cpu", *, dataset: str = "mnist",
+                  overrides: dict[str, str | Path | None] | None = None) -> tuple[ExactNetworks, LatentNetworks]:
+    """`load_exact_networks` with the generator and classifier as REDs differentiates them (`jacobian_networks`:
+    float64 copies of the package's own networks, a user's networks as they are).
+
+    Raises:
+        CheckpointError, NetworkError: networks that cannot be read, lack a piece or do not fit.
+    """
+    exact, described = load_exact_networks(networks, device, dataset=dataset, overrides=overrides)
+    generator, classifier = jacobian_networks(exact.generator, exact.classifier, device=device)
+    return exact._replace(generator=generator, classifier=classifier), described
 
 
 def encoded_test_latents(encoder: GaussianEncoder, dataset: str, count: int, image_shape: tuple[int, int, int],
@@ -235,7 +253,7 @@ def encoded_test_latents(encoder: GaussianEncoder, dataset: str, count: int, ima
             networks' of ``source``.
     """
     loaded = load_dataset(dataset)
-    check_images_fit(image_shape, loaded, source)
+    check_dataset_fits(image_shape, loaded, source)
     test = loaded.test
     if not 1 <= count <= len(test):
         raise LatentspectraError(f"--latents {count}: expected 1 to {len(test)} (test images of {dataset})")
@@ -340,7 +358,7 @@ def write_reds(out_dir: str | Path, result: RedsResult) -> dict[str, Any]:
 def run_reds(out_dir: str | Path, config: RedsConfig = RedsConfig(), networks: NetworksSpec = None,
              basis_file: str | Path | None = None, progress: bool = True,
              overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
-    """Load the networks ``networks`` describes (`load_exact_networks`; default: the shipped ones of
+    """Load the networks ``networks`` describes (`reds_networks`; default: the shipped ones of
     ``config.dataset``), the test latents and, when an example changes the identity, the LSD basis
     (``basis_file``, or built with V = ``config.basis_per_set``); run the study and write it into ``out_dir``
     (`write_reds`). Returns the record written to reds.json.
@@ -355,8 +373,7 @@ def run_reds(out_dir: str | Path, config: RedsConfig = RedsConfig(), networks: N
     with output_directory(out_dir) as out:
         timer = Timer()
         with timer.stage("load"):
-            exact, described = load_exact_networks(networks, compute.device, dataset=config.dataset,
-                                                   overrides=overrides)
+            exact, described = reds_networks(networks, compute.device, dataset=config.dataset, overrides=overrides)
             z = encoded_test_latents(exact.encoder, config.dataset, config.latents, exact.image_shape,
                                      described.source, compute.device)
         config, skipped = fitting_examples(config, exact.image_shape)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..compute import Compute
-from ..config import SEEDS, ReproduceConfig, TrainConfig
+from ..config import SEEDS, ReproduceConfig, TrainConfig, derived_seed
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..distributed import SINGLE, DistributedError, World
 from ..evaluation import batched, classifier_accuracy, psnr, summarise
@@ -43,7 +43,7 @@ from ..report import figures
 from ..report.document import write_report
 from .basis import BasisBuild, build_basis
 from .common import Timer, decode, predict, to_unit_images
-from .networks import Networks, NetworksSpec, check_images_fit, load_networks
+from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 from .train import train_networks
 
 # --- What the study returns ---------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def classification_study(networks: Networks, bases: dict[str, QuasiEigenBasis], 
     trials; the encode-decode accuracy (classify G(z)) and the LSD ranks of the true label (Eq. 10,
     argmax |c_k|) in ``basis``, and the top-1 and top-4 accuracies of each of ``bases`` on the same
     encodings. The cumulative top-n curve is averaged over trials; the figures get the first trial."""
-    rng = networks.compute.generator(config.seed + SEEDS.encodings)
+    rng = networks.compute.generator(derived_seed(config.seed, SEEDS.encodings))
     mu, logvar = batched(lambda x: torch.cat(networks.encoder(x), 1), images, networks.batch_size).chunk(2, dim=1)
     lsd, encode_decode = [], []
     rank_counts = torch.zeros(basis.dim + 2, dtype=torch.float64, device=mu.device)
@@ -210,7 +210,7 @@ def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Te
     """Gaussian pixel noise of each sigma on the test images; classifier accuracy and PSNR against the
     clean image of: the noisy image, its encode-decode G(mu(x)), and the LSD truncations of mu(x) to the
     top n components (paper, Fig. 7)."""
-    rng = networks.compute.generator(config.seed + SEEDS.noise)
+    rng = networks.compute.generator(derived_seed(config.seed, SEEDS.noise))
     methods = ["noisy", "encode-decode", *(f"top {n}" for n in config.truncations)]
     accuracy: dict[str, list[float]] = {method: [] for method in methods}
     quality: dict[str, list[float]] = {method: [] for method in methods}
@@ -276,7 +276,7 @@ def latent_examples(networks: Networks, latents: torch.Tensor, per_label: int = 
 def examples_study(networks: Networks, basis: QuasiEigenBasis, latent_sets: LatentSets, test_images: torch.Tensor,
                    train_images: torch.Tensor, config: ReproduceConfig) -> Examples:
     """The decoded images and latents that Figs. 2-4 show."""
-    rng = networks.compute.generator(config.seed + SEEDS.examples)
+    rng = networks.compute.generator(derived_seed(config.seed, SEEDS.examples))
     shown = test_images[:100]
     reconstructions = decode(networks, networks.encoder.sample(shown, rng))
     samples = decode(networks, torch.randn(100, networks.latent_dim, generator=rng, device=rng.device))
@@ -299,8 +299,8 @@ def study_basis(networks: Networks, train_images: torch.Tensor, config: Reproduc
     """The study's first stage, the basis (paper steps 4-6) from ``train_images`` (on the networks' device), the
     one stage that is sharded over the ranks of ``world``: every rank calls it."""
     return build_basis(networks.generator, networks.classifier, networks.encoder.sample, train_images,
-                       per_set=config.per_set, seed=config.seed + SEEDS.basis, batch_size=networks.batch_size,
-                       progress=progress, latent_dim=networks.latent_dim, num_labels=networks.num_labels,
+                       per_set=config.per_set, seed=derived_seed(config.seed, SEEDS.basis),
+                       batch_size=networks.batch_size, progress=progress, latent_dim=networks.latent_dim, num_labels=networks.num_labels,
                        orthogonalisation=config.orthogonalisation, device=networks.compute.device, world=world)
 
 
@@ -312,10 +312,10 @@ def reproduce_study(networks: Networks, dataset: ImageDataset, config: Reproduce
 
     Raises:
         NetworkError: networks without a generator, classifier or encoder.
-        DataError: the dataset's images are not of the networks' shape.
+        DataError: the dataset's images are not of the networks' shape, or its classes not the classifier's labels.
     """
     networks.require("reproduce", "generator", "classifier", "encoder")
-    check_images_fit(networks.image_shape, dataset, networks.source)
+    check_dataset_fits(networks.image_shape, dataset, networks.source, networks.num_labels)
     timer = timer or Timer()
     device = networks.compute.device
     torch.manual_seed(config.seed)

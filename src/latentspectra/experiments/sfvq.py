@@ -40,7 +40,7 @@ from ..progress import progress_bar
 from ..report.figures import image_rows
 from ..report.sfvq_figures import panoptic_map
 from .common import Timer, decode, encoder_means, predicted_labels, to_unit_images
-from .networks import Networks, NetworksSpec, check_images_fit, load_networks
+from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 
 
 def fit_kmeans(latents: torch.Tensor, clusters: int, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -252,7 +252,7 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
         DataError: the dataset's images are not of the networks' shape.
     """
     networks.require("sfvq", "generator", "classifier", "encoder")
-    check_images_fit(networks.image_shape, dataset, networks.source)
+    check_dataset_fits(networks.image_shape, dataset, networks.source)
     timer = timer or Timer()
     if config.codewords > len(dataset.train):
         raise SFVQError(f"codewords: {config.codewords} exceeds the {len(dataset.train)} training images of "
@@ -261,7 +261,7 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
         train = encoder_means(networks, dataset.train.images, world, progress, "encoding the training set")
         test = encoder_means(networks, dataset.test.images, world, progress, "encoding the test set")
     curve = SFVQ(config.codewords, epochs_per_stage=config.epochs_per_stage, batch_size=config.batch_size,
-                 seed=config.seed, candidates=config.candidates)
+                 seed=config.seed, candidates=config.candidates, growth=config.growth)
     with timer.stage("fit"), progress_bar("SFVQ fit (epochs)", progress) as bar:
         curve.fit(train, progress=bar)
     with timer.stage("kmeans"):

@@ -33,7 +33,7 @@ from ..training.classifier import ClassifierJob
 from ..training.encoder import EncoderJob
 from ..training.gan import GANJob
 from ..training.loop import TrainingJob, run_training
-from .networks import check_images_fit
+from .networks import check_dataset_fits
 
 NETWORKS = ("classifier", "gan", "encoder")  # `train all`, in this order
 TRAINABLE = (*NETWORKS, "autoencoder")
@@ -131,7 +131,7 @@ def _training_job(network: str, out_dir: Path, dataset: ImageDataset, config: Tr
                               evaluate=_reconstruction_accuracy(out_dir, dataset, compute), compute=compute)
     generator = _require(out_dir, "generator", "the encoder")
     classifier = _require(out_dir, "classifier", "the encoder")
-    check_images_fit(generator.config["image_shape"], dataset, str(out_dir))
+    check_dataset_fits(generator.config["image_shape"], dataset, str(out_dir))
     return EncoderJob(dataset, config.encoder, seed, generator, classifier,
                       evaluate=lambda e: encoder_metrics(InferenceEncoder(e, compute),
                                                          InferenceNetwork(generator, compute),

@@ -1,9 +1,12 @@
 """The page's web application (FastAPI): thin handlers over `ExploreSession`, request bodies validated at the edge,
-every refusal a JSON answer {"detail": "..."} with a 4xx status, and the OpenAPI schema at /openapi.json
+every refusal a JSON answer {"detail": "..."} on one line with a 4xx status, and the OpenAPI schema at /openapi.json
 so that scripts can make the page's calls (no /docs: Swagger UI would load from a CDN, and the page works offline).
+No input a request can send reaches the 500 handler, which is left for the server's own faults (a bug, a disk that
+cannot be written); no answer names a path of the server (the networks are named by `PublicNames.networks`, and
+every message is scrubbed of the server's paths).
 
 Only the package's static/ folder is served as files (Starlette's StaticFiles keeps requests inside it); no request
-names a file on the server: exports are built from the method registry's names and the server's own cache.
+names a file on the server: exports are built from the method registry's names and the methods the server holds.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import base64
 import logging
 import tempfile
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..config import MAX_SEED
 from ..errors import LatentspectraError, OutputError
 from ..io import json_text, save_tensors_with_record
-from ..methods.directions import MethodError
+from ..methods.directions import DirectionMethod, MethodError, save_method
 from .fitting import LSD, MethodStatus, NotFitted
 from .images import ImageInputError, uint8_png
 from .session import ExploreSession, View
@@ -142,17 +146,16 @@ def validation_message(error: RequestValidationError) -> str:
 
 
 def status_for(error: LatentspectraError) -> int:
-    """The HTTP status of a refusal: 409 not fitted yet, 413 an image too large, 500 a cache that cannot be written,
-    400 any other bad input."""
+    """The HTTP status of a refusal: 409 not fitted yet, 413 an image too large, 400 any other bad input."""
     if isinstance(error, NotFitted):
         return 409
     if isinstance(error, ImageInputError) and error.too_large:
         return 413
-    return 500 if isinstance(error, OutputError) else 400
+    return 400
 
 
-def add_error_handlers(app: FastAPI) -> None:
-    """JSON answers for every refusal, never a traceback."""
+def add_error_handlers(app: FastAPI, session: ExploreSession) -> None:
+    """JSON answers for every refusal, never a traceback, and never a path of the server."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -160,7 +163,10 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LatentspectraError)
     async def refused(request: Request, error: LatentspectraError) -> JSONResponse:
-        return error_answer(status_for(error), str(error))
+        if isinstance(error, OutputError):  # the server's disk, not the request: its paths are for its log only
+            LOG.error("%s %s failed: %s", request.method, request.url.path, error)
+            return error_answer(500, "the server could not write a file; the server's log has the details")
+        return error_answer(status_for(error), session.names.scrub(str(error)))
 
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception) -> JSONResponse:
@@ -192,7 +198,7 @@ def create_app(session: ExploreSession) -> FastAPI:
     app = FastAPI(title="latentspectra explore", version="1", docs_url=None, redoc_url=None,  # both load from a CDN
                   description="Read and move through the latent space of a generator, classifier and encoder: "
                               "the page's calls. Images are PNG data URLs; latents are lists of M numbers.")
-    add_error_handlers(app)
+    add_error_handlers(app, session)
     limit_bodies(app, session.config.upload_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_start_routes(app, session)
@@ -269,9 +275,11 @@ def add_view_routes(app: FastAPI, session: ExploreSession) -> None:
 
 
 def status_out(session: ExploreSession, status: MethodStatus) -> StatusOut:
+    """A method's status as the API answers it: its slider names when ready, why its fit failed without paths."""
     names = session.direction_names(status.name) if status.state == "ready" else []
+    error = None if status.error is None else session.names.scrub(status.error)
     return StatusOut(name=status.name, state=status.state, stage=status.stage, seconds=status.seconds,
-                     error=status.error, directions=status.directions, cached=status.cached, names=names)
+                     error=error, directions=status.directions, cached=status.cached, names=names)
 
 
 def known_method(session: ExploreSession, name: str) -> str:
@@ -308,7 +316,7 @@ def add_export_routes(app: FastAPI, session: ExploreSession) -> None:
         safetensors file whose header holds the same record (`io.save_tensors_with_record`)."""
         base = session.check_latent(request.latent)
         moved = session.move(base, request.method, request.offsets) if request.offsets else base
-        record = {"format": LATENT_FORMAT, "networks": session.networks.source, "method": request.method,
+        record = {"format": LATENT_FORMAT, "networks": session.names.networks, "method": request.method,
                   "offsets": request.offsets}
         if format == "json":
             body = json_text({**record, "latent": moved.tolist(), "base": base.tolist()})
@@ -319,20 +327,30 @@ def add_export_routes(app: FastAPI, session: ExploreSession) -> None:
     @app.get("/api/methods/{name}/export")
     def export_directions(name: str, format: Literal["json", "safetensors"] = "json") -> Response:  # noqa: A002
         """A fitted method's directions: JSON (name, parameters, directions K x M), or the method's safetensors file
-        as `methods.save_method` wrote it (its record in the header; `load_method` reads it with the JSON)."""
+        as `methods.save_method` writes it (its record in the header; `load_method` reads it with the JSON)."""
         method = session.methods.get(known_method(session, name))
         if format == "json":
             body = json_text({"method": name, "params": method.get_params(),
                               "directions": method.directions_.tolist()})
             return download(body.encode(), f"{name}-directions.json", "application/json")
-        return download(session.methods.path(name).read_bytes(), f"{name}.safetensors", "application/octet-stream")
+        return download(method_bytes(method), f"{name}.safetensors", "application/octet-stream")
+
+
+def written_bytes(write: Callable[[Path], Path]) -> bytes:
+    """The bytes of the file that ``write`` writes (to a path in a temporary directory it is given) and returns."""
+    with tempfile.TemporaryDirectory(prefix="latentspectra-export-") as directory:
+        return write(Path(directory) / "export.safetensors").read_bytes()
 
 
 def safetensors_bytes(tensors: dict[str, torch.Tensor], record: dict[str, Any]) -> bytes:
     """``tensors`` as a safetensors file with ``record`` (and its digest) in its header, as bytes."""
-    with tempfile.TemporaryDirectory(prefix="latentspectra-export-") as directory:
-        path = save_tensors_with_record(Path(directory) / "latent.safetensors", tensors, record, MethodError)
-        return path.read_bytes()
+    return written_bytes(lambda path: save_tensors_with_record(path, tensors, record, MethodError))
+
+
+def method_bytes(method: DirectionMethod) -> bytes:
+    """The fitted ``method`` as `save_method` writes it, as bytes: the served method itself, not a cache file that
+    another server may have written since."""
+    return written_bytes(lambda path: save_method(method, path))
 
 
 def download(body: bytes, name: str, media_type: str) -> Response:

@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import LatentspectraError
 
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # what Pillow may open an upload as; no other decoder runs
+# what Pillow's decoders raise on a damaged file: OSError mostly, but a broken PNG chunk is a SyntaxError, a truncated
+# IHDR or APNG chunk a ValueError, a short header a struct.error, IndexError or TypeError
+DAMAGED = (OSError, ValueError, EOFError, SyntaxError, IndexError, TypeError, struct.error)
 
 
 class ImageInputError(LatentspectraError, ValueError):
@@ -61,7 +65,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageInputError(f"image: more pixels than Pillow opens safely ({Image.MAX_IMAGE_PIXELS}), expected "
                                   f"at most {max_pixels}", too_large=True) from None
-        except (UnidentifiedImageError, OSError):
+        except DAMAGED:  # UnidentifiedImageError is an OSError
             raise ImageInputError(f"expected an image file ({', '.join(FORMATS)}), got {len(data)} bytes that "
                                   "are not one") from None
     width, height = image.size
@@ -71,7 +75,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         image.seek(0)
         image.load()
-    except (OSError, ValueError, EOFError, Image.DecompressionBombError):
+    except (*DAMAGED, Image.DecompressionBombError):
         raise ImageInputError(f"{image.format} image of {width} x {height}: damaged or truncated") from None
     return image
 

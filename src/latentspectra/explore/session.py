@@ -4,7 +4,9 @@ classifier's probabilities, the LSD spectrum, the truncated image) and moves the
 rotation, a strip along one direction).
 
 The networks are frozen inference copies; every call that runs them holds one lock, so concurrent requests queue
-for the two cores instead of splitting them, and nothing a request can reach is mutated.
+for the two cores instead of splitting them, and nothing a request can reach is mutated. Every input a request can
+send that the networks cannot answer is an `ExploreInputError` (a 4xx), never another exception; what the session
+says names the networks, never their path (`names.PublicNames`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -25,13 +28,26 @@ from ..latent.basis import QuasiEigenBasis
 from ..latent.paths import rotation_path
 from .fitting import LSD, MethodStore
 from .images import ConvertedImage, convert_image, dark_background, open_image, png_bytes
+from .names import PublicNames
 
 TOP_LABELS = 4  # labels of the largest amplitudes named under the spectrum (the paper's top-4)
 
 
 class ExploreInputError(LatentspectraError, ValueError):
     """A request the networks cannot answer: a latent of the wrong size, a test index past the set, a direction
-    or label that does not exist."""
+    or label that does not exist, a zero latent to rotate, an input the networks turn into non-finite numbers."""
+
+
+def check_finite(values: torch.Tensor, what: str) -> torch.Tensor:
+    """``values`` when every one is finite (JSON has no NaN or infinity).
+
+    Raises:
+        ExploreInputError: naming ``what``: the networks overflowed on this input (low-precision networks can, far
+            from the prior).
+    """
+    if not bool(torch.isfinite(values).all()):
+        raise ExploreInputError(f"{what}: the networks give NaN or infinite values for this input")
+    return values
 
 
 @dataclass(frozen=True)
@@ -51,11 +67,13 @@ class View:
 
 
 class ExploreSession:
-    """The networks, basis, test images and methods of one server (module docstring)."""
+    """The networks, basis, test images and methods of one server (module docstring); ``names`` says what the page
+    may call the networks and which paths it must not show."""
 
     def __init__(self, networks: Networks, basis: QuasiEigenBasis, test_images: np.ndarray, methods: MethodStore,
-                 config: ExploreConfig = ExploreConfig()) -> None:
+                 config: ExploreConfig = ExploreConfig(), *, names: PublicNames) -> None:
         self.networks = networks
+        self.names = names
         self.basis = basis
         self.test_images = test_images
         self.methods = methods
@@ -66,13 +84,14 @@ class ExploreSession:
     # --- Facts ---------------------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """What the page needs to lay itself out: sizes, labels, the basis' rows, limits and the methods."""
+        """What the page needs to lay itself out: sizes, labels, the networks' name, the basis' rows (and its
+        provenance without paths), limits and the methods."""
         basis = self.basis
         return {"latent_dim": self.networks.latent_dim, "image_shape": list(self.networks.image_shape),
                 "labels": list(self.networks.labels), "test_images": len(self.test_images),
-                "source": self.networks.source,
+                "networks": self.names.networks,
                 "basis": {"labels": basis.labels.tolist(), "sets": basis.sets.tolist(), "norm": basis.norm,
-                          "provenance": basis.provenance},
+                          "provenance": self.names.provenance(basis.provenance)},
                 "directions": self.config.directions, "slider_range": self.config.slider_range,
                 "strip_images": self.config.strip_images, "rotation_steps": self.config.rotation_steps,
                 "upload_bytes": self.config.upload_bytes, "upload_pixels": self.config.upload_pixels,
@@ -96,10 +115,15 @@ class ExploreSession:
         return self.test_images[index:index + 1]
 
     def encode(self, images: np.ndarray) -> torch.Tensor:
-        """The encoder's mean code of uint8 images (1, C, H, W): (M,) float32 on the CPU."""
+        """The encoder's mean code of uint8 images (1, C, H, W): (M,) float32 on the CPU.
+
+        Raises:
+            ExploreInputError: a code that is not finite.
+        """
         with self._lock, torch.inference_mode():
             device = self.networks.compute.device
-            return self.networks.encoder.encode_mean(images_to_tensor(images).to(device))[0].float().cpu()
+            code = self.networks.encoder.encode_mean(images_to_tensor(images).to(device))[0].float().cpu()
+        return check_finite(code, "image")
 
     def read_upload(self, data: bytes) -> ConvertedImage:
         """An uploaded image file in the networks' image shape (`images.open_image`, `convert_image`).
@@ -141,12 +165,16 @@ class ExploreSession:
                      probabilities[count + i].tolist()) for i in range(count)]
 
     def decode(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """G(z) on the CPU and softmax C(G(z)) in float64 (rows summing to 1) for latents (N, M)."""
+        """G(z) on the CPU and softmax C(G(z)) in float64 (rows summing to 1) for latents (N, M).
+
+        Raises:
+            ExploreInputError: images or probabilities that are not finite.
+        """
         with self._lock, torch.inference_mode():
             z = latents.float().to(self.networks.compute.device)
             images = self.networks.generator(z)
             logits = self.networks.classifier(images)
-        return images.float().cpu(), logits.double().softmax(1).cpu()
+        return check_finite(images.float().cpu(), "latent"), check_finite(logits.double().softmax(1).cpu(), "latent")
 
     def images(self, latents: torch.Tensor) -> list[bytes]:
         """The PNGs of G(z) for latents (N, M)."""
@@ -208,12 +236,19 @@ class ExploreSession:
         `latent.paths.rotation_path`, plane rotations of pi / (2 ``rotation_steps``)): (frames, M) float64.
 
         Raises:
-            ExploreInputError: fewer than two labels, or a label the basis does not have.
+            ExploreInputError: fewer than two labels, a label the basis does not have, a zero latent (each step
+                rescales to <z|z> = M), or any other refusal of `rotation_path`.
         """
         known = sorted(set(self.basis.labels[self.basis.labelled].tolist()))
         chosen = known if labels is None else labels
         unknown = [label for label in chosen if label not in known]
-        if len(chosen) < 2 or unknown or any(a == b for a, b in zip(chosen, chosen[1:])):
+        if len(chosen) < 2 or unknown or any(a == b for a, b in pairwise(chosen)):
             raise ExploreInputError(f"labels: expected at least two of {known}, no two neighbours equal, got {chosen}")
+        if not bool(z.any()):
+            raise ExploreInputError("latent: all zeros; the rotation rescales the latent to <z|z> = M after each step, "
+                                    "which a zero latent cannot be")
         steps = self.config.rotation_steps
-        return rotation_path(z.double(), self.basis, chosen, dtheta=math.pi / (2 * steps), steps=steps)
+        try:
+            return rotation_path(z.double(), self.basis, chosen, dtheta=math.pi / (2 * steps), steps=steps)
+        except ValueError as error:  # LatentError, and the plain ValueErrors of latent/ (a latent mapped to 0, ...)
+            raise ExploreInputError(f"rotation: {error}") from None

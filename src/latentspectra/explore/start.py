@@ -1,11 +1,13 @@
 """Everything a server loads once, before it answers: the networks, the dataset's images, the LSD basis (read from a
-file, from the cache, or built as `latentspectra basis` builds it) and the methods already in the cache."""
+file, from the cache, or built as `latentspectra basis` builds it), the methods already in the cache, and the names the
+page may use for the networks instead of their paths."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ..compute import Compute
@@ -13,12 +15,13 @@ from ..config import ORTHOGONALISATION, ExploreConfig
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..experiments.basis import build_basis
-from ..experiments.networks import Networks, NetworksSpec, check_images_fit, load_networks
+from ..experiments.networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 from ..io import json_text, tensors_digest, versions
 from ..latent.basis import QuasiEigenBasis
 from ..latent.files import load_basis, save_basis
 from ..methods.ours import LSDDirections
 from .fitting import LSD, MethodStore
+from .names import public_names
 from .session import ExploreSession
 
 Say = Callable[[str], None]  # where start-up progress lines go (the command prints them; tests drop them)
@@ -84,6 +87,10 @@ def open_session(config: ExploreConfig, networks: NetworksSpec = None, *, overri
                  say: Say = lambda line: None) -> ExploreSession:
     """Load the networks (`load_networks`, once for the server), the dataset, the basis and the cached methods.
 
+    The basis' provenance is kept without paths (`PublicNames.provenance`), and LSD's directions are made from that
+    basis at every start, even where the cache holds them (a copy cached by an older server names the networks'
+    path), so that no answer of the page, its exports included, holds a path of the server.
+
     Raises:
         LatentspectraError: networks without a generator, classifier or encoder, a dataset not of their image
             shape, a bad basis file, or a cache directory that cannot be written.
@@ -92,18 +99,19 @@ def open_session(config: ExploreConfig, networks: NetworksSpec = None, *, overri
                            overrides=overrides)
     loaded.require("explore", "generator", "classifier", "encoder")
     dataset = load_dataset(config.dataset)
-    check_images_fit(loaded.image_shape, dataset, loaded.source)
+    check_dataset_fits(loaded.image_shape, dataset, loaded.source, loaded.num_labels)
     basis_path = None if basis_file is None else Path(basis_file)
     if basis_path is not None and not basis_path.is_file():
         raise LatentspectraError(f"--basis {basis_file}: no such file (a .safetensors from `latentspectra basis`)")
     directory = cache_directory(Path(cache_root) if cache_root else default_cache_dir(), loaded, config, basis_path)
     say(f"networks: {loaded.source}; cache: {directory}")
+    names = public_names(networks, loaded, config.dataset, directory, overrides=overrides, basis_file=basis_path)
     basis = lsd_basis(loaded, dataset.train.images, config, directory, basis_path, progress, say)
+    basis = replace(basis, provenance=names.provenance(basis.provenance))
     store = MethodStore(loaded, config, directory, dataset.train.images, dataset.test.images)
     cached = store.load_cached()
-    if LSD not in cached:
-        store.add(LSD, LSDDirections.from_basis(basis, min(config.directions, basis.dim), per_set=config.per_set,
-                                                seed=config.seed))
+    store.add(LSD, LSDDirections.from_basis(basis, min(config.directions, basis.dim), per_set=config.per_set,
+                                            seed=config.seed), cached=LSD in cached)  # the cache has these directions
     say(f"methods cached: {', '.join(name for name in cached if name != LSD) or 'none'}; the others are fitted on "
         "first use")
-    return ExploreSession(loaded, basis, dataset.test.images, store, config)
+    return ExploreSession(loaded, basis, dataset.test.images, store, config, names=names)

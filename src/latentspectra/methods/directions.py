@@ -35,11 +35,13 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import torch
 
+from ..compute import ComputeError, check_fits_memory
 from ..errors import LatentspectraError
 from ..io import json_text, load_tensors_with_record, record_path, save_tensors_with_record
 from ..latent.checks import check_latents
 
 METHOD_FORMAT = "latentspectra.DirectionMethod"
+LARGEST_WHOLE = 2**63 - 1  # the largest integer parameter: what torch and numpy hold in int64
 UNIT_TOLERANCE = 1e-4  # a stored direction counts as a unit vector when | |d| - 1 | stays below this (float32)
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -61,17 +63,35 @@ def is_index(value: Any, count: int) -> bool:
     return _is_whole(value) and 0 <= value < count
 
 
-def check_whole(method: str, name: str, value: Any, least: int, optional: bool = False) -> None:
-    """``value`` is an integer >= ``least`` (or None when ``optional``).
+def check_whole(method: str, name: str, value: Any, least: int, optional: bool = False,
+                most: int = LARGEST_WHOLE) -> None:
+    """``value`` is an integer from ``least`` to ``most`` (or None when ``optional``); ``most`` defaults to the
+    largest int64, so that no parameter overflows where torch or numpy take it.
 
     Raises:
-        MethodError: "``method``: ``name`` expected an integer >= ``least``, got ...".
+        MethodError: "``method``: ``name`` expected an integer >= ``least``, got ..." (with "and <= ``most``"
+            for a value above it).
     """
     if optional and value is None:
         return
-    if not (_is_whole(value) and value >= least):
+    if not (_is_whole(value) and least <= value <= most):
         kind = "None or an integer" if optional else "an integer"
-        raise MethodError(f"{method}: {name} expected {kind} >= {least}, got {value!r}")
+        bound = f" and <= {most:,}" if _is_whole(value) and value > most else ""
+        raise MethodError(f"{method}: {name} expected {kind} >= {least}{bound}, got {value!r}")
+
+
+def standard_normal_draws(method: str, count: int, latent_dim: int, rng: torch.Generator) -> torch.Tensor:
+    """``count`` latents z ~ N(0, I_M), M = ``latent_dim``, from ``rng`` on the CPU, after checking that they
+    fit in memory.
+
+    Raises:
+        MethodError: "``method``: n_samples ... needs about X GiB, Y GiB are available".
+    """
+    try:
+        check_fits_memory(count * latent_dim * 4, f"{method}: n_samples {count:,} latents of dimension {latent_dim}")
+    except ComputeError as error:
+        raise MethodError(str(error)) from None
+    return torch.randn(count, latent_dim, generator=rng)
 
 
 def check_number(method: str, name: str, value: Any, least: float, strict: bool) -> None:
@@ -228,11 +248,15 @@ class DirectionMethod:
         registry_name: the name `register` gave the class.
         inputs: the keyword arguments of `fit` that the method uses.
         count_from_data: True where ``n_directions=None`` means "as many as the data gives" (one per attribute).
+        reads_activations: True where the fit reads a layer's activations, which a study then computes on the
+            generator as the user made it (its layers as named and computed there) rather than on an inference
+            copy whose batch norms are folded into the layers before them.
     """
 
     registry_name: ClassVar[str] = ""
     inputs: ClassVar[tuple[str, ...]] = ()
     count_from_data: ClassVar[bool] = False
+    reads_activations: ClassVar[bool] = False
 
     def __init__(self, n_directions: int | None, *, latent_dim: int | None = None) -> None:
         self.n_directions = n_directions
@@ -282,6 +306,11 @@ class DirectionMethod:
 
     def _fit(self, inputs: FitInputs) -> None:
         raise NotImplementedError
+
+    def fit_record(self) -> dict[str, Any]:
+        """What a study records about the fit beyond the directions (JSON-ready; none by default, a learned
+        method's convergence curve, say)."""
+        return {}
 
     def learned_attributes(self) -> dict[str, Any]:
         """Every attribute set by `fit` (names ending in ``_``), by name."""

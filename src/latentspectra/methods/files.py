@@ -35,8 +35,8 @@ def load_sfvq(path: str | Path) -> SFVQ:
     tensors, meta = load_tensors_with_record(path, SFVQError, "SFVQ codebook", SFVQ_FORMAT)
     if not isinstance(meta.get("params"), dict):
         raise SFVQError(f"{record_path(path)}: no 'params' object in the {SFVQ_FORMAT} record")
-    try:
-        model = SFVQ(**meta["params"])
+    try:  # a curve saved before the growth rule was a parameter grew by midpoints
+        model = SFVQ(**{"growth": "midpoint", **meta["params"]})
         model.check_params()
     except (TypeError, SFVQError) as error:
         raise SFVQError(f"{record_path(path)}: bad parameters ({error})") from None

@@ -22,10 +22,11 @@ Followed from the authors' code (`trainer.py`, `latent_shift_predictor.py`):
 Where this differs:
 
 - A is (K, M), directions as rows (the paper's A is M x K, directions as columns).
-- ``orthogonal=True``: A is the transposed Q factor (`torch.linalg.qr`) of a free (M, K) matrix drawn N(0, 1), so
-  any K <= M works. The authors' "ortho" A is the matrix exponential of a skew-symmetric M x M matrix, which needs
-  K = M (with fewer directions their code rotates only the first K coordinates). ``orthogonal=False``: the free
-  matrix's columns scaled to unit length (the paper's unit columns; their code's "linear" A is not normalised).
+- ``deformator="qr"`` (the default): A is the transposed Q factor (`torch.linalg.qr`) of a free (M, K) matrix
+  drawn N(0, 1), so any K <= M works. ``deformator="expm"`` is the authors' "ortho" deformator: the first K
+  columns of the matrix exponential of S - S^T, S a free M x M matrix drawn N(0, 1) (made for K = M; with fewer
+  directions it still trains all of S). ``deformator="linear"``: the free (M, K) matrix's columns scaled to unit
+  length (the paper's unit columns; their code's "linear" A is not normalised).
 - The convolutions are padded to keep the image size and the pooling rounds up, so any image size works (their
   unpadded LeNet needs at least 32 x 32 pixels); generators whose outputs are (N, D) vectors get an MLP
   reconstructor (two Linear-BatchNorm-ReLU layers of 120 units) under the same heads.
@@ -42,17 +43,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import MAX_TRAINING_STEPS, derived_seed
 from .directions import (DirectionMethod, FitInputs, MethodError, Network, as_unit_directions, canonical_signs,
                          check_number, check_whole, network_device, register, unit_rows)
 
 SHIFT_WEIGHT = 0.25  # lambda of the paper's Eq. 1 and the authors' `shift_weight`
 LENET_WIDTH = 2  # the authors' `LeNetShiftPredictor(width=2)`: 6, 16, 120 channels, heads of 84 units
+CURVE_BATCH = 512  # draws per pass of the convergence curve's evaluations (R in eval mode: any batch gives the same)
 HISTORY_CHUNKS = 10  # entries of history_: the training steps are averaged over this many consecutive chunks
 
 
@@ -134,10 +137,17 @@ def draw_shifts(rng: torch.Generator, size: int, dim: int, count: int, min_shift
     return Shifts(z.to(device), k.to(device), eps.to(device))
 
 
-def direction_rows(free: torch.Tensor, orthogonal: bool) -> torch.Tensor:
-    """A (K, M) from the free (M, K) matrix: the transposed Q factor of its QR decomposition (orthonormal rows), or
-    its columns scaled to unit length."""
-    return torch.linalg.qr(free).Q.T if orthogonal else unit_rows(free.T)
+DEFORMATORS = ("qr", "expm", "linear")  # how A is made from its free matrix (module docstring)
+
+
+def direction_rows(free: torch.Tensor, deformator: str, count: int) -> torch.Tensor:
+    """A (K, M), K = ``count``, from the free matrix of the ``deformator``: the transposed Q factor of the QR
+    decomposition of (M, K) ``free`` ("qr", orthonormal rows), the first K columns of expm(S - S^T) for (M, M)
+    ``free`` = S ("expm", the authors' "ortho": orthonormal rows), or the columns of (M, K) ``free`` scaled to
+    unit length ("linear")."""
+    if deformator == "expm":
+        return torch.linalg.matrix_exp(free - free.T)[:, :count].T
+    return torch.linalg.qr(free).Q.T if deformator == "qr" else unit_rows(free.T)
 
 
 def shift_losses(generator: Network, reconstructor: Reconstructor, directions: torch.Tensor,
@@ -181,22 +191,33 @@ def training_step(generator: Network, reconstructor: Reconstructor, directions: 
 
 def train_steps(generator: Network, reconstructor: Reconstructor, directions: Callable[[], torch.Tensor],
                 parameters: list[torch.Tensor], draw: Callable[[int], Shifts], *, steps: int, batch_size: int,
-                learning_rate: float) -> list[dict[str, float]]:
+                learning_rate: float, after_step: Callable[[int], None] | None = None) -> list[dict[str, float]]:
     """``steps`` `training_step` s of Adam (rate ``learning_rate``) on ``parameters``, R in train mode, each on
     ``draw(batch_size)`` with the directions ``directions()`` gives then (A from its free matrix, or fixed rows);
-    returns the history (losses averaged over at most HISTORY_CHUNKS chunks of the steps). Call it with gradients
-    enabled and the generator `frozen`."""
+    ``after_step(n)`` (where given) is called after the n-th step. Returns the history (losses averaged over at
+    most HISTORY_CHUNKS chunks of the steps). Call it with gradients enabled and the generator `frozen`."""
     optimizer = torch.optim.Adam(parameters, lr=learning_rate, foreach=True)
     reconstructor.train()
     device = parameters[0].device
     history = []
-    for chunk in torch.arange(steps).tensor_split(min(HISTORY_CHUNKS, steps)):
+    done = 0
+    for size in chunk_sizes(steps, HISTORY_CHUNKS):
         totals = torch.zeros(3, device=device)
-        for _ in chunk:
+        for step in range(done + 1, done + size + 1):
             batch = draw(batch_size)
             totals += training_step(generator, reconstructor, directions(), optimizer, batch)
-        history.append(_history_entry(int(chunk[-1]) + 1, totals / len(chunk)))
+            if after_step is not None:
+                after_step(step)
+        done += size
+        history.append(_history_entry(done, totals / size))
     return history
+
+
+def chunk_sizes(steps: int, chunks: int) -> list[int]:
+    """The sizes of min(``chunks``, ``steps``) consecutive chunks of ``steps`` steps, the first ``steps mod n``
+    one longer (as ``tensor_split`` cuts), computed without holding a step index each."""
+    count = min(chunks, steps)
+    return [steps // count + (index < steps % count) for index in range(count)]
 
 
 def held_out_accuracy(generator: Network, reconstructor: Reconstructor, directions: torch.Tensor,
@@ -278,15 +299,19 @@ class LearnedDirections(DirectionMethod):
         learning_rate: Adam's rate for A and R (authors: 1e-4 over their longer run).
         min_shift: the least shift magnitude, >= 0 (authors: 0.5).
         max_shift: the largest shift magnitude, >= min_shift and > 0 (authors: 6).
-        orthogonal: orthonormal directions (True) or unit directions (False).
+        deformator: how A is made: "qr" (orthonormal rows, any K), "expm" (the authors' "ortho": the matrix
+            exponential of a skew-symmetric M x M matrix, orthonormal rows) or "linear" (unit rows).
         n_validation: fresh draws on which the final accuracy of R is measured (authors: 100 batches of 32).
         latent_dim: M, where the generator does not say it.
         seed: seeds A's initial matrix, R's initial weights and every draw.
 
     Attributes (after `fit`):
-        directions_: (K, M) float32 unit rows (orthonormal when ``orthogonal``), each signed so that its largest
+        directions_: (K, M) float32 unit rows (orthonormal but for the "linear" deformator), each signed so that its largest
             component is positive.
         reconstructor_accuracy_: the share of the ``n_validation`` fresh draws whose k R predicts (chance: 1 / K).
+        convergence_: {"steps": [...], "reconstructor_accuracy": [...]}: R's held-out accuracy (eval mode, on
+            ``n_validation`` draws of their own stream, the same at every point) after steps/16, steps/8, ...,
+            steps; the budget has converged where the last doubling adds little (`convergence_gain`).
         history_: one dict per chunk of the training steps ({"steps": the last step of the chunk, "loss",
             "direction_loss", "shift_loss", "accuracy": their means over the chunk}), at most 10.
     """
@@ -294,7 +319,7 @@ class LearnedDirections(DirectionMethod):
     inputs = ("generator",)
 
     def __init__(self, n_directions: int, *, steps: int = 2000, batch_size: int = 32, learning_rate: float = 1e-3,
-                 min_shift: float = 0.5, max_shift: float = 6.0, orthogonal: bool = True, n_validation: int = 3200,
+                 min_shift: float = 0.5, max_shift: float = 6.0, deformator: str = "qr", n_validation: int = 3200,
                  latent_dim: int | None = None, seed: int = 0) -> None:
         super().__init__(n_directions, latent_dim=latent_dim)
         self.steps = steps
@@ -302,19 +327,20 @@ class LearnedDirections(DirectionMethod):
         self.learning_rate = learning_rate
         self.min_shift = min_shift
         self.max_shift = max_shift
-        self.orthogonal = orthogonal
+        self.deformator = deformator
         self.n_validation = n_validation
         self.seed = seed
 
     def check_params(self) -> None:
         super().check_params()
-        check_whole(self.title, "steps", self.steps, 1)
+        check_whole(self.title, "steps", self.steps, 1, most=MAX_TRAINING_STEPS)
         check_whole(self.title, "batch_size", self.batch_size, 2)
         check_number(self.title, "learning_rate", self.learning_rate, 0, strict=True)
         check_number(self.title, "min_shift", self.min_shift, 0, strict=False)
         check_number(self.title, "max_shift", self.max_shift, self.min_shift, strict=self.min_shift == 0)
-        if not isinstance(self.orthogonal, bool):
-            raise MethodError(f"{self.title}: orthogonal expected True or False, got {self.orthogonal!r}")
+        if self.deformator not in DEFORMATORS:
+            raise MethodError(f"{self.title}: deformator expected one of {', '.join(DEFORMATORS)}, got "
+                              f"{self.deformator!r}")
         check_whole(self.title, "n_validation", self.n_validation, 1)
         check_whole(self.title, "seed", self.seed, 0)
 
@@ -323,13 +349,20 @@ class LearnedDirections(DirectionMethod):
         dim = inputs.require_latent_dim()
         device = network_device(generator)
         rng = torch.Generator().manual_seed(self.seed)
-        free = torch.randn(dim, self.n_directions, generator=rng).to(device).requires_grad_()
+        columns = dim if self.deformator == "expm" else self.n_directions
+        free = torch.randn(dim, columns, generator=rng).to(device).requires_grad_()
         with torch.enable_grad(), frozen(generator):
             reconstructor = self._reconstructor(generator, self._draw(rng, 2, dim, device)).to(device)
-            self.history_ = self._train(generator, reconstructor, free, rng)
-        directions = direction_rows(free.detach(), self.orthogonal)
+            curve = self._convergence_curve(generator, reconstructor, free)
+            self.history_ = self._train(generator, reconstructor, free, rng, curve.record)
+        self.convergence_ = curve.found
+        directions = self._directions(free.detach())
         self.reconstructor_accuracy_ = self._held_out_accuracy(generator, reconstructor, directions, rng)
         self.directions_ = as_unit_directions(canonical_signs(directions.cpu()))
+
+    def _directions(self, free: torch.Tensor) -> torch.Tensor:
+        """A (K, M) from the free matrix, by the method's deformator (`direction_rows`)."""
+        return direction_rows(free, self.deformator, self.n_directions)
 
     def _draw(self, rng: torch.Generator, size: int, dim: int, device: torch.device) -> Shifts:
         return draw_shifts(rng, size, dim, self.n_directions, self.min_shift, self.max_shift, device)
@@ -339,12 +372,33 @@ class LearnedDirections(DirectionMethod):
         return seeded_reconstructor(generator, probe, self.n_directions, self.seed)
 
     def _train(self, generator: Network, reconstructor: Reconstructor, free: torch.Tensor,
-               rng: torch.Generator) -> list[dict[str, float]]:
+               rng: torch.Generator, after_step: Callable[[int], None]) -> list[dict[str, float]]:
         """``steps`` Adam steps on A (through ``free``) and R; returns history_ (losses averaged per chunk)."""
-        return train_steps(generator, reconstructor, lambda: direction_rows(free, self.orthogonal),
+        return train_steps(generator, reconstructor, lambda: self._directions(free),
                            [free, *reconstructor.parameters()],
                            lambda size: self._draw(rng, size, free.shape[0], free.device),
-                           steps=self.steps, batch_size=self.batch_size, learning_rate=self.learning_rate)
+                           steps=self.steps, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                           after_step=after_step)
+
+    def _convergence_curve(self, generator: Network, reconstructor: Reconstructor,
+                           free: torch.Tensor) -> ConvergenceCurve:
+        """The `ConvergenceCurve` of this fit: R's held-out accuracy at the doublings of `checkpoint_steps`, on
+        draws of a stream of their own (seed + 1), so that training draws exactly what it would without it."""
+        def accuracy() -> float:
+            rng = torch.Generator().manual_seed(derived_seed(self.seed, 1))
+            with torch.no_grad():
+                directions = self._directions(free)
+            found = held_out_accuracy(generator, reconstructor, directions,
+                                      lambda size: self._draw(rng, size, directions.shape[1], directions.device),
+                                      n_validation=self.n_validation, batch_size=CURVE_BATCH)
+            reconstructor.train()
+            return found
+
+        return ConvergenceCurve(checkpoint_steps(self.steps), accuracy)
+
+    def fit_record(self) -> dict[str, Any]:
+        """The learned directions' convergence curve (`convergence_`) and its last doubling's gain."""
+        return {"convergence": {**self.convergence_, "last_doubling_gain": convergence_gain(self.convergence_)}}
 
     def _held_out_accuracy(self, generator: Network, reconstructor: Reconstructor, directions: torch.Tensor,
                            rng: torch.Generator) -> float:
@@ -352,6 +406,33 @@ class LearnedDirections(DirectionMethod):
         return held_out_accuracy(generator, reconstructor, directions,
                                  lambda size: self._draw(rng, size, directions.shape[1], directions.device),
                                  n_validation=self.n_validation, batch_size=self.batch_size)
+
+
+def checkpoint_steps(steps: int, doublings: int = 4) -> list[int]:
+    """steps / 2^``doublings``, ..., steps / 2, steps (rounded, at least 1, each once): where the convergence
+    curve is read."""
+    return sorted({max(1, round(steps / 2**power)) for power in range(doublings, -1, -1)})
+
+
+def convergence_gain(curve: dict[str, list]) -> float | None:
+    """What the last doubling of the budget added to R's held-out accuracy (None with one point): the budget has
+    converged where this is small (compare's criterion: below 0.02)."""
+    found = curve["reconstructor_accuracy"]
+    return found[-1] - found[-2] if len(found) >= 2 else None
+
+
+class ConvergenceCurve:
+    """R's held-out accuracy (``accuracy()``) recorded at each of ``at`` steps, while training runs: `record` is
+    the ``after_step`` hook of `train_steps`; ``found`` holds {"steps", "reconstructor_accuracy"}."""
+
+    def __init__(self, at: list[int], accuracy: Callable[[], float]) -> None:
+        self.at, self.accuracy = set(at), accuracy
+        self.found: dict[str, list] = {"steps": [], "reconstructor_accuracy": []}
+
+    def record(self, step: int) -> None:
+        if step in self.at:
+            self.found["steps"].append(step)
+            self.found["reconstructor_accuracy"].append(self.accuracy())
 
 
 def _history_entry(steps: int, means: torch.Tensor) -> dict[str, float]:

@@ -35,7 +35,8 @@ from .directions import (DirectionMethod, FitInputs, MethodError, Network, as_un
                          check_whole, network_device, register)
 from .features import Feature, FeatureError, feature_from_spec
 from .reds import rayleigh_directions, rayleigh_path
-from .sfvq import SFVQ, SFVQ_CANDIDATES, CurveQuantization, project_onto_curve
+from .reds_jacobians import input_dtype
+from .sfvq import SFVQ, SFVQ_CANDIDATES, SFVQ_GROWTH, CurveQuantization, project_onto_curve
 
 
 @contextmanager
@@ -226,8 +227,8 @@ class SFVQDirections(DirectionMethod):
 
     Args:
         n_directions: K >= 1 segments (K + 1 codewords), K <= M.
-        initial_codewords, epochs_per_stage, batch_size, learning_rate, decay_at, decay_factor, seed, candidates:
-            `SFVQ`'s (``decay_at`` is kept as a list, its JSON form).
+        initial_codewords, epochs_per_stage, batch_size, learning_rate, decay_at, decay_factor, seed, candidates,
+            growth: `SFVQ`'s (``decay_at`` is kept as a list, its JSON form).
         latent_dim: M, checked against the latents.
 
     Attributes (after `fit`):
@@ -241,7 +242,7 @@ class SFVQDirections(DirectionMethod):
     def __init__(self, n_directions: int, *, initial_codewords: int = 4, epochs_per_stage: int = 5,
                  batch_size: int = 64, learning_rate: float = 1e-3, decay_at: Sequence[float] = (0.6, 0.8),
                  decay_factor: float = 0.5, seed: int = 0, candidates: str = SFVQ_CANDIDATES[0],
-                 latent_dim: int | None = None) -> None:
+                 growth: str = SFVQ_GROWTH[0], latent_dim: int | None = None) -> None:
         super().__init__(n_directions, latent_dim=latent_dim)
         self.initial_codewords = initial_codewords
         self.epochs_per_stage = epochs_per_stage
@@ -251,13 +252,14 @@ class SFVQDirections(DirectionMethod):
         self.decay_factor = decay_factor
         self.seed = seed
         self.candidates = candidates
+        self.growth = growth
 
     def quantizer(self) -> SFVQ:
         """The unfitted `SFVQ` of these parameters, with n_directions + 1 codewords."""
         return SFVQ(self.n_directions + 1, initial_codewords=self.initial_codewords,
                     epochs_per_stage=self.epochs_per_stage, batch_size=self.batch_size,
                     learning_rate=self.learning_rate, decay_at=self.decay_at, decay_factor=self.decay_factor,
-                    seed=self.seed, candidates=self.candidates)
+                    seed=self.seed, candidates=self.candidates, growth=self.growth)
 
     def check_params(self) -> None:
         super().check_params()
@@ -364,17 +366,18 @@ class REDsDirections(DirectionMethod):
 
     def features(self, generator: Network, classifier: Network | None, z: torch.Tensor) -> tuple[Feature, Feature]:
         """f and g: the features ``change`` and ``hold`` (`feature_from_spec`) for the images the generator makes
-        of ``z`` (their shape read from the first one).
+        of ``z`` (their shape read from the first one, made in the dtype the generator takes: `input_dtype`).
 
         Raises:
-            MethodError: a bad spec, or "identity" without a classifier.
+            MethodError: a bad spec, "identity" without a classifier, or a generator that fails on latents of
+                every dtype `input_dtype` tries.
         """
         specs = {"change": self.change, "hold": self.hold}
         named = [part.strip() for spec in specs.values() for part in spec.split("+")]
         if classifier is None and "identity" in named:
             raise MethodError(f"{self.title}: classifier expected for the feature 'identity', got None")
-        with torch.no_grad():
-            image_shape = tuple(generator(z[:1]).shape[1:])
+        with _method_errors(self.title), torch.no_grad():
+            image_shape = tuple(generator(z[:1].to(input_dtype(z, generator))).shape[1:])
         found = []
         for name, spec in specs.items():
             try:

@@ -26,8 +26,10 @@ small step along it and recomputing it there gives a curved path. Two variants (
   subspace a path follows. As in the code, the share of eigenvalue lambda_i is lambda_i^2 / sum lambda^2
   and the rank is the number of leading eigenvalues whose cumulative share is <= the threshold, plus one.
 
-Jacobians are exact (reds_jacobians.py); the authors' code takes finite differences, which
-`central_difference_jacobians` computes for comparison.
+Jacobians are exact (reds_jacobians.py), in the dtype the networks take (float64 for the package's own
+networks prepared by `jacobian_networks`, float32 for a user's float32 networks; the eigenproblems are
+float64 either way); the authors' code takes finite differences, which `central_difference_jacobians`
+computes for comparison.
 """
 
 from __future__ import annotations

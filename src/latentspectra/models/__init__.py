@@ -12,8 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..compute import ComputeError, check_fits_memory
-
+from ..compute import check_fits_memory
 from .autoencoder import Autoencoder
 from .classifier import Classifier
 from .encoder import GaussianEncoder
@@ -33,9 +32,9 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
     on the meta device (no memory) to check that its parameters fit in this machine's memory.
 
     Raises:
-        ValueError: an unknown kind (naming the kinds allowed), a config the network refuses (a size that is
-            not a whole number >= 1, unknown keys, an image shape it cannot take), or parameters larger than
-            the memory available.
+        ValueError: an unknown kind (naming the kinds allowed) or a config the network refuses (a size that is
+            not a whole number >= 1, unknown keys, an image shape it cannot take).
+        ComputeError (a ValueError): parameters larger than the memory available.
     """
     if not isinstance(kind, str) or kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; kinds allowed: {sorted(MODEL_KINDS)}")
@@ -50,10 +49,7 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
     except (TypeError, RuntimeError, OverflowError) as error:
         raise ValueError(f"cannot build a {kind} from {config} ({str(error).splitlines()[0]})") from None
     parameter_bytes = sum(tensor.numel() * tensor.element_size() for tensor in skeleton.state_dict().values())
-    try:
-        check_fits_memory(parameter_bytes, f"a {kind} of config {config}")
-    except ComputeError as error:
-        raise ValueError(str(error)) from None
+    check_fits_memory(parameter_bytes, f"a {kind} of config {config}")
     return MODEL_KINDS[kind](**config)
 
 

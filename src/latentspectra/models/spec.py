@@ -32,15 +32,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..compute import check_fits_memory
 from ..io import read_record
 from .files import load_model
-from .foreign import (ForeignEncoder, ForeignNetwork, NetworkError, describe_failure, exported_input_width,
-                      load_network_file)
+from .foreign import (ForeignEncoder, ForeignNetwork, LogProbabilities, NetworkError, describe_failure,
+                      exported_input_width, load_network_file)
 from .layers import is_image_shape, is_size
 
 PIECES = ("generator", "classifier", "encoder")
 MANIFEST = "networks.json"
 PRIORS = ("normal",)
+CLASSIFIER_OUTPUTS = ("logits", "probabilities")
+PROBABILITY_TOLERANCE = 1e-4  # rows >= 0 whose sums are this close to 1 are taken for probabilities
 PACKAGE_RANGE = (-1.0, 1.0)  # the pixel range of the package's own networks (tanh)
 
 
@@ -56,6 +59,9 @@ class LatentNetworks:
             `foreign.ForeignNetwork` adapters around a user's modules.
         pixel_range: (low, high) of the images the networks take and make.
         prior: what z is drawn from: "normal" (N(0, I_M)).
+        classifier_outputs: what the classifier returns: "logits" (any scores whose softmax gives the label
+            probabilities, log-probabilities included) or "probabilities" (it ends in a softmax; the package
+            then reads log p as its logits, `foreign.LogProbabilities`).
         source: where they came from, for records and messages.
         directory: the package-format models directory they were read from, if any (the fragmentation study
             reads its autoencoders by name from it).
@@ -69,6 +75,7 @@ class LatentNetworks:
     encoder: nn.Module | None = None
     pixel_range: tuple[float, float] = PACKAGE_RANGE
     prior: str = "normal"
+    classifier_outputs: str = "logits"
     source: str = "python"
     directory: Path | None = None
 
@@ -83,6 +90,9 @@ class LatentNetworks:
         object.__setattr__(self, "pixel_range", (low, high))
         if self.prior not in PRIORS:
             raise NetworkError(f"{where}: prior must be one of {PRIORS}, got {self.prior!r}")
+        if self.classifier_outputs not in CLASSIFIER_OUTPUTS:
+            raise NetworkError(f"{where}: classifier_outputs must be one of {CLASSIFIER_OUTPUTS}, got "
+                               f"{self.classifier_outputs!r}")
         object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
 
     @property
@@ -133,6 +143,17 @@ def _pixel_range(value: Any, where: str) -> tuple[float, float]:
 # ------------------------------------------------------------------ the checks every description passes
 
 
+def _probe_batch(shape: tuple[int, ...], what: str, source: str) -> torch.Tensor:
+    """Zeros of ``shape`` (a batch of two of ``what``), after checking that they fit in memory: a latent size or
+    image shape too large for this machine is one line naming it, not an allocator's traceback.
+
+    Raises:
+        ComputeError: "networks of SOURCE: two WHAT of shape ...: needs about X GiB, Y GiB are available".
+    """
+    check_fits_memory(math.prod(shape) * 4, f"networks of {source}: two {what} of shape {shape[1:]}")
+    return torch.zeros(shape)
+
+
 def _probe(network: nn.Module, inputs: torch.Tensor, piece: str, source: str) -> Any:
     try:
         with torch.inference_mode():
@@ -157,34 +178,66 @@ def _shape(value: Any) -> Any:
 
 def check_networks(networks: LatentNetworks) -> LatentNetworks:
     """``networks`` with its labels filled in (from the classifier's width where none were given), after running
-    every piece on a batch of two on the CPU: G maps (2, M) latents to (2, C, H, W) images, C maps those to
-    (2, l) logits, E maps them to (2, M) codes (or a pair of such).
+    every piece on a batch of two on the CPU: G maps (2, M) latents to (2, C, H, W) images, C maps those and two
+    blank images to (4, l) logits (probabilities only where ``classifier_outputs`` says so: the classifier is
+    then read through `LogProbabilities`), E maps the blank images to (2, M) codes (or a pair of such).
 
     Raises:
         NetworkError: naming the piece, where it came from, what was expected and what was found.
     """
     source, shape, width = networks.source, networks.image_shape, networks.latent_dim
-    images = torch.zeros(2, *shape)
+    images = _probe_batch((2, *shape), "images", source)
     if networks.generator is not None:
-        made = _probe(networks.generator, torch.zeros(2, width), "generator", source)
+        made = _probe(networks.generator, _probe_batch((2, width), "latents", source), "generator", source)
         _expect(isinstance(made, torch.Tensor) and tuple(made.shape) == (2, *shape), "generator", source,
                 f"images of shape (N, {', '.join(map(str, shape))}) for latents of shape (N, {width})", _shape(made))
-    labels = networks.labels
-    if networks.classifier is not None:
-        logits = _probe(networks.classifier, images, "classifier", source)
-        _expect(isinstance(logits, torch.Tensor) and logits.ndim == 2 and logits.shape[0] == 2
-                and logits.shape[1] >= 2, "classifier", source, "logits of shape (N, l) with l >= 2 labels",
-                _shape(logits))
-        if labels and logits.shape[1] != len(labels):
+    labels, classifier = networks.labels, networks.classifier
+    if classifier is not None:
+        probe = images if networks.generator is None else torch.cat([images, made.float()])
+        outputs = _probe(classifier, probe, "classifier", source)
+        _expect(isinstance(outputs, torch.Tensor) and outputs.ndim == 2 and outputs.shape[0] == len(probe)
+                and outputs.shape[1] >= 2, "classifier", source, "logits of shape (N, l) with l >= 2 labels",
+                _shape(outputs))
+        if labels and outputs.shape[1] != len(labels):
             raise NetworkError(f"classifier of {source}: expected {len(labels)} outputs, one per label {list(labels)}, "
-                               f"found {logits.shape[1]}")
-        labels = labels or tuple(str(index) for index in range(logits.shape[1]))
+                               f"found {outputs.shape[1]}")
+        labels = labels or tuple(str(index) for index in range(outputs.shape[1]))
+        classifier = _as_logits(classifier, outputs, networks.classifier_outputs, source)
     if networks.encoder is not None:
         codes = _probe(networks.encoder, images, "encoder", source)
         means = codes[0] if isinstance(codes, (tuple, list)) and codes else codes
         _expect(isinstance(means, torch.Tensor) and tuple(means.shape) == (2, width), "encoder", source,
                 f"codes of shape (N, {width}) (or a pair of them: mean, log-variance)", _shape(codes))
-    return replace(networks, labels=labels)
+    return replace(networks, labels=labels, classifier=classifier)
+
+
+def _are_probabilities(outputs: torch.Tensor) -> bool:
+    """Every row >= 0 and summing to 1 (to `PROBABILITY_TOLERANCE`): the outputs of a final softmax."""
+    rows = outputs.double()
+    return bool((rows >= 0).all() and ((rows.sum(1) - 1).abs() <= PROBABILITY_TOLERANCE).all())
+
+
+def _as_logits(classifier: nn.Module, outputs: torch.Tensor, declared: str, source: str) -> nn.Module:
+    """The classifier as one that returns logits, given its ``outputs`` on the probe batch and what the
+    description ``declared`` they are: probabilities are refused unless declared (every number would be wrong
+    silently: a softmax of probabilities is nearly uniform), and read through `LogProbabilities` when declared.
+
+    Raises:
+        NetworkError: outputs that are probabilities where logits were declared, or the other way round.
+    """
+    if isinstance(classifier, LogProbabilities):
+        return classifier
+    probabilities = _are_probabilities(outputs)
+    if declared == "probabilities":
+        if not probabilities:
+            raise NetworkError(f"classifier of {source}: declared \"classifier_outputs\": \"probabilities\", but its "
+                               "outputs on the probe batch are not (rows >= 0 summing to 1); drop that entry")
+        return LogProbabilities(classifier)
+    if probabilities:
+        raise NetworkError(f"classifier of {source}: its outputs on the probe batch are probabilities (rows >= 0 "
+                           "summing to 1), expected logits; return the scores before the softmax, or declare "
+                           f"\"classifier_outputs\": \"probabilities\" in {MANIFEST} (or the factory's dict)")
+    return classifier
 
 
 # ------------------------------------------------------------------ the package's own models directory
@@ -209,7 +262,7 @@ def _from_models_directory(directory: Path) -> LatentNetworks:
 
 # ------------------------------------------------------------------ a user's files and manifest
 
-MANIFEST_KEYS = {*PIECES, "latent_dim", "image_shape", "labels", "pixel_range", "prior"}
+MANIFEST_KEYS = {*PIECES, "latent_dim", "image_shape", "labels", "pixel_range", "prior", "classifier_outputs"}
 
 
 def _foreign(module: nn.Module, piece: str, latent_dim: int, pixel_range: tuple[float, float]) -> nn.Module:
@@ -228,8 +281,9 @@ def _latent_width(modules: dict[str, nn.Module], source: str) -> int:
             return width
     width = exported_input_width(modules["generator"]) if "generator" in modules else None
     if width is None:
-        raise NetworkError(f"{source}: cannot tell the latent size M (a TorchScript archive keeps no input shapes); "
-                           f"give \"latent_dim\" in {MANIFEST}")
+        raise NetworkError(f"{source}: cannot tell the latent size M from the generator (a TorchScript archive keeps "
+                           "no input shapes; an exported program's input must be (N, M) with M fixed); give "
+                           f"\"latent_dim\" in {MANIFEST}")
     return width
 
 
@@ -237,7 +291,7 @@ def _image_shape(generator: nn.Module | None, latent_dim: int, source: str) -> t
     if generator is None:
         raise NetworkError(f"{source}: cannot tell the image shape without a generator; give \"image_shape\" in "
                            f"{MANIFEST}")
-    made = _probe(generator, torch.zeros(2, latent_dim), "generator", source)
+    made = _probe(generator, _probe_batch((2, latent_dim), "latents", source), "generator", source)
     if not (isinstance(made, torch.Tensor) and made.ndim == 4):
         raise NetworkError(f"generator of {source}: expected images of shape (N, C, H, W), found {_shape(made)}")
     return tuple(int(side) for side in made.shape[1:])
@@ -253,19 +307,19 @@ def _from_files(files: dict[str, Path], facts: dict[str, Any], source: str) -> L
             native[piece] = load_model(path.parent, path.stem, piece)[0]
         else:
             modules[piece] = load_network_file(path, piece)
-    latent_dim = _latent_size(facts.get("latent_dim") or next(
+    latent_dim = _latent_size(facts["latent_dim"] if "latent_dim" in facts else next(
         (int(model.config["latent_dim"]) for model in native.values() if "latent_dim" in model.config), None)
         or _latent_width(modules, source), f"networks of {source}")
     pixel_range = _pixel_range(facts.get("pixel_range", PACKAGE_RANGE), f"networks of {source}")
     pieces = {piece: _foreign(module, piece, latent_dim, pixel_range) for piece, module in modules.items()}
     pieces.update(native)
-    image_shape = facts.get("image_shape") or next(
+    image_shape = facts["image_shape"] if "image_shape" in facts else next(
         (tuple(model.config["image_shape"]) for model in native.values()), None) \
         or _image_shape(pieces.get("generator"), latent_dim, source)
     labels = _label_names(facts.get("labels", ()), f"networks of {source}")
     return LatentNetworks(latent_dim, image_shape, labels, pieces.get("generator"),
                           pieces.get("classifier"), pieces.get("encoder"), pixel_range, facts.get("prior", "normal"),
-                          source)
+                          facts.get("classifier_outputs", "logits"), source)
 
 
 def _from_manifest(directory: Path) -> LatentNetworks:
@@ -336,11 +390,12 @@ def networks_from_factory(spec: str) -> LatentNetworks:
         if not callable(network.network):
             raise NetworkError(f"--networks {spec}: the factory's {piece} is a {type(network.network).__name__}, "
                                "expected a callable network")
-    image_shape = made.get("image_shape") or _image_shape(pieces.get("generator"), latent_dim, spec)
+    image_shape = made["image_shape"] if "image_shape" in made else _image_shape(pieces.get("generator"), latent_dim,
+                                                                                  spec)
     labels = _label_names(made.get("labels", ()), f"--networks {spec}")
     return LatentNetworks(latent_dim, image_shape, labels, pieces.get("generator"),
                           pieces.get("classifier"), pieces.get("encoder"), pixel_range, made.get("prior", "normal"),
-                          spec)
+                          made.get("classifier_outputs", "logits"), spec)
 
 
 # ------------------------------------------------------------------ resolving what a command was given

@@ -37,14 +37,49 @@ def rescoring_figure(method: Mapping[str, Any], labels: Sequence[str], measures:
     return save_figure(figure, path)
 
 
-def _number(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+HEADLINE_TITLES = {"disentanglement": "disentanglement", "target_change": "target label change",
+                   "rest_change": "other labels' change", "reconstructor_accuracy": "reconstructor accuracy",
+                   "path_correlation": "path correlation"}
+
+
+def interval_text(found: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """An `intervals.interval` record as "mean [low, high]" (the mean alone from one seed; "n/a" unmeasured)."""
+    if found is None or found.get("mean") is None:
+        return "n/a"
+    mean = f"{found['mean']:.{digits}f}"
+    if found.get("ci95") is None:
+        return mean
+    low, high = found["ci95"]
+    return f"{mean} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def summary_figure(record: Mapping[str, Any], path: Path) -> Path:
+    """One panel per headline metric: each measured method's mean with its 95% interval over the seeds as an error
+    bar, and the random baseline's interval as a grey band across the panel, so that a number inside the band
+    is visibly one chance gives."""
+    measured = {name: method for name, method in record["methods"].items() if "skipped" not in method}
+    names = list(measured)
+    figure = new_figure(3.2 * len(HEADLINE_TITLES), 3.6)
+    baseline = measured.get(record.get("baseline", ""))
+    for index, (key, title) in enumerate(HEADLINE_TITLES.items(), start=1):
+        ax = figure.add_subplot(1, len(HEADLINE_TITLES), index)
+        means = [measured[name][key]["mean"] for name in names]
+        spans = [measured[name][key].get("ci95") or [mean, mean] for name, mean in zip(names, means, strict=True)]
+        errors = np.array([[mean - low, high - mean] for mean, (low, high) in zip(means, spans, strict=True)]).T
+        ax.errorbar(range(len(names)), means, yerr=errors, fmt="o", capsize=3, color="black")
+        if baseline is not None:
+            low, high = baseline[key].get("ci95") or [baseline[key]["mean"]] * 2
+            ax.axhspan(low, high, color="0.8", zorder=0, label="random baseline")
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        ax.set_title(title, fontsize=9)
+    return save_figure(figure, path)
 
 
 def measure_boundary_blocks(record: Mapping[str, Any]) -> list[Block]:
     """InterFaceGAN's boundaries of the image measurements, where compare fitted them: per measure the held-out
-    accuracy, the change of that measure along its own normal at the shift t (in standard deviations), the
-    largest change of another measure and the largest label-probability change."""
+    accuracy and the change of that measure along its own normal at the shift t (in standard deviations), with
+    their intervals over the seeds, the largest change of another measure and the largest label-probability
+    change (first seed), and the measure whose normal is closest to it (|cos| averaged over the seeds)."""
     found = record["methods"].get("interfacegan", {}).get("measure_boundaries")
     if found is None:
         return []
@@ -52,48 +87,76 @@ def measure_boundary_blocks(record: Mapping[str, Any]) -> list[Block]:
     if "skipped" in found:
         return [heading, Paragraph(f"Not fitted: {found['skipped']}")]
     rows = []
+    cosines = np.array(found["normals_cosine"])
     for index, name in enumerate(found["measures"]):
         changes = found["measure_rescoring"][index]
         others = max(abs(value) for column, value in enumerate(changes) if column != index)
         labels = max(abs(value) for value in found["rescoring"][index])
-        rows.append((name, f"{found['validation_accuracy'][index]:.3f}", f"{changes[index]:+.3f}", f"{others:.3f}",
-                     f"{labels:.3f}"))
+        closest = int(np.argmax(np.where(np.arange(len(cosines)) == index, -1.0, cosines[index])))
+        accuracy, own = found["validation_accuracy"][index], found.get("own_change", [None] * len(cosines))[index]
+        rows.append((name, interval_text(accuracy) if isinstance(accuracy, Mapping) else f"{accuracy:.3f}",
+                     interval_text(own) if own is not None else f"{changes[index]:+.3f}", f"{others:.3f}",
+                     f"{labels:.3f}", f"{found['measures'][closest]} ({cosines[index, closest]:.2f})"))
     return [heading, Table(("measure", "boundary accuracy", "own change (SD)", "largest other measure change (SD)",
-                            "largest label change"), tuple(rows))]
+                            "largest label change", "closest normal (|cos|)"), tuple(rows))]
+
+
+def _method_row(name: str, method: Mapping[str, Any]) -> tuple[str, ...]:
+    if "skipped" in method:
+        return (name, f"skipped: {method['skipped']}", *("",) * (len(HEADLINE_TITLES) + 2))
+    stability = method.get("stability")
+    measure = method.get("largest_measure")
+    return (name, interval_text(method["fit_seconds"], 1),
+            *(interval_text(method[key]) for key in HEADLINE_TITLES),
+            interval_text(stability) if stability is not None else "n/a",
+            f"{interval_text(method['largest_measure_change'], 2)} ({measure})" if measure else "n/a")
+
+
+def leader_lines(record: Mapping[str, Any]) -> list[str]:
+    """Per headline metric who leads (`intervals.leaders`: one method where its interval clears every other's, else
+    the methods whose intervals overlap the best one's), and which methods stay within the random baseline's
+    interval."""
+    lines = []
+    for key, title in HEADLINE_TITLES.items():
+        found = record["leaders"][key]
+        best = found["best"]
+        verdict = f"{best[0]} ahead of every other method" if len(best) == 1 else f"tied: {', '.join(best)}"
+        within = [name for name, method in record["methods"].items()
+                  if method.get("against_baseline", {}).get(key) == "within" and name != record.get("baseline")]
+        chance = f"; within the random baseline's interval: {', '.join(within)}" if within else ""
+        lines.append(f"{title}: {verdict}{chance}.")
+    return lines
 
 
 def compare_blocks(record: Mapping[str, Any], figures: Mapping[str, Path]) -> list[Block]:
-    """The report of `latentspectra compare`: per method its cost, disentanglement, largest re-scoring change,
-    reconstructor accuracy and path correlation (or why it was skipped), per label-edit approach its success
-    rate and distances, then every figure (``figures``: caption -> PNG path)."""
-    methods = []
-    for name, method in record["methods"].items():
-        if "skipped" in method:
-            methods.append((name, f"skipped: {method['skipped']}", "", "", "", "", "", "", ""))
-            continue
-        largest = max(abs(value) for row in method["rescoring"] for value in row)
-        methods.append((name, str(method["directions"]), f"{method['fit_seconds']:.1f}",
-                        f"{method['eval_seconds']:.1f}", f"{method['disentanglement']:.3f}", f"{largest:.3f}",
-                        f"{method['reconstructor_accuracy']:.3f}", f"{method['reconstructor_seconds']:.1f}",
-                        f"{method['path_correlation']:.3f}"))
+    """The report of `latentspectra compare`: per method its cost and headline metrics with their intervals over
+    the seeds, the stability of its directions across seeds and its largest image-measurement change (or why it
+    was skipped), who leads each metric and who stays within the random baseline's interval, per label-edit
+    approach its rates and distances, then every figure (``figures``: caption -> PNG path)."""
+    methods = tuple(_method_row(name, method) for name, method in record["methods"].items())
     edits = record["label_edits"]
-    approaches = [(name, str(edit["pairs_measured"]), str(edit["latents"]), _number(edit["success_rate"]),
-                   _number(edit["mean_latent_distance"]), _number(edit["mean_feature_distance"]),
-                   _number(edit["flip_rate"]), _number(edit["median_latent_distance_to_flip"]),
-                   _number(edit["median_feature_distance_at_flip"]))
+    approaches = [(name, str(edit["pairs_measured"]), str(edit["latents"]), interval_text(edit["success_rate"]),
+                   interval_text(edit["mean_latent_distance"], 2), interval_text(edit["mean_feature_distance"], 1),
+                   interval_text(edit["flip_rate"]), interval_text(edit["median_latent_distance_to_flip"], 2),
+                   interval_text(edit["median_feature_distance_at_flip"], 1))
                   for name, edit in edits["approaches"].items()]
     strongest = max((edit["flipped_within"] for edit in edits["approaches"].values()), default=0)
     return [
         Heading(f"Direction methods compared ({record['models']})", level=1),
         Paragraph(f"K = {record['directions']} directions, shift t = {record['shift']:g}, {record['test_latents']} "
-                  f"test latents, seed {record['seed']}. Re-scoring (InterFaceGAN, SeFa): mean change of "
-                  "C(G(z + t d_k)) label probabilities; disentanglement: mean over directions of max |change| / sum "
-                  "|change|. Reconstructor accuracy (Voynov & Babenko): a fresh reconstructor trained on the frozen "
+                  f"test latents, seeds {record['seeds']}: each number is the mean over the seeds with its 95% "
+                  "Student t-interval, and a method is ahead of another only where the intervals do not overlap. "
+                  "Re-scoring (InterFaceGAN, SeFa): mean change of C(G(z + t d_k)) label probabilities; "
+                  "disentanglement: mean over directions of max |change| / sum |change|; target label change and "
+                  "other labels' change: per direction the mean |change| of the label it changes most and of the "
+                  "others. Reconstructor accuracy (Voynov & Babenko): a fresh reconstructor trained on the frozen "
                   "directions tells which of them moved G(z), accuracy on fresh draws (chance "
                   f"{1 / record['directions']:.2f}); path correlation (after WarpedGANSpace): mean over directions of "
-                  "the largest |Pearson correlation| between s and a label probability along z + s d_k."),
-        Table(("method", "directions", "fit s", "eval s", "disentanglement", "largest mean change",
-               "reconstructor accuracy", "reconstructor s", "path correlation"), tuple(methods)),
+                  "the largest |Pearson correlation| between s and a label probability along z + s d_k. Stability: "
+                  "mean |cos| of the best one-to-one matching of two seeds' directions."),
+        Table(("method", "fit s", *HEADLINE_TITLES.values(), "stability across seeds",
+               "largest measure change (SD)"), methods),
+        *(Paragraph(line) for line in leader_lines(record)),
         *measure_boundary_blocks(record),
         Heading(f"Label edits a -> a + 1 (feature distance: {edits['feature_space']})"),
         Paragraph("At each approach's own step (s = 1): success rate and mean distances; made at multiples s of "

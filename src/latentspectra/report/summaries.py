@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .compare_figures import interval_text
+
 
 def reproduce_summary(metrics: Mapping[str, Any], out: Path) -> list[str]:
     """The headline accuracies, the seconds and where the report is."""
@@ -60,17 +62,18 @@ def fragmentation_summary(result: Mapping[str, Any], out: Path) -> list[str]:
 
 
 def compare_summary(record: Mapping[str, Any], out: Path) -> list[str]:
-    """Per method its disentanglement and fit seconds (or why it was skipped), per label-edit approach its
-    success rate and the median latent distance it needs to flip a label."""
-    lines = []
+    """Per method its disentanglement, reconstructor accuracy and fit seconds with their intervals over the seeds
+    (or why it was skipped), per label-edit approach its success rate and the median latent distance it needs to
+    flip a label."""
+    lines = [f"seeds {record['seeds']}: mean [95% interval]"]
     for name, method in record["methods"].items():
         if "skipped" in method:
             lines.append(f"{name}: skipped ({method['skipped']})")
         else:
-            lines.append(f"{name}: disentanglement {method['disentanglement']:.3f}, fit seconds "
-                         f"{method['fit_seconds']:.1f}")
+            lines.append(f"{name}: disentanglement {interval_text(method['disentanglement'])}, reconstructor "
+                         f"accuracy {interval_text(method['reconstructor_accuracy'])}, fit seconds "
+                         f"{interval_text(method['fit_seconds'], 1)}")
     for name, edit in record["label_edits"]["approaches"].items():
-        rate, needed = edit["success_rate"], edit["median_latent_distance_to_flip"]
-        lines.append(f"label edit {name}: success {'n/a' if rate is None else f'{rate:.3f}'}, median latent "
-                     f"distance to flip {'n/a' if needed is None else f'{needed:.2f}'} ({edit['latents']} latents)")
+        lines.append(f"label edit {name}: success {interval_text(edit['success_rate'])}, median latent distance to "
+                     f"flip {interval_text(edit['median_latent_distance_to_flip'], 2)} ({edit['latents']} latents)")
     return [*lines, f"seconds: {record['seconds']['total']:.1f}", f"report: {out / 'report.html'}"]

@@ -22,7 +22,7 @@ from ..compute import Compute
 from ..config import AutoencoderConfig
 from ..data import ImageDataset
 from ..evaluation import batched, psnr
-from ..models import Autoencoder
+from ..models import Autoencoder, build_model
 from ..models.autoencoder import InterpolationCritic
 from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
 
@@ -55,7 +55,8 @@ class AutoencoderJob(ShuffledEpochs):
         self.compute = compute or Compute()
         self.data = DatasetTensors.from_dataset(dataset, self.compute.device)
         self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
-        self.model = Autoencoder(config.latent_dim, config.width, dataset.shape).to(self.compute.device)
+        self.model = build_model("autoencoder", {"latent_dim": config.latent_dim, "width": config.width,
+                                                 "image_shape": dataset.shape}).to(self.compute.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         total_steps = max(1, config.epochs * self.batches_per_epoch())
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total_steps)

@@ -14,7 +14,7 @@ from ..compute import Compute
 from ..config import ClassifierConfig
 from ..data import ImageDataset
 from ..evaluation import classifier_accuracy
-from ..models import Classifier
+from ..models import build_model
 from .augment import add_noise, random_affine
 from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
 
@@ -31,8 +31,8 @@ class ClassifierJob(ShuffledEpochs):
         self.compute = compute or Compute()
         self.data = DatasetTensors.from_dataset(dataset, self.compute.device)
         self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
-        self.model = Classifier(num_classes=len(dataset.classes), width=config.width,
-                                image_shape=dataset.shape).to(self.compute.device)
+        self.model = build_model("classifier", {"num_classes": len(dataset.classes), "width": config.width,
+                                                "image_shape": dataset.shape}).to(self.compute.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.max_lr,
                                            weight_decay=config.weight_decay)
         total_steps = max(1, config.epochs * self.batches_per_epoch())

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..compute import Compute
 from ..config import EncoderConfig
 from ..data import ImageDataset
-from ..models import GaussianEncoder
+from ..models import build_model
 from ..models.encoder import reparameterise
 from .sharding import Shard
 from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
@@ -79,7 +79,8 @@ class EncoderJob(ShuffledEpochs):
         self.generator = freeze(generator).to(device)
         self.classifier = freeze(classifier).to(device)
         latent_dim = generator.config["latent_dim"]
-        self.encoder = GaussianEncoder(latent_dim, config.width, config.hidden, dataset.shape).to(device)
+        self.encoder = build_model("encoder", {"latent_dim": latent_dim, "width": config.width, "hidden": config.hidden,
+                                               "image_shape": dataset.shape}).to(device)
         self.optimizer = torch.optim.Adam(self.encoder.parameters(), lr=config.lr)
         self.modules = {"encoder": self.encoder}
         self.optimizers = {"encoder": self.optimizer}

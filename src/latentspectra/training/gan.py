@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..compute import Compute
 from ..config import GANConfig
 from ..data import ImageDataset
-from ..models import Discriminator, Generator
+from ..models import build_model
 from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
 
 
@@ -64,8 +64,10 @@ class GANJob(ShuffledEpochs):
         device = self.compute.device
         self.images = DatasetTensors.from_dataset(dataset, device).train_images
         self.batches = ShuffledBatches(len(self.images), config.batch_size)
-        self.generator = Generator(config.latent_dim, config.generator_width, config.hidden, dataset.shape).to(device)
-        self.discriminator = Discriminator(config.discriminator_width, config.hidden, dataset.shape).to(device)
+        self.generator = build_model("generator", {"latent_dim": config.latent_dim, "width": config.generator_width,
+                                                   "hidden": config.hidden, "image_shape": dataset.shape}).to(device)
+        self.discriminator = build_model("discriminator", {"width": config.discriminator_width, "hidden": config.hidden,
+                                                           "image_shape": dataset.shape}).to(device)
         self.average = copy.deepcopy(self.generator).requires_grad_(False)
         betas = tuple(config.betas)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_generator, betas=betas)

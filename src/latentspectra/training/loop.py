@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +25,7 @@ from tqdm.auto import tqdm
 from ..compute import Compute
 from ..distributed import SINGLE, World
 from ..errors import CheckpointError
-from ..io import directory_lock, versions
+from ..io import versions, writer_directory
 from ..models.files import save_model
 from .checkpoint import read_training_state, restore_training_state, save_training_state
 
@@ -86,10 +84,12 @@ def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -
     return torch.Generator(device=device).manual_seed(seed * 100_003 + epoch)
 
 
-def resume_settings(config: dict[str, Any], seed: int) -> dict[str, Any]:
-    """What a saved training state must have been made with to be resumed: the seed and every setting but
-    the epoch count (which may grow to train further), as JSON stores them."""
-    return json.loads(json.dumps({"seed": seed, **{key: value for key, value in config.items() if key != "epochs"}}))
+def resume_settings(config: dict[str, Any], seed: int, precision: str) -> dict[str, Any]:
+    """What a saved training state must have been made with to be resumed: the seed, the precision of the
+    forward passes (a run begun in bfloat16 does not go on in float32) and every setting but the epoch count
+    (which may grow to train further), as JSON stores them."""
+    settings = {"seed": seed, "precision": precision, **{key: value for key, value in config.items() if key != "epochs"}}
+    return json.loads(json.dumps(settings))
 
 
 def check_resume_settings(state_path: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
@@ -126,9 +126,10 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
     if world.size > 1:
         job.shard_over(world)
     try:
-        with _checkpoints_held(state_stem.parent, world):
+        with writer_directory(world, state_stem.parent, lock=True):  # removed again if the run ends before a state
             history, seconds, start_epoch = _train_epochs(job, state_stem, epochs, seed,
-                                                          resume_settings(config, seed), progress, world)
+                                                          resume_settings(config, seed, job.compute.precision),
+                                                          progress, world)
     finally:
         if world.size > 1:
             job.unshard()
@@ -143,17 +144,6 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
     for file_name, model in job.finished_models().items():
         save_model(out_dir, file_name, model, record)
     return TrainingResult(metrics=metrics, history=history, seconds=seconds, resumed_from_epoch=start_epoch)
-
-
-@contextmanager
-def _checkpoints_held(directory: Path, world: World) -> Iterator[None]:
-    """The checkpoints ``directory``, made and locked on the rank that writes; nothing on the others."""
-    if not world.is_writer:
-        yield
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    with directory_lock(directory, wait=0):
-        yield
 
 
 def _epoch_means(totals: dict[str, float], steps: int, world: World) -> dict[str, float]:

@@ -351,7 +351,7 @@ async function exportFile(what, format) {
 
 async function start() {
   state.info = await (await api("/api/info")).json();
-  $("source").textContent = `networks: ${state.info.source}; M = ${state.info.latent_dim}; ` +
+  $("source").textContent = `networks: ${state.info.networks}; M = ${state.info.latent_dim}; ` +
     `${state.info.test_images} test images`;
   $("test-index").max = state.info.test_images - 1;
   $("top-n").max = state.info.latent_dim;
