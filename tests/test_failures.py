@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -140,15 +142,26 @@ def test_a_safetensors_file_without_its_record_in_the_header_is_refused(tmp_path
         load_model(tmp_path, "classifier")
 
 
-def test_a_second_run_on_an_output_being_written_stops_at_once(tmp_path, capsys):
-    out = tmp_path / "study"
-    out.mkdir()
+@contextmanager
+def held_by_another_process(lock: str, path: Path) -> Iterator[None]:
+    """``latentspectra.io.<lock>(path)`` held by another process for the block (killed after it)."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom latentspectra.io import directory_lock\n"
-         "with directory_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)", str(out)],
+        [sys.executable, "-c", f"import sys, time\nfrom latentspectra.io import {lock}\n"
+         f"with {lock}(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)", str(path)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+def test_a_second_run_on_an_output_being_written_stops_at_once(tmp_path, capsys):
+    out = tmp_path / "study"
+    out.mkdir()
+    with held_by_another_process("directory_lock", out):
         code, _, err = run_cli(capsys, "sfvq", "--out", str(out), "--codewords", "4", "--quiet")
         assert code == 2
         assert f"--out {out.resolve()}: another latentspectra run is writing there" in one_error_line(err)
@@ -158,10 +171,6 @@ def test_a_second_run_on_an_output_being_written_stops_at_once(tmp_path, capsys)
                 save_basis(_basis(seed=0), out / "basis.safetensors")
         finally:
             io.LOCK_WAIT_SECONDS = wait
-    finally:
-        holder.kill()
-        holder.wait()
-        holder.stdout.close()
     assert sorted(path.name for path in out.iterdir()) == []
     save_basis(_basis(seed=0), out / "basis.safetensors")  # the lock went with the process
 
@@ -171,20 +180,11 @@ def test_a_second_basis_run_on_the_same_file_stops_at_once(tmp_path, capsys):
     theirs: a second run writing the same file stops with one line and leaves the first run's file alone."""
     out = tmp_path / "runs" / "b.safetensors"
     out.parent.mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom latentspectra.io import output_file_lock\n"
-         "with output_file_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)", str(out)],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_by_another_process("output_file_lock", out):
         code, _, err = run_cli(capsys, "basis", "--out", str(out), "--per-set", "2", "--quiet")
         assert code == 2
         assert f"--out {out}: another latentspectra run is writing it" in one_error_line(err)
         assert not out.exists()
-    finally:
-        holder.kill()
-        holder.wait()
-        holder.stdout.close()
     with io.output_file_lock(out):  # the lock went with the process, and the lock file with the lock
         assert io.output_lock_path(out).exists()
     assert sorted(path.name for path in out.parent.iterdir()) == []
