@@ -112,7 +112,8 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
 
 
 def test_compare_skips_a_method_that_cannot_fit(tmp_path, tiny_models, tiny_npz):
-    config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=2, latents=8, steps=2, methods=("lsd", "random"), seeds=1,
+    config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=2, latents=8, steps=2, methods=("lsd", "random"),
+                           seeds=1,
                            reconstructor_steps=3, reconstructor_validation=8,
                            method_params={"lsd": {"per_set": 2, "max_draws": 20}}, device="cpu")
     record = run_compare(tmp_path / "out", config, networks=tiny_models, progress=False)
@@ -171,7 +172,8 @@ def test_compare_param_options_reach_the_methods(capsys, tmp_path, spread_models
     out = tmp_path / "out"
     code, stdout, stderr = run_cli(
         capsys, "compare", "--out", str(out), "--networks", str(spread_models), "--dataset", f"npz:{tiny_npz}",
-        "--device", "cpu", "--quiet", "--json", "--seeds", "1", "--methods", "sefa,ganspace,learned", "--directions", "2",
+        "--device", "cpu", "--quiet", "--json", "--seeds", "1", "--methods", "sefa,ganspace,learned",
+        "--directions", "2",
         "--latents", "4", "--edit-latents", "6", "--reconstructor-steps", "2", "--param", "sefa.layer=project.0",
         "--param", "ganspace.layer=project.2", "--param", "ganspace.n_samples=64", "--param", "learned.steps=2")
     assert code == 0, stderr

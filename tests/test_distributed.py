@@ -355,7 +355,8 @@ STUDIES = {"sfvq": ["--codewords", "4"],
                              "--mixture-codes", "100"],
            # InterFaceGAN's 1200 scored latents 3 batches (the last short), the 600 measured ones 2, the re-scoring's
            # 3 x 200 moved latents 2, the path correlation's 3 x 5 x 200 6
-           "compare": ["--seeds", "2", "--methods", "interfacegan,ganspace,lsd", "--directions", "3", "--latents", "200",
+           "compare": ["--seeds", "2", "--methods", "interfacegan,ganspace,lsd", "--directions", "3",
+                       "--latents", "200",
                        "--edit-latents", "140", "--reconstructor-steps", "1", "--measure-samples", "600",
                        "--param", "interfacegan.n_samples=1200", "--param", "lsd.per_set=2"]}
 TIMINGS = ("seconds", "fit_seconds", "eval_seconds", "reconstructor_seconds")

@@ -154,8 +154,8 @@ def resolve_precision(spec: str, device: torch.device, option: str = "--precisio
     """"float32" or "bfloat16" for ``spec`` (auto, float32 or bfloat16) on ``device``.
 
     ``auto`` picks bfloat16 where the hardware reports it natively (`native_bfloat16`), float32 elsewhere:
-    the same answer on every call and under any load. A forced bfloat16 on a device without native support is honoured after a
-    `SlowPrecisionWarning`.
+    the same answer on every call and under any load. A forced bfloat16 on a device without native support is
+    honoured after a `SlowPrecisionWarning`.
 
     Raises:
         ComputeError: an unknown ``spec``; names ``option``.

@@ -49,6 +49,8 @@ def derived_seed(seed: int, offset: int) -> int:
     [0, MAX_SEED] so that every library takes it (scikit-learn's ``random_state`` stops at 2**32 - 1): the plain
     sum wherever it fits, so the same seed gives the same numbers as before wherever it did."""
     return (seed + offset) % (MAX_SEED + 1)
+
+
 # The largest V (vectors averaged per label and set) a command takes. A basis draws about V x M latents
 # (M = 100: 1.1e9 at V = 1e7, about 40 min at the 450,000 samples/s measured on an H200 and two days at the
 # 6,000/s of 2 AVX2 cores); beyond it a run would go on for weeks rather than fail, so it is refused at once.
@@ -277,15 +279,15 @@ class CompareConfig:
     # (about 25-30 ms a step); the whole compare went from about 60 s to 272 s
     reconstructor_steps: int = 500
     reconstructor_validation: int = 1600
-    # per-method parameters (replacing the whole mapping replaces these budgets). GANSpace as its authors run it on
-    # a generator without a mapping network (the PCA of its first linear layer on z, regressed back to z, its
-    # default 100,000 samples), SFVQ on the encoded training codes, REDs
-    # (change upper, hold lower) on the encoded test latents, InterFaceGAN on its default n_samples (200,000: where two
-    # seeds' normals agree to |cos| >= 0.95) z ~ N(0, I) scored by C(G(z))
     # "paper": the learned directions at their authors' budget (Voynov & Babenko: 10^5 steps at rate 1e-4, K = M
     # directions, their "ortho" deformator; PAPER_LEARNED), over method_params' learned entry: about an hour on 2
     # CPU cores
     budget: str = "default"
+    # per-method parameters (replacing the whole mapping replaces these budgets). GANSpace as its authors run it on
+    # a generator without a mapping network (the PCA of its first linear layer on z, regressed back to z, its
+    # default 100,000 samples), SFVQ on the encoded training codes, REDs (change upper, hold lower) on the encoded
+    # test latents, InterFaceGAN on its default n_samples (200,000: where two seeds' normals agree to |cos| >= 0.95)
+    # z ~ N(0, I) scored by C(G(z))
     method_params: dict[str, dict[str, object]] = field(default_factory=lambda: {
         "lsd": {"per_set": 500},
         "learned": {"steps": 500}, "reds": {"change": "upper", "hold": "lower"}})

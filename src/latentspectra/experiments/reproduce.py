@@ -300,7 +300,8 @@ def study_basis(networks: Networks, train_images: torch.Tensor, config: Reproduc
     one stage that is sharded over the ranks of ``world``: every rank calls it."""
     return build_basis(networks.generator, networks.classifier, networks.encoder.sample, train_images,
                        per_set=config.per_set, seed=derived_seed(config.seed, SEEDS.basis),
-                       batch_size=networks.batch_size, progress=progress, latent_dim=networks.latent_dim, num_labels=networks.num_labels,
+                       batch_size=networks.batch_size, progress=progress, latent_dim=networks.latent_dim,
+                       num_labels=networks.num_labels,
                        orthogonalisation=config.orthogonalisation, device=networks.compute.device, world=world)
 
 

@@ -39,8 +39,8 @@ import torch
 from .directions import (DirectionMethod, FitInputs, MethodError, Network, check_count, check_fraction, check_whole,
                          is_index, network_device, register, standard_normal_draws)
 
-SCORES = ("probability", "logit")
-EDIT_MODES = ("shift", "distance")  # z + t n, or z placed at signed distance t (the authors' linear_interpolate)  # how a classifier's label is scored: log-softmax (one-vs-rest) or raw logit
+SCORES = ("probability", "logit")  # how a classifier's label is scored: log-softmax (one-vs-rest) or raw logit
+EDIT_MODES = ("shift", "distance")  # z + t n, or z placed at signed distance t (the authors' linear_interpolate)
 SPAN_TOLERANCE = 1e-6  # a boundary whose part off the conditions' span is shorter than this lies in the span
 
 
@@ -174,7 +174,8 @@ class InterFaceGAN(DirectionMethod):
     def check_params(self) -> None:
         super().check_params()
         if self.edit_mode not in EDIT_MODES:
-            raise MethodError(f"{self.title}: edit_mode expected one of {', '.join(EDIT_MODES)}, got {self.edit_mode!r}")
+            raise MethodError(f"{self.title}: edit_mode expected one of {', '.join(EDIT_MODES)}, got "
+                              f"{self.edit_mode!r}")
         check_fraction(self.title, "ratio", self.ratio, 0.5)
         check_fraction(self.title, "validation_split", self.validation_split)
         if self.score not in SCORES:

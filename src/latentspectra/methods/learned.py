@@ -306,8 +306,8 @@ class LearnedDirections(DirectionMethod):
         seed: seeds A's initial matrix, R's initial weights and every draw.
 
     Attributes (after `fit`):
-        directions_: (K, M) float32 unit rows (orthonormal but for the "linear" deformator), each signed so that its largest
-            component is positive.
+        directions_: (K, M) float32 unit rows (orthonormal but for the "linear" deformator), each signed so that
+            its largest component is positive.
         reconstructor_accuracy_: the share of the ``n_validation`` fresh draws whose k R predicts (chance: 1 / K).
         convergence_: {"steps": [...], "reconstructor_accuracy": [...]}: R's held-out accuracy (eval mode, on
             ``n_validation`` draws of their own stream, the same at every point) after steps/16, steps/8, ...,
@@ -388,9 +388,7 @@ class LearnedDirections(DirectionMethod):
             rng = torch.Generator().manual_seed(derived_seed(self.seed, 1))
             with torch.no_grad():
                 directions = self._directions(free)
-            found = held_out_accuracy(generator, reconstructor, directions,
-                                      lambda size: self._draw(rng, size, directions.shape[1], directions.device),
-                                      n_validation=self.n_validation, batch_size=CURVE_BATCH)
+            found = self._held_out_accuracy(generator, reconstructor, directions, rng, CURVE_BATCH)
             reconstructor.train()
             return found
 
@@ -401,11 +399,12 @@ class LearnedDirections(DirectionMethod):
         return {"convergence": {**self.convergence_, "last_doubling_gain": convergence_gain(self.convergence_)}}
 
     def _held_out_accuracy(self, generator: Network, reconstructor: Reconstructor, directions: torch.Tensor,
-                           rng: torch.Generator) -> float:
-        """R's accuracy of k, in eval mode, on ``n_validation`` fresh draws in batches of ``batch_size``."""
+                           rng: torch.Generator, batch_size: int | None = None) -> float:
+        """R's accuracy of k, in eval mode, on ``n_validation`` fresh draws from ``rng`` in batches of
+        ``batch_size`` (default: the method's)."""
         return held_out_accuracy(generator, reconstructor, directions,
                                  lambda size: self._draw(rng, size, directions.shape[1], directions.device),
-                                 n_validation=self.n_validation, batch_size=self.batch_size)
+                                 n_validation=self.n_validation, batch_size=batch_size or self.batch_size)
 
 
 def checkpoint_steps(steps: int, doublings: int = 4) -> list[int]:

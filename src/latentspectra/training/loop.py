@@ -88,8 +88,8 @@ def resume_settings(config: dict[str, Any], seed: int, precision: str) -> dict[s
     """What a saved training state must have been made with to be resumed: the seed, the precision of the
     forward passes (a run begun in bfloat16 does not go on in float32) and every setting but the epoch count
     (which may grow to train further), as JSON stores them."""
-    settings = {"seed": seed, "precision": precision, **{key: value for key, value in config.items() if key != "epochs"}}
-    return json.loads(json.dumps(settings))
+    settings = {key: value for key, value in config.items() if key != "epochs"}
+    return json.loads(json.dumps({"seed": seed, "precision": precision, **settings}))
 
 
 def check_resume_settings(state_path: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
