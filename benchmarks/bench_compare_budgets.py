@@ -2,12 +2,13 @@
 InterFaceGAN's normals the same for two seeds, and how many steps make the learned directions' reconstructor
 accuracy converge.
 
-    python benchmarks/bench_compare_budgets.py [--samples 5000 20000 50000 100000] [--steps 4000] [--json]
+    python benchmarks/bench_compare_budgets.py [--samples 5000 20000 50000 100000] [--steps 16000] [--json]
 
 InterFaceGAN: for each sample count, the method as compare fits it (one normal per label, scored by C(G(z)) on z ~
 N(0, I)) with seeds 0 and 1; per label the |cos| between the two normals; the minimum and median over the labels,
-and the fit's seconds. Learned directions: one fit with --steps steps (compare's other parameters, K = 10, seed 0)
-whose `convergence_` curve is R's held-out accuracy after steps/16, ..., steps; the gain of each doubling.
+and the fit's seconds. Learned directions: one fit with --steps steps (compare's default budget: batch 64, rate 3e-3,
+K = 10, seed 0; all the steps) whose `convergence_` curve is R's held-out accuracy at each halving of the steps down
+to 125 (`checkpoint_steps`); the gain of each doubling.
 Prints the CPU (`lscpu`'s model name, torch's capability) and the precision beside the numbers.
 """
 
@@ -20,7 +21,7 @@ import time
 import torch
 
 from latentspectra.compute import Compute, describe_device
-from latentspectra.config import CompareConfig
+from latentspectra.config import LEARNED_BUDGETS
 from latentspectra.experiments.compare import sampled_scores
 from latentspectra.experiments.networks import load_networks
 from latentspectra.methods import get
@@ -35,13 +36,19 @@ def interfacegan_stability(networks, samples: int) -> dict:
         method.fit(latents=None, scores=sampled_scores(method, networks))
         normals.append(method.directions_.double())
     cosines = (normals[0] * normals[1]).sum(1).abs()
-    return {"samples": samples, "cos": cosines.tolist(), "min_cos": cosines.min().item(),
-            "median_cos": cosines.median().item(), "seconds_two_fits": time.perf_counter() - began}
+    return {
+        "samples": samples,
+        "cos": cosines.tolist(),
+        "min_cos": cosines.min().item(),
+        "median_cos": cosines.median().item(),
+        "seconds_two_fits": time.perf_counter() - began,
+    }
 
 
 def learned_convergence(networks, steps: int) -> dict:
-    """One learned-directions fit of ``steps`` steps (K = 10, compare's parameters): its convergence curve."""
-    params = {**CompareConfig().method_params["learned"], "steps": steps}
+    """One learned-directions fit of ``steps`` steps (K = 10, compare's default budget without its stopping
+    tolerance, so that every point of the curve is trained): its convergence curve."""
+    params = {**LEARNED_BUDGETS["default"], "steps": steps, "tolerance": None}
     began = time.perf_counter()
     method = get("learned", n_directions=10, latent_dim=networks.latent_dim, **params).fit(generator=networks.generator)
     curve = method.convergence_
@@ -52,14 +59,17 @@ def learned_convergence(networks, steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, nargs="*", default=[5000, 20000, 50000, 100000])
-    parser.add_argument("--steps", type=int, default=4000, help="learned directions' budget (0: skip)")
+    parser.add_argument("--steps", type=int, default=16000, help="learned directions' budget (0: skip)")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     compute = Compute.select("cpu", args.precision)
     networks = load_networks(shipped_models_dir("mnist"), compute)
-    found = {"cpu": describe_device(compute.device), "precision": compute.precision,
-             "interfacegan": [interfacegan_stability(networks, samples) for samples in args.samples]}
+    found = {
+        "cpu": describe_device(compute.device),
+        "precision": compute.precision,
+        "interfacegan": [interfacegan_stability(networks, samples) for samples in args.samples],
+    }
     if args.steps:
         found["learned"] = learned_convergence(networks, args.steps)
     if args.json:
@@ -67,8 +77,10 @@ def main() -> None:
         return
     print(f"{found['cpu']}, {found['precision']}")
     for row in found["interfacegan"]:
-        print(f"InterFaceGAN n_samples {row['samples']:>7}: |cos| of two seeds' normals min {row['min_cos']:.3f}, "
-              f"median {row['median_cos']:.3f} ({row['seconds_two_fits']:.1f} s for both)")
+        print(
+            f"InterFaceGAN n_samples {row['samples']:>7}: |cos| of two seeds' normals min {row['min_cos']:.3f}, "
+            f"median {row['median_cos']:.3f} ({row['seconds_two_fits']:.1f} s for both)"
+        )
     if "learned" in found:
         curve = found["learned"]
         for steps, accuracy in zip(curve["steps"], curve["reconstructor_accuracy"]):

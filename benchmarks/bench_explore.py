@@ -83,9 +83,13 @@ def latency(url: str, latent: list[float], requests: int) -> dict[str, float]:
             slider_move(client, latent, step).raise_for_status()
             times.append((time.perf_counter() - began) * 1e3)
     measured = np.array(times[20:])
-    return {"requests": requests, **{f"p{q}_ms": float(np.percentile(measured, q)) for q in (50, 95, 99)},
-            "max_ms": float(measured.max()), "target_p95_ms": 50.0,
-            "p95_within_target": bool(np.percentile(measured, 95) <= 50.0)}
+    return {
+        "requests": requests,
+        **{f"p{q}_ms": float(np.percentile(measured, q)) for q in (50, 95, 99)},
+        "max_ms": float(measured.max()),
+        "target_p95_ms": 50.0,
+        "p95_within_target": bool(np.percentile(measured, 95) <= 50.0),
+    }
 
 
 def hammer(url: str, latent: list[float], clients: int, seconds: float) -> dict[str, float]:
@@ -124,8 +128,14 @@ def load(url: str, latent: list[float], clients: int, seconds: float, pid: int) 
     before = rss_mib(pid)
     result = hammer(url, latent, clients, seconds)
     after = rss_mib(pid)
-    return {**result, "errors": result["errors"] + warm_up["errors"], "warm_up_seconds": WARM_UP,
-            "rss_before_mib": before, "rss_after_mib": after, "rss_growth_mib": after - before}
+    return {
+        **result,
+        "errors": result["errors"] + warm_up["errors"],
+        "warm_up_seconds": WARM_UP,
+        "rss_before_mib": before,
+        "rss_after_mib": after,
+        "rss_growth_mib": after - before,
+    }
 
 
 def main() -> None:

@@ -37,15 +37,42 @@ def free_port() -> int:
 
 def basis_run(ranks: int, per_set: int, out: Path) -> tuple[dict, float]:
     """(the basis record, wall-clock seconds) of one `latentspectra basis` with ``ranks`` processes of one thread."""
-    command = ["-m", "latentspectra", "basis", "--per-set", str(per_set), "--device", "cpu", "--precision", "float32",
-               "--quiet", "--json", "--out", str(out)]
+    command = [
+        "-m",
+        "latentspectra",
+        "basis",
+        "--per-set",
+        str(per_set),
+        "--device",
+        "cpu",
+        "--precision",
+        "float32",
+        "--quiet",
+        "--json",
+        "--out",
+        str(out),
+    ]
     if ranks > 1:
-        command = ["-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--rdzv-backend", "c10d",
-                   "--rdzv-endpoint", f"127.0.0.1:{free_port()}", *command]
+        command = [
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            str(ranks),
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            f"127.0.0.1:{free_port()}",
+            *command,
+        ]
     environment = {key: value for key, value in os.environ.items() if key not in LAUNCH_VARIABLES}
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, *command], env={**environment, "OMP_NUM_THREADS": "1"},
-                          capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(
+        [sys.executable, *command],
+        env={**environment, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     wall = time.perf_counter() - began
     if done.returncode != 0:
         sys.exit(f"bench_scale: {ranks} rank(s) failed:\n{done.stderr[-2000:]}")
@@ -71,11 +98,15 @@ def main() -> None:
         one, many = (load_file(outputs[ranks])["vectors"] for ranks in rates)
         difference = (one - many).abs().max().item()
     single, sharded = statistics.median(rates[1]), statistics.median(rates[arguments.ranks])
-    print(f"latentspectra basis, V = {arguments.per_set} ({drawn:,} latents drawn), shipped networks, float32, "
-          f"{os.cpu_count()} CPUs, torch {torch.__version__}")
+    print(
+        f"latentspectra basis, V = {arguments.per_set} ({drawn:,} latents drawn), shipped networks, float32, "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}"
+    )
     print(f"1 process x 1 thread:  {single:,.0f} samples/s (wall {statistics.median(walls[1]):.1f} s)")
-    print(f"{arguments.ranks} processes x 1 thread: {sharded:,.0f} samples/s "
-          f"(wall {statistics.median(walls[arguments.ranks]):.1f} s)")
+    print(
+        f"{arguments.ranks} processes x 1 thread: {sharded:,.0f} samples/s "
+        f"(wall {statistics.median(walls[arguments.ranks]):.1f} s)"
+    )
     print(f"ratio: {sharded / single:.2f}x (target on 2 cores: >= 1.7x); largest basis difference {difference:.1e}")
 
 

@@ -4,9 +4,10 @@
 
 Prints, in one run: float32 and bfloat16 matmul GFLOP/s (1024 x 1024 both; float32 also 2048 x 2048 and
 again at the end; the peak is the best of the three); the shipped generator + classifier (the inference
-copies `basis` and `reproduce` use) in samples/s and GFLOP/s at each precision, as a fraction of that peak; the latent-set throughput of `build_latent_sets` at the precision `auto` picks here; images/s of
-each training loop (classifier, GAN, encoder; default configs, real MNIST batches) at each precision and
-what `train all`'s epochs would take at those rates. The FLOPs per sample are counted by
+copies `basis` and `reproduce` use) in samples/s and GFLOP/s at each precision, as a fraction of that peak;
+the latent-set throughput of `build_latent_sets` at the precision `auto` picks here; images/s of each training loop
+(classifier, GAN, encoder; default configs, real MNIST batches) at each precision and what `train all`'s epochs
+would take at those rates. The FLOPs per sample are counted by
 torch.utils.flop_counter, not assumed. Absolute speeds drift on shared machines: compare ratios of one run.
 """
 
@@ -69,9 +70,16 @@ def latent_set_rate(compute: Compute, per_set: int) -> float:
     """Latents drawn and classified per second by `build_latent_sets` (set 1 encoded, the rest sampled)."""
     networks = load_networks(shipped_models_dir("mnist"), compute)
     images = images_to_tensor(load_dataset("mnist").train.images[:20_000])
-    sets = build_latent_sets(networks.generator, networks.classifier, latent_dim=networks.latent_dim,
-                             num_labels=networks.num_labels, per_set=per_set, encoder_sample=networks.encoder.sample,
-                             images=images, batch_size=networks.batch_size)
+    sets = build_latent_sets(
+        networks.generator,
+        networks.classifier,
+        latent_dim=networks.latent_dim,
+        num_labels=networks.num_labels,
+        per_set=per_set,
+        encoder_sample=networks.encoder.sample,
+        images=images,
+        batch_size=networks.batch_size,
+    )
     return sets.samples_per_second
 
 
@@ -115,8 +123,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     auto = Compute.select("cpu", "auto")
-    results: dict = {"cpu": describe_device(auto.device), "threads": torch.get_num_threads(),
-                     "auto_precision": auto.precision, "native_bfloat16": auto.record()["cpu_native_bfloat16"]}
+    results: dict = {
+        "cpu": describe_device(auto.device),
+        "threads": torch.get_num_threads(),
+        "auto_precision": auto.precision,
+        "native_bfloat16": auto.record()["cpu_native_bfloat16"],
+    }
     matmul = {name: matmul_gflops(getattr(torch, name)) for name in PRECISIONS}
     matmul["float32_2048"] = matmul_gflops(torch.float32, 2048)
     inference_rates = {precision: inference(precision, auto.inference_batch_size) for precision in PRECISIONS}
@@ -126,26 +138,45 @@ def main() -> None:
     training = {precision: training_rates(precision, args.steps) for precision in PRECISIONS}
     matmul["float32_after"] = matmul_gflops(torch.float32)
     peak = max(value for name, value in matmul.items() if name.startswith("float32"))
-    results.update(matmul_gflops=matmul, float32_peak_gflops=peak, mflop_per_sample=flops / 1e6,
-                   samples_per_s={name: {"samples_per_s": value, "gflops": value * flops / 1e9,
-                                         "fraction_of_float32_peak": value * flops / 1e9 / peak}
-                                  for name, value in rates.items()},
-                   training_images_per_s=training,
-                   train_all_seconds_estimate={precision: train_all_seconds(value) for precision, value in training.items()})
+    results.update(
+        matmul_gflops=matmul,
+        float32_peak_gflops=peak,
+        mflop_per_sample=flops / 1e6,
+        samples_per_s={
+            name: {
+                "samples_per_s": value,
+                "gflops": value * flops / 1e9,
+                "fraction_of_float32_peak": value * flops / 1e9 / peak,
+            }
+            for name, value in rates.items()
+        },
+        training_images_per_s=training,
+        train_all_seconds_estimate={precision: train_all_seconds(value) for precision, value in training.items()},
+    )
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{results['cpu']}, {results['threads']} threads; native bfloat16: {results['native_bfloat16']}; "
-          f"auto picks {results['auto_precision']}")
-    print("matmul GFLOP/s (1024 x 1024 unless named): " + ", ".join(f"{name} {value:.2f}" for name, value in matmul.items())
-          + f"; float32 peak {peak:.1f}")
+    print(
+        f"{results['cpu']}, {results['threads']} threads; native bfloat16: {results['native_bfloat16']}; "
+        f"auto picks {results['auto_precision']}"
+    )
+    print(
+        "matmul GFLOP/s (1024 x 1024 unless named): "
+        + ", ".join(f"{name} {value:.2f}" for name, value in matmul.items())
+        + f"; float32 peak {peak:.1f}"
+    )
     print(f"shipped G + C: {flops / 1e6:.1f} MFLOP per sample")
     for name, entry in results["samples_per_s"].items():
-        print(f"{name:32s} {entry['samples_per_s']:8.0f} samples/s  {entry['gflops']:6.1f} GFLOP/s  "
-              f"{entry['fraction_of_float32_peak']:.0%} of the float32 peak")
+        print(
+            f"{name:32s} {entry['samples_per_s']:8.0f} samples/s  {entry['gflops']:6.1f} GFLOP/s  "
+            f"{entry['fraction_of_float32_peak']:.0%} of the float32 peak"
+        )
     for precision, value in training.items():
-        print(f"training images/s, {precision}: " + ", ".join(f"{name} {rate:.0f}" for name, rate in value.items())
-              + f"; train all at these rates: {results['train_all_seconds_estimate'][precision]:.0f} s")
+        print(
+            f"training images/s, {precision}: "
+            + ", ".join(f"{name} {rate:.0f}" for name, rate in value.items())
+            + f"; train all at these rates: {results['train_all_seconds_estimate'][precision]:.0f} s"
+        )
 
 
 if __name__ == "__main__":

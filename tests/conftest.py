@@ -27,7 +27,9 @@ def make_dataset(train: int = 64, test: int = 32, classes: int = 10, seed: int =
         images[np.arange(count), 0, 2 + 2 * labels, :] = 255
         return Split(images=images, labels=labels)
 
-    return ImageDataset(name="tiny", train=split(train), test=split(test), classes=tuple(str(i) for i in range(classes)))
+    return ImageDataset(
+        name="tiny", train=split(train), test=split(test), classes=tuple(str(i) for i in range(classes))
+    )
 
 
 @pytest.fixture
@@ -38,14 +40,18 @@ def tiny_dataset() -> ImageDataset:
 @pytest.fixture
 def tiny_npz(tmp_path, tiny_dataset):
     path = tmp_path / "tiny.npz"
-    np.savez(path, train_images=tiny_dataset.train.images, train_labels=tiny_dataset.train.labels,
-             test_images=tiny_dataset.test.images, test_labels=tiny_dataset.test.labels)
+    np.savez(
+        path,
+        train_images=tiny_dataset.train.images,
+        train_labels=tiny_dataset.train.labels,
+        test_images=tiny_dataset.test.images,
+        test_labels=tiny_dataset.test.labels,
+    )
     return path
 
 
 TINY_CLASSIFIER = ClassifierConfig(epochs=2, batch_size=16, width=4, max_lr=0.01)
-TINY_GAN = GANConfig(epochs=2, batch_size=16, latent_dim=8, generator_width=4, discriminator_width=4,
-                     hidden=16)
+TINY_GAN = GANConfig(epochs=2, batch_size=16, latent_dim=8, generator_width=4, discriminator_width=4, hidden=16)
 TINY_ENCODER = EncoderConfig(epochs=2, batch_size=16, width=4, hidden=16, warm_up_steps=3)
 
 
@@ -80,13 +86,26 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return exit_info.value.code or 0, captured.out, captured.err
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that reads the README's end-to-end runs (the session's `readme_runs`, about a minute) is slow:
+    the quick tier (-m "not slow") leaves them out."""
+    for item in items:
+        if "readme_runs" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def mnist_slice(tmp_path_factory):
     """The first 600 training and 300 test images of MNIST as an npz dataset."""
     mnist = load_dataset("mnist")
     path = tmp_path_factory.mktemp("data") / "mnist-slice.npz"
-    np.savez(path, x_train=mnist.train.images[:600], y_train=mnist.train.labels[:600],
-             x_test=mnist.test.images[:300], y_test=mnist.test.labels[:300])
+    np.savez(
+        path,
+        x_train=mnist.train.images[:600],
+        y_train=mnist.train.labels[:600],
+        x_test=mnist.test.images[:300],
+        y_test=mnist.test.labels[:300],
+    )
     return f"npz:{path}"
 
 
@@ -106,9 +125,11 @@ def tiny_models(tmp_path):
     from latentspectra.models.files import save_model
 
     directory = tmp_path / "tiny-models"
-    for name, model in (("generator", Generator(latent_dim=10, width=4, hidden=16)),
-                        ("classifier", Classifier(width=4)),
-                        ("encoder", GaussianEncoder(latent_dim=10, width=4, hidden=16))):
+    for name, model in (
+        ("generator", Generator(latent_dim=10, width=4, hidden=16)),
+        ("classifier", Classifier(width=4)),
+        ("encoder", GaussianEncoder(latent_dim=10, width=4, hidden=16)),
+    ):
         save_model(directory, name, model.eval(), {"seed": 0})
     return directory
 

@@ -39,13 +39,44 @@ SMALL: dict[str, list[str]] = {
     "basis": ["--per-set", "3", "--quiet"],
     "sfvq": ["--codewords", "8", "--dataset", SLICE, "--quiet"],
     "reds": ["--latents", "3", "--basis-per-set", "5", "--quiet"],
-    "compare": ["--seeds", "2", "--directions", "3", "--latents", "4", "--edit-latents", "20",
-                "--reconstructor-steps", "3",
-                "--measure-samples", "200", "--param", "lsd.per_set=5", "--param", "interfacegan.n_samples=300",
-                "--param", "learned.steps=3", "--param", "learned.n_validation=64", "--param", "sfvq.epochs_per_stage=1",
-                "--dataset", SLICE, "--quiet"],
-    "fragmentation": ["--samples", "200", "--mixture-components", "4", "--mixture-codes", "200", "--dataset", SLICE,
-                      "--quiet"],
+    "compare": [
+        "--seeds",
+        "2",
+        "--directions",
+        "3",
+        "--latents",
+        "4",
+        "--edit-latents",
+        "20",
+        "--reconstructor-steps",
+        "3",
+        "--measure-samples",
+        "200",
+        "--param",
+        "lsd.per_set=5",
+        "--param",
+        "interfacegan.n_samples=300",
+        "--param",
+        "learned.steps=3",
+        "--param",
+        "learned.n_validation=64",
+        "--param",
+        "sfvq.epochs_per_stage=1",
+        "--dataset",
+        SLICE,
+        "--quiet",
+    ],
+    "fragmentation": [
+        "--samples",
+        "200",
+        "--mixture-components",
+        "4",
+        "--mixture-codes",
+        "200",
+        "--dataset",
+        SLICE,
+        "--quiet",
+    ],
     # a server runs until Ctrl-C: --check starts it, fetches the page and its API once and stops; a free port, a
     # cache in the working directory instead of the user's
     "explore": ["--port", "0", "--check", "--per-set", "5", "--cache", "explore-cache", "--quiet"],
@@ -73,8 +104,12 @@ def small(command: str) -> list[str]:
         command = command.replace(placeholder, value)
     args = shlex.split(command)[1:]
     extra = list(SMALL.get(args[0], []))
-    if args[0] in SHIPPED_DEFAULT and not {"--models", "--networks"} & set(args) and "--retrain" not in args \
-            and "--dataset" in extra:
+    if (
+        args[0] in SHIPPED_DEFAULT
+        and not {"--models", "--networks"} & set(args)
+        and "--retrain" not in args
+        and "--dataset" in extra
+    ):
         extra += ["--models", str(shipped_models_dir("mnist"))]
     if "--retrain" in args:
         extra += ["--epochs", "1"]
@@ -122,8 +157,13 @@ class ReadmeRuns:
 def prepare_directory(directory: Path) -> None:
     """What the README's placeholders need: the MNIST slice as an npz and a directory of IDX files."""
     mnist = load_dataset("mnist")
-    np.savez(directory / "slice.npz", x_train=mnist.train.images[:300], y_train=mnist.train.labels[:300],
-             x_test=mnist.test.images[:150], y_test=mnist.test.labels[:150])
+    np.savez(
+        directory / "slice.npz",
+        x_train=mnist.train.images[:300],
+        y_train=mnist.train.labels[:300],
+        x_test=mnist.test.images[:150],
+        y_test=mnist.test.labels[:150],
+    )
     (directory / "mnist-idx").mkdir()
     for path in BUNDLED_MNIST.glob("*.gz"):
         (directory / "mnist-idx" / path.name).write_bytes(path.read_bytes())

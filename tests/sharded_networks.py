@@ -74,11 +74,15 @@ def write_dataset(path: os.PathLike, train: int = 200, test: int = 40) -> None:
 def train_config(dataset: str) -> TrainConfig:
     """`train all` on the npz file ``dataset`` in float32 on the CPU: the shipped architectures, narrow, one
     epoch; the GAN's batch of 15 rows splits unevenly over 2 ranks (7 + 8)."""
-    return TrainConfig(dataset=f"npz:{dataset}", seed=0, device="cpu", precision="float32",
-                       classifier=ClassifierConfig(epochs=1, batch_size=16, width=4),
-                       gan=GANConfig(epochs=1, batch_size=15, latent_dim=8, generator_width=4, discriminator_width=4,
-                                     hidden=16),
-                       encoder=EncoderConfig(epochs=1, batch_size=16, width=4, hidden=16, warm_up_steps=3))
+    return TrainConfig(
+        dataset=f"npz:{dataset}",
+        seed=0,
+        device="cpu",
+        precision="float32",
+        classifier=ClassifierConfig(epochs=1, batch_size=16, width=4),
+        gan=GANConfig(epochs=1, batch_size=15, latent_dim=8, generator_width=4, discriminator_width=4, hidden=16),
+        encoder=EncoderConfig(epochs=1, batch_size=16, width=4, hidden=16, warm_up_steps=3),
+    )
 
 
 def train(out: str, dataset: str, reference: str) -> None:
@@ -123,22 +127,38 @@ def main(out: str, dataset: str, resume: str) -> None:
     OUT/world.safetensors."""
     from safetensors.torch import save_file
 
-    from latentspectra.distributed import open_world
-    from latentspectra.evaluation import gathered_batched
+    from latentspectra.distributed import gathered_batched, open_world
     from latentspectra.experiments.basis import build_basis_from_models
 
     with open_world("cpu", ("main", dataset)) as world:
-        built = build_basis_from_models("sharded_networks:build", f"npz:{dataset}", per_set=40, batch_size=16,
-                                        progress=False, world=world, resume=Path(resume))
+        built = build_basis_from_models(
+            "sharded_networks:build",
+            f"npz:{dataset}",
+            per_set=40,
+            batch_size=16,
+            progress=False,
+            world=world,
+            resume=Path(resume),
+        )
         summed = world.sum(torch.full((3,), float(world.rank + 1), dtype=torch.float32))
         gathered = world.gather(torch.tensor([world.rank, 10 * world.rank]))
         rows = torch.arange(37 * 2, dtype=torch.float32).view(37, 2)
-        mapped = gathered_batched(lambda chunk: torch.stack([chunk.sum(1), chunk[:, 0] * (world.rank + 1)], 1),
-                                  rows, world, batch_size=5)
+        mapped = gathered_batched(
+            lambda chunk: torch.stack([chunk.sum(1), chunk[:, 0] * (world.rank + 1)], 1), rows, world, batch_size=5
+        )
         if world.is_writer:
-            save_file({"etas": built.latent_sets.etas, "vectors": built.basis.vectors, "mapped": mapped,
-                       "draws": torch.tensor(built.latent_sets.draws), "summed": summed, "gathered": gathered,
-                       "world_size": torch.tensor(built.stats["world_size"])}, f"{out}/world.safetensors")
+            save_file(
+                {
+                    "etas": built.latent_sets.etas,
+                    "vectors": built.basis.vectors,
+                    "mapped": mapped,
+                    "draws": torch.tensor(built.latent_sets.draws),
+                    "summed": summed,
+                    "gathered": gathered,
+                    "world_size": torch.tensor(built.stats["world_size"]),
+                },
+                f"{out}/world.safetensors",
+            )
 
 
 if __name__ == "__main__":

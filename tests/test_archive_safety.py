@@ -7,6 +7,7 @@ a clean export still loads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import sys
@@ -17,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from conftest import run_cli
 from latentspectra.models.archive import check_export_archive
 from latentspectra.models.foreign import NetworkError, load_network_file
 
@@ -82,7 +83,7 @@ def _write(members: list[tuple[str, bytes]] | dict[str, bytes], path: Path) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as archive:
         warnings.simplefilter("ignore", UserWarning)
-        for name, data in (members.items() if isinstance(members, dict) else members):
+        for name, data in members.items() if isinstance(members, dict) else members:
             archive.writestr(name, data)
     return path
 
@@ -119,27 +120,34 @@ def _use_pickle(config: str, fqn: str, member: str):
     def craft(members, top, payload):
         _edit_json(members, f"{top}/{config}", lambda record: record["config"][fqn].update(use_pickle=True))
         members[f"{top}/{member}"] = pickle.dumps(Touch(payload))
+
     return craft
 
 
 def _pickled_object(prefix: str):
     def craft(members, top, payload):
         name = f"{prefix}0"
-        _edit_json(members, f"{top}/data/constants/model_constants_config.json",
-                   lambda record: record["config"]["scale"].update(path_name=name, use_pickle=True))
+        _edit_json(
+            members,
+            f"{top}/data/constants/model_constants_config.json",
+            lambda record: record["config"]["scale"].update(path_name=name, use_pickle=True),
+        )
         members[f"{top}/data/constants/{name}"] = pickle.dumps(Touch(payload))
+
     return craft
 
 
 def _member(name: str):
     def craft(members, top, payload):
         members[f"{top}/{name}"] = pickle.dumps(Touch(payload))
+
     return craft
 
 
 def _program(change: Callable[[dict, Path], None]):
     def craft(members, top, payload):
         _edit_json(members, f"{top}/models/model.json", lambda program: change(program, payload))
+
     return craft
 
 
@@ -154,9 +162,16 @@ def _guard(program: dict, payload: Path) -> None:
 
 
 def _node_target(program: dict, payload: Path) -> None:
-    program["graph_module"]["graph"]["nodes"].insert(0, {
-        "target": "torch.os.mkdir", "inputs": [{"name": "path", "arg": {"as_string": str(payload)}, "kind": 1}],
-        "outputs": [], "metadata": {}, "name": "mkdir"})
+    program["graph_module"]["graph"]["nodes"].insert(
+        0,
+        {
+            "target": "torch.os.mkdir",
+            "inputs": [{"name": "path", "arg": {"as_string": str(payload)}, "kind": 1}],
+            "outputs": [],
+            "metadata": {},
+            "name": "mkdir",
+        },
+    )
 
 
 def _operator_argument(program: dict, payload: Path) -> None:
@@ -199,9 +214,15 @@ def _older_format(members, top, payload):
 
     program = members[f"{top}/models/model.json"]
     members.clear()
-    members.update({"version": ".".join(map(str, SCHEMA_VERSION)).encode(),
-                    "serialized_exported_program.json": program, "serialized_state_dict.pt": b"",
-                    "serialized_constants.pt": pickle.dumps(Touch(payload)), "serialized_example_inputs.pt": b""})
+    members.update(
+        {
+            "version": ".".join(map(str, SCHEMA_VERSION)).encode(),
+            "serialized_exported_program.json": program,
+            "serialized_state_dict.pt": b"",
+            "serialized_constants.pt": pickle.dumps(Touch(payload)),
+            "serialized_example_inputs.pt": b"",
+        }
+    )
 
 
 def _case_twin(members, top, payload):
@@ -210,10 +231,18 @@ def _case_twin(members, top, payload):
 
 # (id, craft(members, top, payload), the member the refusal names, whether torch alone runs the payload)
 ATTACKS = [
-    ("pickled-weight", _use_pickle("data/weights/model_weights_config.json", "linear.weight",
-                                   "data/weights/weight_0"), "data/weights/model_weights_config.json", True),
-    ("pickled-constant", _use_pickle("data/constants/model_constants_config.json", "scale",
-                                     "data/constants/tensor_0"), "data/constants/model_constants_config.json", True),
+    (
+        "pickled-weight",
+        _use_pickle("data/weights/model_weights_config.json", "linear.weight", "data/weights/weight_0"),
+        "data/weights/model_weights_config.json",
+        True,
+    ),
+    (
+        "pickled-constant",
+        _use_pickle("data/constants/model_constants_config.json", "scale", "data/constants/tensor_0"),
+        "data/constants/model_constants_config.json",
+        True,
+    ),
     ("torchscript-object", _pickled_object("custom_obj_"), "data/constants/custom_obj_0", False),
     ("python-object", _pickled_object("opaque_obj_"), "data/constants/opaque_obj_0", True),
     ("legacy-weights", _member("data/weights/model.pt"), "data/weights/model.pt", True),
@@ -258,8 +287,10 @@ def _one_line(message: str) -> bool:
 # ------------------------------------------------------------------ the checks
 
 
-@pytest.mark.parametrize("craft, member", [(craft, member) for _, craft, member, _ in ATTACKS],
-                         ids=[name for name, *_ in ATTACKS])
+@pytest.mark.parametrize(
+    "craft, member", [(craft, member) for _, craft, member, _ in ATTACKS], ids=[name for name, *_ in ATTACKS]
+)
+@pytest.mark.slow
 def test_an_archive_that_would_run_code_is_refused_and_runs_nothing(clean, tmp_path, payload, craft, member):
     path = _crafted(clean, craft, payload, tmp_path / "crafted" / "generator.pt2")
     with pytest.raises(NetworkError) as refusal:
@@ -269,17 +300,16 @@ def test_an_archive_that_would_run_code_is_refused_and_runs_nothing(clean, tmp_p
     assert not payload.exists() and PAYLOAD_MODULE not in sys.modules
 
 
-@pytest.mark.parametrize("craft", [craft for _, craft, _, live in ATTACKS if live],
-                         ids=[name for name, _, _, live in ATTACKS if live])
+@pytest.mark.parametrize(
+    "craft", [craft for _, craft, _, live in ATTACKS if live], ids=[name for name, _, _, live in ATTACKS if live]
+)
 def test_torch_alone_runs_the_payload_of_each_crafted_archive(clean, tmp_path, payload, craft):
     """The control: without the checks, loading (and calling) the crafted archive runs its payload."""
     path = _crafted(clean, craft, payload, tmp_path / "crafted" / "generator.pt2")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
+        with contextlib.suppress(Exception):
             torch.export.load(str(path)).module()(torch.zeros(3, LATENT))
-        except Exception:  # noqa: BLE001, S110 - most payloads break the load after they ran
-            pass
     assert payload.exists()
 
 
@@ -287,10 +317,20 @@ def test_the_cli_refuses_a_crafted_generator_in_one_line_and_runs_nothing(clean,
     networks = tmp_path / "mine"
     _crafted(clean, _program(_expression), payload, networks / "generator.pt2")
     (networks / "classifier.pt2").write_bytes((clean / "classifier.pt2").read_bytes())
-    (networks / "networks.json").write_text(json.dumps({"generator": "generator.pt2", "classifier": "classifier.pt2",
-                                                        "pixel_range": [0, 1]}))
-    code, _, err = run_cli(capsys, "basis", "--networks", str(networks), "--out",
-                           str(tmp_path / "out" / "b.safetensors"), "--device", "cpu", "--quiet")
+    (networks / "networks.json").write_text(
+        json.dumps({"generator": "generator.pt2", "classifier": "classifier.pt2", "pixel_range": [0, 1]})
+    )
+    code, _, err = run_cli(
+        capsys,
+        "basis",
+        "--networks",
+        str(networks),
+        "--out",
+        str(tmp_path / "out" / "b.safetensors"),
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     assert code == 2 and _one_line(err) and "generator.pt2" in err and "models/model.json" in err, err
     assert not payload.exists() and not (tmp_path / "out").exists()
 
@@ -301,8 +341,9 @@ def test_a_clean_export_passes_and_loads(clean):
     assert tuple(generator(torch.zeros(3, LATENT)).shape) == (3, 1, 4, 4)
 
 
-@pytest.mark.parametrize("change", [lambda data: b"junk" + data, lambda data: data[:-2] + b"\x03\x00abc"],
-                         ids=["prepended", "comment"])
+@pytest.mark.parametrize(
+    "change", [lambda data: b"junk" + data, lambda data: data[:-2] + b"\x03\x00abc"], ids=["prepended", "comment"]
+)
 def test_bytes_around_the_zip_are_refused(clean, tmp_path, change):
     """Python's and torch's zip readers would read other members of such a file."""
     path = tmp_path / "generator.pt2"
@@ -322,37 +363,77 @@ def test_an_exact_duplicate_member_is_refused(clean, tmp_path, payload):
     assert not payload.exists()
 
 
-@pytest.mark.parametrize("expression", [
-    "Symbol('s77', positive=True, integer=True)", "2*s0 + 1", "FloorDiv(s0, 2) + Mod(s1, 3)", "s0**2",
-    "Max(Integer(1), Add(Symbol('s0', positive=True, integer=True), Integer(-4)))", "Equality(s0, Integer(4))",
-    "(s0 >= 2) & (s0 <= 10)", "Mul(Float('1.5', precision=53), ToFloat(Symbol('s0', positive=True, integer=True)))",
-    "Piecewise(ExprCondPair(s0, StrictGreaterThan(s0, Integer(2))), ExprCondPair(s1, true))", "-int_oo",
-])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "Symbol('s77', positive=True, integer=True)",
+        "2*s0 + 1",
+        "FloorDiv(s0, 2) + Mod(s1, 3)",
+        "s0**2",
+        "Max(Integer(1), Add(Symbol('s0', positive=True, integer=True), Integer(-4)))",
+        "Equality(s0, Integer(4))",
+        "(s0 >= 2) & (s0 <= 10)",
+        "Mul(Float('1.5', precision=53), ToFloat(Symbol('s0', positive=True, integer=True)))",
+        "Piecewise(ExprCondPair(s0, StrictGreaterThan(s0, Integer(2))), ExprCondPair(s1, true))",
+        "-int_oo",
+    ],
+)
 def test_shape_expressions_torch_writes_pass(clean, tmp_path, expression):
     members = _members(clean / "generator.pt2")
-    _edit_json(members, "generator/models/model.json", lambda program: program.update(
-        graph_module={**program["graph_module"], "extra": [{"expr_str": expression, "hint": None}]}))
+    _edit_json(
+        members,
+        "generator/models/model.json",
+        lambda program: program.update(
+            graph_module={**program["graph_module"], "extra": [{"expr_str": expression, "hint": None}]}
+        ),
+    )
     check_export_archive(_write(members, tmp_path / "generator.pt2"))
 
 
-@pytest.mark.parametrize("expression", [
-    "Symbol('__import__(\"os\")')", "s0.__class__", "s0[0]", "lambda: 0", "eval('1')", "Symbol('s1') # comment",
-    "x", "Function('s1')", "'s1' 's2'", "Symbol('1.5e3' '_')", "Symbol(\"'s1'\")", "Float('1.5\\x00')",
-])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "Symbol('__import__(\"os\")')",
+        "s0.__class__",
+        "s0[0]",
+        "lambda: 0",
+        "eval('1')",
+        "Symbol('s1') # comment",
+        "x",
+        "Function('s1')",
+        "'s1' 's2'",
+        "Symbol('1.5e3' '_')",
+        "Symbol(\"'s1'\")",
+        "Float('1.5\\x00')",
+    ],
+)
 def test_other_expressions_are_refused(clean, tmp_path, expression):
     members = _members(clean / "generator.pt2")
-    _edit_json(members, "generator/models/model.json", lambda program: program.update(
-        graph_module={**program["graph_module"], "extra": [{"expr_str": expression, "hint": None}]}))
+    _edit_json(
+        members,
+        "generator/models/model.json",
+        lambda program: program.update(
+            graph_module={**program["graph_module"], "extra": [{"expr_str": expression, "hint": None}]}
+        ),
+    )
     with pytest.raises(NetworkError, match="models/model.json has the shape expression"):
         check_export_archive(_write(members, tmp_path / "generator.pt2"))
 
 
-@pytest.mark.parametrize("guard, allowed", [
-    ("(L['z'].size()[0] % 2) == 0", True), ("L['y'].size()[0] <= L['z'].size()[0]", True),
-    ("2 <= L['z'].stride()[1] and not L['z'].size()[0] == 3", True),
-    ("L['z'].size()[0] ** 2 == 4", True), ("L['z'].__class__ == 1", False), ("open('x')", False),
-    ("L['z'].size()[0] == \"a\"", False), ("L[0](1)", False), ("torch.zeros(1)", False),
-])
+@pytest.mark.parametrize(
+    "guard, allowed",
+    [
+        ("(L['z'].size()[0] % 2) == 0", True),
+        ("L['y'].size()[0] <= L['z'].size()[0]", True),
+        ("2 <= L['z'].stride()[1] and not L['z'].size()[0] == 3", True),
+        ("L['z'].size()[0] ** 2 == 4", True),
+        ("L['z'].__class__ == 1", False),
+        ("open('x')", False),
+        ("L['z'].size()[0] == \"a\"", False),
+        ("L[0](1)", False),
+        ("torch.zeros(1)", False),
+    ],
+)
 def test_guards_are_size_comparisons(clean, tmp_path, guard, allowed):
     members = _members(clean / "generator.pt2")
     _edit_json(members, "generator/models/model.json", lambda program: program.update(guards_code=[guard]))
@@ -364,15 +445,28 @@ def test_guards_are_size_comparisons(clean, tmp_path, guard, allowed):
             check_export_archive(path)
 
 
-@pytest.mark.parametrize("target", [
-    "torch.ops.aten.save.default", "torch.ops.aten.from_file.default", "torch.ops.aten.add", "torch.ops.quantized.add",
-    "torch.ops.higher_order.invoke_leaf_function", "torchx.os.system", "_operator.methodcaller", "math.__loader__",
-    "#custom:op", "torch.ops.aten.add.__call__",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "torch.ops.aten.save.default",
+        "torch.ops.aten.from_file.default",
+        "torch.ops.aten.add",
+        "torch.ops.quantized.add",
+        "torch.ops.higher_order.invoke_leaf_function",
+        "torchx.os.system",
+        "_operator.methodcaller",
+        "math.__loader__",
+        "#custom:op",
+        "torch.ops.aten.add.__call__",
+    ],
+)
 def test_node_targets_outside_the_allowlist_are_refused(clean, tmp_path, target):
     members = _members(clean / "generator.pt2")
-    _edit_json(members, "generator/models/model.json",
-               lambda program: program["graph_module"]["graph"]["nodes"][0].update(target=target))
+    _edit_json(
+        members,
+        "generator/models/model.json",
+        lambda program: program["graph_module"]["graph"]["nodes"][0].update(target=target),
+    )
     with pytest.raises(NetworkError, match="has the node target"):
         check_export_archive(_write(members, tmp_path / "generator.pt2"))
 
@@ -396,10 +490,17 @@ def test_a_member_over_its_size_bound_is_refused_unread(clean, tmp_path):
 
 # ------------------------------------------------------------------ mutated archives, as a property
 
-DEFAULTDICT_SPEC = ('[1, {{"type": "collections.defaultdict", "context": {{"default_factory_module": "{module}", '
-                    '"default_factory_name": "factory", "dict_context": []}}, "children_spec": []}}]')
-PAYLOAD_TEXTS = ("{code}", "{code} or Symbol('s1', positive=True, integer=True)", "{code} is None",
-                 "torch.os.mkdir", DEFAULTDICT_SPEC)
+DEFAULTDICT_SPEC = (
+    '[1, {{"type": "collections.defaultdict", "context": {{"default_factory_module": "{module}", '
+    '"default_factory_name": "factory", "dict_context": []}}, "children_spec": []}}]'
+)
+PAYLOAD_TEXTS = (
+    "{code}",
+    "{code} or Symbol('s1', positive=True, integer=True)",
+    "{code} is None",
+    "torch.os.mkdir",
+    DEFAULTDICT_SPEC,
+)
 
 
 def _string_paths(value, prefix=()) -> list[tuple]:
@@ -411,13 +512,18 @@ def _string_paths(value, prefix=()) -> list[tuple]:
     return [prefix] if isinstance(value, str) else []
 
 
+@pytest.mark.slow
 def test_mutated_archives_are_refused_or_load_and_never_run_a_payload(clean, tmp_path, payload):
     members = _members(clean / "generator.pt2")
     program = json.loads(members["generator/models/model.json"])
     paths = _string_paths(program)
 
-    @settings(max_examples=40, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(st.sampled_from(paths), st.sampled_from(PAYLOAD_TEXTS), st.booleans())
     def check(path, text, use_pickle):
         mutated, holder = json.loads(json.dumps(program)), None
@@ -431,10 +537,8 @@ def test_mutated_archives_are_refused_or_load_and_never_run_a_payload(clean, tmp
         archive = _write(crafted, tmp_path / "mutated" / "generator.pt2")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            try:
+            with contextlib.suppress(Exception):
                 load_network_file(archive, "generator")(torch.zeros(3, LATENT))
-            except Exception:  # noqa: BLE001, S110 - refused, or broken by the mutation: either is fine
-                pass
         assert not payload.exists() and PAYLOAD_MODULE not in sys.modules
 
     check()

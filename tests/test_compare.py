@@ -8,17 +8,23 @@ import math
 
 import pytest
 import torch
-from conftest import run_cli
 
+from conftest import run_cli
 from latentspectra.config import CompareConfig
+from latentspectra.experiments import compare
 from latentspectra.experiments.compare import run_compare
 from latentspectra.methods.directions import available
 from latentspectra.models import Classifier
 from latentspectra.models.files import load_model, save_model
 
-TINY_PARAMS = {"lsd": {"per_set": 2}, "ganspace": {"n_samples": 50}, "interfacegan": {"n_samples": 200},
-               "learned": {"steps": 2, "batch_size": 4, "n_validation": 8},
-               "sfvq": {"epochs_per_stage": 1, "batch_size": 16}, "reds": {"change": "upper", "hold": "lower"}}
+TINY_PARAMS = {
+    "lsd": {"per_set": 2},
+    "ganspace": {"n_samples": 50},
+    "interfacegan": {"n_samples": 200},
+    "learned": {"steps": 2, "batch_size": 4, "n_validation": 8},
+    "sfvq": {"epochs_per_stage": 1, "batch_size": 16},
+    "reds": {"change": "upper", "hold": "lower"},
+}
 TIMING_KEYS = {"seconds", "fit_seconds", "eval_seconds", "reconstructor_seconds", "figures"}
 
 
@@ -29,7 +35,9 @@ def spread_models(tiny_models):
     generator, _ = load_model(tiny_models, "generator", "generator")
     classifier = Classifier(width=4).eval()
     with torch.no_grad():
-        features = classifier.features(generator.eval()(torch.randn(2000, 10, generator=torch.Generator().manual_seed(1))))
+        features = classifier.features(
+            generator.eval()(torch.randn(2000, 10, generator=torch.Generator().manual_seed(1)))
+        )
         classifier.head.bias.sub_(classifier.head(features).mean(0))
     save_model(tiny_models, "classifier", classifier, {"seed": 0})
     return tiny_models
@@ -43,10 +51,21 @@ def _without_timing(value):
     return value
 
 
+@pytest.mark.slow
 def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tiny_npz):
-    config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=3, latents=16, edit_latents=24, steps=3,
-                           method_params=TINY_PARAMS, measure_samples=300, seeds=2,
-                           reconstructor_steps=3, reconstructor_validation=8, device="cpu")
+    config = CompareConfig(
+        dataset=f"npz:{tiny_npz}",
+        directions=3,
+        latents=16,
+        edit_latents=24,
+        steps=3,
+        method_params=TINY_PARAMS,
+        measure_samples=300,
+        seeds=2,
+        reconstructor_steps=3,
+        reconstructor_validation=8,
+        device="cpu",
+    )
     record = run_compare(tmp_path / "one", config, networks=spread_models, progress=False)
     assert json.loads((tmp_path / "one" / "compare.json").read_text())["methods"].keys() == set(available())
     assert record["seeds"] == [0, 1]
@@ -57,8 +76,17 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         assert matrix.shape == (3, 10) and bool(matrix.isfinite().all())
         measures = torch.tensor(method["measure_rescoring"])  # grey images: the Morpho-MNIST measures too
         assert measures.shape == (3, len(record["measures"])) and bool(measures.isfinite().all())
-        for key in ("disentanglement", "target_change", "rest_change", "reconstructor_accuracy", "path_correlation",
-                    "fit_seconds", "eval_seconds", "reconstructor_seconds", "largest_label_change"):
+        for key in (
+            "disentanglement",
+            "target_change",
+            "rest_change",
+            "reconstructor_accuracy",
+            "path_correlation",
+            "fit_seconds",
+            "eval_seconds",
+            "reconstructor_seconds",
+            "largest_label_change",
+        ):
             found = method[key]  # an interval over the two seeds: the mean lies in it, made of the seeds' values
             assert len(found["values"]) == 2 and found["mean"] == pytest.approx(sum(found["values"]) / 2), key
             assert found["ci95"][0] <= found["mean"] <= found["ci95"][1], key
@@ -83,24 +111,32 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         assert torch.tensor(boundaries["rescoring"]).shape == (len(record["measures"]), 10)
         assert torch.tensor(boundaries["measure_rescoring"]).shape == (len(record["measures"]),) * 2
         cosines = torch.tensor(boundaries["normals_cosine"])
-        assert cosines.shape == (len(record["measures"]),) * 2 and torch.allclose(cosines.diagonal(),
-                                                                                   torch.ones(len(cosines)))
+        assert cosines.shape == (len(record["measures"]),) * 2 and torch.allclose(
+            cosines.diagonal(), torch.ones(len(cosines))
+        )
     approaches = record["label_edits"]["approaches"]
     assert set(approaches) == {"lsd_rotation", "lsd_projection", "interfacegan", "class_means"}
     assert approaches["lsd_rotation"]["latents"] > 0
     # InterFaceGAN's step is as long as the pair's class-mean difference: measured on the same pairs
-    assert [pair["pair"] for pair in approaches["interfacegan"]["pairs"]] == \
-        [pair["pair"] for pair in approaches["class_means"]["pairs"]]
+    assert [pair["pair"] for pair in approaches["interfacegan"]["pairs"]] == [
+        pair["pair"] for pair in approaches["class_means"]["pairs"]
+    ]
     for edit in approaches.values():  # the untrained encoder's codes may all get one label: no class means then
         if edit["latents"]:
-            first = {key: edit[key]["values"][0] for key in ("success_rate", "flip_rate", "mean_latent_distance",
-                                                               "mean_feature_distance")}
+            first = {
+                key: edit[key]["values"][0]
+                for key in ("success_rate", "flip_rate", "mean_latent_distance", "mean_feature_distance")
+            }
             assert 0 <= first["success_rate"] <= first["flip_rate"] <= 1 and edit["flipped_within"] == 2.0
             assert math.isfinite(first["mean_latent_distance"]) and math.isfinite(first["mean_feature_distance"])
             assert sum(pair["flipped"] for pair in edit["pairs"]) == round(first["flip_rate"] * edit["latents"])
         else:
             assert edit["success_rate"]["mean"] is None and edit["pairs"] == []
+    learned = record["methods"]["learned"]  # every seed's convergence curve, the first seed's as `convergence`
+    assert next(found["convergence"] for found in learned["fit_record_by_seed"]) == learned["convergence"]
+    assert len(learned["fit_record_by_seed"]) == 2 and learned["convergence"]["tolerance"] == 0.02
     report = (tmp_path / "one" / "report.md").read_text()
+    assert "learned: converged" in report or "learned: not converged" in report
     assert "| lsd |" in report and "reconstructor accuracy" in report and "path correlation" in report
     assert "disentanglement: " in report
     page = (tmp_path / "one" / "report.html").read_text()
@@ -111,11 +147,64 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
     assert _without_timing(again) == _without_timing(record)
 
 
+def test_directions_equal_to_an_earlier_seeds_are_measured_once(monkeypatch):
+    calls = []
+
+    def counted(name, value):
+        return lambda *args, **kwargs: calls.append(name) or value
+
+    monkeypatch.setattr(compare, "rescoring", counted("rescoring", torch.zeros(2, 3)))
+    monkeypatch.setattr(compare, "measure_rescoring", counted("measures", None))
+    monkeypatch.setattr(compare, "path_correlation", counted("path", 0.5))
+    directions, shifts = torch.eye(2, 4), torch.linspace(-1, 1, 3)
+    first = compare.evaluate_directions(None, directions, torch.zeros(5, 4), 1.0, shifts)
+    assert calls == ["rescoring", "measures", "path"]
+    assert compare.evaluate_directions(None, directions.clone(), torch.zeros(5, 4), 1.0, shifts, first) is first
+    assert len(calls) == 3  # the same directions bit for bit: nothing measured again
+    moved = directions.clone()
+    moved[0, 0] = torch.nextafter(moved[0, 0], torch.tensor(2.0))
+    assert compare.evaluate_directions(None, moved, torch.zeros(5, 4), 1.0, shifts, first) is not first
+    assert len(calls) == 6
+
+
+def test_each_fit_gets_the_networks_its_rules_ask_for(tiny_models):
+    """`fit_inputs` reads the method's class attributes: the learned directions (float32_gradients) train through
+    a float32 copy of G in a bfloat16 run; GANSpace (reads_activations) reads the generator as the user made it;
+    the rest get the run's networks; latents by fit_latents, InterFaceGAN's own draws scored for it."""
+    from latentspectra.compute import Compute
+    from latentspectra.experiments.compare import fit_inputs
+    from latentspectra.experiments.networks import load_networks
+    from latentspectra.methods import get
+
+    networks = load_networks(tiny_models, Compute(precision="bfloat16"))
+    train, test = torch.zeros(4, 10), torch.ones(3, 10)
+    learned = fit_inputs(get("learned", n_directions=2), networks, train, test)
+    assert learned["generator"].compute.precision == "float32" and learned["generator"] is not networks.generator
+    assert fit_inputs(get("sefa", n_directions=2), networks, train, test)["generator"] is networks.generator
+    assert (
+        fit_inputs(get("ganspace", n_directions=2), networks, train, test)["generator"]
+        is networks.description.generator
+    )
+    assert fit_inputs(get("sfvq", n_directions=2), networks, train, test)["latents"] is train
+    assert fit_inputs(get("reds", n_directions=2), networks, train, test)["latents"] is test
+    drawn = fit_inputs(get("interfacegan", n_samples=40, latent_dim=10), networks, train, test)
+    assert drawn["latents"] is None and drawn["scores"].shape == (40, 10)
+
+
+@pytest.mark.slow
 def test_compare_skips_a_method_that_cannot_fit(tmp_path, tiny_models, tiny_npz):
-    config = CompareConfig(dataset=f"npz:{tiny_npz}", directions=2, latents=8, steps=2, methods=("lsd", "random"),
-                           seeds=1,
-                           reconstructor_steps=3, reconstructor_validation=8,
-                           method_params={"lsd": {"per_set": 2, "max_draws": 20}}, device="cpu")
+    config = CompareConfig(
+        dataset=f"npz:{tiny_npz}",
+        directions=2,
+        latents=8,
+        steps=2,
+        methods=("lsd", "random"),
+        seeds=1,
+        reconstructor_steps=3,
+        reconstructor_validation=8,
+        method_params={"lsd": {"per_set": 2, "max_draws": 20}},
+        device="cpu",
+    )
     record = run_compare(tmp_path / "out", config, networks=tiny_models, progress=False)
     assert "too few latents" in record["methods"]["lsd"]["skipped"]
     assert "lsd_rotation" not in record["label_edits"]["approaches"]
@@ -123,30 +212,47 @@ def test_compare_skips_a_method_that_cannot_fit(tmp_path, tiny_models, tiny_npz)
     assert not (tmp_path / "out" / "figures" / "lsd.png").exists()
 
 
-@pytest.mark.parametrize("arguments, message", [(("--methods", "lsd,nope"), "nope"),
-                                                (("--directions", "11"), "--directions"),
-                                                (("--param", "sefa.nope=1"), "nope"),
-                                                (("--param", "nope.layer=main.0"), "nope"),
-                                                (("--param", "sefa"), "METHOD.NAME=VALUE")])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (("--methods", "lsd,nope"), "nope"),
+        (("--directions", "11"), "--directions"),
+        (("--param", "sefa.nope=1"), "nope"),
+        (("--param", "nope.layer=main.0"), "nope"),
+        (("--param", "sefa"), "METHOD.NAME=VALUE"),
+    ],
+)
 def test_compare_refuses_bad_arguments_before_writing(capsys, tmp_path, tiny_models, tiny_npz, arguments, message):
     out = tmp_path / "out"
-    code, stdout, stderr = run_cli(capsys, "compare", "--out", str(out), "--networks", str(tiny_models), "--dataset",
-                                   f"npz:{tiny_npz}", "--device", "cpu", "--quiet", *arguments)
+    code, stdout, stderr = run_cli(
+        capsys,
+        "compare",
+        "--out",
+        str(out),
+        "--networks",
+        str(tiny_models),
+        "--dataset",
+        f"npz:{tiny_npz}",
+        "--device",
+        "cpu",
+        "--quiet",
+        *arguments,
+    )
     assert code == 2 and stdout == "" and message in stderr
     assert len(stderr.strip().splitlines()) == 1
     assert not out.exists()
 
 
 def test_the_lsd_projection_edit_moves_label_a_amplitude_onto_label_b():
-    from types import SimpleNamespace
-
-    from latentspectra.experiments.compare import lsd_projection_edit
     from latentspectra.latent import QuasiEigenBasis
+    from latentspectra.methods.ours import LSDDirections
 
     etas = torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     basis = QuasiEigenBasis.from_etas(etas, [0, 1, 2] * 2, [1, 1, 1, 2, 2, 2])
     z = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    before, after = basis.decompose(z), basis.decompose(lsd_projection_edit(SimpleNamespace(basis_=basis), z, 0, 2))
+    lsd = LSDDirections.from_basis(basis)
+    before, after = basis.decompose(z), basis.decompose(lsd.projection_edit(z, 0, 2))
+    assert torch.equal(lsd.label_edits({}, 3)["lsd_projection"](z, 0, 2, 1.0), lsd.projection_edit(z, 0, 2))
     a, b = basis.index_of(0), basis.index_of(2)
     assert torch.allclose(after[:, a], torch.zeros(4, dtype=torch.float64), atol=1e-12)
     assert torch.allclose(after[:, b], before[:, b] + before[:, a])
@@ -154,34 +260,100 @@ def test_the_lsd_projection_edit_moves_label_a_amplitude_onto_label_b():
     assert torch.allclose(after[:, others], before[:, others])
 
 
+def test_the_report_says_per_seed_whether_the_learned_directions_converged():
+    from latentspectra.report.compare_figures import convergence_lines
+
+    def seed(steps, accuracy, gain, tolerance=0.02):
+        return {
+            "convergence": {
+                "steps": steps,
+                "reconstructor_accuracy": accuracy,
+                "last_doubling_gain": gain,
+                "tolerance": tolerance,
+            }
+        }
+
+    record = {
+        "methods": {
+            "sefa": {},
+            "learned": {
+                "fit_record_by_seed": [
+                    seed([8, 16], [0.5, 0.51], 0.01),
+                    seed([8, 16], [0.5, 0.6], 0.1),
+                    seed([16], [0.4], None, None),
+                ]
+            },
+        }
+    }
+    (line,) = convergence_lines(record)
+    assert line.startswith("learned: converged for 1 of 3 seeds (a doubling of the steps adding less than 0.02")
+    assert "16 steps, accuracy 0.510, last doubling +0.010" in line and "last doubling n/a" in line
+    record["methods"]["learned"]["fit_record_by_seed"] = [seed([8, 16], [0.5, 0.6], 0.1)]
+    assert convergence_lines(record)[0].startswith("learned: not converged")
+
+
 def test_first_flips_takes_the_smallest_strength_that_reaches_the_target():
     from latentspectra.experiments.compare import first_flips
 
     def step(reached, scale):
-        return {"reached": torch.tensor(reached), "latent_distance": scale * torch.ones(3, dtype=torch.float64),
-                "feature_distance": 10 * scale * torch.ones(3, dtype=torch.float64)}
+        return {
+            "reached": torch.tensor(reached),
+            "latent_distance": scale * torch.ones(3, dtype=torch.float64),
+            "feature_distance": 10 * scale * torch.ones(3, dtype=torch.float64),
+        }
 
-    found = first_flips([step([False, True, False], 1.0), step([True, True, False], 2.0),
-                         step([False, True, False], 3.0)])
+    found = first_flips(
+        [step([False, True, False], 1.0), step([True, True, False], 2.0), step([False, True, False], 3.0)]
+    )
     assert found["reached"].tolist() == [True, True, False]
     assert found["latent_distance"].tolist() == [2.0, 1.0, math.inf]
     assert found["feature_distance"].tolist() == [20.0, 10.0, math.inf]
 
 
+@pytest.mark.slow
 def test_compare_param_options_reach_the_methods(capsys, tmp_path, spread_models, tiny_npz):
     out = tmp_path / "out"
     code, stdout, stderr = run_cli(
-        capsys, "compare", "--out", str(out), "--networks", str(spread_models), "--dataset", f"npz:{tiny_npz}",
-        "--device", "cpu", "--quiet", "--json", "--seeds", "1", "--methods", "sefa,ganspace,learned",
-        "--directions", "2",
-        "--latents", "4", "--edit-latents", "6", "--reconstructor-steps", "2", "--param", "sefa.layer=project.0",
-        "--param", "ganspace.layer=project.2", "--param", "ganspace.n_samples=64", "--param", "learned.steps=2")
+        capsys,
+        "compare",
+        "--out",
+        str(out),
+        "--networks",
+        str(spread_models),
+        "--dataset",
+        f"npz:{tiny_npz}",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--json",
+        "--seeds",
+        "1",
+        "--methods",
+        "sefa,ganspace,learned",
+        "--directions",
+        "2",
+        "--latents",
+        "4",
+        "--edit-latents",
+        "6",
+        "--reconstructor-steps",
+        "2",
+        "--param",
+        "sefa.layer=project.0",
+        "--param",
+        "ganspace.layer=project.2",
+        "--param",
+        "ganspace.n_samples=64",
+        "--param",
+        "learned.steps=2",
+    )
     assert code == 0, stderr
     methods = json.loads(stdout)["methods"]
     assert not [name for name, method in methods.items() if "skipped" in method], methods
     assert methods["sefa"]["params"]["layer"] == "project.0"
     assert methods["ganspace"]["params"]["layer"] == "project.2" and methods["ganspace"]["params"]["n_samples"] == 64
-    assert methods["learned"]["params"]["steps"] == 2 and methods["learned"]["params"]["batch_size"] == 32
+    learned = methods["learned"]["params"]  # the default budget's, with the --param over it
+    assert learned["steps"] == 2 and learned["batch_size"] == 64 and learned["tolerance"] == 0.02
     assert json.loads(stdout)["config"]["reconstructor_steps"] == 2
 
 
@@ -189,7 +361,15 @@ def test_the_paper_budget_trains_the_learned_directions_as_their_authors():
     from latentspectra.experiments.compare import method_params
 
     paper = method_params("learned", CompareConfig(budget="paper"), 100)
-    assert {key: paper[key] for key in ("steps", "learning_rate", "deformator", "n_directions")} == \
-        {"steps": 100_000, "learning_rate": 1e-4, "deformator": "expm", "n_directions": 100}
-    assert method_params("learned", CompareConfig(), 100)["steps"] == CompareConfig().method_params["learned"]["steps"]
+    assert {key: paper[key] for key in ("steps", "learning_rate", "deformator", "n_directions")} == {
+        "steps": 100_000,
+        "learning_rate": 1e-4,
+        "deformator": "expm",
+        "n_directions": 100,
+    }
+    default = method_params("learned", CompareConfig(), 100)
+    assert default["tolerance"] == 0.02 and default["n_directions"] == 10  # trained until converged
+    assert "tolerance" not in method_params("learned", CompareConfig(budget="quick"), 100)
+    over = CompareConfig(budget="paper", method_params={"learned": {"steps": 7}})
+    assert method_params("learned", over, 100)["steps"] == 7  # a --param goes over the budget
     assert "deformator" not in method_params("sefa", CompareConfig(budget="paper"), 100)

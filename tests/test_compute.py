@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import busy_cores, run_cli
 
 import latentspectra
+from conftest import busy_cores, run_cli
 from latentspectra import compute as compute_module
-from latentspectra.models.files import shipped_models_dir
 from latentspectra.compute import Compute, ComputeError, SlowPrecisionWarning, resolve_device, resolve_precision
+from latentspectra.models.files import shipped_models_dir
 
 CPU = torch.device("cpu")
 MNIST_MODELS = shipped_models_dir("mnist")
@@ -32,8 +32,10 @@ def no_accelerator(monkeypatch):
 @pytest.fixture
 def native(monkeypatch):
     """Pretend the CPU has native bfloat16 (its flags) or not."""
+
     def set_native(flags: bool) -> None:
         monkeypatch.setattr(compute_module, "cpu_native_bfloat16", lambda: flags)
+
     return set_native
 
 
@@ -41,10 +43,16 @@ def test_auto_is_the_cpu_without_an_accelerator(no_accelerator):
     assert resolve_device("auto") == CPU and resolve_device("cpu") == CPU and resolve_device(CPU) == CPU
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("cuda", "CUDA is not available"), ("cuda:1", "CUDA is not available"),
-    ("mps", "MPS (Apple silicon) is not available"), ("tpu", "expected auto, cpu, cuda"), ("cpu:1", "expected auto"),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("cuda", "CUDA is not available"),
+        ("cuda:1", "CUDA is not available"),
+        ("mps", "MPS (Apple silicon) is not available"),
+        ("tpu", "expected auto, cpu, cuda"),
+        ("cpu:1", "expected auto"),
+    ],
+)
 def test_a_device_this_machine_lacks_is_one_line_naming_the_option_and_what_it_offers(no_accelerator, spec, expected):
     with pytest.raises(ComputeError) as error:
         resolve_device(spec)
@@ -90,9 +98,11 @@ def test_the_cpu_reports_native_bfloat16_as_torch_sees_it():
         assert not compute_module.cpu_native_bfloat16()
 
 
+@pytest.mark.slow
 def test_auto_precision_measures_nothing_so_load_cannot_flip_it(monkeypatch):
     """The choice reads the hardware's report only: with both cores busy and every clock broken, `auto` is
     what the flags say, every time."""
+
     def no_clock() -> float:
         raise AssertionError("auto precision must not time anything")
 
@@ -104,14 +114,31 @@ def test_auto_precision_measures_nothing_so_load_cannot_flip_it(monkeypatch):
     assert choices == {expected}
 
 
+@pytest.mark.slow
 def test_the_same_basis_command_gives_the_same_bytes_under_load(capsys, tmp_path, mnist_slice):
     """Same command, seed and machine, through `auto`, once idle and once with both cores busy: the same basis,
     byte for byte, and the same precision in both records."""
+
     def basis(name: str) -> tuple[bytes, str]:
         out = tmp_path / f"{name}.safetensors"
-        code, stdout, err = run_cli(capsys, "basis", "--dataset", mnist_slice, "--models", str(MNIST_MODELS),
-                                    "--per-set", "3", "--device",
-                                    "cpu", "--precision", "auto", "--out", str(out), "--json", "--quiet")
+        code, stdout, err = run_cli(
+            capsys,
+            "basis",
+            "--dataset",
+            mnist_slice,
+            "--models",
+            str(MNIST_MODELS),
+            "--per-set",
+            "3",
+            "--device",
+            "cpu",
+            "--precision",
+            "auto",
+            "--out",
+            str(out),
+            "--json",
+            "--quiet",
+        )
         assert code == 0, err
         return out.read_bytes(), json.loads(stdout)["compute"]["precision"]
 
@@ -148,22 +175,40 @@ def test_nothing_outside_compute_names_an_accelerator():
     """Device choice lives in compute.py; everything else receives a Compute or a device."""
     root = Path(latentspectra.__file__).parent
     pattern = re.compile(r"\.cuda\(|[\"']cuda[\"':]|[\"']mps[\"']|torch\.cuda\.|torch\.backends\.mps")
-    offenders = [f"{path.relative_to(root)}:{number}" for path in root.rglob("*.py") if path.name != "compute.py"
-                 for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for path in root.rglob("*.py")
+        if path.name != "compute.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert offenders == []
 
 
-@pytest.mark.parametrize("command", [
-    ["basis", "--out", "{out}/basis.safetensors"], ["reproduce", "--out", "{out}"], ["evaluate"],
-    ["sfvq", "--out", "{out}"], ["reds", "--out", "{out}"], ["fragmentation", "--out", "{out}"],
-    ["train", "gan", "--out", "{out}"],
-])
-@pytest.mark.parametrize("option, expected", [(["--device", "cuda"], "--device cuda: CUDA is not available"),
-                                              (["--device", "mps"], "--device mps: MPS"),
-                                              (["--device", "gpu"], "--device gpu: expected"),
-                                              (["--precision", "half"], "'--precision'")])
-def test_every_network_command_refuses_a_device_it_lacks_before_writing(capsys, tmp_path, no_accelerator, command,
-                                                                          option, expected):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["basis", "--out", "{out}/basis.safetensors"],
+        ["reproduce", "--out", "{out}"],
+        ["evaluate"],
+        ["sfvq", "--out", "{out}"],
+        ["reds", "--out", "{out}"],
+        ["fragmentation", "--out", "{out}"],
+        ["train", "gan", "--out", "{out}"],
+    ],
+)
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        (["--device", "cuda"], "--device cuda: CUDA is not available"),
+        (["--device", "mps"], "--device mps: MPS"),
+        (["--device", "gpu"], "--device gpu: expected"),
+        (["--precision", "half"], "'--precision'"),
+    ],
+)
+def test_every_network_command_refuses_a_device_it_lacks_before_writing(
+    capsys, tmp_path, no_accelerator, command, option, expected
+):
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, *[part.format(out=out) for part in command], *option)
     assert code == 2 and err.count("\n") == 1 and expected in err and "Traceback" not in err
@@ -173,8 +218,17 @@ def test_every_network_command_refuses_a_device_it_lacks_before_writing(capsys, 
 @pytest.mark.filterwarnings("default::latentspectra.compute.SlowPrecisionWarning")
 def test_forced_bfloat16_on_an_emulating_cpu_warns_once_and_runs(capsys, native, tiny_models, tiny_npz):
     native(flags=False)
-    code, stdout, err = run_cli(capsys, "evaluate", "--models", str(tiny_models), "--dataset", f"npz:{tiny_npz}",
-                                "--precision", "bfloat16", "--json")
+    code, stdout, err = run_cli(
+        capsys,
+        "evaluate",
+        "--models",
+        str(tiny_models),
+        "--dataset",
+        f"npz:{tiny_npz}",
+        "--precision",
+        "bfloat16",
+        "--json",
+    )
     assert code == 0, err
     assert err.count("latentspectra: warning:") == 1 and err.count("\n") == 1 and "slower" in err
     assert json.loads(stdout)["compute"]["precision"] == "bfloat16"

@@ -17,11 +17,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import UNPICKLED, PickleTrap
 
+from conftest import UNPICKLED, PickleTrap
 from latentspectra.compute import available_memory
-from latentspectra.data import (FASHION_MNIST_CLASSES, ImageDataset, Split, available_datasets, download_dataset,
-                                images_to_tensor, load_dataset, load_idx_dir, load_npz, read_idx)
+from latentspectra.data import (
+    FASHION_MNIST_CLASSES,
+    ImageDataset,
+    Split,
+    available_datasets,
+    download_dataset,
+    images_to_tensor,
+    load_dataset,
+    load_idx_dir,
+    load_npz,
+    read_idx,
+)
 from latentspectra.data import datasets as datasets_module
 from latentspectra.data import download as download_module
 from latentspectra.data import idx as idx_module
@@ -156,9 +166,12 @@ def test_read_idx_refuses_a_header_declaring_more_than_memory(tmp_path: Path, su
     header = bytes([0, 0, 8, 2]) + b"".join(struct.pack(">I", d) for d in ABSURD_SHAPE)
     path = write_idx(tmp_path / f"huge-idx2-ubyte{suffix}", header + bytes(16))
     declared = 12 + math.prod(ABSURD_SHAPE)
-    with pytest.raises(DataError, match=rf"huge-idx2-ubyte{re.escape(suffix)}: header \(shape \(4294967295, "
-                                        rf"4294967295\)\) declares {declared} bytes, more than the \d+ bytes "
-                                        r"of memory available"):
+    with pytest.raises(
+        DataError,
+        match=rf"huge-idx2-ubyte{re.escape(suffix)}: header \(shape \(4294967295, "
+        rf"4294967295\)\) declares {declared} bytes, more than the \d+ bytes "
+        r"of memory available",
+    ):
         read_idx(path)
 
 
@@ -196,8 +209,11 @@ def test_read_idx_stops_decompressing_a_gzip_bomb(tmp_path: Path) -> None:
     assert path.stat().st_size < 2**20
     tracemalloc.start()
     try:
-        with pytest.raises(DataError, match=r"bomb-idx1-ubyte\.gz: trailing garbage: header declares shape \(10,\) "
-                                            r"\(18 bytes\) but file holds more than \d+ bytes"):
+        with pytest.raises(
+            DataError,
+            match=r"bomb-idx1-ubyte\.gz: trailing garbage: header declares shape \(10,\) "
+            r"\(18 bytes\) but file holds more than \d+ bytes",
+        ):
             read_idx(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -281,8 +297,11 @@ def test_load_idx_dir_truncated_file_names_it(tmp_path: Path) -> None:
         load_idx_dir(tmp_path)
 
 
-@pytest.mark.parametrize("stems, words", [((TRAIN_IMAGES, TRAIN_LABELS), "training"),
-                                          ((TEST_IMAGES, TEST_LABELS), "test")], ids=["train", "test"])
+@pytest.mark.parametrize(
+    "stems, words",
+    [((TRAIN_IMAGES, TRAIN_LABELS), "training"), ((TEST_IMAGES, TEST_LABELS), "test")],
+    ids=["train", "test"],
+)
 @pytest.mark.parametrize("gz", [True, False], ids=["gz", "raw"])
 def test_load_idx_dir_refuses_an_empty_split(tmp_path: Path, stems: tuple[str, str], words: str, gz: bool) -> None:
     images, labels = (stem.replace("-", "_") for stem in stems)
@@ -297,8 +316,11 @@ def test_load_idx_dir_refuses_an_empty_split(tmp_path: Path, stems: tuple[str, s
 
 
 def test_load_idx_dir_refuses_images_without_pixels(tmp_path: Path) -> None:
-    write_idx_dir(tmp_path, train_images_idx3_ubyte=idx_bytes(np.zeros((6, 0, 5), dtype=np.uint8)),
-                  t10k_images_idx3_ubyte=idx_bytes(np.zeros((3, 0, 5), dtype=np.uint8)))
+    write_idx_dir(
+        tmp_path,
+        train_images_idx3_ubyte=idx_bytes(np.zeros((6, 0, 5), dtype=np.uint8)),
+        t10k_images_idx3_ubyte=idx_bytes(np.zeros((3, 0, 5), dtype=np.uint8)),
+    )
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: images of shape \(0, 5\) hold no pixels"):
         load_idx_dir(tmp_path)
 
@@ -308,8 +330,11 @@ def test_load_idx_dir_refuses_images_without_pixels(tmp_path: Path) -> None:
 
 def _tiny_npz_arrays(keras: bool) -> dict[str, np.ndarray]:
     a = tiny_arrays()
-    names = ("x_train", "y_train", "x_test", "y_test") if keras else (
-        "train_images", "train_labels", "test_images", "test_labels")
+    names = (
+        ("x_train", "y_train", "x_test", "y_test")
+        if keras
+        else ("train_images", "train_labels", "test_images", "test_labels")
+    )
     return dict(zip(names, (a[TRAIN_IMAGES], a[TRAIN_LABELS].astype(np.int64), a[TEST_IMAGES], a[TEST_LABELS])))
 
 
@@ -382,8 +407,11 @@ def test_load_npz_refuses_too_many_unnamed_classes(tmp_path: Path, largest: int)
     arrays = _tiny_npz_arrays(keras=False)
     arrays["test_labels"] = np.array([2, 0, largest], dtype=np.int64)
     path = save_npz(tmp_path / "many.npz", **arrays)
-    with pytest.raises(DataError, match=rf"many\.npz: 'test_labels': largest label {largest} exceeds 65535, "
-                                        r"expected labels 0\.\.K-1 with K <= 65536 .*'classes' array"):
+    with pytest.raises(
+        DataError,
+        match=rf"many\.npz: 'test_labels': largest label {largest} exceeds 65535, "
+        r"expected labels 0\.\.K-1 with K <= 65536 .*'classes' array",
+    ):
         load_npz(path)
 
 
@@ -437,20 +465,34 @@ def _npz_with_member(path: Path, key: str, member: bytes) -> Path:
 def test_load_npz_refuses_a_member_declaring_more_than_memory(tmp_path: Path, shape: tuple[int, ...]) -> None:
     member = _npy_member(f"{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}", bytes(64))
     path = _npz_with_member(tmp_path / "absurd.npz", "x_train", member)
-    with pytest.raises(DataError, match=rf"absurd\.npz: 'x_train' \(uint8{re.escape(str(shape))}\) declares "
-                                        rf"{math.prod(shape)} bytes, more than the \d+ bytes of memory available"):
+    with pytest.raises(
+        DataError,
+        match=rf"absurd\.npz: 'x_train' \(uint8{re.escape(str(shape))}\) declares "
+        rf"{math.prod(shape)} bytes, more than the \d+ bytes of memory available",
+    ):
         load_npz(path)
 
 
 @pytest.mark.parametrize(
     "member",
-    [b"not an npy array", _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, 4, 5), }")[:-3],
-     _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, 4, 5), }", bytes(7)),
-     _npy_member("{}("), _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (0, 9223372036854775808), }"),
-     _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, -4, 5), }", bytes(120)),
-     _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, 4, 5), }").replace(b"\x01", b"\x03", 1)],
-    ids=["not-npy", "truncated-header", "truncated-data", "unbalanced-header", "dimension-2**63", "negative-dimension",
-         "version-3"],
+    [
+        b"not an npy array",
+        _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, 4, 5), }")[:-3],
+        _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, 4, 5), }", bytes(7)),
+        _npy_member("{}("),
+        _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (0, 9223372036854775808), }"),
+        _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, -4, 5), }", bytes(120)),
+        _npy_member("{'descr': '|u1', 'fortran_order': False, 'shape': (6, 4, 5), }").replace(b"\x01", b"\x03", 1),
+    ],
+    ids=[
+        "not-npy",
+        "truncated-header",
+        "truncated-data",
+        "unbalanced-header",
+        "dimension-2**63",
+        "negative-dimension",
+        "version-3",
+    ],
 )
 def test_load_npz_refuses_a_garbled_member(tmp_path: Path, member: bytes) -> None:
     path = _npz_with_member(tmp_path / "garbled.npz", "x_train", member)
@@ -466,15 +508,24 @@ def _patch_central_directory(content: bytes, offset: int, value: int) -> bytes:
 
 @pytest.mark.parametrize(
     "offset, value, why",
-    [(8, 0x0001, "encrypted"), (8, 0x0020, "patched data"), (10, 9, "compression method"),
-     (10, 12, "Invalid data stream"), (10, 14, "")],
+    [
+        (8, 0x0001, "encrypted"),
+        (8, 0x0020, "patched data"),
+        (10, 9, "compression method"),
+        (10, 12, "Invalid data stream"),
+        (10, 14, ""),
+    ],
     ids=["encrypted", "patched", "deflate64", "bzip2", "lzma"],
 )
 def test_load_npz_refuses_unsupported_zip_features(tmp_path: Path, offset: int, value: int, why: str) -> None:
     # 1000 images: a member big enough that zipfile's LZMA reader gets to parse (garbage) filter properties.
-    path = save_npz(tmp_path / "odd.npz", train_images=np.zeros((1000, 4, 5), dtype=np.uint8),
-                    train_labels=np.zeros(1000, dtype=np.int64), test_images=np.zeros((1, 4, 5), dtype=np.uint8),
-                    test_labels=np.zeros(1, dtype=np.int64))
+    path = save_npz(
+        tmp_path / "odd.npz",
+        train_images=np.zeros((1000, 4, 5), dtype=np.uint8),
+        train_labels=np.zeros(1000, dtype=np.int64),
+        test_images=np.zeros((1, 4, 5), dtype=np.uint8),
+        test_labels=np.zeros(1, dtype=np.int64),
+    )
     path.write_bytes(_patch_central_directory(path.read_bytes(), offset, value))
     with pytest.raises(DataError, match=rf"odd\.npz: cannot read array 'train_images': .*{why}"):
         load_npz(path)
@@ -492,9 +543,7 @@ def test_load_npz_object_array_is_not_unpickled(tmp_path: Path, key: str) -> Non
     assert UNPICKLED == []
 
 
-@pytest.mark.parametrize(
-    "content", [b"not an archive at all", b"PK\x03\x04 broken zip"], ids=["garbage", "broken-zip"]
-)
+@pytest.mark.parametrize("content", [b"not an archive at all", b"PK\x03\x04 broken zip"], ids=["garbage", "broken-zip"])
 def test_load_npz_corrupt_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "broken.npz"
     path.write_bytes(content)

@@ -19,13 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from conftest import UNPICKLED, PickleTrap
 
+from conftest import UNPICKLED, PickleTrap
 from latentspectra.data import ImageDataset, load_dataset, load_idx_dir, load_npz, read_idx
 from latentspectra.errors import LatentspectraError
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=120, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 NPZ_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
@@ -91,7 +92,7 @@ def _set_ndim(draw, blob: bytearray) -> bytearray:
 
 
 BYTE_MUTATIONS = (_truncate, _flip, _append)
-IDX_MUTATIONS = BYTE_MUTATIONS + (_set_dim, _set_dtype_code, _set_ndim)
+IDX_MUTATIONS = (*BYTE_MUTATIONS, _set_dim, _set_dtype_code, _set_ndim)
 
 
 @st.composite
@@ -120,8 +121,9 @@ def idx_files(draw, array: np.ndarray) -> tuple[str, bytes]:
 
 @FUZZ
 @given(file=idx_files(tiny_arrays()["train_images"]))
-def test_read_idx_returns_the_encoded_array_or_refuses(tmp_path_factory: pytest.TempPathFactory,
-                                                       file: tuple[str, bytes]) -> None:
+def test_read_idx_returns_the_encoded_array_or_refuses(
+    tmp_path_factory: pytest.TempPathFactory, file: tuple[str, bytes]
+) -> None:
     suffix, content = file
     path = tmp_path_factory.mktemp("idx") / f"images-idx3-ubyte{suffix}"
     path.write_bytes(content)
@@ -155,8 +157,10 @@ IDX_DIR_LOADERS = {
 
 @FUZZ
 @given(files=idx_directories(), loader=st.sampled_from(sorted(IDX_DIR_LOADERS)))
-def test_idx_directory_loads_a_valid_dataset_or_refuses(tmp_path_factory: pytest.TempPathFactory,
-                                                        files: dict[str, tuple[str, bytes]], loader: str) -> None:
+@pytest.mark.slow
+def test_idx_directory_loads_a_valid_dataset_or_refuses(
+    tmp_path_factory: pytest.TempPathFactory, files: dict[str, tuple[str, bytes]], loader: str
+) -> None:
     directory = tmp_path_factory.mktemp("idxdir")
     for stem, (suffix, content) in files.items():
         (directory / f"{stem}{suffix}").write_bytes(content)
@@ -196,6 +200,7 @@ def assert_holds(dataset: ImageDataset, arrays: dict[str, np.ndarray]) -> None:
 
 @FUZZ
 @given(compressed=st.booleans(), data=st.data(), loader=st.sampled_from(sorted(NPZ_LOADERS)))
+@pytest.mark.slow
 def test_mutated_npz_bytes_load_the_saved_dataset_or_are_refused(
     tmp_path_factory: pytest.TempPathFactory, compressed: bool, data: st.DataObject, loader: str
 ) -> None:
@@ -209,10 +214,26 @@ def test_mutated_npz_bytes_load_the_saved_dataset_or_are_refused(
 
 # --------------------------------------------------------------------------- npz: arrays
 
-ODD_DTYPES = st.sampled_from([np.uint8, np.int8, np.int16, np.int64, np.uint64, np.float16, np.float32,
-                              np.float64, np.bool_, np.complex64, "U2", "S2", "M8[s]"])
-ODD_LABELS = st.one_of(st.sampled_from([-(2**63), -1, 3, 9, 65_535, 65_536, 2**40, 2**63 - 1, 2**64 - 1]),
-                       st.integers(-(2**63), 2**64 - 1))
+ODD_DTYPES = st.sampled_from(
+    [
+        np.uint8,
+        np.int8,
+        np.int16,
+        np.int64,
+        np.uint64,
+        np.float16,
+        np.float32,
+        np.float64,
+        np.bool_,
+        np.complex64,
+        "U2",
+        "S2",
+        "M8[s]",
+    ]
+)
+ODD_LABELS = st.one_of(
+    st.sampled_from([-(2**63), -1, 3, 9, 65_535, 65_536, 2**40, 2**63 - 1, 2**64 - 1]), st.integers(-(2**63), 2**64 - 1)
+)
 
 
 def _retype(draw, array: np.ndarray) -> np.ndarray:
@@ -238,8 +259,19 @@ def _odd_label(draw, array: np.ndarray) -> np.ndarray:
 
 
 def _reshape(draw, array: np.ndarray) -> np.ndarray:
-    return draw(st.sampled_from([array[None], array[:, None], array[:, None, None], array.reshape(-1),
-                                 array[..., :1], array[..., :0], array.reshape(len(array), -1)]))
+    return draw(
+        st.sampled_from(
+            [
+                array[None],
+                array[:, None],
+                array[:, None, None],
+                array.reshape(-1),
+                array[..., :1],
+                array[..., :0],
+                array.reshape(len(array), -1),
+            ]
+        )
+    )
 
 
 def _slice(draw, array: np.ndarray) -> np.ndarray:
@@ -253,15 +285,26 @@ def _objects(draw, array: np.ndarray) -> np.ndarray:
 
 
 def _random_array(draw, array: np.ndarray) -> np.ndarray:
-    return draw(hnp.arrays(draw(ODD_DTYPES.filter(lambda d: d != "M8[s]")),
-                           hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4)))
+    return draw(
+        hnp.arrays(
+            draw(ODD_DTYPES.filter(lambda d: d != "M8[s]")),
+            hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4),
+        )
+    )
 
 
 ARRAY_MUTATIONS = (_retype, _scale, _nan, _odd_label, _reshape, _slice, _objects, _random_array)
-CLASSES = st.sampled_from([
-    np.array(["a", "b", "c"]), np.array(["a", "b"]), np.array([b"a", b"\xff", b"c"]), np.array([], dtype="U1"),
-    np.array([["a", "b", "c"]]), np.arange(3), np.array([str(i) for i in range(70_000)]),
-])
+CLASSES = st.sampled_from(
+    [
+        np.array(["a", "b", "c"]),
+        np.array(["a", "b"]),
+        np.array([b"a", b"\xff", b"c"]),
+        np.array([], dtype="U1"),
+        np.array([["a", "b", "c"]]),
+        np.arange(3),
+        np.array([str(i) for i in range(70_000)]),
+    ]
+)
 
 
 @st.composite
@@ -270,8 +313,9 @@ def odd_npz_arrays(draw) -> dict[str, np.ndarray]:
     one of the two key styles."""
     originals = tiny_arrays()
     arrays = dict(originals)
-    for mutate, key in draw(st.lists(st.tuples(st.sampled_from(ARRAY_MUTATIONS), st.sampled_from(NPZ_KEYS)),
-                                     max_size=3)):
+    for mutate, key in draw(
+        st.lists(st.tuples(st.sampled_from(ARRAY_MUTATIONS), st.sampled_from(NPZ_KEYS)), max_size=3)
+    ):
         arrays[key] = mutate(draw, originals[key])
     if draw(st.integers(0, 9)) == 0:
         del arrays[draw(st.sampled_from(NPZ_KEYS))]
@@ -285,6 +329,7 @@ def odd_npz_arrays(draw) -> dict[str, np.ndarray]:
 
 @FUZZ
 @given(arrays=odd_npz_arrays(), compressed=st.booleans(), loader=st.sampled_from(sorted(NPZ_LOADERS)))
+@pytest.mark.slow
 def test_odd_npz_arrays_load_a_valid_dataset_or_are_refused(
     tmp_path_factory: pytest.TempPathFactory, arrays: dict[str, np.ndarray], compressed: bool, loader: str
 ) -> None:
@@ -295,8 +340,10 @@ def test_odd_npz_arrays_load_a_valid_dataset_or_are_refused(
     if dataset is not None:
         assert isinstance(dataset, ImageDataset) and len(dataset.train) > 0 and len(dataset.test) > 0
         assert dataset.train.images.dtype == np.uint8 and min(dataset.shape) > 0
-        saved = [arrays.get(key, arrays.get(other)) for key, other in (("train_labels", "y_train"),
-                                                                         ("test_labels", "y_test"))]
+        saved = [
+            arrays.get(key, arrays.get(other))
+            for key, other in (("train_labels", "y_train"), ("test_labels", "y_test"))
+        ]
         np.testing.assert_array_equal(dataset.train.labels, saved[0])
         np.testing.assert_array_equal(dataset.test.labels, saved[1])
         assert all(0 <= label < len(dataset.classes) for label in (*saved[0], *saved[1]))
@@ -305,11 +352,16 @@ def test_odd_npz_arrays_load_a_valid_dataset_or_are_refused(
 # --------------------------------------------------------------------------- npz: .npy headers
 
 HEADER_VALUES = {
-    "descr": st.sampled_from(["'|u1'", "'<i8'", "'>u8'", "'<f4'", "'|O'", "'|b1'", "'<U3'", "'garbage'", "3",
-                              "[('a', '<i4')]", "'<u1'"]),
+    "descr": st.sampled_from(
+        ["'|u1'", "'<i8'", "'>u8'", "'<f4'", "'|O'", "'|b1'", "'<U3'", "'garbage'", "3", "[('a', '<i4')]", "'<u1'"]
+    ),
     "fortran_order": st.sampled_from(["False", "True", "'yes'"]),
-    "shape": st.one_of(st.lists(st.sampled_from([0, 1, 3, 4, 5, 6, -1, 2**31, 2**40, 2**63]), max_size=4).map(
-        lambda dims: repr(tuple(dims))), st.sampled_from(["[6, 4, 5]", "'six'", "(6.0,)"])),
+    "shape": st.one_of(
+        st.lists(st.sampled_from([0, 1, 3, 4, 5, 6, -1, 2**31, 2**40, 2**63]), max_size=4).map(
+            lambda dims: repr(tuple(dims))
+        ),
+        st.sampled_from(["[6, 4, 5]", "'six'", "(6.0,)"]),
+    ),
 }
 
 
@@ -327,9 +379,11 @@ def npy_members(draw) -> bytes:
 
 
 @FUZZ
-@given(member=npy_members(), key=st.sampled_from(NPZ_KEYS + ("classes",)), loader=st.sampled_from(sorted(NPZ_LOADERS)))
-def test_garbled_npy_headers_are_refused_or_load(tmp_path_factory: pytest.TempPathFactory, member: bytes, key: str,
-                                                  loader: str) -> None:
+@given(member=npy_members(), key=st.sampled_from((*NPZ_KEYS, "classes")), loader=st.sampled_from(sorted(NPZ_LOADERS)))
+@pytest.mark.slow
+def test_garbled_npy_headers_are_refused_or_load(
+    tmp_path_factory: pytest.TempPathFactory, member: bytes, key: str, loader: str
+) -> None:
     members = {f"{name}.npy": npy_bytes(array) for name, array in tiny_arrays().items()}
     members[f"{key}.npy"] = member
     path = tmp_path_factory.mktemp("npz") / "garbled.npz"

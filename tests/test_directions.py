@@ -13,8 +13,7 @@ from torch import nn
 
 from conftest import rewrite_pair
 from latentspectra.latent import LatentError
-from latentspectra.methods import (GANSpace, InterFaceGAN, MethodError, SeFa, available, get, load_method,
-                                   save_method)
+from latentspectra.methods import GANSpace, InterFaceGAN, MethodError, SeFa, available, get, load_method, save_method
 from latentspectra.methods.interfacegan import classifier_scores
 from latentspectra.models.gan import Generator
 
@@ -27,7 +26,7 @@ def linear_generator(seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
     vectors by decreasing singular value. U is made of columns of a normalised Hadamard matrix, so that every row
     of W has the same norm: SeFa's row normalisation (the authors') then scales A^T A without turning it."""
     rng = torch.Generator().manual_seed(seed)
-    left = torch.from_numpy(scipy.linalg.hadamard(OUT)[:, :M]).double() / OUT ** 0.5
+    left = torch.from_numpy(scipy.linalg.hadamard(OUT)[:, :M]).double() / OUT**0.5
     right = torch.linalg.qr(torch.randn(M, M, generator=rng, dtype=torch.float64))[0]
     generator = nn.Sequential(OrderedDict(linear=nn.Linear(M, OUT, bias=False), image=nn.Unflatten(1, (1, 4, 4))))
     with torch.no_grad():
@@ -37,11 +36,12 @@ def linear_generator(seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
 
 def assert_recovers(directions: torch.Tensor, expected_columns: torch.Tensor) -> None:
     """Row k of ``directions`` is column k of ``expected_columns`` up to sign (|cos| > 0.99)."""
-    cosines = (directions.double() * expected_columns[:, :len(directions)].T).sum(1).abs()
+    cosines = (directions.double() * expected_columns[:, : len(directions)].T).sum(1).abs()
     assert bool((cosines > 0.99).all()), cosines
 
 
 # --- Known answers ------------------------------------------------------------------------------------
+
 
 def test_sefa_finds_the_top_right_singular_vectors_of_the_first_layer():
     generator, right = linear_generator()
@@ -83,7 +83,7 @@ def test_ganspace_at_a_layer_recovers_the_right_singular_vectors():
     generator, right = linear_generator()
     method = GANSpace(3, layer="linear", n_samples=2000, batch_size=500, latent_dim=M).fit(generator=generator)
     assert_recovers(method.directions_, right)
-    expected = SINGULAR_VALUES[:3] ** 2 / (SINGULAR_VALUES ** 2).sum()
+    expected = SINGULAR_VALUES[:3] ** 2 / (SINGULAR_VALUES**2).sum()
     assert torch.allclose(method.explained_variance_ratio_.double(), expected, atol=0.05)
 
 
@@ -113,7 +113,7 @@ def separable_scores(count: int = 3000, seed: int = 0) -> tuple[torch.Tensor, to
     z . n_a + small noise (count, 3)."""
     rng = torch.Generator().manual_seed(seed)
     normals = torch.linalg.qr(torch.randn(M, 3, generator=rng, dtype=torch.float64))[0].T
-    normals[1] = 0.5 * normals[0] + 0.75 ** 0.5 * normals[1]
+    normals[1] = 0.5 * normals[0] + 0.75**0.5 * normals[1]
     latents = torch.randn(count, M, generator=rng, dtype=torch.float64)
     scores = latents @ normals.T + 0.01 * torch.randn(count, 3, generator=rng, dtype=torch.float64)
     return latents.float(), normals, scores.float()
@@ -157,8 +157,7 @@ def test_interfacegan_scores_a_classifiers_labels(score):
     def classifier(images: torch.Tensor) -> torch.Tensor:
         return 4 * images.flatten(1).double() @ readout
 
-    method = InterFaceGAN(score=score, batch_size=1000).fit(generator=generator, classifier=classifier,
-                                                            latents=latents)
+    method = InterFaceGAN(score=score, batch_size=1000).fit(generator=generator, classifier=classifier, latents=latents)
     expected = normals if score == "logit" else normals - normals.mean(0)
     cosines = (method.directions_.double() * expected).sum(1) / expected.norm(dim=1)
     assert method.directions_.shape == (3, M) and bool((cosines > 0.95).all()), cosines
@@ -196,6 +195,7 @@ def test_interfacegan_refuses_bad_scores():
 
 # --- The contract, over every registered method --------------------------------------------------------
 
+
 def contract_recipes() -> dict[str, tuple[dict, dict]]:
     """(constructor parameters, fit inputs) for each registered method, on the same tiny problem."""
     generator, _ = linear_generator()
@@ -204,13 +204,19 @@ def contract_recipes() -> dict[str, tuple[dict, dict]]:
         "random": ({"n_directions": 3, "latent_dim": M, "seed": 3}, {}),
         "axes": ({"n_directions": 3, "latent_dim": M}, {}),
         "sefa": ({"n_directions": 3}, {"generator": generator}),
-        "ganspace": ({"n_directions": 3, "layer": "linear", "n_samples": 400, "batch_size": 100, "latent_dim": M,
-                      "seed": 3}, {"generator": generator}),
+        "ganspace": (
+            {"n_directions": 3, "layer": "linear", "n_samples": 400, "batch_size": 100, "latent_dim": M, "seed": 3},
+            {"generator": generator},
+        ),
         "interfacegan": ({"n_directions": 2, "seed": 3}, {"latents": latents, "scores": scores}),
-        "learned": ({"n_directions": 3, "steps": 5, "batch_size": 8, "n_validation": 16, "latent_dim": M, "seed": 3},
-                    {"generator": generator}),
-        "lsd": ({"n_directions": 3, "latent_dim": M, "per_set": 20, "batch_size": 100, "seed": 3},
-                {"generator": generator, "classifier": lambda images: images.flatten(1)[:, :M]}),
+        "learned": (
+            {"n_directions": 3, "steps": 5, "batch_size": 8, "n_validation": 16, "latent_dim": M, "seed": 3},
+            {"generator": generator},
+        ),
+        "lsd": (
+            {"n_directions": 3, "latent_dim": M, "per_set": 20, "batch_size": 100, "seed": 3},
+            {"generator": generator, "classifier": lambda images: images.flatten(1)[:, :M]},
+        ),
         "reds": ({"n_directions": 3}, {"generator": generator, "latents": latents}),
         "sfvq": ({"n_directions": 3, "epochs_per_stage": 1, "batch_size": 100, "seed": 3}, {"latents": latents}),
     }
@@ -260,6 +266,23 @@ def test_contract(name, tmp_path):
     assert type(loaded) is type(method) and loaded.get_params() == method.get_params()
     assert params.items() <= method.get_params().items()
     assert_same_learned(loaded, method)
+    # the rules a study reads off the method (DirectionMethod's class attributes and hooks)
+    assert method.fit_latents in ("train", "test", None)
+    assert not method.float64_jacobians or "generator" in method.inputs  # it differentiates the generator
+    assert not method.float32_gradients or "generator" in method.inputs
+    assert not method.scores_own_draws or {"scores", "classifier"} <= set(method.inputs)
+    assert not method.one_per_label or method.count_from_data  # n_directions=None must mean one per label
+    if method.count_from_data:
+        assert get(name, **{**params, "n_directions": None}).n_directions is None
+    edits = method.label_edits({0: torch.zeros(M, dtype=torch.float64), 1: torch.ones(M, dtype=torch.float64)}, 2)
+    assert all(callable(found) for found in edits.values())
+    if method.scores_own_draws:
+        drawn, batch_size = method.draws_to_score(M)
+        assert drawn.shape[1] == M and batch_size >= 1
+        assert len(method.scores_from_logits(torch.randn(len(drawn), 3, dtype=torch.float64))) == len(drawn)
+    else:
+        with pytest.raises(MethodError, match=f"{method.title}: draws no latents to score"):
+            method.draws_to_score(M)
     # K > M, an unknown parameter and an unknown name are one-line MethodErrors
     with pytest.raises(MethodError, match="n_directions expected <="):
         get(name, **{**params, "n_directions": M + 1}).fit(**inputs)
@@ -286,8 +309,11 @@ def test_edit_keeps_the_latents_dtype_and_refuses_bad_amounts():
     z = torch.zeros(4, 3, dtype=torch.float64)
     moved = method.edit(z, 1, 2.0)
     assert moved.dtype == torch.float64 and torch.equal(moved[:, 1], torch.full((4,), 2.0, dtype=torch.float64))
-    with pytest.raises(MethodError, match=r"CoordinateAxes: t expected a finite number or a floating-point tensor "
-                                          r"of shape \(4,\), got \(3,\)"):
+    with pytest.raises(
+        MethodError,
+        match=r"CoordinateAxes: t expected a finite number or a floating-point tensor "
+        r"of shape \(4,\), got \(3,\)",
+    ):
         method.edit(z, 0, torch.ones(3))
     with pytest.raises(MethodError, match="CoordinateAxes: k expected an integer in 0..1, got True"):
         method.edit(z, True, 1.0)
@@ -297,6 +323,7 @@ def test_edit_keeps_the_latents_dtype_and_refuses_bad_amounts():
 
 # --- Files --------------------------------------------------------------------------------------------
 
+
 def test_load_errors_name_the_file(tmp_path):
     with pytest.raises(MethodError, match="not found"):
         load_method(tmp_path / "missing.safetensors")
@@ -304,8 +331,9 @@ def test_load_errors_name_the_file(tmp_path):
     rewrite_pair(path, lambda record: {**record, "method": "nope"})
     with pytest.raises(MethodError, match="axes.json: method: expected one of"):
         load_method(path)
-    rewrite_pair(path, lambda record: {**record, "method": "axes"},
-                 lambda tensors: {"directions_": 2 * tensors["directions_"]})
+    rewrite_pair(
+        path, lambda record: {**record, "method": "axes"}, lambda tensors: {"directions_": 2 * tensors["directions_"]}
+    )
     with pytest.raises(MethodError, match="axes.safetensors: directions_ expected unit rows"):
         load_method(path)
     rewrite_pair(path, lambda record: record, lambda tensors: {"directions_": torch.eye(3)})

@@ -8,6 +8,7 @@ free port, a 30 s collective timeout and a bounded wait."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import socket
@@ -17,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sharded_networks
 import torch
 import torch.distributed as dist
-from conftest import make_dataset
 from safetensors.torch import load_file
 from threadpoolctl import threadpool_limits
 
+import sharded_networks
+from conftest import make_dataset
 from latentspectra.cli import SHARDED_COMMANDS, main
 from latentspectra.config import AutoencoderConfig
 from latentspectra.distributed import SINGLE, DistributedError, World, open_world, timeout_seconds
@@ -39,8 +40,16 @@ from latentspectra.training.sharding import GlobalBatchNorm, Shard, global_batch
 
 TESTS = Path(__file__).parent
 WAIT = 120  # seconds any launched run may take before the test fails instead of hanging
-LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                    "GROUP_RANK", "TORCHELASTIC_RUN_ID")
+LAUNCH_VARIABLES = (
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "GROUP_RANK",
+    "TORCHELASTIC_RUN_ID",
+)
 
 
 def _free_port() -> int:
@@ -51,13 +60,30 @@ def _free_port() -> int:
 
 def _environment(**extra: str) -> dict[str, str]:
     environment = {key: value for key, value in os.environ.items() if key not in LAUNCH_VARIABLES}
-    return {**environment, "PYTHONPATH": os.pathsep.join([str(TESTS), environment.get("PYTHONPATH", "")]),
-            "OMP_NUM_THREADS": "1", "LATENTSPECTRA_DIST_TIMEOUT": "30", **extra}
+    return {
+        **environment,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), environment.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "LATENTSPECTRA_DIST_TIMEOUT": "30",
+        **extra,
+    }
 
 
 def _torchrun(ranks: int, arguments: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--rdzv-backend", "c10d",
-               "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "-m", "latentspectra", *arguments]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(ranks),
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{_free_port()}",
+        "-m",
+        "latentspectra",
+        *arguments,
+    ]
     return subprocess.run(command, cwd=cwd, env=_environment(), capture_output=True, text=True, timeout=WAIT)
 
 
@@ -65,11 +91,23 @@ def _ranks(commands: list[list[str]], cwd: Path, port: int | None = None, **extr
     """Start one process per command as rank 0, 1, ... of one world (what torchrun's environment says), and
     wait for all: (exit code, stdout, stderr) of each."""
     port = port or _free_port()
+
     def launch(rank: int, command: list[str]) -> subprocess.Popen:
-        world = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(len(commands)),
-                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        return subprocess.Popen([sys.executable, *command], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=_environment(**{**world, **extra}))
+        world = {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(len(commands)),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        return subprocess.Popen(
+            [sys.executable, *command],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_environment(**{**world, **extra}),
+        )
 
     processes = [launch(rank, command) for rank, command in enumerate(commands)]
     try:
@@ -85,8 +123,9 @@ def tiny(tmp_path_factory):
     the finished sets of a build interrupted in set 2 (interrupted.sets.safetensors: set 1 of 3)."""
     root = tmp_path_factory.mktemp("sharded")
     sharded_networks.write_dataset(root / "tiny.npz")
-    reference = build_basis_from_models("sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40,
-                                        batch_size=16, progress=False)
+    reference = build_basis_from_models(
+        "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16, progress=False
+    )
     collect = sets.collect_label_means
 
     def interrupted_in_set_2(*args, description: str, **kwargs):
@@ -96,8 +135,14 @@ def tiny(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr(sets, "collect_label_means", interrupted_in_set_2)
-        run_basis(root / "interrupted.safetensors", "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40,
-                  batch_size=16, progress=False)
+        run_basis(
+            root / "interrupted.safetensors",
+            "sharded_networks:build",
+            f"npz:{root / 'tiny.npz'}",
+            per_set=40,
+            batch_size=16,
+            progress=False,
+        )
     assert not (root / "interrupted.safetensors").exists()
     return root, reference
 
@@ -109,8 +154,22 @@ def _interrupted_copy(root: Path, name: str) -> Path:
     return root / f"{name}.safetensors"
 
 
-BASIS = ["basis", "--networks", "sharded_networks:build", "--dataset", "npz:tiny.npz", "--per-set", "40",
-         "--batch-size", "16", "--device", "cpu", "--precision", "float32", "--quiet"]  # the reference's precision
+BASIS = [
+    "basis",
+    "--networks",
+    "sharded_networks:build",
+    "--dataset",
+    "npz:tiny.npz",
+    "--per-set",
+    "40",
+    "--batch-size",
+    "16",
+    "--device",
+    "cpu",
+    "--precision",
+    "float32",
+    "--quiet",
+]  # the reference's precision
 
 
 def test_one_process_is_the_same_code_with_collectives_that_return_their_argument(monkeypatch):
@@ -124,14 +183,16 @@ def test_one_process_is_the_same_code_with_collectives_that_return_their_argumen
     assert [SINGLE.deal(round_index) for round_index in range(3)] == [0, 1, 2]
 
 
-@pytest.mark.parametrize(("value", "message"), [("0", "expected a number of seconds > 0"),
-                                                ("soon", "expected a number of seconds > 0")])
+@pytest.mark.parametrize(
+    ("value", "message"), [("0", "expected a number of seconds > 0"), ("soon", "expected a number of seconds > 0")]
+)
 def test_a_bad_timeout_is_one_line(monkeypatch, value, message):
     monkeypatch.setenv("LATENTSPECTRA_DIST_TIMEOUT", value)
     with pytest.raises(DistributedError, match=message):
         timeout_seconds()
 
 
+@pytest.mark.slow
 def test_three_ranks_under_torchrun_build_the_basis_of_one_process(tiny):
     root, reference = tiny
     run = _torchrun(3, [*BASIS, "--out", "three.safetensors"], root)
@@ -147,8 +208,9 @@ def test_three_ranks_under_torchrun_build_the_basis_of_one_process(tiny):
 def test_a_rerun_resumes_after_the_finished_sets_and_removes_them(tiny, capsys):
     root, reference = tiny
     out = _interrupted_copy(root, "resumed")
-    stats = run_basis(out, "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16,
-                      progress=False)
+    stats = run_basis(
+        out, "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16, progress=False
+    )
     assert "resuming the basis after 1 finished set(s)" in capsys.readouterr().err
     assert torch.equal(load_file(out)["vectors"], reference.basis.vectors)
     assert stats["draws_per_set"] == list(reference.latent_sets.draws)
@@ -158,12 +220,14 @@ def test_a_rerun_resumes_after_the_finished_sets_and_removes_them(tiny, capsys):
 def test_finished_sets_of_other_settings_are_not_used(tiny, capsys):
     root, _ = tiny
     out = _interrupted_copy(root, "reseeded")
-    run_basis(out, "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16, seed=1,
-              progress=False)
+    run_basis(
+        out, "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16, seed=1, progress=False
+    )
     assert "not resuming from" in capsys.readouterr().err
     assert not finished_sets.finished_sets_path(out).exists()
 
 
+@pytest.mark.slow
 def test_two_ranks_share_the_latent_sets_the_finished_sets_and_the_collectives(tiny):
     root, reference = tiny
     resume = finished_sets.finished_sets_path(_interrupted_copy(root, "shared"))
@@ -181,10 +245,12 @@ def test_two_ranks_share_the_latent_sets_the_finished_sets_and_the_collectives(t
     assert torch.equal(sharded["mapped"], torch.stack([rows.sum(1), rows[:, 0] * factor], 1))
 
 
+@pytest.mark.slow
 def test_ranks_started_with_other_arguments_are_refused_in_one_line(tiny):
     root, _ = tiny
-    commands = [["-m", "latentspectra", *BASIS, "--out", "mismatch.safetensors", "--seed", str(seed)]
-                for seed in (0, 1)]
+    commands = [
+        ["-m", "latentspectra", *BASIS, "--out", "mismatch.safetensors", "--seed", str(seed)] for seed in (0, 1)
+    ]
     for code, _, stderr in _ranks(commands, root):
         assert code == 2
         assert stderr.strip().count("\n") == 0, stderr
@@ -192,17 +258,26 @@ def test_ranks_started_with_other_arguments_are_refused_in_one_line(tiny):
     assert not list(root.glob("mismatch*"))
 
 
+@pytest.mark.slow
 def test_a_rendezvous_nobody_answers_is_one_line_within_the_timeout(tiny):
     root, _ = tiny
     port = _free_port()
-    [(code, _, stderr)] = _ranks([["-m", "latentspectra", *BASIS, "--out", "alone.safetensors"]], root, port=port,
-                                 WORLD_SIZE="2", RANK="1", LATENTSPECTRA_DIST_TIMEOUT="1")
+    [(code, _, stderr)] = _ranks(
+        [["-m", "latentspectra", *BASIS, "--out", "alone.safetensors"]],
+        root,
+        port=port,
+        WORLD_SIZE="2",
+        RANK="1",
+        LATENTSPECTRA_DIST_TIMEOUT="1",
+    )
     assert code == 2 and stderr.strip().count("\n") == 0, stderr
-    assert stderr.startswith(f"latentspectra: error: rank 1 of 2: cannot join the other ranks at 127.0.0.1:{port} "
-                             "within 1 s")
+    assert stderr.startswith(
+        f"latentspectra: error: rank 1 of 2: cannot join the other ranks at 127.0.0.1:{port} within 1 s"
+    )
     assert not list(root.glob("alone*"))
 
 
+@pytest.mark.slow
 def test_a_rank_killed_mid_run_ends_the_run_without_an_output(tiny):
     root, _ = tiny
     run = _torchrun(2, [*BASIS[:2], "sharded_networks:dying", *BASIS[3:], "--out", "killed.safetensors"], root)
@@ -217,8 +292,10 @@ def test_a_command_that_is_not_sharded_refuses_torchrun(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["reds"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == ("latentspectra: error: rank 1 of 2: reds does not run sharded; start it "
-                                       f"without torchrun (sharded: {', '.join(SHARDED_COMMANDS)}; docs/scale.md)\n")
+    assert capsys.readouterr().err == (
+        "latentspectra: error: rank 1 of 2: reds does not run sharded; start it "
+        f"without torchrun (sharded: {', '.join(SHARDED_COMMANDS)}; docs/scale.md)\n"
+    )
 
 
 def test_the_shards_of_a_batch_are_its_rows_in_rank_order_with_the_noise_of_one_process():
@@ -246,8 +323,9 @@ def world_of_one():
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize(("norm", "shape", "momentum"), [(torch.nn.BatchNorm2d, (6, 3, 4, 5), 0.1),
-                                                         (torch.nn.BatchNorm1d, (7, 3), None)])
+@pytest.mark.parametrize(
+    ("norm", "shape", "momentum"), [(torch.nn.BatchNorm2d, (6, 3, 4, 5), 0.1), (torch.nn.BatchNorm1d, (7, 3), None)]
+)
 def test_global_batch_norm_is_batch_norm_and_goes_back_to_it(world_of_one, norm, shape, momentum):
     plain = norm(3, momentum=momentum)
     with torch.no_grad():
@@ -305,24 +383,36 @@ def _null_directions(model: torch.nn.Module) -> set[str]:
     keys = set()
     for prefix, parent in model.named_modules():
         children = list(parent.named_children())
-        for (name, layer), (norm_name, norm) in zip(children, children[1:]):
+        for (name, layer), (norm_name, norm) in itertools.pairwise(children):
             if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm) and getattr(layer, "bias", None) is not None:
-                keys |= {".".join(filter(None, (prefix, name, "bias"))),
-                         ".".join(filter(None, (prefix, norm_name, "running_mean")))}
+                keys |= {
+                    ".".join(filter(None, (prefix, name, "bias"))),
+                    ".".join(filter(None, (prefix, norm_name, "running_mean"))),
+                }
     return keys
 
 
+@pytest.mark.slow
 def test_two_ranks_train_the_weights_of_one_process_with_the_same_global_batch(tmp_path):
     dataset = make_dataset(train=64, test=32)
     path = tmp_path / "digits.npz"
-    np.savez(path, x_train=dataset.train.images[:, 0], y_train=dataset.train.labels,
-             x_test=dataset.test.images[:, 0], y_test=dataset.test.labels)
+    np.savez(
+        path,
+        x_train=dataset.train.images[:, 0],
+        y_train=dataset.train.labels,
+        x_test=dataset.test.images[:, 0],
+        y_test=dataset.test.labels,
+    )
     one, two = tmp_path / "one", tmp_path / "two"
     train_networks("all", one, sharded_networks.train_config(str(path)), progress=False)
     results = _ranks([["-m", "sharded_networks", "train", str(two), str(path), str(one)]] * 2, tmp_path)
     assert [code for code, _, _ in results] == [0, 0], results
-    for name, directory in (("classifier", two), ("generator", two), ("discriminator", two),
-                            ("encoder", two / "encoder")):
+    for name, directory in (
+        ("classifier", two),
+        ("generator", two),
+        ("discriminator", two),
+        ("encoder", two / "encoder"),
+    ):
         model, record = load_model(directory, name, name)
         expected, got = load_file(one / f"{name}.safetensors"), load_file(directory / f"{name}.safetensors")
         assert list(got) == list(expected) and record["world_size"] == 2, name  # plain batch norms again
@@ -334,6 +424,7 @@ def test_two_ranks_train_the_weights_of_one_process_with_the_same_global_batch(t
     assert json.loads((two / "train-gan.json").read_text())["world_size"] == 2
 
 
+@pytest.mark.slow
 def test_two_ranks_evaluate_to_the_numbers_of_one_process(tiny):
     root, _ = tiny
     sharded_networks.write_dataset(root / "large.npz", train=200, test=1300)  # chunks of 500, 500, 300
@@ -350,15 +441,32 @@ def test_two_ranks_evaluate_to_the_numbers_of_one_process(tiny):
         assert got == expected  # counts, accuracies, label histograms, the encodings' trials: identical
 
 
-STUDIES = {"sfvq": ["--codewords", "4"],
-           "fragmentation": ["--model", "encoder", "--samples", "600", "--mixture-components", "2",
-                             "--mixture-codes", "100"],
-           # InterFaceGAN's 1200 scored latents 3 batches (the last short), the 600 measured ones 2, the re-scoring's
-           # 3 x 200 moved latents 2, the path correlation's 3 x 5 x 200 6
-           "compare": ["--seeds", "2", "--methods", "interfacegan,ganspace,lsd", "--directions", "3",
-                       "--latents", "200",
-                       "--edit-latents", "140", "--reconstructor-steps", "1", "--measure-samples", "600",
-                       "--param", "interfacegan.n_samples=1200", "--param", "lsd.per_set=2"]}
+STUDIES = {
+    "sfvq": ["--codewords", "4"],
+    "fragmentation": ["--model", "encoder", "--samples", "600", "--mixture-components", "2", "--mixture-codes", "100"],
+    # InterFaceGAN's 1200 scored latents 3 batches (the last short), the 600 measured ones 2, the re-scoring's
+    # 3 x 200 moved latents 2, the path correlation's 3 x 5 x 200 6
+    "compare": [
+        "--seeds",
+        "2",
+        "--methods",
+        "interfacegan,ganspace,lsd",
+        "--directions",
+        "3",
+        "--latents",
+        "200",
+        "--edit-latents",
+        "140",
+        "--reconstructor-steps",
+        "1",
+        "--measure-samples",
+        "600",
+        "--param",
+        "interfacegan.n_samples=1200",
+        "--param",
+        "lsd.per_set=2",
+    ],
+}
 TIMINGS = ("seconds", "fit_seconds", "eval_seconds", "reconstructor_seconds")
 
 
@@ -370,13 +478,26 @@ def _untimed(value: object) -> object:
 
 
 @pytest.mark.parametrize("command", STUDIES)
+@pytest.mark.slow
 def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
     """600 training images (and 600 samples per sampler) are 2 batches of 500, one per rank; the 140 test images
     are one batch, none for rank 1. The one process runs on one thread, as each rank: k-means itself differs
     in the last digit between 1 and 2 threads."""
     sharded_networks.write_dataset(tmp_path / "rows.npz", train=600, test=140)
-    arguments = [command, *STUDIES[command], "--networks", "sharded_networks:build", "--dataset",
-                 f"npz:{tmp_path / 'rows.npz'}", "--device", "cpu", "--precision", "float32", "--quiet", "--json"]
+    arguments = [
+        command,
+        *STUDIES[command],
+        "--networks",
+        "sharded_networks:build",
+        "--dataset",
+        f"npz:{tmp_path / 'rows.npz'}",
+        "--device",
+        "cpu",
+        "--precision",
+        "float32",
+        "--quiet",
+        "--json",
+    ]
     results = _ranks([["-m", "latentspectra", *arguments, "--out", str(tmp_path / "two")]] * 2, tmp_path)
     assert [code for code, _, _ in results] == [0, 0], results
     with single_thread(), threadpool_limits(1):
@@ -395,11 +516,26 @@ def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
         assert all(torch.equal(curves[0][key], curves[1][key]) for key in curves[0])
 
 
+@pytest.mark.slow
 def test_two_ranks_reproduce_the_metrics_of_one_process(tmp_path, capsys):
     """`reproduce` under torchrun: its basis stage sharded, the rest on rank 0, metrics.json as one process'."""
     sharded_networks.write_dataset(tmp_path / "rows.npz", train=600, test=140)
-    arguments = ["reproduce", "--per-set", "5", "--trials", "2", "--networks", "sharded_networks:build", "--dataset",
-                 f"npz:{tmp_path / 'rows.npz'}", "--device", "cpu", "--precision", "float32", "--quiet"]
+    arguments = [
+        "reproduce",
+        "--per-set",
+        "5",
+        "--trials",
+        "2",
+        "--networks",
+        "sharded_networks:build",
+        "--dataset",
+        f"npz:{tmp_path / 'rows.npz'}",
+        "--device",
+        "cpu",
+        "--precision",
+        "float32",
+        "--quiet",
+    ]
     results = _ranks([["-m", "latentspectra", *arguments, "--out", str(tmp_path / "two")]] * 2, tmp_path)
     assert [code for code, _, _ in results] == [0, 0], results
     with single_thread(), threadpool_limits(1):

@@ -76,7 +76,7 @@ def png_pixels(data_url: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
 
 
-def image_file(pixels: np.ndarray, format: str = "PNG") -> bytes:  # noqa: A002
+def image_file(pixels: np.ndarray, format: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format=format)
     return buffer.getvalue()
@@ -95,14 +95,22 @@ def wait_ready(client, name: str) -> dict:
 
 # --- What a latent is made of ------------------------------------------------------------------------
 
+
+@pytest.mark.slow
 def test_info_and_the_openapi_schema_describe_the_api(client, session):
     info = client.get("/api/info").json()
     assert info["latent_dim"] == 100 and info["image_shape"] == [1, 28, 28] and len(info["labels"]) == 10
     assert info["methods"][0] == "lsd" and {"sefa", "ganspace", "interfacegan", "sfvq", "reds"} <= set(info["methods"])
     assert len(info["basis"]["labels"]) == 100
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/api/view", "/api/encode", "/api/rotation", "/api/strip", "/api/methods/{name}/fit",
-            "/api/export/latent"} <= set(paths)
+    assert {
+        "/api/view",
+        "/api/encode",
+        "/api/rotation",
+        "/api/strip",
+        "/api/methods/{name}/fit",
+        "/api/export/latent",
+    } <= set(paths)
     assert "image/*" in paths["/api/encode"]["post"]["requestBody"]["content"]
 
 
@@ -128,12 +136,14 @@ def test_sliders_move_the_latent_along_the_methods_directions(client, session):
 
 
 def test_a_method_is_fitted_on_first_use_cached_and_exported(client, session, cache_root):
-    assert client.post("/api/view", json={"latent": sample(client), "method": "sefa", "offsets": [1.0]}).status_code \
-        in (200, 409)  # 409 until it is fitted (another test may have fitted it)
+    assert client.post(
+        "/api/view", json={"latent": sample(client), "method": "sefa", "offsets": [1.0]}
+    ).status_code in (200, 409)  # 409 until it is fitted (another test may have fitted it)
     status = wait_ready(client, "sefa")
     assert status["directions"] == 10 and status["names"][0] == "d0"
-    assert client.post("/api/view", json={"latent": sample(client), "method": "sefa", "offsets": [1.0]}).status_code \
-        == 200
+    assert (
+        client.post("/api/view", json={"latent": sample(client), "method": "sefa", "offsets": [1.0]}).status_code == 200
+    )
     exported = client.get("/api/methods/sefa/export", params={"format": "json"}).json()
     assert np.allclose(exported["directions"], session.methods.get("sefa").directions_.numpy())
     tensors_file = client.get("/api/methods/sefa/export", params={"format": "safetensors"})
@@ -141,8 +151,9 @@ def test_a_method_is_fitted_on_first_use_cached_and_exported(client, session, ca
     assert session.methods.path("sefa").read_bytes() == tensors_file.content
     again = open_session(ExploreConfig(per_set=PER_SET), cache_root=cache_root)  # a second server: from the cache
     try:
-        assert again.methods.status("sefa").cached and torch.equal(again.methods.get("sefa").directions_,
-                                                                   session.methods.get("sefa").directions_)
+        assert again.methods.status("sefa").cached and torch.equal(
+            again.methods.get("sefa").directions_, session.methods.get("sefa").directions_
+        )
     finally:
         again.methods.close()
 
@@ -180,6 +191,7 @@ def test_starting_points_test_image_upload_and_export(client, session, tmp_path)
 
 # --- Bad input: a JSON 4xx, never a 500 --------------------------------------------------------------
 
+
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -187,8 +199,12 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def crafted_png(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` pixels, with one tiny IDAT: a decompression bomb's header."""
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0"))
-            + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\0"))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def broken_chunk_png() -> bytes:
@@ -197,8 +213,13 @@ def broken_chunk_png() -> bytes:
     rows[:, 0] = 0  # each row's filter byte: none
     data = zlib.compress(rows.tobytes())
     header = struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data[:20])
-            + png_chunk(b"\0\0IE", data[20:]) + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", data[:20])
+        + png_chunk(b"\0\0IE", data[20:])
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def one_line_refusal(answer: httpx.Response) -> str:
@@ -215,7 +236,7 @@ BAD_JSON = [
     ("/api/view", b'{"latent": [Infinity]}', 422),
     ("/api/view", b'{"latent": [1e308]}', 422),
     ("/api/view", b'{"latent": [1, 2', 422),
-    ("/api/view", b'[1, 2]', 422),
+    ("/api/view", b"[1, 2]", 422),
     ("/api/view", b'{"latent": [0.5], "colour": 1}', 422),
     ("/api/view", b'{"latent": [0.5]}', 400),
     ("/api/sample", b'{"seed": -1}', 422),
@@ -249,7 +270,7 @@ BAD_JSON = [
     ("/api/sample", b'{"seed": 18446744073709551616}', 422),  # 2**64
     ("/api/sample", b'{"seed": 18446744073709551617}', 422),
     ("/api/sample", b'{"seed": NaN}', 422),
-    ("/api/sample", b'{"seed": ' + b"9" * 5000 + b'}', 400),  # more digits than Python's JSON reads
+    ("/api/sample", b'{"seed": ' + b"9" * 5000 + b"}", 400),  # more digits than Python's JSON reads
     ("/api/test-image", b'{"index": 1e400}', 422),
     ("/api/test-image", b'{"index": 100000000000000000000000}', 400),
 ]
@@ -266,19 +287,35 @@ def test_bad_json_is_a_4xx_with_one_line(client, path, body, status):
 # Any JSON body to the calls that take a latent: a 2xx or a one-line 4xx, never a 500. Most bodies are valid ones
 # (zero, subnormal and extreme latents among them), so that they reach the networks, the basis, the methods and the
 # rotation; the others have one field set to any value, fields left out, or are any JSON at all.
-NUMBERS = st.one_of(st.floats(), st.integers(-2**70, 2**70),
-                    st.sampled_from([0.0, -0.0, 1e-45, 1e-320, 1e3, -1e3, 1000.5, 1e308, math.nan, math.inf]))
-VALID_LATENTS = st.one_of(st.just([0.0] * 100), st.lists(st.floats(-1e3, 1e3), min_size=100, max_size=100),
-                          st.lists(st.sampled_from([0.0, 5e-324, 1e-45, -1e3, 1e3]), min_size=100, max_size=100))
-ANY_JSON = st.recursive(st.none() | st.booleans() | NUMBERS | st.text(max_size=6),
-                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                      max_size=3), max_leaves=8)
+NUMBERS = st.one_of(
+    st.floats(),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0.0, -0.0, 1e-45, 1e-320, 1e3, -1e3, 1000.5, 1e308, math.nan, math.inf]),
+)
+VALID_LATENTS = st.one_of(
+    st.just([0.0] * 100),
+    st.lists(st.floats(-1e3, 1e3), min_size=100, max_size=100),
+    st.lists(st.sampled_from([0.0, 5e-324, 1e-45, -1e3, 1e3]), min_size=100, max_size=100),
+)
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | NUMBERS | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
 ODD_VALUES = st.one_of(NUMBERS, ANY_JSON, st.lists(NUMBERS, max_size=101), st.sampled_from(["nope", "../x", ""]))
-VALID_FIELDS = {"method": st.sampled_from(["lsd", "sefa"]), "offsets": st.lists(st.floats(-100, 100), max_size=10),
-                "top_n": st.integers(1, 100), "direction": st.integers(0, 9),
-                "labels": st.none() | st.lists(st.integers(0, 9), min_size=2, max_size=4)}
-CALLS = {"/api/view": ("method", "offsets", "top_n"), "/api/strip": ("direction", "method", "offsets"),
-         "/api/rotation": ("labels", "top_n"), "/api/export/latent": ("method", "offsets")}
+VALID_FIELDS = {
+    "method": st.sampled_from(["lsd", "sefa"]),
+    "offsets": st.lists(st.floats(-100, 100), max_size=10),
+    "top_n": st.integers(1, 100),
+    "direction": st.integers(0, 9),
+    "labels": st.none() | st.lists(st.integers(0, 9), min_size=2, max_size=4),
+}
+CALLS = {
+    "/api/view": ("method", "offsets", "top_n"),
+    "/api/strip": ("direction", "method", "offsets"),
+    "/api/rotation": ("labels", "top_n"),
+    "/api/export/latent": ("method", "offsets"),
+}
 
 
 def call_bodies(path: str) -> st.SearchStrategy:
@@ -286,16 +323,26 @@ def call_bodies(path: str) -> st.SearchStrategy:
     left out, or any JSON."""
     fields = {name: VALID_FIELDS[name] for name in CALLS[path]}
     valid = st.fixed_dictionaries({"latent": VALID_LATENTS, **fields})
-    one_odd = st.builds(lambda body, name, value: {**body, name: value}, valid,
-                        st.sampled_from(["latent", *fields, "colour"]), ODD_VALUES)
+    one_odd = st.builds(
+        lambda body, name, value: {**body, name: value},
+        valid,
+        st.sampled_from(["latent", *fields, "colour"]),
+        ODD_VALUES,
+    )
     some = st.fixed_dictionaries({"latent": VALID_LATENTS}, optional=fields)
     return st.one_of(valid, valid, one_odd, one_odd, some, ANY_JSON)
 
 
 @pytest.mark.parametrize("path", list(CALLS))
+@pytest.mark.slow
 def test_any_json_body_is_answered_or_refused_never_a_500(client, path):
-    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=30,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(body=call_bodies(path))
     def answered_or_refused(body):
         answer = client.post(path, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
@@ -360,8 +407,14 @@ def test_bad_uploads(client, session):
 
 
 def test_no_request_names_a_file_on_the_server(client):
-    for path in ("/static/../pyproject.toml", "/static/%2e%2e/app.py", "/static/..%2f..%2fcli.py",
-                 "/static/%2e%2e%2f%2e%2e%2fconfig.py", "/static//etc/passwd", "/api/methods/..%2fbasis/export"):
+    for path in (
+        "/static/../pyproject.toml",
+        "/static/%2e%2e/app.py",
+        "/static/..%2f..%2fcli.py",
+        "/static/%2e%2e%2f%2e%2e%2fconfig.py",
+        "/static//etc/passwd",
+        "/api/methods/..%2fbasis/export",
+    ):
         answer = client.get(path)
         assert answer.status_code in (400, 404), (path, answer.status_code)
         assert "import " not in answer.text and "root:" not in answer.text
@@ -371,18 +424,42 @@ def test_no_request_names_a_file_on_the_server(client):
 def test_no_answer_names_a_path_of_the_server(client, session, cache_root):
     """The networks' directory and the cache appear in no answer: the page, /api/info, every call, the exports and
     the refusals (the page names the networks: "shipped mnist networks")."""
-    private = {str(shipped_models_dir("mnist")), str(shipped_models_dir("mnist").resolve()), str(cache_root),
-               str(session.methods.directory)}
+    private = {
+        str(shipped_models_dir("mnist")),
+        str(shipped_models_dir("mnist").resolve()),
+        str(cache_root),
+        str(session.methods.directory),
+    }
     z = sample(client, seed=5)
-    answers = [client.get(path) for path in ("/", "/static/app.js", "/api/info", "/openapi.json", "/api/methods",
-                                             "/api/methods/lsd", "/api/methods/lsd/export",
-                                             "/api/methods/lsd/export?format=safetensors", "/api/methods/nope",
-                                             "/api/methods/reds/export")]
-    answers += [client.post(path, json=body) for path, body in [
-        ("/api/sample", {"seed": 5}), ("/api/test-image", {"index": 3}), ("/api/view", {"latent": z}),
-        ("/api/strip", {"latent": z, "direction": 1}), ("/api/rotation", {"latent": z, "labels": [1, 2]}),
-        ("/api/export/latent", {"latent": z}), ("/api/view", {"latent": z, "method": "reds", "offsets": [1.0]}),
-        ("/api/rotation", {"latent": [0.0] * 100}), ("/api/view", {"latent": [1.0]})]]
+    answers = [
+        client.get(path)
+        for path in (
+            "/",
+            "/static/app.js",
+            "/api/info",
+            "/openapi.json",
+            "/api/methods",
+            "/api/methods/lsd",
+            "/api/methods/lsd/export",
+            "/api/methods/lsd/export?format=safetensors",
+            "/api/methods/nope",
+            "/api/methods/reds/export",
+        )
+    ]
+    answers += [
+        client.post(path, json=body)
+        for path, body in [
+            ("/api/sample", {"seed": 5}),
+            ("/api/test-image", {"index": 3}),
+            ("/api/view", {"latent": z}),
+            ("/api/strip", {"latent": z, "direction": 1}),
+            ("/api/rotation", {"latent": z, "labels": [1, 2]}),
+            ("/api/export/latent", {"latent": z}),
+            ("/api/view", {"latent": z, "method": "reds", "offsets": [1.0]}),
+            ("/api/rotation", {"latent": [0.0] * 100}),
+            ("/api/view", {"latent": [1.0]}),
+        ]
+    ]
     answers.append(client.post("/api/export/latent", params={"format": "safetensors"}, json={"latent": z}))
     answers.append(client.post("/api/encode", content=b"not an image", headers={"Content-Type": "image/png"}))
     for answer in answers:
@@ -424,21 +501,31 @@ def test_networks_are_named_and_paths_hidden(tmp_path):
     assert networks_name(None, "mnist") == "shipped mnist networks"
     assert networks_name(str(shipped), "mnist") == "mnist" and networks_name(shipped, "mnist") == "mnist"
     assert networks_name("mypackage.nets:build", "mnist") == "mypackage.nets:build"
-    assert networks_name(str(shipped), "mnist", {"generator": tmp_path / "g.pt", "encoder": None}) == \
-        "mnist with generator g.pt"
+    assert (
+        networks_name(str(shipped), "mnist", {"generator": tmp_path / "g.pt", "encoder": None})
+        == "mnist with generator g.pt"
+    )
     assert networks_name(LatentNetworks(4, (1, 2, 2), source="/home/someone/nets"), "mnist") == "nets"
     names = PublicNames("nets", hidden_paths([(tmp_path / "nets", "nets"), (tmp_path, "<cache>"), ("/", "root")]))
     assert names.scrub(f"{tmp_path}/nets/g.pt and {tmp_path}/x at /") == "nets/g.pt and <cache>/x at /"
-    assert names.provenance({"models": "/elsewhere/nets", "sets": [f"{tmp_path}/a"], "seed": 3}) == \
-        {"models": "nets", "sets": ["a"], "seed": 3}
-    assert without_paths("/a/b/mnist with generator C:\\w\\g.pt, classifier ./c.pt") == \
-        "mnist with generator g.pt, classifier c.pt"
+    assert names.provenance({"models": "/elsewhere/nets", "sets": [f"{tmp_path}/a"], "seed": 3}) == {
+        "models": "nets",
+        "sets": ["a"],
+        "seed": 3,
+    }
+    assert (
+        without_paths("/a/b/mnist with generator C:\\w\\g.pt, classifier ./c.pt")
+        == "mnist with generator g.pt, classifier c.pt"
+    )
 
 
+@pytest.mark.slow
 def test_concurrent_requests_get_their_own_answers(client):
     latents = {seed: sample(client, seed) for seed in range(4)}
-    expected = {seed: client.post("/api/view", json={"latent": z, "offsets": [1.0]}).json()["image"]
-                for seed, z in latents.items()}
+    expected = {
+        seed: client.post("/api/view", json={"latent": z, "offsets": [1.0]}).json()["image"]
+        for seed, z in latents.items()
+    }
     failures = []
 
     def ask(seed: int) -> None:
@@ -472,6 +559,7 @@ def test_png_bytes_round_trip():
 
 # --- The command line --------------------------------------------------------------------------------
 
+
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     try:
         main(args)
@@ -487,19 +575,34 @@ def test_a_port_in_use_is_one_line_and_exit_code_2(capsys, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        code, out, err = run_cli(["explore", "--port", str(port), "--cache", str(tmp_path)], capsys)
+        code, _out, err = run_cli(["explore", "--port", str(port), "--cache", str(tmp_path)], capsys)
     assert code == 2 and err.count("\n") == 1 and "in use" in err and "Traceback" not in err, err
 
 
 def test_check_serves_once_and_another_host_warns(capsys, cache_root, session):
-    code, out, err = run_cli(["explore", "--host", "0.0.0.0", "--port", "0", "--check", "--quiet", "--per-set",
-                              str(PER_SET), "--cache", str(cache_root)], capsys)
+    code, out, err = run_cli(
+        [
+            "explore",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--check",
+            "--quiet",
+            "--per-set",
+            str(PER_SET),
+            "--cache",
+            str(cache_root),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert err.count("warning") == 1 and "0.0.0.0" in err
     assert out.startswith("checked http://0.0.0.0:") and "9 methods" in out
 
 
 # --- The page in a real browser ----------------------------------------------------------------------
+
 
 def chromium(profile: Path):
     """Headless Debian Chromium driven by Debian's chromedriver (no Selenium Manager, no download)."""
@@ -508,9 +611,17 @@ def chromium(profile: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={profile}", "--window-size=1500,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1500,1000",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -522,7 +633,8 @@ def page_values(driver) -> dict:
         " spectrum: JSON.parse(document.getElementById('spectrum').dataset.values || '[]'),"
         " probabilities: JSON.parse(document.getElementById('probabilities').dataset.values || '[]'),"
         " caption: document.getElementById('input-caption').textContent,"
-        " error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent};")
+        " error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent};"
+    )
 
 
 def wait_for(driver, condition, what: str) -> dict:
@@ -544,8 +656,11 @@ def shown_error(driver) -> str:
     return page_values(driver)["error"]
 
 
-@pytest.mark.skipif(not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
-                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+@pytest.mark.skipif(
+    not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
+    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+)
+@pytest.mark.slow
 def test_the_page_in_headless_chromium(url, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -556,14 +671,17 @@ def test_the_page_in_headless_chromium(url, tmp_path):
         start = wait_for(driver, lambda v: v["views"] >= 1 and v["caption"].startswith("sample"), "show a sample")
         canvas = driver.find_element(By.ID, "drawing")  # a stroke: the drawing is encoded when the pointer lifts
         ActionChains(driver).move_to_element_with_offset(canvas, 0, -50).click_and_hold().move_by_offset(
-            5, 30).move_by_offset(0, 30).move_by_offset(-5, 30).release().perform()
-        drawn = wait_for(driver, lambda v: v["caption"] == "drawing" and v["views"] > start["views"],
-                         "show the drawing")
+            5, 30
+        ).move_by_offset(0, 30).move_by_offset(-5, 30).release().perform()
+        drawn = wait_for(
+            driver, lambda v: v["caption"] == "drawing" and v["views"] > start["views"], "show the drawing"
+        )
         assert drawn["image"] != start["image"] and drawn["spectrum"] != start["spectrum"]
         slider = driver.find_element(By.CSS_SELECTOR, "#sliders input[data-direction='0']")
         ActionChains(driver).move_to_element_with_offset(slider, slider.size["width"] // 3, 0).click().perform()
-        moved = wait_for(driver, lambda v: v["views"] > drawn["views"] and v["image"] != drawn["image"],
-                         "move along the slider")
+        moved = wait_for(
+            driver, lambda v: v["views"] > drawn["views"] and v["image"] != drawn["image"], "move along the slider"
+        )
         assert moved["spectrum"] != drawn["spectrum"]
         assert len(moved["probabilities"]) == 10 and math.isclose(sum(moved["probabilities"]), 1.0, abs_tol=1e-9)
         ARTIFACTS.mkdir(exist_ok=True)

@@ -42,15 +42,21 @@ def activations_at(generator: nn.Module, layer: str, z: np.ndarray) -> np.ndarra
     return kept["out"].reshape(len(z), -1).numpy()
 
 
-def authors_ganspace(generator: nn.Module, layer: str, pca_latents: np.ndarray, regression_latents: np.ndarray,
-                     components: int, nb: int = 2_000) -> np.ndarray:
+def authors_ganspace(
+    generator: nn.Module,
+    layer: str,
+    pca_latents: np.ndarray,
+    regression_latents: np.ndarray,
+    components: int,
+    nb: int = 2_000,
+) -> np.ndarray:
     """Their procedure on float32 latents: IncrementalPCA (not whitened, their estimator's batch_size) fed one
     ``partial_fit`` per NB activations; the PCA coordinates of the regression's activations, centred on the PCA
     mean and divided by sqrt(explained_variance_); ``scipy.linalg.lstsq(A, Z, lapack_driver="gelsd")``; the first
     K rows of the solution, each normalised."""
     ipca = IncrementalPCA(components, whiten=False, batch_size=max(100, 2 * components))
     for start in range(0, len(pca_latents), nb):
-        ipca.partial_fit(activations_at(generator, layer, pca_latents[start:start + nb]))
+        ipca.partial_fit(activations_at(generator, layer, pca_latents[start : start + nb]))
     comp = ipca.components_.astype(np.float32)
     mean = ipca.mean_.astype(np.float32)
     stdev = np.sqrt(ipca.explained_variance_).astype(np.float32)
@@ -72,8 +78,13 @@ def test_ganspace_gives_the_authors_directions(layer):
     ours = get("ganspace", n_directions=K, n_samples=N_SAMPLES, seed=SEED_SAMPLING, **params).fit(generator=generator)
     assert ours.layer_ == (layer or "first")
     # the same samples and seeds: N_SAMPLES for the PCA, max(10 000, N_SAMPLES) fresh ones for the regression
-    theirs = authors_ganspace(generator, ours.layer_, normal_latents(N_SAMPLES, SEED_SAMPLING),
-                              normal_latents(max(10_000, N_SAMPLES), SEED_LINREG), K)
+    theirs = authors_ganspace(
+        generator,
+        ours.layer_,
+        normal_latents(N_SAMPLES, SEED_SAMPLING),
+        normal_latents(max(10_000, N_SAMPLES), SEED_LINREG),
+        K,
+    )
     cosines = (ours.directions_.double() * torch.from_numpy(theirs).double()).sum(1).abs()
     assert bool((cosines >= AGREEMENT).all()), cosines
 
@@ -120,6 +131,7 @@ def test_the_default_layer_needs_a_linear_on_z():
         GANSpace(2, n_samples=100, batch_size=50, latent_dim=M).fit(generator=lambda z: z)
 
 
+@pytest.mark.slow
 def test_default_on_the_shipped_generator():
     """``get("ganspace", n_directions=5).fit(generator=G)`` with nothing else (a smaller sample, for time): the
     first linear layer on z is ``project.0``, Linear(100, 512), found through the package's inference copy too
@@ -129,5 +141,6 @@ def test_default_on_the_shipped_generator():
     assert method.layer_ == "project.0" and method.directions_.shape == (5, 100)
     assert torch.allclose(method.directions_.norm(dim=1), torch.ones(5))
     folded = get("ganspace", n_directions=5, n_samples=2_000).fit(
-        generator=InferenceNetwork(generator, Compute.select("cpu", "float32")))
+        generator=InferenceNetwork(generator, Compute.select("cpu", "float32"))
+    )
     assert folded.layer_ == "project.0"

@@ -12,8 +12,14 @@ from sklearn import svm
 from latentspectra.methods import InterFaceGAN
 
 
-def authors_boundary(latents: np.ndarray, scores: np.ndarray, ratio: float, split: float,
-                     positive_order: np.ndarray, negative_order: np.ndarray) -> np.ndarray:
+def authors_boundary(
+    latents: np.ndarray,
+    scores: np.ndarray,
+    ratio: float,
+    split: float,
+    positive_order: np.ndarray,
+    negative_order: np.ndarray,
+) -> np.ndarray:
     """Their `train_boundary`: rank by score (highest first), the top and bottom int(N ratio) as positives and
     negatives, each side shuffled (here by the given orders, theirs by NumPy's global state), the first
     int(count (1 - split)) of each side trained on by a linear SVC with its defaults, the weight normalised."""
@@ -40,8 +46,9 @@ def test_the_normal_is_the_authors_on_the_same_rows(dim, count):
     latents = rng.standard_normal((count, dim))
     truth = rng.standard_normal(dim)
     scores = latents @ truth + 0.5 * rng.standard_normal(count)
-    ours = InterFaceGAN(1, latent_dim=dim, seed=3).fit(latents=torch.from_numpy(latents),
-                                                        scores=torch.from_numpy(scores))
+    ours = InterFaceGAN(1, latent_dim=dim, seed=3).fit(
+        latents=torch.from_numpy(latents), scores=torch.from_numpy(scores)
+    )
     chosen = int(count * 0.02)
     shuffles = torch.Generator().manual_seed(3)  # the shuffles our fit drew: positives first, then negatives
     orders = [torch.randperm(chosen, generator=shuffles).numpy() for _ in range(2)]
@@ -54,12 +61,14 @@ def test_the_distance_edit_is_the_authors_linear_interpolate():
     latents = rng.standard_normal((400, 6))
     scores = latents[:, 0] - latents[:, 2]
     method = InterFaceGAN(1, latent_dim=6, ratio=0.2, edit_mode="distance").fit(
-        latents=torch.from_numpy(latents), scores=torch.from_numpy(scores))
+        latents=torch.from_numpy(latents), scores=torch.from_numpy(scores)
+    )
     latent, distances = latents[5], np.linspace(-3, 3, 7)
     theirs = authors_linear_interpolate(latent, method.directions_[0].double().numpy(), distances)
     ours = torch.stack([method.edit(torch.from_numpy(latent)[None], 0, float(t))[0] for t in distances])
     assert np.allclose(ours.numpy(), theirs, atol=1e-6)
-    shifted = InterFaceGAN(1, latent_dim=6, ratio=0.2).fit(latents=torch.from_numpy(latents),
-                                                           scores=torch.from_numpy(scores))
+    shifted = InterFaceGAN(1, latent_dim=6, ratio=0.2).fit(
+        latents=torch.from_numpy(latents), scores=torch.from_numpy(scores)
+    )
     moved = shifted.edit(torch.from_numpy(latent)[None], 0, 2.0)[0] - torch.from_numpy(latent)
     assert torch.allclose(moved, 2.0 * shifted.directions_[0].double(), atol=1e-6)  # the default: z + t n

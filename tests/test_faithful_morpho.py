@@ -52,10 +52,16 @@ def authors_measures(image: np.ndarray) -> list[float]:
     x, y = np.arange(mass.shape[1])[None, :], np.arange(mass.shape[0])[:, None]
     m00 = mass.sum()
     cx, cy = (x * mass).sum() / m00, (y * mass).sum() / m00
-    shear = ((x * y * mass).sum() / m00 - cx * cy) / ((y ** 2 * mass).sum() / m00 - cy ** 2)
+    shear = ((x * y * mass).sum() / m00 - cx * cy) / ((y**2 * mass).sum() / m00 - cy**2)
     width, height = authors_extents(mass, shear, cy)
-    return [binary.sum() / SCALE ** 2, length / SCALE, 2 * distance[skeleton].mean() / SCALE, np.arctan(-shear),
-            width / SCALE, height / SCALE]
+    return [
+        binary.sum() / SCALE**2,
+        length / SCALE,
+        2 * distance[skeleton].mean() / SCALE,
+        np.arctan(-shear),
+        width / SCALE,
+        height / SCALE,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +69,7 @@ def digits() -> np.ndarray:
     return load_dataset("mnist").test.images[:DIGITS, 0]
 
 
+@pytest.mark.slow
 def test_every_mean_is_the_authors(digits):
     """Each mean within 1% of the mean magnitude of theirs (for slant, whose mean is near 0, of its mean |slant|)."""
     theirs = np.array([authors_measures(image) for image in digits])
@@ -71,6 +78,7 @@ def test_every_mean_is_the_authors(digits):
     assert bool((relative < MEAN_AGREEMENT).all()), dict(zip(MORPHO_MEASURES, relative.round(4)))
 
 
+@pytest.mark.slow
 def test_floating_point_digits_give_the_authors_measures_image_by_image(digits):
     """Given floating-point digits, their code keeps the upscaled image in floating point, as ours does: then every
     measure of every digit agrees up to rounding (the means above differ by their 8-bit truncation alone)."""
@@ -79,6 +87,7 @@ def test_floating_point_digits_give_the_authors_measures_image_by_image(digits):
     np.testing.assert_allclose(morpho_measures(2 * unit - 1), theirs, rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_skeleton_is_the_authors_medial_axis(digits):
     """On the same binary digits, our batched medial axis is skimage's `medial_axis(rng=42)`, pixel for pixel."""
     binary = np.stack([authors_pipeline(image)[1] for image in digits[:40]])

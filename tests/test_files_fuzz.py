@@ -4,15 +4,16 @@ line for the CLI; never another exception type."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_CLASSIFIER, make_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import TINY_CLASSIFIER, make_dataset
 from latentspectra import SFVQ
 from latentspectra.errors import CheckpointError, LatentspectraError
 from latentspectra.io import load_tensors_and_record, save_tensors_with_record
@@ -24,15 +25,21 @@ from latentspectra.training.checkpoint import load_training_state
 from latentspectra.training.classifier import ClassifierJob
 from latentspectra.training.loop import run_training
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=4),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=4),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-    max_leaves=5)
-dtypes = st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32, torch.int64,
-                          torch.uint8, torch.bool])
+    max_leaves=5,
+)
+dtypes = st.sampled_from(
+    [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32, torch.int64, torch.uint8, torch.bool]
+)
 shapes = st.lists(st.integers(0, 4), max_size=3)
 
 
@@ -87,17 +94,17 @@ def _copy(value):
 
 def _loads_or_own_error(load) -> None:
     """Call ``load``: a result or a `LatentspectraError` passes, any other exception fails the test."""
-    try:
+    with contextlib.suppress(LatentspectraError):
         load()
-    except LatentspectraError:
-        pass
 
 
 @st.composite
 def pair_mutations(draw: st.DrawFn, tensors: dict, record: dict) -> tuple[dict, dict]:
     kind = draw(st.sampled_from(["record", "tensors", "both"]))
-    return (draw(tensor_mutations(tensors)) if kind != "record" else tensors,
-            draw(record_mutations(record)) if kind != "tensors" else record)
+    return (
+        draw(tensor_mutations(tensors)) if kind != "record" else tensors,
+        draw(record_mutations(record)) if kind != "tensors" else record,
+    )
 
 
 @st.composite
@@ -105,12 +112,12 @@ def byte_mutations(draw: st.DrawFn, data: bytes) -> bytes:
     """``data`` truncated, with bytes overwritten, or with bytes appended."""
     kind = draw(st.sampled_from(["truncate", "overwrite", "append"]))
     if kind == "truncate":
-        return data[:draw(st.integers(0, len(data) - 1))]
+        return data[: draw(st.integers(0, len(data) - 1))]
     if kind == "append":
         return data + draw(st.binary(min_size=1, max_size=16))
     position = draw(st.integers(0, len(data) - 1))
     patch = draw(st.binary(min_size=1, max_size=8))
-    return data[:position] + patch + data[position + len(patch):]
+    return data[:position] + patch + data[position + len(patch) :]
 
 
 def _valid_pair(tmp_path: Path, save) -> tuple[Path, dict, dict]:
@@ -140,6 +147,7 @@ LOADERS = {
 
 
 @pytest.mark.parametrize("name", sorted(LOADERS))
+@pytest.mark.slow
 def test_mutated_pairs_load_or_raise_the_packages_error(tmp_path, name):
     save, file_name, load = LOADERS[name]
     _, tensors, record = _valid_pair(tmp_path, save)
@@ -156,7 +164,7 @@ def test_mutated_pairs_load_or_raise_the_packages_error(tmp_path, name):
 
 @pytest.mark.parametrize("name", sorted(LOADERS))
 def test_mutated_bytes_load_or_raise_the_packages_error(tmp_path, name):
-    save, file_name, load = LOADERS[name]
+    save, _file_name, load = LOADERS[name]
     path, _, _ = _valid_pair(tmp_path, save)
     tensors_bytes, json_bytes = path.read_bytes(), path.with_suffix(".json").read_bytes()
 
@@ -170,6 +178,7 @@ def test_mutated_bytes_load_or_raise_the_packages_error(tmp_path, name):
     check()
 
 
+@pytest.mark.slow
 def test_mutated_training_states_resume_or_raise_the_packages_error(tmp_path):
     job = ClassifierJob(make_dataset(train=16, test=8), TINY_CLASSIFIER, 0)
     run_training(job, tmp_path, epochs=1, seed=0, config={}, progress=False)
@@ -185,8 +194,11 @@ def test_mutated_training_states_resume_or_raise_the_packages_error(tmp_path):
     check()
 
 
-MANIFEST_VALUES = st.one_of(json_values, st.sampled_from(["generator.pt2", "classifier.pt", "missing.pt2", "x"]),
-                            st.sampled_from([[3, 8, 8], [1, 8, 8], [0, 1], [-1, 1], ["a", "b"]]))
+MANIFEST_VALUES = st.one_of(
+    json_values,
+    st.sampled_from(["generator.pt2", "classifier.pt", "missing.pt2", "x"]),
+    st.sampled_from([[3, 8, 8], [1, 8, 8], [0, 1], [-1, 1], ["a", "b"]]),
+)
 
 
 def test_mutated_manifests_resolve_or_raise_the_packages_error(tmp_path):
@@ -194,10 +206,13 @@ def test_mutated_manifests_resolve_or_raise_the_packages_error(tmp_path):
 
     generator = torch.nn.Sequential(torch.nn.Linear(4, 192), torch.nn.Unflatten(1, (3, 8, 8)))
     batch = torch.export.Dim("batch", min=1)
-    torch.export.save(torch.export.export(generator, (torch.zeros(2, 4),), dynamic_shapes=({0: batch},)),
-                      str(tmp_path / "generator.pt2"))
-    keys = st.sampled_from(["generator", "classifier", "encoder", "latent_dim", "image_shape", "labels",
-                            "pixel_range", "prior", "other"])
+    torch.export.save(
+        torch.export.export(generator, (torch.zeros(2, 4),), dynamic_shapes=({0: batch},)),
+        str(tmp_path / "generator.pt2"),
+    )
+    keys = st.sampled_from(
+        ["generator", "classifier", "encoder", "latent_dim", "image_shape", "labels", "pixel_range", "prior", "other"]
+    )
 
     @FUZZ
     @given(st.dictionaries(keys, MANIFEST_VALUES, max_size=5) | json_values)

@@ -10,10 +10,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import assert_traces_hardware, run_cli
 
+from conftest import assert_traces_hardware, run_cli
 from latentspectra.config import MAX_SEED, SEEDS, AutoencoderConfig, FragmentationConfig, derived_seed
-from latentspectra.evaluation import batched, classifier_fid, sample_quality
+from latentspectra.distributed import batched
+from latentspectra.evaluation import classifier_fid, sample_quality
 from latentspectra.experiments.fragmentation import decoded_quality, latent_paths, make_samplers
 from latentspectra.experiments.networks import autoencoder_model
 from latentspectra.models import Autoencoder, Classifier
@@ -70,7 +71,7 @@ def test_critic_loss_is_zero_only_for_a_critic_that_reads_alpha_and_calls_blends
     # blend 0.2: 0.2 * 0.2 + 0.8 * (-0.05) = 0, so the perfect critic says 0 to the blends
     assert critic_loss(reads_alpha, interpolants, alpha, images, reconstructions, 0.2).item() == pytest.approx(0)
     wrong = critic_loss(reads_alpha, interpolants, alpha, images, reconstructions, 0.5).item()
-    assert wrong == pytest.approx(0.075 ** 2)
+    assert wrong == pytest.approx(0.075**2)
 
 
 def test_shipped_models_hold_a_plain_and_a_critic_trained_autoencoder():
@@ -85,12 +86,27 @@ def test_autoencoder_decode_checks_the_code_shape():
         Autoencoder(latent_dim=8, width=4).decode(torch.zeros(2, 9))
 
 
-@pytest.mark.parametrize("extra, weight, kind", [([], 0.0, ": plain autoencoder,"),
-                                                 (["--interpolation-weight", "0.5"], 0.5, "critic (lambda 0.5),")])
+@pytest.mark.parametrize(
+    "extra, weight, kind",
+    [([], 0.0, ": plain autoencoder,"), (["--interpolation-weight", "0.5"], 0.5, "critic (lambda 0.5),")],
+)
 def test_train_autoencoder_cli_writes_a_loadable_model(capsys, tmp_path, tiny_npz, extra, weight, kind):
     out = tmp_path / "run"
-    code, stdout, _ = run_cli(capsys, "train", "autoencoder", "--dataset", f"npz:{tiny_npz}", "--out", str(out),
-                              "--epochs", "1", "--latent-dim", "12", "--quiet", *extra)
+    code, stdout, _ = run_cli(
+        capsys,
+        "train",
+        "autoencoder",
+        "--dataset",
+        f"npz:{tiny_npz}",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--latent-dim",
+        "12",
+        "--quiet",
+        *extra,
+    )
     assert code == 0
     assert set(json.loads(stdout)["metrics"]) == {"reconstruction_mse", "reconstruction_psnr"}
     model, record = load_model(out, "autoencoder")
@@ -110,15 +126,21 @@ def test_decoded_quality_is_sample_quality_and_classifier_fid_in_one_pass():
     expected = sample_quality(decoder, classifier, latents)
     assert got["sample_label_counts"] == expected["sample_label_counts"]
     assert got["sample_confidence"] == pytest.approx(expected["sample_confidence"])
-    assert got["frechet_distance"] == pytest.approx(classifier_fid(decoder, classifier.features, latents, real),
-                                                    rel=1e-6)
+    assert got["frechet_distance"] == pytest.approx(
+        classifier_fid(decoder, classifier.features, latents, real), rel=1e-6
+    )
 
 
 def test_paths_run_from_the_origin_to_the_centre_and_through_it():
     codes = torch.randn(500, 6, generator=torch.Generator().manual_seed(0)) * torch.arange(1.0, 7.0) + 3
     paths = latent_paths(codes, [5, 4, 3, 2], FragmentationConfig(path_steps=5, path_span=2.0))
-    assert list(paths) == ["origin -> centre", "plane (5, 4), diagonal +", "plane (5, 4), diagonal -",
-                           "plane (3, 2), diagonal +", "plane (3, 2), diagonal -"]
+    assert list(paths) == [
+        "origin -> centre",
+        "plane (5, 4), diagonal +",
+        "plane (5, 4), diagonal -",
+        "plane (3, 2), diagonal +",
+        "plane (3, 2), diagonal -",
+    ]
     centre, stds = codes.mean(0), codes.std(0)
     torch.testing.assert_close(paths["origin -> centre"][0], torch.zeros(6))
     torch.testing.assert_close(paths["origin -> centre"][-1], centre)
@@ -142,6 +164,7 @@ def test_every_sampler_fits_and_draws_at_the_largest_seed():
 
 
 # --- The whole study through the command line ----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def study(readme_runs):
@@ -181,8 +204,17 @@ def test_study_measurements_are_consistent(study):
         at_origin = [entry["codes_in_slice_at_origin"] for entry in record["slices"]]
         assert at_origin == sorted(at_origin)  # wider slices hold more codes
         samplers = record["samplers"]
-        assert set(samplers) == {"box b=1", "box b=1.5", "box b=2", "box b=5", "N(0, I)", "independent Gaussians",
-                                 "full-covariance Gaussian", "Gaussian mixture", "codes (reconstructions)"}
+        assert set(samplers) == {
+            "box b=1",
+            "box b=1.5",
+            "box b=2",
+            "box b=5",
+            "N(0, I)",
+            "independent Gaussians",
+            "full-covariance Gaussian",
+            "Gaussian mixture",
+            "codes (reconstructions)",
+        }
         for metrics in samplers.values():
             for key in ("sample_confidence", "inside_bulk"):  # shares of the 200 decoded samples
                 assert metrics[key] * 200 == pytest.approx(round(metrics[key] * 200)), key
@@ -196,17 +228,24 @@ def test_study_measurements_are_consistent(study):
         assert len(record["paths"]) == 5 and all(len(path["label"]) == 11 for path in record["paths"].values())
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["fragmentation", "--model", "gan"], "--model"),
-    (["fragmentation", "--out", "{file}"], "not a directory"),
-    (["fragmentation", "--out", "{empty}", "--models", "/no/such/models"], "/no/such/models"),
-    (["fragmentation", "--out", "{empty}", "--models", "{models}"], "fragmentation needs an encoder"),
-    (["fragmentation", "--out", "{empty}", "--models", "{models}", "--model", "autoencoder"], "autoencoder.json"),
-    (["fragmentation", "--out", "{empty}", "--autoencoder", "no-such-autoencoder"], "no-such-autoencoder.json"),
-    (["fragmentation", "--samples", "1"], "--samples"),
-    (["fragmentation", "--mixture-components", "0"], "--mixture-components"),
-    (["fragmentation", "--out", "{empty}", "--mixture-components", "50", "--mixture-codes", "20"], "--mixture-codes"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["fragmentation", "--model", "gan"], "--model"),
+        (["fragmentation", "--out", "{file}"], "not a directory"),
+        (["fragmentation", "--out", "{empty}", "--models", "/no/such/models"], "/no/such/models"),
+        (["fragmentation", "--out", "{empty}", "--models", "{models}"], "fragmentation needs an encoder"),
+        (["fragmentation", "--out", "{empty}", "--models", "{models}", "--model", "autoencoder"], "autoencoder.json"),
+        (["fragmentation", "--out", "{empty}", "--autoencoder", "no-such-autoencoder"], "no-such-autoencoder.json"),
+        (["fragmentation", "--samples", "1"], "--samples"),
+        (["fragmentation", "--mixture-components", "0"], "--mixture-components"),
+        (
+            ["fragmentation", "--out", "{empty}", "--mixture-components", "50", "--mixture-codes", "20"],
+            "--mixture-codes",
+        ),
+    ],
+)
+@pytest.mark.slow
 def test_fragmentation_errors_are_one_line_with_exit_code_2(capsys, tmp_path, args, expected):
     (tmp_path / "file").write_text("x")
     models = tmp_path / "models"

@@ -9,8 +9,17 @@ import pytest
 import torch
 
 from latentspectra.errors import CheckpointError
-from latentspectra.io import (atomic_write, load_tensors, load_tensors_with_record, read_json, read_record, record_path,
-                              save_tensors_with_record, tensors_digest, write_json)
+from latentspectra.io import (
+    atomic_write,
+    load_tensors,
+    load_tensors_with_record,
+    read_json,
+    read_record,
+    record_path,
+    save_tensors_with_record,
+    tensors_digest,
+    write_json,
+)
 
 
 def test_failed_write_leaves_neither_file_nor_temporary(tmp_path):
@@ -39,12 +48,15 @@ def test_record_path_sits_beside_the_tensors_and_refuses_a_json_path(tmp_path):
         record_path(tmp_path / "basis.json", CheckpointError)
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "my record not found"),
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "expected a JSON object"),
-    ('{"format": "other/1"}', "not a mine/1 record"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "my record not found"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"format": "other/1"}', "not a mine/1 record"),
+    ],
+)
 def test_read_record_errors_name_the_file(tmp_path, content, message):
     path = tmp_path / "record.json"
     if content is not None:
@@ -63,7 +75,9 @@ def test_tensors_and_their_record_are_written_side_by_side(tmp_path):
     path = save_tensors_with_record(tmp_path / "thing.safetensors", {"x": torch.arange(3.0)}, {"format": "mine/1"})
     assert torch.equal(load_tensors(path, CheckpointError, "thing")["x"], torch.arange(3.0))
     assert read_record(tmp_path / "thing.json", CheckpointError, format="mine/1") == {
-        "format": "mine/1", "tensors_sha256": tensors_digest({"x": torch.arange(3.0)})}
+        "format": "mine/1",
+        "tensors_sha256": tensors_digest({"x": torch.arange(3.0)}),
+    }
     assert load_tensors_with_record(path, CheckpointError, "thing", "mine/1")[1] == {"format": "mine/1"}
     with pytest.raises(CheckpointError, match="would be overwritten"):
         save_tensors_with_record(tmp_path / "other.json", {"x": torch.zeros(1)}, {}, CheckpointError)

@@ -12,8 +12,17 @@ from hypothesis import strategies as st
 
 from conftest import rewrite_pair
 from latentspectra.errors import LatentspectraError
-from latentspectra.latent import (UNLABELLED, UNLABELLED_SET, BasisError, LatentError, QuasiEigenBasis, gram_schmidt,
-                                  load_basis, save_basis, symmetric_orthogonalisation)
+from latentspectra.latent import (
+    UNLABELLED,
+    UNLABELLED_SET,
+    BasisError,
+    LatentError,
+    QuasiEigenBasis,
+    gram_schmidt,
+    load_basis,
+    save_basis,
+    symmetric_orthogonalisation,
+)
 
 PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -48,8 +57,9 @@ def _basis(etas: torch.Tensor, norm: float | None = None) -> QuasiEigenBasis:
 
 def _mnist_like(dim: int = 20, labels: int = 10, seed: int = 0) -> QuasiEigenBasis:
     etas = torch.randn(dim, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    return QuasiEigenBasis.from_etas(etas, torch.arange(labels).repeat(dim // labels),
-                                     torch.arange(1, dim // labels + 1).repeat_interleave(labels))
+    return QuasiEigenBasis.from_etas(
+        etas, torch.arange(labels).repeat(dim // labels), torch.arange(1, dim // labels + 1).repeat_interleave(labels)
+    )
 
 
 @PROPERTY
@@ -125,12 +135,12 @@ def test_symmetric_orthogonalisation_privileges_no_row_of_a_group(etas, seed):
     change them. One row per group is Gram-Schmidt."""
     half = etas.shape[0] // 2
     sizes = [half, etas.shape[0] - half] if half else [etas.shape[0]]
-    permutation = torch.cat([torch.randperm(half, generator=torch.Generator().manual_seed(seed)),
-                             torch.arange(half, etas.shape[0])])
+    permutation = torch.cat(
+        [torch.randperm(half, generator=torch.Generator().manual_seed(seed)), torch.arange(half, etas.shape[0])]
+    )
     xi = symmetric_orthogonalisation(etas, 2.0, sizes)
     assert torch.allclose(symmetric_orthogonalisation(etas[permutation], 2.0, sizes), xi[permutation], atol=1e-8)
-    assert torch.allclose(symmetric_orthogonalisation(etas, 2.0, [1] * len(etas)), gram_schmidt(etas, 2.0),
-                          atol=1e-8)
+    assert torch.allclose(symmetric_orthogonalisation(etas, 2.0, [1] * len(etas)), gram_schmidt(etas, 2.0), atol=1e-8)
 
 
 def test_symmetric_orthogonalisation_of_equally_overlapping_etas_known_answer():
@@ -154,8 +164,11 @@ def test_symmetric_orthogonalisation_names_a_dependent_row_and_rejects_bad_group
     etas = torch.randn(20, 20, dtype=torch.float64)
     etas[13] = 2 * etas[2] - etas[7]
     labels, sets = torch.arange(10).repeat(2), torch.arange(1, 3).repeat_interleave(10)
-    with pytest.raises(BasisError, match=r"symmetric_orthogonalisation: row 13 \(label 3, set 2\) is \(nearly\) "
-                                         r"linearly dependent on the rows before it: its residual norm is .* of its own"):
+    with pytest.raises(
+        BasisError,
+        match=r"symmetric_orthogonalisation: row 13 \(label 3, set 2\) is \(nearly\) "
+        r"linearly dependent on the rows before it: its residual norm is .* of its own",
+    ):
         QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation="symmetric")
     etas[13] = torch.randn(20, dtype=torch.float64)
     etas[15] = etas[12] + etas[2]  # independent of set 1 alone, but its residual is row 12's
@@ -175,8 +188,10 @@ def test_from_etas_records_its_orthogonalisation_and_groups_by_set():
     basis = QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation="symmetric", provenance={"seed": 1})
     assert basis.provenance == {"seed": 1, "orthogonalisation": "symmetric", "unlabelled_directions": 0}
     assert torch.allclose(basis.vectors, symmetric_orthogonalisation(etas, 20.0, [10, 10]))
-    assert QuasiEigenBasis.from_etas(etas, labels, sets).provenance == {"orthogonalisation": "gram-schmidt",
-                                                                        "unlabelled_directions": 0}
+    assert QuasiEigenBasis.from_etas(etas, labels, sets).provenance == {
+        "orthogonalisation": "gram-schmidt",
+        "unlabelled_directions": 0,
+    }
 
 
 def test_decompose_accepts_float32_and_single_vectors_and_returns_float64():
@@ -222,12 +237,18 @@ def test_zero_row_and_too_many_rows_raise():
         gram_schmidt(torch.randn(6, 5), 5.0)
 
 
-@pytest.mark.parametrize(("vectors", "message"), [
-    (torch.randn(5), r"gram_schmidt: vectors must be a finite floating-point tensor of shape \(N, M\), got shape \(5,\)"),
-    (torch.ones(3, 3, dtype=torch.int64), "got torch.int64"),
-    (torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), "got NaN or infinite values"),
-    ([[1.0, 0.0], [0.0, 1.0]], "got list"),
-])
+@pytest.mark.parametrize(
+    ("vectors", "message"),
+    [
+        (
+            torch.randn(5),
+            r"gram_schmidt: vectors must be a finite floating-point tensor of shape \(N, M\), got shape \(5,\)",
+        ),
+        (torch.ones(3, 3, dtype=torch.int64), "got torch.int64"),
+        (torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), "got NaN or infinite values"),
+        ([[1.0, 0.0], [0.0, 1.0]], "got list"),
+    ],
+)
 def test_gram_schmidt_rejects_bad_input(vectors, message):
     with pytest.raises(LatentError, match=message):
         gram_schmidt(vectors, 1.0)
@@ -247,16 +268,22 @@ def test_from_etas_rejects_bad_shapes_and_dtypes():
         QuasiEigenBasis.from_etas(torch.randn(4, 4), range(4), torch.ones(4))
 
 
-@pytest.mark.parametrize(("method", "argument", "message"), [
-    ("decompose", torch.randn(3, 7),
-     r"decompose: z must be a finite floating-point tensor of shape \(N, 20\) or \(20,\), got shape \(3, 7\)"),
-    ("decompose", torch.randn(2, 3, 20), r"got shape \(2, 3, 20\)"),
-    ("decompose", torch.ones(3, 20, dtype=torch.int64), "decompose: z must be .*, got torch.int64"),
-    ("reconstruct", torch.randn(20, 3), r"reconstruct: c must be .* \(N, 20\) or \(20,\), got shape \(20, 3\)"),
-    ("classify", [0.0] * 20, "decompose: z must be .*, got list"),
-    ("classify", torch.full((2, 20), float("nan")), "decompose: z must be .*, got NaN or infinite values"),
-    ("truncate", torch.full((20,), float("inf")), "got NaN or infinite values"),
-])
+@pytest.mark.parametrize(
+    ("method", "argument", "message"),
+    [
+        (
+            "decompose",
+            torch.randn(3, 7),
+            r"decompose: z must be a finite floating-point tensor of shape \(N, 20\) or \(20,\), got shape \(3, 7\)",
+        ),
+        ("decompose", torch.randn(2, 3, 20), r"got shape \(2, 3, 20\)"),
+        ("decompose", torch.ones(3, 20, dtype=torch.int64), "decompose: z must be .*, got torch.int64"),
+        ("reconstruct", torch.randn(20, 3), r"reconstruct: c must be .* \(N, 20\) or \(20,\), got shape \(20, 3\)"),
+        ("classify", [0.0] * 20, "decompose: z must be .*, got list"),
+        ("classify", torch.full((2, 20), float("nan")), "decompose: z must be .*, got NaN or infinite values"),
+        ("truncate", torch.full((20,), float("inf")), "got NaN or infinite values"),
+    ],
+)
 def test_shape_and_dtype_errors_are_clear(method, argument, message):
     arguments = (argument, 3) if method == "truncate" else (argument,)
     with pytest.raises(LatentError, match=message):
@@ -341,6 +368,7 @@ def test_load_reports_missing_and_corrupt_files(tmp_path):
 
 # --- fewer etas than dimensions (l does not divide M): the unlabelled completion ----------------------------
 
+
 def test_mnist_case_n_l_equal_to_m_is_the_orthogonalised_etas_bit_for_bit():
     """M = 100, l = 10: no completion; the basis, classify and label_ranks are exactly what they were before the
     completion existed (reference: the orthogonalisation itself, and top-|c_k| over all rows)."""
@@ -348,8 +376,10 @@ def test_mnist_case_n_l_equal_to_m_is_the_orthogonalised_etas_bit_for_bit():
     labels, sets = torch.arange(10).repeat(10), torch.arange(1, 11).repeat_interleave(10)
     z = torch.randn(50, 100, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     truth = torch.arange(50) % 10
-    expected = {"gram-schmidt": gram_schmidt(etas, 100.0),
-                "symmetric": symmetric_orthogonalisation(etas, 100.0, [10] * 10)}
+    expected = {
+        "gram-schmidt": gram_schmidt(etas, 100.0),
+        "symmetric": symmetric_orthogonalisation(etas, 100.0, [10] * 10),
+    }
     for orthogonalisation, vectors in expected.items():
         basis = QuasiEigenBasis.from_etas(etas, labels, sets, orthogonalisation=orthogonalisation)
         assert torch.equal(basis.vectors, vectors)
@@ -368,9 +398,10 @@ def test_fewer_etas_than_dimensions_are_completed_orthogonally_without_a_label(c
     basis = QuasiEigenBasis.from_etas(etas, labels, sets, 3.0, orthogonalisation=orthogonalisation)
     again = QuasiEigenBasis.from_etas(etas.clone(), labels, sets, 3.0, orthogonalisation=orthogonalisation)
     assert torch.equal(basis.vectors, again.vectors)  # deterministic, completion included
-    orthogonalised = {"gram-schmidt": gram_schmidt(etas, 3.0),
-                      "symmetric": symmetric_orthogonalisation(etas, 3.0, torch.unique_consecutive(sets,
-                                                                                              return_counts=True)[1])}
+    orthogonalised = {
+        "gram-schmidt": gram_schmidt(etas, 3.0),
+        "symmetric": symmetric_orthogonalisation(etas, 3.0, torch.unique_consecutive(sets, return_counts=True)[1]),
+    }
     assert torch.equal(basis.vectors[:count], orthogonalised[orthogonalisation])  # the etas' rows are untouched
     completion = basis.vectors[count:]
     assert basis.orthogonality_error() <= 1e-10 and basis.norm == 3.0
@@ -393,16 +424,25 @@ def test_a_completed_basis_round_trips_through_files(tmp_path):
 
 def test_labels_and_sets_must_say_labelled_or_unlabelled():
     etas = torch.randn(3, 4, dtype=torch.float64)
-    with pytest.raises(ValueError, match=r"^from_etas: the etas' labels must be >= 0 and their sets >= 1, got labels "
-                                         r"\[-1, 0, 1\] and sets \[1\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^from_etas: the etas' labels must be >= 0 and their sets >= 1, got labels "
+        r"\[-1, 0, 1\] and sets \[1\]$",
+    ):
         QuasiEigenBasis.from_etas(etas, [0, 1, UNLABELLED], [1, 1, 1])
     with pytest.raises(ValueError, match=r"sets >= 1, got labels \[0, 1, 2\] and sets \[0, 1\]$"):
         QuasiEigenBasis.from_etas(etas, [0, 1, 2], [1, 1, UNLABELLED_SET])
     vectors = torch.eye(3, dtype=torch.float64)
-    with pytest.raises(ValueError, match=r"^QuasiEigenBasis: row 2 has label -1 and set 1; expected a label >= 0 with "
-                                         r"a set >= 1, or label -1 with set 0 \(unlabelled\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^QuasiEigenBasis: row 2 has label -1 and set 1; expected a label >= 0 with "
+        r"a set >= 1, or label -1 with set 0 \(unlabelled\)$",
+    ):
         QuasiEigenBasis(vectors, [0, 1, UNLABELLED], [1, 1, 1], 1.0)
     with pytest.raises(ValueError, match=r"row 0 has label -2 and set 0"):
         QuasiEigenBasis(vectors, [-2, 1, 2], [0, 1, 1], 1.0)
-    assert QuasiEigenBasis(vectors, [0, 1, UNLABELLED], [1, 1, UNLABELLED_SET], 1.0).labelled.tolist() == [True, True,
-                                                                                                           False]
+    assert QuasiEigenBasis(vectors, [0, 1, UNLABELLED], [1, 1, UNLABELLED_SET], 1.0).labelled.tolist() == [
+        True,
+        True,
+        False,
+    ]

@@ -17,8 +17,9 @@ ANGLES = st.floats(-2 * math.pi, 2 * math.pi)
 
 def _basis(dim: int = 20, labels: int = 10, seed: int = 0) -> QuasiEigenBasis:
     etas = torch.randn(dim, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    return QuasiEigenBasis.from_etas(etas, torch.arange(labels).repeat(dim // labels),
-                                     torch.arange(1, dim // labels + 1).repeat_interleave(labels))
+    return QuasiEigenBasis.from_etas(
+        etas, torch.arange(labels).repeat(dim // labels), torch.arange(1, dim // labels + 1).repeat_interleave(labels)
+    )
 
 
 @st.composite
@@ -141,7 +142,7 @@ def test_rotation_path_walks_from_each_quasi_eigenvector_to_the_next():
         assert path.shape == (10, 20)
         for step, label in zip((3, 6, 9), labels[1:]):
             assert _close(path[step], xi[label], basis.dim)  # three steps of pi/6 reach the next one
-        halfway = (math.cos(math.pi / 6) * xi[0] + math.sin(math.pi / 6) * xi[1])
+        halfway = math.cos(math.pi / 6) * xi[0] + math.sin(math.pi / 6) * xi[1]
         assert _close(path[1], halfway, basis.dim)
 
 

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from latentspectra.latent.samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler,
-                                           IndependentGaussianSampler, StandardNormalSampler)
+from latentspectra.latent.samplers import (
+    BoxSampler,
+    FullGaussianSampler,
+    GaussianMixtureSampler,
+    IndependentGaussianSampler,
+    StandardNormalSampler,
+)
 from latentspectra.latent.statistics import CodeStatisticsError
 
 DIM = 5
@@ -32,8 +37,7 @@ def test_full_gaussian_reproduces_mean_and_covariance(codes):
     code_mean, code_covariance = _moments(codes)
     scale = np.sqrt(np.diag(code_covariance))
     np.testing.assert_allclose(mean, code_mean, atol=0.03 * scale.max())
-    np.testing.assert_allclose(covariance / np.outer(scale, scale), code_covariance / np.outer(scale, scale),
-                               atol=0.03)
+    np.testing.assert_allclose(covariance / np.outer(scale, scale), code_covariance / np.outer(scale, scale), atol=0.03)
 
 
 def test_independent_gaussians_reproduce_per_component_moments_and_drop_correlations(codes):
@@ -70,8 +74,14 @@ def test_box_and_standard_normal_samplers_have_their_own_moments(codes):
     np.testing.assert_allclose(_moments(normal)[1], np.eye(DIM), atol=0.03)
 
 
-@pytest.mark.parametrize("make", [lambda: BoxSampler(1.0, seed=3), lambda: FullGaussianSampler(seed=3),
-                                  lambda: GaussianMixtureSampler(components=2, seed=3)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: BoxSampler(1.0, seed=3),
+        lambda: FullGaussianSampler(seed=3),
+        lambda: GaussianMixtureSampler(components=2, seed=3),
+    ],
+)
 def test_same_seed_same_samples_and_refit_restarts_the_stream(codes, make):
     first = make().fit(codes)
     again = make().fit(codes)

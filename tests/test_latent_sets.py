@@ -7,13 +7,23 @@ import itertools
 
 import pytest
 import torch
-from conftest import linear_label_toy
 
+from conftest import linear_label_toy
 from latentspectra.errors import LatentspectraError
 from latentspectra.experiments.basis import build_basis
-from latentspectra.latent import (UNLABELLED, UNLABELLED_SET, LatentSetError, QuasiEigenBasis, build_latent_sets,
-                                  block_generator, collect_label_means, encode_blocks, load_basis, sample_blocks,
-                                  save_basis)
+from latentspectra.latent import (
+    UNLABELLED,
+    UNLABELLED_SET,
+    LatentSetError,
+    QuasiEigenBasis,
+    block_generator,
+    build_latent_sets,
+    collect_label_means,
+    encode_blocks,
+    load_basis,
+    sample_blocks,
+    save_basis,
+)
 
 DIM, LABELS = 20, 10
 
@@ -65,8 +75,17 @@ def test_same_seed_same_etas_and_different_seed_different_etas():
     images, _ = _images(200)
 
     def build(seed: int):
-        return build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=15,
-                                 encoder_sample=encoder_sample, images=images, seed=seed, batch_size=64)
+        return build_latent_sets(
+            generator,
+            classifier,
+            latent_dim=DIM,
+            num_labels=LABELS,
+            per_set=15,
+            encoder_sample=encoder_sample,
+            images=images,
+            seed=seed,
+            batch_size=64,
+        )
 
     first, again, other = build(0), build(0), build(1)
     assert torch.equal(first.etas, again.etas)
@@ -76,8 +95,16 @@ def test_same_seed_same_etas_and_different_seed_different_etas():
 def test_latent_sets_are_in_the_order_of_eq_5_with_stats():
     generator, classifier, encoder_sample, _ = _toy()
     images, _ = _images(200)
-    sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=10,
-                             encoder_sample=encoder_sample, images=images, batch_size=50)
+    sets = build_latent_sets(
+        generator,
+        classifier,
+        latent_dim=DIM,
+        num_labels=LABELS,
+        per_set=10,
+        encoder_sample=encoder_sample,
+        images=images,
+        batch_size=50,
+    )
     assert sets.etas.shape == (DIM, DIM) and sets.etas.dtype == torch.float64
     assert sets.labels.tolist() == list(range(LABELS)) * 2
     assert sets.sets.tolist() == [1] * LABELS + [2] * LABELS
@@ -98,9 +125,17 @@ def test_encode_source_cycles_through_epochs_with_fresh_encodings():
     assert torch.equal(blocks(1), blocks(1))  # a block is keyed, not drawn from a shared stream
     assert not torch.allclose(first_epoch, second_epoch)
     generator, classifier, _, _ = _toy()
-    sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=12,
-                             encoder_sample=encoder_sample, images=images, sources=("encode", "encode"),
-                             batch_size=16)
+    sets = build_latent_sets(
+        generator,
+        classifier,
+        latent_dim=DIM,
+        num_labels=LABELS,
+        per_set=12,
+        encoder_sample=encoder_sample,
+        images=images,
+        sources=("encode", "encode"),
+        batch_size=16,
+    )
     assert min(sets.draws) > len(images)  # 12 vectors per label need several passes over 30 images
 
 
@@ -114,8 +149,15 @@ def test_the_latent_sets_create_every_tensor_where_they_are_told():
     def encoder_sample(batch: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
         return 6.0 * batch @ w.T + torch.randn(len(batch), DIM, generator=noise, device=batch.device)
 
-    arguments = dict(latent_dim=DIM, num_labels=LABELS, per_set=6, encoder_sample=encoder_sample, images=images,
-                     batch_size=16, device="cpu")
+    arguments = {
+        "latent_dim": DIM,
+        "num_labels": LABELS,
+        "per_set": 6,
+        "encoder_sample": encoder_sample,
+        "images": images,
+        "batch_size": 16,
+        "device": "cpu",
+    }
     expected = build_latent_sets(generator, classifier, **arguments)
     with torch.device("meta"):
         built = build_latent_sets(generator, classifier, **arguments)
@@ -140,8 +182,9 @@ class _Recorder:
 def test_progress_is_told_the_total_and_every_accepted_vector():
     generator, classifier, _, _ = _toy()
     recorder = _Recorder()
-    build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=7, batch_size=16,
-                      progress=recorder)
+    build_latent_sets(
+        generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=7, batch_size=16, progress=recorder
+    )
     assert recorder.totals == [2 * LABELS * 7] and sum(recorder.steps) == 2 * LABELS * 7
     assert len(recorder.steps) > 2 and all(step >= 0 for step in recorder.steps)
 
@@ -166,8 +209,15 @@ def test_sample_cap_names_the_missing_label():
         return logits
 
     with pytest.raises(LatentSetError, match=r"after 1000 draws label 3 has 0 of 5;") as info:
-        collect_label_means(generator, never_three, sample_blocks(DIM, 250, seed=0),
-                            LABELS, 5, max_draws=1000, description="set 2/2 (sample)")
+        collect_label_means(
+            generator,
+            never_three,
+            sample_blocks(DIM, 250, seed=0),
+            LABELS,
+            5,
+            max_draws=1000,
+            description="set 2/2 (sample)",
+        )
     assert str(info.value).startswith("set 2/2 (sample)")
     assert isinstance(info.value, LatentspectraError)
 
@@ -182,14 +232,20 @@ def test_default_sample_cap_is_50_draws_per_requested_vector():
         collect_label_means(generator, always_zero, sample_blocks(DIM, 100, seed=0), 2, 4)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"latent_dim": 9}, r"^build_latent_sets: need M >= l >= 1 \(n = floor\(M / l\) latent sets per label\), "
-                        r"got latent dimension M = 9 and l = 10 labels$"),
-    ({"num_labels": 0}, r"got latent dimension M = 20 and l = 0 labels$"),
-    ({"sources": ("sample",)}, "need one source per set: 2 sets, got 1"),
-    ({"sources": ("sample", "dream")}, r"unknown latent sources \['dream'\]"),
-    ({"sources": ("encode", "sample")}, 'source "encode" needs encoder_sample and images'),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"latent_dim": 9},
+            r"^build_latent_sets: need M >= l >= 1 \(n = floor\(M / l\) latent sets per label\), "
+            r"got latent dimension M = 9 and l = 10 labels$",
+        ),
+        ({"num_labels": 0}, r"got latent dimension M = 20 and l = 0 labels$"),
+        ({"sources": ("sample",)}, "need one source per set: 2 sets, got 1"),
+        ({"sources": ("sample", "dream")}, r"unknown latent sources \['dream'\]"),
+        ({"sources": ("encode", "sample")}, 'source "encode" needs encoder_sample and images'),
+    ],
+)
 def test_build_latent_sets_rejects_bad_arguments(kwargs, message):
     generator, classifier, _, _ = _toy()
     arguments = {"latent_dim": DIM, "num_labels": LABELS, "per_set": 2, **kwargs}
@@ -200,8 +256,7 @@ def test_build_latent_sets_rejects_bad_arguments(kwargs, message):
 def test_logits_of_the_wrong_shape_are_reported():
     generator, classifier, _, _ = _toy()
     with pytest.raises(ValueError, match=r"logits of shape \(100, 10\) for 100 latents, got \(100, 9\)"):
-        collect_label_means(generator, lambda x: classifier(x)[:, :9], sample_blocks(DIM, 100, seed=0),
-                            LABELS, 2)
+        collect_label_means(generator, lambda x: classifier(x)[:, :9], sample_blocks(DIM, 100, seed=0), LABELS, 2)
 
 
 def test_known_answer_on_a_linear_generator():
@@ -209,7 +264,17 @@ def test_known_answer_on_a_linear_generator():
     directions; LSD classification of fresh encodings agrees with the classifier."""
     generator, classifier, encoder_sample, w = _toy()
     images, _ = _images(3000)
-    basis, _, stats = build_basis(generator, classifier, encoder_sample, images, per_set=200, seed=0, batch_size=500, latent_dim=DIM, num_labels=LABELS)
+    basis, _, stats = build_basis(
+        generator,
+        classifier,
+        encoder_sample,
+        images,
+        per_set=200,
+        seed=0,
+        batch_size=500,
+        latent_dim=DIM,
+        num_labels=LABELS,
+    )
     assert isinstance(basis, QuasiEigenBasis)
     assert stats["orthogonality_error"] <= 1e-10
     for key in ("seconds", "samples_per_second", "per_set", "sets", "labels", "samples_drawn"):
@@ -246,7 +311,9 @@ def test_any_iterator_of_batches_is_accepted_and_a_finite_one_may_run_out():
     batch = torch.randn(500, DIM, generator=torch.Generator().manual_seed(2))
     result = collect_label_means(generator, classifier, itertools.repeat(batch), LABELS, 3)
     assert result.draws == 500
-    with pytest.raises(LatentSetError, match="after 500 draws label .* has .* of 100; the stream of latent batches ended"):
+    with pytest.raises(
+        LatentSetError, match="after 500 draws label .* has .* of 100; the stream of latent batches ended"
+    ):
         collect_label_means(generator, classifier, iter([batch]), LABELS, 100)
 
 
@@ -260,15 +327,25 @@ def _uneven_basis(dim: int, labels: int, orthogonalisation: str, seed: int = 0):
     and their quasi-eigenvectors."""
     generator, classifier, encoder_sample, _ = _toy(dim=dim, labels=labels)
     images, _ = _images(20 * labels, classes=labels)
-    sets = build_latent_sets(generator, classifier, latent_dim=dim, num_labels=labels, per_set=8,
-                             encoder_sample=encoder_sample, images=images, seed=seed, batch_size=64)
+    sets = build_latent_sets(
+        generator,
+        classifier,
+        latent_dim=dim,
+        num_labels=labels,
+        per_set=8,
+        encoder_sample=encoder_sample,
+        images=images,
+        seed=seed,
+        batch_size=64,
+    )
     return sets, QuasiEigenBasis.from_etas(sets.etas, sets.labels, sets.sets, orthogonalisation=orthogonalisation)
 
 
 @pytest.mark.parametrize("orthogonalisation", ["gram-schmidt", "symmetric"])
 @pytest.mark.parametrize(("dim", "labels", "per_label", "unlabelled"), UNEVEN)
 def test_m_not_a_multiple_of_l_gives_floor_m_over_l_sets_and_unlabelled_directions_last(
-        dim, labels, per_label, unlabelled, orthogonalisation):
+    dim, labels, per_label, unlabelled, orthogonalisation
+):
     sets, basis = _uneven_basis(dim, labels, orthogonalisation)
     count = per_label * labels
     assert sets.etas.shape == (count, dim) and len(sets.sources) == per_label
@@ -291,8 +368,12 @@ def test_unlabelled_directions_are_never_predicted_nor_ranked(dim, labels, per_l
     unlabelled_row = basis.vectors[count]
     # the unlabelled coefficient is by far the largest: the prediction is the label of the runner-up
     runner_up = basis.index_of(1, per_label)
-    z = torch.cat([10 * unlabelled_row + 3 * basis.vectors[runner_up] + 0.1 * basis.vectors[:count].sum(0)[None],
-                   torch.randn(300, dim, generator=torch.Generator().manual_seed(5), dtype=torch.float64)])
+    z = torch.cat(
+        [
+            10 * unlabelled_row + 3 * basis.vectors[runner_up] + 0.1 * basis.vectors[:count].sum(0)[None],
+            torch.randn(300, dim, generator=torch.Generator().manual_seed(5), dtype=torch.float64),
+        ]
+    )
     predicted = basis.classify(z, top=count)
     assert (predicted >= 0).all() and predicted[0, 0] == 1
     truth = (torch.arange(len(z)) + 1) % labels  # z[0]: label 1, the runner-up's

@@ -10,9 +10,17 @@ import torch
 
 from latentspectra.latent import LatentError
 from latentspectra.latent.samplers import BoxSampler
-from latentspectra.latent.statistics import (CodeBulk, CodeStatisticsError, box_shell, component_fits,
-                                             correlation_matrix, dominant_components, mahalanobis_distances, slice_mask,
-                                             strongest_pairs)
+from latentspectra.latent.statistics import (
+    CodeBulk,
+    CodeStatisticsError,
+    box_shell,
+    component_fits,
+    correlation_matrix,
+    dominant_components,
+    mahalanobis_distances,
+    slice_mask,
+    strongest_pairs,
+)
 
 DIM = 6
 MEAN = np.array([3.0, 0.0, -0.5, 0.0, 0.2, 0.0])
@@ -51,8 +59,9 @@ def test_strongest_pairs_rank_by_absolute_correlation(codes):
 
 
 def test_strongest_pairs_skip_a_constant_component():
-    correlation = torch.tensor([[1.0, float("nan"), 0.1], [float("nan"), float("nan"), float("nan")],
-                                [0.1, float("nan"), 1.0]])
+    correlation = torch.tensor(
+        [[1.0, float("nan"), 0.1], [float("nan"), float("nan"), float("nan")], [0.1, float("nan"), 1.0]]
+    )
     assert strongest_pairs(correlation, 1) == [(0, 2, pytest.approx(0.1))]
 
 
@@ -75,13 +84,15 @@ def test_box_shell_formula_matches_sampled_box_vectors(bound, dim):
 
 
 def test_slice_count_is_exact_on_a_hand_made_example():
-    codes = torch.tensor([
-        [9.0, -9.0, 0.5, -1.0, 0.0],   # inside: the plane's own components (0, 1) are free
-        [0.0, 0.0, 1.0, 1.0, -1.0],    # inside: |x| = b exactly
-        [0.0, 0.0, 1.01, 0.0, 0.0],    # outside by component 2
-        [0.0, 0.0, 0.0, 0.0, -3.0],    # outside by component 4
-        [5.0, 5.0, 0.0, 0.0, 0.0],     # inside
-    ])
+    codes = torch.tensor(
+        [
+            [9.0, -9.0, 0.5, -1.0, 0.0],  # inside: the plane's own components (0, 1) are free
+            [0.0, 0.0, 1.0, 1.0, -1.0],  # inside: |x| = b exactly
+            [0.0, 0.0, 1.01, 0.0, 0.0],  # outside by component 2
+            [0.0, 0.0, 0.0, 0.0, -3.0],  # outside by component 4
+            [5.0, 5.0, 0.0, 0.0, 0.0],  # inside
+        ]
+    )
     assert slice_mask(codes, (0, 1), 1.0).tolist() == [True, True, False, False, True]
     assert int(slice_mask(codes, (0, 1), 1.0).sum()) == 3
     assert slice_mask(codes, (0, 4), 1.0).tolist() == [False, True, False, True, False]
@@ -108,12 +119,17 @@ def test_code_bulk_holds_its_quantile_of_the_codes_and_misses_far_points(codes):
     assert bulk.fraction_inside(torch.zeros(10, DIM) + 10) == 0.0
 
 
-@pytest.mark.parametrize("bad, message", [
-    (torch.zeros(5), "component_fits: codes must be a finite floating-point tensor of shape (N, M) with N >= 2, "
-                     "got shape (5,)"),
-    (torch.zeros(1, 3), "with N >= 2, got shape (1, 3)"),
-    (torch.tensor([[0.0, float("nan")], [1.0, 1.0]]), "got NaN or infinite values"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (
+            torch.zeros(5),
+            "component_fits: codes must be a finite floating-point tensor of shape (N, M) with N >= 2, got shape (5,)",
+        ),
+        (torch.zeros(1, 3), "with N >= 2, got shape (1, 3)"),
+        (torch.tensor([[0.0, float("nan")], [1.0, 1.0]]), "got NaN or infinite values"),
+    ],
+)
 def test_bad_codes_are_one_clear_error(bad, message):
     with pytest.raises(LatentError, match=message.replace("(", r"\(").replace(")", r"\)")):
         component_fits(bad)

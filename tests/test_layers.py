@@ -12,12 +12,26 @@ import latentspectra
 
 ROOT = Path(latentspectra.__file__).parent
 LAYERS = {
-    "errors": 0, "config": 0, "compute": 0, "distributed": 0, "io": 0, "threads": 0, "progress": 0,
-    "models": 1, "data": 1,
-    "training": 2, "methods": 2, "latent": 2, "report": 2, "evaluation": 2, "intervals": 2,
+    "errors": 0,
+    "config": 0,
+    "compute": 0,
+    "distributed": 0,
+    "io": 0,
+    "threads": 0,
+    "progress": 0,
+    "models": 1,
+    "data": 1,
+    "training": 2,
+    "methods": 2,
+    "latent": 2,
+    "report": 2,
+    "evaluation": 2,
+    "intervals": 2,
     "experiments": 3,
     "explore": 4,
-    "cli": 5, "__main__": 5, "__init__": 5,
+    "cli": 5,
+    "__main__": 5,
+    "__init__": 5,
 }
 
 
@@ -38,7 +52,7 @@ def imported_units(path: Path) -> set[str]:
                 up = node.level - 1
                 if up > depth:
                     continue
-                base = list(path.relative_to(ROOT).parts[:depth - up])
+                base = list(path.relative_to(ROOT).parts[: depth - up])
                 target = base + (node.module.split(".") if node.module else [])
                 names = [alias.name for alias in node.names]
                 units.add(target[0] if target else names[0])
@@ -61,8 +75,9 @@ def test_no_two_packages_import_each_other():
     imports: dict[str, set[str]] = {}
     for path in ROOT.rglob("*.py"):
         imports.setdefault(unit(path), set()).update(imported_units(path) - {unit(path)})
-    cycles = sorted(f"{a} <-> {b}" for a, targets in imports.items() for b in targets
-                    if a < b and a in imports.get(b, set()))
+    cycles = sorted(
+        f"{a} <-> {b}" for a, targets in imports.items() for b in targets if a < b and a in imports.get(b, set())
+    )
     assert cycles == []
 
 

@@ -33,7 +33,7 @@ class MirroredBumps(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         centres = 1 + z.abs()  # (N, 3)
-        rows = torch.exp(-(torch.arange(float(SIZE)) - centres[..., None]) ** 2 / 2)  # (N, 3, 12)
+        rows = torch.exp(-((torch.arange(float(SIZE)) - centres[..., None]) ** 2) / 2)  # (N, 3, 12)
         images = rows.repeat_interleave(SIZE // 3, dim=1)[:, None]  # (N, 1, 12, 12)
         return images.flatten(1) if self.flat else images
 
@@ -46,6 +46,7 @@ def best_matching(directions: torch.Tensor) -> torch.Tensor:
     return max(matchings, key=lambda matched: float(matched.min()))
 
 
+@pytest.mark.slow
 def test_learned_directions_align_with_the_factor_axes():
     """100 steps, about 2.5 s on 2 cores (1.5 s of it torch importing its compiler for the first Adam). With the
     factors in 3 of M coordinates, some seeds keep a direction along the ignored ones, where the loss has no
@@ -96,10 +97,33 @@ def test_the_convergence_curve_is_read_at_the_doublings():
     generator = MirroredBumps()
     method = LearnedDirections(2, steps=32, n_validation=64, seed=1).fit(generator=generator)
     assert method.convergence_["steps"] == checkpoint_steps(32) == [2, 4, 8, 16, 32]
+    assert checkpoint_steps(2000) == [125, 250, 500, 1000, 2000]  # longer budgets: halved down to CURVE_FIRST
+    assert checkpoint_steps(16000) == [125, 250, 500, 1000, 2000, 4000, 8000, 16000]
     assert all(0 <= value <= 1 for value in method.convergence_["reconstructor_accuracy"])
     record = method.fit_record()["convergence"]
-    assert record["last_doubling_gain"] == pytest.approx(record["reconstructor_accuracy"][-1]
-                                                         - record["reconstructor_accuracy"][-2])
+    assert record["last_doubling_gain"] == pytest.approx(
+        record["reconstructor_accuracy"][-1] - record["reconstructor_accuracy"][-2]
+    )
+
+
+@pytest.mark.slow
+def test_a_tolerance_stops_training_once_a_doubling_adds_less():
+    """With a tolerance the fit stops at the first point of the curve whose doubling moved R's accuracy by less;
+    the steps it ran are the curve's last point, and training to there without a tolerance gives the same
+    directions."""
+    generator = MirroredBumps()
+    params = {"n_directions": 3, "learning_rate": 3e-2, "n_validation": 320, "seed": 0}
+    stopped = LearnedDirections(steps=400, tolerance=0.05, **params).fit(generator=generator)
+    curve = stopped.convergence_
+    ran = curve["steps"][-1]
+    assert curve["steps"] == checkpoint_steps(400)[: len(curve["steps"])] and ran < 400
+    gains = [b - a for a, b in zip(curve["reconstructor_accuracy"], curve["reconstructor_accuracy"][1:])]
+    assert abs(gains[-1]) < 0.05 and all(abs(gain) >= 0.05 for gain in gains[:-1])
+    assert stopped.history_[-1]["steps"] == ran
+    assert stopped.fit_record()["convergence"]["tolerance"] == 0.05
+    assert torch.equal(LearnedDirections(steps=ran, **params).fit(generator=generator).directions_, stopped.directions_)
+    with pytest.raises(MethodError, match="LearnedDirections: tolerance expected a finite number > 0, got 0"):
+        get("learned", n_directions=2, tolerance=0)
 
 
 def test_the_generator_stays_frozen():
@@ -111,6 +135,7 @@ def test_the_generator_stays_frozen():
     assert all(parameter.grad is None and parameter.requires_grad for parameter in generator.parameters())
 
 
+@pytest.mark.slow
 def test_train_reconstructor_tells_distinct_frozen_directions_apart():
     """R alone on frozen directions (the compare study's reconstructor accuracy): the toy's axes, each moving its own
     band, are told apart; three copies of one axis cannot be (chance 1/3). The global torch generator is left as it
@@ -132,8 +157,11 @@ def test_misuse_is_one_line_method_errors():
         LearnedDirections(2, latent_dim=3).fit()
     with pytest.raises(MethodError, match="LearnedDirections: latent_dim expected"):
         LearnedDirections(2).fit(generator=lambda z: z)
-    with pytest.raises(MethodError, match=r"generator expected outputs of shape \(N, D\) or \(N, C, H, W\), "
-                                          r"got \(2, 3, 4\)"):
+    with pytest.raises(
+        MethodError,
+        match=r"generator expected outputs of shape \(N, D\) or \(N, C, H, W\), "
+        r"got \(2, 3, 4\)",
+    ):
         LearnedDirections(2, latent_dim=3).fit(generator=lambda z: z[:, :, None].expand(-1, -1, 4))
     with pytest.raises(MethodError, match="LearnedDirections: max_shift expected a finite number >= 2, got 1.0"):
         get("learned", n_directions=2, min_shift=2.0, max_shift=1.0)

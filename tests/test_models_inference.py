@@ -9,8 +9,16 @@ from torch import nn
 
 from latentspectra.compute import Compute
 from latentspectra.models import Autoencoder, Classifier, GaussianEncoder, Generator
-from latentspectra.models.inference import (ColumnTransposedConv2d, InferenceEncoder, InferenceNetwork, PairMaxPool2d,
-                                            channels_last, columns_are_smaller, fold_batch_norms, is_pair_max_pool)
+from latentspectra.models.inference import (
+    ColumnTransposedConv2d,
+    InferenceEncoder,
+    InferenceNetwork,
+    PairMaxPool2d,
+    channels_last,
+    columns_are_smaller,
+    fold_batch_norms,
+    is_pair_max_pool,
+)
 
 
 def _with_random_statistics(model: nn.Module) -> nn.Module:
@@ -30,10 +38,13 @@ def _batch_norm_count(model: nn.Module) -> int:
     return sum(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules())
 
 
-@pytest.mark.parametrize("make, inputs", [
-    (lambda: Generator(latent_dim=8, width=4, hidden=16), lambda: torch.randn(5, 8)),
-    (lambda: Classifier(width=4), lambda: torch.rand(5, 1, 28, 28) * 2 - 1),
-])
+@pytest.mark.parametrize(
+    "make, inputs",
+    [
+        (lambda: Generator(latent_dim=8, width=4, hidden=16), lambda: torch.randn(5, 8)),
+        (lambda: Classifier(width=4), lambda: torch.rand(5, 1, 28, 28) * 2 - 1),
+    ],
+)
 def test_folding_removes_every_batch_norm_and_keeps_the_function(make, inputs):
     model = _with_random_statistics(make())
     x = inputs()
@@ -75,17 +86,28 @@ def test_folding_a_training_network_is_refused():
         fold_batch_norms(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)))
 
 
-@pytest.mark.parametrize("in_channels, out_channels, kernel, stride, padding, output_padding, dilation", [
-    (32, 1, 4, 2, 1, 0, 1),  # the shipped generator's last layer
-    (8, 3, 3, 2, 1, 1, 1),
-    (6, 2, 5, 3, 2, 2, 2),
-    (4, 4, 2, 1, 0, 0, 1),
-])
-def test_columns_compute_the_transposed_convolution(in_channels, out_channels, kernel, stride, padding,
-                                                    output_padding, dilation):
+@pytest.mark.parametrize(
+    "in_channels, out_channels, kernel, stride, padding, output_padding, dilation",
+    [
+        (32, 1, 4, 2, 1, 0, 1),  # the shipped generator's last layer
+        (8, 3, 3, 2, 1, 1, 1),
+        (6, 2, 5, 3, 2, 2, 2),
+        (4, 4, 2, 1, 0, 0, 1),
+    ],
+)
+def test_columns_compute_the_transposed_convolution(
+    in_channels, out_channels, kernel, stride, padding, output_padding, dilation
+):
     torch.manual_seed(0)
-    layer = nn.ConvTranspose2d(in_channels, out_channels, kernel, stride=stride, padding=padding,
-                               output_padding=output_padding, dilation=dilation)
+    layer = nn.ConvTranspose2d(
+        in_channels,
+        out_channels,
+        kernel,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+    )
     x = torch.randn(3, in_channels, 5, 7)
     with torch.no_grad():
         expected = layer(x)
@@ -113,8 +135,15 @@ def test_pair_max_pooling_is_max_pooling(shape):
     for inputs in (x, channels_last(x)):
         assert torch.equal(PairMaxPool2d()(inputs), nn.functional.max_pool2d(inputs, 2))
     assert is_pair_max_pool(nn.MaxPool2d(2)) and is_pair_max_pool(nn.MaxPool2d((2, 2), stride=2))
-    assert not any(is_pair_max_pool(layer) for layer in (nn.MaxPool2d(3), nn.MaxPool2d(2, stride=1),
-                                                         nn.MaxPool2d(2, ceil_mode=True), nn.MaxPool2d(2, padding=1)))
+    assert not any(
+        is_pair_max_pool(layer)
+        for layer in (
+            nn.MaxPool2d(3),
+            nn.MaxPool2d(2, stride=1),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.MaxPool2d(2, padding=1),
+        )
+    )
     classifier = InferenceNetwork(_with_random_statistics(Classifier(width=4)))
     assert sum(isinstance(module, PairMaxPool2d) for module in classifier.modules()) == 3
 

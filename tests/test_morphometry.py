@@ -23,7 +23,7 @@ def bar(width: int, height: int, slant_degrees: float = 0.0, size: int = 28) -> 
     for row in range(top, top + height):
         shift = np.tan(np.deg2rad(slant_degrees)) * (centre_row - row)
         left = int(np.rint(size / 2 - width / 2 + shift))
-        image[row, left:left + width] = 1.0
+        image[row, left : left + width] = 1.0
     return image
 
 

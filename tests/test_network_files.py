@@ -12,17 +12,20 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
-from test_own_networks import LABELS, LATENT, SHAPE, _networks
 from torch import nn
 
+from conftest import run_cli
 from latentspectra.latent import load_basis
 from latentspectra.methods.directions import layer_root
 from latentspectra.models.foreign import ForeignNetwork, NetworkError, load_network_file, run_in_fixed_batches
 from latentspectra.threads import single_thread
+from test_own_networks import LABELS, LATENT, SHAPE, _networks
 
-EXAMPLES = {"generator": torch.zeros(2, LATENT), "classifier": torch.zeros(2, *SHAPE),
-            "encoder": torch.zeros(2, *SHAPE)}
+EXAMPLES = {
+    "generator": torch.zeros(2, LATENT),
+    "classifier": torch.zeros(2, *SHAPE),
+    "encoder": torch.zeros(2, *SHAPE),
+}
 
 
 def _save(module: nn.Module, example: torch.Tensor, path, dynamic: bool) -> None:
@@ -40,15 +43,29 @@ def exports(tmp_path_factory):
         (root / kind).mkdir()
         for piece, module in networks.items():
             _save(module, EXAMPLES[piece], root / kind / f"{piece}.pt2", kind == "dynamic")
-        (root / kind / "networks.json").write_text(json.dumps(
-            {"generator": "generator.pt2", "classifier": "classifier.pt2", "encoder": "encoder.pt2",
-             "pixel_range": [0, 1], "labels": list(LABELS)}))
+        (root / kind / "networks.json").write_text(
+            json.dumps(
+                {
+                    "generator": "generator.pt2",
+                    "classifier": "classifier.pt2",
+                    "encoder": "encoder.pt2",
+                    "pixel_range": [0, 1],
+                    "labels": list(LABELS),
+                }
+            )
+        )
     with torch.no_grad():
         images = networks["generator"](torch.randn(120, LATENT, generator=torch.Generator().manual_seed(1)))
         labels = networks["classifier"](images).argmax(1)
     pixels = (images * 255).round().to(torch.uint8).numpy()
-    np.savez(root / "shapes.npz", x_train=pixels[:80], y_train=labels[:80].numpy(), x_test=pixels[80:],
-             y_test=labels[80:].numpy(), classes=np.array(LABELS))
+    np.savez(
+        root / "shapes.npz",
+        x_train=pixels[:80],
+        y_train=labels[:80].numpy(),
+        x_test=pixels[80:],
+        y_test=labels[80:].numpy(),
+        classes=np.array(LABELS),
+    )
     return root
 
 
@@ -96,14 +113,27 @@ def test_run_in_fixed_batches_pads_with_the_last_row_and_trims():
     assert [chunk.shape[0] for chunk in seen] == [2, 2, 2] and torch.equal(seen[-1], torch.tensor([[8.0, 9], [8, 9]]))
 
 
+@pytest.mark.slow
 def test_a_command_runs_to_the_end_on_fixed_batch_exports(exports, tmp_path, capsys):
     bases = {}
     for kind in ("static", "dynamic"):
         out = tmp_path / f"{kind}.safetensors"
         with single_thread():  # hundreds of batches of two: a 2-thread pool on shared cores would wait on itself
-            code, _, err = run_cli(capsys, "basis", "--per-set", "10", "--out", str(out), "--networks",
-                                   str(exports / kind), "--dataset", f"npz:{exports / 'shapes.npz'}", "--device", "cpu",
-                                   "--quiet")
+            code, _, err = run_cli(
+                capsys,
+                "basis",
+                "--per-set",
+                "10",
+                "--out",
+                str(out),
+                "--networks",
+                str(exports / kind),
+                "--dataset",
+                f"npz:{exports / 'shapes.npz'}",
+                "--device",
+                "cpu",
+                "--quiet",
+            )
         assert code == 0, err
         bases[kind] = load_basis(out)
     assert torch.allclose(bases["static"].vectors, bases["dynamic"].vectors, atol=1e-5)
@@ -112,23 +142,51 @@ def test_a_command_runs_to_the_end_on_fixed_batch_exports(exports, tmp_path, cap
 
 def test_inputs_of_other_fixed_sizes_are_one_line_saying_how_to_export(exports, tmp_path, capsys):
     classifier = load_network_file(exports / "static" / "classifier.pt2", "classifier")
-    with pytest.raises(NetworkError, match=r"exported for inputs of shape \(2, 3, 32, 32\), given \(2, 3, 28, 28\); "
-                                           r".*dynamic_shapes=\(\{0: torch.export.Dim\(\"batch\"\)\},\)"):
+    with pytest.raises(
+        NetworkError,
+        match=r"exported for inputs of shape \(2, 3, 32, 32\), given \(2, 3, 28, 28\); "
+        r".*dynamic_shapes=\(\{0: torch.export.Dim\(\"batch\"\)\},\)",
+    ):
         classifier(torch.zeros(2, 3, 28, 28))
     wide = tmp_path / "wide"
     wide.mkdir()
-    (wide / "networks.json").write_text(json.dumps({"generator": str(exports / "static" / "generator.pt2"),
-                                                    "classifier": str(exports / "static" / "classifier.pt2"),
-                                                    "latent_dim": LATENT + 1, "pixel_range": [0, 1]}))
-    code, _, err = run_cli(capsys, "basis", "--networks", str(wide), "--out", str(tmp_path / "out" / "b.safetensors"),
-                           "--device", "cpu", "--quiet")
+    (wide / "networks.json").write_text(
+        json.dumps(
+            {
+                "generator": str(exports / "static" / "generator.pt2"),
+                "classifier": str(exports / "static" / "classifier.pt2"),
+                "latent_dim": LATENT + 1,
+                "pixel_range": [0, 1],
+            }
+        )
+    )
+    code, _, err = run_cli(
+        capsys,
+        "basis",
+        "--networks",
+        str(wide),
+        "--out",
+        str(tmp_path / "out" / "b.safetensors"),
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"exported for inputs of shape (2, {LATENT}), given (2, {LATENT + 1})" in err and "dynamic_shapes" in err
 
 
 def test_a_file_that_is_not_a_regular_file_says_so(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "basis", "--generator", "/dev/zero", "--out",
-                           str(tmp_path / "out" / "b.safetensors"), "--device", "cpu", "--quiet")
+    code, _, err = run_cli(
+        capsys,
+        "basis",
+        "--generator",
+        "/dev/zero",
+        "--out",
+        str(tmp_path / "out" / "b.safetensors"),
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     assert code == 2 and "/dev/zero: not a regular file; expected a generator network file" in err, err
     with pytest.raises(NetworkError, match="not a regular file; expected a generator network file"):
         load_network_file(tmp_path, "generator")
@@ -164,17 +222,33 @@ def _scripted(generator: nn.Module, path) -> None:
         torch.jit.save(torch.jit.script(generator), str(path))
 
 
-@pytest.mark.parametrize("name, save", [
-    ("generator.pt2", lambda path: _save(FlatGenerator().eval(), torch.zeros(2, LATENT, 1, 1), path, dynamic=True)),
-    ("generator.pt", lambda path: _scripted(nn.Sequential(nn.Linear(LATENT, 12), nn.Unflatten(1, (3, 2, 2))), path)),
-], ids=["exported-4d", "torchscript"])
+@pytest.mark.parametrize(
+    "name, save",
+    [
+        ("generator.pt2", lambda path: _save(FlatGenerator().eval(), torch.zeros(2, LATENT, 1, 1), path, dynamic=True)),
+        (
+            "generator.pt",
+            lambda path: _scripted(nn.Sequential(nn.Linear(LATENT, 12), nn.Unflatten(1, (3, 2, 2))), path),
+        ),
+    ],
+    ids=["exported-4d", "torchscript"],
+)
 def test_a_generator_whose_latent_size_cannot_be_read_says_why(tmp_path, capsys, name, save):
     directory = tmp_path / "mine"
     directory.mkdir()
     save(directory / name)
     (directory / "networks.json").write_text(json.dumps({"generator": name}))
-    code, _, err = run_cli(capsys, "basis", "--networks", str(directory), "--out", str(tmp_path / "b.safetensors"),
-                           "--device", "cpu", "--quiet")
+    code, _, err = run_cli(
+        capsys,
+        "basis",
+        "--networks",
+        str(directory),
+        "--out",
+        str(tmp_path / "b.safetensors"),
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "cannot tell the latent size M from the generator" in err and "(N, M) with M fixed" in err
     assert 'give "latent_dim"' in err

@@ -10,11 +10,21 @@ import math
 
 import pytest
 import torch
-from conftest import linear_label_toy
 
+from conftest import linear_label_toy
 from latentspectra.experiments.basis import build_basis
-from latentspectra.methods import (SFVQ, LSDDirections, MethodError, REDsDirections, SFVQDirections, get,
-                                   load_method, rayleigh_directions, rayleigh_path, save_method)
+from latentspectra.methods import (
+    SFVQ,
+    LSDDirections,
+    MethodError,
+    REDsDirections,
+    SFVQDirections,
+    get,
+    load_method,
+    rayleigh_directions,
+    rayleigh_path,
+    save_method,
+)
 from latentspectra.methods.features import feature_from_spec
 
 DIM, LABELS, PER_SET = 10, 4, 30  # n = 2 sets of 4 labels: 8 etas and 2 unlabelled directions
@@ -36,13 +46,26 @@ def lsd_toy(seed: int = 0):
 
 # --- LSD ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("orthogonalisation", ["gram-schmidt", "symmetric"])
 def test_lsd_builds_the_basis_of_build_basis_bit_for_bit(orthogonalisation, tmp_path):
     generator, classifier = lsd_toy()
-    built = build_basis(generator, classifier, None, None, per_set=PER_SET, seed=5, batch_size=64, progress=False,
-                        latent_dim=DIM, num_labels=LABELS, orthogonalisation=orthogonalisation).basis
-    method = LSDDirections(per_set=PER_SET, orthogonalisation=orthogonalisation, seed=5, batch_size=64,
-                           latent_dim=DIM).fit(generator=generator, classifier=classifier)
+    built = build_basis(
+        generator,
+        classifier,
+        None,
+        None,
+        per_set=PER_SET,
+        seed=5,
+        batch_size=64,
+        progress=False,
+        latent_dim=DIM,
+        num_labels=LABELS,
+        orthogonalisation=orthogonalisation,
+    ).basis
+    method = LSDDirections(
+        per_set=PER_SET, orthogonalisation=orthogonalisation, seed=5, batch_size=64, latent_dim=DIM
+    ).fit(generator=generator, classifier=classifier)
     basis = method.basis_
     for name in ("vectors", "labels", "sets"):
         assert torch.equal(getattr(basis, name), getattr(built, name)), name
@@ -50,8 +73,9 @@ def test_lsd_builds_the_basis_of_build_basis_bit_for_bit(orthogonalisation, tmp_
     # directions: every basis row in order, scaled to unit length xi_k / sqrt(C)
     assert method.directions_.shape == (DIM, DIM) and method.directions_.dtype == torch.float32
     assert torch.allclose(method.directions_.double() * math.sqrt(DIM), built.vectors, atol=1e-6)
-    first = LSDDirections(3, per_set=PER_SET, orthogonalisation=orthogonalisation, seed=5, batch_size=64,
-                          latent_dim=DIM).fit(generator=generator, classifier=classifier)
+    first = LSDDirections(
+        3, per_set=PER_SET, orthogonalisation=orthogonalisation, seed=5, batch_size=64, latent_dim=DIM
+    ).fit(generator=generator, classifier=classifier)
     assert torch.equal(first.directions_, method.directions_[:3])
     # coefficients are Eq. 10's c_k (decompose); transform, the contract's z d_k, is sqrt(C) c_k
     z = torch.randn(6, DIM, generator=torch.Generator().manual_seed(2))
@@ -61,8 +85,9 @@ def test_lsd_builds_the_basis_of_build_basis_bit_for_bit(orthogonalisation, tmp_
     loaded = load_method(save_method(first, tmp_path / "lsd.safetensors"))
     assert torch.equal(loaded.basis_.vectors, built.vectors) and loaded.basis_.provenance == built.provenance
     # a basis built elsewhere gives the fitted method without sampling
-    given = LSDDirections.from_basis(built, 3, per_set=PER_SET, orthogonalisation=orthogonalisation, seed=5,
-                                     batch_size=64)
+    given = LSDDirections.from_basis(
+        built, 3, per_set=PER_SET, orthogonalisation=orthogonalisation, seed=5, batch_size=64
+    )
     assert given.get_params() == first.get_params() and torch.equal(given.directions_, first.directions_)
     assert torch.equal(given.basis_.vectors, built.vectors)
     with pytest.raises(MethodError, match="n_directions"):
@@ -73,8 +98,9 @@ def test_lsd_label_edit_rotates_the_classification_from_source_to_target():
     """A latent whose largest LSD coefficient is on xi of the source label (set 1): a quarter turn towards xi of
     the target carries that coefficient to the target's quasi-eigenvector, so LSD classifies it as the target."""
     generator, classifier = lsd_toy()
-    method = get("lsd", per_set=PER_SET, seed=5, batch_size=64, latent_dim=DIM).fit(generator=generator,
-                                                                                     classifier=classifier)
+    method = get("lsd", per_set=PER_SET, seed=5, batch_size=64, latent_dim=DIM).fit(
+        generator=generator, classifier=classifier
+    )
     basis, source, target = method.basis_, 1, 3
     i, j = basis.index_of(source), basis.index_of(target)
     noise = 0.2 * torch.randn(8, DIM, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
@@ -97,11 +123,12 @@ def test_lsd_label_edit_rotates_the_classification_from_source_to_target():
 
 # --- SFVQ ---------------------------------------------------------------------------------------------
 
+
 def curve_latents(count: int = 400, dim: int = 4) -> torch.Tensor:
     """Points near a bent curve in ``dim`` dimensions."""
     rng = torch.Generator().manual_seed(0)
     s = torch.rand(count, 1, generator=rng) * 4
-    curve = torch.cat([s, torch.sin(s), torch.cos(s), 0.5 * s ** 2][:dim], dim=1)
+    curve = torch.cat([s, torch.sin(s), torch.cos(s), 0.5 * s**2][:dim], dim=1)
     return curve + 0.05 * torch.randn(count, dim, generator=rng)
 
 
@@ -126,6 +153,7 @@ def test_sfvq_fits_the_codebook_of_sfvq_and_moves_along_its_segments():
 
 
 # --- REDs ---------------------------------------------------------------------------------------------
+
 
 def curved_generator(seed: int = 1):
     """G(z) = tanh(W z) as 1 x 4 x 3 images (M = 6): the upper half is the first 6 outputs, the lower the last 6."""
@@ -164,18 +192,19 @@ def test_reds_features_come_from_their_specs():
         REDsDirections(2, hold="identity").fit(generator=generator, latents=latents)
     with pytest.raises(MethodError, match="REDsDirections: change 'nope': expected names from"):
         REDsDirections(2, change="nope").fit(generator=generator, latents=latents)
-    held = REDsDirections(2, hold="lower+identity").fit(generator=generator, latents=latents,
-                                                        classifier=lambda images: images.flatten(1)[:, :2])
+    held = REDsDirections(2, hold="lower+identity").fit(
+        generator=generator, latents=latents, classifier=lambda images: images.flatten(1)[:, :2]
+    )
     assert held.directions_.shape == (2, 6)
 
 
 # --- Errors -------------------------------------------------------------------------------------------
 
+
 def test_bad_parameters_and_the_wrapped_codes_errors_are_one_line_method_errors():
     generator, classifier = lsd_toy()
     with pytest.raises(MethodError, match="LSDDirections: build_latent_sets: need M >= l"):
-        LSDDirections(per_set=5, latent_dim=3).fit(generator=lambda z: torch.zeros(len(z), DIM),
-                                                   classifier=classifier)
+        LSDDirections(per_set=5, latent_dim=3).fit(generator=lambda z: torch.zeros(len(z), DIM), classifier=classifier)
     with pytest.raises(MethodError, match=r"LSDDirections: classifier expected logits of shape \(1, L\)"):
         LSDDirections(latent_dim=DIM).fit(generator=generator, classifier=lambda images: images.sum(1))
     with pytest.raises(MethodError, match="LSDDirections: orthogonalisation expected one of gram-schmidt, symmetric"):

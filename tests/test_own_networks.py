@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import one_error_line, run_cli
 from torch import nn
 
+from conftest import one_error_line, run_cli
 from latentspectra.experiments.networks import load_networks
 from latentspectra.latent import load_basis
 from latentspectra.models.files import shipped_models_dir
@@ -28,8 +28,12 @@ def _patterns() -> torch.Tensor:
     """One coloured shape per label: a red disc, a green square, a blue bar, a white ring, (4, 3, 32, 32)."""
     y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
     radius = ((y - 15.5) ** 2 + (x - 15.5) ** 2).sqrt()
-    shapes = [(radius < 9).float(), ((y - 15.5).abs() < 8).float() * ((x - 15.5).abs() < 8).float(),
-              ((x - 15.5).abs() < 4).float(), ((radius > 8) & (radius < 12)).float()]
+    shapes = [
+        (radius < 9).float(),
+        ((y - 15.5).abs() < 8).float() * ((x - 15.5).abs() < 8).float(),
+        ((x - 15.5).abs() < 4).float(),
+        ((radius > 8) & (radius < 12)).float(),
+    ]
     colours = torch.tensor([[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.1, 1.0], [1.0, 1.0, 1.0]])
     return torch.stack([colours[k][:, None, None] * shapes[k] for k in range(4)])
 
@@ -105,16 +109,31 @@ def own(tmp_path_factory):
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(classifier), str(root / "classifier.pt"))
     _export(encoder, torch.zeros(2, *SHAPE), root / "encoder.pt2")
-    (root / "networks.json").write_text(json.dumps({"generator": "generator.pt2", "classifier": "classifier.pt",
-                                                    "encoder": "encoder.pt2", "pixel_range": [0, 1],
-                                                    "labels": list(LABELS)}))
+    (root / "networks.json").write_text(
+        json.dumps(
+            {
+                "generator": "generator.pt2",
+                "classifier": "classifier.pt",
+                "encoder": "encoder.pt2",
+                "pixel_range": [0, 1],
+                "labels": list(LABELS),
+            }
+        )
+    )
     with torch.no_grad():
         images = generator(torch.randn(300, LATENT, generator=torch.Generator().manual_seed(1)))
         labels = classifier(images).argmax(1)
     pixels = (images * 255).round().to(torch.uint8).numpy()
-    np.savez(root / "shapes.npz", x_train=pixels[:200], y_train=labels[:200].numpy(), x_test=pixels[200:],
-             y_test=labels[200:].numpy(), classes=np.array(LABELS))
-    (root / "user_networks.py").write_text(textwrap.dedent(f"""
+    np.savez(
+        root / "shapes.npz",
+        x_train=pixels[:200],
+        y_train=labels[:200].numpy(),
+        x_test=pixels[200:],
+        y_test=labels[200:].numpy(),
+        classes=np.array(LABELS),
+    )
+    (root / "user_networks.py").write_text(
+        textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_own_networks import _networks
@@ -134,7 +153,8 @@ def own(tmp_path_factory):
 
         def wrong():
             return 42
-    """))
+    """)
+    )
     return root
 
 
@@ -147,6 +167,7 @@ def _finite_numbers(record) -> list[float]:
 
 
 @pytest.mark.parametrize("networks", ["manifest", "factory"])
+@pytest.mark.slow
 def test_every_command_runs_on_the_users_networks(own, tmp_path, capsys, monkeypatch, networks):
     monkeypatch.chdir(own)
     spec = str(own) if networks == "manifest" else "user_networks:networks"
@@ -156,8 +177,19 @@ def test_every_command_runs_on_the_users_networks(own, tmp_path, capsys, monkeyp
         "reproduce": ("reproduce", "--per-set", "10", "--trials", "1", "--out", str(tmp_path / "reproduce")),
         "sfvq": ("sfvq", "--codewords", "4", "--out", str(tmp_path / "sfvq")),
         "reds": ("reds", "--latents", "2", "--steps", "2", "--basis-per-set", "10", "--out", str(tmp_path / "reds")),
-        "fragmentation": ("fragmentation", "--model", "encoder", "--samples", "60", "--mixture-components", "4",
-                          "--mixture-codes", "60", "--out", str(tmp_path / "fragmentation")),
+        "fragmentation": (
+            "fragmentation",
+            "--model",
+            "encoder",
+            "--samples",
+            "60",
+            "--mixture-components",
+            "4",
+            "--mixture-codes",
+            "60",
+            "--out",
+            str(tmp_path / "fragmentation"),
+        ),
     }
     for name, args in commands.items():
         code, out, err = run_cli(capsys, *args, *common, "--json")
@@ -178,16 +210,17 @@ def test_every_command_runs_on_the_users_networks(own, tmp_path, capsys, monkeyp
     assert json.loads((tmp_path / "fragmentation" / "fragmentation.json").read_text())["models"]
 
 
+@pytest.mark.slow
 def test_a_latent_size_that_is_not_a_multiple_of_the_labels(own, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(own)
-    common = ("--networks", "user_networks:odd", "--dataset", f"npz:{own / 'shapes.npz'}", "--device", "cpu",
-              "--quiet")
+    common = ("--networks", "user_networks:odd", "--dataset", f"npz:{own / 'shapes.npz'}", "--device", "cpu", "--quiet")
     code, _, err = run_cli(capsys, "basis", "--per-set", "10", "--out", str(tmp_path / "b.safetensors"), *common)
     assert code == 0, err
     basis = load_basis(tmp_path / "b.safetensors")
     assert basis.labels.tolist()[-1] == -1 and basis.provenance["unlabelled_directions"] == 1
-    code, _, err = run_cli(capsys, "reproduce", "--per-set", "10", "--trials", "1", "--out", str(tmp_path / "r"),
-                           *common)
+    code, _, err = run_cli(
+        capsys, "reproduce", "--per-set", "10", "--trials", "1", "--out", str(tmp_path / "r"), *common
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["latent_dim"] == 25
 
@@ -201,62 +234,125 @@ def test_the_shipped_networks_load_the_same_through_the_description(tmp_path):
 
 
 def test_a_generator_file_replaces_the_shipped_one(own, capsys, tmp_path):
-    code, _, err = run_cli(capsys, "basis", "--generator", str(own / "generator.pt2"), "--out",
-                           str(tmp_path / "b.safetensors"), "--device", "cpu")
+    code, _, err = run_cli(
+        capsys,
+        "basis",
+        "--generator",
+        str(own / "generator.pt2"),
+        "--out",
+        str(tmp_path / "b.safetensors"),
+        "--device",
+        "cpu",
+    )
     assert code == 2 and err.count("\n") == 1
     assert "fails on a batch of 2 inputs" in err or "expected" in err
 
 
-@pytest.mark.parametrize("setup, args, message", [
-    (lambda root, own: torch.save(Classifier(), root / "pickled.pt"), ("--classifier", "{root}/pickled.pt"),
-     "a pickled classifier (torch.save), which latentspectra never loads; export it instead"),
-    (lambda root, own: (root / "junk.pt2").write_bytes(b"not a network"), ("--generator", "{root}/junk.pt2"),
-     "not a generator network file"),
-    (None, ("--networks", "user_networks:broken"), "the factory raised RuntimeError: no weights here"),
-    (None, ("--networks", "user_networks:wrong"), "the factory returned a int, expected a LatentNetworks"),
-    (None, ("--networks", "no_such_module:networks"), "cannot import no_such_module (ModuleNotFoundError"),
-    (None, ("--networks", "user_networks:absent"), "user_networks has no function 'absent'"),
-    (lambda root, own: (root / "bad").mkdir() or (root / "bad" / "networks.json").write_text(json.dumps(
-        {"generator": str(own / "generator.pt2"), "classifier": str(own / "classifier.pt"),
-         "image_shape": [3, 28, 28]})),
-     ("--networks", "{root}/bad"), "generator of"),
-    (lambda root, own: (root / "wide").mkdir() or (root / "wide" / "networks.json").write_text(json.dumps(
-        {"generator": str(own / "generator.pt2"), "classifier": str(own / "classifier.pt"), "pixel_range": [0, 1],
-         "labels": ["a", "b", "c"]})), ("--networks", "{root}/wide"), "expected 3 outputs, one per label"),
-])
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (
+            lambda root, own: torch.save(Classifier(), root / "pickled.pt"),
+            ("--classifier", "{root}/pickled.pt"),
+            "a pickled classifier (torch.save), which latentspectra never loads; export it instead",
+        ),
+        (
+            lambda root, own: (root / "junk.pt2").write_bytes(b"not a network"),
+            ("--generator", "{root}/junk.pt2"),
+            "not a generator network file",
+        ),
+        (None, ("--networks", "user_networks:broken"), "the factory raised RuntimeError: no weights here"),
+        (None, ("--networks", "user_networks:wrong"), "the factory returned a int, expected a LatentNetworks"),
+        (None, ("--networks", "no_such_module:networks"), "cannot import no_such_module (ModuleNotFoundError"),
+        (None, ("--networks", "user_networks:absent"), "user_networks has no function 'absent'"),
+        (
+            lambda root, own: (
+                (root / "bad").mkdir()
+                or (root / "bad" / "networks.json").write_text(
+                    json.dumps(
+                        {
+                            "generator": str(own / "generator.pt2"),
+                            "classifier": str(own / "classifier.pt"),
+                            "image_shape": [3, 28, 28],
+                        }
+                    )
+                )
+            ),
+            ("--networks", "{root}/bad"),
+            "generator of",
+        ),
+        (
+            lambda root, own: (
+                (root / "wide").mkdir()
+                or (root / "wide" / "networks.json").write_text(
+                    json.dumps(
+                        {
+                            "generator": str(own / "generator.pt2"),
+                            "classifier": str(own / "classifier.pt"),
+                            "pixel_range": [0, 1],
+                            "labels": ["a", "b", "c"],
+                        }
+                    )
+                )
+            ),
+            ("--networks", "{root}/wide"),
+            "expected 3 outputs, one per label",
+        ),
+    ],
+)
 def test_networks_that_do_not_fit_areone_error_line(own, tmp_path, capsys, monkeypatch, setup, args, message):
     monkeypatch.chdir(own)
     if setup is not None:
         setup(tmp_path, own)
     args = [arg.format(root=tmp_path) for arg in args]
-    code, _, err = run_cli(capsys, "basis", *args, "--out", str(tmp_path / "out" / "b.safetensors"), "--device",
-                           "cpu", "--quiet")
+    code, _, err = run_cli(
+        capsys, "basis", *args, "--out", str(tmp_path / "out" / "b.safetensors"), "--device", "cpu", "--quiet"
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "out").exists()
 
 
 # --- careless and hostile descriptions: sizes, probabilities, datasets whose classes are not the labels ------
 
+
 def _manifest(root, own_root, **entries) -> str:
     """A networks.json in ``root`` naming the user's generator, classifier and encoder in ``own_root``, with
     ``entries`` over them."""
     root.mkdir(parents=True, exist_ok=True)
-    manifest = {"generator": str(own_root / "generator.pt2"), "classifier": str(own_root / "classifier.pt"),
-                "encoder": str(own_root / "encoder.pt2"), "pixel_range": [0, 1], "labels": list(LABELS), **entries}
+    manifest = {
+        "generator": str(own_root / "generator.pt2"),
+        "classifier": str(own_root / "classifier.pt"),
+        "encoder": str(own_root / "encoder.pt2"),
+        "pixel_range": [0, 1],
+        "labels": list(LABELS),
+        **entries,
+    }
     (root / "networks.json").write_text(json.dumps(manifest))
     return str(root)
 
 
-@pytest.mark.parametrize("entries, message", [
-    ({"latent_dim": 0}, "latent_dim must be a whole number >= 1, got 0"),
-    ({"latent_dim": 10**12}, "two latents of shape (1000000000000,): needs about"),
-    ({"image_shape": [3, 10**6, 10**6]}, "two images of shape (3, 1000000, 1000000): needs about"),
-    ({"classifier_outputs": "odds"}, "classifier_outputs must be one of ('logits', 'probabilities'), got 'odds'"),
-])
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ({"latent_dim": 0}, "latent_dim must be a whole number >= 1, got 0"),
+        ({"latent_dim": 10**12}, "two latents of shape (1000000000000,): needs about"),
+        ({"image_shape": [3, 10**6, 10**6]}, "two images of shape (3, 1000000, 1000000): needs about"),
+        ({"classifier_outputs": "odds"}, "classifier_outputs must be one of ('logits', 'probabilities'), got 'odds'"),
+    ],
+)
 def test_a_manifest_size_no_machine_holds_isone_error_line(own, tmp_path, capsys, entries, message):
     networks = _manifest(tmp_path / "mine", own, **entries)
-    code, _, err = run_cli(capsys, "basis", "--networks", networks, "--out", str(tmp_path / "out" / "b.safetensors"),
-                           "--device", "cpu", "--quiet")
+    code, _, err = run_cli(
+        capsys,
+        "basis",
+        "--networks",
+        networks,
+        "--out",
+        str(tmp_path / "out" / "b.safetensors"),
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     assert code == 2 and message in one_error_line(err), err
     assert not (tmp_path / "out").exists()
 
@@ -276,19 +372,41 @@ def test_a_classifier_returning_probabilities_is_refused_unless_declared(own, tm
     classifier-feature Fréchet distance is not among them: its features are the probabilities then."""
     probabilities = _probability_classifier(tmp_path)
     refused = _manifest(tmp_path / "refused", own, classifier=probabilities)
-    code, _, err = run_cli(capsys, "evaluate", "--networks", refused, "--dataset", f"npz:{own / 'shapes.npz'}",
-                           "--device", "cpu", "--precision", "float32")
+    code, _, err = run_cli(
+        capsys,
+        "evaluate",
+        "--networks",
+        refused,
+        "--dataset",
+        f"npz:{own / 'shapes.npz'}",
+        "--device",
+        "cpu",
+        "--precision",
+        "float32",
+    )
     assert code == 2 and "outputs on the probe batch are probabilities" in one_error_line(err)
     assert '"classifier_outputs": "probabilities"' in err
 
     def evaluated(networks: str) -> dict:
-        code, out, err = run_cli(capsys, "evaluate", "--networks", networks, "--dataset", f"npz:{own / 'shapes.npz'}",
-                                 "--device", "cpu", "--precision", "float32", "--json")
+        code, out, err = run_cli(
+            capsys,
+            "evaluate",
+            "--networks",
+            networks,
+            "--dataset",
+            f"npz:{own / 'shapes.npz'}",
+            "--device",
+            "cpu",
+            "--precision",
+            "float32",
+            "--json",
+        )
         assert code == 0, err
         return json.loads(out)
 
-    declared = evaluated(_manifest(tmp_path / "declared", own, classifier=probabilities,
-                                   classifier_outputs="probabilities"))
+    declared = evaluated(
+        _manifest(tmp_path / "declared", own, classifier=probabilities, classifier_outputs="probabilities")
+    )
     logits = evaluated(_manifest(tmp_path / "logits", own))
     for key in ("classifier_accuracy", "sample_confidence", "sample_label_entropy", "encode_decode_accuracy"):
         assert declared[key] == pytest.approx(logits[key], abs=1e-4), key
@@ -297,15 +415,15 @@ def test_a_classifier_returning_probabilities_is_refused_unless_declared(own, tm
 
 def test_declared_probabilities_that_are_not_are_refused(own, tmp_path, capsys):
     networks = _manifest(tmp_path / "mine", own, classifier_outputs="probabilities")
-    code, _, err = run_cli(capsys, "basis", "--networks", networks, "--out", str(tmp_path / "b.safetensors"),
-                           "--device", "cpu", "--quiet")
-    assert code == 2 and "declared \"classifier_outputs\": \"probabilities\", but" in one_error_line(err)
+    code, _, err = run_cli(
+        capsys, "basis", "--networks", networks, "--out", str(tmp_path / "b.safetensors"), "--device", "cpu", "--quiet"
+    )
+    assert code == 2 and 'declared "classifier_outputs": "probabilities", but' in one_error_line(err)
 
 
 @pytest.mark.parametrize("classes", [3, 5])
 @pytest.mark.parametrize("command", ["evaluate", "reproduce", "compare"])
-def test_a_dataset_whose_classes_are_not_the_labels_is_refused_before_any_work(own, tmp_path, capsys, command,
-                                                                               classes):
+def test_a_dataset_whose_classes_are_not_the_labels_is_refused_before_any_work(own, tmp_path, capsys, command, classes):
     """reproduce crashed at its figures after all the work with more classes, and evaluated without a word
     with fewer."""
     rng = np.random.default_rng(0)
@@ -313,7 +431,16 @@ def test_a_dataset_whose_classes_are_not_the_labels_is_refused_before_any_work(o
     path = tmp_path / "other.npz"
     np.savez(path, x_train=images, y_train=np.arange(20) % classes, x_test=images[:10], y_test=np.arange(10) % classes)
     out = ["--out", str(tmp_path / "out")] if command != "evaluate" else []
-    code, _, err = run_cli(capsys, command, "--networks", _manifest(tmp_path / "mine", own), "--dataset", f"npz:{path}",
-                           "--device", "cpu", *out)
+    code, _, err = run_cli(
+        capsys,
+        command,
+        "--networks",
+        _manifest(tmp_path / "mine", own),
+        "--dataset",
+        f"npz:{path}",
+        "--device",
+        "cpu",
+        *out,
+    )
     assert code == 2 and f"{classes} classes, but the classifier of" in one_error_line(err) and "has 4 labels" in err
     assert not (tmp_path / "out").exists()

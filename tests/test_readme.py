@@ -7,11 +7,11 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 from latentspectra.experiments.networks import load_networks
 from latentspectra.models.files import shipped_models_dir
-
 from readme import README, option, readme_commands
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -21,13 +21,26 @@ def promised_files(args: list[str]) -> list[str]:
     """The files the README and the command's help promise for ``args``, relative to the working directory."""
     out = option(args, "--out") or option(args, "--to")
     if args[0] == "reproduce":
-        return [f"{out}/{name}" for name in ("metrics.json", "report.md", "report.html", "basis.safetensors",
-                                             *(f"figures/fig{n}.png" for n in range(2, 9)))]
+        return [
+            f"{out}/{name}"
+            for name in (
+                "metrics.json",
+                "report.md",
+                "report.html",
+                "basis.safetensors",
+                *(f"figures/fig{n}.png" for n in range(2, 9)),
+            )
+        ]
     if args[0] == "train":
-        networks = {"all": ("classifier", "generator", "discriminator", "encoder"), "gan": ("generator", "discriminator"),
-                    "autoencoder": ("autoencoder",)}[args[1]]
-        return [f"{out}/train-{args[1]}.json", *(f"{out}/{name}.{suffix}" for name in networks
-                                                 for suffix in ("json", "safetensors"))]
+        networks = {
+            "all": ("classifier", "generator", "discriminator", "encoder"),
+            "gan": ("generator", "discriminator"),
+            "autoencoder": ("autoencoder",),
+        }[args[1]]
+        return [
+            f"{out}/train-{args[1]}.json",
+            *(f"{out}/{name}.{suffix}" for name in networks for suffix in ("json", "safetensors")),
+        ]
     if args[0] == "basis":
         return [out, str(Path(out).with_suffix(".json"))]
     if args[0] == "sfvq":
@@ -37,8 +50,10 @@ def promised_files(args: list[str]) -> list[str]:
     if args[0] == "fragmentation":
         return [f"{out}/fragmentation.json", f"{out}/figures/comparison.png"]
     if args[0] == "compare":
-        return [f"{out}/{name}" for name in ("compare.json", "report.md", "report.html", "figures/lsd.png",
-                                             "figures/sefa-rescoring.png")]
+        return [
+            f"{out}/{name}"
+            for name in ("compare.json", "report.md", "report.html", "figures/lsd.png", "figures/sefa-rescoring.png")
+        ]
     if args[:2] == ["data", "download"]:
         return [f"{out}/{name}" for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")]
     return []
@@ -47,8 +62,17 @@ def promised_files(args: list[str]) -> list[str]:
 def test_the_readme_lists_its_commands():
     commands = readme_commands()
     assert commands[0] == "latentspectra reproduce --out runs/reproduce"  # the quick start's main command
-    assert {command.split()[1] for command in commands} >= {"data", "train", "evaluate", "reproduce", "basis", "sfvq",
-                                                            "reds", "fragmentation", "compare"}
+    assert {command.split()[1] for command in commands} >= {
+        "data",
+        "train",
+        "evaluate",
+        "reproduce",
+        "basis",
+        "sfvq",
+        "reds",
+        "fragmentation",
+        "compare",
+    }
 
 
 def test_every_readme_command_runs_as_written_from_a_fresh_directory(readme_runs):
@@ -88,14 +112,18 @@ def test_the_commands_print_a_plain_summary_without_json(readme_runs):
         assert "--json" not in run.args and expected in run.stdout, (command, run.stdout[:300])
 
 
+@pytest.mark.slow
 def test_the_python_example_runs_as_written_with_the_shipped_networks():
     """The README's Python block, with the networks it names: the shipped generator and classifier (inference
     copies) and a few latents z."""
     code = re.search(r"```python\n(.*?)```", README.read_text(), re.DOTALL)[1]
     networks = load_networks(shipped_models_dir("mnist"))
-    names = {"generator": networks.generator, "classifier": networks.classifier,
-             "z": torch.randn(4, networks.latent_dim, generator=torch.Generator().manual_seed(0))}
-    exec(compile(code, "README.md", "exec"), names)  # noqa: S102 - the project's own README
+    names = {
+        "generator": networks.generator,
+        "classifier": networks.classifier,
+        "z": torch.randn(4, networks.latent_dim, generator=torch.Generator().manual_seed(0)),
+    }
+    exec(compile(code, "README.md", "exec"), names)
     assert names["c"].shape == (4, 100) and names["labels"].shape == (4, 4)
     assert names["path"].shape == (1 + 3 * 9, 4, 100) and names["denoised"].shape == (4, 100)
     assert names["basis"].provenance["orthogonalisation"] == "symmetric" and names["sets"].per_set == 50

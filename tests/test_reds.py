@@ -14,11 +14,30 @@ import torch
 
 from latentspectra import methods
 from latentspectra.latent import LatentError
-from latentspectra.methods import (FeatureError, RedsError, all_pixels, box_mask, central_difference_jacobians,
-                                   classifier_logits, concat_features, feature_jacobians, rayleigh_directions,
-                                   rayleigh_path, region_pixels, solve_rayleigh, stroke_thickness, total_ink)
-from latentspectra.methods.features import (GENERIC_FEATURES, NAMED_FEATURES, STROKE_FEATURES, feature_from_spec,
-                                            features_for_shape, unfit_features)
+from latentspectra.methods import (
+    FeatureError,
+    RedsError,
+    all_pixels,
+    box_mask,
+    central_difference_jacobians,
+    classifier_logits,
+    concat_features,
+    feature_jacobians,
+    rayleigh_directions,
+    rayleigh_path,
+    region_pixels,
+    solve_rayleigh,
+    stroke_thickness,
+    total_ink,
+)
+from latentspectra.methods.features import (
+    GENERIC_FEATURES,
+    NAMED_FEATURES,
+    STROKE_FEATURES,
+    feature_from_spec,
+    features_for_shape,
+    unfit_features,
+)
 from latentspectra.methods.reds_jacobians import input_dtype, jacobian_networks
 from latentspectra.models import build_model
 from latentspectra.models.foreign import ForeignNetwork
@@ -156,8 +175,9 @@ def test_jacobians_are_exact_and_finite_differences_approach_them():
     f, g = (lambda x: x[:, :3] ** 2), (lambda x: x[:, 3:].sin())
     z = torch.randn(2, M, dtype=torch.float64, generator=rng)
     j_f, j_g = feature_jacobians(generator, f, g, z)
-    full = torch.autograd.functional.jacobian(lambda latent: torch.cat([f(generator(latent[None])),
-                                                                        g(generator(latent[None]))], 1)[0], z[1])
+    full = torch.autograd.functional.jacobian(
+        lambda latent: torch.cat([f(generator(latent[None])), g(generator(latent[None]))], 1)[0], z[1]
+    )
     torch.testing.assert_close(torch.cat([j_f[1], j_g[1]]), full, rtol=1e-12, atol=1e-12)
     errors = []
     for step in (1e-1, 1e-3):
@@ -199,8 +219,10 @@ def test_jacobians_take_the_dtype_the_networks_take():
     for a float64 one; the float32 Jacobians are the float64 ones to float32's rounding."""
     weights = torch.randn(8, M, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     single = weights.float()
-    generators = {torch.float32: (BufferGenerator(weights), lambda z: torch.tanh(z @ single.T)),
-                  torch.float64: (lambda z: torch.tanh(z @ weights.T),)}
+    generators = {
+        torch.float32: (BufferGenerator(weights), lambda z: torch.tanh(z @ single.T)),
+        torch.float64: (lambda z: torch.tanh(z @ weights.T),),
+    }
     f, g = (lambda x: x[:, :3]), (lambda x: x[:, 3:])
     z = torch.randn(3, M, dtype=torch.float64)
     exact = feature_jacobians(generators[torch.float64][0], f, g, z)
@@ -234,36 +256,50 @@ def test_jacobian_networks_cast_only_the_packages_own_networks():
     assert feature_jacobians(mixed[0], f, mixed[1], z)[0].dtype == torch.float32
 
 
-@pytest.mark.parametrize("z, message", [
-    ([0.0] * M,
-     "rayleigh_directions: z must be a finite floating-point tensor of shape \\(N, M\\) or \\(M,\\), got list"),
-    (torch.zeros(2, 2, M), r"got shape \(2, 2, 6\)"),
-    (torch.zeros(M, dtype=torch.long), "got torch.int64"),
-    (torch.full((M,), float("inf")), "got NaN or infinite values"),
-])
+@pytest.mark.parametrize(
+    "z, message",
+    [
+        (
+            [0.0] * M,
+            "rayleigh_directions: z must be a finite floating-point tensor of shape \\(N, M\\) or \\(M,\\), got list",
+        ),
+        (torch.zeros(2, 2, M), r"got shape \(2, 2, 6\)"),
+        (torch.zeros(M, dtype=torch.long), "got torch.int64"),
+        (torch.full((M,), float("inf")), "got NaN or infinite values"),
+    ],
+)
 def test_bad_latents_are_the_one_latent_error(linear, z, message):
     generator, f, g, _ = linear
     with pytest.raises(LatentError, match=message):
         rayleigh_directions(lambda latents: generator(latents.double()), f, g, z)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), k=0), "k must be"),
-    (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), method="svd"), "method must be one of"),
-    (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), eps=-1.0), "eps must be"),
-    (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), method="nullspace", held_share=0.0), "held_share"),
-    (lambda G, f, g: rayleigh_directions(G, "f", g, torch.zeros(M)), "f must be callable"),
-    (lambda G, f, g: rayleigh_directions(G, lambda x: x[:, 0], g, torch.zeros(M)), "feature f must map"),
-    (lambda G, f, g: rayleigh_directions(G, f, lambda x: x[:1].repeat(2, 1), torch.zeros(M)), "feature g must map"),
-    (lambda G, f, g: rayleigh_directions(G, f, lambda x: x / 0, torch.zeros(M)), "non-finite"),
-    (lambda G, f, g: rayleigh_directions(G, f, lambda x: x.long(), torch.zeros(M)), "floating-point values"),
-    (lambda G, f, g: rayleigh_directions(G, lambda x: x * x.sum().item(), g, torch.zeros(M)), "cannot differentiate"),
-    (lambda G, f, g: rayleigh_path(G, f, g, torch.zeros(M), 0, 0.1), "steps must be"),
-    (lambda G, f, g: rayleigh_path(G, f, g, torch.zeros(M), 2, 0.0), "step_size"),
-    (lambda G, f, g: rayleigh_path(G, f, g, torch.zeros(M), 2, 0.1, index=M), "index"),
-    (lambda G, f, g: central_difference_jacobians(G, f, g, torch.zeros(M), 0.0), "step must be"),
-    (lambda G, f, g: solve_rayleigh(torch.zeros(2, M), torch.zeros(3, M + 1)), "must share"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), k=0), "k must be"),
+        (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), method="svd"), "method must be one of"),
+        (lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), eps=-1.0), "eps must be"),
+        (
+            lambda G, f, g: rayleigh_directions(G, f, g, torch.zeros(M), method="nullspace", held_share=0.0),
+            "held_share",
+        ),
+        (lambda G, f, g: rayleigh_directions(G, "f", g, torch.zeros(M)), "f must be callable"),
+        (lambda G, f, g: rayleigh_directions(G, lambda x: x[:, 0], g, torch.zeros(M)), "feature f must map"),
+        (lambda G, f, g: rayleigh_directions(G, f, lambda x: x[:1].repeat(2, 1), torch.zeros(M)), "feature g must map"),
+        (lambda G, f, g: rayleigh_directions(G, f, lambda x: x / 0, torch.zeros(M)), "non-finite"),
+        (lambda G, f, g: rayleigh_directions(G, f, lambda x: x.long(), torch.zeros(M)), "floating-point values"),
+        (
+            lambda G, f, g: rayleigh_directions(G, lambda x: x * x.sum().item(), g, torch.zeros(M)),
+            "cannot differentiate",
+        ),
+        (lambda G, f, g: rayleigh_path(G, f, g, torch.zeros(M), 0, 0.1), "steps must be"),
+        (lambda G, f, g: rayleigh_path(G, f, g, torch.zeros(M), 2, 0.0), "step_size"),
+        (lambda G, f, g: rayleigh_path(G, f, g, torch.zeros(M), 2, 0.1, index=M), "index"),
+        (lambda G, f, g: central_difference_jacobians(G, f, g, torch.zeros(M), 0.0), "step must be"),
+        (lambda G, f, g: solve_rayleigh(torch.zeros(2, M), torch.zeros(3, M + 1)), "must share"),
+    ],
+)
 def test_bad_input_is_a_clear_error(linear, call, message):
     generator, f, g, _ = linear
     with pytest.raises(RedsError, match=message):
@@ -272,10 +308,11 @@ def test_bad_input_is_a_clear_error(linear, call, message):
 
 # --- Features ----------------------------------------------------------------------------------------
 
+
 def stroke(width: int, length: int = 16) -> torch.Tensor:
     """A (1, 1, 28, 28) image in [-1, 1]: background -1, one vertical bar of ink +1."""
     image = -torch.ones(1, 1, 28, 28, dtype=torch.float64)
-    image[..., 6:6 + length, 10:10 + width] = 1.0
+    image[..., 6 : 6 + length, 10 : 10 + width] = 1.0
     return image
 
 
@@ -307,16 +344,19 @@ def test_classifier_logits_and_concatenation():
     torch.testing.assert_close(both[:, :10], classifier(images))
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: box_mask(28, 28, 10, 10, 0, 28), "non-empty box"),
-    (lambda: box_mask(28, 28, 0, 29, 0, 28), "non-empty box"),
-    (lambda: region_pixels(torch.ones(28, 28)), "boolean"),
-    (lambda: region_pixels(torch.ones(28, 28, dtype=torch.bool), outside=True), "no pixel"),
-    (lambda: region_pixels(box_mask(28, 28, 0, 5, 0, 5))(torch.zeros(1, 1, 14, 14)), "mask is 28 x 28"),
-    (lambda: total_ink(torch.zeros(28, 28)), r"\(B, C, H, W\)"),
-    (lambda: concat_features(), "at least one"),
-    (lambda: concat_features(total_ink, "ink"), "feature 1"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: box_mask(28, 28, 10, 10, 0, 28), "non-empty box"),
+        (lambda: box_mask(28, 28, 0, 29, 0, 28), "non-empty box"),
+        (lambda: region_pixels(torch.ones(28, 28)), "boolean"),
+        (lambda: region_pixels(torch.ones(28, 28, dtype=torch.bool), outside=True), "no pixel"),
+        (lambda: region_pixels(box_mask(28, 28, 0, 5, 0, 5))(torch.zeros(1, 1, 14, 14)), "mask is 28 x 28"),
+        (lambda: total_ink(torch.zeros(28, 28)), r"\(B, C, H, W\)"),
+        (lambda: concat_features(), "at least one"),
+        (lambda: concat_features(total_ink, "ink"), "feature 1"),
+    ],
+)
 def test_bad_feature_definitions_are_clear_errors(call, message):
     with pytest.raises(FeatureError, match=message):
         call()
@@ -327,11 +367,20 @@ def first_logits(images: torch.Tensor) -> torch.Tensor:
     return images.flatten(1)[:, :4]
 
 
-@pytest.mark.parametrize("spec, width", [
-    ("upper", 3 * 16 * 32), ("lower", 3 * 16 * 32), ("left", 3 * 32 * 16), ("right", 3 * 32 * 16),
-    ("box:0:8:4:12", 3 * 8 * 8), ("outside:0:8:4:12", 3 * (32 * 32 - 8 * 8)), ("all", 3 * 32 * 32),
-    ("identity", 4), ("upper+identity", 3 * 16 * 32 + 4),
-])
+@pytest.mark.parametrize(
+    "spec, width",
+    [
+        ("upper", 3 * 16 * 32),
+        ("lower", 3 * 16 * 32),
+        ("left", 3 * 32 * 16),
+        ("right", 3 * 32 * 16),
+        ("box:0:8:4:12", 3 * 8 * 8),
+        ("outside:0:8:4:12", 3 * (32 * 32 - 8 * 8)),
+        ("all", 3 * 32 * 32),
+        ("identity", 4),
+        ("upper+identity", 3 * 16 * 32 + 4),
+    ],
+)
 def test_generic_features_fit_rgb_images_of_any_size(spec, width):
     images = torch.rand(2, 3, 32, 32) * 2 - 1
     assert feature_from_spec(spec, first_logits, (3, 32, 32))(images).shape == (2, width)
@@ -345,11 +394,14 @@ def test_halves_follow_the_height_and_width_given():
     torch.testing.assert_close(halves["right"], images[..., 8:].flatten(1))
 
 
-@pytest.mark.parametrize("spec, refused", [("thickness", "thickness"), ("upper + ink", "ink"),
-                                           ("identity+thickness+ink", "thickness")])
+@pytest.mark.parametrize(
+    "spec, refused", [("thickness", "thickness"), ("upper + ink", "ink"), ("identity+thickness+ink", "thickness")]
+)
 def test_stroke_features_are_refused_on_rgb_images(spec, refused):
-    message = (f"^{refused} is a stroke feature: it only applies to single-channel \\(grey stroke\\) images, "
-               "not to images of 3 channels$")
+    message = (
+        f"^{refused} is a stroke feature: it only applies to single-channel \\(grey stroke\\) images, "
+        "not to images of 3 channels$"
+    )
     with pytest.raises(FeatureError, match=message):
         feature_from_spec(spec, first_logits, (3, 32, 32))
     with pytest.raises(FeatureError, match="ink is a stroke feature"):
@@ -371,16 +423,27 @@ def test_features_for_shape_names_what_fits():
 def test_every_named_feature_on_grey_28_x_28_images_as_before():
     classifier = build_model("classifier", {"num_classes": 10, "width": 2, "hidden": 4}).eval()
     images = torch.rand(2, 1, 28, 28) * 2 - 1
-    widths = {"upper": 392, "lower": 392, "left": 392, "right": 392, "identity": 10, "ink": 1, "thickness": 1,
-              "all": 784, "box:0:4:0:5": 20, "outside:0:4:0:5": 764}
+    widths = {
+        "upper": 392,
+        "lower": 392,
+        "left": 392,
+        "right": 392,
+        "identity": 10,
+        "ink": 1,
+        "thickness": 1,
+        "all": 784,
+        "box:0:4:0:5": 20,
+        "outside:0:4:0:5": 764,
+    }
     assert set(NAMED_FEATURES) <= set(widths)
     for spec, width in widths.items():
         grey = feature_from_spec(spec, classifier, (1, 28, 28))(images)
         assert grey.shape == (2, width)
         torch.testing.assert_close(grey, feature_from_spec(spec, classifier, (28, 28))(images))
     torch.testing.assert_close(feature_from_spec("ink", classifier, (1, 28, 28))(images), total_ink(images))
-    torch.testing.assert_close(feature_from_spec("upper", classifier, (1, 28, 28))(images),
-                               images[:, :, :14].flatten(1))
+    torch.testing.assert_close(
+        feature_from_spec("upper", classifier, (1, 28, 28))(images), images[:, :, :14].flatten(1)
+    )
 
 
 def test_public_api():

@@ -13,14 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_traces_hardware, run_cli
 from torch import nn
 
+from conftest import assert_traces_hardware, run_cli
 from latentspectra.config import RedsConfig
 from latentspectra.experiments.compare import fit_inputs
 from latentspectra.experiments.networks import load_networks
-from latentspectra.experiments.reds import (build_feature, example_name, lsd_rotation_path, reds_networks, run_reds,
-                                            straight_path)
+from latentspectra.experiments.reds import (
+    build_feature,
+    example_name,
+    lsd_rotation_path,
+    reds_networks,
+    run_reds,
+    straight_path,
+)
 from latentspectra.latent import QuasiEigenBasis, save_basis
 from latentspectra.methods import feature_jacobians, get, rayleigh_path
 
@@ -49,10 +55,25 @@ def basis_file(tmp_path_factory):
     return save_basis(random_basis(), tmp_path_factory.mktemp("basis") / "basis.safetensors")
 
 
+@pytest.mark.slow
 def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):
     out = tmp_path / "run"
-    code, stdout, _ = run_cli(capsys, "reds", "--change", "identity", "--hold", "thickness+ink", "--out", str(out),
-                              "--basis", str(basis_file), "--seed", "3", "--json", *SMALL)
+    code, stdout, _ = run_cli(
+        capsys,
+        "reds",
+        "--change",
+        "identity",
+        "--hold",
+        "thickness+ink",
+        "--out",
+        str(out),
+        "--basis",
+        str(basis_file),
+        "--seed",
+        "3",
+        "--json",
+        *SMALL,
+    )
     assert code == 0
     record = json.loads(stdout)
     assert json.loads((out / "reds.json").read_text()) == record
@@ -78,9 +99,18 @@ def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):
     assert set(record["seconds"]) >= {"load", "basis", "total"}
 
 
+@pytest.mark.slow
 def test_study_is_deterministic_and_reds_holds_g_better_than_a_random_direction(tmp_path):
-    config = RedsConfig(latents=2, steps=2, step_size=0.5, examples=(("upper", "lower"),), fd_steps=(0.1,),
-                        fd_latents=1, seed=1, method="nullspace")
+    config = RedsConfig(
+        latents=2,
+        steps=2,
+        step_size=0.5,
+        examples=(("upper", "lower"),),
+        fd_steps=(0.1,),
+        fd_latents=1,
+        seed=1,
+        method="nullspace",
+    )
     first, second = (run_reds(tmp_path / name, config, progress=False) for name in ("a", "b"))
     example = first["examples"][example_name("upper", "lower")]
     assert example["paths"] == second["examples"][example_name("upper", "lower")]["paths"]
@@ -118,20 +148,36 @@ def test_feature_specs():
     assert build_feature("thickness + ink", classifier, (28, 28), "--hold")(images).shape == (2, 2)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["reds", "--change", "identity"], "--change and --hold together"),
-    (["reds", "--change", "nose", "--hold", "lower", "--out", "{empty}"], "--change nose"),
-    (["reds", "--change", "upper", "--hold", "box:0:40:0:28", "--out", "{empty}"], "--hold box:0:40:0:28"),
-    (["reds", "--change", "upper", "--hold", "box:a:b:c:d", "--out", "{empty}"], "--hold box:a:b:c:d"),
-    (["reds", "--change", "identity", "--hold", "ink", "--basis", "/no/such/basis.safetensors", "--out", "{empty}"],
-     "/no/such/basis"),
-    (["reds", "--latents", "0"], "--latents"),
-    (["reds", "--latents", "20000", "--out", "{empty}"], "--latents 20000"),
-    (["reds", "--step-size", "0"], "--step-size"),
-    (["reds", "--method", "svd"], "--method"),
-    (["reds", "--out", "{file}"], "not a directory"),
-    (["reds", "--models", "/no/such/models", "--out", "{empty}"], "/no/such/models"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["reds", "--change", "identity"], "--change and --hold together"),
+        (["reds", "--change", "nose", "--hold", "lower", "--out", "{empty}"], "--change nose"),
+        (["reds", "--change", "upper", "--hold", "box:0:40:0:28", "--out", "{empty}"], "--hold box:0:40:0:28"),
+        (["reds", "--change", "upper", "--hold", "box:a:b:c:d", "--out", "{empty}"], "--hold box:a:b:c:d"),
+        (
+            [
+                "reds",
+                "--change",
+                "identity",
+                "--hold",
+                "ink",
+                "--basis",
+                "/no/such/basis.safetensors",
+                "--out",
+                "{empty}",
+            ],
+            "/no/such/basis",
+        ),
+        (["reds", "--latents", "0"], "--latents"),
+        (["reds", "--latents", "20000", "--out", "{empty}"], "--latents 20000"),
+        (["reds", "--step-size", "0"], "--step-size"),
+        (["reds", "--method", "svd"], "--method"),
+        (["reds", "--out", "{file}"], "not a directory"),
+        (["reds", "--models", "/no/such/models", "--out", "{empty}"], "/no/such/models"),
+    ],
+)
+@pytest.mark.slow
 def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, args, expected):
     (tmp_path / "file").write_text("x")
     args = [a.format(empty=tmp_path / "empty", file=tmp_path / "file") for a in args]
@@ -151,8 +197,11 @@ def user_weights() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """float32 weights and shifts of G (z -> 8 x 8 grey images), C (3 labels) and E (the pseudo-inverse of G's)."""
     rng = torch.Generator().manual_seed(0)
     generator = torch.randn(SIDE * SIDE, LATENT, generator=rng) / math.sqrt(LATENT)
-    weights = {"generator": generator, "classifier": torch.randn(LABELS, SIDE * SIDE, generator=rng) / SIDE,
-               "encoder": torch.linalg.pinv(generator)}
+    weights = {
+        "generator": generator,
+        "classifier": torch.randn(LABELS, SIDE * SIDE, generator=rng) / SIDE,
+        "encoder": torch.linalg.pinv(generator),
+    }
     return {piece: (weight, torch.full((len(weight),), 0.01)) for piece, weight in weights.items()}
 
 
@@ -193,11 +242,13 @@ def users(tmp_path_factory) -> Path:
         assert not list(program.module().parameters())
         torch.export.save(program, str(root / f"{piece}.pt2"))
     (root / "networks.json").write_text(json.dumps({piece: f"{piece}.pt2" for piece in OUTPUTS}))
-    (root / "plain_reds_networks.py").write_text(textwrap.dedent(f"""
+    (root / "plain_reds_networks.py").write_text(
+        textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_reds_study import plain_networks
-    """))
+    """)
+    )
     networks = plain_networks()
     with torch.no_grad():
         images = networks["generator"](torch.randn(12, LATENT, generator=torch.Generator().manual_seed(1)))
@@ -213,10 +264,30 @@ USER_SPECS = {"exported": lambda root: str(root), "factory": lambda root: "plain
 @pytest.mark.parametrize("kind", USER_SPECS)
 def test_cli_runs_on_networks_without_parameters(users, tmp_path, capsys, monkeypatch, kind):
     monkeypatch.chdir(users)
-    code, out, err = run_cli(capsys, "reds", "--networks", USER_SPECS[kind](users), "--dataset",
-                             f"npz:{users / 'images.npz'}", "--device", "cpu", "--change", "upper", "--hold",
-                             "lower+identity", "--latents", "2", "--steps", "2", "--step-size", "0.5", "--out",
-                             str(tmp_path / "reds"), "--json", "--quiet")
+    code, out, err = run_cli(
+        capsys,
+        "reds",
+        "--networks",
+        USER_SPECS[kind](users),
+        "--dataset",
+        f"npz:{users / 'images.npz'}",
+        "--device",
+        "cpu",
+        "--change",
+        "upper",
+        "--hold",
+        "lower+identity",
+        "--latents",
+        "2",
+        "--steps",
+        "2",
+        "--step-size",
+        "0.5",
+        "--out",
+        str(tmp_path / "reds"),
+        "--json",
+        "--quiet",
+    )
     assert code == 0, err
     example = json.loads(out)["examples"][example_name("upper", "lower+identity")]
     assert example["jacobian_dtype"] == "float32"
@@ -226,6 +297,7 @@ def test_cli_runs_on_networks_without_parameters(users, tmp_path, capsys, monkey
 
 
 @pytest.mark.parametrize("kind", ["shipped", *USER_SPECS])
+@pytest.mark.slow
 def test_compares_reds_adapter_gives_the_directions_of_the_reds_path(users, monkeypatch, kind):
     """One code path: the adapter fitted as compare fits it (`fit_inputs`) at one latent starts where the `reds`
     command's path does, from networks in the same dtype (float64 for the package's own, float32 for a user's)."""
@@ -234,8 +306,10 @@ def test_compares_reds_adapter_gives_the_directions_of_the_reds_path(users, monk
     exact, _ = reds_networks(spec)
     z = torch.randn(1, 100 if kind == "shipped" else LATENT)
     change, hold = "upper", "lower+identity"
-    f, g = (build_feature(feature, exact.classifier, exact.image_shape, argument)
-            for feature, argument in ((change, "--change"), (hold, "--hold")))
+    f, g = (
+        build_feature(feature, exact.classifier, exact.image_shape, argument)
+        for feature, argument in ((change, "--change"), (hold, "--hold"))
+    )
     dtype = torch.float64 if kind == "shipped" else torch.float32
     assert feature_jacobians(exact.generator, f, g, z)[0].dtype == dtype
     path = rayleigh_path(exact.generator, f, g, z, 1, 1.0)

@@ -7,14 +7,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.text import Text
 from PIL import Image
 
-from matplotlib.text import Text
-
-from latentspectra.report import (figure2, figure3, figure4, figure5, figure6, figure7, figure8, image_grid,
-                                  image_rows, results_table_markdown, write_report)
+from latentspectra.report import (
+    figure2,
+    figure3,
+    figure4,
+    figure5,
+    figure6,
+    figure7,
+    figure8,
+    fragmentation_figures,
+    image_grid,
+    image_rows,
+    results_table_markdown,
+    sfvq_figures,
+    write_report,
+)
 from latentspectra.report import figures as report_figures
-from latentspectra.report import fragmentation_figures, sfvq_figures
 
 M = 100
 RNG = np.random.default_rng(0)
@@ -38,7 +49,7 @@ def test_image_grid_places_each_image_in_its_tile():
     assert grid.shape == (3 * 3 - 1, 2 * 4 - 1)
     for k in range(5):
         row, column = divmod(k, 2)
-        assert np.all(grid[row * 3:row * 3 + 2, column * 4:column * 4 + 3] == k)
+        assert np.all(grid[row * 3 : row * 3 + 2, column * 4 : column * 4 + 3] == k)
     assert np.all(grid[2, :] == -1.0) and np.all(grid[:, 3] == -1.0)  # 1-pixel gaps
     assert np.all(grid[6:, 4:] == -1.0)  # padded last row
 
@@ -82,8 +93,12 @@ def test_figure2(tmp_path):
 def test_figure3(tmp_path, latent_dim):
     def panel():
         labels = np.repeat(np.arange(3), [2, 1, 2])
-        return {"latents": RNG.normal(size=(len(labels), latent_dim)), "latent_labels": labels,
-                "decoded_etas": images(3), "components": {label: RNG.normal(size=50) for label in range(3)}}
+        return {
+            "latents": RNG.normal(size=(len(labels), latent_dim)),
+            "latent_labels": labels,
+            "decoded_etas": images(3),
+            "components": {label: RNG.normal(size=50) for label in range(3)},
+        }
 
     panels = {"step 4a: encoded training set": panel(), "step 4b: z ~ N(0, I)": panel()}
     assert_png(figure3(panels, tmp_path / "fig3.png"))
@@ -96,8 +111,16 @@ def test_figure4(tmp_path):
 
 def test_figure5(tmp_path):
     cumulative = np.linspace(0.9, 1.0, M).tolist()
-    path = figure5(images(6), [1, 2, 3, 4, 5, 6], [1, 2, 0, 4, 5, 7], [0.91, 0.92, 0.93], 0.989, [0.94, 0.95, 0.93],
-                   cumulative, tmp_path / "fig5.png")
+    path = figure5(
+        images(6),
+        [1, 2, 3, 4, 5, 6],
+        [1, 2, 0, 4, 5, 7],
+        [0.91, 0.92, 0.93],
+        0.989,
+        [0.94, 0.95, 0.93],
+        cumulative,
+        tmp_path / "fig5.png",
+    )
     assert_png(path)
 
 
@@ -126,18 +149,35 @@ def full_metrics() -> dict:
     methods = ["noisy", "encode-decode", "top 1"]
     mode = {"segment_end_accuracy": 0.8, "per_target": [0.7 + 0.01 * k for k in range(9)]}
     return {
-        "dataset": "mnist", "seed": 0, "latent_dim": M, "per_set": 5000,
+        "dataset": "mnist",
+        "seed": 0,
+        "latent_dim": M,
+        "per_set": 5000,
         "versions": {"latentspectra": "0.1.0", "torch": "2.13 <script>alert(1)</script>"},
-        "classifier_accuracy": trial(0.9876), "encode_decode_accuracy": trial(0.9412),
-        "lsd_top1_accuracy": trial(0.9203), "lsd_topn_cumulative": [0.92, 0.95, 0.97, 0.985] + [1.0] * (M - 4),
-        "basis_orthogonality_error": 3.2e-15, "orthogonalisation": "symmetric",
-        "lsd_by_orthogonalisation": {"gram-schmidt": {"top1": trial(0.8371), "top4": trial(0.9612)},
-                                     "symmetric": {"top1": trial(0.9203), "top4": trial(0.985)}},
-        "denoising": {"images": 100, "sigmas": sigmas, "methods": methods,
-                      "accuracy": {method: [0.9, 0.8, 0.7] for method in methods},
-                      "psnr": {method: [20.0, 15.5, 12.25] for method in methods}},
-        "rotation": {"images": 50, "labels": list(range(10)), "dtheta": 0.01, "steps": 157,
-                     "modes": {"literal": mode, "plane": mode}},
+        "classifier_accuracy": trial(0.9876),
+        "encode_decode_accuracy": trial(0.9412),
+        "lsd_top1_accuracy": trial(0.9203),
+        "lsd_topn_cumulative": [0.92, 0.95, 0.97, 0.985] + [1.0] * (M - 4),
+        "basis_orthogonality_error": 3.2e-15,
+        "orthogonalisation": "symmetric",
+        "lsd_by_orthogonalisation": {
+            "gram-schmidt": {"top1": trial(0.8371), "top4": trial(0.9612)},
+            "symmetric": {"top1": trial(0.9203), "top4": trial(0.985)},
+        },
+        "denoising": {
+            "images": 100,
+            "sigmas": sigmas,
+            "methods": methods,
+            "accuracy": {method: [0.9, 0.8, 0.7] for method in methods},
+            "psnr": {method: [20.0, 15.5, 12.25] for method in methods},
+        },
+        "rotation": {
+            "images": 50,
+            "labels": list(range(10)),
+            "dtheta": 0.01,
+            "steps": 157,
+            "modes": {"literal": mode, "plane": mode},
+        },
         "seconds": {"train": 12.5, "basis": 3.0},
     }
 
@@ -239,8 +279,12 @@ def test_figure2_and_figure7_draw_any_image_shape(tmp_path, shape):
 
 def test_figure3_names_four_labels(tmp_path, drawn):
     labels = np.repeat(np.arange(4), [2, 1, 2, 1])
-    panel = {"latents": RNG.normal(size=(len(labels), 16)), "latent_labels": labels,
-             "decoded_etas": shaped(4, SHAPES["rgb"]), "components": {label: RNG.normal(size=50) for label in range(4)}}
+    panel = {
+        "latents": RNG.normal(size=(len(labels), 16)),
+        "latent_labels": labels,
+        "decoded_etas": shaped(4, SHAPES["rgb"]),
+        "components": {label: RNG.normal(size=50) for label in range(4)},
+    }
     assert_png(figure3({"step 4a": panel}, tmp_path / "fig3.png", label_names=NAMES))
     assert set(NAMES) <= drawn["fig3.png"]
 
@@ -254,16 +298,25 @@ def test_figure4_lays_out_the_given_labels_as_columns(tmp_path, monkeypatch):
 
     monkeypatch.setattr(report_figures, "image_grid", recording_grid)
     gram = RNG.normal(size=(8, 8))
-    assert_png(figure4(shaped(8, SHAPES["rgb"]), shaped(8, SHAPES["rgb"]), gram, gram, tmp_path / "fig4.png",
-                       labels=4))
+    assert_png(figure4(shaped(8, SHAPES["rgb"]), shaped(8, SHAPES["rgb"]), gram, gram, tmp_path / "fig4.png", labels=4))
     assert columns == [4, 4]
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.slow
 def test_figure5_writes_label_names(tmp_path, drawn, shape):
     cumulative = np.linspace(0.9, 1.0, 16).tolist()
-    path = figure5(shaped(4, shape), [0, 1, 2, 3], [0, 1, 3, 3], [0.9, 0.92], 0.95, [0.93, 0.94], cumulative,
-                   tmp_path / "fig5.png", label_names=NAMES)
+    path = figure5(
+        shaped(4, shape),
+        [0, 1, 2, 3],
+        [0, 1, 3, 3],
+        [0.9, 0.92],
+        0.95,
+        [0.93, 0.94],
+        cumulative,
+        tmp_path / "fig5.png",
+        label_names=NAMES,
+    )
     assert_png(path)
     assert {"cat/cat", "owl/elk"} <= drawn["fig5.png"]
 
@@ -275,8 +328,9 @@ def test_figure8_draws_any_image_shape(tmp_path, shape):
 
 
 def test_panoptic_map_writes_label_names(tmp_path, drawn):
-    path = sfvq_figures.panoptic_map(shaped(6, SHAPES["rgb"]), [0, 0, 1, 2, 3, 3], tmp_path / "panoptic.png",
-                                     columns=4, label_names=NAMES)
+    path = sfvq_figures.panoptic_map(
+        shaped(6, SHAPES["rgb"]), [0, 0, 1, 2, 3, 3], tmp_path / "panoptic.png", columns=4, label_names=NAMES
+    )
     assert_png(path, min_side=80)
     assert set(NAMES) <= drawn["panoptic.png"]
 
@@ -285,9 +339,11 @@ def test_fragmentation_image_figures_draw_rgb_and_write_label_names(tmp_path, dr
     rows = {"box b=1": shaped(3, SHAPES["rgb"]), "N(0, I)": shaped(3, SHAPES["rgb"])}
     data = {"name": "ae", "sample_images": rows, "path_images": rows}
     steps = {"label": [0, 2, 3], "top_probability": [0.9, 0.5, 0.7], "mahalanobis": [1.0, 3.0, 1.0]}
-    record = {"samplers": {name: {"sample_confidence": 0.8, "frechet_distance": 12.0} for name in rows},
-              "bulk": {"mahalanobis_threshold": 2.0}, "paths": {name: steps for name in rows}}
+    record = {
+        "samplers": {name: {"sample_confidence": 0.8, "frechet_distance": 12.0} for name in rows},
+        "bulk": {"mahalanobis_threshold": 2.0},
+        "paths": dict.fromkeys(rows, steps),
+    }
     assert_png(fragmentation_figures.samplers_figure(data, record, tmp_path / "samplers.png"), min_side=80)
-    assert_png(fragmentation_figures.paths_figure(data, record, tmp_path / "paths.png", label_names=NAMES),
-               min_side=80)
+    assert_png(fragmentation_figures.paths_figure(data, record, tmp_path / "paths.png", label_names=NAMES), min_side=80)
     assert {"cat 0.90", "owl 0.50", "elk 0.70"} <= drawn["paths.png"]

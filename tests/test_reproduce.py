@@ -3,17 +3,18 @@ README's quick-start command as run by tests/readme.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
 import pytest
+
+from conftest import assert_traces_hardware
 from latentspectra.compute import Compute
 from latentspectra.config import ReproduceConfig
 from latentspectra.data import load_dataset
 from latentspectra.experiments.networks import load_networks
 from latentspectra.experiments.reproduce import reproduce_study
-
-from conftest import assert_traces_hardware
 
 QUICK_START = "latentspectra reproduce --out runs/reproduce"
 
@@ -46,7 +47,7 @@ def test_metrics_are_consistent(study):
         assert metrics[key]["mean"] * 150 == pytest.approx(round(metrics[key]["mean"] * 150)), key  # of 150
     cumulative = metrics["lsd_topn_cumulative"]
     assert len(cumulative) == metrics["latent_dim"] == 100
-    assert all(a <= b + 1e-12 for a, b in zip(cumulative, cumulative[1:])) and math.isclose(cumulative[-1], 1.0)
+    assert all(a <= b + 1e-12 for a, b in itertools.pairwise(cumulative)) and math.isclose(cumulative[-1], 1.0)
     assert math.isclose(cumulative[0], metrics["lsd_top1_accuracy"]["mean"])
     # both orthogonalisations are measured on the same encodings; the run's own one is the headline
     compared = metrics["lsd_by_orthogonalisation"]
@@ -65,12 +66,18 @@ def test_metrics_are_consistent(study):
     assert set(metrics["seconds"]) >= {"basis", "classification", "denoising", "rotation", "figures", "total"}
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(study, readme_runs, monkeypatch):
     """The quick start's study computed again (nothing written) gives its metrics.json but the timings."""
     first = dict(study[1])
     monkeypatch.chdir(readme_runs.directory)  # where its relative paths point
-    config = ReproduceConfig(**{**first["config"], "noise_sigmas": tuple(first["config"]["noise_sigmas"]),
-                                "truncations": tuple(first["config"]["truncations"])})
+    config = ReproduceConfig(
+        **{
+            **first["config"],
+            "noise_sigmas": tuple(first["config"]["noise_sigmas"]),
+            "truncations": tuple(first["config"]["truncations"]),
+        }
+    )
     networks = load_networks(first["models"], Compute.select(config.device, config.precision), config.batch_size)
     result = reproduce_study(networks, load_dataset(config.dataset), config, progress=False)
     second = json.loads(json.dumps(result.metrics()))  # as metrics.json stores it

@@ -4,6 +4,8 @@ midpoints), the training candidates (ours and the authors'), save/load, and clea
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -11,16 +13,26 @@ from conftest import rewrite_pair
 from latentspectra import SFVQ, SFVQError
 from latentspectra.latent import LatentError
 from latentspectra.methods import load_sfvq, save_sfvq
-from latentspectra.methods.sfvq import (SFVQ_CANDIDATES, SFVQ_GROWTH, curve_points, grown_codebook, growth_schedule,
-                                        insert_codewords, nearest_codewords, norm_quantile_means, project_onto_curve,
-                                        split_codewords, training_candidates)
+from latentspectra.methods.sfvq import (
+    SFVQ_CANDIDATES,
+    SFVQ_GROWTH,
+    curve_points,
+    grown_codebook,
+    growth_schedule,
+    insert_codewords,
+    nearest_codewords,
+    norm_quantile_means,
+    project_onto_curve,
+    split_codewords,
+    training_candidates,
+)
 
 
 def brute_force_squared_distances(latents: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """(N, K - 1): squared distance of each input to each segment, one segment at a time in float64."""
     x, c = latents.double(), codebook.double()
     columns = []
-    for start, end in zip(c[:-1], c[1:]):
+    for start, end in itertools.pairwise(c):
         step = end - start
         length = step @ step
         t = ((x - start) @ step / length).clamp(0, 1) if length > 0 else torch.zeros(len(x), dtype=x.dtype)
@@ -32,9 +44,13 @@ def random_curve_and_points(seed: int = 0, codewords: int = 9, dim: int = 4) -> 
     rng = torch.Generator().manual_seed(seed)
     codebook = torch.randn(codewords, dim, generator=rng, dtype=torch.float64)
     codebook[4] = codebook[3]  # a zero-length segment
-    points = torch.cat([3 * torch.randn(400, dim, generator=rng, dtype=torch.float64),  # many beyond the ends
-                        codebook,  # exactly on corners
-                        curve_points(codebook, torch.arange(codewords - 1), torch.full((codewords - 1,), 0.3))])
+    points = torch.cat(
+        [
+            3 * torch.randn(400, dim, generator=rng, dtype=torch.float64),  # many beyond the ends
+            codebook,  # exactly on corners
+            curve_points(codebook, torch.arange(codewords - 1), torch.full((codewords - 1,), 0.3)),
+        ]
+    )
     return codebook, points
 
 
@@ -127,8 +143,9 @@ def authors_codebook_extension(codebook: torch.Tensor, eps: float = 0.01) -> tor
     ``codebook_extension_eps``): fractional curve indices k, k + eps for the first half of the K codewords and
     k - eps, k for the second, decoded as (1 - r) c_i + r c_i+1 with i = floor(index) clamped to 0..K-2."""
     size = len(codebook)
-    indices = torch.tensor([index for k in range(size)
-                            for index in ((k, k + eps) if k < size // 2 else (k - eps, k))], dtype=torch.float32)
+    indices = torch.tensor(
+        [index for k in range(size) for index in ((k, k + eps) if k < size // 2 else (k - eps, k))], dtype=torch.float32
+    )
     integer = indices.floor().clamp(0, size - 2).long()
     remainder = (indices - integer)[:, None]
     return (1 - remainder) * codebook[integer] + remainder * codebook[integer + 1]
@@ -137,8 +154,9 @@ def authors_codebook_extension(codebook: torch.Tensor, eps: float = 0.01) -> tor
 @pytest.mark.parametrize("size", [2, 4, 8, 16])
 def test_split_growth_is_the_authors_codebook_extension(size):
     codebook = torch.randn(size, 5, generator=torch.Generator().manual_seed(size))
-    torch.testing.assert_close(split_codewords(codebook, 2 * size), authors_codebook_extension(codebook),
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        split_codewords(codebook, 2 * size), authors_codebook_extension(codebook), rtol=0, atol=1e-5
+    )
     assert torch.equal(grown_codebook(codebook, 2 * size, "split"), split_codewords(codebook, 2 * size))
     assert torch.equal(grown_codebook(codebook, 2 * size, "midpoint"), insert_codewords(codebook, 2 * size))
 
@@ -225,8 +243,13 @@ def test_each_growth_rule_fits_reproducibly_and_is_saved(tmp_path):
 def test_a_curve_saved_before_the_candidates_parameter_loads_with_the_default(tmp_path):
     model = SFVQ(4, epochs_per_stage=1).fit(torch.randn(50, 3))
     path = save_sfvq(model, tmp_path / "curve.safetensors")
-    rewrite_pair(path, lambda record: {**record, "params": {key: value for key, value in record["params"].items()
-                                                            if key != "candidates"}})
+    rewrite_pair(
+        path,
+        lambda record: {
+            **record,
+            "params": {key: value for key, value in record["params"].items() if key != "candidates"},
+        },
+    )
     assert "candidates" not in path.with_suffix(".json").read_text()
     loaded = load_sfvq(path)
     assert loaded.candidates == "codewords+dithered" and torch.equal(loaded.codebook_, model.codebook_)
@@ -235,8 +258,10 @@ def test_a_curve_saved_before_the_candidates_parameter_loads_with_the_default(tm
 def test_a_curve_saved_before_the_growth_parameter_loads_as_grown_by_midpoints(tmp_path):
     model = SFVQ(4, epochs_per_stage=1, growth="midpoint").fit(torch.randn(50, 3))
     path = save_sfvq(model, tmp_path / "curve.safetensors")
-    rewrite_pair(path, lambda record: {**record, "params": {key: value for key, value in record["params"].items()
-                                                            if key != "growth"}})
+    rewrite_pair(
+        path,
+        lambda record: {**record, "params": {key: value for key, value in record["params"].items() if key != "growth"}},
+    )
     assert load_sfvq(path).growth == "midpoint"
 
 
@@ -248,24 +273,40 @@ def test_nearest_codewords_is_plain_vq():
     assert torch.equal(squared, (points - codebook[indices]).pow(2).sum(1))
 
 
-@pytest.mark.parametrize("make, fit_with, error_type, expected", [
-    (lambda: SFVQ(1), torch.randn(10, 3), SFVQError, "num_codewords"),
-    (lambda: SFVQ(0), torch.randn(10, 3), SFVQError, "num_codewords"),
-    (lambda: SFVQ(4, batch_size=0), torch.randn(10, 3), SFVQError, "batch_size"),
-    (lambda: SFVQ(4, learning_rate=-1.0), torch.randn(10, 3), SFVQError, "learning_rate"),
-    (lambda: SFVQ(4, decay_at=(0.8, 0.6)), torch.randn(10, 3), SFVQError, "decay_at"),
-    (lambda: SFVQ(4, candidates="codewords"), torch.randn(10, 3), SFVQError,
-     r"candidates: expected one of codewords\+dithered, dithered, got 'codewords'"),
-    (lambda: SFVQ(4, growth="double"), torch.randn(10, 3), SFVQError,
-     "growth: expected one of split, midpoint, got 'double'"),
-    (lambda: SFVQ(4), torch.randn(10), LatentError, r"SFVQ.fit: latents must be .* shape \(N, M\), got shape \(10,\)"),
-    (lambda: SFVQ(4), torch.randn(2, 5, 3), LatentError, r"shape \(N, M\), got shape \(2, 5, 3\)"),
-    (lambda: SFVQ(4), torch.randn(0, 3), LatentError, r"shape \(N, M\), got shape \(0, 3\)"),
-    (lambda: SFVQ(4), torch.arange(30).reshape(10, 3), LatentError, "floating-point .*, got torch.int64"),
-    (lambda: SFVQ(4), torch.full((10, 3), float("nan")), LatentError, "got NaN or infinite values"),
-    (lambda: SFVQ(4), [[0.0, 1.0]] * 10, LatentError, "got list"),
-    (lambda: SFVQ(8), torch.randn(5, 3), SFVQError, "at least num_codewords"),
-])
+@pytest.mark.parametrize(
+    "make, fit_with, error_type, expected",
+    [
+        (lambda: SFVQ(1), torch.randn(10, 3), SFVQError, "num_codewords"),
+        (lambda: SFVQ(0), torch.randn(10, 3), SFVQError, "num_codewords"),
+        (lambda: SFVQ(4, batch_size=0), torch.randn(10, 3), SFVQError, "batch_size"),
+        (lambda: SFVQ(4, learning_rate=-1.0), torch.randn(10, 3), SFVQError, "learning_rate"),
+        (lambda: SFVQ(4, decay_at=(0.8, 0.6)), torch.randn(10, 3), SFVQError, "decay_at"),
+        (
+            lambda: SFVQ(4, candidates="codewords"),
+            torch.randn(10, 3),
+            SFVQError,
+            r"candidates: expected one of codewords\+dithered, dithered, got 'codewords'",
+        ),
+        (
+            lambda: SFVQ(4, growth="double"),
+            torch.randn(10, 3),
+            SFVQError,
+            "growth: expected one of split, midpoint, got 'double'",
+        ),
+        (
+            lambda: SFVQ(4),
+            torch.randn(10),
+            LatentError,
+            r"SFVQ.fit: latents must be .* shape \(N, M\), got shape \(10,\)",
+        ),
+        (lambda: SFVQ(4), torch.randn(2, 5, 3), LatentError, r"shape \(N, M\), got shape \(2, 5, 3\)"),
+        (lambda: SFVQ(4), torch.randn(0, 3), LatentError, r"shape \(N, M\), got shape \(0, 3\)"),
+        (lambda: SFVQ(4), torch.arange(30).reshape(10, 3), LatentError, "floating-point .*, got torch.int64"),
+        (lambda: SFVQ(4), torch.full((10, 3), float("nan")), LatentError, "got NaN or infinite values"),
+        (lambda: SFVQ(4), [[0.0, 1.0]] * 10, LatentError, "got list"),
+        (lambda: SFVQ(8), torch.randn(5, 3), SFVQError, "at least num_codewords"),
+    ],
+)
 def test_bad_parameters_and_latents_are_clear_errors(make, fit_with, error_type, expected):
     with pytest.raises(error_type, match=expected) as error:
         make().fit(fit_with)

@@ -3,12 +3,13 @@ measurements on hand-made inputs, and its one-line errors."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 import torch
-from conftest import assert_traces_hardware, run_cli
 
+from conftest import assert_traces_hardware, run_cli
 from latentspectra.config import SFVQStudyConfig
 from latentspectra.errors import LatentspectraError
 from latentspectra.experiments import sfvq as sfvq_experiment
@@ -37,7 +38,7 @@ def test_cli_writes_the_record_the_curve_and_the_figures(readme_runs):
     labels = record["codeword_labels"]
     assert len(labels) == 8 and len(set(labels)) > 1  # the curve runs through more than one digit
     order = record["curve_order"]
-    assert order["label_runs"] == 1 + sum(a != b for a, b in zip(labels, labels[1:]))
+    assert order["label_runs"] == 1 + sum(a != b for a, b in itertools.pairwise(labels))
     majority = order["majority_labels"]
     agreeing = [label == vote for label, vote in zip(labels, majority) if vote != -1]
     assert len(majority) == 8 and order["majority_agreement"] == pytest.approx(sum(agreeing) / len(agreeing))
@@ -61,6 +62,7 @@ def test_cli_writes_the_record_the_curve_and_the_figures(readme_runs):
     assert {"torch", "latentspectra"} <= set(record["versions"]) and record["kmeans"]["random_state"] == 0
 
 
+@pytest.mark.slow
 def test_same_seed_same_record(mnist_slice, tmp_path):
     config = SFVQStudyConfig(dataset=mnist_slice, seed=1, codewords=6, direction_latents=50)
     records = [run_sfvq(tmp_path / name, config, shipped_models_dir("mnist"), progress=False) for name in "ab"]
@@ -93,8 +95,11 @@ def test_cli_candidates_and_growth_options_reach_the_config(capsys, monkeypatch,
         raise LatentspectraError("stopped before the study")
 
     monkeypatch.setattr(sfvq_experiment, "run_sfvq", stop_after_the_config)
-    for args, expected in (([], ("codewords+dithered", "split")), (["--candidates", "dithered"], ("dithered", "split")),
-                           (["--growth", "midpoint"], ("codewords+dithered", "midpoint"))):
+    for args, expected in (
+        ([], ("codewords+dithered", "split")),
+        (["--candidates", "dithered"], ("dithered", "split")),
+        (["--growth", "midpoint"], ("codewords+dithered", "midpoint")),
+    ):
         code, _, err = run_cli(capsys, "sfvq", "--out", str(tmp_path), *args)
         assert code == 2 and "stopped before the study" in err
         config = configs.pop()
@@ -122,18 +127,25 @@ def test_shown_pairs_take_boundaries_first_spread_along_the_curve():
     assert shown_pairs(torch.tensor([4, 4, 4]), 3) == [0, 1]
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["sfvq", "--codewords", "1"], "--codewords"),
-    (["sfvq", "--candidates", "codewords"], "--candidates"),
-    (["sfvq", "--growth", "double"], "--growth"),
-    (["sfvq", "--out", "{file}"], "not a directory"),
-    (["sfvq", "--models", "/no/such/models", "--out", "{empty}"], "/no/such/models"),
-    (["sfvq", "--dataset", "{slice}", "--models", "{models}", "--codewords", "601", "--out", "{empty}"], "601"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["sfvq", "--codewords", "1"], "--codewords"),
+        (["sfvq", "--candidates", "codewords"], "--candidates"),
+        (["sfvq", "--growth", "double"], "--growth"),
+        (["sfvq", "--out", "{file}"], "not a directory"),
+        (["sfvq", "--models", "/no/such/models", "--out", "{empty}"], "/no/such/models"),
+        (["sfvq", "--dataset", "{slice}", "--models", "{models}", "--codewords", "601", "--out", "{empty}"], "601"),
+    ],
+)
 def test_errors_are_one_line_with_exit_code_2(capsys, tmp_path, mnist_slice, args, expected):
     (tmp_path / "file").write_text("x")
-    args = [a.format(empty=tmp_path / "empty", file=tmp_path / "file", slice=mnist_slice,
-                     models=shipped_models_dir("mnist")) for a in args]
+    args = [
+        a.format(
+            empty=tmp_path / "empty", file=tmp_path / "file", slice=mnist_slice, models=shipped_models_dir("mnist")
+        )
+        for a in args
+    ]
     code, _, err = run_cli(capsys, *args)
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err

@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN, rewrite_pair
 
+from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN, rewrite_pair
 from latentspectra.compute import Compute
 from latentspectra.config import AutoencoderConfig, TrainConfig
 from latentspectra.errors import CheckpointError, LatentspectraError
@@ -27,17 +27,25 @@ TINY_CRITIC_AUTOENCODER = AutoencoderConfig(epochs=1, batch_size=16, latent_dim=
 
 
 def _parameters(modules: dict) -> dict[str, torch.Tensor]:
-    return {f"{name}.{key}": value.detach().clone()
-            for name, module in modules.items() for key, value in module.state_dict().items()}
+    return {
+        f"{name}.{key}": value.detach().clone()
+        for name, module in modules.items()
+        for key, value in module.state_dict().items()
+    }
 
 
 def _make_jobs(dataset):
     classifier_job = ClassifierJob(dataset, TINY_CLASSIFIER, seed=0)
     gan_job = GANJob(dataset, TINY_GAN, seed=0)
-    encoder_job = EncoderJob(dataset, TINY_ENCODER, 0, copy.deepcopy(gan_job.generator),
-                             copy.deepcopy(classifier_job.model))
-    return {"classifier": classifier_job, "gan": gan_job, "encoder": encoder_job,
-            "autoencoder": AutoencoderJob(dataset, TINY_CRITIC_AUTOENCODER, seed=0)}
+    encoder_job = EncoderJob(
+        dataset, TINY_ENCODER, 0, copy.deepcopy(gan_job.generator), copy.deepcopy(classifier_job.model)
+    )
+    return {
+        "classifier": classifier_job,
+        "gan": gan_job,
+        "encoder": encoder_job,
+        "autoencoder": AutoencoderJob(dataset, TINY_CRITIC_AUTOENCODER, seed=0),
+    }
 
 
 @pytest.mark.parametrize("name", ["classifier", "gan", "encoder"])
@@ -99,7 +107,7 @@ def test_encoder_loss_weighs_its_three_terms_by_the_config(tiny_dataset):
     weights = {"reconstruction_weight": 0.25, "kl_weight": 3.0, "classifier_weight": 7.0}
     config = dataclasses.replace(job.config, **weights)
     terms = encoder_loss(images, labels, mu, logvar, z, job.generator, job.classifier, config)
-    expected = (0.25 * terms["reconstruction"] + 3.0 * terms["kl"] + 7.0 * terms["cross_entropy"])
+    expected = 0.25 * terms["reconstruction"] + 3.0 * terms["kl"] + 7.0 * terms["cross_entropy"]
     assert torch.allclose(terms["loss"], expected)
     assert torch.allclose(terms["kl"], gaussian_kl(mu, logvar).mean())
 
@@ -154,33 +162,57 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_dataset, tmp_p
         assert torch.allclose(expected[key], actual[key], atol=1e-6), key
 
 
-@pytest.mark.parametrize(("seed", "config", "changed"), [
-    (6, {"lr": 0.001, "epochs": 1}, "seed 5 -> 6"),
-    (5, {"lr": 0.002, "epochs": 1}, "lr 0.001 -> 0.002"),
-])
+@pytest.mark.parametrize(
+    ("seed", "config", "changed"),
+    [
+        (6, {"lr": 0.001, "epochs": 1}, "seed 5 -> 6"),
+        (5, {"lr": 0.002, "epochs": 1}, "lr 0.001 -> 0.002"),
+    ],
+)
 def test_resume_refuses_a_state_saved_with_other_settings(tiny_dataset, tmp_path, seed, config, changed):
-    run_training(_make_jobs(tiny_dataset)["classifier"], tmp_path, epochs=1, seed=5,
-                 config={"lr": 0.001, "epochs": 1}, progress=False)
+    run_training(
+        _make_jobs(tiny_dataset)["classifier"],
+        tmp_path,
+        epochs=1,
+        seed=5,
+        config={"lr": 0.001, "epochs": 1},
+        progress=False,
+    )
     with pytest.raises(CheckpointError, match="classifier-state.safetensors") as error:
-        run_training(_make_jobs(tiny_dataset)["classifier"], tmp_path, epochs=2, seed=seed, config=config,
-                     progress=False)
+        run_training(
+            _make_jobs(tiny_dataset)["classifier"], tmp_path, epochs=2, seed=seed, config=config, progress=False
+        )
     assert changed in str(error.value)
     # more epochs with the same settings is a resume, not a change
-    result = run_training(_make_jobs(tiny_dataset)["classifier"], tmp_path, epochs=2, seed=5,
-                          config={"lr": 0.001, "epochs": 2}, progress=False)
+    result = run_training(
+        _make_jobs(tiny_dataset)["classifier"],
+        tmp_path,
+        epochs=2,
+        seed=5,
+        config={"lr": 0.001, "epochs": 2},
+        progress=False,
+    )
     assert result.resumed_from_epoch == 1
 
 
 def test_resume_refuses_a_state_trained_in_another_precision(tiny_dataset, tmp_path):
     """A run interrupted in bfloat16 does not go on silently in float32 (nor is recorded as float32)."""
     bfloat16 = Compute(precision="bfloat16")
-    run_training(ClassifierJob(tiny_dataset, TINY_CLASSIFIER, 0, bfloat16), tmp_path, epochs=1, seed=5,
-                 config={}, progress=False)
+    run_training(
+        ClassifierJob(tiny_dataset, TINY_CLASSIFIER, 0, bfloat16), tmp_path, epochs=1, seed=5, config={}, progress=False
+    )
     with pytest.raises(CheckpointError, match="precision 'bfloat16' -> 'float32'"):
-        run_training(ClassifierJob(tiny_dataset, TINY_CLASSIFIER, 0, Compute()), tmp_path, epochs=2, seed=5,
-                     config={}, progress=False)
-    result = run_training(ClassifierJob(tiny_dataset, TINY_CLASSIFIER, 0, bfloat16), tmp_path, epochs=2, seed=5,
-                          config={}, progress=False)
+        run_training(
+            ClassifierJob(tiny_dataset, TINY_CLASSIFIER, 0, Compute()),
+            tmp_path,
+            epochs=2,
+            seed=5,
+            config={},
+            progress=False,
+        )
+    result = run_training(
+        ClassifierJob(tiny_dataset, TINY_CLASSIFIER, 0, bfloat16), tmp_path, epochs=2, seed=5, config={}, progress=False
+    )
     assert result.resumed_from_epoch == 1
 
 
@@ -219,8 +251,11 @@ def test_with_encoder_weights_sets_the_three_loss_weights_only():
     config = TrainConfig()
     assert with_encoder_weights(config, None) is config
     changed = with_encoder_weights(config, (1.0, 0.5, 30.0))
-    assert (changed.encoder.reconstruction_weight, changed.encoder.kl_weight,
-            changed.encoder.classifier_weight) == (1.0, 0.5, 30.0)
+    assert (changed.encoder.reconstruction_weight, changed.encoder.kl_weight, changed.encoder.classifier_weight) == (
+        1.0,
+        0.5,
+        30.0,
+    )
     assert dataclasses.replace(changed, encoder=config.encoder) == config
     with pytest.raises(LatentspectraError, match="--encoder-weights"):
         with_encoder_weights(config, (1.0, float("inf"), 100.0))

@@ -8,14 +8,37 @@ classifier callable.
 __version__ = "0.1.0"
 
 from .errors import CheckpointError, DataError, LatentspectraError
-from .latent import (BasisError, BoxSampler, CodeBulk, CodeStatisticsError, FullGaussianSampler, GaussianMixtureSampler,
-                     IndependentGaussianSampler, LatentError, LatentSetError, LatentSets, QuasiEigenBasis,
-                     StandardNormalSampler, build_latent_sets, collect_label_means, gram_schmidt, rotation_path,
-                     symmetric_orthogonalisation)
-from .methods import (SFVQ, CurveQuantization, RayleighDirections, RedsError, SFVQError, rayleigh_directions,
-                      rayleigh_path)
+from .latent import (
+    BasisError,
+    BoxSampler,
+    CodeBulk,
+    CodeStatisticsError,
+    FullGaussianSampler,
+    GaussianMixtureSampler,
+    IndependentGaussianSampler,
+    LatentError,
+    LatentSetError,
+    LatentSets,
+    QuasiEigenBasis,
+    StandardNormalSampler,
+    build_latent_sets,
+    collect_label_means,
+    gram_schmidt,
+    rotation_path,
+    symmetric_orthogonalisation,
+)
+from .methods import (
+    SFVQ,
+    CurveQuantization,
+    RayleighDirections,
+    RedsError,
+    SFVQError,
+    rayleigh_directions,
+    rayleigh_path,
+)
 
 __all__ = [
+    "SFVQ",
     "BasisError",
     "BoxSampler",
     "CheckpointError",
@@ -33,7 +56,6 @@ __all__ = [
     "QuasiEigenBasis",
     "RayleighDirections",
     "RedsError",
-    "SFVQ",
     "SFVQError",
     "StandardNormalSampler",
     "__version__",

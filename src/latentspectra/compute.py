@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import warnings
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ import torch
 from .config import ACCELERATOR_INFERENCE_BATCH_SIZE, INFERENCE_BATCH_SIZE
 from .errors import LatentspectraError
 
+# A network as the package's math sees it: tensors in, tensors out (a torch module or any callable); the one alias
+Network = Callable[[torch.Tensor], torch.Tensor]
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -81,8 +84,9 @@ def resolve_device(spec: str | torch.device = "auto", option: str = "--device") 
             raise ComputeError(f"{option} {spec}: no CUDA device {index} on this machine (devices here: {offered})")
         return torch.device("cuda", index)
     if kind == "mps" and not _mps_available():
-        raise ComputeError(f"{option} {spec}: MPS (Apple silicon) is not available on this machine "
-                           f"(devices here: {offered})")
+        raise ComputeError(
+            f"{option} {spec}: MPS (Apple silicon) is not available on this machine (devices here: {offered})"
+        )
     return torch.device(kind)
 
 
@@ -133,7 +137,7 @@ def cpu_native_bfloat16() -> bool:
     if machine in ("x86_64", "amd64", "i386", "i686"):
         checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
         if all(check is not None for check in checks):
-            return any(check() for check in checks)
+            return any(check() for check in checks if check is not None)
         return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
     if machine in ("arm64", "aarch64"):
         return "bf16" in cpu_flags() or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -151,7 +155,7 @@ def native_bfloat16(device: torch.device) -> bool:
 
 
 def resolve_precision(spec: str, device: torch.device, option: str = "--precision") -> str:
-    """"float32" or "bfloat16" for ``spec`` (auto, float32 or bfloat16) on ``device``.
+    """ "float32" or "bfloat16" for ``spec`` (auto, float32 or bfloat16) on ``device``.
 
     ``auto`` picks bfloat16 where the hardware reports it natively (`native_bfloat16`), float32 elsewhere:
     the same answer on every call and under any load. A forced bfloat16 on a device without native support is
@@ -166,8 +170,12 @@ def resolve_precision(spec: str, device: torch.device, option: str = "--precisio
     if spec == "auto":
         return "bfloat16" if native else "float32"
     if spec == "bfloat16" and not native:
-        warnings.warn(f"{option} bfloat16 on {describe_device(device)}, which has no native bfloat16: it is "
-                      "emulated there and several times slower than float32", SlowPrecisionWarning, stacklevel=2)
+        warnings.warn(
+            f"{option} bfloat16 on {describe_device(device)}, which has no native bfloat16: it is "
+            "emulated there and several times slower than float32",
+            SlowPrecisionWarning,
+            stacklevel=2,
+        )
     return spec
 
 
@@ -205,8 +213,10 @@ def check_fits_memory(needed: int, what: str, device: torch.device | str = "cpu"
     """
     available = available_memory(device)
     if available is not None and needed > available:
-        raise ComputeError(f"{what}: needs about {needed / 2**30:,.1f} GiB, {available / 2**30:,.1f} GiB are "
-                           f"available on {torch.device(device)}")
+        raise ComputeError(
+            f"{what}: needs about {needed / 2**30:,.1f} GiB, {available / 2**30:,.1f} GiB are "
+            f"available on {torch.device(device)}"
+        )
 
 
 def describe_device(device: torch.device) -> str:
@@ -267,8 +277,13 @@ class Compute:
     def record(self) -> dict[str, Any]:
         """JSON-ready: the device, its name, the precision chosen and asked for, the CPU's capability and
         native bfloat16, the thread count, so that every number can be traced to its hardware."""
-        return {"device": str(self.device), "device_name": describe_device(self.device),
-                "precision": self.precision, "requested": {"device": self.requested[0], "precision": self.requested[1]},
-                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "cpu_native_bfloat16": cpu_native_bfloat16(), "threads": torch.get_num_threads(),
-                "torch": torch.__version__}
+        return {
+            "device": str(self.device),
+            "device_name": describe_device(self.device),
+            "precision": self.precision,
+            "requested": {"device": self.requested[0], "precision": self.requested[1]},
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_native_bfloat16": cpu_native_bfloat16(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        }

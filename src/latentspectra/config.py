@@ -20,7 +20,7 @@ ACCELERATOR_INFERENCE_BATCH_SIZE = 8192
 
 # How the experiments orthogonalise the etas (latent.basis.ORTHOGONALISATIONS): "symmetric" within each set
 # reaches the paper's LSD accuracy with the shipped networks, Gram-Schmidt in Eq. 5's order does not (the last
-# labels of a set keep only residuals; docs/architecture.md). The library's own default stays the paper's.
+# labels of a set keep only residuals; docs/networks.md). The library's own default stays the paper's.
 ORTHOGONALISATION = "symmetric"
 
 
@@ -112,7 +112,7 @@ class EncoderConfig:
     # only together with the other two weights. The authors' code weighs the KL by 1/25; here that leaves the
     # codes off-centre (mean code norm 2.3-14.6). Reconstruction and KL at 0.1 each (the classifier term ten
     # times the weight of 1 : 1 : 100) give 97.1% encode-decode accuracy and, with the symmetric basis, LSD
-    # top-1 93.7-94.0% over two seeds against 89.5% for 1 : 1 : 100 (docs/architecture.md, Orthogonalisation).
+    # top-1 93.7-94.0% over two seeds against 89.5% for 1 : 1 : 100 (docs/networks.md, Orthogonalisation).
     reconstruction_weight: float = 0.1
     kl_weight: float = 0.1
     # Warm-up before the paper's loss: fit q(z | x) to (z, G(z)) pairs, z ~ N(0, I), by maximum likelihood,
@@ -154,6 +154,7 @@ class TrainConfig:
 
 # --- Studies ------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ReproduceConfig:
     """What `reproduce` does; the defaults are the paper's study and the issue's measurements."""
@@ -172,7 +173,6 @@ class ReproduceConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
     precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py)
     batch_size: int | None = None  # per network call; None: the device's (Compute.inference_batch_size)
-
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,6 @@ class SFVQStudyConfig:
     network_batch_size: int | None = None  # per network call; None: the device's
 
 
-
 @dataclass(frozen=True)
 class RedsConfig:
     """What `latentspectra reds` does; the defaults are the documented study (docs/reds.md)."""
@@ -222,7 +221,6 @@ class RedsConfig:
     batch_size: int = 50
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
     precision: str = "auto"  # auto or float32: Jacobians need float32
-
 
 
 @dataclass(frozen=True)
@@ -279,25 +277,37 @@ class CompareConfig:
     # (about 25-30 ms a step); the whole compare went from about 60 s to 272 s
     reconstructor_steps: int = 500
     reconstructor_validation: int = 1600
-    # "paper": the learned directions at their authors' budget (Voynov & Babenko: 10^5 steps at rate 1e-4, K = M
-    # directions, their "ortho" deformator; PAPER_LEARNED), over method_params' learned entry: about an hour on 2
-    # CPU cores
+    # the learned directions' budget (LEARNED_BUDGETS; method_params' learned entry goes over it): "default" trains
+    # until converged, "quick" for a first look, "paper" their authors' budget
     budget: str = "default"
     # per-method parameters (replacing the whole mapping replaces these budgets). GANSpace as its authors run it on
     # a generator without a mapping network (the PCA of its first linear layer on z, regressed back to z, its
     # default 100,000 samples), SFVQ on the encoded training codes, REDs (change upper, hold lower) on the encoded
     # test latents, InterFaceGAN on its default n_samples (200,000: where two seeds' normals agree to |cos| >= 0.95)
     # z ~ N(0, I) scored by C(G(z))
-    method_params: dict[str, dict[str, object]] = field(default_factory=lambda: {
-        "lsd": {"per_set": 500},
-        "learned": {"steps": 500}, "reds": {"change": "upper", "hold": "lower"}})
+    method_params: dict[str, dict[str, object]] = field(
+        default_factory=lambda: {"lsd": {"per_set": 500}, "reds": {"change": "upper", "hold": "lower"}}
+    )
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
     precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py); REDs' Jacobians apart
     network_batch_size: int | None = None  # per network call; None: the device's
 
 
-COMPARE_BUDGETS = ("default", "paper")
-PAPER_LEARNED = {"steps": 100_000, "learning_rate": 1e-4, "deformator": "expm"}  # and K = M (compare.method_params)
+# The learned directions' parameters in `compare` per --budget, measured on the shipped MNIST networks (K = 10;
+# docs/compare.md, "Budgets, measured"). "default": until the reconstructor's held-out accuracy has converged (a
+# doubling of the steps from 2,000 on adds less than 0.02), at most 16,000 steps of 64 at rate 3e-3, about 10-11
+# minutes a seed on 2 CPU cores in float32; measured with seeds 0-2: 16,000 (+0.002), the cap (+0.026) and 2,000
+# steps, the last a pause the other seeds climbed past, so the rule can stop early. "quick": 500 steps at the
+# class's batch and rate, not converged (about 15 s a seed), for a first look. "paper": Voynov & Babenko's 10^5
+# steps at rate 1e-4 with their "ortho" deformator and K = M (`compare.method_params`; the first K are measured),
+# about an hour a seed on 2 CPU cores.
+CONVERGED_GAIN = 0.02  # the learned directions have converged where a doubling of their steps adds less than this
+LEARNED_BUDGETS: dict[str, dict[str, object]] = {
+    "default": {"steps": 16_000, "batch_size": 64, "learning_rate": 3e-3, "tolerance": CONVERGED_GAIN},
+    "quick": {"steps": 500},
+    "paper": {"steps": 100_000, "learning_rate": 1e-4, "deformator": "expm"},
+}
+COMPARE_BUDGETS = tuple(LEARNED_BUDGETS)
 
 
 @dataclass(frozen=True)
@@ -307,7 +317,7 @@ class ExploreConfig:
     dataset: str = "mnist"  # test images to pick from, training codes for the methods that fit on them
     seed: int = 0  # the LSD basis and every method's seed parameter
     # V of the LSD basis built at the first start, then read from the cache: a tenth of `basis`'s 5,000 (40-70 s on 2
-    # cores, docs/architecture.md); 60 s measured for V = 500 while other jobs kept the 2 cores busy
+    # cores, docs/networks.md); 60 s measured for V = 500 while other jobs kept the 2 cores busy
     per_set: int = 500
     directions: int = 10  # K sliders per method (LSD: the set-1 quasi-eigenvectors, one per label)
     slider_range: float = 5.0  # the sliders' shared scale, -range..range latent units (the prior's sigma is 1)

@@ -15,6 +15,10 @@ What a `World` offers the layers below it (which never import the CLI):
 - ``check_agreement``: every rank must run the same command (a hash of its arguments, compared);
 - ``is_writer``: rank 0 alone writes outputs.
 
+And the sharded batching every study uses (`batched`, `dealt_chunks`, `gathered_batched`, `merged_sum`): rows
+cut into chunks, chunk b computed by rank b mod W, the outputs gathered in row order or their sums merged, so
+that a result does not depend on the number of ranks.
+
 A collective that fails (a rank killed, a host unreachable, the timeout passed) is one `DistributedError`
 naming the cause; the command line prefixes each error line of a sharded run with its rank (`rank_label`).
 Timeouts: ``LATENTSPECTRA_DIST_TIMEOUT`` seconds (default `DEFAULT_TIMEOUT_SECONDS`) for the rendezvous and
@@ -31,12 +35,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from .compute import bind_local_device, collective_backend, is_cuda, resolve_device
+from .compute import Network, bind_local_device, collective_backend, is_cuda, resolve_device
+from .config import INFERENCE_BATCH_SIZE
 from .errors import LatentspectraError
+
+_T = TypeVar("_T")
 
 TIMEOUT_VARIABLE = "LATENTSPECTRA_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 300.0  # a rank waits this long for the others at the rendezvous and at each collective
@@ -92,7 +100,7 @@ class World:
         self._collective(what, dist.all_gather, parts, local)
         return torch.stack(parts).to(tensor.device)
 
-    def share(self, value: object, what: str = "a value") -> object:
+    def share(self, value: _T, what: str = "a value") -> _T:
         """Rank 0's ``value`` on every rank (one broadcast of the pickled object; the other ranks' ``value`` is
         ignored): what rank 0 alone read, such as a saved training state.
 
@@ -101,9 +109,10 @@ class World:
         """
         if self.size == 1:
             return value
-        box = [value if self.is_writer else None]
-        self._collective(what, dist.broadcast_object_list, box, src=0,
-                         device=self.device if is_cuda(self.device) else None)
+        box: list[Any] = [value if self.is_writer else None]  # rank 0's value comes back
+        self._collective(
+            what, dist.broadcast_object_list, box, src=0, device=self.device if is_cuda(self.device) else None
+        )
         return box[0]
 
     def barrier(self, what: str = "the start") -> None:
@@ -123,19 +132,24 @@ class World:
             DistributedError: on every rank, naming the first rank whose arguments differ from rank 0's.
         """
         digest = hashlib.sha256(repr(arguments).encode()).digest()[:8]
-        hashes = self.gather(torch.tensor(int.from_bytes(digest, "big", signed=True), device="cpu"),
-                             "the arguments' hash")
+        hashes = self.gather(
+            torch.tensor(int.from_bytes(digest, "big", signed=True), device="cpu"), "the arguments' hash"
+        )
         differing = [rank for rank in range(self.size) if hashes[rank] != hashes[0]]
         if differing:
-            raise DistributedError(f"rank {differing[0]} was started with other arguments than rank 0; every rank "
-                                   "of a sharded run must run the same command")
+            raise DistributedError(
+                f"rank {differing[0]} was started with other arguments than rank 0; every rank "
+                "of a sharded run must run the same command"
+            )
 
     def _collective(self, what: str, operation: Callable[..., object], *args: object, **kwargs: object) -> None:
         try:
             operation(*args, **kwargs)
         except RuntimeError as failure:  # torch.distributed's errors are RuntimeErrors
-            raise DistributedError(f"lost the other ranks while exchanging {what} (another rank failed or was "
-                                   f"killed, or the timeout passed): {_first_line(failure)}") from None
+            raise DistributedError(
+                f"lost the other ranks while exchanging {what} (another rank failed or was "
+                f"killed, or the timeout passed): {_first_line(failure)}"
+            ) from None
 
 
 SINGLE = World()
@@ -172,7 +186,7 @@ def launched_size() -> int:
 
 
 def rank_label() -> str:
-    """"rank R of W: " inside a sharded run (to prefix its error lines), "" otherwise."""
+    """ "rank R of W: " inside a sharded run (to prefix its error lines), "" otherwise."""
     try:
         size, rank = launched_size(), _environment_int("RANK", 0)
     except DistributedError:
@@ -227,8 +241,10 @@ def open_world(device: str | torch.device = "auto", arguments: object = None) ->
         with _native_stderr_held():
             dist.init_process_group(backend, init_method="env://", rank=rank, world_size=size, timeout=timeout)
     except (RuntimeError, ValueError) as failure:
-        raise DistributedError(f"cannot join the other ranks at {where} within "
-                               f"{timeout.total_seconds():g} s ({backend}): {_first_line(failure)}") from None
+        raise DistributedError(
+            f"cannot join the other ranks at {where} within "
+            f"{timeout.total_seconds():g} s ({backend}): {_first_line(failure)}"
+        ) from None
     world = World(rank, size, local_rank, resolve_device(device) if backend == "nccl" else torch.device("cpu"))
     try:
         if arguments is not None:
@@ -236,3 +252,60 @@ def open_world(device: str | torch.device = "auto", arguments: object = None) ->
         yield world
     finally:
         dist.destroy_process_group()
+
+
+# --- Sharded batching: rows dealt over the ranks in chunks, gathered in row order -----------------------------
+
+
+@torch.inference_mode()
+def batched(function: Network, inputs: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
+    """``function`` applied to ``inputs`` in batches, without gradients, concatenated."""
+    return torch.cat([function(chunk) for chunk in inputs.split(batch_size)])
+
+
+def dealt_chunks(
+    world: World, *tensors: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE
+) -> list[tuple[torch.Tensor, ...]]:
+    """This rank's chunks of the rows of ``tensors`` (all of one length), each a tuple of their rows: chunk b
+    of ``batch_size`` rows is rank b mod W's (one process: every chunk, in order)."""
+    return list(zip(*(tensor.split(batch_size) for tensor in tensors)))[world.rank :: world.size]
+
+
+def gathered_batched(
+    function: Network, inputs: torch.Tensor, world: World = SINGLE, batch_size: int = INFERENCE_BATCH_SIZE
+) -> torch.Tensor:
+    """`batched` as one rank of ``world``: chunk b of ``batch_size`` rows is computed by rank b mod W
+    (`dealt_chunks`) and the outputs are gathered on every rank in row order (one all-gather of equal-size
+    padded pieces), on the CPU: every row is computed in the same chunk whatever W, so the result is the same
+    tensor. One process: `batched`, moved to the CPU.
+
+    Raises:
+        DistributedError: another rank failed or did not answer within the timeout.
+    """
+    if world.size == 1:
+        return batched(function, inputs, batch_size).cpu()
+    with torch.inference_mode():
+        mine = [function(chunk).cpu() for (chunk,) in dealt_chunks(world, inputs, batch_size=batch_size)]
+    chunks = -(-len(inputs) // batch_size)
+    rounds = -(-chunks // world.size)
+    example = world.share(None if not mine else (tuple(mine[0].shape[1:]), mine[0].dtype), "the outputs' shape")
+    assert example is not None  # rank 0 holds the first chunk
+    shape, dtype = example
+    padded = torch.zeros(rounds, batch_size, *shape, dtype=dtype)
+    for index, output in enumerate(mine):
+        padded[index, : len(output)] = output
+    pieces = world.gather(padded, "the outputs")  # (W, rounds, batch, ...): chunk b is rank b % W's round b // W
+    return pieces.transpose(0, 1).flatten(0, 2)[: len(inputs)]
+
+
+def merged_sum(parts: list[torch.Tensor], world: World, what: str) -> torch.Tensor:
+    """The float64 sum, on the CPU, of this rank's ``parts`` (one per chunk, all of one shape) and of every other
+    rank's: one all-reduce. A rank without chunks adds zeros of rank 0's shape (rank 0 holds the first chunk)."""
+    local = torch.stack([part.cpu().double() for part in parts]).sum(0) if parts else None
+    if world.size > 1:
+        shape = world.share(None if local is None else tuple(local.shape), f"the shape of {what}")
+        if local is None:
+            assert shape is not None  # rank 0 holds the first chunk
+            local = torch.zeros(shape, dtype=torch.float64)
+    assert local is not None  # one process holds every chunk, and there is at least one
+    return world.sum(local, what)

@@ -7,10 +7,11 @@ Every function takes plain tensors and callables, so it works with any generator
 classifier; images are (N, C, H, W) in the generator's pixel range.
 
 Sharded (``world=``, `latentspectra evaluate` under torchrun; docs/scale.md): the rows are cut into chunks of
-`INFERENCE_BATCH_SIZE`, chunk b computed by rank b mod W (`dealt_chunks`), so that every row is computed in the
-same chunk whatever the number of ranks; each metric is a sum over the rows (counts, feature sums and second
-moments, in float64), merged with one all-reduce (`merged_sum`). Counts, and so accuracies, confidences and
-label histograms, are the same for any number of ranks; Frechet distances agree to float64 rounding.
+`INFERENCE_BATCH_SIZE`, chunk b computed by rank b mod W (`distributed.dealt_chunks`), so that every row is
+computed in the same chunk whatever the number of ranks; each metric is a sum over the rows (counts, feature sums
+and second moments, in float64), merged with one all-reduce (`distributed.merged_sum`). Counts, and so
+accuracies, confidences and label histograms, are the same for any number of ranks; Frechet distances agree to
+float64 rounding.
 """
 
 from __future__ import annotations
@@ -18,75 +19,35 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.linalg
 import torch
 
-from .config import INFERENCE_BATCH_SIZE, SEEDS, derived_seed
+from .compute import Network
+from .config import SEEDS, derived_seed
 from .data import ImageDataset, images_to_tensor
-from .distributed import SINGLE, World
+from .distributed import SINGLE, World, dealt_chunks, merged_sum
 from .models.encoder import reparameterise
 from .threads import single_blas_thread
 
-Network = Callable[[torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    from .models.classifier import Classifier
+    from .models.foreign import ForeignNetwork
+    from .models.inference import InferenceNetwork
+    from .models.layers import Configured
 
 
 @torch.inference_mode()
-def batched(function: Network, inputs: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
-    """``function`` applied to ``inputs`` in batches, without gradients, concatenated."""
-    return torch.cat([function(chunk) for chunk in inputs.split(batch_size)])
-
-
-def dealt_chunks(world: World, *tensors: torch.Tensor,
-                 batch_size: int = INFERENCE_BATCH_SIZE) -> list[tuple[torch.Tensor, ...]]:
-    """This rank's chunks of the rows of ``tensors`` (all of one length), each a tuple of their rows: chunk b
-    of ``batch_size`` rows is rank b mod W's (one process: every chunk, in order)."""
-    return list(zip(*(tensor.split(batch_size) for tensor in tensors)))[world.rank::world.size]
-
-
-def gathered_batched(function: Network, inputs: torch.Tensor, world: World = SINGLE,
-                     batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
-    """`batched` as one rank of ``world``: chunk b of ``batch_size`` rows is computed by rank b mod W
-    (`dealt_chunks`) and the outputs are gathered on every rank in row order (one all-gather of equal-size
-    padded pieces), on the CPU: every row is computed in the same chunk whatever W, so the result is the same
-    tensor. One process: `batched`, moved to the CPU.
-
-    Raises:
-        DistributedError: another rank failed or did not answer within the timeout.
-    """
-    if world.size == 1:
-        return batched(function, inputs, batch_size).cpu()
-    with torch.inference_mode():
-        mine = [function(chunk).cpu() for (chunk,) in dealt_chunks(world, inputs, batch_size=batch_size)]
-    chunks = -(-len(inputs) // batch_size)
-    rounds = -(-chunks // world.size)
-    example = world.share(None if not mine else (tuple(mine[0].shape[1:]), mine[0].dtype), "the outputs' shape")
-    shape, dtype = example
-    padded = torch.zeros(rounds, batch_size, *shape, dtype=dtype)
-    for index, output in enumerate(mine):
-        padded[index, :len(output)] = output
-    pieces = world.gather(padded, "the outputs")  # (W, rounds, batch, ...): chunk b is rank b % W's round b // W
-    return pieces.transpose(0, 1).flatten(0, 2)[:len(inputs)]
-
-
-def merged_sum(parts: list[torch.Tensor], world: World, what: str) -> torch.Tensor:
-    """The float64 sum, on the CPU, of this rank's ``parts`` (one per chunk, all of one shape) and of every other
-    rank's: one all-reduce. A rank without chunks adds zeros of rank 0's shape (rank 0 holds the first chunk)."""
-    local = torch.stack([part.cpu().double() for part in parts]).sum(0) if parts else None
-    if world.size > 1:
-        shape = world.share(None if local is None else tuple(local.shape), f"the shape of {what}")
-        local = torch.zeros(shape, dtype=torch.float64) if local is None else local
-    return world.sum(local, what)
-
-
-@torch.inference_mode()
-def classifier_accuracy(classifier: Network, images: torch.Tensor, labels: torch.Tensor,
-                        world: World = SINGLE) -> float:
+def classifier_accuracy(
+    classifier: Network, images: torch.Tensor, labels: torch.Tensor, world: World = SINGLE
+) -> float:
     """Fraction of ``images`` whose argmax logit equals ``labels`` (as one rank of ``world``: its chunks, merged)."""
-    hits = [(classifier(chunk).argmax(1) == chunk_labels).sum()
-            for chunk, chunk_labels in dealt_chunks(world, images, labels)]
+    hits = [
+        (classifier(chunk).argmax(1) == chunk_labels).sum()
+        for chunk, chunk_labels in dealt_chunks(world, images, labels)
+    ]
     correct = merged_sum(hits, world, "the test images' hits")
     return correct.item() / len(images)
 
@@ -106,11 +67,13 @@ def label_entropy(counts: torch.Tensor) -> float:
 
 
 @torch.inference_mode()
-def sample_quality(generator: Network, classifier: Network, latents: torch.Tensor,
-                   confidence: float = 0.9, world: World = SINGLE) -> dict[str, float | list[int]]:
+def sample_quality(
+    generator: Network, classifier: Network, latents: torch.Tensor, confidence: float = 0.9, world: World = SINGLE
+) -> dict[str, float | list[int]]:
     """Classify G(z) for each latent: the fraction classified with probability > ``confidence``, the
     entropy of the predicted-label histogram, and that histogram (as one rank of ``world``: its chunks,
     merged)."""
+
     def tally(z: torch.Tensor) -> torch.Tensor:
         probabilities = classifier(generator(z)).softmax(1)
         top, labels = probabilities.max(1)
@@ -140,15 +103,17 @@ class FeatureMoments:
     def of(cls, function: Network, inputs: torch.Tensor, world: World = SINGLE) -> FeatureMoments:
         """The moments of ``function``'s features of ``inputs``, from float64 sums and sums of products over
         the rows (as one rank of ``world``: its chunks, merged)."""
+
         def sums(chunk: torch.Tensor) -> torch.Tensor:
             features = function(chunk).cpu().double()
-            return torch.cat([torch.tensor([len(features)], dtype=torch.float64), features.sum(0),
-                              (features.T @ features).flatten()])
+            return torch.cat(
+                [torch.tensor([len(features)], dtype=torch.float64), features.sum(0), (features.T @ features).flatten()]
+            )
 
         totals = merged_sum([sums(chunk) for (chunk,) in dealt_chunks(world, inputs)], world, "feature moments")
         width = round((math.sqrt(4 * len(totals) - 3) - 1) / 2)  # len = 1 + d + d^2
-        count, mean = totals[0], totals[1:1 + width] / totals[0]
-        products = totals[1 + width:].view(width, width)
+        count, mean = totals[0], totals[1 : 1 + width] / totals[0]
+        products = totals[1 + width :].view(width, width)
         return cls(int(count), mean, (products - count * torch.outer(mean, mean)) / (count - 1))
 
 
@@ -172,16 +137,20 @@ def _identity(features: torch.Tensor) -> torch.Tensor:
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (rows are samples), in float64."""
-    return frechet_distance_of_moments(FeatureMoments.of(_identity, features_a),
-                                       FeatureMoments.of(_identity, features_b))
+    return frechet_distance_of_moments(
+        FeatureMoments.of(_identity, features_a), FeatureMoments.of(_identity, features_b)
+    )
 
 
-def classifier_fid(generator: Network, features: Network, latents: torch.Tensor, real_images: torch.Tensor,
-                   world: World = SINGLE) -> float:
+def classifier_fid(
+    generator: Network, features: Network, latents: torch.Tensor, real_images: torch.Tensor, world: World = SINGLE
+) -> float:
     """Frechet distance between classifier features of G(latents) and of ``real_images`` (as one rank of
     ``world``: its chunks' feature moments, merged)."""
-    return frechet_distance_of_moments(FeatureMoments.of(lambda z: features(generator(z)), latents, world),
-                                       FeatureMoments.of(features, real_images, world))
+    return frechet_distance_of_moments(
+        FeatureMoments.of(lambda z: features(generator(z)), latents, world),
+        FeatureMoments.of(features, real_images, world),
+    )
 
 
 def psnr(images: torch.Tensor, reference: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
@@ -190,14 +159,21 @@ def psnr(images: torch.Tensor, reference: torch.Tensor, data_range: float = 2.0)
     if images.shape != reference.shape:
         raise ValueError(f"psnr: images {tuple(images.shape)} and reference {tuple(reference.shape)} differ in shape")
     mse = (images.double() - reference.double()).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(data_range ** 2 / mse)
+    return 10 * torch.log10(data_range**2 / mse)
 
 
 @torch.inference_mode()
-def encode_decode_accuracy(encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                           generator: Network, classifier: Network, images: torch.Tensor,
-                           labels: torch.Tensor, trials: int, seed: int, device: torch.device | str = "cpu",
-                           world: World = SINGLE) -> dict[str, float | list[float]]:
+def encode_decode_accuracy(
+    encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    generator: Network,
+    classifier: Network,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    trials: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    world: World = SINGLE,
+) -> dict[str, float | list[float]]:
     """Accuracy of classify(G(z)) with z = mu + sigma * eps a stochastic encoding of each image, over ``trials``
     draws.
 
@@ -211,8 +187,9 @@ def encode_decode_accuracy(encoder: Callable[[torch.Tensor], tuple[torch.Tensor,
     hits = torch.zeros(len(chunks), trials, dtype=torch.long)  # per chunk and trial
     for trial in range(trials if chunks else 0):  # a rank without chunks draws nothing and adds zeros
         noise = torch.randn(len(images), codes[0][0].shape[1], generator=rng, device=rng.device)
-        for index, ((mu, logvar), (_, chunk_labels), (chunk_noise,)) in enumerate(zip(codes, chunks,
-                                                                                   dealt_chunks(world, noise))):
+        for index, ((mu, logvar), (_, chunk_labels), (chunk_noise,)) in enumerate(
+            zip(codes, chunks, dealt_chunks(world, noise))
+        ):
             decoded = classifier(generator(reparameterise(mu, logvar, noise=chunk_noise)))
             hits[index, trial] = (decoded.argmax(1) == chunk_labels).sum()
     correct = merged_sum(list(hits), world, "the encodings' hits")
@@ -230,9 +207,16 @@ SAMPLE_COUNT = 10_000  # the issue's 10,000 generated and 10,000 test images
 ENCODING_TRIALS = 20  # the issue's 20 stochastic encodings of the test set
 
 
-def sample_metrics(generator: torch.nn.Module, classifier: torch.nn.Module, dataset: ImageDataset,
-                   seed: int, count: int = SAMPLE_COUNT, device: torch.device | str = "cpu",
-                   latent_dim: int | None = None, world: World = SINGLE) -> dict[str, Any]:
+def sample_metrics(
+    generator: InferenceNetwork | Configured,
+    classifier: InferenceNetwork | Classifier | ForeignNetwork,
+    dataset: ImageDataset,
+    seed: int,
+    count: int = SAMPLE_COUNT,
+    device: torch.device | str = "cpu",
+    latent_dim: int | None = None,
+    world: World = SINGLE,
+) -> dict[str, Any]:
     """Confidence, label entropy and classifier-feature Frechet distance of ``count`` samples
     (at most as many as the test split has images, which they are compared with); the latents (of width
     ``latent_dim``, default the generator's config's) are drawn on ``device``, the networks'."""
@@ -245,13 +229,31 @@ def sample_metrics(generator: torch.nn.Module, classifier: torch.nn.Module, data
     return metrics
 
 
-def encoder_metrics(encoder: torch.nn.Module, generator: torch.nn.Module, classifier: torch.nn.Module,
-                    dataset: ImageDataset, seed: int, trials: int = ENCODING_TRIALS,
-                    device: torch.device | str = "cpu", world: World = SINGLE) -> dict[str, Any]:
+def encoder_metrics(
+    encoder: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    generator: Network,
+    classifier: Network,
+    dataset: ImageDataset,
+    seed: int,
+    trials: int = ENCODING_TRIALS,
+    device: torch.device | str = "cpu",
+    world: World = SINGLE,
+) -> dict[str, Any]:
     """Encode -> decode -> classify accuracy on the test set over ``trials`` stochastic encodings, drawn on
     ``device`` (the networks'); ``encoder(images)`` returns (mu, logvar)."""
-    result = encode_decode_accuracy(encoder, generator, classifier, images_to_tensor(dataset.test.images).to(device),
-                                    torch.from_numpy(dataset.test.labels), trials,
-                                    derived_seed(seed, SEEDS.encodings), device, world)
-    return {"encode_decode_accuracy": result["mean"], "encode_decode_accuracy_std": result["std"],
-            "encode_decode_trials": result["trials"]}
+    result = encode_decode_accuracy(
+        encoder,
+        generator,
+        classifier,
+        images_to_tensor(dataset.test.images).to(device),
+        torch.from_numpy(dataset.test.labels),
+        trials,
+        derived_seed(seed, SEEDS.encodings),
+        device,
+        world,
+    )
+    return {
+        "encode_decode_accuracy": result["mean"],
+        "encode_decode_accuracy_std": result["std"],
+        "encode_decode_trials": result["trials"],
+    }

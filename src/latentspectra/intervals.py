@@ -48,7 +48,7 @@ def overlap(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
 
 
 def against(found: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
-    """"above", "below" or "within" ``reference``'s interval (the random baseline's, say): "within" wherever the
+    """ "above", "below" or "within" ``reference``'s interval (the random baseline's, say): "within" wherever the
     two intervals overlap."""
     if overlap(found, reference):
         return "within"
@@ -81,6 +81,9 @@ def matched_cosine(first: torch.Tensor, second: torch.Tensor) -> float:
 
 def pairwise_stability(directions: Sequence[torch.Tensor]) -> dict[str, Any]:
     """`interval` of `matched_cosine` over every pair of the seeds' ``directions`` (1 = the same directions)."""
-    values = [matched_cosine(directions[i], directions[j])
-              for i in range(len(directions)) for j in range(i + 1, len(directions))]
+    values = [
+        matched_cosine(directions[i], directions[j])
+        for i in range(len(directions))
+        for j in range(i + 1, len(directions))
+    ]
     return interval(values)

@@ -44,7 +44,7 @@ from .errors import LatentspectraError, OutputError
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # no module there: the locks are skipped where fcntl is None
 
 RECORD_KEY = "latentspectra.record"  # the safetensors header metadata entry that holds the record
 DIGEST_KEY = "tensors_sha256"  # the record's entry that names the exact tensors it was written with
@@ -91,8 +91,7 @@ def _try_flock(descriptor: int, wait: float) -> bool:
 
 
 @contextmanager
-def directory_lock(directory: str | Path, wait: float | None = None,
-                   argument: str | None = None) -> Iterator[None]:
+def directory_lock(directory: str | Path, wait: float | None = None, argument: str | None = None) -> Iterator[None]:
     """Hold the exclusive lock of ``directory`` (which must exist) for the block; re-entrant within a process.
 
     Raises:
@@ -119,8 +118,10 @@ def directory_lock(directory: str | Path, wait: float | None = None,
         os.close(descriptor)
         name = f"{argument} {directory}" if argument else str(directory)
         waited = f" (waited {wait:g} s)" if wait else ""
-        raise OutputError(f"{name}: another latentspectra run is writing there{waited}; wait for it to finish "
-                          "or choose another output")
+        raise OutputError(
+            f"{name}: another latentspectra run is writing there{waited}; wait for it to finish "
+            "or choose another output"
+        )
     with _held_locks_guard:
         _held_locks[directory] = [descriptor, 1]
     try:
@@ -197,8 +198,10 @@ def _locked_lock_file(lock_path: Path, argument: str, output: Path) -> int:
             raise _write_failure(lock_path, failure) from None
         if not _try_flock(descriptor, 0):
             os.close(descriptor)
-            raise OutputError(f"{argument} {output}: another latentspectra run is writing it; wait for it to finish "
-                              "or choose another output")
+            raise OutputError(
+                f"{argument} {output}: another latentspectra run is writing it; wait for it to finish "
+                "or choose another output"
+            )
         try:
             if os.path.samestat(os.fstat(descriptor), os.stat(lock_path)):
                 return descriptor
@@ -261,7 +264,7 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path`` with the
     permissions a plain open() would have given it (mkstemp's own are owner-only), holding the directory's
     lock. Nothing is left at ``path`` or beside it when anything fails.
@@ -338,8 +341,9 @@ def record_path(tensors_path: str | Path, error: type[Exception] = ValueError) -
     return tensors_path.with_suffix(".json")
 
 
-def read_record(path: str | Path, error: type[LatentspectraError], what: str = "JSON record",
-                format: str | None = None) -> dict[str, Any]:  # noqa: A002 - the record's "format" key
+def read_record(
+    path: str | Path, error: type[LatentspectraError], what: str = "JSON record", format: str | None = None
+) -> dict[str, Any]:
     """Read the JSON object at ``path``; a missing file, invalid JSON, a value that is not an object, or (when
     ``format`` is given) a record whose "format" differs raises ``error`` naming ``path`` and ``what``."""
     path = Path(path)
@@ -354,7 +358,7 @@ def read_record(path: str | Path, error: type[LatentspectraError], what: str = "
     return _checked_record(record, path, error, format)
 
 
-def _checked_record(record: Any, path: Path, error: type[LatentspectraError], format: str | None) -> dict[str, Any]:  # noqa: A002
+def _checked_record(record: Any, path: Path, error: type[LatentspectraError], format: str | None) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise error(f"{path}: expected a JSON object")
     if format is not None and record.get("format") != format:
@@ -379,8 +383,9 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_tensors_with_record(path: str | Path, tensors: dict[str, torch.Tensor], record: dict[str, Any],
-                             error: type[Exception] = ValueError) -> Path:
+def save_tensors_with_record(
+    path: str | Path, tensors: dict[str, torch.Tensor], record: dict[str, Any], error: type[Exception] = ValueError
+) -> Path:
     """Write ``tensors`` to ``path`` (safetensors, with the record in its header) and the record to its
     `record_path` (JSON), each atomically and both under the directory's lock; the record written is
     ``record`` with the tensors' `tensors_digest` added. Returns ``path``. A .json ``path`` raises ``error``
@@ -400,8 +405,9 @@ def save_tensors_with_record(path: str | Path, tensors: dict[str, torch.Tensor],
     return path
 
 
-def load_tensors_with_record(path: str | Path, error: type[LatentspectraError], what: str,
-                             format: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:  # noqa: A002
+def load_tensors_with_record(
+    path: str | Path, error: type[LatentspectraError], what: str, format: str | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The tensors of ``path`` (safetensors) and the JSON record beside it (without its digest), written together
     by `save_tensors_with_record`; with ``format``, the record must say it is of that format.
 
@@ -415,13 +421,16 @@ def load_tensors_with_record(path: str | Path, error: type[LatentspectraError], 
     record = read_record(json_path, error, f"{what} JSON record", format)
     tensors, embedded = _load_checked_tensors(path, error, what, format)
     if embedded != record:
-        raise error(f"{path} and {json_path} were not written together (an interrupted or concurrent run, or an "
-                    f"edited record): the record in {path.name} differs; write them again")
+        raise error(
+            f"{path} and {json_path} were not written together (an interrupted or concurrent run, or an "
+            f"edited record): the record in {path.name} differs; write them again"
+        )
     return tensors, _without_digest(record)
 
 
-def load_tensors_and_record(path: str | Path, error: type[LatentspectraError], what: str,
-                            format: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:  # noqa: A002
+def load_tensors_and_record(
+    path: str | Path, error: type[LatentspectraError], what: str, format: str | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The tensors of ``path`` and the record stored in its own header by `save_tensors_with_record` (the JSON
     beside it is not read), without the digest, once the tensors are checked against it.
 
@@ -437,13 +446,16 @@ def _without_digest(record: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in record.items() if key != DIGEST_KEY}
 
 
-def _load_checked_tensors(path: Path, error: type[LatentspectraError], what: str,
-                          format: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:  # noqa: A002
+def _load_checked_tensors(
+    path: Path, error: type[LatentspectraError], what: str, format: str | None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """`load_tensors_and_record`, the record keeping its digest."""
     tensors, metadata = _read_safetensors(path, error, what)
     if RECORD_KEY not in metadata:
-        raise error(f"{path}: holds no latentspectra record in its header (written by another program or an older "
-                    f"version); expected a {what} file written by latentspectra")
+        raise error(
+            f"{path}: holds no latentspectra record in its header (written by another program or an older "
+            f"version); expected a {what} file written by latentspectra"
+        )
     try:
         record = parse_json(metadata[RECORD_KEY])
     except (ValueError, RecursionError) as failure:
@@ -460,14 +472,16 @@ def load_tensors(path: str | Path, error: type[LatentspectraError], what: str) -
     return _read_safetensors(Path(path), error, what)[0]
 
 
-def _read_safetensors(path: Path, error: type[LatentspectraError],
-                      what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _read_safetensors(
+    path: Path, error: type[LatentspectraError], what: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, header metadata) of ``path``, read without unpickling anything."""
     if not path.is_file():
         raise error(f"{path}: {what} file not found")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            return {key: handle.get_tensor(key) for key in handle.keys()}, metadata
+            keys = handle.keys()  # safe_open has keys() but is not iterable
+            return {key: handle.get_tensor(key) for key in keys}, metadata
     except (SafetensorError, OSError, ValueError, RuntimeError, OverflowError) as failure:
         raise error(f"{path}: not a readable safetensors file ({failure})") from None

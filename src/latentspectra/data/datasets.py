@@ -19,14 +19,14 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "Split",
-    "ImageDataset",
-    "load_idx_dir",
-    "images_to_tensor",
-    "MNIST_CLASSES",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_ENV",
     "MAX_CLASSES",
+    "MNIST_CLASSES",
+    "ImageDataset",
+    "Split",
+    "images_to_tensor",
+    "load_idx_dir",
 ]
 
 MNIST_CLASSES: tuple[str, ...] = tuple(str(i) for i in range(10))
@@ -239,9 +239,7 @@ def load_idx_dir(
         images = read_idx(image_path)
         labels = read_idx(label_path)
         if images.ndim != 3:
-            raise DataError(
-                f"{image_path}: expected 3-D images (N, H, W), header declares shape {images.shape}"
-            )
+            raise DataError(f"{image_path}: expected 3-D images (N, H, W), header declares shape {images.shape}")
         if labels.ndim != 1:
             raise DataError(f"{label_path}: expected 1-D labels (N,), header declares shape {labels.shape}")
         _check_holds_images(images, split_name, image_path)
@@ -274,4 +272,3 @@ def load_idx_dir(
 
 
 # --------------------------------------------------------------------------- npz archives
-

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import DataError
 
-__all__ = ["download_dataset", "DEFAULT_BASE_URLS", "CHECKSUMS"]
+__all__ = ["CHECKSUMS", "DEFAULT_BASE_URLS", "download_dataset"]
 
 DEFAULT_BASE_URLS: dict[str, str] = {
     "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",

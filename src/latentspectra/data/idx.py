@@ -30,7 +30,7 @@ import numpy as np
 from ..compute import available_memory
 from ..errors import DataError
 
-__all__ = ["read_idx", "parse_idx", "check_fits_in_memory", "MAX_TRAILING_BYTES"]
+__all__ = ["MAX_TRAILING_BYTES", "check_fits_in_memory", "parse_idx", "read_idx"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
@@ -71,21 +71,18 @@ def check_fits_in_memory(nbytes: int, what: str) -> None:
         raise DataError(f"{what} declares {nbytes} bytes, more than the {available} bytes of memory available")
 
 
-def _read_header(stream: BinaryIO, source: str | Path) -> tuple[int, tuple[int, ...]]:
+def _read_header(stream: io.BufferedIOBase, source: str | Path) -> tuple[int, tuple[int, ...]]:
     """Read and validate the IDX header at the start of ``stream``; return its size in bytes and the shape."""
     magic = stream.read(4)
     if len(magic) < 4:
         raise DataError(f"{source}: truncated: {len(magic)} bytes, too short for an IDX header")
     zero0, zero1, code, ndim = magic
     if zero0 != 0 or zero1 != 0:
-        raise DataError(
-            f"{source}: bad magic number {magic.hex(' ')}: an IDX file starts with 00 00"
-        )
+        raise DataError(f"{source}: bad magic number {magic.hex(' ')}: an IDX file starts with 00 00")
     if code != _UBYTE:
         kind = _DTYPE_NAMES.get(code, "unknown")
         raise DataError(
-            f"{source}: unsupported IDX dtype code 0x{code:02x} ({kind}); "
-            "only 0x08 (unsigned byte) is supported"
+            f"{source}: unsupported IDX dtype code 0x{code:02x} ({kind}); only 0x08 (unsigned byte) is supported"
         )
     if ndim == 0:
         raise DataError(f"{source}: bad magic number {magic.hex(' ')}: declares 0 dimensions")
@@ -107,14 +104,15 @@ def _check_length(held: int, expected: int, shape: tuple[int, ...], source: str 
     if held < expected:
         raise DataError(f"{source}: truncated: {declared} but file holds {held} bytes")
     if held > expected:
-        holds = (f"{held} bytes ({held - expected} extra)" if exact
-                 else f"more than {expected + MAX_TRAILING_BYTES} bytes")
+        holds = (
+            f"{held} bytes ({held - expected} extra)" if exact else f"more than {expected + MAX_TRAILING_BYTES} bytes"
+        )
         raise DataError(f"{source}: trailing garbage: {declared} but file holds {holds}")
 
 
-def _read_into(stream: BinaryIO, out: np.ndarray) -> int:
+def _read_into(stream: io.BufferedIOBase, out: np.ndarray) -> int:
     """Fill the 1-D uint8 array ``out`` from ``stream`` chunk by chunk; return the bytes received (fewer at its end)."""
-    view = memoryview(out)
+    view = out.data  # memoryview(out), which numpy types as a buffer on Python >= 3.12 only
     filled = 0
     while filled < len(view):
         count = stream.readinto(view[filled : filled + _DATA_CHUNK])
@@ -124,7 +122,7 @@ def _read_into(stream: BinaryIO, out: np.ndarray) -> int:
     return filled
 
 
-def _count_trailing(stream: BinaryIO) -> int:
+def _count_trailing(stream: io.BufferedIOBase) -> int:
     """Count the bytes left in ``stream``, reading no further than just past ``MAX_TRAILING_BYTES`` of them."""
     count = 0
     while count <= MAX_TRAILING_BYTES:
@@ -135,7 +133,7 @@ def _count_trailing(stream: BinaryIO) -> int:
     return count
 
 
-def _read_idx_stream(stream: BinaryIO, source: str | Path, size: int | None) -> np.ndarray:
+def _read_idx_stream(stream: io.BufferedIOBase, source: str | Path, size: int | None) -> np.ndarray:
     """Read IDX data from ``stream`` (``size`` bytes long, None when unknown as in a gzip stream).
 
     The header comes first: its declared size is checked against the memory available and, when ``size``

@@ -28,8 +28,17 @@ _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.l
 # Besides corrupt zip or .npy data: zipfile raises RuntimeError for an encrypted member and its subclass
 # NotImplementedError for a compression method or flag it does not support, LZMAError for a member that claims
 # LZMA compression; numpy tokenizes a .npy header, and an unbalanced one ("{}(") escapes as TokenError.
-_NPZ_READ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, lzma.LZMAError,
-                    RuntimeError, tokenize.TokenError)
+_NPZ_READ_ERRORS = (
+    ValueError,
+    OSError,
+    EOFError,
+    KeyError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    RuntimeError,
+    tokenize.TokenError,
+)
 
 
 def _npz_images(array: np.ndarray, path: Path, key: str) -> np.ndarray:
@@ -40,9 +49,7 @@ def _npz_images(array: np.ndarray, path: Path, key: str) -> np.ndarray:
     elif array.ndim == 4:
         if array.shape[1] not in (1, 3):
             hint = "; it looks channels-last, transpose to (N, C, H, W)" if array.shape[3] in (1, 3) else ""
-            raise DataError(
-                f"{where}: shape {array.shape} has {array.shape[1]} channels, expected 1 or 3{hint}"
-            )
+            raise DataError(f"{where}: shape {array.shape} has {array.shape[1]} channels, expected 1 or 3{hint}")
     else:
         raise DataError(f"{where}: images must have shape (N, H, W) or (N, C, H, W), got {array.shape}")
 
@@ -54,9 +61,7 @@ def _npz_images(array: np.ndarray, path: Path, key: str) -> np.ndarray:
                 raise DataError(f"{where}: float images contain NaN or infinite values")
             low, high = float(array.min()), float(array.max())
             if low < 0.0 or high > 1.0:
-                raise DataError(
-                    f"{where}: float images must lie in [0, 1], found values in [{low:g}, {high:g}]"
-                )
+                raise DataError(f"{where}: float images must lie in [0, 1], found values in [{low:g}, {high:g}]")
         return np.rint(array.astype(np.float32) * 255.0).astype(np.uint8)
     if array.dtype.kind in "iu":
         if array.size and (int(array.min()) < 0 or int(array.max()) > 255):
@@ -181,8 +186,9 @@ def load_npz(path: str | Path) -> ImageDataset:
     if "classes" in arrays:
         classes = _npz_classes(arrays["classes"], path)
     else:
-        classes = _default_classes((f"{path}: {train_lab_key!r}", parts["train"][1]),
-                                   (f"{path}: {test_lab_key!r}", parts["test"][1]))
+        classes = _default_classes(
+            (f"{path}: {train_lab_key!r}", parts["train"][1]), (f"{path}: {test_lab_key!r}", parts["test"][1])
+        )
     _check_labels(parts["train"][1], len(classes), f"{path}: {train_lab_key!r}")
     _check_labels(parts["test"][1], len(classes), f"{path}: {test_lab_key!r}")
 

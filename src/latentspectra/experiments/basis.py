@@ -8,6 +8,7 @@ the timing and throughput the issue asks to report.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,9 +20,9 @@ from ..data import images_to_tensor, load_dataset
 from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
 from ..io import versions
-from ..latent.files import save_basis
 from ..latent import QuasiEigenBasis, build_latent_sets
 from ..latent.basis import check_orthogonalisation
+from ..latent.files import save_basis
 from ..latent.sets import EncoderSample, LatentSets, Network
 from ..progress import progress_bar
 from .finished_sets import FinishedSets, finished_sets_path, probe_digest
@@ -44,13 +45,25 @@ class BasisBuild(NamedTuple):
     stats: dict[str, Any]
 
 
-def build_basis(generator: Network, classifier: Network, encoder_sample: EncoderSample | None,
-                train_images: torch.Tensor | None, per_set: int = 5000, seed: int = 0,
-                batch_size: int = INFERENCE_BATCH_SIZE, progress: bool = True, *, latent_dim: int | None = None,
-                num_labels: int | None = None, max_draws: int | None = None,
-                orthogonalisation: str = ORTHOGONALISATION,
-                provenance: dict[str, Any] | None = None, device: torch.device | str = "cpu",
-                world: World = SINGLE, finished_sets: FinishedSets | None = None) -> BasisBuild:
+def build_basis(
+    generator: Network,
+    classifier: Network,
+    encoder_sample: EncoderSample | None,
+    train_images: torch.Tensor | None,
+    per_set: int = 5000,
+    seed: int = 0,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+    progress: bool = True,
+    *,
+    latent_dim: int | None = None,
+    num_labels: int | None = None,
+    max_draws: int | None = None,
+    orthogonalisation: str = ORTHOGONALISATION,
+    provenance: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+    world: World = SINGLE,
+    finished_sets: FinishedSets | None = None,
+) -> BasisBuild:
     """Latent sets (set 1 by encoding ``train_images``, the rest sampled) and their quasi-eigenvectors.
 
     ``latent_dim`` and ``num_labels`` default to ``generator.config["latent_dim"]`` and
@@ -75,31 +88,51 @@ def build_basis(generator: Network, classifier: Network, encoder_sample: Encoder
         encoder_sample = None
     start = time.perf_counter()
     with progress_bar("latent sets", progress and world.is_writer, unit="vec") as bar:
-        latent_sets = build_latent_sets(generator, classifier, latent_dim=latent_dim, num_labels=num_labels,
-                                        per_set=per_set, encoder_sample=encoder_sample, images=train_images,
-                                        seed=seed, batch_size=batch_size, max_draws=max_draws, progress=bar,
-                                        device=device, world=world,
-                                        finished=finished_sets.load() if finished_sets is not None else (),
-                                        on_set=finished_sets.save if finished_sets is not None else None)
+        latent_sets = build_latent_sets(
+            generator,
+            classifier,
+            latent_dim=latent_dim,
+            num_labels=num_labels,
+            per_set=per_set,
+            encoder_sample=encoder_sample,
+            images=train_images,
+            seed=seed,
+            batch_size=batch_size,
+            max_draws=max_draws,
+            progress=bar,
+            device=device,
+            world=world,
+            finished=finished_sets.load() if finished_sets is not None else (),
+            on_set=finished_sets.save if finished_sets is not None else None,
+        )
     stats: dict[str, Any] = {"seed": seed, "latent_dim": latent_dim, **latent_sets.stats(), "world_size": world.size}
-    basis = QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
-                                      orthogonalisation=orthogonalisation,
-                                      provenance={**{key: stats[key] for key in ("seed", "per_set", "sources")},
-                                                  **(provenance or {})})
+    basis = QuasiEigenBasis.from_etas(
+        latent_sets.etas,
+        latent_sets.labels,
+        latent_sets.sets,
+        orthogonalisation=orthogonalisation,
+        provenance={**{key: stats[key] for key in ("seed", "per_set", "sources")}, **(provenance or {})},
+    )
     stats["orthogonalisation"] = orthogonalisation
     stats["orthogonality_error"] = basis.orthogonality_error()
     stats["total_seconds"] = time.perf_counter() - start
     return BasisBuild(basis, latent_sets, stats)
 
 
-def build_basis_from_models(networks: NetworksSpec = None, dataset: str = "mnist", per_set: int = 5000,
-                            seed: int = 0, progress: bool = True,
-                            batch_size: int | None = None,
-                            max_draws: int | None = None,
-                            orthogonalisation: str = ORTHOGONALISATION,
-                            compute: Compute | None = None,
-                            overrides: dict[str, str | Path | None] | None = None,
-                            world: World = SINGLE, resume: Path | None = None) -> BasisBuild:
+def build_basis_from_models(
+    networks: NetworksSpec = None,
+    dataset: str = "mnist",
+    per_set: int = 5000,
+    seed: int = 0,
+    progress: bool = True,
+    batch_size: int | None = None,
+    max_draws: int | None = None,
+    orthogonalisation: str = ORTHOGONALISATION,
+    compute: Compute | None = None,
+    overrides: Mapping[str, str | Path | None] | None = None,
+    world: World = SINGLE,
+    resume: Path | None = None,
+) -> BasisBuild:
     """`build_basis` with the generator, classifier and (where there is one) encoder that ``networks`` describes
     (a models directory, a manifest directory, a ``module:function`` factory or a `LatentNetworks`; default:
     the shipped networks for ``dataset``), with ``overrides`` (piece -> file), and the training images of
@@ -119,27 +152,52 @@ def build_basis_from_models(networks: NetworksSpec = None, dataset: str = "mnist
     compute = compute or Compute()
     loaded = load_networks(networks, compute, batch_size, dataset=dataset, overrides=overrides)
     loaded.require("basis", "generator", "classifier")
+    assert loaded.generator is not None and loaded.classifier is not None  # `require` raised otherwise
     train_images = None
     if loaded.encoder is not None:
         images = load_dataset(dataset)
         check_dataset_fits(loaded.image_shape, images, loaded.source)
         train_images = images_to_tensor(images.train.images).to(compute.device)
-    origin = {"models": loaded.source, "dataset": dataset, "versions": versions(),
-              "compute": loaded.compute_record(), "world_size": world.size}
+    origin = {
+        "models": loaded.source,
+        "dataset": dataset,
+        "versions": versions(),
+        "compute": loaded.compute_record(),
+        "world_size": world.size,
+    }
     finished = None
     if resume is not None:
-        settings = {"models": str(loaded.source), "dataset": dataset, "seed": seed, "per_set": per_set,
-                    "batch_size": loaded.batch_size, "max_draws": max_draws, "device": str(compute.device),
-                    "precision": compute.precision,
-                    "probe": probe_digest(loaded.generator, loaded.classifier, loaded.latent_dim, compute.device)}
+        settings = {
+            "models": str(loaded.source),
+            "dataset": dataset,
+            "seed": seed,
+            "per_set": per_set,
+            "batch_size": loaded.batch_size,
+            "max_draws": max_draws,
+            "device": str(compute.device),
+            "precision": compute.precision,
+            "probe": probe_digest(loaded.generator, loaded.classifier, loaded.latent_dim, compute.device),
+        }
         finished = FinishedSets(resume, settings, world)
     try:
-        built = build_basis(loaded.generator, loaded.classifier,
-                            loaded.encoder.sample if loaded.encoder is not None else None, train_images,
-                            per_set=per_set, seed=seed, batch_size=loaded.batch_size, progress=progress,
-                            latent_dim=loaded.latent_dim, num_labels=loaded.num_labels, max_draws=max_draws,
-                            orthogonalisation=orthogonalisation, provenance=origin, device=compute.device,
-                            world=world, finished_sets=finished)
+        built = build_basis(
+            loaded.generator,
+            loaded.classifier,
+            loaded.encoder.sample if loaded.encoder is not None else None,
+            train_images,
+            per_set=per_set,
+            seed=seed,
+            batch_size=loaded.batch_size,
+            progress=progress,
+            latent_dim=loaded.latent_dim,
+            num_labels=loaded.num_labels,
+            max_draws=max_draws,
+            orthogonalisation=orthogonalisation,
+            provenance=origin,
+            device=compute.device,
+            world=world,
+            finished_sets=finished,
+        )
     except LatentspectraError:
         raise
     except ValueError as error:  # networks that do not fit together, e.g. fewer latent dimensions than labels
@@ -147,8 +205,9 @@ def build_basis_from_models(networks: NetworksSpec = None, dataset: str = "mnist
     return built._replace(stats={**origin, **built.stats})
 
 
-def run_basis(out: str | Path, networks: NetworksSpec = None, dataset: str = "mnist", *, world: World = SINGLE,
-              **options: Any) -> dict[str, Any]:
+def run_basis(
+    out: str | Path, networks: NetworksSpec = None, dataset: str = "mnist", *, world: World = SINGLE, **options: Any
+) -> dict[str, Any]:
     """`build_basis_from_models` (``options``: its keyword arguments) into ``out`` (.safetensors, with its
     .json record), as `latentspectra basis` runs it: the finished sets are kept beside ``out`` until the
     basis is written (`finished_sets_path`), so an interrupted run resumes; rank 0 writes. Returns the

@@ -13,8 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import images_to_tensor
-from ..distributed import SINGLE, World
-from ..evaluation import batched, gathered_batched
+from ..distributed import SINGLE, World, batched, gathered_batched
 from .networks import Networks
 
 
@@ -40,7 +39,9 @@ def to_unit_images(images: torch.Tensor) -> np.ndarray:
 
 def decode(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """G(z) in batches (default: the networks' batch size), on the networks' device."""
-    return batched(lambda chunk: networks.generator(chunk.float()), z, batch_size or networks.batch_size)
+    generator = networks.generator
+    assert generator is not None  # the caller's `require` checked it
+    return batched(lambda chunk: generator(chunk.float()), z, batch_size or networks.batch_size)
 
 
 def predict(networks: Networks, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
@@ -54,15 +55,19 @@ def predicted_labels(networks: Networks, z: torch.Tensor, world: World = SINGLE)
     return gathered_batched(networks.decode_classify, z, world, networks.batch_size)
 
 
-def encoder_means(networks: Networks, images: np.ndarray, world: World = SINGLE, progress: bool = False,
-                  desc: str = "encoding") -> torch.Tensor:
+def encoder_means(
+    networks: Networks, images: np.ndarray, world: World = SINGLE, progress: bool = False, desc: str = "encoding"
+) -> torch.Tensor:
     """mu(x), the encoder's mean code of each uint8 image (N, C, H, W), in the networks' batches dealt over the
     ranks of ``world`` and gathered in row order (`gathered_batched`); (N, M) on the CPU. The progress bar counts
     this rank's batches."""
+    encoder = networks.encoder
+    assert encoder is not None  # the caller's `require` checked it
     batches = -(-len(images) // networks.batch_size)
     with tqdm(total=len(range(world.rank, batches, world.size)), desc=desc, disable=not progress) as bar:
+
         def encode(chunk: torch.Tensor) -> torch.Tensor:
             bar.update()
-            return networks.encoder.encode_mean(chunk)
+            return encoder.encode_mean(chunk)
 
         return gathered_batched(encode, images_to_tensor(images), world, networks.batch_size)

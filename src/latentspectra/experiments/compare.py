@@ -42,13 +42,17 @@ classifier without one). Since the approaches' own steps differ in length, each 
 that flips each latent: the share flipped within the largest strength, the median latent distance needed (over
 all latents, those never flipped counting as beyond reach) and the median feature distance at the flip.
 
-The latents: the test latents are the encoder means of the first ``latents`` test images; the training codes
-(the encoder means of the training set) are SFVQ's latents and the class means'; GANSpace draws its own z as its
-authors do (the PCA of the generator's first linear layer on z, regressed back to z on fresh draws), read on the
-generator as the user made it (`DirectionMethod.reads_activations`: its batch norms not folded); REDs is fitted on
-the test latents with G and C as `latentspectra reds` differentiates them (`jacobian_networks`: float64 copies of
-the package's own networks, a user's networks as they are); InterFaceGAN on n_samples z ~ N(0, I) scored
-one-vs-rest by C(G(z)), one normal per label (its first K are rescored). Every edit is z + t d_k, InterFaceGAN's
+The latents and networks each fit is given follow the method's own rules (`DirectionMethod`'s class attributes
+``fit_latents``, ``reads_activations``, ``float64_jacobians``, ``float32_gradients``, ``scores_own_draws``,
+``one_per_label``; nothing here names a method): the learned directions train through G in float32 whatever
+the run's precision; the test latents are the encoder means of the first ``latents`` test images; the training
+codes (the encoder means of the training set) are the latents of SFVQ and of the class means; GANSpace draws its
+own z as its authors do (the PCA of the generator's first linear layer on z, regressed back to z on fresh draws),
+read on the generator as the user made it (its batch norms not folded); REDs is fitted on the test latents with G
+and C as `latentspectra reds` differentiates them (`jacobian_networks`: float64 copies of the package's own
+networks, a user's networks as they are); InterFaceGAN on n_samples z ~ N(0, I) scored one-vs-rest by C(G(z)),
+one normal per label (its first K are rescored). The label edits a method makes are its own
+(`DirectionMethod.label_edits`). Every edit is z + t d_k, InterFaceGAN's
 too (its authors' distance-to-boundary edit is `InterFaceGAN(edit_mode="distance")`, not used here). A method
 whose fit fails on these networks (a missing input, a rare label, ...) is recorded as skipped, with the reason.
 
@@ -56,7 +60,8 @@ Seeds: everything random is repeated for ``seeds`` seeds (the fits and their dra
 measure boundaries' draws); each headline number is recorded as its mean with a 95% Student t-interval over the
 seeds (`intervals.interval`), read against the random baseline's interval, and a method is said to lead only where
 its interval clears the others' (`intervals.leaders`). The encodings and the figures do not depend on the seed
-(the figures show the first seed's directions).
+(the figures show the first seed's directions), nor do the re-scoring and path correlation of given directions:
+where a seed's directions are an earlier seed's bit for bit (SeFa, REDs, the axes) they are measured once.
 
 Sharded (``world=``, `latentspectra compare` under torchrun; docs/scale.md): every network pass over rows (the
 encodings and their labels, InterFaceGAN's scored latents, the measured samples, the re-scoring and path images)
@@ -69,42 +74,33 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..compute import Compute
-from ..config import COMPARE_BUDGETS, MAX_SEEDS, MAX_TRAINING_STEPS, PAPER_LEARNED, CompareConfig, derived_seed
+from ..config import COMPARE_BUDGETS, LEARNED_BUDGETS, MAX_SEEDS, MAX_TRAINING_STEPS, CompareConfig, derived_seed
 from ..data import ImageDataset, load_dataset
-from ..distributed import SINGLE, World
+from ..distributed import SINGLE, World, batched, gathered_batched
 from ..errors import LatentspectraError
-from ..evaluation import batched, gathered_batched
 from ..intervals import against, interval, leaders, pairwise_stability
 from ..io import versions, write_json, writer_directory
-from ..methods.directions import DirectionMethod, MethodError, available, check_whole, get
-from ..methods.interfacegan import InterFaceGAN, as_scores, classifier_logits
+from ..methods.directions import DirectionMethod, LabelEdit, MethodError, available, check_whole, get, method_class
+from ..methods.interfacegan import InterFaceGAN, classifier_logits
 from ..methods.learned import train_reconstructor
 from ..methods.morphometry import MORPHO_MEASURES, morpho_measures
-from ..methods.ours import LSDDirections
 from ..methods.reds_jacobians import jacobian_networks
+from ..models.inference import InferenceNetwork
 from ..report.compare_figures import compare_blocks, direction_figure, rescoring_figure, summary_figure
 from ..report.document import write_documents
 from .common import Timer, decode, encoder_means, predicted_labels, to_unit_images
 from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
-
-# Which latents each method's fit is given where it takes latents: the encoded training codes, the encoded
-# test latents, or none (InterFaceGAN then draws n_samples from N(0, I) and scores them with the classifier;
-# GANSpace draws its own z for the PCA of its layer and fresh ones for the regression, as its authors do).
-FIT_LATENTS = {"reds": "test", "interfacegan": None, "ganspace": None}
-JACOBIAN_METHODS = ("reds",)  # fitted through G and C as REDs differentiates them (`jacobian_networks`)
-# A label edit (latents of label a, a, b, strength s) -> edited latents, or None where it cannot make that edit.
-Edit = Callable[[torch.Tensor, int, int, float], torch.Tensor | None]
 
 
 def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
@@ -123,8 +119,10 @@ def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
     if not (math.isfinite(config.shift) and config.shift > 0):
         raise MethodError(f"--shift: expected a positive number, got {config.shift}")
     if config.latents < 1 or config.edit_latents < 1 or config.steps < 2 or config.measure_samples < 2:
-        raise MethodError(f"compare: expected latents >= 1, edit_latents >= 1, steps >= 2 and measure_samples >= 2, "
-                          f"got {config.latents}, {config.edit_latents}, {config.steps} and {config.measure_samples}")
+        raise MethodError(
+            f"compare: expected latents >= 1, edit_latents >= 1, steps >= 2 and measure_samples >= 2, "
+            f"got {config.latents}, {config.edit_latents}, {config.steps} and {config.measure_samples}"
+        )
     for name in config.method_params:  # the methods' parameters, names and values, checked by building them
         if name not in available():
             raise MethodError(f"--param: expected methods among {', '.join(available())}, got {name!r}")
@@ -133,10 +131,14 @@ def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
         except MethodError as error:
             raise MethodError(f"--param: {error}") from None
     strengths = config.edit_strengths
-    if 1.0 not in strengths or not all(math.isfinite(value) and value > 0 for value in strengths) \
-            or list(strengths) != sorted(set(strengths)):
-        raise MethodError(f"compare: edit_strengths expected increasing positive numbers that include 1, got "
-                          f"{list(strengths)}")
+    if (
+        1.0 not in strengths
+        or not all(math.isfinite(value) and value > 0 for value in strengths)
+        or list(strengths) != sorted(set(strengths))
+    ):
+        raise MethodError(
+            f"compare: edit_strengths expected increasing positive numbers that include 1, got {list(strengths)}"
+        )
     check_whole("compare", "reconstructor_steps", config.reconstructor_steps, 1, most=MAX_TRAINING_STEPS)
     check_whole("compare", "reconstructor_validation", config.reconstructor_validation, 1)
     check_whole("compare", "seeds", config.seeds, 1, most=MAX_SEEDS)
@@ -147,15 +149,21 @@ def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
 
 def probabilities(networks: Networks, z: torch.Tensor, world: World = SINGLE) -> torch.Tensor:
     """softmax C(G(z)) in the networks' batches dealt over the ranks of ``world``, (N, l) float64 on the CPU."""
-    return gathered_batched(lambda chunk: networks.classifier(networks.generator(chunk.float())).softmax(1),
-                            z, world, networks.batch_size).double()
+    generator, classifier = networks.generator, networks.classifier
+    assert generator is not None and classifier is not None  # `compare_study` required them
+    return gathered_batched(
+        lambda chunk: classifier(generator(chunk.float())).softmax(1), z, world, networks.batch_size
+    ).double()
 
 
 def image_measures(networks: Networks, z: torch.Tensor, world: World = SINGLE) -> np.ndarray:
     """The Morpho-MNIST measures of G(z) (`morpho_measures`, each image's own), (N, 6) float64, in the networks'
     batches dealt over the ranks of ``world``."""
+    generator = networks.generator
+    assert generator is not None  # `compare_study` required it
+
     def measured(chunk: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(morpho_measures(networks.generator(chunk.float())))
+        return torch.from_numpy(morpho_measures(generator(chunk.float())))
 
     return gathered_batched(measured, z, world, networks.batch_size).numpy()
 
@@ -165,8 +173,9 @@ def shifted(latents: torch.Tensor, directions: torch.Tensor, shift: float) -> to
     return (latents[None] + shift * directions.to(latents)[:, None]).flatten(0, 1)
 
 
-def rescoring(networks: Networks, directions: torch.Tensor, latents: torch.Tensor, shift: float,
-              world: World = SINGLE) -> torch.Tensor:
+def rescoring(
+    networks: Networks, directions: torch.Tensor, latents: torch.Tensor, shift: float, world: World = SINGLE
+) -> torch.Tensor:
     """The re-scoring matrix (InterFaceGAN Sec. 4, SeFa Sec. 4.1): per direction d_k of ``directions`` (K, M)
     the mean over ``latents`` (N, M) of softmax C(G(z + shift d_k)) - softmax C(G(z)); (K, l) float64 (the
     images dealt over the ranks of ``world``)."""
@@ -176,8 +185,9 @@ def rescoring(networks: Networks, directions: torch.Tensor, latents: torch.Tenso
     return (after - before[None]).mean(1)
 
 
-def measure_rescoring(networks: Networks, directions: torch.Tensor, latents: torch.Tensor,
-                      shift: float, world: World = SINGLE) -> list[list[float]] | None:
+def measure_rescoring(
+    networks: Networks, directions: torch.Tensor, latents: torch.Tensor, shift: float, world: World = SINGLE
+) -> list[list[float]] | None:
     """The re-scoring matrix of image measurements (Morpho-MNIST, Castro et al. 2019: area, length, thickness,
     slant, width, height; `methods.morphometry`): per direction d_k of ``directions`` (K, M) the mean over
     ``latents`` of each measure of G(z + shift d_k) minus that of G(z), in units of the measure's standard
@@ -202,9 +212,14 @@ def rescoring_summary(matrix: torch.Tensor, measures: list[list[float]] | None) 
     size = matrix.abs()
     target = size.max(1).values
     rest = (size.sum(1) - target) / max(size.shape[1] - 1, 1)
-    summary = {"disentanglement": disentanglement(matrix), "target_change": target.mean().item(),
-               "rest_change": rest.mean().item(), "largest_label_change": size.max().item(),
-               "largest_measure_change": None, "largest_measure": None}
+    summary: dict[str, Any] = {
+        "disentanglement": disentanglement(matrix),
+        "target_change": target.mean().item(),
+        "rest_change": rest.mean().item(),
+        "largest_label_change": size.max().item(),
+        "largest_measure_change": None,
+        "largest_measure": None,
+    }
     if measures is not None:
         changes = np.abs(np.array(measures))
         summary["largest_measure_change"] = float(changes.max())
@@ -220,8 +235,9 @@ def disentanglement(matrix: torch.Tensor) -> float:
     return torch.where(size.sum(1) > 0, share, 1 / matrix.shape[1]).mean().item()
 
 
-def path_correlation(networks: Networks, directions: torch.Tensor, latents: torch.Tensor,
-                     shifts: torch.Tensor, world: World = SINGLE) -> float:
+def path_correlation(
+    networks: Networks, directions: torch.Tensor, latents: torch.Tensor, shifts: torch.Tensor, world: World = SINGLE
+) -> float:
     """How monotonically a label probability changes along the straight paths z + s d_k (module docstring):
     per direction of ``directions`` (K, M) and per label, the Pearson correlation between the ``shifts`` s (S,)
     and softmax C(G(z + s d_k)) for each of ``latents`` (N, M) (0 where the probability is constant along the
@@ -239,65 +255,52 @@ def path_correlation(networks: Networks, directions: torch.Tensor, latents: torc
 def feature_map(networks: Networks) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """The float32 classifier's penultimate features of images, or its logits where it has none; and which."""
     classifier = networks.exact_classifier
+    assert classifier is not None  # loaded with the classifier, which `compare_study` required
     if hasattr(getattr(classifier, "network", None), "features"):
         return classifier.features, "classifier features (penultimate layer)"
     return classifier, "classifier logits"
 
 
-def measure_edits(networks: Networks, features: Callable[[torch.Tensor], torch.Tensor], original: torch.Tensor,
-                  edited: torch.Tensor, target: int) -> dict[str, torch.Tensor]:
+def measure_edits(
+    networks: Networks,
+    features: Callable[[torch.Tensor], torch.Tensor],
+    original: torch.Tensor,
+    edited: torch.Tensor,
+    target: int,
+) -> dict[str, torch.Tensor]:
     """Per row of ``original`` and ``edited`` latents (N, M): whether G(edited) is classified ``target``, the latent
     distance moved and the distance between the classifier features of G(edited) and G(original); each (N,)."""
     images = decode(networks, torch.cat([original, edited]))
     moved = batched(features, images, networks.batch_size).double().cpu()
-    labels = batched(networks.classifier, images[len(original):], networks.batch_size).argmax(1).cpu()
-    return {"reached": labels == target,
-            "latent_distance": torch.linalg.vector_norm((edited - original).double().cpu(), dim=1),
-            "feature_distance": torch.linalg.vector_norm(moved[len(original):] - moved[:len(original)], dim=1)}
+    assert networks.classifier is not None  # `compare_study` required it
+    labels = batched(networks.classifier, images[len(original) :], networks.batch_size).argmax(1).cpu()
+    return {
+        "reached": labels == target,
+        "latent_distance": torch.linalg.vector_norm((edited - original).double().cpu(), dim=1),
+        "feature_distance": torch.linalg.vector_norm(moved[len(original) :] - moved[: len(original)], dim=1),
+    }
 
 
-def lsd_projection_edit(lsd: LSDDirections, z: torch.Tensor, a: int, b: int, strength: float = 1.0) -> torch.Tensor:
-    """z + s (B_ba - B_aa) z with the projection operators B_ij = |xi_i><xi_j| / C of Eq. 11 (set 1) and s the
-    ``strength``: at s = 1 the amplitude c_a of label a's quasi-eigenvector moved onto label b's, every other
-    component kept."""
-    basis = lsd.basis_
-    source, target = basis.vectors[basis.index_of(a)], basis.vectors[basis.index_of(b)]
-    amplitude = z.double() @ source / basis.norm
-    return (z.double() + strength * amplitude[:, None] * (target - source)).to(z)
-
-
-def label_edit_approaches(fitted: dict[str, DirectionMethod], train: torch.Tensor, train_labels: torch.Tensor,
-                          num_labels: int) -> dict[str, Edit]:
+def label_edit_approaches(
+    fitted: dict[str, DirectionMethod], train: torch.Tensor, train_labels: torch.Tensor, num_labels: int
+) -> dict[str, LabelEdit]:
     """Per approach, the edit of latents of label a towards label b at a strength s (None where it cannot make
-    that edit); s = 1 is the approach's own edit and s scales it: LSD's rotation by s pi / 2 and its projection
-    operators (`lsd_projection_edit`), s times the class-mean difference mu_b - mu_a of the training codes by
-    classified label (InterFaceGAN issue #5), and InterFaceGAN's step along (n_b - n_a) / |n_b - n_a| (where
-    both were fitted) of s |mu_b - mu_a|: as long as the class-mean edit, so that the two straight edits differ
-    in direction only."""
-    means = {label: train[train_labels == label].double().mean(0) for label in range(num_labels)
-             if bool((train_labels == label).any())}
+    that edit); s = 1 is the approach's own edit and s scales it: every fitted method's own label edits
+    (`DirectionMethod.label_edits`: LSD's rotation by s pi / 2 and its projection operators, InterFaceGAN's step
+    along (n_b - n_a) / |n_b - n_a| as long as s |mu_b - mu_a|), then s times the class-mean difference
+    mu_b - mu_a of the training codes by classified label (InterFaceGAN issue #5)."""
+    means = {
+        label: train[train_labels == label].double().mean(0)
+        for label in range(num_labels)
+        if bool((train_labels == label).any())
+    }
 
     def class_means(z: torch.Tensor, a: int, b: int, s: float) -> torch.Tensor | None:
         return z + (s * (means[b] - means[a])).to(z) if a in means and b in means else None
 
-    approaches: dict[str, Edit] = {}
-    lsd = fitted.get("lsd")
-    if isinstance(lsd, LSDDirections):
-        approaches["lsd_rotation"] = lambda z, a, b, s: lsd.label_edit(z, a, b, s * math.pi / 2)
-        approaches["lsd_projection"] = lambda z, a, b, s: lsd_projection_edit(lsd, z, a, b, s)
-    interfacegan = fitted.get("interfacegan")
-    if interfacegan is not None and len(interfacegan.directions_) == num_labels:
-        normals = interfacegan.directions_.double()
-
-        def boundary_step(z: torch.Tensor, a: int, b: int, s: float) -> torch.Tensor | None:
-            if a not in means or b not in means:
-                return None
-            step = normals[b] - normals[a]
-            length = torch.linalg.vector_norm(means[b] - means[a])
-            return z + (s * length * step / torch.linalg.vector_norm(step).clamp_min(1e-12)).to(z)
-
-        approaches["interfacegan"] = boundary_step
-
+    approaches: dict[str, LabelEdit] = {}
+    for method in fitted.values():
+        approaches.update(method.label_edits(means, num_labels))
     approaches["class_means"] = class_means
     return approaches
 
@@ -308,38 +311,66 @@ def first_flips(measured: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tens
     (infinite where none did); each (N,)."""
     reached = torch.stack([step["reached"] for step in measured])  # (S, N)
     first, rows, flipped = reached.int().argmax(0), torch.arange(reached.shape[1]), reached.any(0)
-    return {"reached": flipped,
-            **{key: torch.where(flipped, torch.stack([step[key] for step in measured])[first, rows], math.inf)
-               for key in ("latent_distance", "feature_distance")}}
+    return {
+        "reached": flipped,
+        **{
+            key: torch.where(flipped, torch.stack([step[key] for step in measured])[first, rows], math.inf)
+            for key in ("latent_distance", "feature_distance")
+        },
+    }
 
 
-def edit_summary(own: list[dict[str, torch.Tensor]], flips: list[dict[str, torch.Tensor]], pairs: list[dict],
-                 strengths: tuple[float, ...]) -> dict[str, Any]:
+def edit_summary(
+    own: list[dict[str, torch.Tensor]],
+    flips: list[dict[str, torch.Tensor]],
+    pairs: list[dict],
+    strengths: tuple[float, ...],
+) -> dict[str, Any]:
     """One approach's label-edit record pooled over its pairs: at strength 1 (``own``, one `measure_edits` per
     pair) the success rate and mean distances; over ``strengths`` (``flips``, one `first_flips` per pair) the
     share of latents that some strength flips, the median over all latents of the latent distance at which each
     first flips (None where fewer than half flip: the median lies beyond the largest strength), and the median
     feature distance at the flip over the latents that flip."""
     if not own:
-        return {"pairs_measured": 0, "latents": 0, "success_rate": None, "mean_latent_distance": None,
-                "mean_feature_distance": None, "flipped_within": max(strengths), "flip_rate": None,
-                "median_latent_distance_to_flip": None, "median_feature_distance_at_flip": None, "pairs": pairs}
+        return {
+            "pairs_measured": 0,
+            "latents": 0,
+            "success_rate": None,
+            "mean_latent_distance": None,
+            "mean_feature_distance": None,
+            "flipped_within": max(strengths),
+            "flip_rate": None,
+            "median_latent_distance_to_flip": None,
+            "median_feature_distance_at_flip": None,
+            "pairs": pairs,
+        }
     at_one = {key: torch.cat([pair[key] for pair in own]) for key in own[0]}
     flipped = {key: torch.cat([pair[key] for pair in flips]) for key in flips[0]}
     done = flipped["reached"]
     needed = flipped["latent_distance"].quantile(0.5, interpolation="lower").item()
-    return {"pairs_measured": len(pairs), "latents": len(done),
-            "success_rate": at_one["reached"].double().mean().item(),
-            "mean_latent_distance": at_one["latent_distance"].mean().item(),
-            "mean_feature_distance": at_one["feature_distance"].mean().item(),
-            "flipped_within": max(strengths), "flip_rate": done.double().mean().item(),
-            "median_latent_distance_to_flip": needed if math.isfinite(needed) else None,
-            "median_feature_distance_at_flip": flipped["feature_distance"][done].median().item()
-            if bool(done.any()) else None, "pairs": pairs}
+    return {
+        "pairs_measured": len(pairs),
+        "latents": len(done),
+        "success_rate": at_one["reached"].double().mean().item(),
+        "mean_latent_distance": at_one["latent_distance"].mean().item(),
+        "mean_feature_distance": at_one["feature_distance"].mean().item(),
+        "flipped_within": max(strengths),
+        "flip_rate": done.double().mean().item(),
+        "median_latent_distance_to_flip": needed if math.isfinite(needed) else None,
+        "median_feature_distance_at_flip": flipped["feature_distance"][done].median().item()
+        if bool(done.any())
+        else None,
+        "pairs": pairs,
+    }
 
 
-def label_edits(networks: Networks, approaches: dict[str, Edit], test: torch.Tensor, test_labels: torch.Tensor,
-                strengths: tuple[float, ...]) -> tuple[dict[str, Any], str]:
+def label_edits(
+    networks: Networks,
+    approaches: dict[str, LabelEdit],
+    test: torch.Tensor,
+    test_labels: torch.Tensor,
+    strengths: tuple[float, ...],
+) -> tuple[dict[str, Any], str]:
     """For every pair (a, a + 1 mod l) and approach, the test latents classified a edited towards a + 1 at each of
     ``strengths`` (which include 1): `edit_summary` per approach, with each pair's counts; and what the feature
     distance is measured on."""
@@ -353,17 +384,25 @@ def label_edits(networks: Networks, approaches: dict[str, Edit], test: torch.Ten
             edited = [edit(source, a, b, s) for s in strengths] if len(source) else [None]
             if edited[0] is None:
                 continue
-            measured = [measure_edits(networks, features, source, moved, b) for moved in edited]
+            # None depends on the pair alone (`LabelEdit`): an approach that makes this edit makes it at every strength
+            measured = [measure_edits(networks, features, source, cast(torch.Tensor, moved), b) for moved in edited]
             own.append(measured[strengths.index(1.0)])
             flips.append(first_flips(measured))
-            pairs.append({"pair": [a, b], "latents": len(source), "reached": int(own[-1]["reached"].sum()),
-                          "flipped": int(flips[-1]["reached"].sum())})
+            pairs.append(
+                {
+                    "pair": [a, b],
+                    "latents": len(source),
+                    "reached": int(own[-1]["reached"].sum()),
+                    "flipped": int(flips[-1]["reached"].sum()),
+                }
+            )
         results[name] = edit_summary(own, flips, pairs, strengths)
     return results, space
 
 
-def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Tensor,
-                       world: World = SINGLE) -> dict[str, Any]:
+def measure_boundaries(
+    networks: Networks, config: CompareConfig, test: torch.Tensor, world: World = SINGLE
+) -> dict[str, Any]:
     """InterFaceGAN boundaries of the image measurements (Morpho-MNIST, `methods.morphometry`): the method as
     compared (its parameters, `method_params`, and seed) fitted on ``config.measure_samples`` z ~ N(0, I) scored
     by each measure of G(z), one boundary per measure; per boundary its held-out accuracy and, at the shift t, the
@@ -376,6 +415,7 @@ def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Te
     """
     params = {**method_params("interfacegan", config, networks.latent_dim), "n_samples": config.measure_samples}
     method = get("interfacegan", **params)
+    assert isinstance(method, InterFaceGAN)  # the class registered as "interfacegan"
     z = method.sampled_latents(networks.latent_dim)
     scores = torch.from_numpy(image_measures(networks, z, world))
     try:
@@ -384,62 +424,105 @@ def measure_boundaries(networks: Networks, config: CompareConfig, test: torch.Te
         return {"samples": len(z), "skipped": " ".join(str(error).split())}
     directions = method.directions_.cpu()
     unit = torch.nn.functional.normalize(directions.double(), dim=1)
-    return {"samples": len(z), "measures": list(MORPHO_MEASURES),
-            "validation_accuracy": method.validation_accuracy_.tolist(),
-            "normals_cosine": (unit @ unit.T).abs().tolist(),
-            "rescoring": rescoring(networks, directions, test, config.shift, world).tolist(),
-            "measure_rescoring": measure_rescoring(networks, directions, test, config.shift, world)}
+    return {
+        "samples": len(z),
+        "measures": list(MORPHO_MEASURES),
+        "validation_accuracy": method.validation_accuracy_.tolist(),
+        "normals_cosine": (unit @ unit.T).abs().tolist(),
+        "rescoring": rescoring(networks, directions, test, config.shift, world).tolist(),
+        "measure_rescoring": measure_rescoring(networks, directions, test, config.shift, world),
+    }
 
 
 def method_params(name: str, config: CompareConfig, latent_dim: int) -> dict[str, Any]:
     """The parameters ``name`` is built with: K (InterFaceGAN: None, one normal per label), M, the config's seed
-    where the method takes one, and its entry of ``config.method_params``; with ``budget="paper"`` the learned
-    directions at their authors' budget over that entry (`PAPER_LEARNED`, K = M: the first K are measured)."""
-    params: dict[str, Any] = {"n_directions": None if name == "interfacegan" else config.directions,
-                              "latent_dim": latent_dim}
+    where the method takes one, the learned directions' budget (`LEARNED_BUDGETS`; ``budget="paper"`` with K = M,
+    as their authors train them: the first K are measured), and over these its entry of ``config.method_params``."""
+    params: dict[str, Any] = {
+        "n_directions": None if method_class(name).one_per_label else config.directions,
+        "latent_dim": latent_dim,
+    }
     if "seed" in get(name, **params).get_params():
         params["seed"] = config.seed
-    paper = {**PAPER_LEARNED, "n_directions": latent_dim} if name == "learned" and config.budget == "paper" else {}
-    return {**params, **config.method_params.get(name, {}), **paper}
+    if name == "learned":
+        params.update(LEARNED_BUDGETS[config.budget])
+        if config.budget == "paper":
+            params["n_directions"] = latent_dim
+    return {**params, **config.method_params.get(name, {})}
 
 
-def fit_inputs(method: DirectionMethod, networks: Networks, train: torch.Tensor, test: torch.Tensor,
-               world: World = SINGLE) -> dict[str, Any]:
-    """The keyword arguments of ``method``'s fit (module docstring: which latents, which precision); InterFaceGAN
-    without latents is given the scores of the latents it draws (`sampled_scores`)."""
-    name = method.registry_name
-    if name in JACOBIAN_METHODS:
-        generator, classifier = jacobian_networks(networks.description.generator, networks.description.classifier,
-                                                  device=networks.compute.device)
+def fit_inputs(
+    method: DirectionMethod,
+    networks: Networks,
+    train: torch.Tensor | None,
+    test: torch.Tensor | None,
+    world: World = SINGLE,
+) -> dict[str, Any]:
+    """The keyword arguments of ``method``'s fit by its rules (`DirectionMethod`'s class attributes; module
+    docstring: which latents, which precision); a method that scores its own draws and is given no latents is
+    given their scores (`sampled_scores`)."""
+    described = networks.description
+    # the studies that fit (compare, explore) require the generator and the classifier
+    assert described.generator is not None and described.classifier is not None
+    assert networks.generator is not None and networks.classifier is not None
+    if method.float64_jacobians:
+        generator, classifier = jacobian_networks(
+            described.generator, described.classifier, device=networks.compute.device
+        )
     elif method.reads_activations:  # the layers as the user's generator computes them, batch norms unfolded
-        generator, classifier = networks.description.generator.eval(), networks.classifier
+        generator, classifier = described.generator.eval(), networks.classifier
+    elif method.float32_gradients and networks.compute.precision != "float32":
+        generator = InferenceNetwork(described.generator, networks.compute, full_precision=True)
+        classifier = networks.classifier
     else:
         generator, classifier = networks.generator, networks.classifier
-    latents = {"train": train, "test": test, None: None}[FIT_LATENTS.get(name, "train")]
-    scores = sampled_scores(method, networks, world) if isinstance(method, InterFaceGAN) and latents is None else None
+    latents = {"train": train, "test": test, None: None}[method.fit_latents]
+    scores = sampled_scores(method, networks, world) if method.scores_own_draws and latents is None else None
     return {"generator": generator, "classifier": classifier, "latents": latents, "scores": scores}
 
 
-def sampled_scores(method: InterFaceGAN, networks: Networks, world: World = SINGLE) -> torch.Tensor:
-    """InterFaceGAN's scores of C(G(z)) for the latents its fit draws (`InterFaceGAN.sampled_latents`), in its
-    batches dealt over the ranks of ``world``: the scores its own fit computes, whatever the number of ranks.
+def sampled_scores(method: DirectionMethod, networks: Networks, world: World = SINGLE) -> torch.Tensor:
+    """The scores of C(G(z)) for the latents a method's fit draws (`DirectionMethod.draws_to_score`: InterFaceGAN's
+    n_samples), in its batches dealt over the ranks of ``world``: the scores its own fit computes, whatever the
+    number of ranks.
 
     Raises:
-        MethodError: bad parameters, or a classifier that does not return (B, L) logits.
+        MethodError: bad parameters, a method that scores no draws, or a classifier that does not return (B, L)
+            logits.
     """
-    logits = gathered_batched(partial(classifier_logits, networks.generator, networks.classifier),
-                              method.sampled_latents(networks.latent_dim), world, method.batch_size)
-    return as_scores(logits, method.score)
+    latents, batch_size = method.draws_to_score(networks.latent_dim)
+    assert networks.generator is not None and networks.classifier is not None  # `compare_study` required them
+    logits = gathered_batched(
+        partial(classifier_logits, networks.generator, networks.classifier), latents, world, batch_size
+    )
+    return method.scores_from_logits(logits)
 
 
 # The per-seed numbers pooled into intervals (`intervals.interval`); the first five are the headline metrics,
 # each with whether a higher value is better, compared with the random baseline and ranked (`leaders`).
-HEADLINES = {"disentanglement": True, "target_change": True, "rest_change": False, "reconstructor_accuracy": True,
-             "path_correlation": True}
-POOLED = (*HEADLINES, "largest_label_change", "largest_measure_change", "fit_seconds", "eval_seconds",
-          "reconstructor_seconds")
-EDIT_POOLED = ("success_rate", "mean_latent_distance", "mean_feature_distance", "flip_rate",
-               "median_latent_distance_to_flip", "median_feature_distance_at_flip")
+HEADLINES = {
+    "disentanglement": True,
+    "target_change": True,
+    "rest_change": False,
+    "reconstructor_accuracy": True,
+    "path_correlation": True,
+}
+POOLED = (
+    *HEADLINES,
+    "largest_label_change",
+    "largest_measure_change",
+    "fit_seconds",
+    "eval_seconds",
+    "reconstructor_seconds",
+)
+EDIT_POOLED = (
+    "success_rate",
+    "mean_latent_distance",
+    "mean_feature_distance",
+    "flip_rate",
+    "median_latent_distance_to_flip",
+    "median_feature_distance_at_flip",
+)
 BASELINE = "random"  # the method whose interval every headline number is read against
 
 
@@ -477,74 +560,153 @@ class CompareResult:
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (compare.json), naming the ``figures`` written."""
-        return {"dataset": self.config.dataset, "seed": self.config.seed, "seeds": list(self.seeds),
-                "interval": "95% Student t-interval over the seeds", "models": self.models,
-                "latent_dim": self.latent_dim, "labels": list(self.labels), "directions": self.config.directions,
-                "shift": self.config.shift, "train_latents": self.train_latents, "test_latents": self.test_latents,
-                "measures": list(MORPHO_MEASURES), "baseline": BASELINE, "methods": self.methods,
-                "leaders": self.leaders,
-                "label_edits": {"feature_space": self.feature_space, "approaches": self.label_edits},
-                "figures": figures, "seconds": {**self.seconds, "total": sum(self.seconds.values())},
-                "config": asdict(self.config), "compute": self.compute, "world_size": self.world_size,
-                "versions": versions()}
+        return {
+            "dataset": self.config.dataset,
+            "seed": self.config.seed,
+            "seeds": list(self.seeds),
+            "interval": "95% Student t-interval over the seeds",
+            "models": self.models,
+            "latent_dim": self.latent_dim,
+            "labels": list(self.labels),
+            "directions": self.config.directions,
+            "shift": self.config.shift,
+            "train_latents": self.train_latents,
+            "test_latents": self.test_latents,
+            "measures": list(MORPHO_MEASURES),
+            "baseline": BASELINE,
+            "methods": self.methods,
+            "leaders": self.leaders,
+            "label_edits": {"feature_space": self.feature_space, "approaches": self.label_edits},
+            "figures": figures,
+            "seconds": {**self.seconds, "total": sum(self.seconds.values())},
+            "config": asdict(self.config),
+            "compute": self.compute,
+            "world_size": self.world_size,
+            "versions": versions(),
+        }
 
 
-def measure_method(name: str, config: CompareConfig, networks: Networks, train: torch.Tensor, test: torch.Tensor,
-                   shifts: torch.Tensor, world: World = SINGLE) -> tuple[DirectionMethod | None, dict[str, Any]]:
+@dataclass(frozen=True)
+class Evaluation:
+    """The seed-free measurements of one method's directions: re-scoring matrices and path correlation."""
+
+    directions: torch.Tensor  # (K, M), the directions measured
+    rescoring: torch.Tensor  # (K, l)
+    measure_rescoring: list[list[float]] | None  # (K, 6), grey images only
+    path_correlation: float
+
+
+def evaluate_directions(
+    networks: Networks,
+    directions: torch.Tensor,
+    test: torch.Tensor,
+    shift: float,
+    shifts: torch.Tensor,
+    earlier: Evaluation | None = None,
+    world: World = SINGLE,
+) -> Evaluation:
+    """The `Evaluation` of ``directions`` on the test latents; ``earlier`` (the same method's evaluation with an
+    earlier seed) is returned as it is where its directions are these, bit for bit (SeFa, REDs and the axes give
+    the same directions for every seed, and these measurements draw nothing)."""
+    if earlier is not None and torch.equal(earlier.directions, directions):
+        return earlier
+    return Evaluation(
+        directions,
+        rescoring(networks, directions, test, shift, world),
+        measure_rescoring(networks, directions, test, shift, world),
+        path_correlation(networks, directions, test, shifts, world),
+    )
+
+
+def measure_method(
+    name: str,
+    config: CompareConfig,
+    networks: Networks,
+    train: torch.Tensor,
+    test: torch.Tensor,
+    shifts: torch.Tensor,
+    earlier: Evaluation | None = None,
+    world: World = SINGLE,
+) -> tuple[DirectionMethod | None, Evaluation | None, dict[str, Any]]:
     """Fit method ``name`` with ``config``'s seed and measure its first K directions (module docstring): the
-    fitted method (None where its fit failed) and its record for this seed (or why it was skipped)."""
+    fitted method and its `Evaluation` (None where its fit failed) and its record for this seed (or why it was
+    skipped); ``earlier`` is the method's evaluation with an earlier seed (`evaluate_directions`)."""
     params = method_params(name, config, networks.latent_dim)
     began = time.perf_counter()
     try:
         method = get(name, **params)
         method.fit(**fit_inputs(method, networks, train, test, world))
     except LatentspectraError as error:
-        return None, {"params": params, "skipped": " ".join(str(error).split())}
+        return None, None, {"params": params, "skipped": " ".join(str(error).split())}
     fit_seconds = time.perf_counter() - began
     began = time.perf_counter()
-    directions = method.directions_[:config.directions].cpu()
-    matrix = rescoring(networks, directions, test, config.shift, world)
-    measures = measure_rescoring(networks, directions, test, config.shift, world)
-    correlation = path_correlation(networks, directions, test, shifts, world)
+    directions = method.directions_[: config.directions].cpu()
+    found = evaluate_directions(networks, directions, test, config.shift, shifts, earlier, world)
     eval_seconds = time.perf_counter() - began
     began = time.perf_counter()
-    accuracy = train_reconstructor(networks.generator, directions, steps=config.reconstructor_steps,
-                                   seed=config.seed, n_validation=config.reconstructor_validation)
-    record = {"params": method.get_params(), "directions": len(directions), "fit_seconds": fit_seconds,
-              "eval_seconds": eval_seconds, "reconstructor_seconds": time.perf_counter() - began,
-              "rescoring": matrix.tolist(), "measure_rescoring": measures, **rescoring_summary(matrix, measures),
-              "reconstructor_accuracy": accuracy, "path_correlation": correlation, "fit_record": method.fit_record()}
-    return method, record
+    assert networks.generator is not None  # `compare_study` required it
+    accuracy = train_reconstructor(
+        networks.generator,
+        directions,
+        steps=config.reconstructor_steps,
+        seed=config.seed,
+        n_validation=config.reconstructor_validation,
+    )
+    record = {
+        "params": method.get_params(),
+        "directions": len(directions),
+        "fit_seconds": fit_seconds,
+        "eval_seconds": eval_seconds,
+        "reconstructor_seconds": time.perf_counter() - began,
+        "rescoring": found.rescoring.tolist(),
+        "measure_rescoring": found.measure_rescoring,
+        **rescoring_summary(found.rescoring, found.measure_rescoring),
+        "reconstructor_accuracy": accuracy,
+        "path_correlation": found.path_correlation,
+        "fit_record": method.fit_record(),
+    }
+    return method, found, record
 
 
-def seed_run(networks: Networks, config: CompareConfig, methods: tuple[str, ...], latents: dict[str, torch.Tensor],
-             progress: bool, timer: Timer, world: World = SINGLE) -> SeedRun:
+def seed_run(
+    networks: Networks,
+    config: CompareConfig,
+    methods: tuple[str, ...],
+    latents: dict[str, torch.Tensor],
+    progress: bool,
+    timer: Timer,
+    evaluations: dict[str, Evaluation],
+    world: World = SINGLE,
+) -> SeedRun:
     """Every method fitted and measured with ``config.seed``, then InterFaceGAN's measure boundaries (grey
     images) and the label edits; ``latents`` holds the encoded ``train`` and ``test`` latents, the ``edited``
-    latents and the labels C(G(z)) gives the training and edited ones (``train_labels``, ``edited_labels``)."""
+    latents and the labels C(G(z)) gives the training and edited ones (``train_labels``, ``edited_labels``).
+    ``evaluations`` holds each method's `Evaluation` with the previous seed and is updated with this one's."""
     train, test = latents["train"], latents["test"]
     shifts = torch.linspace(-config.shift, config.shift, config.steps)
     records: dict[str, dict[str, Any]] = {}
     fitted: dict[str, DirectionMethod] = {}
     with timer.stage("methods"):
         for name in tqdm(methods, desc=f"direction methods, seed {config.seed}", disable=not progress):
-            method, records[name] = measure_method(name, config, networks, train, test, shifts, world)
-            if method is not None:
-                fitted[name] = method
+            method, found, records[name] = measure_method(
+                name, config, networks, train, test, shifts, evaluations.get(name), world
+            )
+            if method is not None and found is not None:
+                fitted[name], evaluations[name] = method, found
     boundaries = None
     if "interfacegan" in fitted and networks.image_shape[0] == 1:
         with timer.stage("measure_boundaries"):
             boundaries = measure_boundaries(networks, config, test, world)
     with timer.stage("label_edits"):
         approaches = label_edit_approaches(fitted, train, latents["train_labels"], networks.num_labels)
-        edits, _ = label_edits(networks, approaches, latents["edited"], latents["edited_labels"],
-                               config.edit_strengths)
+        edits, _ = label_edits(networks, approaches, latents["edited"], latents["edited_labels"], config.edit_strengths)
     return SeedRun(config.seed, records, fitted, boundaries, edits)
 
 
 def pooled_method(name: str, runs: list[SeedRun], directions: int) -> dict[str, Any]:
     """One method's record over the seeds' ``runs``: its first seed's parameters, re-scoring matrices (those of
-    the figures) and fit record (`DirectionMethod.fit_record`: the learned method's convergence curve), an
+    the figures) and fit record (`DirectionMethod.fit_record`: the learned method's convergence curve; every
+    seed's in ``fit_record_by_seed``), an
     `interval` of each `POOLED` number, the measure most often changed most, and the stability of its first
     ``directions`` directions across the seeds (`pairwise_stability`); skipped where any seed's fit failed."""
     per_seed = [run.records[name] for run in runs]
@@ -554,11 +716,18 @@ def pooled_method(name: str, runs: list[SeedRun], directions: int) -> dict[str, 
     first = per_seed[0]
     measures = [record["largest_measure"] for record in per_seed if record["largest_measure"] is not None]
     found = [run.fitted[name].directions_[:directions].cpu() for run in runs]
-    return {"params": first["params"], "directions": first["directions"], "rescoring": first["rescoring"],
-            "measure_rescoring": first["measure_rescoring"],
-            **{key: interval([record[key] for record in per_seed]) for key in POOLED},
-            "largest_measure": max(set(measures), key=measures.count) if measures else None,
-            "stability": pairwise_stability(found) if len(runs) > 1 else None, **first["fit_record"]}
+    by_seed = {"fit_record_by_seed": [record["fit_record"] for record in per_seed]} if first["fit_record"] else {}
+    return {
+        "params": first["params"],
+        "directions": first["directions"],
+        "rescoring": first["rescoring"],
+        "measure_rescoring": first["measure_rescoring"],
+        **{key: interval([record[key] for record in per_seed]) for key in POOLED},
+        "largest_measure": max(measures, key=measures.count) if measures else None,
+        "stability": pairwise_stability(found) if len(runs) > 1 else None,
+        **first["fit_record"],
+        **by_seed,
+    }
 
 
 def against_baseline(methods: dict[str, dict[str, Any]]) -> None:
@@ -576,8 +745,10 @@ def headline_leaders(methods: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
     """Per headline metric, which methods lead (`intervals.leaders`: the best, and those whose intervals overlap
     it) and which are behind."""
     measured = {name: record for name, record in methods.items() if "skipped" not in record}
-    return {key: leaders({name: record[key] for name, record in measured.items()}, higher)
-            for key, higher in HEADLINES.items()}
+    return {
+        key: leaders({name: record[key] for name, record in measured.items()}, higher)
+        for key, higher in HEADLINES.items()
+    }
 
 
 def pooled_edits(runs: list[SeedRun]) -> dict[str, Any]:
@@ -595,17 +766,27 @@ def pooled_boundaries(runs: list[SeedRun]) -> dict[str, Any] | None:
     the held-out accuracy and of the change of its own measure along its normal (standard deviations), and the
     |cos| between the measures' normals averaged over the seeds (``normals_cosine``, measures x measures)."""
     found = [run.measure_boundaries for run in runs]
-    if found[0] is None or any(boundary is None or "skipped" in boundary for boundary in found):
-        return found[0]
-    count = len(found[0]["measures"])
-    return {**found[0],
-            "validation_accuracy": [interval([b["validation_accuracy"][k] for b in found]) for k in range(count)],
-            "own_change": [interval([b["measure_rescoring"][k][k] for b in found]) for k in range(count)],
-            "normals_cosine": np.mean([b["normals_cosine"] for b in found], axis=0).tolist()}
+    first = found[0]
+    if first is None or any(boundary is None or "skipped" in boundary for boundary in found):
+        return first
+    measured = [boundary for boundary in found if boundary is not None]  # every one of them, after the check above
+    count = len(first["measures"])
+    return {
+        **first,
+        "validation_accuracy": [interval([b["validation_accuracy"][k] for b in measured]) for k in range(count)],
+        "own_change": [interval([b["measure_rescoring"][k][k] for b in measured]) for k in range(count)],
+        "normals_cosine": np.mean([b["normals_cosine"] for b in measured], axis=0).tolist(),
+    }
 
 
-def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConfig = CompareConfig(),
-                  progress: bool = True, timer: Timer | None = None, world: World = SINGLE) -> CompareResult:
+def compare_study(
+    networks: Networks,
+    dataset: ImageDataset,
+    config: CompareConfig = CompareConfig(),
+    progress: bool = True,
+    timer: Timer | None = None,
+    world: World = SINGLE,
+) -> CompareResult:
     """The comparison on ``networks`` and ``dataset`` (module docstring), repeated for ``config.seeds`` seeds
     (``config.seed`` and the next ones, `derived_seed`), each repeating everything random (the fits and their
     draws, the reconstructors, the measure boundaries' draws); writes nothing. The figures show the first seed.
@@ -624,13 +805,23 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
     check_dataset_fits(networks.image_shape, dataset, networks.source, networks.num_labels)
     timer = timer or Timer()
     with timer.stage("encode"):
-        train, edited = (encoder_means(networks, images, world) for images in (
-            dataset.train.images, dataset.test.images[:max(config.latents, config.edit_latents)]))
-        latents = {"train": train, "test": edited[:config.latents], "edited": edited[:config.edit_latents],
-                   "train_labels": predicted_labels(networks, train, world)}
+        train, edited = (
+            encoder_means(networks, images, world)
+            for images in (dataset.train.images, dataset.test.images[: max(config.latents, config.edit_latents)])
+        )
+        latents = {
+            "train": train,
+            "test": edited[: config.latents],
+            "edited": edited[: config.edit_latents],
+            "train_labels": predicted_labels(networks, train, world),
+        }
         latents["edited_labels"] = predicted_labels(networks, latents["edited"], world)
     seeds = tuple(derived_seed(config.seed, index) for index in range(config.seeds))
-    runs = [seed_run(networks, replace(config, seed=seed), methods, latents, progress, timer, world) for seed in seeds]
+    evaluations: dict[str, Evaluation] = {}
+    runs = [
+        seed_run(networks, replace(config, seed=seed), methods, latents, progress, timer, evaluations, world)
+        for seed in seeds
+    ]
     pooled = {name: pooled_method(name, runs, config.directions) for name in methods}
     against_baseline(pooled)
     if "interfacegan" in pooled and "skipped" not in pooled["interfacegan"] and runs[0].measure_boundaries:
@@ -638,16 +829,32 @@ def compare_study(networks: Networks, dataset: ImageDataset, config: CompareConf
     _, space = feature_map(networks)
     shifts = torch.linspace(-config.shift, config.shift, config.steps)
     with timer.stage("figures"):
-        figure_images = {name: direction_images(networks, latents["test"][:1],
-                                                method.directions_[:config.directions], shifts)
-                         for name, method in runs[0].fitted.items()}
-    return CompareResult(config, networks.source, networks.latent_dim, networks.labels, len(train),
-                         len(latents["test"]), seeds, pooled, headline_leaders(pooled), pooled_edits(runs), space,
-                         figure_images, networks.compute_record(), dict(timer.seconds), world.size)
+        figure_images = {
+            name: direction_images(networks, latents["test"][:1], method.directions_[: config.directions], shifts)
+            for name, method in runs[0].fitted.items()
+        }
+    return CompareResult(
+        config,
+        networks.source,
+        networks.latent_dim,
+        networks.labels,
+        len(train),
+        len(latents["test"]),
+        seeds,
+        pooled,
+        headline_leaders(pooled),
+        pooled_edits(runs),
+        space,
+        figure_images,
+        networks.compute_record(),
+        dict(timer.seconds),
+        world.size,
+    )
 
 
-def direction_images(networks: Networks, start: torch.Tensor, directions: torch.Tensor,
-                     shifts: torch.Tensor) -> np.ndarray:
+def direction_images(
+    networks: Networks, start: torch.Tensor, directions: torch.Tensor, shifts: torch.Tensor
+) -> np.ndarray:
     """G(z0 + s d_k) in [0, 1] for the latent ``start`` (1, M), each of ``directions`` (K, M) and each of
     ``shifts`` (S,): (K, S, H, W) or (K, S, C, H, W), the rows of a method's figure."""
     directions = directions.cpu()
@@ -664,23 +871,38 @@ def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
     out = Path(out_dir)
     directory = out / "figures"
     directory.mkdir(parents=True, exist_ok=True)
-    figures = {name: str(direction_figure(images, directory / f"{name}.png", name, result.config.shift))
-               for name, images in result.figure_images.items()}
-    figures.update({f"{name} rescoring": str(rescoring_figure(method, result.labels, MORPHO_MEASURES,
-                                                              directory / f"{name}-rescoring.png", name))
-                    for name, method in result.methods.items() if "skipped" not in method})
-    figures["headline metrics over the seeds"] = str(summary_figure(result.record(figures),
-                                                                    directory / "summary.png"))
+    figures = {
+        name: str(direction_figure(images, directory / f"{name}.png", name, result.config.shift))
+        for name, images in result.figure_images.items()
+    }
+    figures.update(
+        {
+            f"{name} rescoring": str(
+                rescoring_figure(method, result.labels, MORPHO_MEASURES, directory / f"{name}-rescoring.png", name)
+            )
+            for name, method in result.methods.items()
+            if "skipped" not in method
+        }
+    )
+    figures["headline metrics over the seeds"] = str(summary_figure(result.record(figures), directory / "summary.png"))
     record = result.record(figures)
     write_json(out / "compare.json", record)
-    write_documents(out, compare_blocks(record, {caption: Path(path) for caption, path in figures.items()}),
-                    "latentspectra: direction methods compared")
+    write_documents(
+        out,
+        compare_blocks(record, {caption: Path(path) for caption, path in figures.items()}),
+        "latentspectra: direction methods compared",
+    )
     return record
 
 
-def run_compare(out_dir: str | Path, config: CompareConfig = CompareConfig(), networks: NetworksSpec = None,
-                progress: bool = True, overrides: dict[str, str | Path | None] | None = None,
-                world: World = SINGLE) -> dict[str, Any]:
+def run_compare(
+    out_dir: str | Path,
+    config: CompareConfig = CompareConfig(),
+    networks: NetworksSpec = None,
+    progress: bool = True,
+    overrides: Mapping[str, str | Path | None] | None = None,
+    world: World = SINGLE,
+) -> dict[str, Any]:
     """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of
     ``config.dataset``), with ``overrides`` (piece -> file), check the methods and K against them before
     anything is written, load the dataset, run the comparison and write it into ``out_dir`` (`write_compare`);
@@ -693,8 +915,9 @@ def run_compare(out_dir: str | Path, config: CompareConfig = CompareConfig(), ne
     compute = Compute.select(config.device, config.precision)
     timer = Timer()
     with timer.stage("load"):
-        loaded = load_networks(networks, compute, config.network_batch_size, dataset=config.dataset,
-                               overrides=overrides)
+        loaded = load_networks(
+            networks, compute, config.network_batch_size, dataset=config.dataset, overrides=overrides
+        )
         check_compare(config, loaded.latent_dim)
         dataset = load_dataset(config.dataset)
     with writer_directory(world, out_dir, lock=True):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,22 @@ class Evaluation:
     world_size: int = 1  # the ranks that computed it (the numbers do not depend on it)
 
     def record(self) -> dict[str, Any]:
-        return {"models": self.models, "dataset": self.dataset, "seed": self.seed,
-                "classifier_accuracy": self.classifier_accuracy, **self.samples, **self.encodings,
-                "compute": self.compute, "world_size": self.world_size, "versions": versions()}
+        return {
+            "models": self.models,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "classifier_accuracy": self.classifier_accuracy,
+            **self.samples,
+            **self.encodings,
+            "compute": self.compute,
+            "world_size": self.world_size,
+            "versions": versions(),
+        }
 
 
-def evaluate_study(networks: Networks, dataset: ImageDataset, seed: int = 0, dataset_name: str = "",
-                   world: World = SINGLE) -> Evaluation:
+def evaluate_study(
+    networks: Networks, dataset: ImageDataset, seed: int = 0, dataset_name: str = "", world: World = SINGLE
+) -> Evaluation:
     """Every metric of the foundation issue for ``networks`` (loaded with `load_networks`: G and C on latents
     in their precision, C on the test images and the encoder in float32) on ``dataset``; as one rank of a
     sharded ``world``, every metric's rows dealt over the ranks and merged (evaluation.py), the same numbers.
@@ -48,24 +58,48 @@ def evaluate_study(networks: Networks, dataset: ImageDataset, seed: int = 0, dat
         DataError: the dataset's images are not of the networks' shape, or its classes not the classifier's labels.
     """
     networks.require("evaluate", "generator", "classifier", "encoder")
+    # `require` raised unless all three are there; the exact classifier is loaded with the classifier
+    assert networks.generator is not None and networks.classifier is not None and networks.encoder is not None
+    assert networks.exact_classifier is not None
     check_dataset_fits(networks.image_shape, dataset, networks.source, networks.num_labels)
     device = networks.compute.device
     test_images = images_to_tensor(dataset.test.images).to(device)
     test_labels = torch.from_numpy(dataset.test.labels).to(device)
     accuracy = classifier_accuracy(networks.exact_classifier, test_images, test_labels, world)
-    samples = sample_metrics(networks.generator, networks.classifier, dataset, seed, device=device,
-                             latent_dim=networks.latent_dim, world=world)
-    encodings = encoder_metrics(networks.encoder, networks.generator, networks.classifier, dataset, seed,
-                                device=device, world=world)
-    return Evaluation(networks.source, dataset_name or dataset.name, seed, accuracy, samples, encodings,
-                      networks.compute.record(), world.size)
+    samples = sample_metrics(
+        networks.generator,
+        networks.classifier,
+        dataset,
+        seed,
+        device=device,
+        latent_dim=networks.latent_dim,
+        world=world,
+    )
+    encodings = encoder_metrics(
+        networks.encoder, networks.generator, networks.classifier, dataset, seed, device=device, world=world
+    )
+    return Evaluation(
+        networks.source,
+        dataset_name or dataset.name,
+        seed,
+        accuracy,
+        samples,
+        encodings,
+        networks.compute.record(),
+        world.size,
+    )
 
 
-def evaluate_models(networks: NetworksSpec = None, dataset_name: str = "mnist", seed: int = 0,
-                    compute: Compute | None = None,
-                    overrides: dict[str, str | Path | None] | None = None, world: World = SINGLE) -> dict[str, Any]:
+def evaluate_models(
+    networks: NetworksSpec = None,
+    dataset_name: str = "mnist",
+    seed: int = 0,
+    compute: Compute | None = None,
+    overrides: Mapping[str, str | Path | None] | None = None,
+    world: World = SINGLE,
+) -> dict[str, Any]:
     """`evaluate_study` on the networks ``networks`` describes (`load_networks`; default the shipped ones of
     the dataset) on ``compute``'s device (default the CPU in float32) and the dataset named ``dataset_name``,
     as one rank of ``world``; returns the record."""
-    networks = load_networks(networks, compute, dataset=dataset_name, overrides=overrides)
-    return evaluate_study(networks, load_dataset(dataset_name), seed, dataset_name, world).record()
+    loaded = load_networks(networks, compute, dataset=dataset_name, overrides=overrides)
+    return evaluate_study(loaded, load_dataset(dataset_name), seed, dataset_name, world).record()

@@ -58,8 +58,9 @@ class FinishedSets:
 
     def _from_rank_zero(self, found: list[LabelMeans]) -> list[LabelMeans]:
         """Rank 0's ``found`` on every rank: sums to which the other ranks, who found nothing, add zeros."""
-        header = torch.tensor([len(found), *(found[0].means.shape if found else (0, 0))], dtype=torch.float64,
-                              device="cpu")
+        header = torch.tensor(
+            [len(found), *(found[0].means.shape if found else (0, 0))], dtype=torch.float64, device="cpu"
+        )
         count, labels, dim = (int(value) for value in self.world.sum(header, "the finished sets' shape"))
         if count == 0:
             return []
@@ -76,8 +77,10 @@ class FinishedSets:
         self.sets.append(result)
         if not self.world.is_writer:
             return
-        tensors = {"means": torch.stack([done.means for done in self.sets]),
-                   "counts": torch.stack([done.counts for done in self.sets])}
+        tensors = {
+            "means": torch.stack([done.means for done in self.sets]),
+            "counts": torch.stack([done.counts for done in self.sets]),
+        }
         record = {"format": FORMAT, "settings": self.settings, "draws": [done.draws for done in self.sets]}
         save_tensors_with_record(self.path, tensors, record, LatentspectraError)
 
@@ -98,7 +101,9 @@ class FinishedSets:
         if record.get("settings") != self.settings:
             print(f"latentspectra: not resuming from {self.path}: made with other settings", file=sys.stderr)
             return []
-        found = [LabelMeans(means, counts, int(draws), 0.0)
-                 for means, counts, draws in zip(tensors["means"], tensors["counts"], record["draws"])]
+        found = [
+            LabelMeans(means, counts, int(draws), 0.0)
+            for means, counts, draws in zip(tensors["means"], tensors["counts"], record["draws"])
+        ]
         print(f"latentspectra: resuming the basis after {len(found)} finished set(s) ({self.path})", file=sys.stderr)
         return found

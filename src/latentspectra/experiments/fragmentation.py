@@ -37,34 +37,55 @@ and rank 0 alone writes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from ..compute import Compute
+from ..compute import Compute, Network
 from ..config import FRAGMENTATION_MODELS, SEEDS, FragmentationConfig, derived_seed
 from ..data import images_to_tensor, load_dataset
-from ..distributed import SINGLE, World
+from ..distributed import SINGLE, World, gathered_batched
 from ..errors import LatentspectraError
-from ..evaluation import Network, frechet_distance, gathered_batched, sample_quality, standard_normal_latents
+from ..evaluation import frechet_distance, sample_quality, standard_normal_latents
 from ..io import versions, write_json, writer_directory
-from ..latent.samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
-                               LatentSampler, StandardNormalSampler)
-from ..latent.statistics import (CodeBulk, box_shell, component_fits, correlation_matrix, dominant_components,
-                                 slice_mask, strongest_pairs)
-from ..models.foreign import NetworkError
+from ..latent.samplers import (
+    BoxSampler,
+    FullGaussianSampler,
+    GaussianMixtureSampler,
+    IndependentGaussianSampler,
+    LatentSampler,
+    StandardNormalSampler,
+)
+from ..latent.statistics import (
+    CodeBulk,
+    box_shell,
+    component_fits,
+    correlation_matrix,
+    dominant_components,
+    slice_mask,
+    strongest_pairs,
+)
+from ..models.classifier import Classifier
+from ..models.foreign import ForeignNetwork, NetworkError
 from ..models.inference import channels_last, inference_copy
 from ..report import fragmentation_figures as figures
 from .common import Timer, to_unit_images
-from .networks import (LatentModel, Networks, NetworksSpec, autoencoder_model, check_dataset_fits, encoder_model,
-                       load_networks)
+from .networks import (
+    LatentModel,
+    Networks,
+    NetworksSpec,
+    autoencoder_model,
+    check_dataset_fits,
+    encoder_model,
+    load_networks,
+)
 
 FULL_GAUSSIAN = "full-covariance Gaussian"
 MIXTURE = "Gaussian mixture"
@@ -72,6 +93,7 @@ TARGET_RATIO = 2.0  # the issue's target: a sampler's Fréchet distance within 2
 
 
 # --- Statistics of the codes ---------------------------------------------------------------------------
+
 
 def code_statistics(codes: torch.Tensor, config: FragmentationConfig) -> dict[str, Any]:
     """Per-component Gaussian fits, dominant components, strongest correlations, and the codes' radius
@@ -89,19 +111,34 @@ def code_statistics(codes: torch.Tensor, config: FragmentationConfig) -> dict[st
         "centre_norm": means.norm().item(),
         "spread_norm": stds.norm().item(),  # sqrt(trace of the covariance)
         "radius": _summary(radii),
-        "dominant_components": [{"component": int(j), "mean": means[j].item(), "std": stds[j].item(),
-                                 "second_moment": (means[j] ** 2 + stds[j] ** 2).item()} for j in dominant],
-        "correlation": {"strongest_pairs": [{"components": [i, j], "r": r}
-                                            for i, j, r in strongest_pairs(correlation, config.pairs)],
-                        "mean_abs_off_diagonal": off_diagonal.mean().item(),
-                        "share_abs_above_0.3": (off_diagonal > 0.3).double().mean().item()},
+        "dominant_components": [
+            {
+                "component": int(j),
+                "mean": means[j].item(),
+                "std": stds[j].item(),
+                "second_moment": (means[j] ** 2 + stds[j] ** 2).item(),
+            }
+            for j in dominant
+        ],
+        "correlation": {
+            "strongest_pairs": [
+                {"components": [i, j], "r": r} for i, j, r in strongest_pairs(correlation, config.pairs)
+            ],
+            "mean_abs_off_diagonal": off_diagonal.mean().item(),
+            "share_abs_above_0.3": (off_diagonal > 0.3).double().mean().item(),
+        },
     }
 
 
 def _summary(values: torch.Tensor) -> dict[str, float]:
     quantiles = torch.quantile(values.double(), torch.tensor([0.01, 0.5, 0.99], dtype=torch.float64))
-    return {"mean": values.double().mean().item(), "std": values.double().std().item(),
-            "q01": quantiles[0].item(), "median": quantiles[1].item(), "q99": quantiles[2].item()}
+    return {
+        "mean": values.double().mean().item(),
+        "std": values.double().std().item(),
+        "q01": quantiles[0].item(),
+        "median": quantiles[1].item(),
+        "q99": quantiles[2].item(),
+    }
 
 
 def box_shells(codes: torch.Tensor, box_samples: dict[float, torch.Tensor]) -> list[dict[str, float]]:
@@ -112,9 +149,16 @@ def box_shells(codes: torch.Tensor, box_samples: dict[float, torch.Tensor]) -> l
     for bound, samples in box_samples.items():
         radius, width = box_shell(bound, codes.shape[1])
         sample_radii = samples.double().norm(dim=1)
-        shells.append({"bound": bound, "radius_formula": radius, "width_formula": width,
-                       "radius_sampled_mean": sample_radii.mean().item(), "radius_sampled_std": sample_radii.std().item(),
-                       "codes_within_3_widths": ((radii - radius).abs() <= 3 * width).double().mean().item()})
+        shells.append(
+            {
+                "bound": bound,
+                "radius_formula": radius,
+                "width_formula": width,
+                "radius_sampled_mean": sample_radii.mean().item(),
+                "radius_sampled_std": sample_radii.std().item(),
+                "codes_within_3_widths": ((radii - radius).abs() <= 3 * width).double().mean().item(),
+            }
+        )
     return shells
 
 
@@ -122,35 +166,50 @@ def slice_counts(codes: torch.Tensor, plane: tuple[int, int], bounds: tuple[floa
     """Codes inside the flat slice |x_k - c_k| <= b (every k off the plane) for each b, with c the origin
     and with c the codes' mean."""
     centre = codes.double().mean(0)
-    return [{"plane": list(plane), "bound": bound,
-             "codes_in_slice_at_origin": int(slice_mask(codes, plane, bound).sum()),
-             "codes_in_slice_at_centre": int(slice_mask(codes, plane, bound, centre=centre).sum())}
-            for bound in bounds]
+    return [
+        {
+            "plane": list(plane),
+            "bound": bound,
+            "codes_in_slice_at_origin": int(slice_mask(codes, plane, bound).sum()),
+            "codes_in_slice_at_centre": int(slice_mask(codes, plane, bound, centre=centre).sum()),
+        }
+        for bound in bounds
+    ]
 
 
 # --- Samplers and the quality of decoded samples --------------------------------------------------------
+
 
 def make_samplers(config: FragmentationConfig) -> dict[str, LatentSampler]:
     """The compared strategies by name; sampler k draws from seed ``config.seed + SEEDS.samplers + k``
     (`derived_seed`)."""
     factories: dict[str, Callable[[int], LatentSampler]] = {
-        **{f"box b={bound:g}": lambda seed, bound=bound: BoxSampler(bound, seed) for bound in config.box_bounds},
+        **{f"box b={bound:g}": partial(BoxSampler, bound) for bound in config.box_bounds},
         "N(0, I)": StandardNormalSampler,
         "independent Gaussians": IndependentGaussianSampler,
         FULL_GAUSSIAN: FullGaussianSampler,
         MIXTURE: lambda seed: GaussianMixtureSampler(config.mixture_components, seed=seed),
     }
-    return {name: make(derived_seed(config.seed, SEEDS.samplers + k))
-            for k, (name, make) in enumerate(factories.items())}
+    return {
+        name: make(derived_seed(config.seed, SEEDS.samplers + k)) for k, (name, make) in enumerate(factories.items())
+    }
 
 
-def decoded_quality(decode: Network, classifier: nn.Module, latents: torch.Tensor, real_features: torch.Tensor,
-                    config: FragmentationConfig, world: World = SINGLE) -> dict[str, Any]:
+def decoded_quality(
+    decode: Network,
+    classifier: Classifier | ForeignNetwork,
+    latents: torch.Tensor,
+    real_features: torch.Tensor,
+    config: FragmentationConfig,
+    world: World = SINGLE,
+) -> dict[str, Any]:
     """Classifier confidence share, label entropy and feature Fréchet distance to the test set of the images
     decoded from ``latents``; the decoder and the classifier's trunk run once per latent (as one rank of
     ``world``: on its batches, the features gathered)."""
-    features = gathered_batched(lambda z: classifier.features(decode(z)), latents, world,
-                                config.batch_size).to(real_features.device)
+    assert config.batch_size is not None  # `run_fragmentation` fills in the device's
+    features = gathered_batched(lambda z: classifier.features(decode(z)), latents, world, config.batch_size).to(
+        real_features.device
+    )
     # sample_quality classifies generator(latents): here the "generator" is the identity on the features
     # just computed and the classifier is the head that turns them into logits.
     metrics = sample_quality(lambda f: f, classifier.head, features, config.confidence)
@@ -158,16 +217,22 @@ def decoded_quality(decode: Network, classifier: nn.Module, latents: torch.Tenso
     return metrics
 
 
-def sampler_study(model: LatentModel, classifier: nn.Module, real_features: torch.Tensor, bulk: CodeBulk,
-                  config: FragmentationConfig, progress: bool,
-                  world: World = SINGLE) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def sampler_study(
+    model: LatentModel,
+    classifier: Classifier | ForeignNetwork,
+    real_features: torch.Tensor,
+    bulk: CodeBulk,
+    config: FragmentationConfig,
+    progress: bool,
+    world: World = SINGLE,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Every sampler fitted to the model's codes, plus the codes themselves (the decoder's reconstructions,
     the best a sampler can do), measured on ``config.samples`` decoded samples each (decoded as one rank of
     ``world``: `decoded_quality`). Returns the metrics by sampler and the latents drawn."""
     rng = torch.Generator().manual_seed(derived_seed(config.seed, SEEDS.examples))
     count = min(config.samples, len(model.codes))
     drawn = {"codes (reconstructions)": model.codes[torch.randperm(len(model.codes), generator=rng)[:count]]}
-    fit_codes = model.codes[torch.randperm(len(model.codes), generator=rng)[:config.mixture_codes]]
+    fit_codes = model.codes[torch.randperm(len(model.codes), generator=rng)[: config.mixture_codes]]
     results: dict[str, Any] = {}
     for name, sampler in tqdm(make_samplers(config).items(), desc=f"{model.name}: samplers", disable=not progress):
         began = time.perf_counter()
@@ -186,6 +251,7 @@ def sampler_study(model: LatentModel, classifier: nn.Module, real_features: torc
 
 # --- Paths -------------------------------------------------------------------------------------------------
 
+
 def latent_paths(codes: torch.Tensor, dominant: list[int], config: FragmentationConfig) -> dict[str, torch.Tensor]:
     """Straight paths (steps, N): origin -> the codes' mean c, and c + s (sigma_i e_i +- sigma_j e_j) for s
     from -span to +span, the two diagonals of the plane of each dominant pair (d1, d2), (d3, d4), ...
@@ -194,7 +260,7 @@ def latent_paths(codes: torch.Tensor, dominant: list[int], config: Fragmentation
     stds = codes.double().std(0)
     paths = {"origin -> centre": torch.linspace(0, 1, config.path_steps, dtype=torch.float64)[:, None] * centre}
     offsets = torch.linspace(-config.path_span, config.path_span, config.path_steps, dtype=torch.float64)
-    planes = list(zip(dominant[0::2], dominant[1::2]))[:config.path_planes]
+    planes = list(zip(dominant[0::2], dominant[1::2]))[: config.path_planes]
     for (i, j), (sign, symbol) in product(planes, ((1, "+"), (-1, "-"))):
         direction = torch.zeros_like(centre)
         direction[i], direction[j] = stds[i], sign * stds[j]
@@ -202,8 +268,9 @@ def latent_paths(codes: torch.Tensor, dominant: list[int], config: Fragmentation
     return {name: path.float() for name, path in paths.items()}
 
 
-def path_study(model: LatentModel, classifier: nn.Module, bulk: CodeBulk, paths: dict[str, torch.Tensor]
-               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def path_study(
+    model: LatentModel, classifier: Classifier | ForeignNetwork, bulk: CodeBulk, paths: dict[str, torch.Tensor]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Per path and step: the decoded image's top class probability and label, and the Mahalanobis
     distance to the codes' centre (the bulk ends at ``bulk.threshold_``). Returns metrics and images."""
     results, images = {}, {}
@@ -211,17 +278,28 @@ def path_study(model: LatentModel, classifier: nn.Module, bulk: CodeBulk, paths:
         decoded = model.decode(path)
         probabilities = classifier(decoded).softmax(1)
         top, labels = probabilities.max(1)
-        results[name] = {"top_probability": top.tolist(), "label": labels.tolist(),
-                         "mahalanobis": bulk.distances(path).tolist()}
+        results[name] = {
+            "top_probability": top.tolist(),
+            "label": labels.tolist(),
+            "mahalanobis": bulk.distances(path).tolist(),
+        }
         images[name] = to_unit_images(decoded)
     return results, images
 
 
 # --- The whole study ------------------------------------------------------------------------------------------
 
+
 @torch.inference_mode()
-def study_model(model: LatentModel, classifier: nn.Module, real_features: torch.Tensor, config: FragmentationConfig,
-                timer: Timer, progress: bool, world: World = SINGLE) -> tuple[dict[str, Any], dict[str, Any]]:
+def study_model(
+    model: LatentModel,
+    classifier: Classifier | ForeignNetwork,
+    real_features: torch.Tensor,
+    config: FragmentationConfig,
+    timer: Timer,
+    progress: bool,
+    world: World = SINGLE,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every measurement of the study on one model (the samplers' decoded samples dealt over the ranks of
     ``world``); returns its JSON record and its figure data."""
     with timer.stage(f"{model.name}: statistics"):
@@ -229,16 +307,19 @@ def study_model(model: LatentModel, classifier: nn.Module, real_features: torch.
         record["codes"] = model.description
         dominant = [entry["component"] for entry in record["dominant_components"]]
         bulk = CodeBulk(config.bulk_quantile).fit(model.codes)
-        record["bulk"] = {"quantile": config.bulk_quantile, "mahalanobis_threshold": bulk.threshold_,
-                          "codes_mahalanobis_median": bulk.distances(model.codes).median().item(),
-                          "origin_mahalanobis": bulk.distances(torch.zeros(1, model.codes.shape[1])).item()}
+        record["bulk"] = {
+            "quantile": config.bulk_quantile,
+            "mahalanobis_threshold": bulk.threshold_,
+            "codes_mahalanobis_median": bulk.distances(model.codes).median().item(),
+            "origin_mahalanobis": bulk.distances(torch.zeros(1, model.codes.shape[1])).item(),
+        }
         record["slices"] = slice_counts(model.codes, (dominant[0], dominant[1]), config.box_bounds)
     with timer.stage(f"{model.name}: samplers"):
         record["samplers"], drawn = sampler_study(model, classifier, real_features, bulk, config, progress, world)
     record["box_shells"] = box_shells(model.codes, {bound: drawn[f"box b={bound:g}"] for bound in config.box_bounds})
     with timer.stage(f"{model.name}: paths"):
         record["paths"], path_images = path_study(model, classifier, bulk, latent_paths(model.codes, dominant, config))
-    shown = model.codes[:config.shown_codes]
+    shown = model.codes[: config.shown_codes]
     figure_data = {
         "name": model.name,
         "codes": shown.numpy(),
@@ -271,11 +352,21 @@ class FragmentationResult:
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (fragmentation.json), naming the ``figures`` drawn."""
-        return {"dataset": self.config.dataset, "seed": self.config.seed, "models_dir": self.models_dir,
-                "test_images": self.test_images, "gan": self.gan, "target": gan_target(self.models, self.gan),
-                "models": self.models, "figures": figures,
-                "seconds": {**self.seconds, "total": sum(self.seconds.values())}, "config": asdict(self.config),
-                "compute": self.compute, "world_size": self.world_size, "versions": versions()}
+        return {
+            "dataset": self.config.dataset,
+            "seed": self.config.seed,
+            "models_dir": self.models_dir,
+            "test_images": self.test_images,
+            "gan": self.gan,
+            "target": gan_target(self.models, self.gan),
+            "models": self.models,
+            "figures": figures,
+            "seconds": {**self.seconds, "total": sum(self.seconds.values())},
+            "config": asdict(self.config),
+            "compute": self.compute,
+            "world_size": self.world_size,
+            "versions": versions(),
+        }
 
 
 def check_config(config: FragmentationConfig) -> None:
@@ -289,18 +380,31 @@ def check_config(config: FragmentationConfig) -> None:
     if unknown or not config.models:
         raise LatentspectraError(f"--model: expected some of {list(FRAGMENTATION_MODELS)}, got {list(config.models)}")
     if config.samples < 2 or config.mixture_codes < 2:
-        raise LatentspectraError(f"samples and mixture_codes must be at least 2, got {config.samples} and "
-                                 f"{config.mixture_codes}")
+        raise LatentspectraError(
+            f"samples and mixture_codes must be at least 2, got {config.samples} and {config.mixture_codes}"
+        )
     if config.mixture_components > config.mixture_codes:
-        raise LatentspectraError(f"--mixture-components ({config.mixture_components}) must be at most --mixture-codes "
-                                 f"({config.mixture_codes}), the codes the mixture is fitted on")
+        raise LatentspectraError(
+            f"--mixture-components ({config.mixture_components}) must be at most --mixture-codes "
+            f"({config.mixture_codes}), the codes the mixture is fitted on"
+        )
 
 
-def fragmentation_study(latent_models: list[LatentModel], generator: Network, classifier: nn.Module,
-                        real_features: torch.Tensor, config: FragmentationConfig, *, latent_dim: int,
-                        label_names: tuple[str, ...] = (), progress: bool = True, timer: Timer | None = None,
-                        models_dir: str = "", compute: Compute | None = None,
-                        world: World = SINGLE) -> FragmentationResult:
+def fragmentation_study(
+    latent_models: list[LatentModel],
+    generator: Network,
+    classifier: Classifier | ForeignNetwork,
+    real_features: torch.Tensor,
+    config: FragmentationConfig,
+    *,
+    latent_dim: int,
+    label_names: tuple[str, ...] = (),
+    progress: bool = True,
+    timer: Timer | None = None,
+    models_dir: str = "",
+    compute: Compute | None = None,
+    world: World = SINGLE,
+) -> FragmentationResult:
     """Every measurement of the study on each of ``latent_models`` and on the GAN's own samples G(z) (z of width
     ``latent_dim``), the classifier's features compared with ``real_features`` (the test set's); writes nothing.
     ``models_dir`` and ``compute`` (default: the CPU) say where the networks came from and where they ran, for
@@ -308,31 +412,49 @@ def fragmentation_study(latent_models: list[LatentModel], generator: Network, cl
     the same result on every rank."""
     timer = timer or Timer()
     with timer.stage("gan"), torch.inference_mode():
-        latents = standard_normal_latents(config.samples, latent_dim, derived_seed(config.seed, SEEDS.samples),
-                                          real_features.device)
+        latents = standard_normal_latents(
+            config.samples, latent_dim, derived_seed(config.seed, SEEDS.samples), real_features.device
+        )
         gan = decoded_quality(generator, classifier, latents, real_features, config, world)
     records, figure_data = {}, {}
     for model in latent_models:
-        records[model.name], figure_data[model.name] = study_model(model, classifier, real_features, config, timer,
-                                                                   progress, world)
-    return FragmentationResult(config, models_dir, len(real_features), gan, records, figure_data,
-                               (compute or Compute()).record(), dict(timer.seconds), tuple(label_names), world.size)
+        records[model.name], figure_data[model.name] = study_model(
+            model, classifier, real_features, config, timer, progress, world
+        )
+    return FragmentationResult(
+        config,
+        models_dir,
+        len(real_features),
+        gan,
+        records,
+        figure_data,
+        (compute or Compute()).record(),
+        dict(timer.seconds),
+        tuple(label_names),
+        world.size,
+    )
 
 
 def write_fragmentation(out_dir: str | Path, result: FragmentationResult) -> dict[str, Any]:
     """Write ``result`` into ``out_dir``: figures/<model>/*.png, figures/comparison.png and fragmentation.json.
     Returns the record written."""
     out = Path(out_dir)
-    drawn = figures.draw_all(out / "figures", result.figure_data, result.models, result.gan,
-                             label_names=result.label_names or None)
+    drawn = figures.draw_all(
+        out / "figures", result.figure_data, result.models, result.gan, label_names=result.label_names or None
+    )
     record = result.record({name: str(path) for name, path in drawn.items()})
     write_json(out / "fragmentation.json", record)
     return record
 
 
-def run_fragmentation(out_dir: str | Path, config: FragmentationConfig = FragmentationConfig(),
-                      networks: NetworksSpec = None, progress: bool = True,
-                      overrides: dict[str, str | Path | None] | None = None, world: World = SINGLE) -> dict[str, Any]:
+def run_fragmentation(
+    out_dir: str | Path,
+    config: FragmentationConfig = FragmentationConfig(),
+    networks: NetworksSpec = None,
+    progress: bool = True,
+    overrides: Mapping[str, str | Path | None] | None = None,
+    world: World = SINGLE,
+) -> dict[str, Any]:
     """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of ``config.dataset``),
     with ``overrides`` (piece -> file), run the study and write it into ``out_dir`` (`write_fragmentation`);
     returns the record written to fragmentation.json. The autoencoder is read by name (``config.autoencoder``)
@@ -344,32 +466,62 @@ def run_fragmentation(out_dir: str | Path, config: FragmentationConfig = Fragmen
     """
     check_config(config)
     compute = Compute.select(config.device, config.precision)
-    config = replace(config, batch_size=config.batch_size or compute.inference_batch_size)
-    batch_size = config.batch_size
+    batch_size = config.batch_size or compute.inference_batch_size
+    config = replace(config, batch_size=batch_size)
     with writer_directory(world, out_dir, lock=True):
         timer = Timer()
         torch.manual_seed(config.seed)
         with timer.stage("load"):
             loaded = load_networks(networks, compute, batch_size, dataset=config.dataset, overrides=overrides)
-            loaded.require("fragmentation", "generator", "classifier",
-                           *(("encoder",) if "encoder" in config.models else ()))
+            loaded.require(
+                "fragmentation", "generator", "classifier", *(("encoder",) if "encoder" in config.models else ())
+            )
+            assert loaded.generator is not None and loaded.description.classifier is not None  # `require` raised
             directory = _autoencoder_directory(loaded, config)
-            # the classifier's own module (its features and head are used apart), as an inference copy in float32
-            classifier = inference_copy(loaded.description.classifier, compute.device)
+            # the classifier's own module (its features and head are used apart), as an inference copy in float32:
+            # the package's classifier or a user's in its `ForeignNetwork` adapter (`LatentNetworks`)
+            classifier = cast(
+                "Classifier | ForeignNetwork", inference_copy(loaded.description.classifier, compute.device)
+            )
             dataset = load_dataset(config.dataset)
             check_dataset_fits(loaded.image_shape, dataset, loaded.source)
             train_images = images_to_tensor(dataset.train.images).to(compute.device)
-            models = [autoencoder_model(directory, train_images, batch_size, config.autoencoder, compute, world)
-                      if name == "autoencoder" else
-                      encoder_model(loaded.description.encoder, loaded.generator, train_images, config.seed,
-                                    batch_size, compute, world)
-                      for name in config.models]
+            models = []
+            for name in config.models:
+                if name == "autoencoder":
+                    assert directory is not None  # `_autoencoder_directory` raised otherwise
+                    models.append(
+                        autoencoder_model(directory, train_images, batch_size, config.autoencoder, compute, world)
+                    )
+                else:
+                    assert loaded.description.encoder is not None  # `require` raised otherwise
+                    models.append(
+                        encoder_model(
+                            loaded.description.encoder,
+                            loaded.generator,
+                            train_images,
+                            config.seed,
+                            batch_size,
+                            compute,
+                            world,
+                        )
+                    )
             test_images = channels_last(images_to_tensor(dataset.test.images).to(compute.device))
             real_features = gathered_batched(classifier.features, test_images, world, batch_size).to(compute.device)
-        result = fragmentation_study(models, loaded.generator, classifier, real_features, config,
-                                     latent_dim=loaded.latent_dim, label_names=loaded.labels,
-                                     progress=progress and world.is_writer, timer=timer, models_dir=loaded.source,
-                                     compute=compute, world=world)
+        result = fragmentation_study(
+            models,
+            loaded.generator,
+            classifier,
+            real_features,
+            config,
+            latent_dim=loaded.latent_dim,
+            label_names=loaded.labels,
+            progress=progress and world.is_writer,
+            timer=timer,
+            models_dir=loaded.source,
+            compute=compute,
+            world=world,
+        )
         return write_fragmentation(out_dir, result) if world.is_writer else {}
 
 
@@ -380,10 +532,12 @@ def _autoencoder_directory(networks: Networks, config: FragmentationConfig) -> P
         NetworkError: the autoencoder is asked for but the networks come from no models directory.
     """
     if "autoencoder" in config.models and networks.description.directory is None:
-        raise NetworkError(f"fragmentation --model {'both' if len(config.models) > 1 else 'autoencoder'}: reads the "
-                           f"autoencoder {config.autoencoder!r} from a models directory written by `latentspectra "
-                           f"train autoencoder`, and the networks of {networks.source} come from none; use --model "
-                           "encoder")
+        raise NetworkError(
+            f"fragmentation --model {'both' if len(config.models) > 1 else 'autoencoder'}: reads the "
+            f"autoencoder {config.autoencoder!r} from a models directory written by `latentspectra "
+            f"train autoencoder`, and the networks of {networks.source} come from none; use --model "
+            "encoder"
+        )
     return networks.description.directory
 
 
@@ -392,9 +546,14 @@ def gan_target(records: dict[str, Any], gan: dict[str, Any]) -> dict[str, Any]:
     decoded images over the GAN's, the better of the two, and whether it is <= TARGET_RATIO."""
     target: dict[str, Any] = {"gan_frechet_distance": gan["frechet_distance"], "max_ratio": TARGET_RATIO}
     for name, record in records.items():
-        ratios = {sampler: record["samplers"][sampler]["frechet_distance"] / gan["frechet_distance"]
-                  for sampler in (FULL_GAUSSIAN, MIXTURE)}
+        ratios = {
+            sampler: record["samplers"][sampler]["frechet_distance"] / gan["frechet_distance"]
+            for sampler in (FULL_GAUSSIAN, MIXTURE)
+        }
         best = min(ratios.values())
-        target[name] = {**{f"ratio_{key}": value for key, value in ratios.items()}, "best_ratio": best,
-                        "met": best <= TARGET_RATIO}
+        target[name] = {
+            **{f"ratio_{key}": value for key, value in ratios.items()},
+            "best_ratio": best,
+            "met": best <= TARGET_RATIO,
+        }
     return target

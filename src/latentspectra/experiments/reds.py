@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,8 +42,8 @@ from tqdm.auto import tqdm
 from ..compute import Compute
 from ..config import REDS_EXAMPLES, SEEDS, RedsConfig, derived_seed
 from ..data import images_to_tensor, load_dataset
+from ..distributed import batched
 from ..errors import LatentspectraError
-from ..evaluation import batched
 from ..io import output_directory, versions, write_json
 from ..latent import QuasiEigenBasis
 from ..latent.files import load_basis
@@ -58,6 +59,7 @@ from .common import Timer, to_unit_images
 from .networks import ExactNetworks, NetworksSpec, check_dataset_fits, load_exact_networks
 
 # --- Feature specs -----------------------------------------------------------------------------------
+
 
 def build_feature(spec: str, classifier: nn.Module, image_shape: tuple[int, ...], argument: str) -> feat.Feature:
     """`methods.features.feature_from_spec` for images of ``image_shape`` (C, H, W), its error naming the
@@ -79,14 +81,16 @@ def example_name(change: str, hold: str) -> str:
 
 # --- Compared paths ----------------------------------------------------------------------------------
 
+
 def straight_path(z: torch.Tensor, direction: torch.Tensor, steps: int, step_size: float) -> torch.Tensor:
     """z + t step_size direction for t = 0..steps: (B, M) latents and unit directions -> (steps + 1, B, M)."""
     times = torch.arange(steps + 1, dtype=torch.float64, device=z.device)[:, None, None] * step_size
     return z.double()[None] + times * direction.double()[None]
 
 
-def lsd_rotation_path(z: torch.Tensor, labels: torch.Tensor, basis: QuasiEigenBasis, steps: int,
-                      step_size: float) -> tuple[torch.Tensor, int]:
+def lsd_rotation_path(
+    z: torch.Tensor, labels: torch.Tensor, basis: QuasiEigenBasis, steps: int, step_size: float
+) -> tuple[torch.Tensor, int]:
     """The LSD plane rotation (`QuasiEigenBasis.rotation`, mode "plane") of each latent from xi of its
     label towards xi of the next label (set 1), by the angle that makes every step's chord
     2 r sin(dtheta / 2) equal ``step_size`` (r: the norm of z in that plane), so that the path length
@@ -114,6 +118,7 @@ def lsd_rotation_path(z: torch.Tensor, labels: torch.Tensor, basis: QuasiEigenBa
 
 # --- Measurements ------------------------------------------------------------------------------------
 
+
 def _describe(values: torch.Tensor) -> dict[str, float]:
     values = values.double()
     return {"mean": values.mean().item(), "median": values.median().item(), "max": values.max().item()}
@@ -128,15 +133,20 @@ class PathValues(NamedTuple):
     images: torch.Tensor
 
 
-def evaluate_path(networks: ExactNetworks, f: feat.Feature, g: feat.Feature, path: torch.Tensor,
-                  batch_size: int, dtype: torch.dtype) -> PathValues:
+def evaluate_path(
+    networks: ExactNetworks, f: feat.Feature, g: feat.Feature, path: torch.Tensor, batch_size: int, dtype: torch.dtype
+) -> PathValues:
     """G, f, g and the classifier at every latent of ``path`` (steps + 1, B, M), taken in ``dtype``."""
     flat = path.flatten(0, 1).to(dtype)
     images = batched(networks.generator, flat, batch_size)
     values = [batched(function, images, batch_size) for function in (f, g, networks.classifier)]
     shape = path.shape[:2]
-    return PathValues(values[0].unflatten(0, shape), values[1].unflatten(0, shape),
-                      values[2].argmax(1).unflatten(0, shape), images.unflatten(0, shape))
+    return PathValues(
+        values[0].unflatten(0, shape),
+        values[1].unflatten(0, shape),
+        values[2].argmax(1).unflatten(0, shape),
+        images.unflatten(0, shape),
+    )
 
 
 def path_changes(values: PathValues, path: torch.Tensor) -> dict[str, Any]:
@@ -163,42 +173,67 @@ def _angle_degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.arccos(cosine))
 
 
-def start_directions_study(networks: ExactNetworks, f: feat.Feature, g: feat.Feature, z: torch.Tensor,
-                           config: RedsConfig) -> dict[str, Any]:
+def start_directions_study(
+    networks: ExactNetworks, f: feat.Feature, g: feat.Feature, z: torch.Tensor, config: RedsConfig
+) -> dict[str, Any]:
     """At the starting latents ``z``: the exact Jacobians and best direction, timed (seconds per
     direction, Jacobian and eigensolve); for "nullspace" the dimensions of the held subspace and of the
     followed span; and for each central-difference step the relative Frobenius error of J_f and J_g,
     the angle between the best directions from the two, and the seconds per latent; and the Jacobians' dtype."""
-    solve = dict(k=1, eps=config.eps, method=config.method, held_share=config.held_share,
-                 change_share=config.change_share)
+    solve: dict[str, Any] = {  # the keyword arguments of `solve_rayleigh`
+        "k": 1,
+        "eps": config.eps,
+        "method": config.method,
+        "held_share": config.held_share,
+        "change_share": config.change_share,
+    }
     began = time.perf_counter()
     j_f, j_g = feature_jacobians(networks.generator, f, g, z, config.batch_size)
     jacobian_seconds = time.perf_counter() - began
     began = time.perf_counter()
     exact = solve_rayleigh(j_f, j_g, **solve)
     solve_seconds = time.perf_counter() - began
-    fd: dict[str, Any] = {"latents": len(z), "steps": list(config.fd_steps), "relative_error_f": [],
-                          "relative_error_g": [], "angle_degrees": [], "seconds_per_latent": []}
+    fd: dict[str, Any] = {
+        "latents": len(z),
+        "steps": list(config.fd_steps),
+        "relative_error_f": [],
+        "relative_error_g": [],
+        "angle_degrees": [],
+        "seconds_per_latent": [],
+    }
     for step in config.fd_steps:
         began = time.perf_counter()
         fd_f, fd_g = central_difference_jacobians(networks.generator, f, g, z, step)
         fd["seconds_per_latent"].append((time.perf_counter() - began) / len(z))
         for key, approximate, truth in (("relative_error_f", fd_f, j_f), ("relative_error_g", fd_g, j_g)):
             fd[key].append(_describe((approximate - truth).flatten(1).norm(dim=1) / truth.flatten(1).norm(dim=1)))
-        fd["angle_degrees"].append(_describe(_angle_degrees(solve_rayleigh(fd_f, fd_g, **solve).directions[:, 0],
-                                                            exact.directions[:, 0])))
+        fd["angle_degrees"].append(
+            _describe(_angle_degrees(solve_rayleigh(fd_f, fd_g, **solve).directions[:, 0], exact.directions[:, 0]))
+        )
     seconds = {"jacobian": jacobian_seconds / len(z), "solve": solve_seconds / len(z)}
-    record = {"jacobian_dtype": str(j_f.dtype).removeprefix("torch."),
-              "seconds_per_direction": {**seconds, "total": sum(seconds.values())}, "finite_differences": fd}
+    record = {
+        "jacobian_dtype": str(j_f.dtype).removeprefix("torch."),
+        "seconds_per_direction": {**seconds, "total": sum(seconds.values())},
+        "finite_differences": fd,
+    }
     if exact.held_dims is not None:
+        assert exact.change_dims is not None  # "nullspace" gives both, the other method neither
         record["nullspace_dims"] = {"held": _describe(exact.held_dims), "change": _describe(exact.change_dims)}
     return record
 
 
 # --- One example, the whole study --------------------------------------------------------------------
 
-def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str, basis: QuasiEigenBasis | None,
-                config: RedsConfig, progress: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+
+def run_example(
+    networks: ExactNetworks,
+    z: torch.Tensor,
+    change: str,
+    hold: str,
+    basis: QuasiEigenBasis | None,
+    config: RedsConfig,
+    progress: bool,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """One (change, hold) example on latents ``z`` (B, M): the compared paths and their measurements,
     plus the figure's rows (the first ``shown`` latents, every path kind)."""
     f = build_feature(change, networks.classifier, networks.image_shape, "--change")
@@ -207,15 +242,29 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
     dtype = input_dtype(z, networks.generator, f, g)
     began = time.perf_counter()
     with progress_bar(f"REDs path ({config.method})", progress, unit="step") as bar:
-        reds = rayleigh_path(networks.generator, f, g, z, config.steps, config.step_size, eps=config.eps,
-                             method=config.method, held_share=config.held_share, change_share=config.change_share,
-                             batch_size=config.batch_size, progress=bar)
+        reds = rayleigh_path(
+            networks.generator,
+            f,
+            g,
+            z,
+            config.steps,
+            config.step_size,
+            eps=config.eps,
+            method=config.method,
+            held_share=config.held_share,
+            change_share=config.change_share,
+            batch_size=config.batch_size,
+            progress=bar,
+        )
     record["path_seconds_per_direction"] = (time.perf_counter() - began) / (config.steps * len(z))
     first = (reds[1] - reds[0]) / config.step_size
     rng = torch.Generator().manual_seed(derived_seed(config.seed, SEEDS.directions))
     random = torch.randn(z.shape, generator=rng, dtype=torch.float64).to(z.device)
-    paths = {"reds": reds, "straight": straight_path(z, first, config.steps, config.step_size),
-             "random": straight_path(z, random / random.norm(dim=1, keepdim=True), config.steps, config.step_size)}
+    paths = {
+        "reds": reds,
+        "straight": straight_path(z, first, config.steps, config.step_size),
+        "random": straight_path(z, random / random.norm(dim=1, keepdim=True), config.steps, config.step_size),
+    }
     if basis is not None and "identity" in change.split("+"):
         labels = batched(lambda latents: networks.classifier(networks.generator(latents)).argmax(1), z.to(dtype))
         paths["lsd"], record["lsd_short_radius"] = lsd_rotation_path(z, labels, basis, config.steps, config.step_size)
@@ -223,15 +272,23 @@ def run_example(networks: ExactNetworks, z: torch.Tensor, change: str, hold: str
     for kind, path in paths.items():
         values = evaluate_path(networks, f, g, path, config.batch_size, dtype)
         record["paths"][kind] = path_changes(values, path)
-        rows[kind] = values.images[:, :config.shown]
-    record.update(start_directions_study(networks, f, g, z[:config.fd_latents], config))
-    figure_rows = {f"z{index} {kind}": to_unit_images(images[:, index])
-                   for index in range(min(config.shown, len(z))) for kind, images in rows.items()}
+        rows[kind] = values.images[:, : config.shown]
+    record.update(start_directions_study(networks, f, g, z[: config.fd_latents], config))
+    figure_rows = {
+        f"z{index} {kind}": to_unit_images(images[:, index])
+        for index in range(min(config.shown, len(z)))
+        for kind, images in rows.items()
+    }
     return record, figure_rows
 
 
-def reds_networks(networks: NetworksSpec, device: torch.device | str = "cpu", *, dataset: str = "mnist",
-                  overrides: dict[str, str | Path | None] | None = None) -> tuple[ExactNetworks, LatentNetworks]:
+def reds_networks(
+    networks: NetworksSpec,
+    device: torch.device | str = "cpu",
+    *,
+    dataset: str = "mnist",
+    overrides: Mapping[str, str | Path | None] | None = None,
+) -> tuple[ExactNetworks, LatentNetworks]:
     """`load_exact_networks` with the generator and classifier as REDs differentiates them (`jacobian_networks`:
     float64 copies of the package's own networks, a user's networks as they are).
 
@@ -243,8 +300,14 @@ def reds_networks(networks: NetworksSpec, device: torch.device | str = "cpu", *,
     return exact._replace(generator=generator, classifier=classifier), described
 
 
-def encoded_test_latents(encoder: GaussianEncoder, dataset: str, count: int, image_shape: tuple[int, int, int],
-                         source: str, device: torch.device | str = "cpu") -> torch.Tensor:
+def encoded_test_latents(
+    encoder: GaussianEncoder,
+    dataset: str,
+    count: int,
+    image_shape: tuple[int, int, int],
+    source: str,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Encoder means mu(x) of the first ``count`` test images of ``dataset`` (float32, (count, M)), on
     ``device`` (the encoder's).
 
@@ -284,8 +347,10 @@ def _check_config(config: RedsConfig) -> None:
     if not config.eps >= 0:
         raise LatentspectraError(f"--eps {config.eps}: expected >= 0")
     if config.precision not in ("auto", "float32"):
-        raise LatentspectraError(f"--precision {config.precision}: reds runs in float32 (bfloat16's rounding "
-                                 "would show in the Jacobians); use auto or float32")
+        raise LatentspectraError(
+            f"--precision {config.precision}: reds runs in float32 (bfloat16's rounding "
+            "would show in the Jacobians); use auto or float32"
+        )
 
 
 @dataclass(frozen=True)
@@ -316,16 +381,34 @@ class RedsResult:
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (reds.json), with each example's ``figures`` file name."""
         examples = {example.name: {**example.record, "figure": figures[example.name]} for example in self.examples}
-        return {"dataset": self.config.dataset, "seed": self.config.seed, "models": self.models,
-                "latents": self.latents, "latent_dim": self.latent_dim, "basis": self.basis, "examples": examples,
-                "skipped_examples": list(self.skipped),
-                "seconds": {**self.seconds, "total": sum(self.seconds.values())}, "config": asdict(self.config),
-                "compute": self.compute, "versions": versions()}
+        return {
+            "dataset": self.config.dataset,
+            "seed": self.config.seed,
+            "models": self.models,
+            "latents": self.latents,
+            "latent_dim": self.latent_dim,
+            "basis": self.basis,
+            "examples": examples,
+            "skipped_examples": list(self.skipped),
+            "seconds": {**self.seconds, "total": sum(self.seconds.values())},
+            "config": asdict(self.config),
+            "compute": self.compute,
+            "versions": versions(),
+        }
 
 
-def reds_study(networks: ExactNetworks, z: torch.Tensor, config: RedsConfig = RedsConfig(), *,
-               basis: QuasiEigenBasis | None = None, basis_source: dict[str, Any] | None = None, models: str = "",
-               compute: Compute | None = None, progress: bool = True, timer: Timer | None = None) -> RedsResult:
+def reds_study(
+    networks: ExactNetworks,
+    z: torch.Tensor,
+    config: RedsConfig = RedsConfig(),
+    *,
+    basis: QuasiEigenBasis | None = None,
+    basis_source: dict[str, Any] | None = None,
+    models: str = "",
+    compute: Compute | None = None,
+    progress: bool = True,
+    timer: Timer | None = None,
+) -> RedsResult:
     """Every example of ``config`` on the latents ``z`` (B, M), with ``basis`` for the LSD comparisons of
     identity changes; writes nothing. ``models``, ``basis_source`` and ``compute`` (default: the CPU) say
     where the networks and the basis came from and where they ran, for the record.
@@ -341,23 +424,31 @@ def reds_study(networks: ExactNetworks, z: torch.Tensor, config: RedsConfig = Re
             record, rows = run_example(networks, z, change, hold, basis, config, progress)
         title = f"change {change}, hold {hold} ({config.method}): {config.steps} steps of {config.step_size:g}"
         examples.append(RedsExample(name, title, record, rows))
-    return RedsResult(config, models, len(z), z.shape[1], basis_source, examples, (compute or Compute()).record(),
-                      dict(timer.seconds))
+    return RedsResult(
+        config, models, len(z), z.shape[1], basis_source, examples, (compute or Compute()).record(), dict(timer.seconds)
+    )
 
 
 def write_reds(out_dir: str | Path, result: RedsResult) -> dict[str, Any]:
     """Write ``result`` into ``out_dir``: one PNG of path rows per example and reds.json. Returns the record."""
     out = Path(out_dir)
-    figures = {example.name: image_rows(example.rows, out / f"{example.name}.png", example.title).name
-               for example in result.examples}
+    figures = {
+        example.name: image_rows(example.rows, out / f"{example.name}.png", example.title).name
+        for example in result.examples
+    }
     record = result.record(figures)
     write_json(out / "reds.json", record)
     return record
 
 
-def run_reds(out_dir: str | Path, config: RedsConfig = RedsConfig(), networks: NetworksSpec = None,
-             basis_file: str | Path | None = None, progress: bool = True,
-             overrides: dict[str, str | Path | None] | None = None) -> dict[str, Any]:
+def run_reds(
+    out_dir: str | Path,
+    config: RedsConfig = RedsConfig(),
+    networks: NetworksSpec = None,
+    basis_file: str | Path | None = None,
+    progress: bool = True,
+    overrides: Mapping[str, str | Path | None] | None = None,
+) -> dict[str, Any]:
     """Load the networks ``networks`` describes (`reds_networks`; default: the shipped ones of
     ``config.dataset``), the test latents and, when an example changes the identity, the LSD basis
     (``basis_file``, or built with V = ``config.basis_per_set``); run the study and write it into ``out_dir``
@@ -374,8 +465,9 @@ def run_reds(out_dir: str | Path, config: RedsConfig = RedsConfig(), networks: N
         timer = Timer()
         with timer.stage("load"):
             exact, described = reds_networks(networks, compute.device, dataset=config.dataset, overrides=overrides)
-            z = encoded_test_latents(exact.encoder, config.dataset, config.latents, exact.image_shape,
-                                     described.source, compute.device)
+            z = encoded_test_latents(
+                exact.encoder, config.dataset, config.latents, exact.image_shape, described.source, compute.device
+            )
         config, skipped = fitting_examples(config, exact.image_shape)
         for change, hold in config.examples:  # feature specs fail here, before any long computation
             for spec, argument in ((change, "--change"), (hold, "--hold")):
@@ -384,21 +476,37 @@ def run_reds(out_dir: str | Path, config: RedsConfig = RedsConfig(), networks: N
         if any("identity" in change.split("+") for change, _ in config.examples):
             with timer.stage("basis"):
                 basis, basis_source = _lsd_basis(described, basis_file, config, z.shape[1], progress, compute)
-        result = reds_study(exact, z, config, basis=basis, basis_source=basis_source, models=described.source,
-                            compute=compute, progress=progress, timer=timer)
+        result = reds_study(
+            exact,
+            z,
+            config,
+            basis=basis,
+            basis_source=basis_source,
+            models=described.source,
+            compute=compute,
+            progress=progress,
+            timer=timer,
+        )
         result = replace(result, skipped=skipped)
         return write_reds(out, result)
 
 
-def _lsd_basis(networks: LatentNetworks, basis_file: str | Path | None, config: RedsConfig, dim: int,
-               progress: bool, compute: Compute) -> tuple[QuasiEigenBasis, dict[str, Any]]:
+def _lsd_basis(
+    networks: LatentNetworks,
+    basis_file: str | Path | None,
+    config: RedsConfig,
+    dim: int,
+    progress: bool,
+    compute: Compute,
+) -> tuple[QuasiEigenBasis, dict[str, Any]]:
     """The LSD basis from ``basis_file`` or built from the networks (V = basis_per_set, seed)."""
     if basis_file is not None:
         basis = load_basis(basis_file)
         source: dict[str, Any] = {"file": str(basis_file)}
     else:
-        built = build_basis_from_models(networks, config.dataset, per_set=config.basis_per_set, seed=config.seed,
-                                        progress=progress, compute=compute)
+        built = build_basis_from_models(
+            networks, config.dataset, per_set=config.basis_per_set, seed=config.seed, progress=progress, compute=compute
+        )
         basis, source = built.basis, {"per_set": config.basis_per_set, "seed": config.seed}
     if basis.dim != dim:
         raise LatentspectraError(f"--basis {basis_file}: dimension {basis.dim}, the generator's latents have {dim}")

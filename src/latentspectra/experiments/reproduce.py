@@ -19,6 +19,7 @@ and C on the real test images in float32 (see models/inference.py). Latents are 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ import torch
 from ..compute import Compute
 from ..config import SEEDS, ReproduceConfig, TrainConfig, derived_seed
 from ..data import ImageDataset, images_to_tensor, load_dataset
-from ..distributed import SINGLE, DistributedError, World
-from ..evaluation import batched, classifier_accuracy, psnr, summarise
+from ..distributed import SINGLE, DistributedError, World, batched
+from ..evaluation import classifier_accuracy, psnr, summarise
 from ..io import output_directory, versions, write_json
 from ..latent import QuasiEigenBasis, rotation_path
 from ..latent.basis import ORTHOGONALISATIONS
@@ -47,6 +48,7 @@ from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 from .train import train_networks
 
 # --- What the study returns ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Classification:
@@ -80,8 +82,13 @@ class Denoising:
     rows: dict[str, np.ndarray]
 
     def record(self) -> dict[str, Any]:
-        return {"images": self.images, "sigmas": self.sigmas, "methods": self.methods, "accuracy": self.accuracy,
-                "psnr": self.psnr}
+        return {
+            "images": self.images,
+            "sigmas": self.sigmas,
+            "methods": self.methods,
+            "accuracy": self.accuracy,
+            "psnr": self.psnr,
+        }
 
 
 @dataclass(frozen=True)
@@ -97,8 +104,13 @@ class Rotation:
     sequence: np.ndarray
 
     def record(self) -> dict[str, Any]:
-        return {"images": self.images, "labels": self.labels, "dtheta": self.dtheta, "steps": self.steps,
-                "modes": self.modes}
+        return {
+            "images": self.images,
+            "labels": self.labels,
+            "dtheta": self.dtheta,
+            "steps": self.steps,
+            "modes": self.modes,
+        }
 
 
 @dataclass(frozen=True)
@@ -163,15 +175,24 @@ class ReproduceResult:
 
 # --- LSD classification over stochastic encodings (Figs. 5 and 6) -------------------------------------
 
-def classification_study(networks: Networks, bases: dict[str, QuasiEigenBasis], basis: QuasiEigenBasis,
-                         images: torch.Tensor, labels: torch.Tensor, config: ReproduceConfig,
-                         progress: bool) -> Classification:
+
+def classification_study(
+    networks: Networks,
+    bases: dict[str, QuasiEigenBasis],
+    basis: QuasiEigenBasis,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: ReproduceConfig,
+    progress: bool,
+) -> Classification:
     """Per trial: one stochastic encoding of every test image, drawn from q(z | x) computed once for all
     trials; the encode-decode accuracy (classify G(z)) and the LSD ranks of the true label (Eq. 10,
     argmax |c_k|) in ``basis``, and the top-1 and top-4 accuracies of each of ``bases`` on the same
     encodings. The cumulative top-n curve is averaged over trials; the figures get the first trial."""
+    encoder = networks.encoder
+    assert encoder is not None  # `reproduce_study` required it
     rng = networks.compute.generator(derived_seed(config.seed, SEEDS.encodings))
-    mu, logvar = batched(lambda x: torch.cat(networks.encoder(x), 1), images, networks.batch_size).chunk(2, dim=1)
+    mu, logvar = batched(lambda x: torch.cat(encoder(x), 1), images, networks.batch_size).chunk(2, dim=1)
     lsd, encode_decode = [], []
     rank_counts = torch.zeros(basis.dim + 2, dtype=torch.float64, device=mu.device)
     compared_ranks: dict[str, dict[str, list[float]]] = {name: {"top1": [], "top4": []} for name in bases}
@@ -194,22 +215,32 @@ def classification_study(networks: Networks, bases: dict[str, QuasiEigenBasis], 
     amplitudes = basis.decompose(z).abs().sort(dim=1, descending=True).values
     shown = 25
     return Classification(
-        lsd_top1=summarise(lsd), encode_decode=summarise(encode_decode),
-        topn_cumulative=(rank_counts[1:basis.dim + 1].cumsum(0) / rank_counts.sum()).tolist(),
-        by_orthogonalisation={name: {key: summarise(values) for key, values in accuracies.items()}
-                              for name, accuracies in compared_ranks.items()},
-        sorted_amplitudes=(amplitudes / amplitudes[:, :1]).cpu().numpy(), true_rank=ranks.cpu().numpy(),
-        batch_images=to_unit_images(images[:shown]), batch_true=labels[:shown].cpu().numpy(),
-        batch_pred=basis.classify(z[:shown])[:, 0].cpu().numpy())
+        lsd_top1=summarise(lsd),
+        encode_decode=summarise(encode_decode),
+        topn_cumulative=(rank_counts[1 : basis.dim + 1].cumsum(0) / rank_counts.sum()).tolist(),
+        by_orthogonalisation={
+            name: {key: summarise(values) for key, values in accuracies.items()}
+            for name, accuracies in compared_ranks.items()
+        },
+        sorted_amplitudes=(amplitudes / amplitudes[:, :1]).cpu().numpy(),
+        true_rank=ranks.cpu().numpy(),
+        batch_images=to_unit_images(images[:shown]),
+        batch_true=labels[:shown].cpu().numpy(),
+        batch_pred=basis.classify(z[:shown])[:, 0].cpu().numpy(),
+    )
 
 
 # --- Denoising by truncation (Fig. 7, measured) ----------------------------------------------------------
 
-def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, labels: torch.Tensor,
-                    config: ReproduceConfig) -> Denoising:
+
+def denoising_study(
+    networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, labels: torch.Tensor, config: ReproduceConfig
+) -> Denoising:
     """Gaussian pixel noise of each sigma on the test images; classifier accuracy and PSNR against the
     clean image of: the noisy image, its encode-decode G(mu(x)), and the LSD truncations of mu(x) to the
     top n components (paper, Fig. 7)."""
+    # `reproduce_study` required them; the exact classifier is loaded with the classifier
+    assert networks.encoder is not None and networks.classifier is not None and networks.exact_classifier is not None
     rng = networks.compute.generator(derived_seed(config.seed, SEEDS.noise))
     methods = ["noisy", "encode-decode", *(f"top {n}" for n in config.truncations)]
     accuracy: dict[str, list[float]] = {method: [] for method in methods}
@@ -229,19 +260,24 @@ def denoising_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Te
             quality[method].append(psnr(output, images).mean().item())
         if sigma == config.noise_sigmas[len(config.noise_sigmas) // 2]:
             titles = {"noisy": f"noisy (sigma {sigma})", "encode-decode": f"all {basis.dim}"}
-            rows = {"ground truth": to_unit_images(images[:10]),
-                    **{titles.get(name, name): to_unit_images(output[:10]) for name, output in outputs.items()}}
+            rows = {
+                "ground truth": to_unit_images(images[:10]),
+                **{titles.get(name, name): to_unit_images(output[:10]) for name, output in outputs.items()},
+            }
     return Denoising(len(images), list(config.noise_sigmas), methods, accuracy, quality, rows)
 
 
 # --- Rotation (Algorithm 1, Fig. 8, measured) ------------------------------------------------------------
 
-def rotation_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor,
-                   config: ReproduceConfig) -> Rotation:
+
+def rotation_study(
+    networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, config: ReproduceConfig
+) -> Rotation:
     """Algorithm 1 from the encoded test images (z = mu(x)) through labels 0, 1, ..., l - 1, with the
     literal Eq. 12 operator and with the plane rotation: the fraction of segment ends (where z reaches
     the next label's quasi-eigenvector) whose decoded image C assigns to that label, overall and per
     target; and the decoded paths of Fig. 8."""
+    assert networks.encoder is not None  # `reproduce_study` required it
     labels = tuple(range(networks.num_labels))
     mu = batched(networks.encoder.encode_mean, images, networks.batch_size)
     ends = torch.arange(config.rotation_steps, len(labels) * config.rotation_steps, config.rotation_steps)
@@ -251,62 +287,113 @@ def rotation_study(networks: Networks, basis: QuasiEigenBasis, images: torch.Ten
     for mode in ROTATION_MODES:
         path = rotation_path(mu, basis, labels, config.rotation_dtheta, config.rotation_steps, mode=mode)
         hits = (predict(networks, path[ends].flatten(0, 1)) == targets).double()
-        modes[mode] = {"segment_end_accuracy": hits.mean().item(),
-                       "per_target": hits.view(len(labels) - 1, len(images)).mean(1).tolist()}
+        modes[mode] = {
+            "segment_end_accuracy": hits.mean().item(),
+            "per_target": hits.view(len(labels) - 1, len(images)).mean(1).tolist(),
+        }
         paths[mode] = path
     shown = torch.cat([paths["plane"][:, :4], paths["literal"][:, :1]], dim=1)  # (steps + 1, 5, M)
     sequence = decode(networks, shown.flatten(0, 1)).unflatten(0, shown.shape[:2])
-    return Rotation(len(images), list(labels), config.rotation_dtheta, config.rotation_steps, modes,
-                    np.stack([to_unit_images(step) for step in sequence]))
+    return Rotation(
+        len(images),
+        list(labels),
+        config.rotation_dtheta,
+        config.rotation_steps,
+        modes,
+        np.stack([to_unit_images(step) for step in sequence]),
+    )
 
 
 # --- Figures 2-4: data, latent sets, etas and quasi-eigenvectors -----------------------------------------
+
 
 def latent_examples(networks: Networks, latents: torch.Tensor, per_label: int = 3) -> dict[str, Any]:
     """Fig. 3 data for one latent source: a few latents per label (label = C(G(z))) and the pooled
     components of every latent of each label."""
     predicted, latents = predict(networks, latents).cpu(), latents.cpu()
-    shown = torch.cat([torch.nonzero(predicted == label).flatten()[:per_label]
-                       for label in range(networks.num_labels)])
-    return {"latents": latents[shown].numpy(), "latent_labels": predicted[shown].numpy(),
-            "components": {label: latents[predicted == label].flatten().numpy()
-                           for label in range(networks.num_labels)}}
+    shown = torch.cat([torch.nonzero(predicted == label).flatten()[:per_label] for label in range(networks.num_labels)])
+    return {
+        "latents": latents[shown].numpy(),
+        "latent_labels": predicted[shown].numpy(),
+        "components": {label: latents[predicted == label].flatten().numpy() for label in range(networks.num_labels)},
+    }
 
 
-def examples_study(networks: Networks, basis: QuasiEigenBasis, latent_sets: LatentSets, test_images: torch.Tensor,
-                   train_images: torch.Tensor, config: ReproduceConfig) -> Examples:
+def examples_study(
+    networks: Networks,
+    basis: QuasiEigenBasis,
+    latent_sets: LatentSets,
+    test_images: torch.Tensor,
+    train_images: torch.Tensor,
+    config: ReproduceConfig,
+) -> Examples:
     """The decoded images and latents that Figs. 2-4 show."""
+    encoder = networks.encoder
+    assert encoder is not None  # `reproduce_study` required it
     rng = networks.compute.generator(derived_seed(config.seed, SEEDS.examples))
     shown = test_images[:100]
-    reconstructions = decode(networks, networks.encoder.sample(shown, rng))
+    reconstructions = decode(networks, encoder.sample(shown, rng))
     samples = decode(networks, torch.randn(100, networks.latent_dim, generator=rng, device=rng.device))
     eta_images = to_unit_images(decode(networks, latent_sets.etas))
-    encoded = batched(lambda x: networks.encoder.sample(x, rng), train_images[:2000], networks.batch_size)
+    encoded = batched(lambda x: encoder.sample(x, rng), train_images[:2000], networks.batch_size)
     sampled = torch.randn(2000, networks.latent_dim, generator=rng, device=rng.device)
     by_set = {index: eta_images[(latent_sets.sets == index).numpy()] for index in (1, 2)}
-    panels = {"step 4a: encoded training set (set 1)": {**latent_examples(networks, encoded), "decoded_etas": by_set[1]},
-              "step 4b: z ~ N(0, I) (set 2)": {**latent_examples(networks, sampled), "decoded_etas": by_set[2]}}
+    panels = {
+        "step 4a: encoded training set (set 1)": {**latent_examples(networks, encoded), "decoded_etas": by_set[1]},
+        "step 4b: z ~ N(0, I) (set 2)": {**latent_examples(networks, sampled), "decoded_etas": by_set[2]},
+    }
     etas = latent_sets.etas
-    return Examples(to_unit_images(shown), to_unit_images(reconstructions), to_unit_images(samples), panels, eta_images,
-                    to_unit_images(decode(networks, basis.vectors)), (etas @ etas.T).numpy(),
-                    (basis.vectors @ basis.vectors.T / basis.norm).numpy())
+    return Examples(
+        to_unit_images(shown),
+        to_unit_images(reconstructions),
+        to_unit_images(samples),
+        panels,
+        eta_images,
+        to_unit_images(decode(networks, basis.vectors)),
+        (etas @ etas.T).numpy(),
+        (basis.vectors @ basis.vectors.T / basis.norm).numpy(),
+    )
 
 
 # --- The whole study -------------------------------------------------------------------------------------
 
-def study_basis(networks: Networks, train_images: torch.Tensor, config: ReproduceConfig, progress: bool = True,
-                world: World = SINGLE) -> BasisBuild:
+
+def study_basis(
+    networks: Networks,
+    train_images: torch.Tensor,
+    config: ReproduceConfig,
+    progress: bool = True,
+    world: World = SINGLE,
+) -> BasisBuild:
     """The study's first stage, the basis (paper steps 4-6) from ``train_images`` (on the networks' device), the
     one stage that is sharded over the ranks of ``world``: every rank calls it."""
-    return build_basis(networks.generator, networks.classifier, networks.encoder.sample, train_images,
-                       per_set=config.per_set, seed=derived_seed(config.seed, SEEDS.basis),
-                       batch_size=networks.batch_size, progress=progress, latent_dim=networks.latent_dim,
-                       num_labels=networks.num_labels,
-                       orthogonalisation=config.orthogonalisation, device=networks.compute.device, world=world)
+    # the callers (`reproduce_study`, `run_reproduce`) required them
+    assert networks.generator is not None and networks.classifier is not None and networks.encoder is not None
+    return build_basis(
+        networks.generator,
+        networks.classifier,
+        networks.encoder.sample,
+        train_images,
+        per_set=config.per_set,
+        seed=derived_seed(config.seed, SEEDS.basis),
+        batch_size=networks.batch_size,
+        progress=progress,
+        latent_dim=networks.latent_dim,
+        num_labels=networks.num_labels,
+        orthogonalisation=config.orthogonalisation,
+        device=networks.compute.device,
+        world=world,
+    )
 
 
-def reproduce_study(networks: Networks, dataset: ImageDataset, config: ReproduceConfig = ReproduceConfig(),
-                    progress: bool = True, timer: Timer | None = None, world: World = SINGLE) -> ReproduceResult:
+def reproduce_study(
+    networks: Networks,
+    dataset: ImageDataset,
+    config: ReproduceConfig = ReproduceConfig(),
+    progress: bool = True,
+    timer: Timer | None = None,
+    world: World = SINGLE,
+) -> ReproduceResult:
     """The study on ``networks`` (loaded with `load_networks`) and ``dataset``; writes nothing. Each stage is
     timed into ``timer`` (a new one by default), whose seconds the result keeps. Under a ``world`` of several
     ranks this is rank 0's part: the others call `study_basis` alone.
@@ -316,6 +403,7 @@ def reproduce_study(networks: Networks, dataset: ImageDataset, config: Reproduce
         DataError: the dataset's images are not of the networks' shape, or its classes not the classifier's labels.
     """
     networks.require("reproduce", "generator", "classifier", "encoder")
+    assert networks.exact_classifier is not None  # loaded with the classifier, which `require` checked
     check_dataset_fits(networks.image_shape, dataset, networks.source, networks.num_labels)
     timer = timer or Timer()
     device = networks.compute.device
@@ -325,9 +413,14 @@ def reproduce_study(networks: Networks, dataset: ImageDataset, config: Reproduce
     test_labels = torch.from_numpy(dataset.test.labels).long().to(device)
     with timer.stage("basis"):
         basis, latent_sets, basis_stats = study_basis(networks, train_images, config, progress, world)
-        bases = {method: basis if method == config.orthogonalisation else
-                 QuasiEigenBasis.from_etas(latent_sets.etas, latent_sets.labels, latent_sets.sets,
-                                           orthogonalisation=method) for method in ORTHOGONALISATIONS}
+        bases = {
+            method: basis
+            if method == config.orthogonalisation
+            else QuasiEigenBasis.from_etas(
+                latent_sets.etas, latent_sets.labels, latent_sets.sets, orthogonalisation=method
+            )
+            for method in ORTHOGONALISATIONS
+        }
     with timer.stage("classification"):
         accuracy = summarise([classifier_accuracy(networks.exact_classifier, test_images, test_labels)])
         classification = classification_study(networks, bases, basis, test_images, test_labels, config, progress)
@@ -335,11 +428,23 @@ def reproduce_study(networks: Networks, dataset: ImageDataset, config: Reproduce
         count = config.denoise_images
         denoising = denoising_study(networks, basis, test_images[:count], test_labels[:count], config)
     with timer.stage("rotation"):
-        rotation = rotation_study(networks, basis, test_images[:config.rotation_images], config)
+        rotation = rotation_study(networks, basis, test_images[: config.rotation_images], config)
     with timer.stage("figures"):
         examples = examples_study(networks, basis, latent_sets, test_images, train_images, config)
-    return ReproduceResult(config, networks.source, basis, basis_stats, accuracy, classification, denoising, rotation,
-                           examples, networks.compute_record(), dict(timer.seconds), networks.labels)
+    return ReproduceResult(
+        config,
+        networks.source,
+        basis,
+        basis_stats,
+        accuracy,
+        classification,
+        denoising,
+        rotation,
+        examples,
+        networks.compute_record(),
+        dict(timer.seconds),
+        networks.labels,
+    )
 
 
 def draw_figures(directory: Path, result: ReproduceResult) -> dict[str, Path]:
@@ -348,20 +453,37 @@ def draw_figures(directory: Path, result: ReproduceResult) -> dict[str, Path]:
     examples, classification = result.examples, result.classification
     labels = result.rotation.labels
     return {
-        "fig2": figures.figure2(examples.test_images, examples.reconstructions, examples.samples,
-                                directory / "fig2.png"),
+        "fig2": figures.figure2(
+            examples.test_images, examples.reconstructions, examples.samples, directory / "fig2.png"
+        ),
         "fig3": figures.figure3(examples.panels, directory / "fig3.png", label_names=result.label_names or None),
-        "fig4": figures.figure4(examples.eta_images, examples.basis_images, examples.eta_gram, examples.basis_gram,
-                                directory / "fig4.png", labels=len(result.label_names) or None),
-        "fig5": figures.figure5(classification.batch_images, classification.batch_true, classification.batch_pred,
-                                classification.lsd_top1["trials"], result.classifier_accuracy["mean"],
-                                classification.encode_decode["trials"], classification.topn_cumulative,
-                                directory / "fig5.png", label_names=result.label_names or None),
+        "fig4": figures.figure4(
+            examples.eta_images,
+            examples.basis_images,
+            examples.eta_gram,
+            examples.basis_gram,
+            directory / "fig4.png",
+            labels=len(result.label_names) or None,
+        ),
+        "fig5": figures.figure5(
+            classification.batch_images,
+            classification.batch_true,
+            classification.batch_pred,
+            classification.lsd_top1["trials"],
+            result.classifier_accuracy["mean"],
+            classification.encode_decode["trials"],
+            classification.topn_cumulative,
+            directory / "fig5.png",
+            label_names=result.label_names or None,
+        ),
         "fig6": figures.figure6(classification.sorted_amplitudes, classification.true_rank, directory / "fig6.png"),
         "fig7": figures.figure7(result.denoising.rows, directory / "fig7.png"),
-        "fig8": figures.figure8(result.rotation.sequence, directory / "fig8.png",
-                                caption="rows 1-4: plane rotation of four test images; row 5: Eq. 12 as printed; "
-                                        f"labels {labels[0]} -> {labels[-1]}, dtheta = pi/6, 3 steps per label"),
+        "fig8": figures.figure8(
+            result.rotation.sequence,
+            directory / "fig8.png",
+            caption="rows 1-4: plane rotation of four test images; row 5: Eq. 12 as printed; "
+            f"labels {labels[0]} -> {labels[-1]}, dtheta = pi/6, 3 steps per label",
+        ),
     }
 
 
@@ -377,10 +499,16 @@ def write_reproduce(out_dir: str | Path, result: ReproduceResult) -> dict[str, A
     return metrics
 
 
-def run_reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig(),
-                  networks: NetworksSpec = None, retrain: bool = False, progress: bool = True,
-                  train_config: TrainConfig | None = None,
-                  overrides: dict[str, str | Path | None] | None = None, world: World = SINGLE) -> dict[str, Any]:
+def run_reproduce(
+    out_dir: str | Path,
+    config: ReproduceConfig = ReproduceConfig(),
+    networks: NetworksSpec = None,
+    retrain: bool = False,
+    progress: bool = True,
+    train_config: TrainConfig | None = None,
+    overrides: Mapping[str, str | Path | None] | None = None,
+    world: World = SINGLE,
+) -> dict[str, Any]:
     """Run the study into ``out_dir`` (see `write_reproduce`); returns the metrics written to metrics.json.
 
     With ``retrain`` the networks are trained first into ``out_dir/models`` (``train_config``, default
@@ -396,8 +524,10 @@ def run_reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig
     """
     compute = Compute.select(config.device, config.precision)
     if retrain and world.size > 1:
-        raise DistributedError("--retrain does not run sharded: train the networks first (`latentspectra train all "
-                               "--out DIR`), then run reproduce sharded with --networks DIR")
+        raise DistributedError(
+            "--retrain does not run sharded: train the networks first (`latentspectra train all "
+            "--out DIR`), then run reproduce sharded with --networks DIR"
+        )
     if not world.is_writer:
         loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
         loaded.require("reproduce", "generator", "classifier", "encoder")
@@ -408,8 +538,9 @@ def run_reproduce(out_dir: str | Path, config: ReproduceConfig = ReproduceConfig
         timer = Timer()
         if retrain:
             with timer.stage("train"):
-                train_config = train_config or TrainConfig(dataset=config.dataset, seed=config.seed,
-                                                           device=config.device, precision=config.precision)
+                train_config = train_config or TrainConfig(
+                    dataset=config.dataset, seed=config.seed, device=config.device, precision=config.precision
+                )
                 train_networks("all", out / "models", train_config, progress)
             networks = out / "models"
         with timer.stage("load"):

@@ -21,6 +21,7 @@ the same seed, and rank 0 alone writes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,7 @@ import torch
 from ..compute import Compute
 from ..config import SFVQStudyConfig
 from ..data import ImageDataset, load_dataset
-from ..distributed import SINGLE, World
-from ..evaluation import batched
+from ..distributed import SINGLE, World, batched
 from ..io import versions, write_json, writer_directory
 from ..methods.files import save_sfvq
 from ..methods.sfvq import SFVQ, SFVQError, curve_points, nearest_codewords
@@ -54,24 +54,34 @@ def fit_kmeans(latents: torch.Tensor, clusters: int, seed: int) -> tuple[torch.T
     from sklearn.cluster import KMeans
 
     kmeans = KMeans(n_clusters=clusters, n_init=1, random_state=seed).fit(latents.double().numpy())
-    record = {"n_clusters": clusters, "init": "k-means++", "n_init": 1, "random_state": seed,
-              "iterations": int(kmeans.n_iter_), "scikit-learn": sklearn.__version__}
+    record = {
+        "n_clusters": clusters,
+        "init": "k-means++",
+        "n_init": 1,
+        "random_state": seed,
+        "iterations": int(kmeans.n_iter_),
+        "scikit-learn": sklearn.__version__,
+    }
     return torch.from_numpy(kmeans.cluster_centers_), record
 
 
-def quantization_errors(curve: SFVQ, centroids: torch.Tensor, latents: torch.Tensor,
-                        reference: torch.Tensor) -> dict[str, float]:
+def quantization_errors(
+    curve: SFVQ, centroids: torch.Tensor, latents: torch.Tensor, reference: torch.Tensor
+) -> dict[str, float]:
     """Mean over ``latents`` (N, M) of the squared distance to: the nearest point of the SFVQ curve, the
     nearest SFVQ codeword only, the nearest k-means centroid, and ``reference`` (M,), e.g. the training
     mean (the error of a single codeword, for scale)."""
-    return {"sfvq_curve": curve.quantize(latents).squared_distances.double().mean().item(),
-            "sfvq_nearest_codeword": nearest_codewords(latents, curve.codebook_)[1].mean().item(),
-            "kmeans": nearest_codewords(latents, centroids)[1].mean().item(),
-            "single_codeword_at_mean": (latents.double() - reference.double()).pow(2).sum(1).mean().item()}
+    return {
+        "sfvq_curve": curve.quantize(latents).squared_distances.double().mean().item(),
+        "sfvq_nearest_codeword": nearest_codewords(latents, curve.codebook_)[1].mean().item(),
+        "kmeans": nearest_codewords(latents, centroids)[1].mean().item(),
+        "single_codeword_at_mean": (latents.double() - reference.double()).pow(2).sum(1).mean().item(),
+    }
 
 
-def curve_order(codeword_labels: torch.Tensor, assigned: torch.Tensor, latent_labels: torch.Tensor,
-                num_labels: int) -> dict[str, Any]:
+def curve_order(
+    codeword_labels: torch.Tensor, assigned: torch.Tensor, latent_labels: torch.Tensor, num_labels: int
+) -> dict[str, Any]:
     """How well the curve orders the labels.
 
     Args:
@@ -88,17 +98,22 @@ def curve_order(codeword_labels: torch.Tensor, assigned: torch.Tensor, latent_la
     """
     count = len(codeword_labels)
     votes = torch.zeros(count, num_labels, dtype=torch.int64).index_put_(
-        (assigned, latent_labels), torch.ones_like(assigned), accumulate=True)
+        (assigned, latent_labels), torch.ones_like(assigned), accumulate=True
+    )
     used = votes.sum(1) > 0
     majority = torch.where(used, votes.argmax(1), -1)
-    return {"label_runs": 1 + int((codeword_labels[1:] != codeword_labels[:-1]).sum()),
-            "distinct_labels": len(codeword_labels.unique()),
-            "majority_agreement": (codeword_labels == majority)[used].double().mean().item(),
-            "empty_codewords": int((~used).sum()), "majority_labels": majority.tolist()}
+    return {
+        "label_runs": 1 + int((codeword_labels[1:] != codeword_labels[:-1]).sum()),
+        "distinct_labels": len(codeword_labels.unique()),
+        "majority_agreement": (codeword_labels == majority)[used].double().mean().item(),
+        "empty_codewords": int((~used).sum()),
+        "majority_labels": majority.tolist(),
+    }
 
 
-def label_changes(networks: Networks, latents: torch.Tensor, moves: torch.Tensor,
-                  targets: torch.Tensor, world: World = SINGLE) -> tuple[torch.Tensor, torch.Tensor]:
+def label_changes(
+    networks: Networks, latents: torch.Tensor, moves: torch.Tensor, targets: torch.Tensor, world: World = SINGLE
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Classify G(z) and G(z + moves[k]) for every code z of ``latents`` (N, M) and move k of ``moves``
     (P, M), in the networks' batches (as one rank of ``world``: its batches, gathered). Returns per move (P,)
     the fraction of codes whose label changes and the fraction whose new label is ``targets[k]`` (P,), on the
@@ -108,8 +123,14 @@ def label_changes(networks: Networks, latents: torch.Tensor, moves: torch.Tensor
     return (after != before).double().mean(1), (after == targets[:, None]).double().mean(1)
 
 
-def direction_study(networks: Networks, codebook: torch.Tensor, codeword_labels: torch.Tensor, latents: torch.Tensor,
-                    scale: float, world: World = SINGLE) -> dict[str, Any]:
+def direction_study(
+    networks: Networks,
+    codebook: torch.Tensor,
+    codeword_labels: torch.Tensor,
+    latents: torch.Tensor,
+    scale: float,
+    world: World = SINGLE,
+) -> dict[str, Any]:
     """Move every code of ``latents`` (N, M) by ``scale`` (c_k+1 - c_k) for each consecutive pair (k, k+1)
     and measure how often the classified label of G(z) changes (the moved codes dealt over the ranks of
     ``world``, `label_changes`).
@@ -134,21 +155,34 @@ def direction_study(networks: Networks, codebook: torch.Tensor, codeword_labels:
 
     def fractions(moves: torch.Tensor) -> tuple[torch.Tensor, dict[str, float | None]]:
         changed, to_next = label_changes(networks, latents, scale * moves, codeword_labels[1:], world)
-        return changed, {"boundary_changed_fraction": mean(changed, boundary),
-                         "same_label_changed_fraction": mean(changed, ~boundary),
-                         "boundary_to_next_label_fraction": mean(to_next, boundary)}
+        return changed, {
+            "boundary_changed_fraction": mean(changed, boundary),
+            "same_label_changed_fraction": mean(changed, ~boundary),
+            "boundary_to_next_label_fraction": mean(to_next, boundary),
+        }
 
     changed, as_moved = fractions(steps)
     changed_equal, equal_length = fractions(equal)
-    return {"scale": scale, "latents": len(latents), "boundary_pairs": int(boundary.sum()),
-            "same_label_pairs": int((~boundary).sum()), **as_moved,
-            "boundary_mean_step_length": mean(lengths, boundary),
-            "same_label_mean_step_length": mean(lengths, ~boundary),
-            "equal_length": {"length": scale * lengths.mean().item(), **equal_length},
-            "pairs": [{"pair": [k, k + 1], "labels": codeword_labels[k:k + 2].tolist(),
-                       "step_length": lengths[k].item(), "changed_fraction": changed[k].item(),
-                       "changed_fraction_equal_length": changed_equal[k].item()}
-                      for k in range(len(steps))]}
+    return {
+        "scale": scale,
+        "latents": len(latents),
+        "boundary_pairs": int(boundary.sum()),
+        "same_label_pairs": int((~boundary).sum()),
+        **as_moved,
+        "boundary_mean_step_length": mean(lengths, boundary),
+        "same_label_mean_step_length": mean(lengths, ~boundary),
+        "equal_length": {"length": scale * lengths.mean().item(), **equal_length},
+        "pairs": [
+            {
+                "pair": [k, k + 1],
+                "labels": codeword_labels[k : k + 2].tolist(),
+                "step_length": lengths[k].item(),
+                "changed_fraction": changed[k].item(),
+                "changed_fraction_equal_length": changed_equal[k].item(),
+            }
+            for k in range(len(steps))
+        ],
+    }
 
 
 def shown_pairs(codeword_labels: torch.Tensor, per_kind: int) -> list[int]:
@@ -168,26 +202,32 @@ def _pair_title(k: int, codeword_labels: torch.Tensor) -> str:
     return f"{k}->{k + 1} ({int(codeword_labels[k])}->{int(codeword_labels[k + 1])})"
 
 
-def figure_rows(networks: Networks, codebook: torch.Tensor, codeword_labels: torch.Tensor, test_latents: torch.Tensor,
-                config: SFVQStudyConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def figure_rows(
+    networks: Networks,
+    codebook: torch.Tensor,
+    codeword_labels: torch.Tensor,
+    test_latents: torch.Tensor,
+    config: SFVQStudyConfig,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The decoded rows of the direction figure (first row: test codes; then per shown pair k, the same codes
     moved by scale (c_k+1 - c_k)) and of the augmentation figure (per shown pair, G of evenly spaced points
     along the segment [c_k, c_k+1]); both empty when no pair is shown."""
     pairs = shown_pairs(codeword_labels, config.shown_pairs)
     if not pairs:
         return {}, {}
-    shown = test_latents[:config.shown_latents]
+    shown = test_latents[: config.shown_latents]
     steps = (codebook[1:] - codebook[:-1]).to(shown.dtype)
     titles = {k: _pair_title(k, codeword_labels) for k in pairs}
 
     def images(latents: torch.Tensor) -> np.ndarray:
         return to_unit_images(decode(networks, latents))
 
-    direction_rows = {"test codes": images(shown),
-                      **{titles[k]: images(shown + config.direction_scale * steps[k]) for k in pairs}}
+    direction_rows = {
+        "test codes": images(shown),
+        **{titles[k]: images(shown + config.direction_scale * steps[k]) for k in pairs},
+    }
     positions = torch.linspace(0, 1, config.segment_points, dtype=codebook.dtype)
-    segment_rows = {titles[k]: images(curve_points(codebook, torch.full(positions.shape, k), positions))
-                    for k in pairs}
+    segment_rows = {titles[k]: images(curve_points(codebook, torch.full(positions.shape, k), positions)) for k in pairs}
     return direction_rows, segment_rows
 
 
@@ -228,8 +268,12 @@ class SFVQResult:
             "codeword_labels": self.codeword_labels,
             "curve_order": self.curve_order,
             "directions": self.directions,
-            "fit": {"seconds": self.seconds["fit"], "latents": self.train_latents, "history": self.curve.history_,
-                    "params": self.curve.get_params()},
+            "fit": {
+                "seconds": self.seconds["fit"],
+                "latents": self.train_latents,
+                "history": self.curve.history_,
+                "params": self.curve.get_params(),
+            },
             "kmeans": {"seconds": self.seconds["kmeans"], **self.kmeans},
             "figures": figures,
             "curve": curve_file,
@@ -241,8 +285,14 @@ class SFVQResult:
         }
 
 
-def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfig = SFVQStudyConfig(),
-               progress: bool = True, timer: Timer | None = None, world: World = SINGLE) -> SFVQResult:
+def sfvq_study(
+    networks: Networks,
+    dataset: ImageDataset,
+    config: SFVQStudyConfig = SFVQStudyConfig(),
+    progress: bool = True,
+    timer: Timer | None = None,
+    world: World = SINGLE,
+) -> SFVQResult:
     """The study on ``networks`` and ``dataset`` (module docstring); writes nothing. As one rank of ``world``
     (every rank calls it alike): the network passes dealt over the ranks, the same result on every rank.
 
@@ -252,39 +302,70 @@ def sfvq_study(networks: Networks, dataset: ImageDataset, config: SFVQStudyConfi
         DataError: the dataset's images are not of the networks' shape.
     """
     networks.require("sfvq", "generator", "classifier", "encoder")
+    assert networks.classifier is not None  # `require` raised otherwise
     check_dataset_fits(networks.image_shape, dataset, networks.source)
     timer = timer or Timer()
     if config.codewords > len(dataset.train):
-        raise SFVQError(f"codewords: {config.codewords} exceeds the {len(dataset.train)} training images of "
-                        f"{config.dataset}")
+        raise SFVQError(
+            f"codewords: {config.codewords} exceeds the {len(dataset.train)} training images of {config.dataset}"
+        )
     with timer.stage("encode"):
         train = encoder_means(networks, dataset.train.images, world, progress, "encoding the training set")
         test = encoder_means(networks, dataset.test.images, world, progress, "encoding the test set")
-    curve = SFVQ(config.codewords, epochs_per_stage=config.epochs_per_stage, batch_size=config.batch_size,
-                 seed=config.seed, candidates=config.candidates, growth=config.growth)
+    curve = SFVQ(
+        config.codewords,
+        epochs_per_stage=config.epochs_per_stage,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        candidates=config.candidates,
+        growth=config.growth,
+    )
     with timer.stage("fit"), progress_bar("SFVQ fit (epochs)", progress) as bar:
         curve.fit(train, progress=bar)
     with timer.stage("kmeans"):
         centroids, kmeans = fit_kmeans(train, config.codewords, config.seed)
     with timer.stage("quantization"):
         mean = train.double().mean(0)
-        errors = {"test": quantization_errors(curve, centroids, test, mean),
-                  "train": quantization_errors(curve, centroids, train, mean)}
+        errors = {
+            "test": quantization_errors(curve, centroids, test, mean),
+            "train": quantization_errors(curve, centroids, train, mean),
+        }
     with timer.stage("labels"):
         codebook = curve.codebook_
         codeword_images = decode(networks, codebook)
         codeword_labels = batched(networks.classifier, codeword_images, networks.batch_size).argmax(1).cpu()
-        order = curve_order(codeword_labels, nearest_codewords(train, codebook)[0],
-                            torch.from_numpy(dataset.train.labels).long(), networks.num_labels)
+        order = curve_order(
+            codeword_labels,
+            nearest_codewords(train, codebook)[0],
+            torch.from_numpy(dataset.train.labels).long(),
+            networks.num_labels,
+        )
     with timer.stage("directions"):
-        directions = direction_study(networks, codebook, codeword_labels, test[:config.direction_latents],
-                                     config.direction_scale, world)
+        directions = direction_study(
+            networks, codebook, codeword_labels, test[: config.direction_latents], config.direction_scale, world
+        )
     with timer.stage("figures"):
         direction_rows, segment_rows = figure_rows(networks, codebook, codeword_labels, test, config)
-    return SFVQResult(config, networks.source, networks.latent_dim, len(train), len(test), curve, errors,
-                      codeword_labels.tolist(), order, directions, kmeans, to_unit_images(codeword_images),
-                      direction_rows, segment_rows, networks.compute_record(), dict(timer.seconds), networks.labels,
-                      world.size)
+    return SFVQResult(
+        config,
+        networks.source,
+        networks.latent_dim,
+        len(train),
+        len(test),
+        curve,
+        errors,
+        codeword_labels.tolist(),
+        order,
+        directions,
+        kmeans,
+        to_unit_images(codeword_images),
+        direction_rows,
+        segment_rows,
+        networks.compute_record(),
+        dict(timer.seconds),
+        networks.labels,
+        world.size,
+    )
 
 
 def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
@@ -294,8 +375,14 @@ def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
     out = Path(out_dir)
     directory = out / "figures"
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {"panoptic": panoptic_map(result.codeword_images, result.codeword_labels, directory / "panoptic.png",
-                                      label_names=result.label_names or None)}
+    paths = {
+        "panoptic": panoptic_map(
+            result.codeword_images,
+            result.codeword_labels,
+            directory / "panoptic.png",
+            label_names=result.label_names or None,
+        )
+    }
     if result.direction_rows:
         paths["directions"] = image_rows(result.direction_rows, directory / "directions.png")
         paths["augmentation"] = image_rows(result.segment_rows, directory / "augmentation.png")
@@ -305,9 +392,14 @@ def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
     return record
 
 
-def run_sfvq(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(), networks: NetworksSpec = None,
-             progress: bool = True, overrides: dict[str, str | Path | None] | None = None,
-             world: World = SINGLE) -> dict[str, Any]:
+def run_sfvq(
+    out_dir: str | Path,
+    config: SFVQStudyConfig = SFVQStudyConfig(),
+    networks: NetworksSpec = None,
+    progress: bool = True,
+    overrides: Mapping[str, str | Path | None] | None = None,
+    world: World = SINGLE,
+) -> dict[str, Any]:
     """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of
     ``config.dataset``), with ``overrides`` (piece -> file), and the dataset, run the study and write it into
     ``out_dir`` (`write_sfvq`); returns the record written to sfvq.json. As one rank of ``world`` (torchrun):
@@ -321,8 +413,9 @@ def run_sfvq(out_dir: str | Path, config: SFVQStudyConfig = SFVQStudyConfig(), n
     with writer_directory(world, out_dir, lock=True):
         timer = Timer()
         with timer.stage("load"):
-            loaded = load_networks(networks, compute, config.network_batch_size, dataset=config.dataset,
-                                   overrides=overrides)
+            loaded = load_networks(
+                networks, compute, config.network_batch_size, dataset=config.dataset, overrides=overrides
+            )
             dataset = load_dataset(config.dataset)
         result = sfvq_study(loaded, dataset, config, progress and world.is_writer, timer, world)
         return write_sfvq(out_dir, result) if world.is_writer else {}

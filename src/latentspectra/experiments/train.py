@@ -28,6 +28,7 @@ from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
 from ..io import versions, write_json
 from ..models.files import load_model
 from ..models.inference import InferenceEncoder, InferenceNetwork
+from ..models.layers import Configured
 from ..training.autoencoder import AutoencoderJob
 from ..training.classifier import ClassifierJob
 from ..training.encoder import EncoderJob
@@ -47,9 +48,13 @@ def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
         return config
     if epochs < 1:
         raise LatentspectraError(f"--epochs must be at least 1, got {epochs}")
-    return replace(config, classifier=replace(config.classifier, epochs=epochs),
-                   gan=replace(config.gan, epochs=epochs), encoder=replace(config.encoder, epochs=epochs),
-                   autoencoder=replace(config.autoencoder, epochs=epochs))
+    return replace(
+        config,
+        classifier=replace(config.classifier, epochs=epochs),
+        gan=replace(config.gan, epochs=epochs),
+        encoder=replace(config.encoder, epochs=epochs),
+        autoencoder=replace(config.autoencoder, epochs=epochs),
+    )
 
 
 def with_latent_dim(config: TrainConfig, latent_dim: int | None) -> TrainConfig:
@@ -63,8 +68,11 @@ def with_latent_dim(config: TrainConfig, latent_dim: int | None) -> TrainConfig:
         return config
     if latent_dim < 1:
         raise LatentspectraError(f"--latent-dim must be at least 1, got {latent_dim}")
-    return replace(config, gan=replace(config.gan, latent_dim=latent_dim),
-                   autoencoder=replace(config.autoencoder, latent_dim=latent_dim))
+    return replace(
+        config,
+        gan=replace(config.gan, latent_dim=latent_dim),
+        autoencoder=replace(config.autoencoder, latent_dim=latent_dim),
+    )
 
 
 def with_encoder_weights(config: TrainConfig, weights: tuple[float, float, float] | None) -> TrainConfig:
@@ -77,11 +85,17 @@ def with_encoder_weights(config: TrainConfig, weights: tuple[float, float, float
     if weights is None:
         return config
     if not all(math.isfinite(weight) and weight >= 0 for weight in weights) or not any(weights):
-        raise LatentspectraError(f"--encoder-weights must be three finite weights >= 0, not all zero "
-                                 f"(reconstruction, KL, classifier), got {' '.join(map(str, weights))}")
+        raise LatentspectraError(
+            f"--encoder-weights must be three finite weights >= 0, not all zero "
+            f"(reconstruction, KL, classifier), got {' '.join(map(str, weights))}"
+        )
     reconstruction, kl, classifier = (float(weight) for weight in weights)
-    return replace(config, encoder=replace(config.encoder, reconstruction_weight=reconstruction, kl_weight=kl,
-                                           classifier_weight=classifier))
+    return replace(
+        config,
+        encoder=replace(
+            config.encoder, reconstruction_weight=reconstruction, kl_weight=kl, classifier_weight=classifier
+        ),
+    )
 
 
 def with_interpolation_weight(config: TrainConfig, weight: float | None) -> TrainConfig:
@@ -101,15 +115,18 @@ def with_interpolation_weight(config: TrainConfig, weight: float | None) -> Trai
 TRAINED_BY = {"generator": "gan", "classifier": "classifier"}  # the `train` command of each network another needs
 
 
-def _require(out_dir: Path, name: str, needed_by: str) -> torch.nn.Module:
+def _require(out_dir: Path, name: str, needed_by: str) -> Configured:
     if not (out_dir / f"{name}.json").exists():
-        raise LatentspectraError(f"{out_dir}: no trained {name} there, which {needed_by} needs; "
-                                 f"train it first (latentspectra train {TRAINED_BY[name]} --out {out_dir})")
+        raise LatentspectraError(
+            f"{out_dir}: no trained {name} there, which {needed_by} needs; "
+            f"train it first (latentspectra train {TRAINED_BY[name]} --out {out_dir})"
+        )
     return load_model(out_dir, name, name)[0]
 
 
-def _training_job(network: str, out_dir: Path, dataset: ImageDataset, config: TrainConfig,
-                  compute: Compute) -> TrainingJob:
+def _training_job(
+    network: str, out_dir: Path, dataset: ImageDataset, config: TrainConfig, compute: Compute
+) -> TrainingJob:
     """The job that trains ``network`` on ``dataset``; the GAN and the autoencoder are scored with the classifier
     of ``out_dir`` where there is one, the encoder needs the generator and classifier there.
 
@@ -122,26 +139,54 @@ def _training_job(network: str, out_dir: Path, dataset: ImageDataset, config: Tr
     if network == "classifier":
         return ClassifierJob(dataset, config.classifier, seed, compute)
     if network == "gan":
-        classifier = (out_dir / "classifier.json").exists() and load_model(out_dir, "classifier", "classifier")[0]
-        evaluate = (lambda g: sample_metrics(InferenceNetwork(g, compute), InferenceNetwork(classifier, compute),
-                                             dataset, seed, device=compute.device)) if classifier else None
+        scorer = (out_dir / "classifier.json").exists() and load_model(out_dir, "classifier", "classifier")[0]
+        evaluate = (
+            (
+                lambda g: sample_metrics(
+                    InferenceNetwork(g, compute),
+                    InferenceNetwork(scorer, compute),
+                    dataset,
+                    seed,
+                    device=compute.device,
+                )
+            )
+            if scorer
+            else None
+        )
         return GANJob(dataset, config.gan, seed, evaluate_samples=evaluate, compute=compute)
     if network == "autoencoder":
-        return AutoencoderJob(dataset, config.autoencoder, seed,
-                              evaluate=_reconstruction_accuracy(out_dir, dataset, compute), compute=compute)
+        return AutoencoderJob(
+            dataset,
+            config.autoencoder,
+            seed,
+            evaluate=_reconstruction_accuracy(out_dir, dataset, compute),
+            compute=compute,
+        )
     generator = _require(out_dir, "generator", "the encoder")
     classifier = _require(out_dir, "classifier", "the encoder")
     check_dataset_fits(generator.config["image_shape"], dataset, str(out_dir))
-    return EncoderJob(dataset, config.encoder, seed, generator, classifier,
-                      evaluate=lambda e: encoder_metrics(InferenceEncoder(e, compute),
-                                                         InferenceNetwork(generator, compute),
-                                                         InferenceNetwork(classifier, compute), dataset, seed,
-                                                         trials=TRAINING_ENCODING_TRIALS, device=compute.device),
-                      compute=compute)
+    return EncoderJob(
+        dataset,
+        config.encoder,
+        seed,
+        generator,
+        classifier,
+        evaluate=lambda e: encoder_metrics(
+            InferenceEncoder(e, compute),
+            InferenceNetwork(generator, compute),
+            InferenceNetwork(classifier, compute),
+            dataset,
+            seed,
+            trials=TRAINING_ENCODING_TRIALS,
+            device=compute.device,
+        ),
+        compute=compute,
+    )
 
 
-def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progress: bool = True,
-                   world: World = SINGLE) -> dict[str, Any]:
+def train_networks(
+    which: str, out_dir: str | Path, config: TrainConfig, progress: bool = True, world: World = SINGLE
+) -> dict[str, Any]:
     """Train ``which`` ("classifier", "gan", "encoder", "all" or "autoencoder") into ``out_dir``; returns
     the run record that is also written to ``out_dir/train-<which>.json``. As one rank of a sharded ``world``
     (DistributedDataParallel, training/sharding.py) rank 0 alone writes; after each network every rank waits
@@ -159,9 +204,17 @@ def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progres
     torch.set_num_threads(max(1, torch.get_num_threads()))
     dataset = load_dataset(config.dataset)
     seed = config.seed
-    record: dict[str, Any] = {"network": which, "dataset": config.dataset, "seed": seed, "config": asdict(config),
-                              "compute": compute.record(), "versions": versions(), "world_size": world.size,
-                              "seconds": {}, "metrics": {}}
+    record: dict[str, Any] = {
+        "network": which,
+        "dataset": config.dataset,
+        "seed": seed,
+        "config": asdict(config),
+        "compute": compute.record(),
+        "versions": versions(),
+        "world_size": world.size,
+        "seconds": {},
+        "metrics": {},
+    }
     began = time.perf_counter()
     for network in NETWORKS if which == "all" else (which,):
         start = time.perf_counter()
@@ -183,8 +236,9 @@ def train_networks(which: str, out_dir: str | Path, config: TrainConfig, progres
     return record
 
 
-def _reconstruction_accuracy(out_dir: Path, dataset: ImageDataset,
-                             compute: Compute) -> Callable[[nn.Module], dict[str, float]] | None:
+def _reconstruction_accuracy(
+    out_dir: Path, dataset: ImageDataset, compute: Compute
+) -> Callable[[nn.Module], dict[str, float]] | None:
     """A callback: the accuracy of the classifier in ``out_dir`` on an autoencoder's reconstructions of
     the test set, on ``compute``'s device; None when no classifier is there."""
     if not (out_dir / "classifier.json").exists():

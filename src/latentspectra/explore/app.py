@@ -66,7 +66,8 @@ class MoveRequest(Body):
     latent: Annotated[list[Finite], Field(min_length=1, max_length=MAX_VALUES)]
     method: MethodName = LSD
     offsets: Annotated[list[Offset], Field(max_length=MAX_VALUES)] = Field(
-        default_factory=list, description="t_k along the method's directions d_k: z + sum_k t_k d_k")
+        default_factory=list, description="t_k along the method's directions d_k: z + sum_k t_k d_k"
+    )
 
 
 class ViewRequest(MoveRequest):
@@ -80,7 +81,8 @@ class StripRequest(MoveRequest):
 class RotationRequest(Body):
     latent: Annotated[list[Finite], Field(min_length=1, max_length=MAX_VALUES)]
     labels: Annotated[list[int], Field(min_length=2, max_length=1000)] | None = Field(
-        None, description="labels visited in order (default: every label)")
+        None, description="labels visited in order (default: every label)"
+    )
     top_n: int = Field(3, ge=1)
 
 
@@ -127,10 +129,16 @@ def data_url(png: bytes) -> str:
 
 
 def view_out(view: View) -> ViewOut:
-    return ViewOut(latent=view.latent, image=data_url(view.image), probabilities=view.probabilities,
-                   spectrum=view.spectrum, top_labels=view.top_labels, truncated_latent=view.truncated_latent,
-                   truncated_image=data_url(view.truncated_image),
-                   truncated_probabilities=view.truncated_probabilities)
+    return ViewOut(
+        latent=view.latent,
+        image=data_url(view.image),
+        probabilities=view.probabilities,
+        spectrum=view.spectrum,
+        top_labels=view.top_labels,
+        truncated_latent=view.truncated_latent,
+        truncated_image=data_url(view.truncated_image),
+        truncated_probabilities=view.truncated_probabilities,
+    )
 
 
 def error_answer(status: int, detail: str) -> JSONResponse:
@@ -140,8 +148,12 @@ def error_answer(status: int, detail: str) -> JSONResponse:
 def validation_message(error: RequestValidationError) -> str:
     """The validation errors as one line: "body.latent.3: Input should be a finite number; ..."; a body that is not
     JSON: "body: malformed JSON (at character N)"."""
-    parts = [f"body: malformed JSON (at character {item['loc'][-1]})" if item.get("type") == "json_invalid" else
-             f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', '')}" for item in error.errors()]
+    parts = [
+        f"body: malformed JSON (at character {item['loc'][-1]})"
+        if item.get("type") == "json_invalid"
+        else f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', '')}"
+        for item in error.errors()
+    ]
     return "; ".join(parts[:5]) + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")
 
 
@@ -195,9 +207,14 @@ def limit_bodies(app: FastAPI, upload_bytes: int) -> None:
 
 def create_app(session: ExploreSession) -> FastAPI:
     """The application serving ``session``: the page at /, its files at /static, the JSON API under /api."""
-    app = FastAPI(title="latentspectra explore", version="1", docs_url=None, redoc_url=None,  # both load from a CDN
-                  description="Read and move through the latent space of a generator, classifier and encoder: "
-                              "the page's calls. Images are PNG data URLs; latents are lists of M numbers.")
+    app = FastAPI(
+        title="latentspectra explore",
+        version="1",
+        docs_url=None,
+        redoc_url=None,  # both load from a CDN
+        description="Read and move through the latent space of a generator, classifier and encoder: "
+        "the page's calls. Images are PNG data URLs; latents are lists of M numbers.",
+    )
     add_error_handlers(app, session)
     limit_bodies(app, session.config.upload_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -231,8 +248,15 @@ def add_start_routes(app: FastAPI, session: ExploreSession) -> None:
         image = session.test_image(request.index)
         return LatentOut(latent=session.encode(image).tolist(), input_image=data_url(uint8_png(image[0])))
 
-    @app.post("/api/encode", openapi_extra={"requestBody": {"required": True, "content": {
-        "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
+    @app.post(
+        "/api/encode",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
     async def encode(request: Request) -> LatentOut:
         """The encoder's mean code of an image file sent as the body (PNG, JPEG, GIF, BMP or WebP; a drawing is
         a PNG), after converting it to the networks' image shape; the notes say what was changed."""
@@ -240,12 +264,14 @@ def add_start_routes(app: FastAPI, session: ExploreSession) -> None:
         async for chunk in request.stream():
             data.extend(chunk)
             if len(data) > session.config.upload_bytes:
-                raise ImageInputError(f"image file: expected at most {session.config.upload_bytes} bytes",
-                                      too_large=True)
+                raise ImageInputError(
+                    f"image file: expected at most {session.config.upload_bytes} bytes", too_large=True
+                )
         converted = await run_in_threadpool(session.read_upload, bytes(data))
         latent = await run_in_threadpool(session.encode, converted.pixels)
-        return LatentOut(latent=latent.tolist(), input_image=data_url(uint8_png(converted.pixels[0])),
-                         notes=list(converted.notes))
+        return LatentOut(
+            latent=latent.tolist(), input_image=data_url(uint8_png(converted.pixels[0])), notes=list(converted.notes)
+        )
 
 
 def add_view_routes(app: FastAPI, session: ExploreSession) -> None:
@@ -278,8 +304,16 @@ def status_out(session: ExploreSession, status: MethodStatus) -> StatusOut:
     """A method's status as the API answers it: its slider names when ready, why its fit failed without paths."""
     names = session.direction_names(status.name) if status.state == "ready" else []
     error = None if status.error is None else session.names.scrub(status.error)
-    return StatusOut(name=status.name, state=status.state, stage=status.stage, seconds=status.seconds,
-                     error=error, directions=status.directions, cached=status.cached, names=names)
+    return StatusOut(
+        name=status.name,
+        state=status.state,
+        stage=status.stage,
+        seconds=status.seconds,
+        error=error,
+        directions=status.directions,
+        cached=status.cached,
+        names=names,
+    )
 
 
 def known_method(session: ExploreSession, name: str) -> str:
@@ -311,27 +345,31 @@ def add_export_routes(app: FastAPI, session: ExploreSession) -> None:
     """Downloads: the current latent, and a method's directions, as JSON or safetensors."""
 
     @app.post("/api/export/latent")
-    def export_latent(request: MoveRequest, format: Literal["json", "safetensors"] = "json") -> Response:  # noqa: A002
+    def export_latent(request: MoveRequest, format: Literal["json", "safetensors"] = "json") -> Response:
         """The latent moved by the offsets, with the latent it started from and the move, as a JSON file or a
         safetensors file whose header holds the same record (`io.save_tensors_with_record`)."""
         base = session.check_latent(request.latent)
         moved = session.move(base, request.method, request.offsets) if request.offsets else base
-        record = {"format": LATENT_FORMAT, "networks": session.names.networks, "method": request.method,
-                  "offsets": request.offsets}
+        record = {
+            "format": LATENT_FORMAT,
+            "networks": session.names.networks,
+            "method": request.method,
+            "offsets": request.offsets,
+        }
         if format == "json":
             body = json_text({**record, "latent": moved.tolist(), "base": base.tolist()})
             return download(body.encode(), "latent.json", "application/json")
-        return download(safetensors_bytes({"latent": moved, "base": base}, record), "latent.safetensors",
-                        "application/octet-stream")
+        return download(
+            safetensors_bytes({"latent": moved, "base": base}, record), "latent.safetensors", "application/octet-stream"
+        )
 
     @app.get("/api/methods/{name}/export")
-    def export_directions(name: str, format: Literal["json", "safetensors"] = "json") -> Response:  # noqa: A002
+    def export_directions(name: str, format: Literal["json", "safetensors"] = "json") -> Response:
         """A fitted method's directions: JSON (name, parameters, directions K x M), or the method's safetensors file
         as `methods.save_method` writes it (its record in the header; `load_method` reads it with the JSON)."""
         method = session.methods.get(known_method(session, name))
         if format == "json":
-            body = json_text({"method": name, "params": method.get_params(),
-                              "directions": method.directions_.tolist()})
+            body = json_text({"method": name, "params": method.get_params(), "directions": method.directions_.tolist()})
             return download(body.encode(), f"{name}-directions.json", "application/json")
         return download(method_bytes(method), f"{name}.safetensors", "application/octet-stream")
 

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -21,10 +22,9 @@ import torch
 from ..config import CompareConfig, ExploreConfig
 from ..errors import LatentspectraError
 from ..experiments.common import encoder_means
-from ..experiments.compare import FIT_LATENTS, fit_inputs, method_params
+from ..experiments.compare import fit_inputs, method_params
 from ..experiments.networks import Networks
-from ..methods.directions import DirectionMethod, MethodError, available, get, load_method, \
-    save_method
+from ..methods.directions import DirectionMethod, MethodError, available, get, load_method, save_method
 
 LSD = "lsd"
 COMPARE_TEST_LATENTS = CompareConfig.latents  # the test codes REDs is fitted on, as compare has them
@@ -40,7 +40,7 @@ class MethodStatus:
     what the fit is doing, ``seconds`` how long it has run or took, ``error`` why it failed."""
 
     name: str
-    state: str = "idle"
+    state: Literal["idle", "fitting", "ready", "failed"] = "idle"
     stage: str = ""
     seconds: float | None = None
     error: str | None = None
@@ -55,8 +55,14 @@ class MethodStore:
     Files: ``directory``/NAME.safetensors and NAME.json per fitted method.
     """
 
-    def __init__(self, networks: Networks, config: ExploreConfig, directory: Path, train_images: np.ndarray,
-                 test_images: np.ndarray) -> None:
+    def __init__(
+        self,
+        networks: Networks,
+        config: ExploreConfig,
+        directory: Path,
+        train_images: np.ndarray,
+        test_images: np.ndarray,
+    ) -> None:
         self.networks = networks
         self.config = config
         self.directory = directory
@@ -85,8 +91,9 @@ class MethodStore:
             save_method(method, self.path(name))
         with self._lock:
             self._fitted[name] = method
-            self._status[name] = MethodStatus(name, "ready", seconds=seconds,
-                                              directions=int(method.directions_.shape[0]), cached=cached)
+            self._status[name] = MethodStatus(
+                name, "ready", seconds=seconds, directions=int(method.directions_.shape[0]), cached=cached
+            )
 
     def load_cached(self) -> list[str]:
         """Load every method the cache holds (a damaged or stale file is left to be refitted); their names."""
@@ -144,8 +151,11 @@ class MethodStore:
         with self._lock:
             method, status = self._fitted.get(name), self._status[name]
         if method is None:
-            reason = f"its fit failed: {status.error}" if status.state == "failed" else \
-                f"it is {status.state}; POST /api/methods/{name}/fit starts it"
+            reason = (
+                f"its fit failed: {status.error}"
+                if status.state == "failed"
+                else f"it is {status.state}; POST /api/methods/{name}/fit starts it"
+            )
             raise NotFitted(f"method {name} is not fitted yet: {reason}")
         return method
 
@@ -168,20 +178,25 @@ class MethodStore:
         with self._lock:
             self._started[name] = began
         try:
-            params = method_params(name, replace(CompareConfig(), seed=self.config.seed,
-                                                 directions=self.config.directions), self.networks.latent_dim)
+            # the learned directions at compare's quick budget: a page waits seconds, not minutes, for a slider
+            params = method_params(
+                name,
+                replace(CompareConfig(), seed=self.config.seed, budget="quick", directions=self.config.directions),
+                self.networks.latent_dim,
+            )
             method = get(name, **params)
-            which = FIT_LATENTS.get(name, "train") if "latents" in method.inputs else None
+            which = method.fit_latents if "latents" in method.inputs else None
             codes = {which: self._encoded(name, which)} if which else {}
             self._stage(name, "fitting")
             method.fit(**fit_inputs(method, self.networks, codes.get("train"), codes.get("test")))
             self._stage(name, "saving")
             self.add(name, method, seconds=time.monotonic() - began)
-        except Exception as error:  # noqa: BLE001 - a worker that dies silently would leave the page waiting
+        except Exception as error:
             reason = str(error) if isinstance(error, LatentspectraError) else f"{type(error).__name__}: {error}"
             with self._lock:
-                self._status[name] = MethodStatus(name, "failed", seconds=time.monotonic() - began,
-                                                  error=" ".join(reason.split()))
+                self._status[name] = MethodStatus(
+                    name, "failed", seconds=time.monotonic() - began, error=" ".join(reason.split())
+                )
 
     def _encoded(self, name: str, which: str) -> torch.Tensor:
         """The encoder means of the training or test images compare fits on, computed once."""

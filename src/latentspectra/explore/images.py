@@ -7,6 +7,7 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -39,7 +40,8 @@ def uint8_png(pixels: np.ndarray) -> bytes:
     grey = pixels.shape[0] == 1
     buffer = io.BytesIO()
     Image.fromarray(pixels[0] if grey else pixels.transpose(1, 2, 0), "L" if grey else "RGB").save(
-        buffer, format="PNG", compress_level=1)
+        buffer, format="PNG", compress_level=1
+    )
     return buffer.getvalue()
 
 
@@ -63,15 +65,20 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         try:
             image = Image.open(io.BytesIO(data), formats=FORMATS)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageInputError(f"image: more pixels than Pillow opens safely ({Image.MAX_IMAGE_PIXELS}), expected "
-                                  f"at most {max_pixels}", too_large=True) from None
+            raise ImageInputError(
+                f"image: more pixels than Pillow opens safely ({Image.MAX_IMAGE_PIXELS}), expected "
+                f"at most {max_pixels}",
+                too_large=True,
+            ) from None
         except DAMAGED:  # UnidentifiedImageError is an OSError
-            raise ImageInputError(f"expected an image file ({', '.join(FORMATS)}), got {len(data)} bytes that "
-                                  "are not one") from None
+            raise ImageInputError(
+                f"expected an image file ({', '.join(FORMATS)}), got {len(data)} bytes that are not one"
+            ) from None
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageInputError(f"image of {width} x {height} pixels: expected at most {max_pixels} pixels",
-                              too_large=True)
+        raise ImageInputError(
+            f"image of {width} x {height} pixels: expected at most {max_pixels} pixels", too_large=True
+        )
     try:
         image.seek(0)
         image.load()
@@ -101,8 +108,11 @@ def convert_image(image: Image.Image, shape: tuple[int, int, int], dark_backgrou
     pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
     if channels == 1 and _light_border(pixels) == dark_background:
         pixels = 255 - pixels
-        notes.append("inverted: its background is light, the networks' images have dark ones"
-                     if dark_background else "inverted: its background is dark, the networks' images have light ones")
+        notes.append(
+            "inverted: its background is light, the networks' images have dark ones"
+            if dark_background
+            else "inverted: its background is dark, the networks' images have light ones"
+        )
     return ConvertedImage(np.ascontiguousarray(pixels[None]), tuple(notes))
 
 
@@ -110,13 +120,15 @@ def _is_transparent(image: Image.Image) -> bool:
     """Whether any pixel of ``image`` is not fully opaque (a canvas' PNG has an alpha channel that is all 255)."""
     if image.mode not in ("RGBA", "LA", "PA") and not (image.mode == "P" and "transparency" in image.info):
         return False
-    return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    # a single band's extrema are (min, max), not one pair per band
+    return cast(tuple[int, int], image.convert("RGBA").getchannel("A").getextrema())[0] < 255
 
 
 def _light_border(pixels: np.ndarray) -> bool:
     """Whether the mean of the outermost pixels of a (C, H, W) uint8 image is above mid-grey."""
-    border = np.concatenate([pixels[:, 0].ravel(), pixels[:, -1].ravel(), pixels[:, :, 0].ravel(),
-                             pixels[:, :, -1].ravel()])
+    border = np.concatenate(
+        [pixels[:, 0].ravel(), pixels[:, -1].ravel(), pixels[:, :, 0].ravel(), pixels[:, :, -1].ravel()]
+    )
     return float(border.mean()) > 127.5
 
 

@@ -95,14 +95,20 @@ def hidden_paths(pairs: Iterable[tuple[str | Path, str]]) -> tuple[tuple[str, st
     return tuple(sorted(hidden.items(), key=lambda pair: (-len(pair[0]), pair[0])))
 
 
-def public_names(spec: NetworksSpec, networks: Networks, dataset: str, cache: Path, *,
-                 overrides: Mapping[str, str | Path | None] | None = None,
-                 basis_file: Path | None = None) -> PublicNames:
+def public_names(
+    spec: NetworksSpec,
+    networks: Networks,
+    dataset: str,
+    cache: Path,
+    *,
+    overrides: Mapping[str, str | Path | None] | None = None,
+    basis_file: Path | None = None,
+) -> PublicNames:
     """The public name of a server's networks (``spec``, loaded as ``networks``), with the private paths to hide:
     the networks' source and directory, the override files, the file of the ``dataset`` spec, the basis file, and
     the ``cache`` directory and its root."""
     name = networks_name(spec, dataset, overrides)
-    pairs = [(networks.source, name), (cache, CACHE_WORDS), (cache.parent, CACHE_WORDS)]
+    pairs: list[tuple[str | Path, str]] = [(networks.source, name), (cache, CACHE_WORDS), (cache.parent, CACHE_WORDS)]
     pairs += [(path, name) for path in (networks.description.directory, spec) if isinstance(path, (str, Path))]
     pairs += [(Path(file), Path(file).name) for file in (overrides or {}).values() if file is not None]
     pairs += [(path, path.name) for path in (dataset_path(dataset), basis_file) if path is not None]

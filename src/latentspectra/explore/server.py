@@ -44,8 +44,11 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as error:
         sock.close()
-        reason = "in use by another program; choose another with --port" if error.errno == errno.EADDRINUSE \
+        reason = (
+            "in use by another program; choose another with --port"
+            if error.errno == errno.EADDRINUSE
             else error.strerror
+        )
         raise ServeError(f"--port {port}: cannot listen on {host}:{port}: {reason}") from None
     sock.set_inheritable(True)
     return sock

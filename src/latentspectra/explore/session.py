@@ -70,8 +70,16 @@ class ExploreSession:
     """The networks, basis, test images and methods of one server (module docstring); ``names`` says what the page
     may call the networks and which paths it must not show."""
 
-    def __init__(self, networks: Networks, basis: QuasiEigenBasis, test_images: np.ndarray, methods: MethodStore,
-                 config: ExploreConfig = ExploreConfig(), *, names: PublicNames) -> None:
+    def __init__(
+        self,
+        networks: Networks,
+        basis: QuasiEigenBasis,
+        test_images: np.ndarray,
+        methods: MethodStore,
+        config: ExploreConfig = ExploreConfig(),
+        *,
+        names: PublicNames,
+    ) -> None:
         self.networks = networks
         self.names = names
         self.basis = basis
@@ -87,15 +95,26 @@ class ExploreSession:
         """What the page needs to lay itself out: sizes, labels, the networks' name, the basis' rows (and its
         provenance without paths), limits and the methods."""
         basis = self.basis
-        return {"latent_dim": self.networks.latent_dim, "image_shape": list(self.networks.image_shape),
-                "labels": list(self.networks.labels), "test_images": len(self.test_images),
-                "networks": self.names.networks,
-                "basis": {"labels": basis.labels.tolist(), "sets": basis.sets.tolist(), "norm": basis.norm,
-                          "provenance": self.names.provenance(basis.provenance)},
-                "directions": self.config.directions, "slider_range": self.config.slider_range,
-                "strip_images": self.config.strip_images, "rotation_steps": self.config.rotation_steps,
-                "upload_bytes": self.config.upload_bytes, "upload_pixels": self.config.upload_pixels,
-                "methods": self.methods.names()}
+        return {
+            "latent_dim": self.networks.latent_dim,
+            "image_shape": list(self.networks.image_shape),
+            "labels": list(self.networks.labels),
+            "test_images": len(self.test_images),
+            "networks": self.names.networks,
+            "basis": {
+                "labels": basis.labels.tolist(),
+                "sets": basis.sets.tolist(),
+                "norm": basis.norm,
+                "provenance": self.names.provenance(basis.provenance),
+            },
+            "directions": self.config.directions,
+            "slider_range": self.config.slider_range,
+            "strip_images": self.config.strip_images,
+            "rotation_steps": self.config.rotation_steps,
+            "upload_bytes": self.config.upload_bytes,
+            "upload_pixels": self.config.upload_pixels,
+            "methods": self.methods.names(),
+        }
 
     # --- Latents to start from -----------------------------------------------------------------------
 
@@ -112,7 +131,7 @@ class ExploreSession:
         """
         if not 0 <= index < len(self.test_images):
             raise ExploreInputError(f"index: expected 0..{len(self.test_images) - 1} (the test images), got {index}")
-        return self.test_images[index:index + 1]
+        return self.test_images[index : index + 1]
 
     def encode(self, images: np.ndarray) -> torch.Tensor:
         """The encoder's mean code of uint8 images (1, C, H, W): (M,) float32 on the CPU.
@@ -120,6 +139,7 @@ class ExploreSession:
         Raises:
             ExploreInputError: a code that is not finite.
         """
+        assert self.networks.encoder is not None  # `open_session` required it
         with self._lock, torch.inference_mode():
             device = self.networks.compute.device
             code = self.networks.encoder.encode_mean(images_to_tensor(images).to(device))[0].float().cpu()
@@ -160,9 +180,19 @@ class ExploreSession:
         spectrum = self.basis.decompose(z)
         top = self.basis.classify(z, top=min(TOP_LABELS, int(self.basis.labelled.sum())))
         count = len(z)
-        return [View(z[i].tolist(), png_bytes(images[i]), probabilities[i].tolist(), spectrum[i].tolist(),
-                     top[i].tolist(), truncated[i].tolist(), png_bytes(images[count + i]),
-                     probabilities[count + i].tolist()) for i in range(count)]
+        return [
+            View(
+                z[i].tolist(),
+                png_bytes(images[i]),
+                probabilities[i].tolist(),
+                spectrum[i].tolist(),
+                top[i].tolist(),
+                truncated[i].tolist(),
+                png_bytes(images[count + i]),
+                probabilities[count + i].tolist(),
+            )
+            for i in range(count)
+        ]
 
     def decode(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """G(z) on the CPU and softmax C(G(z)) in float64 (rows summing to 1) for latents (N, M).
@@ -170,6 +200,8 @@ class ExploreSession:
         Raises:
             ExploreInputError: images or probabilities that are not finite.
         """
+        # `open_session` required them
+        assert self.networks.generator is not None and self.networks.classifier is not None
         with self._lock, torch.inference_mode():
             z = latents.float().to(self.networks.compute.device)
             images = self.networks.generator(z)
@@ -189,7 +221,7 @@ class ExploreSession:
         Raises:
             MethodError: an unknown method. NotFitted: not fitted yet.
         """
-        return self.methods.get(method).directions_[:self.config.directions].float().cpu()
+        return self.methods.get(method).directions_[: self.config.directions].float().cpu()
 
     def direction_names(self, method: str) -> list[str]:
         """A name per slider of the fitted ``method``: LSD's say the label and set of each quasi-eigenvector.
@@ -201,8 +233,10 @@ class ExploreSession:
         if method != LSD:
             return [f"d{k}" for k in range(count)]
         labels, sets = self.basis.labels.tolist(), self.basis.sets.tolist()
-        return [f"xi{k}: {self.networks.labels[labels[k]]} (set {sets[k]})" if labels[k] >= 0 else f"xi{k}"
-                for k in range(count)]
+        return [
+            f"xi{k}: {self.networks.labels[labels[k]]} (set {sets[k]})" if labels[k] >= 0 else f"xi{k}"
+            for k in range(count)
+        ]
 
     def move(self, z: torch.Tensor, method: str, offsets: list[float]) -> torch.Tensor:
         """z + sum_k t_k d_k with the amounts ``offsets`` t_k along ``method``'s directions (at most K of them;
@@ -213,10 +247,11 @@ class ExploreSession:
         """
         directions = self.directions(method)
         if len(offsets) > len(directions):
-            raise ExploreInputError(f"offsets: expected at most {len(directions)} (the directions of {method}), "
-                                    f"got {len(offsets)}")
+            raise ExploreInputError(
+                f"offsets: expected at most {len(directions)} (the directions of {method}), got {len(offsets)}"
+            )
         amounts = torch.tensor(offsets, dtype=torch.float64)
-        return (z.double() + amounts @ directions[:len(offsets)].double()).float()
+        return (z.double() + amounts @ directions[: len(offsets)].double()).float()
 
     def strip(self, z: torch.Tensor, method: str, k: int) -> tuple[list[float], list[bytes]]:
         """G(z + s d_k) for ``config.strip_images`` amounts s evenly over the sliders' range: (amounts, PNGs).
@@ -226,8 +261,9 @@ class ExploreSession:
         """
         directions = self.directions(method)
         if not 0 <= k < len(directions):
-            raise ExploreInputError(f"direction: expected 0..{len(directions) - 1} (the directions of {method}), "
-                                    f"got {k}")
+            raise ExploreInputError(
+                f"direction: expected 0..{len(directions) - 1} (the directions of {method}), got {k}"
+            )
         amounts = torch.linspace(-self.config.slider_range, self.config.slider_range, self.config.strip_images)
         return amounts.tolist(), self.images(z[None] + amounts[:, None] * directions[k][None])
 
@@ -245,8 +281,10 @@ class ExploreSession:
         if len(chosen) < 2 or unknown or any(a == b for a, b in pairwise(chosen)):
             raise ExploreInputError(f"labels: expected at least two of {known}, no two neighbours equal, got {chosen}")
         if not bool(z.any()):
-            raise ExploreInputError("latent: all zeros; the rotation rescales the latent to <z|z> = M after each step, "
-                                    "which a zero latent cannot be")
+            raise ExploreInputError(
+                "latent: all zeros; the rotation rescales the latent to <z|z> = M after each step, "
+                "which a zero latent cannot be"
+            )
         steps = self.config.rotation_steps
         try:
             return rotation_path(z.double(), self.basis, chosen, dtheta=math.pi / (2 * steps), steps=steps)

@@ -36,9 +36,12 @@ def default_cache_dir() -> Path:
 def networks_digest(networks: Networks) -> str:
     """SHA-256 of every weight of the generator, classifier and encoder: the cache's key to the networks."""
     description = networks.description
-    tensors = {f"{piece}.{key}": value for piece in ("generator", "classifier", "encoder")
-               if getattr(description, piece) is not None
-               for key, value in getattr(description, piece).state_dict().items()}
+    tensors = {
+        f"{piece}.{key}": value
+        for piece in ("generator", "classifier", "encoder")
+        if getattr(description, piece) is not None
+        for key, value in getattr(description, piece).state_dict().items()
+    }
     return tensors_digest(tensors)
 
 
@@ -46,14 +49,30 @@ def cache_directory(root: Path, networks: Networks, config: ExploreConfig, basis
     """root/<key>: one directory per networks, dataset, seed, V, K and basis file, so no file of other settings is
     reused."""
     basis = None if basis_file is None else hashlib.sha256(basis_file.read_bytes()).hexdigest()
-    key = json_text({"networks": networks_digest(networks), "dataset": config.dataset, "seed": config.seed,
-                     "per_set": config.per_set, "directions": config.directions, "basis_file": basis,
-                     "orthogonalisation": ORTHOGONALISATION}, indent=None)
+    key = json_text(
+        {
+            "networks": networks_digest(networks),
+            "dataset": config.dataset,
+            "seed": config.seed,
+            "per_set": config.per_set,
+            "directions": config.directions,
+            "basis_file": basis,
+            "orthogonalisation": ORTHOGONALISATION,
+        },
+        indent=None,
+    )
     return root / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def lsd_basis(networks: Networks, train_images, config: ExploreConfig, directory: Path, basis_file: Path | None,
-              progress: bool, say: Say) -> QuasiEigenBasis:
+def lsd_basis(
+    networks: Networks,
+    train_images,
+    config: ExploreConfig,
+    directory: Path,
+    basis_file: Path | None,
+    progress: bool,
+    say: Say,
+) -> QuasiEigenBasis:
     """The basis of ``basis_file``, else the cached one, else built (set 1 from the encoded ``train_images``, as
     `latentspectra basis --per-set V --seed S` builds it) and cached.
 
@@ -67,24 +86,43 @@ def lsd_basis(networks: Networks, train_images, config: ExploreConfig, directory
     if basis_file is not None:
         basis = load_basis(basis_file)
         if basis.dim != networks.latent_dim:
-            raise LatentspectraError(f"--basis {basis_file}: dimension {basis.dim}, the networks' latents have "
-                                     f"{networks.latent_dim}")
+            raise LatentspectraError(
+                f"--basis {basis_file}: dimension {basis.dim}, the networks' latents have {networks.latent_dim}"
+            )
         return basis
     say(f"LSD basis: building the latent sets (V = {config.per_set}, seed {config.seed})")
-    built = build_basis(networks.generator, networks.classifier, networks.encoder.sample,
-                        images_to_tensor(train_images).to(networks.compute.device), per_set=config.per_set,
-                        seed=config.seed, batch_size=networks.batch_size, progress=progress,
-                        latent_dim=networks.latent_dim, num_labels=networks.num_labels,
-                        orthogonalisation=ORTHOGONALISATION, device=networks.compute.device,
-                        provenance={"models": networks.source, "dataset": config.dataset, "versions": versions()})
+    # `open_session` required them
+    assert networks.generator is not None and networks.classifier is not None and networks.encoder is not None
+    built = build_basis(
+        networks.generator,
+        networks.classifier,
+        networks.encoder.sample,
+        images_to_tensor(train_images).to(networks.compute.device),
+        per_set=config.per_set,
+        seed=config.seed,
+        batch_size=networks.batch_size,
+        progress=progress,
+        latent_dim=networks.latent_dim,
+        num_labels=networks.num_labels,
+        orthogonalisation=ORTHOGONALISATION,
+        device=networks.compute.device,
+        provenance={"models": networks.source, "dataset": config.dataset, "versions": versions()},
+    )
     save_basis(built.basis, cached)
     say(f"LSD basis: {built.stats['total_seconds']:.1f} s, saved to {cached}")
     return built.basis
 
 
-def open_session(config: ExploreConfig, networks: NetworksSpec = None, *, overrides: dict | None = None,
-                 basis_file: str | Path | None = None, cache_root: str | Path | None = None, progress: bool = False,
-                 say: Say = lambda line: None) -> ExploreSession:
+def open_session(
+    config: ExploreConfig,
+    networks: NetworksSpec = None,
+    *,
+    overrides: dict | None = None,
+    basis_file: str | Path | None = None,
+    cache_root: str | Path | None = None,
+    progress: bool = False,
+    say: Say = lambda line: None,
+) -> ExploreSession:
     """Load the networks (`load_networks`, once for the server), the dataset, the basis and the cached methods.
 
     The basis' provenance is kept without paths (`PublicNames.provenance`), and LSD's directions are made from that
@@ -95,8 +133,9 @@ def open_session(config: ExploreConfig, networks: NetworksSpec = None, *, overri
         LatentspectraError: networks without a generator, classifier or encoder, a dataset not of their image
             shape, a bad basis file, or a cache directory that cannot be written.
     """
-    loaded = load_networks(networks, Compute.select(config.device, config.precision), dataset=config.dataset,
-                           overrides=overrides)
+    loaded = load_networks(
+        networks, Compute.select(config.device, config.precision), dataset=config.dataset, overrides=overrides
+    )
     loaded.require("explore", "generator", "classifier", "encoder")
     dataset = load_dataset(config.dataset)
     check_dataset_fits(loaded.image_shape, dataset, loaded.source, loaded.num_labels)
@@ -110,8 +149,13 @@ def open_session(config: ExploreConfig, networks: NetworksSpec = None, *, overri
     basis = replace(basis, provenance=names.provenance(basis.provenance))
     store = MethodStore(loaded, config, directory, dataset.train.images, dataset.test.images)
     cached = store.load_cached()
-    store.add(LSD, LSDDirections.from_basis(basis, min(config.directions, basis.dim), per_set=config.per_set,
-                                            seed=config.seed), cached=LSD in cached)  # the cache has these directions
-    say(f"methods cached: {', '.join(name for name in cached if name != LSD) or 'none'}; the others are fitted on "
-        "first use")
+    store.add(
+        LSD,
+        LSDDirections.from_basis(basis, min(config.directions, basis.dim), per_set=config.per_set, seed=config.seed),
+        cached=LSD in cached,
+    )  # the cache has these directions
+    say(
+        f"methods cached: {', '.join(name for name in cached if name != LSD) or 'none'}; the others are fitted on "
+        "first use"
+    )
     return ExploreSession(loaded, basis, dataset.test.images, store, config, names=names)

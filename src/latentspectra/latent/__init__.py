@@ -10,20 +10,46 @@ shells, slices, the Mahalanobis bulk) and samplers fitted to them (`samplers`), 
 fragmentation study.
 """
 
-from .basis import (UNLABELLED, UNLABELLED_SET, BasisError, QuasiEigenBasis, gram_schmidt,
-                    symmetric_orthogonalisation)
+from .basis import UNLABELLED, UNLABELLED_SET, BasisError, QuasiEigenBasis, gram_schmidt, symmetric_orthogonalisation
 from .checks import LatentError, check_latents
 from .files import load_basis, save_basis
 from .operators import literal_rotation, plane_rotation, projection_operator
 from .paths import rotation_path
-from .samplers import (BoxSampler, FullGaussianSampler, GaussianMixtureSampler, IndependentGaussianSampler,
-                       LatentSampler, StandardNormalSampler)
-from .sets import (LabelMeans, LatentBlocks, LatentSetError, LatentSets, block_generator, build_latent_sets,
-                   collect_label_means, default_sources, encode_blocks, sample_blocks)
-from .statistics import (CodeBulk, CodeStatisticsError, box_shell, component_fits, correlation_matrix,
-                         dominant_components, mahalanobis_distances, slice_mask, strongest_pairs)
+from .samplers import (
+    BoxSampler,
+    FullGaussianSampler,
+    GaussianMixtureSampler,
+    IndependentGaussianSampler,
+    LatentSampler,
+    StandardNormalSampler,
+)
+from .sets import (
+    LabelMeans,
+    LatentBlocks,
+    LatentSetError,
+    LatentSets,
+    block_generator,
+    build_latent_sets,
+    collect_label_means,
+    default_sources,
+    encode_blocks,
+    sample_blocks,
+)
+from .statistics import (
+    CodeBulk,
+    CodeStatisticsError,
+    box_shell,
+    component_fits,
+    correlation_matrix,
+    dominant_components,
+    mahalanobis_distances,
+    slice_mask,
+    strongest_pairs,
+)
 
 __all__ = [
+    "UNLABELLED",
+    "UNLABELLED_SET",
     "BasisError",
     "BoxSampler",
     "CodeBulk",
@@ -39,8 +65,6 @@ __all__ = [
     "LatentSets",
     "QuasiEigenBasis",
     "StandardNormalSampler",
-    "UNLABELLED",
-    "UNLABELLED_SET",
     "block_generator",
     "box_shell",
     "build_latent_sets",

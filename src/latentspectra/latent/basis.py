@@ -54,8 +54,9 @@ class BasisError(LatentspectraError, ValueError):
     """Dependent latent averages, or a basis file that is missing, corrupt or inconsistent."""
 
 
-def gram_schmidt(vectors: torch.Tensor, norm: float, *, rtol: float = 1e-8,
-                 row_names: Sequence[str] | None = None) -> torch.Tensor:
+def gram_schmidt(
+    vectors: torch.Tensor, norm: float, *, rtol: float = 1e-8, row_names: Sequence[str] | None = None
+) -> torch.Tensor:
     """Orthogonalise the rows of ``vectors`` in order (Eqs. 4-7) and scale each to <xi|xi> = ``norm`` (Eq. 8).
 
     Computed in float64 as a Householder QR of the transposed rows (backward stable, so the result is
@@ -81,8 +82,9 @@ def gram_schmidt(vectors: torch.Tensor, norm: float, *, rtol: float = 1e-8,
     return _orthonormal_rows("gram_schmidt", vectors, norm, rtol, row_names) * float(norm) ** 0.5
 
 
-def _orthonormal_rows(caller: str, vectors: torch.Tensor, norm: float, rtol: float,
-                      row_names: Sequence[str] | None) -> torch.Tensor:
+def _orthonormal_rows(
+    caller: str, vectors: torch.Tensor, norm: float, rtol: float, row_names: Sequence[str] | None
+) -> torch.Tensor:
     """Gram-Schmidt's orthonormal rows q_k (row k: the part of row k orthogonal to rows 0..k-1, in its
     direction), after checking the arguments and that no row is (nearly) dependent on those before it."""
     etas = check_latents(vectors, caller, "vectors").double()
@@ -91,8 +93,10 @@ def _orthonormal_rows(caller: str, vectors: torch.Tensor, norm: float, rtol: flo
     if row_names is not None and len(row_names) != count:
         raise ValueError(f"{caller}: {len(row_names)} row names for {count} rows")
     if count > dim:
-        raise BasisError(f"{caller}: {count} rows in {dim} dimensions cannot be independent: "
-                         f"{_describe_row(dim, row_names)} lies in the span of the rows before it")
+        raise BasisError(
+            f"{caller}: {count} rows in {dim} dimensions cannot be independent: "
+            f"{_describe_row(dim, row_names)} lies in the span of the rows before it"
+        )
     q, r = torch.linalg.qr(etas.T, mode="reduced")
     diagonal = r.diagonal()
     relative = diagonal.abs() / torch.linalg.vector_norm(etas, dim=1)
@@ -100,13 +104,21 @@ def _orthonormal_rows(caller: str, vectors: torch.Tensor, norm: float, rtol: flo
     if len(bad):
         k = int(bad[0])
         residual = float(relative[k]) if torch.isfinite(relative[k]) else 0.0
-        raise BasisError(f"{caller}: {_describe_row(k, row_names)} is (nearly) linearly dependent on the rows "
-                         f"before it: its residual norm is {residual:.3g} of its own norm (rtol={rtol:g})")
+        raise BasisError(
+            f"{caller}: {_describe_row(k, row_names)} is (nearly) linearly dependent on the rows "
+            f"before it: its residual norm is {residual:.3g} of its own norm (rtol={rtol:g})"
+        )
     return (q * torch.sign(diagonal)).T
 
 
-def symmetric_orthogonalisation(vectors: torch.Tensor, norm: float, groups: Sequence[int] | torch.Tensor, *,
-                                rtol: float = 1e-8, row_names: Sequence[str] | None = None) -> torch.Tensor:
+def symmetric_orthogonalisation(
+    vectors: torch.Tensor,
+    norm: float,
+    groups: Sequence[int] | torch.Tensor,
+    *,
+    rtol: float = 1e-8,
+    row_names: Sequence[str] | None = None,
+) -> torch.Tensor:
     """Orthogonalise the rows group by group, treating the rows of a group alike, and scale to <xi|xi> = ``norm``.
 
     The groups (consecutive rows; ``groups[g]`` rows in group g) are taken in order, as Gram-Schmidt
@@ -116,7 +128,7 @@ def symmetric_orthogonalisation(vectors: torch.Tensor, norm: float, groups: Sequ
     (Löwdin's symmetric orthogonalisation). With one row per group this is `gram_schmidt`. Within a
     group no row is privileged (permuting its rows permutes the result) and the rows' lengths do not
     matter, whereas Gram-Schmidt leaves the last row of a group only what the earlier ones did not take
-    (docs/architecture.md measures what that costs the late labels). The span of the first g groups is
+    (docs/networks.md measures what that costs the late labels). The span of the first g groups is
     Gram-Schmidt's, and <xi_k|eta_k> > 0 for every row.
 
     Computed on Gram-Schmidt's orthonormal rows: each group's residuals are taken in the coordinates of
@@ -141,8 +153,9 @@ def symmetric_orthogonalisation(vectors: torch.Tensor, norm: float, groups: Sequ
     etas = check_latents(vectors, "symmetric_orthogonalisation", "vectors").double()
     sizes = [int(size) for size in torch.as_tensor(groups).flatten()]
     if any(size < 1 for size in sizes) or sum(sizes) != len(etas):
-        raise ValueError(f"symmetric_orthogonalisation: group sizes {sizes} must be positive and sum to the "
-                         f"{len(etas)} rows")
+        raise ValueError(
+            f"symmetric_orthogonalisation: group sizes {sizes} must be positive and sum to the {len(etas)} rows"
+        )
     gram_schmidt_rows = _orthonormal_rows("symmetric_orthogonalisation", etas, norm, rtol, row_names)
     symmetric = []
     for group_rows, q in zip(etas.split(sizes), gram_schmidt_rows.split(sizes)):
@@ -197,8 +210,10 @@ def _check_unlabelled_rows(labels: torch.Tensor, sets: torch.Tensor) -> None:
     bad = torch.nonzero(~(labelled | unlabelled)).flatten()
     if len(bad):
         k = int(bad[0])
-        raise ValueError(f"QuasiEigenBasis: row {k} has label {int(labels[k])} and set {int(sets[k])}; expected a "
-                         f"label >= 0 with a set >= 1, or label {UNLABELLED} with set {UNLABELLED_SET} (unlabelled)")
+        raise ValueError(
+            f"QuasiEigenBasis: row {k} has label {int(labels[k])} and set {int(sets[k])}; expected a "
+            f"label >= 0 with a set >= 1, or label {UNLABELLED} with set {UNLABELLED_SET} (unlabelled)"
+        )
 
 
 def _orthogonal_complement(rows: torch.Tensor, norm: float) -> torch.Tensor:
@@ -210,13 +225,14 @@ def _orthogonal_complement(rows: torch.Tensor, norm: float) -> torch.Tensor:
     its largest-magnitude entry is positive (the first such entry on a tie). Deterministic: same rows,
     same bits. (0, M) when K = M.
     """
-    complement = torch.linalg.qr(rows.T, mode="complete").Q[:, len(rows):].T
+    complement = torch.linalg.qr(rows.T, mode="complete").Q[:, len(rows) :].T
     largest = complement.abs().argmax(dim=1, keepdim=True)
-    return complement * torch.sign(complement.gather(1, largest)) * norm ** 0.5
+    return complement * torch.sign(complement.gather(1, largest)) * norm**0.5
 
 
-def _orthogonalise(etas: torch.Tensor, norm: float, sets: torch.Tensor, orthogonalisation: str, rtol: float,
-                   row_names: Sequence[str]) -> torch.Tensor:
+def _orthogonalise(
+    etas: torch.Tensor, norm: float, sets: torch.Tensor, orthogonalisation: str, rtol: float, row_names: Sequence[str]
+) -> torch.Tensor:
     """The quasi-eigenvectors of the etas (Eqs. 4-8): `gram_schmidt`, or `symmetric_orthogonalisation` with one
     group per run of equal ``sets``."""
     if orthogonalisation == "gram-schmidt":
@@ -264,13 +280,23 @@ class QuasiEigenBasis:
             raise ValueError("QuasiEigenBasis: vectors hold NaN or infinite values")
         error = self.orthogonality_error()
         if error > ORTHOGONALITY_TOLERANCE:
-            raise ValueError(f"QuasiEigenBasis: vectors are not orthogonal with <xi|xi> = C = {self.norm:g}: "
-                             f"max |<xi_a|xi_b> / C - delta_ab| is {error:.3g}, more than {ORTHOGONALITY_TOLERANCE:g}")
+            raise ValueError(
+                f"QuasiEigenBasis: vectors are not orthogonal with <xi|xi> = C = {self.norm:g}: "
+                f"max |<xi_a|xi_b> / C - delta_ab| is {error:.3g}, more than {ORTHOGONALITY_TOLERANCE:g}"
+            )
 
     @classmethod
-    def from_etas(cls, etas: torch.Tensor, labels: Sequence[int] | torch.Tensor, sets: Sequence[int] | torch.Tensor,
-                  norm: float | None = None, *, orthogonalisation: str = "gram-schmidt", rtol: float = 1e-8,
-                  provenance: dict[str, Any] | None = None) -> QuasiEigenBasis:
+    def from_etas(
+        cls,
+        etas: torch.Tensor,
+        labels: Sequence[int] | torch.Tensor,
+        sets: Sequence[int] | torch.Tensor,
+        norm: float | None = None,
+        *,
+        orthogonalisation: str = "gram-schmidt",
+        rtol: float = 1e-8,
+        provenance: dict[str, Any] | None = None,
+    ) -> QuasiEigenBasis:
         """Quasi-eigenvectors (Eqs. 4-8) of the (K, M) averages ``etas`` (K = n l <= M), rows already in the
         order of Eq. 5, completed to M when K < M.
 
@@ -295,21 +321,28 @@ class QuasiEigenBasis:
         etas = check_latents(etas, "from_etas", "etas").double()
         count, dim = etas.shape
         if count > dim:
-            raise ValueError(f"from_etas: etas must have K <= M rows of dimension M (K = n l latent averages), "
-                             f"got {tuple(etas.shape)}")
+            raise ValueError(
+                f"from_etas: etas must have K <= M rows of dimension M (K = n l latent averages), "
+                f"got {tuple(etas.shape)}"
+            )
         labels = _check_index_vector("labels", labels, count)
         sets = _check_index_vector("sets", sets, count)
         if bool((labels < 0).any()) or bool((sets <= UNLABELLED_SET).any()):
-            raise ValueError(f"from_etas: the etas' labels must be >= 0 and their sets >= 1, got labels "
-                             f"{_distinct(labels)} and sets {_distinct(sets)}")
+            raise ValueError(
+                f"from_etas: the etas' labels must be >= 0 and their sets >= 1, got labels "
+                f"{_distinct(labels)} and sets {_distinct(sets)}"
+            )
         names = [f"label {int(a)}, set {int(i)}" for a, i in zip(labels, sets)]
         norm = float(dim) if norm is None else _check_norm("from_etas", norm)
         vectors = _orthogonalise(etas, norm, sets, orthogonalisation, rtol, names)
         unlabelled = dim - count
-        return cls(torch.cat([vectors, _orthogonal_complement(vectors, norm)]),
-                   torch.cat([labels, labels.new_full((unlabelled,), UNLABELLED)]),
-                   torch.cat([sets, sets.new_full((unlabelled,), UNLABELLED_SET)]), norm,
-                   {**(provenance or {}), "orthogonalisation": orthogonalisation, "unlabelled_directions": unlabelled})
+        return cls(
+            torch.cat([vectors, _orthogonal_complement(vectors, norm)]),
+            torch.cat([labels, labels.new_full((unlabelled,), UNLABELLED)]),
+            torch.cat([sets, sets.new_full((unlabelled,), UNLABELLED_SET)]),
+            norm,
+            {**(provenance or {}), "orthogonalisation": orthogonalisation, "unlabelled_directions": unlabelled},
+        )
 
     @property
     def dim(self) -> int:
@@ -321,12 +354,14 @@ class QuasiEigenBasis:
         """(M,) bool: True for the rows built from an eta (label >= 0), False for the unlabelled completion."""
         return self.labels != UNLABELLED
 
-    def index_of(self, label: int, set: int = 1) -> int:  # noqa: A002 - "set" is the paper's word
+    def index_of(self, label: int, set: int = 1) -> int:
         """Row k of the quasi-eigenvector built from the eta of (``label``, ``set``)."""
         matches = torch.nonzero((self.labels == label) & (self.sets == set)).flatten()
         if len(matches) != 1:
-            raise ValueError(f"index_of: no unique quasi-eigenvector for label {label}, set {set} ({len(matches)} "
-                             f"found; labels {_distinct(self.labels)}, sets {_distinct(self.sets)})")
+            raise ValueError(
+                f"index_of: no unique quasi-eigenvector for label {label}, set {set} ({len(matches)} "
+                f"found; labels {_distinct(self.labels)}, sets {_distinct(self.sets)})"
+            )
         return int(matches[0])
 
     def decompose(self, z: torch.Tensor) -> torch.Tensor:
@@ -363,8 +398,10 @@ class QuasiEigenBasis:
         z = check_latents(z, "label_ranks", dim=self.dim, vector=True).double()
         labels = torch.as_tensor(labels, dtype=torch.int64, device=z.device)
         if z.ndim != 2 or labels.shape != (len(z),):
-            raise ValueError(f"label_ranks: need z of shape (N, {self.dim}) and N labels, "
-                             f"got {tuple(z.shape)} and {tuple(labels.shape)}")
+            raise ValueError(
+                f"label_ranks: need z of shape (N, {self.dim}) and N labels, "
+                f"got {tuple(z.shape)} and {tuple(labels.shape)}"
+            )
         amplitudes, row_labels = self._labelled_amplitudes(z)
         matches = row_labels[amplitudes.argsort(dim=1, descending=True)] == labels[:, None]
         first = matches.to(torch.int64).argmax(dim=1) + 1

@@ -17,8 +17,9 @@ class LatentError(LatentspectraError, ValueError):
     expected shape."""
 
 
-def check_latents(z: Any, caller: str, name: str = "z", *, dim: int | None = None, min_rows: int = 1,
-                  vector: bool = False) -> torch.Tensor:
+def check_latents(
+    z: Any, caller: str, name: str = "z", *, dim: int | None = None, min_rows: int = 1, vector: bool = False
+) -> torch.Tensor:
     """``z`` itself, once checked to be a finite floating-point tensor of shape (N, ``dim``) with N >=
     ``min_rows`` (any M >= 1 when ``dim`` is None), or of shape (``dim``,) where ``vector`` allows it.
 
@@ -32,8 +33,12 @@ def check_latents(z: Any, caller: str, name: str = "z", *, dim: int | None = Non
     if not isinstance(z, torch.Tensor):
         raise LatentError(f"{expected}, got {type(z).__name__}")
     count = z.shape[0] if z.ndim == 2 else 1
-    if (z.ndim not in ((1, 2) if vector else (2,)) or z.shape[-1] < 1 or (dim is not None and z.shape[-1] != dim)
-            or count < max(min_rows, 1)):
+    if (
+        z.ndim not in ((1, 2) if vector else (2,))
+        or z.shape[-1] < 1
+        or (dim is not None and z.shape[-1] != dim)
+        or count < max(min_rows, 1)
+    ):
         raise LatentError(f"{expected}, got shape {tuple(z.shape)}")
     if not z.is_floating_point():
         raise LatentError(f"{expected}, got {z.dtype}")

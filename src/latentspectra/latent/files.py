@@ -18,9 +18,12 @@ def save_basis(basis: QuasiEigenBasis, path: str | Path) -> Path:
     Raises:
         BasisError: ``path`` ends in .json (the record would overwrite it).
     """
-    return save_tensors_with_record(path, {"vectors": basis.vectors, "labels": basis.labels, "sets": basis.sets},
-                                    {"format": BASIS_FORMAT, "norm": basis.norm, "dim": basis.dim,
-                                     "provenance": basis.provenance}, BasisError)
+    return save_tensors_with_record(
+        path,
+        {"vectors": basis.vectors, "labels": basis.labels, "sets": basis.sets},
+        {"format": BASIS_FORMAT, "norm": basis.norm, "dim": basis.dim, "provenance": basis.provenance},
+        BasisError,
+    )
 
 
 def load_basis(path: str | Path) -> QuasiEigenBasis:
@@ -37,8 +40,9 @@ def load_basis(path: str | Path) -> QuasiEigenBasis:
     if missing:
         raise BasisError(f"{path}: missing tensors {sorted(missing)}")
     try:
-        basis = QuasiEigenBasis(tensors["vectors"], tensors["labels"], tensors["sets"], meta["norm"],
-                                meta.get("provenance", {}))
+        basis = QuasiEigenBasis(
+            tensors["vectors"], tensors["labels"], tensors["sets"], meta["norm"], meta.get("provenance", {})
+        )
     except (ValueError, TypeError) as error:
         raise BasisError(f"{path}: {error}") from None
     if basis.dim != meta.get("dim"):

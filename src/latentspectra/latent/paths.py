@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -11,8 +12,15 @@ from .basis import QuasiEigenBasis
 from .checks import check_latents
 
 
-def rotation_path(z: torch.Tensor, basis: QuasiEigenBasis, labels: Sequence[int] | None = None,
-                  dtheta: float = math.pi / 6, steps: int = 3, mode: str = "plane", set_index: int = 1) -> torch.Tensor:
+def rotation_path(
+    z: torch.Tensor,
+    basis: QuasiEigenBasis,
+    labels: Sequence[int] | None = None,
+    dtheta: float = math.pi / 6,
+    steps: int = 3,
+    mode: str = "plane",
+    set_index: int = 1,
+) -> torch.Tensor:
     """Algorithm 1: rotate ``z`` through the quasi-eigenvectors of ``labels`` in turn.
 
     For each consecutive pair (a, b) of ``labels`` the rotation of `QuasiEigenBasis.rotation` from
@@ -49,7 +57,7 @@ def rotation_path(z: torch.Tensor, basis: QuasiEigenBasis, labels: Sequence[int]
         raise ValueError(f"rotation_path: steps must be at least 1, got {steps}")
     indices = [basis.index_of(label, set_index) for label in labels]
     path = [current]
-    for a, b in zip(indices, indices[1:]):
+    for a, b in itertools.pairwise(indices):
         for step in range(steps):
             operator = basis.rotation(a, b, dtheta, theta=step * dtheta, mode=mode).to(current.device)
             current = _rescale(current @ operator.T, current, basis.dim)
@@ -61,6 +69,8 @@ def _rescale(z: torch.Tensor, before: torch.Tensor, dim: int) -> torch.Tensor:
     """z scaled to <z|z> = ``dim`` (row-wise); refuses a z that the step shrank to rounding level."""
     norms = torch.linalg.vector_norm(z, dim=-1, keepdim=True)
     if not (norms > 1e-12 * torch.linalg.vector_norm(before, dim=-1, keepdim=True)).all():
-        raise ValueError("rotation_path: a latent was mapped to 0 (the literal operator keeps only its "
-                         "coefficient on u(theta), which is 0 to rounding) and cannot be rescaled")
+        raise ValueError(
+            "rotation_path: a latent was mapped to 0 (the literal operator keeps only its "
+            "coefficient on u(theta), which is 0 to rounding) and cannot be rescaled"
+        )
     return z * (math.sqrt(dim) / norms)

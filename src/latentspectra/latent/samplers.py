@@ -35,7 +35,7 @@ class LatentSampler:
     def __init__(self, seed: int = 0):
         self.seed = seed
 
-    def fit(self, codes: torch.Tensor) -> "LatentSampler":
+    def fit(self, codes: torch.Tensor) -> LatentSampler:
         """Learn from ``codes`` (P, N) what the sampler needs; returns self.
 
         Raises:
@@ -107,7 +107,9 @@ class FullGaussianSampler(LatentSampler):
         self.lower_ = cholesky_factor(self.covariance_)
 
     def _draw(self, count: int, rng: torch.Generator) -> torch.Tensor:
-        return gaussian_draws(self.mean_, self.lower_, torch.randn(count, self.dim_, generator=rng, dtype=torch.float64))
+        return gaussian_draws(
+            self.mean_, self.lower_, torch.randn(count, self.dim_, generator=rng, dtype=torch.float64)
+        )
 
 
 class GaussianMixtureSampler(LatentSampler):
@@ -126,13 +128,15 @@ class GaussianMixtureSampler(LatentSampler):
 
     def _fit(self, codes: torch.Tensor) -> None:
         if not 1 <= self.components <= codes.shape[0]:
-            raise CodeStatisticsError(f"components: expected 1..{codes.shape[0]} (the number of codes), "
-                                      f"got {self.components}")
+            raise CodeStatisticsError(
+                f"components: expected 1..{codes.shape[0]} (the number of codes), got {self.components}"
+            )
         from sklearn.exceptions import ConvergenceWarning  # imported here: `import latentspectra` stays light
         from sklearn.mixture import GaussianMixture
 
-        mixture = GaussianMixture(self.components, covariance_type="full", max_iter=self.max_iter,
-                                  random_state=self.seed)
+        mixture = GaussianMixture(
+            self.components, covariance_type="full", max_iter=self.max_iter, random_state=self.seed
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # reported as converged_ instead
             mixture.fit(codes.numpy())

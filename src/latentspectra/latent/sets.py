@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..compute import Network
 from ..config import INFERENCE_BATCH_SIZE
 from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
 from ..progress import Progress
 
-Network = Callable[[torch.Tensor], torch.Tensor]
 EncoderSample = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 # block index -> latents (B, M); None past the end of a finite stream
 LatentBlocks = Callable[[int], "torch.Tensor | None"]
@@ -59,18 +59,22 @@ def block_generator(seed: int, stream: int, block: int, device: torch.device | s
     return torch.Generator(device=device).manual_seed(int(high) << 32 | int(low))
 
 
-def sample_blocks(latent_dim: int, block_size: int, seed: int, stream: int = 0,
-                  device: torch.device | str = "cpu") -> LatentBlocks:
+def sample_blocks(
+    latent_dim: int, block_size: int, seed: int, stream: int = 0, device: torch.device | str = "cpu"
+) -> LatentBlocks:
     """Block b: z ~ N(0, I_M), shape (block_size, latent_dim), drawn on ``device`` from
     `block_generator` (seed, stream, b)."""
+
     def block(index: int) -> torch.Tensor:
         rng = block_generator(seed, stream, index, device)
         return torch.randn(block_size, latent_dim, generator=rng, device=rng.device)
+
     return block
 
 
-def encode_blocks(encoder_sample: EncoderSample, images: torch.Tensor, block_size: int, seed: int,
-                  stream: int = 0) -> LatentBlocks:
+def encode_blocks(
+    encoder_sample: EncoderSample, images: torch.Tensor, block_size: int, seed: int, stream: int = 0
+) -> LatentBlocks:
     """Block b: stochastic encodings of chunk b mod c of ``images`` (c chunks of ``block_size``, in order, so
     blocks run through the images epoch after epoch), with noise from `block_generator` (seed, stream, b) on
     the images' device: a later epoch gives fresh encodings."""
@@ -80,6 +84,7 @@ def encode_blocks(encoder_sample: EncoderSample, images: torch.Tensor, block_siz
 
     def block(index: int) -> torch.Tensor:
         return encoder_sample(chunks[index % len(chunks)], block_generator(seed, stream, index, images.device))
+
     return block
 
 
@@ -111,16 +116,19 @@ RARE_HINT = "too few latents decode to these labels (raise max_draws or lower th
 
 
 def _shortfall_message(counts: torch.Tensor, per_label: int, draws: int, description: str, hint: str) -> str:
-    short = [f"label {label} has {count} of {per_label}" for label, count in enumerate(counts.tolist())
-             if count < per_label]
+    short = [
+        f"label {label} has {count} of {per_label}" for label, count in enumerate(counts.tolist()) if count < per_label
+    ]
     return f"{description}: after {draws} draws " + ", ".join(short) + f"; {hint}"
 
 
 def _classify_batch(generator: Network, classifier: Network, z: torch.Tensor, num_labels: int) -> torch.Tensor:
     logits = classifier(generator(z))
     if logits.ndim != 2 or logits.shape != (len(z), num_labels):
-        raise ValueError(f"classifier must return logits of shape ({len(z)}, {num_labels}) for {len(z)} latents, "
-                         f"got {tuple(logits.shape)}")
+        raise ValueError(
+            f"classifier must return logits of shape ({len(z)}, {num_labels}) for {len(z)} latents, "
+            f"got {tuple(logits.shape)}"
+        )
     return logits.argmax(1)
 
 
@@ -130,8 +138,10 @@ def _as_blocks(latents: LatentBlocks | Iterator[torch.Tensor], world: World) -> 
     if callable(latents):
         return latents
     if world.size > 1:
-        raise ValueError("collect_label_means: a sharded run needs its latents as blocks (index -> batch), so that "
-                         "each rank can draw its own; got an iterator")
+        raise ValueError(
+            "collect_label_means: a sharded run needs its latents as blocks (index -> batch), so that "
+            "each rank can draw its own; got an iterator"
+        )
     return lambda index: next(latents, None)
 
 
@@ -153,8 +163,9 @@ class _Cut:
     dim: int | None = None
 
 
-def _walk_round(table: torch.Tensor, cut: _Cut, per_label: int, cap: int, rank: int,
-                description: str) -> torch.Tensor | None:
+def _walk_round(
+    table: torch.Tensor, cut: _Cut, per_label: int, cap: int, rank: int, description: str
+) -> torch.Tensor | None:
     """Advance ``cut`` over one round's blocks in block order (rows of ``table``, `_block_row`s in rank
     order), as the sequential stream would: a block is drawn only while some label is short and fewer than
     ``cap`` vectors were drawn; each label takes from it up to what it still misses. Returns the counts
@@ -175,8 +186,9 @@ def _walk_round(table: torch.Tensor, cut: _Cut, per_label: int, cap: int, rank: 
             hint = RARE_HINT if cut.draws >= cap else "the stream of latent batches ended"
             raise LatentSetError(_shortfall_message(cut.counts, per_label, cut.draws, description, hint))
         if cut.dim is not None and dim != cut.dim:
-            raise ValueError(f"{description}: latent batches must have shape (B, M) with one M, got M = {dim} "
-                             f"after M = {cut.dim}")
+            raise ValueError(
+                f"{description}: latent batches must have shape (B, M) with one M, got M = {dim} after M = {cut.dim}"
+            )
         cut.dim = dim
         if row_rank == rank:
             own_before = cut.counts.clone()
@@ -185,10 +197,18 @@ def _walk_round(table: torch.Tensor, cut: _Cut, per_label: int, cap: int, rank: 
     return own_before
 
 
-def collect_label_means(generator: Network, classifier: Network, latents: LatentBlocks | Iterator[torch.Tensor],
-                        num_labels: int, per_label: int, *, max_draws: int | None = None,
-                        progress: Progress | None = None, description: str = "latent set",
-                        world: World = SINGLE) -> LabelMeans:
+def collect_label_means(
+    generator: Network,
+    classifier: Network,
+    latents: LatentBlocks | Iterator[torch.Tensor],
+    num_labels: int,
+    per_label: int,
+    *,
+    max_draws: int | None = None,
+    progress: Progress | None = None,
+    description: str = "latent set",
+    world: World = SINGLE,
+) -> LabelMeans:
     """Average ``per_label`` latent vectors per label, the label being classifier(generator(z)).argmax (Eq. 3).
 
     ``latents`` gives the batches: a block function (index -> (B, M), e.g. `sample_blocks`) or, in one
@@ -222,12 +242,19 @@ def collect_label_means(generator: Network, classifier: Network, latents: Latent
         for round_index in range(cap + 1):  # every round draws at least one vector, so the cap ends the loop
             z = blocks(world.deal(round_index))
             if z is not None and z.ndim != 2:
-                raise ValueError(f"{description}: latent batches must have shape (B, M) with one M, "
-                                 f"got {tuple(z.shape)}")
+                raise ValueError(
+                    f"{description}: latent batches must have shape (B, M) with one M, got {tuple(z.shape)}"
+                )
             labels = None if z is None else _classify_batch(generator, classifier, z, num_labels).to(z.device)
             accepted_before = int(cut.counts.sum())
-            own_before = _walk_round(world.gather(_block_row(z, labels, num_labels), "the label counts"), cut,
-                                     per_label, cap, world.rank, description)
+            own_before = _walk_round(
+                world.gather(_block_row(z, labels, num_labels), "the label counts"),
+                cut,
+                per_label,
+                cap,
+                world.rank,
+                description,
+            )
             if own_before is not None and z is not None and labels is not None:
                 accepted = _accepted(labels, own_before.to(z.device), per_label)
                 block_sums = (accepted.to(z.dtype).T @ z).to(torch.float64)  # one matmul: the block's sums per label
@@ -237,8 +264,7 @@ def collect_label_means(generator: Network, classifier: Network, latents: Latent
             if int(cut.counts.sum()) == num_labels * per_label:
                 break
         else:  # only empty blocks came
-            raise LatentSetError(_shortfall_message(cut.counts, per_label, cut.draws, description,
-                                                    RARE_HINT))
+            raise LatentSetError(_shortfall_message(cut.counts, per_label, cut.draws, description, RARE_HINT))
     assert cut.dim is not None  # at least one block was taken: per_label >= 1
     local = sums if sums is not None else torch.zeros(num_labels, cut.dim, dtype=torch.float64, device="cpu")
     total = world.sum(local, "the latent sums").cpu()
@@ -306,8 +332,9 @@ def default_sources(num_sets: int, first_set: str = "encode") -> tuple[str, ...]
     return (first_set,) + ("sample",) * (num_sets - 1)
 
 
-def _check_sources(sources: Sequence[str], num_sets: int, encoder_sample: EncoderSample | None,
-                   images: torch.Tensor | None) -> tuple[str, ...]:
+def _check_sources(
+    sources: Sequence[str], num_sets: int, encoder_sample: EncoderSample | None, images: torch.Tensor | None
+) -> tuple[str, ...]:
     sources = tuple(sources)
     if len(sources) != num_sets:
         raise ValueError(f"need one source per set: {num_sets} sets, got {len(sources)} sources {sources}")
@@ -319,13 +346,25 @@ def _check_sources(sources: Sequence[str], num_sets: int, encoder_sample: Encode
     return sources
 
 
-def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: int, num_labels: int,
-                      per_set: int = 5000, encoder_sample: EncoderSample | None = None,
-                      images: torch.Tensor | None = None, sources: Sequence[str] | None = None, seed: int = 0,
-                      batch_size: int = INFERENCE_BATCH_SIZE, max_draws: int | None = None,
-                      progress: Progress | None = None, device: torch.device | str = "cpu",
-                      world: World = SINGLE, finished: Sequence[LabelMeans] = (),
-                      on_set: Callable[[int, LabelMeans], None] | None = None) -> LatentSets:
+def build_latent_sets(
+    generator: Network,
+    classifier: Network,
+    *,
+    latent_dim: int,
+    num_labels: int,
+    per_set: int = 5000,
+    encoder_sample: EncoderSample | None = None,
+    images: torch.Tensor | None = None,
+    sources: Sequence[str] | None = None,
+    seed: int = 0,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+    max_draws: int | None = None,
+    progress: Progress | None = None,
+    device: torch.device | str = "cpu",
+    world: World = SINGLE,
+    finished: Sequence[LabelMeans] = (),
+    on_set: Callable[[int, LabelMeans], None] | None = None,
+) -> LatentSets:
     """Build the n = floor(M / l) latent sets per label and their averages (Methods steps 4-5, Eq. 3).
 
     Any M >= l: when l does not divide M, the n l etas span n l of the M directions and
@@ -358,8 +397,10 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
         LatentSetError: a label too rare to fill a set before the cap.
     """
     if num_labels < 1 or latent_dim < num_labels:
-        raise ValueError(f"build_latent_sets: need M >= l >= 1 (n = floor(M / l) latent sets per label), got latent "
-                         f"dimension M = {latent_dim} and l = {num_labels} labels")
+        raise ValueError(
+            f"build_latent_sets: need M >= l >= 1 (n = floor(M / l) latent sets per label), got latent "
+            f"dimension M = {latent_dim} and l = {num_labels} labels"
+        )
     num_sets = latent_dim // num_labels
     if sources is None:
         sources = default_sources(num_sets, "encode" if encoder_sample is not None else "sample")
@@ -379,19 +420,29 @@ def build_latent_sets(generator: Network, classifier: Network, *, latent_dim: in
                 progress.update(num_labels * per_set)
             continue
         if source == "encode":
+            assert encoder_sample is not None and images is not None  # _check_sources refuses "encode" without them
             blocks = encode_blocks(encoder_sample, images, batch_size, seed, index)
         else:
             blocks = sample_blocks(latent_dim, batch_size, seed, index, device)
-        result = collect_label_means(generator, classifier, blocks, num_labels, per_set, max_draws=max_draws,
-                                     progress=progress, description=f"set {index}/{num_sets} ({source})", world=world)
+        result = collect_label_means(
+            generator,
+            classifier,
+            blocks,
+            num_labels,
+            per_set,
+            max_draws=max_draws,
+            progress=progress,
+            description=f"set {index}/{num_sets} ({source})",
+            world=world,
+        )
         if result.means.shape[1] != latent_dim:
-            raise ValueError(f"set {index} ({source}): latents have dimension {result.means.shape[1]}, "
-                             f"expected M = {latent_dim}")
+            raise ValueError(
+                f"set {index} ({source}): latents have dimension {result.means.shape[1]}, expected M = {latent_dim}"
+            )
         means.append(result.means)
         draws.append(result.draws)
         if on_set is not None:
             on_set(index, result)
     set_index = torch.arange(1, num_sets + 1, device="cpu").repeat_interleave(num_labels)
     labels = torch.arange(num_labels, device="cpu").repeat(num_sets)
-    return LatentSets(torch.cat(means), labels, set_index, sources, per_set,
-                      tuple(draws), time.perf_counter() - start)
+    return LatentSets(torch.cat(means), labels, set_index, sources, per_set, tuple(draws), time.perf_counter() - start)

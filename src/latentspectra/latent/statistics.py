@@ -70,7 +70,7 @@ def strongest_pairs(correlation: torch.Tensor, count: int) -> list[tuple[int, in
         raise CodeStatisticsError(f"correlation: expected a square matrix, got {tuple(correlation.shape)}")
     if count < 1:
         raise CodeStatisticsError(f"count: expected at least 1 pair, got {count}")
-    rows, columns = torch.triu_indices(*correlation.shape, offset=1)
+    rows, columns = torch.triu_indices(correlation.shape[0], correlation.shape[1], offset=1)
     values = correlation[rows, columns].nan_to_num(nan=0.0)
     order = values.abs().argsort(descending=True, stable=True)[:count]
     return [(int(rows[k]), int(columns[k]), float(values[k])) for k in order]
@@ -91,15 +91,16 @@ def box_shell(bound: float, dim: int) -> tuple[float, float]:
     return bound * math.sqrt(dim / 3), bound / math.sqrt(15)
 
 
-def slice_mask(codes: torch.Tensor, plane: tuple[int, int], bound: float,
-               centre: torch.Tensor | None = None) -> torch.Tensor:
+def slice_mask(
+    codes: torch.Tensor, plane: tuple[int, int], bound: float, centre: torch.Tensor | None = None
+) -> torch.Tensor:
     """Boolean mask (P,) of the codes inside the flat slice around the coordinate plane (i, j):
     |x_k - c_k| <= b for every other component k (the plane's own two components are free).
     ``centre`` c (N,) defaults to the origin.
 
     Raises:
-        CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`); a plane that is not two distinct components; ``bound`` < 0;
-            a centre of the wrong shape.
+        CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`); a plane that is not two
+            distinct components; ``bound`` < 0; a centre of the wrong shape.
     """
     codes = check_latents(codes, "slice_mask", "codes").double()
     dim = codes.shape[1]
@@ -121,14 +122,15 @@ def mahalanobis_distances(points: torch.Tensor, mean: torch.Tensor, covariance: 
     """sqrt((z - mu)^T Sigma^-1 (z - mu)) for each row z of ``points`` (P, N): (P,) float64.
 
     Raises:
-        CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`); shapes that do not match; a covariance that is not
-            positive definite.
+        CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`); shapes that do not match; a
+            covariance that is not positive definite.
     """
     points = check_latents(points, "mahalanobis_distances", "points").double()
     dim = points.shape[1]
     if mean.shape != (dim,) or covariance.shape != (dim, dim):
-        raise CodeStatisticsError(f"mean {tuple(mean.shape)} and covariance {tuple(covariance.shape)} do not "
-                                  f"fit points of dimension {dim}")
+        raise CodeStatisticsError(
+            f"mean {tuple(mean.shape)} and covariance {tuple(covariance.shape)} do not fit points of dimension {dim}"
+        )
     lower = cholesky_factor(covariance)
     whitened = torch.linalg.solve_triangular(lower, (points - mean.double()).T, upper=False)
     return whitened.pow(2).sum(0).sqrt()
@@ -143,8 +145,10 @@ def cholesky_factor(covariance: torch.Tensor) -> torch.Tensor:
     """
     lower, info = torch.linalg.cholesky_ex(covariance.double())
     if info.item() != 0:
-        raise CodeStatisticsError("covariance is not positive definite (fewer points than dimensions, or a "
-                                  "component that never varies); fit on more codes")
+        raise CodeStatisticsError(
+            "covariance is not positive definite (fewer points than dimensions, or a "
+            "component that never varies); fit on more codes"
+        )
     return lower
 
 
@@ -158,11 +162,12 @@ class CodeBulk:
     def __init__(self, quantile: float = 0.99):
         self.quantile = quantile
 
-    def fit(self, codes: torch.Tensor) -> "CodeBulk":
+    def fit(self, codes: torch.Tensor) -> CodeBulk:
         """Fit the mean, covariance and distance threshold to ``codes`` (P, N); returns self.
 
         Raises:
-            CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`); a quantile outside (0, 1]; a singular covariance.
+            CodeStatisticsError: see `latent.checks.check_latents` (a `LatentError`); a quantile outside (0, 1];
+                a singular covariance.
         """
         if not 0 < self.quantile <= 1:
             raise CodeStatisticsError(f"quantile: expected a value in (0, 1], got {self.quantile}")

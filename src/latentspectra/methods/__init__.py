@@ -13,8 +13,17 @@ generator / classifier callable.
 
 from .baselines import CoordinateAxes, RandomDirections
 from .directions import DirectionMethod, MethodError, available, get, load_method, register, save_method
-from .features import (FeatureError, all_pixels, box_mask, classifier_logits, concat_features, ink_perimeter,
-                       region_pixels, stroke_thickness, total_ink)
+from .features import (
+    FeatureError,
+    all_pixels,
+    box_mask,
+    classifier_logits,
+    concat_features,
+    ink_perimeter,
+    region_pixels,
+    stroke_thickness,
+    total_ink,
+)
 from .files import load_sfvq, save_sfvq
 from .ganspace import GANSpace
 from .interfacegan import InterFaceGAN
@@ -23,10 +32,20 @@ from .ours import LSDDirections, REDsDirections, SFVQDirections
 from .reds import RayleighDirections, rayleigh_directions, rayleigh_path, solve_rayleigh
 from .reds_jacobians import RedsError, central_difference_jacobians, feature_jacobians
 from .sefa import SeFa
-from .sfvq import (SFVQ, CurveQuantization, SFVQError, curve_points, growth_schedule, insert_codewords,
-                   nearest_codewords, norm_quantile_means, project_onto_curve)
+from .sfvq import (
+    SFVQ,
+    CurveQuantization,
+    SFVQError,
+    curve_points,
+    growth_schedule,
+    insert_codewords,
+    nearest_codewords,
+    norm_quantile_means,
+    project_onto_curve,
+)
 
 __all__ = [
+    "SFVQ",
     "CoordinateAxes",
     "CurveQuantization",
     "DirectionMethod",
@@ -40,7 +59,6 @@ __all__ = [
     "RandomDirections",
     "RayleighDirections",
     "RedsError",
-    "SFVQ",
     "SFVQDirections",
     "SFVQError",
     "SeFa",

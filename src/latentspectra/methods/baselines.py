@@ -39,6 +39,7 @@ class RandomDirections(DirectionMethod):
     """
 
     inputs = ()
+    n_directions: int  # required by this method: check_params refuses None (count_from_data is False)
 
     def __init__(self, n_directions: int, *, latent_dim: int | None = None, seed: int = 0) -> None:
         super().__init__(n_directions, latent_dim=latent_dim)
@@ -67,6 +68,7 @@ class CoordinateAxes(DirectionMethod):
     """
 
     inputs = ()
+    n_directions: int  # required by this method: check_params refuses None (count_from_data is False)
 
     def __init__(self, n_directions: int, *, latent_dim: int | None = None) -> None:
         super().__init__(n_directions, latent_dim=latent_dim)

@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import torch
 
-from ..compute import ComputeError, check_fits_memory
+from ..compute import ComputeError, Network, check_fits_memory
 from ..errors import LatentspectraError
 from ..io import json_text, load_tensors_with_record, record_path, save_tensors_with_record
 from ..latent.checks import check_latents
@@ -44,7 +44,9 @@ METHOD_FORMAT = "latentspectra.DirectionMethod"
 LARGEST_WHOLE = 2**63 - 1  # the largest integer parameter: what torch and numpy hold in int64
 UNIT_TOLERANCE = 1e-4  # a stored direction counts as a unit vector when | |d| - 1 | stays below this (float32)
 
-Network = Callable[[torch.Tensor], torch.Tensor]
+# A label edit: latents of label a (N, M), a, b, strength s (1: the approach's own step) -> the edited latents, or
+# None where the approach cannot make that edit (`DirectionMethod.label_edits`).
+LabelEdit = Callable[[torch.Tensor, int, int, float], torch.Tensor | None]
 
 
 class MethodError(LatentspectraError, ValueError):
@@ -53,6 +55,7 @@ class MethodError(LatentspectraError, ValueError):
 
 
 # --- Parameter checks: one line "<Method>: <parameter> expected ..., got ..." ------------------------
+
 
 def _is_whole(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -63,8 +66,9 @@ def is_index(value: Any, count: int) -> bool:
     return _is_whole(value) and 0 <= value < count
 
 
-def check_whole(method: str, name: str, value: Any, least: int, optional: bool = False,
-                most: int = LARGEST_WHOLE) -> None:
+def check_whole(
+    method: str, name: str, value: Any, least: int, optional: bool = False, most: int = LARGEST_WHOLE
+) -> None:
     """``value`` is an integer from ``least`` to ``most`` (or None when ``optional``); ``most`` defaults to the
     largest int64, so that no parameter overflows where torch or numpy take it.
 
@@ -102,8 +106,9 @@ def check_number(method: str, name: str, value: Any, least: float, strict: bool)
     """
     number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not (number and (value > least if strict else value >= least)):
-        raise MethodError(f"{method}: {name} expected a finite number {'>' if strict else '>='} {least:g}, "
-                          f"got {value!r}")
+        raise MethodError(
+            f"{method}: {name} expected a finite number {'>' if strict else '>='} {least:g}, got {value!r}"
+        )
 
 
 def check_fraction(method: str, name: str, value: Any, high: float = 1.0) -> None:
@@ -113,7 +118,7 @@ def check_fraction(method: str, name: str, value: Any, high: float = 1.0) -> Non
         MethodError: naming ``method`` and ``name``.
     """
     number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not (number and 0 < value and (value < high or (high < 1 and value == high))):
+    if not (number and value > 0 and (value < high or (high < 1 and value == high))):
         interval = f"(0, {high:g}]" if high < 1 else f"(0, {high:g})"
         raise MethodError(f"{method}: {name} expected a number in {interval}, got {value!r}")
 
@@ -129,6 +134,7 @@ def check_count(method: str, count: int, latent_dim: int) -> None:
 
 
 # --- What fit is given --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FitInputs:
@@ -151,22 +157,28 @@ class FitInputs:
     def require_latent_dim(self) -> int:
         """M, or MethodError when neither the constructor, the latents nor the generator says it."""
         if self.latent_dim is None:
-            raise MethodError(f"{self.method}: latent_dim expected (a constructor parameter, latents given to fit, "
-                              "or a generator with a latent_dim attribute), got None")
+            raise MethodError(
+                f"{self.method}: latent_dim expected (a constructor parameter, latents given to fit, "
+                "or a generator with a latent_dim attribute), got None"
+            )
         return self.latent_dim
 
 
 def _generator_latent_dim(generator: Any) -> int | None:
-    dim = getattr(generator, "latent_dim", None)
+    dim: Any = getattr(generator, "latent_dim", None)  # whatever the generator holds there, checked here
     return int(dim) if _is_whole(dim) and dim >= 1 else None
 
 
-def _resolve_latent_dim(method: str, latent_dim: int | None, latents: torch.Tensor | None,
-                        generator: Any) -> int | None:
+def _resolve_latent_dim(
+    method: str, latent_dim: int | None, latents: torch.Tensor | None, generator: Any
+) -> int | None:
     """M from the first of: the constructor's ``latent_dim``, the latents' columns, the generator's
     ``latent_dim``; any two of them that disagree raise MethodError."""
-    sources = [("latent_dim", latent_dim), ("latents", None if latents is None else latents.shape[1]),
-               ("generator.latent_dim", _generator_latent_dim(generator))]
+    sources = [
+        ("latent_dim", latent_dim),
+        ("latents", None if latents is None else latents.shape[1]),
+        ("generator.latent_dim", _generator_latent_dim(generator)),
+    ]
     known = [(name, dim) for name, dim in sources if dim is not None]
     for name, dim in known[1:]:
         if dim != known[0][1]:
@@ -175,6 +187,7 @@ def _resolve_latent_dim(method: str, latent_dim: int | None, latents: torch.Tens
 
 
 # --- Helpers the methods share ------------------------------------------------------------------------
+
 
 def network_device(network: Any) -> torch.device:
     """The device of a torch module's first parameter or buffer, where its inputs must go; the CPU for any
@@ -204,8 +217,9 @@ def named_layer(title: str, generator: Any, layer: str) -> torch.nn.Module:
         MethodError: a generator that is not a torch module, or no submodule of that name.
     """
     if not isinstance(generator, torch.nn.Module):
-        raise MethodError(f"{title}: generator expected a torch module (layer {layer!r} is set), got "
-                          f"{type(generator).__name__}")
+        raise MethodError(
+            f"{title}: generator expected a torch module (layer {layer!r} is set), got {type(generator).__name__}"
+        )
     try:
         return layer_root(generator).get_submodule(layer)
     except AttributeError:
@@ -237,6 +251,7 @@ def as_unit_directions(rows: torch.Tensor) -> torch.Tensor:
 
 # --- The contract -------------------------------------------------------------------------------------
 
+
 class DirectionMethod:
     """Base class of the direction finders (module docstring).
 
@@ -244,19 +259,40 @@ class DirectionMethod:
     names (`get_params` reads them from the signature), list the fit inputs they use in ``inputs``, and
     implement `_fit`, which sets ``directions_`` (K, M) float32 unit rows and any other learned attribute.
 
+    The rules a study (compare, explore) follows to fit a method are class attributes and hooks of the method,
+    so that a new method needs no edit to the studies (the contract test checks each):
+
     Attributes:
         registry_name: the name `register` gave the class.
         inputs: the keyword arguments of `fit` that the method uses.
-        count_from_data: True where ``n_directions=None`` means "as many as the data gives" (one per attribute).
+        count_from_data: True where ``n_directions=None`` means "as many as the data gives" (one per attribute);
+            a study then asks for that.
         reads_activations: True where the fit reads a layer's activations, which a study then computes on the
             generator as the user made it (its layers as named and computed there) rather than on an inference
             copy whose batch norms are folded into the layers before them.
+        fit_latents: where ``inputs`` has "latents", which a study gives: "train" (the encoded training codes),
+            "test" (the encoded test latents) or None (none: the method draws its own).
+        float64_jacobians: True where the fit differentiates G and C, which a study then gives as float64 copies
+            of the package's networks (`methods.reds_jacobians.jacobian_networks`; a user's as they are).
+        scores_own_draws: True where, given no latents, the fit scores latents it draws by C(G(z)); a study may
+            score them itself (`draws_to_score`, `scores_from_logits`), sharded, and give the fit the scores.
+        float32_gradients: True where the fit trains by backpropagating through G; a study then gives it G in
+            float32 whatever the run's precision (bfloat16 gradients are noisier, and on a CPU no faster).
+        one_per_label: True where a study fits one direction per label (``n_directions=None``; its label edits
+            need them all) and measures the first K.
     """
 
     registry_name: ClassVar[str] = ""
     inputs: ClassVar[tuple[str, ...]] = ()
     count_from_data: ClassVar[bool] = False
     reads_activations: ClassVar[bool] = False
+    fit_latents: ClassVar[str | None] = "train"
+    float64_jacobians: ClassVar[bool] = False
+    scores_own_draws: ClassVar[bool] = False
+    float32_gradients: ClassVar[bool] = False
+    one_per_label: ClassVar[bool] = False
+
+    directions_: torch.Tensor  # (K, M) float32 unit rows, set by `_fit` (or `load_method`); absent until then
 
     def __init__(self, n_directions: int | None, *, latent_dim: int | None = None) -> None:
         self.n_directions = n_directions
@@ -286,8 +322,14 @@ class DirectionMethod:
         if self.n_directions is not None and self.latent_dim is not None:
             check_count(self.title, self.n_directions, self.latent_dim)
 
-    def fit(self, *, generator: Network | None = None, latents: torch.Tensor | None = None,
-            scores: torch.Tensor | None = None, classifier: Network | None = None) -> Self:
+    def fit(
+        self,
+        *,
+        generator: Network | None = None,
+        latents: torch.Tensor | None = None,
+        scores: torch.Tensor | None = None,
+        classifier: Network | None = None,
+    ) -> Self:
         """Learn the directions from the inputs the method uses (``inputs``; the rest are ignored). Returns self.
 
         Raises:
@@ -310,6 +352,29 @@ class DirectionMethod:
     def fit_record(self) -> dict[str, Any]:
         """What a study records about the fit beyond the directions (JSON-ready; none by default, a learned
         method's convergence curve, say)."""
+        return {}
+
+    def draws_to_score(self, latent_dim: int) -> tuple[torch.Tensor, int]:
+        """Where `scores_own_draws`: the latents (N, M) the fit draws when given none, and the batch size in which
+        it scores them (a study that scores them elsewhere uses the same batches, for the same numbers).
+
+        Raises:
+            MethodError: the method draws no latents to score, or bad parameters.
+        """
+        raise MethodError(f"{self.title}: draws no latents to score")
+
+    def scores_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Where `scores_own_draws`: the scores the fit takes from the classifier's logits (N, L) of G(z).
+
+        Raises:
+            MethodError: the method scores no latents.
+        """
+        raise MethodError(f"{self.title}: scores no latents")
+
+    def label_edits(self, class_means: dict[int, torch.Tensor], num_labels: int) -> dict[str, LabelEdit]:
+        """The label edits a -> b this fitted method makes, by approach name (none by default): ``class_means``
+        maps each label some training code has to the mean of those codes (float64), for approaches whose step
+        is made as long as the class-mean difference; ``num_labels`` is the classifier's."""
         return {}
 
     def learned_attributes(self) -> dict[str, Any]:
@@ -355,8 +420,9 @@ def _amounts(method: str, t: Any, rows: int) -> torch.Tensor:
     if isinstance(t, torch.Tensor) and t.shape in ((), (rows,)) and t.is_floating_point() and bool(t.isfinite().all()):
         return t.detach().to(torch.float64).expand(rows)
     shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-    raise MethodError(f"{method}: t expected a finite number or a floating-point tensor of shape ({rows},), "
-                      f"got {shape}")
+    raise MethodError(
+        f"{method}: t expected a finite number or a floating-point tensor of shape ({rows},), got {shape}"
+    )
 
 
 # --- The registry -------------------------------------------------------------------------------------
@@ -387,6 +453,17 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def method_class(name: str) -> type[DirectionMethod]:
+    """The class registered as ``name`` (its rules are class attributes, `DirectionMethod`).
+
+    Raises:
+        MethodError: an unknown name, listing the known ones.
+    """
+    if name not in _REGISTRY:
+        raise MethodError(f"method: expected one of {', '.join(available())}, got {name!r}")
+    return _REGISTRY[name]
+
+
 def get(name: str, **params: Any) -> DirectionMethod:
     """An unfitted instance of the method registered as ``name``, built from ``params`` and checked.
 
@@ -394,9 +471,7 @@ def get(name: str, **params: Any) -> DirectionMethod:
         MethodError: an unknown name (listing the known ones), an unknown parameter (listing the method's
             parameters), or a bad value.
     """
-    if name not in _REGISTRY:
-        raise MethodError(f"method: expected one of {', '.join(available())}, got {name!r}")
-    cls = _REGISTRY[name]
+    cls = method_class(name)
     allowed = [key for key in inspect.signature(cls.__init__).parameters if key != "self"]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -410,6 +485,7 @@ def get(name: str, **params: Any) -> DirectionMethod:
 
 
 # --- Files --------------------------------------------------------------------------------------------
+
 
 def save_method(method: DirectionMethod, path: str | Path) -> Path:
     """Write the fitted ``method``: its learned tensors to ``path`` (safetensors) and, to ``path`` with suffix
@@ -430,8 +506,12 @@ def save_method(method: DirectionMethod, path: str | Path) -> Path:
             tensors[name] = value
         else:
             learned[name] = _checked_json(method.title, name, value)
-    record = {"format": METHOD_FORMAT, "method": method.registry_name, "params": method.get_params(),
-              "learned": learned}
+    record = {
+        "format": METHOD_FORMAT,
+        "method": method.registry_name,
+        "params": method.get_params(),
+        "learned": learned,
+    }
     return save_tensors_with_record(path, tensors, record, MethodError)
 
 
@@ -439,8 +519,9 @@ def _checked_json(method: str, name: str, value: Any) -> Any:
     try:
         json_text(value)
     except (TypeError, ValueError):
-        raise MethodError(f"save_method: {method}.{name} expected a tensor or a JSON value, "
-                          f"got {type(value).__name__}") from None
+        raise MethodError(
+            f"save_method: {method}.{name} expected a tensor or a JSON value, got {type(value).__name__}"
+        ) from None
     return value
 
 
@@ -480,9 +561,10 @@ def _check_loaded_directions(method: DirectionMethod, path: Path) -> None:
         raise MethodError(str(error)) from None
     count, dim = directions.shape
     if method.n_directions not in (None, count) or count > dim:
-        raise MethodError(f"{path}: directions_ expected n_directions = {method.n_directions} rows of at least as "
-                          f"many columns, got shape {tuple(directions.shape)}")
+        raise MethodError(
+            f"{path}: directions_ expected n_directions = {method.n_directions} rows of at least as "
+            f"many columns, got shape {tuple(directions.shape)}"
+        )
     norms = torch.linalg.vector_norm(directions.double(), dim=1)
     if not bool(((norms - 1).abs() < UNIT_TOLERANCE).all()):
         raise MethodError(f"{path}: directions_ expected unit rows, got norms {norms.min():.6g}..{norms.max():.6g}")
-

@@ -43,8 +43,10 @@ def _check_images(name: str, images: torch.Tensor) -> torch.Tensor:
 
 def _stroke_refusal(name: str, channels: int) -> str:
     """The one-line reason why the stroke feature ``name`` does not fit images of ``channels`` channels."""
-    return (f"{name} is a stroke feature: it only applies to single-channel (grey stroke) images, "
-            f"not to images of {channels} channels")
+    return (
+        f"{name} is a stroke feature: it only applies to single-channel (grey stroke) images, "
+        f"not to images of {channels} channels"
+    )
 
 
 def box_mask(height: int, width: int, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
@@ -54,8 +56,10 @@ def box_mask(height: int, width: int, top: int, bottom: int, left: int, right: i
         FeatureError: an empty box or one that leaves the image.
     """
     if not (0 <= top < bottom <= height and 0 <= left < right <= width):
-        raise FeatureError(f"box_mask: rows {top}:{bottom} and columns {left}:{right} must be a non-empty box "
-                           f"inside a {height} x {width} image")
+        raise FeatureError(
+            f"box_mask: rows {top}:{bottom} and columns {left}:{right} must be a non-empty box "
+            f"inside a {height} x {width} image"
+        )
     mask = torch.zeros(height, width, dtype=torch.bool)
     mask[top:bottom, left:right] = True
     return mask
@@ -72,8 +76,10 @@ def region_pixels(mask: torch.Tensor, outside: bool = False) -> Feature:
             raises it for images whose height and width differ from the mask's.
     """
     if not isinstance(mask, torch.Tensor) or mask.ndim != 2 or mask.dtype != torch.bool:
-        raise FeatureError(f"region_pixels: mask must be a 2-D boolean tensor (H, W), got "
-                           f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}")
+        raise FeatureError(
+            f"region_pixels: mask must be a 2-D boolean tensor (H, W), got "
+            f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}"
+        )
     selected = ~mask if outside else mask
     indices = torch.nonzero(selected.flatten()).flatten()
     if len(indices) == 0:
@@ -83,8 +89,9 @@ def region_pixels(mask: torch.Tensor, outside: bool = False) -> Feature:
     def pixels(images: torch.Tensor) -> torch.Tensor:
         _check_images("region_pixels", images)
         if tuple(images.shape[-2:]) != shape:
-            raise FeatureError(f"region_pixels: mask is {shape[0]} x {shape[1]}, images are "
-                               f"{images.shape[-2]} x {images.shape[-1]}")
+            raise FeatureError(
+                f"region_pixels: mask is {shape[0]} x {shape[1]}, images are {images.shape[-2]} x {images.shape[-1]}"
+            )
         return images.flatten(2).index_select(2, indices.to(images.device)).flatten(1)
 
     return pixels
@@ -131,7 +138,7 @@ def ink_perimeter(images: torch.Tensor) -> torch.Tensor:
     ink = ink_map(images)
     dx = ink[..., :-1, 1:] - ink[..., :-1, :-1]
     dy = ink[..., 1:, :-1] - ink[..., :-1, :-1]
-    magnitude = torch.sqrt(dx ** 2 + dy ** 2 + TV_SMOOTHING ** 2) - TV_SMOOTHING
+    magnitude = torch.sqrt(dx**2 + dy**2 + TV_SMOOTHING**2) - TV_SMOOTHING
     return magnitude.flatten(1).sum(1, keepdim=True)
 
 
@@ -174,7 +181,8 @@ def _channels_height_width(image_shape: Sequence[int]) -> tuple[int, int, int]:
     shape = tuple(int(size) for size in image_shape)
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise FeatureError(f"expected an image shape (C, H, W) or (H, W) of positive sizes, got {shape}")
-    return shape if len(shape) == 3 else (1, *shape)
+    channels, height, width = shape if len(shape) == 3 else (1, *shape)
+    return channels, height, width
 
 
 def features_for_shape(image_shape: Sequence[int]) -> tuple[str, ...]:
@@ -201,8 +209,9 @@ def unfit_features(spec: str, image_shape: Sequence[int]) -> tuple[str, ...]:
     return tuple(part for part in parts if part in NAMED_FEATURES and part not in fitting)
 
 
-def feature_from_spec(spec: str, classifier: Callable[[torch.Tensor], torch.Tensor],
-                      image_shape: Sequence[int]) -> Feature:
+def feature_from_spec(
+    spec: str, classifier: Callable[[torch.Tensor], torch.Tensor], image_shape: Sequence[int]
+) -> Feature:
     """The feature named by ``spec`` for images of ``image_shape`` ((C, H, W), or (H, W) for single-channel
     images): one of NAMED_FEATURES, ``box:TOP:BOTTOM:LEFT:RIGHT`` (pixels in rows TOP..BOTTOM-1, columns
     LEFT..RIGHT-1), ``outside:TOP:BOTTOM:LEFT:RIGHT`` (the other pixels), or several joined by "+"
@@ -223,21 +232,27 @@ def feature_from_spec(spec: str, classifier: Callable[[torch.Tensor], torch.Tens
         if isinstance(error, FeatureError):
             raise
         names = ", ".join(features_for_shape(image_shape))
-        raise FeatureError(f"expected names from {names} or box:TOP:BOTTOM:LEFT:RIGHT / "
-                           "outside:TOP:BOTTOM:LEFT:RIGHT, joined by '+'") from None
+        raise FeatureError(
+            f"expected names from {names} or box:TOP:BOTTOM:LEFT:RIGHT / outside:TOP:BOTTOM:LEFT:RIGHT, joined by '+'"
+        ) from None
     return features[0] if len(features) == 1 else concat_features(*features)
 
 
-def _single_feature(name: str, classifier: Callable[[torch.Tensor], torch.Tensor],
-                    image_size: tuple[int, int]) -> Feature:
+def _single_feature(
+    name: str, classifier: Callable[[torch.Tensor], torch.Tensor], image_size: tuple[int, int]
+) -> Feature:
     height, width = image_size
     halves = {"upper": (0, height // 2, 0, width), "left": (0, height, 0, width // 2)}
     if name in ("upper", "lower"):
         return region_pixels(box_mask(height, width, *halves["upper"]), outside=name == "lower")
     if name in ("left", "right"):
         return region_pixels(box_mask(height, width, *halves["left"]), outside=name == "right")
-    simple = {"identity": classifier_logits(classifier), "ink": total_ink, "thickness": stroke_thickness,
-              "all": all_pixels}
+    simple = {
+        "identity": classifier_logits(classifier),
+        "ink": total_ink,
+        "thickness": stroke_thickness,
+        "all": all_pixels,
+    }
     if name in simple:
         return simple[name]
     kind, *bounds = name.split(":")

@@ -20,9 +20,17 @@ def save_sfvq(model: SFVQ, path: str | Path) -> Path:
         SFVQError: not fitted, or ``path`` ends in .json.
     """
     codebook = model.fitted_codebook()
-    return save_tensors_with_record(path, {"codebook": codebook},
-                                    {"format": SFVQ_FORMAT, "params": model.get_params(),
-                                     "n_features_in": model.n_features_in_, "history": model.history_}, SFVQError)
+    return save_tensors_with_record(
+        path,
+        {"codebook": codebook},
+        {
+            "format": SFVQ_FORMAT,
+            "params": model.get_params(),
+            "n_features_in": model.n_features_in_,
+            "history": model.history_,
+        },
+        SFVQError,
+    )
 
 
 def load_sfvq(path: str | Path) -> SFVQ:

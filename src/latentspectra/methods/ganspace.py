@@ -47,9 +47,22 @@ import torch
 from torch import nn
 
 from ..threads import single_blas_thread
-from .directions import (DirectionMethod, FitInputs, MethodError, Network, as_unit_directions, canonical_signs,
-                         check_count, check_whole, latent_batches, layer_root, named_layer, network_device, register,
-                         standard_normal_draws)
+from .directions import (
+    DirectionMethod,
+    FitInputs,
+    MethodError,
+    Network,
+    as_unit_directions,
+    canonical_signs,
+    check_count,
+    check_whole,
+    latent_batches,
+    layer_root,
+    named_layer,
+    network_device,
+    register,
+    standard_normal_draws,
+)
 
 if TYPE_CHECKING:
     from sklearn.decomposition import IncrementalPCA
@@ -103,21 +116,30 @@ def latent_linear(generator: nn.Module, latent_dim: int) -> str:
     def hook_for(name: str) -> Callable[[nn.Module, tuple], None]:
         def check(module: nn.Module, args: tuple) -> None:
             given = args[0] if args else None
-            if (isinstance(given, torch.Tensor) and given.shape == probe.shape
-                    and torch.equal(given.detach().to("cpu", probe.dtype), probe)):
+            if (
+                isinstance(given, torch.Tensor)
+                and given.shape == probe.shape
+                and torch.equal(given.detach().to("cpu", probe.dtype), probe)
+            ):
                 raise _LayerReached(name)
+
         return check
 
-    handles = [module.register_forward_pre_hook(hook_for(name))
-               for name, module in layer_root(generator).named_modules() if isinstance(module, nn.Linear)]
+    handles = [
+        module.register_forward_pre_hook(hook_for(name))
+        for name, module in layer_root(generator).named_modules()
+        if isinstance(module, nn.Linear)
+    ]
     try:
         found = _run_until(generator, probe)
     finally:
         for handle in handles:
             handle.remove()
-    if found is None:
-        raise MethodError(f"GANSpace: layer expected (the generator runs no nn.Linear on the latent z; name a layer "
-                          f"or give layer={LATENTS!r}), got {FIRST_LINEAR!r}")
+    if not isinstance(found, str):  # None: no hook raised (a hook raises its layer's name)
+        raise MethodError(
+            f"GANSpace: layer expected (the generator runs no nn.Linear on the latent z; name a layer "
+            f"or give layer={LATENTS!r}), got {FIRST_LINEAR!r}"
+        )
     return found
 
 
@@ -141,8 +163,9 @@ def layer_activations(generator: Network, layer: nn.Module, name: str, z: torch.
         raise MethodError(f"GANSpace: layer expected one that the generator's forward pass runs, got {name!r}")
     if not isinstance(output, torch.Tensor) or output.ndim < 1 or len(output) != len(z):
         got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise MethodError(f"GANSpace: layer expected one whose output is a tensor with {len(z)} rows, got {name!r} "
-                          f"with {got}")
+        raise MethodError(
+            f"GANSpace: layer expected one whose output is a tensor with {len(z)} rows, got {name!r} with {got}"
+        )
     return output.detach().reshape(len(z), -1).to("cpu", torch.float64)
 
 
@@ -178,9 +201,20 @@ class GANSpace(DirectionMethod):
 
     inputs = ("generator", "latents")
     reads_activations = True
+    fit_latents = None  # it draws its own z for the PCA and fresh ones for the regression, as its authors do
 
-    def __init__(self, n_directions: int, *, layer: str | None = FIRST_LINEAR, n_samples: int = 100_000,
-                 batch_size: int = 2_000, latent_dim: int | None = None, seed: int = 0) -> None:
+    n_directions: int  # required by this method: check_params refuses None (count_from_data is False)
+
+    def __init__(
+        self,
+        n_directions: int,
+        *,
+        layer: str | None = FIRST_LINEAR,
+        n_samples: int = 100_000,
+        batch_size: int = 2_000,
+        latent_dim: int | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(n_directions, latent_dim=latent_dim)
         self.layer = layer
         self.n_samples = n_samples
@@ -190,8 +224,9 @@ class GANSpace(DirectionMethod):
     def check_params(self) -> None:
         super().check_params()
         if not (self.layer is None or (isinstance(self.layer, str) and self.layer)):
-            raise MethodError(f"{self.title}: layer expected {FIRST_LINEAR!r}, {LATENTS!r} or a submodule name, "
-                              f"got {self.layer!r}")
+            raise MethodError(
+                f"{self.title}: layer expected {FIRST_LINEAR!r}, {LATENTS!r} or a submodule name, got {self.layer!r}"
+            )
         check_whole(self.title, "n_samples", self.n_samples, 1)
         check_whole(self.title, "batch_size", self.batch_size, max(self.n_directions, 1))
         check_whole(self.title, "seed", self.seed, 0)
@@ -202,15 +237,17 @@ class GANSpace(DirectionMethod):
         features = self._features(inputs.generator, name)
         latents = self._latents(inputs, self.n_samples, self.seed, dim)
         if len(latents) < self.n_directions:
-            raise MethodError(f"{self.title}: latents expected at least n_directions = {self.n_directions} rows, "
-                              f"got {len(latents)}")
+            raise MethodError(
+                f"{self.title}: latents expected at least n_directions = {self.n_directions} rows, got {len(latents)}"
+            )
         with single_blas_thread():
             pca = self._principal_components(latents, features, name)
         if name == LATENTS:
             directions = torch.from_numpy(pca.components_)
         else:
-            fresh = self._latents(inputs, max(REGRESSION_MIN_SAMPLES, self.n_samples),
-                                  self.seed + REGRESSION_SEED_OFFSET, dim)
+            fresh = self._latents(
+                inputs, max(REGRESSION_MIN_SAMPLES, self.n_samples), self.seed + REGRESSION_SEED_OFFSET, dim
+            )
             directions = regress_latents(pca, fresh, features, self.batch_size)
         self.directions_ = as_unit_directions(canonical_signs(directions))
         self.explained_variance_ratio_ = torch.from_numpy(pca.explained_variance_ratio_).float()
@@ -233,6 +270,7 @@ class GANSpace(DirectionMethod):
         """The layer the PCA reads: "latents", the first linear layer on z (`latent_linear`), or ``layer``."""
         if self._reads_latents():
             return LATENTS
+        assert self.layer is not None  # None reads the latents (`_reads_latents`)
         if self.layer != FIRST_LINEAR:
             return self.layer
         if not isinstance(generator, nn.Module):
@@ -245,6 +283,7 @@ class GANSpace(DirectionMethod):
         if name == LATENTS:
             return lambda z: z.to(torch.float64)
         layer = named_layer(self.title, generator, name)
+        assert generator is not None  # named_layer refuses anything but a torch module
         return lambda z: layer_activations(generator, layer, name, z)
 
     def _latents(self, inputs: FitInputs, count: int, seed: int, dim: int) -> torch.Tensor:
@@ -262,8 +301,10 @@ class GANSpace(DirectionMethod):
         for batch in latent_batches(latents, self.batch_size):
             activations = features(batch)
             if activations.shape[1] < self.n_directions:
-                raise MethodError(f"{self.title}: n_directions expected <= the width {activations.shape[1]} of layer "
-                                  f"{name!r}, got {self.n_directions}")
+                raise MethodError(
+                    f"{self.title}: n_directions expected <= the width {activations.shape[1]} of layer "
+                    f"{name!r}, got {self.n_directions}"
+                )
             pca.partial_fit(activations.numpy())
         self._check_rank(pca, name)
         return pca
@@ -273,8 +314,10 @@ class GANSpace(DirectionMethod):
         rank = int((variances > RANK_TOLERANCE * variances.max()).sum()) if variances.max() > 0 else 0
         if rank < self.n_directions:
             where = "the latents" if name == LATENTS else f"layer {name!r}"
-            raise MethodError(f"{self.title}: n_directions expected <= the rank {rank} of the activations of {where}, "
-                              f"got {self.n_directions}")
+            raise MethodError(
+                f"{self.title}: n_directions expected <= the rank {rank} of the activations of {where}, "
+                f"got {self.n_directions}"
+            )
 
 
 def _whitened_coordinates(pca: IncrementalPCA, activations: torch.Tensor) -> np.ndarray:
@@ -286,6 +329,7 @@ def _whitened_coordinates(pca: IncrementalPCA, activations: torch.Tensor) -> np.
 def regress_latents(pca: IncrementalPCA, latents: torch.Tensor, features: Network, batch_size: int) -> torch.Tensor:
     """(K, M) float64: V minimising sum |x V - z|^2 over the ``latents`` z and the whitened PCA coordinates x of their
     ``features``, by least squares (the authors' `linreg_lstsq`); row k is principal component k in latent space."""
-    coordinates = np.concatenate([_whitened_coordinates(pca, features(batch))
-                                  for batch in latent_batches(latents, batch_size)])
+    coordinates = np.concatenate(
+        [_whitened_coordinates(pca, features(batch)) for batch in latent_batches(latents, batch_size)]
+    )
     return torch.linalg.lstsq(torch.from_numpy(coordinates), latents.to(torch.float64), driver="gelsd").solution

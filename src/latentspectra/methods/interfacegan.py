@@ -36,8 +36,20 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .directions import (DirectionMethod, FitInputs, MethodError, Network, check_count, check_fraction, check_whole,
-                         is_index, network_device, register, standard_normal_draws)
+from .directions import (
+    DirectionMethod,
+    FitInputs,
+    LabelEdit,
+    MethodError,
+    Network,
+    check_count,
+    check_fraction,
+    check_whole,
+    is_index,
+    network_device,
+    register,
+    standard_normal_draws,
+)
 
 SCORES = ("probability", "logit")  # how a classifier's label is scored: log-softmax (one-vs-rest) or raw logit
 EDIT_MODES = ("shift", "distance")  # z + t n, or z placed at signed distance t (the authors' linear_interpolate)
@@ -53,8 +65,14 @@ class Boundary(NamedTuple):
     accuracy: float
 
 
-def train_boundary(latents: torch.Tensor, scores: torch.Tensor, ratio: float, validation_split: float,
-                   rng: torch.Generator, attribute: int = 0) -> Boundary:
+def train_boundary(
+    latents: torch.Tensor,
+    scores: torch.Tensor,
+    ratio: float,
+    validation_split: float,
+    rng: torch.Generator,
+    attribute: int = 0,
+) -> Boundary:
     """The linear SVM boundary between the top and bottom ``ratio`` of ``latents`` (N, M) ranked by ``scores``
     (N,) of ``attribute`` (module docstring), a ``validation_split`` of each side held out, the sides shuffled by
     ``rng``.
@@ -67,11 +85,15 @@ def train_boundary(latents: torch.Tensor, scores: torch.Tensor, ratio: float, va
     chosen = min(int(len(latents) * ratio), len(latents) // 2)
     train = int(chosen * (1 - validation_split))
     if not 1 <= train < chosen:
-        raise MethodError(f"InterFaceGAN: latents expected enough rows for ratio {ratio:g} to keep a training and a "
-                          f"validation latent on each side, got {len(latents)}")
+        raise MethodError(
+            f"InterFaceGAN: latents expected enough rows for ratio {ratio:g} to keep a training and a "
+            f"validation latent on each side, got {len(latents)}"
+        )
     if scores[order[chosen - 1]] <= scores[order[-chosen]]:
-        raise MethodError(f"InterFaceGAN: scores expected the top and bottom {chosen} of attribute {attribute} to "
-                          "differ, got equal scores")
+        raise MethodError(
+            f"InterFaceGAN: scores expected the top and bottom {chosen} of attribute {attribute} to "
+            "differ, got equal scores"
+        )
     from sklearn.svm import SVC  # imported here: `import latentspectra` stays light
 
     positives = order[:chosen][torch.randperm(chosen, generator=rng)]
@@ -84,8 +106,10 @@ def train_boundary(latents: torch.Tensor, scores: torch.Tensor, ratio: float, va
     weights = torch.from_numpy(svm.coef_[0].copy())
     norm = torch.linalg.vector_norm(weights)
     if norm == 0:
-        raise MethodError(f"InterFaceGAN: scores expected top and bottom latents that a hyperplane separates, got a "
-                          f"zero SVM normal for attribute {attribute}")
+        raise MethodError(
+            f"InterFaceGAN: scores expected top and bottom latents that a hyperplane separates, got a "
+            f"zero SVM normal for attribute {attribute}"
+        )
     return Boundary(weights / norm, float(svm.intercept_[0] / norm), accuracy)
 
 
@@ -113,8 +137,9 @@ def as_scores(logits: torch.Tensor, score: str) -> torch.Tensor:
     return torch.log_softmax(logits, 1) if score == "probability" else logits
 
 
-def classifier_scores(generator: Network, classifier: Network, latents: torch.Tensor, batch_size: int,
-                      score: str) -> torch.Tensor:
+def classifier_scores(
+    generator: Network, classifier: Network, latents: torch.Tensor, batch_size: int, score: str
+) -> torch.Tensor:
     """(N, L) float64: each label's log-probability (``score`` "probability") or logit ("logit") for the images
     G(z) of ``latents`` (N, M), in batches (`classifier_logits`).
 
@@ -158,10 +183,23 @@ class InterFaceGAN(DirectionMethod):
 
     inputs = ("latents", "scores", "generator", "classifier")
     count_from_data = True
+    fit_latents = None
+    scores_own_draws = True
+    one_per_label = True
 
-    def __init__(self, n_directions: int | None = None, *, ratio: float = 0.02, validation_split: float = 0.3,
-                 score: str = "probability", n_samples: int = 200_000, batch_size: int = 500,
-                 latent_dim: int | None = None, seed: int = 0, edit_mode: str = "shift") -> None:
+    def __init__(
+        self,
+        n_directions: int | None = None,
+        *,
+        ratio: float = 0.02,
+        validation_split: float = 0.3,
+        score: str = "probability",
+        n_samples: int = 200_000,
+        batch_size: int = 500,
+        latent_dim: int | None = None,
+        seed: int = 0,
+        edit_mode: str = "shift",
+    ) -> None:
         super().__init__(n_directions, latent_dim=latent_dim)
         self.ratio = ratio
         self.validation_split = validation_split
@@ -174,8 +212,9 @@ class InterFaceGAN(DirectionMethod):
     def check_params(self) -> None:
         super().check_params()
         if self.edit_mode not in EDIT_MODES:
-            raise MethodError(f"{self.title}: edit_mode expected one of {', '.join(EDIT_MODES)}, got "
-                              f"{self.edit_mode!r}")
+            raise MethodError(
+                f"{self.title}: edit_mode expected one of {', '.join(EDIT_MODES)}, got {self.edit_mode!r}"
+            )
         check_fraction(self.title, "ratio", self.ratio, 0.5)
         check_fraction(self.title, "validation_split", self.validation_split)
         if self.score not in SCORES:
@@ -189,11 +228,14 @@ class InterFaceGAN(DirectionMethod):
         latents, scores = self._scored_latents(inputs, rng)
         count = scores.shape[1] if self.n_directions is None else self.n_directions
         if count > scores.shape[1]:
-            raise MethodError(f"{self.title}: n_directions expected <= the {scores.shape[1]} attributes scored, "
-                              f"got {count}")
+            raise MethodError(
+                f"{self.title}: n_directions expected <= the {scores.shape[1]} attributes scored, got {count}"
+            )
         check_count(self.title, count, latents.shape[1])
-        boundaries = [train_boundary(latents, scores[:, column], self.ratio, self.validation_split, rng, column)
-                      for column in range(count)]
+        boundaries = [
+            train_boundary(latents, scores[:, column], self.ratio, self.validation_split, rng, column)
+            for column in range(count)
+        ]
         self.directions_ = torch.stack([boundary.normal for boundary in boundaries]).float()
         self.intercepts_ = torch.tensor([boundary.intercept for boundary in boundaries], dtype=torch.float32)
         self.validation_accuracy_ = torch.tensor([boundary.accuracy for boundary in boundaries], dtype=torch.float32)
@@ -212,6 +254,32 @@ class InterFaceGAN(DirectionMethod):
             return moved
         normal = self.directions_[k].to(moved)
         return moved - (z.to(moved) @ normal)[:, None] * normal
+
+    def draws_to_score(self, latent_dim: int) -> tuple[torch.Tensor, int]:
+        """The latents fit draws when given none (`sampled_latents`) and its ``batch_size``."""
+        return self.sampled_latents(latent_dim), self.batch_size
+
+    def scores_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The scores fit takes from the logits of C(G(z)): by the ``score`` parameter (`as_scores`)."""
+        return as_scores(logits, self.score)
+
+    def label_edits(self, class_means: dict[int, torch.Tensor], num_labels: int) -> dict[str, LabelEdit]:
+        """With one normal per label: "interfacegan", a step along (n_b - n_a) / |n_b - n_a| as long as the class
+        means' difference |mu_b - mu_a| times the strength s (None where a class has no mean), so that it differs
+        from the class-mean edit in direction only."""
+        self.check_is_fitted()
+        if len(self.directions_) != num_labels:
+            return {}
+        normals = self.directions_.double()
+
+        def boundary_step(z: torch.Tensor, a: int, b: int, s: float) -> torch.Tensor | None:
+            if a not in class_means or b not in class_means:
+                return None
+            step = normals[b] - normals[a]
+            length = torch.linalg.vector_norm(class_means[b] - class_means[a])
+            return z + (s * length * step / torch.linalg.vector_norm(step).clamp_min(1e-12)).to(z)
+
+        return {"interfacegan": boundary_step}
 
     def sampled_latents(self, latent_dim: int) -> torch.Tensor:
         """The ``n_samples`` latents z ~ N(0, I_M), M = ``latent_dim``, that fit draws when given none (the first
@@ -247,7 +315,7 @@ class InterFaceGAN(DirectionMethod):
         expected = f"{self.title}: scores expected a finite floating-point tensor of shape ({rows},) or ({rows}, A)"
         if not isinstance(scores, torch.Tensor):
             raise MethodError(f"{expected}, got {type(scores).__name__}")
-        if scores.ndim not in (1, 2) or len(scores) != rows or scores.ndim == 2 and scores.shape[1] < 1:
+        if scores.ndim not in (1, 2) or len(scores) != rows or (scores.ndim == 2 and scores.shape[1] < 1):
             raise MethodError(f"{expected}, got shape {tuple(scores.shape)}")
         if not scores.is_floating_point():
             raise MethodError(f"{expected}, got {scores.dtype}")
@@ -276,6 +344,7 @@ class InterFaceGAN(DirectionMethod):
         residual = primal - along[:, 0]
         norm = torch.linalg.vector_norm(residual)
         if norm < SPAN_TOLERANCE:
-            raise MethodError(f"{self.title}: others expected boundaries whose span leaves part of boundary {k}, "
-                              f"got {list(others)}")
+            raise MethodError(
+                f"{self.title}: others expected boundaries whose span leaves part of boundary {k}, got {list(others)}"
+            )
         return (residual / norm).float()

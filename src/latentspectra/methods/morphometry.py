@@ -42,6 +42,7 @@ the distance transform goes image by image; everything else is array math.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -74,8 +75,9 @@ def _ink(images: np.ndarray | torch.Tensor) -> np.ndarray:
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 3:
-        raise FeatureError(f"morpho_measures: expected single-channel images (N, 1, H, W) or (N, H, W), "
-                           f"got shape {array.shape}")
+        raise FeatureError(
+            f"morpho_measures: expected single-channel images (N, 1, H, W) or (N, H, W), got shape {array.shape}"
+        )
     return np.clip((array + 1) / 2, 0, 1)
 
 
@@ -127,8 +129,10 @@ def _thinning_ranks(images: np.ndarray, distances: np.ndarray, cornerness: np.nd
     then cornerness (background pixels among its 3 x 3), then a permutation drawn from rng `MEDIAL_AXIS_SEED` for
     each image over its ink pixels in raster order. ``images`` (P,) gives each pixel's image, in raster order."""
     counts = np.bincount(images)
-    tiebreak = np.concatenate([np.zeros(0, dtype=np.int64)]  # (a batch without ink has no permutation)
-                              + [np.random.default_rng(MEDIAL_AXIS_SEED).permutation(count) for count in counts])
+    tiebreak = np.concatenate(
+        [np.zeros(0, dtype=np.int64)]  # (a batch without ink has no permutation)
+        + [np.random.default_rng(MEDIAL_AXIS_SEED).permutation(count) for count in counts]
+    )
     order = np.lexsort((tiebreak, cornerness, distances, images))
     ranks = np.empty_like(order)
     ranks[order] = np.arange(len(order))
@@ -221,7 +225,7 @@ def _moments(mass: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cx = (x * mass).sum((1, 2)) / safe
     cy = (y * mass).sum((1, 2)) / safe
     u11 = (x * y * mass).sum((1, 2)) / safe - cx * cy
-    u02 = (y ** 2 * mass).sum((1, 2)) / safe - cy ** 2
+    u02 = (y**2 * mass).sum((1, 2)) / safe - cy**2
     return cy, u11, u02
 
 
@@ -244,8 +248,9 @@ def _inverse_cdf(cdf: np.ndarray, fractions: tuple[float, float]) -> np.ndarray:
     return np.where(above == 0, 0.0, np.where(above == length, length - 1.0, location))
 
 
-def _parallelogram_extents(mass: np.ndarray, shear: np.ndarray, cy: np.ndarray,
-                           fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def _parallelogram_extents(
+    mass: np.ndarray, shear: np.ndarray, cy: np.ndarray, fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Width and height (upscaled pixels) of each image's bounding parallelogram of the given shear:
     along x after de-slanting, x' = x + 1/2 - shear (y - cy), and along y, the locations where the
     ink mass's cumulative distribution, sampled at integer locations, reaches fraction / 2 and 1 - fraction / 2.
@@ -275,8 +280,12 @@ def binarise(mass: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
     return (mass >= low + (high - low) * threshold) & (high > low)
 
 
-def morpho_measures(images: np.ndarray | torch.Tensor, scale: int = SCALE, threshold: float = THRESHOLD,
-                    bound_fraction: float = BOUND_FRACTION) -> np.ndarray:
+def morpho_measures(
+    images: np.ndarray | torch.Tensor,
+    scale: int = SCALE,
+    threshold: float = THRESHOLD,
+    bound_fraction: float = BOUND_FRACTION,
+) -> np.ndarray:
     """The Morpho-MNIST measures (Sec. 2-3) of every image, in the order of `MORPHO_MEASURES`.
 
     Args:
@@ -301,19 +310,30 @@ def morpho_measures(images: np.ndarray | torch.Tensor, scale: int = SCALE, thres
     cy, u11, u02 = _moments(mass)
     shear = _horizontal_shear(u11, u02)
     width, height = _parallelogram_extents(mass, shear, cy, bound_fraction)
-    measures = np.stack([
-        binary.sum((1, 2)) / scale ** 2,
-        _skeleton_length(skeleton) / scale,
-        2 * _mean_on_skeleton(distance, skeleton) / scale,
-        np.arctan(-shear),
-        width / scale,
-        height / scale,
-    ], 1)
+    measures = np.stack(
+        [
+            binary.sum((1, 2)) / scale**2,
+            _skeleton_length(skeleton) / scale,
+            2 * _mean_on_skeleton(distance, skeleton) / scale,
+            np.arctan(-shear),
+            width / scale,
+            height / scale,
+        ],
+        1,
+    )
     measures[~binary.any((1, 2))] = 0.0
     return measures
 
 
-def morpho_measures_dict(images: np.ndarray | torch.Tensor, **options: float) -> dict[str, np.ndarray]:
+class _MorphoOptions(TypedDict, total=False):
+    """The keyword arguments of `morpho_measures` after the images."""
+
+    scale: int
+    threshold: float
+    bound_fraction: float
+
+
+def morpho_measures_dict(images: np.ndarray | torch.Tensor, **options: Unpack[_MorphoOptions]) -> dict[str, np.ndarray]:
     """`morpho_measures` as a dict of (N,) arrays keyed by the names of `MORPHO_MEASURES`."""
     measures = morpho_measures(images, **options)
     return {name: measures[:, column] for column, name in enumerate(MORPHO_MEASURES)}

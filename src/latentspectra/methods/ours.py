@@ -26,13 +26,22 @@ from typing import Any
 
 import torch
 
-from ..config import (INFERENCE_BATCH_SIZE, ORTHOGONALISATION, REDS_CHANGE_SHARE, REDS_EPS, REDS_HELD_SHARE,
-                      REDS_METHODS)
+from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION, REDS_CHANGE_SHARE, REDS_EPS, REDS_HELD_SHARE, REDS_METHODS
 from ..latent.basis import ORTHOGONALISATIONS, QuasiEigenBasis
 from ..latent.checks import check_latents
 from ..latent.sets import build_latent_sets
-from .directions import (DirectionMethod, FitInputs, MethodError, Network, as_unit_directions, check_count,
-                         check_whole, network_device, register)
+from .directions import (
+    DirectionMethod,
+    FitInputs,
+    LabelEdit,
+    MethodError,
+    Network,
+    as_unit_directions,
+    check_count,
+    check_whole,
+    network_device,
+    register,
+)
 from .features import Feature, FeatureError, feature_from_spec
 from .reds import rayleigh_directions, rayleigh_path
 from .reds_jacobians import input_dtype
@@ -57,6 +66,7 @@ def _is_real(value: Any) -> bool:
 
 
 # --- LSD ----------------------------------------------------------------------------------------------
+
 
 def _label_count(method: str, generator: Network, classifier: Network, dim: int, device: torch.device) -> int:
     """l, the width of the classifier's logits on one decoded probe latent (z = 0).
@@ -105,9 +115,17 @@ class LSDDirections(DirectionMethod):
     inputs = ("generator", "classifier")
     count_from_data = True
 
-    def __init__(self, n_directions: int | None = None, *, per_set: int = 5000,
-                 orthogonalisation: str = ORTHOGONALISATION, seed: int = 0, batch_size: int = INFERENCE_BATCH_SIZE,
-                 max_draws: int | None = None, latent_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        n_directions: int | None = None,
+        *,
+        per_set: int = 5000,
+        orthogonalisation: str = ORTHOGONALISATION,
+        seed: int = 0,
+        batch_size: int = INFERENCE_BATCH_SIZE,
+        max_draws: int | None = None,
+        latent_dim: int | None = None,
+    ) -> None:
         super().__init__(n_directions, latent_dim=latent_dim)
         self.per_set = per_set
         self.orthogonalisation = orthogonalisation
@@ -119,8 +137,10 @@ class LSDDirections(DirectionMethod):
         super().check_params()
         check_whole(self.title, "per_set", self.per_set, 1)
         if self.orthogonalisation not in ORTHOGONALISATIONS:
-            raise MethodError(f"{self.title}: orthogonalisation expected one of {', '.join(ORTHOGONALISATIONS)}, "
-                              f"got {self.orthogonalisation!r}")
+            raise MethodError(
+                f"{self.title}: orthogonalisation expected one of {', '.join(ORTHOGONALISATIONS)}, "
+                f"got {self.orthogonalisation!r}"
+            )
         check_whole(self.title, "seed", self.seed, 0)
         check_whole(self.title, "batch_size", self.batch_size, 1)
         check_whole(self.title, "max_draws", self.max_draws, 1, optional=True)
@@ -131,13 +151,24 @@ class LSDDirections(DirectionMethod):
         device = network_device(generator)
         labels = _label_count(self.title, generator, classifier, dim, device)
         with _method_errors(self.title):
-            sets = build_latent_sets(generator, classifier, latent_dim=dim, num_labels=labels, per_set=self.per_set,
-                                     seed=self.seed, batch_size=self.batch_size, max_draws=self.max_draws,
-                                     device=device)
-            basis = QuasiEigenBasis.from_etas(sets.etas, sets.labels, sets.sets,
-                                              orthogonalisation=self.orthogonalisation,
-                                              provenance={"seed": self.seed, "per_set": sets.per_set,
-                                                          "sources": list(sets.sources)})
+            sets = build_latent_sets(
+                generator,
+                classifier,
+                latent_dim=dim,
+                num_labels=labels,
+                per_set=self.per_set,
+                seed=self.seed,
+                batch_size=self.batch_size,
+                max_draws=self.max_draws,
+                device=device,
+            )
+            basis = QuasiEigenBasis.from_etas(
+                sets.etas,
+                sets.labels,
+                sets.sets,
+                orthogonalisation=self.orthogonalisation,
+                provenance={"seed": self.seed, "per_set": sets.per_set, "sources": list(sets.sources)},
+            )
         self._learn(basis)
 
     def _learn(self, basis: QuasiEigenBasis) -> None:
@@ -170,8 +201,9 @@ class LSDDirections(DirectionMethod):
             MethodError: not fitted.
         """
         self.check_is_fitted()
-        return QuasiEigenBasis(**{field.name: getattr(self, f"basis_{field.name}_")
-                                  for field in fields(QuasiEigenBasis)})
+        return QuasiEigenBasis(
+            **{field.name: getattr(self, f"basis_{field.name}_") for field in fields(QuasiEigenBasis)}
+        )
 
     def coefficients(self, z: torch.Tensor) -> torch.Tensor:
         """The LSD coefficients c_k = <xi_k|z> / C of ``z`` (N, M) on all M quasi-eigenvectors (Eq. 10;
@@ -204,12 +236,35 @@ class LSDDirections(DirectionMethod):
             raise MethodError(f"{self.title}: t expected a finite number (an angle in radians), got {t!r}")
         basis = self.basis_
         with _method_errors(self.title):
-            rotation = basis.rotation(basis.index_of(source_label), basis.index_of(target_label), float(t),
-                                      mode="plane")
+            rotation = basis.rotation(
+                basis.index_of(source_label), basis.index_of(target_label), float(t), mode="plane"
+            )
         return (z.double() @ rotation.to(z.device).T).to(z.dtype)
+
+    def projection_edit(
+        self, z: torch.Tensor, source_label: int, target_label: int, strength: float = 1.0
+    ) -> torch.Tensor:
+        """z + s (B_ba - B_aa) z for ``z`` (N, M), with the projection operators B_ij = |xi_i><xi_j| / C of Eq. 11
+        (set 1; a = ``source_label``, b = ``target_label``) and s the ``strength``: at s = 1 the amplitude c_a of
+        label a's quasi-eigenvector moved onto label b's, every other component kept. In ``z``'s dtype."""
+        basis = self.basis_
+        source = basis.vectors[basis.index_of(source_label)]
+        target = basis.vectors[basis.index_of(target_label)]
+        amplitude = z.double() @ source / basis.norm
+        return (z.double() + strength * amplitude[:, None] * (target - source)).to(z)
+
+    def label_edits(self, class_means: dict[int, torch.Tensor], num_labels: int) -> dict[str, LabelEdit]:
+        """ "lsd_rotation", Algorithm 1's rotation by s pi / 2 (`label_edit`), and "lsd_projection", the projection
+        operators' edit at strength s (`projection_edit`)."""
+        self.check_is_fitted()
+        return {
+            "lsd_rotation": lambda z, a, b, s: self.label_edit(z, a, b, s * math.pi / 2),
+            "lsd_projection": lambda z, a, b, s: self.projection_edit(z, a, b, s),
+        }
 
 
 # --- SFVQ ---------------------------------------------------------------------------------------------
+
 
 @register("sfvq")
 class SFVQDirections(DirectionMethod):
@@ -238,11 +293,23 @@ class SFVQDirections(DirectionMethod):
     """
 
     inputs = ("latents",)
+    n_directions: int  # required by this method: check_params refuses None (count_from_data is False)
 
-    def __init__(self, n_directions: int, *, initial_codewords: int = 4, epochs_per_stage: int = 5,
-                 batch_size: int = 64, learning_rate: float = 1e-3, decay_at: Sequence[float] = (0.6, 0.8),
-                 decay_factor: float = 0.5, seed: int = 0, candidates: str = SFVQ_CANDIDATES[0],
-                 growth: str = SFVQ_GROWTH[0], latent_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        n_directions: int,
+        *,
+        initial_codewords: int = 4,
+        epochs_per_stage: int = 5,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        decay_at: Sequence[float] = (0.6, 0.8),
+        decay_factor: float = 0.5,
+        seed: int = 0,
+        candidates: str = SFVQ_CANDIDATES[0],
+        growth: str = SFVQ_GROWTH[0],
+        latent_dim: int | None = None,
+    ) -> None:
         super().__init__(n_directions, latent_dim=latent_dim)
         self.initial_codewords = initial_codewords
         self.epochs_per_stage = epochs_per_stage
@@ -256,10 +323,18 @@ class SFVQDirections(DirectionMethod):
 
     def quantizer(self) -> SFVQ:
         """The unfitted `SFVQ` of these parameters, with n_directions + 1 codewords."""
-        return SFVQ(self.n_directions + 1, initial_codewords=self.initial_codewords,
-                    epochs_per_stage=self.epochs_per_stage, batch_size=self.batch_size,
-                    learning_rate=self.learning_rate, decay_at=self.decay_at, decay_factor=self.decay_factor,
-                    seed=self.seed, candidates=self.candidates, growth=self.growth)
+        return SFVQ(
+            self.n_directions + 1,
+            initial_codewords=self.initial_codewords,
+            epochs_per_stage=self.epochs_per_stage,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            decay_at=self.decay_at,
+            decay_factor=self.decay_factor,
+            seed=self.seed,
+            candidates=self.candidates,
+            growth=self.growth,
+        )
 
     def check_params(self) -> None:
         super().check_params()
@@ -274,8 +349,9 @@ class SFVQDirections(DirectionMethod):
         self.history_ = quantizer.history_
         steps = self.codebook_.double().diff(dim=0)
         if not bool(steps.any(dim=1).all()):
-            raise MethodError(f"{self.title}: codebook expected distinct consecutive codewords, got a segment of "
-                              "length 0")
+            raise MethodError(
+                f"{self.title}: codebook expected distinct consecutive codewords, got a segment of length 0"
+            )
         self.directions_ = as_unit_directions(steps)
 
     def quantize(self, z: torch.Tensor) -> CurveQuantization:
@@ -303,6 +379,7 @@ class SFVQDirections(DirectionMethod):
 
 
 # --- REDs ---------------------------------------------------------------------------------------------
+
 
 @register("reds")
 class REDsDirections(DirectionMethod):
@@ -333,11 +410,24 @@ class REDsDirections(DirectionMethod):
     """
 
     inputs = ("generator", "latents", "classifier")
+    fit_latents = "test"  # REDs are computed at the mean of the latents they are to edit
+    float64_jacobians = True
+    n_directions: int  # required by this method: check_params refuses None (count_from_data is False)
 
-    def __init__(self, n_directions: int, *, change: str = "upper", hold: str = "lower", eps: float = REDS_EPS,
-                 method: str = REDS_METHODS[0], held_share: float = REDS_HELD_SHARE,
-                 change_share: float = REDS_CHANGE_SHARE, path_steps: int = 10, batch_size: int = 64,
-                 latent_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        n_directions: int,
+        *,
+        change: str = "upper",
+        hold: str = "lower",
+        eps: float = REDS_EPS,
+        method: str = REDS_METHODS[0],
+        held_share: float = REDS_HELD_SHARE,
+        change_share: float = REDS_CHANGE_SHARE,
+        path_steps: int = 10,
+        batch_size: int = 64,
+        latent_dim: int | None = None,
+    ) -> None:
         super().__init__(n_directions, latent_dim=latent_dim)
         self.change = change
         self.hold = hold
@@ -352,8 +442,9 @@ class REDsDirections(DirectionMethod):
         super().check_params()
         for name in ("change", "hold"):
             if not (isinstance(getattr(self, name), str) and getattr(self, name)):
-                raise MethodError(f"{self.title}: {name} expected a feature spec (e.g. 'upper'), "
-                                  f"got {getattr(self, name)!r}")
+                raise MethodError(
+                    f"{self.title}: {name} expected a feature spec (e.g. 'upper'), got {getattr(self, name)!r}"
+                )
         if self.method not in REDS_METHODS:
             raise MethodError(f"{self.title}: method expected one of {', '.join(REDS_METHODS)}, got {self.method!r}")
         if not (_is_real(self.eps) and self.eps >= 0):
@@ -381,15 +472,22 @@ class REDsDirections(DirectionMethod):
         found = []
         for name, spec in specs.items():
             try:
-                found.append(feature_from_spec(spec, classifier, image_shape))
+                # None only where no feature is "identity" (refused above): no other feature calls the classifier
+                found.append(feature_from_spec(spec, classifier, image_shape))  # type: ignore[arg-type]
             except FeatureError as error:
                 raise MethodError(f"{self.title}: {name} {spec!r}: {error}") from None
         return found[0], found[1]
 
     def _rayleigh_options(self) -> dict[str, Any]:
         """The keyword arguments `rayleigh_directions` and `rayleigh_path` share."""
-        return {"k": int(self.n_directions), "eps": self.eps, "method": self.method, "held_share": self.held_share,
-                "change_share": self.change_share, "batch_size": self.batch_size}
+        return {
+            "k": int(self.n_directions),
+            "eps": self.eps,
+            "method": self.method,
+            "held_share": self.held_share,
+            "change_share": self.change_share,
+            "batch_size": self.batch_size,
+        }
 
     def _fit(self, inputs: FitInputs) -> None:
         generator, latents = inputs.require("generator"), inputs.require("latents")
@@ -399,8 +497,16 @@ class REDsDirections(DirectionMethod):
         self.directions_ = found.directions.float()
         self.eigenvalues_ = found.eigenvalues
 
-    def edit(self, z: torch.Tensor, k: int, t: float | torch.Tensor, *, path: bool = False,
-             generator: Network | None = None, classifier: Network | None = None) -> torch.Tensor:
+    def edit(
+        self,
+        z: torch.Tensor,
+        k: int,
+        t: float | torch.Tensor,
+        *,
+        path: bool = False,
+        generator: Network | None = None,
+        classifier: Network | None = None,
+    ) -> torch.Tensor:
         """``z`` (N, M) moved by ``t`` along direction ``k``.
 
         path=False: the contract's straight move z + t d_k along the direction fitted at the mean latent.
@@ -425,6 +531,14 @@ class REDsDirections(DirectionMethod):
             raise MethodError(f"{self.title}: generator expected with path=True (edit(..., generator=...)), got None")
         f, g = self.features(generator, classifier, z)
         with _method_errors(self.title):
-            walked = rayleigh_path(generator, f, g, z, self.path_steps, float(t) / self.path_steps, index=int(k),
-                                   **self._rayleigh_options())
+            walked = rayleigh_path(
+                generator,
+                f,
+                g,
+                z,
+                self.path_steps,
+                float(t) / self.path_steps,
+                index=int(k),
+                **self._rayleigh_options(),
+            )
         return walked[-1].to(z)

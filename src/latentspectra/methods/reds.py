@@ -77,8 +77,10 @@ class _Solution(NamedTuple):
 
 # --- Checks ------------------------------------------------------------------------------------------
 
-def _check_parameters(function: str, method: str, k: int, eps: float, held_share: float, change_share: float,
-                      dim: int) -> None:
+
+def _check_parameters(
+    function: str, method: str, k: int, eps: float, held_share: float, change_share: float, dim: int
+) -> None:
     if method not in REDS_METHODS:
         raise RedsError(f"{function}: method must be one of {REDS_METHODS}, got {method!r}")
     if not isinstance(k, int) or not 1 <= k <= dim:
@@ -91,6 +93,7 @@ def _check_parameters(function: str, method: str, k: int, eps: float, held_share
 
 
 # --- The eigenproblems -------------------------------------------------------------------------------
+
 
 def _gram(jacobian: torch.Tensor) -> torch.Tensor:
     """J^T J in float64: (B, d, M) -> (B, M, M)."""
@@ -124,8 +127,10 @@ def _generalized_solution(gram_f: torch.Tensor, gram_g: torch.Tensor, eps: float
     held = gram_g + (eps * scale)[:, None, None] * torch.eye(dim, dtype=gram_g.dtype, device=gram_g.device)
     factor, info = torch.linalg.cholesky_ex(held)
     if (info != 0).any():
-        raise RedsError(f"J_g^T J_g + eps I is not positive definite (eps = {eps}): the held features g "
-                        "leave latent directions free; use eps > 0 or method='nullspace'")
+        raise RedsError(
+            f"J_g^T J_g + eps I is not positive definite (eps = {eps}): the held features g "
+            "leave latent directions free; use eps > 0 or method='nullspace'"
+        )
     left = torch.linalg.solve_triangular(factor, gram_f, upper=False)  # L^-1 A
     whitened = torch.linalg.solve_triangular(factor, left.transpose(1, 2), upper=False)  # L^-1 A L^-T
     values, vectors = _descending_eigh(whitened)
@@ -135,8 +140,9 @@ def _generalized_solution(gram_f: torch.Tensor, gram_g: torch.Tensor, eps: float
     return _Solution(directions, values, span, False, None, None)
 
 
-def _nullspace_solution(gram_f: torch.Tensor, gram_g: torch.Tensor, held_share: float,
-                        change_share: float) -> _Solution:
+def _nullspace_solution(
+    gram_f: torch.Tensor, gram_g: torch.Tensor, held_share: float, change_share: float
+) -> _Solution:
     """The authors' variant: hold the eigenvectors of J_g^T J_g that explain ``held_share`` of its
     spectrum; take the eigenvectors of J_f^T J_f projected onto their orthogonal complement P, i.e. of
     P J_f^T J_f P (P = I - U_held U_held^T), best first."""
@@ -158,8 +164,9 @@ def _fix_signs(directions: torch.Tensor) -> torch.Tensor:
     return directions * torch.where(signs == 0, torch.ones_like(signs), signs)
 
 
-def _solve(j_f: torch.Tensor, j_g: torch.Tensor, method: str, k: int, eps: float, held_share: float,
-           change_share: float) -> _Solution:
+def _solve(
+    j_f: torch.Tensor, j_g: torch.Tensor, method: str, k: int, eps: float, held_share: float, change_share: float
+) -> _Solution:
     with single_thread():
         gram_f, gram_g = _gram(j_f), _gram(j_g)
         if method == "generalized":
@@ -169,9 +176,15 @@ def _solve(j_f: torch.Tensor, j_g: torch.Tensor, method: str, k: int, eps: float
         return solution._replace(vectors=_fix_signs(solution.vectors))
 
 
-def solve_rayleigh(j_f: torch.Tensor, j_g: torch.Tensor, k: int = 1, eps: float = REDS_EPS,
-                   method: str = REDS_METHODS[0], held_share: float = REDS_HELD_SHARE,
-                   change_share: float = REDS_CHANGE_SHARE) -> RayleighDirections:
+def solve_rayleigh(
+    j_f: torch.Tensor,
+    j_g: torch.Tensor,
+    k: int = 1,
+    eps: float = REDS_EPS,
+    method: str = REDS_METHODS[0],
+    held_share: float = REDS_HELD_SHARE,
+    change_share: float = REDS_CHANGE_SHARE,
+) -> RayleighDirections:
     """The top-k REDs from given Jacobians (see the module docstring for the two methods).
 
     Args:
@@ -191,20 +204,33 @@ def solve_rayleigh(j_f: torch.Tensor, j_g: torch.Tensor, k: int = 1, eps: float 
         if not torch.isfinite(jacobian).all():
             raise RedsError(f"solve_rayleigh: {name} has non-finite values")
     if j_f.ndim != j_g.ndim or j_f.shape[-1] != j_g.shape[-1] or (j_f.ndim == 3 and j_f.shape[0] != j_g.shape[0]):
-        raise RedsError(f"solve_rayleigh: j_f {tuple(j_f.shape)} and j_g {tuple(j_g.shape)} must share the batch "
-                        "and latent dimensions")
+        raise RedsError(
+            f"solve_rayleigh: j_f {tuple(j_f.shape)} and j_g {tuple(j_g.shape)} must share the batch "
+            "and latent dimensions"
+        )
     _check_parameters("solve_rayleigh", method, k, eps, held_share, change_share, j_f.shape[-1])
     single = j_f.ndim == 2
-    solution = _solve(j_f.reshape(-1, *j_f.shape[-2:]), j_g.reshape(-1, *j_g.shape[-2:]), method, k, eps,
-                      held_share, change_share)
-    result = RayleighDirections(solution.vectors[:, :, :k].transpose(1, 2), solution.values[:, :k],
-                                solution.held_dims, solution.change_dims)
-    return RayleighDirections(*(None if part is None else part[0] for part in result)) if single else result
+    solution = _solve(
+        j_f.reshape(-1, *j_f.shape[-2:]), j_g.reshape(-1, *j_g.shape[-2:]), method, k, eps, held_share, change_share
+    )
+    result = RayleighDirections(
+        solution.vectors[:, :, :k].transpose(1, 2), solution.values[:, :k], solution.held_dims, solution.change_dims
+    )
+    return RayleighDirections._make(None if part is None else part[0] for part in result) if single else result
 
 
-def rayleigh_directions(generator: Network, f: Network, g: Network, z: torch.Tensor, k: int = 1,
-                        eps: float = REDS_EPS, method: str = REDS_METHODS[0], held_share: float = REDS_HELD_SHARE,
-                        change_share: float = REDS_CHANGE_SHARE, batch_size: int = 64) -> RayleighDirections:
+def rayleigh_directions(
+    generator: Network,
+    f: Network,
+    g: Network,
+    z: torch.Tensor,
+    k: int = 1,
+    eps: float = REDS_EPS,
+    method: str = REDS_METHODS[0],
+    held_share: float = REDS_HELD_SHARE,
+    change_share: float = REDS_CHANGE_SHARE,
+    batch_size: int = 64,
+) -> RayleighDirections:
     """The top-k Rayleigh EigenDirections at ``z``: `solve_rayleigh` on the exact `feature_jacobians`.
 
     Args:
@@ -232,11 +258,12 @@ def rayleigh_directions(generator: Network, f: Network, g: Network, z: torch.Ten
 
 # --- Paths -------------------------------------------------------------------------------------------
 
+
 def _span_basis(solution: _Solution) -> torch.Tensor:
     """Orthonormal columns (B, M, n) spanning the first ``solution.span`` directions at each point
     (zero columns beyond a point's span)."""
     if not solution.orthonormal:  # generalized eigenvectors (a fixed k of them) are not orthogonal
-        return torch.linalg.qr(solution.vectors[:, :, :int(solution.span[0])]).Q
+        return torch.linalg.qr(solution.vectors[:, :, : int(solution.span[0])]).Q
     columns = torch.arange(solution.vectors.shape[-1], device=solution.vectors.device)
     used = (columns < solution.span[:, None]).to(solution.vectors.dtype)
     return solution.vectors * used[:, None, :]
@@ -254,10 +281,22 @@ def _follow(previous: torch.Tensor, solution: _Solution) -> torch.Tensor:
     return new * torch.where(signs == 0, torch.ones_like(signs), signs)
 
 
-def rayleigh_path(generator: Network, f: Network, g: Network, z: torch.Tensor, steps: int, step_size: float,
-                  index: int = 0, k: int = 1, eps: float = REDS_EPS, method: str = REDS_METHODS[0],
-                  held_share: float = REDS_HELD_SHARE, change_share: float = REDS_CHANGE_SHARE, batch_size: int = 64,
-                  progress: Progress | None = None) -> torch.Tensor:
+def rayleigh_path(
+    generator: Network,
+    f: Network,
+    g: Network,
+    z: torch.Tensor,
+    steps: int,
+    step_size: float,
+    index: int = 0,
+    k: int = 1,
+    eps: float = REDS_EPS,
+    method: str = REDS_METHODS[0],
+    held_share: float = REDS_HELD_SHARE,
+    change_share: float = REDS_CHANGE_SHARE,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> torch.Tensor:
     """A curved path that follows the REDs: ``steps`` steps of length |step_size| from ``z``.
 
     The first step goes along direction ``index`` (0: the best) at z, times the sign of ``step_size``

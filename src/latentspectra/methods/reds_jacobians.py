@@ -23,19 +23,16 @@ paths the first steps differ by at most 2.4e-5, but at a few latents the two pat
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 from torch.func import jacfwd, vmap
 
-from ..compute import computes_float64
+from ..compute import Network, computes_float64
 from ..errors import LatentspectraError
 from ..latent.checks import check_latents
 from ..models.inference import fold_batch_norms, frozen
 from ..models.layers import Configured
 
-Network = Callable[[torch.Tensor], torch.Tensor]
 LATENT_DTYPES = (torch.float64, torch.float32)  # what `input_dtype` tries first, widest first
 
 
@@ -44,6 +41,7 @@ class RedsError(LatentspectraError, ValueError):
 
 
 # --- The networks and the dtype they take ------------------------------------------------------------
+
 
 def is_package_network(network: object) -> bool:
     """One of the package's own model classes (`models.layers.Configured`: generator, classifier, encoder,
@@ -69,8 +67,9 @@ def jacobian_networks(*networks: nn.Module, device: torch.device | str = "cpu") 
     device = torch.device(device)
     dtype = _widest_dtype(networks, device)
     prepared = (fold_batch_norms(frozen(network)).requires_grad_(False) for network in networks)
-    return tuple(copy.to(device=device, dtype=dtype) if is_package_network(copy) else copy.to(device)
-                 for copy in prepared)
+    return tuple(
+        copy.to(device=device, dtype=dtype) if is_package_network(copy) else copy.to(device) for copy in prepared
+    )
 
 
 def _first_line(error: RuntimeError) -> str:
@@ -107,10 +106,13 @@ def input_dtype(z: torch.Tensor, generator: Network, *features: Network) -> torc
         if failures[dtype] is None:
             return dtype
     names = ", ".join(str(dtype).removeprefix("torch.") for dtype in failures)
-    raise RedsError(f"G, f and g fail on latents of each of {names} ({_first_line(failures[z.dtype])})")
+    failure = failures[z.dtype]
+    assert failure is not None  # each dtype failed: one that did not was returned above
+    raise RedsError(f"G, f and g fail on latents of each of {names} ({_first_line(failure)})")
 
 
 # --- Checks ------------------------------------------------------------------------------------------
+
 
 def as_batch(z: torch.Tensor) -> torch.Tensor:
     """(B, M) latents as they are, a single (M,) latent as a batch of one."""
@@ -137,8 +139,10 @@ def _check_features(generator: Network, f: Network, g: Network, z: torch.Tensor)
             value = feature(images)
             if not isinstance(value, torch.Tensor) or value.ndim != 2 or value.shape[0] != 1 or value.shape[1] == 0:
                 shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise RedsError(f"feature {name} must map a batch of B images to a (B, d) tensor with d >= 1; "
-                                f"for B = 1 it gave {shape}")
+                raise RedsError(
+                    f"feature {name} must map a batch of B images to a (B, d) tensor with d >= 1; "
+                    f"for B = 1 it gave {shape}"
+                )
             if not value.is_floating_point():
                 raise RedsError(f"feature {name} must give floating-point values, got {value.dtype}")
             if not torch.isfinite(value).all():
@@ -157,8 +161,10 @@ def _checked_latents(generator: Network, f: Network, g: Network, batch: torch.Te
 
 # --- Jacobians ---------------------------------------------------------------------------------------
 
-def feature_jacobians(generator: Network, f: Network, g: Network, z: torch.Tensor,
-                      batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+
+def feature_jacobians(
+    generator: Network, f: Network, g: Network, z: torch.Tensor, batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact Jacobians of f(G(z)) and g(G(z)) with respect to z, by `torch.func.jacfwd` vmapped over
     the batch (no Python loop over latents or outputs), ``batch_size`` latents at a time.
 
@@ -189,14 +195,17 @@ def feature_jacobians(generator: Network, f: Network, g: Network, z: torch.Tenso
     try:
         parts = [jacobian(chunk) for chunk in batch.split(batch_size)]
     except RuntimeError as error:
-        raise RedsError(f"torch.func cannot differentiate G, f or g ({_first_line(error)}); features must be "
-                        "differentiable torch functions without .item() or branches on values") from None
+        raise RedsError(
+            f"torch.func cannot differentiate G, f or g ({_first_line(error)}); features must be "
+            "differentiable torch functions without .item() or branches on values"
+        ) from None
     j_f, j_g = torch.cat([part[0] for part in parts]), torch.cat([part[1] for part in parts])
     return (j_f, j_g) if z.ndim == 2 else (j_f[0], j_g[0])
 
 
-def central_difference_jacobians(generator: Network, f: Network, g: Network, z: torch.Tensor, step: float,
-                                 batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+def central_difference_jacobians(
+    generator: Network, f: Network, g: Network, z: torch.Tensor, step: float, batch_size: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Jacobians of f(G(z)) and g(G(z)) by central differences, as the authors' code takes them:
     column m is (h(z + step e_m) - h(z - step e_m)) / (2 step), from 2 M evaluations per latent.
 

@@ -21,8 +21,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .directions import (DirectionMethod, FitInputs, MethodError, as_unit_directions, canonical_signs, check_count,
-                         layer_root, named_layer, register, unit_rows)
+from .directions import (
+    DirectionMethod,
+    FitInputs,
+    MethodError,
+    as_unit_directions,
+    canonical_signs,
+    check_count,
+    layer_root,
+    named_layer,
+    register,
+    unit_rows,
+)
 
 
 def factorize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,8 +51,10 @@ def _layer_weight(layer: nn.Module) -> torch.Tensor | None:
 def first_linear(generator: nn.Module) -> tuple[str, nn.Module] | None:
     """The (dotted name, module) of the first ``nn.Linear`` in the module order of ``generator`` (its `layer_root`), or
     None."""
-    return next(((name, module) for name, module in layer_root(generator).named_modules()
-                  if isinstance(module, nn.Linear)), None)
+    return next(
+        ((name, module) for name, module in layer_root(generator).named_modules() if isinstance(module, nn.Linear)),
+        None,
+    )
 
 
 @register("sefa")
@@ -68,6 +80,7 @@ class SeFa(DirectionMethod):
     """
 
     inputs = ("generator",)
+    n_directions: int  # required by this method: check_params refuses None (count_from_data is False)
 
     def __init__(self, n_directions: int, *, layer: str | None = None, latent_dim: int | None = None) -> None:
         super().__init__(n_directions, latent_dim=latent_dim)
@@ -85,8 +98,8 @@ class SeFa(DirectionMethod):
         name, weight = self._find_weight(generator, inputs.latent_dim)
         check_count(self.title, self.n_directions, weight.shape[1])
         values, vectors = factorize_weight(weight)
-        self.directions_ = as_unit_directions(canonical_signs(vectors[:self.n_directions]))
-        self.eigenvalues_ = values[:self.n_directions].float()
+        self.directions_ = as_unit_directions(canonical_signs(vectors[: self.n_directions]))
+        self.eigenvalues_ = values[: self.n_directions].float()
         self.layer_ = name
 
     def _find_weight(self, generator: nn.Module, dim: int | None) -> tuple[str, torch.Tensor]:
@@ -100,9 +113,13 @@ class SeFa(DirectionMethod):
         name, module = found
         weight = _layer_weight(module)
         if weight is None:
-            raise MethodError(f"{self.title}: layer expected a module with a 2-D weight (out, M), got {name!r} "
-                              f"({type(module).__name__})")
+            raise MethodError(
+                f"{self.title}: layer expected a module with a 2-D weight (out, M), got {name!r} "
+                f"({type(module).__name__})"
+            )
         if dim is not None and weight.shape[1] != dim:
-            raise MethodError(f"{self.title}: layer expected one that takes latent_dim {dim} inputs, got {name!r} "
-                              f"with {weight.shape[1]}")
+            raise MethodError(
+                f"{self.title}: layer expected one that takes latent_dim {dim} inputs, got {name!r} "
+                f"with {weight.shape[1]}"
+            )
         return name, weight

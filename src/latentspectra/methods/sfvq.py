@@ -90,8 +90,9 @@ def curve_points(codebook: torch.Tensor, segments: torch.Tensor, positions: torc
     return start + positions.to(codebook.dtype)[:, None] * (codebook[segments + 1] - start)
 
 
-def project_onto_curve(latents: torch.Tensor, codebook: torch.Tensor,
-                       chunk_rows: int | None = None) -> CurveQuantization:
+def project_onto_curve(
+    latents: torch.Tensor, codebook: torch.Tensor, chunk_rows: int | None = None
+) -> CurveQuantization:
     """The nearest point of the piecewise-linear curve through ``codebook`` (K, M) for each row of
     ``latents`` (N, M): the exact minimum over all K - 1 segments (module docstring).
 
@@ -117,8 +118,9 @@ def project_onto_curve(latents: torch.Tensor, codebook: torch.Tensor,
     for chunk in latents.double().split(chunk_rows):
         along = chunk @ steps.T - start_step  # <x - c_k, c_k+1 - c_k>
         t = torch.where(step_sq > 0, along / step_sq.clamp_min(torch.finfo(torch.float64).tiny), 0.0).clamp(0, 1)
-        distances = ((chunk * chunk).sum(1, keepdim=True) - 2 * chunk @ starts.T + start_sq
-                     - 2 * t * along + t * t * step_sq)
+        distances = (
+            (chunk * chunk).sum(1, keepdim=True) - 2 * chunk @ starts.T + start_sq - 2 * t * along + t * t * step_sq
+        )
         best = distances.argmin(1)
         segments.append(best)
         positions.append(t.gather(1, best[:, None])[:, 0])
@@ -130,8 +132,9 @@ def project_onto_curve(latents: torch.Tensor, codebook: torch.Tensor,
     return CurveQuantization(points.to(dtype), segment, position.to(dtype), squared.to(dtype))
 
 
-def nearest_codewords(latents: torch.Tensor, codebook: torch.Tensor,
-                      chunk_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_codewords(
+    latents: torch.Tensor, codebook: torch.Tensor, chunk_rows: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain vector quantization: for each row of ``latents`` (N, M), the index (N,) int64 of the nearest
     row of ``codebook`` (K, M) and the squared distance (N,) to it, in float64, in chunks of inputs.
 
@@ -183,13 +186,14 @@ def insert_codewords(codebook: torch.Tensor, count: int) -> torch.Tensor:
     codebook = check_latents(codebook, "insert_codewords", "codebook")
     size = len(codebook)
     if size < 2 or count < size:
-        raise SFVQError(f"insert_codewords: need at least 2 codewords and count >= {size}, got K = {size} "
-                        f"and count = {count}")
+        raise SFVQError(
+            f"insert_codewords: need at least 2 codewords and count >= {size}, got K = {size} and count = {count}"
+        )
     added = count - size
     steps = codebook[1:] - codebook[:-1]
     per_segment = torch.full((size - 1,), added // (size - 1), dtype=torch.int64)
     longest = torch.linalg.vector_norm(steps, dim=1).argsort(descending=True, stable=True)
-    per_segment[longest[:added % (size - 1)]] += 1
+    per_segment[longest[: added % (size - 1)]] += 1
     pieces = []
     for k, inserted in enumerate(per_segment.tolist()):
         fractions = torch.arange(inserted + 1, dtype=codebook.dtype) / (inserted + 1)
@@ -217,8 +221,9 @@ def split_codewords(codebook: torch.Tensor, count: int) -> torch.Tensor:
     codebook = check_latents(codebook, "split_codewords", "codebook")
     size = len(codebook)
     if size < 2 or not size <= count <= 2 * size:
-        raise SFVQError(f"split_codewords: need at least 2 codewords and K <= count <= 2K, got K = {size} and "
-                        f"count = {count}")
+        raise SFVQError(
+            f"split_codewords: need at least 2 codewords and K <= count <= 2K, got K = {size} and count = {count}"
+        )
     added = count - size
     split = torch.zeros(size, dtype=torch.bool)
     split[(2 * torch.arange(added) + 1) * size // (2 * max(added, 1))] = True
@@ -287,10 +292,20 @@ class SFVQ:
             inputs to their dithered quantization over the stage's last epoch.
     """
 
-    def __init__(self, num_codewords: int, *, initial_codewords: int = 4, epochs_per_stage: int = 5,
-                 batch_size: int = 64, learning_rate: float = 1e-3, decay_at: Sequence[float] = (0.6, 0.8),
-                 decay_factor: float = 0.5, seed: int = 0, candidates: str = SFVQ_CANDIDATES[0],
-                 growth: str = SFVQ_GROWTH[0]) -> None:
+    def __init__(
+        self,
+        num_codewords: int,
+        *,
+        initial_codewords: int = 4,
+        epochs_per_stage: int = 5,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        decay_at: Sequence[float] = (0.6, 0.8),
+        decay_factor: float = 0.5,
+        seed: int = 0,
+        candidates: str = SFVQ_CANDIDATES[0],
+        growth: str = SFVQ_GROWTH[0],
+    ) -> None:
         self.num_codewords = num_codewords
         self.initial_codewords = initial_codewords
         self.epochs_per_stage = epochs_per_stage
@@ -304,11 +319,18 @@ class SFVQ:
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's arguments, JSON-ready."""
-        return {"num_codewords": self.num_codewords, "initial_codewords": self.initial_codewords,
-                "epochs_per_stage": self.epochs_per_stage, "batch_size": self.batch_size,
-                "learning_rate": self.learning_rate, "decay_at": list(self.decay_at),
-                "decay_factor": self.decay_factor, "seed": self.seed, "candidates": self.candidates,
-                "growth": self.growth}
+        return {
+            "num_codewords": self.num_codewords,
+            "initial_codewords": self.initial_codewords,
+            "epochs_per_stage": self.epochs_per_stage,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "decay_at": list(self.decay_at),
+            "decay_factor": self.decay_factor,
+            "seed": self.seed,
+            "candidates": self.candidates,
+            "growth": self.growth,
+        }
 
     def check_params(self) -> None:
         def whole(name: str, value: Any, least: int) -> None:
@@ -320,6 +342,7 @@ class SFVQ:
         whole("epochs_per_stage", self.epochs_per_stage, 1)
         whole("batch_size", self.batch_size, 1)
         whole("seed", self.seed, 0)
+
         def real(value: Any) -> bool:
             return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -327,7 +350,7 @@ class SFVQ:
             raise SFVQError(f"learning_rate: expected a finite number > 0, got {self.learning_rate!r}")
         if not (real(self.decay_factor) and 0 < self.decay_factor <= 1):
             raise SFVQError(f"decay_factor: expected a number in (0, 1], got {self.decay_factor!r}")
-        fractions = list(self.decay_at) if isinstance(self.decay_at, (list, tuple)) else [self.decay_at]
+        fractions: list[Any] = list(self.decay_at) if isinstance(self.decay_at, (list, tuple)) else [self.decay_at]
         if any(not (real(f) and 0 < f < 1) for f in fractions) or fractions != sorted(fractions):
             raise SFVQError(f"decay_at: expected increasing fractions in (0, 1), got {fractions}")
         if not (isinstance(self.candidates, str) and self.candidates in SFVQ_CANDIDATES):
@@ -364,21 +387,25 @@ class SFVQ:
                 codebook, record = self._train_stage(codebook, data, rng, progress)
                 history.append(record)
         if not bool(torch.isfinite(codebook).all()):
-            raise SFVQError(f"the fit diverged to NaN or infinite codewords (learning_rate {self.learning_rate:g}); "
-                            "lower the learning rate")
+            raise SFVQError(
+                f"the fit diverged to NaN or infinite codewords (learning_rate {self.learning_rate:g}); "
+                "lower the learning rate"
+            )
         self.codebook_ = codebook
         self.n_features_in_ = data.shape[1]
         self.history_ = history
         return self
 
-    def _train_stage(self, codebook: torch.Tensor, data: torch.Tensor, rng: torch.Generator,
-                     progress: Progress | None) -> tuple[torch.Tensor, dict[str, Any]]:
+    def _train_stage(
+        self, codebook: torch.Tensor, data: torch.Tensor, rng: torch.Generator, progress: Progress | None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
         """One bit-rate stage: ``epochs_per_stage`` epochs of Adam on the dithered-curve MSE."""
         parameter = torch.nn.Parameter(codebook.clone())
         optimizer = torch.optim.Adam([parameter], lr=self.learning_rate)
         steps = self.epochs_per_stage * -(-len(data) // self.batch_size)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=[int(f * steps) for f in self.decay_at], gamma=self.decay_factor)
+            optimizer, milestones=[int(f * steps) for f in self.decay_at], gamma=self.decay_factor
+        )
         for _ in range(self.epochs_per_stage):
             total = 0.0
             for batch in torch.randperm(len(data), generator=rng).split(self.batch_size):

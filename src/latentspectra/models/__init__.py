@@ -7,18 +7,18 @@ kind name and such a config back into a network (used when loading checkpoints).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
-from torch import nn
 
 from ..compute import check_fits_memory
 from .autoencoder import Autoencoder
 from .classifier import Classifier
 from .encoder import GaussianEncoder
 from .gan import Discriminator, Generator
+from .layers import Configured
 
-MODEL_KINDS: dict[str, type[nn.Module]] = {
+MODEL_KINDS: dict[str, type[Configured]] = {
     "generator": Generator,
     "discriminator": Discriminator,
     "classifier": Classifier,
@@ -27,7 +27,21 @@ MODEL_KINDS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
+@overload
+def build_model(kind: Literal["generator"], config: dict[str, Any]) -> Generator: ...
+@overload
+def build_model(kind: Literal["discriminator"], config: dict[str, Any]) -> Discriminator: ...
+@overload
+def build_model(kind: Literal["classifier"], config: dict[str, Any]) -> Classifier: ...
+@overload
+def build_model(kind: Literal["encoder"], config: dict[str, Any]) -> GaussianEncoder: ...
+@overload
+def build_model(kind: Literal["autoencoder"], config: dict[str, Any]) -> Autoencoder: ...
+@overload
+def build_model(kind: object, config: dict[str, Any]) -> Configured: ...
+
+
+def build_model(kind: object, config: dict[str, Any]) -> Configured:
     """Build an untrained network of ``kind`` from its ``config`` (the model's ``.config``), after building it
     on the meta device (no memory) to check that its parameters fit in this machine's memory.
 
@@ -53,4 +67,4 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
     return MODEL_KINDS[kind](**config)
 
 
-__all__ = ["Autoencoder", "Classifier", "Discriminator", "GaussianEncoder", "Generator", "MODEL_KINDS", "build_model"]
+__all__ = ["MODEL_KINDS", "Autoencoder", "Classifier", "Discriminator", "GaussianEncoder", "Generator", "build_model"]

@@ -52,8 +52,10 @@ from .foreign import NetworkError
 
 MODEL = "model"  # the one program name torch.export.save writes and torch.export.load returns
 ARCHIVE_FORMAT, MODEL_JSON = "archive_format", f"models/{MODEL}.json"
-WEIGHTS_CONFIG, CONSTANTS_CONFIG = f"data/weights/{MODEL}_weights_config.json", \
-    f"data/constants/{MODEL}_constants_config.json"
+WEIGHTS_CONFIG, CONSTANTS_CONFIG = (
+    f"data/weights/{MODEL}_weights_config.json",
+    f"data/constants/{MODEL}_constants_config.json",
+)
 SAMPLE_INPUTS = f"data/sample_inputs/{MODEL}.pt"
 SMALL_MEMBERS = {ARCHIVE_FORMAT, "archive_version", "byteorder", ".data/version", ".data/serialization_id"}
 READ_MEMBERS = {MODEL_JSON, WEIGHTS_CONFIG, CONSTANTS_CONFIG, SAMPLE_INPUTS}
@@ -77,56 +79,182 @@ REFUSED_MEMBERS = (  # (pattern, why) for the members torch would unpickle or lo
 )
 
 SYMBOL_NAME = re.compile(r"(?:s|u|ps|zf|zuf)\d{1,9}")
-EXPRESSION_NAMES = frozenset({  # the names in sympy's srepr of a shape expression, which torch writes
-    "Symbol", "Integer", "Rational", "Float", "precision", "True", "False", "true", "false", "oo", "zoo", "nan",
-    "int_oo", "Add", "Mul", "Pow", "Equality", "Unequality", "StrictLessThan", "LessThan", "StrictGreaterThan",
-    "GreaterThan", "And", "Or", "Not", "Max", "Min", "Abs", "floor", "ceiling", "Piecewise", "ExprCondPair",
-    # the sympy assumptions a symbol is made with
-    "positive", "negative", "nonnegative", "nonpositive", "integer", "real", "finite", "infinite", "zero",
-    "nonzero", "rational", "even", "odd", "extended_real", "commutative",
-    # the functions torch's deserializer registers for sympify
-    "FloorDiv", "ModularIndexing", "Where", "PythonMod", "Mod", "CleanDiv", "CeilToInt", "FloorToInt", "CeilDiv",
-    "LShift", "RShift", "PowByNatural", "FloatPow", "FloatTrueDiv", "IntTrueDiv",
-    "IsNonOverlappingAndDenseIndicator", "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal", "ToFloat",
-    "Identity",
-})
-EXPRESSION_OPERATORS = frozenset({"+", "-", "*", "/", "//", "%", "**", "(", ")", ",", "=", "<", ">", "<=", ">=",
-                                  "==", "!=", "&", "|", "~"})
+EXPRESSION_NAMES = frozenset(
+    {  # the names in sympy's srepr of a shape expression, which torch writes
+        "Symbol",
+        "Integer",
+        "Rational",
+        "Float",
+        "precision",
+        "True",
+        "False",
+        "true",
+        "false",
+        "oo",
+        "zoo",
+        "nan",
+        "int_oo",
+        "Add",
+        "Mul",
+        "Pow",
+        "Equality",
+        "Unequality",
+        "StrictLessThan",
+        "LessThan",
+        "StrictGreaterThan",
+        "GreaterThan",
+        "And",
+        "Or",
+        "Not",
+        "Max",
+        "Min",
+        "Abs",
+        "floor",
+        "ceiling",
+        "Piecewise",
+        "ExprCondPair",
+        # the sympy assumptions a symbol is made with
+        "positive",
+        "negative",
+        "nonnegative",
+        "nonpositive",
+        "integer",
+        "real",
+        "finite",
+        "infinite",
+        "zero",
+        "nonzero",
+        "rational",
+        "even",
+        "odd",
+        "extended_real",
+        "commutative",
+        # the functions torch's deserializer registers for sympify
+        "FloorDiv",
+        "ModularIndexing",
+        "Where",
+        "PythonMod",
+        "Mod",
+        "CleanDiv",
+        "CeilToInt",
+        "FloorToInt",
+        "CeilDiv",
+        "LShift",
+        "RShift",
+        "PowByNatural",
+        "FloatPow",
+        "FloatTrueDiv",
+        "IntTrueDiv",
+        "IsNonOverlappingAndDenseIndicator",
+        "TruncToFloat",
+        "TruncToInt",
+        "RoundToInt",
+        "RoundDecimal",
+        "ToFloat",
+        "Identity",
+    }
+)
+EXPRESSION_OPERATORS = frozenset(
+    {"+", "-", "*", "/", "//", "%", "**", "(", ")", ",", "=", "<", ">", "<=", ">=", "==", "!=", "&", "|", "~"}
+)
 NUMBER = re.compile(r"\d{1,20}(?:\.\d{1,20})?")
 QUOTED = re.compile(r"'([^'\\]{1,40})'|\"([^\"\\]{1,40})\"")
 DECIMAL = re.compile(r"-?\d{1,20}(?:\.\d{1,20})?(?:e[+-]?\d{1,4})?")  # Float('1.5', precision=53)
 MAX_EXPRESSION_CHARS = 4096
 
 GUARD_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _[]'().,+-*/%<>=!")
-GUARD_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div,
-               ast.FloorDiv, ast.Mod, ast.Pow, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd, ast.Compare, ast.Eq,
-               ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Call, ast.Attribute, ast.Subscript, ast.Name,
-               ast.Load, ast.Constant)
+GUARD_NODES = (
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.BinOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Pow,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.UAdd,
+    ast.Compare,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.Call,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+)
 GUARD_FUNCTIONS = frozenset({"Max", "Min", "max", "min", "abs"})
 GUARD_MATH = frozenset({"floor", "ceil", "trunc", "isnan"})
 TENSOR_SIZES = frozenset({"size", "stride", "storage_offset"})
 
 OPERATOR_TARGETS = frozenset(
-    {f"_operator.{name}" for name in ("getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg",
-                                      "pos", "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "lshift", "rshift")}
+    {
+        f"_operator.{name}"
+        for name in (
+            "getitem",
+            "add",
+            "sub",
+            "mul",
+            "truediv",
+            "floordiv",
+            "mod",
+            "pow",
+            "neg",
+            "pos",
+            "eq",
+            "ne",
+            "lt",
+            "le",
+            "gt",
+            "ge",
+            "and_",
+            "or_",
+            "lshift",
+            "rshift",
+        )
+    }
     | {f"math.{name}" for name in ("trunc", "floor", "ceil")}
-    | {f"torch.{name}" for name in ("sym_float", "sym_int", "sym_ite", "sym_max", "sym_min", "sym_not", "_sym_sqrt")})
+    | {f"torch.{name}" for name in ("sym_float", "sym_int", "sym_ite", "sym_max", "sym_min", "sym_not", "_sym_sqrt")}
+)
 OP_OVERLOAD = re.compile(r"torch\.ops\.(aten|prims)\.([A-Za-z_][A-Za-z0-9_]{0,99})\.([A-Za-z][A-Za-z0-9_]{0,99})")
 HIGHER_ORDER = re.compile(r"torch\.ops\.higher_order\.([a-z_]{1,100})")
-HIGHER_ORDER_ALLOWED = frozenset({"cond", "while_loop", "map_impl", "scan", "associative_scan",
-                                  "wrap_with_set_grad_enabled", "wrap_with_autocast", "out_dtype"})
+HIGHER_ORDER_ALLOWED = frozenset(
+    {
+        "cond",
+        "while_loop",
+        "map_impl",
+        "scan",
+        "associative_scan",
+        "wrap_with_set_grad_enabled",
+        "wrap_with_autocast",
+        "out_dtype",
+    }
+)
 FILE_OPS = frozenset({"save", "from_file", "_print"})  # aten operators that write, read or print outside the graph
 
 NAME_KEYS = frozenset({"name", "as_name"})  # the names of graph values, nodes and arguments: Python code to torch.fx
 NAME_TABLES = frozenset({"tensor_values", "sym_int_values", "sym_bool_values", "sym_float_values", "custom_obj_values"})
 NAME_LISTS = frozenset({"forward_arg_names", "field_names"})
-PATH_KEYS = frozenset({"parameter_name", "buffer_name", "tensor_constant_name", "custom_obj_name", "user_input_name",
-                       "fqn", "class_fqn"})  # attribute paths, written as getattr(module, "PART") where not names
+PATH_KEYS = frozenset(
+    {"parameter_name", "buffer_name", "tensor_constant_name", "custom_obj_name", "user_input_name", "fqn", "class_fqn"}
+)  # attribute paths, written as getattr(module, "PART") where not names
 PYTHON_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 PATH_PART = re.compile(r"[ !#-\-/-\[\]-~]{1,200}")  # printable ASCII but for '"', '.' and '\\'
 
-TREE_TYPES = frozenset({None, "builtins.tuple", "builtins.list", "builtins.dict", "collections.OrderedDict",
-                        "collections.namedtuple"})
+TREE_TYPES = frozenset(
+    {None, "builtins.tuple", "builtins.list", "builtins.dict", "collections.OrderedDict", "collections.namedtuple"}
+)
 
 
 class _Refused(Exception):
@@ -144,7 +272,7 @@ def check_export_archive(path: str | Path, data: bytes | None = None) -> None:
     """
     path = Path(path)
     try:
-        with (open(path, "rb") if data is None else io.BytesIO(data)) as handle, zipfile.ZipFile(handle) as archive:
+        with open(path, "rb") if data is None else io.BytesIO(data) as handle, zipfile.ZipFile(handle) as archive:
             infos = archive.infolist()
             _check_zip_layout(path, handle, infos)
             top = _common_top_folder(path, infos)
@@ -170,17 +298,27 @@ def _check_zip_layout(path: Path, handle: Any, infos: list[zipfile.ZipInfo]) -> 
     tail = handle.read(END_OF_DIRECTORY_BYTES)
     handle.seek(0)
     head = handle.read(len(LOCAL_HEADER))
-    if not infos or head != LOCAL_HEADER or not tail.startswith(END_OF_DIRECTORY) or tail[-2:] != b"\0\0" \
-            or min(info.header_offset for info in infos) != 0:
-        raise NetworkError(f"{path}: bytes before or after the zip's members (a comment, a prepended file or a zip "
-                           "inside a damaged one), which torch.export.save never writes")
+    if (
+        not infos
+        or head != LOCAL_HEADER
+        or not tail.startswith(END_OF_DIRECTORY)
+        or tail[-2:] != b"\0\0"
+        or min(info.header_offset for info in infos) != 0
+    ):
+        raise NetworkError(
+            f"{path}: bytes before or after the zip's members (a comment, a prepended file or a zip "
+            "inside a damaged one), which torch.export.save never writes"
+        )
     for info in infos:
         if info.flag_bits & 0x1 or info.compress_type not in COMPRESSIONS:
-            raise NetworkError(f"{path}: member {info.filename} is encrypted or compressed in a way torch does not "
-                               "read")
+            raise NetworkError(
+                f"{path}: member {info.filename} is encrypted or compressed in a way torch does not read"
+            )
         if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
-            raise NetworkError(f"{path}: member {info.filename} is stored uncompressed but declares "
-                               f"{info.file_size} bytes for {info.compress_size}")
+            raise NetworkError(
+                f"{path}: member {info.filename} is stored uncompressed but declares "
+                f"{info.file_size} bytes for {info.compress_size}"
+            )
 
 
 def _common_top_folder(path: Path, infos: list[zipfile.ZipInfo]) -> str:
@@ -189,9 +327,11 @@ def _common_top_folder(path: Path, infos: list[zipfile.ZipInfo]) -> str:
     for info in infos:
         folder, slash, _ = info.filename.partition("/")
         if not slash or folder != top or not top or not top.isprintable() or "\\" in info.filename:
-            raise NetworkError(f"{path}: member {info.filename} is not in the one top folder torch.export.save "
-                               "writes every member in (root-level members are torch's older format, which "
-                               "torch.export.load would unpickle)")
+            raise NetworkError(
+                f"{path}: member {info.filename} is not in the one top folder torch.export.save "
+                "writes every member in (root-level members are torch's older format, which "
+                "torch.export.load would unpickle)"
+            )
     return top
 
 
@@ -201,31 +341,39 @@ def _members_by_name(path: Path, top: str, infos: list[zipfile.ZipInfo]) -> dict
     members: dict[str, zipfile.ZipInfo] = {}
     lowered: set[str] = set()
     for info in infos:
-        name = info.filename[len(top) + 1:]
+        name = info.filename[len(top) + 1 :]
         if name.lower() in lowered:
-            raise NetworkError(f"{path}: member {info.filename} is there twice (names differing in case only are the "
-                               "same name to torch), so torch might read another copy than the one checked")
+            raise NetworkError(
+                f"{path}: member {info.filename} is there twice (names differing in case only are the "
+                "same name to torch), so torch might read another copy than the one checked"
+            )
         tensor = TENSOR_MEMBER.fullmatch(name)
         if not (name in SMALL_MEMBERS or name in READ_MEMBERS or tensor or EXTRA_MEMBER.fullmatch(name)):
             raise NetworkError(f"{path}: member {info.filename} is {_why_unknown(name)}; latentspectra refuses it")
         if tensor and info.compress_type != zipfile.ZIP_STORED:
-            raise NetworkError(f"{path}: member {info.filename} is compressed, and torch would expand it to the size "
-                               "it declares; torch.export.save stores tensors uncompressed")
+            raise NetworkError(
+                f"{path}: member {info.filename} is compressed, and torch would expand it to the size "
+                "it declares; torch.export.save stores tensors uncompressed"
+            )
         if name in SMALL_MEMBERS and info.file_size > MAX_SMALL_BYTES:
-            raise NetworkError(f"{path}: member {info.filename} declares {info.file_size} bytes, expected at most "
-                               f"{MAX_SMALL_BYTES}")
+            raise NetworkError(
+                f"{path}: member {info.filename} declares {info.file_size} bytes, expected at most {MAX_SMALL_BYTES}"
+            )
         members[name] = info
         lowered.add(name.lower())
     for required in (ARCHIVE_FORMAT, MODEL_JSON):
         if required not in members:
-            raise NetworkError(f"{path}: no member {top}/{required}; expected a torch.export program as "
-                               "torch.export.save writes it (.pt2)")
+            raise NetworkError(
+                f"{path}: no member {top}/{required}; expected a torch.export program as "
+                "torch.export.save writes it (.pt2)"
+            )
     return members
 
 
 def _why_unknown(name: str) -> str:
-    return next((why for pattern, why in REFUSED_MEMBERS if re.match(pattern, name)),
-                "not a member torch.export.save writes")
+    return next(
+        (why for pattern, why in REFUSED_MEMBERS if re.match(pattern, name)), "not a member torch.export.save writes"
+    )
 
 
 def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
@@ -239,8 +387,9 @@ def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -
 # ------------------------------------------------------------------ the members torch interprets
 
 
-def _check_read_member(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], name: str, shown: str,
-                       path: Path) -> None:
+def _check_read_member(
+    archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], name: str, shown: str, path: Path
+) -> None:
     try:
         data = _read_bounded(archive, members[name], MAX_READ_BYTES)
         if name == ARCHIVE_FORMAT:
@@ -277,16 +426,18 @@ def _check_sample_inputs(data: bytes) -> None:
         return
     try:
         torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-    except Exception as failure:  # noqa: BLE001 - any failure makes torch retry with weights_only=False
-        raise _Refused(f"is not a plain tensor file (torch.load(weights_only=True) fails: {type(failure).__name__}), "
-                       "so torch.export.load would unpickle it") from None
+    except Exception as failure:
+        raise _Refused(
+            f"is not a plain tensor file (torch.load(weights_only=True) fails: {type(failure).__name__}), "
+            "so torch.export.load would unpickle it"
+        ) from None
 
 
 def _check_payload_config(config: dict, prefix: str, folder: str, members: dict[str, zipfile.ZipInfo]) -> None:
     """Every entry raw tensor bytes in a ``PREFIX_N`` member: none pickled, no TorchScript or Python object."""
     entries = config.get("config")
     if not isinstance(entries, dict):
-        raise _Refused("has no \"config\" object")
+        raise _Refused('has no "config" object')
     for fqn, entry in entries.items():
         for part in fqn.split("."):
             _check_name(part, PATH_PART)
@@ -296,8 +447,10 @@ def _check_payload_config(config: dict, prefix: str, folder: str, members: dict[
             raise _Refused(f"entry {_shown(fqn)} is pickled (use_pickle), which torch.export.load would unpickle")
         path_name = entry.get("path_name")
         if not (isinstance(path_name, str) and re.fullmatch(rf"{prefix}\d{{1,9}}", path_name)):
-            raise _Refused(f"entry {_shown(fqn)} names {_shown(path_name)}, expected raw tensor bytes {prefix}N "
-                           "(objects are pickled, which torch.export.load would unpickle)")
+            raise _Refused(
+                f"entry {_shown(fqn)} names {_shown(path_name)}, expected raw tensor bytes {prefix}N "
+                "(objects are pickled, which torch.export.load would unpickle)"
+            )
         if f"{folder}/{path_name}" not in members:
             raise _Refused(f"entry {_shown(fqn)} names {path_name}, which the archive does not hold")
 
@@ -344,15 +497,16 @@ def _check_names(item: dict) -> None:
         elif key in PATH_KEYS and isinstance(value, str) and value:
             for part in value.split("."):
                 _check_name(part, PATH_PART)
-        elif key in NAME_TABLES and isinstance(value, dict) or key in NAME_LISTS and isinstance(value, list):
+        elif (key in NAME_TABLES and isinstance(value, dict)) or (key in NAME_LISTS and isinstance(value, list)):
             for name in value:
                 _check_name(name, PYTHON_NAME)
 
 
 def _check_name(name: Any, pattern: re.Pattern) -> None:
     if not (isinstance(name, str) and pattern.fullmatch(name)):
-        raise _Refused(f"has the name {_shown(name)}, expected a Python name (torch.fx writes names into the "
-                       "module's code)")
+        raise _Refused(
+            f"has the name {_shown(name)}, expected a Python name (torch.fx writes names into the module's code)"
+        )
 
 
 def _shown(text: Any) -> str:
@@ -368,8 +522,10 @@ def _check_target(target: Any) -> None:
     if not isinstance(target, str):
         raise _Refused(f"has the node target {_shown(target)}, expected an operator name")
     if not _is_allowed_target(target):
-        raise _Refused(f"has the node target {_shown(target)}, which is not an operator latentspectra runs (aten "
-                       "and prims overloads, a few higher-order operators and the symbolic-shape functions)")
+        raise _Refused(
+            f"has the node target {_shown(target)}, which is not an operator latentspectra runs (aten "
+            "and prims overloads, a few higher-order operators and the symbolic-shape functions)"
+        )
 
 
 def _is_allowed_target(target: str) -> bool:
@@ -378,10 +534,14 @@ def _is_allowed_target(target: str) -> bool:
     overload, higher_order = OP_OVERLOAD.fullmatch(target), HIGHER_ORDER.fullmatch(target)
     if overload:
         namespace, name, variant = overload.groups()
-        return name not in FILE_OPS and \
-            isinstance(_resolved(getattr(torch.ops, namespace), name, variant), torch._ops.OpOverload)
-    return bool(higher_order) and higher_order[1] in HIGHER_ORDER_ALLOWED and \
-        isinstance(_resolved(torch.ops.higher_order, higher_order[1]), torch._ops.HigherOrderOperator)
+        return name not in FILE_OPS and isinstance(
+            _resolved(getattr(torch.ops, namespace), name, variant), torch._ops.OpOverload
+        )
+    return (
+        higher_order is not None
+        and higher_order[1] in HIGHER_ORDER_ALLOWED
+        and isinstance(_resolved(torch.ops.higher_order, higher_order[1]), torch._ops.HigherOrderOperator)
+    )
 
 
 def _resolved(namespace: Any, *names: str) -> Any:
@@ -390,7 +550,7 @@ def _resolved(namespace: Any, *names: str) -> Any:
     for name in names:
         try:
             value = getattr(value, name)
-        except Exception:  # noqa: BLE001 - torch's op lookups raise several types for a missing operator
+        except Exception:
             return None
     return value
 
@@ -401,32 +561,39 @@ def _resolved(namespace: Any, *names: str) -> Any:
 def _check_expression(text: Any) -> None:
     """A shape expression sympify may evaluate: allowed names, numbers, operators and symbol-name strings only."""
     if not isinstance(text, str) or len(text) > MAX_EXPRESSION_CHARS:
-        raise _Refused(f"has the shape expression {_shown(text)}, expected a string of at most "
-                       f"{MAX_EXPRESSION_CHARS} characters, which torch.export.load evaluates")
+        raise _Refused(
+            f"has the shape expression {_shown(text)}, expected a string of at most "
+            f"{MAX_EXPRESSION_CHARS} characters, which torch.export.load evaluates"
+        )
     try:
-        tokens = [token for token in tokenize.generate_tokens(io.StringIO(text).readline)
-                  if token.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER)]
+        tokens = [
+            token
+            for token in tokenize.generate_tokens(io.StringIO(text).readline)
+            if token.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER)
+        ]
     except (tokenize.TokenError, SyntaxError):
         raise _Refused(f"has the shape expression {_shown(text)}, which does not tokenize") from None
     for index, token in enumerate(tokens):
         why = _expression_token_refusal(token, tokens[index - 1] if index else None)
         if why:
-            raise _Refused(f"has the shape expression {_shown(text)} ({why}), which torch.export.load would "
-                           "evaluate")
+            raise _Refused(f"has the shape expression {_shown(text)} ({why}), which torch.export.load would evaluate")
 
 
 def _expression_token_refusal(token: tokenize.TokenInfo, previous: tokenize.TokenInfo | None) -> str | None:
     """Why ``token`` has no place in a shape expression, or None: a name of the allowlist or a symbol, a number,
     an operator, a symbol name or a decimal number in quotes (not joined to another string)."""
     if token.type == tokenize.NAME:
-        ok = token.string in EXPRESSION_NAMES or SYMBOL_NAME.fullmatch(token.string)
+        ok: object = token.string in EXPRESSION_NAMES or SYMBOL_NAME.fullmatch(token.string)
     elif token.type == tokenize.NUMBER:
         ok = NUMBER.fullmatch(token.string)
     elif token.type == tokenize.STRING:
         quoted = QUOTED.fullmatch(token.string)
         text = quoted and (quoted[1] or quoted[2])
-        ok = text and (SYMBOL_NAME.fullmatch(text) or DECIMAL.fullmatch(text)) \
+        ok = (
+            text
+            and (SYMBOL_NAME.fullmatch(text) or DECIMAL.fullmatch(text))
             and not (previous and previous.type == tokenize.STRING)
+        )
     else:
         ok = token.type == tokenize.OP and token.string in EXPRESSION_OPERATORS
     return None if ok else f"{tokenize.tok_name[token.type].lower()} {token.string!r}"
@@ -438,8 +605,9 @@ def _expression_token_refusal(token: tokenize.TokenInfo, previous: tokenize.Toke
 def _check_guard(text: Any) -> None:
     """A guard torch executes: comparisons and arithmetic of whole numbers and of input sizes L['x'].size()[i]."""
     if not isinstance(text, str) or len(text) > MAX_EXPRESSION_CHARS or not set(text) <= GUARD_CHARACTERS:
-        raise _Refused(f"has the guard {_shown(text)} (characters outside a size comparison), which torch would "
-                       "execute")
+        raise _Refused(
+            f"has the guard {_shown(text)} (characters outside a size comparison), which torch would execute"
+        )
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
@@ -457,13 +625,16 @@ def _guard_node_refusal(node: ast.AST) -> str | None:
     if isinstance(node, ast.Name) and node.id not in GUARD_FUNCTIONS | {"L", "math"}:
         return f"the name {node.id}"
     if isinstance(node, ast.Attribute) and not (
-            node.attr in TENSOR_SIZES and isinstance(node.value, ast.Subscript)
-            or node.attr in GUARD_MATH and isinstance(node.value, ast.Name) and node.value.id == "math"):
+        (node.attr in TENSOR_SIZES and isinstance(node.value, ast.Subscript))
+        or (node.attr in GUARD_MATH and isinstance(node.value, ast.Name) and node.value.id == "math")
+    ):
         return f"the attribute {node.attr}"
     if isinstance(node, ast.Call) and not isinstance(node.func, (ast.Attribute, ast.Name)):
         return "a call of a computed function"
-    if isinstance(node, ast.Constant) and not (isinstance(node.value, int) and abs(node.value) < 10**20
-                                               or isinstance(node.value, str) and PYTHON_NAME.fullmatch(node.value)):
+    if isinstance(node, ast.Constant) and not (
+        (isinstance(node.value, int) and abs(node.value) < 10**20)
+        or (isinstance(node.value, str) and PYTHON_NAME.fullmatch(node.value))
+    ):
         return f"the constant {node.value!r}"
     return None
 
@@ -480,8 +651,10 @@ def _check_tree_spec(text: Any) -> None:
     for node in _walk(spec):
         kind = node.get("type")
         if kind not in TREE_TYPES:
-            raise _Refused(f"has a tree spec of the type {_shown(kind)}, not one latentspectra reads (torch imports "
-                           "the module a defaultdict names)")
+            raise _Refused(
+                f"has a tree spec of the type {_shown(kind)}, not one latentspectra reads (torch imports "
+                "the module a defaultdict names)"
+            )
         context = node.get("context")
         if kind not in (None, "collections.namedtuple") and isinstance(context, str) and _names_an_enum(context):
             raise _Refused("has a tree spec whose context names an enum, whose module torch would import")

@@ -26,8 +26,9 @@ def _conv_stage(in_channels: int, out_channels: int, kernel: int) -> nn.Sequenti
 class Classifier(Configured):
     """C: image (N, C, H, W) in [-1, 1] -> logits (N, num_classes)."""
 
-    def __init__(self, num_classes: int = 10, width: int = 16, hidden: int = 128,
-                 image_shape: tuple[int, int, int] = (1, 28, 28)):
+    def __init__(
+        self, num_classes: int = 10, width: int = 16, hidden: int = 128, image_shape: tuple[int, int, int] = (1, 28, 28)
+    ):
         super().__init__(num_classes=num_classes, width=width, hidden=hidden, image_shape=image_shape)
         channels, height, width_px = image_shape
         if height < 8 or width_px < 8:

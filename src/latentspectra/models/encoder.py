@@ -14,8 +14,9 @@ from .layers import LatentNetwork, base_size, check_image_shape, downsampling_la
 class GaussianEncoder(LatentNetwork):
     """E: image (N, C, H, W) -> (mu, logvar), each (N, M)."""
 
-    def __init__(self, latent_dim: int = 100, width: int = 32, hidden: int = 256,
-                 image_shape: tuple[int, int, int] = (1, 28, 28)):
+    def __init__(
+        self, latent_dim: int = 100, width: int = 32, hidden: int = 256, image_shape: tuple[int, int, int] = (1, 28, 28)
+    ):
         super().__init__(latent_dim=latent_dim, width=width, hidden=hidden, image_shape=image_shape)
         channels, height, width_px = check_image_shape(image_shape)
         self.trunk = nn.Sequential(
@@ -36,11 +37,13 @@ class GaussianEncoder(LatentNetwork):
 
     def sample(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One stochastic encoding z = mu + sigma * eps (the reparameterisation trick)."""
-        return reparameterise(*self(images), generator)
+        mu, logvar = self(images)
+        return reparameterise(mu, logvar, generator)
 
 
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
-                   noise: torch.Tensor | None = None) -> torch.Tensor:
+def reparameterise(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+) -> torch.Tensor:
     """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) drawn from ``generator`` (or given as ``noise``): one draw
     from q(z | x)."""
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device) if noise is None else noise

@@ -15,6 +15,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..io import load_tensors_with_record, save_tensors_with_record
 from . import MODEL_KINDS, build_model
+from .layers import Configured
 
 
 def shipped_models_dir(dataset: str = "mnist") -> Path:
@@ -26,8 +27,9 @@ def shipped_models_dir(dataset: str = "mnist") -> Path:
     root = Path(str(resources.files("latentspectra") / "pretrained"))
     if not (root / dataset).is_dir() or dataset.startswith("."):
         shipped = sorted(path.name for path in root.iterdir() if path.is_dir())
-        raise CheckpointError(f"no shipped networks for dataset {dataset!r} (shipped: {shipped}); "
-                              f"pass a models directory or train them")
+        raise CheckpointError(
+            f"no shipped networks for dataset {dataset!r} (shipped: {shipped}); pass a models directory or train them"
+        )
     return root / dataset
 
 
@@ -42,11 +44,15 @@ def model_kind(model: nn.Module) -> str:
 def save_model(directory: str | Path, name: str, model: nn.Module, record: dict[str, Any]) -> Path:
     """Write ``directory/name.safetensors`` and ``directory/name.json`` as one unit (`io.save_tensors_with_record`);
     returns the weights path."""
-    return save_tensors_with_record(Path(directory) / f"{name}.safetensors", model.state_dict(),
-                                    {"kind": model_kind(model), "config": model.config, **record}, CheckpointError)
+    return save_tensors_with_record(
+        Path(directory) / f"{name}.safetensors",
+        model.state_dict(),
+        {"kind": model_kind(model), "config": model.config, **record},
+        CheckpointError,
+    )
 
 
-def load_model(directory: str | Path, name: str, kind: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(directory: str | Path, name: str, kind: str | None = None) -> tuple[Configured, dict[str, Any]]:
     """Rebuild the network saved as ``name`` in ``directory``, in eval mode; returns (model, record). With
     ``kind``, the file must hold a network of that kind (the role it is loaded for).
 

@@ -34,10 +34,14 @@ from torch import nn
 from ..errors import LatentspectraError
 
 ZIP_START = b"PK\x03\x04"
-DYNAMIC_HINT = ("export it for the inputs it takes, with a dynamic batch: torch.export.export(model, (example,), "
-                "dynamic_shapes=({0: torch.export.Dim(\"batch\")},))")
-PICKLE_HINT = ("export it instead: torch.export.save(torch.export.export(model.eval(), (example,)), 'NAME.pt2') "
-               "or torch.jit.save(torch.jit.script(model.eval()), 'NAME.pt')")
+DYNAMIC_HINT = (
+    "export it for the inputs it takes, with a dynamic batch: torch.export.export(model, (example,), "
+    'dynamic_shapes=({0: torch.export.Dim("batch")},))'
+)
+PICKLE_HINT = (
+    "export it instead: torch.export.save(torch.export.export(model.eval(), (example,)), 'NAME.pt2') "
+    "or torch.jit.save(torch.jit.script(model.eval()), 'NAME.pt')"
+)
 
 
 class NetworkError(LatentspectraError, ValueError):
@@ -100,18 +104,22 @@ def load_network_file(path: str | Path, role: str) -> nn.Module:
     if kind == "pickle":
         raise NetworkError(f"{path}: a pickled {role} (torch.save), which latentspectra never loads; {PICKLE_HINT}")
     if kind == "damaged":
-        raise NetworkError(f"{path}: a damaged or truncated archive; expected a complete torch.export program (.pt2) "
-                           "or TorchScript archive (.pt)")
+        raise NetworkError(
+            f"{path}: a damaged or truncated archive; expected a complete torch.export program (.pt2) "
+            "or TorchScript archive (.pt)"
+        )
     if kind == "unknown":
-        raise NetworkError(f"{path}: not a {role} network file; expected a torch.export program (.pt2), a TorchScript "
-                           "archive (.pt) or latentspectra's NAME.safetensors + NAME.json")
+        raise NetworkError(
+            f"{path}: not a {role} network file; expected a torch.export program (.pt2), a TorchScript "
+            "archive (.pt) or latentspectra's NAME.safetensors + NAME.json"
+        )
     if kind == "export":
         return _load_checked_export(path, role)
     try:
         with warnings.catch_warnings():  # torch deprecates TorchScript; the archives users have still load
             warnings.simplefilter("ignore", DeprecationWarning)
             return torch.jit.load(str(path), map_location="cpu").eval()
-    except Exception as failure:  # noqa: BLE001 - torch's loaders raise many types for a damaged archive
+    except Exception as failure:
         raise NetworkError(f"{path}: cannot load the {role} ({describe_failure(failure)})") from None
 
 
@@ -127,12 +135,12 @@ def _load_checked_export(path: Path, role: str) -> ExportedNetwork:
     check_export_archive(path, data)
     try:  # an exported program keeps the mode it was exported in
         module = torch.export.load(io.BytesIO(data)).module()
-    except Exception as failure:  # noqa: BLE001 - torch's loader raises many types for a damaged archive
+    except Exception as failure:
         raise NetworkError(f"{path}: cannot load the {role} ({describe_failure(failure)})") from None
     return ExportedNetwork(module, f"{role} {path}", exported_input_shape(module))
 
 
-def exported_input_shape(program: nn.Module) -> tuple[int | None, ...] | None:
+def exported_input_shape(program: torch.fx.GraphModule) -> tuple[int | None, ...] | None:
     """The shape of the single input of the module of a `torch.export` program (``.module()``, whose graph's
     placeholders are the inputs), each size an int where the program was exported for that size alone and None
     where it is dynamic; None when it has several inputs or keeps no shape."""
@@ -171,7 +179,7 @@ def run_in_fixed_batches(network: Any, inputs: torch.Tensor, batch: int) -> Any:
         return _outputs_joined([network(inputs.new_zeros((batch, *inputs.shape[1:])))], 0)
     parts = []
     for start in range(0, count, batch):
-        chunk = inputs[start:start + batch]
+        chunk = inputs[start : start + batch]
         missing = batch - chunk.shape[0]
         if missing:
             chunk = torch.cat([chunk, chunk[-1:].expand(missing, *chunk.shape[1:])])
@@ -257,8 +265,10 @@ class ExportedNetwork(ForeignNetwork):
             return
         given = tuple(inputs.shape)
         if len(given) != len(shape) or any(fixed not in (None, size) for fixed, size in zip(shape[1:], given[1:])):
-            raise NetworkError(f"{self.source}: exported for inputs of shape {_shape_text(shape)}, given "
-                               f"{_shape_text(given)}; {DYNAMIC_HINT}")
+            raise NetworkError(
+                f"{self.source}: exported for inputs of shape {_shape_text(shape)}, given "
+                f"{_shape_text(given)}; {DYNAMIC_HINT}"
+            )
 
     def forward(self, inputs: torch.Tensor) -> Any:
         self.check_inputs(inputs)
@@ -276,7 +286,8 @@ class ForeignEncoder(ForeignNetwork):
         super().__init__(network, pixel_range, "input")
         self.latent_dim = latent_dim
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # an encoder's forward gives (mu, logvar) where ForeignNetwork's gives one tensor
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         outputs = self.network(self.to_network_range(images))
         if isinstance(outputs, (tuple, list)):
             return outputs[0], outputs[1]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeGuard, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,10 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from ..compute import Compute
-from .foreign import ForeignNetwork
+from .encoder import GaussianEncoder
+from .foreign import ForeignEncoder, ForeignNetwork
+
+_ModuleT = TypeVar("_ModuleT", bound=nn.Module)
 
 _FOLDABLE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -46,7 +49,7 @@ def _folded_pair(layer: nn.Module, norm: nn.Module) -> nn.Module | None:
     return fuse_conv_bn_eval(layer, norm, transpose=isinstance(layer, nn.ConvTranspose2d))
 
 
-def _replace_in_sequentials(module: nn.Module, rewrite) -> nn.Module:
+def _replace_in_sequentials(module: _ModuleT, rewrite) -> _ModuleT:
     """Replace the layers of every `nn.Sequential` inside ``module`` (in place) by ``rewrite(layers)``, a
     new list of layers; children are rewritten first. Returns ``module``."""
     for child in module.children():
@@ -70,7 +73,7 @@ def _fold_layers(layers: list[nn.Module]) -> list[nn.Module]:
     return kept
 
 
-def fold_batch_norms(module: nn.Module) -> nn.Module:
+def fold_batch_norms(module: _ModuleT) -> _ModuleT:
     """Fold every batch norm that directly follows a convolution or linear layer inside an
     `nn.Sequential` into that layer, in place; ``module`` must be in eval mode. Returns ``module``."""
     if module.training:
@@ -86,6 +89,9 @@ class ColumnTransposedConv2d(nn.Module):
     (`F.fold`, col2im). Same function up to rounding; on the CPU faster than oneDNN's deconvolution when
     the columns are no larger than the input (out_channels x kernel area <= in_channels)."""
 
+    columns: torch.Tensor  # buffers, declared for the type checker (register_buffer sets them)
+    bias: torch.Tensor | None
+
     def __init__(self, layer: nn.ConvTranspose2d):
         super().__init__()
         if layer.groups != 1 or layer.padding_mode != "zeros":
@@ -96,22 +102,31 @@ class ColumnTransposedConv2d(nn.Module):
         self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone())
         self.out_channels = out_channels
         self.kernel_size = (kernel_h, kernel_w)
-        self.stride, self.padding = layer.stride, layer.padding
+        # a transposed convolution's padding is never a string ("same", "valid"): it is a pair of ints
+        self.stride, self.padding = layer.stride, cast(tuple[int, ...], layer.padding)
         self.dilation, self.output_padding = layer.dilation, layer.output_padding
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """The output's (H, W), as `nn.ConvTranspose2d` computes it."""
-        return tuple((size - 1) * stride - 2 * pad + dilation * (kernel - 1) + extra + 1
-                     for size, stride, pad, dilation, kernel, extra in
-                     zip((height, width), self.stride, self.padding, self.dilation, self.kernel_size,
-                         self.output_padding))
+        return tuple(
+            (size - 1) * stride - 2 * pad + dilation * (kernel - 1) + extra + 1
+            for size, stride, pad, dilation, kernel, extra in zip(
+                (height, width), self.stride, self.padding, self.dilation, self.kernel_size, self.output_padding
+            )
+        )
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = inputs.shape
         # (out * kh * kw, in) @ (in, H W) per image: a batched matmul, fast in either memory layout
         columns = self.columns @ inputs.reshape(batch, channels, height * width)
-        output = F.fold(columns, self.output_size(height, width), self.kernel_size, dilation=self.dilation,
-                        padding=self.padding, stride=self.stride)
+        output = F.fold(
+            columns,
+            self.output_size(height, width),
+            self.kernel_size,
+            dilation=self.dilation,
+            padding=self.padding,
+            stride=self.stride,
+        )
         if self.bias is not None:
             output = output + self.bias.view(1, -1, 1, 1)
         return output
@@ -129,12 +144,17 @@ class PairMaxPool2d(nn.Module):
 
 def is_pair_max_pool(layer: nn.Module) -> bool:
     """A max-pooling that `PairMaxPool2d` computes: kernel 2, stride 2, no padding or dilation, floor mode."""
+
     def pair(value: int | tuple[int, ...]) -> tuple[int, ...]:
         return tuple(value) if isinstance(value, tuple) else (value, value)
 
-    return (isinstance(layer, nn.MaxPool2d) and not layer.return_indices and not layer.ceil_mode
-            and (pair(layer.kernel_size), pair(layer.stride), pair(layer.padding), pair(layer.dilation))
-            == ((2, 2), (2, 2), (0, 0), (1, 1)))
+    return (
+        isinstance(layer, nn.MaxPool2d)
+        and not layer.return_indices
+        and not layer.ceil_mode
+        and (pair(layer.kernel_size), pair(layer.stride), pair(layer.padding), pair(layer.dilation))
+        == ((2, 2), (2, 2), (0, 0), (1, 1))
+    )
 
 
 def _cpu_layer(layer: nn.Module) -> nn.Module:
@@ -144,7 +164,7 @@ def _cpu_layer(layer: nn.Module) -> nn.Module:
     return PairMaxPool2d() if is_pair_max_pool(layer) else layer
 
 
-def columns_are_smaller(layer: nn.Module) -> bool:
+def columns_are_smaller(layer: nn.Module) -> TypeGuard[nn.ConvTranspose2d]:
     """A groups-1 transposed convolution whose columns (out_channels x kernel area values per input pixel) are
     no larger than its input (in_channels): the layers `ColumnTransposedConv2d` computes faster on a CPU."""
     if not isinstance(layer, nn.ConvTranspose2d) or layer.groups != 1 or layer.padding_mode != "zeros":
@@ -162,7 +182,7 @@ def channels_last(images: torch.Tensor) -> torch.Tensor:
     return images.contiguous(memory_format=torch.channels_last)
 
 
-def frozen(network: nn.Module) -> nn.Module:
+def frozen(network: _ModuleT) -> _ModuleT:
     """An eval-mode copy of a package network that may be changed freely; a user's network (`ForeignNetwork`)
     itself, frozen: its layers are its own, and copying an exported program is not supported by torch."""
     if isinstance(network, ForeignNetwork):
@@ -170,7 +190,7 @@ def frozen(network: nn.Module) -> nn.Module:
     return copy.deepcopy(network).eval()
 
 
-def inference_copy(network: nn.Module, device: torch.device) -> nn.Module:
+def inference_copy(network: _ModuleT, device: torch.device) -> _ModuleT:
     """A frozen copy of ``network`` with batch norms folded, channels-last, on ``device``; on the CPU its
     transposed convolutions with small columns become `ColumnTransposedConv2d` and its 2 x 2 max-poolings
     `PairMaxPool2d`. ``network`` is untouched, except a user's network (`frozen`), which is only moved."""
@@ -179,7 +199,8 @@ def inference_copy(network: nn.Module, device: torch.device) -> nn.Module:
     module = fold_batch_norms(frozen(network)).requires_grad_(False)
     if device.type == "cpu":
         _replace_in_sequentials(module, lambda layers: [_cpu_layer(layer) for layer in layers])
-    return module.to(device=device, memory_format=torch.channels_last)
+    # Module.to takes memory_format (torch._C._nn._parse_to reads it), but torch's overloads do not declare it
+    return module.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def _prepared(inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -218,7 +239,7 @@ class InferenceEncoder:
     """A Gaussian encoder's inference copy (as `InferenceNetwork`, always float32: its codes are what the
     latent sets average) with the encoder's own calls: ``(mu, logvar)``, `encode_mean` and `sample`."""
 
-    def __init__(self, encoder: nn.Module, compute: Compute | None = None):
+    def __init__(self, encoder: GaussianEncoder | ForeignEncoder, compute: Compute | None = None):
         self.device = (compute or Compute()).device
         self.network = inference_copy(encoder, self.device)
         self.latent_dim = int(encoder.latent_dim)

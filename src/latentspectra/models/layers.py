@@ -20,7 +20,9 @@ class Configured(nn.Module):
     def __init__(self, **config: Any):
         super().__init__()
         check_config(config)
-        self.config = {key: list(value) if key == "image_shape" else value for key, value in config.items()}
+        self.config: dict[str, Any] = {
+            key: list(value) if key == "image_shape" else value for key, value in config.items()
+        }
 
 
 def is_size(value: Any) -> bool:

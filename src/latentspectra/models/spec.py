@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,16 @@ from torch import nn
 from ..compute import check_fits_memory
 from ..io import read_record
 from .files import load_model
-from .foreign import (ForeignEncoder, ForeignNetwork, LogProbabilities, NetworkError, describe_failure,
-                      exported_input_width, load_network_file)
-from .layers import is_image_shape, is_size
+from .foreign import (
+    ForeignEncoder,
+    ForeignNetwork,
+    LogProbabilities,
+    NetworkError,
+    describe_failure,
+    exported_input_width,
+    load_network_file,
+)
+from .layers import Configured, is_image_shape, is_size
 
 PIECES = ("generator", "classifier", "encoder")
 MANIFEST = "networks.json"
@@ -83,16 +91,18 @@ class LatentNetworks:
         where = f"networks of {self.source}"
         _latent_size(self.latent_dim, where)
         if not is_image_shape(self.image_shape):
-            raise NetworkError(f"{where}: image_shape must be three whole numbers >= 1 (C, H, W), "
-                               f"got {self.image_shape!r}")
+            raise NetworkError(
+                f"{where}: image_shape must be three whole numbers >= 1 (C, H, W), got {self.image_shape!r}"
+            )
         object.__setattr__(self, "image_shape", tuple(self.image_shape))
         low, high = _pixel_range(self.pixel_range, where)
         object.__setattr__(self, "pixel_range", (low, high))
         if self.prior not in PRIORS:
             raise NetworkError(f"{where}: prior must be one of {PRIORS}, got {self.prior!r}")
         if self.classifier_outputs not in CLASSIFIER_OUTPUTS:
-            raise NetworkError(f"{where}: classifier_outputs must be one of {CLASSIFIER_OUTPUTS}, got "
-                               f"{self.classifier_outputs!r}")
+            raise NetworkError(
+                f"{where}: classifier_outputs must be one of {CLASSIFIER_OUTPUTS}, got {self.classifier_outputs!r}"
+            )
         object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
 
     @property
@@ -104,8 +114,10 @@ class LatentNetworks:
         for piece in pieces:
             if getattr(self, piece) is None:
                 article = "an" if piece[0] in "aeiou" else "a"
-                raise NetworkError(f"{command} needs {article} {piece}, and the networks of {self.source} have none; "
-                                   f"give one with --{piece} FILE or in {MANIFEST}")
+                raise NetworkError(
+                    f"{command} needs {article} {piece}, and the networks of {self.source} have none; "
+                    f"give one with --{piece} FILE or in {MANIFEST}"
+                )
 
 
 def _latent_size(value: Any, where: str) -> int:
@@ -158,9 +170,11 @@ def _probe(network: nn.Module, inputs: torch.Tensor, piece: str, source: str) ->
     try:
         with torch.inference_mode():
             return network(inputs)
-    except Exception as failure:  # noqa: BLE001 - a user's network may raise anything on a wrong input
-        raise NetworkError(f"{piece} of {source}: fails on a batch of 2 inputs of shape {tuple(inputs.shape[1:])} "
-                           f"({describe_failure(failure)})") from None
+    except Exception as failure:
+        raise NetworkError(
+            f"{piece} of {source}: fails on a batch of 2 inputs of shape {tuple(inputs.shape[1:])} "
+            f"({describe_failure(failure)})"
+        ) from None
 
 
 def _expect(condition: bool, piece: str, source: str, expected: str, found: Any) -> None:
@@ -189,25 +203,44 @@ def check_networks(networks: LatentNetworks) -> LatentNetworks:
     images = _probe_batch((2, *shape), "images", source)
     if networks.generator is not None:
         made = _probe(networks.generator, _probe_batch((2, width), "latents", source), "generator", source)
-        _expect(isinstance(made, torch.Tensor) and tuple(made.shape) == (2, *shape), "generator", source,
-                f"images of shape (N, {', '.join(map(str, shape))}) for latents of shape (N, {width})", _shape(made))
+        _expect(
+            isinstance(made, torch.Tensor) and tuple(made.shape) == (2, *shape),
+            "generator",
+            source,
+            f"images of shape (N, {', '.join(map(str, shape))}) for latents of shape (N, {width})",
+            _shape(made),
+        )
     labels, classifier = networks.labels, networks.classifier
     if classifier is not None:
         probe = images if networks.generator is None else torch.cat([images, made.float()])
         outputs = _probe(classifier, probe, "classifier", source)
-        _expect(isinstance(outputs, torch.Tensor) and outputs.ndim == 2 and outputs.shape[0] == len(probe)
-                and outputs.shape[1] >= 2, "classifier", source, "logits of shape (N, l) with l >= 2 labels",
-                _shape(outputs))
+        _expect(
+            isinstance(outputs, torch.Tensor)
+            and outputs.ndim == 2
+            and outputs.shape[0] == len(probe)
+            and outputs.shape[1] >= 2,
+            "classifier",
+            source,
+            "logits of shape (N, l) with l >= 2 labels",
+            _shape(outputs),
+        )
         if labels and outputs.shape[1] != len(labels):
-            raise NetworkError(f"classifier of {source}: expected {len(labels)} outputs, one per label {list(labels)}, "
-                               f"found {outputs.shape[1]}")
+            raise NetworkError(
+                f"classifier of {source}: expected {len(labels)} outputs, one per label {list(labels)}, "
+                f"found {outputs.shape[1]}"
+            )
         labels = labels or tuple(str(index) for index in range(outputs.shape[1]))
         classifier = _as_logits(classifier, outputs, networks.classifier_outputs, source)
     if networks.encoder is not None:
         codes = _probe(networks.encoder, images, "encoder", source)
         means = codes[0] if isinstance(codes, (tuple, list)) and codes else codes
-        _expect(isinstance(means, torch.Tensor) and tuple(means.shape) == (2, width), "encoder", source,
-                f"codes of shape (N, {width}) (or a pair of them: mean, log-variance)", _shape(codes))
+        _expect(
+            isinstance(means, torch.Tensor) and tuple(means.shape) == (2, width),
+            "encoder",
+            source,
+            f"codes of shape (N, {width}) (or a pair of them: mean, log-variance)",
+            _shape(codes),
+        )
     return replace(networks, labels=labels, classifier=classifier)
 
 
@@ -230,13 +263,17 @@ def _as_logits(classifier: nn.Module, outputs: torch.Tensor, declared: str, sour
     probabilities = _are_probabilities(outputs)
     if declared == "probabilities":
         if not probabilities:
-            raise NetworkError(f"classifier of {source}: declared \"classifier_outputs\": \"probabilities\", but its "
-                               "outputs on the probe batch are not (rows >= 0 summing to 1); drop that entry")
+            raise NetworkError(
+                f'classifier of {source}: declared "classifier_outputs": "probabilities", but its '
+                "outputs on the probe batch are not (rows >= 0 summing to 1); drop that entry"
+            )
         return LogProbabilities(classifier)
     if probabilities:
-        raise NetworkError(f"classifier of {source}: its outputs on the probe batch are probabilities (rows >= 0 "
-                           "summing to 1), expected logits; return the scores before the softmax, or declare "
-                           f"\"classifier_outputs\": \"probabilities\" in {MANIFEST} (or the factory's dict)")
+        raise NetworkError(
+            f"classifier of {source}: its outputs on the probe batch are probabilities (rows >= 0 "
+            "summing to 1), expected logits; return the scores before the softmax, or declare "
+            f'"classifier_outputs": "probabilities" in {MANIFEST} (or the factory\'s dict)'
+        )
     return classifier
 
 
@@ -245,19 +282,32 @@ def _as_logits(classifier: nn.Module, outputs: torch.Tensor, declared: str, sour
 
 def _from_models_directory(directory: Path) -> LatentNetworks:
     """The generator, classifier and encoder of a package-format directory (each where its JSON is there)."""
-    pieces = {name: load_model(directory, name, name)[0] for name in ("generator", "classifier", "encoder")
-              if (directory / f"{name}.json").exists()}
+    pieces = {
+        name: load_model(directory, name, name)[0]
+        for name in ("generator", "classifier", "encoder")
+        if (directory / f"{name}.json").exists()
+    }
     if not pieces:
-        raise NetworkError(f"{directory}: no networks there; expected generator, classifier and encoder as "
-                           f"NAME.safetensors + NAME.json, or a {MANIFEST}")
+        raise NetworkError(
+            f"{directory}: no networks there; expected generator, classifier and encoder as "
+            f"NAME.safetensors + NAME.json, or a {MANIFEST}"
+        )
     first = next(iter(pieces.values()))
     latent = next((int(model.config["latent_dim"]) for model in pieces.values() if "latent_dim" in model.config), None)
     if latent is None:
         raise NetworkError(f"{directory}: a generator or an encoder is needed to know the latent size")
     classifier = pieces.get("classifier")
     labels = tuple(str(index) for index in range(classifier.config["num_classes"])) if classifier is not None else ()
-    return LatentNetworks(latent, tuple(first.config["image_shape"]), labels, pieces.get("generator"), classifier,
-                          pieces.get("encoder"), source=str(directory), directory=directory)
+    return LatentNetworks(
+        latent,
+        tuple(first.config["image_shape"]),
+        labels,
+        pieces.get("generator"),
+        classifier,
+        pieces.get("encoder"),
+        source=str(directory),
+        directory=directory,
+    )
 
 
 # ------------------------------------------------------------------ a user's files and manifest
@@ -281,45 +331,65 @@ def _latent_width(modules: dict[str, nn.Module], source: str) -> int:
             return width
     width = exported_input_width(modules["generator"]) if "generator" in modules else None
     if width is None:
-        raise NetworkError(f"{source}: cannot tell the latent size M from the generator (a TorchScript archive keeps "
-                           "no input shapes; an exported program's input must be (N, M) with M fixed); give "
-                           f"\"latent_dim\" in {MANIFEST}")
+        raise NetworkError(
+            f"{source}: cannot tell the latent size M from the generator (a TorchScript archive keeps "
+            "no input shapes; an exported program's input must be (N, M) with M fixed); give "
+            f'"latent_dim" in {MANIFEST}'
+        )
     return width
 
 
 def _image_shape(generator: nn.Module | None, latent_dim: int, source: str) -> tuple[int, int, int]:
     if generator is None:
-        raise NetworkError(f"{source}: cannot tell the image shape without a generator; give \"image_shape\" in "
-                           f"{MANIFEST}")
+        raise NetworkError(
+            f'{source}: cannot tell the image shape without a generator; give "image_shape" in {MANIFEST}'
+        )
     made = _probe(generator, _probe_batch((2, latent_dim), "latents", source), "generator", source)
     if not (isinstance(made, torch.Tensor) and made.ndim == 4):
         raise NetworkError(f"generator of {source}: expected images of shape (N, C, H, W), found {_shape(made)}")
-    return tuple(int(side) for side in made.shape[1:])
+    channels, height, width = (int(side) for side in made.shape[1:])
+    return channels, height, width
 
 
 def _from_files(files: dict[str, Path], facts: dict[str, Any], source: str) -> LatentNetworks:
     """A description from network files (package .safetensors pairs, TorchScript, torch.export) and the facts
     given; M and the image shape are read from the networks where not given."""
     modules: dict[str, nn.Module] = {}
-    native: dict[str, nn.Module] = {}
+    native: dict[str, Configured] = {}
     for piece, path in files.items():
         if path.suffix in (".safetensors", ".json"):
             native[piece] = load_model(path.parent, path.stem, piece)[0]
         else:
             modules[piece] = load_network_file(path, piece)
-    latent_dim = _latent_size(facts["latent_dim"] if "latent_dim" in facts else next(
-        (int(model.config["latent_dim"]) for model in native.values() if "latent_dim" in model.config), None)
-        or _latent_width(modules, source), f"networks of {source}")
+    latent_dim = _latent_size(
+        facts["latent_dim"]
+        if "latent_dim" in facts
+        else next((int(model.config["latent_dim"]) for model in native.values() if "latent_dim" in model.config), None)
+        or _latent_width(modules, source),
+        f"networks of {source}",
+    )
     pixel_range = _pixel_range(facts.get("pixel_range", PACKAGE_RANGE), f"networks of {source}")
     pieces = {piece: _foreign(module, piece, latent_dim, pixel_range) for piece, module in modules.items()}
     pieces.update(native)
-    image_shape = facts["image_shape"] if "image_shape" in facts else next(
-        (tuple(model.config["image_shape"]) for model in native.values()), None) \
+    image_shape = (
+        facts["image_shape"]
+        if "image_shape" in facts
+        else next((tuple(model.config["image_shape"]) for model in native.values()), None)
         or _image_shape(pieces.get("generator"), latent_dim, source)
+    )
     labels = _label_names(facts.get("labels", ()), f"networks of {source}")
-    return LatentNetworks(latent_dim, image_shape, labels, pieces.get("generator"),
-                          pieces.get("classifier"), pieces.get("encoder"), pixel_range, facts.get("prior", "normal"),
-                          facts.get("classifier_outputs", "logits"), source)
+    return LatentNetworks(
+        latent_dim,
+        image_shape,
+        labels,
+        pieces.get("generator"),
+        pieces.get("classifier"),
+        pieces.get("encoder"),
+        pixel_range,
+        facts.get("prior", "normal"),
+        facts.get("classifier_outputs", "logits"),
+        source,
+    )
 
 
 def _from_manifest(directory: Path) -> LatentNetworks:
@@ -350,7 +420,7 @@ def _import_factory(spec: str) -> Any:
     sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
-    except Exception as failure:  # noqa: BLE001 - importing the user's module can raise anything
+    except Exception as failure:
         raise NetworkError(f"--networks {spec}: cannot import {module_name} ({describe_failure(failure)})") from None
     finally:
         sys.path.remove(str(Path.cwd()))
@@ -370,39 +440,57 @@ def networks_from_factory(spec: str) -> LatentNetworks:
     function = _import_factory(spec)
     try:
         made = function()
-    except Exception as failure:  # noqa: BLE001 - the user's factory can raise anything
+    except Exception as failure:
         raise NetworkError(f"--networks {spec}: the factory raised {describe_failure(failure)}") from None
     if isinstance(made, LatentNetworks):
         return replace(made, source=spec) if made.source == "python" else made
     if not isinstance(made, dict):
-        raise NetworkError(f"--networks {spec}: the factory returned a {type(made).__name__}, expected a "
-                           "LatentNetworks or a dict of its fields")
+        raise NetworkError(
+            f"--networks {spec}: the factory returned a {type(made).__name__}, expected a "
+            "LatentNetworks or a dict of its fields"
+        )
     allowed = {item.name for item in fields(LatentNetworks)} - {"source", "directory"}
     unknown = set(made) - allowed
     if unknown or "latent_dim" not in made:
-        raise NetworkError(f"--networks {spec}: the factory's dict must hold latent_dim and some of {sorted(allowed)}; "
-                           f"found {sorted(made)}")
+        raise NetworkError(
+            f"--networks {spec}: the factory's dict must hold latent_dim and some of {sorted(allowed)}; "
+            f"found {sorted(made)}"
+        )
     pixel_range = _pixel_range(made.get("pixel_range", PACKAGE_RANGE), f"networks of {spec}")
     latent_dim = _latent_size(made["latent_dim"], f"--networks {spec}")
-    pieces = {piece: _foreign(made[piece], piece, latent_dim, pixel_range) for piece in PIECES
-              if made.get(piece) is not None}
+    pieces = {
+        piece: _foreign(made[piece], piece, latent_dim, pixel_range) for piece in PIECES if made.get(piece) is not None
+    }
     for piece, network in pieces.items():
         if not callable(network.network):
-            raise NetworkError(f"--networks {spec}: the factory's {piece} is a {type(network.network).__name__}, "
-                               "expected a callable network")
-    image_shape = made["image_shape"] if "image_shape" in made else _image_shape(pieces.get("generator"), latent_dim,
-                                                                                  spec)
+            raise NetworkError(
+                f"--networks {spec}: the factory's {piece} is a {type(network.network).__name__}, "
+                "expected a callable network"
+            )
+    image_shape = (
+        made["image_shape"] if "image_shape" in made else _image_shape(pieces.get("generator"), latent_dim, spec)
+    )
     labels = _label_names(made.get("labels", ()), f"--networks {spec}")
-    return LatentNetworks(latent_dim, image_shape, labels, pieces.get("generator"),
-                          pieces.get("classifier"), pieces.get("encoder"), pixel_range, made.get("prior", "normal"),
-                          made.get("classifier_outputs", "logits"), spec)
+    return LatentNetworks(
+        latent_dim,
+        image_shape,
+        labels,
+        pieces.get("generator"),
+        pieces.get("classifier"),
+        pieces.get("encoder"),
+        pixel_range,
+        made.get("prior", "normal"),
+        made.get("classifier_outputs", "logits"),
+        spec,
+    )
 
 
 # ------------------------------------------------------------------ resolving what a command was given
 
 
-def resolve_networks(networks: str | Path | LatentNetworks, *,
-                     overrides: dict[str, str | Path | None] | None = None) -> LatentNetworks:
+def resolve_networks(
+    networks: str | Path | LatentNetworks, *, overrides: Mapping[str, str | Path | None] | None = None
+) -> LatentNetworks:
     """The checked description of ``networks``: a `LatentNetworks`, a directory (package format, or with a
     manifest) or a ``package.module:function`` factory; each of ``overrides`` (piece -> file) replacing that
     piece.
@@ -420,12 +508,23 @@ def resolve_networks(networks: str | Path | LatentNetworks, *,
         elif ":" in spec and not path.exists() and not spec.startswith(("/", ".")):
             described = networks_from_factory(spec)
         else:
-            raise NetworkError(f"--networks {spec}: not a directory, expected a models directory or "
-                               "package.module:function")
+            raise NetworkError(
+                f"--networks {spec}: not a directory, expected a models directory or package.module:function"
+            )
     replacements = {piece: Path(file) for piece, file in (overrides or {}).items() if file is not None}
     if replacements:
-        replaced = _from_files(replacements, {"latent_dim": described.latent_dim, "image_shape": described.image_shape,
-                                              "pixel_range": described.pixel_range}, described.source)
-        described = replace(described, **{piece: getattr(replaced, piece) for piece in replacements},
-                            source=f"{described.source} with {', '.join(f'{p} {f}' for p, f in replacements.items())}")
+        replaced = _from_files(
+            replacements,
+            {
+                "latent_dim": described.latent_dim,
+                "image_shape": described.image_shape,
+                "pixel_range": described.pixel_range,
+            },
+            described.source,
+        )
+        described = replace(
+            described,
+            **{piece: getattr(replaced, piece) for piece in replacements},
+            source=f"{described.source} with {', '.join(f'{p} {f}' for p, f in replacements.items())}",
+        )
     return check_networks(described)

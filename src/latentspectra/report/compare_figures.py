@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import CONVERGED_GAIN
 from .document import Block, FigureRef, Heading, Paragraph, Table
 from .figures import heatmap, image_rows, new_figure, save_figure
 
@@ -20,8 +21,9 @@ def direction_figure(images: np.ndarray, path: Path, method: str, shift: float) 
     return image_rows(rows, path, f"{method}: G(z0 + s d_k), s from -{shift:g} to +{shift:g}")
 
 
-def rescoring_figure(method: Mapping[str, Any], labels: Sequence[str], measures: Sequence[str], path: Path,
-                     name: str) -> Path:
+def rescoring_figure(
+    method: Mapping[str, Any], labels: Sequence[str], measures: Sequence[str], path: Path, name: str
+) -> Path:
     """The disentanglement figure of one method: its re-scoring matrix |change| (directions x labels), and beside
     it the image measurements' (directions x measures, in standard deviations) where there are any; a
     disentangled direction is one bright cell in its row."""
@@ -37,9 +39,13 @@ def rescoring_figure(method: Mapping[str, Any], labels: Sequence[str], measures:
     return save_figure(figure, path)
 
 
-HEADLINE_TITLES = {"disentanglement": "disentanglement", "target_change": "target label change",
-                   "rest_change": "other labels' change", "reconstructor_accuracy": "reconstructor accuracy",
-                   "path_correlation": "path correlation"}
+HEADLINE_TITLES = {
+    "disentanglement": "disentanglement",
+    "target_change": "target label change",
+    "rest_change": "other labels' change",
+    "reconstructor_accuracy": "reconstructor accuracy",
+    "path_correlation": "path correlation",
+}
 
 
 def interval_text(found: Mapping[str, Any] | None, digits: int = 3) -> str:
@@ -94,11 +100,30 @@ def measure_boundary_blocks(record: Mapping[str, Any]) -> list[Block]:
         labels = max(abs(value) for value in found["rescoring"][index])
         closest = int(np.argmax(np.where(np.arange(len(cosines)) == index, -1.0, cosines[index])))
         accuracy, own = found["validation_accuracy"][index], found.get("own_change", [None] * len(cosines))[index]
-        rows.append((name, interval_text(accuracy) if isinstance(accuracy, Mapping) else f"{accuracy:.3f}",
-                     interval_text(own) if own is not None else f"{changes[index]:+.3f}", f"{others:.3f}",
-                     f"{labels:.3f}", f"{found['measures'][closest]} ({cosines[index, closest]:.2f})"))
-    return [heading, Table(("measure", "boundary accuracy", "own change (SD)", "largest other measure change (SD)",
-                            "largest label change", "closest normal (|cos|)"), tuple(rows))]
+        rows.append(
+            (
+                name,
+                interval_text(accuracy) if isinstance(accuracy, Mapping) else f"{accuracy:.3f}",
+                interval_text(own) if own is not None else f"{changes[index]:+.3f}",
+                f"{others:.3f}",
+                f"{labels:.3f}",
+                f"{found['measures'][closest]} ({cosines[index, closest]:.2f})",
+            )
+        )
+    return [
+        heading,
+        Table(
+            (
+                "measure",
+                "boundary accuracy",
+                "own change (SD)",
+                "largest other measure change (SD)",
+                "largest label change",
+                "closest normal (|cos|)",
+            ),
+            tuple(rows),
+        ),
+    ]
 
 
 def _method_row(name: str, method: Mapping[str, Any]) -> tuple[str, ...]:
@@ -106,10 +131,13 @@ def _method_row(name: str, method: Mapping[str, Any]) -> tuple[str, ...]:
         return (name, f"skipped: {method['skipped']}", *("",) * (len(HEADLINE_TITLES) + 2))
     stability = method.get("stability")
     measure = method.get("largest_measure")
-    return (name, interval_text(method["fit_seconds"], 1),
-            *(interval_text(method[key]) for key in HEADLINE_TITLES),
-            interval_text(stability) if stability is not None else "n/a",
-            f"{interval_text(method['largest_measure_change'], 2)} ({measure})" if measure else "n/a")
+    return (
+        name,
+        interval_text(method["fit_seconds"], 1),
+        *(interval_text(method[key]) for key in HEADLINE_TITLES),
+        interval_text(stability) if stability is not None else "n/a",
+        f"{interval_text(method['largest_measure_change'], 2)} ({measure})" if measure else "n/a",
+    )
 
 
 def leader_lines(record: Mapping[str, Any]) -> list[str]:
@@ -121,10 +149,45 @@ def leader_lines(record: Mapping[str, Any]) -> list[str]:
         found = record["leaders"][key]
         best = found["best"]
         verdict = f"{best[0]} ahead of every other method" if len(best) == 1 else f"tied: {', '.join(best)}"
-        within = [name for name, method in record["methods"].items()
-                  if method.get("against_baseline", {}).get(key) == "within" and name != record.get("baseline")]
+        within = [
+            name
+            for name, method in record["methods"].items()
+            if method.get("against_baseline", {}).get(key) == "within" and name != record.get("baseline")
+        ]
         chance = f"; within the random baseline's interval: {', '.join(within)}" if within else ""
         lines.append(f"{title}: {verdict}{chance}.")
+    return lines
+
+
+def convergence_lines(record: Mapping[str, Any]) -> list[str]:
+    """Per method with a convergence curve (the learned directions), per seed the steps it trained, its final
+    held-out accuracy and what the last doubling of the steps added, and whether that is below the tolerance
+    (the method's, else 0.02, compare's criterion)."""
+    lines = []
+    for name, method in record["methods"].items():
+        curves = [found["convergence"] for found in method.get("fit_record_by_seed", []) if "convergence" in found]
+        if not curves:
+            continue
+        tolerance = curves[0].get("tolerance") or CONVERGED_GAIN
+        seeds = "; ".join(
+            f"{curve['steps'][-1]:,} steps, accuracy {curve['reconstructor_accuracy'][-1]:.3f}, last doubling "
+            + ("n/a" if curve["last_doubling_gain"] is None else f"{curve['last_doubling_gain']:+.3f}")
+            for curve in curves
+        )
+        converged = [
+            curve["last_doubling_gain"] is not None and abs(curve["last_doubling_gain"]) < tolerance for curve in curves
+        ]
+        verdict = (
+            "converged"
+            if all(converged)
+            else "not converged"
+            if not any(converged)
+            else f"converged for {sum(converged)} of {len(converged)} seeds"
+        )
+        lines.append(
+            f"{name}: {verdict} (a doubling of the steps adding less than {tolerance:g} to the "
+            f"reconstructor's held-out accuracy); per seed: {seeds}."
+        )
     return lines
 
 
@@ -135,36 +198,63 @@ def compare_blocks(record: Mapping[str, Any], figures: Mapping[str, Path]) -> li
     approach its rates and distances, then every figure (``figures``: caption -> PNG path)."""
     methods = tuple(_method_row(name, method) for name, method in record["methods"].items())
     edits = record["label_edits"]
-    approaches = [(name, str(edit["pairs_measured"]), str(edit["latents"]), interval_text(edit["success_rate"]),
-                   interval_text(edit["mean_latent_distance"], 2), interval_text(edit["mean_feature_distance"], 1),
-                   interval_text(edit["flip_rate"]), interval_text(edit["median_latent_distance_to_flip"], 2),
-                   interval_text(edit["median_feature_distance_at_flip"], 1))
-                  for name, edit in edits["approaches"].items()]
+    approaches = [
+        (
+            name,
+            str(edit["pairs_measured"]),
+            str(edit["latents"]),
+            interval_text(edit["success_rate"]),
+            interval_text(edit["mean_latent_distance"], 2),
+            interval_text(edit["mean_feature_distance"], 1),
+            interval_text(edit["flip_rate"]),
+            interval_text(edit["median_latent_distance_to_flip"], 2),
+            interval_text(edit["median_feature_distance_at_flip"], 1),
+        )
+        for name, edit in edits["approaches"].items()
+    ]
     strongest = max((edit["flipped_within"] for edit in edits["approaches"].values()), default=0)
     return [
         Heading(f"Direction methods compared ({record['models']})", level=1),
-        Paragraph(f"K = {record['directions']} directions, shift t = {record['shift']:g}, {record['test_latents']} "
-                  f"test latents, seeds {record['seeds']}: each number is the mean over the seeds with its 95% "
-                  "Student t-interval, and a method is ahead of another only where the intervals do not overlap. "
-                  "Re-scoring (InterFaceGAN, SeFa): mean change of C(G(z + t d_k)) label probabilities; "
-                  "disentanglement: mean over directions of max |change| / sum |change|; target label change and "
-                  "other labels' change: per direction the mean |change| of the label it changes most and of the "
-                  "others. Reconstructor accuracy (Voynov & Babenko): a fresh reconstructor trained on the frozen "
-                  "directions tells which of them moved G(z), accuracy on fresh draws (chance "
-                  f"{1 / record['directions']:.2f}); path correlation (after WarpedGANSpace): mean over directions of "
-                  "the largest |Pearson correlation| between s and a label probability along z + s d_k. Stability: "
-                  "mean |cos| of the best one-to-one matching of two seeds' directions."),
-        Table(("method", "fit s", *HEADLINE_TITLES.values(), "stability across seeds",
-               "largest measure change (SD)"), methods),
+        Paragraph(
+            f"K = {record['directions']} directions, shift t = {record['shift']:g}, {record['test_latents']} "
+            f"test latents, seeds {record['seeds']}: each number is the mean over the seeds with its 95% "
+            "Student t-interval, and a method is ahead of another only where the intervals do not overlap. "
+            "Re-scoring (InterFaceGAN, SeFa): mean change of C(G(z + t d_k)) label probabilities; "
+            "disentanglement: mean over directions of max |change| / sum |change|; target label change and "
+            "other labels' change: per direction the mean |change| of the label it changes most and of the "
+            "others. Reconstructor accuracy (Voynov & Babenko): a fresh reconstructor trained on the frozen "
+            "directions tells which of them moved G(z), accuracy on fresh draws (chance "
+            f"{1 / record['directions']:.2f}); path correlation (after WarpedGANSpace): mean over directions of "
+            "the largest |Pearson correlation| between s and a label probability along z + s d_k. Stability: "
+            "mean |cos| of the best one-to-one matching of two seeds' directions."
+        ),
+        Table(
+            ("method", "fit s", *HEADLINE_TITLES.values(), "stability across seeds", "largest measure change (SD)"),
+            methods,
+        ),
         *(Paragraph(line) for line in leader_lines(record)),
+        *(Paragraph(line) for line in convergence_lines(record)),
         *measure_boundary_blocks(record),
         Heading(f"Label edits a -> a + 1 (feature distance: {edits['feature_space']})"),
-        Paragraph("At each approach's own step (s = 1): success rate and mean distances; made at multiples s of "
-                  f"that step up to {strongest:g}, the share of latents some s flips, and the median latent "
-                  "distance needed and feature distance at the first s that flips each."),
-        Table(("approach", "pairs", "latents", "success rate", "mean latent distance", "mean feature distance",
-               f"flipped by s <= {strongest:g}", "median latent distance to flip",
-               "median feature distance at flip"), tuple(approaches)),
+        Paragraph(
+            "At each approach's own step (s = 1): success rate and mean distances; made at multiples s of "
+            f"that step up to {strongest:g}, the share of latents some s flips, and the median latent "
+            "distance needed and feature distance at the first s that flips each."
+        ),
+        Table(
+            (
+                "approach",
+                "pairs",
+                "latents",
+                "success rate",
+                "mean latent distance",
+                "mean feature distance",
+                f"flipped by s <= {strongest:g}",
+                "median latent distance to flip",
+                "median feature distance at flip",
+            ),
+            tuple(approaches),
+        ),
         Heading("Figures"),
         *(FigureRef(caption, path) for caption, path in figures.items()),
     ]

@@ -20,11 +20,15 @@ from ..io import atomic_write
 MISSING = "—"
 MARKDOWN_SPECIAL = "\\`*[]<>"
 TITLE = "Latent Spectral Decomposition: reproduction report"
-PAPER = ("Toledo-Marín & Glazier, \"Using deep LSD to build operators in GANs latent space with meaning in "
-         "real space\", PLOS ONE 18(6): e0287736, 2023")
-CSS = ("body{font-family:sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem;line-height:1.4}"
-       "table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #bbb;padding:.2rem .6rem;"
-       "text-align:left}th{background:#eee}figure{margin:1.5rem 0}img{max-width:100%}")
+PAPER = (
+    'Toledo-Marín & Glazier, "Using deep LSD to build operators in GANs latent space with meaning in '
+    'real space", PLOS ONE 18(6): e0287736, 2023'
+)
+CSS = (
+    "body{font-family:sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem;line-height:1.4}"
+    "table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #bbb;padding:.2rem .6rem;"
+    "text-align:left}th{background:#eee}figure{margin:1.5rem 0}img{max-width:100%}"
+)
 
 FIGURE_CAPTIONS = {
     "fig2": "Fig. 2: test images, their encode -> decode reconstructions and random samples G(z)",
@@ -54,25 +58,65 @@ class PaperNumber:
 
 PAPER_NUMBERS: tuple[PaperNumber, ...] = (
     PaperNumber("classifier accuracy", "test images, classifier alone", "98.9%", ("classifier_accuracy",), ".1%"),
-    PaperNumber("encode-decode accuracy", "classifier on G(E(x)) against the label of x", "~94%",
-                ("encode_decode_accuracy",), ".1%"),
+    PaperNumber(
+        "encode-decode accuracy",
+        "classifier on G(E(x)) against the label of x",
+        "~94%",
+        ("encode_decode_accuracy",),
+        ".1%",
+    ),
     PaperNumber("LSD top-1 accuracy", "label of the largest |c_k|", "~92%", ("lsd_top1_accuracy",), ".1%"),
-    PaperNumber("LSD within top 4", "true label among the labels of the 4 largest |c_k|", "98.9%",
-                ("lsd_topn_cumulative", 3), ".1%"),
-    PaperNumber("orthogonalisation", "how the etas became the quasi-eigenvectors used above",
-                "gram-schmidt, Eqs. 4-7", ("orthogonalisation",), "s"),
-    PaperNumber("LSD top-1, Gram-Schmidt", "the paper's basis, Eq. 5 order, same encodings", "~92%",
-                ("lsd_by_orthogonalisation", "gram-schmidt", "top1"), ".1%"),
-    PaperNumber("LSD within top 4, Gram-Schmidt", "the paper's basis, Eq. 5 order, same encodings", "98.9%",
-                ("lsd_by_orthogonalisation", "gram-schmidt", "top4"), ".1%"),
-    PaperNumber("LSD top-1, symmetric", "sets in order, a set's labels orthogonalised alike, Löwdin",
-                "not in the paper", ("lsd_by_orthogonalisation", "symmetric", "top1"), ".1%"),
-    PaperNumber("LSD within top 4, symmetric", "sets in order, a set's labels orthogonalised alike, Löwdin",
-                "not in the paper", ("lsd_by_orthogonalisation", "symmetric", "top4"), ".1%"),
+    PaperNumber(
+        "LSD within top 4",
+        "true label among the labels of the 4 largest |c_k|",
+        "98.9%",
+        ("lsd_topn_cumulative", 3),
+        ".1%",
+    ),
+    PaperNumber(
+        "orthogonalisation",
+        "how the etas became the quasi-eigenvectors used above",
+        "gram-schmidt, Eqs. 4-7",
+        ("orthogonalisation",),
+        "s",
+    ),
+    PaperNumber(
+        "LSD top-1, Gram-Schmidt",
+        "the paper's basis, Eq. 5 order, same encodings",
+        "~92%",
+        ("lsd_by_orthogonalisation", "gram-schmidt", "top1"),
+        ".1%",
+    ),
+    PaperNumber(
+        "LSD within top 4, Gram-Schmidt",
+        "the paper's basis, Eq. 5 order, same encodings",
+        "98.9%",
+        ("lsd_by_orthogonalisation", "gram-schmidt", "top4"),
+        ".1%",
+    ),
+    PaperNumber(
+        "LSD top-1, symmetric",
+        "sets in order, a set's labels orthogonalised alike, Löwdin",
+        "not in the paper",
+        ("lsd_by_orthogonalisation", "symmetric", "top1"),
+        ".1%",
+    ),
+    PaperNumber(
+        "LSD within top 4, symmetric",
+        "sets in order, a set's labels orthogonalised alike, Löwdin",
+        "not in the paper",
+        ("lsd_by_orthogonalisation", "symmetric", "top4"),
+        ".1%",
+    ),
     PaperNumber("latent dimension M", "size of z and number of quasi-eigenvectors", "100", ("latent_dim",), "d"),
     PaperNumber("vectors per set V", "latent vectors averaged into each eta", "5000", ("per_set",), "d"),
-    PaperNumber("quasi-eigenvector orthogonality", "max |<xi_a|xi_b>/C - delta_ab|", "orthogonal by construction",
-                ("basis_orthogonality_error",), ".1e"),
+    PaperNumber(
+        "quasi-eigenvector orthogonality",
+        "max |<xi_a|xi_b>/C - delta_ab|",
+        "orthogonal by construction",
+        ("basis_orthogonality_error",),
+        ".1e",
+    ),
 )
 
 
@@ -111,8 +155,7 @@ class Table:
 
     def html(self) -> str:
         head = "".join(f"<th>{html.escape(cell)}</th>" for cell in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
-                       for row in self.rows)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in self.rows)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -129,8 +172,10 @@ class FigureRef:
     def html(self) -> str:
         """The figure embedded as base64 PNG, so the page stands alone."""
         data = base64.b64encode(Path(self.path).read_bytes()).decode("ascii")
-        return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(self.caption)}">'
-                f"<figcaption>{html.escape(self.caption)}</figcaption></figure>")
+        return (
+            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(self.caption)}">'
+            f"<figcaption>{html.escape(self.caption)}</figcaption></figure>"
+        )
 
 
 Block = Heading | Paragraph | Table | FigureRef
@@ -171,21 +216,31 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
 
 
 def _results_table(metrics: Mapping[str, Any]) -> Table:
-    return _table(("quantity", "paper", "this run"),
-                  [(f"{row.name} ({row.meaning})", row.paper, _format(_lookup(metrics, row.key), row.format))
-                   for row in PAPER_NUMBERS])
+    return _table(
+        ("quantity", "paper", "this run"),
+        [
+            (f"{row.name} ({row.meaning})", row.paper, _format(_lookup(metrics, row.key), row.format))
+            for row in PAPER_NUMBERS
+        ],
+    )
 
 
 def _denoising_table(metrics: Mapping[str, Any]) -> Table:
     """Rows = methods; columns = accuracy and PSNR at each noise level sigma (Fig. 7)."""
     sigmas = _lookup(metrics, ("denoising", "sigmas")) or []
-    columns = [(key, title, spec, index) for key, title, spec in (("accuracy", "accuracy", ".1%"),
-                                                                   ("psnr", "PSNR (dB)", ".2f"))
-               for index in range(len(sigmas))]
+    columns = [
+        (key, title, spec, index)
+        for key, title, spec in (("accuracy", "accuracy", ".1%"), ("psnr", "PSNR (dB)", ".2f"))
+        for index in range(len(sigmas))
+    ]
     header = ["method", *(f"{title} σ={_format(sigmas[index], 'g')}" for _, title, _, index in columns)]
-    rows = [[str(method), *(_format(_lookup(metrics, ("denoising", key, method, index)), spec)
-                            for key, _, spec, index in columns)]
-            for method in _lookup(metrics, ("denoising", "methods")) or []]
+    rows = [
+        [
+            str(method),
+            *(_format(_lookup(metrics, ("denoising", key, method, index)), spec) for key, _, spec, index in columns),
+        ]
+        for method in _lookup(metrics, ("denoising", "methods")) or []
+    ]
     return _table(header, rows)
 
 
@@ -193,9 +248,14 @@ def _rotation_table(metrics: Mapping[str, Any]) -> Table:
     """Rows = rotation modes; columns = accuracy at the segment ends, overall and per target label (Fig. 8)."""
     targets = list(_lookup(metrics, ("rotation", "labels")) or [])[1:]
     header = ["mode", "overall", *(f"→ {target}" for target in targets)]
-    rows = [[str(name), _format(_lookup(mode, ("segment_end_accuracy",)), ".1%"),
-             *(_format(_lookup(mode, ("per_target", index)), ".1%") for index in range(len(targets)))]
-            for name, mode in (_lookup(metrics, ("rotation", "modes")) or {}).items()]
+    rows = [
+        [
+            str(name),
+            _format(_lookup(mode, ("segment_end_accuracy",)), ".1%"),
+            *(_format(_lookup(mode, ("per_target", index)), ".1%") for index in range(len(targets))),
+        ]
+        for name, mode in (_lookup(metrics, ("rotation", "modes")) or {}).items()
+    ]
     return _table(header, rows)
 
 
@@ -207,19 +267,23 @@ def _seconds_table(metrics: Mapping[str, Any]) -> Table:
 def _summary(metrics: Mapping[str, Any]) -> str:
     versions = _lookup(metrics, ("versions",)) or {}
     software = ", ".join(f"{name} {version}" for name, version in versions.items()) or MISSING
-    return (f"A reproduction of {PAPER}: a GAN with latent dimension M = {_format(metrics.get('latent_dim'), 'd')}, "
-            f"an encoder and a classifier; quasi-eigenvectors xi orthogonalised from the label-conditional latent "
-            f"means eta ({_format(metrics.get('orthogonalisation'), '')}; the paper uses Gram-Schmidt), and the "
-            f"Latent Spectral Decomposition c_k = <xi_k|z>/C. "
-            f"Dataset: {_format(metrics.get('dataset'), '')}; seed: {_format(metrics.get('seed'), 'd')}; "
-            f"software: {software}.")
+    return (
+        f"A reproduction of {PAPER}: a GAN with latent dimension M = {_format(metrics.get('latent_dim'), 'd')}, "
+        f"an encoder and a classifier; quasi-eigenvectors xi orthogonalised from the label-conditional latent "
+        f"means eta ({_format(metrics.get('orthogonalisation'), '')}; the paper uses Gram-Schmidt), and the "
+        f"Latent Spectral Decomposition c_k = <xi_k|z>/C. "
+        f"Dataset: {_format(metrics.get('dataset'), '')}; seed: {_format(metrics.get('seed'), 'd')}; "
+        f"software: {software}."
+    )
 
 
 def _rotation_note(metrics: Mapping[str, Any]) -> str:
     images, dtheta, steps = (_lookup(metrics, ("rotation", key)) for key in ("images", "dtheta", "steps"))
-    return (f"{_format(images, 'd')} images rotated through the labels in steps of "
-            f"dθ = {_format(dtheta, '.4g')} ({_format(steps, 'd')} steps); accuracy of the classifier at the end "
-            f"of each segment.")
+    return (
+        f"{_format(images, 'd')} images rotated through the labels in steps of "
+        f"dθ = {_format(dtheta, '.4g')} ({_format(steps, 'd')} steps); accuracy of the classifier at the end "
+        f"of each segment."
+    )
 
 
 def _blocks(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> list[Block]:
@@ -229,8 +293,10 @@ def _blocks(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> list[Blo
         Heading("Results against the paper"),
         _results_table(metrics),
         Heading("Denoising (Fig. 7)"),
-        Paragraph(f"{_format(_lookup(metrics, ('denoising', 'images')), 'd')} test images with Gaussian noise "
-                  f"of standard deviation σ; classifier accuracy and PSNR of each reconstruction."),
+        Paragraph(
+            f"{_format(_lookup(metrics, ('denoising', 'images')), 'd')} test images with Gaussian noise "
+            f"of standard deviation σ; classifier accuracy and PSNR of each reconstruction."
+        ),
         _denoising_table(metrics),
         Heading("Rotation (Fig. 8)"),
         Paragraph(_rotation_note(metrics)),
@@ -252,8 +318,10 @@ def _render_markdown(blocks: Sequence[Block], out_dir: Path) -> str:
 
 
 def _render_html(blocks: Sequence[Block], title: str = TITLE) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(block.html() for block in blocks) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(block.html() for block in blocks) + "\n</body></html>\n"
+    )
 
 
 def results_table_markdown(metrics: Mapping[str, Any]) -> str:

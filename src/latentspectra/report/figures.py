@@ -73,7 +73,7 @@ def image_grid(images: np.ndarray, columns: int, fill: float = 1.0) -> np.ndarra
     grid = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1, *channels), fill, dtype=float)
     for index, image in enumerate(images):
         top, left = tile_corner(index, columns, (height, width))
-        grid[top:top + height, left:left + width] = image
+        grid[top : top + height, left : left + width] = image
     return grid
 
 
@@ -118,8 +118,9 @@ def show_images(ax: Axes, images: np.ndarray, columns: int, title: str = "", sid
     ax.set_ylabel(side_title, rotation=0, ha="right", va="center")
 
 
-def annotate_tiles(ax: Axes, images: np.ndarray, columns: int, texts: Sequence[str], colors: Sequence[str],
-                   **style: Any) -> None:
+def annotate_tiles(
+    ax: Axes, images: np.ndarray, columns: int, texts: Sequence[str], colors: Sequence[str], **style: Any
+) -> None:
     """Write ``texts[k]`` in ``colors[k]`` at the top-left corner of image k of the grid that `show_images`
     drew of ``images`` into ``ax``, ``columns`` wide."""
     size = image_size(images)
@@ -141,8 +142,7 @@ def _latent_image(vector: np.ndarray) -> np.ndarray:
     return vector.reshape(side, side) if side * side == vector.size else vector.reshape(1, -1)
 
 
-def _draw_latents(ax: Axes, latents: np.ndarray, latent_labels: np.ndarray,
-                  label_names: Sequence[str] | None) -> None:
+def _draw_latents(ax: Axes, latents: np.ndarray, latent_labels: np.ndarray, label_names: Sequence[str] | None) -> None:
     """Latent vectors as heat images, one row per label (rows padded with blanks to the same length)."""
     latents, latent_labels = np.asarray(latents, dtype=float), np.asarray(latent_labels)
     labels = np.unique(latent_labels)
@@ -151,22 +151,31 @@ def _draw_latents(ax: Axes, latents: np.ndarray, latent_labels: np.ndarray,
     blank = np.full_like(groups[0][0], np.nan)
     tiles = np.stack([tile for group in groups for tile in group + [blank] * (columns - len(group))])
     limit = float(np.max(np.abs(latents)))
-    heatmap(ax, image_grid(tiles, columns, fill=np.nan), "latent vectors z, by label",
-            cmap="RdBu_r", vmin=-limit, vmax=limit)
+    heatmap(
+        ax,
+        image_grid(tiles, columns, fill=np.nan),
+        "latent vectors z, by label",
+        cmap="RdBu_r",
+        vmin=-limit,
+        vmax=limit,
+    )
     height = tiles.shape[1]
-    ax.set_yticks([row * (height + 1) + (height - 1) / 2 for row in range(len(labels))],
-                  [label_name(label, label_names) for label in labels])
+    ax.set_yticks(
+        [row * (height + 1) + (height - 1) / 2 for row in range(len(labels))],
+        [label_name(label, label_names) for label in labels],
+    )
     ax.set_xticks([])
     ax.set_ylabel("label")
 
 
-def _draw_component_histograms(ax: Axes, components: Mapping[int, np.ndarray],
-                               label_names: Sequence[str] | None) -> None:
+def _draw_component_histograms(
+    ax: Axes, components: Mapping[int, np.ndarray], label_names: Sequence[str] | None
+) -> None:
     """Per-label densities of pooled latent components, with the N(0, 1) density for reference."""
     for label, values in components.items():
         ax.hist(np.ravel(values), bins=40, density=True, histtype="step", label=label_name(label, label_names))
     x = np.linspace(-4.0, 4.0, 201)
-    ax.plot(x, np.exp(-x**2 / 2) / math.sqrt(2 * math.pi), "k--", label="N(0, 1)")
+    ax.plot(x, np.exp(-(x**2) / 2) / math.sqrt(2 * math.pi), "k--", label="N(0, 1)")
     ax.set(xlabel="latent component", ylabel="density", title="components per label")
     ax.legend(title="label", fontsize=6, title_fontsize=7, ncols=max(2, math.ceil(len(components) / 10)))
 
@@ -190,8 +199,9 @@ def figure3(panels: Mapping[str, Mapping[str, Any]], path: Path, label_names: Se
     return save_figure(figure, path)
 
 
-def _draw_source(subfigure: SubFigure, source: str, panel: Mapping[str, Any],
-                 label_names: Sequence[str] | None) -> None:
+def _draw_source(
+    subfigure: SubFigure, source: str, panel: Mapping[str, Any], label_names: Sequence[str] | None
+) -> None:
     subfigure.suptitle(source)
     latent_ax, eta_ax, histogram_ax = subfigure.subplots(1, 3, width_ratios=[1.0, 2.2, 1.2])
     _draw_latents(latent_ax, panel["latents"], panel["latent_labels"], label_names)
@@ -200,8 +210,15 @@ def _draw_source(subfigure: SubFigure, source: str, panel: Mapping[str, Any],
     _draw_component_histograms(histogram_ax, panel["components"], label_names)
 
 
-def figure4(decoded_etas: np.ndarray, decoded_xis: np.ndarray, gram_etas: np.ndarray, gram_xis: np.ndarray,
-            path: Path, *, labels: int | None = None) -> Path:
+def figure4(
+    decoded_etas: np.ndarray,
+    decoded_xis: np.ndarray,
+    gram_etas: np.ndarray,
+    gram_xis: np.ndarray,
+    path: Path,
+    *,
+    labels: int | None = None,
+) -> Path:
     """Fig. 4: decoded label means G(eta) and quasi-eigenvectors G(xi) (rows = sets, columns = the
     ``labels`` labels, in the order of Eq. 5) and the Gram matrices of the etas and of the xis. Without
     ``labels`` the images are laid out in a square grid (10 columns for M = 100)."""
@@ -215,9 +232,17 @@ def figure4(decoded_etas: np.ndarray, decoded_xis: np.ndarray, gram_etas: np.nda
     return save_figure(figure, path)
 
 
-def figure5(batch_images: np.ndarray, batch_true: Sequence[int], batch_pred: Sequence[int],
-            lsd_trials: Sequence[float], classifier_accuracy: float, encode_decode_trials: Sequence[float],
-            cumulative: Sequence[float], path: Path, label_names: Sequence[str] | None = None) -> Path:
+def figure5(
+    batch_images: np.ndarray,
+    batch_true: Sequence[int] | np.ndarray,
+    batch_pred: Sequence[int] | np.ndarray,
+    lsd_trials: Sequence[float],
+    classifier_accuracy: float,
+    encode_decode_trials: Sequence[float],
+    cumulative: Sequence[float],
+    path: Path,
+    label_names: Sequence[str] | None = None,
+) -> Path:
     """Fig. 5: (a) a batch labelled by LSD (true/pred, written as ``label_names``, default: the integers),
     (b) accuracy per trial of LSD top-1 and of encode -> decode against the classifier, (c) P(true label
     among the n largest |c_k|)."""
@@ -229,8 +254,13 @@ def figure5(batch_images: np.ndarray, batch_true: Sequence[int], batch_pred: Seq
     return save_figure(figure, path)
 
 
-def _draw_predictions(ax: Axes, images: np.ndarray, true: Sequence[int], pred: Sequence[int],
-                      label_names: Sequence[str] | None) -> None:
+def _draw_predictions(
+    ax: Axes,
+    images: np.ndarray,
+    true: Sequence[int] | np.ndarray,
+    pred: Sequence[int] | np.ndarray,
+    label_names: Sequence[str] | None,
+) -> None:
     columns = _square_columns(len(images))
     show_images(ax, images, columns, "(a) LSD labels: true/pred")
     texts = [f"{label_name(label, label_names)}/{label_name(guess, label_names)}" for label, guess in zip(true, pred)]
@@ -238,8 +268,9 @@ def _draw_predictions(ax: Axes, images: np.ndarray, true: Sequence[int], pred: S
     annotate_tiles(ax, images, columns, texts, colors, fontsize=8, fontweight="bold")
 
 
-def _draw_trials(ax: Axes, lsd_trials: Sequence[float], classifier_accuracy: float,
-                 encode_decode_trials: Sequence[float]) -> None:
+def _draw_trials(
+    ax: Axes, lsd_trials: Sequence[float], classifier_accuracy: float, encode_decode_trials: Sequence[float]
+) -> None:
     for name, values, style in (("LSD top-1", lsd_trials, "o-"), ("encode -> decode", encode_decode_trials, "s-")):
         ax.plot(np.arange(1, len(values) + 1), 100 * np.asarray(values, dtype=float), style, label=name)
     ax.axhline(100 * classifier_accuracy, color="k", linestyle="--", label=f"classifier ({classifier_accuracy:.1%})")
@@ -254,8 +285,9 @@ def _draw_cumulative(ax: Axes, cumulative: Sequence[float]) -> None:
     for n in (1, 4):
         if n <= len(values):
             ax.plot(n, values[n - 1], "o", color="C3")
-            ax.annotate(f"n = {n}: {values[n - 1]:.1f}%", (n, values[n - 1]), textcoords="offset points",
-                        xytext=(8, -14))
+            ax.annotate(
+                f"n = {n}: {values[n - 1]:.1f}%", (n, values[n - 1]), textcoords="offset points", xytext=(8, -14)
+            )
     ax.margins(y=0.1)
     ax.set(xlabel="n (largest |c_k| kept)", ylabel="true label among top n (%)", title="(c) cumulative top-n")
 
@@ -270,13 +302,19 @@ def figure6(sorted_amplitudes: np.ndarray, true_rank: np.ndarray, path: Path) ->
     for rank in (1, 2, 3):
         chosen = amplitudes[true_rank == rank]
         if len(chosen):
-            mean_ax.plot(ranks, chosen.mean(axis=0), "o-", markersize=3,
-                         label=f"true label at rank {rank} ({len(chosen)} latents)")
+            mean_ax.plot(
+                ranks,
+                chosen.mean(axis=0),
+                "o-",
+                markersize=3,
+                label=f"true label at rank {rank} ({len(chosen)} latents)",
+            )
     mean_ax.set(xscale="log", xlabel="rank", ylabel="mean |c| / max |c|", title="(a) sorted amplitudes")
     mean_ax.legend()
     for column, name in ((1, "2nd"), (2, "3rd"), (3, "4th")):
-        density_ax.hist(amplitudes[:, column], bins=30, range=(0.0, 1.0), density=True, histtype="step",
-                        label=f"{name} largest")
+        density_ax.hist(
+            amplitudes[:, column], bins=30, range=(0.0, 1.0), density=True, histtype="step", label=f"{name} largest"
+        )
     density_ax.set(xlabel="|c| / max |c|", ylabel="density", title="(b) runner-up amplitudes")
     density_ax.legend()
     return save_figure(figure, path)
@@ -306,7 +344,8 @@ def figure8(sequence: np.ndarray, path: Path, caption: str = "") -> Path:
     steps, examples, *image_shape = sequence.shape
     figure = new_figure(0.5 + tile_inches(sequence) * steps, 1.0 + TILE_INCHES * examples)
     ax = figure.subplots()
-    show_images(ax, sequence.swapaxes(0, 1).reshape(-1, *image_shape), steps,
-                "rotation: columns = steps, rows = examples")
+    show_images(
+        ax, sequence.swapaxes(0, 1).reshape(-1, *image_shape), steps, "rotation: columns = steps, rows = examples"
+    )
     ax.set_xlabel(caption, wrap=True)
     return save_figure(figure, path)

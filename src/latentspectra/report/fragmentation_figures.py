@@ -11,7 +11,7 @@ side by side against the GAN.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 
-from .figures import (TILE_INCHES, annotate_tiles, heatmap, label_name, new_figure, save_figure, show_images,
-                      tile_inches)
+from .figures import TILE_INCHES, annotate_tiles, heatmap, label_name, new_figure, save_figure, show_images, tile_inches
 
 
 def _gaussian_density(x: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -57,8 +56,14 @@ def correlation_figure(data: Mapping[str, Any], record: Mapping[str, Any], path:
     ax = figure.subplots()
     pairs = record["correlation"]["strongest_pairs"][:3]
     strongest = ", ".join(f"({p['components'][0]}, {p['components'][1]}): {p['r']:+.2f}" for p in pairs)
-    heatmap(ax, np.asarray(data["correlation"]), f"{data['name']}: correlation of components\nstrongest {strongest}",
-            cmap="RdBu_r", vmin=-1, vmax=1)
+    heatmap(
+        ax,
+        np.asarray(data["correlation"]),
+        f"{data['name']}: correlation of components\nstrongest {strongest}",
+        cmap="RdBu_r",
+        vmin=-1,
+        vmax=1,
+    )
     return save_figure(figure, path)
 
 
@@ -69,11 +74,20 @@ def radii_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path)
     ax.hist(data["radii"], bins=80, density=True, color="0.5", label="codes")
     for index, shell in enumerate(record["box_shells"]):
         color = f"C{index}"
-        ax.hist(data["box_radii"][shell["bound"]], bins=40, density=True, histtype="step", color=color,
-                label=f"box b={shell['bound']:g}")
+        ax.hist(
+            data["box_radii"][shell["bound"]],
+            bins=40,
+            density=True,
+            histtype="step",
+            color=color,
+            label=f"box b={shell['bound']:g}",
+        )
         ax.axvline(shell["radius_formula"], color=color, linestyle=":", linewidth=1)
-    ax.set(xlabel="radius |z|", ylabel="density", title=f"{data['name']}: radius of codes and of box samples "
-                                                         "(dotted: b sqrt(N/3))")
+    ax.set(
+        xlabel="radius |z|",
+        ylabel="density",
+        title=f"{data['name']}: radius of codes and of box samples (dotted: b sqrt(N/3))",
+    )
     ax.legend(fontsize=8)
     return save_figure(figure, path)
 
@@ -99,9 +113,16 @@ def projections_figure(data: Mapping[str, Any], record: Mapping[str, Any], path:
     dominant_ax, pair_ax, slice_ax = figure.subplots(1, 3)
     _scatter(dominant_ax, codes, first, second, f"{data['name']}: dominant plane (+ = origin)")
     _scatter(pair_ax, codes, i, j, "strongest-correlated pair")
-    _scatter(slice_ax, codes, first, second, f"slice |x_k| <= {bound:g}: {counts['codes_in_slice_at_origin']} of "
-                                             f"{record['points']} codes (at the centre: "
-                                             f"{counts['codes_in_slice_at_centre']})", mask=np.asarray(data["in_slice"]))
+    _scatter(
+        slice_ax,
+        codes,
+        first,
+        second,
+        f"slice |x_k| <= {bound:g}: {counts['codes_in_slice_at_origin']} of "
+        f"{record['points']} codes (at the centre: "
+        f"{counts['codes_in_slice_at_centre']})",
+        mask=np.asarray(data["in_slice"]),
+    )
     return save_figure(figure, path)
 
 
@@ -112,14 +133,19 @@ def samplers_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Pa
     figure = new_figure(3.2 + tile_inches(next(iter(rows.values()))) * columns, 0.4 + 1.15 * TILE_INCHES * len(rows))
     for ax, (name, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
         metrics = record["samplers"][name]
-        show_images(ax, images, columns, side_title=f"{name}\nconf {metrics['sample_confidence']:.0%}, "
-                                                      f"FD {metrics['frechet_distance']:.1f}")
+        show_images(
+            ax,
+            images,
+            columns,
+            side_title=f"{name}\nconf {metrics['sample_confidence']:.0%}, FD {metrics['frechet_distance']:.1f}",
+        )
     figure.suptitle(f"{data['name']}: decoded samples per sampler")
     return save_figure(figure, path)
 
 
-def paths_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path,
-                 label_names: Sequence[str] | None = None) -> Path:
+def paths_figure(
+    data: Mapping[str, Any], record: Mapping[str, Any], path: Path, label_names: Sequence[str] | None = None
+) -> Path:
     """Decoded images along each path, one row per path; each image labelled with the classifier's label
     (written as ``label_names``, default: the integers) and top probability, in red where the latent is
     outside the codes' bulk."""
@@ -130,8 +156,10 @@ def paths_figure(data: Mapping[str, Any], record: Mapping[str, Any], path: Path,
     for ax, (name, images) in zip(figure.subplots(len(rows), 1, squeeze=False)[:, 0], rows.items()):
         show_images(ax, images, columns, side_title=name)
         steps = record["paths"][name]
-        texts = [f"{label_name(label, label_names)} {probability:.2f}"
-                 for label, probability in zip(steps["label"], steps["top_probability"])]
+        texts = [
+            f"{label_name(label, label_names)} {probability:.2f}"
+            for label, probability in zip(steps["label"], steps["top_probability"])
+        ]
         colors = ["red" if distance > threshold else "yellow" for distance in steps["mahalanobis"]]
         annotate_tiles(ax, images, columns, texts, colors, fontsize=6)
     figure.suptitle(f"{data['name']}: decoded paths (label, top probability; red = outside the bulk)")
@@ -151,8 +179,7 @@ def comparison_figure(records: Mapping[str, Mapping[str, Any]], gan: Mapping[str
         distance_ax.bar(offset, [record["samplers"][n]["frechet_distance"] for n in names], width, label=model)
         bulk_ax.bar(offset, [record["samplers"][n]["inside_bulk"] for n in names], width, label=model)
     distance_ax.axhline(gan["frechet_distance"], color="k", linestyle="--", label="GAN G(z), z ~ N(0, I)")
-    distance_ax.set(yscale="log", ylabel="classifier-feature Fréchet distance to the test set",
-                    title="decoded samples")
+    distance_ax.set(yscale="log", ylabel="classifier-feature Fréchet distance to the test set", title="decoded samples")
     bulk_ax.set(ylabel="share of samples inside the codes' bulk", title="samples inside the bulk (Mahalanobis)")
     for ax in (distance_ax, bulk_ax):
         ax.set_xticks(positions, names, rotation=35, ha="right")
@@ -160,15 +187,29 @@ def comparison_figure(records: Mapping[str, Mapping[str, Any]], gan: Mapping[str
     return save_figure(figure, path)
 
 
-PER_MODEL = {"components": components_figure, "correlation": correlation_figure, "radii": radii_figure,
-             "projections": projections_figure, "samplers": samplers_figure, "paths": paths_figure}
+PER_MODEL = {
+    "components": components_figure,
+    "correlation": correlation_figure,
+    "radii": radii_figure,
+    "projections": projections_figure,
+    "samplers": samplers_figure,
+    "paths": paths_figure,
+}
 
 
-def draw_all(directory: Path, figure_data: Mapping[str, Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]],
-             gan: Mapping[str, Any], label_names: Sequence[str] | None = None) -> dict[str, Path]:
+def draw_all(
+    directory: Path,
+    figure_data: Mapping[str, Mapping[str, Any]],
+    records: Mapping[str, Mapping[str, Any]],
+    gan: Mapping[str, Any],
+    label_names: Sequence[str] | None = None,
+) -> dict[str, Path]:
     """Every figure of the study under ``directory``, labels written as ``label_names`` (default: the
     integers); returns their paths by "model/figure" name."""
-    per_model = {**PER_MODEL, "paths": partial(paths_figure, label_names=label_names)}
+    per_model: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], Path], Path]] = {
+        **PER_MODEL,
+        "paths": partial(paths_figure, label_names=label_names),
+    }
     drawn = {}
     for model, data in figure_data.items():
         for name, draw in per_model.items():

@@ -14,8 +14,9 @@ import numpy as np
 from .figures import TILE_INCHES, annotate_tiles, label_name, new_figure, save_figure, show_images, tile_inches
 
 
-def panoptic_map(images: np.ndarray, labels: Sequence[int], path: Path, columns: int = 32,
-                 label_names: Sequence[str] | None = None) -> Path:
+def panoptic_map(
+    images: np.ndarray, labels: Sequence[int], path: Path, columns: int = 32, label_names: Sequence[str] | None = None
+) -> Path:
     """The decoded codewords G(c_1), ..., G(c_K) in curve order, read row by row, ``columns`` per row,
     each marked with its classified label (written as ``label_names``, default: the integers); a label that
     differs from the previous codeword's is red."""
@@ -26,6 +27,7 @@ def panoptic_map(images: np.ndarray, labels: Sequence[int], path: Path, columns:
     ax = figure.subplots()
     show_images(ax, images, columns, f"panoptic map: the {count} codewords in curve order, with their labels")
     colors = ["red" if index > 0 and label != labels[index - 1] else "yellow" for index, label in enumerate(labels)]
-    annotate_tiles(ax, images, columns, [label_name(label, label_names) for label in labels], colors, fontsize=7,
-                   fontweight="bold")
+    annotate_tiles(
+        ax, images, columns, [label_name(label, label_names) for label in labels], colors, fontsize=7, fontweight="bold"
+    )
     return save_figure(figure, path)

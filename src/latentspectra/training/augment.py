@@ -8,8 +8,14 @@ import torch.nn.functional as F
 from .sharding import Shard
 
 
-def random_affine(images: torch.Tensor, rng: torch.Generator, max_rotation: float, max_scale: float,
-                  max_shift: float, shard: Shard | None = None) -> torch.Tensor:
+def random_affine(
+    images: torch.Tensor,
+    rng: torch.Generator,
+    max_rotation: float,
+    max_scale: float,
+    max_shift: float,
+    shard: Shard | None = None,
+) -> torch.Tensor:
     """Rotate by up to +-max_rotation rad, scale by 1 +- max_scale, shift by up to +-max_shift
     (fraction of the half-size), independently per image; the background (-1) fills the borders. With
     ``shard``, ``images`` are its rows of a global batch, and they get the warps drawn for those rows."""

@@ -21,7 +21,8 @@ from torch import nn
 from ..compute import Compute
 from ..config import AutoencoderConfig
 from ..data import ImageDataset
-from ..evaluation import batched, psnr
+from ..distributed import batched
+from ..evaluation import psnr
 from ..models import Autoencoder, build_model
 from ..models.autoencoder import InterpolationCritic
 from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
@@ -34,8 +35,14 @@ def mix_codes(codes: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, 
     return alpha * codes + (1 - alpha) * codes.flip(0), alpha.squeeze(1)
 
 
-def critic_loss(critic: nn.Module, interpolants: torch.Tensor, alpha: torch.Tensor, images: torch.Tensor,
-                reconstructions: torch.Tensor, blend: float) -> torch.Tensor:
+def critic_loss(
+    critic: nn.Module,
+    interpolants: torch.Tensor,
+    alpha: torch.Tensor,
+    images: torch.Tensor,
+    reconstructions: torch.Tensor,
+    blend: float,
+) -> torch.Tensor:
     """The critic's loss: |d(x_alpha) - alpha|^2 on decoded interpolants plus |d(gamma x + (1 - gamma)
     x_hat)|^2 on blends of images and their reconstructions, whose target is 0 (gamma = ``blend``)."""
     realistic = blend * images + (1 - blend) * reconstructions
@@ -48,20 +55,27 @@ class AutoencoderJob(ShuffledEpochs):
 
     name = "autoencoder"
 
-    def __init__(self, dataset: ImageDataset, config: AutoencoderConfig, seed: int,
-                 evaluate: Callable[[Autoencoder], dict[str, float]] | None = None, compute: Compute | None = None):
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        config: AutoencoderConfig,
+        seed: int,
+        evaluate: Callable[[Autoencoder], dict[str, float]] | None = None,
+        compute: Compute | None = None,
+    ):
         torch.manual_seed(seed)
         self.config = config
         self.compute = compute or Compute()
         self.data = DatasetTensors.from_dataset(dataset, self.compute.device)
         self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
-        self.model = build_model("autoencoder", {"latent_dim": config.latent_dim, "width": config.width,
-                                                 "image_shape": dataset.shape}).to(self.compute.device)
+        self.model = build_model(
+            "autoencoder", {"latent_dim": config.latent_dim, "width": config.width, "image_shape": dataset.shape}
+        ).to(self.compute.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         total_steps = max(1, config.epochs * self.batches_per_epoch())
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total_steps)
         self.modules: dict[str, nn.Module] = {"autoencoder": self.model}
-        self.optimizers = {"autoencoder": self.optimizer}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"autoencoder": self.optimizer}
         self.schedulers = {"autoencoder": self.scheduler}
         self.critic: InterpolationCritic | None = None
         if config.interpolation_weight > 0:
@@ -91,8 +105,14 @@ class AutoencoderJob(ShuffledEpochs):
         self.scheduler.step()
         if self.critic is not None:
             with self.compute.autocast():
-                loss_critic = critic_loss(self.critic, interpolants.detach(), alpha, images,
-                                          reconstructions.detach(), self.config.critic_blend).float()
+                loss_critic = critic_loss(
+                    self.critic,
+                    interpolants.detach(),
+                    alpha,
+                    images,
+                    reconstructions.detach(),
+                    self.config.critic_blend,
+                ).float()
             self.optimizers["critic"].zero_grad(set_to_none=True)
             loss_critic.backward()
             self.optimizers["critic"].step()
@@ -107,8 +127,10 @@ class AutoencoderJob(ShuffledEpochs):
         whatever the ``evaluate`` callback adds."""
         images = self.data.test_images
         reconstructions = batched(self.model, images)
-        metrics = {"reconstruction_mse": F.mse_loss(reconstructions, images).item(),
-                   "reconstruction_psnr": psnr(reconstructions, images).mean().item()}
+        metrics = {
+            "reconstruction_mse": F.mse_loss(reconstructions, images).item(),
+            "reconstruction_psnr": psnr(reconstructions, images).mean().item(),
+        }
         if self._evaluate is not None:
             metrics.update(self._evaluate(self.model))
         return metrics

@@ -17,7 +17,6 @@ from torch import nn
 from ..errors import CheckpointError
 from ..io import load_tensors_and_record, save_tensors_with_record
 
-
 STATE_FORMAT = "latentspectra.TrainingState"
 
 
@@ -29,7 +28,7 @@ def check_state_record(record: dict[str, Any], path: Path) -> None:
         CheckpointError: naming ``path`` and the first entry that is missing or of the wrong type.
     """
     meta = record.get("meta")
-    checks = (
+    checks: tuple[tuple[str, bool, str], ...] = (
         ("meta", isinstance(meta, dict), "an object"),
         ("optimizers", isinstance(record.get("optimizers"), dict), "an object"),
         ("schedulers", isinstance(record.get("schedulers"), dict), "an object"),
@@ -37,16 +36,20 @@ def check_state_record(record: dict[str, Any], path: Path) -> None:
     if isinstance(meta, dict):
         epochs = meta.get("epochs_done")
         checks += (
-            ("meta.epochs_done", isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0,
-             "a whole number >= 0"),
+            (
+                "meta.epochs_done",
+                isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0,
+                "a whole number >= 0",
+            ),
             ("meta.history", isinstance(meta.get("history"), list), "a list"),
             ("meta.seconds", isinstance(meta.get("seconds"), (int, float)), "a number"),
             ("meta.settings", isinstance(meta.get("settings"), dict), "an object"),
         )
     for key, valid, expected in checks:
         if not valid:
-            raise CheckpointError(f"{path}: training state record has no valid {key!r} (expected {expected}); "
-                                  "use a fresh --out directory")
+            raise CheckpointError(
+                f"{path}: training state record has no valid {key!r} (expected {expected}); use a fresh --out directory"
+            )
 
 
 def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -62,8 +65,10 @@ def _restore_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: d
     state = {}
     for index in meta["indices"]:
         head = f"{prefix}/{index}/"
-        state[index] = {key[len(head):]: value for key, value in tensors.items() if key.startswith(head)}
-    groups = [{**group, "betas": tuple(group["betas"])} if "betas" in group else group for group in meta["param_groups"]]
+        state[index] = {key[len(head) :]: value for key, value in tensors.items() if key.startswith(head)}
+    groups = [
+        {**group, "betas": tuple(group["betas"])} if "betas" in group else group for group in meta["param_groups"]
+    ]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
@@ -84,9 +89,12 @@ def save_training_state(
         flat, optimizer_meta[name] = _flatten_optimizer(f"optim/{name}", optimizer)
         tensors.update(flat)
     scheduler_states = {name: scheduler.state_dict() for name, scheduler in schedulers.items()}
-    save_tensors_with_record(path_stem.with_suffix(".safetensors"), tensors,
-                             {"format": STATE_FORMAT, "meta": meta, "optimizers": optimizer_meta,
-                              "schedulers": scheduler_states}, CheckpointError)
+    save_tensors_with_record(
+        path_stem.with_suffix(".safetensors"),
+        tensors,
+        {"format": STATE_FORMAT, "meta": meta, "optimizers": optimizer_meta, "schedulers": scheduler_states},
+        CheckpointError,
+    )
 
 
 def read_training_state(path_stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
@@ -119,14 +127,16 @@ def restore_training_state(
     try:
         for name, module in modules.items():
             head = f"module/{name}/"
-            module.load_state_dict({k[len(head):]: v for k, v in tensors.items() if k.startswith(head)})
+            module.load_state_dict({k[len(head) :]: v for k, v in tensors.items() if k.startswith(head)})
         for name, optimizer in optimizers.items():
             _restore_optimizer(f"optim/{name}", optimizer, tensors, record["optimizers"][name])
         for name, scheduler in schedulers.items():
             scheduler.load_state_dict(record["schedulers"][name])
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
-        raise CheckpointError(f"{Path(path_stem).with_suffix('.safetensors')}: training state does not match this "
-                              f"run ({str(error).strip().splitlines()[0]}); use a fresh --out directory") from None
+        raise CheckpointError(
+            f"{Path(path_stem).with_suffix('.safetensors')}: training state does not match this "
+            f"run ({str(error).strip().splitlines()[0]}); use a fresh --out directory"
+        ) from None
     return record["meta"]
 
 

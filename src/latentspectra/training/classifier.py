@@ -31,22 +31,24 @@ class ClassifierJob(ShuffledEpochs):
         self.compute = compute or Compute()
         self.data = DatasetTensors.from_dataset(dataset, self.compute.device)
         self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
-        self.model = build_model("classifier", {"num_classes": len(dataset.classes), "width": config.width,
-                                                "image_shape": dataset.shape}).to(self.compute.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.max_lr,
-                                           weight_decay=config.weight_decay)
+        self.model = build_model(
+            "classifier", {"num_classes": len(dataset.classes), "width": config.width, "image_shape": dataset.shape}
+        ).to(self.compute.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.max_lr, weight_decay=config.weight_decay)
         total_steps = max(1, config.epochs * self.batches_per_epoch())
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=config.max_lr,
-                                                             total_steps=total_steps)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=config.max_lr, total_steps=total_steps
+        )
         self.modules = {"classifier": self.model}
-        self.optimizers = {"classifier": self.optimizer}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"classifier": self.optimizer}
         self.schedulers = {"classifier": self.scheduler}
 
     def train_step(self, batch_index: int, rng: torch.Generator) -> dict[str, float]:
         cfg = self.config
         index, shard = self.batch(batch_index)
-        images = random_affine(self.data.train_images[index], rng, cfg.max_rotation, cfg.max_scale, cfg.max_shift,
-                               shard)
+        images = random_affine(
+            self.data.train_images[index], rng, cfg.max_rotation, cfg.max_scale, cfg.max_shift, shard
+        )
         images = add_noise(images, rng, cfg.noise_sigma, shard)
         with self.compute.autocast():
             logits = self.replica("classifier")(images)

@@ -12,7 +12,7 @@ Before that loss, a warm-up fits q(z | x) by maximum likelihood to pairs (z, G(z
 the encoder learns to invert the generator on its own samples, where the true latent is known. This
 starts E with codes inside the prior's bulk; started from random weights instead, the paper's loss
 drives the codes to an off-centre region (mean code norm 14.6 against a code norm of 18.7), which
-breaks the quasi-eigenvector classification (see docs/architecture.md).
+breaks the quasi-eigenvector classification (see docs/networks.md).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..config import EncoderConfig
 from ..data import ImageDataset
 from ..models import build_model
 from ..models.encoder import reparameterise
+from ..models.layers import Configured
 from .sharding import Shard
 from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
 
@@ -41,9 +42,17 @@ def gaussian_negative_log_likelihood(z: torch.Tensor, mu: torch.Tensor, logvar: 
     return 0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar).sum(1)
 
 
-def encoder_loss(images: torch.Tensor, labels: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                 z: torch.Tensor, generator: nn.Module, classifier: nn.Module,
-                 config: EncoderConfig, compute: Compute | None = None) -> dict[str, torch.Tensor]:
+def encoder_loss(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    z: torch.Tensor,
+    generator: nn.Module,
+    classifier: nn.Module,
+    config: EncoderConfig,
+    compute: Compute | None = None,
+) -> dict[str, torch.Tensor]:
     """The paper's step-3 loss and its three terms, each averaged over the batch; G and C run in
     ``compute``'s precision (default float32)."""
     with (compute or Compute()).autocast():
@@ -52,8 +61,9 @@ def encoder_loss(images: torch.Tensor, labels: torch.Tensor, mu: torch.Tensor, l
     reconstruction = (decoded.float() - images).pow(2).flatten(1).sum(1).mean()
     kl = gaussian_kl(mu, logvar).mean()
     cross_entropy = F.cross_entropy(logits.float(), labels)
-    total = (config.reconstruction_weight * reconstruction + config.kl_weight * kl
-             + config.classifier_weight * cross_entropy)
+    total = (
+        config.reconstruction_weight * reconstruction + config.kl_weight * kl + config.classifier_weight * cross_entropy
+    )
     return {"loss": total, "reconstruction": reconstruction, "kl": kl, "cross_entropy": cross_entropy}
 
 
@@ -68,8 +78,16 @@ class EncoderJob(ShuffledEpochs):
     name = "encoder"
     trained = ("encoder",)
 
-    def __init__(self, dataset: ImageDataset, config: EncoderConfig, seed: int, generator: nn.Module,
-                 classifier: nn.Module, evaluate=None, compute: Compute | None = None):
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        config: EncoderConfig,
+        seed: int,
+        generator: Configured,
+        classifier: nn.Module,
+        evaluate=None,
+        compute: Compute | None = None,
+    ):
         torch.manual_seed(seed)
         self.config = config
         self.compute = compute or Compute()
@@ -79,11 +97,13 @@ class EncoderJob(ShuffledEpochs):
         self.generator = freeze(generator).to(device)
         self.classifier = freeze(classifier).to(device)
         latent_dim = generator.config["latent_dim"]
-        self.encoder = build_model("encoder", {"latent_dim": latent_dim, "width": config.width, "hidden": config.hidden,
-                                               "image_shape": dataset.shape}).to(device)
+        self.encoder = build_model(
+            "encoder",
+            {"latent_dim": latent_dim, "width": config.width, "hidden": config.hidden, "image_shape": dataset.shape},
+        ).to(device)
         self.optimizer = torch.optim.Adam(self.encoder.parameters(), lr=config.lr)
         self.modules = {"encoder": self.encoder}
-        self.optimizers = {"encoder": self.optimizer}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"encoder": self.optimizer}
         self.schedulers: dict = {}
         self._evaluate = evaluate
 
@@ -97,8 +117,13 @@ class EncoderJob(ShuffledEpochs):
         latent_dim = self.encoder.latent_dim
         self.encoder.train()
         shard = Shard.of(self.config.batch_size, self.world)
-        for _ in tqdm(range(steps), desc="encoder warm-up (inverting G on its samples)",
-                      disable=not progress, leave=False, mininterval=1.0):
+        for _ in tqdm(
+            range(steps),
+            desc="encoder warm-up (inverting G on its samples)",
+            disable=not progress,
+            leave=False,
+            mininterval=1.0,
+        ):
             z = shard.normal(rng, latent_dim)
             with torch.no_grad(), self.compute.autocast():
                 images = self.generator(z).float()
@@ -119,9 +144,12 @@ class EncoderJob(ShuffledEpochs):
         images, labels = self.data.train_images[index], self.data.train_labels[index]
         mu, logvar = self.replica("encoder")(images)
         z = reparameterise(mu, logvar, noise=shard.normal(rng, mu.shape[1], dtype=mu.dtype))
-        terms = {key: shard.scale(term) for key, term in encoder_loss(images, labels, mu, logvar, z, self.generator,
-                                                                      self.classifier, self.config,
-                                                                      self.compute).items()}
+        terms = {
+            key: shard.scale(term)
+            for key, term in encoder_loss(
+                images, labels, mu, logvar, z, self.generator, self.classifier, self.config, self.compute
+            ).items()
+        }
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()

@@ -3,13 +3,14 @@
 Adam with betas 0.5/0.999 and InfoGAN's rates (generator 1e-3, discriminator 2e-4), one
 discriminator step per generator step, forward passes in the run's precision (under bfloat16 autocast,
 weights, optimizer state and batch-norm statistics stay float32), and an exponential moving average of
-the generator's weights, which is the generator that is saved (see docs/architecture.md for the
+the generator's weights, which is the generator that is saved (see docs/networks.md for the
 measurements).
 """
 
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +43,8 @@ def update_moving_average(average: torch.nn.Module, model: torch.nn.Module, deca
     """average <- decay * average + (1 - decay) * model for parameters; buffers are copied."""
     for target, source in zip(average.parameters(), model.parameters()):
         target.lerp_(source, 1 - decay)
-    for target, source in zip(average.buffers(), model.buffers()):
-        target.copy_(source)
+    for target_buffer, source_buffer in zip(average.buffers(), model.buffers()):
+        target_buffer.copy_(source_buffer)
 
 
 class GANJob(ShuffledEpochs):
@@ -56,26 +57,41 @@ class GANJob(ShuffledEpochs):
     name = "gan"
     trained = ("generator", "discriminator")
 
-    def __init__(self, dataset: ImageDataset, config: GANConfig, seed: int, evaluate_samples=None,
-                 compute: Compute | None = None):
+    def __init__(
+        self, dataset: ImageDataset, config: GANConfig, seed: int, evaluate_samples=None, compute: Compute | None = None
+    ):
         torch.manual_seed(seed)
         self.config = config
         self.compute = compute or Compute()
         device = self.compute.device
         self.images = DatasetTensors.from_dataset(dataset, device).train_images
         self.batches = ShuffledBatches(len(self.images), config.batch_size)
-        self.generator = build_model("generator", {"latent_dim": config.latent_dim, "width": config.generator_width,
-                                                   "hidden": config.hidden, "image_shape": dataset.shape}).to(device)
-        self.discriminator = build_model("discriminator", {"width": config.discriminator_width, "hidden": config.hidden,
-                                                           "image_shape": dataset.shape}).to(device)
+        self.generator = build_model(
+            "generator",
+            {
+                "latent_dim": config.latent_dim,
+                "width": config.generator_width,
+                "hidden": config.hidden,
+                "image_shape": dataset.shape,
+            },
+        ).to(device)
+        self.discriminator = build_model(
+            "discriminator",
+            {"width": config.discriminator_width, "hidden": config.hidden, "image_shape": dataset.shape},
+        ).to(device)
         self.average = copy.deepcopy(self.generator).requires_grad_(False)
-        betas = tuple(config.betas)
+        betas = cast(tuple[float, float], tuple(config.betas))  # a pair (GANConfig), perhaps a list from JSON
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_generator, betas=betas)
-        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator,
-                                            betas=betas)
-        self.modules = {"generator": self.generator, "discriminator": self.discriminator,
-                        "generator_average": self.average}
-        self.optimizers = {"generator": self.optimizer_g, "discriminator": self.optimizer_d}
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator, betas=betas)
+        self.modules = {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "generator_average": self.average,
+        }
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            "generator": self.optimizer_g,
+            "discriminator": self.optimizer_d,
+        }
         self.schedulers: dict = {}
         self._evaluate_samples = evaluate_samples
 
@@ -95,8 +111,9 @@ class GANJob(ShuffledEpochs):
         self.optimizer_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.optimizer_g.step()
-        update_moving_average(self.average, self.generator,
-                              moving_average_decay(self._generator_steps() - 1, self.config.ema_decay))
+        update_moving_average(
+            self.average, self.generator, moving_average_decay(self._generator_steps() - 1, self.config.ema_decay)
+        )
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
     def _generator_steps(self) -> int:

@@ -100,14 +100,26 @@ def check_resume_settings(state_path: Path, saved: dict[str, Any], current: dict
     """
     if saved == current:
         return
-    changed = ", ".join(f"{key} {saved.get(key)!r} -> {current.get(key)!r}"
-                        for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key))
-    raise CheckpointError(f"{state_path}: the saved training state was made with other settings ({changed}); "
-                          "rerun with the same settings to resume, or use a fresh --out directory")
+    changed = ", ".join(
+        f"{key} {saved.get(key)!r} -> {current.get(key)!r}"
+        for key in sorted(set(saved) | set(current))
+        if saved.get(key) != current.get(key)
+    )
+    raise CheckpointError(
+        f"{state_path}: the saved training state was made with other settings ({changed}); "
+        "rerun with the same settings to resume, or use a fresh --out directory"
+    )
 
 
-def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
-                 config: dict[str, Any], progress: bool = True, world: World = SINGLE) -> TrainingResult:
+def run_training(
+    job: TrainingJob,
+    out_dir: str | Path,
+    epochs: int,
+    seed: int,
+    config: dict[str, Any],
+    progress: bool = True,
+    world: World = SINGLE,
+) -> TrainingResult:
     """Train ``job`` for ``epochs`` epochs into ``out_dir``, resuming if a saved state is there.
 
     Writes ``out_dir/checkpoints/NAME-state.{safetensors,json}`` after each epoch, holding the lock of the
@@ -127,9 +139,9 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
         job.shard_over(world)
     try:
         with writer_directory(world, state_stem.parent, lock=True):  # removed again if the run ends before a state
-            history, seconds, start_epoch = _train_epochs(job, state_stem, epochs, seed,
-                                                          resume_settings(config, seed, job.compute.precision),
-                                                          progress, world)
+            history, seconds, start_epoch = _train_epochs(
+                job, state_stem, epochs, seed, resume_settings(config, seed, job.compute.precision), progress, world
+            )
     finally:
         if world.size > 1:
             job.unshard()
@@ -138,9 +150,18 @@ def run_training(job: TrainingJob, out_dir: str | Path, epochs: int, seed: int,
     for module in job.modules.values():
         module.eval()
     metrics = job.evaluate()
-    record = {"name": job.name, "seed": seed, "epochs": epochs, "train_config": config,
-              "compute": job.compute.record(), "versions": versions(), "world_size": world.size,
-              "train_seconds": seconds, "history": history, "metrics": metrics}
+    record = {
+        "name": job.name,
+        "seed": seed,
+        "epochs": epochs,
+        "train_config": config,
+        "compute": job.compute.record(),
+        "versions": versions(),
+        "world_size": world.size,
+        "train_seconds": seconds,
+        "history": history,
+        "metrics": metrics,
+    }
     for file_name, model in job.finished_models().items():
         save_model(out_dir, file_name, model, record)
     return TrainingResult(metrics=metrics, history=history, seconds=seconds, resumed_from_epoch=start_epoch)
@@ -153,19 +174,26 @@ def _epoch_means(totals: dict[str, float], steps: int, world: World) -> dict[str
     return dict(zip(totals, (means / (steps * world.size)).tolist()))
 
 
-def _train_epochs(job: TrainingJob, state_stem: Path, epochs: int, seed: int, settings: dict[str, Any],
-                  progress: bool, world: World) -> tuple[list[dict[str, float]], float, int]:
+def _train_epochs(
+    job: TrainingJob, state_stem: Path, epochs: int, seed: int, settings: dict[str, Any], progress: bool, world: World
+) -> tuple[list[dict[str, float]], float, int]:
     """Resume from ``state_stem`` if a state is there (rank 0's, shared), run the remaining epochs, saving the
     state after each (rank 0); returns (per-epoch losses, training seconds, the epoch it started from)."""
     saved = world.share(read_training_state(state_stem) if world.is_writer else None, "the saved training state")
-    meta = None if saved is None else restore_training_state(state_stem, saved, job.modules, job.optimizers,
-                                                              job.schedulers)
+    meta = (
+        None
+        if saved is None
+        else restore_training_state(state_stem, saved, job.modules, job.optimizers, job.schedulers)
+    )
     progress = progress and world.is_writer
     if meta is not None:
         check_resume_settings(state_stem.with_suffix(".safetensors"), meta["settings"], settings)
         if world.is_writer:
-            print(f"latentspectra: resuming {job.name} after epoch {meta['epochs_done']} of {epochs} "
-                  f"({state_stem.with_suffix('.safetensors')})", file=sys.stderr)
+            print(
+                f"latentspectra: resuming {job.name} after epoch {meta['epochs_done']} of {epochs} "
+                f"({state_stem.with_suffix('.safetensors')})",
+                file=sys.stderr,
+            )
     meta = meta or {}
     start_epoch = int(meta.get("epochs_done", 0))
     history: list[dict[str, float]] = list(meta.get("history", []))
@@ -183,8 +211,13 @@ def _train_epochs(job: TrainingJob, state_stem: Path, epochs: int, seed: int, se
         job.start_epoch(rng)
         totals: dict[str, float] = {}
         steps = job.batches_per_epoch()
-        bar = tqdm(range(steps), desc=f"{job.name} epoch {epoch + 1}/{epochs}", disable=not progress,
-                   leave=False, mininterval=1.0)
+        bar = tqdm(
+            range(steps),
+            desc=f"{job.name} epoch {epoch + 1}/{epochs}",
+            disable=not progress,
+            leave=False,
+            mininterval=1.0,
+        )
         for batch_index in bar:
             losses = job.train_step(batch_index, rng)
             for key, value in losses.items():
@@ -194,7 +227,11 @@ def _train_epochs(job: TrainingJob, state_stem: Path, epochs: int, seed: int, se
         seconds += time.perf_counter() - began
         history.append({"epoch": epoch + 1, **_epoch_means(totals, steps, world)})
         if world.is_writer:
-            save_training_state(state_stem, job.modules, job.optimizers, job.schedulers,
-                                {"epochs_done": epoch + 1, "history": history, "seconds": seconds,
-                                 "settings": settings})
+            save_training_state(
+                state_stem,
+                job.modules,
+                job.optimizers,
+                job.schedulers,
+                {"epochs_done": epoch + 1, "history": history, "seconds": seconds, "settings": settings},
+            )
     return history, seconds, start_epoch

@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -48,13 +49,14 @@ class Shard:
             DistributedError: fewer rows than ranks (a rank would have none).
         """
         if total < world.size:
-            raise DistributedError(f"a batch of {total} rows cannot be split over {world.size} ranks; use fewer "
-                                   "ranks or a larger dataset")
+            raise DistributedError(
+                f"a batch of {total} rows cannot be split over {world.size} ranks; use fewer ranks or a larger dataset"
+            )
         return cls(world.rank * total // world.size, (world.rank + 1) * total // world.size, total, world.size)
 
     def take(self, rows: torch.Tensor) -> torch.Tensor:
         """This shard's rows of ``rows`` (a tensor of the global batch's ``total`` rows)."""
-        return rows[self.start:self.stop]
+        return rows[self.start : self.stop]
 
     def normal(self, rng: torch.Generator, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
         """This shard's rows of a (total, *shape) standard-normal draw from ``rng``, on its device."""
@@ -114,7 +116,7 @@ class GlobalBatchNorm(_BatchNorm):
         values = input.double()
         count = torch.tensor([input.numel() / channels], dtype=torch.float64, device=input.device)
         totals = SumOverRanks.apply(torch.cat([values.sum(reduced), values.square().sum(reduced), count]))
-        sums, squares, rows = totals[:channels], totals[channels:2 * channels], totals[2 * channels]
+        sums, squares, rows = totals[:channels], totals[channels : 2 * channels], totals[2 * channels]
         mean = sums / rows
         variance = squares / rows - mean.square()
         if self.training and self.running_mean is not None:
@@ -130,6 +132,8 @@ class GlobalBatchNorm(_BatchNorm):
     def _update_running_statistics(self, mean: torch.Tensor, unbiased_variance: torch.Tensor) -> None:
         """As `nn.BatchNorm`: count the batch, then running <- (1 - f) running + f batch, f the momentum (or
         1 / batches seen for momentum None, a cumulative average)."""
+        # called only where the layer keeps running statistics (`running_mean` not None)
+        assert self.num_batches_tracked is not None and self.running_mean is not None and self.running_var is not None
         self.num_batches_tracked.add_(1)
         factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         self.running_mean.mul_(1 - factor).add_(mean.to(self.running_mean.dtype), alpha=factor)
@@ -155,8 +159,9 @@ def _replace_batch_norms(module: nn.Module, replace: Callable[[_BatchNorm], nn.M
 
 def global_batch_norm(module: nn.Module) -> nn.Module:
     """``module`` with its batch-norm layers made `GlobalBatchNorm`, in place."""
-    return _replace_batch_norms(module,
-                                lambda norm: None if isinstance(norm, GlobalBatchNorm) else GlobalBatchNorm(norm))
+    return _replace_batch_norms(
+        module, lambda norm: None if isinstance(norm, GlobalBatchNorm) else GlobalBatchNorm(norm)
+    )
 
 
 def plain_batch_norm(module: nn.Module) -> nn.Module:
@@ -166,9 +171,11 @@ def plain_batch_norm(module: nn.Module) -> nn.Module:
 
 # No broadcast of rank 0's buffers before every forward pass (torch 2.13 names it forward_sync_buffers, older
 # versions broadcast_buffers, deprecated since).
-_NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
-                   if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-                   else {"broadcast_buffers": False})
+_NO_BUFFER_SYNC: dict[str, Any] = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    else {"broadcast_buffers": False}
+)
 
 
 def replicate(module: nn.Module, world: World) -> nn.Module:

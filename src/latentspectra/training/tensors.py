@@ -21,7 +21,7 @@ class DatasetTensors:
     test_labels: torch.Tensor
 
     @classmethod
-    def from_dataset(cls, dataset: ImageDataset, device: torch.device | str = "cpu") -> "DatasetTensors":
+    def from_dataset(cls, dataset: ImageDataset, device: torch.device | str = "cpu") -> DatasetTensors:
         """The dataset's tensors, moved once to ``device`` (the training's)."""
         return cls(
             train_images=images_to_tensor(dataset.train.images).to(device),
@@ -49,7 +49,7 @@ class ShuffledBatches:
 
     def __getitem__(self, batch_index: int) -> torch.Tensor:
         """The indices of batch ``batch_index`` of the current epoch."""
-        return self._order[batch_index * self.batch_size:(batch_index + 1) * self.batch_size]
+        return self._order[batch_index * self.batch_size : (batch_index + 1) * self.batch_size]
 
 
 class ShuffledEpochs:
@@ -77,8 +77,9 @@ class ShuffledEpochs:
             DistributedError: a job without modules to replicate, which does not train sharded.
         """
         if not self.trained:
-            raise DistributedError(f"train {getattr(self, 'name', 'this network')} does not run sharded; start it "
-                                   "without torchrun")
+            raise DistributedError(
+                f"train {getattr(self, 'name', 'this network')} does not run sharded; start it without torchrun"
+            )
         self.world = world
         self._replicas = {name: replicate(self.modules[name], world) for name in self.trained}
 
