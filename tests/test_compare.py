@@ -263,13 +263,13 @@ def test_the_lsd_projection_edit_moves_label_a_amplitude_onto_label_b():
 def test_the_report_says_per_seed_whether_the_learned_directions_converged():
     from latentspectra.report.compare_figures import convergence_lines
 
-    def seed(steps, accuracy, gain, tolerance=0.02):
+    def seed(steps, accuracy, converged, tolerance=0.02):
         return {
             "convergence": {
                 "steps": steps,
                 "reconstructor_accuracy": accuracy,
-                "last_doubling_gain": gain,
                 "tolerance": tolerance,
+                "converged": converged,
             }
         }
 
@@ -278,17 +278,18 @@ def test_the_report_says_per_seed_whether_the_learned_directions_converged():
             "sefa": {},
             "learned": {
                 "fit_record_by_seed": [
-                    seed([8, 16], [0.5, 0.51], 0.01),
-                    seed([8, 16], [0.5, 0.6], 0.1),
+                    seed([4, 8, 16], [0.49, 0.5, 0.51], True),
+                    seed([8, 16], [0.5, 0.6], False),
                     seed([16], [0.4], None, None),
                 ]
             },
         }
     }
     (line,) = convergence_lines(record)
-    assert line.startswith("learned: converged for 1 of 3 seeds (a doubling of the steps adding less than 0.02")
-    assert "16 steps, accuracy 0.510, last doubling +0.010" in line and "last doubling n/a" in line
-    record["methods"]["learned"]["fit_record_by_seed"] = [seed([8, 16], [0.5, 0.6], 0.1)]
+    assert line.startswith("learned: converged for 1 of 3 seeds (two doublings of the steps each adding less than 0.02")
+    assert "16 steps, accuracy 0.510, last doublings +0.010, +0.010" in line and "last doublings n/a" in line
+    assert "accuracy 0.600, last doublings +0.100;" in line
+    record["methods"]["learned"]["fit_record_by_seed"] = [seed([8, 16], [0.5, 0.6], False)]
     assert convergence_lines(record)[0].startswith("learned: not converged")
 
 

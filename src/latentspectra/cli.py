@@ -612,8 +612,8 @@ def sfvq(
     type=click.Choice(COMPARE_BUDGETS),
     default=CompareConfig.budget,
     show_default=True,
-    help="The learned directions' budget. default: trained until a doubling of the steps adds < 0.02 to "
-    "their reconstructor accuracy (at most 16,000 steps of 64; about 10 minutes a seed on 2 CPU "
+    help="The learned directions' budget. default: trained until two doublings of the steps each add < 0.02 "
+    "to their reconstructor accuracy (at most 16,000 steps of 64; about 10 minutes a seed on 2 CPU "
     "cores); quick: 500 steps, not converged, for a first look; paper: their authors' budget (10^5 "
     "steps at rate 1e-4, K = M, their ortho deformator; about an hour a seed on 2 CPU cores).",
 )

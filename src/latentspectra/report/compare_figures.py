@@ -4,6 +4,7 @@ arrays and its record; nothing here computes results."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +162,8 @@ def leader_lines(record: Mapping[str, Any]) -> list[str]:
 
 def convergence_lines(record: Mapping[str, Any]) -> list[str]:
     """Per method with a convergence curve (the learned directions), per seed the steps it trained, its final
-    held-out accuracy and what the last doubling of the steps added, and whether that is below the tolerance
-    (the method's, else 0.02, compare's criterion)."""
+    held-out accuracy and what the last two doublings of the steps added, and whether the curve has converged
+    (both below the tolerance: the fit's own verdict, recorded in its ``converged``)."""
     lines = []
     for name, method in record["methods"].items():
         curves = [found["convergence"] for found in method.get("fit_record_by_seed", []) if "convergence" in found]
@@ -170,13 +171,11 @@ def convergence_lines(record: Mapping[str, Any]) -> list[str]:
             continue
         tolerance = curves[0].get("tolerance") or CONVERGED_GAIN
         seeds = "; ".join(
-            f"{curve['steps'][-1]:,} steps, accuracy {curve['reconstructor_accuracy'][-1]:.3f}, last doubling "
-            + ("n/a" if curve["last_doubling_gain"] is None else f"{curve['last_doubling_gain']:+.3f}")
+            f"{curve['steps'][-1]:,} steps, accuracy {curve['reconstructor_accuracy'][-1]:.3f}, "
+            f"last doublings {_last_gains(curve['reconstructor_accuracy'])}"
             for curve in curves
         )
-        converged = [
-            curve["last_doubling_gain"] is not None and abs(curve["last_doubling_gain"]) < tolerance for curve in curves
-        ]
+        converged = [bool(curve.get("converged")) for curve in curves]
         verdict = (
             "converged"
             if all(converged)
@@ -185,10 +184,17 @@ def convergence_lines(record: Mapping[str, Any]) -> list[str]:
             else f"converged for {sum(converged)} of {len(converged)} seeds"
         )
         lines.append(
-            f"{name}: {verdict} (a doubling of the steps adding less than {tolerance:g} to the "
+            f"{name}: {verdict} (two doublings of the steps each adding less than {tolerance:g} to the "
             f"reconstructor's held-out accuracy); per seed: {seeds}."
         )
     return lines
+
+
+def _last_gains(accuracy: list[float]) -> str:
+    """What the last two doublings added, as "+0.010, +0.002" ("n/a" with one point)."""
+    last = accuracy[-3:]
+    gains = [after - before for before, after in pairwise(last)]
+    return ", ".join(f"{gain:+.3f}" for gain in gains) or "n/a"
 
 
 def compare_blocks(record: Mapping[str, Any], figures: Mapping[str, Path]) -> list[Block]:
