@@ -108,38 +108,40 @@ def train(out: str, dataset: str, reference: str) -> None:
 
 
 def evaluate(out: str, *datasets: str) -> None:
-    """One rank of `evaluate_models` on the tiny networks for each npz file of DATASETS; rank 0 writes the
+    """One rank of `run_evaluate` on the tiny networks for each npz file of DATASETS; rank 0 writes the
     records, in order, as a JSON list to OUT."""
+    from latentspectra.config import EvaluateConfig
     from latentspectra.distributed import open_world
-    from latentspectra.experiments.evaluate import evaluate_models
+    from latentspectra.experiments.evaluate import run_evaluate
     from latentspectra.io import write_json
 
     with open_world("cpu", ("evaluate", datasets)) as world:
-        records = [evaluate_models("sharded_networks:build", f"npz:{dataset}", world=world) for dataset in datasets]
+        records = [
+            run_evaluate(
+                EvaluateConfig(dataset=f"npz:{dataset}", device="cpu", precision="float32"),
+                "sharded_networks:build",
+                world=world,
+            )
+            for dataset in datasets
+        ]
         if world.is_writer:
             write_json(out, records)
 
 
 def main(out: str, dataset: str, resume: str) -> None:
     """One rank of the library-level check (run under WORLD_SIZE > 1): the basis of the tiny networks built
-    with `build_basis_from_models` under the world, resuming after the finished sets at RESUME, and the
+    with `basis_study` under the world, resuming after the finished sets at RESUME, and the
     world's collectives and a gathered map over 37 rows in chunks of 5 (8 chunks, the last short); rank 0 writes
     OUT/world.safetensors."""
     from safetensors.torch import save_file
 
+    from latentspectra.config import BasisConfig
     from latentspectra.distributed import gathered_batched, open_world
-    from latentspectra.experiments.basis import build_basis_from_models
+    from latentspectra.experiments.basis import basis_study
 
     with open_world("cpu", ("main", dataset)) as world:
-        built = build_basis_from_models(
-            "sharded_networks:build",
-            f"npz:{dataset}",
-            per_set=40,
-            batch_size=16,
-            progress=False,
-            world=world,
-            resume=Path(resume),
-        )
+        config = BasisConfig(dataset=f"npz:{dataset}", per_set=40, batch_size=16, device="cpu", precision="float32")
+        built = basis_study(config, "sharded_networks:build", progress=False, world=world, resume=Path(resume))
         summed = world.sum(torch.full((3,), float(world.rank + 1), dtype=torch.float32))
         gathered = world.gather(torch.tensor([world.rank, 10 * world.rank]))
         rows = torch.arange(37 * 2, dtype=torch.float32).view(37, 2)

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,12 @@ from threadpoolctl import threadpool_limits
 import sharded_networks
 from conftest import make_dataset
 from latentspectra.cli import SHARDED_COMMANDS, main
-from latentspectra.config import AutoencoderConfig
+from latentspectra.config import AutoencoderConfig, BasisConfig, EvaluateConfig
 from latentspectra.distributed import SINGLE, DistributedError, World, open_world, timeout_seconds
-from latentspectra.experiments import finished_sets
-from latentspectra.experiments.basis import build_basis_from_models, run_basis
-from latentspectra.experiments.evaluate import evaluate_models
+from latentspectra.experiments import finished_sets, sharded_sets
+from latentspectra.experiments.basis import basis_study, run_basis
+from latentspectra.experiments.evaluate import run_evaluate
 from latentspectra.experiments.train import train_networks
-from latentspectra.latent import sets
 from latentspectra.models.files import load_model
 from latentspectra.threads import single_thread
 from latentspectra.training.autoencoder import AutoencoderJob
@@ -117,16 +117,20 @@ def _ranks(commands: list[list[str]], cwd: Path, port: int | None = None, **extr
             process.kill()
 
 
+def tiny_basis_config(root) -> BasisConfig:
+    """The basis of the tiny networks on ROOT/tiny.npz, V = 40, in batches of 16, on the CPU in float32 (as the
+    ranks of `sharded_networks.main` build it)."""
+    return BasisConfig(dataset=f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16, device="cpu", precision="float32")
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A directory holding the tiny networks' dataset, their basis built by one process (the reference), and
     the finished sets of a build interrupted in set 2 (interrupted.sets.safetensors: set 1 of 3)."""
     root = tmp_path_factory.mktemp("sharded")
     sharded_networks.write_dataset(root / "tiny.npz")
-    reference = build_basis_from_models(
-        "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16, progress=False
-    )
-    collect = sets.collect_label_means
+    reference = basis_study(tiny_basis_config(root), "sharded_networks:build", progress=False)
+    collect = sharded_sets.sharded_label_means
 
     def interrupted_in_set_2(*args, description: str, **kwargs):
         if description.startswith("set 2/"):
@@ -134,15 +138,8 @@ def tiny(tmp_path_factory):
         return collect(*args, description=description, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr(sets, "collect_label_means", interrupted_in_set_2)
-        run_basis(
-            root / "interrupted.safetensors",
-            "sharded_networks:build",
-            f"npz:{root / 'tiny.npz'}",
-            per_set=40,
-            batch_size=16,
-            progress=False,
-        )
+        patch.setattr(sharded_sets, "sharded_label_means", interrupted_in_set_2)
+        run_basis(root / "interrupted.safetensors", tiny_basis_config(root), "sharded_networks:build", progress=False)
     assert not (root / "interrupted.safetensors").exists()
     return root, reference
 
@@ -208,9 +205,7 @@ def test_three_ranks_under_torchrun_build_the_basis_of_one_process(tiny):
 def test_a_rerun_resumes_after_the_finished_sets_and_removes_them(tiny, capsys):
     root, reference = tiny
     out = _interrupted_copy(root, "resumed")
-    stats = run_basis(
-        out, "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16, progress=False
-    )
+    stats = run_basis(out, tiny_basis_config(root), "sharded_networks:build", progress=False)
     assert "resuming the basis after 1 finished set(s)" in capsys.readouterr().err
     assert torch.equal(load_file(out)["vectors"], reference.basis.vectors)
     assert stats["draws_per_set"] == list(reference.latent_sets.draws)
@@ -220,9 +215,7 @@ def test_a_rerun_resumes_after_the_finished_sets_and_removes_them(tiny, capsys):
 def test_finished_sets_of_other_settings_are_not_used(tiny, capsys):
     root, _ = tiny
     out = _interrupted_copy(root, "reseeded")
-    run_basis(
-        out, "sharded_networks:build", f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16, seed=1, progress=False
-    )
+    run_basis(out, replace(tiny_basis_config(root), seed=1), "sharded_networks:build", progress=False)
     assert "not resuming from" in capsys.readouterr().err
     assert not finished_sets.finished_sets_path(out).exists()
 
@@ -432,7 +425,9 @@ def test_two_ranks_evaluate_to_the_numbers_of_one_process(tiny):
     results = _ranks([["-m", "sharded_networks", "evaluate", str(root / "evaluated.json"), *datasets]] * 2, root)
     assert [code for code, _, _ in results] == [0, 0], results
     for got, dataset in zip(json.loads((root / "evaluated.json").read_text()), datasets):
-        expected = evaluate_models("sharded_networks:build", f"npz:{dataset}")
+        expected = run_evaluate(
+            EvaluateConfig(dataset=f"npz:{dataset}", device="cpu", precision="float32"), "sharded_networks:build"
+        )
         assert got["world_size"] == 2 and expected["world_size"] == 1
         fid = got.pop("classifier_fid"), expected.pop("classifier_fid")
         assert fid[0] == pytest.approx(fid[1], rel=1e-10, abs=1e-10)

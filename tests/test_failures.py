@@ -220,7 +220,7 @@ def test_a_failed_write_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeyp
         Path(filename).write_bytes(b"half")
         raise OSError(cause, os.strerror(cause))
 
-    monkeypatch.setattr(io, "save_file", failing_save)
+    monkeypatch.setattr("safetensors.torch.save_file", failing_save)  # io imports it where it writes
     out = tmp_path / "new" / "run"
     code, _, err = run_cli(
         capsys, "train", "classifier", "--dataset", f"npz:{tiny_npz}", "--epochs", "1", "--out", str(out), "--quiet"

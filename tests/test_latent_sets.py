@@ -165,30 +165,6 @@ def test_the_latent_sets_create_every_tensor_where_they_are_told():
     assert torch.equal(built.etas, expected.etas) and torch.equal(built.labels, expected.labels)
 
 
-class _Recorder:
-    """A progress sink that remembers what it was told."""
-
-    def __init__(self) -> None:
-        self.totals: list[int | None] = []
-        self.steps: list[int] = []
-
-    def reset(self, total: int | None = None) -> None:
-        self.totals.append(total)
-
-    def update(self, n: int = 1) -> None:
-        self.steps.append(n)
-
-
-def test_progress_is_told_the_total_and_every_accepted_vector():
-    generator, classifier, _, _ = _toy()
-    recorder = _Recorder()
-    build_latent_sets(
-        generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=7, batch_size=16, progress=recorder
-    )
-    assert recorder.totals == [2 * LABELS * 7] and sum(recorder.steps) == 2 * LABELS * 7
-    assert len(recorder.steps) > 2 and all(step >= 0 for step in recorder.steps)
-
-
 def test_every_set_can_be_sampled():
     generator, classifier, _, _ = _toy()
     sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=5)

@@ -1,6 +1,6 @@
 """The package's layers import one way: cli -> explore (the web page) -> experiments -> (training, methods, latent,
 report, evaluation) -> (models, data) -> the foundation (errors, config, compute, distributed, io, threads,
-progress). Nothing imports a layer
+progress, launch, host). Nothing imports a layer
 above its own, and no two packages of one layer import each other."""
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ LAYERS = {
     "io": 0,
     "threads": 0,
     "progress": 0,
+    "launch": 0,
+    "host": 0,
     "models": 1,
     "data": 1,
     "training": 2,
@@ -87,9 +89,9 @@ def test_every_source_file_belongs_to_a_known_layer():
 
 def test_a_study_imports_neither_another_study_nor_training():
     """Only `train` (and `reproduce`, whose --retrain trains) reach training; the studies share `common` and
-    `networks`, never each other's modules (`basis` is the latent sets' step that `reproduce` and `reds` run, and
-    `finished_sets` what a rerun of it resumes from)."""
-    shared = {"common", "networks", "basis", "finished_sets"}
+    `networks`, never each other's modules (`basis` is the latent sets' step that `reproduce` and `reds` run,
+    `sharded_sets` how its sets are drawn over ranks, and `finished_sets` what a rerun of it resumes from)."""
+    shared = {"common", "networks", "basis", "sharded_sets", "finished_sets"}
     offenders = []
     for path in (ROOT / "experiments").glob("*.py"):
         tree = ast.parse(path.read_text())
@@ -103,3 +105,24 @@ def test_a_study_imports_neither_another_study_nor_training():
             if node.level == 2 and node.module and node.module.startswith("training") and path.stem != "train":
                 offenders.append(f"{path.name} imports ..{node.module}")
     assert offenders == []
+
+
+def test_the_command_line_answers_help_data_info_and_bad_arguments_without_torch():
+    """`latentspectra --help`, `data info` and an argument error import neither torch nor anything that does
+    (torch is imported when a command runs networks)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from latentspectra.cli import main\n"
+        "for args in (['--help'], ['basis', '--help'], ['data', 'info', 'mnist'], ['basis', '--per-set', '0'],"
+        " ['compare', '--device', 'banana']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout[-500:]

@@ -7,35 +7,87 @@ classifier callable.
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import CheckpointError, DataError, LatentspectraError
-from .latent import (
-    BasisError,
-    BoxSampler,
-    CodeBulk,
-    CodeStatisticsError,
-    FullGaussianSampler,
-    GaussianMixtureSampler,
-    IndependentGaussianSampler,
-    LatentError,
-    LatentSetError,
-    LatentSets,
-    QuasiEigenBasis,
-    StandardNormalSampler,
-    build_latent_sets,
-    collect_label_means,
-    gram_schmidt,
-    rotation_path,
-    symmetric_orthogonalisation,
-)
-from .methods import (
-    SFVQ,
-    CurveQuantization,
-    RayleighDirections,
-    RedsError,
-    SFVQError,
-    rayleigh_directions,
-    rayleigh_path,
-)
+
+# Where each public name lives: imported on first use, so that `import latentspectra` (and the command line's
+# --help, `data info` and argument errors) does not import torch.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "BasisError",
+            "BoxSampler",
+            "CodeBulk",
+            "CodeStatisticsError",
+            "FullGaussianSampler",
+            "GaussianMixtureSampler",
+            "IndependentGaussianSampler",
+            "LatentError",
+            "LatentSetError",
+            "LatentSets",
+            "QuasiEigenBasis",
+            "StandardNormalSampler",
+            "build_latent_sets",
+            "collect_label_means",
+            "gram_schmidt",
+            "rotation_path",
+            "symmetric_orthogonalisation",
+        ),
+        "latent",
+    ),
+    **dict.fromkeys(
+        (
+            "SFVQ",
+            "CurveQuantization",
+            "RayleighDirections",
+            "RedsError",
+            "SFVQError",
+            "rayleigh_directions",
+            "rayleigh_path",
+        ),
+        "methods",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+
+
+if TYPE_CHECKING:
+    from .latent import (
+        BasisError,
+        BoxSampler,
+        CodeBulk,
+        CodeStatisticsError,
+        FullGaussianSampler,
+        GaussianMixtureSampler,
+        IndependentGaussianSampler,
+        LatentError,
+        LatentSetError,
+        LatentSets,
+        QuasiEigenBasis,
+        StandardNormalSampler,
+        build_latent_sets,
+        collect_label_means,
+        gram_schmidt,
+        rotation_path,
+        symmetric_orthogonalisation,
+    )
+    from .methods import (
+        SFVQ,
+        CurveQuantization,
+        RayleighDirections,
+        RedsError,
+        SFVQError,
+        rayleigh_directions,
+        rayleigh_path,
+    )
 
 __all__ = [
     "SFVQ",

@@ -12,69 +12,103 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .compute import DEVICE_CHOICES, PRECISIONS, Compute, SlowPrecisionWarning, resolve_device
 from .config import (
-    COMPARE_BUDGETS,
     FRAGMENTATION_MODELS,
-    MAX_PER_SET,
-    MAX_SEED,
-    MAX_SEEDS,
-    MAX_TRAINING_STEPS,
-    ORTHOGONALISATION,
-    REDS_EPS,
-    REDS_METHODS,
+    BasisConfig,
     CompareConfig,
+    EvaluateConfig,
     ExploreConfig,
     FragmentationConfig,
+    OptionField,
     RedsConfig,
     ReproduceConfig,
     SFVQStudyConfig,
     TrainConfig,
+    device_name_error,
+    option_fields,
 )
-from .distributed import World, launched_size, open_world, rank_label
-from .errors import LatentspectraError
-from .io import json_text, parse_json, writer_directory, writer_file_lock
-from .latent.basis import ORTHOGONALISATIONS
-from .methods.sfvq import SFVQ_CANDIDATES, SFVQ_GROWTH
+from .errors import ComputeError, LatentspectraError, SlowPrecisionWarning
+from .io import json_text, parse_json, writer_directory
+from .launch import launched_size, rank_label
+
+if TYPE_CHECKING:  # torch is imported when a command runs networks: --help and bad arguments answer without it
+    from .distributed import World
 
 NETWORK_CHOICES = ("classifier", "gan", "encoder", "all", "autoencoder")
-ORTHOGONALISATION_OPTION = click.option(
-    "--orthogonalisation",
-    type=click.Choice(ORTHOGONALISATIONS),
-    default=ORTHOGONALISATION,
-    show_default=True,
-    help="How the etas become quasi-eigenvectors: Gram-Schmidt in the paper's order (Eqs. 4-7), or symmetric "
-    "(Löwdin) within each set, which privileges no label (docs/networks.md).",
-)
 
 
-def compute_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--device and --precision, for every command that runs a network; the device is checked before the
-    command writes anything."""
+def _check_device(context: click.Context, parameter: click.Parameter, value: str) -> str:
+    """--device must name a kind of device (`config.device_name_error`); whether this machine has it is checked
+    when the command starts, before it writes anything."""
+    problem = device_name_error(value)
+    if problem is not None:
+        raise ComputeError(f"--device {value}: {problem}")
+    return value
 
-    def check_device(context: click.Context, parameter: click.Parameter, value: str) -> str:
-        resolve_device(value)
-        return value
 
-    command = click.option(
-        "--precision",
-        type=click.Choice(PRECISIONS),
-        default="auto",
-        show_default=True,
-        help="Floating-point format of the networks' forward passes: auto picks bfloat16 only where the hardware "
-        "runs it natively (AVX512-BF16 / AMX / ARM BF16 CPUs, recent GPUs), float32 elsewhere.",
-    )(command)
+# Checks of an option's value at parse time beyond its type, by config field.
+FIELD_CHECKS: dict[str, Callable[[click.Context, click.Parameter, Any], Any]] = {"device": _check_device}
+
+
+def _click_type(each: OptionField) -> Any:
+    """The click type of a config field's option: its choices, its range, or its plain type."""
+    how = each.option
+    if how.choices is not None:
+        return click.Choice(how.choices)
+    if each.kind is int:
+        return click.IntRange(
+            None if how.low is None else int(how.low),
+            None if how.high is None else int(how.high),
+            min_open=how.low_open,
+        )
+    if each.kind is float:
+        return click.FloatRange(how.low, how.high, min_open=how.low_open)
+    return each.kind
+
+
+def config_option(config_type: type, each: OptionField) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click option a config field declares (config.Option): ``--field-name``, its type, default and help."""
+    how = each.option
+    flag = how.flag or f"--{each.name.replace('_', '-')}"
     return click.option(
-        "--device",
-        default="auto",
+        flag,
+        each.name,
+        type=_click_type(each),
+        default=each.default,
         show_default=True,
-        callback=check_device,
-        help=f"Where the networks run: {DEVICE_CHOICES}; auto is CUDA if present, then MPS, then the CPU.",
-    )(command)
+        metavar=how.metavar,
+        callback=FIELD_CHECKS.get(each.name),
+        help=how.help.replace("{use}", getattr(config_type, "dataset_use", "")),
+    )
+
+
+def config_options(config_type: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """One option per field of ``config_type`` that declares one (`config.option_fields`); the command receives
+    ``config``, the config built from them, instead."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        declared = option_fields(config_type)
+
+        @functools.wraps(command)
+        def with_config(**kwargs: Any) -> Any:
+            values = {each.name: kwargs.pop(each.name) for each in declared}
+            config = config_type(**values)
+            if "device" in values:
+                from .compute import resolve_device  # the command runs networks: torch is needed from here on
+
+                resolve_device(config.device)  # a device this machine lacks, before anything is written
+            return command(config=config, **kwargs)
+
+        decorated: Callable[..., Any] = with_config
+        for each in reversed(declared):
+            decorated = config_option(config_type, each)(decorated)
+        return decorated
+
+    return decorate
 
 
 def networks_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,32 +144,21 @@ def networks_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(with_networks)
 
 
-def dataset_option(use: str) -> Callable[..., Any]:
-    return click.option(
-        "--dataset",
-        default="mnist",
-        show_default=True,
-        help=f"Dataset {use}: mnist, fashion-mnist, idx:DIR or npz:FILE.",
-    )
+def out_option(default: str, help: str, kind: str = "dir") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--out: where the command writes (``kind``: "dir" a directory, "file" a file, "any" either)."""
+    path = {"dir": click.Path(file_okay=False), "file": click.Path(dir_okay=False), "any": click.Path()}[kind]
+    return click.option("--out", type=path, default=default, show_default=True, help=help)
 
 
-def run_options(printed: str | None, quiet: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """--seed, --device, --precision, --json (where the command can print ``printed``) and --quiet (where it
-    shows progress bars), for every command that runs networks."""
+def output_options(printed: str | None, quiet: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--json (where the command can print ``printed``) and --quiet (where it shows progress bars)."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         if quiet:
             command = click.option("--quiet", is_flag=True, help="No progress bars.")(command)
         if printed is not None:
             command = click.option("--json", "as_json", is_flag=True, help=f"Print {printed}.")(command)
-        command = compute_options(command)
-        return click.option(
-            "--seed",
-            type=click.IntRange(0, MAX_SEED),
-            default=0,
-            show_default=True,
-            help="Seed of every random stream (each purpose its own offset, config.SEEDS).",
-        )(command)
+        return command
 
     return decorate
 
@@ -150,11 +173,13 @@ SHARDED_COMMANDS = ("basis", "reproduce", "train", "evaluate", "sfvq", "fragment
 
 def sharded(command: Callable[..., Any]) -> Callable[..., Any]:
     """Run ``command`` as one rank of a sharded run when torchrun started it (`distributed.open_world` on its
-    --device, its arguments compared across ranks), passing the ``world``; alone otherwise."""
+    config's device, its arguments compared across ranks), passing the ``world``; alone otherwise."""
 
     @functools.wraps(command)
     def in_world(**kwargs: Any) -> Any:
-        with open_world(kwargs["device"], sorted(kwargs.items())) as world:
+        from .distributed import open_world
+
+        with open_world(kwargs["config"].device, sorted(kwargs.items())) as world:
             return command(world=world, **kwargs)
 
     return in_world
@@ -242,14 +267,8 @@ def data_download(name: str, directory: str, base_url: str | None) -> None:
 
 @cli.command()
 @click.argument("network", type=click.Choice(NETWORK_CHOICES))
-@dataset_option("to train on")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default="runs/train",
-    show_default=True,
-    help="Directory for weights, JSON records and resumable checkpoints.",
-)
+@config_options(TrainConfig)
+@out_option("runs/train", "Directory for weights, JSON records and resumable checkpoints.")
 @click.option("--epochs", type=int, default=None, help="Epochs for each network trained (default: per network).")
 @click.option(
     "--latent-dim", type=int, default=None, help="Latent size of the generator and of the autoencoder (default: 100)."
@@ -273,19 +292,16 @@ def data_download(name: str, directory: str, base_url: str | None) -> None:
     "default 0, the plain autoencoder). 1 lets Gaussian-mixture samples of its codes decode "
     "near the GAN's quality (docs/fragmentation.md).",
 )
-@run_options(None)
+@output_options(None)
 @sharded
 def train(
     network: str,
-    dataset: str,
+    config: TrainConfig,
     out: str,
     epochs: int | None,
     latent_dim: int | None,
     encoder_weights: tuple[float, float, float] | None,
     interpolation_weight: float | None,
-    seed: int,
-    device: str,
-    precision: str,
     quiet: bool,
     world: World,
 ) -> None:
@@ -304,8 +320,7 @@ def train(
 
     if interpolation_weight is not None and network != "autoencoder":
         raise LatentspectraError(f"--interpolation-weight applies to the autoencoder only, not to {network}")
-    config = with_epochs(replace(TrainConfig(), dataset=dataset, seed=seed, device=device, precision=precision), epochs)
-    config = with_encoder_weights(with_latent_dim(config, latent_dim), encoder_weights)
+    config = with_encoder_weights(with_latent_dim(with_epochs(config, epochs), latent_dim), encoder_weights)
     config = with_interpolation_weight(config, interpolation_weight)
     with writer_directory(world, Path(out), lock=True):
         record = train_networks(network, out, config, progress=not quiet, world=world)
@@ -315,72 +330,38 @@ def train(
 
 @cli.command()
 @networks_options
-@dataset_option("of the test images and the evaluation")
-@run_options("a JSON object", quiet=False)
+@config_options(EvaluateConfig)
+@output_options("a JSON object", quiet=False)
 @sharded
 def evaluate(
+    config: EvaluateConfig,
     networks: str | None,
     overrides: dict[str, str | None],
-    dataset: str,
-    seed: int,
-    device: str,
-    precision: str,
     as_json: bool,
     world: World,
 ) -> None:
     """Classifier accuracy, sample confidence and label entropy, classifier-feature FID, and
     encode -> decode -> classify accuracy of the networks in --models."""
-    from .experiments.evaluate import evaluate_models
+    from .experiments.evaluate import run_evaluate
 
-    metrics = evaluate_models(networks, dataset, seed, Compute.select(device, precision), overrides, world)
+    metrics = run_evaluate(config, networks, overrides=overrides, world=world)
     if world.is_writer:
         _print_record(metrics, as_json)
 
 
 @cli.command()
 @networks_options
-@dataset_option("whose training set is encoded for set 1")
-@click.option(
-    "--per-set",
-    type=click.IntRange(1, MAX_PER_SET),
-    default=ReproduceConfig.per_set,
-    show_default=True,
-    help="V: latent vectors averaged into each eta.",
+@config_options(BasisConfig)
+@out_option(
+    "runs/basis.safetensors", "Where to save the basis (safetensors, with a .json record beside it).", kind="file"
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Latent vectors per generator + classifier call (default: 500 on a CPU, 8192 on a GPU).",
-)
-@click.option(
-    "--max-draws",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Per-set cap on drawn latents before a rare label is an error (default 50 x V x labels).",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False),
-    default="runs/basis.safetensors",
-    show_default=True,
-    help="Where to save the basis (safetensors, with a .json record beside it).",
-)
-@ORTHOGONALISATION_OPTION
-@run_options("a JSON object (seconds, samples_per_second, ...)")
+@output_options("a JSON object (seconds, samples_per_second, ...)")
 @sharded
 def basis(
+    config: BasisConfig,
     networks: str | None,
     overrides: dict[str, str | None],
-    dataset: str,
-    per_set: int,
-    batch_size: int | None,
-    max_draws: int | None,
     out: str,
-    orthogonalisation: str,
-    seed: int,
-    device: str,
-    precision: str,
     as_json: bool,
     quiet: bool,
     world: World,
@@ -388,39 +369,14 @@ def basis(
     """Build the latent sets and their quasi-eigenvectors (paper steps 4-6) and save the basis."""
     from .experiments.basis import run_basis
 
-    out_path = Path(out)
-    if out_path.suffix != ".safetensors":
-        raise LatentspectraError(f"--out {out}: expected a .safetensors file name")
-    if out_path.is_dir():
-        raise LatentspectraError(f"--out {out}: is a directory, expected a .safetensors file name")
-    with writer_directory(world, out_path.parent), writer_file_lock(world, out_path):
-        stats = run_basis(
-            out_path,
-            networks,
-            dataset,
-            world=world,
-            per_set=per_set,
-            seed=seed,
-            progress=not quiet,
-            batch_size=batch_size,
-            max_draws=max_draws,
-            orthogonalisation=orthogonalisation,
-            compute=Compute.select(device, precision),
-            overrides=overrides,
-        )
+    stats = run_basis(out, config, networks, overrides=overrides, progress=not quiet, world=world)
     if world.is_writer:
         _print_record(stats, as_json)
 
 
 @cli.command()
-@dataset_option("of the study (and of the shipped models)")
-@click.option(
-    "--out",
-    type=click.Path(),
-    default="runs/reproduce",
-    show_default=True,
-    help="Directory for metrics.json, figures/, report.md and report.html.",
-)
+@config_options(ReproduceConfig)
+@out_option("runs/reproduce", "Directory for metrics.json, figures/, report.md and report.html.", kind="any")
 @networks_options
 @click.option("--retrain", is_flag=True, help="Train all three networks first (into OUT/models).")
 @click.option(
@@ -429,36 +385,15 @@ def basis(
     default=None,
     help="With --retrain: epochs for each network trained (default: per network, as `train`).",
 )
-@click.option(
-    "--per-set",
-    type=click.IntRange(1, MAX_PER_SET),
-    default=ReproduceConfig.per_set,
-    show_default=True,
-    help="V: latent vectors averaged into each eta.",
-)
-@click.option(
-    "--trials",
-    type=click.IntRange(min=1),
-    default=ReproduceConfig.trials,
-    show_default=True,
-    help="Stochastic encodings of the test set.",
-)
-@ORTHOGONALISATION_OPTION
-@run_options("metrics.json's content")
+@output_options("metrics.json's content")
 @sharded
 def reproduce(
-    dataset: str,
+    config: ReproduceConfig,
     out: str,
     networks: str | None,
     overrides: dict[str, str | None],
     retrain: bool,
     epochs: int | None,
-    per_set: int,
-    trials: int,
-    orthogonalisation: str,
-    seed: int,
-    device: str,
-    precision: str,
     as_json: bool,
     quiet: bool,
     world: World,
@@ -474,16 +409,9 @@ def reproduce(
         )
     if epochs is not None and not retrain:
         raise LatentspectraError("--epochs applies to --retrain only (the networks it trains)")
-    config = ReproduceConfig(
-        dataset=dataset,
-        seed=seed,
-        per_set=per_set,
-        trials=trials,
-        orthogonalisation=orthogonalisation,
-        device=device,
-        precision=precision,
+    train_config = with_epochs(
+        TrainConfig(dataset=config.dataset, seed=config.seed, device=config.device, precision=config.precision), epochs
     )
-    train_config = with_epochs(TrainConfig(dataset=dataset, seed=seed, device=device, precision=precision), epochs)
     metrics = run_reproduce(
         out,
         config,
@@ -500,51 +428,15 @@ def reproduce(
 
 @cli.command()
 @networks_options
-@dataset_option("whose training set is encoded and fitted")
-@click.option(
-    "--codewords",
-    type=click.IntRange(min=2),
-    default=SFVQStudyConfig.codewords,
-    show_default=True,
-    help="K: codewords on the curve (and k-means clusters of the baseline).",
-)
-@click.option(
-    "--candidates",
-    type=click.Choice(SFVQ_CANDIDATES),
-    default=SFVQStudyConfig.candidates,
-    show_default=True,
-    help="Points each code is matched against in a training step: the K codewords and the K - 1 dithered "
-    "points (ours: lower quantization error), or the dithered points only (the authors': labels "
-    "ordered better along the curve; docs/sfvq.md).",
-)
-@click.option(
-    "--growth",
-    type=click.Choice(SFVQ_GROWTH),
-    default=SFVQStudyConfig.growth,
-    show_default=True,
-    help="How the codebook doubles between stages: split each codeword in two along the curve (the "
-    "authors' codebook_extension) or add the segments' midpoints (ours); docs/sfvq.md.",
-)
-@click.option(
-    "--out",
-    type=click.Path(),
-    default="runs/sfvq",
-    show_default=True,
-    help="Directory for sfvq.json, curve.safetensors (+ .json) and figures/.",
-)
-@run_options("sfvq.json's content")
+@config_options(SFVQStudyConfig)
+@out_option("runs/sfvq", "Directory for sfvq.json, curve.safetensors (+ .json) and figures/.", kind="any")
+@output_options("sfvq.json's content")
 @sharded
 def sfvq(
+    config: SFVQStudyConfig,
     networks: str | None,
     overrides: dict[str, str | None],
-    dataset: str,
-    codewords: int,
-    candidates: str,
-    growth: str,
     out: str,
-    seed: int,
-    device: str,
-    precision: str,
     as_json: bool,
     quiet: bool,
     world: World,
@@ -554,15 +446,6 @@ def sfvq(
     from .experiments.sfvq import run_sfvq
     from .report.summaries import sfvq_summary
 
-    config = SFVQStudyConfig(
-        dataset=dataset,
-        seed=seed,
-        codewords=codewords,
-        candidates=candidates,
-        growth=growth,
-        device=device,
-        precision=precision,
-    )
     record = run_sfvq(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
     if world.is_writer:
         _print_result(record, as_json, sfvq_summary(record, Path(out)))
@@ -570,28 +453,7 @@ def sfvq(
 
 @cli.command()
 @networks_options
-@dataset_option("whose images are encoded (training codes and test latents)")
-@click.option(
-    "--directions",
-    type=click.IntRange(min=1),
-    default=CompareConfig.directions,
-    show_default=True,
-    help="K: directions per method (at most the latent dimension M).",
-)
-@click.option(
-    "--shift",
-    type=click.FloatRange(min=0, min_open=True),
-    default=CompareConfig.shift,
-    show_default=True,
-    help="t: every edit moves z to z + t d_k.",
-)
-@click.option(
-    "--latents",
-    type=click.IntRange(min=1),
-    default=CompareConfig.latents,
-    show_default=True,
-    help="Encoder means of the first N test images, the latents edited and rescored.",
-)
+@config_options(CompareConfig)
 @click.option(
     "--methods",
     default=None,
@@ -607,72 +469,16 @@ def sfvq(
     help="A constructor parameter of one method, over its default budget (repeatable), e.g. "
     "sefa.layer=project.0, ganspace.layer=project.2, learned.steps=2000; VALUE is JSON or else a string.",
 )
-@click.option(
-    "--budget",
-    type=click.Choice(COMPARE_BUDGETS),
-    default=CompareConfig.budget,
-    show_default=True,
-    help="The learned directions' budget. default: trained until two doublings of the steps each add < 0.02 "
-    "to their reconstructor accuracy (at most 16,000 steps of 64; about 10 minutes a seed on 2 CPU "
-    "cores); quick: 500 steps, not converged, for a first look; paper: their authors' budget (10^5 "
-    "steps at rate 1e-4, K = M, their ortho deformator; about an hour a seed on 2 CPU cores).",
-)
-@click.option(
-    "--seeds",
-    type=click.IntRange(1, MAX_SEEDS),
-    default=CompareConfig.seeds,
-    show_default=True,
-    help="Seeds (--seed, --seed + 1, ...) everything random is repeated with: every headline number is a "
-    "mean with its 95% t-interval over them.",
-)
-@click.option(
-    "--reconstructor-steps",
-    type=click.IntRange(1, MAX_TRAINING_STEPS),
-    default=CompareConfig.reconstructor_steps,
-    show_default=True,
-    help="Training steps of the reconstructor that scores each method's directions.",
-)
-@click.option(
-    "--edit-latents",
-    type=click.IntRange(min=1),
-    default=CompareConfig.edit_latents,
-    show_default=True,
-    help="Encoder means of the first N test images that the label edits change.",
-)
-@click.option(
-    "--measure-samples",
-    type=click.IntRange(min=2),
-    default=CompareConfig.measure_samples,
-    show_default=True,
-    help="Sampled latents scored by the image measurements for InterFaceGAN's measure boundaries (grey images).",
-)
-@click.option(
-    "--out",
-    type=click.Path(),
-    default="runs/compare",
-    show_default=True,
-    help="Directory for compare.json, report.md and figures/.",
-)
-@run_options("compare.json's content")
+@out_option("runs/compare", "Directory for compare.json, report.md and figures/.", kind="any")
+@output_options("compare.json's content")
 @sharded
 def compare(
+    config: CompareConfig,
     networks: str | None,
     overrides: dict[str, str | None],
-    dataset: str,
-    directions: int,
-    shift: float,
-    latents: int,
     methods: str | None,
     params: dict[str, dict[str, object]],
-    budget: str,
-    seeds: int,
-    reconstructor_steps: int,
-    edit_latents: int,
-    measure_samples: int,
     out: str,
-    seed: int,
-    device: str,
-    precision: str,
     as_json: bool,
     quiet: bool,
     world: World,
@@ -684,24 +490,9 @@ def compare(
     from .report.summaries import compare_summary
 
     names = () if methods is None else tuple(name.strip() for name in methods.split(",") if name.strip())
-    budgets = CompareConfig().method_params
+    budgets = config.method_params
     method_params = {name: {**budgets.get(name, {}), **params.get(name, {})} for name in {*budgets, *params}}
-    config = CompareConfig(
-        dataset=dataset,
-        seed=seed,
-        seeds=seeds,
-        budget=budget,
-        directions=directions,
-        shift=shift,
-        latents=latents,
-        methods=names,
-        method_params=method_params,
-        reconstructor_steps=reconstructor_steps,
-        edit_latents=edit_latents,
-        measure_samples=measure_samples,
-        device=device,
-        precision=precision,
-    )
+    config = replace(config, methods=names, method_params=method_params)
     record = run_compare(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
     if world.is_writer:
         _print_result(record, as_json, compare_summary(record, Path(out)))
@@ -709,7 +500,7 @@ def compare(
 
 @cli.command()
 @networks_options
-@dataset_option("whose test images are encoded")
+@config_options(RedsConfig)
 @click.option(
     "--change",
     default=None,
@@ -718,30 +509,6 @@ def compare(
 )
 @click.option("--hold", default=None, help="Features to hold, same names (give --change and --hold together).")
 @click.option(
-    "--method",
-    type=click.Choice(REDS_METHODS),
-    default=RedsConfig.method,
-    show_default=True,
-    help="generalized: the paper's generalized eigenproblem; nullspace: the authors' code.",
-)
-@click.option(
-    "--steps", type=click.IntRange(min=1), default=RedsConfig.steps, show_default=True, help="Steps along every path."
-)
-@click.option(
-    "--step-size",
-    type=click.FloatRange(min=0, min_open=True),
-    default=RedsConfig.step_size,
-    show_default=True,
-    help="Length of every step in latent units.",
-)
-@click.option(
-    "--eps",
-    type=click.FloatRange(min=0),
-    default=REDS_EPS,
-    show_default=True,
-    help="Regulariser of the Rayleigh quotient, relative to the largest eigenvalue of J_g^T J_g.",
-)
-@click.option(
     "--basis",
     "basis_file",
     type=click.Path(dir_okay=False),
@@ -749,45 +516,16 @@ def compare(
     help="LSD basis (.safetensors from `latentspectra basis`) for the identity comparisons "
     "(default: built with V = --basis-per-set).",
 )
-@click.option(
-    "--basis-per-set",
-    type=click.IntRange(1, MAX_PER_SET),
-    default=RedsConfig.basis_per_set,
-    show_default=True,
-    help="V of the LSD basis built when no --basis is given.",
-)
-@click.option(
-    "--out",
-    type=click.Path(),
-    default="runs/reds",
-    show_default=True,
-    help="Directory for reds.json and the path images.",
-)
-@click.option(
-    "--latents",
-    type=click.IntRange(min=1),
-    default=RedsConfig.latents,
-    show_default=True,
-    help="Encoder means of the first N test images.",
-)
-@run_options("reds.json's content")
+@out_option("runs/reds", "Directory for reds.json and the path images.", kind="any")
+@output_options("reds.json's content")
 def reds(
+    config: RedsConfig,
     networks: str | None,
     overrides: dict[str, str | None],
-    dataset: str,
     change: str | None,
     hold: str | None,
-    method: str,
-    steps: int,
-    step_size: float,
-    eps: float,
     basis_file: str | None,
-    basis_per_set: int,
     out: str,
-    seed: int,
-    latents: int,
-    device: str,
-    precision: str,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -798,18 +536,6 @@ def reds(
 
     if (change is None) != (hold is None):
         raise LatentspectraError("give --change and --hold together (or neither, for the documented examples)")
-    config = RedsConfig(
-        dataset=dataset,
-        seed=seed,
-        latents=latents,
-        method=method,
-        steps=steps,
-        step_size=step_size,
-        eps=eps,
-        basis_per_set=basis_per_set,
-        device=device,
-        precision=precision,
-    )
     if change is not None and hold is not None:  # both or neither (checked above)
         config = replace(config, examples=((change, hold),))
     record = run_reds(out, config, networks=networks, overrides=overrides, basis_file=basis_file, progress=not quiet)
@@ -826,59 +552,16 @@ def reds(
     help="Whose codes: the autoencoder's (--autoencoder), the LSD encoder's, or both side by side.",
 )
 @networks_options
-@click.option(
-    "--autoencoder",
-    "autoencoder",
-    default=FragmentationConfig.autoencoder,
-    show_default=True,
-    metavar="NAME",
-    help="The autoencoder's file name in --networks, without .json / .safetensors. The shipped models "
-    "also hold autoencoder-acai, trained with --interpolation-weight 1 (docs/fragmentation.md).",
-)
-@dataset_option("whose training set is encoded")
-@click.option(
-    "--out",
-    type=click.Path(),
-    default="runs/fragmentation",
-    show_default=True,
-    help="Directory for fragmentation.json and figures/.",
-)
-@click.option(
-    "--samples",
-    type=click.IntRange(min=2),
-    default=FragmentationConfig.samples,
-    show_default=True,
-    help="Decoded samples per sampler (and of the GAN's reference).",
-)
-@click.option(
-    "--mixture-components",
-    type=click.IntRange(min=1),
-    default=FragmentationConfig.mixture_components,
-    show_default=True,
-    help="Components of the Gaussian mixture sampler (10: one per digit).",
-)
-@click.option(
-    "--mixture-codes",
-    type=click.IntRange(min=2),
-    default=FragmentationConfig.mixture_codes,
-    show_default=True,
-    help="Codes the mixture is fitted on, a random subset of the training set's.",
-)
-@run_options("fragmentation.json's content")
+@config_options(FragmentationConfig)
+@out_option("runs/fragmentation", "Directory for fragmentation.json and figures/.", kind="any")
+@output_options("fragmentation.json's content")
 @sharded
 def fragmentation(
     model: str,
+    config: FragmentationConfig,
     networks: str | None,
     overrides: dict[str, str | None],
-    autoencoder: str,
-    dataset: str,
     out: str,
-    samples: int,
-    mixture_components: int,
-    mixture_codes: int,
-    seed: int,
-    device: str,
-    precision: str,
     as_json: bool,
     quiet: bool,
     world: World,
@@ -888,17 +571,7 @@ def fragmentation(
     from .experiments.fragmentation import run_fragmentation
     from .report.summaries import fragmentation_summary
 
-    config = FragmentationConfig(
-        dataset=dataset,
-        seed=seed,
-        samples=samples,
-        mixture_components=mixture_components,
-        mixture_codes=mixture_codes,
-        models=FRAGMENTATION_MODELS if model == "both" else (model,),
-        autoencoder=autoencoder,
-        device=device,
-        precision=precision,
-    )
+    config = replace(config, models=FRAGMENTATION_MODELS if model == "both" else (model,))
     result = run_fragmentation(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
     if world.is_writer:
         _print_result(result, as_json, fragmentation_summary(result, Path(out)))
@@ -906,7 +579,7 @@ def fragmentation(
 
 @cli.command()
 @networks_options
-@dataset_option("whose test images are offered and whose training set is encoded")
+@config_options(ExploreConfig)
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -921,25 +594,11 @@ def fragmentation(
     help="Port to listen on (0: any free one).",
 )
 @click.option(
-    "--per-set",
-    type=click.IntRange(1, MAX_PER_SET),
-    default=ExploreConfig.per_set,
-    show_default=True,
-    help="V of the LSD basis built at start (cached for the next start).",
-)
-@click.option(
     "--basis",
     "basis_file",
     type=click.Path(dir_okay=False),
     default=None,
     help="LSD basis (.safetensors from `latentspectra basis`) instead of building one.",
-)
-@click.option(
-    "--directions",
-    type=click.IntRange(min=1),
-    default=ExploreConfig.directions,
-    show_default=True,
-    help="K: sliders per direction method.",
 )
 @click.option(
     "--cache",
@@ -949,21 +608,16 @@ def fragmentation(
     help="Directory for the basis and fitted directions (default: ~/.cache/latentspectra/explore).",
 )
 @click.option("--check", is_flag=True, help="Start, fetch the page and /api/info once, stop: a smoke test.")
-@run_options(None)
+@output_options(None)
 def explore(
+    config: ExploreConfig,
     networks: str | None,
     overrides: dict[str, str | None],
-    dataset: str,
     host: str,
     port: int,
-    per_set: int,
     basis_file: str | None,
-    directions: int,
     cache: str | None,
     check: bool,
-    seed: int,
-    device: str,
-    precision: str,
     quiet: bool,
 ) -> None:
     """A local web page to read and move through the latent space: a latent from a seed, a test image, a drawing
@@ -981,9 +635,6 @@ def explore(
             "(there is no login)",
             err=True,
         )
-    config = ExploreConfig(
-        dataset=dataset, seed=seed, per_set=per_set, directions=directions, device=device, precision=precision
-    )
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     try:
         session = open_session(

@@ -16,7 +16,6 @@ This module is the only place that names an accelerator; everything else receive
 from __future__ import annotations
 
 import functools
-import os
 import platform
 import re
 import warnings
@@ -28,21 +27,12 @@ from typing import Any
 
 import torch
 
-from .config import ACCELERATOR_INFERENCE_BATCH_SIZE, INFERENCE_BATCH_SIZE
-from .errors import LatentspectraError
+from .config import ACCELERATOR_INFERENCE_BATCH_SIZE, DEVICE_CHOICES, INFERENCE_BATCH_SIZE, PRECISIONS
+from .errors import ComputeError, SlowPrecisionWarning
+from .host import available_host_memory
 
 # A network as the package's math sees it: tensors in, tensors out (a torch module or any callable); the one alias
 Network = Callable[[torch.Tensor], torch.Tensor]
-DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-class ComputeError(LatentspectraError, ValueError):
-    """A device or precision this machine does not offer, or an unknown one; names the option."""
-
-
-class SlowPrecisionWarning(UserWarning):
-    """bfloat16 was asked for on hardware that only emulates it."""
 
 
 def available_devices() -> list[str]:
@@ -191,18 +181,7 @@ def available_memory(device: torch.device | str = "cpu") -> int | None:
     device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    if device.type != "cpu":
-        return None
-    try:
-        match = re.search(r"^MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
-    except (OSError, UnicodeDecodeError):
-        match = None
-    if match:
-        return int(match.group(1)) * 1024
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
+    return available_host_memory() if device.type == "cpu" else None
 
 
 def check_fits_memory(needed: int, what: str, device: torch.device | str = "cpu") -> None:

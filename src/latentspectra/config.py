@@ -1,6 +1,10 @@
 """Configurations, in one place: the training of each network, each study, the seeds per purpose and the
-batch size of inference calls. Frozen dataclasses whose defaults reach the issues' targets on a 2-core CPU;
-the command line's defaults are read from them.
+batch size of inference calls. Frozen dataclasses whose defaults reach the issues' targets on a 2-core CPU.
+
+Every study's config is a `StudyConfig` (dataset, seed, device, precision and the network batch); a field that
+is also a command-line option declares it once with `option` (its help, range or choices), and the command
+line is built from these declarations (cli.py `config_options`), so a new field with an `Option` is a new
+option. Nothing here imports torch: the command line reads it before any network runs.
 
 Each default that is not obvious carries a one-line why. `asdict(config)` is what every run writes
 beside its outputs.
@@ -9,7 +13,10 @@ beside its outputs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import re
+import typing
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, ClassVar
 
 # Batch of the networks' inference calls on a CPU: the shipped G + C forward runs at 14,700 samples/s in batches
 # of 500 against 9,300 in batches of 2,000 on a 2-core AVX512-BF16 CPU in bfloat16, and at 5,360 against 4,200 on
@@ -18,7 +25,10 @@ INFERENCE_BATCH_SIZE = 500
 # On a GPU, large batches keep its cores busy; 8,192 latents of the shipped G + C hold about 1 GB of activations.
 ACCELERATOR_INFERENCE_BATCH_SIZE = 8192
 
-# How the experiments orthogonalise the etas (latent.basis.ORTHOGONALISATIONS): "symmetric" within each set
+# How the etas can become quasi-eigenvectors (latent/basis.py): Gram-Schmidt in Eq. 5's order, or symmetric (Löwdin)
+# within each set.
+ORTHOGONALISATIONS = ("gram-schmidt", "symmetric")
+# How the experiments orthogonalise the etas: "symmetric" within each set
 # reaches the paper's LSD accuracy with the shipped networks, Gram-Schmidt in Eq. 5's order does not (the last
 # labels of a set keep only residuals; docs/networks.md). The library's own default stays the paper's.
 ORTHOGONALISATION = "symmetric"
@@ -70,6 +80,72 @@ REDS_CHANGE_SHARE = 0.999  # the authors' beta_c: spectrum share of the projecte
 REDS_EXAMPLES = (("upper", "lower"), ("thickness", "identity"), ("identity", "thickness"))
 # The models whose codes the fragmentation study compares.
 FRAGMENTATION_MODELS = ("autoencoder", "encoder")
+# SFVQ (methods/sfvq.py): the points a training step matches each code against (ours, then the authors'), and the
+# growth rules between stages (the authors' split, the default, and our midpoints).
+SFVQ_CANDIDATES = ("codewords+dithered", "dithered")
+SFVQ_GROWTH = ("split", "midpoint")
+# Where networks can run and in which floating-point format (compute.py resolves them).
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def device_name_error(name: str) -> str | None:
+    """What is wrong with ``name`` as a device (None: it names one: auto, cpu, cuda, cuda:N or mps). Whether this
+    machine has it is `compute.resolve_device`'s to say."""
+    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name.strip().lower()):
+        return None
+    return f"expected {DEVICE_CHOICES}"
+
+
+# --- Options: how a config field is a command-line option ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """A config field as a command-line option (cli.py `config_options` builds it): ``--field-name`` (or
+    ``flag``), typed by the field's annotation, its default the field's. ``low`` / ``high`` bound a number
+    (``low_open``: excluding ``low``), ``choices`` a string; ``help`` may name ``{use}``, filled from the config's
+    ``dataset_use``."""
+
+    help: str
+    flag: str | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+
+
+def option(default: Any, help: str, **how: Any) -> Any:
+    """A dataclass field with ``default`` that is also a command-line option (`Option`: ``help`` and ``how``)."""
+    return field(default=default, metadata={"option": Option(help, **how)})
+
+
+class OptionField(typing.NamedTuple):
+    """One option of a config: its field name, Python type (int, float, str, bool), whether None is allowed, its
+    default and its `Option`."""
+
+    name: str
+    kind: type
+    optional: bool
+    default: Any
+    option: Option
+
+
+def option_fields(config_type: type) -> list[OptionField]:
+    """The fields of ``config_type`` (a config dataclass) that are command-line options, in field order."""
+    hints = typing.get_type_hints(config_type)
+    found = []
+    for each in fields(config_type):
+        if "option" in each.metadata:
+            kinds = typing.get_args(hints[each.name]) or (hints[each.name],)
+            kind = next(kind for kind in kinds if kind is not type(None))
+            found.append(OptionField(each.name, kind, type(None) in kinds, _default(each), each.metadata["option"]))
+    return found
+
+
+def _default(each: Field) -> Any:
+    return each.default if each.default is not MISSING else each.default_factory()  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
@@ -136,16 +212,46 @@ class AutoencoderConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything `latentspectra train` needs: the dataset, the seed, where and in which precision the forward
-    passes run, and one config per network (`train all` trains the paper's three; the autoencoder only on request)."""
+class RunConfig:
+    """What every command that runs networks shares: the dataset, the seed of every random stream, and where and
+    in which floating-point format the networks run (compute.py)."""
 
-    dataset: str = "mnist"
-    seed: int = 0
-    # auto: CUDA, then MPS, then the CPU; bfloat16 autocast only on hardware with native bfloat16 (compute.py).
-    # On an AVX512-BF16 CPU bfloat16 trains the GAN 1.2-1.4x faster; on an AVX2 CPU it is 6.7x slower.
-    device: str = "auto"
-    precision: str = "auto"
+    dataset_use: ClassVar[str] = "of the run"  # completes the --dataset help: "Dataset {use}: ..."
+
+    dataset: str = option("mnist", "Dataset {use}: mnist, fashion-mnist, idx:DIR or npz:FILE.")
+    seed: int = option(
+        0, "Seed of every random stream (each purpose its own offset, config.SEEDS).", low=0, high=MAX_SEED
+    )
+    # auto: CUDA, then MPS, then the CPU; bfloat16 only on hardware with native bfloat16 (compute.py). On an
+    # AVX512-BF16 CPU bfloat16 trains the GAN 1.2-1.4x faster; on an AVX2 CPU it is 6.7x slower.
+    device: str = option(
+        "auto", f"Where the networks run: {DEVICE_CHOICES}; auto is CUDA if present, then MPS, then the CPU."
+    )
+    precision: str = option(
+        "auto",
+        "Floating-point format of the networks' forward passes: auto picks bfloat16 only where the hardware runs it "
+        "natively (AVX512-BF16 / AMX / ARM BF16 CPUs, recent GPUs), float32 elsewhere.",
+        choices=PRECISIONS,
+    )
+
+
+@dataclass(frozen=True)
+class StudyConfig(RunConfig):
+    """What every study shares: `RunConfig` and ``batch_size``, the inputs of one network call (latents through
+    G and C, images through the encoder) everywhere; batches of anything else say what they batch."""
+
+    batch_size: int | None = option(
+        None, "Inputs per network call (default: 500 on a CPU, 8192 on a GPU).", low=1
+    )  # None: the device's (Compute.inference_batch_size)
+
+
+@dataclass(frozen=True)
+class TrainConfig(RunConfig):
+    """Everything `latentspectra train` needs: `RunConfig` and one config per network (`train all` trains the
+    paper's three; the autoencoder only on request)."""
+
+    dataset_use: ClassVar[str] = "to train on"
+
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     gan: GANConfig = field(default_factory=GANConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -154,143 +260,142 @@ class TrainConfig:
 
 # --- Studies ------------------------------------------------------------------------------------------
 
+PER_SET_HELP = "V: latent vectors averaged into each eta."
+ORTHOGONALISATION_HELP = (
+    "How the etas become quasi-eigenvectors: Gram-Schmidt in the paper's order (Eqs. 4-7), or symmetric (Löwdin) "
+    "within each set, which privileges no label (docs/networks.md)."
+)
+
 
 @dataclass(frozen=True)
-class ReproduceConfig:
+class EvaluateConfig(StudyConfig):
+    """What `latentspectra evaluate` measures: the networks' metrics on the dataset (experiments/evaluate.py)."""
+
+    dataset_use: ClassVar[str] = "of the test images and the evaluation"
+
+
+@dataclass(frozen=True)
+class BasisConfig(StudyConfig):
+    """What `latentspectra basis` builds: the latent sets (Methods steps 4-5) and their quasi-eigenvectors (step 6)."""
+
+    dataset_use: ClassVar[str] = "whose training set is encoded for set 1"
+
+    per_set: int = option(5000, PER_SET_HELP, low=1, high=MAX_PER_SET)  # V of the paper
+    max_draws: int | None = option(
+        None, "Per-set cap on drawn latents before a rare label is an error (default 50 x V x labels).", low=1
+    )
+    orthogonalisation: str = option(ORTHOGONALISATION, ORTHOGONALISATION_HELP, choices=ORTHOGONALISATIONS)
+
+
+@dataclass(frozen=True)
+class ReproduceConfig(StudyConfig):
     """What `reproduce` does; the defaults are the paper's study and the issue's measurements."""
 
-    dataset: str = "mnist"
-    seed: int = 0
-    per_set: int = 5000  # V of the paper
-    orthogonalisation: str = ORTHOGONALISATION  # of the basis every stage uses; both are measured in stage 2
-    trials: int = 20  # stochastic encodings of the whole test set
+    dataset_use: ClassVar[str] = "of the study (and of the shipped models)"
+
+    per_set: int = option(5000, PER_SET_HELP, low=1, high=MAX_PER_SET)  # V of the paper
+    trials: int = option(20, "Stochastic encodings of the test set.", low=1)  # of the whole test set
+    # of the basis every stage uses; both are measured in stage 2
+    orthogonalisation: str = option(ORTHOGONALISATION, ORTHOGONALISATION_HELP, choices=ORTHOGONALISATIONS)
     noise_sigmas: tuple[float, ...] = (0.25, 0.5, 0.75)  # in [0, 1] pixel units
     truncations: tuple[int, ...] = (1, 2, 3, 4, 10)  # components kept when denoising (Fig. 7)
     denoise_images: int = 2000  # test images in the denoising measurement
     rotation_images: int = 1000  # test images in the rotation measurement
     rotation_dtheta: float = math.pi / 6  # the paper's text (Algorithm 1 prints pi/3, see rotation_path)
     rotation_steps: int = 3
-    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
-    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py)
-    batch_size: int | None = None  # per network call; None: the device's (Compute.inference_batch_size)
 
 
 @dataclass(frozen=True)
-class SFVQStudyConfig:
+class SFVQStudyConfig(StudyConfig):
     """What `sfvq_study` does; the quantizer's training defaults are the authors' (methods/sfvq.py)."""
 
-    dataset: str = "mnist"
-    seed: int = 0
-    codewords: int = 64  # K
+    dataset_use: ClassVar[str] = "whose training set is encoded and fitted"
+
+    codewords: int = option(64, "K: codewords on the curve (and k-means clusters of the baseline).", low=2)  # K
+    # the training step's candidates: ours, the lower quantization error; "dithered" is the authors', whose curves
+    # order the labels better (docs/sfvq.md)
+    candidates: str = option(
+        "codewords+dithered",
+        "Points each code is matched against in a training step: the K codewords and the K - 1 dithered points "
+        "(ours: lower quantization error), or the dithered points only (the authors': labels ordered better along "
+        "the curve; docs/sfvq.md).",
+        choices=SFVQ_CANDIDATES,
+    )
+    # how the codebook grows between stages: the authors' split, the lower test error on the shipped MNIST codes at
+    # K = 16 and 64 (docs/sfvq.md); "midpoint" is ours
+    growth: str = option(
+        "split",
+        "How the codebook doubles between stages: split each codeword in two along the curve (the authors' "
+        "codebook_extension) or add the segments' midpoints (ours); docs/sfvq.md.",
+        choices=SFVQ_GROWTH,
+    )
     epochs_per_stage: int = 5
-    batch_size: int = 64
-    # the training step's candidates (methods/sfvq.py SFVQ_CANDIDATES): ours, the lower quantization error;
-    # "dithered" is the authors', whose curves order the labels better (docs/sfvq.md)
-    candidates: str = "codewords+dithered"
-    # how the codebook grows between stages (methods/sfvq.py SFVQ_GROWTH): the authors' split, the lower test error
-    # on the shipped MNIST codes at K = 16 and 64 (docs/sfvq.md); "midpoint" is ours
-    growth: str = "split"
+    training_batch_size: int = 64  # codes per SFVQ training step (the authors')
     direction_latents: int = 500  # test codes moved along each consecutive-codeword direction
     direction_scale: float = 1.0  # z -> z + scale (c_k+1 - c_k): one full step along the curve
     shown_pairs: int = 3  # boundary and same-label pairs each, in the direction and augmentation figures
     shown_latents: int = 8  # test codes per row of the direction figure
     segment_points: int = 9  # evenly spaced t in [0, 1] per row of the augmentation figure
-    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
-    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py)
-    network_batch_size: int | None = None  # per network call; None: the device's
 
 
 @dataclass(frozen=True)
-class RedsConfig:
-    """What `latentspectra reds` does; the defaults are the documented study (docs/reds.md)."""
+class RedsConfig(StudyConfig):
+    """What `latentspectra reds` does; the defaults are the documented study (docs/reds.md). Its Jacobians run in
+    float32 or float64 whatever ``precision`` says (`run_reds` refuses bfloat16)."""
 
-    dataset: str = "mnist"
-    seed: int = 0
-    latents: int = 200  # encoder means of the first test images
+    dataset_use: ClassVar[str] = "whose test images are encoded"
+
+    method: str = option(
+        REDS_METHODS[0],
+        "generalized: the paper's generalized eigenproblem; nullspace: the authors' code.",
+        choices=REDS_METHODS,
+    )
+    steps: int = option(6, "Steps along every path.", low=1)
+    step_size: float = option(1.0, "Length of every step in latent units.", low=0, low_open=True)  # the authors'
+    eps: float = option(
+        REDS_EPS, "Regulariser of the Rayleigh quotient, relative to the largest eigenvalue of J_g^T J_g.", low=0
+    )
+    # V of the LSD basis built for identity changes
+    basis_per_set: int = option(500, "V of the LSD basis built when no --basis is given.", low=1, high=MAX_PER_SET)
+    latents: int = option(200, "Encoder means of the first N test images.", low=1)
     examples: tuple[tuple[str, str], ...] = REDS_EXAMPLES  # (change, hold) feature specs
-    method: str = REDS_METHODS[0]
-    steps: int = 6
-    step_size: float = 1.0  # the authors' step
-    eps: float = REDS_EPS
     held_share: float = REDS_HELD_SHARE
     change_share: float = REDS_CHANGE_SHARE
     fd_steps: tuple[float, ...] = (1.0, 0.1, 0.01)  # central-difference steps compared (1.0: the authors')
     fd_latents: int = 50  # latents of the finite-difference comparison and the timing
     shown: int = 4  # latents drawn in each example's figure
-    basis_per_set: int = 500  # V of the LSD basis built for identity changes
-    batch_size: int = 50
-    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
-    precision: str = "auto"  # auto or float32: Jacobians need float32
+    jacobian_batch_size: int = 50  # latents per Jacobian computation
 
 
 @dataclass(frozen=True)
-class FragmentationConfig:
+class FragmentationConfig(StudyConfig):
     """What the study measures; the defaults are the issue's."""
 
-    dataset: str = "mnist"
-    seed: int = 0
+    dataset_use: ClassVar[str] = "whose training set is encoded"
+
+    # its file stem in the models directory; the shipped also: "autoencoder-acai"
+    autoencoder: str = option(
+        "autoencoder",
+        "The autoencoder's file name in --networks, without .json / .safetensors. The shipped models also hold "
+        "autoencoder-acai, trained with --interpolation-weight 1 (docs/fragmentation.md).",
+        metavar="NAME",
+    )
+    # decoded samples per sampler, as many as the GAN's reference samples
+    samples: int = option(10_000, "Decoded samples per sampler (and of the GAN's reference).", low=2)
+    # one per digit, as Ghosh et al.'s ex-post density estimate
+    mixture_components: int = option(10, "Components of the Gaussian mixture sampler (10: one per digit).", low=1)
+    # codes the mixture is fitted on: EM on all 60,000 costs minutes
+    mixture_codes: int = option(10_000, "Codes the mixture is fitted on, a random subset of the training set's.", low=2)
     models: tuple[str, ...] = FRAGMENTATION_MODELS
-    autoencoder: str = "autoencoder"  # its file stem in the models directory; the shipped also: "autoencoder-acai"
-    samples: int = 10_000  # decoded samples per sampler, as many as the GAN's reference samples
     box_bounds: tuple[float, ...] = (1.0, 1.5, 2.0, 5.0)
     confidence: float = 0.9
     bulk_quantile: float = 0.99
-    mixture_components: int = 10  # one per digit, as Ghosh et al.'s ex-post density estimate
-    mixture_codes: int = 10_000  # codes the mixture is fitted on: EM on all 60,000 costs minutes
     dominant: int = 6  # dominant components reported and drawn
     pairs: int = 10  # strongest correlated pairs reported
     path_steps: int = 11
     path_span: float = 3.0  # paths through the centre run from -span to +span standard deviations
     path_planes: int = 2  # planes of dominant pairs with paths through the centre
     shown_codes: int = 5000  # codes drawn in the scatter plots
-    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
-    precision: str = "auto"  # auto, float32, bfloat16 of the decoders (compute.py)
-    batch_size: int | None = None  # per network call; None: the device's
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """What `compare_study` does: every registered direction method (or ``methods``) on the same networks, seed,
-    K and shift t; the per-method budgets keep the whole command on the shipped networks to minutes on 2 cores."""
-
-    dataset: str = "mnist"
-    seed: int = 0  # every method's seed parameter (the first seed's)
-    # everything random (fits, their draws, reconstructors) is repeated with seed, seed + 1, ...: each headline
-    # number is a mean with its 95% t-interval over these seeds (intervals.py)
-    seeds: int = 3
-    directions: int = 10  # K per method (InterFaceGAN: one per label, its first K rescored)
-    shift: float = 3.0  # t of the edits z + t d_k (rescoring, path correlation, figures)
-    latents: int = 200  # encoder means of the first test images, the latents edited
-    edit_latents: int = 1000  # encoder means of the first test images whose labels the label edits change
-    # each label edit is also made at these multiples s of its own step (s = 1): rotation by s pi / 2, s times the
-    # projection, the boundary step or the mean difference; the first s that flips a latent gives the distance
-    # the approach needs, so approaches with steps of different lengths are compared at the distance they need
-    edit_strengths: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
-    # InterFaceGAN's boundaries of the image measurements (grey images): z ~ N(0, I) scored by the Morpho-MNIST
-    # measures of G(z), about 5 ms an image on 2 AVX2 cores; 2% from each end gives 100 latents a side
-    measure_samples: int = 5000
-    methods: tuple[str, ...] = ()  # registry names; () is all of `methods.directions.available()`
-    steps: int = 5  # images per direction in the figures and points per path (path correlation), s from -t to +t
-    # the reconstructor accuracy of every method's frozen directions: a fresh R trained for reconstructor_steps
-    # batches of 32, scored on reconstructor_validation fresh draws. Cost on the shipped MNIST networks, 2 AVX2
-    # cores (AMD EPYC): 13-19 s a method (one outlier of 32 s on a busy host), 151 s for all nine at these values
-    # (about 25-30 ms a step); the whole compare went from about 60 s to 272 s
-    reconstructor_steps: int = 500
-    reconstructor_validation: int = 1600
-    # the learned directions' budget (LEARNED_BUDGETS; method_params' learned entry goes over it): "default" trains
-    # until converged, "quick" for a first look, "paper" their authors' budget
-    budget: str = "default"
-    # per-method parameters (replacing the whole mapping replaces these budgets). GANSpace as its authors run it on
-    # a generator without a mapping network (the PCA of its first linear layer on z, regressed back to z, its
-    # default 100,000 samples), SFVQ on the encoded training codes, REDs (change upper, hold lower) on the encoded
-    # test latents, InterFaceGAN on its default n_samples (200,000: where two seeds' normals agree to |cos| >= 0.95)
-    # z ~ N(0, I) scored by C(G(z))
-    method_params: dict[str, dict[str, object]] = field(
-        default_factory=lambda: {"lsd": {"per_set": 500}, "reds": {"change": "upper", "hold": "lower"}}
-    )
-    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (compute.py)
-    precision: str = "auto"  # auto, float32, bfloat16 of G and C on latents (compute.py); REDs' Jacobians apart
-    network_batch_size: int | None = None  # per network call; None: the device's
 
 
 # The learned directions' parameters in `compare` per --budget, measured on the shipped MNIST networks (K = 10;
@@ -311,19 +416,91 @@ COMPARE_BUDGETS = tuple(LEARNED_BUDGETS)
 
 
 @dataclass(frozen=True)
-class ExploreConfig:
-    """What `latentspectra explore` serves: the networks' latent space on a local page (explore/)."""
+class CompareConfig(StudyConfig):
+    """What `compare_study` does: every registered direction method (or ``methods``) on the same networks, seed,
+    K and shift t; the per-method budgets keep the whole command on the shipped networks to minutes on 2 cores.
+    ``seed`` is every method's seed parameter (the first seed's)."""
 
-    dataset: str = "mnist"  # test images to pick from, training codes for the methods that fit on them
-    seed: int = 0  # the LSD basis and every method's seed parameter
+    dataset_use: ClassVar[str] = "whose images are encoded (training codes and test latents)"
+
+    # K per method (InterFaceGAN: one per label, its first K rescored)
+    directions: int = option(10, "K: directions per method (at most the latent dimension M).", low=1)
+    # t of the edits z + t d_k (rescoring, path correlation, figures)
+    shift: float = option(3.0, "t: every edit moves z to z + t d_k.", low=0, low_open=True)
+    # encoder means of the first test images, the latents edited
+    latents: int = option(200, "Encoder means of the first N test images, the latents edited and rescored.", low=1)
+    # the learned directions' budget (LEARNED_BUDGETS; method_params' learned entry goes over it): "default" trains
+    # until converged, "quick" for a first look, "paper" their authors' budget
+    budget: str = option(
+        "default",
+        "The learned directions' budget. default: trained until two doublings of the steps each add < 0.02 to "
+        "their reconstructor accuracy (at most 16,000 steps of 64; about 10 minutes a seed on 2 CPU cores); quick: "
+        "500 steps, not converged, for a first look; paper: their authors' budget (10^5 steps at rate 1e-4, K = M, "
+        "their ortho deformator; about an hour a seed on 2 CPU cores).",
+        choices=COMPARE_BUDGETS,
+    )
+    # everything random (fits, their draws, reconstructors) is repeated with seed, seed + 1, ...: each headline
+    # number is a mean with its 95% t-interval over these seeds (intervals.py)
+    seeds: int = option(
+        3,
+        "Seeds (--seed, --seed + 1, ...) everything random is repeated with: every headline number is a mean with "
+        "its 95% t-interval over them.",
+        low=1,
+        high=MAX_SEEDS,
+    )
+    # the reconstructor accuracy of every method's frozen directions: a fresh R trained for reconstructor_steps
+    # batches of 32, scored on reconstructor_validation fresh draws. Cost on the shipped MNIST networks, 2 AVX2
+    # cores (AMD EPYC): 13-19 s a method (one outlier of 32 s on a busy host), 151 s for all nine at these values
+    # (about 25-30 ms a step); the whole compare went from about 60 s to 272 s
+    reconstructor_steps: int = option(
+        500,
+        "Training steps of the reconstructor that scores each method's directions.",
+        low=1,
+        high=MAX_TRAINING_STEPS,
+    )
+    # encoder means of the first test images whose labels the label edits change
+    edit_latents: int = option(1000, "Encoder means of the first N test images that the label edits change.", low=1)
+    # InterFaceGAN's boundaries of the image measurements (grey images): z ~ N(0, I) scored by the Morpho-MNIST
+    # measures of G(z), about 5 ms an image on 2 AVX2 cores; 2% from each end gives 100 latents a side
+    measure_samples: int = option(
+        5000,
+        "Sampled latents scored by the image measurements for InterFaceGAN's measure boundaries (grey images).",
+        low=2,
+    )
+    # each label edit is also made at these multiples s of its own step (s = 1): rotation by s pi / 2, s times the
+    # projection, the boundary step or the mean difference; the first s that flips a latent gives the distance
+    # the approach needs, so approaches with steps of different lengths are compared at the distance they need
+    edit_strengths: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+    methods: tuple[str, ...] = ()  # registry names; () is all of `methods.directions.available()`
+    steps: int = 5  # images per direction in the figures and points per path (path correlation), s from -t to +t
+    reconstructor_validation: int = 1600
+    # per-method parameters (replacing the whole mapping replaces these budgets). GANSpace as its authors run it on
+    # a generator without a mapping network (the PCA of its first linear layer on z, regressed back to z, its
+    # default 100,000 samples), SFVQ on the encoded training codes, REDs (change upper, hold lower) on the encoded
+    # test latents, InterFaceGAN on its default n_samples (200,000: where two seeds' normals agree to |cos| >= 0.95)
+    # z ~ N(0, I) scored by C(G(z))
+    method_params: dict[str, dict[str, object]] = field(
+        default_factory=lambda: {"lsd": {"per_set": 500}, "reds": {"change": "upper", "hold": "lower"}}
+    )
+
+
+@dataclass(frozen=True)
+class ExploreConfig(StudyConfig):
+    """What `latentspectra explore` serves: the networks' latent space on a local page (explore/). ``dataset``: the
+    test images to pick from and the training codes of the methods that fit on them; ``seed``: the LSD basis and
+    every method's seed parameter."""
+
+    dataset_use: ClassVar[str] = "whose test images are offered and whose training set is encoded"
+
     # V of the LSD basis built at the first start, then read from the cache: a tenth of `basis`'s 5,000 (40-70 s on 2
     # cores, docs/networks.md); 60 s measured for V = 500 while other jobs kept the 2 cores busy
-    per_set: int = 500
-    directions: int = 10  # K sliders per method (LSD: the set-1 quasi-eigenvectors, one per label)
+    per_set: int = option(
+        500, "V of the LSD basis built at start (cached for the next start).", low=1, high=MAX_PER_SET
+    )
+    # K sliders per method (LSD: the set-1 quasi-eigenvectors, one per label)
+    directions: int = option(10, "K: sliders per direction method.", low=1)
     slider_range: float = 5.0  # the sliders' shared scale, -range..range latent units (the prior's sigma is 1)
     strip_images: int = 9  # images in the strip along one direction
     rotation_steps: int = 6  # steps of pi / 12 from one label's quasi-eigenvector to the next (Algorithm 1)
     upload_bytes: int = 5 * 2**20  # the largest image file accepted
     upload_pixels: int = 4096 * 4096  # the largest image accepted, checked from its header before decoding
-    device: str = "auto"
-    precision: str = "auto"

@@ -42,16 +42,13 @@ import torch.distributed as dist
 
 from .compute import Network, bind_local_device, collective_backend, is_cuda, resolve_device
 from .config import INFERENCE_BATCH_SIZE
-from .errors import LatentspectraError
+from .errors import DistributedError
+from .launch import environment_int, launched_size
 
 _T = TypeVar("_T")
 
 TIMEOUT_VARIABLE = "LATENTSPECTRA_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 300.0  # a rank waits this long for the others at the rendezvous and at each collective
-
-
-class DistributedError(LatentspectraError, RuntimeError):
-    """The ranks of a sharded run cannot work together: no rendezvous, different arguments, a rank lost."""
 
 
 @dataclass(frozen=True)
@@ -160,14 +157,6 @@ def _first_line(failure: Exception) -> str:
     return text.splitlines()[0] if text else type(failure).__name__
 
 
-def _environment_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    try:
-        return int(value) if value else default
-    except ValueError:
-        raise DistributedError(f"${name}={value!r}: expected a whole number (torchrun sets it)") from None
-
-
 def timeout_seconds() -> float:
     """The rendezvous and collective timeout: ``$LATENTSPECTRA_DIST_TIMEOUT`` or `DEFAULT_TIMEOUT_SECONDS`."""
     value = os.environ.get(TIMEOUT_VARIABLE, "")
@@ -178,20 +167,6 @@ def timeout_seconds() -> float:
     if not seconds > 0:
         raise DistributedError(f"${TIMEOUT_VARIABLE}={value!r}: expected a number of seconds > 0")
     return seconds
-
-
-def launched_size() -> int:
-    """WORLD_SIZE as torchrun set it (1 when this process was not started by torchrun)."""
-    return _environment_int("WORLD_SIZE", 1)
-
-
-def rank_label() -> str:
-    """ "rank R of W: " inside a sharded run (to prefix its error lines), "" otherwise."""
-    try:
-        size, rank = launched_size(), _environment_int("RANK", 0)
-    except DistributedError:
-        return ""
-    return f"rank {rank} of {size}: " if size > 1 else ""
 
 
 @contextmanager
@@ -232,7 +207,7 @@ def open_world(device: str | torch.device = "auto", arguments: object = None) ->
     if size <= 1:
         yield SINGLE
         return
-    rank, local_rank = _environment_int("RANK", 0), _environment_int("LOCAL_RANK", 0)
+    rank, local_rank = environment_int("RANK", 0), environment_int("LOCAL_RANK", 0)
     bind_local_device(local_rank)
     backend = collective_backend(resolve_device(device))
     timeout = timedelta(seconds=timeout_seconds())

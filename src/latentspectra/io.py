@@ -31,15 +31,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from .distributed import World
 from .errors import LatentspectraError, OutputError
+
+if TYPE_CHECKING:  # torch is imported where tensors are written: the command line reads records without it
+    import torch
+
+    from .distributed import World
 
 try:
     import fcntl
@@ -56,6 +58,8 @@ _held_locks_guard = threading.Lock()
 
 def versions() -> dict[str, str]:
     """Versions of the software a run used, for its JSON record."""
+    import torch
+
     from . import __version__
 
     return {
@@ -369,12 +373,16 @@ def _checked_record(record: Any, path: Path, error: type[LatentspectraError], fo
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
     """Write ``tensors`` (and the header ``metadata``) to ``path`` as safetensors, atomically (contiguous,
     detached copies on the CPU)."""
+    from safetensors.torch import save_file
+
     plain = {key: value.detach().cpu().contiguous().clone() for key, value in tensors.items()}
     return atomic_write(path, lambda tmp: save_file(plain, str(tmp), metadata=metadata))
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     """SHA-256 of ``tensors``: every name, dtype, shape and byte, in name order."""
+    import torch
+
     digest = hashlib.sha256()
     for key in sorted(tensors):
         tensor = tensors[key].detach().cpu().contiguous()

@@ -27,8 +27,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..compute import available_memory
 from ..errors import DataError
+from ..host import available_host_memory
 
 __all__ = ["MAX_TRAILING_BYTES", "check_fits_in_memory", "parse_idx", "read_idx"]
 
@@ -65,8 +65,8 @@ def reading(path: Path, expected: str) -> Iterator[None]:
 
 def check_fits_in_memory(nbytes: int, what: str) -> None:
     """Raise DataError ``"<what> declares <nbytes> bytes, more than the <N> bytes of memory available"`` when
-    ``nbytes`` exceeds :func:`available_memory` (never when that is unknown), before anything is allocated."""
-    available = available_memory()
+    ``nbytes`` exceeds :func:`available_host_memory` (never when that is unknown), before anything is allocated."""
+    available = available_host_memory()
     if available is not None and nbytes > available:
         raise DataError(f"{what} declares {nbytes} bytes, more than the {available} bytes of memory available")
 
@@ -176,7 +176,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     Raises :class:`DataError` naming the file when it is missing or unreadable, when
     gzip data is corrupt or a ``.gz`` file is not gzip, when the magic number or the
     dtype code (must be ``0x08``, unsigned byte) is wrong, when the header declares
-    more bytes than the memory available (:func:`available_memory`), or when the data is
+    more bytes than the memory available (:func:`available_host_memory`), or when the data is
     shorter (truncated) or longer (trailing garbage) than the declared dimensions.
     Sizes in messages refer to the decompressed data.  The header is read first and
     nothing is allocated before it is checked; gzip data is decompressed incrementally

@@ -15,11 +15,11 @@ from typing import Any, NamedTuple
 import torch
 
 from ..compute import Compute
-from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION
+from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION, BasisConfig
 from ..data import images_to_tensor, load_dataset
 from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
-from ..io import versions
+from ..io import versions, writer_directory, writer_file_lock
 from ..latent import QuasiEigenBasis, build_latent_sets
 from ..latent.basis import check_orthogonalisation
 from ..latent.files import save_basis
@@ -27,6 +27,7 @@ from ..latent.sets import EncoderSample, LatentSets, Network
 from ..progress import progress_bar
 from .finished_sets import FinishedSets, finished_sets_path, probe_digest
 from .networks import NetworksSpec, check_dataset_fits, load_networks
+from .sharded_sets import run_collector
 
 
 def _config_value(network: Any, key: str, argument: str) -> int:
@@ -88,6 +89,19 @@ def build_basis(
         encoder_sample = None
     start = time.perf_counter()
     with progress_bar("latent sets", progress and world.is_writer, unit="vec") as bar:
+        bar.reset(total=(latent_dim // num_labels) * num_labels * per_set)
+        collect = run_collector(
+            generator,
+            classifier,
+            num_labels,
+            per_set,
+            max_draws=max_draws,
+            world=world,
+            progress=bar,
+            finished=finished_sets.load() if finished_sets is not None else (),
+            on_set=finished_sets.save if finished_sets is not None else None,
+        )
+        world.barrier("the start of the latent sets")  # the seconds count from when every rank is ready
         latent_sets = build_latent_sets(
             generator,
             classifier,
@@ -99,11 +113,8 @@ def build_basis(
             seed=seed,
             batch_size=batch_size,
             max_draws=max_draws,
-            progress=bar,
             device=device,
-            world=world,
-            finished=finished_sets.load() if finished_sets is not None else (),
-            on_set=finished_sets.save if finished_sets is not None else None,
+            collect=collect,
         )
     stats: dict[str, Any] = {"seed": seed, "latent_dim": latent_dim, **latent_sets.stats(), "world_size": world.size}
     basis = QuasiEigenBasis.from_etas(
@@ -119,48 +130,43 @@ def build_basis(
     return BasisBuild(basis, latent_sets, stats)
 
 
-def build_basis_from_models(
+def basis_study(
+    config: BasisConfig = BasisConfig(),
     networks: NetworksSpec = None,
-    dataset: str = "mnist",
-    per_set: int = 5000,
-    seed: int = 0,
-    progress: bool = True,
-    batch_size: int | None = None,
-    max_draws: int | None = None,
-    orthogonalisation: str = ORTHOGONALISATION,
-    compute: Compute | None = None,
+    *,
     overrides: Mapping[str, str | Path | None] | None = None,
+    progress: bool = True,
     world: World = SINGLE,
     resume: Path | None = None,
 ) -> BasisBuild:
     """`build_basis` with the generator, classifier and (where there is one) encoder that ``networks`` describes
     (a models directory, a manifest directory, a ``module:function`` factory or a `LatentNetworks`; default:
-    the shipped networks for ``dataset``), with ``overrides`` (piece -> file), and the training images of
-    ``dataset`` for the encoded set 1 (without an encoder every set is sampled).
+    the shipped networks for ``config.dataset``), with ``overrides`` (piece -> file), and the training images of
+    the dataset for the encoded set 1 (without an encoder every set is sampled); writes nothing.
 
-    The networks run as `load_networks` copies on ``compute``'s device (default: the CPU in float32; batch
-    norm folded, channels-last, G and C in ``compute``'s precision, the encoder in float32), in batches of
-    ``batch_size`` (default: the device's). The stats add ``compute`` (device, precision, threads). Under a
-    ``world`` of several ranks every rank calls this with the same arguments (see `build_basis`). With
-    ``resume``, the finished sets are kept there (`FinishedSets`) and a rerun resumes after them.
+    The networks run as `load_networks` copies on ``config.device`` (batch norm folded, channels-last, G and C
+    in ``config.precision``, the encoder in float32), in batches of ``config.batch_size`` (default: the
+    device's). The stats add ``compute`` (device, precision, threads). Under a ``world`` of several ranks every
+    rank calls this with the same arguments (see `build_basis`). With ``resume``, the finished sets are kept
+    there (`FinishedSets`) and a rerun resumes after them.
 
     Raises:
         CheckpointError, NetworkError: networks that cannot be read, lack G or C, or do not fit.
         LatentspectraError: a label too rare to fill its sets.
         DataError: a missing or corrupt dataset, or images not of the networks' shape.
     """
-    compute = compute or Compute()
-    loaded = load_networks(networks, compute, batch_size, dataset=dataset, overrides=overrides)
+    compute = Compute.select(config.device, config.precision)
+    loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
     loaded.require("basis", "generator", "classifier")
     assert loaded.generator is not None and loaded.classifier is not None  # `require` raised otherwise
     train_images = None
     if loaded.encoder is not None:
-        images = load_dataset(dataset)
+        images = load_dataset(config.dataset)
         check_dataset_fits(loaded.image_shape, images, loaded.source)
         train_images = images_to_tensor(images.train.images).to(compute.device)
     origin = {
         "models": loaded.source,
-        "dataset": dataset,
+        "dataset": config.dataset,
         "versions": versions(),
         "compute": loaded.compute_record(),
         "world_size": world.size,
@@ -169,11 +175,11 @@ def build_basis_from_models(
     if resume is not None:
         settings = {
             "models": str(loaded.source),
-            "dataset": dataset,
-            "seed": seed,
-            "per_set": per_set,
+            "dataset": config.dataset,
+            "seed": config.seed,
+            "per_set": config.per_set,
             "batch_size": loaded.batch_size,
-            "max_draws": max_draws,
+            "max_draws": config.max_draws,
             "device": str(compute.device),
             "precision": compute.precision,
             "probe": probe_digest(loaded.generator, loaded.classifier, loaded.latent_dim, compute.device),
@@ -185,14 +191,14 @@ def build_basis_from_models(
             loaded.classifier,
             loaded.encoder.sample if loaded.encoder is not None else None,
             train_images,
-            per_set=per_set,
-            seed=seed,
+            per_set=config.per_set,
+            seed=config.seed,
             batch_size=loaded.batch_size,
             progress=progress,
             latent_dim=loaded.latent_dim,
             num_labels=loaded.num_labels,
-            max_draws=max_draws,
-            orthogonalisation=orthogonalisation,
+            max_draws=config.max_draws,
+            orthogonalisation=config.orthogonalisation,
             provenance=origin,
             device=compute.device,
             world=world,
@@ -205,19 +211,39 @@ def build_basis_from_models(
     return built._replace(stats={**origin, **built.stats})
 
 
+def check_basis_out(out: Path) -> None:
+    """``out`` must name a .safetensors file, not a directory (`latentspectra basis --out`)."""
+    if out.suffix != ".safetensors":
+        raise LatentspectraError(f"--out {out}: expected a .safetensors file name")
+    if out.is_dir():
+        raise LatentspectraError(f"--out {out}: is a directory, expected a .safetensors file name")
+
+
+def write_basis(out: str | Path, result: BasisBuild) -> dict[str, Any]:
+    """Save ``result``'s basis as ``out`` (.safetensors, with its .json record beside it); returns the record,
+    with ``out``."""
+    return {**result.stats, "out": str(save_basis(result.basis, Path(out)))}
+
+
 def run_basis(
-    out: str | Path, networks: NetworksSpec = None, dataset: str = "mnist", *, world: World = SINGLE, **options: Any
+    out: str | Path,
+    config: BasisConfig = BasisConfig(),
+    networks: NetworksSpec = None,
+    *,
+    overrides: Mapping[str, str | Path | None] | None = None,
+    progress: bool = True,
+    world: World = SINGLE,
 ) -> dict[str, Any]:
-    """`build_basis_from_models` (``options``: its keyword arguments) into ``out`` (.safetensors, with its
-    .json record), as `latentspectra basis` runs it: the finished sets are kept beside ``out`` until the
-    basis is written (`finished_sets_path`), so an interrupted run resumes; rank 0 writes. Returns the
-    record, with ``out``.
-    """
+    """`basis_study` into ``out`` (`write_basis`), as `latentspectra basis` runs it: the finished sets are kept
+    beside ``out`` until the basis is written (`finished_sets_path`), so an interrupted run resumes; rank 0
+    writes (other ranks return the stats)."""
     out = Path(out)
-    resume = finished_sets_path(out)
-    built = build_basis_from_models(networks, dataset, world=world, resume=resume, **options)
-    if not world.is_writer:
-        return built.stats
-    stats = {**built.stats, "out": str(save_basis(built.basis, out))}
-    FinishedSets(resume, {}, world).discard()
-    return stats
+    check_basis_out(out)
+    with writer_directory(world, out.parent), writer_file_lock(world, out):
+        resume = finished_sets_path(out)
+        built = basis_study(config, networks, overrides=overrides, progress=progress, world=world, resume=resume)
+        if not world.is_writer:
+            return built.stats
+        record = write_basis(out, built)
+        FinishedSets(resume, {}, world).discard()
+        return record

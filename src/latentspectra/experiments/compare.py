@@ -915,9 +915,7 @@ def run_compare(
     compute = Compute.select(config.device, config.precision)
     timer = Timer()
     with timer.stage("load"):
-        loaded = load_networks(
-            networks, compute, config.network_batch_size, dataset=config.dataset, overrides=overrides
-        )
+        loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
         check_compare(config, loaded.latent_dim)
         dataset = load_dataset(config.dataset)
     with writer_directory(world, out_dir, lock=True):

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ..compute import Compute
+from ..config import EvaluateConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..distributed import SINGLE, World
 from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
@@ -47,11 +48,12 @@ class Evaluation:
 
 
 def evaluate_study(
-    networks: Networks, dataset: ImageDataset, seed: int = 0, dataset_name: str = "", world: World = SINGLE
+    networks: Networks, dataset: ImageDataset, config: EvaluateConfig = EvaluateConfig(), world: World = SINGLE
 ) -> Evaluation:
     """Every metric of the foundation issue for ``networks`` (loaded with `load_networks`: G and C on latents
-    in their precision, C on the test images and the encoder in float32) on ``dataset``; as one rank of a
-    sharded ``world``, every metric's rows dealt over the ranks and merged (evaluation.py), the same numbers.
+    in their precision, C on the test images and the encoder in float32) on ``dataset`` (named
+    ``config.dataset`` in the record), its random streams from ``config.seed``; as one rank of a sharded
+    ``world``, every metric's rows dealt over the ranks and merged (evaluation.py), the same numbers.
 
     Raises:
         NetworkError: networks without a generator, classifier or encoder.
@@ -66,6 +68,7 @@ def evaluate_study(
     test_images = images_to_tensor(dataset.test.images).to(device)
     test_labels = torch.from_numpy(dataset.test.labels).to(device)
     accuracy = classifier_accuracy(networks.exact_classifier, test_images, test_labels, world)
+    seed = config.seed
     samples = sample_metrics(
         networks.generator,
         networks.classifier,
@@ -80,7 +83,7 @@ def evaluate_study(
     )
     return Evaluation(
         networks.source,
-        dataset_name or dataset.name,
+        config.dataset,
         seed,
         accuracy,
         samples,
@@ -90,16 +93,16 @@ def evaluate_study(
     )
 
 
-def evaluate_models(
+def run_evaluate(
+    config: EvaluateConfig = EvaluateConfig(),
     networks: NetworksSpec = None,
-    dataset_name: str = "mnist",
-    seed: int = 0,
-    compute: Compute | None = None,
+    *,
     overrides: Mapping[str, str | Path | None] | None = None,
     world: World = SINGLE,
 ) -> dict[str, Any]:
     """`evaluate_study` on the networks ``networks`` describes (`load_networks`; default the shipped ones of
-    the dataset) on ``compute``'s device (default the CPU in float32) and the dataset named ``dataset_name``,
-    as one rank of ``world``; returns the record."""
-    loaded = load_networks(networks, compute, dataset=dataset_name, overrides=overrides)
-    return evaluate_study(loaded, load_dataset(dataset_name), seed, dataset_name, world).record()
+    ``config.dataset``) on ``config.device`` in ``config.precision``, as one rank of ``world``; returns the record
+    (`latentspectra evaluate` prints it, and writes nothing)."""
+    compute = Compute.select(config.device, config.precision)
+    loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
+    return evaluate_study(loaded, load_dataset(config.dataset), config, world).record()

@@ -206,7 +206,7 @@ def decoded_quality(
     """Classifier confidence share, label entropy and feature Fréchet distance to the test set of the images
     decoded from ``latents``; the decoder and the classifier's trunk run once per latent (as one rank of
     ``world``: on its batches, the features gathered)."""
-    assert config.batch_size is not None  # `run_fragmentation` fills in the device's
+    assert config.batch_size is not None  # `fragmentation_study` fills in the device's
     features = gathered_batched(lambda z: classifier.features(decode(z)), latents, world, config.batch_size).to(
         real_features.device
     )
@@ -409,8 +409,10 @@ def fragmentation_study(
     ``latent_dim``), the classifier's features compared with ``real_features`` (the test set's); writes nothing.
     ``models_dir`` and ``compute`` (default: the CPU) say where the networks came from and where they ran, for
     the record. As one rank of ``world`` (every rank calls it alike): the decoded samples dealt over the ranks,
-    the same result on every rank."""
+    the same result on every rank. ``config.batch_size`` None: the device's batch (`Compute.inference_batch_size`)."""
     timer = timer or Timer()
+    compute = compute or Compute()
+    config = replace(config, batch_size=config.batch_size or compute.inference_batch_size)
     with timer.stage("gan"), torch.inference_mode():
         latents = standard_normal_latents(
             config.samples, latent_dim, derived_seed(config.seed, SEEDS.samples), real_features.device
@@ -428,7 +430,7 @@ def fragmentation_study(
         gan,
         records,
         figure_data,
-        (compute or Compute()).record(),
+        compute.record(),
         dict(timer.seconds),
         tuple(label_names),
         world.size,
@@ -467,7 +469,6 @@ def run_fragmentation(
     check_config(config)
     compute = Compute.select(config.device, config.precision)
     batch_size = config.batch_size or compute.inference_batch_size
-    config = replace(config, batch_size=batch_size)
     with writer_directory(world, out_dir, lock=True):
         timer = Timer()
         torch.manual_seed(config.seed)

@@ -18,7 +18,7 @@ code compare's REDs adapter is given its networks by): float64 copies of the pac
 networks as they are (float32 most often). Every path is walked and measured in the dtype they take
 (`input_dtype`); reds.json records it per example (``jacobian_dtype``). The encoder is float32 (bfloat16's
 rounding would show in the Jacobians, so `precision` bfloat16 is refused). The LSD basis is built with
-`build_basis_from_models` (V = ``basis_per_set``) or read from ``--basis``.
+`basis_study` (V = ``basis_per_set``) or read from ``--basis``.
 
 Seeds per purpose, offsets from the run's seed: the basis uses ``seed``, the random directions
 ``seed + SEEDS.directions`` (`config.SEEDS`).
@@ -40,7 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..compute import Compute
-from ..config import REDS_EXAMPLES, SEEDS, RedsConfig, derived_seed
+from ..config import REDS_EXAMPLES, SEEDS, BasisConfig, RedsConfig, derived_seed
 from ..data import images_to_tensor, load_dataset
 from ..distributed import batched
 from ..errors import LatentspectraError
@@ -54,7 +54,7 @@ from ..models import GaussianEncoder
 from ..models.spec import LatentNetworks
 from ..progress import progress_bar
 from ..report.figures import image_rows
-from .basis import build_basis_from_models
+from .basis import basis_study
 from .common import Timer, to_unit_images
 from .networks import ExactNetworks, NetworksSpec, check_dataset_fits, load_exact_networks
 
@@ -188,7 +188,7 @@ def start_directions_study(
         "change_share": config.change_share,
     }
     began = time.perf_counter()
-    j_f, j_g = feature_jacobians(networks.generator, f, g, z, config.batch_size)
+    j_f, j_g = feature_jacobians(networks.generator, f, g, z, config.jacobian_batch_size)
     jacobian_seconds = time.perf_counter() - began
     began = time.perf_counter()
     exact = solve_rayleigh(j_f, j_g, **solve)
@@ -253,7 +253,7 @@ def run_example(
             method=config.method,
             held_share=config.held_share,
             change_share=config.change_share,
-            batch_size=config.batch_size,
+            batch_size=config.jacobian_batch_size,
             progress=bar,
         )
     record["path_seconds_per_direction"] = (time.perf_counter() - began) / (config.steps * len(z))
@@ -270,7 +270,7 @@ def run_example(
         paths["lsd"], record["lsd_short_radius"] = lsd_rotation_path(z, labels, basis, config.steps, config.step_size)
     record["paths"], rows = {}, {}
     for kind, path in paths.items():
-        values = evaluate_path(networks, f, g, path, config.batch_size, dtype)
+        values = evaluate_path(networks, f, g, path, config.jacobian_batch_size, dtype)
         record["paths"][kind] = path_changes(values, path)
         rows[kind] = values.images[:, : config.shown]
     record.update(start_directions_study(networks, f, g, z[: config.fd_latents], config))
@@ -504,9 +504,15 @@ def _lsd_basis(
         basis = load_basis(basis_file)
         source: dict[str, Any] = {"file": str(basis_file)}
     else:
-        built = build_basis_from_models(
-            networks, config.dataset, per_set=config.basis_per_set, seed=config.seed, progress=progress, compute=compute
+        basis_config = BasisConfig(
+            dataset=config.dataset,
+            seed=config.seed,
+            device=str(compute.device),
+            precision=compute.precision,
+            batch_size=config.batch_size,
+            per_set=config.basis_per_set,
         )
+        built = basis_study(basis_config, networks, progress=progress)
         basis, source = built.basis, {"per_set": config.basis_per_set, "seed": config.seed}
     if basis.dim != dim:
         raise LatentspectraError(f"--basis {basis_file}: dimension {basis.dim}, the generator's latents have {dim}")

@@ -315,7 +315,7 @@ def sfvq_study(
     curve = SFVQ(
         config.codewords,
         epochs_per_stage=config.epochs_per_stage,
-        batch_size=config.batch_size,
+        batch_size=config.training_batch_size,
         seed=config.seed,
         candidates=config.candidates,
         growth=config.growth,
@@ -413,9 +413,7 @@ def run_sfvq(
     with writer_directory(world, out_dir, lock=True):
         timer = Timer()
         with timer.stage("load"):
-            loaded = load_networks(
-                networks, compute, config.network_batch_size, dataset=config.dataset, overrides=overrides
-            )
+            loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
             dataset = load_dataset(config.dataset)
         result = sfvq_study(loaded, dataset, config, progress and world.is_writer, timer, world)
         return write_sfvq(out_dir, result) if world.is_writer else {}

@@ -133,9 +133,8 @@ def open_session(
         LatentspectraError: networks without a generator, classifier or encoder, a dataset not of their image
             shape, a bad basis file, or a cache directory that cannot be written.
     """
-    loaded = load_networks(
-        networks, Compute.select(config.device, config.precision), dataset=config.dataset, overrides=overrides
-    )
+    compute = Compute.select(config.device, config.precision)
+    loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
     loaded.require("explore", "generator", "classifier", "encoder")
     dataset = load_dataset(config.dataset)
     check_dataset_fits(loaded.image_shape, dataset, loaded.source, loaded.num_labels)

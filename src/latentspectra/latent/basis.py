@@ -32,11 +32,11 @@ from typing import Any
 
 import torch
 
+from ..config import ORTHOGONALISATIONS
 from ..errors import LatentspectraError
 from .checks import check_latents
 from .operators import ROTATION_MODES, literal_rotation, plane_rotation, projection_operator
 
-ORTHOGONALISATIONS = ("gram-schmidt", "symmetric")
 UNLABELLED = -1  # the label of a direction completed beyond the n l etas (M not a multiple of l)
 UNLABELLED_SET = 0  # its set index: the sets of the etas are 1-based
 # A basis whose max |<xi_a|xi_b> / C - delta_ab| exceeds this is refused: the float64 bases built here are

@@ -36,16 +36,15 @@ from typing import Any, NamedTuple
 
 import torch
 
+from ..config import SFVQ_CANDIDATES, SFVQ_GROWTH
 from ..errors import LatentspectraError
 from ..latent.checks import check_latents
 from ..progress import Progress
 from ..threads import single_thread
 
 CHUNK_ELEMENTS = 1 << 22  # inputs x segments per chunk of `project_onto_curve`: 32 MiB per float64 matrix
-# The training candidates (`training_candidates`): ours, the default, and the authors' (dithered points only).
-SFVQ_CANDIDATES = ("codewords+dithered", "dithered")
-# The growth rules between stages (`grown_codebook`): the authors' split, the default, and our midpoints.
-SFVQ_GROWTH = ("split", "midpoint")
+# SFVQ_CANDIDATES (config.py): the training candidates (`training_candidates`); SFVQ_GROWTH: the growth rules
+# between stages (`grown_codebook`).
 SPLIT_FRACTION = 0.01  # how far along the curve a split codeword's copy moves: the authors' codebook_extension_eps
 
 
