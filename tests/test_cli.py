@@ -36,6 +36,8 @@ def test_data_info_json(capsys, tiny_npz):
         (["basis", "--models", "/no/such/models", "--out", "{empty}/b.safetensors"], "/no/such/models"),
         (["basis", "--out", "{file}"], "expected a .safetensors file"),
         (["basis", "--per-set", "0"], "--per-set"),
+        (["basis", "--per-set", "many"], "--per-set"),
+        (["basis", "--tolerance", "0"], "--tolerance"),
         (["basis", "--orthogonalisation", "qr"], "--orthogonalisation"),
         (["reproduce", "--out", "{file}"], "not a directory"),
         (["reproduce", "--out", "{empty}", "--models", "{empty}"], "generator"),

@@ -286,7 +286,9 @@ def test_the_report_says_per_seed_whether_the_learned_directions_converged():
         }
     }
     (line,) = convergence_lines(record)
-    assert line.startswith("learned: converged for 1 of 3 seeds (two doublings of the steps each adding less than 0.02")
+    assert line.startswith(
+        "learned: converged for 1 of 3 seeds (two doublings of the steps in a row each adding less than 0.02"
+    )
     assert "16 steps, accuracy 0.510, last doublings +0.010, +0.010" in line and "last doublings n/a" in line
     assert "accuracy 0.600, last doublings +0.100;" in line
     record["methods"]["learned"]["fit_record_by_seed"] = [seed([8, 16], [0.5, 0.6], False)]

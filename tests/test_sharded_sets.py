@@ -4,6 +4,8 @@ the one-process etas is checked in test_distributed.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from conftest import linear_label_toy
@@ -49,7 +51,7 @@ def test_the_collector_resumes_after_finished_sets_and_tells_progress():
         raise AssertionError("a finished set is not drawn again")
 
     first = saved[0][1]
-    first = type(first)(first.means + 1, first.counts, first.draws, first.seconds)  # tell it apart
+    first = replace(first, means=first.means + 1)  # tell it apart
     resumed = build_latent_sets(
         refused,
         classifier,

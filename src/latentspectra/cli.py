@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .config import (
+    AUTO,
     FRAGMENTATION_MODELS,
     BasisConfig,
     CompareConfig,
@@ -54,9 +55,28 @@ def _check_device(context: click.Context, parameter: click.Parameter, value: str
 FIELD_CHECKS: dict[str, Callable[[click.Context, click.Parameter, Any], Any]] = {"device": _check_device}
 
 
+class NumberOrAuto(click.ParamType):
+    """A whole number in ``limits`` (a click.IntRange), or the word "auto"."""
+
+    name = "integer|auto"
+
+    def __init__(self, limits: click.IntRange) -> None:
+        self.limits = limits
+
+    def convert(self, value: Any, parameter: click.Parameter | None, context: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower() == AUTO:
+            return AUTO
+        return self.limits.convert(value, parameter, context)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[INTEGER|auto]"
+
+
 def _click_type(each: OptionField) -> Any:
     """The click type of a config field's option: its choices, its range, or its plain type."""
     how = each.option
+    if how.auto:
+        return NumberOrAuto(click.IntRange(how.low and int(how.low), how.high and int(how.high)))
     if how.choices is not None:
         return click.Choice(how.choices)
     if each.kind is int:

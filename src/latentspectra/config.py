@@ -104,8 +104,8 @@ def device_name_error(name: str) -> str | None:
 class Option:
     """A config field as a command-line option (cli.py `config_options` builds it): ``--field-name`` (or
     ``flag``), typed by the field's annotation, its default the field's. ``low`` / ``high`` bound a number
-    (``low_open``: excluding ``low``), ``choices`` a string; ``help`` may name ``{use}``, filled from the config's
-    ``dataset_use``."""
+    (``low_open``: excluding ``low``; ``auto``: or the word "auto"), ``choices`` a string; ``help`` may name
+    ``{use}``, filled from the config's ``dataset_use``."""
 
     help: str
     flag: str | None = None
@@ -114,6 +114,7 @@ class Option:
     low_open: bool = False
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
+    auto: bool = False  # a whole number in the range, or the word "auto"
 
 
 def option(default: Any, help: str, **how: Any) -> Any:
@@ -261,6 +262,25 @@ class TrainConfig(RunConfig):
 # --- Studies ------------------------------------------------------------------------------------------
 
 PER_SET_HELP = "V: latent vectors averaged into each eta."
+PER_SET_AUTO_HELP = (
+    "V: latent vectors averaged into each eta, or auto: each set drawn until its etas are stable (the standard "
+    "error of every eta at most --tolerance of its length), with at most 5,000."
+)
+# --per-set auto (latent.stable_label_means): each set is drawn until the standard error of every eta is at most
+# TOLERANCE of its length, with at most AUTO_MOST_PER_SET vectors per label (the paper's V); measured on the
+# shipped MNIST networks in docs/performance.md ("Accuracy against draws")
+AUTO = "auto"
+AUTO_MOST_PER_SET = 5000
+TOLERANCE = 0.1
+TOLERANCE_HELP = "With --per-set auto: the largest standard error of an eta, as a share of its length."
+
+
+def per_set_rule(per_set: int | str, tolerance: float) -> tuple[int, float | None]:
+    """(V, tolerance) of `latent.set_means` for a config's ``per_set``: a number V, or "auto" (at most
+    AUTO_MOST_PER_SET, until ``tolerance``)."""
+    return (AUTO_MOST_PER_SET, tolerance) if per_set == AUTO else (int(per_set), None)
+
+
 ORTHOGONALISATION_HELP = (
     "How the etas become quasi-eigenvectors: Gram-Schmidt in the paper's order (Eqs. 4-7), or symmetric (Löwdin) "
     "within each set, which privileges no label (docs/networks.md)."
@@ -280,7 +300,9 @@ class BasisConfig(StudyConfig):
 
     dataset_use: ClassVar[str] = "whose training set is encoded for set 1"
 
-    per_set: int = option(5000, PER_SET_HELP, low=1, high=MAX_PER_SET)  # V of the paper
+    # on a user's networks the sets are drawn until stable; a number V is the paper's protocol
+    per_set: int | str = option(AUTO, PER_SET_AUTO_HELP, low=1, high=MAX_PER_SET, auto=True)
+    tolerance: float = option(TOLERANCE, TOLERANCE_HELP, low=0, low_open=True)
     max_draws: int | None = option(
         None, "Per-set cap on drawn latents before a rare label is an error (default 50 x V x labels).", low=1
     )
@@ -293,7 +315,8 @@ class ReproduceConfig(StudyConfig):
 
     dataset_use: ClassVar[str] = "of the study (and of the shipped models)"
 
-    per_set: int = option(5000, PER_SET_HELP, low=1, high=MAX_PER_SET)  # V of the paper
+    per_set: int | str = option(5000, PER_SET_AUTO_HELP, low=1, high=MAX_PER_SET, auto=True)  # V of the paper
+    tolerance: float = option(TOLERANCE, TOLERANCE_HELP, low=0, low_open=True)
     trials: int = option(20, "Stochastic encodings of the test set.", low=1)  # of the whole test set
     # of the basis every stage uses; both are measured in stage 2
     orthogonalisation: str = option(ORTHOGONALISATION, ORTHOGONALISATION_HELP, choices=ORTHOGONALISATIONS)
@@ -399,13 +422,14 @@ class FragmentationConfig(StudyConfig):
 
 
 # The learned directions' parameters in `compare` per --budget, measured on the shipped MNIST networks (K = 10;
-# docs/compare.md, "Budgets, measured"). "default": until the reconstructor's held-out accuracy has converged (two
-# doublings of the steps in a row, from 2,000 on, each add less than 0.02; one is not enough: seed 2 paused at
-# 0.81 from 1,000 to 2,000 steps where the other seeds climbed on to 0.94), at most 16,000 steps of 64 at rate
-# 3e-3, about 10-11 minutes a seed on 2 CPU cores in float32. "quick": 500 steps at the class's batch and rate, not
-# converged (about 15 s a seed), for a first look. "paper": Voynov & Babenko's 10^5 steps at rate 1e-4 with their
-# "ortho" deformator and K = M (`compare.method_params`; the first K are measured), about an hour a seed on 2 CPU
-# cores.
+# docs/compare.md, "Budgets, measured"). "default": 16,000 steps of 64 at rate 3e-3, stopped earlier only where
+# two doublings of the steps in a row, from 2,000 on, each add less than 0.02 to the reconstructor's held-out
+# accuracy (one is not enough: seed 2 paused at 0.81 from 1,000 to 2,000 steps and went on to 0.94); measured
+# with seeds 0-2, all three trained 16,000 steps (0.943, 0.963, 0.935; the last doubling adding +0.002, +0.025
+# and +0.023), about 10-11 minutes a seed on 2 CPU cores in float32. "quick": 500 steps at the class's batch and
+# rate, not converged (about 15 s a seed), for a first look. "paper": Voynov & Babenko's 10^5 steps at rate 1e-4
+# with their "ortho" deformator and K = M (`compare.method_params`; the first K are measured), about an hour a seed
+# on 2 CPU cores.
 CONVERGED_GAIN = 0.02  # converged where two doublings of the learned directions' steps in a row each add less
 LEARNED_BUDGETS: dict[str, dict[str, object]] = {
     "default": {"steps": 16_000, "batch_size": 64, "learning_rate": 3e-3, "tolerance": CONVERGED_GAIN},
@@ -433,8 +457,8 @@ class CompareConfig(StudyConfig):
     # until converged, "quick" for a first look, "paper" their authors' budget
     budget: str = option(
         "default",
-        "The learned directions' budget. default: trained until two doublings of the steps each add < 0.02 to "
-        "their reconstructor accuracy (at most 16,000 steps of 64; about 10 minutes a seed on 2 CPU cores); quick: "
+        "The learned directions' budget. default: 16,000 steps of 64, fewer where two doublings of the steps each "
+        "add < 0.02 to their reconstructor accuracy (about 10 minutes a seed on 2 CPU cores); quick: "
         "500 steps, not converged, for a first look; paper: their authors' budget (10^5 steps at rate 1e-4, K = M, "
         "their ortho deformator; about an hour a seed on 2 CPU cores).",
         choices=COMPARE_BUDGETS,

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ..compute import Compute
-from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION, BasisConfig
+from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION, BasisConfig, per_set_rule
 from ..data import images_to_tensor, load_dataset
 from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
@@ -59,6 +59,7 @@ def build_basis(
     latent_dim: int | None = None,
     num_labels: int | None = None,
     max_draws: int | None = None,
+    tolerance: float | None = None,
     orthogonalisation: str = ORTHOGONALISATION,
     provenance: dict[str, Any] | None = None,
     device: torch.device | str = "cpu",
@@ -69,7 +70,8 @@ def build_basis(
 
     ``latent_dim`` and ``num_labels`` default to ``generator.config["latent_dim"]`` and
     ``classifier.config["num_classes"]``. With no encoder (``encoder_sample`` or ``train_images`` None)
-    every set is sampled. ``orthogonalisation`` is passed to `QuasiEigenBasis.from_etas`. ``provenance`` is
+    every set is sampled. With ``tolerance``, each set is drawn until stable with at most ``per_set`` vectors
+    per label (`latent.set_means`). ``orthogonalisation`` is passed to `QuasiEigenBasis.from_etas`. ``provenance`` is
     added to the basis' provenance record (seed, V, sources, orthogonalisation). ``device`` is where the
     latents are drawn: the networks' (see `build_latent_sets`). Under a ``world`` of several ranks the
     latent sets are sharded over them (every rank gets the same basis, to float64 rounding) and progress is
@@ -89,12 +91,13 @@ def build_basis(
         encoder_sample = None
     start = time.perf_counter()
     with progress_bar("latent sets", progress and world.is_writer, unit="vec") as bar:
-        bar.reset(total=(latent_dim // num_labels) * num_labels * per_set)
+        bar.reset(total=(latent_dim // num_labels) * num_labels * per_set if tolerance is None else None)
         collect = run_collector(
             generator,
             classifier,
             num_labels,
             per_set,
+            tolerance=tolerance,
             max_draws=max_draws,
             world=world,
             progress=bar,
@@ -114,6 +117,7 @@ def build_basis(
             batch_size=batch_size,
             max_draws=max_draws,
             device=device,
+            tolerance=tolerance,
             collect=collect,
         )
     stats: dict[str, Any] = {"seed": seed, "latent_dim": latent_dim, **latent_sets.stats(), "world_size": world.size}
@@ -171,13 +175,15 @@ def basis_study(
         "compute": loaded.compute_record(),
         "world_size": world.size,
     }
+    per_set, tolerance = per_set_rule(config.per_set, config.tolerance)
     finished = None
     if resume is not None:
         settings = {
             "models": str(loaded.source),
             "dataset": config.dataset,
             "seed": config.seed,
-            "per_set": config.per_set,
+            "per_set": per_set,
+            "tolerance": tolerance,
             "batch_size": loaded.batch_size,
             "max_draws": config.max_draws,
             "device": str(compute.device),
@@ -191,13 +197,14 @@ def basis_study(
             loaded.classifier,
             loaded.encoder.sample if loaded.encoder is not None else None,
             train_images,
-            per_set=config.per_set,
+            per_set=per_set,
             seed=config.seed,
             batch_size=loaded.batch_size,
             progress=progress,
             latent_dim=loaded.latent_dim,
             num_labels=loaded.num_labels,
             max_draws=config.max_draws,
+            tolerance=tolerance,
             orthogonalisation=config.orthogonalisation,
             provenance=origin,
             device=compute.device,

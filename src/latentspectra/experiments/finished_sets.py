@@ -66,9 +66,15 @@ class FinishedSets:
             return []
         means = torch.stack([done.means for done in found]) if found else torch.zeros(count, labels, dim, device="cpu")
         counts = torch.stack([done.counts for done in found]) if found else torch.zeros(count, labels, device="cpu")
+        squares = torch.stack([done.square_sums for done in found]) if found else torch.zeros(count, labels)
         draws = torch.tensor([float(done.draws) for done in found]) if found else torch.zeros(count, device="cpu")
-        means, counts, draws = (self.world.sum(tensor, "the finished sets") for tensor in (means, counts, draws))
-        return [LabelMeans(means[index], counts[index].long(), int(draws[index]), 0.0) for index in range(count)]
+        means, counts, squares, draws = (
+            self.world.sum(tensor, "the finished sets") for tensor in (means, counts, squares, draws)
+        )
+        return [
+            LabelMeans(means[index], counts[index].long(), int(draws[index]), 0.0, squares[index])
+            for index in range(count)
+        ]
 
     def save(self, index: int, result: LabelMeans) -> None:
         """Add set ``index`` (the next one) and, on rank 0, write all finished sets."""
@@ -80,6 +86,7 @@ class FinishedSets:
         tensors = {
             "means": torch.stack([done.means for done in self.sets]),
             "counts": torch.stack([done.counts for done in self.sets]),
+            "square_sums": torch.stack([done.square_sums for done in self.sets]),
         }
         record = {"format": FORMAT, "settings": self.settings, "draws": [done.draws for done in self.sets]}
         save_tensors_with_record(self.path, tensors, record, LatentspectraError)
@@ -101,9 +108,14 @@ class FinishedSets:
         if record.get("settings") != self.settings:
             print(f"latentspectra: not resuming from {self.path}: made with other settings", file=sys.stderr)
             return []
+        if "square_sums" not in tensors:
+            print(f"latentspectra: not resuming from {self.path}: written by an older version", file=sys.stderr)
+            return []
         found = [
-            LabelMeans(means, counts, int(draws), 0.0)
-            for means, counts, draws in zip(tensors["means"], tensors["counts"], record["draws"])
+            LabelMeans(means, counts, int(draws), 0.0, squares)
+            for means, counts, squares, draws in zip(
+                tensors["means"], tensors["counts"], tensors["square_sums"], record["draws"]
+            )
         ]
         print(f"latentspectra: resuming the basis after {len(found)} finished set(s) ({self.path})", file=sys.stderr)
         return found

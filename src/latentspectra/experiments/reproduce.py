@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..compute import Compute
-from ..config import SEEDS, ReproduceConfig, TrainConfig, derived_seed
+from ..config import SEEDS, ReproduceConfig, TrainConfig, derived_seed, per_set_rule
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..distributed import SINGLE, DistributedError, World, batched
 from ..evaluation import classifier_accuracy, psnr, summarise
@@ -48,6 +48,17 @@ from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 from .train import train_networks
 
 # --- What the study returns ---------------------------------------------------------------------------
+
+# What metrics.json keeps of the basis' record: the draws, and per set its V and how settled its etas are
+BASIS_KEYS = (
+    "samples_drawn",
+    "draws_per_set",
+    "vectors_per_set",
+    "relative_standard_error_per_set",
+    "tolerance",
+    "sources",
+    "world_size",
+)
 
 
 @dataclass(frozen=True)
@@ -162,7 +173,7 @@ class ReproduceResult:
             "orthogonalisation": self.config.orthogonalisation,
             "lsd_by_orthogonalisation": classification.by_orthogonalisation,
             "basis_orthogonality_error": stats["orthogonality_error"],
-            "basis": {key: stats[key] for key in ("samples_drawn", "draws_per_set", "sources", "world_size")},
+            "basis": {key: stats[key] for key in BASIS_KEYS},
             "denoising": self.denoising.record(),
             "rotation": self.rotation.record(),
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},
@@ -369,12 +380,14 @@ def study_basis(
     one stage that is sharded over the ranks of ``world``: every rank calls it."""
     # the callers (`reproduce_study`, `run_reproduce`) required them
     assert networks.generator is not None and networks.classifier is not None and networks.encoder is not None
+    per_set, tolerance = per_set_rule(config.per_set, config.tolerance)
     return build_basis(
         networks.generator,
         networks.classifier,
         networks.encoder.sample,
         train_images,
-        per_set=config.per_set,
+        per_set=per_set,
+        tolerance=tolerance,
         seed=derived_seed(config.seed, SEEDS.basis),
         batch_size=networks.batch_size,
         progress=progress,

@@ -30,6 +30,9 @@ from ..latent.sets import (
     check_counts,
     classify_batch,
     draw_cap,
+    label_means,
+    label_sums,
+    set_means,
     shortfall_message,
 )
 from ..progress import Progress
@@ -122,8 +125,7 @@ def sharded_label_means(
             table = world.gather(_block_row(z, labels, num_labels), "the label counts")
             own_before = _walk_round(table, cut, per_label, cap, world.rank, description)
             if own_before is not None and z is not None and labels is not None:
-                accepted = accepted_rows(labels, own_before.to(z.device), per_label)
-                block_sums = (accepted.to(z.dtype).T @ z).to(torch.float64)  # one matmul: the block's sums per label
+                block_sums = label_sums(accepted_rows(labels, own_before.to(z.device), per_label), z)
                 sums = block_sums if sums is None else sums + block_sums
             if progress is not None:
                 progress.update(int(cut.counts.sum()) - accepted_before)
@@ -132,10 +134,9 @@ def sharded_label_means(
         else:  # only empty blocks came
             raise LatentSetError(shortfall_message(cut.counts, per_label, cut.draws, description, RARE_HINT))
     assert cut.dim is not None  # at least one block was taken: per_label >= 1
-    local = sums if sums is not None else torch.zeros(num_labels, cut.dim, dtype=torch.float64, device="cpu")
+    local = sums if sums is not None else torch.zeros(num_labels, cut.dim + 1, dtype=torch.float64, device="cpu")
     total = world.sum(local, "the latent sums").cpu()
-    # computed outside inference mode, so the means are ordinary tensors, on the CPU, where the basis is built
-    return LabelMeans(total / cut.counts[:, None], cut.counts.clone(), cut.draws, time.perf_counter() - start)
+    return label_means(total, cut.counts.clone(), cut.draws, time.perf_counter() - start)
 
 
 def run_collector(
@@ -144,6 +145,7 @@ def run_collector(
     num_labels: int,
     per_set: int,
     *,
+    tolerance: float | None = None,
     max_draws: int | None = None,
     world: World = SINGLE,
     progress: Progress | None = None,
@@ -152,25 +154,30 @@ def run_collector(
 ) -> SetCollector:
     """The ``collect`` hook of `latent.build_latent_sets` for a run: the first sets from ``finished`` (a resumed
     run; every set has its own random streams, so the later ones do not depend on them), the others by
-    `sharded_label_means` over ``world``, each then handed to ``on_set`` (set index, its means); ``progress``
-    is told of every accepted vector, the finished sets' at once."""
+    `sharded_label_means` over ``world`` (V = ``per_set``, or with a ``tolerance`` until stable:
+    `latent.set_means`), each then handed to ``on_set`` (set index, its means); ``progress`` is told of every
+    accepted vector (every round's), the finished sets' at once."""
 
     def collect(index: int, blocks: LatentBlocks, description: str) -> LabelMeans:
         if index <= len(finished):
             if progress is not None:
-                progress.update(num_labels * per_set)
+                progress.update(int(finished[index - 1].counts.sum()))
             return finished[index - 1]
-        result = sharded_label_means(
-            generator,
-            classifier,
-            blocks,
-            num_labels,
-            per_set,
-            max_draws=max_draws,
-            description=description,
-            world=world,
-            progress=progress,
-        )
+
+        def draw(per_label: int) -> LabelMeans:
+            return sharded_label_means(
+                generator,
+                classifier,
+                blocks,
+                num_labels,
+                per_label,
+                max_draws=max_draws,
+                description=description,
+                world=world,
+                progress=progress,
+            )
+
+        result = set_means(draw, per_set, tolerance)
         if on_set is not None:
             on_set(index, result)
         return result

@@ -24,6 +24,7 @@ Works with any callables: ``generator(z) -> images``, ``classifier(images) -> lo
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ EncoderSample = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 LatentBlocks = Callable[[int], "torch.Tensor | None"]
 # how a set's blocks become its means: (set index, 1-based; its blocks; its name in errors) -> its `LabelMeans`
 SetCollector = Callable[[int, LatentBlocks, str], "LabelMeans"]
+FIRST_ROUND = 100  # V of the first round of a set drawn until stable (`stable_label_means`)
 SOURCES = ("encode", "sample")
 DRAWS_PER_VECTOR = 50  # default sample cap: 50 draws per requested vector
 
@@ -95,12 +97,26 @@ class LabelMeans:
         counts: (labels,) int64, vectors averaged per label (all equal to ``per_label``).
         draws: latent vectors drawn, accepted or not.
         seconds: wall-clock time.
+        square_sums: (labels,) float64, the sum of |z|^2 over the vectors averaged per label (their spread,
+            `relative_standard_error`).
     """
 
     means: torch.Tensor
     counts: torch.Tensor
     draws: int
     seconds: float
+    square_sums: torch.Tensor
+
+    def relative_standard_errors(self) -> torch.Tensor:
+        """Per label, the standard error of its eta relative to the eta's length: sqrt(tr S / V) / |eta|, S the
+        sample covariance of the V vectors averaged (so the expected length of eta's error, over |eta|)."""
+        count = self.counts.to(torch.float64)
+        spread = (self.square_sums - count * self.means.square().sum(1)).clamp(min=0) / (count - 1).clamp(min=1)
+        return (spread / count).sqrt() / self.means.norm(dim=1)
+
+    def relative_standard_error(self) -> float:
+        """The largest of `relative_standard_errors`: how far the least settled eta of the set may still move."""
+        return float(self.relative_standard_errors().max())
 
 
 def accepted_rows(labels: torch.Tensor, counts: torch.Tensor, per_label: int) -> torch.Tensor:
@@ -192,15 +208,49 @@ def collect_label_means(
             dim = check_block(z, dim, description)
             labels = classify_batch(generator, classifier, z, num_labels).to(z.device)
             accepted = accepted_rows(labels, counts.to(z.device), per_label)
-            block_sums = (accepted.to(z.dtype).T @ z).to(torch.float64)  # one matmul: the block's sums per label
+            block_sums = label_sums(accepted, z)
             sums = block_sums if sums is None else sums + block_sums
             counts += accepted.sum(0).cpu()
             draws += len(z)
         else:  # only empty blocks came
             raise LatentSetError(shortfall_message(counts, per_label, draws, description, RARE_HINT))
     assert sums is not None  # at least one block was taken: per_label >= 1
-    # computed outside inference mode, so the means are ordinary tensors, on the CPU, where the basis is built
-    return LabelMeans(sums.cpu() / counts[:, None], counts, draws, time.perf_counter() - start)
+    return label_means(sums.cpu(), counts, draws, time.perf_counter() - start)
+
+
+def label_sums(accepted: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """(labels, M + 1) float64: per label, the sum of the accepted rows of ``z`` and of their |z|^2 (one matmul,
+    in the latents' dtype)."""
+    rows = torch.cat([z, z.square().sum(1, keepdim=True)], 1)
+    return (accepted.to(z.dtype).T @ rows).to(torch.float64)
+
+
+def label_means(sums: torch.Tensor, counts: torch.Tensor, draws: int, seconds: float) -> LabelMeans:
+    """`LabelMeans` from `label_sums` added over the blocks (computed outside inference mode, so that the means
+    are ordinary tensors, on the CPU where the basis is built)."""
+    return LabelMeans(sums[:, :-1] / counts[:, None], counts, draws, seconds, sums[:, -1].clone())
+
+
+def stable_label_means(
+    draw: Callable[[int], LabelMeans], tolerance: float, most: int, first: int = FIRST_ROUND
+) -> LabelMeans:
+    """A set drawn in rounds until its etas are stable: ``draw(V)`` averages the first V vectors per label of the
+    set's stream (each round redraws the earlier rounds' vectors, the same ones, and goes on), V = ``first``, then
+    as many as the last round's spread says the tolerance needs, (r / tolerance)^2 V with r the set's
+    `LabelMeans.relative_standard_error` (at least twice V), until r <= ``tolerance`` or V = ``most``."""
+    per_label = min(first, most)
+    while True:
+        found = draw(per_label)
+        spread = found.relative_standard_error()
+        if spread <= tolerance or per_label >= most:
+            return found
+        per_label = min(most, max(2 * per_label, math.ceil(per_label * (spread / tolerance) ** 2)))
+
+
+def set_means(draw: Callable[[int], LabelMeans], per_set: int, tolerance: float | None) -> LabelMeans:
+    """A set's means from ``draw(V)`` (the first V vectors per label of its stream): V = ``per_set``, or with a
+    ``tolerance`` drawn until stable with at most ``per_set`` (`stable_label_means`)."""
+    return draw(per_set) if tolerance is None else stable_label_means(draw, tolerance, per_set)
 
 
 def check_counts(num_labels: int, per_label: int) -> None:
@@ -223,10 +273,14 @@ class LatentSets:
         labels: (l n,) int64, alpha of each row.
         sets: (l n,) int64, the set index i of each row, 1-based as in the paper.
         sources: "encode" or "sample" for each set.
-        per_set: V, the vectors averaged in every eta.
+        per_set: V asked for: the vectors averaged in every eta, or with a ``tolerance`` the most.
         draws: latent vectors drawn for each set, accepted or not, in block order up to the block that
-            completed it (a sharded run computes up to W - 1 more blocks, unused).
+            completed it (a sharded run computes up to W - 1 more blocks, unused); with a tolerance, every
+            round's.
         seconds: wall-clock time for all sets.
+        vectors: V of each set: the vectors averaged in each of its etas.
+        relative_standard_errors: each set's `LabelMeans.relative_standard_error` (its least settled eta).
+        tolerance: what the sets were drawn until (`stable_label_means`), or None: V vectors each.
     """
 
     etas: torch.Tensor
@@ -236,6 +290,9 @@ class LatentSets:
     per_set: int
     draws: tuple[int, ...]
     seconds: float
+    vectors: tuple[int, ...]
+    relative_standard_errors: tuple[float, ...]
+    tolerance: float | None = None
 
     @property
     def unlabelled_directions(self) -> int:
@@ -261,8 +318,11 @@ class LatentSets:
             "unlabelled_directions": self.unlabelled_directions,
             "sources": list(self.sources),
             "draws_per_set": list(self.draws),
+            "vectors_per_set": list(self.vectors),
+            "relative_standard_error_per_set": list(self.relative_standard_errors),
+            "tolerance": self.tolerance,
             "samples_drawn": self.samples_drawn,
-            "accepted": self.per_set * len(self.labels),
+            "accepted": sum(self.vectors) * (int(self.labels.max()) + 1),
             "seconds": self.seconds,
             "samples_per_second": self.samples_per_second,
         }
@@ -301,6 +361,7 @@ def build_latent_sets(
     batch_size: int = INFERENCE_BATCH_SIZE,
     max_draws: int | None = None,
     device: torch.device | str = "cpu",
+    tolerance: float | None = None,
     collect: SetCollector | None = None,
 ) -> LatentSets:
     """Build the n = floor(M / l) latent sets per label and their averages (Methods steps 4-5, Eq. 3).
@@ -312,7 +373,7 @@ def build_latent_sets(
     Args:
         latent_dim: M.
         num_labels: l, the number of classifier outputs.
-        per_set: V, vectors averaged per label and set.
+        per_set: V, vectors averaged per label and set (with ``tolerance``: the most).
         encoder_sample, images: the encoder ``encoder_sample(images, rng) -> z`` and the (training)
             images it encodes, needed by "encode" sets; images are visited in order, epoch after epoch
             with fresh encodings, until every label has V vectors.
@@ -324,9 +385,12 @@ def build_latent_sets(
         max_draws: per-set cap on drawn vectors (default 50 x V x l), see `collect_label_means`.
         device: where latents are drawn and encoded images are kept (the networks' device); the random
             streams are generators on that device, so the etas depend on it. The etas come back on the CPU.
+        tolerance: where given, each set is drawn until its etas are stable (`stable_label_means`: the
+            standard error of every eta at most this share of its length), with at most ``per_set`` vectors
+            per label; `LatentSets.vectors` says how many each set took.
         collect: how set i's blocks become its means, ``collect(i, blocks, description)`` (default:
-            `collect_label_means` with V and ``max_draws``); the experiments layer's shares them among ranks,
-            resumes and reports progress (experiments/sharded_sets.py).
+            `collect_label_means` with ``max_draws``, by `set_means`); the experiments layer's shares them among
+            ranks, resumes and reports progress (experiments/sharded_sets.py), given the same V and tolerance.
 
     Raises:
         ValueError: l < 1 or M < l (not even one set per label), bad sources, or missing encoder / images.
@@ -346,11 +410,14 @@ def build_latent_sets(
     if collect is None:
 
         def collect(index: int, blocks: LatentBlocks, description: str) -> LabelMeans:
-            return collect_label_means(
-                generator, classifier, blocks, num_labels, per_set, max_draws=max_draws, description=description
-            )
+            def draw(per_label: int) -> LabelMeans:
+                return collect_label_means(
+                    generator, classifier, blocks, num_labels, per_label, max_draws=max_draws, description=description
+                )
 
-    means, draws = [], []
+            return set_means(draw, per_set, tolerance)
+
+    found = []
     start = time.perf_counter()
     for index, source in enumerate(sources, start=1):
         if source == "encode":
@@ -363,8 +430,18 @@ def build_latent_sets(
             raise ValueError(
                 f"set {index} ({source}): latents have dimension {result.means.shape[1]}, expected M = {latent_dim}"
             )
-        means.append(result.means)
-        draws.append(result.draws)
+        found.append(result)
     set_index = torch.arange(1, num_sets + 1, device="cpu").repeat_interleave(num_labels)
     labels = torch.arange(num_labels, device="cpu").repeat(num_sets)
-    return LatentSets(torch.cat(means), labels, set_index, sources, per_set, tuple(draws), time.perf_counter() - start)
+    return LatentSets(
+        torch.cat([result.means for result in found]),
+        labels,
+        set_index,
+        sources,
+        per_set,
+        tuple(result.draws for result in found),
+        time.perf_counter() - start,
+        tuple(int(result.counts[0]) for result in found),
+        tuple(result.relative_standard_error() for result in found),
+        tolerance,
+    )

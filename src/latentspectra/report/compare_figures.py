@@ -184,7 +184,7 @@ def convergence_lines(record: Mapping[str, Any]) -> list[str]:
             else f"converged for {sum(converged)} of {len(converged)} seeds"
         )
         lines.append(
-            f"{name}: {verdict} (two doublings of the steps each adding less than {tolerance:g} to the "
+            f"{name}: {verdict} (two doublings of the steps in a row each adding less than {tolerance:g} to the "
             f"reconstructor's held-out accuracy); per seed: {seeds}."
         )
     return lines
