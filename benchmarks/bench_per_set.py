@@ -6,9 +6,9 @@
 For each V (and for --per-set auto at each --tolerance): the basis as `reproduce` builds it (set 1 encoded, the rest
 sampled, symmetric orthogonalisation) with each basis seed, then LSD top-1 and top-4 of the test set over --trials
 stochastic encodings (`reproduce`'s classification stage, encoding seed 0 for every basis); per V the mean over the
-basis seeds and its standard error (sample std / sqrt(seeds)), the latents drawn, the seconds of the basis, and
-for auto each set's V and relative standard error. Prints the CPU (`lscpu`'s model name, torch's capability) and
-the precision beside the numbers.
+basis seeds and its standard error (sample std / sqrt(seeds)), the latents drawn (every round's, for auto), the
+seconds of the basis, each set's relative standard error, and for auto the rounds (V, share of labels changed).
+Prints the CPU (`lscpu`'s model name, torch's capability) and the precision beside the numbers.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def point(networks, dataset, config: ReproduceConfig, seeds: list[int]) -> dict:
     train = images_to_tensor(dataset.train.images).to(networks.compute.device)
     test = images_to_tensor(dataset.test.images).to(networks.compute.device)
     labels = torch.from_numpy(dataset.test.labels).to(networks.compute.device)
-    top1, top4, draws, seconds, vectors, errors = [], [], [], [], [], []
+    top1, top4, draws, seconds, rounds, errors = [], [], [], [], [], []
     for seed in seeds:
         began = time.perf_counter()
         built = study_basis(networks, train, replace(config, seed=seed), progress=False)
@@ -49,7 +49,7 @@ def point(networks, dataset, config: ReproduceConfig, seeds: list[int]) -> dict:
         top1.append(found.lsd_top1["mean"])
         top4.append(found.topn_cumulative[3])
         draws.append(built.stats["samples_drawn"])
-        vectors.append(built.stats["vectors_per_set"])
+        rounds.append(built.stats.get("rounds"))
         errors.append(built.stats["relative_standard_error_per_set"])
     return {
         "per_set": config.per_set,
@@ -58,7 +58,7 @@ def point(networks, dataset, config: ReproduceConfig, seeds: list[int]) -> dict:
         "top4": mean_and_error(top4),
         "draws": mean_and_error([float(count) for count in draws]),
         "seconds": mean_and_error(seconds),
-        "vectors_per_set": vectors,
+        "rounds": rounds,
         "relative_standard_error_per_set": errors,
         "per_seed": {"top1": top1, "top4": top4, "draws": draws},
     }

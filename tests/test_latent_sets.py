@@ -23,7 +23,6 @@ from latentspectra.latent import (
     load_basis,
     sample_blocks,
     save_basis,
-    stable_label_means,
 )
 
 DIM, LABELS = 20, 10
@@ -68,44 +67,25 @@ def test_running_means_equal_the_direct_mean_of_the_first_v_vectors_per_label():
         assert result.relative_standard_errors()[label] == pytest.approx(float(expected), rel=1e-9)
 
 
-def test_a_set_drawn_until_stable_stops_at_the_first_v_whose_etas_are_within_the_tolerance():
-    """`stable_label_means`: rounds V = 100, then (r / tolerance)^2 V (at least 2 V), each round the first V
-    vectors of the same stream (so its means are `collect_label_means` at that V), until r <= tolerance or V hits
-    the most."""
-    generator, classifier, _, _ = _toy()
-    asked = []
+def test_a_basis_drawn_until_stable_doubles_v_until_the_probe_labels_settle():
+    """`stable_basis` (--per-set auto): V = 125, 250, ... until at most the tolerance of the probe latents change
+    their LSD label between rounds, or V reaches the most; the basis is the one built at the last V, and the stats
+    count every round's draws."""
+    from latentspectra.experiments.basis import build_basis
 
-    def draw(per_label):
-        asked.append(per_label)
-        return collect_label_means(generator, classifier, sample_blocks(DIM, 64, seed=5), LABELS, per_label)
-
-    loose = stable_label_means(draw, tolerance=10.0, most=5000)
-    assert asked == [100] and loose.counts.tolist() == [100] * LABELS
-    asked.clear()
-    tolerance = draw(100).relative_standard_error() / 2  # needs about 4 x 100
-    asked.clear()
-    found = stable_label_means(draw, tolerance, most=5000)
-    assert asked[0] == 100 and len(asked) >= 2 and asked[1] >= 200
-    assert found.relative_standard_error() <= tolerance
-    assert torch.equal(found.means, draw(asked[-1]).means)
-    asked.clear()
-    capped = stable_label_means(draw, tolerance=1e-6, most=300)
-    assert asked[-1] == 300 and capped.relative_standard_error() > 1e-6
-
-
-def test_the_latent_sets_record_each_sets_v_and_spread_when_drawn_until_stable():
-    generator, classifier, _, _ = _toy()
-    sets = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=400, tolerance=0.3)
-    stats = sets.stats()
-    assert stats["tolerance"] == 0.3 and len(stats["vectors_per_set"]) == 2
-    assert all(100 <= vectors <= 400 for vectors in stats["vectors_per_set"])
-    assert all(
-        error <= 0.3 or vectors == 400
-        for error, vectors in zip(stats["relative_standard_error_per_set"], stats["vectors_per_set"])
-    )
-    fixed = build_latent_sets(generator, classifier, latent_dim=DIM, num_labels=LABELS, per_set=50).stats()
-    assert fixed["vectors_per_set"] == [50, 50] and fixed["tolerance"] is None
-    assert fixed["accepted"] == 2 * LABELS * 50
+    generator, classifier, encoder_sample, _ = _toy()
+    images, _ = _images(300)
+    arguments = {"latent_dim": DIM, "num_labels": LABELS, "batch_size": 64, "progress": False}
+    settled = build_basis(generator, classifier, encoder_sample, images, 1000, tolerance=0.5, **arguments)
+    rounds = settled.stats["rounds"]
+    assert [done["per_set"] for done in rounds] == [125, 250] and rounds[0]["labels_changed"] is None
+    assert rounds[1]["labels_changed"] <= 0.5 and settled.stats["stable"] is True
+    assert settled.stats["samples_drawn"] == sum(done["samples_drawn"] for done in rounds)
+    fixed = build_basis(generator, classifier, encoder_sample, images, 250, **arguments)
+    assert torch.equal(settled.basis.vectors, fixed.basis.vectors) and settled.stats["per_set"] == 250
+    capped = build_basis(generator, classifier, encoder_sample, images, 100, tolerance=0.5, **arguments)
+    assert [done["per_set"] for done in capped.stats["rounds"]] == [100] and capped.stats["stable"] is False
+    assert "rounds" not in fixed.stats
 
 
 def test_float32_latents_give_the_same_means_to_float32_precision():

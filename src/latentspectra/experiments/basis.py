@@ -8,14 +8,14 @@ the timing and throughput the issue asks to report.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
 from ..compute import Compute
-from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION, BasisConfig, per_set_rule
+from ..config import INFERENCE_BATCH_SIZE, ORTHOGONALISATION, SEEDS, BasisConfig, derived_seed, per_set_rule
 from ..data import images_to_tensor, load_dataset
 from ..distributed import SINGLE, World
 from ..errors import LatentspectraError
@@ -70,8 +70,8 @@ def build_basis(
 
     ``latent_dim`` and ``num_labels`` default to ``generator.config["latent_dim"]`` and
     ``classifier.config["num_classes"]``. With no encoder (``encoder_sample`` or ``train_images`` None)
-    every set is sampled. With ``tolerance``, each set is drawn until stable with at most ``per_set`` vectors
-    per label (`latent.set_means`). ``orthogonalisation`` is passed to `QuasiEigenBasis.from_etas`. ``provenance`` is
+    every set is sampled. With ``tolerance``, V doubles from `FIRST_ROUND` up to ``per_set`` until the basis is
+    stable (`stable_basis`). ``orthogonalisation`` is passed to `QuasiEigenBasis.from_etas`. ``provenance`` is
     added to the basis' provenance record (seed, V, sources, orthogonalisation). ``device`` is where the
     latents are drawn: the networks' (see `build_latent_sets`). Under a ``world`` of several ranks the
     latent sets are sharded over them (every rank gets the same basis, to float64 rounding) and progress is
@@ -80,7 +80,7 @@ def build_basis(
 
     Returns:
         `BasisBuild` whose stats hold at least seconds, samples_per_second, samples_drawn,
-        orthogonality_error, per_set, sets, labels and world_size.
+        orthogonality_error, per_set, sets, labels and world_size (and with a tolerance, its rounds).
     """
     check_orthogonalisation(orthogonalisation, "build_basis")  # before the minute of sampling
     if latent_dim is None:
@@ -89,15 +89,119 @@ def build_basis(
         num_labels = _config_value(classifier, "num_classes", "num_labels")
     if train_images is None:
         encoder_sample = None
+
+    def at(vectors: int, finished: FinishedSets | None = None) -> BasisBuild:
+        return _basis_at(
+            generator,
+            classifier,
+            encoder_sample,
+            train_images,
+            vectors,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+            latent_dim=latent_dim,
+            num_labels=num_labels,
+            max_draws=max_draws,
+            orthogonalisation=orthogonalisation,
+            provenance=provenance,
+            device=device,
+            world=world,
+            finished_sets=finished,
+        )
+
+    if tolerance is None:
+        return at(per_set, finished_sets)
+    probe = label_probe(encoder_sample, train_images, latent_dim, seed, device)
+    return stable_basis(at, probe, per_set, tolerance)
+
+
+FIRST_ROUND = 125  # V of the first round of a basis drawn until stable (`stable_basis`)
+PROBE_LATENTS = 2000  # the latents whose LSD labels `stable_basis` compares between rounds
+
+
+def label_probe(
+    encoder_sample: EncoderSample | None,
+    images: torch.Tensor | None,
+    latent_dim: int,
+    seed: int,
+    device: torch.device | str,
+) -> torch.Tensor:
+    """The latents `stable_basis` classifies after each round: stochastic encodings of the first
+    PROBE_LATENTS training images where there is an encoder (the latents LSD classifies), else z ~ N(0, I); from
+    their own random stream (seed offset SEEDS.probe), the same on every rank."""
+    rng = torch.Generator(device=device).manual_seed(derived_seed(seed, SEEDS.probe))
+    if encoder_sample is not None and images is not None:
+        with torch.inference_mode():
+            return encoder_sample(images[:PROBE_LATENTS].to(device), rng).float().clone()
+    return torch.randn(PROBE_LATENTS, latent_dim, generator=rng, device=rng.device)
+
+
+def stable_basis(at: Callable[[int], BasisBuild], probe: torch.Tensor, most: int, tolerance: float) -> BasisBuild:
+    """`--per-set auto`: the basis at V = FIRST_ROUND, 2 V, 4 V, ... (at most ``most``; ``at(V)`` builds it) until
+    the LSD labels (`QuasiEigenBasis.classify`) of the ``probe`` latents change for at most a ``tolerance`` share
+    of them from one round to the next. Every round draws its sets afresh (the first V vectors per label of the
+    same streams, so a round's sets extend the last one's); the stats count every round's draws and time and
+    list the rounds (V, draws, the share of labels changed)."""
+    rounds: list[dict[str, Any]] = []
+    previous = None
+    vectors = min(FIRST_ROUND, most)
+    while True:
+        built = at(vectors)
+        labels = built.basis.classify(probe)[:, 0]
+        changed = None if previous is None else float((labels != previous).double().mean())
+        rounds.append(
+            {
+                "per_set": vectors,
+                "samples_drawn": built.stats["samples_drawn"],
+                "seconds": built.stats["total_seconds"],
+                "labels_changed": changed,
+            }
+        )
+        if (changed is not None and changed <= tolerance) or vectors >= most:
+            break
+        previous, vectors = labels, min(2 * vectors, most)
+    drawn, seconds = sum(done["samples_drawn"] for done in rounds), sum(done["seconds"] for done in rounds)
+    stats = {
+        **built.stats,
+        "tolerance": tolerance,
+        "stable": changed is not None and changed <= tolerance,
+        "rounds": rounds,
+        "samples_drawn": drawn,
+        "total_seconds": seconds,
+        "samples_per_second": drawn / seconds if seconds > 0 else float("inf"),
+    }
+    return built._replace(stats=stats)
+
+
+def _basis_at(
+    generator: Network,
+    classifier: Network,
+    encoder_sample: EncoderSample | None,
+    train_images: torch.Tensor | None,
+    per_set: int,
+    *,
+    seed: int,
+    batch_size: int,
+    progress: bool,
+    latent_dim: int,
+    num_labels: int,
+    max_draws: int | None,
+    orthogonalisation: str,
+    provenance: dict[str, Any] | None,
+    device: torch.device | str,
+    world: World,
+    finished_sets: FinishedSets | None,
+) -> BasisBuild:
+    """`build_basis` at one V."""
     start = time.perf_counter()
-    with progress_bar("latent sets", progress and world.is_writer, unit="vec") as bar:
-        bar.reset(total=(latent_dim // num_labels) * num_labels * per_set if tolerance is None else None)
+    with progress_bar(f"latent sets (V = {per_set})", progress and world.is_writer, unit="vec") as bar:
+        bar.reset(total=(latent_dim // num_labels) * num_labels * per_set)
         collect = run_collector(
             generator,
             classifier,
             num_labels,
             per_set,
-            tolerance=tolerance,
             max_draws=max_draws,
             world=world,
             progress=bar,
@@ -117,7 +221,6 @@ def build_basis(
             batch_size=batch_size,
             max_draws=max_draws,
             device=device,
-            tolerance=tolerance,
             collect=collect,
         )
     stats: dict[str, Any] = {"seed": seed, "latent_dim": latent_dim, **latent_sets.stats(), "world_size": world.size}
@@ -177,13 +280,12 @@ def basis_study(
     }
     per_set, tolerance = per_set_rule(config.per_set, config.tolerance)
     finished = None
-    if resume is not None:
+    if resume is not None and tolerance is None:  # a basis drawn until stable is not resumed: its rounds differ in V
         settings = {
             "models": str(loaded.source),
             "dataset": config.dataset,
             "seed": config.seed,
             "per_set": per_set,
-            "tolerance": tolerance,
             "batch_size": loaded.batch_size,
             "max_draws": config.max_draws,
             "device": str(compute.device),

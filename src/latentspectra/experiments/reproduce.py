@@ -49,15 +49,17 @@ from .train import train_networks
 
 # --- What the study returns ---------------------------------------------------------------------------
 
-# What metrics.json keeps of the basis' record: the draws, and per set its V and how settled its etas are
+# What metrics.json keeps of the basis' record: the draws, how settled each set's etas are, and the rounds of a
+# basis drawn until stable
 BASIS_KEYS = (
     "samples_drawn",
     "draws_per_set",
-    "vectors_per_set",
     "relative_standard_error_per_set",
-    "tolerance",
     "sources",
     "world_size",
+    "tolerance",
+    "stable",
+    "rounds",
 )
 
 
@@ -173,7 +175,7 @@ class ReproduceResult:
             "orthogonalisation": self.config.orthogonalisation,
             "lsd_by_orthogonalisation": classification.by_orthogonalisation,
             "basis_orthogonality_error": stats["orthogonality_error"],
-            "basis": {key: stats[key] for key in BASIS_KEYS},
+            "basis": {key: stats[key] for key in BASIS_KEYS if key in stats},  # the last three with --per-set auto
             "denoising": self.denoising.record(),
             "rotation": self.rotation.record(),
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},

@@ -32,7 +32,6 @@ from ..latent.sets import (
     draw_cap,
     label_means,
     label_sums,
-    set_means,
     shortfall_message,
 )
 from ..progress import Progress
@@ -145,7 +144,6 @@ def run_collector(
     num_labels: int,
     per_set: int,
     *,
-    tolerance: float | None = None,
     max_draws: int | None = None,
     world: World = SINGLE,
     progress: Progress | None = None,
@@ -154,9 +152,8 @@ def run_collector(
 ) -> SetCollector:
     """The ``collect`` hook of `latent.build_latent_sets` for a run: the first sets from ``finished`` (a resumed
     run; every set has its own random streams, so the later ones do not depend on them), the others by
-    `sharded_label_means` over ``world`` (V = ``per_set``, or with a ``tolerance`` until stable:
-    `latent.set_means`), each then handed to ``on_set`` (set index, its means); ``progress`` is told of every
-    accepted vector (every round's), the finished sets' at once."""
+    `sharded_label_means` over ``world``, each then handed to ``on_set`` (set index, its means); ``progress`` is
+    told of every accepted vector, the finished sets' at once."""
 
     def collect(index: int, blocks: LatentBlocks, description: str) -> LabelMeans:
         if index <= len(finished):
@@ -164,20 +161,17 @@ def run_collector(
                 progress.update(int(finished[index - 1].counts.sum()))
             return finished[index - 1]
 
-        def draw(per_label: int) -> LabelMeans:
-            return sharded_label_means(
-                generator,
-                classifier,
-                blocks,
-                num_labels,
-                per_label,
-                max_draws=max_draws,
-                description=description,
-                world=world,
-                progress=progress,
-            )
-
-        result = set_means(draw, per_set, tolerance)
+        result = sharded_label_means(
+            generator,
+            classifier,
+            blocks,
+            num_labels,
+            per_set,
+            max_draws=max_draws,
+            description=description,
+            world=world,
+            progress=progress,
+        )
         if on_set is not None:
             on_set(index, result)
         return result

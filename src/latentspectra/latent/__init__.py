@@ -34,8 +34,6 @@ from .sets import (
     default_sources,
     encode_blocks,
     sample_blocks,
-    set_means,
-    stable_label_means,
 )
 from .statistics import (
     CodeBulk,
@@ -86,9 +84,7 @@ __all__ = [
     "rotation_path",
     "sample_blocks",
     "save_basis",
-    "set_means",
     "slice_mask",
-    "stable_label_means",
     "strongest_pairs",
     "symmetric_orthogonalisation",
 ]

@@ -24,7 +24,6 @@ Works with any callables: ``generator(z) -> images``, ``classifier(images) -> lo
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,7 +41,6 @@ EncoderSample = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 LatentBlocks = Callable[[int], "torch.Tensor | None"]
 # how a set's blocks become its means: (set index, 1-based; its blocks; its name in errors) -> its `LabelMeans`
 SetCollector = Callable[[int, LatentBlocks, str], "LabelMeans"]
-FIRST_ROUND = 100  # V of the first round of a set drawn until stable (`stable_label_means`)
 SOURCES = ("encode", "sample")
 DRAWS_PER_VECTOR = 50  # default sample cap: 50 draws per requested vector
 
@@ -231,28 +229,6 @@ def label_means(sums: torch.Tensor, counts: torch.Tensor, draws: int, seconds: f
     return LabelMeans(sums[:, :-1] / counts[:, None], counts, draws, seconds, sums[:, -1].clone())
 
 
-def stable_label_means(
-    draw: Callable[[int], LabelMeans], tolerance: float, most: int, first: int = FIRST_ROUND
-) -> LabelMeans:
-    """A set drawn in rounds until its etas are stable: ``draw(V)`` averages the first V vectors per label of the
-    set's stream (each round redraws the earlier rounds' vectors, the same ones, and goes on), V = ``first``, then
-    as many as the last round's spread says the tolerance needs, (r / tolerance)^2 V with r the set's
-    `LabelMeans.relative_standard_error` (at least twice V), until r <= ``tolerance`` or V = ``most``."""
-    per_label = min(first, most)
-    while True:
-        found = draw(per_label)
-        spread = found.relative_standard_error()
-        if spread <= tolerance or per_label >= most:
-            return found
-        per_label = min(most, max(2 * per_label, math.ceil(per_label * (spread / tolerance) ** 2)))
-
-
-def set_means(draw: Callable[[int], LabelMeans], per_set: int, tolerance: float | None) -> LabelMeans:
-    """A set's means from ``draw(V)`` (the first V vectors per label of its stream): V = ``per_set``, or with a
-    ``tolerance`` drawn until stable with at most ``per_set`` (`stable_label_means`)."""
-    return draw(per_set) if tolerance is None else stable_label_means(draw, tolerance, per_set)
-
-
 def check_counts(num_labels: int, per_label: int) -> None:
     if num_labels < 1 or per_label < 1:
         raise ValueError(f"collect_label_means: num_labels and per_label must be >= 1, got {num_labels}, {per_label}")
@@ -273,14 +249,11 @@ class LatentSets:
         labels: (l n,) int64, alpha of each row.
         sets: (l n,) int64, the set index i of each row, 1-based as in the paper.
         sources: "encode" or "sample" for each set.
-        per_set: V asked for: the vectors averaged in every eta, or with a ``tolerance`` the most.
+        per_set: V, the vectors averaged in every eta.
         draws: latent vectors drawn for each set, accepted or not, in block order up to the block that
-            completed it (a sharded run computes up to W - 1 more blocks, unused); with a tolerance, every
-            round's.
+            completed it (a sharded run computes up to W - 1 more blocks, unused).
         seconds: wall-clock time for all sets.
-        vectors: V of each set: the vectors averaged in each of its etas.
         relative_standard_errors: each set's `LabelMeans.relative_standard_error` (its least settled eta).
-        tolerance: what the sets were drawn until (`stable_label_means`), or None: V vectors each.
     """
 
     etas: torch.Tensor
@@ -290,9 +263,7 @@ class LatentSets:
     per_set: int
     draws: tuple[int, ...]
     seconds: float
-    vectors: tuple[int, ...]
     relative_standard_errors: tuple[float, ...]
-    tolerance: float | None = None
 
     @property
     def unlabelled_directions(self) -> int:
@@ -318,11 +289,9 @@ class LatentSets:
             "unlabelled_directions": self.unlabelled_directions,
             "sources": list(self.sources),
             "draws_per_set": list(self.draws),
-            "vectors_per_set": list(self.vectors),
             "relative_standard_error_per_set": list(self.relative_standard_errors),
-            "tolerance": self.tolerance,
             "samples_drawn": self.samples_drawn,
-            "accepted": sum(self.vectors) * (int(self.labels.max()) + 1),
+            "accepted": self.per_set * len(self.labels),
             "seconds": self.seconds,
             "samples_per_second": self.samples_per_second,
         }
@@ -361,7 +330,6 @@ def build_latent_sets(
     batch_size: int = INFERENCE_BATCH_SIZE,
     max_draws: int | None = None,
     device: torch.device | str = "cpu",
-    tolerance: float | None = None,
     collect: SetCollector | None = None,
 ) -> LatentSets:
     """Build the n = floor(M / l) latent sets per label and their averages (Methods steps 4-5, Eq. 3).
@@ -373,7 +341,7 @@ def build_latent_sets(
     Args:
         latent_dim: M.
         num_labels: l, the number of classifier outputs.
-        per_set: V, vectors averaged per label and set (with ``tolerance``: the most).
+        per_set: V, vectors averaged per label and set.
         encoder_sample, images: the encoder ``encoder_sample(images, rng) -> z`` and the (training)
             images it encodes, needed by "encode" sets; images are visited in order, epoch after epoch
             with fresh encodings, until every label has V vectors.
@@ -385,12 +353,9 @@ def build_latent_sets(
         max_draws: per-set cap on drawn vectors (default 50 x V x l), see `collect_label_means`.
         device: where latents are drawn and encoded images are kept (the networks' device); the random
             streams are generators on that device, so the etas depend on it. The etas come back on the CPU.
-        tolerance: where given, each set is drawn until its etas are stable (`stable_label_means`: the
-            standard error of every eta at most this share of its length), with at most ``per_set`` vectors
-            per label; `LatentSets.vectors` says how many each set took.
         collect: how set i's blocks become its means, ``collect(i, blocks, description)`` (default:
-            `collect_label_means` with ``max_draws``, by `set_means`); the experiments layer's shares them among
-            ranks, resumes and reports progress (experiments/sharded_sets.py), given the same V and tolerance.
+            `collect_label_means` with V and ``max_draws``); the experiments layer's shares them among ranks,
+            resumes and reports progress (experiments/sharded_sets.py).
 
     Raises:
         ValueError: l < 1 or M < l (not even one set per label), bad sources, or missing encoder / images.
@@ -410,12 +375,9 @@ def build_latent_sets(
     if collect is None:
 
         def collect(index: int, blocks: LatentBlocks, description: str) -> LabelMeans:
-            def draw(per_label: int) -> LabelMeans:
-                return collect_label_means(
-                    generator, classifier, blocks, num_labels, per_label, max_draws=max_draws, description=description
-                )
-
-            return set_means(draw, per_set, tolerance)
+            return collect_label_means(
+                generator, classifier, blocks, num_labels, per_set, max_draws=max_draws, description=description
+            )
 
     found = []
     start = time.perf_counter()
@@ -441,7 +403,5 @@ def build_latent_sets(
         per_set,
         tuple(result.draws for result in found),
         time.perf_counter() - start,
-        tuple(int(result.counts[0]) for result in found),
         tuple(result.relative_standard_error() for result in found),
-        tolerance,
     )
