@@ -56,11 +56,11 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
     config = CompareConfig(
         dataset=f"npz:{tiny_npz}",
         directions=3,
-        latents=16,
+        latents=6,
         edit_latents=24,
         steps=3,
         method_params=TINY_PARAMS,
-        measure_samples=300,
+        measure_samples=150,
         seeds=2,
         reconstructor_steps=3,
         reconstructor_validation=8,
@@ -104,7 +104,7 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         assert sorted(found["best"] + found["behind"]) == sorted(available()), key
     assert (tmp_path / "one" / "figures" / "summary.png").stat().st_size > 0
     boundaries = record["methods"]["interfacegan"]["measure_boundaries"]
-    assert boundaries["samples"] == 300
+    assert boundaries["samples"] == 150
     if "skipped" not in boundaries:  # the untrained generator's images may have no ink to measure
         assert len(boundaries["validation_accuracy"]) == len(record["measures"])
         assert all(0 <= value <= 1 for accuracy in boundaries["validation_accuracy"] for value in accuracy["values"])

@@ -180,10 +180,10 @@ def test_read_idx_compares_the_declared_size_to_available_memory(
     tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write_idx(tmp_path / f"x-idx3-ubyte{suffix}", idx_bytes(np.zeros((6, 4, 5), dtype=np.uint8)))
-    monkeypatch.setattr(idx_module, "available_memory", lambda: 135)
+    monkeypatch.setattr(idx_module, "available_host_memory", lambda: 135)
     with pytest.raises(DataError, match=r"declares 136 bytes, more than the 135 bytes of memory available"):
         read_idx(path)
-    monkeypatch.setattr(idx_module, "available_memory", lambda: None)  # unknown: no cap
+    monkeypatch.setattr(idx_module, "available_host_memory", lambda: None)  # unknown: no cap
     assert read_idx(path).shape == (6, 4, 5)
 
 

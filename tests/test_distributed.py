@@ -502,6 +502,8 @@ def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
     got, expected = (json.loads((tmp_path / out / f"{command}.json").read_text()) for out in ("two", "one"))
     assert json.loads(results[0][1]) == got
     assert (got.pop("world_size"), expected.pop("world_size")) == (2, 1)
+    for record in (got, expected):  # the ranks report the real CPU, this process may pretend another (conftest)
+        record["compute"].pop("cpu_native_bfloat16")
     for key in ("figures", *(("curve",) if command == "sfvq" else ())):
         got.pop(key), expected.pop(key)
     assert _untimed(got) == _untimed(expected)  # every number identical
