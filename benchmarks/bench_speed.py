@@ -4,7 +4,9 @@
 
 Prints, in one run: float32 and bfloat16 matmul GFLOP/s (1024 x 1024 both; float32 also 2048 x 2048 and
 again at the end; the peak is the best of the three); the shipped generator + classifier (the inference
-copies `basis` and `reproduce` use) in samples/s and GFLOP/s at each precision, as a fraction of that peak;
+copies `basis` and `reproduce` use) in samples/s and GFLOP/s at each precision, as a fraction of the float32 peak
+and of its own precision's matmul peak; with --layers, each layer of G and C: milliseconds per batch, GFLOP and
+GFLOP/s at each precision (forward hooks; the layers' sum is a little above the whole pass);
 the latent-set throughput of `build_latent_sets` at the precision `auto` picks here; images/s of each training loop
 (classifier, GAN, encoder; default configs, real MNIST batches) at each precision and what `train all`'s epochs
 would take at those rates. The FLOPs per sample are counted by
@@ -66,6 +68,49 @@ def inference(precision: str, batch_size: int) -> tuple[float, float]:
     return calls * batch_size, flops_per_sample(networks)
 
 
+def layer_times(precision: str, batch_size: int, repeats: int = 10) -> list[dict]:
+    """Per leaf layer of the shipped G and C inference copies, in the order they run: its name, milliseconds per
+    batch of ``batch_size`` latents (forward hooks, after 3 warm-up passes), GFLOP per batch and GFLOP/s."""
+    networks = load_networks(shipped_models_dir("mnist"), Compute(precision=precision))
+    z = torch.randn(batch_size, networks.latent_dim)
+    seconds: dict[str, float] = {}
+    began: dict[str, float] = {}
+    leaves = [
+        (f"{tag}.{name}", module)
+        for tag, root in (("G", networks.generator), ("C", networks.classifier))
+        for name, module in root.named_modules()
+        if not list(module.children())
+    ]
+    for name, module in leaves:
+        module.register_forward_pre_hook(lambda *_, name=name: began.__setitem__(name, time.perf_counter()))
+        module.register_forward_hook(
+            lambda *_, name=name: seconds.__setitem__(name, seconds.get(name, 0.0) + time.perf_counter() - began[name])
+        )
+    with torch.inference_mode():
+        for _ in range(3):
+            networks.classifier(networks.generator(z))
+        seconds.clear()
+        for _ in range(repeats):
+            networks.classifier(networks.generator(z))
+        with FlopCounterMode(display=False) as counter:
+            networks.classifier(networks.generator(z))
+    counts = counter.get_flop_counts()
+    found = []
+    for name, _ in leaves:
+        path = name.split(".", 1)[1]
+        flops = sum(sum(count.values()) for key, count in counts.items() if key.endswith(path) and key != "Global")
+        milliseconds = seconds.get(name, 0.0) / repeats * 1000
+        found.append(
+            {
+                "layer": name,
+                "ms": milliseconds,
+                "gflop": flops / 1e9,
+                "gflops": flops / 1e9 / (milliseconds / 1000) if milliseconds else 0.0,
+            }
+        )
+    return found
+
+
 def latent_set_rate(compute: Compute, per_set: int) -> float:
     """Latents drawn and classified per second by `build_latent_sets` (set 1 encoded, the rest sampled)."""
     networks = load_networks(shipped_models_dir("mnist"), compute)
@@ -120,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="training steps timed per network and precision")
     parser.add_argument("--per-set", type=int, default=300, help="V of the timed latent sets")
+    parser.add_argument("--layers", action="store_true", help="also time each layer of G and C at each precision")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     auto = Compute.select("cpu", "auto")
@@ -147,12 +193,18 @@ def main() -> None:
                 "samples_per_s": value,
                 "gflops": value * flops / 1e9,
                 "fraction_of_float32_peak": value * flops / 1e9 / peak,
+                "fraction_of_own_peak": value
+                * flops
+                / 1e9
+                / (peak if name.endswith("float32") else matmul["bfloat16"]),
             }
             for name, value in rates.items()
         },
         training_images_per_s=training,
         train_all_seconds_estimate={precision: train_all_seconds(value) for precision, value in training.items()},
     )
+    if args.layers:
+        results["layers"] = {precision: layer_times(precision, auto.inference_batch_size) for precision in PRECISIONS}
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -169,8 +221,13 @@ def main() -> None:
     for name, entry in results["samples_per_s"].items():
         print(
             f"{name:32s} {entry['samples_per_s']:8.0f} samples/s  {entry['gflops']:6.1f} GFLOP/s  "
-            f"{entry['fraction_of_float32_peak']:.0%} of the float32 peak"
+            f"{entry['fraction_of_float32_peak']:.0%} of the float32 peak, "
+            f"{entry['fraction_of_own_peak']:.0%} of its own"
         )
+    for precision, layers in results.get("layers", {}).items():
+        print(f"layers, {precision} (ms per batch of {auto.inference_batch_size}, GFLOP, GFLOP/s):")
+        for layer in layers:
+            print(f"  {layer['layer']:28s} {layer['ms']:6.2f} {layer['gflop']:6.3f} {layer['gflops']:7.1f}")
     for precision, value in training.items():
         print(
             f"training images/s, {precision}: "
