@@ -695,3 +695,17 @@ def test_the_page_in_headless_chromium(url, tmp_path):
     finally:
         driver.quit()
         shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_the_lsd_method_records_the_v_its_basis_settled_at():
+    """With --per-set auto the LSD method's V is the one its basis was drawn at (the basis' provenance); a number
+    is kept as given."""
+    from latentspectra.explore.start import basis_vectors
+    from latentspectra.latent import QuasiEigenBasis
+
+    etas = torch.eye(4, dtype=torch.float64)
+    basis = QuasiEigenBasis.from_etas(
+        etas, torch.arange(4), torch.ones(4, dtype=torch.int64), provenance={"per_set": 250}
+    )
+    assert basis_vectors(basis, ExploreConfig(per_set="auto")) == 250
+    assert basis_vectors(basis, ExploreConfig(per_set=300)) == 300

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from conftest import assert_traces_hardware, run_cli
+from latentspectra.compute import Compute
 from latentspectra.config import RedsConfig
 from latentspectra.experiments.compare import fit_inputs
 from latentspectra.experiments.networks import load_networks
@@ -316,3 +317,20 @@ def test_compares_reds_adapter_gives_the_directions_of_the_reds_path(users, monk
     adapter = get("reds", n_directions=2, change=change, hold=hold)
     adapter.fit(**fit_inputs(adapter, load_networks(spec), None, z))
     torch.testing.assert_close(adapter.directions_[0], (path[1, 0] - path[0, 0]).float())
+
+
+def test_the_identity_basis_can_be_drawn_until_stable(monkeypatch):
+    """`--basis-per-set auto` reaches `basis_study` as "auto", and the record names the V the basis settled at."""
+    from latentspectra.experiments import reds
+    from latentspectra.experiments.basis import BasisBuild
+
+    asked = []
+
+    def settled(config, networks, **_):
+        asked.append(config)
+        return BasisBuild(random_basis(), None, {"per_set": 500})
+
+    monkeypatch.setattr(reds, "basis_study", settled)
+    compute = Compute()
+    basis, source = reds._lsd_basis(None, None, RedsConfig(basis_per_set="auto"), 100, False, compute)
+    assert asked[0].per_set == "auto" and source == {"per_set": 500, "seed": 0} and basis.dim == 100

@@ -382,7 +382,14 @@ class RedsConfig(StudyConfig):
         REDS_EPS, "Regulariser of the Rayleigh quotient, relative to the largest eigenvalue of J_g^T J_g.", low=0
     )
     # V of the LSD basis built for identity changes
-    basis_per_set: int = option(500, "V of the LSD basis built when no --basis is given.", low=1, high=MAX_PER_SET)
+    basis_per_set: int | str = option(
+        500,
+        f"V of the LSD basis built when no --basis is given, or auto (as `basis --per-set auto`, tolerance "
+        f"{TOLERANCE}).",
+        low=1,
+        high=MAX_PER_SET,
+        auto=True,
+    )
     latents: int = option(200, "Encoder means of the first N test images.", low=1)
     examples: tuple[tuple[str, str], ...] = REDS_EXAMPLES  # (change, hold) feature specs
     held_share: float = REDS_HELD_SHARE
@@ -521,8 +528,12 @@ class ExploreConfig(StudyConfig):
 
     # V of the LSD basis built at the first start, then read from the cache: a tenth of `basis`'s 5,000 (40-70 s on 2
     # cores, docs/networks.md); 60 s measured for V = 500 while other jobs kept the 2 cores busy
-    per_set: int = option(
-        500, "V of the LSD basis built at start (cached for the next start).", low=1, high=MAX_PER_SET
+    per_set: int | str = option(
+        500,
+        "V of the LSD basis built at start (cached for the next start), or auto (as `basis --per-set auto`).",
+        low=1,
+        high=MAX_PER_SET,
+        auto=True,
     )
     # K sliders per method (LSD: the set-1 quasi-eigenvectors, one per label)
     directions: int = option(10, "K: sliders per direction method.", low=1)

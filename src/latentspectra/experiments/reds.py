@@ -513,7 +513,7 @@ def _lsd_basis(
             per_set=config.basis_per_set,
         )
         built = basis_study(basis_config, networks, progress=progress)
-        basis, source = built.basis, {"per_set": config.basis_per_set, "seed": config.seed}
+        basis, source = built.basis, {"per_set": built.stats["per_set"], "seed": config.seed}
     if basis.dim != dim:
         raise LatentspectraError(f"--basis {basis_file}: dimension {basis.dim}, the generator's latents have {dim}")
     return basis, source

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..compute import Compute
-from ..config import ORTHOGONALISATION, ExploreConfig
+from ..config import AUTO, ORTHOGONALISATION, TOLERANCE, ExploreConfig, per_set_rule
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..experiments.basis import build_basis
@@ -93,12 +93,14 @@ def lsd_basis(
     say(f"LSD basis: building the latent sets (V = {config.per_set}, seed {config.seed})")
     # `open_session` required them
     assert networks.generator is not None and networks.classifier is not None and networks.encoder is not None
+    per_set, tolerance = per_set_rule(config.per_set, TOLERANCE)
     built = build_basis(
         networks.generator,
         networks.classifier,
         networks.encoder.sample,
         images_to_tensor(train_images).to(networks.compute.device),
-        per_set=config.per_set,
+        per_set=per_set,
+        tolerance=tolerance,
         seed=config.seed,
         batch_size=networks.batch_size,
         progress=progress,
@@ -111,6 +113,15 @@ def lsd_basis(
     save_basis(built.basis, cached)
     say(f"LSD basis: {built.stats['total_seconds']:.1f} s, saved to {cached}")
     return built.basis
+
+
+def basis_vectors(basis: QuasiEigenBasis, config: ExploreConfig) -> int:
+    """The V the LSD method records: the config's number, or with ``auto`` the V its basis settled at (its
+    provenance, `build_basis`; without a record the most auto draws)."""
+    if config.per_set != AUTO:
+        return int(config.per_set)
+    recorded = basis.provenance.get("per_set")
+    return int(recorded) if recorded is not None else per_set_rule(config.per_set, TOLERANCE)[0]
 
 
 def open_session(
@@ -150,7 +161,9 @@ def open_session(
     cached = store.load_cached()
     store.add(
         LSD,
-        LSDDirections.from_basis(basis, min(config.directions, basis.dim), per_set=config.per_set, seed=config.seed),
+        LSDDirections.from_basis(
+            basis, min(config.directions, basis.dim), per_set=basis_vectors(basis, config), seed=config.seed
+        ),
         cached=LSD in cached,
     )  # the cache has these directions
     say(
