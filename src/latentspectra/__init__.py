@@ -11,52 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError, DataError, LatentspectraError
 
-# Where each public name lives: imported on first use, so that `import latentspectra` (and the command line's
-# --help, `data info` and argument errors) does not import torch.
-_LAZY = {
-    **dict.fromkeys(
-        (
-            "BasisError",
-            "BoxSampler",
-            "CodeBulk",
-            "CodeStatisticsError",
-            "FullGaussianSampler",
-            "GaussianMixtureSampler",
-            "IndependentGaussianSampler",
-            "LatentError",
-            "LatentSetError",
-            "LatentSets",
-            "QuasiEigenBasis",
-            "StandardNormalSampler",
-            "build_latent_sets",
-            "collect_label_means",
-            "gram_schmidt",
-            "rotation_path",
-            "symmetric_orthogonalisation",
-        ),
-        "latent",
-    ),
-    **dict.fromkeys(
-        (
-            "SFVQ",
-            "CurveQuantization",
-            "RayleighDirections",
-            "RedsError",
-            "SFVQError",
-            "rayleigh_directions",
-            "rayleigh_path",
-        ),
-        "methods",
-    ),
-}
+# The public names of latent/ and methods/ (`__all__` below) are imported on first use, so that `import
+# latentspectra` (and the command line's --help, `data info` and argument errors) does not import torch.
+_LAZY_PACKAGES = ("latent", "methods")
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
+    if name in __all__:
+        from importlib import import_module
 
-    return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        for package in _LAZY_PACKAGES:
+            module = import_module(f".{package}", __name__)
+            if hasattr(module, name):
+                return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if TYPE_CHECKING:

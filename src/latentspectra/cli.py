@@ -75,16 +75,15 @@ class NumberOrAuto(click.ParamType):
 def _click_type(each: OptionField) -> Any:
     """The click type of a config field's option: its choices, its range, or its plain type."""
     how = each.option
-    if how.auto:
-        return NumberOrAuto(click.IntRange(how.low and int(how.low), how.high and int(how.high)))
     if how.choices is not None:
         return click.Choice(how.choices)
     if each.kind is int:
-        return click.IntRange(
+        whole = click.IntRange(
             None if how.low is None else int(how.low),
             None if how.high is None else int(how.high),
             min_open=how.low_open,
         )
+        return NumberOrAuto(whole) if how.auto else whole
     if each.kind is float:
         return click.FloatRange(how.low, how.high, min_open=how.low_open)
     return each.kind

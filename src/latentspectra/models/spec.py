@@ -377,11 +377,24 @@ def _from_files(files: dict[str, Path], facts: dict[str, Any], source: str) -> L
         else next((tuple(model.config["image_shape"]) for model in native.values()), None)
         or _image_shape(pieces.get("generator"), latent_dim, source)
     )
-    labels = _label_names(facts.get("labels", ()), f"networks of {source}")
+    return _described(latent_dim, image_shape, pieces, pixel_range, facts, source, f"networks of {source}")
+
+
+def _described(
+    latent_dim: int,
+    image_shape: tuple[int, int, int],
+    pieces: dict[str, Any],
+    pixel_range: tuple[float, float],
+    facts: dict[str, Any],
+    source: str,
+    where: str,
+) -> LatentNetworks:
+    """The description of ``pieces`` (piece -> network), with the labels, prior and classifier outputs ``facts``
+    give (the label names checked, errors naming ``where``)."""
     return LatentNetworks(
         latent_dim,
         image_shape,
-        labels,
+        _label_names(facts.get("labels", ()), where),
         pieces.get("generator"),
         pieces.get("classifier"),
         pieces.get("encoder"),
@@ -470,19 +483,7 @@ def networks_from_factory(spec: str) -> LatentNetworks:
     image_shape = (
         made["image_shape"] if "image_shape" in made else _image_shape(pieces.get("generator"), latent_dim, spec)
     )
-    labels = _label_names(made.get("labels", ()), f"--networks {spec}")
-    return LatentNetworks(
-        latent_dim,
-        image_shape,
-        labels,
-        pieces.get("generator"),
-        pieces.get("classifier"),
-        pieces.get("encoder"),
-        pixel_range,
-        made.get("prior", "normal"),
-        made.get("classifier_outputs", "logits"),
-        spec,
-    )
+    return _described(latent_dim, image_shape, pieces, pixel_range, made, spec, f"--networks {spec}")
 
 
 # ------------------------------------------------------------------ resolving what a command was given
