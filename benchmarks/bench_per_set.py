@@ -24,15 +24,15 @@ import torch
 from latentspectra.compute import Compute, describe_device
 from latentspectra.config import AUTO, TOLERANCE, ReproduceConfig
 from latentspectra.data import images_to_tensor, load_dataset
+from latentspectra.evaluation import summarise
 from latentspectra.experiments.networks import load_networks
 from latentspectra.experiments.reproduce import classification_study, study_basis
 
 
 def mean_and_error(values: list[float]) -> dict[str, float]:
-    """Mean and standard error of the mean (0 for one value)."""
-    mean = sum(values) / len(values)
-    spread = math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return {"mean": mean, "standard_error": spread / math.sqrt(len(values))}
+    """Mean and standard error of the mean (`evaluation.summarise`'s sample std / sqrt(n); 0 for one value)."""
+    found = summarise(values)
+    return {"mean": float(found["mean"]), "standard_error": float(found["std"]) / math.sqrt(len(values))}
 
 
 def point(networks, dataset, config: ReproduceConfig, seeds: list[int]) -> dict:

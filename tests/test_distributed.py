@@ -472,6 +472,17 @@ def _untimed(value: object) -> object:
     return [_untimed(item) for item in value] if isinstance(value, list) else value
 
 
+def _two_ranks_then_one(tmp_path, capsys, arguments: list[str]) -> list[tuple[int, str, str]]:
+    """The command ``arguments`` as two ranks writing to TMP/two, then as one process on one thread (as each rank)
+    writing to TMP/one; the ranks' (exit code, stdout, stderr), both checked to have succeeded."""
+    results = _ranks([["-m", "latentspectra", *arguments, "--out", str(tmp_path / "two")]] * 2, tmp_path)
+    assert [code for code, _, _ in results] == [0, 0], results
+    with single_thread(), threadpool_limits(1):
+        main([*arguments, "--out", str(tmp_path / "one")])
+    capsys.readouterr()
+    return results
+
+
 @pytest.mark.parametrize("command", STUDIES)
 @pytest.mark.slow
 def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
@@ -493,11 +504,7 @@ def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
         "--quiet",
         "--json",
     ]
-    results = _ranks([["-m", "latentspectra", *arguments, "--out", str(tmp_path / "two")]] * 2, tmp_path)
-    assert [code for code, _, _ in results] == [0, 0], results
-    with single_thread(), threadpool_limits(1):
-        main([*arguments, "--out", str(tmp_path / "one")])
-    capsys.readouterr()
+    results = _two_ranks_then_one(tmp_path, capsys, arguments)
     assert results[1][1] == ""  # rank 0 alone prints
     got, expected = (json.loads((tmp_path / out / f"{command}.json").read_text()) for out in ("two", "one"))
     assert json.loads(results[0][1]) == got
@@ -533,11 +540,7 @@ def test_two_ranks_reproduce_the_metrics_of_one_process(tmp_path, capsys):
         "float32",
         "--quiet",
     ]
-    results = _ranks([["-m", "latentspectra", *arguments, "--out", str(tmp_path / "two")]] * 2, tmp_path)
-    assert [code for code, _, _ in results] == [0, 0], results
-    with single_thread(), threadpool_limits(1):
-        main([*arguments, "--out", str(tmp_path / "one")])
-    capsys.readouterr()
+    _two_ranks_then_one(tmp_path, capsys, arguments)
     got, expected = (json.loads((tmp_path / out / "metrics.json").read_text()) for out in ("two", "one"))
     assert (got["basis"].pop("world_size"), expected["basis"].pop("world_size")) == (2, 1)
     for record in (got, expected):
