@@ -15,8 +15,8 @@ from conftest import assert_traces_hardware, run_cli
 from latentspectra.config import MAX_SEED, SEEDS, AutoencoderConfig, FragmentationConfig, derived_seed
 from latentspectra.distributed import batched
 from latentspectra.evaluation import classifier_fid, sample_quality
+from latentspectra.experiments.codes import autoencoder_model
 from latentspectra.experiments.fragmentation import decoded_quality, latent_paths, make_samplers
-from latentspectra.experiments.networks import autoencoder_model
 from latentspectra.models import Autoencoder, Classifier
 from latentspectra.models.files import load_model, shipped_models_dir
 from latentspectra.training.autoencoder import AutoencoderJob, critic_loss, mix_codes

@@ -76,16 +76,9 @@ from ..models.classifier import Classifier
 from ..models.foreign import ForeignNetwork, NetworkError
 from ..models.inference import channels_last, inference_copy
 from ..report import fragmentation_figures as figures
+from .codes import CodedModel, autoencoder_model, encoder_model
 from .common import Timer, to_unit_images
-from .networks import (
-    LatentModel,
-    Networks,
-    NetworksSpec,
-    autoencoder_model,
-    check_dataset_fits,
-    encoder_model,
-    load_networks,
-)
+from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 
 FULL_GAUSSIAN = "full-covariance Gaussian"
 MIXTURE = "Gaussian mixture"
@@ -218,7 +211,7 @@ def decoded_quality(
 
 
 def sampler_study(
-    model: LatentModel,
+    model: CodedModel,
     classifier: Classifier | ForeignNetwork,
     real_features: torch.Tensor,
     bulk: CodeBulk,
@@ -269,7 +262,7 @@ def latent_paths(codes: torch.Tensor, dominant: list[int], config: Fragmentation
 
 
 def path_study(
-    model: LatentModel, classifier: Classifier | ForeignNetwork, bulk: CodeBulk, paths: dict[str, torch.Tensor]
+    model: CodedModel, classifier: Classifier | ForeignNetwork, bulk: CodeBulk, paths: dict[str, torch.Tensor]
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Per path and step: the decoded image's top class probability and label, and the Mahalanobis
     distance to the codes' centre (the bulk ends at ``bulk.threshold_``). Returns metrics and images."""
@@ -292,7 +285,7 @@ def path_study(
 
 @torch.inference_mode()
 def study_model(
-    model: LatentModel,
+    model: CodedModel,
     classifier: Classifier | ForeignNetwork,
     real_features: torch.Tensor,
     config: FragmentationConfig,
@@ -391,7 +384,7 @@ def check_config(config: FragmentationConfig) -> None:
 
 
 def fragmentation_study(
-    latent_models: list[LatentModel],
+    latent_models: list[CodedModel],
     generator: Network,
     classifier: Classifier | ForeignNetwork,
     real_features: torch.Tensor,

@@ -1,38 +1,35 @@
 """The networks of a latent space (models/spec.py: the package's own, a user's files or a factory) as the
-studies run them: the generator, classifier and encoder as fast inference copies (models/inference.py) on the
-run's device, for the experiments that push many latents through them, or as exact float32 networks for those
-that differentiate through them (REDs); and a model's codes of a training set with the decoder that turns them
-into images (the fragmentation study)."""
+studies run them (`Networks`, the one runtime holder): the generator, classifier and encoder as fast inference
+copies (models/inference.py) on the run's device, for the experiments that push many latents through them, or as
+exact float32 networks for those that differentiate through them (REDs)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..compute import Compute, Network, check_fits_memory
-from ..config import SEEDS, derived_seed
+from ..compute import Compute, check_fits_memory
 from ..data import ImageDataset
-from ..distributed import SINGLE, World, gathered_batched
 from ..errors import DataError
-from ..models import Autoencoder, GaussianEncoder
-from ..models.encoder import reparameterise
-from ..models.files import load_model, shipped_models_dir
-from ..models.inference import InferenceEncoder, InferenceNetwork, fold_batch_norms, frozen
+from ..models.files import shipped_models_dir
+from ..models.inference import InferenceEncoder, InferenceNetwork
 from ..models.spec import LatentNetworks, resolve_networks
 
 
 @dataclass
 class Networks:
-    """G and C on latents in the run's precision; C on real images and the encoder in float32; all on
-    ``compute.device``. A piece the description lacks is None (`require` names it for a command)."""
+    """The one runtime holder of a latent space's networks, on ``compute.device``, loaded by `load_networks`:
+    fast inference copies (G and C on latents in the run's precision; C on real images and the encoder in
+    float32) or, with ``exact``, the float32 networks themselves, folded and frozen, for the studies that
+    differentiate through them (REDs). A piece the description lacks is None (`require` names it)."""
 
-    generator: InferenceNetwork | None  # latents -> images in [-1, 1], the run's precision
-    classifier: InferenceNetwork | None  # generated images -> logits, the run's precision
+    generator: InferenceNetwork | None  # latents -> images in [-1, 1]
+    classifier: InferenceNetwork | None  # generated images -> logits
     exact_classifier: InferenceNetwork | None  # real images -> logits, float32
     encoder: InferenceEncoder | None  # images -> (mu, logvar), float32
     latent_dim: int
@@ -139,11 +136,13 @@ def load_networks(
     *,
     dataset: str = "mnist",
     overrides: Mapping[str, str | Path | None] | None = None,
+    exact: bool = False,
 ) -> Networks:
     """The networks ``networks`` describes (a models directory, a manifest directory, a ``module:function``
     factory or a `LatentNetworks`; None: the shipped networks of ``dataset``), with ``overrides`` (piece ->
-    file), as inference copies on ``compute``'s device (default: the CPU in float32), called in batches of
-    ``batch_size`` (default: the device's).
+    file), as `models.inference` copies on ``compute``'s device (default: the CPU in float32), called in batches
+    of ``batch_size`` (default: the device's); with ``exact``, exact ones (float32, differentiable, no fast
+    layers: `models.inference.InferenceNetwork`).
 
     Raises:
         CheckpointError, NetworkError: networks that cannot be read or do not fit their description;
@@ -151,12 +150,11 @@ def load_networks(
     """
     compute = compute or Compute()
     described = resolve_networks(shipped_models_dir(dataset) if networks is None else networks, overrides=overrides)
-    classifier = described.classifier
     loaded = Networks(
-        _copy(InferenceNetwork, described.generator, compute),
-        _copy(InferenceNetwork, classifier, compute),
-        None if classifier is None else InferenceNetwork(classifier, compute, full_precision=True),
-        _copy(InferenceEncoder, described.encoder, compute),
+        _copy(InferenceNetwork, described.generator, compute, exact),
+        _copy(InferenceNetwork, described.classifier, compute, exact),
+        _copy(InferenceNetwork, described.classifier, replace(compute, precision="float32"), exact),
+        _copy(InferenceEncoder, described.encoder, compute, exact),
         described.latent_dim,
         described.num_labels,
         compute,
@@ -169,105 +167,5 @@ def load_networks(
     return loaded
 
 
-def _copy(kind: type, network: nn.Module | None, compute: Compute) -> Any:
-    return None if network is None else kind(network, compute)
-
-
-class ExactNetworks(NamedTuple):
-    """Float32 eval-mode networks with batch norm folded: G (latents -> images), C (images -> logits)
-    and the encoder (images -> (mu, logvar)), and the (C, H, W) of their images."""
-
-    generator: nn.Module
-    classifier: nn.Module
-    encoder: GaussianEncoder
-    image_shape: tuple[int, int, int]
-
-
-def load_exact_networks(
-    networks: NetworksSpec,
-    device: torch.device | str = "cpu",
-    *,
-    dataset: str = "mnist",
-    overrides: Mapping[str, str | Path | None] | None = None,
-) -> tuple[ExactNetworks, LatentNetworks]:
-    """The float32 generator, classifier and encoder of ``networks`` (as `load_networks` takes them), folded,
-    frozen, on ``device``, with their description.
-
-    Raises:
-        CheckpointError, NetworkError: networks that cannot be read, lack a piece or do not fit.
-    """
-    described = resolve_networks(shipped_models_dir(dataset) if networks is None else networks, overrides=overrides)
-    described.require("reds", "generator", "classifier", "encoder")
-    generator, classifier, encoder = (
-        fold_batch_norms(frozen(getattr(described, name))).requires_grad_(False).to(device)
-        for name in ("generator", "classifier", "encoder")
-    )
-    exact = ExactNetworks(generator, classifier, encoder, described.image_shape)
-    return exact, described
-
-
-@dataclass
-class LatentModel:
-    """A model's codes of the training set and the decoder that turns codes into images."""
-
-    name: str
-    codes: torch.Tensor  # (P, N) float32
-    decode: Network
-    description: str
-
-
-def autoencoder_model(
-    models_dir: Path,
-    train_images: torch.Tensor,
-    batch_size: int,
-    name: str = "autoencoder",
-    compute: Compute | None = None,
-    world: World = SINGLE,
-) -> LatentModel:
-    """The codes E(x) of ``train_images`` (on ``compute``'s device; default the CPU in float32) of the
-    autoencoder saved as ``name``, on the CPU, and its decoder (an inference copy in ``compute``'s precision);
-    the description says whether it was trained plain or with ACAI's interpolation critic. As one rank of
-    ``world``: its batches of the images, gathered (`gathered_batched`), the same codes.
-
-    Raises:
-        CheckpointError: no readable autoencoder in ``models_dir``.
-    """
-    compute = compute or Compute()
-    autoencoder, record = load_model(models_dir, name, "autoencoder")
-    assert isinstance(autoencoder, Autoencoder)  # load_model checked the kind
-    encoder = fold_batch_norms(autoencoder.encoder).to(compute.device)
-    codes = gathered_batched(encoder, train_images, world, batch_size)
-    weight = record.get("train_config", {}).get("interpolation_weight", 0.0)
-    kind = f"autoencoder with ACAI's interpolation critic (lambda {weight:g})" if weight else "plain autoencoder"
-    return LatentModel(
-        "autoencoder",
-        codes,
-        InferenceNetwork(autoencoder.decoder, compute),
-        f"{name}: {kind}, codes E(x) of the training set, its own decoder",
-    )
-
-
-def encoder_model(
-    encoder: nn.Module,
-    generator: nn.Module,
-    train_images: torch.Tensor,
-    seed: int,
-    batch_size: int,
-    compute: Compute,
-    world: World = SINGLE,
-) -> LatentModel:
-    """The LSD encoder's codes, one z = mu + sigma * eps ~ q(z | x) per training image (kept on the CPU), decoded
-    by the generator. (mu, log sigma^2) are computed in batches of ``batch_size``, as one rank of ``world`` its
-    batches, gathered (`gathered_batched`); every rank then draws eps on ``compute``'s device batch after batch,
-    as one process does: the same codes whatever the number of ranks."""
-    encoder = fold_batch_norms(frozen(encoder)).to(compute.device)
-    rng = compute.generator(derived_seed(seed, SEEDS.encodings))
-    moments = gathered_batched(lambda x: torch.cat(encoder(x), 1), train_images, world, batch_size)
-    draws = []
-    for chunk in moments.to(compute.device).split(batch_size):
-        mu, logvar = chunk.chunk(2, 1)
-        draws.append(reparameterise(mu, logvar, rng).cpu())
-    codes = torch.cat(draws)
-    return LatentModel(
-        "encoder", codes, generator, "LSD encoder: one draw z ~ q(z | x) per training image, decoded by the generator G"
-    )
+def _copy(kind: type, network: nn.Module | None, compute: Compute, exact: bool) -> Any:
+    return None if network is None else kind(network, compute, exact=exact)

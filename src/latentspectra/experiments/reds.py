@@ -11,7 +11,7 @@ often the classifier's label changed. Also: seconds per direction (Jacobian and 
 far central-difference Jacobians (the authors' code) are from the exact ones, and the angle between
 the directions they give.
 
-Networks: the generator, classifier and encoder the networks spec describes (`load_exact_networks`: eval
+Networks: the generator, classifier and encoder the networks spec describes (`load_networks` with ``exact``: eval
 mode, batch norm folded into the layer before it, exact up to rounding and about 2x faster), on the run's
 device; G and C as REDs differentiates them (`reds_networks`, `methods.reds_jacobians.jacobian_networks`, the
 code compare's REDs adapter is given its networks by): float64 copies of the package's own networks, a user's
@@ -50,13 +50,13 @@ from ..latent.files import load_basis
 from ..methods import features as feat
 from ..methods.reds import rayleigh_path, solve_rayleigh
 from ..methods.reds_jacobians import central_difference_jacobians, feature_jacobians, input_dtype, jacobian_networks
-from ..models import GaussianEncoder
+from ..models.inference import InferenceEncoder, InferenceNetwork
 from ..models.spec import LatentNetworks
 from ..progress import progress_bar
 from ..report.figures import image_rows
 from .basis import basis_study
 from .common import Timer, to_unit_images
-from .networks import ExactNetworks, NetworksSpec, check_dataset_fits, load_exact_networks
+from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 
 # --- Feature specs -----------------------------------------------------------------------------------
 
@@ -134,12 +134,13 @@ class PathValues(NamedTuple):
 
 
 def evaluate_path(
-    networks: ExactNetworks, f: feat.Feature, g: feat.Feature, path: torch.Tensor, batch_size: int, dtype: torch.dtype
+    networks: Networks, f: feat.Feature, g: feat.Feature, path: torch.Tensor, batch_size: int, dtype: torch.dtype
 ) -> PathValues:
     """G, f, g and the classifier at every latent of ``path`` (steps + 1, B, M), taken in ``dtype``."""
+    generator, classifier = differentiated(networks)
     flat = path.flatten(0, 1).to(dtype)
-    images = batched(networks.generator, flat, batch_size)
-    values = [batched(function, images, batch_size) for function in (f, g, networks.classifier)]
+    images = batched(generator, flat, batch_size)
+    values = [batched(function, images, batch_size) for function in (f, g, classifier)]
     shape = path.shape[:2]
     return PathValues(
         values[0].unflatten(0, shape),
@@ -174,7 +175,7 @@ def _angle_degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def start_directions_study(
-    networks: ExactNetworks, f: feat.Feature, g: feat.Feature, z: torch.Tensor, config: RedsConfig
+    networks: Networks, f: feat.Feature, g: feat.Feature, z: torch.Tensor, config: RedsConfig
 ) -> dict[str, Any]:
     """At the starting latents ``z``: the exact Jacobians and best direction, timed (seconds per
     direction, Jacobian and eigensolve); for "nullspace" the dimensions of the held subspace and of the
@@ -188,7 +189,8 @@ def start_directions_study(
         "change_share": config.change_share,
     }
     began = time.perf_counter()
-    j_f, j_g = feature_jacobians(networks.generator, f, g, z, config.jacobian_batch_size)
+    generator, _ = differentiated(networks)
+    j_f, j_g = feature_jacobians(generator, f, g, z, config.jacobian_batch_size)
     jacobian_seconds = time.perf_counter() - began
     began = time.perf_counter()
     exact = solve_rayleigh(j_f, j_g, **solve)
@@ -203,7 +205,7 @@ def start_directions_study(
     }
     for step in config.fd_steps:
         began = time.perf_counter()
-        fd_f, fd_g = central_difference_jacobians(networks.generator, f, g, z, step)
+        fd_f, fd_g = central_difference_jacobians(generator, f, g, z, step)
         fd["seconds_per_latent"].append((time.perf_counter() - began) / len(z))
         for key, approximate, truth in (("relative_error_f", fd_f, j_f), ("relative_error_g", fd_g, j_g)):
             fd[key].append(_describe((approximate - truth).flatten(1).norm(dim=1) / truth.flatten(1).norm(dim=1)))
@@ -226,7 +228,7 @@ def start_directions_study(
 
 
 def run_example(
-    networks: ExactNetworks,
+    networks: Networks,
     z: torch.Tensor,
     change: str,
     hold: str,
@@ -236,14 +238,15 @@ def run_example(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """One (change, hold) example on latents ``z`` (B, M): the compared paths and their measurements,
     plus the figure's rows (the first ``shown`` latents, every path kind)."""
-    f = build_feature(change, networks.classifier, networks.image_shape, "--change")
-    g = build_feature(hold, networks.classifier, networks.image_shape, "--hold")
+    generator, classifier = differentiated(networks)
+    f = build_feature(change, classifier, networks.image_shape, "--change")
+    g = build_feature(hold, classifier, networks.image_shape, "--hold")
     record: dict[str, Any] = {"change": change, "hold": hold, "method": config.method}
-    dtype = input_dtype(z, networks.generator, f, g)
+    dtype = input_dtype(z, generator, f, g)
     began = time.perf_counter()
     with progress_bar(f"REDs path ({config.method})", progress, unit="step") as bar:
         reds = rayleigh_path(
-            networks.generator,
+            generator,
             f,
             g,
             z,
@@ -266,7 +269,7 @@ def run_example(
         "random": straight_path(z, random / random.norm(dim=1, keepdim=True), config.steps, config.step_size),
     }
     if basis is not None and "identity" in change.split("+"):
-        labels = batched(lambda latents: networks.classifier(networks.generator(latents)).argmax(1), z.to(dtype))
+        labels = batched(lambda latents: classifier(generator(latents)).argmax(1), z.to(dtype))
         paths["lsd"], record["lsd_short_radius"] = lsd_rotation_path(z, labels, basis, config.steps, config.step_size)
     record["paths"], rows = {}, {}
     for kind, path in paths.items():
@@ -284,24 +287,35 @@ def run_example(
 
 def reds_networks(
     networks: NetworksSpec,
-    device: torch.device | str = "cpu",
+    compute: Compute | None = None,
     *,
     dataset: str = "mnist",
     overrides: Mapping[str, str | Path | None] | None = None,
-) -> tuple[ExactNetworks, LatentNetworks]:
-    """`load_exact_networks` with the generator and classifier as REDs differentiates them (`jacobian_networks`:
-    float64 copies of the package's own networks, a user's networks as they are).
+) -> Networks:
+    """The exact networks (`load_networks` with ``exact``) with the generator and classifier as REDs
+    differentiates them (`jacobian_networks`: float64 copies of the package's own networks, a user's networks as
+    they are).
 
     Raises:
         CheckpointError, NetworkError: networks that cannot be read, lack a piece or do not fit.
     """
-    exact, described = load_exact_networks(networks, device, dataset=dataset, overrides=overrides)
-    generator, classifier = jacobian_networks(exact.generator, exact.classifier, device=device)
-    return exact._replace(generator=generator, classifier=classifier), described
+    exact = load_networks(networks, compute, dataset=dataset, overrides=overrides, exact=True)
+    exact.require("reds", "generator", "classifier", "encoder")
+    wrappers = differentiated(exact)
+    widened = jacobian_networks(*(each.network for each in wrappers), device=exact.compute.device)
+    for wrapper, network in zip(wrappers, widened):
+        wrapper.network = network
+    return exact
+
+
+def differentiated(networks: Networks) -> tuple[InferenceNetwork, InferenceNetwork]:
+    """The generator and classifier REDs differentiates (`reds_networks` required them)."""
+    assert networks.generator is not None and networks.classifier is not None
+    return networks.generator, networks.classifier
 
 
 def encoded_test_latents(
-    encoder: GaussianEncoder,
+    encoder: InferenceEncoder,
     dataset: str,
     count: int,
     image_shape: tuple[int, int, int],
@@ -398,7 +412,7 @@ class RedsResult:
 
 
 def reds_study(
-    networks: ExactNetworks,
+    networks: Networks,
     z: torch.Tensor,
     config: RedsConfig = RedsConfig(),
     *,
@@ -464,25 +478,26 @@ def run_reds(
     with output_directory(out_dir) as out:
         timer = Timer()
         with timer.stage("load"):
-            exact, described = reds_networks(networks, compute.device, dataset=config.dataset, overrides=overrides)
+            exact = reds_networks(networks, compute, dataset=config.dataset, overrides=overrides)
+            assert exact.encoder is not None  # `reds_networks` required it
             z = encoded_test_latents(
-                exact.encoder, config.dataset, config.latents, exact.image_shape, described.source, compute.device
+                exact.encoder, config.dataset, config.latents, exact.image_shape, exact.source, compute.device
             )
         config, skipped = fitting_examples(config, exact.image_shape)
         for change, hold in config.examples:  # feature specs fail here, before any long computation
             for spec, argument in ((change, "--change"), (hold, "--hold")):
-                build_feature(spec, exact.classifier, exact.image_shape, argument)
+                build_feature(spec, differentiated(exact)[1], exact.image_shape, argument)
         basis, basis_source = None, None
         if any("identity" in change.split("+") for change, _ in config.examples):
             with timer.stage("basis"):
-                basis, basis_source = _lsd_basis(described, basis_file, config, z.shape[1], progress, compute)
+                basis, basis_source = _lsd_basis(exact.description, basis_file, config, z.shape[1], progress, compute)
         result = reds_study(
             exact,
             z,
             config,
             basis=basis,
             basis_source=basis_source,
-            models=described.source,
+            models=exact.source,
             compute=compute,
             progress=progress,
             timer=timer,

@@ -219,17 +219,30 @@ def _prepared(inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
     return channels_last(inputs) if inputs.ndim == 4 else inputs
 
 
+def exact_copy(network: _ModuleT, device: torch.device) -> _ModuleT:
+    """A frozen float32 copy of ``network`` with batch norms folded, on ``device``, and nothing else changed: exact
+    up to rounding, and differentiable with respect to its inputs. A user's network is only frozen and moved."""
+    if isinstance(network, ForeignNetwork):
+        return frozen(network).to(device)
+    return fold_batch_norms(frozen(network)).requires_grad_(False).to(device)
+
+
 class InferenceNetwork(nn.Module):
     """A frozen, batch-norm-folded, channels-last copy of ``network`` on ``compute.device`` whose forward pass
     runs under ``compute``'s precision (float32 when ``full_precision``) and returns float32 outputs on that
-    device. Inputs are moved to the device. Keeps the network's ``config``."""
+    device; with ``exact``, the float32 `exact_copy` instead, called as it is (no faster layers, no autocast,
+    outputs in its own dtype), for those that differentiate through it. Inputs are moved to the device. Keeps the
+    network's ``config``."""
 
-    def __init__(self, network: nn.Module, compute: Compute | None = None, *, full_precision: bool = False):
+    def __init__(
+        self, network: nn.Module, compute: Compute | None = None, *, full_precision: bool = False, exact: bool = False
+    ):
         super().__init__()
         compute = compute or Compute()
-        self.compute = replace(compute, precision="float32") if full_precision else compute
+        self.compute = replace(compute, precision="float32") if full_precision or exact else compute
         self.device = compute.device
-        self.network = inference_copy(network, self.device)
+        self.exact = exact
+        self.network = exact_copy(network, self.device) if exact else inference_copy(network, self.device)
         self.config: dict[str, Any] = dict(getattr(network, "config", {}))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -241,6 +254,8 @@ class InferenceNetwork(nn.Module):
         return self._run(self.network.features, inputs)
 
     def _run(self, function, inputs: torch.Tensor) -> torch.Tensor:
+        if self.exact:
+            return function(inputs.to(self.device))
         with self.compute.autocast():
             outputs = function(_prepared(inputs, self.device))
         return outputs.float().contiguous()
@@ -248,11 +263,14 @@ class InferenceNetwork(nn.Module):
 
 class InferenceEncoder:
     """A Gaussian encoder's inference copy (as `InferenceNetwork`, always float32: its codes are what the
-    latent sets average) with the encoder's own calls: ``(mu, logvar)``, `encode_mean` and `sample`."""
+    latent sets average; with ``exact``, its `exact_copy`) with the encoder's own calls: ``(mu, logvar)``,
+    `encode_mean` and `sample`."""
 
-    def __init__(self, encoder: GaussianEncoder | ForeignEncoder, compute: Compute | None = None):
+    def __init__(
+        self, encoder: GaussianEncoder | ForeignEncoder, compute: Compute | None = None, *, exact: bool = False
+    ):
         self.device = (compute or Compute()).device
-        self.network = inference_copy(encoder, self.device)
+        self.network = (exact_copy if exact else inference_copy)(encoder, self.device)
         self.latent_dim = int(encoder.latent_dim)
         self.config: dict[str, Any] = dict(getattr(encoder, "config", {}))
 
