@@ -179,3 +179,20 @@ def test_the_autoencoder_decoder_folds_and_keeps_its_function():
     codes = torch.randn(4, 6)
     with torch.no_grad():
         torch.testing.assert_close(fast(codes), autoencoder.decode(codes), rtol=1e-4, atol=1e-4)
+
+
+def test_an_exact_copy_is_the_network_in_float32_and_passes_gradients_to_its_inputs():
+    """`exact`: batch norm folded and nothing else, no autocast even where the run says bfloat16, the output in the
+    network's own dtype (float64 after a cast, as REDs takes it), and a gradient with respect to the latents."""
+    generator = _with_random_statistics(Generator(latent_dim=8, width=4, hidden=16))
+    exact = InferenceNetwork(generator, Compute(precision="bfloat16"), exact=True)
+    assert not any(isinstance(module, ColumnTransposedConv2d) for module in exact.modules())
+    assert _batch_norm_count(exact) == 0 and exact.compute.precision == "float32"
+    z = torch.randn(5, 8, requires_grad=True)
+    with torch.no_grad():
+        expected = generator(z)
+    torch.testing.assert_close(exact(z), expected, atol=1e-5, rtol=1e-5)
+    exact(z).square().sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+    assert all(parameter.grad is None for parameter in exact.parameters())
+    assert exact.to(torch.float64)(z.detach().double()).dtype == torch.float64
