@@ -21,7 +21,7 @@ from latentspectra.config import InversionSettings, InvertConfig, option_value_p
 from latentspectra.errors import LatentspectraError
 from latentspectra.experiments.image_latents import latents_of_images, resolve_inversion
 from latentspectra.experiments.networks import load_networks
-from latentspectra.latent import LatentError, load_latents
+from latentspectra.latent import LatentError, load_latents, save_latents
 from latentspectra.latent.inversion import InversionError, inversion_terms, invert
 from latentspectra.models.files import shipped_models_dir
 from latentspectra.models.foreign import NetworkError
@@ -262,6 +262,19 @@ def test_settings_from_a_config_are_checked_as_the_command_line_checks_them():
     assert option_value_problem(InvertConfig(count=0)) == "count 0: expected a whole number >= 1"
     assert option_value_problem(InvertConfig(start="both")) == "start 'both': expected one of auto, encoder, prior"
     assert InvertConfig(steps=7).inversion_settings() == InversionSettings(steps=7)
+
+
+def test_latents_files_keep_the_latents_their_measures_and_record(tmp_path):
+    latents, loss = torch.randn(4, M), torch.rand(4)
+    path = save_latents(tmp_path / "z.safetensors", latents, {"inversion": "optimize"}, {"loss": loss})
+    read, per_image, record = load_latents(path)
+    assert torch.equal(read, latents) and torch.equal(per_image["loss"], loss)
+    assert record["inversion"] == "optimize" and (record["count"], record["dim"]) == (4, M)
+    with pytest.raises(LatentError, match="per-image 'loss' must have 4 rows, got 3"):
+        save_latents(tmp_path / "bad.safetensors", latents, {}, {"loss": loss[:3]})
+    with pytest.raises(LatentError, match="finite floating-point tensor"):
+        save_latents(tmp_path / "bad.safetensors", latents * math.nan, {})
+    assert not (tmp_path / "bad.safetensors").exists()
 
 
 # --- the chooser: one way for every command ------------------------------------------------------------------
