@@ -88,11 +88,11 @@ def test_every_source_file_belongs_to_a_known_layer():
 
 
 def test_a_study_imports_neither_another_study_nor_training():
-    """Only `train` (and `reproduce`, whose --retrain trains) reach training; the studies share `common` and
-    `networks`, never each other's modules (`basis` is the latent sets' step that `reproduce` and `reds` run,
-    `sharded_sets` how its sets are drawn over ranks, `finished_sets` what a rerun of it resumes from, and `codes` a
-    model's codes with their decoder)."""
-    shared = {"common", "networks", "codes", "basis", "sharded_sets", "finished_sets"}
+    """Only `train` (and `reproduce`, whose --retrain trains) reach training; the studies share `common`,
+    `networks`, `image_latents` (how real images become latents) and `codes` (a model's codes with their decoder),
+    never each other's modules (`basis` is the latent sets' step that `reproduce` and `reds` run, `sharded_sets` how
+    its sets are drawn over ranks, and `finished_sets` what a rerun of it resumes from)."""
+    shared = {"common", "networks", "image_latents", "codes", "basis", "sharded_sets", "finished_sets"}
     offenders = []
     for path in (ROOT / "experiments").glob("*.py"):
         tree = ast.parse(path.read_text())

@@ -2,7 +2,7 @@
 
 Latent Spectral Decomposition (Toledo-Marin & Glazier, PLOS ONE 18(6): e0287736, 2023) and the
 methods a user compares it with (methods/: SFVQ, REDs), on plain tensors and any generator / encoder /
-classifier callable.
+classifier callable; latents for real images by GAN inversion (`invert`).
 """
 
 __version__ = "0.1.0"
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
         FullGaussianSampler,
         GaussianMixtureSampler,
         IndependentGaussianSampler,
+        Inversion,
+        InversionError,
+        InversionSettings,
         LatentError,
         LatentSetError,
         LatentSets,
@@ -44,7 +47,10 @@ if TYPE_CHECKING:
         build_latent_sets,
         collect_label_means,
         gram_schmidt,
+        invert,
+        load_latents,
         rotation_path,
+        save_latents,
         symmetric_orthogonalisation,
     )
     from .methods import (
@@ -69,6 +75,9 @@ __all__ = [
     "FullGaussianSampler",
     "GaussianMixtureSampler",
     "IndependentGaussianSampler",
+    "Inversion",
+    "InversionError",
+    "InversionSettings",
     "LatentError",
     "LatentSetError",
     "LatentSets",
@@ -82,8 +91,11 @@ __all__ = [
     "build_latent_sets",
     "collect_label_means",
     "gram_schmidt",
+    "invert",
+    "load_latents",
     "rayleigh_directions",
     "rayleigh_path",
     "rotation_path",
+    "save_latents",
     "symmetric_orthogonalisation",
 ]

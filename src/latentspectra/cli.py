@@ -24,6 +24,7 @@ from .config import (
     EvaluateConfig,
     ExploreConfig,
     FragmentationConfig,
+    InvertConfig,
     OptionField,
     RedsConfig,
     ReproduceConfig,
@@ -594,6 +595,29 @@ def fragmentation(
     result = run_fragmentation(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
     if world.is_writer:
         _print_result(result, as_json, fragmentation_summary(result, Path(out)))
+
+
+@cli.command()
+@networks_options
+@config_options(InvertConfig)
+@out_option("runs/invert", "Directory for latents.safetensors (+ latents.json) and invert.json.", kind="any")
+@output_options("invert.json's content")
+def invert(
+    config: InvertConfig,
+    networks: str | None,
+    overrides: dict[str, str | None],
+    out: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Latents for real images by gradient descent on z (GAN inversion: pixel, classifier-feature and prior loss,
+    restarts), from the encoder's means where there is an encoder; their reconstructions measured against the
+    encoder alone's."""
+    from .experiments.invert import run_invert
+    from .report.summaries import invert_summary
+
+    record = run_invert(out, config, networks=networks, overrides=overrides, progress=not quiet)
+    _print_result(record, as_json, invert_summary(record, Path(out)))
 
 
 @cli.command()

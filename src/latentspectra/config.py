@@ -46,6 +46,7 @@ class SeedOffsets:
     noise: int = 4  # pixel noise of the denoising study (reproduce)
     directions: int = 5  # random directions compared with REDs paths (reds)
     probe: int = 6  # the latents whose LSD labels --per-set auto compares between rounds (basis)
+    inversion: int = 7  # the restarts' draws from the prior when real images are inverted (invert, --inversion)
     samplers: int = 10  # sampler k of the fragmentation study draws from samplers + k
 
 
@@ -148,6 +149,39 @@ def option_fields(config_type: type) -> list[OptionField]:
 
 def _default(each: Field) -> Any:
     return each.default if each.default is not MISSING else each.default_factory()  # type: ignore[operator]
+
+
+def option_value_problem(config: Any) -> str | None:
+    """The first option field of ``config`` (a config dataclass built in Python, where the command line's checks
+    did not run) whose value its `Option` does not allow, as "NAME VALUE: expected ..."; None when all fit."""
+    for each in option_fields(type(config)):
+        value, how = getattr(config, each.name), each.option
+        if (value is None and each.optional) or (how.auto and value == AUTO):
+            continue
+        if how.choices is not None:
+            fits, expected = value in how.choices, f"one of {', '.join(how.choices)}"
+        elif each.kind in (int, float):
+            fits, expected = _in_range(value, each.kind, how)
+        else:
+            fits, expected = isinstance(value, each.kind), f"a {each.kind.__name__}"
+        if not fits:
+            return f"{each.name} {value!r}: expected {expected}"
+    return None
+
+
+def _in_range(value: Any, kind: type, how: Option) -> tuple[bool, str]:
+    """Whether ``value`` is a number of ``kind`` (an int for int fields) inside ``how``'s bounds, and what the
+    declaration expects, in words."""
+    whole = kind is int
+    bounds = [
+        f"{'>' if how.low_open else '>='} {how.low:g}" if how.low is not None else "",
+        f"<= {how.high:g}" if how.high is not None else "",
+    ]
+    expected = f"{'a whole number' if whole else 'a finite number'} {' and '.join(b for b in bounds if b)}".strip()
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not math.isfinite(value):
+        return False, expected
+    above = how.low is None or (value > how.low if how.low_open else value >= how.low)
+    return above and (how.high is None or value <= how.high), expected
 
 
 @dataclass(frozen=True)
@@ -258,6 +292,67 @@ class TrainConfig(RunConfig):
     gan: GANConfig = field(default_factory=GANConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+
+
+# --- Real images as latents -----------------------------------------------------------------------------
+
+# How a command turns real images into latents (experiments/image_latents.py): the encoder's means, gradient descent
+# on z from the prior (GAN inversion by optimisation), or descent started from the encoder's means; auto is hybrid
+# where the networks have an encoder and optimize where they have none.
+INVERSIONS = ("auto", "encoder", "optimize", "hybrid")
+# Where `latentspectra invert` starts its descent: the encoder's means (hybrid) or the prior (optimize); auto is the
+# encoder where there is one.
+INVERSION_STARTS = ("auto", "encoder", "prior")
+SPLITS = ("test", "train")
+
+
+# The descent's defaults, tuned on the first 50 MNIST test images with the shipped networks (one AVX512 core, float32):
+# from the encoder's means, learning rate 0.1 reaches pixel MSE 0.024 in 200 steps where 0.05 reaches 0.025 and
+# 0.02 0.036 (the encoder alone: 0.23); a feature weight of 0.1 halves the feature distance of none (0.018 against
+# 0.039) at the same pixel MSE, where 1 costs pixel MSE (0.038); a prior weight of 0.003 keeps the latents' norm at
+# the prior's (|z| 10.3 against sqrt(M) = 10; 0.01 shrinks it to 8.2, none lets it grow to 11.6); three starts take
+# the descent from the prior from pixel MSE 0.14 (one start) to 0.058.
+@dataclass(frozen=True)
+class InversionSettings:
+    """How `latent.invert` searches a latent z for each image x (latent/inversion.py): Adam on z against
+    pixel MSE + ``feature_weight`` x the classifier-feature distance + ``prior_weight`` x |z|^2 / 2M, from
+    ``restarts`` starts, each for at most ``steps`` steps and stopped where the loss stops improving."""
+
+    steps: int = option(
+        200, "Most Adam steps on z per start (fewer where the loss stops improving, see --patience).", low=1
+    )
+    restarts: int = option(
+        3,
+        "Starts per image, the best latent kept: the encoder's mean (where the descent starts there) and draws from "
+        "the prior.",
+        low=1,
+    )
+    learning_rate: float = option(0.1, "Adam's step size on z.", low=0, low_open=True)
+    feature_weight: float = option(
+        0.1,
+        "Weight of the classifier-feature distance in the loss (penultimate layer where the classifier has one).",
+        low=0,
+    )
+    prior_weight: float = option(0.003, "Weight of the prior term |z|^2 / 2M in the loss.", low=0)
+    patience: int = option(
+        20,
+        "An image stops after this many steps without its loss falling by --min-improvement (relative).",
+        low=1,
+    )
+    min_improvement: float = option(
+        1e-3, "The relative fall of the loss that counts as progress for --patience.", low=0
+    )
+    reach_threshold: float = option(
+        0.5,
+        "An image counts as reached where G(z) leaves less than this share of its pixel variance unexplained "
+        "(pixel MSE / variance).",
+        low=0,
+        low_open=True,
+    )
+
+    def inversion_settings(self) -> InversionSettings:
+        """These settings alone, from a config that mixes them in with others (`InvertConfig`)."""
+        return InversionSettings(**{each.name: getattr(self, each.name) for each in fields(InversionSettings)})
 
 
 # --- Studies ------------------------------------------------------------------------------------------
@@ -429,6 +524,23 @@ class FragmentationConfig(StudyConfig):
     path_span: float = 3.0  # paths through the centre run from -span to +span standard deviations
     path_planes: int = 2  # planes of dominant pairs with paths through the centre
     shown_codes: int = 5000  # codes drawn in the scatter plots
+
+
+@dataclass(frozen=True)
+class InvertConfig(InversionSettings, StudyConfig):
+    """What `latentspectra invert` does: latents for the first ``count`` images of a split by gradient descent on z
+    (`InversionSettings`), started from the encoder's means or the prior, measured against the encoder alone."""
+
+    dataset_use: ClassVar[str] = "whose images are inverted"
+
+    split: str = option("test", "The split whose first --count images are inverted.", choices=SPLITS)
+    count: int = option(1000, "Images inverted: the first N of --split (all of it where it holds fewer).", low=1)
+    start: str = option(
+        "auto",
+        "Where the descent starts: the encoder's means (the hybrid of encoder and optimisation), draws from the "
+        "prior alone, or auto: the encoder where the networks have one.",
+        choices=INVERSION_STARTS,
+    )
 
 
 # The learned directions' parameters in `compare` per --budget, measured on the shipped MNIST networks (K = 10;

@@ -5,14 +5,19 @@ Latent sets and their averages (Methods steps 4-5, Eq. 3), quasi-eigenvectors by
 vector (Eqs. 9-10) and the operators built on the quasi-eigenvectors (Eqs. 11-12, Algorithm 1).
 Plain tensors and any generator / encoder / classifier.
 
+Latents for real images by gradient descent on z (`invert`: GAN inversion by optimisation, started from an
+encoder's means where one is given), and latents as files (`save_latents`, `load_latents`).
+
 Beside it, for any encoder's codes: their statistics (`statistics`: component fits, correlations, box
 shells, slices, the Mahalanobis bulk) and samplers fitted to them (`samplers`), used by the
 fragmentation study.
 """
 
+from ..config import InversionSettings
 from .basis import UNLABELLED, UNLABELLED_SET, BasisError, QuasiEigenBasis, gram_schmidt, symmetric_orthogonalisation
 from .checks import LatentError, check_latents
-from .files import load_basis, save_basis
+from .files import load_basis, load_latents, save_basis, save_latents
+from .inversion import Inversion, InversionError, feature_distance, invert, pixel_mse
 from .operators import literal_rotation, plane_rotation, projection_operator
 from .paths import rotation_path
 from .samplers import (
@@ -57,6 +62,9 @@ __all__ = [
     "FullGaussianSampler",
     "GaussianMixtureSampler",
     "IndependentGaussianSampler",
+    "Inversion",
+    "InversionError",
+    "InversionSettings",
     "LabelMeans",
     "LatentBlocks",
     "LatentError",
@@ -75,15 +83,20 @@ __all__ = [
     "default_sources",
     "dominant_components",
     "encode_blocks",
+    "feature_distance",
     "gram_schmidt",
+    "invert",
     "literal_rotation",
     "load_basis",
+    "load_latents",
     "mahalanobis_distances",
+    "pixel_mse",
     "plane_rotation",
     "projection_operator",
     "rotation_path",
     "sample_blocks",
     "save_basis",
+    "save_latents",
     "slice_mask",
     "strongest_pairs",
     "symmetric_orthogonalisation",

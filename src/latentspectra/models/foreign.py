@@ -222,17 +222,19 @@ class ForeignNetwork(nn.Module):
         outputs = self.network(inputs)
         return self.from_network_range(outputs) if self.converts in ("output", "both") else outputs
 
-    def _own_features_and_head(self) -> bool:
+    @property
+    def has_own_features(self) -> bool:
+        """Whether the user's network has ``features`` (a classifier's penultimate layer) and a ``head``."""
         return callable(getattr(self.network, "features", None)) and callable(getattr(self.network, "head", None))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The network's own ``features`` where it has them with a ``head`` (a classifier's penultimate layer),
         else its outputs (a classifier's logits): what the Fréchet distances compare."""
-        return self.network.features(self.to_network_range(images)) if self._own_features_and_head() else self(images)
+        return self.network.features(self.to_network_range(images)) if self.has_own_features else self(images)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """`features` -> logits: the network's own head, or the identity where the features are the logits."""
-        return self.network.head(features) if self._own_features_and_head() else features
+        return self.network.head(features) if self.has_own_features else features
 
 
 class ExportedNetwork(ForeignNetwork):
@@ -322,4 +324,4 @@ class LogProbabilities(ForeignNetwork):
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """`features` -> logits: log of the classifier's own head, or the identity where features are logits."""
-        return self._log(self.network.head(features)) if self._own_features_and_head() else features
+        return self._log(self.network.head(features)) if self.has_own_features else features

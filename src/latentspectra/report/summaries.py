@@ -100,3 +100,24 @@ def compare_summary(record: Mapping[str, Any], out: Path) -> list[str]:
             f"flip {interval_text(edit['median_latent_distance_to_flip'], 2)} ({edit['latents']} latents)"
         )
     return [*lines, f"seconds: {record['seconds']['total']:.1f}", f"report: {out / 'report.html'}"]
+
+
+def invert_summary(record: Mapping[str, Any], out: Path) -> list[str]:
+    """Per method its reconstruction measures, how the descent ended, its speed and where the latents are."""
+    lines = [
+        f"{name}: pixel MSE {measures['pixel_mse']:.4f}, feature distance {measures['feature_distance']:.4f}, "
+        f"label kept {measures['label_kept']:.3f}"
+        for name, measures in record["reconstruction"].items()
+    ]
+    descent = record["inversion"]["optimisation"]
+    lines.append(
+        f"{record['inversion']['inversion']} from {descent['start']}: reached {descent['reached']:.3f}, steps per "
+        f"image {descent['steps_per_image']:.0f}, stopped early {descent['stopped_early']:.3f}, finite "
+        f"{descent['finite']:.3f}"
+    )
+    return [
+        *lines,
+        f"images per second: {record['images_per_second']:.2f}",
+        f"latents: {record['latents']}",
+        f"record: {out / 'invert.json'}",
+    ]

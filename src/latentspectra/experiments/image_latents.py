@@ -1,0 +1,153 @@
+"""The one way every study turns real images into latents: the encoder's means, GAN inversion by optimisation
+(`latent.invert` from draws of the prior), or both (the descent started from the encoder's means), chosen once
+by `resolve_inversion` (``auto``: hybrid where the networks have an encoder, optimize where they have none) and
+recorded with the latents (`ImageLatents.record`).
+
+The descent runs float32 copies of the generator and classifier with their batch norms folded
+(`inversion_networks`), under bfloat16 autocast where the run's precision says so: their backward passes are
+about 1.3x faster than those of the inference copies, whose CPU layers are made for forward passes (measured on
+the shipped MNIST networks, one AVX512 core: 1,410 against 1,056 image-steps per second). The feature term reads
+the classifier's penultimate layer where the classifier has one (the package's own classifier; a user's network
+with ``features`` and ``head``), and its logits otherwise (`classifier_features` says which); networks without a
+classifier are inverted on pixels and the prior alone."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from ..compute import Network
+from ..config import INVERSIONS, InversionSettings
+from ..distributed import batched
+from ..errors import LatentspectraError
+from ..latent.inversion import Inversion, invert
+from ..models.foreign import ForeignNetwork
+from ..models.inference import exact_copy
+from ..progress import progress_bar
+from .networks import Networks
+
+PENULTIMATE, LOGITS = "penultimate layer", "logits"
+
+
+def classifier_features(classifier: nn.Module) -> tuple[Network, str]:
+    """The features of ``classifier`` (a package network or a user's, not an inference copy) that the descent and
+    the reconstruction measures compare, and which they are: its penultimate layer where the network has
+    ``features`` (a user's network: ``features`` and ``head``), else its logits (log-probabilities for a classifier
+    declared to return probabilities)."""
+    if isinstance(classifier, ForeignNetwork) and not classifier.has_own_features:
+        return classifier, LOGITS
+    features = getattr(classifier, "features", None)
+    return (features, PENULTIMATE) if callable(features) else (classifier, LOGITS)
+
+
+class InversionNetworks(NamedTuple):
+    """The networks of a descent, float32 with batch norms folded, on the run's device: G, the classifier (None
+    where the networks have none), its features and which they are (`classifier_features`)."""
+
+    generator: nn.Module
+    classifier: nn.Module | None
+    features: Network | None
+    feature_layer: str | None
+
+
+def inversion_networks(networks: Networks) -> InversionNetworks:
+    """The generator and classifier of ``networks`` as the descent runs them (module docstring)."""
+    described, device = networks.description, networks.compute.device
+    assert described.generator is not None  # the caller's `require` checked it
+    generator = exact_copy(described.generator, device)
+    if described.classifier is None:
+        return InversionNetworks(generator, None, None, None)
+    classifier = exact_copy(described.classifier, device)
+    return InversionNetworks(generator, classifier, *classifier_features(classifier))
+
+
+def resolve_inversion(inversion: str, networks: Networks) -> str:
+    """What ``inversion`` (one of `config.INVERSIONS`) means for ``networks``: auto is hybrid where they have an
+    encoder and optimize where they have none.
+
+    Raises:
+        LatentspectraError: an unknown name.
+        NetworkError: encoder or hybrid for networks without an encoder; optimize or hybrid without a generator.
+    """
+    if inversion not in INVERSIONS:
+        raise LatentspectraError(f"--inversion {inversion}: expected one of {', '.join(INVERSIONS)}")
+    if inversion == "auto":
+        inversion = "hybrid" if networks.encoder is not None else "optimize"
+    needed = {"encoder": ("encoder",), "optimize": ("generator",), "hybrid": ("generator", "encoder")}[inversion]
+    networks.require(f"--inversion {inversion}", *needed)
+    return inversion
+
+
+@dataclass(frozen=True)
+class ImageLatents:
+    """Latents of real images and how they were made.
+
+    Attributes:
+        latents: (N, M) float32 on the CPU.
+        inversion: what ran: "encoder", "optimize" or "hybrid".
+        requested: what was asked for (auto or one of those).
+        optimisation: the descent's per-image results (`latent.Inversion`); None for "encoder".
+        features: which classifier features the descent compared (`classifier_features`); None for "encoder" or
+            without a classifier.
+    """
+
+    latents: torch.Tensor
+    inversion: str
+    requested: str
+    optimisation: Inversion | None = None
+    features: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready: what was asked and chosen and, for a descent, its settings, features and summary."""
+        record: dict[str, Any] = {"inversion": self.inversion, "requested": self.requested}
+        if self.optimisation is not None:
+            record.update(
+                settings=asdict(self.optimisation.settings),
+                features=self.features,
+                optimisation=self.optimisation.summary(),
+            )
+        return record
+
+
+def latents_of_images(
+    images: torch.Tensor,
+    networks: Networks,
+    inversion: str = "auto",
+    settings: InversionSettings = InversionSettings(),
+    *,
+    seed: int = 0,
+    progress: bool = False,
+) -> ImageLatents:
+    """Latents of ``images`` (N, C, H, W) in [-1, 1] as ``inversion`` says (`resolve_inversion`): the encoder's
+    means in the networks' batches, or `latent.invert` with ``settings`` on the networks' device in their
+    precision (z and the loss in float32), its draws from ``seed``, started from the encoder's means for hybrid.
+
+    Raises:
+        LatentspectraError: an unknown ``inversion``, or networks without what it needs (`resolve_inversion`).
+        InversionError: images that are not finite tensors of the networks' image shape.
+    """
+    chosen = resolve_inversion(inversion, networks)
+    encoder = networks.encoder
+    if chosen == "encoder":
+        assert encoder is not None  # `resolve_inversion` required it
+        latents = batched(encoder.encode_mean, images.float(), networks.batch_size).float().cpu()
+        return ImageLatents(latents, chosen, inversion)
+    descent = inversion_networks(networks)
+    with progress_bar(f"inverting ({chosen})", progress, unit="image-start") as bar:
+        result = invert(
+            descent.generator,
+            images.to(networks.compute.device),
+            networks.latent_dim,
+            features=descent.features,
+            encoder=None if encoder is None else encoder.encode_mean,
+            start="encoder" if chosen == "hybrid" else "prior",
+            settings=settings,
+            batch_size=networks.batch_size,
+            seed=seed,
+            precision=networks.compute.precision,
+            progress=bar,
+        )
+    return ImageLatents(result.latents.cpu(), chosen, inversion, result, descent.feature_layer)
