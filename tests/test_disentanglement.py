@@ -84,7 +84,7 @@ def port_sap(mus, ys, share, seed):
     score = np.zeros([mus.shape[0], ys.shape[0]])
     for i in range(mus.shape[0]):
         for j in range(ys.shape[0]):
-            classifier = LinearSVC(C=0.01, class_weight="balanced", random_state=seed)
+            classifier = LinearSVC(C=0.01, class_weight="balanced", dual="auto", random_state=seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 classifier.fit(mus_train[i, :][:, np.newaxis], ys_train[j, :])

@@ -30,8 +30,9 @@ constant:
   the training rows is left out of DCI and SAP;
 - with a single code, MIG's and SAP's second-best code counts as zero information and zero accuracy gap, and an
   entropy in base 1 (DCI with one code or one factor) is taken as zero;
-- a linear SVM that does not converge within liblinear's 1,000 iterations is used as it stands without the
-  warning (disentanglement_lib also uses it as it stands);
+- the linear SVM is solved as scikit-learn chooses for more rows than features (``dual="auto"``: the primal;
+  theirs predates the choice and solved the dual, for the same optimum), and one that does not converge within
+  liblinear's 1,000 iterations is used as it stands without the warning (disentanglement_lib also uses it);
 - the trees' and the SVMs' seed is ``seed`` (theirs come from the global random state).
 
 `direction_scores` is what a study calls: K unit directions (K, d), encoded latents (N, d) and factors; it
@@ -295,7 +296,9 @@ def sap_score_matrix(
         warnings.simplefilter("ignore", ConvergenceWarning)
         for code in range(train_codes.shape[1]):
             for factor in range(train_labels.shape[1]):
-                classifier = LinearSVC(C=settings.sap_c, class_weight="balanced", random_state=settings.seed)
+                classifier = LinearSVC(
+                    C=settings.sap_c, class_weight="balanced", dual="auto", random_state=settings.seed
+                )
                 classifier.fit(train_codes[:, code : code + 1], train_labels[:, factor])
                 predicted = classifier.predict(test_codes[:, code : code + 1])
                 scores[code, factor] = np.mean(predicted == test_labels[:, factor])

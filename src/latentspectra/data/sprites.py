@@ -51,6 +51,7 @@ checks: a damaged file is one `DataError` naming it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -295,9 +296,11 @@ def _write_cache(path: Path, dataset: ImageDataset) -> None:
     arrays = _stored_arrays(dataset)
     arrays[CHECKSUM_KEY] = np.array([arrays_digest(arrays)])
 
+    savez: Callable[..., None] = np.savez_compressed  # its stubs read an array named allow_pickle as the flag
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, allow_pickle=False, **arrays)
+            savez(handle, **arrays)
 
     atomic_write(path, write)
 
