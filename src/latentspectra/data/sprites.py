@@ -77,7 +77,7 @@ SHAPES: tuple[str, ...] = ("square", "ellipse", "heart")
 FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "position_x", "position_y")
 #: Changes whenever the renderer draws any image differently (it names the cached file).
 RENDERER_VERSION = 1
-#: The share of the images held out as the test split.
+#: One image in this many is held out as the test split.
 TEST_SHARE = 6
 CHECKSUM_KEY = "sha256"
 
