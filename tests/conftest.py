@@ -6,6 +6,7 @@ import contextlib
 import multiprocessing
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,6 +59,16 @@ TINY_ENCODER = EncoderConfig(epochs=2, batch_size=16, width=4, hidden=16, warm_u
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory) -> Iterator[Path]:
+    """No test, nor a command it runs, writes the user's cache: $XDG_CACHE_HOME is this session's own directory
+    from before any other fixture starts (so the sprites are drawn once a session)."""
+    directory = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(directory))
+        yield directory
 
 
 @pytest.fixture(autouse=True)

@@ -560,8 +560,8 @@ def test_load_npz_missing_file(tmp_path: Path) -> None:
 
 
 def test_unknown_spec_lists_allowed_forms() -> None:
-    assert available_datasets() == ["fashion-mnist", "mnist"]
-    with pytest.raises(DataError, match=r"unknown dataset 'cifar': .*fashion-mnist, mnist, 'idx:DIR' or 'npz:FILE'"):
+    assert available_datasets() == ["fashion-mnist", "mnist", "sprites"]
+    with pytest.raises(DataError, match=r"unknown dataset 'cifar': .*fashion-mnist, mnist, sprites, 'idx:DIR' or 'npz"):
         load_dataset("cifar")
     with pytest.raises(DataError, match=r"missing path after 'npz:'"):
         load_dataset("npz:")

@@ -28,6 +28,7 @@ LAYERS = {
     "latent": 2,
     "report": 2,
     "evaluation": 2,
+    "disentanglement": 2,
     "intervals": 2,
     "experiments": 3,
     "explore": 4,

@@ -238,7 +238,7 @@ def cli(context: click.Context) -> None:
 
 @cli.group()
 def data() -> None:
-    """Datasets: mnist (bundled), fashion-mnist, idx:DIR, npz:FILE."""
+    """Datasets: mnist, fashion-mnist, sprites, idx:DIR, npz:FILE."""
 
 
 @data.command("info")
@@ -247,7 +247,8 @@ def data() -> None:
     "--root",
     type=click.Path(file_okay=False),
     default=None,
-    help="Directory of the IDX files (fashion-mnist); default: the bundled or system copy.",
+    help="Directory of the IDX files (fashion-mnist) or of the cached sprites; default: the bundled or system "
+    "copy, the user's cache directory for sprites.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def data_info(name: str, root: str | None, as_json: bool) -> None:

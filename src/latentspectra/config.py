@@ -254,7 +254,7 @@ class RunConfig:
 
     dataset_use: ClassVar[str] = "of the run"  # completes the --dataset help: "Dataset {use}: ..."
 
-    dataset: str = option("mnist", "Dataset {use}: mnist, fashion-mnist, idx:DIR or npz:FILE.")
+    dataset: str = option("mnist", "Dataset {use}: mnist, fashion-mnist, sprites, idx:DIR or npz:FILE.")
     seed: int = option(
         0, "Seed of every random stream (each purpose its own offset, config.SEEDS).", low=0, high=MAX_SEED
     )

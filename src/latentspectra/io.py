@@ -70,6 +70,12 @@ def versions() -> dict[str, str]:
     }
 
 
+def user_cache_dir() -> Path:
+    """The package's cache directory: $XDG_CACHE_HOME/latentspectra, else ~/.cache/latentspectra."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "latentspectra"
+
+
 def _write_failure(path: Path, failure: Exception) -> OutputError:
     cause = failure.strerror if isinstance(failure, OSError) and failure.strerror else str(failure)
     return OutputError(f"{path}: cannot write ({cause})")
@@ -388,6 +394,16 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
         tensor = tensors[key].detach().cpu().contiguous()
         digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of numpy ``arrays``: every name, dtype, shape and byte, in name order (as `tensors_digest`)."""
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.reshape(-1).view(np.uint8).data)
     return digest.hexdigest()
 
 

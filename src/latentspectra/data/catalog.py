@@ -1,4 +1,5 @@
-"""The datasets by name (``mnist``, ``fashion-mnist``, ``idx:DIR``, ``npz:FILE``) and where each is read from."""
+"""The datasets by name (``mnist``, ``fashion-mnist``, ``sprites``, ``idx:DIR``, ``npz:FILE``) and where each is
+read from."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .datasets import (
     load_idx_dir,
 )
 from .npz import load_npz
+from .sprites import load_sprites
 
 
 def fashion_mnist_dir(root: str | Path | None = None) -> Path:
@@ -45,6 +47,7 @@ def _load_fashion_mnist(root: str | Path | None) -> ImageDataset:
 _REGISTRY: dict[str, Callable[[str | Path | None], ImageDataset]] = {
     "mnist": _load_mnist,
     "fashion-mnist": _load_fashion_mnist,
+    "sprites": load_sprites,
 }
 
 
@@ -59,6 +62,8 @@ def load_dataset(spec: str, root: str | Path | None = None) -> ImageDataset:
     ``"mnist"``: the copy bundled with the package; ``"fashion-mnist"``: the IDX
     directory given by ``root``, $LATENTSPECTRA_FASHION_MNIST, or
     ``/usr/share/datasets/fashion-mnist`` (Debian package dataset-fashion-mnist);
+    ``"sprites"``: drawn by the package (data/sprites.py), cached under ``root`` or
+    the user's cache directory;
     ``"idx:DIR"``: :func:`load_idx_dir`; ``"npz:FILE"``: :func:`load_npz`.
     ``root`` overrides the directory of a named dataset and is ignored for the
     ``idx:``/``npz:`` forms.  An unknown spec raises :class:`DataError` listing the

@@ -1,7 +1,10 @@
 """Image datasets: the :class:`Split` / :class:`ImageDataset` containers, the loader of a directory of four
 IDX files (:func:`load_idx_dir`) and the tensor form the networks take. An ``.npz`` archive loads in
-npz.py, a dataset by name in catalog.py. Every loader checks its input and raises :class:`DataError` with
-one line naming the offending file; nothing is cached on disk.
+npz.py, a dataset by name in catalog.py, the rendered ``sprites`` in sprites.py (the one dataset cached on
+disk). Every loader checks its input and raises :class:`DataError` with one line naming the offending file.
+
+A dataset may carry ground-truth factors of variation: per split a float64 array ``factors`` (N, F), and the
+dataset's ``factor_names`` (F names); both are None where the dataset has none (MNIST, an npz without them).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_ENV",
     "MAX_CLASSES",
+    "MAX_LISTED_FACTOR_VALUES",
     "MNIST_CLASSES",
     "ImageDataset",
     "Split",
@@ -103,23 +107,33 @@ def _check_holds_images(images: np.ndarray, split_name: str, source: object) -> 
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Split:
-    """One split of a dataset: uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``.
+    """One split of a dataset: uint8 images ``(N, C, H, W)``, int64 labels ``(N,)`` and, where the dataset
+    has ground truth, finite float64 factors ``(N, F)`` (else None).
 
-    The constructor checks dtypes, dimensionality and that both hold N items.
+    The constructor checks dtypes, dimensionality, finiteness and that all hold N items.
     (``eq=False``: arrays have no single truth value, so splits compare by identity.)
     """
 
     images: np.ndarray
     labels: np.ndarray
+    factors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        images, labels = self.images, self.labels
+        images, labels, factors = self.images, self.labels, self.factors
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
             raise DataError(f"Split: images must be a uint8 array (N, C, H, W), got {_describe(images)}")
         if not isinstance(labels, np.ndarray) or labels.dtype != np.int64 or labels.ndim != 1:
             raise DataError(f"Split: labels must be an int64 array (N,), got {_describe(labels)}")
         if len(images) != len(labels):
             raise DataError(f"Split: {len(images)} images but {len(labels)} labels")
+        if factors is None:
+            return
+        if not isinstance(factors, np.ndarray) or factors.dtype != np.float64 or factors.ndim != 2:
+            raise DataError(f"Split: factors must be a float64 array (N, F), got {_describe(factors)}")
+        if len(factors) != len(images):
+            raise DataError(f"Split: {len(images)} images but {len(factors)} rows of factors")
+        if not np.isfinite(factors).all():
+            raise DataError("Split: factors contain NaN or infinite values")
 
     def __len__(self) -> int:
         """Number of examples."""
@@ -135,13 +149,16 @@ class ImageDataset:
 
     The constructor checks that both splits have the same image shape ``(C, H, W)``,
     that ``classes`` is a sequence of strings (stored as a tuple) and that every
-    label indexes into ``classes``.
+    label indexes into ``classes``. ``factor_names`` names the columns of both splits'
+    ``factors`` (distinct non-empty strings, stored as a tuple); it is None exactly
+    when neither split has factors.
     """
 
     name: str
     train: Split
     test: Split
     classes: tuple[str, ...]
+    factor_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         classes = tuple(self.classes)
@@ -155,6 +172,28 @@ class ImageDataset:
             )
         for split_name, split in (("train", self.train), ("test", self.test)):
             _check_labels(split.labels, len(classes), f"ImageDataset {self.name!r} {split_name}")
+        self._check_factors()
+
+    def _check_factors(self) -> None:
+        """Raise DataError unless ``factor_names`` names the columns of both splits' factors, or all are None."""
+        where = f"ImageDataset {self.name!r}"
+        if self.factor_names is None:
+            if self.train.factors is not None or self.test.factors is not None:
+                raise DataError(f"{where}: splits have factors but the dataset has no factor_names")
+            return
+        names = tuple(self.factor_names)
+        if not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+            raise DataError(f"{where}: factor_names must be distinct non-empty strings, got {names!r}")
+        object.__setattr__(self, "factor_names", names)
+        for split_name, split in (("train", self.train), ("test", self.test)):
+            width = None if split.factors is None else split.factors.shape[1]
+            if width != len(names):
+                raise DataError(f"{where} {split_name}: factors have {width} columns, expected {len(names)} named")
+
+    @property
+    def has_factors(self) -> bool:
+        """Whether both splits carry ground-truth factors (then ``factor_names`` names their columns)."""
+        return self.factor_names is not None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -163,9 +202,11 @@ class ImageDataset:
         return int(c), int(h), int(w)
 
     def info(self) -> dict:
-        """JSON-ready summary: name, split sizes, shape, classes and per-class label counts."""
+        """JSON-ready summary: name, split sizes, shape, classes and per-class label counts; where the dataset
+        has factors, ``factors`` too: per factor its name, its count of distinct values, their range, and the
+        values themselves when there are at most `MAX_LISTED_FACTOR_VALUES`."""
         n = len(self.classes)
-        return {
+        info = {
             "name": self.name,
             "train": len(self.train),
             "test": len(self.test),
@@ -175,12 +216,29 @@ class ImageDataset:
             "train_counts": np.bincount(self.train.labels, minlength=n).tolist(),
             "test_counts": np.bincount(self.test.labels, minlength=n).tolist(),
         }
+        if self.factor_names is not None and self.train.factors is not None and self.test.factors is not None:
+            both = np.concatenate([self.train.factors, self.test.factors])
+            info["factors"] = [_factor_info(name, column) for name, column in zip(self.factor_names, both.T)]
+        return info
 
     def __repr__(self) -> str:
         return (
             f"ImageDataset(name={self.name!r}, train={len(self.train)}, test={len(self.test)}, "
             f"shape={self.shape}, num_classes={len(self.classes)})"
         )
+
+
+#: The most distinct values of a factor that `ImageDataset.info` lists (a factor with more shows its range).
+MAX_LISTED_FACTOR_VALUES = 64
+
+
+def _factor_info(name: str, column: np.ndarray) -> dict:
+    """One factor's entry of `ImageDataset.info`: name, count of distinct values, range, values if few."""
+    values = np.unique(column)
+    entry: dict = {"name": name, "distinct": len(values), "min": float(values[0]), "max": float(values[-1])}
+    if len(values) <= MAX_LISTED_FACTOR_VALUES:
+        entry["values"] = values.tolist()
+    return entry
 
 
 def _describe(value: object) -> str:

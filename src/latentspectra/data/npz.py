@@ -1,5 +1,6 @@
-"""Datasets from an .npz file: train and test images and labels under any of the usual key names, read
-without unpickling anything."""
+"""Datasets from an .npz file: train and test images and labels under any of the usual key names, and
+optionally ground-truth factors (``train_factors``, ``test_factors``, ``factor_names``), read without
+unpickling anything."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ _NPZ_KEY_STYLES: tuple[tuple[str, str, str, str], ...] = (
     ("train_images", "train_labels", "test_images", "test_labels"),
     ("x_train", "y_train", "x_test", "y_test"),
 )
+
+#: The optional ground truth: one row of factors per image of each split, and the name of each column.
+FACTOR_KEYS = ("train_factors", "test_factors")
+FACTOR_NAMES_KEY = "factor_names"
 
 _NPY_MAGIC = b"\x93NUMPY"
 _MAX_DIMENSION = int(np.iinfo(np.intp).max)
@@ -78,13 +83,67 @@ def _npz_labels(array: np.ndarray, path: Path, key: str) -> np.ndarray:
     return array
 
 
-def _npz_classes(array: np.ndarray, path: Path) -> tuple[str, ...]:
+def _npz_strings(array: np.ndarray, path: Path, key: str) -> tuple[str, ...]:
+    """A 1-D array of strings (unicode or UTF-8 bytes) as a tuple of str; DataError naming ``key`` otherwise."""
     if array.ndim != 1 or array.dtype.kind not in "US":
-        raise DataError(f"{path}: 'classes' must be a 1-D array of strings, got {_describe(array)}")
+        raise DataError(f"{path}: {key!r} must be a 1-D array of strings, got {_describe(array)}")
     try:
         return tuple(c.decode("utf-8") if isinstance(c, bytes) else str(c) for c in array.tolist())
     except UnicodeDecodeError:
-        raise DataError(f"{path}: 'classes' holds bytes that are not valid UTF-8") from None
+        raise DataError(f"{path}: {key!r} holds bytes that are not valid UTF-8") from None
+
+
+def _npz_factors(array: np.ndarray, path: Path, key: str, count: int, images_key: str) -> np.ndarray:
+    """Validate one split's factors: a finite real (N, F) array, F >= 1, one row per image; float64."""
+    if array.ndim != 2 or array.dtype.kind not in "biuf" or array.shape[1] == 0:
+        raise DataError(f"{path}: {key!r}: factors must be a real array (N, F) with F >= 1, got {_describe(array)}")
+    if len(array) != count:
+        raise DataError(f"{path}: {images_key!r} holds {count} images but {key!r} holds {len(array)} rows of factors")
+    factors = array.astype(np.float64)
+    if not np.isfinite(factors).all():
+        raise DataError(f"{path}: {key!r}: factors contain NaN or infinite values")
+    return factors
+
+
+def _npz_factor_names(arrays: dict[str, np.ndarray], path: Path, width: int) -> tuple[str, ...]:
+    """The names of the factors' ``width`` columns: ``factor_names`` (distinct, non-empty), else "0".."F-1"."""
+    if FACTOR_NAMES_KEY not in arrays:
+        return tuple(str(i) for i in range(width))
+    names = _npz_strings(arrays[FACTOR_NAMES_KEY], path, FACTOR_NAMES_KEY)
+    if len(names) != width:
+        raise DataError(f"{path}: {FACTOR_NAMES_KEY!r} holds {len(names)} names but the factors have {width} columns")
+    if not all(names) or len(set(names)) != len(names):
+        raise DataError(f"{path}: {FACTOR_NAMES_KEY!r} must hold distinct non-empty names, got {list(names)}")
+    return names
+
+
+def _check_factor_keys(present: set[str], path: Path) -> None:
+    """Raise DataError unless the archive holds both factor arrays or neither (and no names without them)."""
+    held = [key for key in FACTOR_KEYS if key in present]
+    if len(held) == 1:
+        missing = next(key for key in FACTOR_KEYS if key not in present)
+        raise DataError(f"{path}: holds {held[0]!r} but not {missing!r}; ground truth needs both splits' factors")
+    if not held and FACTOR_NAMES_KEY in present:
+        raise DataError(f"{path}: holds {FACTOR_NAMES_KEY!r} but no {' / '.join(FACTOR_KEYS)} arrays")
+
+
+def _split_factors(
+    arrays: dict[str, np.ndarray], path: Path, counts: dict[str, int], style: tuple[str, ...]
+) -> dict[str, np.ndarray | None]:
+    """Each split's checked factors (None for both when the archive has none); both have the same width."""
+    if FACTOR_KEYS[0] not in arrays:
+        return {"train": None, "test": None}
+    images_keys = {"train": style[0], "test": style[2]}
+    factors = {
+        split: _npz_factors(arrays[f"{split}_factors"], path, f"{split}_factors", counts[split], images_keys[split])
+        for split in ("train", "test")
+    }
+    if factors["train"].shape[1] != factors["test"].shape[1]:
+        raise DataError(
+            f"{path}: 'test_factors' has {factors['test'].shape[1]} columns but 'train_factors' has "
+            f"{factors['train'].shape[1]}"
+        )
+    return dict(factors)
 
 
 def _open_archive(handle: BinaryIO, path: Path) -> zipfile.ZipFile:
@@ -127,7 +186,8 @@ def _read_member(archive: zipfile.ZipFile, name: str, path: Path, key: str) -> n
 
 
 def _read_npz_arrays(handle: BinaryIO, path: Path) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
-    """Read the split arrays (and optional ``classes``) of an open npz file, without unpickling."""
+    """Read the split arrays (and the optional ``classes`` and factor arrays) of an open npz file, without
+    unpickling."""
     with _open_archive(handle, path) as archive:
         members = {name.removesuffix(".npy"): name for name in archive.namelist()}
         present = set(members)
@@ -140,8 +200,20 @@ def _read_npz_arrays(handle: BinaryIO, path: Path) -> tuple[dict[str, np.ndarray
                 f"{path}: missing key(s) {missing}; expected "
                 f"{' / '.join(', '.join(s) for s in _NPZ_KEY_STYLES)} (found: {found})"
             )
-        keys = style + (("classes",) if "classes" in present else ())
+        _check_factor_keys(present, path)
+        optional = ("classes", *FACTOR_KEYS, FACTOR_NAMES_KEY)
+        keys = style + tuple(key for key in optional if key in present)
         return {key: _read_member(archive, members[key], path, key) for key in keys}, style
+
+
+def read_npz_member(path: Path, key: str) -> np.ndarray:
+    """The one array ``key`` of the npz file ``path``, read as `load_npz` reads its arrays (never unpickled);
+    DataError naming the file when it is unreadable or has no such array."""
+    with reading(path, "an .npz file"), open(path, "rb") as handle, _open_archive(handle, path) as archive:
+        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+        if key not in members:
+            raise DataError(f"{path}: missing array {key!r}")
+        return _read_member(archive, members[key], path, key)
 
 
 def load_npz(path: str | Path) -> ImageDataset:
@@ -149,7 +221,11 @@ def load_npz(path: str | Path) -> ImageDataset:
 
     Keys are either ``train_images, train_labels, test_images, test_labels`` or the
     Keras style ``x_train, y_train, x_test, y_test``, plus an optional 1-D string
-    array ``classes``.  Images are ``(N, H, W)`` or ``(N, C, H, W)`` with C in {1, 3};
+    array ``classes``, and optional ground truth: ``train_factors`` and
+    ``test_factors`` (N, F) real arrays, one row per image of their split, finite,
+    read as float64, with an optional 1-D string array ``factor_names`` of F
+    distinct names (default "0".."F-1"); the loaded splits' ``factors`` are None
+    without them.  Images are ``(N, H, W)`` or ``(N, C, H, W)`` with C in {1, 3};
     uint8, integers in [0, 255], or floats in [0, 1] (scaled to uint8).  Labels are
     1-D integers.  Validates that both splits hold images, counts per split, equal
     image shapes across splits and labels in ``[0, len(classes))``.  Without
@@ -177,6 +253,7 @@ def load_npz(path: str | Path) -> ImageDataset:
                 f"{path}: {img_key!r} holds {len(images)} images but {lab_key!r} holds {len(labels)} labels"
             )
         parts[split_name] = (images, labels)
+    factors = _split_factors(arrays, path, {name: len(images) for name, (images, _) in parts.items()}, style)
     if parts["train"][0].shape[1:] != parts["test"][0].shape[1:]:
         raise DataError(
             f"{path}: {test_img_key!r} images are {parts['test'][0].shape[1:]} (C, H, W) but "
@@ -184,7 +261,7 @@ def load_npz(path: str | Path) -> ImageDataset:
         )
 
     if "classes" in arrays:
-        classes = _npz_classes(arrays["classes"], path)
+        classes = _npz_strings(arrays["classes"], path, "classes")
     else:
         classes = _default_classes(
             (f"{path}: {train_lab_key!r}", parts["train"][1]), (f"{path}: {test_lab_key!r}", parts["test"][1])
@@ -194,9 +271,10 @@ def load_npz(path: str | Path) -> ImageDataset:
 
     return ImageDataset(
         name=path.stem,
-        train=Split(parts["train"][0], parts["train"][1].astype(np.int64)),
-        test=Split(parts["test"][0], parts["test"][1].astype(np.int64)),
+        train=Split(parts["train"][0], parts["train"][1].astype(np.int64), factors["train"]),
+        test=Split(parts["test"][0], parts["test"][1].astype(np.int64), factors["test"]),
         classes=classes,
+        factor_names=None if factors["train"] is None else _npz_factor_names(arrays, path, factors["train"].shape[1]),
     )
 
 

@@ -5,7 +5,6 @@ page may use for the networks instead of their paths."""
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +15,7 @@ from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..experiments.basis import build_basis
 from ..experiments.networks import Networks, NetworksSpec, check_dataset_fits, load_networks
-from ..io import json_text, tensors_digest, versions
+from ..io import json_text, tensors_digest, user_cache_dir, versions
 from ..latent.basis import QuasiEigenBasis
 from ..latent.files import load_basis, save_basis
 from ..methods.ours import LSDDirections
@@ -29,8 +28,7 @@ Say = Callable[[str], None]  # where start-up progress lines go (the command pri
 
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/latentspectra/explore, else ~/.cache/latentspectra/explore."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "latentspectra" / "explore"
+    return user_cache_dir() / "explore"
 
 
 def networks_digest(networks: Networks) -> str:
