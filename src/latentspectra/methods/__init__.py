@@ -5,6 +5,8 @@ generator / classifier callable.
 - `reds`: Rayleigh EigenDirections (Balakrishnan, Gadde, Martinez & Perona, Caltech 2022), the Jacobians
   it needs in `reds_jacobians` and the image features of `features`.
 - `files`: a fitted SFVQ curve as files.
+- Instruments on images: `morphometry` (Morpho-MNIST measures) and `factor_regressor` (a small network that reads a
+  dataset's ground-truth factors off images; compare's edit-based ground-truth score).
 - The direction finders users compare with, behind one contract and registry (`directions`: fit, edit,
   transform, save/load, `get("sefa")`): `sefa` (Shen & Zhou 2021), `ganspace` (Härkönen et al. 2020),
   `interfacegan` (Shen et al. 2020), `learned` (Voynov & Babenko 2020), the `baselines` (random orthonormal
