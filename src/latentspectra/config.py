@@ -631,6 +631,17 @@ class CompareConfig(StudyConfig):
         "Sampled latents scored by the image measurements for InterFaceGAN's measure boundaries (grey images).",
         low=2,
     )
+    # datasets with factors (sprites, an npz with factor arrays): the encoder means of the first test images, their
+    # projections on each method's K directions scored against the images' factors (MIG, DCI, SAP). DCI's trees
+    # dominate the cost: on sprites at K = 10, 1,000 images take about 15 s per method and seed (13.5 s of it DCI) on
+    # 2 loaded AMD EPYC cores, about 5.5 minutes of a default compare's 40 (benchmarks/bench_ground_truth.py,
+    # docs/compare.md); 500 take about half, with fewer examples of each of orientation's 40 values for the trees
+    ground_truth_images: int = option(
+        1000,
+        "Datasets with factors: encoder means of the first N test images whose projections on each method's "
+        "directions are scored against their factors (MIG, DCI, SAP).",
+        low=2,
+    )
     # each label edit is also made at these multiples s of its own step (s = 1): rotation by s pi / 2, s times the
     # projection, the boundary step or the mean difference; the first s that flips a latent gives the distance
     # the approach needs, so approaches with steps of different lengths are compared at the distance they need
@@ -646,6 +657,8 @@ class CompareConfig(StudyConfig):
     method_params: dict[str, dict[str, object]] = field(
         default_factory=lambda: {"lsd": {"per_set": 500}, "reds": {"change": "upper", "hold": "lower"}}
     )
+    # the factor regressor that reads the factors of generated images (the edit-based ground-truth score)
+    factor_regressor: FactorRegressorConfig = field(default_factory=FactorRegressorConfig)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,20 @@ one normal per label (its first K are rescored). The label edits a method makes 
 too (its authors' distance-to-boundary edit is `InterFaceGAN(edit_mode="distance")`, not used here). A method
 whose fit fails on these networks (a missing input, a rare label, ...) is recorded as skipped, with the reason.
 
+Ground truth, where the dataset has factors of variation (sprites, an npz with factor arrays; `GROUND_TRUTH`
+gives the definitions as compare.json records them): the latents of the first ``ground_truth_images`` test images
+(`ground_truth_latents`: the encoder's means) projected on each method's K unit directions give K coordinates per
+image, scored against the images' factors by MIG, DCI (disentanglement, completeness, informativeness; the
+importances of gradient-boosted trees, disentanglement_lib's model) and SAP (`disentanglement.direction_scores`,
+disentanglement_lib's settings). And an edit-based score read off generated images: a factor regressor trained on
+the dataset (`methods.factor_regressor`, cached) reads the normalised factors r(x) (each in standard deviations of
+the factor); per direction d_k and factor f, change_kf = mean over the test latents z of |r_f(G(z + t d_k)) -
+r_f(G(z))|; ``edit_concentration`` is the mean over the directions of max_f change_kf / sum_f change_kf (1: each
+direction moves one factor; 1 / F: all alike; 1 / F for a direction that changes nothing), computed as the
+re-scoring's `disentanglement`, and ``edit_target_change`` the mean over the directions of max_f change_kf. Both
+depend on the directions alone, so they are measured with the re-scoring (`Evaluation`) and pooled over the seeds
+like it. A dataset without factors gets none of this: no ``ground_truth`` in the record.
+
 Seeds: everything random is repeated for ``seeds`` seeds (the fits and their draws, the reconstructors, the
 measure boundaries' draws); each headline number is recorded as its mean with a 95% Student t-interval over the
 seeds (`intervals.interval`), read against the random baseline's interval, and a method is said to lead only where
@@ -75,7 +89,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -87,11 +101,13 @@ from tqdm.auto import tqdm
 from ..compute import Compute
 from ..config import COMPARE_BUDGETS, LEARNED_BUDGETS, MAX_SEEDS, MAX_TRAINING_STEPS, CompareConfig, derived_seed
 from ..data import ImageDataset, load_dataset
+from ..disentanglement import SCORE_NAMES, GroundTruthSettings, direction_scores
 from ..distributed import SINGLE, World, batched, gathered_batched
 from ..errors import LatentspectraError
 from ..intervals import against, interval, leaders, pairwise_stability
 from ..io import versions, write_json, writer_directory
 from ..methods.directions import DirectionMethod, LabelEdit, MethodError, available, check_whole, get, method_class
+from ..methods.factor_regressor import FactorRegressor, cached_factor_regressor, fit_factor_regressor
 from ..methods.interfacegan import InterFaceGAN, classifier_logits
 from ..methods.learned import train_reconstructor
 from ..methods.morphometry import MORPHO_MEASURES, morpho_measures
@@ -142,6 +158,7 @@ def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
     check_whole("compare", "reconstructor_steps", config.reconstructor_steps, 1, most=MAX_TRAINING_STEPS)
     check_whole("compare", "reconstructor_validation", config.reconstructor_validation, 1)
     check_whole("compare", "seeds", config.seeds, 1, most=MAX_SEEDS)
+    check_whole("compare", "ground_truth_images", config.ground_truth_images, 2)
     if config.budget not in COMPARE_BUDGETS:
         raise MethodError(f"--budget: expected one of {', '.join(COMPARE_BUDGETS)}, got {config.budget!r}")
     return methods
@@ -434,6 +451,172 @@ def measure_boundaries(
     }
 
 
+# --- Ground truth (datasets with factors; module docstring) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What the ground-truth track scores directions against: the latents of the first test images, their
+    factors (N, F) and the names of these, the factor regressor that reads the factors of generated images, and
+    the metrics' settings (disentanglement_lib's)."""
+
+    latents: torch.Tensor  # (N, M) on the CPU
+    factors: np.ndarray  # (N, F) float64
+    factor_names: tuple[str, ...]
+    reader: FactorRegressor
+    settings: GroundTruthSettings = field(default_factory=GroundTruthSettings)
+
+
+GROUND_TRUTH_LATENTS = "the encoder's means"  # what `ground_truth_latents` gives, as the record says it
+
+
+def ground_truth_latents(networks: Networks, images: np.ndarray, world: World = SINGLE) -> torch.Tensor:
+    """The latents of the ground-truth track's test images (uint8, (N, C, H, W)): the encoder's means, (N, M) on the
+    CPU (the images dealt over the ranks of ``world``)."""
+    return encoder_means(networks, images, world)
+
+
+def ground_truth_inputs(
+    networks: Networks,
+    dataset: ImageDataset,
+    config: CompareConfig,
+    reader: FactorRegressor | None = None,
+    world: World = SINGLE,
+) -> GroundTruth | None:
+    """The `GroundTruth` of ``dataset``'s first ``config.ground_truth_images`` test images, read with ``reader``
+    (trained here, `fit_factor_regressor`, where None); None for a dataset without factors."""
+    factors, names = dataset.test.factors, dataset.factor_names
+    if factors is None or names is None:
+        return None
+    count = config.ground_truth_images
+    reader = reader if reader is not None else fit_factor_regressor(dataset, config.factor_regressor)
+    return GroundTruth(
+        ground_truth_latents(networks, dataset.test.images[:count], world), factors[:count], names, reader
+    )
+
+
+def read_factors(networks: Networks, reader: FactorRegressor, z: torch.Tensor, world: World = SINGLE) -> torch.Tensor:
+    """The normalised factors ``reader`` reads off G(z), (N, F) float64 (the images dealt over the ranks of
+    ``world``)."""
+    generator = networks.generator
+    assert generator is not None  # `compare_study` required it
+    return gathered_batched(lambda chunk: reader.read(generator(chunk.float())), z, world, networks.batch_size)
+
+
+def factor_changes(
+    networks: Networks,
+    reader: FactorRegressor,
+    directions: torch.Tensor,
+    latents: torch.Tensor,
+    shift: float,
+    world: World = SINGLE,
+) -> torch.Tensor:
+    """change_kf: per direction d_k of ``directions`` (K, M) and factor f, the mean over ``latents`` (N, M) of
+    |r_f(G(z + shift d_k)) - r_f(G(z))|, r the normalised factors ``reader`` reads (standard deviations of each
+    factor); (K, F) float64."""
+    before = read_factors(networks, reader, latents, world)
+    after = read_factors(networks, reader, shifted(latents, directions, shift), world)
+    return (after.view(len(directions), len(latents), -1) - before[None]).abs().mean(1)
+
+
+def ground_truth_measures(
+    truth: GroundTruth,
+    networks: Networks,
+    directions: torch.Tensor,
+    test: torch.Tensor,
+    shift: float,
+    world: World = SINGLE,
+) -> dict[str, Any]:
+    """The ground-truth track of ``directions`` (K, M) (module docstring, `GROUND_TRUTH`): MIG, DCI and SAP of the
+    projections of ``truth``'s latents on them, and the edit-based score of the edits of ``test`` by ``shift``
+    along them (``edit_concentration``, ``edit_target_change`` and the (K, F) matrix ``edit_changes``); why not,
+    where the metrics cannot score these factors (every factor constant on the rows the trees train on)."""
+    changes = factor_changes(networks, truth.reader, directions, test, shift, world)
+    unit = torch.nn.functional.normalize(directions.double(), dim=1)
+    try:
+        _, scores = direction_scores(unit.numpy(), truth.latents.double().numpy(), truth.factors, truth.settings)
+    except ValueError as error:
+        return {"skipped": " ".join(str(error).split())}
+    return {
+        **scores,
+        "edit_concentration": disentanglement(changes),
+        "edit_target_change": changes.max(1).values.mean().item(),
+        "edit_changes": changes.tolist(),
+    }
+
+
+def pooled_ground_truth(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One method's ground-truth track over the seeds' records: an `interval` of each `GROUND_TRUTH_POOLED` number
+    and the first seed's ``edit_changes``, as ``{"ground_truth": ...}`` (a seed's reason where it was skipped);
+    empty without a ground-truth track."""
+    found = [record["ground_truth"] for record in per_seed if "ground_truth" in record]
+    if not found:
+        return {}
+    skipped = next((truth for truth in found if "skipped" in truth), None)
+    if skipped is not None:
+        return {"ground_truth": skipped}
+    pooled = {key: interval([truth[key] for truth in found]) for key in GROUND_TRUTH_POOLED}
+    return {"ground_truth": {**pooled, "edit_changes": found[0]["edit_changes"]}}
+
+
+def measured_ground_truth(methods: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per measured method whose ground-truth track was scored, its pooled ``ground_truth``."""
+    return {
+        name: record["ground_truth"]
+        for name, record in methods.items()
+        if "ground_truth" in record and "skipped" not in record["ground_truth"]
+    }
+
+
+def ground_truth_against_baseline(methods: dict[str, dict[str, Any]]) -> None:
+    """Add to each scored ``ground_truth`` its ``against_baseline``: per `GROUND_TRUTH_HEADLINES` metric whether its
+    interval is above, below or within the random baseline's (`intervals.against`), where that was scored."""
+    scored = measured_ground_truth(methods)
+    reference = scored.get(BASELINE)
+    if reference is None:
+        return
+    for truth in scored.values():
+        truth["against_baseline"] = {key: against(truth[key], reference[key]) for key in GROUND_TRUTH_HEADLINES}
+
+
+def ground_truth_record(
+    truth: GroundTruth, methods: dict[str, dict[str, Any]], edited: int, shift: float
+) -> dict[str, Any]:
+    """compare.json's ``ground_truth``: what was scored (the factors, the images and how their latents were made,
+    how many test latents were edited and by which shift), the definitions (`GROUND_TRUTH`) and settings of the
+    metrics, the factor regressor's record (its training and its accuracy on the test split) and, per metric, who
+    leads (`intervals.leaders`)."""
+    scored = measured_ground_truth(methods)
+    return {
+        "factors": list(truth.factor_names),
+        "images": len(truth.latents),
+        "latents": GROUND_TRUTH_LATENTS,
+        "edits": {"latents": edited, "shift": shift},
+        "definitions": GROUND_TRUTH,
+        "settings": asdict(truth.settings),
+        "factor_regressor": truth.reader.record,
+        "leaders": {
+            key: leaders({name: found[key] for name, found in scored.items()}) for key in GROUND_TRUTH_HEADLINES
+        },
+    }
+
+
+def factor_regressor_of(dataset: ImageDataset, config: CompareConfig, world: World = SINGLE) -> FactorRegressor:
+    """The factor regressor of ``dataset`` and ``config.factor_regressor`` from the user's cache, trained and cached
+    first where it is not (`cached_factor_regressor`), on the writing rank, and rank 0's on every other rank of
+    ``world``.
+
+    Raises:
+        FactorRegressorError: a dataset without factors, or a damaged cached regressor.
+    """
+    found = cached_factor_regressor(dataset, config.factor_regressor) if world.is_writer else None
+    shared = world.share(None if found is None else (found.tensors(), found.record), "the factor regressor")
+    if found is not None:
+        return found
+    assert shared is not None  # the writing rank has one
+    return FactorRegressor.from_tensors(*shared)
+
+
 def method_params(name: str, config: CompareConfig, latent_dim: int) -> dict[str, Any]:
     """The parameters ``name`` is built with: K (InterFaceGAN: None, one normal per label), M, the config's seed
     where the method takes one, the learned directions' budget (`LEARNED_BUDGETS`; ``budget="paper"`` with K = M,
@@ -524,6 +707,31 @@ EDIT_POOLED = (
     "median_feature_distance_at_flip",
 )
 BASELINE = "random"  # the method whose interval every headline number is read against
+# The ground-truth metrics (datasets with factors), each higher where the directions are the factors: compared with
+# the random baseline and ranked (`leaders`); with the edits' mean largest factor change, pooled into intervals.
+GROUND_TRUTH_HEADLINES = (*SCORE_NAMES, "edit_concentration")
+GROUND_TRUTH_POOLED = (*GROUND_TRUTH_HEADLINES, "edit_target_change")
+# What each ground-truth number is, as compare.json states it (`ground_truth_record`).
+GROUND_TRUTH = {
+    "coordinates": "each test image's latent projected on each of a method's K unit directions: K codes per image",
+    "mig": "mutual information gap (Chen et al. 2018): the codes discretised into equal-width bins; per factor the "
+    "gap between the two codes of most mutual information with it, over the factor's entropy; mean over factors",
+    "dci_disentanglement": "DCI (Eastwood & Williams 2018) with gradient-boosted trees (scikit-learn's "
+    "GradientBoostingClassifier, disentanglement_lib's importance model) predicting each factor from all codes, "
+    "trained on the first train_share of the images: per code one minus the entropy (base F) of its importances, "
+    "weighted by the code's share of the importances",
+    "dci_completeness": "per factor one minus the entropy (base K) of its importances over the codes, weighted by "
+    "the factor's share",
+    "dci_informativeness": "the trees' accuracy on the held-out images, mean over factors",
+    "sap": "SAP (Kumar et al. 2018): per code and factor a linear SVM on that code alone, its held-out accuracy; per "
+    "factor the gap between the two best codes; mean over factors",
+    "edit_changes": "change_kf, per direction d_k and factor f: the mean over the edited test latents z of "
+    "|r_f(G(z + t d_k)) - r_f(G(z))|, r_f the factor regressor's reading of factor f in standard deviations of "
+    "the factor (first seed)",
+    "edit_concentration": "per direction max_f change_kf / sum_f change_kf (1 / F where nothing changes), mean over "
+    "directions: 1 where each direction moves one factor, 1 / F where it moves all alike",
+    "edit_target_change": "per direction max_f change_kf, mean over directions (standard deviations)",
+}
 
 
 @dataclass(frozen=True)
@@ -552,6 +760,7 @@ class CompareResult:
     methods: dict[str, dict[str, Any]]  # per method: params, seconds, rescoring, intervals; or skipped
     leaders: dict[str, dict[str, list[str]]]  # per headline metric: `intervals.leaders`
     label_edits: dict[str, Any]
+    ground_truth: dict[str, Any] | None  # `ground_truth_record`; None for a dataset without factors
     feature_space: str
     figure_images: dict[str, np.ndarray]  # per fitted method (rows, steps, H, W) or (rows, steps, C, H, W)
     compute: dict[str, Any]
@@ -577,6 +786,7 @@ class CompareResult:
             "methods": self.methods,
             "leaders": self.leaders,
             "label_edits": {"feature_space": self.feature_space, "approaches": self.label_edits},
+            **({"ground_truth": self.ground_truth} if self.ground_truth is not None else {}),
             "figures": figures,
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},
             "config": asdict(self.config),
@@ -594,6 +804,7 @@ class Evaluation:
     rescoring: torch.Tensor  # (K, l)
     measure_rescoring: list[list[float]] | None  # (K, 6), grey images only
     path_correlation: float
+    ground_truth: dict[str, Any] | None = None  # `ground_truth_measures`, datasets with factors only
 
 
 def evaluate_directions(
@@ -604,10 +815,12 @@ def evaluate_directions(
     shifts: torch.Tensor,
     earlier: Evaluation | None = None,
     world: World = SINGLE,
+    truth: GroundTruth | None = None,
 ) -> Evaluation:
-    """The `Evaluation` of ``directions`` on the test latents; ``earlier`` (the same method's evaluation with an
-    earlier seed) is returned as it is where its directions are these, bit for bit (SeFa, REDs and the axes give
-    the same directions for every seed, and these measurements draw nothing)."""
+    """The `Evaluation` of ``directions`` on the test latents, with their ground-truth track where ``truth`` is
+    given; ``earlier`` (the same method's evaluation with an earlier seed) is returned as it is where its directions
+    are these, bit for bit (SeFa, REDs and the axes give the same directions for every seed, and these measurements
+    draw nothing)."""
     if earlier is not None and torch.equal(earlier.directions, directions):
         return earlier
     return Evaluation(
@@ -615,6 +828,7 @@ def evaluate_directions(
         rescoring(networks, directions, test, shift, world),
         measure_rescoring(networks, directions, test, shift, world),
         path_correlation(networks, directions, test, shifts, world),
+        None if truth is None else ground_truth_measures(truth, networks, directions, test, shift, world),
     )
 
 
@@ -627,10 +841,12 @@ def measure_method(
     shifts: torch.Tensor,
     earlier: Evaluation | None = None,
     world: World = SINGLE,
+    truth: GroundTruth | None = None,
 ) -> tuple[DirectionMethod | None, Evaluation | None, dict[str, Any]]:
-    """Fit method ``name`` with ``config``'s seed and measure its first K directions (module docstring): the
-    fitted method and its `Evaluation` (None where its fit failed) and its record for this seed (or why it was
-    skipped); ``earlier`` is the method's evaluation with an earlier seed (`evaluate_directions`)."""
+    """Fit method ``name`` with ``config``'s seed and measure its first K directions (module docstring), with their
+    ground-truth track where ``truth`` is given: the fitted method and its `Evaluation` (None where its fit failed)
+    and its record for this seed (or why it was skipped); ``earlier`` is the method's evaluation with an earlier
+    seed (`evaluate_directions`)."""
     params = method_params(name, config, networks.latent_dim)
     began = time.perf_counter()
     try:
@@ -641,7 +857,7 @@ def measure_method(
     fit_seconds = time.perf_counter() - began
     began = time.perf_counter()
     directions = method.directions_[: config.directions].cpu()
-    found = evaluate_directions(networks, directions, test, config.shift, shifts, earlier, world)
+    found = evaluate_directions(networks, directions, test, config.shift, shifts, earlier, world, truth)
     eval_seconds = time.perf_counter() - began
     began = time.perf_counter()
     assert networks.generator is not None  # `compare_study` required it
@@ -665,6 +881,8 @@ def measure_method(
         "path_correlation": found.path_correlation,
         "fit_record": method.fit_record(),
     }
+    if found.ground_truth is not None:
+        record["ground_truth"] = found.ground_truth
     return method, found, record
 
 
@@ -677,11 +895,13 @@ def seed_run(
     timer: Timer,
     evaluations: dict[str, Evaluation],
     world: World = SINGLE,
+    truth: GroundTruth | None = None,
 ) -> SeedRun:
     """Every method fitted and measured with ``config.seed``, then InterFaceGAN's measure boundaries (grey
     images) and the label edits; ``latents`` holds the encoded ``train`` and ``test`` latents, the ``edited``
     latents and the labels C(G(z)) gives the training and edited ones (``train_labels``, ``edited_labels``).
-    ``evaluations`` holds each method's `Evaluation` with the previous seed and is updated with this one's."""
+    ``evaluations`` holds each method's `Evaluation` with the previous seed and is updated with this one's;
+    ``truth``, where given, the ground-truth track's inputs."""
     train, test = latents["train"], latents["test"]
     shifts = torch.linspace(-config.shift, config.shift, config.steps)
     records: dict[str, dict[str, Any]] = {}
@@ -689,7 +909,7 @@ def seed_run(
     with timer.stage("methods"):
         for name in tqdm(methods, desc=f"direction methods, seed {config.seed}", disable=not progress):
             method, found, records[name] = measure_method(
-                name, config, networks, train, test, shifts, evaluations.get(name), world
+                name, config, networks, train, test, shifts, evaluations.get(name), world, truth
             )
             if method is not None and found is not None:
                 fitted[name], evaluations[name] = method, found
@@ -708,7 +928,8 @@ def pooled_method(name: str, runs: list[SeedRun], directions: int) -> dict[str, 
     the figures) and fit record (`DirectionMethod.fit_record`: the learned method's convergence curve; every
     seed's in ``fit_record_by_seed``), an
     `interval` of each `POOLED` number, the measure most often changed most, and the stability of its first
-    ``directions`` directions across the seeds (`pairwise_stability`); skipped where any seed's fit failed."""
+    ``directions`` directions across the seeds (`pairwise_stability`), its ground-truth track where it has one
+    (`pooled_ground_truth`); skipped where any seed's fit failed."""
     per_seed = [run.records[name] for run in runs]
     failed = next((record for record in per_seed if "skipped" in record), None)
     if failed is not None:
@@ -727,6 +948,7 @@ def pooled_method(name: str, runs: list[SeedRun], directions: int) -> dict[str, 
         "stability": pairwise_stability(found) if len(runs) > 1 else None,
         **first["fit_record"],
         **by_seed,
+        **pooled_ground_truth(per_seed),
     }
 
 
@@ -786,6 +1008,7 @@ def compare_study(
     progress: bool = True,
     timer: Timer | None = None,
     world: World = SINGLE,
+    reader: FactorRegressor | None = None,
 ) -> CompareResult:
     """The comparison on ``networks`` and ``dataset`` (module docstring), repeated for ``config.seeds`` seeds
     (``config.seed`` and the next ones, `derived_seed`), each repeating everything random (the fits and their
@@ -793,7 +1016,8 @@ def compare_study(
     As one rank of a sharded ``world`` (every rank calls it alike): the networks' passes over rows (the encodings
     and their labels, InterFaceGAN's scored latents, the re-scoring, path correlation and measure boundaries)
     are dealt over the ranks and gathered, so every rank fits and measures the same tensors; the result is that
-    of one process.
+    of one process. A dataset with factors gets the ground-truth track, its generated images read by ``reader``
+    (trained here where None: `ground_truth_inputs`).
 
     Raises:
         MethodError: an unknown method or K > M (`check_compare`).
@@ -816,14 +1040,19 @@ def compare_study(
             "train_labels": predicted_labels(networks, train, world),
         }
         latents["edited_labels"] = predicted_labels(networks, latents["edited"], world)
+    truth = None
+    if dataset.has_factors:
+        with timer.stage("ground_truth"):
+            truth = ground_truth_inputs(networks, dataset, config, reader, world)
     seeds = tuple(derived_seed(config.seed, index) for index in range(config.seeds))
     evaluations: dict[str, Evaluation] = {}
     runs = [
-        seed_run(networks, replace(config, seed=seed), methods, latents, progress, timer, evaluations, world)
+        seed_run(networks, replace(config, seed=seed), methods, latents, progress, timer, evaluations, world, truth)
         for seed in seeds
     ]
     pooled = {name: pooled_method(name, runs, config.directions) for name in methods}
     against_baseline(pooled)
+    ground_truth_against_baseline(pooled)
     if "interfacegan" in pooled and "skipped" not in pooled["interfacegan"] and runs[0].measure_boundaries:
         pooled["interfacegan"]["measure_boundaries"] = pooled_boundaries(runs)
     _, space = feature_map(networks)
@@ -844,6 +1073,7 @@ def compare_study(
         pooled,
         headline_leaders(pooled),
         pooled_edits(runs),
+        None if truth is None else ground_truth_record(truth, pooled, len(latents["test"]), config.shift),
         space,
         figure_images,
         networks.compute_record(),
@@ -875,10 +1105,13 @@ def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
         name: str(direction_figure(images, directory / f"{name}.png", name, result.config.shift))
         for name, images in result.figure_images.items()
     }
+    factors = (result.ground_truth or {}).get("factors", ())
     figures.update(
         {
             f"{name} rescoring": str(
-                rescoring_figure(method, result.labels, MORPHO_MEASURES, directory / f"{name}-rescoring.png", name)
+                rescoring_figure(
+                    method, result.labels, MORPHO_MEASURES, directory / f"{name}-rescoring.png", name, factors
+                )
             )
             for name, method in result.methods.items()
             if "skipped" not in method
@@ -905,7 +1138,8 @@ def run_compare(
 ) -> dict[str, Any]:
     """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of
     ``config.dataset``), with ``overrides`` (piece -> file), check the methods and K against them before
-    anything is written, load the dataset, run the comparison and write it into ``out_dir`` (`write_compare`);
+    anything is written, load the dataset (and, where it has factors, its factor regressor: `factor_regressor_of`),
+    run the comparison and write it into ``out_dir`` (`write_compare`);
     returns the record written to compare.json. As one rank of a sharded ``world`` (`compare_study`), rank 0
     alone shows progress and writes; the other ranks return the record without its figures.
 
@@ -918,6 +1152,10 @@ def run_compare(
         loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
         check_compare(config, loaded.latent_dim)
         dataset = load_dataset(config.dataset)
+    reader = None
+    if dataset.has_factors:
+        with timer.stage("factor_regressor"):
+            reader = factor_regressor_of(dataset, config, world)
     with writer_directory(world, out_dir, lock=True):
-        result = compare_study(loaded, dataset, config, progress and world.is_writer, timer, world)
+        result = compare_study(loaded, dataset, config, progress and world.is_writer, timer, world, reader)
         return write_compare(out_dir, result) if world.is_writer else result.record({})

@@ -23,14 +23,23 @@ def direction_figure(images: np.ndarray, path: Path, method: str, shift: float) 
 
 
 def rescoring_figure(
-    method: Mapping[str, Any], labels: Sequence[str], measures: Sequence[str], path: Path, name: str
+    method: Mapping[str, Any],
+    labels: Sequence[str],
+    measures: Sequence[str],
+    path: Path,
+    name: str,
+    factors: Sequence[str] = (),
 ) -> Path:
     """The disentanglement figure of one method: its re-scoring matrix |change| (directions x labels), and beside
-    it the image measurements' (directions x measures, in standard deviations) where there are any; a
-    disentangled direction is one bright cell in its row."""
+    it the image measurements' (directions x measures, in standard deviations) where there are any, and the
+    ground-truth factors' change along its edits (directions x ``factors``, standard deviations, first seed) where
+    the dataset has factors; a disentangled direction is one bright cell in its row."""
     panels = [("label probabilities", np.abs(np.array(method["rescoring"])), labels)]
     if method.get("measure_rescoring") is not None:
         panels.append(("image measurements (SD)", np.abs(np.array(method["measure_rescoring"])), measures))
+    edits = method.get("ground_truth", {}).get("edit_changes")
+    if edits is not None:
+        panels.append(("ground-truth factors (SD)", np.array(edits), factors))
     figure = new_figure(5.0 * len(panels), 4.0)
     for index, (title, matrix, names) in enumerate(panels, start=1):
         ax = figure.add_subplot(1, len(panels), index)
@@ -46,6 +55,18 @@ HEADLINE_TITLES = {
     "rest_change": "other labels' change",
     "reconstructor_accuracy": "reconstructor accuracy",
     "path_correlation": "path correlation",
+}
+
+
+# The ground-truth track's numbers (datasets with factors), in the report's words.
+GROUND_TRUTH_TITLES = {
+    "mig": "MIG",
+    "dci_disentanglement": "DCI disentanglement",
+    "dci_completeness": "DCI completeness",
+    "dci_informativeness": "DCI informativeness",
+    "sap": "SAP",
+    "edit_concentration": "edit concentration",
+    "edit_target_change": "largest factor change (SD)",
 }
 
 
@@ -141,23 +162,84 @@ def _method_row(name: str, method: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-def leader_lines(record: Mapping[str, Any]) -> list[str]:
-    """Per headline metric who leads (`intervals.leaders`: one method where its interval clears every other's, else
+def leader_line(title: str, best: Sequence[str], within: Sequence[str]) -> str:
+    """Who leads one metric (`intervals.leaders`' ``best``: one method where its interval clears every other's, else
     the methods whose intervals overlap the best one's), and which methods stay within the random baseline's
     interval."""
-    lines = []
-    for key, title in HEADLINE_TITLES.items():
-        found = record["leaders"][key]
-        best = found["best"]
-        verdict = f"{best[0]} ahead of every other method" if len(best) == 1 else f"tied: {', '.join(best)}"
-        within = [
-            name
-            for name, method in record["methods"].items()
-            if method.get("against_baseline", {}).get(key) == "within" and name != record.get("baseline")
-        ]
-        chance = f"; within the random baseline's interval: {', '.join(within)}" if within else ""
-        lines.append(f"{title}: {verdict}{chance}.")
-    return lines
+    verdict = f"{best[0]} ahead of every other method" if len(best) == 1 else f"tied: {', '.join(best)}"
+    chance = f"; within the random baseline's interval: {', '.join(within)}" if within else ""
+    return f"{title}: {verdict}{chance}."
+
+
+def leader_lines(record: Mapping[str, Any]) -> list[str]:
+    """Per headline metric its `leader_line`."""
+    return [
+        leader_line(
+            title,
+            record["leaders"][key]["best"],
+            [
+                name
+                for name, method in record["methods"].items()
+                if method.get("against_baseline", {}).get(key) == "within" and name != record.get("baseline")
+            ],
+        )
+        for key, title in HEADLINE_TITLES.items()
+    ]
+
+
+def ground_truth_blocks(record: Mapping[str, Any]) -> list[Block]:
+    """The ground-truth track, where the dataset has factors: what was scored and how, the factor regressor's
+    accuracy, per method MIG, DCI, SAP and the edit-based scores with their intervals over the seeds (or why they
+    were not scored), and per metric who leads and who stays within the random baseline's interval."""
+    found = record.get("ground_truth")
+    if found is None:
+        return []
+    titles = {key: title for key, title in GROUND_TRUTH_TITLES.items() if key != "edit_target_change"}
+    rows: list[tuple[str, ...]] = []
+    within: dict[str, list[str]] = {key: [] for key in titles}
+    for name, method in record["methods"].items():
+        truth = method.get("ground_truth")
+        if truth is None:
+            continue
+        if "skipped" in truth:
+            rows.append((name, f"not scored: {truth['skipped']}", *("",) * (len(GROUND_TRUTH_TITLES) - 1)))
+            continue
+        rows.append(
+            (name, *(interval_text(truth[key], 2 if key == "edit_target_change" else 3) for key in GROUND_TRUTH_TITLES))
+        )
+        for key, verdict in truth.get("against_baseline", {}).items():
+            if verdict == "within" and name != record.get("baseline"):
+                within[key].append(name)
+    regressor = found["factor_regressor"]
+    read = "; ".join(
+        f"{factor} R^2 {_number(scores['r2'])}, accuracy {_number(scores['accuracy'])}"
+        for factor, scores in regressor["test_accuracy"]["factors"].items()
+    )
+    trees = found["settings"]
+    return [
+        Heading(f"Ground truth: the factors {', '.join(found['factors'])}"),
+        Paragraph(
+            f"Each method's K directions give each of the first {found['images']} test images K codes (its latent, "
+            f"by {found['latents']}, projected on them), scored against the images' factors: MIG (codes in "
+            f"{trees['bins']} bins), DCI with gradient-boosted trees ({trees['dci_trees']} of depth "
+            f"{trees['dci_depth']}), SAP. Edit concentration: along z + t d_k for {found['edits']['latents']} test "
+            "latents, the change of each factor as a factor regressor reads it off the images (standard deviations "
+            "of the factor); per direction the largest factor's share of the total change, mean over directions "
+            f"(1: one factor per direction; 1/{len(found['factors'])}: all alike). The regressor "
+            f"({regressor['parameters']:,} parameters, {regressor['train_images']:,} training images) on "
+            f"{regressor['test_accuracy']['images']:,} test images: {read}."
+        ),
+        Table(("method", *GROUND_TRUTH_TITLES.values()), tuple(rows)),
+        *(
+            Paragraph(leader_line(title, found["leaders"][key]["best"], within[key]))
+            for key, title in titles.items()
+            if found["leaders"][key]["best"]
+        ),
+    ]
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def convergence_lines(record: Mapping[str, Any]) -> list[str]:
@@ -200,7 +282,8 @@ def _last_gains(accuracy: list[float]) -> str:
 def compare_blocks(record: Mapping[str, Any], figures: Mapping[str, Path]) -> list[Block]:
     """The report of `latentspectra compare`: per method its cost and headline metrics with their intervals over
     the seeds, the stability of its directions across seeds and its largest image-measurement change (or why it
-    was skipped), who leads each metric and who stays within the random baseline's interval, per label-edit
+    was skipped), who leads each metric and who stays within the random baseline's interval, the ground-truth
+    track where the dataset has factors (`ground_truth_blocks`), per label-edit
     approach its rates and distances, then every figure (``figures``: caption -> PNG path)."""
     methods = tuple(_method_row(name, method) for name, method in record["methods"].items())
     edits = record["label_edits"]
@@ -241,6 +324,7 @@ def compare_blocks(record: Mapping[str, Any], figures: Mapping[str, Path]) -> li
         *(Paragraph(line) for line in leader_lines(record)),
         *(Paragraph(line) for line in convergence_lines(record)),
         *measure_boundary_blocks(record),
+        *ground_truth_blocks(record),
         Heading(f"Label edits a -> a + 1 (feature distance: {edits['feature_space']})"),
         Paragraph(
             "At each approach's own step (s = 1): success rate and mean distances; made at multiples s of "

@@ -81,8 +81,9 @@ def fragmentation_summary(result: Mapping[str, Any], out: Path) -> list[str]:
 
 def compare_summary(record: Mapping[str, Any], out: Path) -> list[str]:
     """Per method its disentanglement, reconstructor accuracy and fit seconds with their intervals over the seeds
-    (or why it was skipped), whether the learned directions converged (`convergence_lines`), per label-edit
-    approach its success rate and the median latent distance it needs to flip a label."""
+    (or why it was skipped) and, where the dataset has factors, its MIG, DCI disentanglement and edit
+    concentration; whether the learned directions converged (`convergence_lines`), per label-edit approach its
+    success rate and the median latent distance it needs to flip a label."""
     lines = [f"seeds {record['seeds']}: mean [95% interval]"]
     for name, method in record["methods"].items():
         if "skipped" in method:
@@ -91,7 +92,7 @@ def compare_summary(record: Mapping[str, Any], out: Path) -> list[str]:
             lines.append(
                 f"{name}: disentanglement {interval_text(method['disentanglement'])}, reconstructor "
                 f"accuracy {interval_text(method['reconstructor_accuracy'])}, fit seconds "
-                f"{interval_text(method['fit_seconds'], 1)}"
+                f"{interval_text(method['fit_seconds'], 1)}{_ground_truth_text(method.get('ground_truth'))}"
             )
     lines.extend(convergence_lines(record))
     for name, edit in record["label_edits"]["approaches"].items():
@@ -100,6 +101,19 @@ def compare_summary(record: Mapping[str, Any], out: Path) -> list[str]:
             f"flip {interval_text(edit['median_latent_distance_to_flip'], 2)} ({edit['latents']} latents)"
         )
     return [*lines, f"seconds: {record['seconds']['total']:.1f}", f"report: {out / 'report.html'}"]
+
+
+def _ground_truth_text(truth: Mapping[str, Any] | None) -> str:
+    """The text a method's line of the summary ends with for its ground-truth track: its MIG, DCI disentanglement
+    and edit concentration (empty without a track; why not, where it was not scored)."""
+    if truth is None:
+        return ""
+    if "skipped" in truth:
+        return f"; ground truth not scored ({truth['skipped']})"
+    return (
+        f"; MIG {interval_text(truth['mig'])}, DCI disentanglement {interval_text(truth['dci_disentanglement'])}, "
+        f"edit concentration {interval_text(truth['edit_concentration'])}"
+    )
 
 
 def invert_summary(record: Mapping[str, Any], out: Path) -> list[str]:
