@@ -635,7 +635,7 @@ class CompareConfig(StudyConfig):
     # projections on each method's K directions scored against the images' factors (MIG, DCI, SAP). DCI's trees
     # dominate the cost: on sprites at K = 10, 1,000 images take about 15 s per method and seed (13.5 s of it DCI) on
     # 2 loaded AMD EPYC cores, about 5.5 minutes of a default compare's 40 (benchmarks/bench_ground_truth.py,
-    # docs/compare.md); 500 take about half, with fewer examples of each of orientation's 40 values for the trees
+    # docs/compare.md); 500 take 10 s, with fewer examples of each of orientation's 40 values for the trees
     ground_truth_images: int = option(
         1000,
         "Datasets with factors: encoder means of the first N test images whose projections on each method's "
