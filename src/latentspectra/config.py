@@ -358,12 +358,13 @@ class InversionSettings:
 
 
 # What `--inversion auto` means for a command whose networks have an encoder (without one it is optimize
-# everywhere). The issue asks for hybrid, and explore takes it: one image per request, 2-4 s on one core of an
+# everywhere). The issue asks for hybrid, and explore takes it: one image per request, 1.5-4 s on one core of an
 # AVX512 AMD EPYC in float32 (docs/inversion.md). The commands that turn thousands of images into latents keep
-# the encoder's means, for the cost: the hybrid inverts about 3 images/s on 2 such cores, so reproduce (its
-# 10,000 test images and 3 x 2,000 noisy ones) would take about 1.5 hours instead of 2-3 minutes and compare
-# (1,000 test images) 5-6 minutes more, and its LSD accuracy is no better than the encoder's (docs/inversion.md);
-# fragmentation studies the encoder's own codes. `--inversion hybrid` asks for it anywhere.
+# the encoder's means, for cost and for LSD: on 2 shared cores of that CPU the hybrid's 200 steps ran at 0.4
+# images/s, so reproduce (its 10,000 test images and 3 x 2,000 noisy ones) would take about 10 hours instead of
+# minutes and compare (1,000 test images) about 40 minutes more; and LSD top-1 through the hybrid's latents is far
+# below the encoder's (68% against 92% on the first 300 MNIST test images at 25 steps: LSD reads labels where the
+# encoder puts them); fragmentation studies the encoder's own codes. `--inversion hybrid` asks for it anywhere.
 BULK_INVERSION_AUTO = "encoder"
 INVERSION_HELP = (
     "How real images become latents: encoder (its means), optimize (gradient descent on z from draws of the "
@@ -552,11 +553,12 @@ class FragmentationConfig(InversionChoice, StudyConfig):
     # codes the mixture is fitted on: EM on all 60,000 costs minutes
     mixture_codes: int = option(10_000, "Codes the mixture is fitted on, a random subset of the training set's.", low=2)
     # None: every training image. Inverted codes (--inversion optimize or hybrid) cost the descent per image, about
-    # 0.3 s on 2 CPU cores (docs/inversion.md): all 60,000 MNIST images would take about 5 hours
+    # 2 s at 200 steps on 2 shared CPU cores (docs/inversion.md): all 60,000 MNIST images would take 1-2 days
     codes: int | None = option(
         None,
         "Code the first N training images per model (default: all of them). Inverted codes (--inversion optimize or "
-        "hybrid) take about 0.3 s an image on 2 CPU cores (docs/inversion.md): give a few thousand.",
+        "hybrid) take about 2 s an image at 200 steps on 2 CPU cores (docs/inversion.md): give a few thousand, or "
+        "fewer --inversion-steps.",
         low=2,
     )
     models: tuple[str, ...] = FRAGMENTATION_MODELS
@@ -686,7 +688,7 @@ class ExploreConfig(InversionChoice, StudyConfig):
     every method's seed parameter."""
 
     dataset_use: ClassVar[str] = "whose test images are offered and whose training set is encoded"
-    # one image per request (a test image, a drawing, an upload): the hybrid takes 2-4 s on one AVX512 core
+    # one image per request (a test image, a drawing, an upload): the hybrid takes 1.5-4 s on one AVX512 core
     inversion_auto: ClassVar[str] = "hybrid"
 
     # V of the LSD basis built at the first start, then read from the cache: a tenth of `basis`'s 5,000 (40-70 s on 2

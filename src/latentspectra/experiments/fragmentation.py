@@ -17,8 +17,8 @@ Two models side by side, each with its own decoder:
   draws where the networks have an encoder (the study is about how an encoder fills the space); where they have
   none, and with ``--inversion optimize`` or ``hybrid``, each training image's latent found by gradient descent
   on z (GAN inversion), which shows where real images lie in the GAN's latent space. An inversion costs the
-  descent per image (about 0.3 s on 2 CPU cores, docs/inversion.md): ``--codes N`` codes the first N training
-  images only.
+  descent per image (about 2 s at 200 steps on 2 CPU cores, docs/inversion.md): ``--codes N`` codes the first N
+  training images only.
 
 Sample quality is measured as everywhere in the toolkit (evaluation.py): the share of decoded samples
 the classifier assigns with probability > 0.9, the entropy of the predicted labels, the Fréchet distance
