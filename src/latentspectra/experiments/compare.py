@@ -45,8 +45,11 @@ all latents, those never flipped counting as beyond reach) and the median featur
 The latents and networks each fit is given follow the method's own rules (`DirectionMethod`'s class attributes
 ``fit_latents``, ``reads_activations``, ``float64_jacobians``, ``float32_gradients``, ``scores_own_draws``,
 ``one_per_label``; nothing here names a method): the learned directions train through G in float32 whatever
-the run's precision; the test latents are the encoder means of the first ``latents`` test images; the training
-codes (the encoder means of the training set) are the latents of SFVQ and of the class means; GANSpace draws its
+the run's precision; the test latents are the latents of the first ``latents`` test images as ``--inversion`` says
+(experiments/image_latents.py: the encoder's means by default where the networks have an encoder, gradient descent
+on z from the prior where they have none; the edited latents are the first ``edit_latents`` of the same); the
+training codes (the encoder means of the training set, or as many draws from the prior where the networks have no
+encoder: `image_latents.training_codes`) are the latents of SFVQ and of the class means; GANSpace draws its
 own z as its authors do (the PCA of the generator's first linear layer on z, regressed back to z on fresh draws),
 read on the generator as the user made it (its batch norms not folded); REDs is fitted on the test latents with G
 and C as `latentspectra reds` differentiates them (`jacobian_networks`: float64 copies of the package's own
@@ -65,7 +68,8 @@ where a seed's directions are an earlier seed's bit for bit (SeFa, REDs, the axe
 
 Sharded (``world=``, `latentspectra compare` under torchrun; docs/scale.md): every network pass over rows (the
 encodings and their labels, InterFaceGAN's scored latents, the measured samples, the re-scoring and path images)
-runs in the networks' batches dealt over the ranks and gathered in row order (`gathered_batched`); the fits, the
+runs in the networks' batches dealt over the ranks and gathered in row order (`gathered_batched`; an inversion of
+the test images too, each image's draws keyed by its row); the fits, the
 reconstructors and the label edits then run alike on every rank from the same tensors and seeds, and rank 0
 writes: the record of one process, bit for bit.
 """
@@ -75,7 +79,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -86,7 +90,7 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import COMPARE_BUDGETS, LEARNED_BUDGETS, MAX_SEEDS, MAX_TRAINING_STEPS, CompareConfig, derived_seed
-from ..data import ImageDataset, load_dataset
+from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..distributed import SINGLE, World, batched, gathered_batched
 from ..errors import LatentspectraError
 from ..intervals import against, interval, leaders, pairwise_stability
@@ -99,7 +103,8 @@ from ..methods.reds_jacobians import jacobian_networks
 from ..models.inference import InferenceNetwork
 from ..report.compare_figures import compare_blocks, direction_figure, rescoring_figure, summary_figure
 from ..report.document import write_documents
-from .common import Timer, decode, encoder_means, predicted_labels, to_unit_images
+from .common import Timer, decode, predicted_labels, to_unit_images
+from .image_latents import resolve_inversion, study_latents, training_codes
 from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 
 
@@ -557,6 +562,8 @@ class CompareResult:
     compute: dict[str, Any]
     seconds: dict[str, float]
     world_size: int = 1  # the ranks that computed it (the numbers do not depend on it)
+    inversion: dict[str, Any] = field(default_factory=dict)  # how the test images became latents (`ImageLatents`)
+    train_codes: str = "encoder means"  # or "prior draws" (`image_latents.training_codes`)
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (compare.json), naming the ``figures`` written."""
@@ -571,7 +578,9 @@ class CompareResult:
             "directions": self.config.directions,
             "shift": self.config.shift,
             "train_latents": self.train_latents,
+            "train_codes": self.train_codes,
             "test_latents": self.test_latents,
+            "inversion": self.inversion,
             "measures": list(MORPHO_MEASURES),
             "baseline": BASELINE,
             "methods": self.methods,
@@ -797,18 +806,19 @@ def compare_study(
 
     Raises:
         MethodError: an unknown method or K > M (`check_compare`).
-        NetworkError: networks without a generator, classifier or encoder.
+        NetworkError: networks without a generator or classifier, or without what ``config.inversion`` needs.
         DataError: the dataset's images are not of the networks' shape, or its classes not the classifier's labels.
     """
-    networks.require("compare", "generator", "classifier", "encoder")
+    networks.require("compare", "generator", "classifier")
+    resolve_inversion(config.inversion, networks, config.inversion_auto)  # one line before any work
     methods = check_compare(config, networks.latent_dim)
     check_dataset_fits(networks.image_shape, dataset, networks.source, networks.num_labels)
     timer = timer or Timer()
     with timer.stage("encode"):
-        train, edited = (
-            encoder_means(networks, images, world)
-            for images in (dataset.train.images, dataset.test.images[: max(config.latents, config.edit_latents)])
-        )
+        codes = training_codes(networks, dataset.train.images, config.seed, world)
+        test_images = images_to_tensor(dataset.test.images[: max(config.latents, config.edit_latents)])
+        inverted = study_latents(test_images, networks, config, config.seed, progress=progress, world=world)
+        train, edited = codes.latents, inverted.latents
         latents = {
             "train": train,
             "test": edited[: config.latents],
@@ -849,6 +859,8 @@ def compare_study(
         networks.compute_record(),
         dict(timer.seconds),
         world.size,
+        inverted.record(),
+        codes.source,
     )
 
 
