@@ -5,10 +5,10 @@
 The factor regressor at compare's settings (`config.FactorRegressorConfig`), trained into a temporary cache
 directory (never the user's): its training seconds, parameters and accuracy on the test split, and the seconds
 a second call takes to read it back. Then one method's ground-truth track at compare's defaults (K = 10 random
-orthonormal directions, the first ``--images`` test images, 200 edited latents, t = 3), split into its parts:
-the edits (G and the regressor on 2,000 images), MIG, DCI and SAP. The networks: ``--networks`` (a models
-directory for sprites), else untrained package networks of the sprites shape (M = 100): the metrics' cost
-depends on the number of images, codes and factor values, not on how good the networks are.
+orthonormal directions, the encoder's means of the first ``--images`` test images, 200 edited latents, t = 3),
+split into its parts: the edits (G and the regressor on 2,200 images), MIG, DCI and SAP. The networks:
+``--networks`` (a models directory for sprites), else untrained package networks of the sprites shape (M = 100):
+the metrics' cost depends on the number of images, codes and factor values, not on how good the networks are.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 from latentspectra.config import CompareConfig
-from latentspectra.data import load_dataset
+from latentspectra.data import images_to_tensor, load_dataset
 from latentspectra.disentanglement import GroundTruthSettings, dci, direction_coordinates, mig, sap
 from latentspectra.experiments.compare import factor_changes, ground_truth_inputs
+from latentspectra.experiments.image_latents import latents_of_images
 from latentspectra.experiments.networks import load_networks
 from latentspectra.methods.factor_regressor import cached_factor_regressor
 from latentspectra.models import Classifier, GaussianEncoder, Generator
@@ -65,7 +66,9 @@ def main() -> None:
         trained = time.perf_counter() - began
         read_back = timed(lambda: cached_factor_regressor(dataset, config.factor_regressor))
         networks = load_networks(args.networks or untrained_networks(Path(scratch) / "models"))
-        truth = ground_truth_inputs(networks, dataset, config, reader)
+        images = images_to_tensor(dataset.test.images[: args.images])
+        latents = latents_of_images(images, networks, "encoder").latents
+        truth = ground_truth_inputs(dataset, config, latents, reader)
         assert truth is not None  # sprites has factors
         rng = torch.Generator().manual_seed(0)
         directions = torch.linalg.qr(torch.randn(networks.latent_dim, 10, generator=rng)).Q.T

@@ -68,6 +68,7 @@ SMALL: dict[str, list[str]] = {
         SLICE,
         "--quiet",
     ],
+    "invert": ["--count", "3", "--steps", "3", "--quiet"],
     "fragmentation": [
         "--samples",
         "200",

@@ -1,7 +1,8 @@
 """Tiny networks for the sharded-run tests (tests/test_distributed.py), named by ``--networks
 sharded_networks:build`` in subprocesses (PYTHONPATH holds tests/): M = 12 latents (3 sets per label),
 4 labels, 4 x 4 grey images; ``dying`` is the same networks with a classifier that kills its own process
-(SIGKILL) on rank 1 at its third call, a rank lost in the middle of a run. ``train_config`` is a tiny
+(SIGKILL) on rank 1 at its third call, a rank lost in the middle of a run; ``no_encoder`` the generator and
+classifier alone, whose commands invert real images (--inversion). ``train_config`` is a tiny
 `train all` (the shipped architectures, narrow, one epoch); ``python -m sharded_networks COMMAND ...`` runs one
 rank of a library-level check (`main`, `train`, `evaluate`)."""
 
@@ -43,6 +44,11 @@ def networks() -> tuple[nn.Module, nn.Module, nn.Module]:
 def build() -> dict:
     generator, classifier, encoder = networks()
     return {"generator": generator, "classifier": classifier, "encoder": encoder, "latent_dim": LATENT}
+
+
+def no_encoder() -> dict:
+    generator, classifier, _ = networks()
+    return {"generator": generator, "classifier": classifier, "latent_dim": LATENT}
 
 
 class _DyingClassifier(nn.Module):

@@ -546,3 +546,35 @@ def test_two_ranks_reproduce_the_metrics_of_one_process(tmp_path, capsys):
     for record in (got, expected):
         record.pop("basis_samples_per_second"), record.pop("compute")
     assert _untimed(got) == _untimed(expected)  # the basis, its metrics and every study number identical
+
+
+@pytest.mark.slow
+def test_two_ranks_invert_the_latents_of_one_process(tmp_path, capsys):
+    """`compare` on networks without an encoder inverts its 140 test images in 3 batches of 50 dealt over 2 ranks
+    (rank 0 the first and third, rank 1 the second), each image's draws keyed by its row: the latents, and so
+    compare.json, of one process."""
+    sharded_networks.write_dataset(tmp_path / "rows.npz", train=600, test=140)
+    arguments = [
+        "compare",
+        *STUDIES["compare"],
+        "--networks",
+        "sharded_networks:no_encoder",
+        "--inversion-steps",
+        "5",
+        "--batch-size",
+        "50",
+        "--dataset",
+        f"npz:{tmp_path / 'rows.npz'}",
+        "--device",
+        "cpu",
+        "--precision",
+        "float32",
+        "--quiet",
+    ]
+    _two_ranks_then_one(tmp_path, capsys, arguments)
+    got, expected = (json.loads((tmp_path / out / "compare.json").read_text()) for out in ("two", "one"))
+    assert (got.pop("world_size"), expected.pop("world_size")) == (2, 1)
+    for record in (got, expected):
+        record.pop("compute"), record.pop("figures")
+    assert got["inversion"]["inversion"] == "optimize" and got["inversion"]["optimisation"]["images"] == 140
+    assert _untimed(got) == _untimed(expected)  # the inverted latents' summary and every number identical

@@ -38,6 +38,7 @@ from latentspectra.models.files import shipped_models_dir
 from latentspectra.models.spec import LatentNetworks
 
 PER_SET = 20  # a small basis: the tests check the plumbing, not LSD's accuracy
+INVERSION_STEPS = 5  # the hybrid's descent from the encoder's means, short: the plumbing again
 WAIT = 30.0  # seconds any test waits for the server or the browser, at most
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -50,7 +51,7 @@ def cache_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def session(cache_root):
-    opened = open_session(ExploreConfig(per_set=PER_SET), cache_root=cache_root)
+    opened = open_session(ExploreConfig(per_set=PER_SET, inversion_steps=INVERSION_STEPS), cache_root=cache_root)
     yield opened
     opened.methods.close()
 
@@ -102,6 +103,7 @@ def test_info_and_the_openapi_schema_describe_the_api(client, session):
     assert info["latent_dim"] == 100 and info["image_shape"] == [1, 28, 28] and len(info["labels"]) == 10
     assert info["methods"][0] == "lsd" and {"sefa", "ganspace", "interfacegan", "sfvq", "reds"} <= set(info["methods"])
     assert len(info["basis"]["labels"]) == 100
+    assert info["inversion"] == {"inversion": "hybrid", "requested": "auto"}  # auto: hybrid with an encoder
     paths = client.get("/openapi.json").json()["paths"]
     assert {
         "/api/view",
@@ -173,7 +175,9 @@ def test_strip_and_rotation(client, session):
 def test_starting_points_test_image_upload_and_export(client, session, tmp_path):
     answer = client.post("/api/test-image", json={"index": 7}).json()
     expected = session.encode(session.test_images[7:8])
-    assert np.allclose(answer["latent"], expected.numpy(), atol=1e-6)
+    assert np.allclose(answer["latent"], expected.latent.numpy(), atol=1e-6)
+    assert answer["inversion"] == expected.inversion and answer["inversion"]["inversion"] == "hybrid"
+    assert answer["inversion"]["settings"]["steps"] == INVERSION_STEPS
     assert np.array_equal(png_pixels(answer["input_image"]), session.test_images[7, 0])
     uploaded = client.post("/api/encode", content=image_file(session.test_images[7, 0])).json()
     assert np.allclose(uploaded["latent"], answer["latent"], atol=1e-5) and uploaded["notes"] == []

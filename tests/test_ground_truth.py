@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from latentspectra.config import CompareConfig, FactorRegressorConfig
-from latentspectra.data import ImageDataset, Split, load_dataset
+from latentspectra.data import ImageDataset, Split, images_to_tensor, load_dataset
 from latentspectra.disentanglement import SCORE_NAMES, GroundTruthSettings
 from latentspectra.distributed import World
 from latentspectra.experiments import compare
 from latentspectra.experiments.compare import ground_truth_inputs, ground_truth_measures, run_compare
+from latentspectra.experiments.image_latents import latents_of_images
 from latentspectra.experiments.networks import load_networks
 from latentspectra.methods.directions import available
 from latentspectra.methods.factor_regressor import (
@@ -121,7 +122,8 @@ def random_orthonormal(seed: int) -> torch.Tensor:
 def test_the_factor_axes_score_near_one_and_random_directions_clearly_lower():
     dataset, networks = band_dataset(), load_networks(band_networks())
     config = CompareConfig(ground_truth_images=300, factor_regressor=QUICK_REGRESSOR)
-    found = ground_truth_inputs(networks, dataset, config)
+    latents = latents_of_images(images_to_tensor(dataset.test.images[:400]), networks, "encoder").latents
+    found = ground_truth_inputs(dataset, config, latents)
     assert found is not None and found.factors.shape == (300, FACTORS)
     truth = replace(found, settings=GroundTruthSettings(dci_trees=20))  # compare's 100 trees take seconds here
     assert torch.allclose(truth.latents.double(), torch.from_numpy(truth.factors), atol=0.05)  # latents are factors
@@ -207,7 +209,7 @@ def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
     assert json.loads((tmp_path / "run" / "compare.json").read_text())["ground_truth"] == record["ground_truth"]
     top = record["ground_truth"]
     assert top["factors"] == ["band_0", "band_1", "band_2"] and top["images"] == 300
-    assert top["edits"] == {"latents": 40, "shift": 0.5} and top["latents"] == "the encoder's means"
+    assert top["edits"] == {"latents": 40, "shift": 0.5} and top["latents"] == "encoder"
     assert "gradient-boosted trees" in top["definitions"]["dci_disentanglement"]
     assert top["settings"]["dci_trees"] == 100 and top["factor_regressor"]["test_accuracy"]["images"] == 300
     for name in available():
@@ -257,3 +259,16 @@ def test_the_other_ranks_of_a_sharded_run_read_the_writers_regressor(monkeypatch
     got = compare.factor_regressor_of(dataset, config, SecondRank(rank=1, size=2))
     images = torch.rand(6, 1, SIDE, SIDE) * 2 - 1
     assert got.record == written.record and torch.equal(got.read(images), written.read(images))
+
+
+def test_networks_without_an_encoder_score_the_latents_of_the_descent(tmp_path):
+    """The ground-truth images become latents as the other test latents do (--inversion): without an encoder, by
+    gradient descent from the prior, recorded."""
+    dataset = _write_npz(tmp_path / "bands.npz", band_dataset(train=200, test=60), factors=True)
+    config = _tiny_compare(
+        ("axes", "random"), dataset, seeds=1, latents=8, edit_latents=8, ground_truth_images=30, inversion_steps=5
+    )
+    record = run_compare(tmp_path / "run", config, networks=replace(band_networks(), encoder=None), progress=False)
+    assert record["ground_truth"]["latents"] == "optimize" and record["ground_truth"]["images"] == 30
+    assert record["inversion"]["inversion"] == "optimize"
+    assert all(0 <= record["methods"][name]["ground_truth"]["mig"]["mean"] <= 1 for name in ("axes", "random"))

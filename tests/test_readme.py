@@ -54,6 +54,8 @@ def promised_files(args: list[str]) -> list[str]:
             f"{out}/{name}"
             for name in ("compare.json", "report.md", "report.html", "figures/lsd.png", "figures/sefa-rescoring.png")
         ]
+    if args[0] == "invert":
+        return [f"{out}/{name}" for name in ("invert.json", "latents.safetensors", "latents.json")]
     if args[:2] == ["data", "download"]:
         return [f"{out}/{name}" for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")]
     return []
@@ -72,6 +74,7 @@ def test_the_readme_lists_its_commands():
         "reds",
         "fragmentation",
         "compare",
+        "invert",
     }
 
 
@@ -103,6 +106,7 @@ PLAIN_TEXT = {
     "latentspectra reds": "change-thickness_hold-identity reds: delta_f ",
     "latentspectra fragmentation": "GAN G(z): Frechet distance ",
     "latentspectra compare": "label edit class_means: success ",
+    "latentspectra invert": "hybrid: pixel MSE ",
 }
 
 

@@ -102,7 +102,9 @@ def config_option(config_type: type, each: OptionField) -> Callable[[Callable[..
         show_default=True,
         metavar=how.metavar,
         callback=FIELD_CHECKS.get(each.name),
-        help=how.help.replace("{use}", getattr(config_type, "dataset_use", "")),
+        help=how.help.replace("{use}", getattr(config_type, "dataset_use", "")).replace(
+            "{auto}", getattr(config_type, "inversion_auto", "")
+        ),
     )
 
 
@@ -570,7 +572,8 @@ def reds(
     type=click.Choice([*FRAGMENTATION_MODELS, "both"]),
     default="both",
     show_default=True,
-    help="Whose codes: the autoencoder's (--autoencoder), the LSD encoder's, or both side by side.",
+    help="Whose codes: the autoencoder's (--autoencoder), the generator's latent space's (the LSD encoder's draws, "
+    "or the training images inverted: --inversion), or both side by side.",
 )
 @networks_options
 @config_options(FragmentationConfig)

@@ -47,6 +47,7 @@ class SeedOffsets:
     directions: int = 5  # random directions compared with REDs paths (reds)
     probe: int = 6  # the latents whose LSD labels --per-set auto compares between rounds (basis)
     inversion: int = 7  # the restarts' draws from the prior when real images are inverted (invert, --inversion)
+    codes: int = 8  # the prior draws that stand for the training codes of networks without an encoder (compare)
     samplers: int = 10  # sampler k of the fragmentation study draws from samplers + k
 
 
@@ -107,7 +108,7 @@ class Option:
     """A config field as a command-line option (cli.py `config_options` builds it): ``--field-name`` (or
     ``flag``), typed by the field's annotation, its default the field's. ``low`` / ``high`` bound a number
     (``low_open``: excluding ``low``; ``auto``: or the word "auto"), ``choices`` a string; ``help`` may name
-    ``{use}``, filled from the config's ``dataset_use``."""
+    ``{use}``, filled from the config's ``dataset_use``, and ``{auto}``, from its ``inversion_auto``."""
 
     help: str
     flag: str | None = None
@@ -297,13 +298,14 @@ class TrainConfig(RunConfig):
 # --- Real images as latents -----------------------------------------------------------------------------
 
 # How a command turns real images into latents (experiments/image_latents.py): the encoder's means, gradient descent
-# on z from the prior (GAN inversion by optimisation), or descent started from the encoder's means; auto is hybrid
-# where the networks have an encoder and optimize where they have none.
+# on z from the prior (GAN inversion by optimisation), or descent started from the encoder's means; auto is optimize
+# where the networks have no encoder and, where they have one, what the command says (`InversionChoice`).
 INVERSIONS = ("auto", "encoder", "optimize", "hybrid")
 # Where `latentspectra invert` starts its descent: the encoder's means (hybrid) or the prior (optimize); auto is the
 # encoder where there is one.
 INVERSION_STARTS = ("auto", "encoder", "prior")
 SPLITS = ("test", "train")
+INVERSION_STEPS = 200  # the descent's most Adam steps per start (`InversionSettings.steps`)
 
 
 # The descent's defaults, tuned on the first 50 MNIST test images with the shipped networks (one AVX512 core, float32):
@@ -319,7 +321,7 @@ class InversionSettings:
     ``restarts`` starts, each for at most ``steps`` steps and stopped where the loss stops improving."""
 
     steps: int = option(
-        200, "Most Adam steps on z per start (fewer where the loss stops improving, see --patience).", low=1
+        INVERSION_STEPS, "Most Adam steps on z per start (fewer where the loss stops improving, see --patience).", low=1
     )
     restarts: int = option(
         3,
@@ -353,6 +355,42 @@ class InversionSettings:
     def inversion_settings(self) -> InversionSettings:
         """These settings alone, from a config that mixes them in with others (`InvertConfig`)."""
         return InversionSettings(**{each.name: getattr(self, each.name) for each in fields(InversionSettings)})
+
+
+# What `--inversion auto` means for a command whose networks have an encoder (without one it is optimize
+# everywhere). The issue asks for hybrid, and explore takes it: one image per request, 1.5-4 s on one core of an
+# AVX512 AMD EPYC in float32 (docs/inversion.md). The commands that turn thousands of images into latents keep
+# the encoder's means, for cost and for LSD: on 2 shared cores of that CPU the hybrid's 200 steps ran at 0.4
+# images/s, so reproduce (its 10,000 test images and 3 x 2,000 noisy ones) would take about 10 hours instead of
+# minutes and compare (1,000 test images) about 40 minutes more; and LSD top-1 through the hybrid's latents is far
+# below the encoder's (68% against 92% on the first 300 MNIST test images at 25 steps: LSD reads labels where the
+# encoder puts them); fragmentation studies the encoder's own codes. `--inversion hybrid` asks for it anywhere.
+BULK_INVERSION_AUTO = "encoder"
+INVERSION_HELP = (
+    "How real images become latents: encoder (its means), optimize (gradient descent on z from draws of the "
+    "prior), hybrid (descent from the encoder's means); auto: {auto} where the networks have an encoder, "
+    "optimize where they have none (docs/inversion.md)."
+)
+
+
+@dataclass(frozen=True)
+class InversionChoice:
+    """How a study turns real images into latents (experiments/image_latents.py): ``inversion`` and the most steps
+    of its descent; ``inversion_auto`` is what auto means for the command where the networks have an encoder
+    (`BULK_INVERSION_AUTO` unless the command says otherwise)."""
+
+    inversion_auto: ClassVar[str] = BULK_INVERSION_AUTO
+
+    inversion: str = option("auto", INVERSION_HELP, choices=INVERSIONS)
+    inversion_steps: int = option(
+        INVERSION_STEPS,
+        "With --inversion optimize or hybrid: most Adam steps on z per start (fewer where the loss stops improving).",
+        low=1,
+    )
+
+    def inversion_settings(self) -> InversionSettings:
+        """The descent's settings: `InversionSettings` with ``inversion_steps`` steps."""
+        return InversionSettings(steps=self.inversion_steps)
 
 
 # --- Studies ------------------------------------------------------------------------------------------
@@ -408,7 +446,7 @@ class BasisConfig(StudyConfig):
 
 
 @dataclass(frozen=True)
-class ReproduceConfig(StudyConfig):
+class ReproduceConfig(InversionChoice, StudyConfig):
     """What `reproduce` does; the defaults are the paper's study and the issue's measurements."""
 
     dataset_use: ClassVar[str] = "of the study (and of the shipped models)"
@@ -496,7 +534,7 @@ class RedsConfig(StudyConfig):
 
 
 @dataclass(frozen=True)
-class FragmentationConfig(StudyConfig):
+class FragmentationConfig(InversionChoice, StudyConfig):
     """What the study measures; the defaults are the issue's."""
 
     dataset_use: ClassVar[str] = "whose training set is encoded"
@@ -514,6 +552,15 @@ class FragmentationConfig(StudyConfig):
     mixture_components: int = option(10, "Components of the Gaussian mixture sampler (10: one per digit).", low=1)
     # codes the mixture is fitted on: EM on all 60,000 costs minutes
     mixture_codes: int = option(10_000, "Codes the mixture is fitted on, a random subset of the training set's.", low=2)
+    # None: every training image. Inverted codes (--inversion optimize or hybrid) cost the descent per image, about
+    # 2 s at 200 steps on 2 shared CPU cores (docs/inversion.md): all 60,000 MNIST images would take 1-2 days
+    codes: int | None = option(
+        None,
+        "Code the first N training images per model (default: all of them). Inverted codes (--inversion optimize or "
+        "hybrid) take about 2 s an image at 200 steps on 2 CPU cores (docs/inversion.md): give a few thousand, or "
+        "fewer --inversion-steps.",
+        low=2,
+    )
     models: tuple[str, ...] = FRAGMENTATION_MODELS
     box_bounds: tuple[float, ...] = (1.0, 1.5, 2.0, 5.0)
     confidence: float = 0.9
@@ -580,7 +627,7 @@ COMPARE_BUDGETS = tuple(LEARNED_BUDGETS)
 
 
 @dataclass(frozen=True)
-class CompareConfig(StudyConfig):
+class CompareConfig(InversionChoice, StudyConfig):
     """What `compare_study` does: every registered direction method (or ``methods``) on the same networks, seed,
     K and shift t; the per-method budgets keep the whole command on the shipped networks to minutes on 2 cores.
     ``seed`` is every method's seed parameter (the first seed's)."""
@@ -591,8 +638,10 @@ class CompareConfig(StudyConfig):
     directions: int = option(10, "K: directions per method (at most the latent dimension M).", low=1)
     # t of the edits z + t d_k (rescoring, path correlation, figures)
     shift: float = option(3.0, "t: every edit moves z to z + t d_k.", low=0, low_open=True)
-    # encoder means of the first test images, the latents edited
-    latents: int = option(200, "Encoder means of the first N test images, the latents edited and rescored.", low=1)
+    # latents of the first test images (--inversion), the latents edited
+    latents: int = option(
+        200, "Latents of the first N test images (--inversion), the latents edited and rescored.", low=1
+    )
     # the learned directions' budget (LEARNED_BUDGETS; method_params' learned entry goes over it): "default" trains
     # until converged, "quick" for a first look, "paper" their authors' budget
     budget: str = option(
@@ -622,8 +671,10 @@ class CompareConfig(StudyConfig):
         low=1,
         high=MAX_TRAINING_STEPS,
     )
-    # encoder means of the first test images whose labels the label edits change
-    edit_latents: int = option(1000, "Encoder means of the first N test images that the label edits change.", low=1)
+    # latents of the first test images whose labels the label edits change
+    edit_latents: int = option(
+        1000, "Latents of the first N test images (--inversion) that the label edits change.", low=1
+    )
     # InterFaceGAN's boundaries of the image measurements (grey images): z ~ N(0, I) scored by the Morpho-MNIST
     # measures of G(z), about 5 ms an image on 2 AVX2 cores; 2% from each end gives 100 latents a side
     measure_samples: int = option(
@@ -631,15 +682,16 @@ class CompareConfig(StudyConfig):
         "Sampled latents scored by the image measurements for InterFaceGAN's measure boundaries (grey images).",
         low=2,
     )
-    # datasets with factors (sprites, an npz with factor arrays): the encoder means of the first test images, their
-    # projections on each method's K directions scored against the images' factors (MIG, DCI, SAP). DCI's trees
-    # dominate the cost: on sprites at K = 10, 1,000 images take about 15 s per method and seed (13.5 s of it DCI) on
-    # 2 loaded AMD EPYC cores, about 5.5 minutes of a default compare's 40 (benchmarks/bench_ground_truth.py,
-    # docs/compare.md); 500 take 10 s, with fewer examples of each of orientation's 40 values for the trees
+    # datasets with factors (sprites, an npz with factor arrays): the latents of the first test images (made with the
+    # other test latents, --inversion: no extra descent where these are at least as many), their projections on each
+    # method's K directions scored against the images' factors (MIG, DCI, SAP). DCI's trees dominate the cost: on
+    # sprites at K = 10, 1,000 images take about 15 s per method and seed (13.5 s of it DCI) on 2 loaded AMD EPYC
+    # cores, about 5.5 minutes of a default compare's 40 (benchmarks/bench_ground_truth.py, docs/compare.md); 500
+    # take 10 s, with fewer examples of each of orientation's 40 values for the trees
     ground_truth_images: int = option(
         1000,
-        "Datasets with factors: encoder means of the first N test images whose projections on each method's "
-        "directions are scored against their factors (MIG, DCI, SAP).",
+        "Datasets with factors: latents of the first N test images (--inversion) whose projections on each "
+        "method's directions are scored against their factors (MIG, DCI, SAP).",
         low=2,
     )
     # each label edit is also made at these multiples s of its own step (s = 1): rotation by s pi / 2, s times the
@@ -662,12 +714,14 @@ class CompareConfig(StudyConfig):
 
 
 @dataclass(frozen=True)
-class ExploreConfig(StudyConfig):
+class ExploreConfig(InversionChoice, StudyConfig):
     """What `latentspectra explore` serves: the networks' latent space on a local page (explore/). ``dataset``: the
     test images to pick from and the training codes of the methods that fit on them; ``seed``: the LSD basis and
     every method's seed parameter."""
 
     dataset_use: ClassVar[str] = "whose test images are offered and whose training set is encoded"
+    # one image per request (a test image, a drawing, an upload): the hybrid takes 1.5-4 s on one AVX512 core
+    inversion_auto: ClassVar[str] = "hybrid"
 
     # V of the LSD basis built at the first start, then read from the cache: a tenth of `basis`'s 5,000 (40-70 s on 2
     # cores, docs/networks.md); 60 s measured for V = 500 while other jobs kept the 2 cores busy

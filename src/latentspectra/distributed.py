@@ -15,7 +15,8 @@ What a `World` offers the layers below it (which never import the CLI):
 - ``check_agreement``: every rank must run the same command (a hash of its arguments, compared);
 - ``is_writer``: rank 0 alone writes outputs.
 
-And the sharded batching every study uses (`batched`, `dealt_chunks`, `gathered_batched`, `merged_sum`): rows
+And the sharded batching every study uses (`batched`, `dealt_chunks`, `gathered_batched`, `gathered_chunks`,
+`merged_sum`): rows
 cut into chunks, chunk b computed by rank b mod W, the outputs gathered in row order or their sums merged, so
 that a result does not depend on the number of ranks.
 
@@ -261,7 +262,20 @@ def gathered_batched(
         return batched(function, inputs, batch_size).cpu()
     with torch.inference_mode():
         mine = [function(chunk).cpu() for (chunk,) in dealt_chunks(world, inputs, batch_size=batch_size)]
-    chunks = -(-len(inputs) // batch_size)
+    return gathered_chunks(mine, len(inputs), world, batch_size)
+
+
+def gathered_chunks(mine: list[torch.Tensor], rows: int, world: World, batch_size: int) -> torch.Tensor:
+    """The outputs of every chunk of ``rows`` rows in row order, on the CPU, from this rank's ``mine`` (one output
+    per chunk it was dealt, `dealt_chunks`, in order): one all-gather of equal-size padded pieces. One process:
+    its outputs concatenated.
+
+    Raises:
+        DistributedError: another rank failed or did not answer within the timeout.
+    """
+    if world.size == 1:
+        return torch.cat([output.cpu() for output in mine])
+    chunks = -(-rows // batch_size)
     rounds = -(-chunks // world.size)
     example = world.share(None if not mine else (tuple(mine[0].shape[1:]), mine[0].dtype), "the outputs' shape")
     assert example is not None  # rank 0 holds the first chunk
@@ -270,7 +284,7 @@ def gathered_batched(
     for index, output in enumerate(mine):
         padded[index, : len(output)] = output
     pieces = world.gather(padded, "the outputs")  # (W, rounds, batch, ...): chunk b is rank b % W's round b // W
-    return pieces.transpose(0, 1).flatten(0, 2)[: len(inputs)]
+    return pieces.transpose(0, 1).flatten(0, 2)[:rows]
 
 
 def merged_sum(parts: list[torch.Tensor], world: World, what: str) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,6 +27,9 @@ class CodedModel:
     codes: torch.Tensor  # (P, N) float32
     decode: Network
     description: str
+    inversion: dict[str, Any] | None = (
+        None  # how images became the codes of a generator's latent space (`ImageLatents`)
+    )
 
 
 def autoencoder_model(

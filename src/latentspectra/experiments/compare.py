@@ -45,8 +45,11 @@ all latents, those never flipped counting as beyond reach) and the median featur
 The latents and networks each fit is given follow the method's own rules (`DirectionMethod`'s class attributes
 ``fit_latents``, ``reads_activations``, ``float64_jacobians``, ``float32_gradients``, ``scores_own_draws``,
 ``one_per_label``; nothing here names a method): the learned directions train through G in float32 whatever
-the run's precision; the test latents are the encoder means of the first ``latents`` test images; the training
-codes (the encoder means of the training set) are the latents of SFVQ and of the class means; GANSpace draws its
+the run's precision; the test latents are the latents of the first ``latents`` test images as ``--inversion`` says
+(experiments/image_latents.py: the encoder's means by default where the networks have an encoder, gradient descent
+on z from the prior where they have none; the edited latents are the first ``edit_latents`` of the same); the
+training codes (the encoder means of the training set, or as many draws from the prior where the networks have no
+encoder: `image_latents.training_codes`) are the latents of SFVQ and of the class means; GANSpace draws its
 own z as its authors do (the PCA of the generator's first linear layer on z, regressed back to z on fresh draws),
 read on the generator as the user made it (its batch norms not folded); REDs is fitted on the test latents with G
 and C as `latentspectra reds` differentiates them (`jacobian_networks`: float64 copies of the package's own
@@ -56,19 +59,20 @@ one normal per label (its first K are rescored). The label edits a method makes 
 too (its authors' distance-to-boundary edit is `InterFaceGAN(edit_mode="distance")`, not used here). A method
 whose fit fails on these networks (a missing input, a rare label, ...) is recorded as skipped, with the reason.
 
-Ground truth, where the dataset has factors of variation (sprites, an npz with factor arrays; `GROUND_TRUTH`
-gives the definitions as compare.json records them): the latents of the first ``ground_truth_images`` test images
-(`ground_truth_latents`: the encoder's means) projected on each method's K unit directions give K coordinates per
-image, scored against the images' factors by MIG, DCI (disentanglement, completeness, informativeness; the
-importances of gradient-boosted trees, disentanglement_lib's model) and SAP (`disentanglement.direction_scores`,
-disentanglement_lib's settings). And an edit-based score read off generated images: a factor regressor trained on
-the dataset (`methods.factor_regressor`, cached) reads the normalised factors r(x) (each in standard deviations of
-the factor); per direction d_k and factor f, change_kf = mean over the test latents z of |r_f(G(z + t d_k)) -
-r_f(G(z))|; ``edit_concentration`` is the mean over the directions of max_f change_kf / sum_f change_kf (1: each
-direction moves one factor; 1 / F: all alike; 1 / F for a direction that changes nothing), computed as the
-re-scoring's `disentanglement`, and ``edit_target_change`` the mean over the directions of max_f change_kf. Both
-depend on the directions alone, so they are measured with the re-scoring (`Evaluation`) and pooled over the seeds
-like it. A dataset without factors gets none of this: no ``ground_truth`` in the record.
+Ground truth, where the dataset has factors of variation (sprites, an npz with factor arrays; `GROUND_TRUTH` gives
+the definitions as compare.json records them): the latents of the first ``ground_truth_images`` test images (made
+with the other test latents, as ``--inversion`` says: `test_images_needed`) projected on each method's K unit
+directions give K coordinates per image, scored against the images' factors by MIG, DCI (disentanglement,
+completeness, informativeness; the importances of gradient-boosted trees, disentanglement_lib's model) and SAP
+(`disentanglement.direction_scores`, disentanglement_lib's settings). And an edit-based score read off generated
+images: a factor regressor trained on the dataset (`methods.factor_regressor`, cached) reads the normalised factors
+r(x) (each in standard deviations of the factor); per direction d_k and factor f, change_kf = mean over the test
+latents z of |r_f(G(z + t d_k)) - r_f(G(z))|; ``edit_concentration`` is the mean over the directions of max_f
+change_kf / sum_f change_kf (1: each direction moves one factor; 1 / F: all alike; 1 / F for a direction that
+changes nothing), computed as the re-scoring's `disentanglement`, and ``edit_target_change`` the mean over the
+directions of max_f change_kf. Both depend on the directions alone, so they are measured with the re-scoring
+(`Evaluation`) and pooled over the seeds like it. A dataset without factors gets none of this: no ``ground_truth``
+in the record.
 
 Seeds: everything random is repeated for ``seeds`` seeds (the fits and their draws, the reconstructors, the
 measure boundaries' draws); each headline number is recorded as its mean with a 95% Student t-interval over the
@@ -79,7 +83,8 @@ where a seed's directions are an earlier seed's bit for bit (SeFa, REDs, the axe
 
 Sharded (``world=``, `latentspectra compare` under torchrun; docs/scale.md): every network pass over rows (the
 encodings and their labels, InterFaceGAN's scored latents, the measured samples, the re-scoring and path images)
-runs in the networks' batches dealt over the ranks and gathered in row order (`gathered_batched`); the fits, the
+runs in the networks' batches dealt over the ranks and gathered in row order (`gathered_batched`; an inversion of
+the test images too, each image's draws keyed by its row); the fits, the
 reconstructors and the label edits then run alike on every rank from the same tensors and seeds, and rank 0
 writes: the record of one process, bit for bit.
 """
@@ -100,7 +105,7 @@ from tqdm.auto import tqdm
 
 from ..compute import Compute
 from ..config import COMPARE_BUDGETS, LEARNED_BUDGETS, MAX_SEEDS, MAX_TRAINING_STEPS, CompareConfig, derived_seed
-from ..data import ImageDataset, load_dataset
+from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..disentanglement import SCORE_NAMES, GroundTruthSettings, direction_scores
 from ..distributed import SINGLE, World, batched, gathered_batched
 from ..errors import LatentspectraError
@@ -115,7 +120,8 @@ from ..methods.reds_jacobians import jacobian_networks
 from ..models.inference import InferenceNetwork
 from ..report.compare_figures import compare_blocks, direction_figure, rescoring_figure, summary_figure
 from ..report.document import write_documents
-from .common import Timer, decode, encoder_means, predicted_labels, to_unit_images
+from .common import Timer, decode, predicted_labels, to_unit_images
+from .image_latents import resolve_inversion, study_latents, training_codes
 from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 
 
@@ -467,32 +473,25 @@ class GroundTruth:
     settings: GroundTruthSettings = field(default_factory=GroundTruthSettings)
 
 
-GROUND_TRUTH_LATENTS = "the encoder's means"  # what `ground_truth_latents` gives, as the record says it
-
-
-def ground_truth_latents(networks: Networks, images: np.ndarray, world: World = SINGLE) -> torch.Tensor:
-    """The latents of the ground-truth track's test images (uint8, (N, C, H, W)): the encoder's means, (N, M) on the
-    CPU (the images dealt over the ranks of ``world``)."""
-    return encoder_means(networks, images, world)
+def test_images_needed(dataset: ImageDataset, config: CompareConfig) -> int:
+    """How many of the first test images compare turns into latents: those edited and rescored (``latents``),
+    those whose labels are edited (``edit_latents``) and, where the dataset has factors, those of the ground-truth
+    track (``ground_truth_images``)."""
+    return max(config.latents, config.edit_latents, config.ground_truth_images if dataset.has_factors else 0)
 
 
 def ground_truth_inputs(
-    networks: Networks,
-    dataset: ImageDataset,
-    config: CompareConfig,
-    reader: FactorRegressor | None = None,
-    world: World = SINGLE,
+    dataset: ImageDataset, config: CompareConfig, latents: torch.Tensor, reader: FactorRegressor | None = None
 ) -> GroundTruth | None:
-    """The `GroundTruth` of ``dataset``'s first ``config.ground_truth_images`` test images, read with ``reader``
-    (trained here, `fit_factor_regressor`, where None); None for a dataset without factors."""
+    """The `GroundTruth` of ``dataset``'s first ``config.ground_truth_images`` test images, given the ``latents``
+    of (at least) these (the study's test latents, `test_images_needed`), read with ``reader`` (trained here,
+    `fit_factor_regressor`, where None); None for a dataset without factors."""
     factors, names = dataset.test.factors, dataset.factor_names
     if factors is None or names is None:
         return None
-    count = config.ground_truth_images
+    count = min(config.ground_truth_images, len(factors))
     reader = reader if reader is not None else fit_factor_regressor(dataset, config.factor_regressor)
-    return GroundTruth(
-        ground_truth_latents(networks, dataset.test.images[:count], world), factors[:count], names, reader
-    )
+    return GroundTruth(latents[:count], factors[:count], names, reader)
 
 
 def read_factors(networks: Networks, reader: FactorRegressor, z: torch.Tensor, world: World = SINGLE) -> torch.Tensor:
@@ -580,17 +579,17 @@ def ground_truth_against_baseline(methods: dict[str, dict[str, Any]]) -> None:
 
 
 def ground_truth_record(
-    truth: GroundTruth, methods: dict[str, dict[str, Any]], edited: int, shift: float
+    truth: GroundTruth, methods: dict[str, dict[str, Any]], inversion: str, edited: int, shift: float
 ) -> dict[str, Any]:
     """compare.json's ``ground_truth``: what was scored (the factors, the images and how their latents were made,
-    how many test latents were edited and by which shift), the definitions (`GROUND_TRUTH`) and settings of the
-    metrics, the factor regressor's record (its training and its accuracy on the test split) and, per metric, who
-    leads (`intervals.leaders`)."""
+    ``inversion``, how many test latents were edited and by which shift), the definitions (`GROUND_TRUTH`) and
+    settings of the metrics, the factor regressor's record (its training and its accuracy on the test split) and,
+    per metric, who leads (`intervals.leaders`)."""
     scored = measured_ground_truth(methods)
     return {
         "factors": list(truth.factor_names),
         "images": len(truth.latents),
-        "latents": GROUND_TRUTH_LATENTS,
+        "latents": inversion,
         "edits": {"latents": edited, "shift": shift},
         "definitions": GROUND_TRUTH,
         "settings": asdict(truth.settings),
@@ -766,6 +765,8 @@ class CompareResult:
     compute: dict[str, Any]
     seconds: dict[str, float]
     world_size: int = 1  # the ranks that computed it (the numbers do not depend on it)
+    inversion: dict[str, Any] = field(default_factory=dict)  # how the test images became latents (`ImageLatents`)
+    train_codes: str = "encoder means"  # or "prior draws" (`image_latents.training_codes`)
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (compare.json), naming the ``figures`` written."""
@@ -780,7 +781,9 @@ class CompareResult:
             "directions": self.config.directions,
             "shift": self.config.shift,
             "train_latents": self.train_latents,
+            "train_codes": self.train_codes,
             "test_latents": self.test_latents,
+            "inversion": self.inversion,
             "measures": list(MORPHO_MEASURES),
             "baseline": BASELINE,
             "methods": self.methods,
@@ -1021,18 +1024,19 @@ def compare_study(
 
     Raises:
         MethodError: an unknown method or K > M (`check_compare`).
-        NetworkError: networks without a generator, classifier or encoder.
+        NetworkError: networks without a generator or classifier, or without what ``config.inversion`` needs.
         DataError: the dataset's images are not of the networks' shape, or its classes not the classifier's labels.
     """
-    networks.require("compare", "generator", "classifier", "encoder")
+    networks.require("compare", "generator", "classifier")
+    resolve_inversion(config.inversion, networks, config.inversion_auto)  # one line before any work
     methods = check_compare(config, networks.latent_dim)
     check_dataset_fits(networks.image_shape, dataset, networks.source, networks.num_labels)
     timer = timer or Timer()
     with timer.stage("encode"):
-        train, edited = (
-            encoder_means(networks, images, world)
-            for images in (dataset.train.images, dataset.test.images[: max(config.latents, config.edit_latents)])
-        )
+        codes = training_codes(networks, dataset.train.images, config.seed, world)
+        test_images = images_to_tensor(dataset.test.images[: test_images_needed(dataset, config)])
+        inverted = study_latents(test_images, networks, config, config.seed, progress=progress, world=world)
+        train, edited = codes.latents, inverted.latents
         latents = {
             "train": train,
             "test": edited[: config.latents],
@@ -1043,7 +1047,7 @@ def compare_study(
     truth = None
     if dataset.has_factors:
         with timer.stage("ground_truth"):
-            truth = ground_truth_inputs(networks, dataset, config, reader, world)
+            truth = ground_truth_inputs(dataset, config, edited, reader)
     seeds = tuple(derived_seed(config.seed, index) for index in range(config.seeds))
     evaluations: dict[str, Evaluation] = {}
     runs = [
@@ -1073,12 +1077,16 @@ def compare_study(
         pooled,
         headline_leaders(pooled),
         pooled_edits(runs),
-        None if truth is None else ground_truth_record(truth, pooled, len(latents["test"]), config.shift),
+        None
+        if truth is None
+        else ground_truth_record(truth, pooled, inverted.inversion, len(latents["test"]), config.shift),
         space,
         figure_images,
         networks.compute_record(),
         dict(timer.seconds),
         world.size,
+        inverted.record(),
+        codes.source,
     )
 
 

@@ -11,8 +11,14 @@ the origin to the codes' centre and through the centre in the planes of dominant
 Two models side by side, each with its own decoder:
 
 - ``autoencoder``: the plain autoencoder's codes E(x) of the training set, decoded by its own decoder;
-- ``encoder``: the LSD encoder's codes, one draw z ~ q(z | x) per training image (the aggregate
-  posterior, which is what the encoder's training fed to the generator), decoded by the generator G.
+- ``encoder``: the generator's latent space: the LSD encoder's codes, one draw z ~ q(z | x) per training image
+  (the aggregate posterior, which is what the encoder's training fed to the generator), decoded by the generator
+  G. ``--inversion`` says how images become these codes (experiments/image_latents.py): auto is the encoder's
+  draws where the networks have an encoder (the study is about how an encoder fills the space); where they have
+  none, and with ``--inversion optimize`` or ``hybrid``, each training image's latent found by gradient descent
+  on z (GAN inversion), which shows where real images lie in the GAN's latent space. An inversion costs the
+  descent per image (about 2 s at 200 steps on 2 CPU cores, docs/inversion.md): ``--codes N`` codes the first N
+  training images only.
 
 Sample quality is measured as everywhere in the toolkit (evaluation.py): the share of decoded samples
 the classifier assigns with probability > 0.9, the entropy of the predicted labels, the Fréchet distance
@@ -24,14 +30,14 @@ The networks run on the run's device: the decoders (the generator, the autoencod
 precision, the encoders and the classifier in float32; the codes and their statistics live on the CPU.
 
 Seeds per purpose (`config.SEEDS`), offsets from the run's seed: the GAN's latents ``samples`` (as
-`evaluate`), the encoder's stochastic codes ``encodings``, the codes shown or decoded as references
-``examples``, sampler k ``samplers + k``.
+`evaluate`), the encoder's stochastic codes ``encodings``, an inversion's draws ``inversion``, the codes shown or
+decoded as references ``examples``, sampler k ``samplers + k``.
 
 Sharded (``world=``, `latentspectra fragmentation` under torchrun; docs/scale.md): the network passes over many
-rows (encoding the training set, the test set's features, every sampler's decoded samples) are batches dealt
-over the ranks and gathered in row order (`evaluation.gathered_batched`), the same tensors whatever the number
-of ranks; every rank then computes the statistics and fits the samplers on the same codes with the same seeds,
-and rank 0 alone writes.
+rows (encoding or inverting the training set, the test set's features, every sampler's decoded samples) are
+batches dealt over the ranks and gathered in row order (`evaluation.gathered_batched`), the same tensors whatever
+the number of ranks; every rank then computes the statistics and fits the samplers on the same codes with the
+same seeds, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ from ..models.inference import channels_last, inference_copy
 from ..report import fragmentation_figures as figures
 from .codes import CodedModel, autoencoder_model, encoder_model
 from .common import Timer, to_unit_images
+from .image_latents import resolve_inversion, study_latents
 from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 
 FULL_GAUSSIAN = "full-covariance Gaussian"
@@ -298,6 +305,8 @@ def study_model(
     with timer.stage(f"{model.name}: statistics"):
         record = code_statistics(model.codes, config)
         record["codes"] = model.description
+        if model.inversion is not None:
+            record["inversion"] = model.inversion
         dominant = [entry["component"] for entry in record["dominant_components"]]
         bulk = CodeBulk(config.bulk_quantile).fit(model.codes)
         record["bulk"] = {
@@ -367,7 +376,7 @@ def check_config(config: FragmentationConfig) -> None:
 
     Raises:
         LatentspectraError: an unknown model name, fewer than 2 samples or codes, more mixture components
-            than codes.
+            than codes (mixture codes or ``codes``).
     """
     unknown = sorted(set(config.models) - set(FRAGMENTATION_MODELS))
     if unknown or not config.models:
@@ -380,6 +389,11 @@ def check_config(config: FragmentationConfig) -> None:
         raise LatentspectraError(
             f"--mixture-components ({config.mixture_components}) must be at most --mixture-codes "
             f"({config.mixture_codes}), the codes the mixture is fitted on"
+        )
+    if config.codes is not None and config.codes < max(2, config.mixture_components):
+        raise LatentspectraError(
+            f"--codes {config.codes}: expected at least 2 and at least --mixture-components "
+            f"({config.mixture_components}), the codes the mixture is fitted on"
         )
 
 
@@ -467,9 +481,9 @@ def run_fragmentation(
         torch.manual_seed(config.seed)
         with timer.stage("load"):
             loaded = load_networks(networks, compute, batch_size, dataset=config.dataset, overrides=overrides)
-            loaded.require(
-                "fragmentation", "generator", "classifier", *(("encoder",) if "encoder" in config.models else ())
-            )
+            loaded.require("fragmentation", "generator", "classifier")
+            if "encoder" in config.models:
+                resolve_inversion(config.inversion, loaded, config.inversion_auto)  # one line before any work
             assert loaded.generator is not None and loaded.description.classifier is not None  # `require` raised
             directory = _autoencoder_directory(loaded, config)
             # the classifier's own module (its features and head are used apart), as an inference copy in float32:
@@ -479,7 +493,8 @@ def run_fragmentation(
             )
             dataset = load_dataset(config.dataset)
             check_dataset_fits(loaded.image_shape, dataset, loaded.source)
-            train_images = images_to_tensor(dataset.train.images).to(compute.device)
+            train_images = images_to_tensor(dataset.train.images[: config.codes]).to(compute.device)
+        with timer.stage("codes"):
             models = []
             for name in config.models:
                 if name == "autoencoder":
@@ -488,18 +503,7 @@ def run_fragmentation(
                         autoencoder_model(directory, train_images, batch_size, config.autoencoder, compute, world)
                     )
                 else:
-                    assert loaded.description.encoder is not None  # `require` raised otherwise
-                    models.append(
-                        encoder_model(
-                            loaded.description.encoder,
-                            loaded.generator,
-                            train_images,
-                            config.seed,
-                            batch_size,
-                            compute,
-                            world,
-                        )
-                    )
+                    models.append(generator_model(loaded, train_images, config, progress, world))
             test_images = channels_last(images_to_tensor(dataset.test.images).to(compute.device))
             real_features = gathered_batched(classifier.features, test_images, world, batch_size).to(compute.device)
         result = fragmentation_study(
@@ -517,6 +521,31 @@ def run_fragmentation(
             world=world,
         )
         return write_fragmentation(out_dir, result) if world.is_writer else {}
+
+
+def generator_model(
+    networks: Networks, train_images: torch.Tensor, config: FragmentationConfig, progress: bool, world: World
+) -> CodedModel:
+    """The "encoder" model: the generator's latent space, its codes of ``train_images`` as ``config.inversion``
+    says (module docstring): one draw from the encoder's q(z | x) per image (`codes.encoder_model`), or each image's
+    latent found by inversion (`image_latents.study_latents`, dealt over ``world``); decoded by G."""
+    encoder, generator = networks.description.encoder, networks.generator
+    assert generator is not None  # `run_fragmentation` required it
+    if resolve_inversion(config.inversion, networks, config.inversion_auto) == "encoder":
+        assert encoder is not None  # `resolve_inversion` required it
+        drawn = encoder_model(
+            encoder, generator, train_images, config.seed, networks.batch_size, networks.compute, world
+        )
+        return replace(drawn, inversion={"inversion": "encoder", "requested": config.inversion})
+    inverted = study_latents(train_images, networks, config, config.seed, progress=progress, world=world)
+    return CodedModel(
+        "encoder",
+        inverted.latents,
+        generator,
+        f"GAN inversion ({inverted.inversion}): each training image's latent by gradient descent on z, decoded by the "
+        "generator G",
+        inverted.record(),
+    )
 
 
 def _autoencoder_directory(networks: Networks, config: FragmentationConfig) -> Path | None:

@@ -3,13 +3,21 @@
 `reproduce_study` computes and returns a `ReproduceResult`; `write_reproduce` writes it (metrics.json,
 basis.safetensors, figures/fig2-8.png, report.md, report.html); `run_reproduce` loads (or trains) the
 networks, runs the one and then the other. Stages (each timed in ``metrics["seconds"]``): load (or train) the
-networks; build the latent sets and the quasi-eigenvectors (Methods steps 4-6); classify the test set by
-LSD over stochastic encodings (Fig. 5, 6); denoise by truncation (Fig. 7, measured); rotate with
+networks; build the latent sets and the quasi-eigenvectors (Methods steps 4-6); the test images' latents; classify
+the test set by LSD over stochastic encodings (Fig. 5, 6); denoise by truncation (Fig. 7, measured); rotate with
 Algorithm 1 (Fig. 8, measured); decode what Figs. 2-4 show.
+
+Real images become latents as ``--inversion`` says (experiments/image_latents.py; auto: the encoder where the
+networks have one, optimisation from the prior where they have none): with the encoder, stochastic encodings of
+the test set over ``trials`` and the encoder's means of the noisy and rotated images, as the paper; with an
+inversion, one latent per test image (the classification is one trial: the descent is deterministic, the rotation
+starts from the first ``rotation_images`` of them) and one per noisy image. The latent sets are not inverted: set 1
+holds stochastic encodings of training images where there is an encoder and draws from the prior where there is
+none (`study_basis`), as are the probe latents of ``--per-set auto`` (`experiments.basis.label_probe`).
 
 Seeds per purpose (`config.SEEDS`), offsets from the run's seed: the basis ``basis``, the test-set
 encodings ``encodings``, the latent examples of Figs. 2-3 ``examples``, the pixel noise of the denoising
-study ``noise``.
+study ``noise``, the inversion's draws ``inversion``.
 
 Every network acting on latents or images runs as an inference copy (batch norm folded, channels-last) on
 the run's device (``config.device``, default auto); G and C on generated images in the run's precision
@@ -19,8 +27,8 @@ and C on the real test images in float32 (see models/inference.py). Latents are 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +52,7 @@ from ..report import figures
 from ..report.document import write_report
 from .basis import BasisBuild, build_basis
 from .common import Timer, decode, predict, to_unit_images
+from .image_latents import resolve_inversion, study_latents
 from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 from .train import train_networks
 
@@ -157,6 +166,7 @@ class ReproduceResult:
     compute: dict[str, Any]
     seconds: dict[str, float]
     label_names: tuple[str, ...] = ()  # the classifier's labels, for the figures
+    inversion: dict[str, Any] = field(default_factory=dict)  # how the test images became latents (`ImageLatents`)
 
     def metrics(self) -> dict[str, Any]:
         """The JSON record of the run (metrics.json)."""
@@ -172,6 +182,7 @@ class ReproduceResult:
             "lsd_top1_accuracy": classification.lsd_top1,
             "lsd_top4_accuracy": classification.topn_cumulative[3],
             "lsd_topn_cumulative": classification.topn_cumulative,
+            "inversion": self.inversion,
             "orthogonalisation": self.config.orthogonalisation,
             "lsd_by_orthogonalisation": classification.by_orthogonalisation,
             "basis_orthogonality_error": stats["orthogonality_error"],
@@ -189,6 +200,23 @@ class ReproduceResult:
 # --- LSD classification over stochastic encodings (Figs. 5 and 6) -------------------------------------
 
 
+def trial_latents(
+    networks: Networks, images: torch.Tensor, config: ReproduceConfig, inverted: torch.Tensor | None
+) -> Iterator[torch.Tensor]:
+    """The test latents of each classification trial: with the encoder, ``config.trials`` stochastic encodings of
+    ``images``, drawn from q(z | x) computed once for all trials (seed offset ``encodings``); with an inversion, its
+    one latent per image, ``inverted``, in a single trial (the descent is deterministic)."""
+    if inverted is not None:
+        yield inverted
+        return
+    encoder = networks.encoder
+    assert encoder is not None  # `reproduce_study` resolved the inversion "encoder", which requires it
+    rng = networks.compute.generator(derived_seed(config.seed, SEEDS.encodings))
+    mu, logvar = batched(lambda x: torch.cat(encoder(x), 1), images, networks.batch_size).chunk(2, dim=1)
+    for _ in range(config.trials):
+        yield reparameterise(mu, logvar, rng)
+
+
 def classification_study(
     networks: Networks,
     bases: dict[str, QuasiEigenBasis],
@@ -197,22 +225,19 @@ def classification_study(
     labels: torch.Tensor,
     config: ReproduceConfig,
     progress: bool,
+    inverted: torch.Tensor | None = None,
 ) -> Classification:
-    """Per trial: one stochastic encoding of every test image, drawn from q(z | x) computed once for all
-    trials; the encode-decode accuracy (classify G(z)) and the LSD ranks of the true label (Eq. 10,
-    argmax |c_k|) in ``basis``, and the top-1 and top-4 accuracies of each of ``bases`` on the same
-    encodings. The cumulative top-n curve is averaged over trials; the figures get the first trial."""
-    encoder = networks.encoder
-    assert encoder is not None  # `reproduce_study` required it
-    rng = networks.compute.generator(derived_seed(config.seed, SEEDS.encodings))
-    mu, logvar = batched(lambda x: torch.cat(encoder(x), 1), images, networks.batch_size).chunk(2, dim=1)
+    """Per trial (`trial_latents`: a stochastic encoding of every test image, or their inverted latents ``inverted``
+    once): the encode-decode accuracy (classify G(z)) and the LSD ranks of the true label (Eq. 10, argmax |c_k|)
+    in ``basis``, and the top-1 and top-4 accuracies of each of ``bases`` on the same latents. The cumulative top-n
+    curve is averaged over trials; the figures get the first trial."""
+    trials = 1 if inverted is not None else config.trials
     lsd, encode_decode = [], []
-    rank_counts = torch.zeros(basis.dim + 2, dtype=torch.float64, device=mu.device)
+    rank_counts = torch.zeros(basis.dim + 2, dtype=torch.float64, device=labels.device)
     compared_ranks: dict[str, dict[str, list[float]]] = {name: {"top1": [], "top4": []} for name in bases}
     with progress_bar("LSD classification (trials)", progress) as bar:
-        bar.reset(total=config.trials)
-        for trial in range(config.trials):
-            z = reparameterise(mu, logvar, rng)
+        bar.reset(total=trials)
+        for trial, z in enumerate(trial_latents(networks, images, config, inverted)):
             ranks = basis.label_ranks(z, labels)
             lsd.append((ranks == 1).double().mean().item())
             encode_decode.append((predict(networks, z) == labels).double().mean().item())
@@ -247,13 +272,19 @@ def classification_study(
 
 
 def denoising_study(
-    networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, labels: torch.Tensor, config: ReproduceConfig
+    networks: Networks,
+    basis: QuasiEigenBasis,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: ReproduceConfig,
+    progress: bool = False,
 ) -> Denoising:
     """Gaussian pixel noise of each sigma on the test images; classifier accuracy and PSNR against the
     clean image of: the noisy image, its encode-decode G(mu(x)), and the LSD truncations of mu(x) to the
-    top n components (paper, Fig. 7)."""
+    top n components (paper, Fig. 7); mu(x) is the noisy image's latent as ``config.inversion`` says (the
+    encoder's mean, or the descent's latent: `image_latents.study_latents`)."""
     # `reproduce_study` required them; the exact classifier is loaded with the classifier
-    assert networks.encoder is not None and networks.classifier is not None and networks.exact_classifier is not None
+    assert networks.classifier is not None and networks.exact_classifier is not None
     rng = networks.compute.generator(derived_seed(config.seed, SEEDS.noise))
     methods = ["noisy", "encode-decode", *(f"top {n}" for n in config.truncations)]
     accuracy: dict[str, list[float]] = {method: [] for method in methods}
@@ -262,7 +293,7 @@ def denoising_study(
     for sigma in config.noise_sigmas:
         noise = torch.randn(images.shape, generator=rng, device=images.device) * (2 * sigma)  # [0, 1] -> [-1, 1] units
         noisy = (images + noise).clamp(-1, 1)
-        mu = batched(networks.encoder.encode_mean, noisy, networks.batch_size)
+        mu = study_latents(noisy, networks, config, config.seed, progress=progress).latents.to(noisy.device)
         outputs = {"noisy": noisy, "encode-decode": decode(networks, mu)}
         for n in config.truncations:
             outputs[f"top {n}"] = decode(networks, basis.truncate(mu, n))
@@ -283,18 +314,14 @@ def denoising_study(
 # --- Rotation (Algorithm 1, Fig. 8, measured) ------------------------------------------------------------
 
 
-def rotation_study(
-    networks: Networks, basis: QuasiEigenBasis, images: torch.Tensor, config: ReproduceConfig
-) -> Rotation:
-    """Algorithm 1 from the encoded test images (z = mu(x)) through labels 0, 1, ..., l - 1, with the
-    literal Eq. 12 operator and with the plane rotation: the fraction of segment ends (where z reaches
-    the next label's quasi-eigenvector) whose decoded image C assigns to that label, overall and per
-    target; and the decoded paths of Fig. 8."""
-    assert networks.encoder is not None  # `reproduce_study` required it
+def rotation_study(networks: Networks, basis: QuasiEigenBasis, mu: torch.Tensor, config: ReproduceConfig) -> Rotation:
+    """Algorithm 1 from the test images' latents ``mu`` (the encoder's means or the inverted latents) through
+    labels 0, 1, ..., l - 1, with the literal Eq. 12 operator and with the plane rotation: the fraction of segment
+    ends (where z reaches the next label's quasi-eigenvector) whose decoded image C assigns to that label, overall
+    and per target; and the decoded paths of Fig. 8."""
     labels = tuple(range(networks.num_labels))
-    mu = batched(networks.encoder.encode_mean, images, networks.batch_size)
     ends = torch.arange(config.rotation_steps, len(labels) * config.rotation_steps, config.rotation_steps)
-    targets = torch.tensor(labels[1:], device=mu.device).repeat_interleave(len(images))
+    targets = torch.tensor(labels[1:], device=mu.device).repeat_interleave(len(mu))
     modes: dict[str, Any] = {}
     paths: dict[str, torch.Tensor] = {}
     for mode in ROTATION_MODES:
@@ -302,13 +329,13 @@ def rotation_study(
         hits = (predict(networks, path[ends].flatten(0, 1)) == targets).double()
         modes[mode] = {
             "segment_end_accuracy": hits.mean().item(),
-            "per_target": hits.view(len(labels) - 1, len(images)).mean(1).tolist(),
+            "per_target": hits.view(len(labels) - 1, len(mu)).mean(1).tolist(),
         }
         paths[mode] = path
     shown = torch.cat([paths["plane"][:, :4], paths["literal"][:, :1]], dim=1)  # (steps + 1, 5, M)
     sequence = decode(networks, shown.flatten(0, 1)).unflatten(0, shown.shape[:2])
     return Rotation(
-        len(images),
+        len(mu),
         list(labels),
         config.rotation_dtheta,
         config.rotation_steps,
@@ -339,20 +366,31 @@ def examples_study(
     test_images: torch.Tensor,
     train_images: torch.Tensor,
     config: ReproduceConfig,
+    inverted: torch.Tensor | None = None,
 ) -> Examples:
-    """The decoded images and latents that Figs. 2-4 show."""
+    """The decoded images and latents that Figs. 2-4 show: the test images' reconstructions from one stochastic
+    encoding each, or from their inverted latents ``inverted``; set 1's panel from stochastic encodings of training
+    images where the networks have an encoder, else from the prior as its set was drawn."""
     encoder = networks.encoder
-    assert encoder is not None  # `reproduce_study` required it
     rng = networks.compute.generator(derived_seed(config.seed, SEEDS.examples))
     shown = test_images[:100]
-    reconstructions = decode(networks, encoder.sample(shown, rng))
+    if inverted is None:
+        assert encoder is not None  # `reproduce_study` resolved the inversion "encoder", which requires it
+        reconstructions = decode(networks, encoder.sample(shown, rng))
+    else:
+        reconstructions = decode(networks, inverted[:100].to(shown.device))
     samples = decode(networks, torch.randn(100, networks.latent_dim, generator=rng, device=rng.device))
     eta_images = to_unit_images(decode(networks, latent_sets.etas))
-    encoded = batched(lambda x: encoder.sample(x, rng), train_images[:2000], networks.batch_size)
+    if encoder is not None:
+        first = "step 4a: encoded training set (set 1)"
+        set_one = batched(lambda x: encoder.sample(x, rng), train_images[:2000], networks.batch_size)
+    else:
+        first = "step 4a: z ~ N(0, I) (set 1, no encoder)"
+        set_one = torch.randn(2000, networks.latent_dim, generator=rng, device=rng.device)
     sampled = torch.randn(2000, networks.latent_dim, generator=rng, device=rng.device)
     by_set = {index: eta_images[(latent_sets.sets == index).numpy()] for index in (1, 2)}
     panels = {
-        "step 4a: encoded training set (set 1)": {**latent_examples(networks, encoded), "decoded_etas": by_set[1]},
+        first: {**latent_examples(networks, set_one), "decoded_etas": by_set[1]},
         "step 4b: z ~ N(0, I) (set 2)": {**latent_examples(networks, sampled), "decoded_etas": by_set[2]},
     }
     etas = latent_sets.etas
@@ -379,14 +417,17 @@ def study_basis(
     world: World = SINGLE,
 ) -> BasisBuild:
     """The study's first stage, the basis (paper steps 4-6) from ``train_images`` (on the networks' device), the
-    one stage that is sharded over the ranks of ``world``: every rank calls it."""
+    one stage that is sharded over the ranks of ``world``: every rank calls it. Set 1 holds stochastic encodings
+    of the training images where the networks have an encoder, and draws from the prior like every other set where
+    they have none (as `latentspectra basis`; an inversion gives one latent per image, where a set takes V per label
+    from epochs of fresh encodings, and would take hours)."""
     # the callers (`reproduce_study`, `run_reproduce`) required them
-    assert networks.generator is not None and networks.classifier is not None and networks.encoder is not None
+    assert networks.generator is not None and networks.classifier is not None
     per_set, tolerance = per_set_rule(config.per_set, config.tolerance)
     return build_basis(
         networks.generator,
         networks.classifier,
-        networks.encoder.sample,
+        None if networks.encoder is None else networks.encoder.sample,
         train_images,
         per_set=per_set,
         tolerance=tolerance,
@@ -413,11 +454,17 @@ def reproduce_study(
     timed into ``timer`` (a new one by default), whose seconds the result keeps. Under a ``world`` of several
     ranks this is rank 0's part: the others call `study_basis` alone.
 
+    The test images' latents are made as ``config.inversion`` says (`image_latents.study_latents`): the encoder's
+    (stochastic encodings for the classification, means for the denoising and the rotation) or, with an inversion,
+    one latent per test image (classification in one trial, the rotation from the first ``rotation_images``) and
+    per noisy image (denoising).
+
     Raises:
-        NetworkError: networks without a generator, classifier or encoder.
+        NetworkError: networks without a generator or classifier, or without what ``config.inversion`` needs.
         DataError: the dataset's images are not of the networks' shape, or its classes not the classifier's labels.
     """
-    networks.require("reproduce", "generator", "classifier", "encoder")
+    networks.require("reproduce", "generator", "classifier")
+    chosen = resolve_inversion(config.inversion, networks, config.inversion_auto)
     assert networks.exact_classifier is not None  # loaded with the classifier, which `require` checked
     check_dataset_fits(networks.image_shape, dataset, networks.source, networks.num_labels)
     timer = timer or Timer()
@@ -436,16 +483,22 @@ def reproduce_study(
             )
             for method in ORTHOGONALISATIONS
         }
+    with timer.stage("test latents"):  # the encoder's means of the rotation's images, or every image inverted
+        count = config.rotation_images if chosen == "encoder" else len(test_images)
+        test_latents = study_latents(test_images[:count], networks, config, config.seed, progress=progress)
+        inverted = None if chosen == "encoder" else test_latents.latents.to(device)
     with timer.stage("classification"):
         accuracy = summarise([classifier_accuracy(networks.exact_classifier, test_images, test_labels)])
-        classification = classification_study(networks, bases, basis, test_images, test_labels, config, progress)
+        classification = classification_study(
+            networks, bases, basis, test_images, test_labels, config, progress, inverted
+        )
     with timer.stage("denoising"):
         count = config.denoise_images
-        denoising = denoising_study(networks, basis, test_images[:count], test_labels[:count], config)
+        denoising = denoising_study(networks, basis, test_images[:count], test_labels[:count], config, progress)
     with timer.stage("rotation"):
-        rotation = rotation_study(networks, basis, test_images[: config.rotation_images], config)
+        rotation = rotation_study(networks, basis, test_latents.latents[: config.rotation_images].to(device), config)
     with timer.stage("figures"):
-        examples = examples_study(networks, basis, latent_sets, test_images, train_images, config)
+        examples = examples_study(networks, basis, latent_sets, test_images, train_images, config, inverted)
     return ReproduceResult(
         config,
         networks.source,
@@ -459,6 +512,7 @@ def reproduce_study(
         networks.compute_record(),
         dict(timer.seconds),
         networks.labels,
+        test_latents.record(),
     )
 
 
@@ -545,7 +599,8 @@ def run_reproduce(
         )
     if not world.is_writer:
         loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
-        loaded.require("reproduce", "generator", "classifier", "encoder")
+        loaded.require("reproduce", "generator", "classifier")
+        resolve_inversion(config.inversion, loaded, config.inversion_auto)  # refused on every rank alike
         train_images = images_to_tensor(load_dataset(config.dataset).train.images).to(compute.device)
         study_basis(loaded, train_images, config, progress=False, world=world)
         return {}

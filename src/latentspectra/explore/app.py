@@ -91,6 +91,7 @@ class LatentOut(BaseModel):
     input_image: str | None = None
     notes: list[str] = []
     label: int | None = None
+    inversion: dict[str, Any] | None = None  # how an image became the latent (`ImageLatents.record`)
 
 
 class ViewOut(BaseModel):
@@ -212,7 +213,8 @@ def create_app(session: ExploreSession) -> FastAPI:
         version="1",
         docs_url=None,
         redoc_url=None,  # both load from a CDN
-        description="Read and move through the latent space of a generator, classifier and encoder: "
+        description="Read and move through the latent space of a generator and classifier (and an encoder, where "
+        "there is one): "
         "the page's calls. Images are PNG data URLs; latents are lists of M numbers.",
     )
     add_error_handlers(app, session)
@@ -244,9 +246,13 @@ def add_start_routes(app: FastAPI, session: ExploreSession) -> None:
 
     @app.post("/api/test-image")
     def test_image(request: TestImageRequest) -> LatentOut:
-        """The encoder's mean code of a test image, with the image."""
+        """The latent of a test image (its encoder's mean code, or its inversion: --inversion), with the image and
+        how the latent was made."""
         image = session.test_image(request.index)
-        return LatentOut(latent=session.encode(image).tolist(), input_image=data_url(uint8_png(image[0])))
+        found = session.encode(image)
+        return LatentOut(
+            latent=found.latent.tolist(), input_image=data_url(uint8_png(image[0])), inversion=found.inversion
+        )
 
     @app.post(
         "/api/encode",
@@ -258,8 +264,8 @@ def add_start_routes(app: FastAPI, session: ExploreSession) -> None:
         },
     )
     async def encode(request: Request) -> LatentOut:
-        """The encoder's mean code of an image file sent as the body (PNG, JPEG, GIF, BMP or WebP; a drawing is
-        a PNG), after converting it to the networks' image shape; the notes say what was changed."""
+        """The latent of an image file sent as the body (PNG, JPEG, GIF, BMP or WebP; a drawing is a PNG), after
+        converting it to the networks' image shape, as for a test image; the notes say what was changed."""
         data = bytearray()
         async for chunk in request.stream():
             data.extend(chunk)
@@ -268,9 +274,12 @@ def add_start_routes(app: FastAPI, session: ExploreSession) -> None:
                     f"image file: expected at most {session.config.upload_bytes} bytes", too_large=True
                 )
         converted = await run_in_threadpool(session.read_upload, bytes(data))
-        latent = await run_in_threadpool(session.encode, converted.pixels)
+        found = await run_in_threadpool(session.encode, converted.pixels)
         return LatentOut(
-            latent=latent.tolist(), input_image=data_url(uint8_png(converted.pixels[0])), notes=list(converted.notes)
+            latent=found.latent.tolist(),
+            input_image=data_url(uint8_png(converted.pixels[0])),
+            notes=list(converted.notes),
+            inversion=found.inversion,
         )
 
 

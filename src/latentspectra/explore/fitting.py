@@ -3,8 +3,11 @@ cached on disk (`save_method` / `load_method`, written atomically) so that the n
 
 Every registered method is fitted as `latentspectra compare` fits it (`experiments.compare.method_params` and
 `fit_inputs`: the same parameters, seed, K and latents), so the page shows the directions that compare measures.
-LSD is the exception: its directions are the quasi-eigenvectors of the page's own basis (built at start with the
-encoder's set 1, as `latentspectra basis` builds it, or read from a file), ready from the start.
+LSD is the exception: its directions are the quasi-eigenvectors of the page's own basis (built at start as
+`latentspectra basis` builds it, set 1 from the encoder where there is one, or read from a file), ready from the
+start. The latents the others fit on are compare's (`methods_config`): the training codes of
+`image_latents.training_codes` and the test latents as `compare --inversion` makes them (auto: the encoder's means
+where there is an encoder), whatever the page's own ``--inversion`` does with the images a user picks.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import numpy as np
 import torch
 
 from ..config import CompareConfig, ExploreConfig
+from ..data import images_to_tensor
 from ..errors import LatentspectraError
-from ..experiments.common import encoder_means
 from ..experiments.compare import fit_inputs, method_params
+from ..experiments.image_latents import study_latents, training_codes
 from ..experiments.networks import Networks
 from ..methods.directions import DirectionMethod, MethodError, available, get, load_method, save_method
 
@@ -178,12 +182,7 @@ class MethodStore:
         with self._lock:
             self._started[name] = began
         try:
-            # the learned directions at compare's quick budget: a page waits seconds, not minutes, for a slider
-            params = method_params(
-                name,
-                replace(CompareConfig(), seed=self.config.seed, budget="quick", directions=self.config.directions),
-                self.networks.latent_dim,
-            )
+            params = method_params(name, methods_config(self.config), self.networks.latent_dim)
             method = get(name, **params)
             which = method.fit_latents if "latents" in method.inputs else None
             codes = {which: self._encoded(name, which)} if which else {}
@@ -199,8 +198,26 @@ class MethodStore:
                 )
 
     def _encoded(self, name: str, which: str) -> torch.Tensor:
-        """The encoder means of the training or test images compare fits on, computed once."""
+        """The training codes or test latents compare fits on (`methods_config`), computed once."""
         if which not in self._codes:
-            self._stage(name, f"encoding the {which} images ({len(self._images[which])})")
-            self._codes[which] = encoder_means(self.networks, self._images[which])
+            images, seed = self._images[which], self.config.seed
+            self._stage(name, f"{'coding' if which == 'train' else 'inverting'} the {which} images ({len(images)})")
+            self._codes[which] = (
+                training_codes(self.networks, images, seed).latents
+                if which == "train"
+                else study_latents(images_to_tensor(images), self.networks, methods_config(self.config), seed).latents
+            )
         return self._codes[which]
+
+
+def methods_config(config: ExploreConfig) -> CompareConfig:
+    """The compare config the page's methods are fitted with: its seed, K and inversion, the learned directions at
+    compare's quick budget (a page waits seconds, not minutes, for a slider)."""
+    return replace(
+        CompareConfig(),
+        seed=config.seed,
+        budget="quick",
+        directions=config.directions,
+        inversion=config.inversion,
+        inversion_steps=config.inversion_steps,
+    )

@@ -15,7 +15,7 @@ import math
 import threading
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ import torch
 from ..config import ExploreConfig
 from ..data import images_to_tensor
 from ..errors import LatentspectraError
+from ..experiments.image_latents import resolve_inversion, study_latents
 from ..experiments.networks import Networks
 from ..latent.basis import QuasiEigenBasis
 from ..latent.paths import rotation_path
@@ -31,6 +32,13 @@ from .images import ConvertedImage, convert_image, dark_background, open_image, 
 from .names import PublicNames
 
 TOP_LABELS = 4  # labels of the largest amplitudes named under the spectrum (the paper's top-4)
+
+
+class Encoded(NamedTuple):
+    """An image's latent (M,) and how it was made (`image_latents.ImageLatents.record`)."""
+
+    latent: torch.Tensor
+    inversion: dict[str, Any]
 
 
 class ExploreInputError(LatentspectraError, ValueError):
@@ -87,6 +95,7 @@ class ExploreSession:
         self.methods = methods
         self.config = config
         self.dark_background = dark_background(test_images[:1000])
+        self.inversion = resolve_inversion(config.inversion, networks, config.inversion_auto)
         self._lock = threading.Lock()
 
     # --- Facts ---------------------------------------------------------------------------------------
@@ -114,6 +123,7 @@ class ExploreSession:
             "upload_bytes": self.config.upload_bytes,
             "upload_pixels": self.config.upload_pixels,
             "methods": self.methods.names(),
+            "inversion": {"inversion": self.inversion, "requested": self.config.inversion},
         }
 
     # --- Latents to start from -----------------------------------------------------------------------
@@ -133,17 +143,18 @@ class ExploreSession:
             raise ExploreInputError(f"index: expected 0..{len(self.test_images) - 1} (the test images), got {index}")
         return self.test_images[index : index + 1]
 
-    def encode(self, images: np.ndarray) -> torch.Tensor:
-        """The encoder's mean code of uint8 images (1, C, H, W): (M,) float32 on the CPU.
+    def encode(self, images: np.ndarray) -> Encoded:
+        """The latent of a uint8 image (1, C, H, W) as ``--inversion`` says (`image_latents.study_latents`: the
+        encoder's mean, or the descent's latent, hybrid by default where there is an encoder), (M,) float32 on the
+        CPU, with the record of how it was made.
 
         Raises:
-            ExploreInputError: a code that is not finite.
+            ExploreInputError: a latent that is not finite.
         """
-        assert self.networks.encoder is not None  # `open_session` required it
-        with self._lock, torch.inference_mode():
-            device = self.networks.compute.device
-            code = self.networks.encoder.encode_mean(images_to_tensor(images).to(device))[0].float().cpu()
-        return check_finite(code, "image")
+        with self._lock:
+            pixels = images_to_tensor(images).to(self.networks.compute.device)
+            found = study_latents(pixels, self.networks, self.config, self.config.seed)
+        return Encoded(check_finite(found.latents[0].float(), "image"), found.record())
 
     def read_upload(self, data: bytes) -> ConvertedImage:
         """An uploaded image file in the networks' image shape (`images.open_image`, `convert_image`).

@@ -14,12 +14,13 @@ from ..config import AUTO, ORTHOGONALISATION, TOLERANCE, ExploreConfig, per_set_
 from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..experiments.basis import build_basis
+from ..experiments.image_latents import resolve_inversion
 from ..experiments.networks import Networks, NetworksSpec, check_dataset_fits, load_networks
 from ..io import json_text, tensors_digest, user_cache_dir, versions
 from ..latent.basis import QuasiEigenBasis
 from ..latent.files import load_basis, save_basis
 from ..methods.ours import LSDDirections
-from .fitting import LSD, MethodStore
+from .fitting import LSD, MethodStore, methods_config
 from .names import public_names
 from .session import ExploreSession
 
@@ -44,9 +45,12 @@ def networks_digest(networks: Networks) -> str:
 
 
 def cache_directory(root: Path, networks: Networks, config: ExploreConfig, basis_file: Path | None) -> Path:
-    """root/<key>: one directory per networks, dataset, seed, V, K and basis file, so no file of other settings is
-    reused."""
+    """root/<key>: one directory per networks, dataset, seed, V, K, basis file and, where the methods' test codes are
+    not the encoder's means, their inversion (`fitting.methods_config`), so no file of other settings is reused
+    (and the caches of servers that knew no inversion stay valid)."""
     basis = None if basis_file is None else hashlib.sha256(basis_file.read_bytes()).hexdigest()
+    fitted = methods_config(config)
+    inversion = resolve_inversion(fitted.inversion, networks, fitted.inversion_auto)
     key = json_text(
         {
             "networks": networks_digest(networks),
@@ -56,6 +60,7 @@ def cache_directory(root: Path, networks: Networks, config: ExploreConfig, basis
             "directions": config.directions,
             "basis_file": basis,
             "orthogonalisation": ORTHOGONALISATION,
+            **({} if inversion == "encoder" else {"test_codes": [inversion, fitted.inversion_steps]}),
         },
         indent=None,
     )
@@ -71,8 +76,9 @@ def lsd_basis(
     progress: bool,
     say: Say,
 ) -> QuasiEigenBasis:
-    """The basis of ``basis_file``, else the cached one, else built (set 1 from the encoded ``train_images``, as
-    `latentspectra basis --per-set V --seed S` builds it) and cached.
+    """The basis of ``basis_file``, else the cached one, else built (set 1 from the encoded ``train_images`` where
+    the networks have an encoder, else sampled like the other sets, as `latentspectra basis --per-set V --seed S`
+    builds it) and cached.
 
     Raises:
         LatentspectraError: a basis file that cannot be read or is not of the networks' latent dimension.
@@ -90,12 +96,12 @@ def lsd_basis(
         return basis
     say(f"LSD basis: building the latent sets (V = {config.per_set}, seed {config.seed})")
     # `open_session` required them
-    assert networks.generator is not None and networks.classifier is not None and networks.encoder is not None
+    assert networks.generator is not None and networks.classifier is not None
     per_set, tolerance = per_set_rule(config.per_set, TOLERANCE)
     built = build_basis(
         networks.generator,
         networks.classifier,
-        networks.encoder.sample,
+        None if networks.encoder is None else networks.encoder.sample,
         images_to_tensor(train_images).to(networks.compute.device),
         per_set=per_set,
         tolerance=tolerance,
@@ -139,12 +145,14 @@ def open_session(
     path), so that no answer of the page, its exports included, holds a path of the server.
 
     Raises:
-        LatentspectraError: networks without a generator, classifier or encoder, a dataset not of their image
-            shape, a bad basis file, or a cache directory that cannot be written.
+        LatentspectraError: networks without a generator or classifier, or without what ``config.inversion`` needs
+            (an encoder for encoder or hybrid), a dataset not of their image shape, a bad basis file, or a cache
+            directory that cannot be written.
     """
     compute = Compute.select(config.device, config.precision)
     loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
-    loaded.require("explore", "generator", "classifier", "encoder")
+    loaded.require("explore", "generator", "classifier")
+    resolve_inversion(config.inversion, loaded, config.inversion_auto)  # one line before anything is built
     dataset = load_dataset(config.dataset)
     check_dataset_fits(loaded.image_shape, dataset, loaded.source, loaded.num_labels)
     basis_path = None if basis_file is None else Path(basis_file)

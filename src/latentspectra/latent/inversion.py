@@ -17,8 +17,9 @@ each image's best latent seen, the starts themselves included. With ``start="enc
 encoder's mean code (in-domain inversion: Zhu, Shen, Zhao & Zhou, "In-Domain GAN Inversion for Real Image
 Editing", ECCV 2020, start from the encoder's guess and refine it by optimisation), so the result's loss is never
 above the encoder's; the other starts are draws from the prior. With ``start="prior"`` every start is a draw.
-The draws, (restarts, N, M) at once from one CPU `torch.Generator` seeded with ``seed``, are the same whatever
-the batch size or device.
+Image i's draws, (restarts, M), come from its own CPU stream keyed by (``seed``, its index in the whole set,
+``indices[i]``; `start_draws`), so its starts are the same whatever the batch size, the device, and whichever other
+images are inverted with it: a sharded run that deals the images over its ranks finds the latents of one process.
 
 Each image stops on its own: when its loss has not fallen by a relative ``min_improvement`` below the best of
 its current start for ``patience`` steps, or after ``steps`` steps; its best is frozen from then on and a batch
@@ -39,7 +40,8 @@ regulariser); here the encoder only gives the first start.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -53,6 +55,7 @@ from ..models.foreign import describe_failure
 from ..models.layers import is_size
 from ..progress import Progress
 from .checks import check_latents
+from .sets import block_generator
 
 STARTS = ("encoder", "prior")
 PRECISIONS = ("float32", "bfloat16")
@@ -110,6 +113,39 @@ class Inversion:
             "steps_per_image": self.steps.double().mean().item(),
             "best_start_counts": torch.bincount(self.best_start.cpu(), minlength=self.settings.restarts).tolist(),
         }
+
+    def table(self) -> torch.Tensor:
+        """The per-image results as one float64 table (N, M + 8) on the CPU: the latents, then `PER_IMAGE` (a
+        missing feature distance as NaN); every value exactly, the form in which a sharded run gathers them."""
+        columns = [self.latents.cpu().double()]
+        for name in PER_IMAGE:
+            values = getattr(self, name)
+            values = torch.full((len(self.latents),), math.nan) if values is None else values
+            columns.append(values.cpu().double()[:, None])
+        return torch.cat(columns, 1)
+
+    @classmethod
+    def from_table(cls, table: torch.Tensor, start: str, settings: InversionSettings, with_features: bool) -> Inversion:
+        """The `Inversion` whose `table` is ``table``, on the CPU (``with_features``: whether it had a feature
+        distance)."""
+        columns = dict(zip(PER_IMAGE, table[:, -len(PER_IMAGE) :].unbind(1), strict=True))
+        return cls(
+            latents=table[:, : -len(PER_IMAGE)].float(),
+            loss=columns["loss"].float(),
+            pixel_mse=columns["pixel_mse"].float(),
+            feature_distance=columns["feature_distance"].float() if with_features else None,
+            reached=columns["reached"].bool(),
+            finite=columns["finite"].bool(),
+            steps=columns["steps"].long(),
+            stopped_early=columns["stopped_early"].bool(),
+            best_start=columns["best_start"].long(),
+            start=start,
+            settings=settings,
+        )
+
+
+# The per-image fields of `Inversion` besides the latents, in the order of its `table`.
+PER_IMAGE = ("loss", "pixel_mse", "feature_distance", "reached", "finite", "steps", "stopped_early", "best_start")
 
 
 class InversionTerms(NamedTuple):
@@ -307,6 +343,7 @@ def invert(
     settings: InversionSettings = InversionSettings(),
     batch_size: int = INFERENCE_BATCH_SIZE,
     seed: int = 0,
+    indices: Sequence[int] | None = None,
     precision: str = "float32",
     progress: Progress | None = None,
 ) -> Inversion:
@@ -322,6 +359,9 @@ def invert(
             (every start a draw); None: "encoder" where an encoder is given, else "prior".
         settings: steps, restarts, learning rate, loss weights, early stop and the reach threshold.
         seed: seeds the draws from the prior.
+        indices: each image's index in the whole set whose part ``images`` are (default 0, ..., N - 1): image i's
+            draws come from (``seed``, ``indices[i]``) (`start_draws`), so that a run that splits a set of images
+            into parts (the ranks of a sharded run) finds the latents of one call on the whole set.
         precision: "float32" or "bfloat16": the network passes under bfloat16 autocast with the latter; z and the
             loss stay float32.
         progress: a sink (`progress.Progress`) told N x restarts and each batch's images after each start.
@@ -336,7 +376,7 @@ def invert(
     _check_inputs(latent_dim, start, encoder, settings, precision)
     images = check_images(images, "invert")
     context = _network_context(images.device, precision)
-    draws = torch.randn(settings.restarts, len(images), latent_dim, generator=torch.Generator().manual_seed(seed))
+    draws = start_draws(seed, _check_indices(indices, len(images)), settings.restarts, latent_dim)
     if progress is not None:
         progress.reset(total=len(images) * settings.restarts)
     batches = []
@@ -350,6 +390,33 @@ def invert(
                 starts[0] = _encoder_means(encoder, targets, latent_dim)
             batches.append(_invert_batch(generator, features, targets, starts, settings, context, progress))
     return _result(batches, images, features is not None, start, settings)
+
+
+def start_draws(seed: int, indices: Sequence[int], restarts: int, latent_dim: int) -> torch.Tensor:
+    """The draws from the prior N(0, I_M) that the descents of the images of ``indices`` start from, (restarts, N,
+    M) on the CPU: image ``indices[i]``'s come from its own stream, `latent.sets.block_generator` (seed, index, 0),
+    whatever other images are drawn for."""
+    return torch.stack(
+        [torch.randn(restarts, latent_dim, generator=block_generator(seed, index, 0)) for index in indices], 1
+    )
+
+
+def _check_indices(indices: Sequence[int] | None, count: int) -> list[int]:
+    """``indices`` as ``count`` whole numbers >= 0 (default 0, ..., count - 1).
+
+    Raises:
+        InversionError: not one whole number >= 0 per image.
+    """
+    if indices is None:
+        return list(range(count))
+    expected = f"invert: indices must be {count} whole numbers >= 0, one per image"
+    try:
+        found = [operator.index(index) for index in indices]
+    except TypeError:
+        raise InversionError(f"{expected}, got {type(indices).__name__}") from None
+    if len(found) != count or min(found, default=0) < 0:
+        raise InversionError(f"{expected}, got {len(found)} from {min(found, default=0)}")
+    return found
 
 
 def _invert_batch(

@@ -220,7 +220,7 @@ def ground_truth_blocks(record: Mapping[str, Any]) -> list[Block]:
         Heading(f"Ground truth: the factors {', '.join(found['factors'])}"),
         Paragraph(
             f"Each method's K directions give each of the first {found['images']} test images K codes (its latent, "
-            f"by {found['latents']}, projected on them), scored against the images' factors: MIG (codes in "
+            f"--inversion {found['latents']}, projected on them), scored against the images' factors: MIG (codes in "
             f"{trees['bins']} bins), DCI with gradient-boosted trees ({trees['dci_trees']} of depth "
             f"{trees['dci_depth']}), SAP. Edit concentration: along z + t d_k for {found['edits']['latents']} test "
             "latents, the change of each factor as a factor regressor reads it off the images (standard deviations "
