@@ -234,7 +234,10 @@ def test_study_measurements_are_consistent(study):
         (["fragmentation", "--model", "gan"], "--model"),
         (["fragmentation", "--out", "{file}"], "not a directory"),
         (["fragmentation", "--out", "{empty}", "--models", "/no/such/models"], "/no/such/models"),
-        (["fragmentation", "--out", "{empty}", "--models", "{models}"], "fragmentation needs an encoder"),
+        (
+            ["fragmentation", "--out", "{empty}", "--models", "{models}", "--inversion", "encoder"],
+            "--inversion encoder",
+        ),
         (["fragmentation", "--out", "{empty}", "--models", "{models}", "--model", "autoencoder"], "autoencoder.json"),
         (["fragmentation", "--out", "{empty}", "--autoencoder", "no-such-autoencoder"], "no-such-autoencoder.json"),
         (["fragmentation", "--samples", "1"], "--samples"),
