@@ -360,9 +360,9 @@ class InversionSettings:
 # What `--inversion auto` means for a command whose networks have an encoder (without one it is optimize
 # everywhere). The issue asks for hybrid, and explore takes it: one image per request, 1.5-4 s on one core of an
 # AVX512 AMD EPYC in float32 (docs/inversion.md). The commands that turn thousands of images into latents keep
-# the encoder's means, for cost and for LSD: on 2 shared cores of that CPU the hybrid's 200 steps ran at 0.4
-# images/s, so reproduce (its 10,000 test images and 3 x 2,000 noisy ones) would take about 10 hours instead of
-# minutes and compare (1,000 test images) about 40 minutes more; and LSD top-1 through the hybrid's latents is far
+# the encoder's means, for cost and for LSD: on 2 idle cores of that CPU the hybrid's 200 steps run at 4.1
+# images/s, so reproduce (its 10,000 test images and 3 x 2,000 noisy ones) would take about 65 minutes more than
+# its minute and compare (1,000 test images) about 4 minutes more; and LSD top-1 through the hybrid's latents is far
 # below the encoder's (68% against 92% on the first 300 MNIST test images at 25 steps: LSD reads labels where the
 # encoder puts them); fragmentation studies the encoder's own codes. `--inversion hybrid` asks for it anywhere.
 BULK_INVERSION_AUTO = "encoder"
@@ -553,11 +553,11 @@ class FragmentationConfig(InversionChoice, StudyConfig):
     # codes the mixture is fitted on: EM on all 60,000 costs minutes
     mixture_codes: int = option(10_000, "Codes the mixture is fitted on, a random subset of the training set's.", low=2)
     # None: every training image. Inverted codes (--inversion optimize or hybrid) cost the descent per image, about
-    # 2 s at 200 steps on 2 shared CPU cores (docs/inversion.md): all 60,000 MNIST images would take 1-2 days
+    # 4 images/s at 200 steps on 2 idle CPU cores (docs/inversion.md): all 60,000 MNIST images would take 4 hours
     codes: int | None = option(
         None,
         "Code the first N training images per model (default: all of them). Inverted codes (--inversion optimize or "
-        "hybrid) take about 2 s an image at 200 steps on 2 CPU cores (docs/inversion.md): give a few thousand, or "
+        "hybrid) take about 0.25 s an image at 200 steps on 2 CPU cores (docs/inversion.md): give a few thousand, or "
         "fewer --inversion-steps.",
         low=2,
     )
