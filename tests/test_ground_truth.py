@@ -141,6 +141,7 @@ def test_the_factor_axes_score_near_one_and_random_directions_clearly_lower():
     assert rotated["sap"] < axes["sap"]  # a linear SVM on one code tells few of a factor's 6 values: SAP is small
 
 
+@pytest.mark.slow
 def test_the_factor_regressor_is_deterministic_cached_and_states_its_accuracy(tmp_path):
     dataset = band_dataset()
     first = cached_factor_regressor(dataset, QUICK_REGRESSOR, tmp_path)
@@ -228,6 +229,7 @@ def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
     assert "Ground truth" in report and "edit concentration" in report and "| axes |" in report
 
 
+@pytest.mark.slow
 def test_a_dataset_without_factors_gets_no_ground_truth(tmp_path):
     dataset = _write_npz(tmp_path / "bands.npz", band_dataset(train=200, test=60), factors=False)
     config = _tiny_compare(("axes", "random"), dataset, seeds=1)
@@ -261,6 +263,7 @@ def test_the_other_ranks_of_a_sharded_run_read_the_writers_regressor(monkeypatch
     assert got.record == written.record and torch.equal(got.read(images), written.read(images))
 
 
+@pytest.mark.slow
 def test_networks_without_an_encoder_score_the_latents_of_the_descent(tmp_path):
     """The ground-truth images become latents as the other test latents do (--inversion): without an encoder, by
     gradient descent from the prior, recorded."""

@@ -146,6 +146,7 @@ def test_indices_that_are_not_one_whole_number_per_image_are_one_line(indices):
 # --- the commands without an encoder ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("networks", ["factory", "manifest"])
 def test_reproduce_inverts_the_test_images_without_an_encoder(tmp_path, capsys, rows, manifest, networks):
     """Every set sampled (no encoder), the test images inverted once: the classification is one trial, and the
@@ -162,6 +163,7 @@ def test_reproduce_inverts_the_test_images_without_an_encoder(tmp_path, capsys, 
     assert metrics["rotation"]["images"] == 60 and (tmp_path / "out" / "figures" / "fig2.png").is_file()
 
 
+@pytest.mark.slow
 def test_compare_edits_inverted_test_images_without_an_encoder(tmp_path, capsys, rows):
     """The edited and rescored latents are the test images inverted; the training codes (SFVQ, class means) are
     prior draws, labelled by C(G(z))."""
@@ -173,6 +175,7 @@ def test_compare_edits_inverted_test_images_without_an_encoder(tmp_path, capsys,
     assert "class_means" in record["label_edits"]["approaches"] and "skipped" not in record["methods"]["sfvq"]
 
 
+@pytest.mark.slow
 def test_fragmentation_studies_the_inverted_codes_without_an_encoder(tmp_path, capsys, rows):
     code, record, err = _run(capsys, "fragmentation", tmp_path / "out", FACTORY, rows)
     assert code == 0, err
