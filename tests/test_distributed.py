@@ -483,27 +483,31 @@ def _two_ranks_then_one(tmp_path, capsys, arguments: list[str]) -> list[tuple[in
     return results
 
 
+def _on_rows(tmp_path, *arguments: str, networks: str = "sharded_networks:build") -> list[str]:
+    """``arguments`` on ``networks`` and a dataset of 600 training and 140 test rows, on the CPU in float32, quiet."""
+    sharded_networks.write_dataset(tmp_path / "rows.npz", train=600, test=140)
+    dataset = f"npz:{tmp_path / 'rows.npz'}"
+    return [
+        *arguments,
+        "--networks",
+        networks,
+        "--dataset",
+        dataset,
+        "--device",
+        "cpu",
+        "--precision",
+        "float32",
+        "--quiet",
+    ]
+
+
 @pytest.mark.parametrize("command", STUDIES)
 @pytest.mark.slow
 def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
     """600 training images (and 600 samples per sampler) are 2 batches of 500, one per rank; the 140 test images
     are one batch, none for rank 1. The one process runs on one thread, as each rank: k-means itself differs
     in the last digit between 1 and 2 threads."""
-    sharded_networks.write_dataset(tmp_path / "rows.npz", train=600, test=140)
-    arguments = [
-        command,
-        *STUDIES[command],
-        "--networks",
-        "sharded_networks:build",
-        "--dataset",
-        f"npz:{tmp_path / 'rows.npz'}",
-        "--device",
-        "cpu",
-        "--precision",
-        "float32",
-        "--quiet",
-        "--json",
-    ]
+    arguments = _on_rows(tmp_path, command, *STUDIES[command], "--json")
     results = _two_ranks_then_one(tmp_path, capsys, arguments)
     assert results[1][1] == ""  # rank 0 alone prints
     got, expected = (json.loads((tmp_path / out / f"{command}.json").read_text()) for out in ("two", "one"))
@@ -523,23 +527,7 @@ def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
 @pytest.mark.slow
 def test_two_ranks_reproduce_the_metrics_of_one_process(tmp_path, capsys):
     """`reproduce` under torchrun: its basis stage sharded, the rest on rank 0, metrics.json as one process'."""
-    sharded_networks.write_dataset(tmp_path / "rows.npz", train=600, test=140)
-    arguments = [
-        "reproduce",
-        "--per-set",
-        "5",
-        "--trials",
-        "2",
-        "--networks",
-        "sharded_networks:build",
-        "--dataset",
-        f"npz:{tmp_path / 'rows.npz'}",
-        "--device",
-        "cpu",
-        "--precision",
-        "float32",
-        "--quiet",
-    ]
+    arguments = _on_rows(tmp_path, "reproduce", "--per-set", "5", "--trials", "2")
     _two_ranks_then_one(tmp_path, capsys, arguments)
     got, expected = (json.loads((tmp_path / out / "metrics.json").read_text()) for out in ("two", "one"))
     assert (got["basis"].pop("world_size"), expected["basis"].pop("world_size")) == (2, 1)
@@ -553,24 +541,16 @@ def test_two_ranks_invert_the_latents_of_one_process(tmp_path, capsys):
     """`compare` on networks without an encoder inverts its 140 test images in 3 batches of 50 dealt over 2 ranks
     (rank 0 the first and third, rank 1 the second), each image's draws keyed by its row: the latents, and so
     compare.json, of one process."""
-    sharded_networks.write_dataset(tmp_path / "rows.npz", train=600, test=140)
-    arguments = [
+    arguments = _on_rows(
+        tmp_path,
         "compare",
         *STUDIES["compare"],
-        "--networks",
-        "sharded_networks:no_encoder",
         "--inversion-steps",
         "5",
         "--batch-size",
         "50",
-        "--dataset",
-        f"npz:{tmp_path / 'rows.npz'}",
-        "--device",
-        "cpu",
-        "--precision",
-        "float32",
-        "--quiet",
-    ]
+        networks="sharded_networks:no_encoder",
+    )
     _two_ranks_then_one(tmp_path, capsys, arguments)
     got, expected = (json.loads((tmp_path / out / "compare.json").read_text()) for out in ("two", "one"))
     assert (got.pop("world_size"), expected.pop("world_size")) == (2, 1)
