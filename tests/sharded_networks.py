@@ -124,8 +124,9 @@ def evaluate(out: str, *datasets: str) -> None:
     with open_world("cpu", ("evaluate", datasets)) as world:
         records = [
             run_evaluate(
-                EvaluateConfig(dataset=f"npz:{dataset}", device="cpu", precision="float32"),
-                "sharded_networks:build",
+                EvaluateConfig(
+                    dataset=f"npz:{dataset}", device="cpu", precision="float32", networks="sharded_networks:build"
+                ),
                 world=world,
             )
             for dataset in datasets
@@ -146,8 +147,15 @@ def main(out: str, dataset: str, resume: str) -> None:
     from latentspectra.experiments.basis import basis_study
 
     with open_world("cpu", ("main", dataset)) as world:
-        config = BasisConfig(dataset=f"npz:{dataset}", per_set=40, batch_size=16, device="cpu", precision="float32")
-        built = basis_study(config, "sharded_networks:build", progress=False, world=world, resume=Path(resume))
+        config = BasisConfig(
+            dataset=f"npz:{dataset}",
+            per_set=40,
+            batch_size=16,
+            device="cpu",
+            precision="float32",
+            networks="sharded_networks:build",
+        )
+        built = basis_study(config, progress=False, world=world, resume=Path(resume))
         summed = world.sum(torch.full((3,), float(world.rank + 1), dtype=torch.float32))
         gathered = world.gather(torch.tensor([world.rank, 10 * world.rank]))
         rows = torch.arange(37 * 2, dtype=torch.float32).view(37, 2)

@@ -3,7 +3,7 @@ and a new field that becomes an option with no edit to cli.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
 import click
 import pytest
@@ -23,6 +23,7 @@ from latentspectra.config import (
     SFVQStudyConfig,
     StudyConfig,
     TrainConfig,
+    config_record,
     option,
     option_fields,
 )
@@ -60,10 +61,29 @@ def test_each_declared_field_is_an_option_of_its_command(name):
 
 
 def test_every_study_config_shares_one_base():
+    run = ["dataset", "seed", "device", "precision"]
+    networks = ["networks", "generator_file", "classifier_file", "encoder_file"]
     for name, config_type in COMMANDS.items():
-        names = [each.name for each in fields(config_type)][:4]
-        assert names == ["dataset", "seed", "device", "precision"], name
+        leading = run if name == "train" else [*networks, *run, "batch_size"]
+        assert [each.name for each in fields(config_type)][: len(leading)] == leading, name
     assert all(issubclass(config_type, StudyConfig) for name, config_type in COMMANDS.items() if name != "train")
+
+
+def test_the_networks_are_a_field_and_the_record_names_them_without_copying_them(tmp_path):
+    """A study's networks are a config field (so --networks, --generator... are options built from it); its
+    record names them: a path as text, a `LatentNetworks` by its source."""
+    from latentspectra.experiments.networks import load_study_networks
+    from latentspectra.models.spec import LatentNetworks
+
+    described = LatentNetworks(latent_dim=3, image_shape=(1, 4, 4), source="a factory of the test")
+    config = BasisConfig(networks=described, generator_file=tmp_path / "g.pt2")
+    record = config_record(config)
+    assert record["networks"] == "a factory of the test" and record["generator_file"] == str(tmp_path / "g.pt2")
+    assert record["classifier_file"] is None and record["dataset"] == "mnist"
+    assert config_record(BasisConfig())["networks"] is None
+    assert config_record(TrainConfig()) == asdict(TrainConfig())
+    loaded = load_study_networks(BasisConfig(device="cpu", precision="float32"))
+    assert loaded.latent_dim == 100 and loaded.generator is not None  # None: the dataset's shipped networks
 
 
 def test_a_new_config_field_is_a_new_option():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -66,7 +67,7 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         reconstructor_validation=8,
         device="cpu",
     )
-    record = run_compare(tmp_path / "one", config, networks=spread_models, progress=False)
+    record = run_compare(tmp_path / "one", replace(config, networks=spread_models), progress=False)
     assert json.loads((tmp_path / "one" / "compare.json").read_text())["methods"].keys() == set(available())
     assert record["seeds"] == [0, 1]
     for name in available():
@@ -143,7 +144,7 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
     assert "seeds [0, 1]" in page
     assert "<td>lsd</td>" in page and page.count("data:image/png;base64,") == 2 * len(available()) + 1
 
-    again = run_compare(tmp_path / "two", config, networks=spread_models, progress=False)
+    again = run_compare(tmp_path / "two", replace(config, networks=spread_models), progress=False)
     assert _without_timing(again) == _without_timing(record)
 
 
@@ -205,7 +206,7 @@ def test_compare_skips_a_method_that_cannot_fit(tmp_path, tiny_models, tiny_npz)
         method_params={"lsd": {"per_set": 2, "max_draws": 20}},
         device="cpu",
     )
-    record = run_compare(tmp_path / "out", config, networks=tiny_models, progress=False)
+    record = run_compare(tmp_path / "out", replace(config, networks=tiny_models), progress=False)
     assert "too few latents" in record["methods"]["lsd"]["skipped"]
     assert "lsd_rotation" not in record["label_edits"]["approaches"]
     assert (tmp_path / "out" / "figures" / "random.png").exists()

@@ -120,7 +120,14 @@ def _ranks(commands: list[list[str]], cwd: Path, port: int | None = None, **extr
 def tiny_basis_config(root) -> BasisConfig:
     """The basis of the tiny networks on ROOT/tiny.npz, V = 40, in batches of 16, on the CPU in float32 (as the
     ranks of `sharded_networks.main` build it)."""
-    return BasisConfig(dataset=f"npz:{root / 'tiny.npz'}", per_set=40, batch_size=16, device="cpu", precision="float32")
+    return BasisConfig(
+        dataset=f"npz:{root / 'tiny.npz'}",
+        per_set=40,
+        batch_size=16,
+        device="cpu",
+        precision="float32",
+        networks="sharded_networks:build",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +136,7 @@ def tiny(tmp_path_factory):
     the finished sets of a build interrupted in set 2 (interrupted.sets.safetensors: set 1 of 3)."""
     root = tmp_path_factory.mktemp("sharded")
     sharded_networks.write_dataset(root / "tiny.npz")
-    reference = basis_study(tiny_basis_config(root), "sharded_networks:build", progress=False)
+    reference = basis_study(tiny_basis_config(root), progress=False)
     collect = sharded_sets.sharded_label_means
 
     def interrupted_in_set_2(*args, description: str, **kwargs):
@@ -139,7 +146,7 @@ def tiny(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr(sharded_sets, "sharded_label_means", interrupted_in_set_2)
-        run_basis(root / "interrupted.safetensors", tiny_basis_config(root), "sharded_networks:build", progress=False)
+        run_basis(root / "interrupted.safetensors", tiny_basis_config(root), progress=False)
     assert not (root / "interrupted.safetensors").exists()
     return root, reference
 
@@ -205,7 +212,7 @@ def test_three_ranks_under_torchrun_build_the_basis_of_one_process(tiny):
 def test_a_rerun_resumes_after_the_finished_sets_and_removes_them(tiny, capsys):
     root, reference = tiny
     out = _interrupted_copy(root, "resumed")
-    stats = run_basis(out, tiny_basis_config(root), "sharded_networks:build", progress=False)
+    stats = run_basis(out, tiny_basis_config(root), progress=False)
     assert "resuming the basis after 1 finished set(s)" in capsys.readouterr().err
     assert torch.equal(load_file(out)["vectors"], reference.basis.vectors)
     assert stats["draws_per_set"] == list(reference.latent_sets.draws)
@@ -215,7 +222,7 @@ def test_a_rerun_resumes_after_the_finished_sets_and_removes_them(tiny, capsys):
 def test_finished_sets_of_other_settings_are_not_used(tiny, capsys):
     root, _ = tiny
     out = _interrupted_copy(root, "reseeded")
-    run_basis(out, replace(tiny_basis_config(root), seed=1), "sharded_networks:build", progress=False)
+    run_basis(out, replace(tiny_basis_config(root), seed=1), progress=False)
     assert "not resuming from" in capsys.readouterr().err
     assert not finished_sets.finished_sets_path(out).exists()
 
@@ -426,7 +433,9 @@ def test_two_ranks_evaluate_to_the_numbers_of_one_process(tiny):
     assert [code for code, _, _ in results] == [0, 0], results
     for got, dataset in zip(json.loads((root / "evaluated.json").read_text()), datasets):
         expected = run_evaluate(
-            EvaluateConfig(dataset=f"npz:{dataset}", device="cpu", precision="float32"), "sharded_networks:build"
+            EvaluateConfig(
+                dataset=f"npz:{dataset}", device="cpu", precision="float32", networks="sharded_networks:build"
+            )
         )
         assert got["world_size"] == 2 and expected["world_size"] == 1
         fid = got.pop("classifier_fid"), expected.pop("classifier_fid")

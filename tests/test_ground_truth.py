@@ -206,7 +206,7 @@ def _write_npz(path, dataset: ImageDataset, factors: bool) -> str:
 def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
     dataset = _write_npz(tmp_path / "bands.npz", band_dataset(), factors=True)
     config = _tiny_compare((), dataset, ground_truth_images=300)
-    record = run_compare(tmp_path / "run", config, networks=band_networks(), progress=False)
+    record = run_compare(tmp_path / "run", replace(config, networks=band_networks()), progress=False)
     assert json.loads((tmp_path / "run" / "compare.json").read_text())["ground_truth"] == record["ground_truth"]
     top = record["ground_truth"]
     assert top["factors"] == ["band_0", "band_1", "band_2"] and top["images"] == 300
@@ -233,7 +233,7 @@ def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
 def test_a_dataset_without_factors_gets_no_ground_truth(tmp_path):
     dataset = _write_npz(tmp_path / "bands.npz", band_dataset(train=200, test=60), factors=False)
     config = _tiny_compare(("axes", "random"), dataset, seeds=1)
-    record = run_compare(tmp_path / "run", config, networks=band_networks(), progress=False)
+    record = run_compare(tmp_path / "run", replace(config, networks=band_networks()), progress=False)
     assert "ground_truth" not in record and all("ground_truth" not in method for method in record["methods"].values())
     assert "factor_regressor" not in record["seconds"] and "ground_truth" not in record["seconds"]
     assert "Ground truth" not in (tmp_path / "run" / "report.md").read_text()
@@ -271,7 +271,9 @@ def test_networks_without_an_encoder_score_the_latents_of_the_descent(tmp_path):
     config = _tiny_compare(
         ("axes", "random"), dataset, seeds=1, latents=8, edit_latents=8, ground_truth_images=30, inversion_steps=5
     )
-    record = run_compare(tmp_path / "run", config, networks=replace(band_networks(), encoder=None), progress=False)
+    record = run_compare(
+        tmp_path / "run", replace(config, networks=replace(band_networks(), encoder=None)), progress=False
+    )
     assert record["ground_truth"]["latents"] == "optimize" and record["ground_truth"]["images"] == 30
     assert record["inversion"]["inversion"] == "optimize"
     assert all(0 <= record["methods"][name]["ground_truth"]["mig"]["mean"] <= 1 for name in ("axes", "random"))

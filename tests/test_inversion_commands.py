@@ -189,7 +189,7 @@ def test_explore_inverts_test_images_and_uploads_without_an_encoder(tmp_path, ro
     """The page starts (its basis sampled), a test image's latent is its inversion, and the methods that fit on
     codes get prior draws (SFVQ) and inverted test latents (REDs)."""
     config = ExploreConfig(dataset=rows, per_set=5, inversion_steps=5, directions=3, device="cpu", precision="float32")
-    session = open_session(config, FACTORY, cache_root=tmp_path / "cache")
+    session = open_session(replace(config, networks=FACTORY), cache_root=tmp_path / "cache")
     try:
         assert session.info()["inversion"] == {"inversion": "optimize", "requested": "auto"}
         found = session.encode(session.test_image(2))
@@ -265,11 +265,13 @@ def _untimed(value: object) -> object:
 def test_explore_inverts_with_an_encoder_by_default(tmp_path, rows):
     """One image per request: auto is the hybrid, started from the encoder's mean and moved from it."""
     config = ExploreConfig(dataset=rows, per_set=5, inversion_steps=5, directions=3, device="cpu", precision="float32")
-    session = open_session(config, WITH_ENCODER, cache_root=tmp_path / "cache")
+    session = open_session(replace(config, networks=WITH_ENCODER), cache_root=tmp_path / "cache")
     try:
         found = session.encode(session.test_image(0))
         assert found.inversion["inversion"] == "hybrid" and found.inversion["requested"] == "auto"
-        encoded = open_session(replace(config, inversion="encoder"), WITH_ENCODER, cache_root=tmp_path / "cache")
+        encoded = open_session(
+            replace(config, inversion="encoder", networks=WITH_ENCODER), cache_root=tmp_path / "cache"
+        )
         try:
             mean = encoded.encode(encoded.test_image(0))
         finally:

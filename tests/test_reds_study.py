@@ -304,7 +304,7 @@ def test_compares_reds_adapter_gives_the_directions_of_the_reds_path(users, monk
     command's path does, from networks in the same dtype (float64 for the package's own, float32 for a user's)."""
     monkeypatch.chdir(users)
     spec = None if kind == "shipped" else USER_SPECS[kind](users)
-    exact = reds_networks(spec)
+    exact = reds_networks(RedsConfig(networks=spec))
     z = torch.randn(1, 100 if kind == "shipped" else LATENT)
     change, hold = "upper", "lower+identity"
     f, g = (
@@ -326,7 +326,7 @@ def test_the_identity_basis_can_be_drawn_until_stable(monkeypatch):
 
     asked = []
 
-    def settled(config, networks, **_):
+    def settled(config, **_):
         asked.append(config)
         return BasisBuild(random_basis(), None, {"per_set": 500})
 

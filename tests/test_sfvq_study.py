@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -65,7 +66,10 @@ def test_cli_writes_the_record_the_curve_and_the_figures(readme_runs):
 @pytest.mark.slow
 def test_same_seed_same_record(mnist_slice, tmp_path):
     config = SFVQStudyConfig(dataset=mnist_slice, seed=1, codewords=6, direction_latents=50)
-    records = [run_sfvq(tmp_path / name, config, shipped_models_dir("mnist"), progress=False) for name in "ab"]
+    records = [
+        run_sfvq(tmp_path / name, replace(config, networks=shipped_models_dir("mnist")), progress=False)
+        for name in "ab"
+    ]
     for record in records:
         for key in ("seconds", "figures", "curve"):
             record.pop(key)
@@ -75,14 +79,14 @@ def test_same_seed_same_record(mnist_slice, tmp_path):
 
 def test_the_authors_candidates_reach_the_fit_the_record_and_the_curve_file(mnist_slice, tmp_path):
     config = SFVQStudyConfig(dataset=mnist_slice, codewords=6, direction_latents=50, candidates="dithered")
-    record = run_sfvq(tmp_path, config, shipped_models_dir("mnist"), progress=False)
+    record = run_sfvq(tmp_path, replace(config, networks=shipped_models_dir("mnist")), progress=False)
     assert record["config"]["candidates"] == record["fit"]["params"]["candidates"] == "dithered"
     assert load_sfvq(tmp_path / "curve.safetensors").candidates == "dithered"
 
 
 def test_the_midpoint_growth_reaches_the_fit_the_record_and_the_curve_file(mnist_slice, tmp_path):
     config = SFVQStudyConfig(dataset=mnist_slice, codewords=6, direction_latents=50, growth="midpoint")
-    record = run_sfvq(tmp_path, config, shipped_models_dir("mnist"), progress=False)
+    record = run_sfvq(tmp_path, replace(config, networks=shipped_models_dir("mnist")), progress=False)
     assert record["config"]["growth"] == record["fit"]["params"]["growth"] == "midpoint"
     assert load_sfvq(tmp_path / "curve.safetensors").growth == "midpoint"
 

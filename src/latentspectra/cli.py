@@ -87,6 +87,8 @@ def _click_type(each: OptionField) -> Any:
         return NumberOrAuto(whole) if how.auto else whole
     if each.kind is float:
         return click.FloatRange(how.low, how.high, min_open=how.low_open)
+    if how.file:
+        return click.Path(dir_okay=False)
     return each.kind
 
 
@@ -96,6 +98,7 @@ def config_option(config_type: type, each: OptionField) -> Callable[[Callable[..
     flag = how.flag or f"--{each.name.replace('_', '-')}"
     return click.option(
         flag,
+        *how.aliases,
         each.name,
         type=_click_type(each),
         default=each.default,
@@ -131,39 +134,6 @@ def config_options(config_type: type) -> Callable[[Callable[..., Any]], Callable
         return decorated
 
     return decorate
-
-
-def networks_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--networks (alias --models) and the per-network files --generator, --classifier and --encoder, passed to
-    the command as ``networks`` and ``overrides`` (piece -> file or None)."""
-
-    @functools.wraps(command)
-    def with_networks(
-        *args: Any, generator: str | None, classifier: str | None, encoder: str | None, **kwargs: Any
-    ) -> Any:
-        return command(
-            *args, overrides={"generator": generator, "classifier": classifier, "encoder": encoder}, **kwargs
-        )
-
-    for piece in ("encoder", "classifier", "generator"):
-        with_networks = click.option(
-            f"--{piece}",
-            type=click.Path(dir_okay=False),
-            default=None,
-            metavar="FILE",
-            help=f"Use this {piece} instead: a torch.export program (.pt2), a TorchScript archive (.pt) or the "
-            "package's NAME.safetensors (with NAME.json).",
-        )(with_networks)
-    return click.option(
-        "--networks",
-        "--models",
-        "networks",
-        default=None,
-        metavar="SPEC",
-        help="The networks: a models directory (the package's format, or a networks.json manifest naming exported "
-        "files) or package.module:function returning them (runs that code). Default: the shipped networks "
-        "of --dataset. See docs/guide.md.",
-    )(with_networks)
 
 
 def out_option(default: str, help: str, kind: str = "dir") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -352,14 +322,11 @@ def train(
 
 
 @cli.command()
-@networks_options
 @config_options(EvaluateConfig)
 @output_options("a JSON object", quiet=False)
 @sharded
 def evaluate(
     config: EvaluateConfig,
-    networks: str | None,
-    overrides: dict[str, str | None],
     as_json: bool,
     world: World,
 ) -> None:
@@ -367,13 +334,12 @@ def evaluate(
     encode -> decode -> classify accuracy of the networks in --models."""
     from .experiments.evaluate import run_evaluate
 
-    metrics = run_evaluate(config, networks, overrides=overrides, world=world)
+    metrics = run_evaluate(config, world=world)
     if world.is_writer:
         _print_record(metrics, as_json)
 
 
 @cli.command()
-@networks_options
 @config_options(BasisConfig)
 @out_option(
     "runs/basis.safetensors", "Where to save the basis (safetensors, with a .json record beside it).", kind="file"
@@ -382,8 +348,6 @@ def evaluate(
 @sharded
 def basis(
     config: BasisConfig,
-    networks: str | None,
-    overrides: dict[str, str | None],
     out: str,
     as_json: bool,
     quiet: bool,
@@ -392,7 +356,7 @@ def basis(
     """Build the latent sets and their quasi-eigenvectors (paper steps 4-6) and save the basis."""
     from .experiments.basis import run_basis
 
-    stats = run_basis(out, config, networks, overrides=overrides, progress=not quiet, world=world)
+    stats = run_basis(out, config, progress=not quiet, world=world)
     if world.is_writer:
         _print_record(stats, as_json)
 
@@ -400,7 +364,6 @@ def basis(
 @cli.command()
 @config_options(ReproduceConfig)
 @out_option("runs/reproduce", "Directory for metrics.json, figures/, report.md and report.html.", kind="any")
-@networks_options
 @click.option("--retrain", is_flag=True, help="Train all three networks first (into OUT/models).")
 @click.option(
     "--epochs",
@@ -413,8 +376,6 @@ def basis(
 def reproduce(
     config: ReproduceConfig,
     out: str,
-    networks: str | None,
-    overrides: dict[str, str | None],
     retrain: bool,
     epochs: int | None,
     as_json: bool,
@@ -426,7 +387,7 @@ def reproduce(
     from .experiments.train import with_epochs
     from .report.summaries import reproduce_summary
 
-    if retrain and (networks or any(overrides.values())):
+    if retrain and (config.networks or any(config.network_files.values())):
         raise LatentspectraError(
             "--retrain trains new networks into OUT/models; do not combine it with --networks or a network file"
         )
@@ -438,8 +399,6 @@ def reproduce(
     metrics = run_reproduce(
         out,
         config,
-        networks=networks,
-        overrides=overrides,
         retrain=retrain,
         progress=not quiet,
         train_config=train_config,
@@ -450,15 +409,12 @@ def reproduce(
 
 
 @cli.command()
-@networks_options
 @config_options(SFVQStudyConfig)
 @out_option("runs/sfvq", "Directory for sfvq.json, curve.safetensors (+ .json) and figures/.", kind="any")
 @output_options("sfvq.json's content")
 @sharded
 def sfvq(
     config: SFVQStudyConfig,
-    networks: str | None,
-    overrides: dict[str, str | None],
     out: str,
     as_json: bool,
     quiet: bool,
@@ -469,13 +425,12 @@ def sfvq(
     from .experiments.sfvq import run_sfvq
     from .report.summaries import sfvq_summary
 
-    record = run_sfvq(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
+    record = run_sfvq(out, config, progress=not quiet, world=world)
     if world.is_writer:
         _print_result(record, as_json, sfvq_summary(record, Path(out)))
 
 
 @cli.command()
-@networks_options
 @config_options(CompareConfig)
 @click.option(
     "--methods",
@@ -497,8 +452,6 @@ def sfvq(
 @sharded
 def compare(
     config: CompareConfig,
-    networks: str | None,
-    overrides: dict[str, str | None],
     methods: str | None,
     params: dict[str, dict[str, object]],
     out: str,
@@ -516,13 +469,12 @@ def compare(
     budgets = config.method_params
     method_params = {name: {**budgets.get(name, {}), **params.get(name, {})} for name in {*budgets, *params}}
     config = replace(config, methods=names, method_params=method_params)
-    record = run_compare(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
+    record = run_compare(out, config, progress=not quiet, world=world)
     if world.is_writer:
         _print_result(record, as_json, compare_summary(record, Path(out)))
 
 
 @cli.command()
-@networks_options
 @config_options(RedsConfig)
 @click.option(
     "--change",
@@ -543,8 +495,6 @@ def compare(
 @output_options("reds.json's content")
 def reds(
     config: RedsConfig,
-    networks: str | None,
-    overrides: dict[str, str | None],
     change: str | None,
     hold: str | None,
     basis_file: str | None,
@@ -561,7 +511,7 @@ def reds(
         raise LatentspectraError("give --change and --hold together (or neither, for the documented examples)")
     if change is not None and hold is not None:  # both or neither (checked above)
         config = replace(config, examples=((change, hold),))
-    record = run_reds(out, config, networks=networks, overrides=overrides, basis_file=basis_file, progress=not quiet)
+    record = run_reds(out, config, basis_file=basis_file, progress=not quiet)
     _print_result(record, as_json, reds_summary(record, Path(out)))
 
 
@@ -575,7 +525,6 @@ def reds(
     help="Whose codes: the autoencoder's (--autoencoder), the generator's latent space's (the LSD encoder's draws, "
     "or the training images inverted: --inversion), or both side by side.",
 )
-@networks_options
 @config_options(FragmentationConfig)
 @out_option("runs/fragmentation", "Directory for fragmentation.json and figures/.", kind="any")
 @output_options("fragmentation.json's content")
@@ -583,8 +532,6 @@ def reds(
 def fragmentation(
     model: str,
     config: FragmentationConfig,
-    networks: str | None,
-    overrides: dict[str, str | None],
     out: str,
     as_json: bool,
     quiet: bool,
@@ -596,20 +543,17 @@ def fragmentation(
     from .report.summaries import fragmentation_summary
 
     config = replace(config, models=FRAGMENTATION_MODELS if model == "both" else (model,))
-    result = run_fragmentation(out, config, networks=networks, overrides=overrides, progress=not quiet, world=world)
+    result = run_fragmentation(out, config, progress=not quiet, world=world)
     if world.is_writer:
         _print_result(result, as_json, fragmentation_summary(result, Path(out)))
 
 
 @cli.command()
-@networks_options
 @config_options(InvertConfig)
 @out_option("runs/invert", "Directory for latents.safetensors (+ latents.json) and invert.json.", kind="any")
 @output_options("invert.json's content")
 def invert(
     config: InvertConfig,
-    networks: str | None,
-    overrides: dict[str, str | None],
     out: str,
     as_json: bool,
     quiet: bool,
@@ -620,12 +564,11 @@ def invert(
     from .experiments.invert import run_invert
     from .report.summaries import invert_summary
 
-    record = run_invert(out, config, networks=networks, overrides=overrides, progress=not quiet)
+    record = run_invert(out, config, progress=not quiet)
     _print_result(record, as_json, invert_summary(record, Path(out)))
 
 
 @cli.command()
-@networks_options
 @config_options(ExploreConfig)
 @click.option(
     "--host",
@@ -658,8 +601,6 @@ def invert(
 @output_options(None)
 def explore(
     config: ExploreConfig,
-    networks: str | None,
-    overrides: dict[str, str | None],
     host: str,
     port: int,
     basis_file: str | None,
@@ -684,9 +625,7 @@ def explore(
         )
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     try:
-        session = open_session(
-            config, networks, overrides=overrides, basis_file=basis_file, cache_root=cache, progress=not quiet, say=say
-        )
+        session = open_session(config, basis_file=basis_file, cache_root=cache, progress=not quiet, say=say)
     except BaseException:
         sock.close()
         raise

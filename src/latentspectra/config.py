@@ -1,13 +1,13 @@
 """Configurations, in one place: the training of each network, each study, the seeds per purpose and the
 batch size of inference calls. Frozen dataclasses whose defaults reach the issues' targets on a 2-core CPU.
 
-Every study's config is a `StudyConfig` (dataset, seed, device, precision and the network batch); a field that
-is also a command-line option declares it once with `option` (its help, range or choices), and the command
-line is built from these declarations (cli.py `config_options`), so a new field with an `Option` is a new
+Every study's config is a `StudyConfig` (the networks, dataset, seed, device, precision and the network batch); a
+field that is also a command-line option declares it once with `option` (its help, range or choices), and the
+command line is built from these declarations (cli.py `config_options`), so a new field with an `Option` is a new
 option. Nothing here imports torch: the command line reads it before any network runs.
 
-Each default that is not obvious carries a one-line why. `asdict(config)` is what every run writes
-beside its outputs.
+Each default that is not obvious carries a one-line why. `config_record(config)` (`asdict` with the networks
+named) is what every run writes beside its outputs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import re
 import typing
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 # Batch of the networks' inference calls on a CPU: the shipped G + C forward runs at 14,700 samples/s in batches
@@ -118,6 +119,8 @@ class Option:
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
     auto: bool = False  # a whole number in the range, or the word "auto"
+    aliases: tuple[str, ...] = ()  # more flags of the same option
+    file: bool = False  # a path to a file (not a directory)
 
 
 def option(default: Any, help: str, **how: Any) -> Any:
@@ -126,14 +129,16 @@ def option(default: Any, help: str, **how: Any) -> Any:
 
 
 class OptionField(typing.NamedTuple):
-    """One option of a config: its field name, Python type (int, float, str, bool), whether None is allowed, its
-    default and its `Option`."""
+    """One option of a config: its field name, Python type on the command line (int, float, str, bool), whether
+    None is allowed, its default, its `Option` and every type the field takes in Python (a `LatentNetworks`
+    for ``networks``, say)."""
 
     name: str
     kind: type
     optional: bool
     default: Any
     option: Option
+    kinds: tuple[type, ...]
 
 
 def option_fields(config_type: type) -> list[OptionField]:
@@ -144,7 +149,9 @@ def option_fields(config_type: type) -> list[OptionField]:
         if "option" in each.metadata:
             kinds = typing.get_args(hints[each.name]) or (hints[each.name],)
             kind = next(kind for kind in kinds if kind is not type(None))
-            found.append(OptionField(each.name, kind, type(None) in kinds, _default(each), each.metadata["option"]))
+            found.append(
+                OptionField(each.name, kind, type(None) in kinds, _default(each), each.metadata["option"], kinds)
+            )
     return found
 
 
@@ -164,7 +171,7 @@ def option_value_problem(config: Any) -> str | None:
         elif each.kind in (int, float):
             fits, expected = _in_range(value, each.kind, how)
         else:
-            fits, expected = isinstance(value, each.kind), f"a {each.kind.__name__}"
+            fits, expected = isinstance(value, each.kinds), f"a {each.kind.__name__}"
         if not fits:
             return f"{each.name} {value!r}: expected {expected}"
     return None
@@ -248,6 +255,45 @@ class AutoencoderConfig:
     critic_blend: float = 0.2  # ACAI's gamma: the critic sees gamma x + (1 - gamma) reconstruction as real
 
 
+NETWORK_PIECES = ("generator", "classifier", "encoder")  # the networks a study runs, each replaceable by a file
+NETWORK_FILE_HELP = (
+    "Use this {} instead: a torch.export program (.pt2), a TorchScript archive (.pt) or the package's "
+    "NAME.safetensors (with NAME.json)."
+)
+
+
+def _network_file(piece: str) -> Any:
+    """The field of the file that replaces ``piece``: option --PIECE FILE."""
+    return option(None, NETWORK_FILE_HELP.format(piece), flag=f"--{piece}", metavar="FILE", file=True)
+
+
+@dataclass(frozen=True)
+class NetworksChoice:
+    """Which networks a study runs: ``networks`` (a models directory, a manifest directory, a ``module:function``
+    factory, or in Python a `LatentNetworks`; None: the shipped networks of the dataset), with any of them
+    replaced by a file (``generator_file``, ``classifier_file``, ``encoder_file``); experiments/networks.py
+    `load_networks` reads them."""
+
+    # object: a `models.spec.LatentNetworks` too, which this module (below models) does not import
+    networks: str | Path | object | None = option(
+        None,
+        "The networks: a models directory (the package's format, or a networks.json manifest naming exported files) "
+        "or package.module:function returning them (runs that code). Default: the shipped networks of --dataset. "
+        "See docs/guide.md.",
+        flag="--networks",
+        aliases=("--models",),
+        metavar="SPEC",
+    )
+    generator_file: str | Path | None = _network_file("generator")
+    classifier_file: str | Path | None = _network_file("classifier")
+    encoder_file: str | Path | None = _network_file("encoder")
+
+    @property
+    def network_files(self) -> dict[str, str | Path | None]:
+        """Piece (generator, classifier, encoder) -> the file that replaces it, or None."""
+        return {piece: getattr(self, f"{piece}_file") for piece in NETWORK_PIECES}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """What every command that runs networks shares: the dataset, the seed of every random stream, and where and
@@ -273,13 +319,31 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
-class StudyConfig(RunConfig):
-    """What every study shares: `RunConfig` and ``batch_size``, the inputs of one network call (latents through
-    G and C, images through the encoder) everywhere; batches of anything else say what they batch."""
+class StudyConfig(RunConfig, NetworksChoice):  # NetworksChoice first in the fields (and options): its fields lead
+    """What every study shares: the networks (`NetworksChoice`), `RunConfig` and ``batch_size``, the inputs of one
+    network call (latents through G and C, images through the encoder) everywhere; batches of anything else say
+    what they batch."""
 
     batch_size: int | None = option(
         None, "Inputs per network call (default: 500 on a CPU, 8192 on a GPU).", low=1
     )  # None: the device's (Compute.inference_batch_size)
+
+
+def config_record(config: Any) -> dict[str, Any]:
+    """``asdict(config)`` as a run records it: the networks named instead of copied (a path as its text, a
+    `LatentNetworks` by its ``source``; asdict would copy its modules)."""
+    if not isinstance(config, NetworksChoice):
+        return asdict(config)
+    named = {
+        name: _network_name(getattr(config, name)) for name in ("networks", *(f"{p}_file" for p in NETWORK_PIECES))
+    }
+    return {**asdict(replace(config, networks=None)), **named}
+
+
+def _network_name(value: Any) -> str | None:
+    if value is None or isinstance(value, str | Path):
+        return None if value is None else str(value)
+    return str(getattr(value, "source", type(value).__name__))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,12 @@ disentanglement_lib (their conventions, our code):
   share of R; *completeness*: per factor, one minus the entropy (base K) of its column normalised, weighted by
   the column's share; 1e-11 is added to R before the entropies, as they do. *Informativeness*: the classifiers'
   accuracy on the held-out codes, averaged over the factors (their ``informativeness_test``).
+- **FactorVAE score** (Kim & Mnih 2018): each code scaled by its standard deviation over all rows; a vote is
+  a factor k drawn uniformly and a batch of ``factor_vae_batch`` (64) rows sharing one value of k, voting for
+  the code of least variance in the batch (codes of zero variance over all rows left out); a majority-vote
+  classifier (each code -> the factor it got most votes from) is read off ``factor_vae_train_votes`` (10,000)
+  votes and its accuracy on ``factor_vae_eval_votes`` (5,000) fresh votes is the score (their
+  ``eval_accuracy``).
 - **SAP** (Kumar et al. 2018), discrete factors: for every code and factor, a linear SVM (``LinearSVC(C=0.01,
   class_weight="balanced")``) trained on that one code predicts the factor; its held-out accuracy fills a
   score matrix (K, F); per factor, the gap between the two best codes; averaged over the factors.
@@ -33,7 +39,11 @@ constant:
 - the linear SVM is solved as scikit-learn chooses for more rows than features (``dual="auto"``: the primal;
   theirs predates the choice and solved the dual, for the same optimum), and one that does not converge within
   liblinear's 1,000 iterations is used as it stands without the warning (disentanglement_lib also uses it);
-- the trees' and the SVMs' seed is ``seed`` (theirs come from the global random state).
+- the trees' and the SVMs' seed is ``seed`` (theirs come from the global random state);
+- FactorVAE's votes draw rows of the given codes instead of sampling new observations from the factors: the
+  value of k is that of a row drawn uniformly (theirs: of a fresh sample of the factors), the batch is drawn
+  with replacement from the rows with that value, and the global variances are those of all rows (theirs: of
+  10,000 fresh samples). Its votes are drawn from ``numpy.random.default_rng(seed)``.
 
 `direction_scores` is what a study calls: K unit directions (K, d), encoded latents (N, d) and factors; it
 returns the coordinates (N, K), each latent's projection on each direction, and `ground_truth_scores` of them.
@@ -63,6 +73,8 @@ __all__ = [
     "direction_scores",
     "discretise_codes",
     "factor_labels",
+    "factor_vae",
+    "factor_vae_votes",
     "ground_truth_scores",
     "mig",
     "mutual_information",
@@ -71,7 +83,7 @@ __all__ = [
 ]
 
 #: The keys of `ground_truth_scores`' result, in order.
-SCORE_NAMES = ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap")
+SCORE_NAMES = ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap", "factor_vae")
 _IMPORTANCE_FLOOR = 1e-11  # added to the importance matrix before its entropies (disentanglement_lib's)
 _UNIT_TOLERANCE = 1e-3
 
@@ -87,10 +99,21 @@ class GroundTruthSettings:
     dci_trees: int = 100  # GradientBoostingClassifier's n_estimators
     dci_depth: int = 3  # and its max_depth
     sap_c: float = 0.01  # LinearSVC's C
-    seed: int = 0  # the trees' random_state
+    factor_vae_batch: int = 64  # rows sharing one value of the factor, per vote
+    factor_vae_train_votes: int = 10_000  # votes the majority-vote classifier is read from
+    factor_vae_eval_votes: int = 5_000  # votes it is scored on
+    seed: int = 0  # the trees' random_state, and the FactorVAE votes' generator
 
     def __post_init__(self) -> None:
-        for name in ("bins", "max_factor_classes", "dci_trees", "dci_depth"):
+        for name in (
+            "bins",
+            "max_factor_classes",
+            "dci_trees",
+            "dci_depth",
+            "factor_vae_batch",
+            "factor_vae_train_votes",
+            "factor_vae_eval_votes",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"GroundTruthSettings: {name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.train_share < 1:
@@ -319,12 +342,56 @@ def _sap(prepared: _Prepared, settings: GroundTruthSettings) -> float:
     return float(np.mean(_top_two_gaps(scores)))
 
 
+# --------------------------------------------------------------------------- FactorVAE score
+
+
+def factor_vae_votes(
+    codes: np.ndarray, labels: np.ndarray, count: int, batch: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``count`` votes (Kim & Mnih 2018) as a (F, K) count matrix: per vote, a factor k uniform over the columns of
+    ``labels``, a row drawn uniformly fixing its value, ``batch`` rows with that value (drawn with replacement),
+    and the code of least variance (ddof 1) over them relative to its variance over all rows of ``codes`` (N, K);
+    a code constant over all rows never gets a vote."""
+    spread = np.var(codes, axis=0, ddof=1)
+    active = spread > 0
+    votes = np.zeros((labels.shape[1], codes.shape[1]), dtype=np.int64)
+    rows_of = [{value: np.flatnonzero(column == value) for value in np.unique(column)} for column in labels.T]
+    for _ in range(count):
+        factor = int(rng.integers(labels.shape[1]))
+        value = labels[int(rng.integers(len(labels))), factor]
+        chosen = rng.choice(rows_of[factor][value], size=batch, replace=True)
+        relative = np.full(codes.shape[1], np.inf)
+        relative[active] = np.var(codes[chosen][:, active], axis=0, ddof=1) / spread[active]
+        votes[factor, int(np.argmin(relative))] += 1
+    return votes
+
+
+def _factor_vae(codes: np.ndarray, labels: np.ndarray, settings: GroundTruthSettings) -> float:
+    if not (np.var(codes, axis=0) > 0).any():
+        return 0.0  # no code varies, so none can tell a factor (disentanglement_lib's answer too)
+    labels = labels[:, _varying(labels, "rows")]
+    rng = np.random.default_rng(settings.seed)
+    batch = settings.factor_vae_batch
+    training = factor_vae_votes(codes, labels, settings.factor_vae_train_votes, batch, rng)
+    classifier = np.argmax(training, axis=0)  # each code -> the factor that gave it most votes
+    evaluation = factor_vae_votes(codes, labels, settings.factor_vae_eval_votes, batch, rng)
+    return float(evaluation[classifier, np.arange(len(classifier))].sum() / evaluation.sum())
+
+
+def factor_vae(codes: Any, factors: Any, settings: GroundTruthSettings | None = None) -> float:
+    """FactorVAE score (Kim & Mnih 2018, as disentanglement_lib): the accuracy of the majority-vote classifier
+    from the least-varying code to the factor held fixed (module docstring)."""
+    settings = settings or GroundTruthSettings()
+    codes, factors = _checked_pair(codes, factors)
+    return _factor_vae(codes, factor_labels(factors, settings.bins, settings.max_factor_classes), settings)
+
+
 # --------------------------------------------------------------------------- what studies call
 
 
 def ground_truth_scores(codes: Any, factors: Any, settings: GroundTruthSettings | None = None) -> dict[str, float]:
-    """MIG, DCI disentanglement / completeness / informativeness and SAP of ``codes`` (N, K) for ``factors``
-    (N, F), keyed by `SCORE_NAMES`."""
+    """MIG, DCI disentanglement / completeness / informativeness, SAP and the FactorVAE score of ``codes`` (N, K)
+    for ``factors`` (N, F), keyed by `SCORE_NAMES`."""
     settings = settings or GroundTruthSettings()
     prepared = _Prepared.of(codes, factors, settings)
     scores = _dci(prepared, settings)
@@ -334,6 +401,7 @@ def ground_truth_scores(codes: Any, factors: Any, settings: GroundTruthSettings 
         "dci_completeness": scores["completeness"],
         "dci_informativeness": scores["informativeness"],
         "sap": _sap(prepared, settings),
+        "factor_vae": _factor_vae(prepared.codes, prepared.labels, settings),
     }
 
 

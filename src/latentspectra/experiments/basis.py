@@ -8,7 +8,7 @@ the timing and throughput the issue asks to report.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,7 +26,7 @@ from ..latent.files import save_basis
 from ..latent.sets import EncoderSample, LatentSets, Network
 from ..progress import progress_bar
 from .finished_sets import FinishedSets, finished_sets_path, probe_digest
-from .networks import NetworksSpec, check_dataset_fits, load_networks
+from .networks import check_dataset_fits, load_study_networks
 from .sharded_sets import run_collector
 
 
@@ -239,16 +239,14 @@ def _basis_at(
 
 def basis_study(
     config: BasisConfig = BasisConfig(),
-    networks: NetworksSpec = None,
     *,
-    overrides: Mapping[str, str | Path | None] | None = None,
     progress: bool = True,
     world: World = SINGLE,
     resume: Path | None = None,
 ) -> BasisBuild:
-    """`build_basis` with the generator, classifier and (where there is one) encoder that ``networks`` describes
+    """`build_basis` with the generator, classifier and (where there is one) encoder that ``config.networks`` describes
     (a models directory, a manifest directory, a ``module:function`` factory or a `LatentNetworks`; default:
-    the shipped networks for ``config.dataset``), with ``overrides`` (piece -> file), and the training images of
+    the shipped networks for ``config.dataset``), any piece replaced by its file, and the training images of
     the dataset for the encoded set 1 (without an encoder every set is sampled); writes nothing.
 
     The networks run as `load_networks` copies on ``config.device`` (batch norm folded, channels-last, G and C
@@ -263,7 +261,7 @@ def basis_study(
         DataError: a missing or corrupt dataset, or images not of the networks' shape.
     """
     compute = Compute.select(config.device, config.precision)
-    loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
+    loaded = load_study_networks(config, compute)
     loaded.require("basis", "generator", "classifier")
     assert loaded.generator is not None and loaded.classifier is not None  # `require` raised otherwise
     train_images = None
@@ -337,9 +335,7 @@ def write_basis(out: str | Path, result: BasisBuild) -> dict[str, Any]:
 def run_basis(
     out: str | Path,
     config: BasisConfig = BasisConfig(),
-    networks: NetworksSpec = None,
     *,
-    overrides: Mapping[str, str | Path | None] | None = None,
     progress: bool = True,
     world: World = SINGLE,
 ) -> dict[str, Any]:
@@ -350,7 +346,7 @@ def run_basis(
     check_basis_out(out)
     with writer_directory(world, out.parent), writer_file_lock(world, out):
         resume = finished_sets_path(out)
-        built = basis_study(config, networks, overrides=overrides, progress=progress, world=world, resume=resume)
+        built = basis_study(config, progress=progress, world=world, resume=resume)
         if not world.is_writer:
             return built.stats
         record = write_basis(out, built)

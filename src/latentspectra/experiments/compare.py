@@ -93,7 +93,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -104,7 +104,15 @@ import torch
 from tqdm.auto import tqdm
 
 from ..compute import Compute
-from ..config import COMPARE_BUDGETS, LEARNED_BUDGETS, MAX_SEEDS, MAX_TRAINING_STEPS, CompareConfig, derived_seed
+from ..config import (
+    COMPARE_BUDGETS,
+    LEARNED_BUDGETS,
+    MAX_SEEDS,
+    MAX_TRAINING_STEPS,
+    CompareConfig,
+    config_record,
+    derived_seed,
+)
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..disentanglement import SCORE_NAMES, GroundTruthSettings, direction_scores
 from ..distributed import SINGLE, World, batched, gathered_batched
@@ -122,7 +130,7 @@ from ..report.compare_figures import compare_blocks, direction_figure, rescoring
 from ..report.document import write_documents
 from .common import Timer, decode, predicted_labels, to_unit_images
 from .image_latents import resolve_inversion, study_latents, training_codes
-from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
+from .networks import Networks, check_dataset_fits, load_study_networks
 
 
 def check_compare(config: CompareConfig, latent_dim: int) -> tuple[str, ...]:
@@ -724,6 +732,9 @@ GROUND_TRUTH = {
     "dci_informativeness": "the trees' accuracy on the held-out images, mean over factors",
     "sap": "SAP (Kumar et al. 2018): per code and factor a linear SVM on that code alone, its held-out accuracy; per "
     "factor the gap between the two best codes; mean over factors",
+    "factor_vae": "FactorVAE score (Kim & Mnih 2018): votes of a factor held fixed in a batch of 64 test images for "
+    "the code of least variance there relative to its variance over all images; the accuracy on 5,000 votes of "
+    "the majority-vote classifier read off 10,000",
     "edit_changes": "change_kf, per direction d_k and factor f: the mean over the edited test latents z of "
     "|r_f(G(z + t d_k)) - r_f(G(z))|, r_f the factor regressor's reading of factor f in standard deviations of "
     "the factor (first seed)",
@@ -792,7 +803,7 @@ class CompareResult:
             **({"ground_truth": self.ground_truth} if self.ground_truth is not None else {}),
             "figures": figures,
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},
-            "config": asdict(self.config),
+            "config": config_record(self.config),
             "compute": self.compute,
             "world_size": self.world_size,
             "versions": versions(),
@@ -1139,13 +1150,11 @@ def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
 def run_compare(
     out_dir: str | Path,
     config: CompareConfig = CompareConfig(),
-    networks: NetworksSpec = None,
     progress: bool = True,
-    overrides: Mapping[str, str | Path | None] | None = None,
     world: World = SINGLE,
 ) -> dict[str, Any]:
-    """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of
-    ``config.dataset``), with ``overrides`` (piece -> file), check the methods and K against them before
+    """Load the networks ``config`` names (`load_study_networks`; default: the shipped ones of
+    ``config.dataset``), check the methods and K against them before
     anything is written, load the dataset (and, where it has factors, its factor regressor: `factor_regressor_of`),
     run the comparison and write it into ``out_dir`` (`write_compare`);
     returns the record written to compare.json. As one rank of a sharded ``world`` (`compare_study`), rank 0
@@ -1157,7 +1166,7 @@ def run_compare(
     compute = Compute.select(config.device, config.precision)
     timer = Timer()
     with timer.stage("load"):
-        loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
+        loaded = load_study_networks(config, compute)
         check_compare(config, loaded.latent_dim)
         dataset = load_dataset(config.dataset)
     reader = None

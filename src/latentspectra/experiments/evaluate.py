@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +14,7 @@ from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..distributed import SINGLE, World
 from ..evaluation import classifier_accuracy, encoder_metrics, sample_metrics
 from ..io import versions
-from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
+from .networks import Networks, check_dataset_fits, load_study_networks
 
 
 @dataclass(frozen=True)
@@ -95,14 +93,12 @@ def evaluate_study(
 
 def run_evaluate(
     config: EvaluateConfig = EvaluateConfig(),
-    networks: NetworksSpec = None,
     *,
-    overrides: Mapping[str, str | Path | None] | None = None,
     world: World = SINGLE,
 ) -> dict[str, Any]:
-    """`evaluate_study` on the networks ``networks`` describes (`load_networks`; default the shipped ones of
+    """`evaluate_study` on the networks ``config`` names (`load_study_networks`; default the shipped ones of
     ``config.dataset``) on ``config.device`` in ``config.precision``, as one rank of ``world``; returns the record
     (`latentspectra evaluate` prints it, and writes nothing)."""
     compute = Compute.select(config.device, config.precision)
-    loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
+    loaded = load_study_networks(config, compute)
     return evaluate_study(loaded, load_dataset(config.dataset), config, world).record()

@@ -43,8 +43,8 @@ same seeds, and rank 0 alone writes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import product
 from pathlib import Path
@@ -55,7 +55,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..compute import Compute, Network
-from ..config import FRAGMENTATION_MODELS, SEEDS, FragmentationConfig, derived_seed
+from ..config import FRAGMENTATION_MODELS, SEEDS, FragmentationConfig, config_record, derived_seed
 from ..data import images_to_tensor, load_dataset
 from ..distributed import SINGLE, World, gathered_batched
 from ..errors import LatentspectraError
@@ -85,7 +85,7 @@ from ..report import fragmentation_figures as figures
 from .codes import CodedModel, autoencoder_model, encoder_model
 from .common import Timer, to_unit_images
 from .image_latents import resolve_inversion, study_latents
-from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
+from .networks import Networks, check_dataset_fits, load_study_networks
 
 FULL_GAUSSIAN = "full-covariance Gaussian"
 MIXTURE = "Gaussian mixture"
@@ -364,7 +364,7 @@ class FragmentationResult:
             "models": self.models,
             "figures": figures,
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},
-            "config": asdict(self.config),
+            "config": config_record(self.config),
             "compute": self.compute,
             "world_size": self.world_size,
             "versions": versions(),
@@ -459,13 +459,11 @@ def write_fragmentation(out_dir: str | Path, result: FragmentationResult) -> dic
 def run_fragmentation(
     out_dir: str | Path,
     config: FragmentationConfig = FragmentationConfig(),
-    networks: NetworksSpec = None,
     progress: bool = True,
-    overrides: Mapping[str, str | Path | None] | None = None,
     world: World = SINGLE,
 ) -> dict[str, Any]:
-    """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of ``config.dataset``),
-    with ``overrides`` (piece -> file), run the study and write it into ``out_dir`` (`write_fragmentation`);
+    """Load the networks ``config`` names (`load_study_networks`; default: the shipped ones of ``config.dataset``),
+    run the study and write it into ``out_dir`` (`write_fragmentation`);
     returns the record written to fragmentation.json. The autoencoder is read by name (``config.autoencoder``)
     from the networks' models directory. As one rank of ``world`` (torchrun): every rank runs the study, rank 0
     alone writes and returns the record ({} on the other ranks).
@@ -480,7 +478,7 @@ def run_fragmentation(
         timer = Timer()
         torch.manual_seed(config.seed)
         with timer.stage("load"):
-            loaded = load_networks(networks, compute, batch_size, dataset=config.dataset, overrides=overrides)
+            loaded = load_study_networks(config, compute)
             loaded.require("fragmentation", "generator", "classifier")
             if "encoder" in config.models:
                 resolve_inversion(config.inversion, loaded, config.inversion_auto)  # one line before any work

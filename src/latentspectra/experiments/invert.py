@@ -22,21 +22,20 @@ Writes ``latents.safetensors`` (the latents and per-image loss, pixel MSE, reach
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..compute import Compute
-from ..config import SEEDS, InvertConfig, derived_seed
+from ..config import SEEDS, InvertConfig, config_record, derived_seed
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..io import output_directory, versions, write_json
 from ..latent import feature_distance, pixel_mse, save_latents
 from .common import Timer
 from .image_latents import ImageLatents, InversionNetworks, inversion_networks, latents_of_images
-from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
+from .networks import Networks, check_dataset_fits, load_study_networks
 
 # `--start` as the inversion it asks for (experiments/image_latents.py)
 START_INVERSIONS = {"auto": "auto", "encoder": "hybrid", "prior": "optimize"}
@@ -109,7 +108,7 @@ class InvertResult:
             "images_per_second": self.images / self.seconds["invert"],
             "latents": latents_file,
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},
-            "config": asdict(self.config),
+            "config": config_record(self.config),
             "compute": self.compute,
             "versions": versions(),
         }
@@ -200,12 +199,10 @@ def write_invert(out_dir: str | Path, result: InvertResult) -> dict[str, Any]:
 def run_invert(
     out_dir: str | Path,
     config: InvertConfig = InvertConfig(),
-    networks: NetworksSpec = None,
     progress: bool = True,
-    overrides: Mapping[str, str | Path | None] | None = None,
 ) -> dict[str, Any]:
-    """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of ``config.dataset``),
-    with ``overrides`` (piece -> file), and the dataset, run the study and write it into ``out_dir``
+    """Load the networks ``config`` names (`load_study_networks`; default: the shipped ones of ``config.dataset``)
+    and the dataset, run the study and write it into ``out_dir``
     (`write_invert`); returns the record written to invert.json.
 
     Raises:
@@ -215,6 +212,6 @@ def run_invert(
     with output_directory(out_dir):
         timer = Timer()
         with timer.stage("load"):
-            loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
+            loaded = load_study_networks(config, compute)
             dataset = load_dataset(config.dataset)
         return write_invert(out_dir, invert_study(loaded, dataset, config, progress, timer))

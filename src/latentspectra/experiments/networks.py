@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from ..compute import Compute, check_fits_memory
+from ..config import StudyConfig
 from ..data import ImageDataset
 from ..errors import DataError
 from ..models.files import shipped_models_dir
@@ -165,6 +166,25 @@ def load_networks(
     if loaded.generator is not None and loaded.classifier is not None:
         check_batch_fits(loaded)
     return loaded
+
+
+def networks_spec(config: StudyConfig) -> NetworksSpec:
+    """``config.networks`` as `load_networks` takes it (config.py, below models, types it as object; a value of
+    another kind is refused by `resolve_networks` in one line)."""
+    return cast(NetworksSpec, config.networks)
+
+
+def load_study_networks(config: StudyConfig, compute: Compute | None = None, *, exact: bool = False) -> Networks:
+    """The networks a study's ``config`` names (`config.NetworksChoice`: ``networks`` with its network files, the
+    shipped ones of ``config.dataset`` by default), loaded by `load_networks` at ``config.batch_size``."""
+    return load_networks(
+        networks_spec(config),
+        compute,
+        config.batch_size,
+        dataset=config.dataset,
+        overrides=config.network_files,
+        exact=exact,
+    )
 
 
 def _copy(kind: type, network: nn.Module | None, compute: Compute, exact: bool) -> Any:

@@ -29,8 +29,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,7 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..compute import Compute
-from ..config import REDS_EXAMPLES, SEEDS, BasisConfig, RedsConfig, derived_seed
+from ..config import REDS_EXAMPLES, SEEDS, BasisConfig, RedsConfig, config_record, derived_seed
 from ..data import images_to_tensor, load_dataset
 from ..distributed import batched
 from ..errors import LatentspectraError
@@ -56,7 +55,7 @@ from ..progress import progress_bar
 from ..report.figures import image_rows
 from .basis import basis_study
 from .common import Timer, to_unit_images
-from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
+from .networks import Networks, check_dataset_fits, load_study_networks
 
 # --- Feature specs -----------------------------------------------------------------------------------
 
@@ -285,21 +284,15 @@ def run_example(
     return record, figure_rows
 
 
-def reds_networks(
-    networks: NetworksSpec,
-    compute: Compute | None = None,
-    *,
-    dataset: str = "mnist",
-    overrides: Mapping[str, str | Path | None] | None = None,
-) -> Networks:
-    """The exact networks (`load_networks` with ``exact``) with the generator and classifier as REDs
-    differentiates them (`jacobian_networks`: float64 copies of the package's own networks, a user's networks as
+def reds_networks(config: RedsConfig, compute: Compute | None = None) -> Networks:
+    """The exact networks ``config`` names (`load_study_networks` with ``exact``) with the generator and classifier
+    as REDs differentiates them (`jacobian_networks`: float64 copies of the package's own networks, a user's networks as
     they are).
 
     Raises:
         CheckpointError, NetworkError: networks that cannot be read, lack a piece or do not fit.
     """
-    exact = load_networks(networks, compute, dataset=dataset, overrides=overrides, exact=True)
+    exact = load_study_networks(config, compute, exact=True)
     exact.require("reds", "generator", "classifier", "encoder")
     wrappers = differentiated(exact)
     widened = jacobian_networks(*(each.network for each in wrappers), device=exact.compute.device)
@@ -405,7 +398,7 @@ class RedsResult:
             "examples": examples,
             "skipped_examples": list(self.skipped),
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},
-            "config": asdict(self.config),
+            "config": config_record(self.config),
             "compute": self.compute,
             "versions": versions(),
         }
@@ -458,12 +451,10 @@ def write_reds(out_dir: str | Path, result: RedsResult) -> dict[str, Any]:
 def run_reds(
     out_dir: str | Path,
     config: RedsConfig = RedsConfig(),
-    networks: NetworksSpec = None,
     basis_file: str | Path | None = None,
     progress: bool = True,
-    overrides: Mapping[str, str | Path | None] | None = None,
 ) -> dict[str, Any]:
-    """Load the networks ``networks`` describes (`reds_networks`; default: the shipped ones of
+    """Load the networks ``config`` names (`reds_networks`; default: the shipped ones of
     ``config.dataset``), the test latents and, when an example changes the identity, the LSD basis
     (``basis_file``, or built with V = ``config.basis_per_set``); run the study and write it into ``out_dir``
     (`write_reds`). Returns the record written to reds.json.
@@ -478,7 +469,7 @@ def run_reds(
     with output_directory(out_dir) as out:
         timer = Timer()
         with timer.stage("load"):
-            exact = reds_networks(networks, compute, dataset=config.dataset, overrides=overrides)
+            exact = reds_networks(config, compute)
             assert exact.encoder is not None  # `reds_networks` required it
             z = encoded_test_latents(
                 exact.encoder, config.dataset, config.latents, exact.image_shape, exact.source, compute.device
@@ -526,8 +517,9 @@ def _lsd_basis(
             precision=compute.precision,
             batch_size=config.batch_size,
             per_set=config.basis_per_set,
+            networks=networks,
         )
-        built = basis_study(basis_config, networks, progress=progress)
+        built = basis_study(basis_config, progress=progress)
         basis, source = built.basis, {"per_set": built.stats["per_set"], "seed": config.seed}
     if basis.dim != dim:
         raise LatentspectraError(f"--basis {basis_file}: dimension {basis.dim}, the generator's latents have {dim}")

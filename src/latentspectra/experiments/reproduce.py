@@ -27,8 +27,8 @@ and C on the real test images in float32 (see models/inference.py). Latents are 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ..compute import Compute
-from ..config import SEEDS, ReproduceConfig, TrainConfig, derived_seed, per_set_rule
+from ..config import SEEDS, ReproduceConfig, TrainConfig, config_record, derived_seed, per_set_rule
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..distributed import SINGLE, DistributedError, World, batched
 from ..evaluation import classifier_accuracy, psnr, summarise
@@ -53,7 +53,7 @@ from ..report.document import write_report
 from .basis import BasisBuild, build_basis
 from .common import Timer, decode, predict, to_unit_images
 from .image_latents import resolve_inversion, study_latents
-from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
+from .networks import Networks, check_dataset_fits, load_study_networks
 from .train import train_networks
 
 # --- What the study returns ---------------------------------------------------------------------------
@@ -191,7 +191,7 @@ class ReproduceResult:
             "rotation": self.rotation.record(),
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},
             "basis_samples_per_second": stats["samples_per_second"],
-            "config": asdict(self.config),
+            "config": config_record(self.config),
             "compute": self.compute,
             "versions": versions(),
         }
@@ -571,19 +571,17 @@ def write_reproduce(out_dir: str | Path, result: ReproduceResult) -> dict[str, A
 def run_reproduce(
     out_dir: str | Path,
     config: ReproduceConfig = ReproduceConfig(),
-    networks: NetworksSpec = None,
     retrain: bool = False,
     progress: bool = True,
     train_config: TrainConfig | None = None,
-    overrides: Mapping[str, str | Path | None] | None = None,
     world: World = SINGLE,
 ) -> dict[str, Any]:
     """Run the study into ``out_dir`` (see `write_reproduce`); returns the metrics written to metrics.json.
 
     With ``retrain`` the networks are trained first into ``out_dir/models`` (``train_config``, default
-    `TrainConfig` with this dataset, seed, device and precision); otherwise those ``networks`` describes
-    (`load_networks`: a models directory, a manifest directory, a factory; default the shipped networks),
-    with ``overrides`` (piece -> file).
+    `TrainConfig` with this dataset, seed, device and precision); otherwise those ``config`` names
+    (`load_study_networks`: a models directory, a manifest directory, a factory; default the shipped networks,
+    any piece replaced by its file).
 
     Under a ``world`` of several ranks (torchrun) every rank builds its share of the basis; rank 0 alone runs
     the other stages and writes, and returns the metrics ({} on the other ranks).
@@ -598,7 +596,7 @@ def run_reproduce(
             "--out DIR`), then run reproduce sharded with --networks DIR"
         )
     if not world.is_writer:
-        loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
+        loaded = load_study_networks(config, compute)
         loaded.require("reproduce", "generator", "classifier")
         resolve_inversion(config.inversion, loaded, config.inversion_auto)  # refused on every rank alike
         train_images = images_to_tensor(load_dataset(config.dataset).train.images).to(compute.device)
@@ -612,8 +610,8 @@ def run_reproduce(
                     dataset=config.dataset, seed=config.seed, device=config.device, precision=config.precision
                 )
                 train_networks("all", out / "models", train_config, progress)
-            networks = out / "models"
+            config = replace(config, networks=out / "models")
         with timer.stage("load"):
-            loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
+            loaded = load_study_networks(config, compute)
             dataset = load_dataset(config.dataset)
         return write_reproduce(out, reproduce_study(loaded, dataset, config, progress, timer, world))

@@ -21,8 +21,7 @@ the same seed, and rank 0 alone writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 
 from ..compute import Compute
-from ..config import SFVQStudyConfig
+from ..config import SFVQStudyConfig, config_record
 from ..data import ImageDataset, load_dataset
 from ..distributed import SINGLE, World, batched
 from ..io import versions, write_json, writer_directory
@@ -40,7 +39,7 @@ from ..progress import progress_bar
 from ..report.figures import image_rows
 from ..report.sfvq_figures import panoptic_map
 from .common import Timer, decode, encoder_means, predicted_labels, to_unit_images
-from .networks import Networks, NetworksSpec, check_dataset_fits, load_networks
+from .networks import Networks, check_dataset_fits, load_study_networks
 
 
 def fit_kmeans(latents: torch.Tensor, clusters: int, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -278,7 +277,7 @@ class SFVQResult:
             "figures": figures,
             "curve": curve_file,
             "seconds": {**self.seconds, "total": sum(self.seconds.values())},
-            "config": asdict(self.config),
+            "config": config_record(self.config),
             "compute": self.compute,
             "world_size": self.world_size,
             "versions": versions(),
@@ -395,13 +394,11 @@ def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
 def run_sfvq(
     out_dir: str | Path,
     config: SFVQStudyConfig = SFVQStudyConfig(),
-    networks: NetworksSpec = None,
     progress: bool = True,
-    overrides: Mapping[str, str | Path | None] | None = None,
     world: World = SINGLE,
 ) -> dict[str, Any]:
-    """Load the networks ``networks`` describes (`load_networks`; default: the shipped ones of
-    ``config.dataset``), with ``overrides`` (piece -> file), and the dataset, run the study and write it into
+    """Load the networks ``config`` names (`load_study_networks`; default: the shipped ones of
+    ``config.dataset``) and the dataset, run the study and write it into
     ``out_dir`` (`write_sfvq`); returns the record written to sfvq.json. As one rank of ``world`` (torchrun):
     every rank runs the study, rank 0 alone writes and returns the record ({} on the other ranks).
 
@@ -413,7 +410,7 @@ def run_sfvq(
     with writer_directory(world, out_dir, lock=True):
         timer = Timer()
         with timer.stage("load"):
-            loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
+            loaded = load_study_networks(config, compute)
             dataset = load_dataset(config.dataset)
         result = sfvq_study(loaded, dataset, config, progress and world.is_writer, timer, world)
         return write_sfvq(out_dir, result) if world.is_writer else {}

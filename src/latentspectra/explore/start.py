@@ -15,7 +15,7 @@ from ..data import images_to_tensor, load_dataset
 from ..errors import LatentspectraError
 from ..experiments.basis import build_basis
 from ..experiments.image_latents import resolve_inversion
-from ..experiments.networks import Networks, NetworksSpec, check_dataset_fits, load_networks
+from ..experiments.networks import Networks, check_dataset_fits, load_study_networks, networks_spec
 from ..io import json_text, tensors_digest, user_cache_dir, versions
 from ..latent.basis import QuasiEigenBasis
 from ..latent.files import load_basis, save_basis
@@ -130,15 +130,14 @@ def basis_vectors(basis: QuasiEigenBasis, config: ExploreConfig) -> int:
 
 def open_session(
     config: ExploreConfig,
-    networks: NetworksSpec = None,
     *,
-    overrides: dict | None = None,
     basis_file: str | Path | None = None,
     cache_root: str | Path | None = None,
     progress: bool = False,
     say: Say = lambda line: None,
 ) -> ExploreSession:
-    """Load the networks (`load_networks`, once for the server), the dataset, the basis and the cached methods.
+    """Load the networks ``config`` names (`load_study_networks`, once for the server), the dataset, the basis and
+    the cached methods.
 
     The basis' provenance is kept without paths (`PublicNames.provenance`), and LSD's directions are made from that
     basis at every start, even where the cache holds them (a copy cached by an older server names the networks'
@@ -150,7 +149,7 @@ def open_session(
             directory that cannot be written.
     """
     compute = Compute.select(config.device, config.precision)
-    loaded = load_networks(networks, compute, config.batch_size, dataset=config.dataset, overrides=overrides)
+    loaded = load_study_networks(config, compute)
     loaded.require("explore", "generator", "classifier")
     resolve_inversion(config.inversion, loaded, config.inversion_auto)  # one line before anything is built
     dataset = load_dataset(config.dataset)
@@ -160,7 +159,9 @@ def open_session(
         raise LatentspectraError(f"--basis {basis_file}: no such file (a .safetensors from `latentspectra basis`)")
     directory = cache_directory(Path(cache_root) if cache_root else default_cache_dir(), loaded, config, basis_path)
     say(f"networks: {loaded.source}; cache: {directory}")
-    names = public_names(networks, loaded, config.dataset, directory, overrides=overrides, basis_file=basis_path)
+    names = public_names(
+        networks_spec(config), loaded, config.dataset, directory, overrides=config.network_files, basis_file=basis_path
+    )
     basis = lsd_basis(loaded, dataset.train.images, config, directory, basis_path, progress, say)
     basis = replace(basis, provenance=names.provenance(basis.provenance))
     store = MethodStore(loaded, config, directory, dataset.train.images, dataset.test.images)

@@ -65,6 +65,7 @@ GROUND_TRUTH_TITLES = {
     "dci_completeness": "DCI completeness",
     "dci_informativeness": "DCI informativeness",
     "sap": "SAP",
+    "factor_vae": "FactorVAE score",
     "edit_concentration": "edit concentration",
     "edit_target_change": "largest factor change (SD)",
 }
