@@ -444,3 +444,18 @@ def test_a_dataset_whose_classes_are_not_the_labels_is_refused_before_any_work(o
     )
     assert code == 2 and f"{classes} classes, but the classifier of" in one_error_line(err) and "has 4 labels" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_classifier_without_a_penultimate_layer_is_compared_by_its_logits_everywhere(own):
+    """compare's feature distances and the inversion's feature term read one rule (`has_penultimate_features`):
+    the user's classifier here has no ``features``, so both compare its logits; the shipped one its penultimate
+    layer."""
+    from latentspectra.experiments.compare import feature_map
+    from latentspectra.experiments.image_latents import LOGITS, PENULTIMATE, inversion_networks
+
+    users, shipped = load_networks(own), load_networks(None)
+    assert feature_map(users)[1] == "classifier logits" and inversion_networks(users).feature_layer == LOGITS
+    assert feature_map(shipped)[1] == "classifier features (penultimate layer)"
+    assert inversion_networks(shipped).feature_layer == PENULTIMATE
+    images = torch.rand(3, *SHAPE)
+    torch.testing.assert_close(feature_map(users)[0](images), users.exact_classifier(images))

@@ -125,6 +125,7 @@ from ..methods.interfacegan import InterFaceGAN, classifier_logits
 from ..methods.learned import train_reconstructor
 from ..methods.morphometry import MORPHO_MEASURES, morpho_measures
 from ..methods.reds_jacobians import jacobian_networks
+from ..models.foreign import has_penultimate_features
 from ..models.inference import InferenceNetwork
 from ..report.compare_figures import compare_blocks, direction_figure, rescoring_figure, summary_figure
 from ..report.document import write_documents
@@ -284,10 +285,13 @@ def path_correlation(
 
 
 def feature_map(networks: Networks) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
-    """The float32 classifier's penultimate features of images, or its logits where it has none; and which."""
-    classifier = networks.exact_classifier
-    assert classifier is not None  # loaded with the classifier, which `compare_study` required
-    if hasattr(getattr(classifier, "network", None), "features"):
+    """The float32 classifier's penultimate features of images, or its logits where it has none
+    (`has_penultimate_features`); and which."""
+    classifier, described = networks.exact_classifier, networks.description.classifier
+    assert (
+        classifier is not None and described is not None
+    )  # loaded with the classifier, which `compare_study` required
+    if has_penultimate_features(described):
         return classifier.features, "classifier features (penultimate layer)"
     return classifier, "classifier logits"
 

@@ -20,7 +20,7 @@ classifier are inverted on pixels and the prior alone."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from ..config import INVERSIONS, SEEDS, InversionChoice, InversionSettings, deri
 from ..distributed import SINGLE, World, dealt_chunks, gathered_batched, gathered_chunks
 from ..errors import LatentspectraError
 from ..latent.inversion import Inversion, invert
-from ..models.foreign import ForeignNetwork
+from ..models.foreign import has_penultimate_features
 from ..models.inference import exact_copy
 from ..progress import progress_bar
 from .common import encoder_means
@@ -45,10 +45,9 @@ def classifier_features(classifier: nn.Module) -> tuple[Network, str]:
     the reconstruction measures compare, and which they are: its penultimate layer where the network has
     ``features`` (a user's network: ``features`` and ``head``), else its logits (log-probabilities for a classifier
     declared to return probabilities)."""
-    if isinstance(classifier, ForeignNetwork) and not classifier.has_own_features:
-        return classifier, LOGITS
-    features = getattr(classifier, "features", None)
-    return (features, PENULTIMATE) if callable(features) else (classifier, LOGITS)
+    if has_penultimate_features(classifier):
+        return cast(Network, classifier.features), PENULTIMATE  # a method (`has_penultimate_features` checked)
+    return classifier, LOGITS
 
 
 class InversionNetworks(NamedTuple):

@@ -237,6 +237,15 @@ class ForeignNetwork(nn.Module):
         return self.network.head(features) if self.has_own_features else features
 
 
+def has_penultimate_features(classifier: nn.Module) -> bool:
+    """Whether ``classifier`` (the package's, or a user's in its `ForeignNetwork` adapter; not an inference copy)
+    has a penultimate layer of its own: ``features`` (a user's: with a ``head``). Without one, what the
+    package compares as a classifier's features is its logits."""
+    if isinstance(classifier, ForeignNetwork):
+        return classifier.has_own_features
+    return callable(getattr(classifier, "features", None))
+
+
 class ExportedNetwork(ForeignNetwork):
     """The module of a `torch.export` program, called as a network of any batch: one exported with a fixed
     batch runs in chunks of that batch (`run_in_fixed_batches`), and inputs whose other sizes differ from the
