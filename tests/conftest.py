@@ -97,12 +97,18 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return exit_info.value.code or 0, captured.out, captured.err
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `pytest -n 2`'s workers: one core each, not both twice over
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that reads the README's end-to-end runs (the session's `readme_runs`, about a minute) is slow:
-    the quick tier (-m "not slow") leaves them out."""
+    the quick tier (-m "not slow") leaves them out; under `pytest -n 2 --dist loadgroup` they share one worker,
+    so that the runs are made once."""
     for item in items:
         if "readme_runs" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("readme"))
 
 
 @pytest.fixture(scope="session")

@@ -12,18 +12,18 @@ import torch
 from torch import nn
 
 from latentspectra.methods import LearnedDirections, MethodError, get
-from latentspectra.methods.learned import checkpoint_steps, direction_rows, train_reconstructor
+from latentspectra.methods.learned import build_reconstructor, checkpoint_steps, direction_rows, train_reconstructor
 from latentspectra.models.gan import Generator
 
-SIZE = 12  # the toy's images are 1 x 12 x 12: three bands of 4 rows, one per factor
+SIZE = 33  # the toy's images are 1 x 33 x 33 (the authors' LeNet takes 32 and more): three bands of 11 rows
 
 
 class MirroredBumps(nn.Module):
-    """G(z) for z of M = 3: band i of a 1 x 12 x 12 image holds a Gaussian bump at column 1 + |z_i|.
+    """G(z) for z of M = 3: band i of a 1 x 33 x 33 image holds a Gaussian bump at column 1 + |z_i|.
 
     Each factor is told apart at a glance (it moves its own band), and the response is even, so an edit's sign
     cannot be read from a band: an edit along e_1 + e_2 looks like one along e_1 - e_2, and only directions along
-    single axes are always told apart. ``flat`` gives the 144 pixels as vectors (N, 144) instead of images."""
+    single axes are always told apart. ``flat`` gives the 1,089 pixels as vectors (N, 1089) instead of images."""
 
     latent_dim = 3
 
@@ -33,8 +33,8 @@ class MirroredBumps(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         centres = 1 + z.abs()  # (N, 3)
-        rows = torch.exp(-((torch.arange(float(SIZE)) - centres[..., None]) ** 2) / 2)  # (N, 3, 12)
-        images = rows.repeat_interleave(SIZE // 3, dim=1)[:, None]  # (N, 1, 12, 12)
+        rows = torch.exp(-((torch.arange(float(SIZE)) - centres[..., None]) ** 2) / 2)  # (N, 3, 33)
+        images = rows.repeat_interleave(SIZE // 3, dim=1)[:, None]  # (N, 1, 33, 33)
         return images.flatten(1) if self.flat else images
 
 
@@ -175,3 +175,63 @@ def test_misuse_is_one_line_method_errors():
         get("learned", n_directions=2, deformator=1)
     with pytest.raises(MethodError, match=r"LearnedDirections: steps expected an integer >= 1 and <= 10,000,000"):
         get("learned", n_directions=2, steps=10**7 + 1)
+
+
+class PortLeNetShiftPredictor(nn.Module):
+    """Our port of the authors' `LeNetShiftPredictor` (latent_shift_predictor.py), as they lay it out."""
+
+    def __init__(self, dim: int, channels: int = 1, width: int = 2) -> None:
+        super().__init__()
+        self.convnet = nn.Sequential(
+            nn.Conv2d(channels * 2, 3 * width, kernel_size=(5, 5)),
+            nn.BatchNorm2d(3 * width),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=(2, 2), stride=2),
+            nn.Conv2d(3 * width, 8 * width, kernel_size=(5, 5)),
+            nn.BatchNorm2d(8 * width),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=(2, 2), stride=2),
+            nn.Conv2d(8 * width, 60 * width, kernel_size=(5, 5)),
+            nn.BatchNorm2d(60 * width),
+            nn.ReLU(),
+        )
+        self.fc_logits = nn.Sequential(
+            nn.Linear(60 * width, 42 * width), nn.BatchNorm1d(42 * width), nn.ReLU(), nn.Linear(42 * width, dim)
+        )
+        self.fc_shift = nn.Sequential(
+            nn.Linear(60 * width, 42 * width), nn.BatchNorm1d(42 * width), nn.ReLU(), nn.Linear(42 * width, 1)
+        )
+
+    def forward(self, x1, x2):
+        batch_size = x1.shape[0]
+        features = self.convnet(torch.cat([x1, x2], dim=1))
+        features = features.mean(dim=[-1, -2])
+        features = features.view(batch_size, -1)
+        return self.fc_logits(features), self.fc_shift(features).squeeze()
+
+
+@pytest.mark.parametrize("size", [32, 28])
+def test_the_image_reconstructor_is_the_authors_lenet(size):
+    """With the same weights, R and the port give the same outputs in training and eval mode: on 32 x 32 pairs as
+    they are, on 28 x 28 (MNIST's) pairs padded to 32 by repeating their border pixels."""
+    reconstructor = build_reconstructor(torch.zeros(1, 1, size, size), 5)
+    port = PortLeNetShiftPredictor(5)
+    ours = [
+        module
+        for module in reconstructor.modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d))
+    ]
+    theirs = [
+        module
+        for module in port.modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d))
+    ]
+    assert [type(module) for module in ours] == [type(module) for module in theirs]
+    for mine, their in zip(ours, theirs):
+        their.load_state_dict(mine.state_dict())
+    before, after = torch.randn(2, 6, 1, size, size)
+    padded = [torch.nn.functional.pad(x, [(32 - size) // 2] * 4, mode="replicate") for x in (before, after)]
+    for mode in (True, False):
+        reconstructor.train(mode), port.train(mode)
+        for got, expected in zip(reconstructor(before, after), port(*padded)):
+            torch.testing.assert_close(got, expected)

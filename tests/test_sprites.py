@@ -254,21 +254,3 @@ def test_data_info_lists_the_factors_without_torch(session_cache):
     assert (session_cache / "latentspectra" / "datasets" / SPRITES.file_name).is_file()
     assert load_dataset("sprites").info() == info  # read back from the cache it wrote
 
-
-def test_the_shipped_sprites_networks_fit_the_dataset_and_read_its_shapes(sprites):
-    """The networks shipped for `--dataset sprites` take and make 32 x 32 images of M = 10 latents, and their
-    classifier reads the shape of the first 300 test sprites (its recorded test accuracy is 1.000)."""
-    import torch
-
-    from latentspectra.compute import Compute
-    from latentspectra.data import images_to_tensor
-    from latentspectra.experiments.networks import load_networks
-
-    networks = load_networks(None, Compute(), dataset="sprites")
-    assert (networks.latent_dim, networks.image_shape, networks.num_labels) == (10, (1, 32, 32), len(SHAPES))
-    assert networks.generator is not None and networks.classifier is not None and networks.encoder is not None
-    images = images_to_tensor(sprites.test.images[:300])
-    with torch.no_grad():
-        predicted = networks.classifier(images).argmax(1).numpy()
-        assert networks.generator(torch.zeros(2, 10)).shape == (2, 1, 32, 32)
-    assert np.mean(predicted == sprites.test.labels[:300]) > 0.99

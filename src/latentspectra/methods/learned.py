@@ -27,9 +27,10 @@ Where this differs:
   columns of the matrix exponential of S - S^T, S a free M x M matrix drawn N(0, 1) (made for K = M; with fewer
   directions it still trains all of S). ``deformator="linear"``: the free (M, K) matrix's columns scaled to unit
   length (the paper's unit columns; their code's "linear" A is not normalised).
-- The convolutions are padded to keep the image size and the pooling rounds up, so any image size works (their
-  unpadded LeNet needs at least 32 x 32 pixels); generators whose outputs are (N, D) vectors get an MLP
-  reconstructor (two Linear-BatchNorm-ReLU layers of 120 units) under the same heads.
+- Their LeNet is unpadded and needs images of at least 32 x 32 pixels (their MNIST generator, SN-GAN
+  ``sn_resnet32``, makes 32 x 32 digits); images with a side below 32 (MNIST's 28) are brought to 32 by repeating
+  their border pixels (``replicate`` padding) before the pair enters it. Generators whose outputs are (N, D)
+  vectors get an MLP reconstructor (two Linear-BatchNorm-ReLU layers of 120 units) under the same heads.
 - The default budget is 2000 steps at learning rate 1e-3 (theirs: 1e5 steps at 1e-4), which does not converge
   on the shipped MNIST generator; ``tolerance`` stops training once two doublings of the steps add less than it to
   R's held-out accuracy (their code trains a fixed budget). `latentspectra compare` trains 16,000 steps of 64 at
@@ -72,6 +73,7 @@ from .directions import (
 
 SHIFT_WEIGHT = 0.25  # lambda of the paper's Eq. 1 and the authors' `shift_weight`
 LENET_WIDTH = 2  # the authors' `LeNetShiftPredictor(width=2)`: 6, 16, 120 channels, heads of 84 units
+LENET_SIZE = 32  # the smallest image side their unpadded LeNet takes (32 -> 28 -> 14 -> 10 -> 5 -> 1)
 CURVE_BATCH = 512  # draws per pass of the convergence curve's evaluations (R in eval mode: any batch gives the same)
 CURVE_FIRST = 125  # the convergence curve halves the budget down to this many steps (at least 4 doublings)
 HISTORY_CHUNKS = 10  # entries of history_: the training steps are averaged over this many consecutive chunks
@@ -81,18 +83,36 @@ HISTORY_CHUNKS = 10  # entries of history_: the training steps are averaged over
 
 
 def _conv_block(inputs: int, outputs: int) -> list[nn.Module]:
-    return [nn.Conv2d(inputs, outputs, 5, padding=2), nn.BatchNorm2d(outputs), nn.ReLU()]
+    return [nn.Conv2d(inputs, outputs, 5), nn.BatchNorm2d(outputs), nn.ReLU()]
 
 
 def _dense_block(inputs: int, outputs: int) -> list[nn.Module]:
     return [nn.Linear(inputs, outputs), nn.BatchNorm1d(outputs), nn.ReLU()]
 
 
+class ReplicatedTo(nn.Module):
+    """Images (N, C, H, W) with H or W below ``size`` padded to ``size`` by repeating their border pixels (as
+    evenly as the difference allows); larger images pass unchanged."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        height, width = images.shape[-2:]
+        rows, columns = max(0, self.size - height), max(0, self.size - width)
+        if rows == columns == 0:
+            return images
+        return F.pad(images, (columns // 2, columns - columns // 2, rows // 2, rows - rows // 2), mode="replicate")
+
+
 def image_features(channels: int, width: int = LENET_WIDTH) -> nn.Sequential:
-    """Pairs of images stacked on the channel axis (N, 2C, H, W) -> (N, 60 width) features: the authors' LeNet,
-    padded so that any H, W >= 1 works (module docstring)."""
-    pool = nn.MaxPool2d(2, ceil_mode=True)
+    """Pairs of images stacked on the channel axis (N, 2C, H, W) -> (N, 60 width) features: the authors' LeNet
+    (unpadded 5 x 5 convolutions, 2 x 2 max pooling, the features averaged over space), smaller images brought to
+    its 32 x 32 first (`ReplicatedTo`, module docstring)."""
+    pool = nn.MaxPool2d(2)
     return nn.Sequential(
+        ReplicatedTo(LENET_SIZE),
         *_conv_block(2 * channels, 3 * width),
         pool,
         *_conv_block(3 * width, 8 * width),
