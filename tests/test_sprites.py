@@ -253,4 +253,3 @@ def test_data_info_lists_the_factors_without_torch(session_cache):
         np.testing.assert_allclose(listed["values"], values)
     assert (session_cache / "latentspectra" / "datasets" / SPRITES.file_name).is_file()
     assert load_dataset("sprites").info() == info  # read back from the cache it wrote
-

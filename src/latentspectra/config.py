@@ -675,9 +675,10 @@ class FactorRegressorConfig:
 # The learned directions' parameters in `compare` per --budget, measured on the shipped MNIST networks (K = 10;
 # docs/compare.md, "Budgets, measured"). "default": 16,000 steps of 64 at rate 3e-3, stopped earlier only where
 # two doublings of the steps in a row, from 2,000 on, each add less than 0.02 to the reconstructor's held-out
-# accuracy (one is not enough: seed 2 paused at 0.81 from 1,000 to 2,000 steps and went on to 0.94); measured
-# with seeds 0-2, all three trained 16,000 steps (0.943, 0.963, 0.935; the last doubling adding +0.002, +0.025
-# and +0.023), about 10-11 minutes a seed on 2 CPU cores in float32. "quick": 500 steps at the class's batch and
+# accuracy (one is not enough: a seed paused for a doubling at 0.81 and went on to 0.94); measured with seeds 0-2
+# and the authors' LeNet reconstructor, all three trained 16,000 steps (0.968, 0.956, 0.970; the last doubling
+# adding +0.019, +0.010 and +0.015), about 8 minutes a seed on 2 CPU cores in float32. "quick": 500 steps at the
+# class's batch and
 # rate, not converged (about 15 s a seed), for a first look. "paper": Voynov & Babenko's 10^5 steps at rate 1e-4
 # with their "ortho" deformator and K = M (`compare.method_params`; the first K are measured), about an hour a seed
 # on 2 CPU cores.
