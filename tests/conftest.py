@@ -101,6 +101,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `pytest -n 2`'s workers: one
     torch.set_num_threads(1)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that reads the README's end-to-end runs (the session's `readme_runs`, about a minute) is slow:
     the quick tier (-m "not slow") leaves them out; under `pytest -n 2 --dist loadgroup` they share one worker,
