@@ -12,7 +12,14 @@ import torch
 from torch import nn
 
 from latentspectra.methods import LearnedDirections, MethodError, get
-from latentspectra.methods.learned import build_reconstructor, checkpoint_steps, direction_rows, train_reconstructor
+from latentspectra.methods.learned import (
+    build_reconstructor,
+    checkpoint_steps,
+    direction_rows,
+    draw_shifts,
+    train_reconstructor,
+    train_steps,
+)
 from latentspectra.models.gan import Generator
 
 SIZE = 33  # the toy's images are 1 x 33 x 33 (the authors' LeNet takes 32 and more): three bands of 11 rows
@@ -177,6 +184,12 @@ def test_misuse_is_one_line_method_errors():
         get("learned", n_directions=2, steps=10**7 + 1)
 
 
+def _weighted_layers(network: nn.Module) -> list[nn.Module]:
+    """The layers with weights or statistics, in order (the port's and ours pair up one to one)."""
+    kinds = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
+    return [module for module in network.modules() if isinstance(module, kinds)]
+
+
 class PortLeNetShiftPredictor(nn.Module):
     """Our port of the authors' `LeNetShiftPredictor` (latent_shift_predictor.py), as they lay it out."""
 
@@ -216,16 +229,7 @@ def test_the_image_reconstructor_is_the_authors_lenet(size):
     they are, on 28 x 28 (MNIST's) pairs padded to 32 by repeating their border pixels."""
     reconstructor = build_reconstructor(torch.zeros(1, 1, size, size), 5)
     port = PortLeNetShiftPredictor(5)
-    ours = [
-        module
-        for module in reconstructor.modules()
-        if isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d))
-    ]
-    theirs = [
-        module
-        for module in port.modules()
-        if isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d))
-    ]
+    ours, theirs = _weighted_layers(reconstructor), _weighted_layers(port)
     assert [type(module) for module in ours] == [type(module) for module in theirs]
     for mine, their in zip(ours, theirs):
         their.load_state_dict(mine.state_dict())
@@ -235,3 +239,87 @@ def test_the_image_reconstructor_is_the_authors_lenet(size):
         reconstructor.train(mode), port.train(mode)
         for got, expected in zip(reconstructor(before, after), port(*padded)):
             torch.testing.assert_close(got, expected)
+
+
+class PortOrthoDeformator(nn.Module):
+    """Our port of the authors' `LatentDeformator(type=ORTHO)` for input_dim = out_dim = M (latent_deformator.py):
+    a shift is the one-hot basis shift through the matrix exponential of log_mat_half - its transpose."""
+
+    def __init__(self, log_mat_half: torch.Tensor) -> None:
+        super().__init__()
+        self.log_mat_half = nn.Parameter(log_mat_half.clone())
+
+    def forward(self, input):
+        mat = torch.linalg.matrix_exp(self.log_mat_half - self.log_mat_half.transpose(0, 1))
+        return torch.nn.functional.linear(input, mat)
+
+
+def port_train(generator, deformator, shift_predictor, draws, *, lr, shift_scale=6.0, min_shift=0.5):
+    """Their `Trainer.train` loop for the given draws (z, target_indices, 2 rand - 1 per step): `make_shifts`, two
+    Adam optimisers at one rate, the loss cross-entropy + 0.25 mean |shift error|."""
+    deformator_opt = torch.optim.Adam(deformator.parameters(), lr=lr)
+    shift_predictor_opt = torch.optim.Adam(shift_predictor.parameters(), lr=lr)
+    shift_predictor.train()
+    for z, target_indices, uniform in draws:
+        shifts = shift_scale * uniform
+        shifts[(shifts < min_shift) & (shifts > 0)] = min_shift
+        shifts[(shifts > -min_shift) & (shifts < 0)] = -min_shift
+        basis_shift = torch.zeros(len(z), z.shape[1])
+        for i, (index, val) in enumerate(zip(target_indices, shifts)):
+            basis_shift[i][index] += val
+        deformator.zero_grad()
+        shift_predictor.zero_grad()
+        shift = deformator(basis_shift)
+        imgs = generator(z)
+        imgs_shifted = generator(z + shift)
+        logits, shift_prediction = shift_predictor(imgs, imgs_shifted)
+        logit_loss = torch.nn.functional.cross_entropy(logits, target_indices)
+        shift_loss = 0.25 * torch.mean(torch.abs(shift_prediction - shifts))
+        (logit_loss + shift_loss).backward()
+        deformator_opt.step()
+        shift_predictor_opt.step()
+
+
+def test_training_steps_are_the_authors_trainer():
+    """Six steps of `train_steps` with the "expm" deformator (their "ortho", K = M) and the LeNet reconstructor
+    end where six steps of their Trainer loop (ported) end from the same matrix, weights and draws."""
+    latent, batch, steps = 4, 8, 6
+    torch.manual_seed(5)
+    mixing = torch.randn(latent, 32 * 32)
+
+    def generator(z):
+        return torch.tanh(z @ mixing).view(-1, 1, 32, 32)
+
+    free = torch.randn(latent, latent)
+    reconstructor = build_reconstructor(torch.zeros(1, 1, 32, 32), latent)
+    port = PortLeNetShiftPredictor(latent)
+    for mine, their in zip(_weighted_layers(reconstructor), _weighted_layers(port)):
+        their.load_state_dict(mine.state_dict())
+    deformator = PortOrthoDeformator(free)
+    ours, theirs = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    port_draws = []
+    for _ in range(steps):
+        z = torch.randn(batch, latent, generator=theirs)
+        k = torch.randint(latent, (batch,), generator=theirs)
+        port_draws.append((z, k, 2 * torch.rand(batch, generator=theirs) - 1))
+    matrix = nn.Parameter(free.clone())
+    train_steps(
+        generator,
+        reconstructor,
+        lambda: direction_rows(matrix, "expm", latent),
+        [matrix, *reconstructor.parameters()],
+        lambda size: draw_shifts(ours, size, latent, latent, 0.5, 6.0, torch.device("cpu")),
+        steps=steps,
+        batch_size=batch,
+        learning_rate=1e-3,
+    )
+    port_train(generator, deformator, port, port_draws, lr=1e-3)
+    assert not torch.allclose(matrix, free)  # it trained
+    torch.testing.assert_close(matrix.detach(), deformator.log_mat_half.detach())
+    torch.testing.assert_close(
+        direction_rows(matrix.detach(), "expm", latent),
+        torch.linalg.matrix_exp(deformator.log_mat_half - deformator.log_mat_half.T).detach().T,
+    )
+    for mine, their in zip(_weighted_layers(reconstructor), _weighted_layers(port)):
+        for name, value in mine.state_dict().items():
+            torch.testing.assert_close(value, their.state_dict()[name])

@@ -19,6 +19,9 @@ Followed from the authors' code (`trainer.py`, `latent_shift_predictor.py`):
   K logits or the shift);
 - the reported accuracy: R's accuracy of k on fresh draws with R in eval mode (their `validate_classifier`).
 
+A port of their `LeNetShiftPredictor`, `LatentDeformator` ("ortho") and `Trainer` loop, run from the same weights
+and draws, ends where `train_steps` ends (tests/test_learned_directions.py).
+
 Where this differs:
 
 - A is (K, M), directions as rows (the paper's A is M x K, directions as columns).
