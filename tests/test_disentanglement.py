@@ -97,25 +97,26 @@ def port_sap(mus, ys, share, seed):
 
 
 def port_factor_vae(mus, ys, batch_size, num_train, num_eval, seed):
-    """Their ``compute_factor_vae`` with ground-truth data made of given rows (``ys`` label columns): a factor
-    drawn, its value from a drawn row, the batch from the rows with that value; variances with ddof 1."""
+    """Their ``compute_factor_vae`` on ground-truth data made of given rows (``ys`` label columns). The data's
+    random streams are drawn up front in the order our rows-based data draws them (each batch of votes: its
+    factors, its anchor rows, its uniforms); their procedure consumes them vote by vote: the factor, its value
+    from the anchor row, the batch from the rows with that value; variances with ddof 1."""
     random_state = np.random.default_rng(seed)
     global_variances = np.var(mus, axis=0, ddof=1)
     active_dims = np.sqrt(global_variances) > 0
 
-    def generate_training_sample():
-        factor_index = random_state.integers(ys.shape[1])
-        value = ys[random_state.integers(ys.shape[0]), factor_index]
-        candidates = np.flatnonzero(ys[:, factor_index] == value)
-        representations = mus[random_state.choice(candidates, size=batch_size, replace=True)]
-        local_variances = np.var(representations, axis=0, ddof=1)
-        argmin = np.argmin(local_variances[active_dims] / global_variances[active_dims])
-        return factor_index, argmin
-
     def generate_training_batch(num_points):
+        factor_indices = random_state.integers(ys.shape[1], size=num_points)
+        anchors = random_state.integers(ys.shape[0], size=num_points)
+        uniforms = random_state.random((num_points, batch_size))
         votes = np.zeros((ys.shape[1], global_variances.shape[0]), dtype=np.int64)
-        for _ in range(num_points):
-            factor_index, argmin = generate_training_sample()
+        for point in range(num_points):
+            factor_index = factor_indices[point]
+            value = ys[anchors[point], factor_index]
+            candidates = np.flatnonzero(ys[:, factor_index] == value)
+            representations = mus[candidates[(uniforms[point] * len(candidates)).astype(np.int64)]]
+            local_variances = np.var(representations, axis=0, ddof=1)
+            argmin = np.argmin(local_variances[active_dims] / global_variances[active_dims])
             votes[factor_index, argmin] += 1
         return votes
 

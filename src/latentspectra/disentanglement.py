@@ -351,18 +351,27 @@ def factor_vae_votes(
     """``count`` votes (Kim & Mnih 2018) as a (F, K) count matrix: per vote, a factor k uniform over the columns of
     ``labels``, a row drawn uniformly fixing its value, ``batch`` rows with that value (drawn with replacement),
     and the code of least variance (ddof 1) over them relative to its variance over all rows of ``codes`` (N, K);
-    a code constant over all rows never gets a vote."""
+    a code constant over all rows never gets a vote. The draws, in this order: the ``count`` factors, the
+    ``count`` rows, and a (count, batch) array of uniforms u, the batch's rows being the floor(u n)-th of the n
+    rows with the value (in row order)."""
     spread = np.var(codes, axis=0, ddof=1)
     active = spread > 0
+    factors = rng.integers(labels.shape[1], size=count)
+    anchors = rng.integers(len(labels), size=count)
+    uniforms = rng.random((count, batch))
+    rows = np.empty((count, batch), dtype=np.int64)
+    for factor in range(labels.shape[1]):
+        voting = factors == factor
+        order = np.argsort(labels[:, factor], kind="stable")
+        values, starts, sizes = np.unique(labels[order, factor], return_index=True, return_counts=True)
+        value = np.searchsorted(values, labels[anchors[voting], factor])
+        offsets = (uniforms[voting] * sizes[value][:, None]).astype(np.int64)
+        rows[voting] = order[starts[value][:, None] + offsets]
     votes = np.zeros((labels.shape[1], codes.shape[1]), dtype=np.int64)
-    rows_of = [{value: np.flatnonzero(column == value) for value in np.unique(column)} for column in labels.T]
-    for _ in range(count):
-        factor = int(rng.integers(labels.shape[1]))
-        value = labels[int(rng.integers(len(labels))), factor]
-        chosen = rng.choice(rows_of[factor][value], size=batch, replace=True)
-        relative = np.full(codes.shape[1], np.inf)
-        relative[active] = np.var(codes[chosen][:, active], axis=0, ddof=1) / spread[active]
-        votes[factor, int(np.argmin(relative))] += 1
+    for chunk in np.array_split(np.arange(count), max(1, count // 1000)):  # about 1,000 batches of codes at once
+        relative = np.full((len(chunk), codes.shape[1]), np.inf)
+        relative[:, active] = np.var(codes[rows[chunk]][:, :, active], axis=1, ddof=1) / spread[active]
+        np.add.at(votes, (factors[chunk], np.argmin(relative, axis=1)), 1)
     return votes
 
 
