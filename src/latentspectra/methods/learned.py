@@ -386,12 +386,10 @@ class LearnedDirections(DirectionMethod):
     differentiable in torch; a torch module runs on the device of its parameters); M comes from ``latent_dim`` or
     the generator's ``latent_dim``.
 
-    Cost: at the defaults (2000 steps of 32), about 1 to 1.5 minutes on 2 CPU cores for the shipped MNIST
-    generator at M = 100 (measured on an AMD EPYC, AVX2: 30-35 ms a step over 200 steps at K = 10 and 100,
-    extrapolated; the 3200 held-out draws add about 2 s). One full default fit at K = 10 took 78 s and reached a
-    held-out accuracy of 0.70 (chance 0.1; 0.33 at the authors' rate 1e-4, hence the default 1e-3). Not
-    converged there: at batch 64 and rate 3e-3 the accuracy was 0.79, 0.90, 0.94 and 0.94 after 2,000, 4,000,
-    8,000 and 16,000 steps (AMD EPYC, AVX512-BF16, float32, about 40 ms a step).
+    Cost: about 30-40 ms a step on 2 CPU cores for the shipped MNIST generator at M = 100, K = 10, in float32
+    (AMD EPYC, AVX512-BF16), so 1 to 1.5 minutes at the defaults (2000 steps of 32), which do not converge there.
+    At compare's budget (batch 64, rate 3e-3) R's held-out accuracy reached 0.91, 0.93, 0.95 and 0.97 after 2,000,
+    4,000, 8,000 and 16,000 steps (seed 0; the three seeds' curves are in docs/compare.md).
 
     Args:
         n_directions: K <= M.
