@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from latentspectra.config import ClassifierConfig, EncoderConfig, GANConfig, TrainConfig
+from latentspectra.config import BasisConfig, ClassifierConfig, EncoderConfig, GANConfig, TrainConfig
 
 LATENT, LABELS, SIDE = 12, 4, 4
 
@@ -135,6 +135,19 @@ def evaluate(out: str, *datasets: str) -> None:
             write_json(out, records)
 
 
+def basis_config(dataset: str | Path) -> BasisConfig:
+    """The basis of these networks on the npz DATASET, V = 40, in batches of 16, on the CPU in float32: what every
+    rank of `main` builds, and the one-process reference of tests/test_distributed.py."""
+    return BasisConfig(
+        dataset=f"npz:{dataset}",
+        per_set=40,
+        batch_size=16,
+        device="cpu",
+        precision="float32",
+        networks="sharded_networks:build",
+    )
+
+
 def main(out: str, dataset: str, resume: str) -> None:
     """One rank of the library-level check (run under WORLD_SIZE > 1): the basis of the tiny networks built
     with `basis_study` under the world, resuming after the finished sets at RESUME, and the
@@ -142,20 +155,11 @@ def main(out: str, dataset: str, resume: str) -> None:
     OUT/world.safetensors."""
     from safetensors.torch import save_file
 
-    from latentspectra.config import BasisConfig
     from latentspectra.distributed import gathered_batched, open_world
     from latentspectra.experiments.basis import basis_study
 
     with open_world("cpu", ("main", dataset)) as world:
-        config = BasisConfig(
-            dataset=f"npz:{dataset}",
-            per_set=40,
-            batch_size=16,
-            device="cpu",
-            precision="float32",
-            networks="sharded_networks:build",
-        )
-        built = basis_study(config, progress=False, world=world, resume=Path(resume))
+        built = basis_study(basis_config(dataset), progress=False, world=world, resume=Path(resume))
         summed = world.sum(torch.full((3,), float(world.rank + 1), dtype=torch.float32))
         gathered = world.gather(torch.tensor([world.rank, 10 * world.rank]))
         rows = torch.arange(37 * 2, dtype=torch.float32).view(37, 2)

@@ -118,16 +118,8 @@ def _ranks(commands: list[list[str]], cwd: Path, port: int | None = None, **extr
 
 
 def tiny_basis_config(root) -> BasisConfig:
-    """The basis of the tiny networks on ROOT/tiny.npz, V = 40, in batches of 16, on the CPU in float32 (as the
-    ranks of `sharded_networks.main` build it)."""
-    return BasisConfig(
-        dataset=f"npz:{root / 'tiny.npz'}",
-        per_set=40,
-        batch_size=16,
-        device="cpu",
-        precision="float32",
-        networks="sharded_networks:build",
-    )
+    """The basis of the tiny networks on ROOT/tiny.npz, as the ranks of `sharded_networks.main` build it."""
+    return sharded_networks.basis_config(root / "tiny.npz")
 
 
 @pytest.fixture(scope="module")

@@ -272,7 +272,7 @@ class NetworksChoice:
     """Which networks a study runs: ``networks`` (a models directory, a manifest directory, a ``module:function``
     factory, or in Python a `LatentNetworks`; None: the shipped networks of the dataset), with any of them
     replaced by a file (``generator_file``, ``classifier_file``, ``encoder_file``); experiments/networks.py
-    `load_networks` reads them."""
+    `load_study_networks` reads them."""
 
     # object: a `models.spec.LatentNetworks` too, which this module (below models) does not import
     networks: str | Path | object | None = option(
@@ -334,16 +334,14 @@ def config_record(config: Any) -> dict[str, Any]:
     `LatentNetworks` by its ``source``; asdict would copy its modules)."""
     if not isinstance(config, NetworksChoice):
         return asdict(config)
-    named = {
-        name: _network_name(getattr(config, name)) for name in ("networks", *(f"{p}_file" for p in NETWORK_PIECES))
-    }
+    named = {each.name: _network_name(getattr(config, each.name)) for each in fields(NetworksChoice)}
     return {**asdict(replace(config, networks=None)), **named}
 
 
 def _network_name(value: Any) -> str | None:
-    if value is None or isinstance(value, str | Path):
-        return None if value is None else str(value)
-    return str(getattr(value, "source", type(value).__name__))
+    if value is None:
+        return None
+    return str(value) if isinstance(value, str | Path) else str(getattr(value, "source", type(value).__name__))
 
 
 @dataclass(frozen=True)
@@ -678,10 +676,9 @@ class FactorRegressorConfig:
 # accuracy (one is not enough: a seed paused for a doubling at 0.81 and went on to 0.94); measured with seeds 0-2
 # and the authors' LeNet reconstructor, all three trained 16,000 steps (0.968, 0.956, 0.970; the last doubling
 # adding +0.019, +0.010 and +0.015), about 8 minutes a seed on 2 CPU cores in float32. "quick": 500 steps at the
-# class's batch and
-# rate, not converged (about 15 s a seed), for a first look. "paper": Voynov & Babenko's 10^5 steps at rate 1e-4
-# with their "ortho" deformator and K = M (`compare.method_params`; the first K are measured), about an hour a seed
-# on 2 CPU cores.
+# class's batch and rate, not converged (about 15 s a seed), for a first look. "paper": Voynov & Babenko's 10^5
+# steps at rate 1e-4 with their "ortho" deformator and K = M (`compare.method_params`; the first K are measured),
+# about an hour a seed on 2 CPU cores.
 CONVERGED_GAIN = 0.02  # converged where two doublings of the learned directions' steps in a row each add less
 LEARNED_BUDGETS: dict[str, dict[str, object]] = {
     "default": {"steps": 16_000, "batch_size": 64, "learning_rate": 3e-3, "tolerance": CONVERGED_GAIN},

@@ -288,9 +288,7 @@ def feature_map(networks: Networks) -> tuple[Callable[[torch.Tensor], torch.Tens
     """The float32 classifier's penultimate features of images, or its logits where it has none
     (`has_penultimate_features`); and which."""
     classifier, described = networks.exact_classifier, networks.description.classifier
-    assert (
-        classifier is not None and described is not None
-    )  # loaded with the classifier, which `compare_study` required
+    assert classifier is not None and described is not None  # `compare_study` required the classifier
     if has_penultimate_features(described):
         return classifier.features, "classifier features (penultimate layer)"
     return classifier, "classifier logits"
