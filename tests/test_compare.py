@@ -377,3 +377,24 @@ def test_the_paper_budget_trains_the_learned_directions_as_their_authors():
     over = CompareConfig(budget="paper", method_params={"learned": {"steps": 7}})
     assert method_params("learned", over, 100)["steps"] == 7  # a --param goes over the budget
     assert "deformator" not in method_params("sefa", CompareConfig(budget="paper"), 100)
+
+
+@pytest.mark.parametrize("labels", [2, 3])
+def test_below_four_labels_the_rescoring_disentanglement_is_one_half_and_ranks_nobody(labels):
+    """Label probabilities' changes sum to zero, so with two or three labels every row scores 1/2; compare says so
+    instead of ranking methods by rounding noise."""
+    before = torch.softmax(torch.randn(200, labels, generator=torch.Generator().manual_seed(labels)), dim=1)
+    after = torch.softmax(torch.randn(200, labels, generator=torch.Generator().manual_seed(labels + 10)), dim=1)
+    assert compare.disentanglement(after - before) == pytest.approx(0.5, abs=1e-6)
+    four = torch.softmax(torch.randn(200, 4), dim=1) - torch.softmax(torch.randn(200, 4), dim=1)
+    assert compare.disentanglement(four) != pytest.approx(0.5, abs=1e-3)
+    found = {"mean": 0.5, "ci95": [0.5, 0.5], "values": [0.5]}
+    methods = {name: dict.fromkeys(compare.HEADLINES, found) for name in ("a", "b")}
+    ranked = compare.headline_leaders(methods, labels)
+    assert ranked["disentanglement"]["best"] == [] and "not ranked" in ranked["disentanglement"]["unranked"]
+    assert sorted(ranked["target_change"]["best"] + ranked["target_change"]["behind"]) == ["a", "b"]
+    assert compare.headline_leaders(methods, 4)["disentanglement"]["best"] == ["a", "b"]
+    from latentspectra.report.compare_figures import leader_lines
+
+    lines = leader_lines({"methods": methods, "leaders": ranked})
+    assert lines[0] == f"disentanglement: {compare.UNRANKED_DISENTANGLEMENT}." and "tied: a, b" in lines[1]

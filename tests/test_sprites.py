@@ -253,3 +253,24 @@ def test_data_info_lists_the_factors_without_torch(session_cache):
         np.testing.assert_allclose(listed["values"], values)
     assert (session_cache / "latentspectra" / "datasets" / SPRITES.file_name).is_file()
     assert load_dataset("sprites").info() == info  # read back from the cache it wrote
+
+
+def test_the_shipped_sprites_networks_draw_every_shape():
+    """The shipped sprites generator (a VAE's decoder, training/vae.py) draws all three shapes, as the shipped
+    classifier reads its samples (8% squares, 43% ellipses, 48% hearts of 2,000); the GAN recipe's generator drew
+    1.6% squares (docs/ground-truth.md)."""
+    import torch
+
+    from latentspectra.models.files import load_model, shipped_models_dir
+
+    directory = shipped_models_dir("sprites")
+    generator = load_model(directory, "generator", "generator")[0]
+    classifier = load_model(directory, "classifier", "classifier")[0]
+    encoder = load_model(directory, "encoder", "encoder")[0]
+    assert tuple(generator.config["image_shape"]) == (1, 32, 32)
+    assert encoder.latent_dim == generator.latent_dim
+    latents = torch.randn(600, generator.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        shapes = classifier(generator(latents)).argmax(1)
+    shares = torch.bincount(shapes, minlength=len(SHAPES)).double() / len(latents)
+    assert shares.min() > 0.05, shares.tolist()

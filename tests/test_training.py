@@ -10,7 +10,7 @@ import torch
 
 from conftest import TINY_CLASSIFIER, TINY_ENCODER, TINY_GAN, rewrite_pair
 from latentspectra.compute import Compute
-from latentspectra.config import AutoencoderConfig, TrainConfig
+from latentspectra.config import AutoencoderConfig, TrainConfig, VAEConfig
 from latentspectra.errors import CheckpointError, LatentspectraError
 from latentspectra.experiments.train import with_encoder_weights
 from latentspectra.models import Classifier, Generator
@@ -21,9 +21,13 @@ from latentspectra.training.encoder import EncoderJob, encoder_loss, gaussian_kl
 from latentspectra.training.gan import GANJob
 from latentspectra.training.loop import epoch_generator, run_training
 from latentspectra.training.tensors import ShuffledBatches
+from latentspectra.training.vae import VAEJob, vae_loss
 
 # the autoencoder with ACAI's critic: two networks and two optimizers to checkpoint
 TINY_CRITIC_AUTOENCODER = AutoencoderConfig(epochs=1, batch_size=16, latent_dim=8, width=4, interpolation_weight=1.0)
+TINY_VAE = VAEConfig(
+    epochs=2, batch_size=16, latent_dim=8, generator_width=4, hidden=16, encoder_width=4, encoder_hidden=16
+)
 
 
 def _parameters(modules: dict) -> dict[str, torch.Tensor]:
@@ -43,12 +47,13 @@ def _make_jobs(dataset):
     return {
         "classifier": classifier_job,
         "gan": gan_job,
+        "vae": VAEJob(dataset, TINY_VAE, seed=0),
         "encoder": encoder_job,
         "autoencoder": AutoencoderJob(dataset, TINY_CRITIC_AUTOENCODER, seed=0),
     }
 
 
-@pytest.mark.parametrize("name", ["classifier", "gan", "encoder"])
+@pytest.mark.parametrize("name", ["classifier", "gan", "vae", "encoder"])
 def test_one_step_changes_weights_with_finite_loss(tiny_dataset, name):
     job = _make_jobs(tiny_dataset)[name]
     before = _parameters(job.modules)
@@ -112,6 +117,27 @@ def test_encoder_loss_weighs_its_three_terms_by_the_config(tiny_dataset):
     assert torch.allclose(terms["kl"], gaussian_kl(mu, logvar).mean())
 
 
+def test_vae_loss_is_the_negative_elbo_of_a_bernoulli_decoder_with_the_kl_weighted():
+    """By hand: -sum_pixels [t log p + (1 - t) log(1 - p)] with p, t mapped from [-1, 1] to [0, 1], plus beta x KL."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 1, 4, 4, generator=generator) * 2 - 1
+    decoded = torch.rand(3, 1, 4, 4, generator=generator) * 1.8 - 0.9
+    mu, logvar = torch.randn(3, 5, generator=generator), torch.randn(3, 5, generator=generator)
+    p, t = (decoded + 1) / 2, (images + 1) / 2
+    reconstruction = -(t * p.log() + (1 - t) * (1 - p).log()).sum((1, 2, 3)).mean()
+    kl = (0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)).mean()
+    terms = vae_loss(images, decoded, mu, logvar, kl_weight=4.0)
+    assert terms["reconstruction"].item() == pytest.approx(reconstruction.item(), rel=1e-5)
+    assert terms["kl"].item() == pytest.approx(kl.item(), rel=1e-5)
+    assert terms["loss"].item() == pytest.approx((reconstruction + 4.0 * kl).item(), rel=1e-5)
+
+
+def test_vae_saves_its_decoder_as_the_generator(tiny_dataset):
+    job = _make_jobs(tiny_dataset)["vae"]
+    assert list(job.finished_models()) == ["generator"]
+    assert isinstance(job.finished_models()["generator"], Generator)
+
+
 def test_encoder_mean_is_the_first_output_of_the_forward_pass(tiny_dataset):
     encoder = _make_jobs(tiny_dataset)["encoder"].encoder.eval()
     images = torch.rand(5, *tiny_dataset.shape) * 2 - 1
@@ -145,7 +171,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
         load_model(tmp_path, "classifier")
 
 
-@pytest.mark.parametrize("name", ["classifier", "gan", "encoder", "autoencoder"])
+@pytest.mark.parametrize("name", ["classifier", "gan", "vae", "encoder", "autoencoder"])
 def test_resume_after_interruption_matches_uninterrupted_run(tiny_dataset, tmp_path, name):
     straight = _make_jobs(tiny_dataset)[name]
     run_training(straight, tmp_path / "straight", epochs=2, seed=5, config={}, progress=False)
@@ -259,3 +285,33 @@ def test_with_encoder_weights_sets_the_three_loss_weights_only():
     assert dataclasses.replace(changed, encoder=config.encoder) == config
     with pytest.raises(LatentspectraError, match="--encoder-weights"):
         with_encoder_weights(config, (1.0, float("inf"), 100.0))
+
+
+def test_train_all_with_the_vae_recipe_trains_the_generator_as_a_decoder_then_the_encoder(tiny_npz, tmp_path):
+    from latentspectra.experiments.train import train_networks
+
+    config = TrainConfig(
+        dataset=f"npz:{tiny_npz}",
+        device="cpu",
+        precision="float32",
+        generator_recipe="vae",
+        classifier=TINY_CLASSIFIER,
+        vae=TINY_VAE,
+        encoder=TINY_ENCODER,
+    )
+    record = train_networks("all", tmp_path, config, progress=False)
+    assert list(record["seconds"]) == ["classifier", "vae", "encoder", "total"]
+    assert {"classifier_fid", "sample_confidence", "encode_decode_accuracy"} <= set(record["metrics"])
+    generator, generator_record = load_model(tmp_path, "generator", "generator")
+    assert generator.latent_dim == TINY_VAE.latent_dim and generator_record["name"] == "vae"
+    assert load_model(tmp_path, "encoder", "encoder")[0].latent_dim == TINY_VAE.latent_dim
+    assert not (tmp_path / "discriminator.json").exists()
+
+
+def test_epochs_and_latent_size_reach_both_generator_recipes():
+    from latentspectra.experiments.train import with_epochs, with_latent_dim
+
+    config = with_latent_dim(with_epochs(TrainConfig(), 3), 12)
+    assert config.gan.epochs == config.vae.epochs == config.classifier.epochs == config.encoder.epochs == 3
+    assert config.gan.latent_dim == config.vae.latent_dim == config.autoencoder.latent_dim == 12
+    assert with_latent_dim(TrainConfig(), None) == TrainConfig()

@@ -40,7 +40,7 @@ from .launch import launched_size, rank_label
 if TYPE_CHECKING:  # torch is imported when a command runs networks: --help and bad arguments answer without it
     from .distributed import World
 
-NETWORK_CHOICES = ("classifier", "gan", "encoder", "all", "autoencoder")
+NETWORK_CHOICES = ("classifier", "gan", "vae", "encoder", "all", "autoencoder")
 
 
 def _check_device(context: click.Context, parameter: click.Parameter, value: str) -> str:
@@ -264,7 +264,10 @@ def data_download(name: str, directory: str, base_url: str | None) -> None:
 @out_option("runs/train", "Directory for weights, JSON records and resumable checkpoints.")
 @click.option("--epochs", type=int, default=None, help="Epochs for each network trained (default: per network).")
 @click.option(
-    "--latent-dim", type=int, default=None, help="Latent size of the generator and of the autoencoder (default: 100)."
+    "--latent-dim",
+    type=int,
+    default=None,
+    help="Latent size of the generator and of the autoencoder (default: 100; 10 for the vae recipe).",
 )
 @click.option(
     "--encoder-weights",
@@ -298,8 +301,9 @@ def train(
     quiet: bool,
     world: World,
 ) -> None:
-    """Train NETWORK (classifier, gan, encoder or all = those three in that order; or the plain
-    autoencoder of the fragmentation study) into --out.
+    """Train NETWORK (classifier, gan, encoder or all = those three in that order; vae, the generator as a
+    VAE's decoder, which all trains instead of gan with --generator-recipe vae; or the plain autoencoder of the
+    fragmentation study) into --out.
 
     Rerunning the same command after an interruption resumes from the last finished epoch.
     """

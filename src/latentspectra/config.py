@@ -220,6 +220,23 @@ class GANConfig:
 
 
 @dataclass(frozen=True)
+class VAEConfig:
+    """The `vae` recipe of the generator (training/vae.py): G trained as the decoder of a beta-VAE."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    latent_dim: int = 10  # the latent size of the dSprites VAEs of disentanglement_lib (Locatello et al. 2019)
+    generator_width: int = 32  # the decoder is the GAN's generator (models/gan.py) at these sizes
+    hidden: int = 512
+    encoder_width: int = 32
+    encoder_hidden: int = 256
+    # beta of Higgins et al. (1 is the plain VAE); their dSprites value. On sprites (latent 10, 6 epochs) beta = 4
+    # draws clean shapes from the prior where beta = 1 (3 epochs) still draws many shapeless blots.
+    kl_weight: float = 4.0
+
+
+@dataclass(frozen=True)
 class EncoderConfig:
     epochs: int = 4
     batch_size: int = 128
@@ -255,6 +272,7 @@ class AutoencoderConfig:
     critic_blend: float = 0.2  # ACAI's gamma: the critic sees gamma x + (1 - gamma) reconstruction as real
 
 
+GENERATOR_RECIPES = ("gan", "vae")  # the ways `train` makes a generator: training/gan.py, training/vae.py
 NETWORK_PIECES = ("generator", "classifier", "encoder")  # the networks a study runs, each replaceable by a file
 NETWORK_FILE_HELP = (
     "Use this {} instead: a torch.export program (.pt2), a TorchScript archive (.pt) or the package's "
@@ -351,8 +369,15 @@ class TrainConfig(RunConfig):
 
     dataset_use: ClassVar[str] = "to train on"
 
+    generator_recipe: str = option(
+        "gan",
+        "How `train all` trains the generator: gan (the paper's step 1) or vae (the decoder of a beta-VAE; the "
+        "recipe of the shipped sprites networks, where the GAN collapses: docs/ground-truth.md).",
+        choices=GENERATOR_RECIPES,
+    )
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     gan: GANConfig = field(default_factory=GANConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
 

@@ -7,7 +7,8 @@ Per method, after fitting it (timed):
   "re-scoring analysis"): for each direction d_k, the mean over the test latents z of C(G(z + t d_k)) minus
   C(G(z)), the classifier's label probabilities, one row of l changes per direction: a (K, l) matrix. Its
   disentanglement is the mean over the directions of max_j |change_j| / sum_j |change_j| (1: a direction moves
-  one label's probability only; 1 / l: all alike). For single-channel images the same for the Morpho-MNIST
+  one label's probability only; 1 / l: all alike; with l < 4 labels it is 1/2 whatever the direction, as the
+  changes sum to zero, and it is not ranked). For single-channel images the same for the Morpho-MNIST
   measures (area, length, thickness, slant, width, height; Castro et al., JMLR 2019), in standard deviations of
   each measure over the unedited images: ``measure_rescoring``, (K, 6), named by ``measures`` in the record.
 - Reconstructor classification accuracy (Voynov & Babenko, ICML 2020, Sec. 4): with the method's K directions
@@ -770,7 +771,7 @@ class CompareResult:
     test_latents: int
     seeds: tuple[int, ...]
     methods: dict[str, dict[str, Any]]  # per method: params, seconds, rescoring, intervals; or skipped
-    leaders: dict[str, dict[str, list[str]]]  # per headline metric: `intervals.leaders`
+    leaders: dict[str, dict[str, Any]]  # per headline metric: `intervals.leaders` (or why it is `unranked`)
     label_edits: dict[str, Any]
     ground_truth: dict[str, Any] | None  # `ground_truth_record`; None for a dataset without factors
     feature_space: str
@@ -979,14 +980,27 @@ def against_baseline(methods: dict[str, dict[str, Any]]) -> None:
             record["against_baseline"] = {key: against(record[key], baseline[key]) for key in HEADLINES}
 
 
-def headline_leaders(methods: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+# Below four labels the re-scoring disentanglement is 1/2 for every direction: the changes of the label probabilities
+# sum to zero, so with two or three labels the largest |change| is half their sum. It is then not ranked.
+FEWEST_LABELS_TO_RANK_DISENTANGLEMENT = 4
+UNRANKED_DISENTANGLEMENT = (
+    "1/2 for every direction with fewer than four labels (the changes of the label probabilities sum to zero, so "
+    "the largest |change| is half their sum); not ranked"
+)
+
+
+def headline_leaders(methods: dict[str, dict[str, Any]], num_labels: int) -> dict[str, dict[str, Any]]:
     """Per headline metric, which methods lead (`intervals.leaders`: the best, and those whose intervals overlap
-    it) and which are behind."""
+    it) and which are behind; with fewer than four labels ``disentanglement`` ranks nobody and says why
+    (``unranked``)."""
     measured = {name: record for name, record in methods.items() if "skipped" not in record}
-    return {
+    ranked: dict[str, dict[str, Any]] = {
         key: leaders({name: record[key] for name, record in measured.items()}, higher)
         for key, higher in HEADLINES.items()
     }
+    if num_labels < FEWEST_LABELS_TO_RANK_DISENTANGLEMENT:
+        ranked["disentanglement"] = {"best": [], "behind": [], "unranked": UNRANKED_DISENTANGLEMENT}
+    return ranked
 
 
 def pooled_edits(runs: list[SeedRun]) -> dict[str, Any]:
@@ -1088,7 +1102,7 @@ def compare_study(
         len(latents["test"]),
         seeds,
         pooled,
-        headline_leaders(pooled),
+        headline_leaders(pooled, len(networks.labels)),
         pooled_edits(runs),
         None
         if truth is None

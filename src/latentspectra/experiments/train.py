@@ -1,8 +1,9 @@
-"""`train {classifier,gan,encoder,all,autoencoder}`: train the paper's networks in order (or the
+"""`train {classifier,gan,vae,encoder,all,autoencoder}`: train the paper's networks in order (or the
 fragmentation study's autoencoder) and record the run.
 
-The classifier comes first because the GAN's sample metrics and the encoder's loss need it; the
-encoder comes last because its decoder is the trained generator. `all` is the paper's three networks;
+The classifier comes first because the generator's sample metrics and the encoder's loss need it; the
+encoder comes last because its decoder is the trained generator. `all` is the paper's three networks, the
+generator made by the config's ``generator_recipe`` (the GAN of the paper, or a VAE's decoder);
 the autoencoder is trained on its own (its record adds the classifier's accuracy on its reconstructions
 when a trained classifier is in the same directory).
 """
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from ..compute import Compute
-from ..config import TrainConfig
+from ..config import GENERATOR_RECIPES, TrainConfig
 from ..data import ImageDataset, images_to_tensor, load_dataset
 from ..distributed import SINGLE, World
 from ..errors import DataError, LatentspectraError
@@ -34,10 +35,10 @@ from ..training.classifier import ClassifierJob
 from ..training.encoder import EncoderJob
 from ..training.gan import GANJob
 from ..training.loop import TrainingJob, run_training
+from ..training.vae import VAEJob
 from .networks import check_dataset_fits
 
-NETWORKS = ("classifier", "gan", "encoder")  # `train all`, in this order
-TRAINABLE = (*NETWORKS, "autoencoder")
+TRAINABLE = ("classifier", *GENERATOR_RECIPES, "encoder", "autoencoder")
 # The training record's quick encode-decode estimate; `latentspectra evaluate` uses the full 20 draws.
 TRAINING_ENCODING_TRIALS = 5
 
@@ -52,14 +53,15 @@ def with_epochs(config: TrainConfig, epochs: int | None) -> TrainConfig:
         config,
         classifier=replace(config.classifier, epochs=epochs),
         gan=replace(config.gan, epochs=epochs),
+        vae=replace(config.vae, epochs=epochs),
         encoder=replace(config.encoder, epochs=epochs),
         autoencoder=replace(config.autoencoder, epochs=epochs),
     )
 
 
 def with_latent_dim(config: TrainConfig, latent_dim: int | None) -> TrainConfig:
-    """``config`` with the latent size of the generator and of the autoencoder replaced by ``latent_dim``
-    (unchanged for None); the encoder takes the generator's.
+    """``config`` with the latent size of the generator (either recipe's) and of the autoencoder replaced by
+    ``latent_dim`` (unchanged for None); the encoder takes the generator's.
 
     Raises:
         LatentspectraError: ``latent_dim`` < 1.
@@ -71,6 +73,7 @@ def with_latent_dim(config: TrainConfig, latent_dim: int | None) -> TrainConfig:
     return replace(
         config,
         gan=replace(config.gan, latent_dim=latent_dim),
+        vae=replace(config.vae, latent_dim=latent_dim),
         autoencoder=replace(config.autoencoder, latent_dim=latent_dim),
     )
 
@@ -127,7 +130,7 @@ def _require(out_dir: Path, name: str, needed_by: str) -> Configured:
 def _training_job(
     network: str, out_dir: Path, dataset: ImageDataset, config: TrainConfig, compute: Compute
 ) -> TrainingJob:
-    """The job that trains ``network`` on ``dataset``; the GAN and the autoencoder are scored with the classifier
+    """The job that trains ``network`` on ``dataset``; the generator and the autoencoder are scored with the classifier
     of ``out_dir`` where there is one, the encoder needs the generator and classifier there.
 
     Raises:
@@ -138,21 +141,10 @@ def _training_job(
     seed = config.seed
     if network == "classifier":
         return ClassifierJob(dataset, config.classifier, seed, compute)
-    if network == "gan":
-        scorer = (out_dir / "classifier.json").exists() and load_model(out_dir, "classifier", "classifier")[0]
-        evaluate = (
-            (
-                lambda g: sample_metrics(
-                    InferenceNetwork(g, compute),
-                    InferenceNetwork(scorer, compute),
-                    dataset,
-                    seed,
-                    device=compute.device,
-                )
-            )
-            if scorer
-            else None
-        )
+    if network in GENERATOR_RECIPES:
+        evaluate = _sample_metrics(out_dir, dataset, seed, compute)
+        if network == "vae":
+            return VAEJob(dataset, config.vae, seed, evaluate_samples=evaluate, compute=compute)
         return GANJob(dataset, config.gan, seed, evaluate_samples=evaluate, compute=compute)
     if network == "autoencoder":
         return AutoencoderJob(
@@ -187,7 +179,7 @@ def _training_job(
 def train_networks(
     which: str, out_dir: str | Path, config: TrainConfig, progress: bool = True, world: World = SINGLE
 ) -> dict[str, Any]:
-    """Train ``which`` ("classifier", "gan", "encoder", "all" or "autoencoder") into ``out_dir``; returns
+    """Train ``which`` ("classifier", "gan", "vae", "encoder", "all" or "autoencoder") into ``out_dir``; returns
     the run record that is also written to ``out_dir/train-<which>.json``. As one rank of a sharded ``world``
     (DistributedDataParallel, training/sharding.py) rank 0 alone writes; after each network every rank waits
     until it is written, so that the encoder reads the trained G and C (``out_dir`` must be the same directory
@@ -216,7 +208,7 @@ def train_networks(
         "metrics": {},
     }
     began = time.perf_counter()
-    for network in NETWORKS if which == "all" else (which,):
+    for network in ("classifier", config.generator_recipe, "encoder") if which == "all" else (which,):
         start = time.perf_counter()
         try:
             job = _training_job(network, out_dir, dataset, config, compute)
@@ -234,6 +226,21 @@ def train_networks(
     if world.is_writer:
         write_json(out_dir / f"train-{which}.json", record)
     return record
+
+
+def _sample_metrics(
+    out_dir: Path, dataset: ImageDataset, seed: int, compute: Compute
+) -> Callable[[nn.Module], dict[str, Any]] | None:
+    """A callback: a trained generator's sample metrics (`evaluation.sample_metrics`), scored by the classifier in
+    ``out_dir``; None when no classifier is there."""
+    if not (out_dir / "classifier.json").exists():
+        return None
+    scorer = InferenceNetwork(load_model(out_dir, "classifier", "classifier")[0], compute)
+
+    def evaluate(generator: nn.Module) -> dict[str, Any]:
+        return sample_metrics(InferenceNetwork(generator, compute), scorer, dataset, seed, device=compute.device)
+
+    return evaluate
 
 
 def _reconstruction_accuracy(

@@ -173,11 +173,13 @@ def leader_line(title: str, best: Sequence[str], within: Sequence[str]) -> str:
 
 
 def leader_lines(record: Mapping[str, Any]) -> list[str]:
-    """Per headline metric its `leader_line`."""
+    """Per headline metric its `leader_line`, or why it ranks nobody (``unranked``)."""
     return [
-        leader_line(
+        f"{title}: {found['unranked']}."
+        if "unranked" in found
+        else leader_line(
             title,
-            record["leaders"][key]["best"],
+            found["best"],
             [
                 name
                 for name, method in record["methods"].items()
@@ -185,6 +187,7 @@ def leader_lines(record: Mapping[str, Any]) -> list[str]:
             ],
         )
         for key, title in HEADLINE_TITLES.items()
+        for found in (record["leaders"][key],)
     ]
 
 
