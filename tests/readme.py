@@ -50,6 +50,8 @@ SMALL: dict[str, list[str]] = {
         "20",
         "--reconstructor-steps",
         "3",
+        "--reconstructor-validation",
+        "64",
         "--measure-samples",
         "100",
         "--param",

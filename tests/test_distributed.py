@@ -455,6 +455,8 @@ STUDIES = {
         "140",
         "--reconstructor-steps",
         "1",
+        "--reconstructor-validation",
+        "100",
         "--measure-samples",
         "600",
         "--param",

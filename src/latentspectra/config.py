@@ -758,6 +758,9 @@ class CompareConfig(InversionChoice, StudyConfig):
         low=1,
         high=MAX_TRAINING_STEPS,
     )
+    reconstructor_validation: int = option(
+        1600, "Fresh shifted draws the reconstructor's accuracy is measured on (its standard error about 0.01).", low=1
+    )
     # latents of the first test images whose labels the label edits change
     edit_latents: int = option(
         1000, "Latents of the first N test images (--inversion) that the label edits change.", low=1
@@ -781,13 +784,19 @@ class CompareConfig(InversionChoice, StudyConfig):
         "method's directions are scored against their factors (MIG, DCI, SAP).",
         low=2,
     )
+    # DCI's gradient-boosted trees per factor: disentanglement_lib's 100 take most of the track's time (13.5 s of 15
+    # per method and seed at 1,000 images on a loaded machine, docs/compare.md); fewer trade DCI's accuracy for speed
+    dci_trees: int = option(
+        100,
+        "Datasets with factors: gradient-boosted trees per factor in DCI (disentanglement_lib's 100; fewer: faster).",
+        low=1,
+    )
     # each label edit is also made at these multiples s of its own step (s = 1): rotation by s pi / 2, s times the
     # projection, the boundary step or the mean difference; the first s that flips a latent gives the distance
     # the approach needs, so approaches with steps of different lengths are compared at the distance they need
     edit_strengths: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
     methods: tuple[str, ...] = ()  # registry names; () is all of `methods.directions.available()`
     steps: int = 5  # images per direction in the figures and points per path (path correlation), s from -t to +t
-    reconstructor_validation: int = 1600
     # per-method parameters (replacing the whole mapping replaces these budgets). GANSpace as its authors run it on
     # a generator without a mapping network (the PCA of its first linear layer on z, regressed back to z, its
     # default 100,000 samples), SFVQ on the encoded training codes, REDs (change upper, hold lower) on the encoded

@@ -475,7 +475,7 @@ def measure_boundaries(
 class GroundTruth:
     """What the ground-truth track scores directions against: the latents of the first test images, their
     factors (N, F) and the names of these, the factor regressor that reads the factors of generated images, and
-    the metrics' settings (disentanglement_lib's)."""
+    the metrics' settings (disentanglement_lib's, but for the config's ``dci_trees``)."""
 
     latents: torch.Tensor  # (N, M) on the CPU
     factors: np.ndarray  # (N, F) float64
@@ -502,7 +502,7 @@ def ground_truth_inputs(
         return None
     count = min(config.ground_truth_images, len(factors))
     reader = reader if reader is not None else fit_factor_regressor(dataset, config.factor_regressor)
-    return GroundTruth(latents[:count], factors[:count], names, reader)
+    return GroundTruth(latents[:count], factors[:count], names, reader, GroundTruthSettings(dci_trees=config.dci_trees))
 
 
 def read_factors(networks: Networks, reader: FactorRegressor, z: torch.Tensor, world: World = SINGLE) -> torch.Tensor:
