@@ -57,10 +57,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import mutual_info_score
-from sklearn.svm import LinearSVC
 
 __all__ = [
     "SCORE_NAMES",
@@ -201,6 +197,8 @@ class _Prepared:
 
 def mutual_information(discrete_codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Mutual information (nats) of every discrete code with every factor: (K, F)."""
+    from sklearn.metrics import mutual_info_score  # imported here: the studies without factors skip scikit-learn
+
     return np.array(
         [[mutual_info_score(factor, code) for factor in labels.T] for code in discrete_codes.T], dtype=np.float64
     )
@@ -214,6 +212,8 @@ def _top_two_gaps(matrix: np.ndarray) -> np.ndarray:
 
 
 def _mig(codes: np.ndarray, labels: np.ndarray, bins: int) -> float:
+    from sklearn.metrics import mutual_info_score  # imported here, as in `mutual_information`
+
     labels = labels[:, _varying(labels, "rows")]
     information = mutual_information(discretise_codes(codes, bins), labels)
     entropy = np.array([mutual_info_score(column, column) for column in labels.T])
@@ -240,6 +240,8 @@ def dci_importances(
 ) -> tuple[np.ndarray, float, float]:
     """Importance matrix R (K, F) of gradient-boosted trees predicting each factor from all codes, and their
     mean accuracy on the training and on the held-out rows."""
+    from sklearn.ensemble import GradientBoostingClassifier  # imported here, as in `mutual_information`
+
     settings = settings or GroundTruthSettings()
     importance = np.zeros((train_codes.shape[1], train_labels.shape[1]))
     train_accuracy, test_accuracy = [], []
@@ -313,6 +315,9 @@ def sap_score_matrix(
     settings: GroundTruthSettings | None = None,
 ) -> np.ndarray:
     """(K, F): the held-out accuracy of a linear SVM trained on code k alone to predict factor f."""
+    from sklearn.exceptions import ConvergenceWarning  # imported here, as in `mutual_information`
+    from sklearn.svm import LinearSVC
+
     settings = settings or GroundTruthSettings()
     scores = np.zeros((train_codes.shape[1], train_labels.shape[1]))
     with warnings.catch_warnings():
