@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from latentspectra.config import BasisConfig, ClassifierConfig, EncoderConfig, GANConfig, TrainConfig
+from latentspectra.config import BasisConfig, ClassifierConfig, EncoderConfig, GANConfig, TrainConfig, VAEConfig
 
 LATENT, LABELS, SIDE = 12, 4, 4
 
@@ -88,13 +88,16 @@ def train_config(dataset: str) -> TrainConfig:
         classifier=ClassifierConfig(epochs=1, batch_size=16, width=4),
         gan=GANConfig(epochs=1, batch_size=15, latent_dim=8, generator_width=4, discriminator_width=4, hidden=16),
         encoder=EncoderConfig(epochs=1, batch_size=16, width=4, hidden=16, warm_up_steps=3),
+        vae=VAEConfig(
+            epochs=1, batch_size=15, latent_dim=8, generator_width=4, hidden=16, encoder_width=4, encoder_hidden=16
+        ),
     )
 
 
 def train(out: str, dataset: str, reference: str) -> None:
     """One rank of `train classifier` and `train gan` with `train_config` into OUT, then of `train encoder` into
     OUT/encoder on the generator and classifier of REFERENCE (copied there by rank 0), so that the encoder is
-    compared with one trained on the same G and C."""
+    compared with one trained on the same G and C, then of `train vae` into OUT/vae."""
     import shutil
 
     from latentspectra.distributed import open_world
@@ -111,6 +114,7 @@ def train(out: str, dataset: str, reference: str) -> None:
                     shutil.copy(Path(reference) / f"{name}{suffix}", encoder_out)
         world.barrier()
         train_networks("encoder", encoder_out, train_config(dataset), progress=False, world=world)
+        train_networks("vae", Path(out) / "vae", train_config(dataset), progress=False, world=world)
 
 
 def evaluate(out: str, *datasets: str) -> None:

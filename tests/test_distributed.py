@@ -397,16 +397,19 @@ def test_two_ranks_train_the_weights_of_one_process_with_the_same_global_batch(t
     )
     one, two = tmp_path / "one", tmp_path / "two"
     train_networks("all", one, sharded_networks.train_config(str(path)), progress=False)
+    train_networks("vae", one / "vae", sharded_networks.train_config(str(path)), progress=False)
     results = _ranks([["-m", "sharded_networks", "train", str(two), str(path), str(one)]] * 2, tmp_path)
     assert [code for code, _, _ in results] == [0, 0], results
-    for name, directory in (
-        ("classifier", two),
-        ("generator", two),
-        ("discriminator", two),
-        ("encoder", two / "encoder"),
+    for name, directory, reference in (
+        ("classifier", two, one),
+        ("generator", two, one),
+        ("discriminator", two, one),
+        ("encoder", two / "encoder", one),
+        ("generator", two / "vae", one / "vae"),  # the VAE's decoder (its encoder a replica too)
     ):
         model, record = load_model(directory, name, name)
-        expected, got = load_file(one / f"{name}.safetensors"), load_file(directory / f"{name}.safetensors")
+        expected = load_file(reference / f"{name}.safetensors")
+        got = load_file(directory / f"{name}.safetensors")
         assert list(got) == list(expected) and record["world_size"] == 2, name  # plain batch norms again
         null = _null_directions(model)
         assert null, name  # every shipped network has a layer with a bias before a batch norm
