@@ -2,13 +2,14 @@
 InterFaceGAN's normals the same for two seeds, and how many steps make the learned directions' reconstructor
 accuracy converge.
 
-    python benchmarks/bench_compare_budgets.py [--samples 5000 20000 50000 100000] [--steps 16000] [--json]
+    python benchmarks/bench_compare_budgets.py [--samples 5000 20000 50000 100000] [--steps 16000]
+        [--batch-size 64] [--learning-rate 3e-3] [--json]
 
 InterFaceGAN: for each sample count, the method as compare fits it (one normal per label, scored by C(G(z)) on z ~
 N(0, I)) with seeds 0 and 1; per label the |cos| between the two normals; the minimum and median over the labels,
 and the fit's seconds. Learned directions: one fit with --steps steps (compare's default budget: batch 64, rate 3e-3,
-K = 10, seed 0; all the steps) whose `convergence_` curve is R's held-out accuracy at each halving of the steps down
-to 125 (`checkpoint_steps`); the gain of each doubling.
+K = 10, seed 0, all the steps; --batch-size and --learning-rate try others) whose `convergence_` curve is R's
+held-out accuracy at each halving of the steps down to 125 (`checkpoint_steps`); the gain of each doubling.
 Prints the CPU (`lscpu`'s model name, torch's capability) and the precision beside the numbers.
 """
 
@@ -45,10 +46,17 @@ def interfacegan_stability(networks, samples: int) -> dict:
     }
 
 
-def learned_convergence(networks, steps: int) -> dict:
-    """One learned-directions fit of ``steps`` steps (K = 10, compare's default budget without its stopping
-    tolerance, so that every point of the curve is trained): its convergence curve."""
-    params = {**LEARNED_BUDGETS["default"], "steps": steps, "tolerance": None}
+def learned_convergence(networks, steps: int, batch_size: int, learning_rate: float) -> dict:
+    """One learned-directions fit of ``steps`` steps (K = 10, compare's default budget at ``batch_size`` and
+    ``learning_rate``, without its stopping tolerance, so that every point of the curve is trained): its
+    convergence curve."""
+    params = {
+        **LEARNED_BUDGETS["default"],
+        "steps": steps,
+        "tolerance": None,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+    }
     began = time.perf_counter()
     method = get("learned", n_directions=10, latent_dim=networks.latent_dim, **params).fit(generator=networks.generator)
     curve = method.convergence_
@@ -60,6 +68,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, nargs="*", default=[5000, 20000, 50000, 100000])
     parser.add_argument("--steps", type=int, default=16000, help="learned directions' budget (0: skip)")
+    default = LEARNED_BUDGETS["default"]
+    parser.add_argument("--batch-size", type=int, default=default["batch_size"], help="learned directions' batch")
+    parser.add_argument("--learning-rate", type=float, default=default["learning_rate"], help="learned directions'")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -71,7 +82,11 @@ def main() -> None:
         "interfacegan": [interfacegan_stability(networks, samples) for samples in args.samples],
     }
     if args.steps:
-        found["learned"] = learned_convergence(networks, args.steps)
+        found["learned"] = {
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            **learned_convergence(networks, args.steps, args.batch_size, args.learning_rate),
+        }
     if args.json:
         print(json.dumps(found, indent=2))
         return
@@ -85,7 +100,7 @@ def main() -> None:
         curve = found["learned"]
         for steps, accuracy in zip(curve["steps"], curve["reconstructor_accuracy"]):
             print(f"learned, {steps:>6} steps: reconstructor accuracy {accuracy:.3f}")
-        print(f"learned: {curve['seconds']:.0f} s")
+        print(f"learned (batch {curve['batch_size']}, rate {curve['learning_rate']:g}): {curve['seconds']:.0f} s")
 
 
 if __name__ == "__main__":
