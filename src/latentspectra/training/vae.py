@@ -14,7 +14,7 @@ the decoder; the VAE's encoder is a training aid, like the GAN's discriminator, 
 the paper's encoder (step 3) against the decoder afterwards.
 
 Why a second recipe: on `sprites` the GAN collapsed to a few blob-like shapes in every setting tried, where the
-VAE's decoder draws every shape, scale and position (docs/ground-truth.md).
+VAE's decoder draws all three shapes (docs/ground-truth.md).
 """
 
 from __future__ import annotations
