@@ -29,7 +29,7 @@ from ..models import build_model
 from ..models.encoder import reparameterise
 from ..models.layers import Configured
 from .sharding import Shard
-from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
+from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs, descend
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -144,16 +144,8 @@ class EncoderJob(ShuffledEpochs):
         images, labels = self.data.train_images[index], self.data.train_labels[index]
         mu, logvar = self.replica("encoder")(images)
         z = reparameterise(mu, logvar, noise=shard.normal(rng, mu.shape[1], dtype=mu.dtype))
-        terms = {
-            key: shard.scale(term)
-            for key, term in encoder_loss(
-                images, labels, mu, logvar, z, self.generator, self.classifier, self.config, self.compute
-            ).items()
-        }
-        self.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        self.optimizer.step()
-        return {key: value.item() for key, value in terms.items()}
+        terms = encoder_loss(images, labels, mu, logvar, z, self.generator, self.classifier, self.config, self.compute)
+        return descend(self.optimizer, shard, terms)
 
     def finished_models(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder}

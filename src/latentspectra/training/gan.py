@@ -14,9 +14,10 @@ from typing import cast
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..compute import Compute
-from ..config import GANConfig
+from ..config import GANConfig, VAEConfig
 from ..data import ImageDataset
 from ..models import build_model
 from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
@@ -47,6 +48,20 @@ def update_moving_average(average: torch.nn.Module, model: torch.nn.Module, deca
         target_buffer.copy_(source_buffer)
 
 
+def new_generator(config: GANConfig | VAEConfig, image_shape: tuple[int, int, int]) -> nn.Module:
+    """A freshly initialised generator of ``config``'s latent size, width and hidden layer for images of
+    ``image_shape``: the GAN's, or the VAE recipe's decoder (training/vae.py)."""
+    return build_model(
+        "generator",
+        {
+            "latent_dim": config.latent_dim,
+            "width": config.generator_width,
+            "hidden": config.hidden,
+            "image_shape": image_shape,
+        },
+    )
+
+
 class GANJob(ShuffledEpochs):
     """A `TrainingJob` for the generator and discriminator.
 
@@ -66,15 +81,7 @@ class GANJob(ShuffledEpochs):
         device = self.compute.device
         self.images = DatasetTensors.from_dataset(dataset, device).train_images
         self.batches = ShuffledBatches(len(self.images), config.batch_size)
-        self.generator = build_model(
-            "generator",
-            {
-                "latent_dim": config.latent_dim,
-                "width": config.generator_width,
-                "hidden": config.hidden,
-                "image_shape": dataset.shape,
-            },
-        ).to(device)
+        self.generator = new_generator(config, dataset.shape).to(device)
         self.discriminator = build_model(
             "discriminator",
             {"width": config.discriminator_width, "hidden": config.hidden, "image_shape": dataset.shape},

@@ -1,5 +1,5 @@
-"""A dataset held as float tensors in [-1, 1] (the whole of MNIST fits in 200 MB, no DataLoader needed) and
-the shuffled batches every training job draws from it."""
+"""A dataset held as float tensors in [-1, 1] (the whole of MNIST fits in 200 MB, no DataLoader needed), the
+shuffled batches every training job draws from it, and the optimizer step on a loss made of named terms."""
 
 from __future__ import annotations
 
@@ -50,6 +50,16 @@ class ShuffledBatches:
     def __getitem__(self, batch_index: int) -> torch.Tensor:
         """The indices of batch ``batch_index`` of the current epoch."""
         return self._order[batch_index * self.batch_size : (batch_index + 1) * self.batch_size]
+
+
+def descend(optimizer: torch.optim.Optimizer, shard: Shard, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """One optimizer step on ``terms["loss"]``, every term weighted for this rank's ``shard`` (`Shard.scale`);
+    returns the weighted terms as floats, the step's losses."""
+    scaled = {key: shard.scale(term) for key, term in terms.items()}
+    optimizer.zero_grad(set_to_none=True)
+    scaled["loss"].backward()
+    optimizer.step()
+    return {key: value.item() for key, value in scaled.items()}
 
 
 class ShuffledEpochs:

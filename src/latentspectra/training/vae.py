@@ -29,7 +29,8 @@ from ..data import ImageDataset
 from ..models import build_model
 from ..models.encoder import reparameterise
 from .encoder import gaussian_kl
-from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
+from .gan import new_generator
+from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs, descend
 
 # Pixel probabilities are kept this far from 0 and 1, so that a saturated tanh costs a finite loss.
 PROBABILITY_FLOOR = 1e-6
@@ -70,15 +71,7 @@ class VAEJob(ShuffledEpochs):
         device = self.compute.device
         self.images = DatasetTensors.from_dataset(dataset, device).train_images
         self.batches = ShuffledBatches(len(self.images), config.batch_size)
-        self.generator = build_model(
-            "generator",
-            {
-                "latent_dim": config.latent_dim,
-                "width": config.generator_width,
-                "hidden": config.hidden,
-                "image_shape": dataset.shape,
-            },
-        ).to(device)
+        self.generator = new_generator(config, dataset.shape).to(device)
         self.encoder = build_model(
             "encoder",
             {
@@ -101,13 +94,7 @@ class VAEJob(ShuffledEpochs):
             mu, logvar = self.replica("encoder")(images)
             z = reparameterise(mu.float(), logvar.float(), noise=shard.normal(rng, self.config.latent_dim))
             decoded = self.replica("generator")(z)
-        terms = {
-            key: shard.scale(term) for key, term in vae_loss(images, decoded, mu, logvar, self.config.kl_weight).items()
-        }
-        self.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        self.optimizer.step()
-        return {key: value.item() for key, value in terms.items()}
+        return descend(self.optimizer, shard, vae_loss(images, decoded, mu, logvar, self.config.kl_weight))
 
     def finished_models(self) -> dict[str, nn.Module]:
         return {"generator": self.generator}
