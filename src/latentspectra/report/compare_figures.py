@@ -174,21 +174,19 @@ def leader_line(title: str, best: Sequence[str], within: Sequence[str]) -> str:
 
 def leader_lines(record: Mapping[str, Any]) -> list[str]:
     """Per headline metric its `leader_line`, or why it ranks nobody (``unranked``)."""
-    return [
-        f"{title}: {found['unranked']}."
-        if "unranked" in found
-        else leader_line(
-            title,
-            found["best"],
-            [
-                name
-                for name, method in record["methods"].items()
-                if method.get("against_baseline", {}).get(key) == "within" and name != record.get("baseline")
-            ],
-        )
-        for key, title in HEADLINE_TITLES.items()
-        for found in (record["leaders"][key],)
+    return [_headline_line(record, key, title) for key, title in HEADLINE_TITLES.items()]
+
+
+def _headline_line(record: Mapping[str, Any], key: str, title: str) -> str:
+    found = record["leaders"][key]
+    if "unranked" in found:
+        return f"{title}: {found['unranked']}."
+    within = [
+        name
+        for name, method in record["methods"].items()
+        if method.get("against_baseline", {}).get(key) == "within" and name != record.get("baseline")
     ]
+    return leader_line(title, found["best"], within)
 
 
 def ground_truth_blocks(record: Mapping[str, Any]) -> list[Block]:
