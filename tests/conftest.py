@@ -103,13 +103,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `pytest -n 2`'s workers: one
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that reads the README's end-to-end runs (the session's `readme_runs`, about a minute) is slow:
-    the quick tier (-m "not slow") leaves them out; under `pytest -n 2 --dist loadgroup` they share one worker,
-    so that the runs are made once."""
+    """Every test that reads a run shared by many (the README's end-to-end runs, the session's `readme_runs`, about
+    a minute; the launch of two ranks of tests/test_distributed.py, `two_ranks`) is slow: the quick tier
+    (-m "not slow") leaves them out; under `pytest -n 2 --dist loadgroup` the readers of one run share one worker,
+    so that the run is made once."""
     for item in items:
-        if "readme_runs" in getattr(item, "fixturenames", ()):
+        for fixture in SHARED_RUNS.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group("readme"))
+            item.add_marker(pytest.mark.xdist_group(fixture))
+
+
+SHARED_RUNS = {"readme_runs", "two_ranks"}  # fixtures of runs read by many tests (pytest_collection_modifyitems)
 
 
 @pytest.fixture(scope="session")

@@ -185,7 +185,48 @@ def main(out: str, dataset: str, resume: str) -> None:
             )
 
 
+def run_step(step: str, args: list[str]) -> tuple[int, str, str]:
+    """One step of `steps` in this process: (exit code, stdout, stderr). "cli" is the latentspectra command line
+    on ``args`` (its exit code as a shell sees it); the other steps are the functions of this module, whose
+    failure is exit code 1 with its traceback."""
+    import contextlib
+    import io
+    import traceback
+
+    from latentspectra.cli import main as command_line
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            command_line(args) if step == "cli" else STEPS[step](*args)
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else int(done.code is not None)
+        except Exception:
+            traceback.print_exc()
+            code = 1
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def steps(plan: str) -> None:
+    """One rank of every step of the plan at PLAN, in order: a JSON object {name: {"step", "args", "port"}}, each
+    step run by `run_step` in a world of its own on its own MASTER_PORT (so that no step meets the rendezvous of
+    another). After each step its [exit code, stdout, stderr] is added under its name to PLAN.rank-R.json
+    (R = RANK), written whole each time."""
+    import json
+
+    from latentspectra.io import write_json
+
+    results: dict[str, list] = {}
+    for name, step in json.loads(Path(plan).read_text()).items():
+        os.environ["MASTER_PORT"] = str(step["port"])
+        results[name] = list(run_step(step["step"], step["args"]))
+        write_json(f"{plan}.rank-{os.environ['RANK']}.json", results)
+
+
+STEPS = {"main": main, "train": train, "evaluate": evaluate}
+
 if __name__ == "__main__":
     import sys
 
-    {"main": main, "train": train, "evaluate": evaluate}[sys.argv[1]](*sys.argv[2:])
+    {**STEPS, "steps": steps}[sys.argv[1]](*sys.argv[2:])

@@ -14,7 +14,7 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +87,11 @@ def _torchrun(ranks: int, arguments: list[str], cwd: Path) -> subprocess.Complet
     return subprocess.run(command, cwd=cwd, env=_environment(), capture_output=True, text=True, timeout=WAIT)
 
 
-def _ranks(commands: list[list[str]], cwd: Path, port: int | None = None, **extra: str) -> list[tuple[int, str, str]]:
+def _ranks(
+    commands: list[list[str]], cwd: Path, port: int | None = None, wait: float = WAIT, **extra: str
+) -> list[tuple[int, str, str]]:
     """Start one process per command as rank 0, 1, ... of one world (what torchrun's environment says), and
-    wait for all: (exit code, stdout, stderr) of each."""
+    wait for all, ``wait`` seconds at most each: (exit code, stdout, stderr) of each."""
     port = port or _free_port()
 
     def launch(rank: int, command: list[str]) -> subprocess.Popen:
@@ -111,7 +113,7 @@ def _ranks(commands: list[list[str]], cwd: Path, port: int | None = None, **extr
 
     processes = [launch(rank, command) for rank, command in enumerate(commands)]
     try:
-        return [(process.wait(WAIT), *process.communicate()) for process in processes]
+        return [(process.wait(wait), *process.communicate()) for process in processes]
     finally:
         for process in processes:
             process.kill()
@@ -148,6 +150,83 @@ def _interrupted_copy(root: Path, name: str) -> Path:
     for suffix in (".safetensors", ".json"):
         (root / f"{name}.sets{suffix}").write_bytes((root / f"interrupted.sets{suffix}").read_bytes())
     return root / f"{name}.safetensors"
+
+
+# The checks that compare two ranks with one process share one launch of two ranks (`two_ranks`), and so one
+# worker under pytest-xdist's loadgroup (conftest.py).
+TWO_RANKS_WAIT = 300  # seconds the launch of every step may take
+
+
+@dataclass(frozen=True)
+class TwoRanks:
+    """The launch of `two_ranks`: its working directory and each step's [exit code, stdout, stderr] per rank."""
+
+    directory: Path
+    results: list[dict[str, list]]
+
+    def step(self, name: str) -> list[tuple[int, str, str]]:
+        """Each rank's (exit code, stdout, stderr) of step ``name``, both checked to have succeeded."""
+        found = [tuple(results[name]) for results in self.results]
+        assert [code for code, _, _ in found] == [0, 0], found
+        return found
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports."""
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(_free_port())
+    return sorted(ports)
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tiny, tmp_path_factory) -> TwoRanks:
+    """Every two-rank check against one process, as two ranks of `sharded_networks.steps` started once (each
+    rank imports torch and the package once, not once per check): `sharded_networks.main` resuming the tiny
+    basis after the interrupted build's finished sets; `sharded_networks.train` into two-train, its encoder on
+    the networks of one-train, trained here first by one process with the same global batch;
+    `sharded_networks.evaluate` on large.npz (200 training, 1300 test rows) and tiny.npz; and the command lines of
+    `_command_lines`, each into two-NAME. The one-process runs of those command lines are the tests' own."""
+    root, _ = tiny
+    directory = tmp_path_factory.mktemp("two-ranks")
+    resume = finished_sets.finished_sets_path(_interrupted_copy(root, "shared"))
+    sharded_networks.write_dataset(root / "large.npz", train=200, test=1300)
+    sharded_networks.write_dataset(directory / "rows.npz", train=600, test=140)
+    dataset = make_dataset(train=64, test=32)
+    digits = directory / "digits.npz"
+    np.savez(
+        digits,
+        x_train=dataset.train.images[:, 0],
+        y_train=dataset.train.labels,
+        x_test=dataset.test.images[:, 0],
+        y_test=dataset.test.labels,
+    )
+    one = directory / "one-train"
+    train_networks("all", one, sharded_networks.train_config(str(digits)), progress=False)
+    train_networks("vae", one / "vae", sharded_networks.train_config(str(digits)), progress=False)
+    steps = {
+        "main": ("main", [str(root), str(root / "tiny.npz"), str(resume)]),
+        "train": ("train", [str(directory / "two-train"), str(digits), str(one)]),
+        "evaluate": ("evaluate", [str(root / "evaluated.json"), str(root / "large.npz"), str(root / "tiny.npz")]),
+        **{
+            name: ("cli", [*arguments, "--out", str(directory / f"two-{name}")])
+            for name, arguments in _command_lines(directory).items()
+        },
+    }
+    plan = directory / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {
+                name: {"step": step, "args": args, "port": port}
+                for (name, (step, args)), port in zip(steps.items(), _free_ports(len(steps)))
+            }
+        )
+    )
+    launched = _ranks([["-m", "sharded_networks", "steps", str(plan)]] * 2, directory, wait=TWO_RANKS_WAIT)
+    assert [code for code, _, _ in launched] == [0, 0], launched
+    return TwoRanks(
+        directory, [json.loads((directory / f"plan.json.rank-{rank}.json").read_text()) for rank in range(2)]
+    )
 
 
 BASIS = [
@@ -219,12 +298,9 @@ def test_finished_sets_of_other_settings_are_not_used(tiny, capsys):
     assert not finished_sets.finished_sets_path(out).exists()
 
 
-@pytest.mark.slow
-def test_two_ranks_share_the_latent_sets_the_finished_sets_and_the_collectives(tiny):
+def test_two_ranks_share_the_latent_sets_the_finished_sets_and_the_collectives(tiny, two_ranks):
     root, reference = tiny
-    resume = finished_sets.finished_sets_path(_interrupted_copy(root, "shared"))
-    results = _ranks([["-m", "sharded_networks", "main", str(root), str(root / "tiny.npz"), str(resume)]] * 2, root)
-    assert [code for code, _, _ in results] == [0, 0], results
+    results = two_ranks.step("main")
     assert "resuming the basis after 1 finished set(s)" in results[0][2]
     sharded = load_file(root / "world.safetensors")
     assert torch.allclose(sharded["etas"], reference.latent_sets.etas, rtol=0, atol=1e-12)
@@ -384,22 +460,9 @@ def _null_directions(model: torch.nn.Module) -> set[str]:
     return keys
 
 
-@pytest.mark.slow
-def test_two_ranks_train_the_weights_of_one_process_with_the_same_global_batch(tmp_path):
-    dataset = make_dataset(train=64, test=32)
-    path = tmp_path / "digits.npz"
-    np.savez(
-        path,
-        x_train=dataset.train.images[:, 0],
-        y_train=dataset.train.labels,
-        x_test=dataset.test.images[:, 0],
-        y_test=dataset.test.labels,
-    )
-    one, two = tmp_path / "one", tmp_path / "two"
-    train_networks("all", one, sharded_networks.train_config(str(path)), progress=False)
-    train_networks("vae", one / "vae", sharded_networks.train_config(str(path)), progress=False)
-    results = _ranks([["-m", "sharded_networks", "train", str(two), str(path), str(one)]] * 2, tmp_path)
-    assert [code for code, _, _ in results] == [0, 0], results
+def test_two_ranks_train_the_weights_of_one_process_with_the_same_global_batch(two_ranks):
+    two_ranks.step("train")
+    one, two = two_ranks.directory / "one-train", two_ranks.directory / "two-train"
     for name, directory, reference in (
         ("classifier", two, one),
         ("generator", two, one),
@@ -419,13 +482,10 @@ def test_two_ranks_train_the_weights_of_one_process_with_the_same_global_batch(t
     assert json.loads((two / "train-gan.json").read_text())["world_size"] == 2
 
 
-@pytest.mark.slow
-def test_two_ranks_evaluate_to_the_numbers_of_one_process(tiny):
+def test_two_ranks_evaluate_to_the_numbers_of_one_process(tiny, two_ranks):
     root, _ = tiny
-    sharded_networks.write_dataset(root / "large.npz", train=200, test=1300)  # chunks of 500, 500, 300
-    datasets = [str(root / "large.npz"), str(root / "tiny.npz")]  # tiny: one chunk, none for rank 1
-    results = _ranks([["-m", "sharded_networks", "evaluate", str(root / "evaluated.json"), *datasets]] * 2, root)
-    assert [code for code, _, _ in results] == [0, 0], results
+    two_ranks.step("evaluate")
+    datasets = [str(root / "large.npz"), str(root / "tiny.npz")]  # large: chunks of 500, 500, 300; tiny: one
     for got, dataset in zip(json.loads((root / "evaluated.json").read_text()), datasets):
         expected = run_evaluate(
             EvaluateConfig(
@@ -478,27 +538,22 @@ def _untimed(value: object) -> object:
     return [_untimed(item) for item in value] if isinstance(value, list) else value
 
 
-def _two_ranks_then_one(tmp_path, capsys, arguments: list[str]) -> list[tuple[int, str, str]]:
-    """The command ``arguments`` as two ranks writing to TMP/two, then as one process on one thread (as each rank)
-    writing to TMP/one; the ranks' (exit code, stdout, stderr), both checked to have succeeded."""
-    results = _ranks([["-m", "latentspectra", *arguments, "--out", str(tmp_path / "two")]] * 2, tmp_path)
-    assert [code for code, _, _ in results] == [0, 0], results
+def _one_process(capsys, arguments: list[str], out: Path) -> None:
+    """The command ``arguments`` as one process on one thread (as each rank), writing to ``out``."""
     with single_thread(), threadpool_limits(1):
-        main([*arguments, "--out", str(tmp_path / "one")])
+        main([*arguments, "--out", str(out)])
     capsys.readouterr()
-    return results
 
 
-def _on_rows(tmp_path, *arguments: str, networks: str = "sharded_networks:build") -> list[str]:
-    """``arguments`` on ``networks`` and a dataset of 600 training and 140 test rows, on the CPU in float32, quiet."""
-    sharded_networks.write_dataset(tmp_path / "rows.npz", train=600, test=140)
-    dataset = f"npz:{tmp_path / 'rows.npz'}"
+def _on_rows(directory: Path, *arguments: str, networks: str = "sharded_networks:build") -> list[str]:
+    """``arguments`` on ``networks`` and DIRECTORY/rows.npz (600 training and 140 test rows, `two_ranks`), on the
+    CPU in float32, quiet."""
     return [
         *arguments,
         "--networks",
         networks,
         "--dataset",
-        dataset,
+        f"npz:{directory / 'rows.npz'}",
         "--device",
         "cpu",
         "--precision",
@@ -507,16 +562,38 @@ def _on_rows(tmp_path, *arguments: str, networks: str = "sharded_networks:build"
     ]
 
 
+def _command_lines(directory: Path) -> dict[str, list[str]]:
+    """The command lines the two ranks run (`two_ranks`) and one process runs again, by step name, less --out:
+    the studies of `STUDIES`, `reproduce` (its basis stage sharded, the rest on rank 0), and `compare` on networks
+    without an encoder, which inverts its 140 test images in 3 batches of 50 dealt over 2 ranks (rank 0 the
+    first and third, rank 1 the second), each image's draws keyed by its row."""
+    return {
+        **{command: _on_rows(directory, command, *STUDIES[command], "--json") for command in STUDIES},
+        "reproduce": _on_rows(directory, "reproduce", "--per-set", "5", "--trials", "2"),
+        "invert": _on_rows(
+            directory,
+            "compare",
+            *STUDIES["compare"],
+            "--inversion-steps",
+            "5",
+            "--batch-size",
+            "50",
+            networks="sharded_networks:no_encoder",
+        ),
+    }
+
+
 @pytest.mark.parametrize("command", STUDIES)
-@pytest.mark.slow
-def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
+def test_two_ranks_run_the_study_of_one_process(two_ranks, capsys, command):
     """600 training images (and 600 samples per sampler) are 2 batches of 500, one per rank; the 140 test images
     are one batch, none for rank 1. The one process runs on one thread, as each rank: k-means itself differs
     in the last digit between 1 and 2 threads."""
-    arguments = _on_rows(tmp_path, command, *STUDIES[command], "--json")
-    results = _two_ranks_then_one(tmp_path, capsys, arguments)
+    results = two_ranks.step(command)
+    _one_process(capsys, _command_lines(two_ranks.directory)[command], two_ranks.directory / f"one-{command}")
     assert results[1][1] == ""  # rank 0 alone prints
-    got, expected = (json.loads((tmp_path / out / f"{command}.json").read_text()) for out in ("two", "one"))
+    got, expected = (
+        json.loads((two_ranks.directory / f"{out}-{command}" / f"{command}.json").read_text()) for out in ("two", "one")
+    )
     assert json.loads(results[0][1]) == got
     assert (got.pop("world_size"), expected.pop("world_size")) == (2, 1)
     for record in (got, expected):  # the ranks report the real CPU, this process may pretend another (conftest)
@@ -525,40 +602,32 @@ def test_two_ranks_run_the_study_of_one_process(tmp_path, capsys, command):
         got.pop(key), expected.pop(key)
     assert _untimed(got) == _untimed(expected)  # every number identical
     if command == "sfvq":
-        curves = [load_file(tmp_path / out / "curve.safetensors") for out in ("two", "one")]
+        curves = [load_file(two_ranks.directory / f"{out}-sfvq" / "curve.safetensors") for out in ("two", "one")]
         assert curves[0].keys() == curves[1].keys()
         assert all(torch.equal(curves[0][key], curves[1][key]) for key in curves[0])
 
 
-@pytest.mark.slow
-def test_two_ranks_reproduce_the_metrics_of_one_process(tmp_path, capsys):
+def test_two_ranks_reproduce_the_metrics_of_one_process(two_ranks, capsys):
     """`reproduce` under torchrun: its basis stage sharded, the rest on rank 0, metrics.json as one process'."""
-    arguments = _on_rows(tmp_path, "reproduce", "--per-set", "5", "--trials", "2")
-    _two_ranks_then_one(tmp_path, capsys, arguments)
-    got, expected = (json.loads((tmp_path / out / "metrics.json").read_text()) for out in ("two", "one"))
+    two_ranks.step("reproduce")
+    _one_process(capsys, _command_lines(two_ranks.directory)["reproduce"], two_ranks.directory / "one-reproduce")
+    got, expected = (
+        json.loads((two_ranks.directory / f"{out}-reproduce" / "metrics.json").read_text()) for out in ("two", "one")
+    )
     assert (got["basis"].pop("world_size"), expected["basis"].pop("world_size")) == (2, 1)
     for record in (got, expected):
         record.pop("basis_samples_per_second"), record.pop("compute")
     assert _untimed(got) == _untimed(expected)  # the basis, its metrics and every study number identical
 
 
-@pytest.mark.slow
-def test_two_ranks_invert_the_latents_of_one_process(tmp_path, capsys):
-    """`compare` on networks without an encoder inverts its 140 test images in 3 batches of 50 dealt over 2 ranks
-    (rank 0 the first and third, rank 1 the second), each image's draws keyed by its row: the latents, and so
-    compare.json, of one process."""
-    arguments = _on_rows(
-        tmp_path,
-        "compare",
-        *STUDIES["compare"],
-        "--inversion-steps",
-        "5",
-        "--batch-size",
-        "50",
-        networks="sharded_networks:no_encoder",
+def test_two_ranks_invert_the_latents_of_one_process(two_ranks, capsys):
+    """`compare` on networks without an encoder (`_command_lines`): the inverted latents, and so compare.json, of
+    one process."""
+    two_ranks.step("invert")
+    _one_process(capsys, _command_lines(two_ranks.directory)["invert"], two_ranks.directory / "one-invert")
+    got, expected = (
+        json.loads((two_ranks.directory / f"{out}-invert" / "compare.json").read_text()) for out in ("two", "one")
     )
-    _two_ranks_then_one(tmp_path, capsys, arguments)
-    got, expected = (json.loads((tmp_path / out / "compare.json").read_text()) for out in ("two", "one"))
     assert (got.pop("world_size"), expected.pop("world_size")) == (2, 1)
     for record in (got, expected):
         record.pop("compute"), record.pop("figures")

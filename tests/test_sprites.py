@@ -32,6 +32,8 @@ from latentspectra.data.sprites import (
 from latentspectra.errors import DataError
 
 SMALL = SpritesGrid(size=16, scales=2, orientations=4, positions=4)
+# one worker under pytest-xdist's loadgroup, so that the whole dataset is drawn once (`sprites`, seconds)
+pytestmark = pytest.mark.xdist_group("sprites")
 
 
 @pytest.fixture(scope="module")
