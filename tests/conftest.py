@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import spinning
 from latentspectra.cli import main
 from latentspectra.compute import resolve_device
 from latentspectra.config import ClassifierConfig, EncoderConfig, GANConfig
@@ -208,21 +209,17 @@ def assert_traces_hardware(record: dict) -> None:
     assert compute["threads"] == torch.get_num_threads()
 
 
-def _spin(stop) -> None:
-    while not stop.is_set():
-        sum(range(10_000))
-
-
 @contextlib.contextmanager
 def busy_cores(count: int) -> Iterator[None]:
     """``count`` processes that keep a core each busy until the block ends: the load under which a result must
-    not change."""
+    not change. The block starts once every one of them spins (`spinning.spin`), 30 s at most."""
     context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-    workers = [context.Process(target=_spin, args=(stop,), daemon=True) for _ in range(count)]
+    ready, stop = context.Barrier(count + 1), context.Event()
+    workers = [context.Process(target=spinning.spin, args=(ready, stop), daemon=True) for _ in range(count)]
     for worker in workers:
         worker.start()
     try:
+        ready.wait(timeout=30)
         yield
     finally:
         stop.set()

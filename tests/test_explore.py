@@ -40,6 +40,8 @@ from latentspectra.models.spec import LatentNetworks
 PER_SET = 20  # a small basis: the tests check the plumbing, not LSD's accuracy
 INVERSION_STEPS = 5  # the hybrid's descent from the encoder's means, short: the plumbing again
 WAIT = 30.0  # seconds any test waits for the server or the browser, at most
+# one worker under pytest-xdist's loadgroup, so that the session and its server start once (seconds)
+pytestmark = pytest.mark.xdist_group("explore")
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
