@@ -61,10 +61,10 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         dataset=f"npz:{tiny_npz}",
         directions=3,
         latents=6,
-        edit_latents=24,
+        edit_latents=12,
         steps=3,
         method_params=TINY_PARAMS,
-        measure_samples=150,
+        measure_samples=100,
         seeds=2,
         reconstructor_steps=3,
         reconstructor_validation=8,
@@ -108,7 +108,7 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
         assert sorted(found["best"] + found["behind"]) == sorted(available()), key
     assert (tmp_path / "one" / "figures" / "summary.png").stat().st_size > 0
     boundaries = record["methods"]["interfacegan"]["measure_boundaries"]
-    assert boundaries["samples"] == 150
+    assert boundaries["samples"] == 100
     if "skipped" not in boundaries:  # the untrained generator's images may have no ink to measure
         assert len(boundaries["validation_accuracy"]) == len(record["measures"])
         assert all(0 <= value <= 1 for accuracy in boundaries["validation_accuracy"] for value in accuracy["values"])
