@@ -25,7 +25,7 @@ from ..distributed import batched
 from ..evaluation import psnr
 from ..models import Autoencoder, build_model
 from ..models.autoencoder import InterpolationCritic
-from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
+from .tensors import ShuffledEpochs
 
 
 def mix_codes(codes: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,7 +49,7 @@ def critic_loss(
     return (critic(interpolants) - alpha).pow(2).mean() + critic(realistic).pow(2).mean()
 
 
-class AutoencoderJob(ShuffledEpochs):
+class AutoencoderJob(ShuffledEpochs[AutoencoderConfig]):
     """A `TrainingJob` for the autoencoder (and ACAI's critic when ``config.interpolation_weight`` > 0);
     ``evaluate(model)`` adds metrics to the reconstruction ones."""
 
@@ -63,11 +63,7 @@ class AutoencoderJob(ShuffledEpochs):
         evaluate: Callable[[Autoencoder], dict[str, float]] | None = None,
         compute: Compute | None = None,
     ):
-        torch.manual_seed(seed)
-        self.config = config
-        self.compute = compute or Compute()
-        self.data = DatasetTensors.from_dataset(dataset, self.compute.device)
-        self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
+        self.data = self.start_job(dataset, config, seed, compute)
         self.model = build_model(
             "autoencoder", {"latent_dim": config.latent_dim, "width": config.width, "image_shape": dataset.shape}
         ).to(self.compute.device)

@@ -16,21 +16,17 @@ from ..data import ImageDataset
 from ..evaluation import classifier_accuracy
 from ..models import build_model
 from .augment import add_noise, random_affine
-from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
+from .tensors import ShuffledEpochs
 
 
-class ClassifierJob(ShuffledEpochs):
+class ClassifierJob(ShuffledEpochs[ClassifierConfig]):
     """A `TrainingJob` for the classifier."""
 
     name = "classifier"
     trained = ("classifier",)
 
     def __init__(self, dataset: ImageDataset, config: ClassifierConfig, seed: int, compute: Compute | None = None):
-        torch.manual_seed(seed)
-        self.config = config
-        self.compute = compute or Compute()
-        self.data = DatasetTensors.from_dataset(dataset, self.compute.device)
-        self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
+        self.data = self.start_job(dataset, config, seed, compute)
         self.model = build_model(
             "classifier", {"num_classes": len(dataset.classes), "width": config.width, "image_shape": dataset.shape}
         ).to(self.compute.device)

@@ -29,7 +29,7 @@ from ..models import build_model
 from ..models.encoder import reparameterise
 from ..models.layers import Configured
 from .sharding import Shard
-from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs, descend
+from .tensors import ShuffledEpochs, descend
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ def freeze(model: nn.Module) -> nn.Module:
     return model.eval().requires_grad_(False)
 
 
-class EncoderJob(ShuffledEpochs):
+class EncoderJob(ShuffledEpochs[EncoderConfig]):
     """A `TrainingJob` for the encoder, given the trained generator and classifier."""
 
     name = "encoder"
@@ -88,12 +88,8 @@ class EncoderJob(ShuffledEpochs):
         evaluate=None,
         compute: Compute | None = None,
     ):
-        torch.manual_seed(seed)
-        self.config = config
-        self.compute = compute or Compute()
+        self.data = self.start_job(dataset, config, seed, compute)
         device = self.compute.device
-        self.data = DatasetTensors.from_dataset(dataset, device)
-        self.batches = ShuffledBatches(len(self.data.train_labels), config.batch_size)
         self.generator = freeze(generator).to(device)
         self.classifier = freeze(classifier).to(device)
         latent_dim = generator.config["latent_dim"]

@@ -20,7 +20,7 @@ from ..compute import Compute
 from ..config import GANConfig, VAEConfig
 from ..data import ImageDataset
 from ..models import build_model
-from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs
+from .tensors import ShuffledEpochs
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -62,7 +62,7 @@ def new_generator(config: GANConfig | VAEConfig, image_shape: tuple[int, int, in
     )
 
 
-class GANJob(ShuffledEpochs):
+class GANJob(ShuffledEpochs[GANConfig]):
     """A `TrainingJob` for the generator and discriminator.
 
     ``evaluate_samples`` (optional) maps the averaged generator to sample metrics; `train all` passes
@@ -75,12 +75,8 @@ class GANJob(ShuffledEpochs):
     def __init__(
         self, dataset: ImageDataset, config: GANConfig, seed: int, evaluate_samples=None, compute: Compute | None = None
     ):
-        torch.manual_seed(seed)
-        self.config = config
-        self.compute = compute or Compute()
+        self.images = self.start_job(dataset, config, seed, compute).train_images
         device = self.compute.device
-        self.images = DatasetTensors.from_dataset(dataset, device).train_images
-        self.batches = ShuffledBatches(len(self.images), config.batch_size)
         self.generator = new_generator(config, dataset.shape).to(device)
         self.discriminator = build_model(
             "discriminator",

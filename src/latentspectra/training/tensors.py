@@ -4,10 +4,12 @@ shuffled batches every training job draws from it, and the optimizer step on a l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import torch
 from torch import nn
 
+from ..compute import Compute
 from ..data import ImageDataset, images_to_tensor
 from ..distributed import SINGLE, DistributedError, World
 from .sharding import Shard, plain_batch_norm, replicate
@@ -62,15 +64,38 @@ def descend(optimizer: torch.optim.Optimizer, shard: Shard, terms: dict[str, tor
     return {key: value.item() for key, value in scaled.items()}
 
 
-class ShuffledEpochs:
+class Batched(Protocol):
+    """A job's config: at least the size of its batches."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+
+ConfigT = TypeVar("ConfigT", bound=Batched)
+
+
+class ShuffledEpochs(Generic[ConfigT]):
     """What every training job here shares: an epoch is one pass over ``self.batches`` in a new order, and,
     as one rank of a sharded run (`shard_over`), each rank trains on its shard of every batch, the modules
     named in ``trained`` replicated with DistributedDataParallel (training/sharding.py)."""
 
+    config: ConfigT
+    compute: Compute
     batches: ShuffledBatches
     modules: dict[str, nn.Module]
     trained: tuple[str, ...] = ()  # the modules that take optimizer steps: replicated over the ranks
     world: World = SINGLE
+
+    def start_job(self, dataset: ImageDataset, config: ConfigT, seed: int, compute: Compute | None) -> DatasetTensors:
+        """The start of every job's constructor: torch's global generator seeded with ``seed`` (the networks'
+        initial weights are drawn from it next), ``config`` and ``compute`` (default: `Compute()`) kept, and the
+        training rows in batches of ``config.batch_size``; returns the dataset's tensors on the compute device."""
+        torch.manual_seed(seed)
+        self.config = config
+        self.compute = compute or Compute()
+        data = DatasetTensors.from_dataset(dataset, self.compute.device)
+        self.batches = ShuffledBatches(len(data.train_labels), config.batch_size)
+        return data
 
     def batches_per_epoch(self) -> int:
         return len(self.batches)

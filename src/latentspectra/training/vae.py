@@ -30,7 +30,7 @@ from ..models import build_model
 from ..models.encoder import reparameterise
 from .encoder import gaussian_kl
 from .gan import new_generator
-from .tensors import DatasetTensors, ShuffledBatches, ShuffledEpochs, descend
+from .tensors import ShuffledEpochs, descend
 
 # Pixel probabilities are kept this far from 0 and 1, so that a saturated tanh costs a finite loss.
 PROBABILITY_FLOOR = 1e-6
@@ -53,7 +53,7 @@ def vae_loss(
     return {"loss": reconstruction + kl_weight * kl, "reconstruction": reconstruction, "kl": kl}
 
 
-class VAEJob(ShuffledEpochs):
+class VAEJob(ShuffledEpochs[VAEConfig]):
     """A `TrainingJob` for the generator as a VAE's decoder, with the VAE's encoder beside it.
 
     ``evaluate_samples`` (optional) maps the trained generator to sample metrics, as for the GAN.
@@ -65,12 +65,8 @@ class VAEJob(ShuffledEpochs):
     def __init__(
         self, dataset: ImageDataset, config: VAEConfig, seed: int, evaluate_samples=None, compute: Compute | None = None
     ):
-        torch.manual_seed(seed)
-        self.config = config
-        self.compute = compute or Compute()
+        self.images = self.start_job(dataset, config, seed, compute).train_images
         device = self.compute.device
-        self.images = DatasetTensors.from_dataset(dataset, device).train_images
-        self.batches = ShuffledBatches(len(self.images), config.batch_size)
         self.generator = new_generator(config, dataset.shape).to(device)
         self.encoder = build_model(
             "encoder",
