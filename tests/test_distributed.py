@@ -2,8 +2,9 @@
 the collectives, the one-line failures (ranks with other arguments, a rendezvous nobody answers, a rank
 killed mid-run), DistributedDataParallel training against one process with the same global batch (global
 batch norm, shards of each batch and of its noise), `evaluate`'s metrics from 2 ranks against 1, and the
-records of the studies (`sfvq`, `fragmentation`, ...) from 2 ranks against 1. Every multi-process run gets a
-free port, a 30 s collective timeout and a bounded wait."""
+records of the studies (`sfvq`, `fragmentation`, ...) from 2 ranks against 1. The checks of 2 ranks against
+1 process share one launch of two ranks (`two_ranks`). Every multi-process run gets a free port, a 30 s
+collective timeout and a bounded wait."""
 
 from __future__ import annotations
 
