@@ -356,6 +356,7 @@ def test_compare_param_options_reach_the_methods(capsys, tmp_path, spread_models
         "ganspace.n_samples=64",
         "--param",
         "learned.steps=2",
+        "--no-figures",
     )
     assert code == 0, stderr
     methods = json.loads(stdout)["methods"]

@@ -567,10 +567,14 @@ def _command_lines(directory: Path) -> dict[str, list[str]]:
     """The command lines the two ranks run (`two_ranks`) and one process runs again, by step name, less --out:
     the studies of `STUDIES`, `reproduce` (its basis stage sharded, the rest on rank 0), and `compare` on networks
     without an encoder, which inverts its 140 test images in 3 batches of 50 dealt over 2 ranks (rank 0 the
-    first and third, rank 1 the second), each image's draws keyed by its row."""
+    first and third, rank 1 the second), each image's draws keyed by its row. `compare` draws its figures (rank 0
+    alone, the other rank waiting), the others none: their numbers are the point here."""
+    figures = {command: () if command == "compare" else ("--no-figures",) for command in STUDIES}
     return {
-        **{command: _on_rows(directory, command, *STUDIES[command], "--json") for command in STUDIES},
-        "reproduce": _on_rows(directory, "reproduce", "--per-set", "5", "--trials", "2"),
+        **{
+            command: _on_rows(directory, command, *STUDIES[command], *figures[command], "--json") for command in STUDIES
+        },
+        "reproduce": _on_rows(directory, "reproduce", "--per-set", "5", "--trials", "2", "--no-figures"),
         "invert": _on_rows(
             directory,
             "compare",
@@ -579,6 +583,7 @@ def _command_lines(directory: Path) -> dict[str, list[str]]:
             "5",
             "--batch-size",
             "50",
+            "--no-figures",
             networks="sharded_networks:no_encoder",
         ),
     }

@@ -232,7 +232,7 @@ def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
 @pytest.mark.slow
 def test_a_dataset_without_factors_gets_no_ground_truth(tmp_path):
     dataset = _write_npz(tmp_path / "bands.npz", band_dataset(train=200, test=60), factors=False)
-    config = _tiny_compare(("axes", "random"), dataset, seeds=1)
+    config = _tiny_compare(("axes", "random"), dataset, seeds=1, figures=False)
     record = run_compare(tmp_path / "run", replace(config, networks=band_networks()), progress=False)
     assert "ground_truth" not in record and all("ground_truth" not in method for method in record["methods"].values())
     assert "factor_regressor" not in record["seconds"] and "ground_truth" not in record["seconds"]
@@ -269,7 +269,14 @@ def test_networks_without_an_encoder_score_the_latents_of_the_descent(tmp_path):
     gradient descent from the prior, recorded."""
     dataset = _write_npz(tmp_path / "bands.npz", band_dataset(train=200, test=60), factors=True)
     config = _tiny_compare(
-        ("axes", "random"), dataset, seeds=1, latents=8, edit_latents=8, ground_truth_images=30, inversion_steps=5
+        ("axes", "random"),
+        dataset,
+        seeds=1,
+        latents=8,
+        edit_latents=8,
+        ground_truth_images=30,
+        inversion_steps=5,
+        figures=False,
     )
     record = run_compare(
         tmp_path / "run", replace(config, networks=replace(band_networks(), encoder=None)), progress=False

@@ -228,12 +228,22 @@ def test_an_encoder_asked_of_networks_without_one_is_one_line_with_exit_2(tmp_pa
 @pytest.mark.parametrize("command", ["reproduce", "compare", "fragmentation"])
 def test_with_an_encoder_the_default_is_the_encoders_means(tmp_path, capsys, rows, command):
     """auto is the encoder for the commands that turn many images into latents: the record of `--inversion
-    encoder` number for number; the hybrid asked for records its descent from the encoder's means."""
+    encoder` number for number; the hybrid asked for records its descent from the encoder's means. The default
+    run draws its figures, the others are asked for none: they draw nothing and their numbers are the same."""
     runs = {
-        asked: _run(capsys, command, tmp_path / asked, WITH_ENCODER, rows, *(("--inversion", asked) if asked else ()))
+        asked: _run(
+            capsys,
+            command,
+            tmp_path / asked,
+            WITH_ENCODER,
+            rows,
+            *(("--inversion", asked, "--no-figures") if asked else ()),
+        )
         for asked in ("", "encoder", "hybrid")
     }
     assert all(code == 0 for code, _, _ in runs.values()), runs
+    assert list((tmp_path / "figures").rglob("*.png"))
+    assert not [path for asked in ("encoder", "hybrid") for path in (tmp_path / asked).rglob("*.png")]
     records = {asked: _comparable(record, command) for asked, (_, record, _) in runs.items()}
     default, explicit, hybrid = records[""], records["encoder"], records["hybrid"]
     assert default.pop("inversion") == {"inversion": "encoder", "requested": "auto"}

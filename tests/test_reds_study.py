@@ -288,9 +288,11 @@ def test_cli_runs_on_networks_without_parameters(users, tmp_path, capsys, monkey
         str(tmp_path / "reds"),
         "--json",
         "--quiet",
+        "--no-figures",
     )
     assert code == 0, err
     example = json.loads(out)["examples"][example_name("upper", "lower+identity")]
+    assert example["figure"] is None and not list((tmp_path / "reds").rglob("*.png"))  # asked for none
     assert example["jacobian_dtype"] == "float32"
     for kind_of_path, changes in example["paths"].items():
         assert changes["path_length"]["mean"] == pytest.approx(1.0, rel=1e-6), kind_of_path

@@ -65,11 +65,15 @@ def test_cli_writes_the_record_the_curve_and_the_figures(readme_runs):
 
 @pytest.mark.slow
 def test_same_seed_same_record(mnist_slice, tmp_path):
+    """The second run is asked for no figures: it draws none, and its numbers are the first's."""
     config = SFVQStudyConfig(dataset=mnist_slice, seed=1, codewords=6, direction_latents=50)
     records = [
-        run_sfvq(tmp_path / name, replace(config, networks=shipped_models_dir("mnist")), progress=False)
-        for name in "ab"
+        run_sfvq(tmp_path / name, replace(config, networks=shipped_models_dir("mnist"), figures=drawn), progress=False)
+        for name, drawn in (("a", True), ("b", False))
     ]
+    assert list((tmp_path / "a").rglob("*.png")) and not list((tmp_path / "b").rglob("*.png"))
+    assert records[1]["figures"] == {} and records[1].pop("config")["figures"] is False
+    records[0].pop("config")
     for record in records:
         for key in ("seconds", "figures", "curve"):
             record.pop(key)

@@ -461,6 +461,18 @@ INVERSION_HELP = (
 
 
 @dataclass(frozen=True)
+class FiguresChoice:
+    """Whether a study that draws figures draws them: drawing is most of a small run's time (matplotlib lays out
+    every panel), so runs made for their records alone (sweeps, scripted checks) can leave it out."""
+
+    figures: bool = option(
+        True,
+        "Draw the figures; --no-figures writes the records (and the report, where there is one) without them.",
+        flag="--figures/--no-figures",
+    )
+
+
+@dataclass(frozen=True)
 class InversionChoice:
     """How a study turns real images into latents (experiments/image_latents.py): ``inversion`` and the most steps
     of its descent; ``inversion_auto`` is what auto means for the command where the networks have an encoder
@@ -533,7 +545,7 @@ class BasisConfig(StudyConfig):
 
 
 @dataclass(frozen=True)
-class ReproduceConfig(InversionChoice, StudyConfig):
+class ReproduceConfig(FiguresChoice, InversionChoice, StudyConfig):
     """What `reproduce` does; the defaults are the paper's study and the issue's measurements."""
 
     dataset_use: ClassVar[str] = "of the study (and of the shipped models)"
@@ -552,7 +564,7 @@ class ReproduceConfig(InversionChoice, StudyConfig):
 
 
 @dataclass(frozen=True)
-class SFVQStudyConfig(StudyConfig):
+class SFVQStudyConfig(FiguresChoice, StudyConfig):
     """What `sfvq_study` does; the quantizer's training defaults are the authors' (methods/sfvq.py)."""
 
     dataset_use: ClassVar[str] = "whose training set is encoded and fitted"
@@ -585,7 +597,7 @@ class SFVQStudyConfig(StudyConfig):
 
 
 @dataclass(frozen=True)
-class RedsConfig(StudyConfig):
+class RedsConfig(FiguresChoice, StudyConfig):
     """What `latentspectra reds` does; the defaults are the documented study (docs/reds.md). Its Jacobians run in
     float32 or float64 whatever ``precision`` says (`run_reds` refuses bfloat16)."""
 
@@ -621,7 +633,7 @@ class RedsConfig(StudyConfig):
 
 
 @dataclass(frozen=True)
-class FragmentationConfig(InversionChoice, StudyConfig):
+class FragmentationConfig(FiguresChoice, InversionChoice, StudyConfig):
     """What the study measures; the defaults are the issue's."""
 
     dataset_use: ClassVar[str] = "whose training set is encoded"
@@ -714,7 +726,7 @@ COMPARE_BUDGETS = tuple(LEARNED_BUDGETS)
 
 
 @dataclass(frozen=True)
-class CompareConfig(InversionChoice, StudyConfig):
+class CompareConfig(FiguresChoice, InversionChoice, StudyConfig):
     """What `compare_study` does: every registered direction method (or ``methods``) on the same networks, seed,
     K and shift t; the per-method budgets keep the whole command on the shipped networks to minutes on 2 cores.
     ``seed`` is every method's seed parameter (the first seed's)."""

@@ -1128,13 +1128,9 @@ def direction_images(
     return images.reshape(len(directions), len(shifts), *images.shape[1:])
 
 
-def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
-    """Write ``result`` into ``out_dir``: figures/<method>.png and <method>-rescoring.png per fitted method,
-    figures/summary.png (the headline metrics with their intervals and the random baseline's band), compare.json,
-    report.md and a self-contained report.html.
-    Returns the record written."""
-    out = Path(out_dir)
-    directory = out / "figures"
+def draw_compare_figures(directory: Path, result: CompareResult) -> dict[str, str]:
+    """directory/<method>.png and <method>-rescoring.png per fitted method and directory/summary.png (the headline
+    metrics with their intervals and the random baseline's band): caption -> path."""
     directory.mkdir(parents=True, exist_ok=True)
     figures = {
         name: str(direction_figure(images, directory / f"{name}.png", name, result.config.shift))
@@ -1153,6 +1149,14 @@ def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
         }
     )
     figures["headline metrics over the seeds"] = str(summary_figure(result.record(figures), directory / "summary.png"))
+    return figures
+
+
+def write_compare(out_dir: str | Path, result: CompareResult) -> dict[str, Any]:
+    """Write ``result`` into ``out_dir``: its figures (`draw_compare_figures`, unless the config says
+    ``figures=False``), compare.json, report.md and a self-contained report.html. Returns the record written."""
+    out = Path(out_dir)
+    figures = draw_compare_figures(out / "figures", result) if result.config.figures else {}
     record = result.record(figures)
     write_json(out / "compare.json", record)
     write_documents(

@@ -445,11 +445,15 @@ def fragmentation_study(
 
 
 def write_fragmentation(out_dir: str | Path, result: FragmentationResult) -> dict[str, Any]:
-    """Write ``result`` into ``out_dir``: figures/<model>/*.png, figures/comparison.png and fragmentation.json.
-    Returns the record written."""
+    """Write ``result`` into ``out_dir``: figures/<model>/*.png and figures/comparison.png (unless the config says
+    ``figures=False``) and fragmentation.json. Returns the record written."""
     out = Path(out_dir)
-    drawn = figures.draw_all(
-        out / "figures", result.figure_data, result.models, result.gan, label_names=result.label_names or None
+    drawn = (
+        figures.draw_all(
+            out / "figures", result.figure_data, result.models, result.gan, label_names=result.label_names or None
+        )
+        if result.config.figures
+        else {}
     )
     record = result.record({name: str(path) for name, path in drawn.items()})
     write_json(out / "fragmentation.json", record)

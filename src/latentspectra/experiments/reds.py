@@ -387,7 +387,7 @@ class RedsResult:
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
         """The JSON record (reds.json), with each example's ``figures`` file name."""
-        examples = {example.name: {**example.record, "figure": figures[example.name]} for example in self.examples}
+        examples = {example.name: {**example.record, "figure": figures.get(example.name)} for example in self.examples}
         return {
             "dataset": self.config.dataset,
             "seed": self.config.seed,
@@ -437,11 +437,13 @@ def reds_study(
 
 
 def write_reds(out_dir: str | Path, result: RedsResult) -> dict[str, Any]:
-    """Write ``result`` into ``out_dir``: one PNG of path rows per example and reds.json. Returns the record."""
+    """Write ``result`` into ``out_dir``: one PNG of path rows per example (unless the config says
+    ``figures=False``; the example's ``figure`` is then None) and reds.json. Returns the record."""
     out = Path(out_dir)
     figures = {
         example.name: image_rows(example.rows, out / f"{example.name}.png", example.title).name
         for example in result.examples
+        if result.config.figures
     }
     record = result.record(figures)
     write_json(out / "reds.json", record)

@@ -557,11 +557,11 @@ def draw_figures(directory: Path, result: ReproduceResult) -> dict[str, Path]:
 
 
 def write_reproduce(out_dir: str | Path, result: ReproduceResult) -> dict[str, Any]:
-    """Write ``result`` into ``out_dir``: basis.safetensors (+ .json), figures/fig2-8.png, metrics.json,
-    report.md and report.html. Returns the metrics written."""
+    """Write ``result`` into ``out_dir``: basis.safetensors (+ .json), figures/fig2-8.png (unless the config says
+    ``figures=False``), metrics.json, report.md and report.html. Returns the metrics written."""
     out = Path(out_dir)
     save_basis(result.basis, out / "basis.safetensors")
-    drawn = draw_figures(out / "figures", result)
+    drawn = draw_figures(out / "figures", result) if result.config.figures else {}
     metrics = result.metrics()
     write_json(out / "metrics.json", metrics)
     write_report(out, metrics, drawn)

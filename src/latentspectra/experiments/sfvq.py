@@ -367,12 +367,9 @@ def sfvq_study(
     )
 
 
-def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
-    """Write ``result`` into ``out_dir``: figures/panoptic.png (decoded codewords in curve order),
-    directions.png and augmentation.png (when pairs are shown), curve.safetensors (+ .json) and sfvq.json.
-    Returns the record written."""
-    out = Path(out_dir)
-    directory = out / "figures"
+def draw_sfvq_figures(directory: Path, result: SFVQResult) -> dict[str, Path]:
+    """directory/panoptic.png (decoded codewords in curve order), and directions.png and augmentation.png when
+    pairs are shown."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
         "panoptic": panoptic_map(
@@ -385,6 +382,14 @@ def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
     if result.direction_rows:
         paths["directions"] = image_rows(result.direction_rows, directory / "directions.png")
         paths["augmentation"] = image_rows(result.segment_rows, directory / "augmentation.png")
+    return paths
+
+
+def write_sfvq(out_dir: str | Path, result: SFVQResult) -> dict[str, Any]:
+    """Write ``result`` into ``out_dir``: its figures (`draw_sfvq_figures`, unless the config says
+    ``figures=False``), curve.safetensors (+ .json) and sfvq.json. Returns the record written."""
+    out = Path(out_dir)
+    paths = draw_sfvq_figures(out / "figures", result) if result.config.figures else {}
     save_sfvq(result.curve, out / "curve.safetensors")
     record = result.record({name: str(path) for name, path in paths.items()}, str(out / "curve.safetensors"))
     write_json(out / "sfvq.json", record)
