@@ -151,8 +151,8 @@ def test_indices_that_are_not_one_whole_number_per_image_are_one_line(indices):
 def test_reproduce_inverts_the_test_images_without_an_encoder(tmp_path, capsys, rows, manifest, networks):
     """Every set sampled (no encoder), the test images inverted once: the classification is one trial, and the
     denoising and rotation ran on inverted latents."""
-    spec = FACTORY if networks == "factory" else manifest
-    code, metrics, err = _run(capsys, "reproduce", tmp_path / "out", spec, rows)
+    spec, drawn = (FACTORY, False) if networks == "factory" else (manifest, True)  # the factory's: no figures
+    code, metrics, err = _run(capsys, "reproduce", tmp_path / "out", spec, rows, *(() if drawn else ("--no-figures",)))
     assert code == 0, err
     _descent_record(metrics["inversion"])
     assert metrics["inversion"]["optimisation"]["images"] == 60
@@ -160,14 +160,14 @@ def test_reproduce_inverts_the_test_images_without_an_encoder(tmp_path, capsys, 
     assert len(metrics["lsd_top1_accuracy"]["trials"]) == 1 and len(metrics["encode_decode_accuracy"]["trials"]) == 1
     assert metrics["encode_decode_accuracy"]["mean"] > 0.5  # G(inverted latent) mostly keeps the image's label
     assert all(math.isfinite(value) for values in metrics["denoising"]["psnr"].values() for value in values)
-    assert metrics["rotation"]["images"] == 60 and (tmp_path / "out" / "figures" / "fig2.png").is_file()
+    assert metrics["rotation"]["images"] == 60 and (tmp_path / "out" / "figures" / "fig2.png").is_file() == drawn
 
 
 @pytest.mark.slow
 def test_compare_edits_inverted_test_images_without_an_encoder(tmp_path, capsys, rows):
     """The edited and rescored latents are the test images inverted; the training codes (SFVQ, class means) are
     prior draws, labelled by C(G(z))."""
-    code, record, err = _run(capsys, "compare", tmp_path / "out", FACTORY, rows)
+    code, record, err = _run(capsys, "compare", tmp_path / "out", FACTORY, rows, "--no-figures")
     assert code == 0, err
     _descent_record(record["inversion"])
     assert record["inversion"]["optimisation"]["images"] == 40 and record["train_codes"] == "prior draws"
@@ -177,7 +177,7 @@ def test_compare_edits_inverted_test_images_without_an_encoder(tmp_path, capsys,
 
 @pytest.mark.slow
 def test_fragmentation_studies_the_inverted_codes_without_an_encoder(tmp_path, capsys, rows):
-    code, record, err = _run(capsys, "fragmentation", tmp_path / "out", FACTORY, rows)
+    code, record, err = _run(capsys, "fragmentation", tmp_path / "out", FACTORY, rows, "--no-figures")
     assert code == 0, err
     model = record["models"]["encoder"]
     _descent_record(model["inversion"])
