@@ -209,19 +209,21 @@ def run_step(step: str, args: list[str]) -> tuple[int, str, str]:
 
 
 def steps(plan: str) -> None:
-    """One rank of every step of the plan at PLAN, in order: a JSON object {name: {"step", "args", "port"}}, each
-    step run by `run_step` in a world of its own on its own MASTER_PORT (so that no step meets the rendezvous of
-    another). After each step its [exit code, stdout, stderr] is added under its name to PLAN.rank-R.json
-    (R = RANK), written whole each time."""
+    """One rank of every step of the plan at PLAN, in order: a JSON object {name: {"step", "args", "rank_args",
+    "port"}}, each step run by `run_step` on its args followed by its rank_args of this rank (a JSON object by rank,
+    a rank missing from it getting none), in a world of its own on its own MASTER_PORT (so that no step meets the
+    rendezvous of another). After each step its [exit code, stdout, stderr] is added under its name to
+    PLAN.rank-R.json (R = RANK), written whole each time."""
     import json
 
     from latentspectra.io import write_json
 
+    rank = os.environ["RANK"]
     results: dict[str, list] = {}
     for name, step in json.loads(Path(plan).read_text()).items():
         os.environ["MASTER_PORT"] = str(step["port"])
-        results[name] = list(run_step(step["step"], step["args"]))
-        write_json(f"{plan}.rank-{os.environ['RANK']}.json", results)
+        results[name] = list(run_step(step["step"], [*step["args"], *step["rank_args"].get(rank, [])]))
+        write_json(f"{plan}.rank-{rank}.json", results)
 
 
 STEPS = {"main": main, "train": train, "evaluate": evaluate}

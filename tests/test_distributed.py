@@ -165,10 +165,10 @@ class TwoRanks:
     directory: Path
     results: list[dict[str, list]]
 
-    def step(self, name: str) -> list[tuple[int, str, str]]:
-        """Each rank's (exit code, stdout, stderr) of step ``name``, both checked to have succeeded."""
+    def step(self, name: str, code: int = 0) -> list[tuple[int, str, str]]:
+        """Each rank's (exit code, stdout, stderr) of step ``name``, both checked to have ended with ``code``."""
         found = [tuple(results[name]) for results in self.results]
-        assert [code for code, _, _ in found] == [0, 0], found
+        assert [ended for ended, _, _ in found] == [code, code], found
         return found
 
 
@@ -186,8 +186,9 @@ def two_ranks(tiny, tmp_path_factory) -> TwoRanks:
     rank imports torch and the package once, not once per check): `sharded_networks.main` resuming the tiny
     basis after the interrupted build's finished sets; `sharded_networks.train` into two-train, its encoder on
     the networks of one-train, trained here first by one process with the same global batch;
-    `sharded_networks.evaluate` on large.npz (200 training, 1300 test rows) and tiny.npz; and the command lines of
-    `_command_lines`, each into two-NAME. The one-process runs of those command lines are the tests' own."""
+    `sharded_networks.evaluate` on large.npz (200 training, 1300 test rows) and tiny.npz; the command lines of
+    `_command_lines`, each into two-NAME; and the tiny basis with --seed 0 on rank 0 and --seed 1 on rank 1 (step
+    "mismatch"). The one-process runs of those command lines are the tests' own."""
     root, _ = tiny
     directory = tmp_path_factory.mktemp("two-ranks")
     resume = finished_sets.finished_sets_path(_interrupted_copy(root, "shared"))
@@ -214,11 +215,16 @@ def two_ranks(tiny, tmp_path_factory) -> TwoRanks:
             for name, arguments in _command_lines(directory).items()
         },
     }
+    steps["mismatch"] = (
+        "cli",
+        [*(f"npz:{root / 'tiny.npz'}" if arg == "npz:tiny.npz" else arg for arg in BASIS), "--out"],
+    )
+    rank_args = {"mismatch": {str(rank): [str(root / "mismatch.safetensors"), "--seed", str(rank)] for rank in (0, 1)}}
     plan = directory / "plan.json"
     plan.write_text(
         json.dumps(
             {
-                name: {"step": step, "args": args, "port": port}
+                name: {"step": step, "args": args, "rank_args": rank_args.get(name, {}), "port": port}
                 for (name, (step, args)), port in zip(steps.items(), _free_ports(len(steps)))
             }
         )
@@ -315,13 +321,9 @@ def test_two_ranks_share_the_latent_sets_the_finished_sets_and_the_collectives(t
 
 
 @pytest.mark.slow
-def test_ranks_started_with_other_arguments_are_refused_in_one_line(tiny):
+def test_ranks_started_with_other_arguments_are_refused_in_one_line(tiny, two_ranks):
     root, _ = tiny
-    commands = [
-        ["-m", "latentspectra", *BASIS, "--out", "mismatch.safetensors", "--seed", str(seed)] for seed in (0, 1)
-    ]
-    for code, _, stderr in _ranks(commands, root):
-        assert code == 2
+    for _, _, stderr in two_ranks.step("mismatch", code=2):
         assert stderr.strip().count("\n") == 0, stderr
         assert "rank 1 was started with other arguments than rank 0" in stderr
     assert not list(root.glob("mismatch*"))
