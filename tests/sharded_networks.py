@@ -186,17 +186,23 @@ def main(out: str, dataset: str, resume: str) -> None:
 
 
 def run_step(step: str, args: list[str]) -> tuple[int, str, str]:
-    """One step of `steps` in this process: (exit code, stdout, stderr). "cli" is the latentspectra command line
-    on ``args`` (its exit code as a shell sees it); the other steps are the functions of this module, whose
-    failure is exit code 1 with its traceback."""
+    """One step of `steps` in this process: (exit code, stdout, stderr), stderr being everything written to file
+    descriptor 2 during the step (Python's and native code's alike, as a process of its own would show it). "cli"
+    is the latentspectra command line on ``args`` (its exit code as a shell sees it); the other steps are the
+    functions of this module, whose failure is exit code 1 with its traceback."""
     import contextlib
     import io
+    import sys
+    import tempfile
     import traceback
 
     from latentspectra.cli import main as command_line
 
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    stdout = io.StringIO()
+    with tempfile.TemporaryFile() as stderr, contextlib.redirect_stdout(stdout):
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(stderr.fileno(), 2)
         try:
             command_line(args) if step == "cli" else STEPS[step](*args)
             code = 0
@@ -205,7 +211,12 @@ def run_step(step: str, args: list[str]) -> tuple[int, str, str]:
         except Exception:
             traceback.print_exc()
             code = 1
-    return code, stdout.getvalue(), stderr.getvalue()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        stderr.seek(0)
+        return code, stdout.getvalue(), stderr.read().decode(errors="replace")
 
 
 def steps(plan: str) -> None:
