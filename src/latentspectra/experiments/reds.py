@@ -386,7 +386,8 @@ class RedsResult:
     skipped: tuple[str, ...] = ()  # the documented examples these images cannot take, and why
 
     def record(self, figures: dict[str, str]) -> dict[str, Any]:
-        """The JSON record (reds.json), with each example's ``figures`` file name."""
+        """The JSON record (reds.json), with each example's figure file name in ``figures`` (None where none was
+        drawn)."""
         examples = {example.name: {**example.record, "figure": figures.get(example.name)} for example in self.examples}
         return {
             "dataset": self.config.dataset,
