@@ -215,11 +215,9 @@ def two_ranks(tiny, tmp_path_factory) -> TwoRanks:
             for name, arguments in _command_lines(directory).items()
         },
     }
-    steps["mismatch"] = (
-        "cli",
-        [*(f"npz:{root / 'tiny.npz'}" if arg == "npz:tiny.npz" else arg for arg in BASIS), "--out"],
-    )
-    rank_args = {"mismatch": {str(rank): [str(root / "mismatch.safetensors"), "--seed", str(rank)] for rank in (0, 1)}}
+    basis = [f"npz:{root / 'tiny.npz'}" if arg == "npz:tiny.npz" else arg for arg in BASIS]
+    steps["mismatch"] = ("cli", [*basis, "--out", str(root / "mismatch.safetensors")])
+    rank_args = {"mismatch": {str(rank): ["--seed", str(rank)] for rank in (0, 1)}}
     plan = directory / "plan.json"
     plan.write_text(
         json.dumps(
