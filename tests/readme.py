@@ -38,7 +38,7 @@ SMALL: dict[str, list[str]] = {
     "reproduce": ["--per-set", "5", "--trials", "1", "--dataset", SLICE, "--quiet"],
     "basis": ["--per-set", "3", "--quiet"],
     "sfvq": ["--codewords", "8", "--dataset", SLICE, "--quiet"],
-    "reds": ["--latents", "3", "--basis-per-set", "5", "--quiet"],
+    "reds": ["--latents", "3", "--steps", "2", "--basis-per-set", "5", "--quiet"],
     "compare": [
         "--seeds",
         "2",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from latentspectra.config import CompareConfig, FactorRegressorConfig
@@ -28,7 +29,9 @@ from latentspectra.methods.factor_regressor import (
     fit_factor_regressor,
     regressor_path,
 )
+from latentspectra.methods.morphometry import MORPHO_MEASURES
 from latentspectra.models.spec import LatentNetworks
+from latentspectra.report.compare_figures import rescoring_figure
 from latentspectra.threads import single_thread
 from test_compare import TINY_PARAMS
 
@@ -206,7 +209,9 @@ def _write_npz(path, dataset: ImageDataset, factors: bool) -> str:
 def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
     dataset = _write_npz(tmp_path / "bands.npz", band_dataset(), factors=True)
     config = _tiny_compare((), dataset, ground_truth_images=300, dci_trees=10)  # compare's 100 trees take seconds
-    record = run_compare(tmp_path / "run", replace(config, networks=band_networks()), progress=False)
+    record = run_compare(  # no figures but the one below (every method's: the README's compare)
+        tmp_path / "run", replace(config, networks=band_networks(), figures=False), progress=False
+    )
     assert json.loads((tmp_path / "run" / "compare.json").read_text())["ground_truth"] == record["ground_truth"]
     top = record["ground_truth"]
     assert top["factors"] == ["band_0", "band_1", "band_2"] and top["images"] == 300
@@ -227,6 +232,17 @@ def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
     assert axes["mig"]["mean"] > 0.9 and axes["against_baseline"]["mig"] == "above" and random["mig"]["mean"] < 0.6
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Ground truth" in report and "edit concentration" in report and "| axes |" in report
+    # the re-scoring figure of a method with a ground-truth track has a third panel: the factors' change along its edits
+    tracked = record["methods"]["axes"]
+    untracked = {key: value for key, value in tracked.items() if key != "ground_truth"}
+    widths = {}
+    for name, method in (("with", tracked), ("without", untracked)):
+        path = rescoring_figure(
+            method, record["labels"], MORPHO_MEASURES, tmp_path / f"{name}.png", "axes", top["factors"]
+        )
+        with Image.open(path) as image:
+            widths[name] = image.width
+    assert widths["with"] > 1.3 * widths["without"], widths
 
 
 @pytest.mark.slow
