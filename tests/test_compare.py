@@ -1,10 +1,11 @@
-"""`latentspectra compare` on tiny networks: every registered method measured side by side, reproducibly, and the
-command's argument checks."""
+"""`latentspectra compare`: every registered method measured side by side, reproducibly (the README's run, on the
+shipped networks), its parts on tiny networks, and the command's argument checks."""
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import torch
 
 from conftest import run_cli
 from latentspectra.compute import Compute
-from latentspectra.config import CompareConfig
+from latentspectra.config import CompareConfig, FactorRegressorConfig
 from latentspectra.data import load_dataset
+from latentspectra.errors import SlowPrecisionWarning
 from latentspectra.experiments import compare
 from latentspectra.experiments.compare import compare_study, run_compare
 from latentspectra.experiments.networks import load_study_networks
@@ -57,23 +59,12 @@ def _without_timing(value):
 
 
 @pytest.mark.slow
-def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tiny_npz):
-    config = CompareConfig(
-        dataset=f"npz:{tiny_npz}",
-        directions=3,
-        latents=6,
-        edit_latents=12,
-        steps=3,
-        method_params=TINY_PARAMS,
-        measure_samples=100,
-        seeds=2,
-        reconstructor_steps=3,
-        reconstructor_validation=8,
-        device="cpu",
-        figures=False,  # every method's figures: test_the_readme_compare_draws_every_methods_figures
-    )
-    record = run_compare(tmp_path / "one", replace(config, networks=spread_models), progress=False)
-    assert json.loads((tmp_path / "one" / "compare.json").read_text())["methods"].keys() == set(available())
+def test_compare_measures_every_method_reproducibly(readme_runs, monkeypatch):
+    """The README's compare (every method on the shipped networks, K = 3, two seeds, 100 measured samples; its
+    figures: `test_the_readme_compare_draws_every_methods_figures`), and the same study again, written nowhere
+    (writing draws, computes nothing): every number the same."""
+    record = json.loads((readme_runs.out("latentspectra compare --out runs/compare") / "compare.json").read_text())
+    assert record["methods"].keys() == set(available())
     assert record["seeds"] == [0, 1]
     for name in available():
         method = record["methods"][name]
@@ -138,21 +129,30 @@ def test_compare_measures_every_method_reproducibly(tmp_path, spread_models, tin
     learned = record["methods"]["learned"]  # every seed's convergence curve, the first seed's as `convergence`
     assert next(found["convergence"] for found in learned["fit_record_by_seed"]) == learned["convergence"]
     assert len(learned["fit_record_by_seed"]) == 2 and learned["convergence"]["tolerance"] == 0.02
-    report = (tmp_path / "one" / "report.md").read_text()
+    report = (readme_runs.out("latentspectra compare --out runs/compare") / "report.md").read_text()
     assert "learned: converged" in report or "learned: not converged" in report
     assert "| lsd |" in report and "reconstructor accuracy" in report and "path correlation" in report
     assert "disentanglement: " in report
-    page = (tmp_path / "one" / "report.html").read_text()
-    assert "seeds [0, 1]" in page
-    assert (
-        "<td>lsd</td>" in page and "data:image/png;base64," not in page and not (tmp_path / "one" / "figures").exists()
-    )
 
-    # the same study again, written nowhere (writing draws, computes nothing): every number the same
-    again = replace(config, networks=spread_models)
-    compute = Compute.select(again.device, again.precision)
-    result = compare_study(load_study_networks(again, compute), load_dataset(again.dataset), again, progress=False)
-    assert _without_timing(result.record({})) == _without_timing(record)
+    monkeypatch.chdir(readme_runs.directory)  # where its relative paths point
+    config = CompareConfig(
+        **{
+            **record["config"],
+            "edit_strengths": tuple(record["config"]["edit_strengths"]),
+            "methods": tuple(record["config"]["methods"]),
+            "factor_regressor": FactorRegressorConfig(**record["config"]["factor_regressor"]),
+        }
+    )
+    with warnings.catch_warnings():  # the precision the README's run resolved `auto` to (conftest may pretend
+        warnings.simplefilter("ignore", SlowPrecisionWarning)  # another CPU kind here, and call it slow)
+        compute = Compute.select(config.device, record["compute"]["precision"])
+    result = compare_study(load_study_networks(config, compute), load_dataset(config.dataset), config, progress=False)
+    again = json.loads(json.dumps(result.record(record["figures"])))  # as compare.json stores it
+    for found in (record, again):  # what was asked (auto there, its answer here) and what a pretended kind changes
+        found["compute"] = {
+            key: value for key, value in found["compute"].items() if key not in ("cpu_native_bfloat16", "requested")
+        }
+    assert _without_timing(again) == _without_timing(record)
 
 
 def test_directions_equal_to_an_earlier_seeds_are_measured_once(monkeypatch):

@@ -232,6 +232,8 @@ def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
     assert axes["mig"]["mean"] > 0.9 and axes["against_baseline"]["mig"] == "above" and random["mig"]["mean"] < 0.6
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Ground truth" in report and "edit concentration" in report and "| axes |" in report
+    page = (tmp_path / "run" / "report.html").read_text()  # asked for no figures: none drawn, none embedded
+    assert "data:image/png;base64," not in page and not (tmp_path / "run" / "figures").exists()
     # the re-scoring figure of a method with a ground-truth track has a third panel: the factors' change along its edits
     tracked = record["methods"]["axes"]
     untracked = {key: value for key, value in tracked.items() if key != "ground_truth"}
