@@ -184,6 +184,7 @@ def _tiny_compare(methods: tuple[str, ...], dataset: str, **sizes) -> CompareCon
         reconstructor_steps=2,
         reconstructor_validation=8,
         factor_regressor=QUICK_REGRESSOR,
+        dci_trees=10,  # compare's 100 trees take seconds
         device="cpu",
         precision="float32",
     )
@@ -208,7 +209,7 @@ def _write_npz(path, dataset: ImageDataset, factors: bool) -> str:
 @pytest.mark.slow
 def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
     dataset = _write_npz(tmp_path / "bands.npz", band_dataset(), factors=True)
-    config = _tiny_compare((), dataset, ground_truth_images=300, dci_trees=10)  # compare's 100 trees take seconds
+    config = _tiny_compare((), dataset, ground_truth_images=300)
     record = run_compare(  # no figures but the one below (every method's: the README's compare)
         tmp_path / "run", replace(config, networks=band_networks(), figures=False), progress=False
     )
