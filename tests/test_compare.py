@@ -63,7 +63,8 @@ def test_compare_measures_every_method_reproducibly(readme_runs, monkeypatch):
     """The README's compare (every method on the shipped networks, K = 3, two seeds, 100 measured samples; its
     figures: `test_the_readme_compare_draws_every_methods_figures`), and the same study again, written nowhere
     (writing draws, computes nothing): every number the same."""
-    record = json.loads((readme_runs.out("latentspectra compare --out runs/compare") / "compare.json").read_text())
+    out = readme_runs.out("latentspectra compare --out runs/compare")
+    record = json.loads((out / "compare.json").read_text())
     assert record["methods"].keys() == set(available())
     assert record["seeds"] == [0, 1]
     for name in available():
@@ -129,10 +130,12 @@ def test_compare_measures_every_method_reproducibly(readme_runs, monkeypatch):
     learned = record["methods"]["learned"]  # every seed's convergence curve, the first seed's as `convergence`
     assert next(found["convergence"] for found in learned["fit_record_by_seed"]) == learned["convergence"]
     assert len(learned["fit_record_by_seed"]) == 2 and learned["convergence"]["tolerance"] == 0.02
-    report = (readme_runs.out("latentspectra compare --out runs/compare") / "report.md").read_text()
+    report = (out / "report.md").read_text()
     assert "learned: converged" in report or "learned: not converged" in report
     assert "| lsd |" in report and "reconstructor accuracy" in report and "path correlation" in report
     assert "disentanglement: " in report
+    page = (out / "report.html").read_text()
+    assert "seeds [0, 1]" in page and "<td>lsd</td>" in page
 
     monkeypatch.chdir(readme_runs.directory)  # where its relative paths point
     config = CompareConfig(
