@@ -746,7 +746,7 @@ class CompareConfig(FiguresChoice, InversionChoice, StudyConfig):
     budget: str = option(
         "default",
         "The learned directions' budget. default: 16,000 steps of 64, fewer where two doublings of the steps each "
-        "add < 0.02 to their reconstructor accuracy (about 10 minutes a seed on 2 CPU cores); quick: "
+        "add < 0.02 to their reconstructor accuracy (about 8 minutes a seed on 2 CPU cores); quick: "
         "500 steps, not converged, for a first look; paper: their authors' budget (10^5 steps at rate 1e-4, K = M, "
         "their ortho deformator; about an hour a seed on 2 CPU cores).",
         choices=COMPARE_BUDGETS,
