@@ -17,14 +17,18 @@ import os
 import re
 import shlex
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from latentspectra.cli import main
+from latentspectra.compute import Compute
 from latentspectra.data import datasets as datasets_module
 from latentspectra.data import load_dataset
+from latentspectra.errors import SlowPrecisionWarning
 from latentspectra.models.files import shipped_models_dir
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -197,3 +201,18 @@ def run_readme(directory: Path) -> ReadmeRuns:
     finally:
         os.chdir(previous)
     return ReadmeRuns(directory, runs)
+
+
+def rerun_compute(record: dict[str, Any]) -> Compute:
+    """Where a run's study is computed again: the device its config asked for, at the precision its `auto` resolved
+    to (``record["compute"]["precision"]``; a pretended CPU kind, conftest, may resolve `auto` otherwise here, and
+    call that precision slow)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SlowPrecisionWarning)
+        return Compute.select(record["config"]["device"], record["compute"]["precision"])
+
+
+def comparable_compute(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's compute report less what was asked (`auto` in the run, its answer in a re-run) and the CPU report
+    a pretended CPU kind changes: what a run and its re-run share."""
+    return {key: value for key, value in record["compute"].items() if key not in ("cpu_native_bfloat16", "requested")}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,13 +15,13 @@ from conftest import run_cli
 from latentspectra.compute import Compute
 from latentspectra.config import CompareConfig, FactorRegressorConfig
 from latentspectra.data import load_dataset
-from latentspectra.errors import SlowPrecisionWarning
 from latentspectra.experiments import compare
 from latentspectra.experiments.compare import compare_study, run_compare
 from latentspectra.experiments.networks import load_study_networks
 from latentspectra.methods.directions import available
 from latentspectra.models import Classifier
 from latentspectra.models.files import load_model, save_model
+from readme import comparable_compute, rerun_compute
 
 TINY_PARAMS = {
     "lsd": {"per_set": 2},
@@ -146,15 +145,11 @@ def test_compare_measures_every_method_reproducibly(readme_runs, monkeypatch):
             "factor_regressor": FactorRegressorConfig(**record["config"]["factor_regressor"]),
         }
     )
-    with warnings.catch_warnings():  # the precision the README's run resolved `auto` to (conftest may pretend
-        warnings.simplefilter("ignore", SlowPrecisionWarning)  # another CPU kind here, and call it slow)
-        compute = Compute.select(config.device, record["compute"]["precision"])
-    result = compare_study(load_study_networks(config, compute), load_dataset(config.dataset), config, progress=False)
+    networks = load_study_networks(config, rerun_compute(record))
+    result = compare_study(networks, load_dataset(config.dataset), config, progress=False)
     again = json.loads(json.dumps(result.record(record["figures"])))  # as compare.json stores it
-    for found in (record, again):  # what was asked (auto there, its answer here) and what a pretended kind changes
-        found["compute"] = {
-            key: value for key, value in found["compute"].items() if key not in ("cpu_native_bfloat16", "requested")
-        }
+    for found in (record, again):
+        found["compute"] = comparable_compute(found)
     assert _without_timing(again) == _without_timing(record)
 
 
@@ -182,7 +177,6 @@ def test_each_fit_gets_the_networks_its_rules_ask_for(tiny_models):
     """`fit_inputs` reads the method's class attributes: the learned directions (float32_gradients) train through
     a float32 copy of G in a bfloat16 run; GANSpace (reads_activations) reads the generator as the user made it;
     the rest get the run's networks; latents by fit_latents, InterFaceGAN's own draws scored for it."""
-    from latentspectra.compute import Compute
     from latentspectra.experiments.compare import fit_inputs
     from latentspectra.experiments.networks import load_networks
     from latentspectra.methods import get

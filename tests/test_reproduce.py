@@ -6,17 +6,15 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import warnings
 
 import pytest
 
 from conftest import assert_traces_hardware
-from latentspectra.compute import Compute
 from latentspectra.config import ReproduceConfig
 from latentspectra.data import load_dataset
-from latentspectra.errors import SlowPrecisionWarning
 from latentspectra.experiments.networks import load_networks
 from latentspectra.experiments.reproduce import reproduce_study
+from readme import comparable_compute, rerun_compute
 
 QUICK_START = "latentspectra reproduce --out runs/reproduce"
 
@@ -80,18 +78,11 @@ def test_same_seed_same_metrics(study, readme_runs, monkeypatch):
             "truncations": tuple(first["config"]["truncations"]),
         }
     )
-    # the precision the first run resolved `auto` to (a pretended CPU kind, conftest, may resolve it otherwise here,
-    # and call it slow)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SlowPrecisionWarning)
-        compute = Compute.select(config.device, first["compute"]["precision"])
-    networks = load_networks(first["models"], compute, config.batch_size)
+    networks = load_networks(first["models"], rerun_compute(first), config.batch_size)
     result = reproduce_study(networks, load_dataset(config.dataset), config, progress=False)
     second = json.loads(json.dumps(result.metrics()))  # as metrics.json stores it
     for metrics in (first, second):  # everything but the timings, what was asked (auto there, its answer here) and
         # the CPU report a pretended kind changes
         metrics.pop("seconds"), metrics.pop("basis_samples_per_second")
-        metrics["compute"] = {
-            key: value for key, value in metrics["compute"].items() if key not in ("cpu_native_bfloat16", "requested")
-        }
+        metrics["compute"] = comparable_compute(metrics)
     assert second == first
