@@ -85,14 +85,16 @@ def step_parts(batch_size: int, learning_rate: float, repeats: int) -> dict:
     shipped generator as compare trains through it (float32, exact)."""
     networks = load_networks(shipped_models_dir("mnist"), Compute.select("cpu", "float32"), exact=True)
     generator, dim, rng = networks.generator, networks.latent_dim, torch.Generator().manual_seed(0)
+    method = get("learned", n_directions=10, latent_dim=dim, **LEARNED_BUDGETS["default"])  # its shifts, deformator
+    count = method.n_directions
 
     def draw():
-        return draw_shifts(rng, batch_size, dim, 10, 0.5, 6.0, torch.device("cpu"))
+        return draw_shifts(rng, batch_size, dim, count, method.min_shift, method.max_shift, torch.device("cpu"))
 
-    free = torch.randn(dim, 10, generator=rng).requires_grad_()
+    free = torch.randn(dim, count, generator=rng).requires_grad_()
     batch = draw()
     with torch.enable_grad(), frozen(generator):
-        reconstructor = seeded_reconstructor(generator, batch, 10, 0).train()
+        reconstructor = seeded_reconstructor(generator, batch, count, method.seed).train()
         optimizer = torch.optim.Adam([free, *reconstructor.parameters()], lr=learning_rate, foreach=True)
         with torch.no_grad():
             images = generator(batch.z)
@@ -107,7 +109,9 @@ def step_parts(batch_size: int, learning_rate: float, repeats: int) -> dict:
             "G(z + eps a_k) with gradients to z": milliseconds(lambda: generator(moved).sum().backward(), repeats),
             "R on the pair, with its gradients and the moved image's": milliseconds(reconstructor_pass, repeats),
             "training_step": milliseconds(
-                lambda: training_step(generator, reconstructor, direction_rows(free, "qr", 10), optimizer, draw()),
+                lambda: training_step(
+                    generator, reconstructor, direction_rows(free, method.deformator, count), optimizer, draw()
+                ),
                 repeats,
             ),
         }
