@@ -175,7 +175,7 @@ def _tiny_compare(methods: tuple[str, ...], dataset: str, **sizes) -> CompareCon
         methods=methods,
         directions=3,
         shift=0.5,
-        latents=40,
+        latents=20,
         edit_latents=40,
         steps=3,
         method_params=TINY_PARAMS,
@@ -216,7 +216,7 @@ def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
     assert json.loads((tmp_path / "run" / "compare.json").read_text())["ground_truth"] == record["ground_truth"]
     top = record["ground_truth"]
     assert top["factors"] == ["band_0", "band_1", "band_2"] and top["images"] == 300
-    assert top["edits"] == {"latents": 40, "shift": 0.5} and top["latents"] == "encoder"
+    assert top["edits"] == {"latents": 20, "shift": 0.5} and top["latents"] == "encoder"
     assert "gradient-boosted trees" in top["definitions"]["dci_disentanglement"]
     assert top["settings"]["dci_trees"] == 10 and top["factor_regressor"]["test_accuracy"]["images"] == 300
     for name in available():
