@@ -358,6 +358,8 @@ def test_compare_param_options_reach_the_methods(capsys, tmp_path, spread_models
         "6",
         "--reconstructor-steps",
         "2",
+        "--reconstructor-validation",
+        "64",
         "--param",
         "sefa.layer=project.0",
         "--param",
@@ -366,6 +368,8 @@ def test_compare_param_options_reach_the_methods(capsys, tmp_path, spread_models
         "ganspace.n_samples=64",
         "--param",
         "learned.steps=2",
+        "--param",
+        "learned.n_validation=64",
         "--no-figures",
     )
     assert code == 0, stderr
@@ -375,6 +379,7 @@ def test_compare_param_options_reach_the_methods(capsys, tmp_path, spread_models
     assert methods["ganspace"]["params"]["layer"] == "project.2" and methods["ganspace"]["params"]["n_samples"] == 64
     learned = methods["learned"]["params"]  # the default budget's, with the --param over it
     assert learned["steps"] == 2 and learned["batch_size"] == 64 and learned["tolerance"] == 0.02
+    assert learned["n_validation"] == 64
     assert json.loads(stdout)["config"]["reconstructor_steps"] == 2
 
 

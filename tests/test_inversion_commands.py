@@ -31,7 +31,8 @@ ARGUMENTS = {
     "reproduce": ("--per-set", "5", "--trials", "2"),
     "compare": (
         *("--methods", "lsd,sfvq,interfacegan", "--seeds", "1", "--directions", "3", "--latents", "30"),
-        *("--edit-latents", "40", "--reconstructor-steps", "1", "--measure-samples", "100"),
+        *("--edit-latents", "40", "--reconstructor-steps", "1", "--reconstructor-validation", "64"),
+        *("--measure-samples", "100"),
         *("--param", "interfacegan.n_samples=400", "--param", "lsd.per_set=2"),
     ),
     "fragmentation": (
