@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny datasets and tiny configs so that every test runs in seconds on 2 cores."""
+"""Shared fixtures: tiny datasets and tiny configs so that every test runs in seconds on 2 cores. torch is imported
+where it is used, not here: pytest-xdist's controller, which runs no test, loads this file before it starts its
+workers, and importing torch there first held every worker back (1.6 s)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import spinning
 from latentspectra.cli import main
-from latentspectra.compute import resolve_device
 from latentspectra.config import ClassifierConfig, EncoderConfig, GANConfig
 from latentspectra.data import ImageDataset, Split, load_dataset
 
@@ -60,6 +60,8 @@ TINY_ENCODER = EncoderConfig(epochs=2, batch_size=16, width=4, hidden=16, warm_u
 
 @pytest.fixture(autouse=True)
 def _seeded():
+    import torch
+
     torch.manual_seed(0)
 
 
@@ -101,6 +103,8 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))  # one of `pytest -n 2`'s workers
 if WORKER:  # one core each, not both twice over
+    import torch
+
     torch.set_num_threads(1)
 
 
@@ -191,6 +195,8 @@ def linear_label_toy(seed: int = 0, dim: int = 20, labels: int = 10):
     """A linear generator G(z) = z Q (Q orthogonal) and a classifier whose logits are z . w_alpha for orthonormal
     class directions w_alpha (the columns of W, returned too): every label about equally frequent, the etas
     independent; M = ``dim``, l = ``labels`` <= M."""
+    import torch
+
     rng = torch.Generator().manual_seed(seed)
     q = torch.linalg.qr(torch.randn(dim, dim, generator=rng)).Q
     w = torch.linalg.qr(torch.randn(dim, labels, generator=rng)).Q
@@ -217,6 +223,10 @@ def rewrite_pair(path, change, tensors_change=None) -> None:
 def assert_traces_hardware(record: dict) -> None:
     """A run's record names the hardware its numbers came from: device (the CPU, or the accelerator `auto`
     picks on a machine that has one), its name, precision, CPU capability, threads."""
+    import torch
+
+    from latentspectra.compute import resolve_device
+
     compute = record["compute"]
     assert compute["device"] in {"cpu", str(resolve_device("auto"))}
     assert compute["precision"] in ("float32", "bfloat16")
