@@ -42,7 +42,7 @@ SMALL: dict[str, list[str]] = {
     "reproduce": ["--per-set", "5", "--trials", "1", "--dataset", SLICE, "--quiet"],
     "basis": ["--per-set", "3", "--quiet"],
     "sfvq": ["--codewords", "8", "--dataset", SLICE, "--quiet"],
-    "reds": ["--latents", "3", "--steps", "2", "--basis-per-set", "5", "--quiet"],
+    "reds": ["--latents", "2", "--steps", "2", "--basis-per-set", "5", "--quiet"],
     "compare": [
         "--seeds",
         "2",
@@ -63,7 +63,7 @@ SMALL: dict[str, list[str]] = {
         "--param",
         "interfacegan.n_samples=300",
         "--param",
-        "ganspace.n_samples=2000",
+        "ganspace.n_samples=500",
         "--param",
         "learned.steps=3",
         "--param",
