@@ -101,11 +101,17 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return exit_info.value.code or 0, captured.out, captured.err
 
 
-WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))  # one of `pytest -n 2`'s workers
-if WORKER:  # one core each, not both twice over
-    import torch
+def xdist_worker(config: pytest.Config) -> bool:
+    """Whether this process is one of pytest-xdist's workers (`pytest -n 2`): the worker input xdist gives them
+    alone."""
+    return hasattr(config, "workerinput")
 
-    torch.set_num_threads(1)
+
+def pytest_configure(config: pytest.Config) -> None:
+    if xdist_worker(config):  # one core each, not both twice over
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.hookimpl(trylast=True)
@@ -116,7 +122,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     and the interpreter's exit. 3 s less at the suite's end (6.3 -> 3.3 s after the last test). Not in the process
     that reports (xdist's controller, or a run without workers): there the check counts, and hypothesis may first
     be imported for its summary after this and warn that a frozen heap hides the generator it registers."""
-    if hasattr(session.config, "workerinput"):  # what pytest-xdist gives its workers alone
+    if xdist_worker(session.config):
         gc.collect()
         gc.freeze()
 
