@@ -101,17 +101,14 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return exit_info.value.code or 0, captured.out, captured.err
 
 
-def xdist_worker(config: pytest.Config) -> bool:
-    """Whether this process is one of pytest-xdist's workers (`pytest -n 2`): the worker input xdist gives them
-    alone."""
-    return hasattr(config, "workerinput")
+# One of `pytest -n 2`'s workers, or a process a test of one starts that imports this file (test_failures' killed
+# training child): one core each, not both twice over, and the child at its parent's thread count. At import, from
+# the environment the child inherits: a pytest_configure hook would not reach the child.
+WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+if WORKER:
+    import torch
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    if xdist_worker(config):  # one core each, not both twice over
-        import torch
-
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
 
 
 @pytest.hookimpl(trylast=True)
@@ -122,7 +119,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     and the interpreter's exit. 3 s less at the suite's end (6.3 -> 3.3 s after the last test). Not in the process
     that reports (xdist's controller, or a run without workers): there the check counts, and hypothesis may first
     be imported for its summary after this and warn that a frozen heap hides the generator it registers."""
-    if xdist_worker(session.config):
+    if hasattr(session.config, "workerinput"):  # what pytest-xdist gives its workers alone
         gc.collect()
         gc.freeze()
 
