@@ -227,6 +227,16 @@ def test_compare_writes_the_ground_truth_track_for_every_method(tmp_path):
             assert len(truth[key]["values"]) == 2 and truth[key]["mean"] == pytest.approx(np.mean(truth[key]["values"]))
         assert np.array(truth["edit_changes"]).shape == (method["directions"], FACTORS)
         assert set(truth["against_baseline"].values()) <= {"above", "below", "within"}
+        for key in (*compare.HEADLINES, "largest_label_change", "fit_seconds", "eval_seconds", "reconstructor_seconds"):
+            found = method[key]  # the seeds' values, their mean, and the 95% interval about it
+            assert len(found["values"]) == 2 and found["mean"] == pytest.approx(np.mean(found["values"])), (name, key)
+            assert found["ci95"][0] <= found["mean"] <= found["ci95"][1], (name, key)
+        assert 0 <= method["stability"]["mean"] <= 1 + 1e-9 and len(method["stability"]["values"]) == 1
+    assert record["methods"]["axes"]["stability"]["mean"] == pytest.approx(1.0)  # the same axes for every seed
+    assert record["methods"]["lsd"]["stability"]["mean"] < 1  # each seed draws its own latent sets
+    assert len(record["methods"]["learned"]["fit_record_by_seed"]) == 2
+    for edit in record["label_edits"]["approaches"].values():
+        assert all(len(edit[key]["values"]) == 2 for key in compare.EDIT_POOLED)
     for key, found in top["leaders"].items():
         assert sorted(found["best"] + found["behind"]) == sorted(available()), key
     axes, random = record["methods"]["axes"]["ground_truth"], record["methods"]["random"]["ground_truth"]
