@@ -64,9 +64,10 @@ def moments(images: np.ndarray) -> dict[str, np.ndarray]:
     cy = mass.sum(2) @ centres / count
     x = centres[None, :] - cx[:, None]  # (N, W)
     y = cy[:, None] - centres[None, :]  # (N, H), up
+    by_row = mass @ x[:, :, None] ** np.arange(4)  # (N, H, p): each row's sum of mass x^p, for p = 0..3
 
     def central(p: int, q: int) -> np.ndarray:
-        return np.einsum("nij,ni,nj->n", mass, y**q, x**p) / count
+        return (by_row[:, :, p] * y**q).sum(1) / count
 
     return {
         "count": count,
