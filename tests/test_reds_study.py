@@ -32,7 +32,7 @@ from latentspectra.experiments.reds import (
 from latentspectra.latent import QuasiEigenBasis, save_basis
 from latentspectra.methods import feature_jacobians, get, rayleigh_path
 
-SMALL = ["--latents", "3", "--steps", "2", "--step-size", "0.5", "--quiet"]
+SMALL = ["--latents", "2", "--steps", "2", "--step-size", "0.5", "--quiet"]
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +81,7 @@ def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):
     assert json.loads((out / "reds.json").read_text()) == record
     assert_traces_hardware(record)
     assert record["compute"]["precision"] == "float32"  # the encoder's; G and C are float64 copies for REDs
-    assert record["seed"] == 3 and record["latents"] == 3 and record["versions"]["torch"] == torch.__version__
+    assert record["seed"] == 3 and record["latents"] == 2 and record["versions"]["torch"] == torch.__version__
     assert record["basis"] == {"file": str(basis_file)} and record["config"]["steps"] == 2
     example = record["examples"][example_name("identity", "thickness+ink")]
     assert (out / example["figure"]).stat().st_size > 1000
@@ -89,9 +89,9 @@ def test_cli_writes_reds_json_and_path_images(capsys, tmp_path, basis_file):
     for kind, changes in example["paths"].items():  # every compared path has the same length
         assert changes["path_length"]["mean"] == pytest.approx(1.0, rel=1e-9), kind
         assert changes["delta_f"]["mean"] > 0, kind  # every path changes the identity it is asked to change
-        assert changes["label_changed"] * 3 == pytest.approx(round(changes["label_changed"] * 3)), kind  # of 3
+        assert changes["label_changed"] * 2 == pytest.approx(round(changes["label_changed"] * 2)), kind  # of 2
     fd = example["finite_differences"]
-    assert fd["steps"] == [1.0, 0.1, 0.01] and fd["latents"] == 3
+    assert fd["steps"] == [1.0, 0.1, 0.01] and fd["latents"] == 2
     assert fd["relative_error_f"][2]["median"] < fd["relative_error_f"][0]["median"]
     # smaller steps give the exact Jacobians' direction more closely
     assert fd["angle_degrees"][2]["median"] < fd["angle_degrees"][0]["median"]
