@@ -119,7 +119,9 @@ def test_a_tolerance_stops_training_once_two_doublings_add_less():
     doublings each moved R's accuracy by less; the steps it ran are the curve's last point, and training to there
     without a tolerance gives the same directions."""
     generator = MirroredBumps()
-    params = {"n_directions": 3, "learning_rate": 3e-2, "n_validation": 320, "seed": 0}
+    # a rate at which R's accuracy rises steadily with either CPU kind's kernels (at 3e-2 it fell at step 200 with
+    # oneDNN's AVX2 kernels, and the fit ran to the end)
+    params = {"n_directions": 3, "learning_rate": 1e-2, "n_validation": 320, "seed": 0}
     stopped = LearnedDirections(steps=800, tolerance=0.05, **params).fit(generator=generator)
     curve = stopped.convergence_
     ran = curve["steps"][-1]
