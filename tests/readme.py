@@ -12,15 +12,17 @@ study read that study's outputs from the same run instead of running it again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import re
 import shlex
 import time
+import typing
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -30,6 +32,8 @@ from latentspectra.data import datasets as datasets_module
 from latentspectra.data import load_dataset
 from latentspectra.errors import SlowPrecisionWarning
 from latentspectra.models.files import shipped_models_dir
+
+Config = TypeVar("Config")
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BUNDLED_MNIST = Path(datasets_module.__file__).parent / "mnist"
@@ -216,3 +220,18 @@ def comparable_compute(record: dict[str, Any]) -> dict[str, Any]:
     """A record's compute report less what was asked (`auto` in the run, its answer in a re-run) and the CPU report
     a pretended CPU kind changes: what a run and its re-run share."""
     return {key: value for key, value in record["compute"].items() if key not in ("cpu_native_bfloat16", "requested")}
+
+
+def config_from_record(config_type: type[Config], recorded: dict[str, Any]) -> Config:
+    """The config a run recorded (``record["config"]``, `config.config_record`) as ``config_type`` again: JSON's
+    lists back to tuples, a nested config's record back to its class (by the field's type)."""
+    hints = typing.get_type_hints(config_type)
+    return config_type(**{name: _recorded_value(hints[name], value) for name, value in recorded.items()})
+
+
+def _recorded_value(hint: Any, value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return config_from_record(hint, value)
+    if isinstance(value, list):
+        return tuple(_recorded_value(None, item) for item in value)
+    return value

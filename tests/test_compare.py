@@ -13,7 +13,7 @@ import torch
 
 from conftest import run_cli
 from latentspectra.compute import Compute
-from latentspectra.config import CompareConfig, FactorRegressorConfig
+from latentspectra.config import CompareConfig
 from latentspectra.data import load_dataset
 from latentspectra.experiments import compare
 from latentspectra.experiments.compare import compare_study, run_compare
@@ -21,7 +21,7 @@ from latentspectra.experiments.networks import load_study_networks
 from latentspectra.methods.directions import available
 from latentspectra.models import Classifier
 from latentspectra.models.files import load_model, save_model
-from readme import comparable_compute, rerun_compute
+from readme import comparable_compute, config_from_record, rerun_compute
 
 TINY_PARAMS = {
     "lsd": {"per_set": 2},
@@ -135,14 +135,7 @@ def test_compare_measures_every_method_reproducibly(readme_runs, monkeypatch):
     assert "seeds [0]" in page and "<td>lsd</td>" in page
 
     monkeypatch.chdir(readme_runs.directory)  # where its relative paths point
-    config = CompareConfig(
-        **{
-            **record["config"],
-            "edit_strengths": tuple(record["config"]["edit_strengths"]),
-            "methods": tuple(record["config"]["methods"]),
-            "factor_regressor": FactorRegressorConfig(**record["config"]["factor_regressor"]),
-        }
-    )
+    config = config_from_record(CompareConfig, record["config"])
     networks = load_study_networks(config, rerun_compute(record))
     result = compare_study(networks, load_dataset(config.dataset), config, progress=False)
     again = json.loads(json.dumps(result.record(record["figures"])))  # as compare.json stores it

@@ -14,7 +14,7 @@ from latentspectra.config import ReproduceConfig
 from latentspectra.data import load_dataset
 from latentspectra.experiments.networks import load_networks
 from latentspectra.experiments.reproduce import reproduce_study
-from readme import comparable_compute, rerun_compute
+from readme import comparable_compute, config_from_record, rerun_compute
 
 QUICK_START = "latentspectra reproduce --out runs/reproduce"
 
@@ -71,13 +71,7 @@ def test_same_seed_same_metrics(study, readme_runs, monkeypatch):
     """The quick start's study computed again (nothing written) gives its metrics.json but the timings."""
     first = dict(study[1])
     monkeypatch.chdir(readme_runs.directory)  # where its relative paths point
-    config = ReproduceConfig(
-        **{
-            **first["config"],
-            "noise_sigmas": tuple(first["config"]["noise_sigmas"]),
-            "truncations": tuple(first["config"]["truncations"]),
-        }
-    )
+    config = config_from_record(ReproduceConfig, first["config"])
     networks = load_networks(first["models"], rerun_compute(first), config.batch_size)
     result = reproduce_study(networks, load_dataset(config.dataset), config, progress=False)
     second = json.loads(json.dumps(result.metrics()))  # as metrics.json stores it
