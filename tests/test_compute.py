@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import time
 from pathlib import Path
@@ -15,7 +16,16 @@ import torch
 import latentspectra
 from conftest import busy_cores, run_cli
 from latentspectra import compute as compute_module
-from latentspectra.compute import Compute, ComputeError, SlowPrecisionWarning, resolve_device, resolve_precision
+from latentspectra.compute import (
+    Compute,
+    ComputeError,
+    SlowPrecisionWarning,
+    resolve_device,
+    resolve_precision,
+)
+from latentspectra.compute import (
+    cpu_native_bfloat16 as real_cpu_native_bfloat16,  # the cached function, whatever a fixture patches in
+)
 from latentspectra.models.files import shipped_models_dir
 
 CPU = torch.device("cpu")
@@ -93,9 +103,23 @@ def test_the_cpu_reports_native_bfloat16_as_torch_sees_it():
         pytest.skip("LATENTSPECTRA_TEST_NATIVE_BFLOAT16 pretends another CPU's report")
     flags = compute_module.cpu_flags()
     if {"avx512_bf16", "amx_bf16"} & flags:
-        assert compute_module.cpu_native_bfloat16()
+        assert compute_module.cpu_native_bfloat16() is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     elif "avx2" in flags:
         assert not compute_module.cpu_native_bfloat16()
+
+
+def test_bfloat16_is_native_only_where_onednn_may_run_it(monkeypatch):
+    """An x86 CPU that reports AVX512-BF16 but whose oneDNN is held below it (ONEDNN_MAX_CPU_ISA=AVX2) emulates
+    bfloat16 products, about ten times slower than float32: `auto` must not pick it there."""
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(compute_module, "_x86_reports_bfloat16", lambda: True)
+    try:
+        for onednn in (True, False):
+            monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda onednn=onednn: onednn)
+            real_cpu_native_bfloat16.cache_clear()
+            assert real_cpu_native_bfloat16() is onednn
+    finally:
+        real_cpu_native_bfloat16.cache_clear()
 
 
 @pytest.mark.slow

@@ -122,16 +122,23 @@ def cpu_name() -> str:
 def cpu_native_bfloat16() -> bool:
     """True when the CPU has bfloat16 arithmetic in hardware: AVX512-BF16 or AMX on x86, BF16 on ARM.
 
-    Asks torch (which reads cpuinfo) where it can tell, else the kernel's flags."""
+    Asks torch (which reads cpuinfo) where it can tell, else the kernel's flags. On x86, oneDNN (torch's
+    matmul and convolution kernels) must also be allowed to use it: with ``ONEDNN_MAX_CPU_ISA=AVX2`` on such a
+    CPU, bfloat16 products are emulated, about ten times slower than float32, so the answer is False."""
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64", "i386", "i686"):
-        checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-        if all(check is not None for check in checks):
-            return any(check() for check in checks if check is not None)
-        return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+        return _x86_reports_bfloat16() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     if machine in ("arm64", "aarch64"):
         return "bf16" in cpu_flags() or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return False
+
+
+def _x86_reports_bfloat16() -> bool:
+    """True when the x86 processor reports AVX512-BF16 or AMX: torch's reading of cpuinfo, else the flags."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if all(check is not None for check in checks):
+        return any(check() for check in checks if check is not None)
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def native_bfloat16(device: torch.device) -> bool:
