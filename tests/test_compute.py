@@ -110,7 +110,7 @@ def test_the_cpu_reports_native_bfloat16_as_torch_sees_it():
 
 def test_bfloat16_is_native_only_where_onednn_may_run_it(monkeypatch):
     """An x86 CPU that reports AVX512-BF16 but whose oneDNN is held below it (ONEDNN_MAX_CPU_ISA=AVX2) emulates
-    bfloat16 products, about ten times slower than float32: `auto` must not pick it there."""
+    bfloat16 products, about five times slower than float32: `auto` must not pick it there."""
     monkeypatch.setattr(platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(compute_module, "_x86_reports_bfloat16", lambda: True)
     try:

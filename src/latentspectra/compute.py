@@ -124,7 +124,7 @@ def cpu_native_bfloat16() -> bool:
 
     Asks torch (which reads cpuinfo) where it can tell, else the kernel's flags. On x86, oneDNN (torch's
     matmul and convolution kernels) must also be allowed to use it: with ``ONEDNN_MAX_CPU_ISA=AVX2`` on such a
-    CPU, bfloat16 products are emulated, about ten times slower than float32, so the answer is False."""
+    CPU, bfloat16 products are emulated, about five times slower than float32, so the answer is False."""
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64", "i386", "i686"):
         return _x86_reports_bfloat16() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
