@@ -74,17 +74,7 @@ def test_compare_measures_every_method_reproducibly(readme_runs, monkeypatch):
         assert matrix.shape == (3, 10) and bool(matrix.isfinite().all())
         measures = torch.tensor(method["measure_rescoring"])  # grey images: the Morpho-MNIST measures too
         assert measures.shape == (3, len(record["measures"])) and bool(measures.isfinite().all())
-        for key in (
-            "disentanglement",
-            "target_change",
-            "rest_change",
-            "reconstructor_accuracy",
-            "path_correlation",
-            "fit_seconds",
-            "eval_seconds",
-            "reconstructor_seconds",
-            "largest_label_change",
-        ):
+        for key in compare.POOLED:
             found = method[key]  # an interval of one seed: its value, no interval
             assert found["values"] == [found["mean"]] and found["ci95"] is None, key
         assert all(0.1 <= value <= 1 for value in method["disentanglement"]["values"])
